@@ -1,0 +1,1 @@
+"""Brian2 circuit builders: one module per circuit kind, each with its equations and maths."""

@@ -1,0 +1,52 @@
+r"""Belief population: units whose rates mu_l descend the free energy.
+
+From ``sim.free_energy``, mu_l enters F through its own error e_l = mu_l - g_{l+1}(mu_{l+1})
+and through the error below, e_{l-1} = mu_{l-1} - g_l(mu_l). With eps = Pi e,
+
+.. math::
+
+    -\frac{\partial F}{\partial \mu_l} = J_l(\mu_l)^\top \varepsilon_{l-1} - \varepsilon_l
+
+(the Laplace term's own gradient is neglected, as in Friston 2005 and Bogacz 2017: it is zero
+for a linear model and small near a mode). The belief units therefore integrate two inputs,
+
+.. math::
+
+    \tau_\mu \frac{d\mu_l}{dt} = \underbrace{J_l^\top \varepsilon_{l-1}}_{\text{bottom\_up}}
+                                 - \underbrace{\varepsilon_l}_{\text{own\_error}}
+
+both delivered by ``circuits.coupling``: ``bottom_up`` from the error units below through the
+generative weights (for g = W f(mu): f'(mu) * W' eps_{l-1}), ``own_error`` one-to-one from this
+level's error units. The fixed point is dF/dmu = 0, the posterior mode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from brian2 import Clock, NeuronGroup, ms
+
+from circuits import schedule
+
+BELIEF_EQUATIONS = """
+dbelief/dt = (bottom_up - own_error) / tau_belief : 1
+bottom_up : 1
+own_error : 1
+tau_belief : second (shared, constant)
+"""
+
+
+def belief_population(
+    name: str, initial: np.ndarray, tau_belief_ms: float, clock: Clock, method: str = "euler"
+) -> NeuronGroup:
+    """One level's belief units, started at ``initial``."""
+    group = NeuronGroup(
+        len(initial),
+        BELIEF_EQUATIONS,
+        method=method,
+        name=f"belief_{name}",
+        clock=clock,
+        order=schedule.BELIEFS,
+    )
+    group.tau_belief = tau_belief_ms * ms
+    group.belief = initial
+    return group

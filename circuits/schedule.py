@@ -1,0 +1,28 @@
+"""The order of work inside one time step, in Brian2's ``groups`` slot.
+
+One step from t to t + dt (a semi-implicit Euler step: errors first, then beliefs)::
+
+    STIMULUS            x(t) written into the sensory error units
+    DELIVER_TO_ERRORS   predictions g(mu(t)) and signals mu(t) reach the error units
+    ERRORS              error units update (relax, or take Pi * e at once)
+    DELIVER_TO_BELIEFS  weights learn; new errors reach the belief units (own and bottom-up)
+    BELIEFS             belief units update: mu(t + dt)
+
+Recording sits after the error units when they are instantaneous (so a sample shows eps(t) =
+Pi e(t)) and before them when they relax (so a sample shows the state at t). Brian2 places a
+``(summed)`` variable's update just before its target group (order - 1), so the ``Synapses``
+coupling lands in the same slots as the dense one.
+"""
+
+from __future__ import annotations
+
+STIMULUS = -5
+DELIVER_TO_ERRORS = 0
+ERRORS = 10
+DELIVER_TO_BELIEFS = 20
+BELIEFS = 30
+SLOT = "groups"
+
+
+def record_order(errors: str) -> int:
+    return ERRORS + 5 if errors == "instantaneous" else ERRORS - 5

@@ -1,0 +1,370 @@
+"""The ``hierarchical`` model family: continuous causes, Gaussian levels, Brian2 circuits.
+
+Reads ``[model]`` into a ``HierarchicalModel``, each trial's stimulus and overrides, and builds
+the running network: belief and error populations (``circuits.belief``, ``circuits.error``),
+their coupling (``circuits.coupling``), the stimulus and the streamed recording of beliefs,
+errors, precisions and free energy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from brian2 import Clock, NetworkOperation, ms
+
+from circuits import schedule
+from circuits.belief import belief_population
+from circuits.coupling import build_coupling
+from circuits.error import error_population
+from sim.free_energy import free_energy
+from sim.generative import GenerativeMap, dense
+from sim.model import HierarchicalModel, Learning, Level
+from sim.nonlinearity import NAMED, NonlinearityError, parse_nonlinearity
+from sim.results import ResultWriter, write_array
+from sim.scenario import Scenario, Trial
+from sim.stimulus import Stimulus, parse_stimulus
+from sim.validation import Fields, describe, to_matrix
+
+WEIGHT_KINDS = ("identity", "random", "constant")
+STIMULUS_BLOCK = 1024
+
+
+# --- reading the model ----------------------------------------------------------------------
+
+def parse_weights(fields: Fields, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    raw = fields.raw("weights")
+    fail = lambda msg: fields.error("weights", msg)  # noqa: E731
+    if isinstance(raw, list):
+        return to_matrix(raw, shape, fail)
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return np.full(shape, float(fields.number("weights")))
+    spec = fields.sub("weights")
+    kind = spec.text("kind", choices=WEIGHT_KINDS)
+    scale = spec.number("scale", default=1.0)
+    if kind == "identity":
+        weights = scale * np.eye(*shape)
+    elif kind == "constant":
+        weights = np.full(shape, scale)
+    else:
+        # fan-in scaling keeps predictions O(scale) whatever the size of the level above
+        weights = rng.normal(0.0, scale / np.sqrt(shape[1]), size=shape)
+    spec.close()
+    return weights
+
+
+def parse_model(fields: Fields, seed: int) -> HierarchicalModel:
+    errors = fields.text("errors", default="relaxing", choices=("relaxing", "instantaneous"))
+    tau_belief = fields.number("tau_belief_ms", default=10.0, positive=True)
+    tau_error = fields.number("tau_error_ms", default=2.0, positive=True)
+    coupling = fields.text("coupling", default="auto",
+                           choices=("auto", "dense", "sparse", "synapses"))
+    learning_fields = fields.sub("learning", default={})
+    learning = Learning(
+        tau_weights_ms=learning_fields.number("tau_weights_ms", default=None, positive=True),
+        tau_precision_ms=learning_fields.number("tau_precision_ms", default=None, positive=True),
+    )
+    learning_fields.close()
+
+    level_fields = fields.subs("levels")
+    if len(level_fields) < 2:
+        raise fields.error("levels", "expected at least two levels (the input and one above)")
+    levels: list[Level] = []
+    names: set[str] = set()
+    for index, level in enumerate(level_fields):
+        top = index == len(level_fields) - 1
+        name = level.text("name", default="input" if index == 0 else f"level{index}")
+        if name in names or not name.isidentifier():
+            raise level.error("name", f"expected a unique identifier, got {name!r}")
+        names.add(name)
+        size = level.number("size", minimum=1, maximum=10**7, integer=True)
+        precision = (np.zeros(size) if top else
+                     level.vector("precision", size, default=1.0, positive=True))
+        generative = None
+        initial = None
+        if index > 0:
+            below = levels[-1].size
+            rng = np.random.default_rng([seed, 1, index])
+            text = level.text("nonlinearity", default="identity")
+            try:
+                nonlinearity = parse_nonlinearity(text)
+            except NonlinearityError as err:
+                raise level.error("nonlinearity", f"{err} (named ones: {', '.join(NAMED)})") from err
+            generative = GenerativeMap(
+                weights=parse_weights(level, (below, size), rng),
+                nonlinearity=nonlinearity,
+                site=level.text("apply", default="before", choices=("before", "after")),
+            )
+            if level.has("initial_belief"):
+                initial = level.vector("initial_belief", size)
+        elif level.has("initial_belief"):
+            raise level.error("initial_belief", "the input level has no beliefs")
+        if top and level.has("precision"):
+            raise level.error("precision", "the top level's precision is [model.prior] precision")
+        levels.append(Level(name, size, precision, generative, initial))
+        level.close()
+
+    prior = fields.sub("prior", default={})
+    top_size = levels[-1].size
+    prior_mean = prior.vector("mean", top_size, default=0.0)
+    levels[-1].precision = prior.vector("precision", top_size, default=1.0, minimum=0.0)
+    prior.close()
+    model = HierarchicalModel(levels, prior_mean, errors, tau_belief, tau_error, coupling,
+                              learning)
+    if coupling == "synapses" and any(lv.generative.site == "after" for lv in levels[1:]):
+        raise fields.error("coupling", "'synapses' supports apply = 'before' only; use 'dense'")
+    return model
+
+
+# --- reading a trial --------------------------------------------------------------------------
+
+@dataclass
+class TrialSettings:
+    stimulus: Stimulus
+    precision: dict[str, np.ndarray] = field(default_factory=dict)
+    prior_mean: np.ndarray | None = None
+
+    def describe(self) -> dict:
+        out: dict = {"stimulus": self.stimulus.describe()}
+        if self.precision:
+            out["precision"] = {name: value.tolist() for name, value in self.precision.items()}
+        if self.prior_mean is not None:
+            out["prior_mean"] = self.prior_mean.tolist()
+        return out
+
+
+def generate_input(model: HierarchicalModel, cause: np.ndarray) -> np.ndarray:
+    """The input pattern the model predicts from a top-level cause (no noise)."""
+    state = cause
+    for level in reversed(model.belief_levels):
+        state = level.generative.predict(state)
+    return state
+
+
+def parse_trial(fields: Fields, model: HierarchicalModel, duration_ms: float) -> TrialSettings:
+    stimulus = parse_stimulus(
+        fields.sub("stimulus"), model.levels[0].size, duration_ms,
+        lambda cause: generate_input(model, cause), model.levels[-1].size,
+    )
+    settings = TrialSettings(stimulus)
+    overrides = fields.sub("precision", default={})
+    sizes = {level.name: level.size for level in model.levels[:-1]}
+    for name in list(overrides.table):
+        if name not in sizes:
+            raise overrides.error(name, f"no level {name!r} with an error precision; "
+                                        f"expected one of {', '.join(sizes)}")
+        settings.precision[name] = overrides.vector(name, sizes[name], positive=True)
+    if fields.has("prior_precision"):
+        settings.precision[model.levels[-1].name] = fields.vector(
+            "prior_precision", model.levels[-1].size, minimum=0.0)
+    if fields.has("prior_mean"):
+        settings.prior_mean = fields.vector("prior_mean", model.levels[-1].size)
+    return settings
+
+
+def describe_model(model: HierarchicalModel) -> dict:
+    return {
+        "kind": "hierarchical",
+        "errors": model.errors,
+        "tau_belief_ms": model.tau_belief_ms,
+        "tau_error_ms": model.tau_error_ms,
+        "coupling": model.coupling,
+        "learning": {"tau_weights_ms": model.learning.tau_weights_ms,
+                     "tau_precision_ms": model.learning.tau_precision_ms},
+        "prior": {"mean": model.prior_mean.tolist(),
+                  "precision": model.levels[-1].precision.tolist()},
+        "levels": [
+            {
+                "name": level.name,
+                "size": level.size,
+                **({"precision": level.precision.tolist()} if i < len(model.levels) - 1 else {}),
+                **({"nonlinearity": level.generative.nonlinearity.name,
+                    "apply": level.generative.site,
+                    "weights_shape": list(level.generative.shape)} if level.generative else {}),
+            }
+            for i, level in enumerate(model.levels)
+        ],
+    }
+
+
+# --- running ----------------------------------------------------------------------------------
+
+class HierarchicalSimulation:
+    """The Brian2 objects of one run, plus what happens at trial boundaries."""
+
+    def __init__(self, scenario: Scenario, writer: ResultWriter) -> None:
+        model: HierarchicalModel = scenario.model
+        self.model, self.scenario, self.writer = model, scenario, writer
+        self.clock = Clock(scenario.dt_ms * ms, name="pcsim_clock")
+        self.initial_beliefs = model.top_down_beliefs()
+        self.beliefs = [
+            belief_population(level.name, initial, model.tau_belief_ms, self.clock,
+                              scenario.method)
+            for level, initial in zip(model.belief_levels, self.initial_beliefs, strict=True)
+        ]
+        self.errors = [
+            error_population(level.name, level.precision, model.errors, model.tau_error_ms,
+                             self.clock, scenario.method, model.learning.tau_precision_ms)
+            for level in model.levels
+        ]
+        self.errors[-1].prediction = model.prior_mean
+        self.coupling = build_coupling(
+            model.coupling, [level.generative for level in model.belief_levels], self.beliefs,
+            self.errors, self.clock, model.learning.tau_weights_ms,
+        )
+        self.stimulus_operation = NetworkOperation(
+            self._deliver_stimulus, when=schedule.SLOT, order=schedule.STIMULUS,
+            clock=self.clock, name="stimulus")
+        self.record_operation = NetworkOperation(
+            self._record, when=schedule.SLOT, order=schedule.record_order(model.errors),
+            clock=self.clock, name="recorder")
+        self.objects = [*self.beliefs, *self.errors, *self.coupling.objects,
+                        self.stimulus_operation, self.record_operation]
+        self.sensory = self.errors[0].variables["signal"].get_value()
+        self.precisions = [group.variables["precision"].get_value() for group in self.errors]
+        self._setup_recording()
+        self.trial_rows: list[dict] = []
+        self.overridden: set[str] = set()
+
+    def _clock_time(self) -> float:
+        return float(self.clock.variables["t"].get_value()[0])
+
+    # recording -------------------------------------------------------------------------------
+    def _setup_recording(self) -> None:
+        variables = set(self.scenario.record.variables)
+        writer, model = self.writer, self.model
+        self.countdown = 1
+        self.now = 0.0
+        writer.stream("time", None, lambda: self.now, units="s")
+        for index, (level, errors) in enumerate(zip(model.levels, self.errors, strict=True)):
+            group = writer.file.require_group(f"levels/{level.name}")
+            group.attrs["index"] = index
+            group.attrs["size"] = level.size
+            group.attrs["role"] = ("input" if index == 0 else
+                                   "top" if index == len(model.levels) - 1 else "hidden")
+            if index == 0:
+                writer.stream(f"levels/{level.name}/input", level.size, lambda: self.sensory)
+            elif "belief" in variables:
+                state = self.beliefs[index - 1].variables["belief"].get_value()
+                writer.stream(f"levels/{level.name}/belief", level.size, lambda s=state: s)
+            if "error" in variables:
+                state = errors.variables["error"].get_value()
+                writer.stream(f"levels/{level.name}/error", level.size, lambda s=state: s)
+            if "precision" in variables:
+                state = errors.variables["precision"].get_value()
+                writer.stream(f"levels/{level.name}/precision", level.size, lambda s=state: s)
+            if level.generative is not None:
+                write_array(group, "weights_initial", dense(level.generative.weights))
+        if "free_energy" in variables:
+            self.latest_free_energy = None
+            writer.stream("free_energy", None, lambda: self._free_energy().total, units="nat",
+                          approximation="Laplace")
+            writer.stream("energy", None, lambda: self.latest_free_energy.energy, units="nat")
+
+    def _free_energy(self):
+        beliefs = [group.variables["belief"].get_value() for group in self.beliefs]
+        self.latest_free_energy = free_energy(self.model, self.sensory, beliefs, self.precisions)
+        return self.latest_free_energy
+
+    def _record(self) -> None:
+        self.countdown -= 1
+        if self.countdown:
+            return
+        self.countdown = self.scenario.record.every_steps
+        self.now = self._clock_time()
+        for streamed in self.writer.streams:
+            streamed.sample()
+
+    # stimulus --------------------------------------------------------------------------------
+    def _deliver_stimulus(self) -> None:
+        if self.block_row == len(self.block):
+            self._next_block()
+        self.sensory[:] = self.block[self.block_row]
+        self.block_row += 1
+
+    def _next_block(self) -> None:
+        stimulus = self.trial.settings.stimulus
+        start = self.steps_done
+        count = min(STIMULUS_BLOCK, self.trial_steps - start) or 1
+        t_ms = (start + np.arange(count)) * self.scenario.dt_ms
+        block = stimulus.at(t_ms)
+        if np.any(stimulus.noise_std):
+            block = block + stimulus.noise_std * self.noise.standard_normal(block.shape)
+        self.block, self.block_row = block, 0
+        self.steps_done += count
+
+    # trials ----------------------------------------------------------------------------------
+    def start_trial(self, trial: Trial) -> None:
+        settings: TrialSettings = trial.settings
+        if trial.reset:
+            for group, initial in zip(self.beliefs, self.initial_beliefs, strict=True):
+                group.belief = initial
+            for group in self.errors:
+                group.error = 0.0
+        for index, level in enumerate(self.model.levels):
+            if level.name in settings.precision:
+                self.precisions[index][:] = settings.precision[level.name]
+            elif level.name in self.overridden:
+                self.precisions[index][:] = level.precision
+        self.overridden = set(settings.precision)
+        prior = settings.prior_mean if settings.prior_mean is not None else self.model.prior_mean
+        self.errors[-1].prediction = prior
+        self.trial = trial
+        self.trial_steps = self.scenario.steps(trial.duration_ms)
+        self.noise = np.random.default_rng([self.scenario.seed, 2, trial.index])
+        self.steps_done = 0
+        self._next_block()
+        self.sensory[:] = self.block[0]
+        self.stimulus_operation.active = not settings.stimulus.is_constant
+        self.t_start = self._clock_time()
+
+    def end_trial(self, trial: Trial) -> None:
+        row = {
+            "index": trial.index,
+            "name": trial.name,
+            "t_start": self.t_start,
+            "t_stop": self._clock_time(),
+            "final_free_energy": self._free_energy().total,
+        }
+        for group, level in zip(self.beliefs, self.model.belief_levels, strict=True):
+            row[f"final_belief/{level.name}"] = np.array(group.belief[:])
+        self.trial_rows.append(row)
+
+    def finish(self) -> None:
+        file = self.writer.file
+        table = file.require_group("trials")
+        units = {"t_start": "s", "t_stop": "s", "final_free_energy": "nat"}
+        for key in self.trial_rows[0]:
+            column = [row[key] for row in self.trial_rows]
+            write_array(table, key, np.array(column), units=units.get(key, "1"))
+        if self.model.learning.tau_weights_ms is not None:
+            for level, weights in zip(self.model.belief_levels, self.coupling.weights(),
+                                      strict=True):
+                write_array(file[f"levels/{level.name}"], "weights_final", weights)
+
+
+class HierarchicalKind:
+    name = "hierarchical"
+    record_variables = ("belief", "error", "precision", "free_energy")
+
+    parse_model = staticmethod(parse_model)
+    parse_trial = staticmethod(parse_trial)
+    describe = staticmethod(describe_model)
+
+    def build(self, scenario: Scenario, writer: ResultWriter) -> HierarchicalSimulation:
+        return HierarchicalSimulation(scenario, writer)
+
+    def summary(self, simulation: HierarchicalSimulation) -> list[str]:
+        lines = []
+        for row in simulation.trial_rows:
+            top = row[f"final_belief/{self.top_name(simulation)}"]
+            lines.append(f"  {row['name']}: F = {row['final_free_energy']:.4f} nat, "
+                         f"top belief = {describe(np.round(top, 4).tolist())}")
+        return lines
+
+    @staticmethod
+    def top_name(simulation: HierarchicalSimulation) -> str:
+        return simulation.model.levels[-1].name
+
+
+KIND = HierarchicalKind()

@@ -1,0 +1,246 @@
+"""Scenario files (TOML): the experiment a run performs, validated into plain objects.
+
+Top level: ``name``, ``description``, ``seed``, ``dt_ms``, ``method`` (Brian2 state-update
+method of the local dynamics), ``[model]`` (its ``kind`` picks the model family: ``hierarchical``
+by default, or ``discrete``), ``[protocol]`` with ``[[protocol.trials]]`` and ``[record]``.
+The full field reference is docs/scenarios.md. Each model family lives in its own module and
+registers a ``ModelKind`` here; this module reads only what all families share.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from sim.validation import Fields, ScenarioError, Source, read_toml
+
+MODEL_KINDS = {"hierarchical": "sim.hierarchical", "discrete": "sim.discrete"}
+METHODS = ("euler", "exponential_euler", "rk2", "rk4", "heun", "milstein")
+MAX_STEPS = 10**9
+
+
+class ModelKind(Protocol):
+    """What a model family provides to the engine (see sim.hierarchical for the reference one)."""
+
+    name: str
+    record_variables: tuple[str, ...]
+
+    def parse_model(self, fields: Fields, seed: int) -> Any: ...
+
+    def parse_trial(self, fields: Fields, model: Any, duration_ms: float) -> Any: ...
+
+    def describe(self, model: Any) -> dict: ...
+
+    def build(self, scenario: Scenario, writer: Any) -> Any: ...
+
+
+@dataclass
+class Trial:
+    index: int
+    name: str
+    duration_ms: float
+    reset: bool
+    settings: Any  # the model family's per-trial part: stimulus, overrides, observations
+
+
+@dataclass
+class Recording:
+    every_steps: int
+    variables: tuple[str, ...]
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    path: str
+    source_text: str
+    seed: int
+    dt_ms: float
+    method: str
+    kind: ModelKind
+    model: Any
+    trials: list[Trial]
+    record: Recording
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_ms(self) -> float:
+        return sum(trial.duration_ms for trial in self.trials)
+
+    def steps(self, duration_ms: float) -> int:
+        return int(round(duration_ms / self.dt_ms))
+
+    def resolved(self) -> dict:
+        """Every parameter after defaults and overrides, as plain JSON-able data."""
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "dt_ms": self.dt_ms,
+            "method": self.method,
+            "model": self.kind.describe(self.model),
+            "trials": [
+                {"name": t.name, "duration_ms": t.duration_ms, "reset": t.reset,
+                 **describe_settings(t.settings)}
+                for t in self.trials
+            ],
+            "record": {"every_steps": self.record.every_steps,
+                       "variables": list(self.record.variables)},
+            "overrides": self.overrides,
+        }
+
+
+def describe_settings(settings: Any) -> dict:
+    return settings.describe() if hasattr(settings, "describe") else {}
+
+
+def load_kind(name: str) -> ModelKind:
+    return importlib.import_module(MODEL_KINDS[name]).KIND
+
+
+# --- finding scenario files ---------------------------------------------------------------
+
+def bundled_dir() -> Path:
+    return Path(str(importlib.resources.files("scenarios")))
+
+
+def bundled_scenarios() -> dict[str, Path]:
+    """Bundled scenarios by name (``perception/single_cause``) -> path."""
+    root = bundled_dir()
+    return {
+        path.relative_to(root).with_suffix("").as_posix(): path
+        for path in sorted(root.rglob("*.toml"))
+    }
+
+
+def find_scenario(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    bundled = bundled_scenarios()
+    key = str(name_or_path).removesuffix(".toml")
+    matches = [p for name, p in bundled.items() if name == key or name.split("/")[-1] == key]
+    if len(matches) == 1:
+        return matches[0]
+    names = ", ".join(bundled)
+    raise ScenarioError(f"{name_or_path}: no such scenario file or bundled scenario ({names})")
+
+
+# --- overrides (--set key=value) ----------------------------------------------------------
+
+def parse_value(text: str) -> Any:
+    """A TOML value (``3``, ``[1, 2]``, ``"tanh"``); bare words are taken as strings."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(data: dict, overrides: dict[str, Any], path: str) -> None:
+    """Set dotted paths (``model.levels.1.size``) in the raw scenario table."""
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node: Any = data
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ScenarioError(
+                        f"{path}: --set {key}: {where}: expected an index below {len(node)}"
+                    )
+                part = int(part)
+            elif not isinstance(node, dict):
+                raise ScenarioError(f"{path}: --set {key}: {where}: is not a table")
+            if last:
+                node[part] = value
+            else:
+                if isinstance(node, dict) and part not in node:
+                    node[part] = {}
+                node = node[part]
+
+
+# --- reading ----------------------------------------------------------------------------
+
+def load_scenario(
+    name_or_path: str | Path, overrides: dict[str, Any] | None = None, seed: int | None = None
+) -> Scenario:
+    """Read, override and validate a scenario; raise ScenarioError on any mistake."""
+    path = find_scenario(name_or_path)
+    data, source = read_toml(path)
+    overrides = dict(overrides or {})
+    if seed is not None:
+        overrides["seed"] = seed
+    apply_overrides(data, overrides, str(path))
+    return parse_scenario(data, source, overrides)
+
+
+def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Scenario:
+    top = Fields(data, "", source)
+    name = top.text("name")
+    description = top.text("description", default="")
+    seed = top.number("seed", default=0, minimum=0, maximum=2**32 - 1, integer=True)
+    dt_ms = top.number("dt_ms", default=0.1, positive=True, maximum=1000.0)
+    method = top.text("method", default="euler", choices=METHODS)
+
+    model_fields = top.sub("model")
+    kind_name = model_fields.text("kind", default="hierarchical", choices=tuple(MODEL_KINDS))
+    kind = load_kind(kind_name)
+    model = kind.parse_model(model_fields, seed)
+    model_fields.close()
+
+    protocol = top.sub("protocol")
+    reset_default = protocol.text("reset", default="none", choices=("none", "beliefs"))
+    trials = []
+    for index, trial_fields in enumerate(protocol.subs("trials")):
+        duration = trial_fields.number("duration_ms", positive=True)
+        if duration / dt_ms > MAX_STEPS:
+            raise trial_fields.error("duration_ms", f"{duration} ms is over {MAX_STEPS} steps")
+        if abs(round(duration / dt_ms) * dt_ms - duration) > 1e-9 * max(duration, 1.0):
+            raise trial_fields.error("duration_ms", f"expected a multiple of dt_ms = {dt_ms}")
+        trial = Trial(
+            index=index,
+            name=trial_fields.text("name", default=f"trial_{index}"),
+            duration_ms=duration,
+            reset=trial_fields.text("reset", default=reset_default,
+                                    choices=("none", "beliefs")) == "beliefs",
+            settings=None,
+        )
+        trial.settings = kind.parse_trial(trial_fields, model, duration)
+        trial_fields.close()
+        trials.append(trial)
+    protocol.close()
+
+    record_fields = top.sub("record", default={})
+    every_ms = record_fields.number("every_ms", default=dt_ms, positive=True)
+    every_steps = max(1, int(round(every_ms / dt_ms)))
+    variables = record_fields.raw("variables", default=list(kind.record_variables))
+    if not isinstance(variables, list) or not all(isinstance(v, str) for v in variables):
+        raise record_fields.error("variables", "expected a list of names")
+    for variable in variables:
+        if variable not in kind.record_variables:
+            raise record_fields.error(
+                "variables",
+                f"unknown variable {variable!r}; expected some of "
+                f"{', '.join(kind.record_variables)}",
+            )
+    record_fields.close()
+    top.close()
+    return Scenario(
+        name=name,
+        description=description,
+        path=source.path,
+        source_text=source.text,
+        seed=seed,
+        dt_ms=dt_ms,
+        method=method,
+        kind=kind,
+        model=model,
+        trials=trials,
+        record=Recording(every_steps, tuple(variables)),
+        overrides=overrides,
+    )

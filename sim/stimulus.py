@@ -1,0 +1,103 @@
+"""Sensory input x(t) for continuous models: constant, steps, ramps and schedules, plus noise.
+
+Kinds (``stimulus = { kind = ..., ... }`` in a trial; times in ms from the trial's start):
+
+- ``constant``: ``value`` (a number or one per input unit) held for the trial.
+- ``steps``: ``times_ms`` (starting at 0) and ``values``: piecewise constant.
+- ``ramp``: linear from ``start`` to ``stop`` over the trial.
+- ``schedule``: ``times_ms`` and ``values``, linearly interpolated between them (held outside).
+
+Instead of input values, ``constant`` and ``steps`` may give ``cause`` / ``causes``: top-level
+causes from which the model's own generative mapping produces the input pattern.
+``noise_std`` adds Gaussian noise, redrawn every step, from the scenario's seeded generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.validation import Fields, to_vector
+
+KINDS = ("constant", "steps", "ramp", "schedule")
+
+
+@dataclass
+class Stimulus:
+    """Deterministic part: breakpoints and values; ``interpolate`` chooses steps or lines."""
+
+    times_ms: np.ndarray  # (k,), ascending, first 0
+    values: np.ndarray  # (k, n)
+    interpolate: bool
+    noise_std: np.ndarray  # (n,)
+
+    @property
+    def is_constant(self) -> bool:
+        return len(self.times_ms) == 1 and not np.any(self.noise_std)
+
+    def at(self, t_ms: np.ndarray) -> np.ndarray:
+        """The noiseless input at trial times ``t_ms`` (shape (len(t_ms), n))."""
+        if self.interpolate:
+            columns = [np.interp(t_ms, self.times_ms, column) for column in self.values.T]
+            return np.stack(columns, axis=1)
+        index = np.searchsorted(self.times_ms, t_ms, side="right") - 1
+        return self.values[np.clip(index, 0, None)]
+
+    def describe(self) -> str:
+        kind = "schedule" if self.interpolate else ("constant" if len(self.times_ms) == 1 else "steps")
+        noise = f", noise_std<= {self.noise_std.max():g}" if np.any(self.noise_std) else ""
+        return f"{kind} ({len(self.times_ms)} breakpoint(s){noise})"
+
+
+def parse_stimulus(
+    fields: Fields,
+    n_inputs: int,
+    duration_ms: float,
+    generate: Callable[[np.ndarray], np.ndarray] | None,
+    n_causes: int,
+) -> Stimulus:
+    """Read one trial's ``stimulus`` table."""
+    kind = fields.text("kind", choices=KINDS)
+    noise = fields.vector("noise_std", n_inputs, default=0.0, minimum=0.0)
+
+    def pattern(value, key: str) -> np.ndarray:
+        if key.startswith("cause"):
+            if generate is None:
+                raise fields.error(key, "this model cannot generate inputs from causes")
+            return generate(to_vector(value, n_causes, lambda msg: fields.error(key, msg)))
+        return to_vector(value, n_inputs, lambda msg: fields.error(key, msg))
+
+    def patterns(values_key: str, causes_key: str, count: int | None = None) -> np.ndarray:
+        has_values, has_causes = fields.has(values_key), fields.has(causes_key)
+        if has_values == has_causes:
+            raise fields.error(values_key, f"give exactly one of {values_key!r} or {causes_key!r}")
+        key = values_key if has_values else causes_key
+        raw = fields.raw(key)
+        if count is None:
+            return pattern(raw, key)[np.newaxis, :]
+        if not isinstance(raw, list) or len(raw) != count:
+            raise fields.error(key, f"expected a list of {count} entries, one per time in times_ms")
+        return np.stack([pattern(item, key) for item in raw])
+
+    if kind == "constant":
+        stimulus = Stimulus(np.zeros(1), patterns("value", "cause"), False, noise)
+    elif kind == "ramp":
+        start = to_vector(fields.raw("start"), n_inputs, lambda msg: fields.error("start", msg))
+        stop = to_vector(fields.raw("stop"), n_inputs, lambda msg: fields.error("stop", msg))
+        stimulus = Stimulus(np.array([0.0, duration_ms]), np.stack([start, stop]), True, noise)
+    else:
+        times = fields.raw("times_ms")
+        if (
+            not isinstance(times, list)
+            or not times
+            or not all(isinstance(t, int | float) and not isinstance(t, bool) for t in times)
+            or times[0] != 0
+            or any(later <= earlier for earlier, later in zip(times, times[1:], strict=False))
+        ):
+            raise fields.error("times_ms", "expected increasing times in ms starting at 0")
+        values = patterns("values", "causes", count=len(times))
+        stimulus = Stimulus(np.asarray(times, dtype=float), values, kind == "schedule", noise)
+    fields.close()
+    return stimulus
