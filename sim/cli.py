@@ -1,0 +1,150 @@
+"""The ``pcsim`` command: run, list, show, plot (and bench)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sim.results import ResultError
+from sim.validation import ScenarioError
+
+USER_ERROR = 2
+
+
+def parse_sets(pairs: list[str]) -> dict:
+    from sim.scenario import parse_value
+
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ScenarioError(f"--set {pair!r}: expected key=value, e.g. model.tau_belief_ms=5")
+        overrides[key.strip()] = parse_value(value.strip())
+    return overrides
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from sim.engine import default_output, run_scenario, text_progress
+    from sim.results import load
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario, overrides=parse_sets(args.set), seed=args.seed)
+    output = Path(args.output) if args.output else default_output(scenario)
+    if output.exists() and not args.overwrite:
+        raise ScenarioError(f"{output}: already exists; pass --overwrite to replace it")
+    print(f"pcsim: running {scenario.name} ({scenario.path}), seed {scenario.seed}, "
+          f"{scenario.duration_ms:g} ms in {len(scenario.trials)} trial(s)", file=sys.stderr)
+    simulation = run_scenario(scenario, output, text_progress())
+    for line in scenario.kind.summary(simulation):
+        print(line)
+    print(f"wrote {output}")
+    if not args.no_plot:
+        from sim.plots import plot
+
+        figure = plot(load(output), output.with_suffix(".png"))
+        print(f"wrote {figure}")
+    return 0
+
+
+def command_list(args: argparse.Namespace) -> int:
+    from sim.scenario import bundled_scenarios
+    from sim.validation import read_toml
+
+    for name, path in bundled_scenarios().items():
+        data, _ = read_toml(path)
+        first = str(data.get("description", "")).strip().splitlines()
+        print(f"{name:32s} {first[0] if first else ''}")
+    return 0
+
+
+def command_show(args: argparse.Namespace) -> int:
+    from sim.results import load
+
+    result = load(args.file, allow_incomplete=True)
+    attrs = result.attrs
+    print(f"{result.path}: pcsim result (schema {attrs['schema_version']}), "
+          f"status {attrs.get('status')}")
+    print(f"  scenario {attrs.get('scenario_name')} ({attrs.get('model_kind')}), seed "
+          f"{attrs.get('seed')}, dt {float(attrs['dt']) * 1e3:g} ms, "
+          f"{len(result.time)} samples to {result.time[-1] * 1e3 if len(result.time) else 0:g} ms")
+    print(f"  pcsim {attrs['pcsim_version']}, brian2 {attrs['brian2_version']}, "
+          f"numpy {attrs['numpy_version']}, written {attrs.get('created_utc')}")
+    trials = result.trials
+    for index, name in enumerate(trials.get("name", [])):
+        line = (f"  trial {index} {name}: {trials['t_start'][index] * 1e3:g}-"
+                f"{trials['t_stop'][index] * 1e3:g} ms")
+        if "final_free_energy" in trials:
+            line += f", final F {trials['final_free_energy'][index]:.4f} nat"
+        print(line)
+    print("  datasets:")
+    for path, array in sorted(result.datasets.items()):
+        if path.startswith("scenario/"):
+            continue
+        print(f"    /{path:40s} {str(array.shape):14s} {result.units(path)}")
+    return 0
+
+
+def command_plot(args: argparse.Namespace) -> int:
+    from sim.plots import plot
+    from sim.results import load
+
+    result = load(args.file, allow_incomplete=True)
+    output = Path(args.output) if args.output else Path(args.file).with_suffix(".png")
+    print(f"wrote {plot(result, output)}")
+    return 0
+
+
+def command_bench(args: argparse.Namespace) -> int:
+    from sim.bench.suite import main as bench_main
+
+    return bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pcsim", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a scenario and write an HDF5 result")
+    run.add_argument("scenario", nargs="?", default="perception/hierarchy",
+                     help="a scenario file or bundled name (default: perception/hierarchy)")
+    run.add_argument("-o", "--output", help="result file (default: outputs/<name>-...h5)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a scenario field by dotted path, e.g. model.tau_belief_ms=5")
+    run.add_argument("--seed", type=int, help="override the scenario's seed")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing result")
+    run.add_argument("--no-plot", action="store_true", help="do not write the PNG figure")
+    run.set_defaults(handler=command_run)
+
+    commands.add_parser("list", help="list bundled scenarios").set_defaults(handler=command_list)
+
+    show = commands.add_parser("show", help="summarise a result file")
+    show.add_argument("file")
+    show.set_defaults(handler=command_show)
+
+    plot = commands.add_parser("plot", help="plot beliefs, errors and F of a result file")
+    plot.add_argument("file")
+    plot.add_argument("-o", "--output", help="PNG path (default: beside the file)")
+    plot.set_defaults(handler=command_plot)
+
+    bench = commands.add_parser("bench", help="measure speed against NumPy references")
+    bench.add_argument("--quick", action="store_true", help="a subset that runs in ~2 minutes")
+    bench.add_argument("--json", metavar="FILE", help="also write the table as JSON records")
+    bench.set_defaults(handler=command_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ScenarioError, ResultError) as err:
+        if args.debug:
+            raise
+        print(f"pcsim: error: {err}", file=sys.stderr)
+        return USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
