@@ -74,7 +74,6 @@ def error_population(
     if tau_precision_ms is not None:
         group.tau_precision = tau_precision_ms * ms
     if mode == "instantaneous":
-        group.run_regularly(
-            INSTANTANEOUS_UPDATE, when=schedule.SLOT, order=schedule.ERRORS, name=f"{group.name}_update"
-        )
+        group.run_regularly(INSTANTANEOUS_UPDATE, when=schedule.SLOT, order=schedule.ERRORS,
+                            name=f"{group.name}_update")
     return group

@@ -81,7 +81,7 @@ def command_show(args: argparse.Namespace) -> int:
     for path, array in sorted(result.datasets.items()):
         if path.startswith("scenario/"):
             continue
-        print(f"    /{path:40s} {str(array.shape):14s} {result.units(path)}")
+        print(f"    /{path:40s} {array.shape!s:14s} {result.units(path)}")
     return 0
 
 

@@ -89,7 +89,8 @@ def parse_model(fields: Fields, seed: int) -> HierarchicalModel:
             try:
                 nonlinearity = parse_nonlinearity(text)
             except NonlinearityError as err:
-                raise level.error("nonlinearity", f"{err} (named ones: {', '.join(NAMED)})") from err
+                named = ", ".join(NAMED)
+                raise level.error("nonlinearity", f"{err} (named ones: {named})") from err
             generative = GenerativeMap(
                 weights=parse_weights(level, (below, size), rng),
                 nonlinearity=nonlinearity,

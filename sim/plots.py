@@ -8,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from sim.results import Result  # noqa: E402
+from sim.results import Result
 
 PLOTTERS: dict[str, Callable[[Result], plt.Figure]] = {}
 

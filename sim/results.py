@@ -71,7 +71,7 @@ class StreamedDataset:
         self.dataset.attrs["units"] = units
         for key, value in attrs.items():
             self.dataset.attrs[key] = value
-        self.buffer = np.empty((chunk_rows,) + shape[1:], dtype=dtype)
+        self.buffer = np.empty((chunk_rows, *shape[1:]), dtype=dtype)
         self.filled = 0
         self.read = read
 

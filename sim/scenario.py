@@ -73,7 +73,7 @@ class Scenario:
         return sum(trial.duration_ms for trial in self.trials)
 
     def steps(self, duration_ms: float) -> int:
-        return int(round(duration_ms / self.dt_ms))
+        return round(duration_ms / self.dt_ms)
 
     def resolved(self) -> dict:
         """Every parameter after defaults and overrides, as plain JSON-able data."""
@@ -217,7 +217,7 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
 
     record_fields = top.sub("record", default={})
     every_ms = record_fields.number("every_ms", default=dt_ms, positive=True)
-    every_steps = max(1, int(round(every_ms / dt_ms)))
+    every_steps = max(1, round(every_ms / dt_ms))
     variables = record_fields.raw("variables", default=list(kind.record_variables))
     if not isinstance(variables, list) or not all(isinstance(v, str) for v in variables):
         raise record_fields.error("variables", "expected a list of names")

@@ -14,6 +14,7 @@ causes from which the model's own generative mapping produces the input pattern.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,7 +47,8 @@ class Stimulus:
         return self.values[np.clip(index, 0, None)]
 
     def describe(self) -> str:
-        kind = "schedule" if self.interpolate else ("constant" if len(self.times_ms) == 1 else "steps")
+        kind = ("schedule" if self.interpolate else
+                "constant" if len(self.times_ms) == 1 else "steps")
         noise = f", noise_std<= {self.noise_std.max():g}" if np.any(self.noise_std) else ""
         return f"{kind} ({len(self.times_ms)} breakpoint(s){noise})"
 
@@ -94,7 +96,7 @@ def parse_stimulus(
             or not times
             or not all(isinstance(t, int | float) and not isinstance(t, bool) for t in times)
             or times[0] != 0
-            or any(later <= earlier for earlier, later in zip(times, times[1:], strict=False))
+            or any(later <= earlier for earlier, later in itertools.pairwise(times))
         ):
             raise fields.error("times_ms", "expected increasing times in ms starting at 0")
         values = patterns("values", "causes", count=len(times))

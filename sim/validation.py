@@ -1,4 +1,4 @@
-"""Reading scenario tables with precise, one-line errors: file, line, field path, value, expectation.
+"""Reading scenario tables with precise one-line errors: file, line, field path, value, expected.
 
 ``Fields`` wraps one TOML table. Each ``take`` call names a field, its type and range; ``close``
 rejects the keys nobody took, with a did-you-mean. Every failure is a ``ScenarioError``, which
@@ -32,7 +32,8 @@ class Source:
     text: str
 
     def line_of(self, key: str) -> int | None:
-        pattern = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=|^\s*\[+\s*[\w.]*{re.escape(key)}\s*\]+')
+        name = re.escape(key)
+        pattern = re.compile(rf'^\s*"?{name}"?\s*=|^\s*\[+\s*[\w.]*{name}\s*\]+')
         for number, line in enumerate(self.text.splitlines(), start=1):
             if pattern.search(line):
                 return number
@@ -86,7 +87,8 @@ class Fields:
         value = self.raw(key)
         if not isinstance(value, list) or not value:
             raise self.error(key, f"expected a non-empty array of tables, got {describe(value)}")
-        return [Fields(item, f"{self.field(key)}[{i}]", self.source) for i, item in enumerate(value)]
+        return [Fields(item, f"{self.field(key)}[{i}]", self.source)
+                for i, item in enumerate(value)]
 
     def text(self, key: str, default: Any = REQUIRED, choices: tuple[str, ...] = ()) -> str:
         value = self.raw(key, default)
@@ -95,7 +97,8 @@ class Fields:
         if choices and value not in choices:
             hint = difflib.get_close_matches(value, choices, n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise self.error(key, f"got {value!r}, expected one of {', '.join(choices)}{suggestion}")
+            expected = ", ".join(choices)
+            raise self.error(key, f"got {value!r}, expected one of {expected}{suggestion}")
         return value
 
     def number(
@@ -173,7 +176,9 @@ def to_vector(
     return np.array(np.broadcast_to(np.asarray(items, dtype=float), size))
 
 
-def to_matrix(value: Any, shape: tuple[int, int], fail: Callable[[str], ScenarioError]) -> np.ndarray:
+def to_matrix(
+    value: Any, shape: tuple[int, int], fail: Callable[[str], ScenarioError]
+) -> np.ndarray:
     if not isinstance(value, list) or not all(isinstance(row, list) for row in value):
         raise fail(f"expected a {shape[0]} x {shape[1]} array of numbers (a list of rows)")
     if len(value) != shape[0] or any(len(row) != shape[1] for row in value):

@@ -1,0 +1,85 @@
+"""The pcsim command end to end, and the HDF5 layout that docs/results.md promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+import sim
+from sim.scenario import bundled_scenarios
+
+
+def pcsim(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sim.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+def test_list_names_every_bundled_scenario():
+    listed = pcsim("list")
+    assert listed.returncode == 0
+    for name in bundled_scenarios():
+        assert name in listed.stdout
+
+
+@pytest.mark.parametrize("name", sorted(bundled_scenarios()))
+def test_run_show_plot_each_bundled_scenario(tmp_path, name):
+    output = tmp_path / "result.h5"
+    ran = pcsim("run", name, "-o", str(output))
+    assert ran.returncode == 0, ran.stderr
+    assert output.exists() and output.with_suffix(".png").stat().st_size > 0
+    assert f"wrote {output}" in ran.stdout
+
+    shown = pcsim("show", str(output))
+    assert shown.returncode == 0 and "status complete" in shown.stdout
+
+    figure = tmp_path / "figure.png"
+    plotted = pcsim("plot", str(output), "-o", str(figure))
+    assert plotted.returncode == 0 and figure.stat().st_size > 0
+
+    with h5py.File(output) as handle:
+        attrs = handle.attrs
+        assert attrs["schema_version"] >= 1 and attrs["status"] == "complete"
+        for key in ("pcsim_version", "brian2_version", "numpy_version", "seed", "dt",
+                    "scenario_name", "model_kind"):
+            assert key in attrs
+        assert handle["scenario/source"][()].decode() == bundled_scenarios()[name].read_text()
+        assert handle["time"].attrs["units"] == "s"
+        assert handle["free_energy"].attrs["units"] == "nat"
+        assert handle["free_energy"].compression == "gzip" and handle["free_energy"].chunks
+        for key in ("index", "name", "t_start", "t_stop"):
+            assert len(handle[f"trials/{key}"]) >= 1
+
+
+def test_default_run_writes_hierarchy_under_outputs(tmp_path):
+    ran = pcsim("run", "--set", "protocol.trials.0.duration_ms=20", "--no-plot", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    (written,) = (tmp_path / "outputs").glob("hierarchy-*.h5")
+    result = sim.load(written)
+    assert result.level_names == ["input", "features", "objects"]
+    assert result.level("features")["belief"].shape == (20, 16)
+    assert result.level("input")["precision"].shape == (20, 64)
+    assert result.parameters["model"]["levels"][1]["nonlinearity"] == "tanh"
+    assert result.parameters["trials"][0]["duration_ms"] == 20.0
+    assert np.isclose(result.dt, 1e-4)
+
+
+def test_set_and_seed_change_the_run(tmp_path):
+    first = sim.run("perception/hierarchy", output=tmp_path / "a.h5", seed=1,
+                    overrides={"protocol.trials.0.duration_ms": 5.0})
+    second = sim.run("perception/hierarchy", output=tmp_path / "b.h5", seed=2,
+                     overrides={"protocol.trials.0.duration_ms": 5.0})
+    assert first.seed == 1 and second.seed == 2
+    assert not np.array_equal(first.level("input")["input"], second.level("input")["input"])
+
+
+def test_user_mistake_is_one_line_and_exit_code_2(tmp_path):
+    ran = pcsim("run", "perception/hierarchy", "--set", "model.tau_belief_ms=-1",
+                "-o", str(tmp_path / "x.h5"))
+    assert ran.returncode == 2
+    assert "Traceback" not in ran.stderr
+    assert "model.tau_belief_ms" in ran.stderr and "positive" in ran.stderr
+    assert not list(tmp_path.iterdir())

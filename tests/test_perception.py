@@ -1,0 +1,118 @@
+"""Continuous perception against independent references: grid posteriors, Gaussian conditioning,
+closed-form marginals and Ernst-Banks cue weights."""
+
+from __future__ import annotations
+
+import tomllib
+
+import numpy as np
+import pytest
+from tomlwriter import write_scenario
+
+import sim
+from sim.reference.gaussian import grid_posterior_mode, linear_gaussian_posterior
+from sim.scenario import bundled_scenarios
+
+# --- Bogacz (2017) exercises 2 and 3 --------------------------------------------------------
+
+V_P, SIGMA_P, SIGMA_U, U = 3.0, 1.0, 1.0, 2.0
+
+
+def bogacz_log_joint(v: np.ndarray) -> np.ndarray:
+    """ln p(v) + ln p(u | v) for the single-cause example, up to a constant."""
+    return -((v - V_P) ** 2) / (2 * SIGMA_P) - (U - v**2) ** 2 / (2 * SIGMA_U)
+
+
+@pytest.mark.parametrize("errors", ["relaxing", "instantaneous"])
+def test_single_cause_converges_to_grid_posterior_mode(tmp_path, errors):
+    result = sim.run(
+        "perception/single_cause",
+        output=tmp_path / "single.h5",
+        overrides={"model.errors": errors, "protocol.trials.0.duration_ms": 30.0,
+                   "record.every_ms": 0.1},
+    )
+    mode = grid_posterior_mode(bogacz_log_joint, -5.0, 5.0)
+    phi = result.level("food_size")["belief"][:, 0]
+    assert phi[0] == pytest.approx(V_P)  # beliefs start at the prior mean
+    assert abs(phi[-1] - mode) < 1e-3
+    # error nodes at their fixed points: eps_u = (u - phi^2)/Sigma_u, eps_p = (phi - v_p)/Sigma_p
+    eps_u = result.level("light")["error"][-1, 0]
+    eps_p = result.level("food_size")["error"][-1, 0]
+    assert abs(eps_u - (U - phi[-1] ** 2) / SIGMA_U) < 1e-3
+    assert abs(eps_p - (phi[-1] - V_P) / SIGMA_P) < 1e-3
+
+
+# --- a random linear-Gaussian hierarchy ---------------------------------------------------
+
+def linear_scenario(tmp_path, errors: str, seed: int = 3, duration_ms: float = 150.0):
+    rng = np.random.default_rng(seed)
+    sizes = [6, 5, 3, 2]
+    weights = [rng.normal(0, 0.6, (sizes[i], sizes[i + 1])) for i in range(3)]
+    precisions = [rng.uniform(0.5, 2.0, size) for size in sizes]
+    prior_mean = rng.normal(0, 1, sizes[-1])
+    x = rng.normal(0, 1, sizes[0])
+    levels = [{"name": "input", "size": sizes[0], "precision": precisions[0]}]
+    for i in range(1, 4):
+        level = {"name": f"level{i}", "size": sizes[i], "weights": weights[i - 1]}
+        if i < 3:
+            level["precision"] = precisions[i]
+        levels.append(level)
+    data = {
+        "name": "linear_gaussian",
+        "seed": 1,
+        "dt_ms": 0.02,
+        "model": {
+            "errors": errors,
+            "tau_belief_ms": 1.0,
+            "tau_error_ms": 0.1,
+            "levels": levels,
+            "prior": {"mean": prior_mean, "precision": precisions[3]},
+        },
+        "protocol": {"trials": [{"duration_ms": duration_ms,
+                                 "stimulus": {"kind": "constant", "value": x}}]},
+        "record": {"every_ms": 0.02},
+    }
+    path = write_scenario(tmp_path / f"linear_{errors}.toml", data)
+    reference = linear_gaussian_posterior(weights, precisions, prior_mean, x)
+    return path, reference
+
+
+@pytest.mark.parametrize("errors", ["instantaneous", "relaxing"])
+def test_linear_hierarchy_matches_gaussian_conditioning(tmp_path, errors):
+    path, reference = linear_scenario(tmp_path, errors)
+    result = sim.run(path, output=tmp_path / "linear.h5")
+    for index, expected in enumerate(reference.means, start=1):
+        final = result.trials[f"final_belief/level{index}"][0]
+        np.testing.assert_allclose(final, expected, rtol=1e-4)
+    assert abs(result.trials["final_free_energy"][0] - reference.surprise) < 1e-4
+
+
+def test_free_energy_descends_with_instantaneous_errors(tmp_path):
+    path, reference = linear_scenario(tmp_path, "instantaneous", seed=5, duration_ms=40.0)
+    free_energy = sim.run(path, output=tmp_path / "f.h5").free_energy
+    assert np.all(np.diff(free_energy) <= 1e-12 * np.abs(free_energy[1:]))
+    assert free_energy[-1] >= reference.surprise - 1e-9  # F bounds the surprise
+
+
+def test_relaxing_errors_end_lower_at_the_same_fixed_point(tmp_path):
+    path, _ = linear_scenario(tmp_path, "relaxing", seed=5)
+    relaxing = sim.run(path, output=tmp_path / "relaxing.h5")
+    path, _ = linear_scenario(tmp_path, "instantaneous", seed=5)
+    instantaneous = sim.run(path, output=tmp_path / "instantaneous.h5")
+    assert relaxing.free_energy[-1] < relaxing.free_energy[0]
+    for name in ("level1", "level2", "level3"):
+        np.testing.assert_allclose(relaxing.level(name)["belief"][-1],
+                                   instantaneous.level(name)["belief"][-1], rtol=1e-6)
+
+
+# --- cue integration (Ernst & Banks 2002) --------------------------------------------------
+
+def test_cue_integration_percept_is_precision_weighted_average(tmp_path):
+    result = sim.run("perception/cue_integration", output=tmp_path / "cues.h5")
+    scenario = tomllib.loads(bundled_scenarios()["perception/cue_integration"].read_text())
+    for index, trial in enumerate(scenario["protocol"]["trials"]):
+        sight, hearing = trial["stimulus"]["value"]
+        pi_sight, pi_hearing = trial["precision"]["senses"]
+        expected = (pi_sight * sight + pi_hearing * hearing) / (pi_sight + pi_hearing)
+        assert result.trials["final_belief/position"][index, 0] == pytest.approx(expected,
+                                                                                abs=1e-6)
