@@ -15,8 +15,12 @@ Builds:
 
 - ``dense``: the products run in NumPy/BLAS, in place on Brian2's own state arrays, from two
   ``network_operation``s per step. Brian2's ``(summed)`` synapses loop once per synapse per step
-  and ran ~10x slower than this for dense weights.
-- ``sparse``: the same, with scipy.sparse CSR weights (local receptive fields).
+  and ran ~10x slower than this for dense weights. Products write straight into the target
+  arrays (``np.dot(..., out=)``), f and f' are skipped for the identity, and the weights and
+  buffers take the dtype of the state variables (the scenario's ``float``), so a step adds
+  no work beyond the arithmetic (``pcsim bench`` measures it against a plain NumPy loop).
+- ``sparse``: the same, with scipy.sparse CSR weights (local receptive fields); W' is kept as a
+  CSR copy (a gather, faster than CSC's scatter) unless the weights learn.
 - ``synapses``: Brian2 ``Synapses`` with ``(summed)`` variables; slower on the CPU, but it is
   plain Brian2, so it also runs on devices such as cpp_standalone or brian2cuda.
 
@@ -35,7 +39,7 @@ import scipy.sparse
 from brian2 import Clock, NetworkOperation, NeuronGroup, Synapses, ms
 
 from circuits import schedule
-from circuits.plasticity import hebbian_update, synaptic_weight_equations
+from circuits.plasticity import hebbian_update, sparse_rows, synaptic_weight_equations
 from sim.generative import GenerativeMap, dense
 
 SPARSE_DENSITY = 0.05
@@ -60,7 +64,11 @@ def _state(group: NeuronGroup, name: str) -> np.ndarray:
 
 @dataclass
 class _Link:
-    """Level l's beliefs, their generative map to level l-1, and the arrays both sides share."""
+    """Level l's beliefs, their generative map to level l-1, and the arrays both sides share.
+
+    Every array is Brian2's own storage or a buffer allocated once; a step allocates only the
+    temporaries of f(mu) and f'(mu) (none for the identity).
+    """
 
     gmap: GenerativeMap
     belief: np.ndarray
@@ -71,43 +79,56 @@ class _Link:
     error_below: np.ndarray
     prediction_below: np.ndarray
     learning_rate: float | None
+    sparse: bool = False
     drive: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        self.drive = np.zeros(self.gmap.shape[0])
-        if scipy.sparse.issparse(self.gmap.weights):
-            self.gmap.weights = scipy.sparse.csr_matrix(self.gmap.weights)
+        dtype = self.belief.dtype
+        self.drive = np.zeros(self.gmap.shape[0], dtype=dtype)
+        if self.sparse:
+            self.gmap.weights = scipy.sparse.csr_matrix(self.gmap.weights, dtype=dtype)
+            # W' as CSR (a gather) is ~1.5x faster than W' as CSC (a scatter); learning changes
+            # W.data in place, which the CSC view W.T shares.
+            weights = self.gmap.weights
+            self.transposed = weights.T if self.learning_rate is not None else weights.T.tocsr()
+            self.rows = sparse_rows(weights) if self.learning_rate is not None else None
         else:
-            self.gmap.weights = np.ascontiguousarray(self.gmap.weights, dtype=self.belief.dtype)
+            self.gmap.weights = np.ascontiguousarray(dense(self.gmap.weights), dtype=dtype)
+            self.transposed = self.gmap.weights.T
+            self.rows = None
+        f = self.gmap.nonlinearity
+        identity = f.is_identity
+        self.f_before = None if identity or self.gmap.site == "after" else f.f
+        self.f_after = None if identity or self.gmap.site == "before" else f.f
+        self.df_before = None if identity or self.gmap.site == "after" else f.df
+        self.df_after = None if identity or self.gmap.site == "before" else f.df
 
     def deliver_to_errors(self) -> None:
         np.copyto(self.signal_here, self.belief)
-        gmap, weights, f = self.gmap, self.gmap.weights, self.gmap.nonlinearity
-        source = self.belief if gmap.site == "after" or f.is_identity else f.f(self.belief)
-        if scipy.sparse.issparse(weights):
-            self.drive[:] = weights @ source
+        source = self.belief if self.f_before is None else self.f_before(self.belief)
+        target = self.prediction_below if self.f_after is None else self.drive
+        if self.sparse:
+            np.copyto(target, self.gmap.weights @ source)
         else:
-            np.dot(weights, source, out=self.drive)
-        if gmap.site == "before" or f.is_identity:
-            np.copyto(self.prediction_below, self.drive)
-        else:
-            self.prediction_below[:] = f.f(self.drive)
+            np.dot(self.gmap.weights, source, out=target)
+        if self.f_after is not None:
+            np.copyto(self.prediction_below, self.f_after(self.drive))
 
     def deliver_to_beliefs(self) -> None:
         np.copyto(self.own_error, self.error_here)
-        gmap, weights, f = self.gmap, self.gmap.weights, self.gmap.nonlinearity
         if self.learning_rate is not None:
-            hebbian_update(weights, *gmap.weight_gradient_factors(self.belief, self.error_below),
-                           self.learning_rate)
+            hebbian_update(self.gmap.weights,
+                           *self.gmap.weight_gradient_factors(self.belief, self.error_below),
+                           self.learning_rate, self.rows)
         error_below = self.error_below
-        if gmap.site == "after" and not f.is_identity:
-            error_below = f.df(self.drive) * error_below
-        if scipy.sparse.issparse(weights):
-            self.bottom_up[:] = weights.T @ error_below
+        if self.df_after is not None:
+            error_below = self.df_after(self.drive) * error_below
+        if self.sparse:
+            np.copyto(self.bottom_up, self.transposed @ error_below)
         else:
-            np.dot(weights.T, error_below, out=self.bottom_up)
-        if gmap.site == "before" and not f.is_identity:
-            self.bottom_up *= f.df(self.belief)
+            np.dot(self.transposed, error_below, out=self.bottom_up)
+        if self.df_before is not None:
+            self.bottom_up *= self.df_before(self.belief)
 
 
 class Coupling:
@@ -118,9 +139,9 @@ class Coupling:
         self.objects = objects
         self._weights = weights
 
-    def weights(self) -> list[np.ndarray]:
-        """Current W_l for l = 1..L (dense copies)."""
-        return [dense(source()) for source in self._weights]
+    def weights(self, copy: bool = True) -> list:
+        """Current W_l for l = 1..L, dense or scipy.sparse as the scenario gave them."""
+        return [source().copy() if copy else source() for source in self._weights]
 
 
 def build_coupling(
@@ -139,6 +160,7 @@ def build_coupling(
     if kind == "synapses":
         return _synaptic_coupling(maps, beliefs, errors, clock, tau_weights_ms)
     rate = None if tau_weights_ms is None else float(clock.dt / (tau_weights_ms * ms))
+    given = [gmap.weights for gmap in maps]
     links = [
         _Link(
             gmap=gmap,
@@ -150,12 +172,10 @@ def build_coupling(
             error_below=_state(errors[index], "error"),
             prediction_below=_state(errors[index], "prediction"),
             learning_rate=rate,
+            sparse=kind == "sparse",
         )
         for index, (gmap, belief) in enumerate(zip(maps, beliefs, strict=True))
     ]
-    if kind == "sparse":
-        for link in links:
-            link.gmap.weights = scipy.sparse.csr_matrix(link.gmap.weights)
 
     def deliver_to_errors() -> None:
         for link in links:
@@ -169,9 +189,12 @@ def build_coupling(
         NetworkOperation(deliver_to_errors, when=schedule.SLOT, order=schedule.DELIVER_TO_ERRORS,
                          clock=clock, name="coupling_to_errors"),
         NetworkOperation(deliver_to_beliefs, when=schedule.SLOT,
-                         order=schedule.DELIVER_TO_BELIEFS, clock=clock, name="coupling_to_beliefs"),
+                         order=schedule.DELIVER_TO_BELIEFS, clock=clock,
+                         name="coupling_to_beliefs"),
     ]
-    return Coupling(kind, objects, [lambda link=link: link.gmap.weights for link in links])
+    return Coupling(kind, objects, [lambda link=link, given=matrix: _as_given(link.gmap.weights,
+                                                                               given)
+                                    for link, matrix in zip(links, given, strict=True)])
 
 
 def _synaptic_coupling(
@@ -189,14 +212,15 @@ def _synaptic_coupling(
                 "the synapses coupling supports g = W f(mu) only (nonlinearity before the "
                 "weights); use coupling = 'dense' for g = f(W mu)"
             )
-        f, df = gmap.nonlinearity.brian("belief_pre"), gmap.nonlinearity.brian("belief_pre", 1)
+        f = f"({gmap.nonlinearity.brian('belief_pre')})"
+        df = f"({gmap.nonlinearity.brian('belief_pre', 1)})"
         model = synaptic_weight_equations(f, tau_weights_ms is not None) + (
             f"prediction_post = w * {f} : 1 (summed)\n"
             f"bottom_up_pre = w * error_post * {df} : 1 (summed)\n"
         )
         generative = Synapses(belief, errors[index], model=model, method="euler",
                               name=f"generative_{belief.name}", clock=clock,
-                              when=schedule.SLOT, order=schedule.DELIVER_TO_BELIEFS)
+                              order=schedule.DELIVER_TO_BELIEFS)  # its w update, if w learns
         matrix = scipy.sparse.coo_matrix(gmap.weights)
         generative.connect(i=matrix.col, j=matrix.row)
         generative.w = matrix.data
@@ -210,8 +234,15 @@ def _synaptic_coupling(
         one_to_one.connect(j="i")
         objects += [generative, one_to_one]
         weights.append(
-            lambda syn=generative, shape=gmap.shape: scipy.sparse.csr_matrix(
-                (np.asarray(syn.w[:]), (np.asarray(syn.j[:]), np.asarray(syn.i[:]))), shape=shape
-            )
+            lambda syn=generative, gmap=gmap: _as_given(scipy.sparse.csr_matrix(
+                (np.asarray(syn.w[:]), (np.asarray(syn.j[:]), np.asarray(syn.i[:]))),
+                shape=gmap.shape), gmap.weights)
         )
     return Coupling("synapses", objects, weights)
+
+
+def _as_given(weights, given):
+    """Weights in the format the scenario gave them (dense stays dense, sparse stays sparse)."""
+    if scipy.sparse.issparse(given):
+        return scipy.sparse.csr_matrix(weights)
+    return dense(weights)

@@ -26,15 +26,26 @@ tau_weights : second (shared, constant)
 """
 
 
-def hebbian_update(weights, post: np.ndarray, pre: np.ndarray, rate: float) -> None:
-    """weights += rate * outer(post, pre), in place (dense: BLAS ger; sparse: existing synapses)."""
+def hebbian_update(weights, post: np.ndarray, pre: np.ndarray, rate: float,
+                   rows: np.ndarray | None = None) -> None:
+    """weights += rate * outer(post, pre), in place (dense: BLAS ger; sparse: existing synapses).
+
+    For CSR weights, ``rows`` (the row of every stored entry) may be passed to save its
+    recomputation.
+    """
     if scipy.sparse.issparse(weights):
-        rows = np.repeat(np.arange(weights.shape[0]), np.diff(weights.indptr))
+        if rows is None:
+            rows = sparse_rows(weights)
         weights.data += rate * post[rows] * pre[weights.indices]
         return
     ger = blas.dger if weights.dtype == np.float64 else blas.sger
     # W is C-ordered, so W.T is a Fortran array that ger can update without copying.
     ger(rate, pre, post, a=weights.T, overwrite_a=True)
+
+
+def sparse_rows(weights: scipy.sparse.csr_matrix) -> np.ndarray:
+    """The row index of every stored entry of a CSR matrix."""
+    return np.repeat(np.arange(weights.shape[0]), np.diff(weights.indptr))
 
 
 def synaptic_weight_equations(f: str, learned: bool) -> str:

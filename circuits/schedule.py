@@ -8,6 +8,10 @@ One step from t to t + dt (a semi-implicit Euler step: errors first, then belief
     DELIVER_TO_BELIEFS  weights learn; new errors reach the belief units (own and bottom-up)
     BELIEFS             belief units update: mu(t + dt)
 
+The discrete circuit (``circuits.discrete``) uses the same slots: observations at STIMULUS,
+its pool at POOL (= DELIVER_TO_BELIEFS), recording at DISCRETE_RECORD (after the pool, so a sample
+shows Q(t), eps(t) and F(t) together), belief units at BELIEFS.
+
 Recording sits after the error units when they are instantaneous (so a sample shows eps(t) =
 Pi e(t)) and before them when they relax (so a sample shows the state at t). Brian2 places a
 ``(summed)`` variable's update just before its target group (order - 1), so the ``Synapses``
@@ -22,6 +26,8 @@ ERRORS = 10
 DELIVER_TO_BELIEFS = 20
 BELIEFS = 30
 SLOT = "groups"
+POOL = DELIVER_TO_BELIEFS
+DISCRETE_RECORD = DELIVER_TO_BELIEFS + 5
 
 
 def record_order(errors: str) -> int:

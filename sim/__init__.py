@@ -11,10 +11,11 @@ __version__ = "0.1.0"
 from pathlib import Path
 from typing import Any
 
-from sim.results import Result, ResultError, load
+from sim.results import DivergenceError, Result, ResultError, RunInterrupted, load
 from sim.validation import ScenarioError
 
-__all__ = ["Result", "ResultError", "ScenarioError", "__version__", "load", "run"]
+__all__ = ["DivergenceError", "Result", "ResultError", "RunInterrupted", "ScenarioError",
+           "__version__", "load", "run"]
 
 
 def run(
@@ -23,15 +24,22 @@ def run(
     overrides: dict[str, Any] | None = None,
     seed: int | None = None,
     progress: bool = False,
+    overwrite: bool = False,
+    keep_partial: bool = False,
 ) -> Result:
     """Run a scenario (path or bundled name, with ``overrides`` as dotted keys) and load it.
 
-    Without ``output`` the file goes to ``outputs/<name>-seed<seed>-<time>.h5``.
+    Without ``output`` the file goes to ``outputs/<name>-seed<seed>-<time>.h5``. An existing
+    ``output`` is replaced only with ``overwrite``. Raises ``ScenarioError`` for a mistake in
+    the scenario (or a step beyond its stability bound), ``ResultError`` for the output path,
+    ``DivergenceError`` if the run blows up, ``RunInterrupted`` on Ctrl-C (``keep_partial``
+    keeps what was simulated, marked ``interrupted``).
     """
     from sim.engine import default_output, run_scenario, text_progress
     from sim.scenario import load_scenario
 
     loaded = load_scenario(scenario, overrides=overrides, seed=seed)
     target = Path(output) if output is not None else default_output(loaded)
-    run_scenario(loaded, target, text_progress() if progress else None)
+    run_scenario(loaded, target, text_progress() if progress else None, overwrite=overwrite,
+                 keep_partial=keep_partial)
     return load(target)

@@ -1,15 +1,24 @@
-"""The ``pcsim`` command: run, list, show, plot (and bench)."""
+"""The ``pcsim`` command: run, list, show, plot (and bench).
+
+Exit codes: 0 done; 2 a user mistake (scenario, overrides, output path, result file), shown as
+one line (``--debug`` shows the traceback); 3 the run diverged (the result file records it);
+130 interrupted (Ctrl-C) or 143 terminated (SIGTERM).
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import warnings
 from pathlib import Path
 
-from sim.results import ResultError
+from sim.results import DivergenceError, ResultError, RunInterrupted
 from sim.validation import ScenarioError
 
 USER_ERROR = 2
+DIVERGED = 3
+INTERRUPTED = 130
 
 
 def parse_sets(pairs: list[str]) -> dict:
@@ -25,17 +34,25 @@ def parse_sets(pairs: list[str]) -> dict:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from sim.engine import default_output, run_scenario, text_progress
+    from sim.engine import check_target, default_output, run_scenario, text_progress
     from sim.results import load
     from sim.scenario import load_scenario
+    from sim.stability import preflight
 
     scenario = load_scenario(args.scenario, overrides=parse_sets(args.set), seed=args.seed)
     output = Path(args.output) if args.output else default_output(scenario)
-    if output.exists() and not args.overwrite:
-        raise ScenarioError(f"{output}: already exists; pass --overwrite to replace it")
+    for message in preflight(scenario):
+        print(f"pcsim: warning: {message}", file=sys.stderr)
+    check_target(output, args.overwrite)
+    if args.check:
+        print(f"pcsim: {scenario.path}: valid ({scenario.kind.name}, "
+              f"{len(scenario.trials)} trial(s), {scenario.duration_ms:g} ms, "
+              f"dt {scenario.dt_ms:g} ms)")
+        return 0
     print(f"pcsim: running {scenario.name} ({scenario.path}), seed {scenario.seed}, "
           f"{scenario.duration_ms:g} ms in {len(scenario.trials)} trial(s)", file=sys.stderr)
-    simulation = run_scenario(scenario, output, text_progress())
+    simulation = run_scenario(scenario, output, text_progress(), overwrite=args.overwrite,
+                              keep_partial=args.keep_partial, checked=True)
     for line in scenario.kind.summary(simulation):
         print(line)
     print(f"wrote {output}")
@@ -68,6 +85,8 @@ def command_show(args: argparse.Namespace) -> int:
     print(f"  scenario {attrs.get('scenario_name')} ({attrs.get('model_kind')}), seed "
           f"{attrs.get('seed')}, dt {float(attrs['dt']) * 1e3:g} ms, "
           f"{len(result.time)} samples to {result.time[-1] * 1e3 if len(result.time) else 0:g} ms")
+    if "failure" in attrs:
+        print(f"  {attrs.get('status')}: {attrs['failure']}")
     print(f"  pcsim {attrs['pcsim_version']}, brian2 {attrs['brian2_version']}, "
           f"numpy {attrs['numpy_version']}, written {attrs.get('created_utc')}")
     trials = result.trials
@@ -115,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="override the scenario's seed")
     run.add_argument("--overwrite", action="store_true", help="replace an existing result")
     run.add_argument("--no-plot", action="store_true", help="do not write the PNG figure")
+    run.add_argument("--keep-partial", action="store_true",
+                     help="on Ctrl-C keep what was simulated, marked status 'interrupted'")
+    run.add_argument("--check", action="store_true",
+                     help="only validate the scenario and its step size; run nothing")
     run.set_defaults(handler=command_run)
 
     commands.add_parser("list", help="list bundled scenarios").set_defaults(handler=command_list)
@@ -131,19 +154,39 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure speed against NumPy references")
     bench.add_argument("--quick", action="store_true", help="a subset that runs in ~2 minutes")
     bench.add_argument("--json", metavar="FILE", help="also write the table as JSON records")
+    bench.add_argument("--threads", type=int, default=1,
+                       help="BLAS threads for pcsim and the references (default 1)")
     bench.set_defaults(handler=command_bench)
     return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"pcsim: warning: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = _show_warning
+            return args.handler(args)
     except (ScenarioError, ResultError) as err:
         if args.debug:
             raise
         print(f"pcsim: error: {err}", file=sys.stderr)
         return USER_ERROR
+    except DivergenceError as err:
+        if args.debug:
+            raise
+        print(f"pcsim: error: {err} [kept in {err.path}, status diverged]", file=sys.stderr)
+        return DIVERGED
+    except RunInterrupted as err:
+        print(f"pcsim: {err.message}", file=sys.stderr)
+        return 128 + signal.SIGTERM if "SIGTERM" in err.message else INTERRUPTED
+    except KeyboardInterrupt:
+        print("pcsim: interrupted; nothing written", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

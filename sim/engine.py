@@ -6,22 +6,41 @@ import datetime
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from brian2 import Network, ms, prefs
+from brian2 import Network, ms, prefs, seed
 
-from sim.results import ResultWriter, write_array
+from sim.guard import RunGuard, RunStopped, interrupt_handlers, watched_variables
+from sim.results import (
+    DivergenceError,
+    ResultError,
+    ResultWriter,
+    RunInterrupted,
+    write_array,
+)
 from sim.scenario import Scenario
+from sim.stability import preflight
 
 DEFAULT_OUTPUT_DIR = Path("outputs")
 Progress = Callable[[float], None]
 
 
-def configure_brian(target: str | None = None) -> None:
-    """Cython when a compiler is present (code is compiled once, cached), else NumPy."""
+def configure_brian(target: str | None = None, float_type: str = "float64") -> None:
+    """Cython when a compiler is present (code is compiled once, cached), else NumPy.
+
+    ``float_type`` (the scenario's ``float``) sets the dtype of every Brian2 state variable;
+    the coupling follows it (``circuits.coupling``).
+    """
+    import numpy as np
+
     prefs.codegen.target = target or "cython"
     prefs.codegen.runtime.cython.multiprocess_safe = True
+    prefs.core.default_float_dtype = np.dtype(float_type).type
+    if float_type == "float32":  # Brian2's after-run check |v| > 1e50 overflows float32: harmless
+        warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning,
+                                r"brian2\.groups\.group")
 
 
 def default_output(scenario: Scenario) -> Path:
@@ -29,8 +48,9 @@ def default_output(scenario: Scenario) -> Path:
     return DEFAULT_OUTPUT_DIR / f"{scenario.name}-seed{scenario.seed}-{stamp}.h5"
 
 
-def text_progress(stream=sys.stderr, width: int = 30) -> Progress:
+def text_progress(stream=None, width: int = 30) -> Progress:
     """A one-line progress bar on a terminal (silent when not a terminal)."""
+    stream = stream or sys.stderr
     started = time.perf_counter()
     interactive = stream.isatty()
 
@@ -65,34 +85,86 @@ def write_metadata(writer: ResultWriter, scenario: Scenario) -> None:
                 format="JSON")
 
 
-def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = None):
+class NumericalWarning(UserWarning):
+    """The integration step is close to its stability bound (``sim.stability``)."""
+
+
+def check_target(output: Path, overwrite: bool) -> None:
+    """Refuse to replace an existing result (unless ``overwrite``) or a folder."""
+    if output.is_dir():
+        raise ResultError(f"{output}: is a folder; give a file name for the result")
+    if output.exists() and not overwrite:
+        raise ResultError(f"{output}: already exists; pass --overwrite (or overwrite=True) "
+                          "to replace it")
+
+
+def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = None,
+                 overwrite: bool = False, keep_partial: bool = False, checked: bool = False):
     """Simulate every trial; the file appears at ``output`` only if the run completes.
 
-    Returns the model family's simulation object (for summaries).
+    Before anything is written the step is checked against its stability bound
+    (``sim.stability.preflight``: ScenarioError, or a ``NumericalWarning``). While running,
+    ``sim.guard`` stops a diverging run (``DivergenceError``; the file is kept, marked
+    ``diverged``) and turns Ctrl-C into ``RunInterrupted`` (the partial file is kept, marked
+    ``interrupted``, only with ``keep_partial``). Returns the model family's simulation object
+    (for summaries). ``checked``: the caller already ran the preflight and reported it.
     """
-    configure_brian()
-    writer = ResultWriter(output)
-    try:
-        write_metadata(writer, scenario)
-        simulation = scenario.kind.build(scenario, writer)
-        network = Network(*simulation.objects)
-        total, done = scenario.duration_ms, 0.0
-        for trial in scenario.trials:
-            simulation.start_trial(trial)
+    for message in [] if checked else preflight(scenario):
+        warnings.warn(message, NumericalWarning, stacklevel=2)
+    output = Path(output)
+    check_target(output, overwrite)
+    configure_brian(float_type=getattr(scenario, "float_type", "float64"))
+    seed(scenario.seed)  # any draw on Brian2's side follows the scenario's seed too
+    guard = RunGuard([], scenario.numerics.rate_limit, scenario.dt_ms,
+                     scenario.record.every_steps)
+    simulation, trial = None, None
+    with interrupt_handlers(guard):
+        writer = ResultWriter(output)
+        try:
+            write_metadata(writer, scenario)
+            simulation = scenario.kind.build(scenario, writer)
+            guard.watched = watched_variables(simulation.objects,
+                                              scenario.record.variables)
+            clock = getattr(simulation, "clock", None) or simulation.objects[0].clock
+            network = Network(*simulation.objects, guard.operation(clock))
+            total, done = scenario.duration_ms, 0.0
+            for trial in scenario.trials:
+                guard.trial_name = trial.name
+                simulation.start_trial(trial)
 
-            def report(elapsed, completed, start, duration, before=done):
-                if progress:
-                    progress((before + float(completed) * float(duration / ms)) / total)
+                def report(elapsed, completed, start, duration, before=done):
+                    if progress:
+                        progress((before + float(completed) * float(duration / ms)) / total)
 
-            network.run(trial.duration_ms * ms, namespace={}, report=report,
-                        report_period=0.5 * 1000 * ms)
-            simulation.end_trial(trial)
-            done += trial.duration_ms
-        simulation.finish()
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
+                network.run(trial.duration_ms * ms, namespace={}, report=report,
+                            report_period=0.5 * 1000 * ms)
+                simulation.end_trial(trial)
+                done += trial.duration_ms
+            simulation.finish()
+            writer.commit(overwrite=overwrite)
+        except RunStopped as stop:
+            Network._globally_running = False  # the loop was left by an exception
+            if stop.reason == "interrupted" and not keep_partial:
+                writer.abort()
+                raise RunInterrupted(f"{stop.message} at t = {stop.t_ms:g} ms; nothing written "
+                                     "(--keep-partial keeps what was simulated)", None) from None
+            try:
+                if stop.reason == "interrupted":
+                    simulation.end_trial(trial)
+                simulation.finish()
+                writer.file.attrs["failure"] = stop.message
+                writer.file.attrs["stopped_at"] = stop.t_ms * 1e-3
+                writer.commit(status=stop.reason, overwrite=overwrite)
+            except BaseException:
+                writer.abort()
+                raise
+            if stop.reason == "diverged":
+                raise DivergenceError(stop.message, output) from None
+            raise RunInterrupted(f"{stop.message} at t = {stop.t_ms:g} ms; kept what was "
+                                 f"simulated in {output} (status interrupted)", output) from None
+        except BaseException:
+            writer.abort()
+            raise
     if progress:
         progress(1.0)
     return simulation

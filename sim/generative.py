@@ -77,3 +77,28 @@ class GenerativeMap:
         if self.site == "before":
             return error_below, self.nonlinearity.f(mu)
         return self.nonlinearity.df(self.weights @ mu) * error_below, mu
+
+
+def local_weights(
+    below: tuple[int, int], here: tuple[int, int], field: tuple[int, int],
+    scale: float, rng: np.random.Generator,
+) -> scipy.sparse.csr_matrix:
+    """Local receptive fields: W (n_below, n_here) as CSR, both levels on 2-D grids (row-major).
+
+    Unit (r, c) of the ``here`` grid (H x W) is centred on unit (floor((r + 1/2) H_b / H),
+    floor((c + 1/2) W_b / W)) of the ``below`` grid (H_b x W_b) and connects to the
+    ``field`` = (f_r, f_c) window around it (offsets -f//2 .. f-1-f//2), clipped at the borders.
+    Weights are normal with standard deviation scale / sqrt(f_r f_c) (fan-in scaling).
+    """
+    (rows_b, cols_b), (rows_h, cols_h), (f_r, f_c) = below, here, field
+    centre_r = ((2 * np.arange(rows_h) + 1) * rows_b) // (2 * rows_h)
+    centre_c = ((2 * np.arange(cols_h) + 1) * cols_b) // (2 * cols_h)
+    r = centre_r[:, None, None, None] + (np.arange(f_r) - f_r // 2)[None, None, :, None]
+    c = centre_c[None, :, None, None] + (np.arange(f_c) - f_c // 2)[None, None, None, :]
+    unit = (np.arange(rows_h)[:, None] * cols_h + np.arange(cols_h)[None, :])[:, :, None, None]
+    r, c, unit = np.broadcast_arrays(r, c, unit)
+    inside = (r >= 0) & (r < rows_b) & (c >= 0) & (c < cols_b)
+    target, source = (r * cols_b + c)[inside], unit[inside]
+    values = rng.normal(0.0, scale / np.sqrt(f_r * f_c), size=target.size)
+    return scipy.sparse.csr_matrix((values, (target, source)),
+                                   shape=(rows_b * cols_b, rows_h * cols_h))

@@ -18,39 +18,99 @@ from circuits.belief import belief_population
 from circuits.coupling import build_coupling
 from circuits.error import error_population
 from sim.free_energy import free_energy
-from sim.generative import GenerativeMap, dense
+from sim.generative import GenerativeMap, local_weights
 from sim.model import HierarchicalModel, Learning, Level
 from sim.nonlinearity import NAMED, NonlinearityError, parse_nonlinearity
-from sim.results import ResultWriter, write_array
+from sim.results import ResultWriter, write_array, write_matrix
 from sim.scenario import Scenario, Trial
+from sim.stability import analyse_hierarchical
 from sim.stimulus import Stimulus, parse_stimulus
 from sim.validation import Fields, describe, to_matrix
 
-WEIGHT_KINDS = ("identity", "random", "constant")
+WEIGHT_KINDS = ("identity", "random", "constant", "local")
 STIMULUS_BLOCK = 1024
+STIMULUS_BLOCK_BYTES = 1 << 20
+MAX_LEVEL_UNITS = 10**7
+MAX_WEIGHT_ENTRIES = 5 * 10**7  # 400 MB of float64 per level
+MAX_BELIEF_UNITS = 16384  # F's Laplace term builds a dense N x N Hessian (2 GiB at this size)
 
 
 # --- reading the model ----------------------------------------------------------------------
 
-def parse_weights(fields: Fields, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def parse_weights(
+    fields: Fields, shape: tuple[int, int], rng: np.random.Generator,
+    grids: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None),
+):
+    """W_l (n_below, n_here): a dense array, or scipy.sparse CSR for ``local`` fields.
+
+    ``grids`` are the 2-D shapes of the level below and of this level, which ``local`` needs.
+    """
     raw = fields.raw("weights")
     fail = lambda msg: fields.error("weights", msg)  # noqa: E731
     if isinstance(raw, list):
         return to_matrix(raw, shape, fail)
     if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return np.full(shape, float(fields.number("weights")))
+        value = float(fields.number("weights"))
+        check_dense_weights(fields, shape)
+        return np.full(shape, value)
     spec = fields.sub("weights")
     kind = spec.text("kind", choices=WEIGHT_KINDS)
-    scale = spec.number("scale", default=1.0)
+    scale = spec.number("scale", default=1.0, minimum=0.0 if kind in ("random", "local") else None)
+    if kind != "local":
+        check_dense_weights(fields, shape)
     if kind == "identity":
         weights = scale * np.eye(*shape)
     elif kind == "constant":
         weights = np.full(shape, scale)
+    elif kind == "local":
+        if grids[0] is None or grids[1] is None:
+            raise fail("local weights need a 2-D `shape` on this level and on the one below")
+        field = parse_pair(spec, "field", default=5)
+        if shape[1] * field[0] * field[1] > MAX_WEIGHT_ENTRIES:
+            raise spec.error("field", f"{list(field)} for {shape[1]} units is over "
+                                      f"{MAX_WEIGHT_ENTRIES:.0e} weights")
+        weights = local_weights(grids[0], grids[1], field, scale, rng)
     else:
         # fan-in scaling keeps predictions O(scale) whatever the size of the level above
         weights = rng.normal(0.0, scale / np.sqrt(shape[1]), size=shape)
     spec.close()
     return weights
+
+
+def check_dense_weights(fields: Fields, shape: tuple[int, int]) -> None:
+    """Refuse, before allocating it, a dense weight matrix that would not fit in memory."""
+    entries = shape[0] * shape[1]
+    if entries > MAX_WEIGHT_ENTRIES:
+        raise fields.error("size", f"a dense {shape[0]} x {shape[1]} weight matrix "
+                                   f"({entries * 8 / 2**30:.1f} GiB) is over the limit of "
+                                   f"{MAX_WEIGHT_ENTRIES:.0e} weights; use smaller levels or "
+                                   "local weights")
+
+
+def parse_pair(fields: Fields, key: str, default=None) -> tuple[int, int] | None:
+    """A positive integer or a list of two (rows, columns)."""
+    raw = fields.raw(key, default=default)
+    if raw is None:
+        return None
+    items = raw if isinstance(raw, list) else [raw, raw]
+    if len(items) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                  for v in items):
+        raise fields.error(key, f"expected a positive integer or [rows, columns], got {raw!r}")
+    return int(items[0]), int(items[1])
+
+
+def parse_size(level: Fields) -> tuple[int, tuple[int, int] | None]:
+    """A level's number of units and optional 2-D ``shape`` (``size`` may then be left out)."""
+    shape = parse_pair(level, "shape")
+    if shape is not None and not level.has("size"):
+        if shape[0] * shape[1] > MAX_LEVEL_UNITS:
+            raise level.error("shape", f"{list(shape)} is over {MAX_LEVEL_UNITS:.0e} units")
+        return shape[0] * shape[1], shape
+    size = level.number("size", minimum=1, maximum=MAX_LEVEL_UNITS, integer=True)
+    if shape is not None and shape[0] * shape[1] != size:
+        raise level.error("shape", f"{list(shape)} has {shape[0] * shape[1]} units, "
+                                   f"but size = {size}")
+    return size, shape
 
 
 def parse_model(fields: Fields, seed: int) -> HierarchicalModel:
@@ -77,7 +137,7 @@ def parse_model(fields: Fields, seed: int) -> HierarchicalModel:
         if name in names or not name.isidentifier():
             raise level.error("name", f"expected a unique identifier, got {name!r}")
         names.add(name)
-        size = level.number("size", minimum=1, maximum=10**7, integer=True)
+        size, shape = parse_size(level)
         precision = (np.zeros(size) if top else
                      level.vector("precision", size, default=1.0, positive=True))
         generative = None
@@ -92,7 +152,7 @@ def parse_model(fields: Fields, seed: int) -> HierarchicalModel:
                 named = ", ".join(NAMED)
                 raise level.error("nonlinearity", f"{err} (named ones: {named})") from err
             generative = GenerativeMap(
-                weights=parse_weights(level, (below, size), rng),
+                weights=parse_weights(level, (below, size), rng, (levels[-1].shape, shape)),
                 nonlinearity=nonlinearity,
                 site=level.text("apply", default="before", choices=("before", "after")),
             )
@@ -102,7 +162,7 @@ def parse_model(fields: Fields, seed: int) -> HierarchicalModel:
             raise level.error("initial_belief", "the input level has no beliefs")
         if top and level.has("precision"):
             raise level.error("precision", "the top level's precision is [model.prior] precision")
-        levels.append(Level(name, size, precision, generative, initial))
+        levels.append(Level(name, size, precision, generative, initial, shape))
         level.close()
 
     prior = fields.sub("prior", default={})
@@ -112,6 +172,10 @@ def parse_model(fields: Fields, seed: int) -> HierarchicalModel:
     prior.close()
     model = HierarchicalModel(levels, prior_mean, errors, tau_belief, tau_error, coupling,
                               learning)
+    if model.n_beliefs > MAX_BELIEF_UNITS:
+        raise fields.error("levels", f"{model.n_beliefs} belief units (levels 1..L) is over "
+                                     f"{MAX_BELIEF_UNITS}: the free energy's Laplace term needs "
+                                     "a dense N x N Hessian")
     if coupling == "synapses" and any(lv.generative.site == "after" for lv in levels[1:]):
         raise fields.error("coupling", "'synapses' supports apply = 'before' only; use 'dense'")
     return model
@@ -178,6 +242,7 @@ def describe_model(model: HierarchicalModel) -> dict:
             {
                 "name": level.name,
                 "size": level.size,
+                **({"shape": list(level.shape)} if level.shape else {}),
                 **({"precision": level.precision.tolist()} if i < len(model.levels) - 1 else {}),
                 **({"nonlinearity": level.generative.nonlinearity.name,
                     "apply": level.generative.site,
@@ -234,6 +299,7 @@ class HierarchicalSimulation:
     def _setup_recording(self) -> None:
         variables = set(self.scenario.record.variables)
         writer, model = self.writer, self.model
+        initial_weights = [None, *self.coupling.weights(copy=False)]
         self.countdown = 1
         self.now = 0.0
         writer.stream("time", None, lambda: self.now, units="s")
@@ -255,7 +321,7 @@ class HierarchicalSimulation:
                 state = errors.variables["precision"].get_value()
                 writer.stream(f"levels/{level.name}/precision", level.size, lambda s=state: s)
             if level.generative is not None:
-                write_array(group, "weights_initial", dense(level.generative.weights))
+                write_matrix(group, "weights_initial", initial_weights[index])
         if "free_energy" in variables:
             self.latest_free_energy = None
             writer.stream("free_energy", None, lambda: self._free_energy().total, units="nat",
@@ -286,7 +352,8 @@ class HierarchicalSimulation:
     def _next_block(self) -> None:
         stimulus = self.trial.settings.stimulus
         start = self.steps_done
-        count = min(STIMULUS_BLOCK, self.trial_steps - start) or 1
+        rows = max(1, min(STIMULUS_BLOCK, STIMULUS_BLOCK_BYTES // (8 * len(self.sensory))))
+        count = min(rows, self.trial_steps - start) or 1
         t_ms = (start + np.arange(count)) * self.scenario.dt_ms
         block = stimulus.at(t_ms)
         if np.any(stimulus.noise_std):
@@ -335,13 +402,13 @@ class HierarchicalSimulation:
         file = self.writer.file
         table = file.require_group("trials")
         units = {"t_start": "s", "t_stop": "s", "final_free_energy": "nat"}
-        for key in self.trial_rows[0]:
+        for key in self.trial_rows[0] if self.trial_rows else ():  # none: diverged at once
             column = [row[key] for row in self.trial_rows]
             write_array(table, key, np.array(column), units=units.get(key, "1"))
         if self.model.learning.tau_weights_ms is not None:
             for level, weights in zip(self.model.belief_levels, self.coupling.weights(),
                                       strict=True):
-                write_array(file[f"levels/{level.name}"], "weights_final", weights)
+                write_matrix(file[f"levels/{level.name}"], "weights_final", weights)
 
 
 class HierarchicalKind:
@@ -351,6 +418,7 @@ class HierarchicalKind:
     parse_model = staticmethod(parse_model)
     parse_trial = staticmethod(parse_trial)
     describe = staticmethod(describe_model)
+    stability = staticmethod(analyse_hierarchical)  # sim.stability.preflight
 
     def build(self, scenario: Scenario, writer: ResultWriter) -> HierarchicalSimulation:
         return HierarchicalSimulation(scenario, writer)

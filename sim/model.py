@@ -30,6 +30,7 @@ class Level:
     ``precision`` is Pi_l, the precision of this level's prediction error (for the top level,
     the prior precision). ``generative`` is g_l, how this level predicts the one below (None
     for level 0). ``initial_belief`` of None means "start at the top-down prediction".
+    ``shape`` (rows, columns) lays the units out on a 2-D grid, row-major (local weights).
     """
 
     name: str
@@ -37,6 +38,7 @@ class Level:
     precision: np.ndarray
     generative: GenerativeMap | None = None
     initial_belief: np.ndarray | None = None
+    shape: tuple[int, int] | None = None
 
 
 @dataclass

@@ -10,6 +10,9 @@ Laplace term) and Brian2 code strings (for the ``Synapses`` coupling).
 
 from __future__ import annotations
 
+import ast
+import math
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -65,9 +68,94 @@ def _vectorised(expr: sympy.Expr) -> Callable[[np.ndarray], np.ndarray]:
     return lambda mu: np.full(np.shape(mu), constant)
 
 
+MAX_LENGTH = 200
+MAX_EXPONENT = 64.0
+_OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
+_CONSTANTS = {"pi": math.pi, "E": math.e}
+
+
+def _constant_value(node: ast.AST) -> float | None:
+    """The float value of a subtree without ``mu`` (None if it has mu); raises on overflow."""
+    if isinstance(node, ast.Constant):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        return _CONSTANTS.get(node.id)
+    if isinstance(node, ast.UnaryOp):
+        inner = _constant_value(node.operand)
+        return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
+    if isinstance(node, ast.BinOp):
+        left, right = _constant_value(node.left), _constant_value(node.right)
+        if left is None or right is None:
+            return None
+        operation = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+                     ast.Div: operator.truediv, ast.Pow: operator.pow}[type(node.op)]
+        return operation(left, right)
+    if isinstance(node, ast.Call):
+        inner = _constant_value(node.args[0])
+        return None if inner is None else 0.0  # a function of a constant: finite or caught later
+    return None
+
+
+def check_syntax(text: str) -> None:
+    """Refuse anything but arithmetic on ``mu``, numbers, ``pi``, ``E`` and the allowed functions.
+
+    sympy parses with Python's ``eval``, so the text is checked first: no attribute access, no
+    other names, no huge constant powers (``9**9**9**9`` would keep sympy busy for ever).
+    """
+    if len(text) > MAX_LENGTH:
+        raise NonlinearityError(f"expression longer than {MAX_LENGTH} characters")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError) as err:
+        raise NonlinearityError(f"cannot parse {text!r} as an expression in mu") from err
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Expression, ast.Load, *_OPERATORS)):
+            continue
+        if isinstance(node, ast.BinOp | ast.UnaryOp):
+            if not isinstance(node.op, _OPERATORS):
+                raise NonlinearityError(f"{text!r}: only + - * / ** are allowed")
+            continue
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+                raise NonlinearityError(f"{text!r}: {node.value!r} is not a number")
+            continue
+        if isinstance(node, ast.Name):
+            if node.id != "mu" and node.id not in _CONSTANTS and node.id not in _ALLOWED_FUNCTIONS:
+                raise NonlinearityError(
+                    f"{text!r} uses unknown symbol {node.id!r}; write an expression in mu "
+                    f"(functions: {', '.join(_ALLOWED_FUNCTIONS)}), or one of {', '.join(NAMED)}")
+            continue
+        if isinstance(node, ast.Call):
+            if (not isinstance(node.func, ast.Name) or node.func.id not in _ALLOWED_FUNCTIONS
+                    or len(node.args) != 1 or node.keywords):
+                raise NonlinearityError(
+                    f"{text!r}: calls are limited to one-argument "
+                    f"{', '.join(_ALLOWED_FUNCTIONS)}")
+            continue
+        raise NonlinearityError(f"{text!r}: {type(node).__name__} is not allowed in an expression")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in _ALLOWED_FUNCTIONS:
+            parents = [p for p in ast.walk(tree) if isinstance(p, ast.Call) and p.func is node]
+            if not parents:
+                raise NonlinearityError(f"{text!r}: {node.id} must be called, as {node.id}(mu)")
+        if isinstance(node, ast.Constant | ast.BinOp | ast.UnaryOp):
+            try:
+                value = _constant_value(node)
+                exponent = (_constant_value(node.right) if isinstance(node, ast.BinOp)
+                            and isinstance(node.op, ast.Pow) else None)
+            except (OverflowError, ZeroDivisionError, ValueError) as err:
+                raise NonlinearityError(f"{text!r}: a constant is not finite ({err})") from err
+            if value is not None and not math.isfinite(value):
+                raise NonlinearityError(f"{text!r}: a constant is not finite")
+            if exponent is not None and abs(exponent) > MAX_EXPONENT:
+                raise NonlinearityError(
+                    f"{text!r}: constant exponents are limited to {MAX_EXPONENT:g}")
+
+
 def parse_nonlinearity(text: str) -> Nonlinearity:
     """Build f from a named nonlinearity or an expression in ``mu``."""
     source = NAMED.get(text, text)
+    check_syntax(source)
     try:
         expression = sympy.sympify(source, locals={"mu": _MU, **_ALLOWED_FUNCTIONS})
     except (sympy.SympifyError, SyntaxError, TypeError) as err:
@@ -83,10 +171,20 @@ def parse_nonlinearity(text: str) -> Nonlinearity:
         )
     first = sympy.diff(expression, _MU)
     second = sympy.diff(first, _MU)
-    return Nonlinearity(
-        name=text,
-        expression=expression,
-        f=_vectorised(expression),
-        df=_vectorised(first),
-        d2f=_vectorised(second),
-    )
+    if any(part.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan)
+           for part in (expression, first, second)):
+        raise NonlinearityError(f"{text!r} or its derivatives are infinite or undefined")
+    try:
+        nonlinearity = Nonlinearity(
+            name=text,
+            expression=expression,
+            f=_vectorised(expression),
+            df=_vectorised(first),
+            d2f=_vectorised(second),
+        )
+        probe = np.array([0.5, 1.5])
+        for function in (nonlinearity.f, nonlinearity.df, nonlinearity.d2f):
+            np.asarray(function(probe), dtype=float)
+    except (TypeError, ValueError, NameError, KeyError, ArithmeticError) as err:
+        raise NonlinearityError(f"{text!r} cannot be evaluated numerically ({err})") from err
+    return nonlinearity

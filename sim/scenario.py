@@ -1,26 +1,35 @@
 """Scenario files (TOML): the experiment a run performs, validated into plain objects.
 
 Top level: ``name``, ``description``, ``seed``, ``dt_ms``, ``method`` (Brian2 state-update
-method of the local dynamics), ``[model]`` (its ``kind`` picks the model family: ``hierarchical``
-by default, or ``discrete``), ``[protocol]`` with ``[[protocol.trials]]`` and ``[record]``.
+method of the local dynamics), ``float`` (``float64`` or ``float32`` state variables),
+``[model]`` (its ``kind`` picks the model family: ``hierarchical`` by default, or
+``discrete``), ``[protocol]`` with ``[[protocol.trials]]`` and ``[record]``.
 The full field reference is docs/scenarios.md. Each model family lives in its own module and
 registers a ``ModelKind`` here; this module reads only what all families share.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.resources
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sim.validation import Fields, ScenarioError, Source, read_toml
+import numpy as np
+
+from sim.validation import Fields, ScenarioError, Source, describe, read_toml
 
 MODEL_KINDS = {"hierarchical": "sim.hierarchical", "discrete": "sim.discrete"}
 METHODS = ("euler", "exponential_euler", "rk2", "rk4", "heun", "milstein")
 MAX_STEPS = 10**9
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")  # it becomes part of file names
+STABILITY_CHECKS = ("refuse", "warn")
+RATE_LIMIT = 1e8
+FLOAT_TYPES = ("float64", "float32")
 
 
 class ModelKind(Protocol):
@@ -54,6 +63,19 @@ class Recording:
 
 
 @dataclass
+class Numerics:
+    """``[numerics]``: what happens when the integration step looks unsafe (``sim.stability``).
+
+    ``stability``: an Euler step beyond the stability bound is refused (``refuse``) or only
+    reported (``warn``). ``rate_limit``: a running state variable whose magnitude exceeds it
+    (or turns NaN/Inf) stops the run as diverged (``sim.guard``).
+    """
+
+    stability: str = "refuse"
+    rate_limit: float = RATE_LIMIT
+
+
+@dataclass
 class Scenario:
     name: str
     description: str
@@ -67,6 +89,9 @@ class Scenario:
     trials: list[Trial]
     record: Recording
     overrides: dict[str, Any] = field(default_factory=dict)
+    numerics: Numerics = field(default_factory=Numerics)
+    shuffle: bool = False  # trials run in a seeded random order (``protocol.shuffle``)
+    float_type: str = "float64"  # Brian2 state variables and coupling arrays
 
     @property
     def duration_ms(self) -> float:
@@ -82,6 +107,7 @@ class Scenario:
             "seed": self.seed,
             "dt_ms": self.dt_ms,
             "method": self.method,
+            "float": self.float_type,
             "model": self.kind.describe(self.model),
             "trials": [
                 {"name": t.name, "duration_ms": t.duration_ms, "reset": t.reset,
@@ -90,6 +116,10 @@ class Scenario:
             ],
             "record": {"every_steps": self.record.every_steps,
                        "variables": list(self.record.variables)},
+            "protocol": {"shuffle": self.shuffle,
+                         "order": [t.index for t in self.trials]},
+            "numerics": {"stability": self.numerics.stability,
+                         "rate_limit": self.numerics.rate_limit},
             "overrides": self.overrides,
         }
 
@@ -176,16 +206,21 @@ def load_scenario(
     if seed is not None:
         overrides["seed"] = seed
     apply_overrides(data, overrides, str(path))
+    source = dataclasses.replace(source, overrides=tuple(overrides))
     return parse_scenario(data, source, overrides)
 
 
 def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Scenario:
     top = Fields(data, "", source)
     name = top.text("name")
+    if not NAME_PATTERN.fullmatch(name):
+        raise top.error("name", f"got {name!r}, expected 1-100 letters, digits or _ . + - "
+                                "(it names the result file)")
     description = top.text("description", default="")
     seed = top.number("seed", default=0, minimum=0, maximum=2**32 - 1, integer=True)
     dt_ms = top.number("dt_ms", default=0.1, positive=True, maximum=1000.0)
     method = top.text("method", default="euler", choices=METHODS)
+    float_type = top.text("float", default="float64", choices=FLOAT_TYPES)
 
     model_fields = top.sub("model")
     kind_name = model_fields.text("kind", default="hierarchical", choices=tuple(MODEL_KINDS))
@@ -195,6 +230,7 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
 
     protocol = top.sub("protocol")
     reset_default = protocol.text("reset", default="none", choices=("none", "beliefs"))
+    shuffle = protocol.flag("shuffle", default=False)
     trials = []
     for index, trial_fields in enumerate(protocol.subs("trials")):
         duration = trial_fields.number("duration_ms", positive=True)
@@ -214,13 +250,24 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
         trial_fields.close()
         trials.append(trial)
     protocol.close()
+    if shuffle:
+        # its own stream of the seed: weights [seed, 1, level], noise [seed, 2, trial],
+        # discrete likelihoods [seed, 3, modality]
+        order = np.random.default_rng([seed, 4]).permutation(len(trials))
+        trials = [trials[i] for i in order]
 
     record_fields = top.sub("record", default={})
-    every_ms = record_fields.number("every_ms", default=dt_ms, positive=True)
+    every_ms = record_fields.number("every_ms", default=dt_ms, positive=True,
+                                    maximum=MAX_STEPS * dt_ms)
     every_steps = max(1, round(every_ms / dt_ms))
+    if abs(every_steps * dt_ms - every_ms) > 1e-9 * max(every_ms, dt_ms):
+        raise record_fields.error("every_ms", f"got {every_ms!r}, expected a multiple of "
+                                              f"dt_ms = {dt_ms}")
     variables = record_fields.raw("variables", default=list(kind.record_variables))
     if not isinstance(variables, list) or not all(isinstance(v, str) for v in variables):
-        raise record_fields.error("variables", "expected a list of names")
+        raise record_fields.error("variables", f"expected a list of names, got "
+                                               f"{describe(variables)}")
+    variables = list(dict.fromkeys(variables))
     for variable in variables:
         if variable not in kind.record_variables:
             raise record_fields.error(
@@ -229,8 +276,14 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
                 f"{', '.join(kind.record_variables)}",
             )
     record_fields.close()
+    numerics_fields = top.sub("numerics", default={})
+    numerics = Numerics(
+        stability=numerics_fields.text("stability", default="refuse", choices=STABILITY_CHECKS),
+        rate_limit=numerics_fields.number("rate_limit", default=RATE_LIMIT, positive=True),
+    )
+    numerics_fields.close()
     top.close()
-    return Scenario(
+    scenario = Scenario(
         name=name,
         description=description,
         path=source.path,
@@ -243,4 +296,11 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
         trials=trials,
         record=Recording(every_steps, tuple(variables)),
         overrides=overrides,
+        float_type=float_type,
+        numerics=numerics,
+        shuffle=shuffle,
     )
+    check = getattr(kind, "check", None)  # optional: checks that need the whole scenario
+    if check is not None:
+        check(scenario, source)
+    return scenario

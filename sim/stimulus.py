@@ -15,12 +15,13 @@ causes from which the model's own generative mapping produces the input pattern.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from sim.validation import Fields, to_vector
+from sim.validation import Fields, describe, to_vector
 
 KINDS = ("constant", "steps", "ramp", "schedule")
 
@@ -41,8 +42,14 @@ class Stimulus:
     def at(self, t_ms: np.ndarray) -> np.ndarray:
         """The noiseless input at trial times ``t_ms`` (shape (len(t_ms), n))."""
         if self.interpolate:
-            columns = [np.interp(t_ms, self.times_ms, column) for column in self.values.T]
-            return np.stack(columns, axis=1)
+            if len(self.times_ms) == 1:
+                return np.repeat(self.values, len(t_ms), axis=0)
+            # np.interp for every column at once (held outside the breakpoints)
+            times = self.times_ms
+            left = np.clip(np.searchsorted(times, t_ms, side="right") - 1, 0, len(times) - 2)
+            span = times[left + 1] - times[left]
+            fraction = np.clip((t_ms - times[left]) / span, 0.0, 1.0)[:, np.newaxis]
+            return self.values[left] + fraction * (self.values[left + 1] - self.values[left])
         index = np.searchsorted(self.times_ms, t_ms, side="right") - 1
         return self.values[np.clip(index, 0, None)]
 
@@ -68,7 +75,13 @@ def parse_stimulus(
         if key.startswith("cause"):
             if generate is None:
                 raise fields.error(key, "this model cannot generate inputs from causes")
-            return generate(to_vector(value, n_causes, lambda msg: fields.error(key, msg)))
+            with np.errstate(all="ignore"):
+                generated = generate(to_vector(value, n_causes,
+                                               lambda msg: fields.error(key, msg)))
+            if not np.all(np.isfinite(generated)):
+                raise fields.error(key, f"the input the model generates from {describe(value)} "
+                                        "is not finite")
+            return generated
         return to_vector(value, n_inputs, lambda msg: fields.error(key, msg))
 
     def patterns(values_key: str, causes_key: str, count: int | None = None) -> np.ndarray:
@@ -94,11 +107,13 @@ def parse_stimulus(
         if (
             not isinstance(times, list)
             or not times
-            or not all(isinstance(t, int | float) and not isinstance(t, bool) for t in times)
+            or not all(isinstance(t, int | float) and not isinstance(t, bool)
+                       and math.isfinite(t) for t in times)
             or times[0] != 0
             or any(later <= earlier for earlier, later in itertools.pairwise(times))
         ):
-            raise fields.error("times_ms", "expected increasing times in ms starting at 0")
+            raise fields.error("times_ms", f"expected increasing times in ms starting at 0, "
+                                           f"got {describe(times)}")
         values = patterns("values", "causes", count=len(times))
         stimulus = Stimulus(np.asarray(times, dtype=float), values, kind == "schedule", noise)
     fields.close()

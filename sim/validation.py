@@ -26,24 +26,113 @@ class ScenarioError(ValueError):
 
 @dataclass(frozen=True)
 class Source:
-    """Where a scenario came from, to point at lines in messages."""
+    """Where a scenario came from, to point at lines in messages.
+
+    ``overrides`` are the dotted keys given with ``--set``: a mistake in one of them is
+    reported as coming from the command line, not from a line of the file.
+    """
 
     path: str
     text: str
+    overrides: tuple[str, ...] = ()
 
-    def line_of(self, key: str) -> int | None:
-        name = re.escape(key)
-        pattern = re.compile(rf'^\s*"?{name}"?\s*=|^\s*\[+\s*[\w.]*{name}\s*\]+')
-        for number, line in enumerate(self.text.splitlines(), start=1):
-            if pattern.search(line):
-                return number
-        return None
+    def line_of(self, field: str) -> int | None:
+        """The line that defines ``field`` (``model.levels[1].weights.kind``), or its nearest
+        enclosing key or table header (a key inside an inline table points at that table)."""
+        target = field_tokens(field)
+        best, best_length = None, 0
+        for number, tokens in key_lines(self.text):
+            length = len(tokens)
+            if length > best_length and target[:length] == tokens:
+                best, best_length = number, length
+                if length == len(target):
+                    break
+        return best
 
     def error(self, field: str, message: str) -> ScenarioError:
-        key = field.rsplit(".", 1)[-1].split("[", 1)[0]
-        line = self.line_of(key) if key else None
+        tokens = field_tokens(field)
+        for key in self.overrides:
+            override = [int(part) if part.isdigit() else part for part in key.split(".")]
+            if tokens[: len(override)] == override:
+                return ScenarioError(f"{self.path} (--set {key}): {field}: {message}")
+        line = self.line_of(field) if tokens else None
         where = f"{self.path}:{line}" if line else self.path
         return ScenarioError(f"{where}: {field}: {message}")
+
+
+def field_tokens(field: str) -> list[str | int]:
+    """``model.levels[1].size`` -> ``['model', 'levels', 1, 'size']``."""
+    tokens: list[str | int] = []
+    for part in field.split("."):
+        name, *indices = part.split("[")
+        if name and name != "(top level)":
+            tokens.append(name)
+        tokens.extend(int(index.rstrip("]")) for index in indices if index.rstrip("]").isdigit())
+    return tokens
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?")
+_KEY = re.compile(r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')"
+                  r"(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
+
+
+def _dotted(text: str) -> list[str]:
+    return [part.strip().strip("\"'") for part in re.findall(
+        r"\"[^\"]*\"|'[^']*'|[^.]+", text)]
+
+
+def _strip_strings(line: str) -> str:
+    """The line without string literals and comments (for counting brackets)."""
+    line = re.sub(r"\"(?:[^\"\\]|\\.)*\"|'[^']*'", "", line)
+    return line.split("#", 1)[0]
+
+
+def key_lines(text: str):
+    """(line number, key path) for every key and table header of a TOML text.
+
+    A small scanner, enough to point at lines: it follows ``[table]`` and ``[[array]]`` headers
+    (counting array items), dotted keys, and skips the insides of multi-line strings and of
+    values that span several lines.
+    """
+    table: list[str | int] = []
+    counts: dict[tuple, int] = {}
+    depth = 0
+    in_string = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if in_string:
+            if in_string in line:
+                in_string = None
+            continue
+        if depth == 0:
+            header = _HEADER.match(line)
+            key = None if header else _KEY.match(line)
+            if header:
+                parts = _dotted(header.group(2))
+                path: list[str | int] = []
+                for i, part in enumerate(parts):
+                    path.append(part)
+                    prefix = tuple(parts[: i + 1])
+                    if header.group(1) == "[[" and i == len(parts) - 1:
+                        counts[prefix] = counts.get(prefix, -1) + 1
+                        for nested in [k for k in counts if k[: len(prefix)] == prefix
+                                       and len(k) > len(prefix)]:
+                            del counts[nested]  # a new item starts its own sub-arrays
+                        path.append(counts[prefix])
+                    elif prefix in counts:
+                        path.append(counts[prefix])
+                table = path
+                yield number, list(table)
+                continue
+            if key:
+                yield number, [*table, *_dotted(key.group(1))]
+                line = line[key.end():]
+        for quote in ('"""', "'''"):
+            if line.count(quote) % 2 == 1:
+                in_string = quote
+                line = line[: line.index(quote)]
+        bare = _strip_strings(line)
+        depth = max(0, depth + bare.count("[") + bare.count("{") - bare.count("]")
+                    - bare.count("}"))
 
 
 def describe(value: Any) -> str:
@@ -99,6 +188,12 @@ class Fields:
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             expected = ", ".join(choices)
             raise self.error(key, f"got {value!r}, expected one of {expected}{suggestion}")
+        return value
+
+    def flag(self, key: str, default: Any = REQUIRED) -> bool:
+        value = self.raw(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"expected true or false, got {describe(value)}")
         return value
 
     def number(

@@ -1,0 +1,158 @@
+r"""Categorical belief circuit: K belief units, K error units and one inhibitory pool.
+
+A hidden cause s in {1..K} has prior D; the evidence so far, delivered by ``sensory_message``,
+is s_k = sum_i ln Ã_{m_i}[o_i, k] (see ``sim.reference.categorical``), so that
+ln p(o, s=k) = ln D_k + s_k. The belief Q over causes should minimise
+
+.. math::
+
+    F(Q) = \sum_k Q_k (\ln Q_k - \ln p(o, s=k)) = -\ln p(o) + KL[Q \| p(s \mid o)].
+
+**Belief units** hold a log-belief v_k (membrane-like); their rates are a softmax, normalised
+divisively by the pool, which sums every unit's drive e^{v_j}:
+
+.. math::
+
+    Q_k = e^{v_k} / Z = e^{v_k - \ln Z}, \qquad Z = \sum_j e^{v_j}.
+
+**Error units** report, for each cause, how much more the model predicts it than the belief
+holds: eps_k = -dF/dQ_k - 1,
+
+.. math::
+
+    \varepsilon_k = \ln D_k + s_k - \ln Q_k = \ln D_k + s_k - (v_k - \ln Z).
+
+**Dynamics.** Through the softmax, dQ_j/dv_k = Q_j (delta_jk - Q_k), so
+
+.. math::
+
+    \frac{\partial F}{\partial v_k} = -Q_k (\varepsilon_k - \bar\varepsilon), \qquad
+    \bar\varepsilon = \sum_j Q_j \varepsilon_j = -F.
+
+The belief units descend F preconditioned by 1/Q_k (the inverse Fisher metric of the softmax),
+with the pool feeding back the mean error, which is minus the free energy:
+
+.. math::
+
+    \tau \frac{dv_k}{dt} = \varepsilon_k - \bar\varepsilon.
+
+Then dF/dt = -Var_Q[eps] / tau <= 0, zero only where every eps_k is equal, i.e. where
+Q_k is proportional to p(o, s=k): the exact posterior, with eps_k = ln p(o) and F = -ln p(o).
+The pool's total is conserved (d ln Z/dt = sum_k Q_k dv_k/dt = 0), so v_k stays the log-belief
+ln Q_k when started at ln D. In discrete time (Euler, h = dt/tau) a step is
+v <- (1-h) v + h ln p(o, s) + const, that is Q_{n+1} proportional to Q_n^{1-h} p(s|o)^h: a
+geometric interpolation towards the posterior, along which KL (hence F) never increases for
+0 < h <= 1, and ln Q - ln p(s|o) shrinks by (1-h) per step (``exponential_euler``:
+h = 1 - e^{-dt/tau}, for any dt).
+
+**Precision.** gamma_m (inverse temperature) weights modality m's likelihood: the message of
+an outcome o is ln Ã[o, k] = gamma_m ln A[o, k] - ln sum_o' A[o', k]^gamma_m, a gain on the
+log-likelihood synapse plus the normaliser that keeps Ã a distribution over outcomes. For a
+probability vector p over outcomes (an uncertain report) the message is ln sum_o p_o Ã[o, k].
+Each message is added to ``sensory`` when its observation arrives, weighted by the precision in
+force at that time.
+
+**Implementation.** The belief units' dynamics and the error units are Brian2 equations below;
+the error units have no dynamics of their own (their rates are an expression, evaluated where
+the belief units read them). The pool is a K-to-1 sum, run in NumPy in place on Brian2's state
+arrays (as ``circuits.coupling`` does): Brian2 ``(summed)`` synapses ran ~3x slower here. It
+also keeps the rates Q and errors eps of the step in ``belief`` and ``error`` for recording
+(Brian2's own evaluation of a subexpression costs ~1.5 ms per read).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from brian2 import Clock, NetworkOperation, NeuronGroup, linked_var, ms
+
+from circuits import schedule
+
+BELIEF_EQUATIONS = """
+dv/dt = (error - mean_error) / tau_belief : 1
+log_belief = v - log_norm : 1
+belief = exp(log_belief) : 1
+error : 1 (linked)
+log_norm : 1 (shared)
+mean_error : 1 (shared)
+tau_belief : second (shared, constant)
+"""
+
+ERROR_EQUATIONS = """
+error = log_prior + sensory - log_belief : 1
+log_belief : 1 (linked)
+log_prior : 1 (constant)
+sensory : 1
+"""
+
+
+def sensory_message(log_A: np.ndarray, outcome: np.ndarray, gamma: float) -> np.ndarray:
+    """ln Ã[o, k] for every cause k: one observation's input to the error units.
+
+    ``log_A`` is ln A (outcomes x causes); ``outcome`` a probability vector over outcomes (one-hot
+    for a category). Computed in log space, so large gamma does not underflow.
+    """
+    weighted = gamma * log_A
+    with np.errstate(divide="ignore"):
+        log_p = np.log(np.asarray(outcome, dtype=float))[:, None]
+    return _log_sum(weighted + log_p) - _log_sum(weighted)
+
+
+def _log_sum(values: np.ndarray) -> np.ndarray:
+    """ln sum over axis 0 of exp(values), per column, stable."""
+    top = np.max(values, axis=0)
+    return top + np.log(np.sum(np.exp(values - top), axis=0))
+
+
+class CategoricalCircuit:
+    """The populations and pool for K causes; ``objects`` go into the Brian2 network."""
+
+    def __init__(self, log_prior: np.ndarray, tau_belief_ms: float, clock: Clock,
+                 method: str = "euler") -> None:
+        size = len(log_prior)
+        self.beliefs = NeuronGroup(size, BELIEF_EQUATIONS, method=method, clock=clock,
+                                   name="discrete_beliefs", order=schedule.BELIEFS)
+        self.errors = NeuronGroup(size, ERROR_EQUATIONS, clock=clock, name="discrete_errors",
+                                  order=schedule.ERRORS)
+        self.beliefs.error = linked_var(self.errors, "error")
+        self.errors.log_belief = linked_var(self.beliefs, "log_belief")
+        self.errors.state_updater.active = False  # no dynamics: eps is an expression
+        self.beliefs.tau_belief = tau_belief_ms * ms
+        state = lambda group, name: group.variables[name].get_value()  # noqa: E731
+        self.v = state(self.beliefs, "v")
+        self.log_norm = state(self.beliefs, "log_norm")
+        self.mean_error = state(self.beliefs, "mean_error")
+        self.log_prior = state(self.errors, "log_prior")
+        self.sensory = state(self.errors, "sensory")
+        self.log_prior[:] = log_prior
+        self.belief = np.empty(size)  # Q of the current step, kept by the pool
+        self.error = np.empty(size)  # eps of the current step, kept by the pool
+        self.pool = NetworkOperation(self.normalise, when=schedule.SLOT, order=schedule.POOL,
+                                     clock=clock, name="discrete_pool")
+        self.objects = [self.beliefs, self.errors, self.pool]
+        self.reset()
+
+    def reset(self) -> None:
+        """Beliefs back to the prior (v = ln D), evidence cleared."""
+        self.v[:] = self.log_prior
+        self.sensory[:] = 0.0
+        self.normalise()
+
+    def normalise(self) -> None:
+        """The pool: ln Z = ln sum_j e^{v_j} and the mean error sum_j Q_j eps_j = -F."""
+        v, belief, error = self.v, self.belief, self.error
+        top = v.max()
+        np.subtract(v, top, out=belief)
+        np.exp(belief, out=belief)
+        total = belief.sum()
+        belief /= total
+        log_norm = top + np.log(total)
+        self.log_norm[0] = log_norm
+        np.add(self.log_prior, self.sensory, out=error)
+        error -= v
+        error += log_norm
+        self.mean_error[0] = belief @ error
+
+    @property
+    def free_energy(self) -> float:
+        """F of the current step (nat): minus the pool's mean error."""
+        return -float(self.mean_error[0])

@@ -1,0 +1,65 @@
+"""The discrete rows of ``pcsim bench``: K categorical causes, evidence arriving over time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from sim.bench import reference
+
+DT_MS = 0.1
+OUTCOMES = 8
+EVERY_MS = 5.0  # one observation every 5 ms keeps the beliefs moving
+
+
+def discrete_table(name: str, causes: int, steps: int) -> dict:
+    duration = round(steps * DT_MS, 9)
+    rng = np.random.default_rng(causes)
+    times = np.arange(0.0, duration, EVERY_MS)
+    return {
+        "name": name.replace(" ", "_").replace("=", ""),
+        "seed": 9,
+        "dt_ms": DT_MS,
+        "model": {"kind": "discrete", "causes": causes, "tau_belief_ms": 10.0,
+                  "modalities": [{"name": "sense", "outcomes": OUTCOMES, "precision": 0.5,
+                                  "likelihood": {"kind": "random", "concentration": 1.0}}]},
+        "protocol": {"trials": [{
+            "duration_ms": duration,
+            "observations": [{"time_ms": float(t), "sense": int(o)}
+                             for t, o in zip(times, rng.integers(0, OUTCOMES, len(times)),
+                                             strict=True)],
+        }]},
+        "record": {"every_ms": duration, "variables": []},
+    }
+
+
+class DiscreteFamily:
+    """How the suite runs a discrete case: the reference's numbers and pcsim's final state."""
+
+    @staticmethod
+    def reference(scenario, steps: int) -> Callable[[], dict]:
+        model, trial = scenario.model, scenario.trials[0]
+        last = steps - 1
+        observations = [
+            (min(round(obs.time_ms / scenario.dt_ms), last),
+             model.modalities[obs.modality].likelihood.copy(),
+             float(trial.settings.precision[obs.modality]), int(obs.category))
+            for obs in trial.settings.observations
+        ]
+        categorical = reference.Categorical(model.prior.copy(), observations, scenario.dt_ms,
+                                            model.tau_belief_ms)
+        return lambda: {"belief": reference.run_categorical(categorical, steps)}
+
+    @staticmethod
+    def states(file, scenario) -> dict[str, np.ndarray]:
+        return {"belief": np.asarray(file["trials/final_belief"][-1])}
+
+
+def cases(case_type) -> list:
+    family = DiscreteFamily()
+    return [
+        case_type(f"discrete K={k}", f"K={k}", steps, quick, target,
+                  lambda n, k=k: discrete_table(f"discrete K{k}", k, n), family=family)
+        for k, steps, quick, target in ((6, 20000, 10000, None), (2000, 10000, 5000, 1.5))
+    ]

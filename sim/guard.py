@@ -1,0 +1,135 @@
+"""Watching a run: divergence (NaN, Inf, runaway rates) and Ctrl-C stop it cleanly.
+
+``RunGuard`` adds one ``NetworkOperation`` at the very start of every time step (Brian2's
+``start`` slot, before any population moves). Every ``every_steps`` steps, and on every step
+that the recorder samples, it checks each watched state variable: any value that is NaN, Inf
+or larger in magnitude than ``[numerics] rate_limit`` raises ``RunStopped`` at once, so the
+bad state is never written to the result. Because it runs first in the step, the state it
+sees is exactly the state the recorder would sample.
+
+SIGINT and SIGTERM only raise a flag (``interrupt_handlers``); the guard turns it into
+``RunStopped`` at the next step boundary, where the network and the HDF5 file are consistent.
+A second signal interrupts at once (``KeyboardInterrupt``), and the engine removes the
+temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from brian2 import NetworkOperation, NeuronGroup
+from brian2.core.variables import Subexpression
+
+CHECK_EVERY_STEPS = 50
+
+
+class RunStopped(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised inside the network to stop it: ``reason`` is "diverged" or "interrupted"."""
+
+    def __init__(self, reason: str, message: str, t_ms: float) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.t_ms = reason, message, t_ms
+
+
+@dataclass
+class Watched:
+    population: str
+    variable: str
+    values: np.ndarray
+
+
+def watched_variables(objects, recorded: tuple[str, ...] = ()) -> list[Watched]:
+    """Every NeuronGroup's integrated variables and those it records (by name); the others
+    (inputs delivered by the coupling) are functions of these."""
+    watched = []
+    for group in objects:
+        if not isinstance(group, NeuronGroup):
+            continue
+        names = set(group.equations.diff_eq_names) | set(recorded)
+        for name, variable in group.variables.items():
+            if (name not in names or getattr(variable, "constant", True)
+                    or getattr(variable, "scalar", True)
+                    or isinstance(variable, Subexpression)  # no storage (circuits.discrete)
+                    or np.dtype(getattr(variable, "dtype", np.int64)).kind != "f"):
+                continue
+            watched.append(Watched(group.name, name, variable.get_value()))
+    return watched
+
+
+class RunGuard:
+    """Checks a running network; ``operation(clock)`` is the NetworkOperation to add to it."""
+
+    def __init__(self, watched: list[Watched], rate_limit: float, dt_ms: float,
+                 record_every_steps: int, every_steps: int = CHECK_EVERY_STEPS) -> None:
+        self.watched, self.rate_limit, self.dt_ms = watched, rate_limit, dt_ms
+        self.limit_squared = rate_limit**2
+        self.record_every = max(1, record_every_steps)
+        self.every = max(1, every_steps)
+        self.step = 0
+        self.interrupted: str | None = None
+        self.last_good_ms = 0.0
+        self.trial_name = ""
+
+    def operation(self, clock) -> NetworkOperation:
+        return NetworkOperation(self._tick, clock=clock, when="start", order=-100,
+                                name="pcsim_guard")
+
+    def _tick(self) -> None:
+        step = self.step
+        self.step += 1
+        if self.interrupted:
+            raise RunStopped("interrupted", f"interrupted by {self.interrupted}", step * self.dt_ms)
+        if step % self.record_every and step % self.every:
+            return
+        for watched in self.watched:
+            values = watched.values
+            # v.v <= limit^2 (one BLAS call) implies every |v_i| <= limit; NaN fails it too
+            if values.dot(values) <= self.limit_squared or not values.size:
+                continue
+            if np.max(np.abs(values)) <= self.rate_limit:  # many large-ish values: fine
+                continue
+            self._diverged(watched, step * self.dt_ms)
+        self.last_good_ms = step * self.dt_ms
+
+    def _diverged(self, watched: Watched, t_ms: float) -> None:
+        values = watched.values
+        bad = ~(np.abs(values) <= self.rate_limit)
+        unit = int(np.argmax(bad))
+        value = values[unit]
+        what = (f"= {float(value)}" if not np.isfinite(value) else
+                f"= {value:.3g}, beyond [numerics] rate_limit = {self.rate_limit:g}")
+        trial = f" (trial {self.trial_name!r})" if self.trial_name else ""
+        suggestion = self.dt_ms / 4
+        message = (f"diverged at t = {t_ms:g} ms{trial}: {watched.population}.{watched.variable}"
+                   f"[{unit}] {what} ({int(bad.sum())} unit(s)); the last check that passed was "
+                   f"at t = {self.last_good_ms:g} ms. The integration step dt_ms = "
+                   f"{self.dt_ms:g} is likely too large for the state the run reached: try "
+                   f"dt_ms = {suggestion:g} or smaller, or lower the precisions or gains")
+        raise RunStopped("diverged", message, t_ms)
+
+
+@contextlib.contextmanager
+def interrupt_handlers(guard: RunGuard) -> Iterator[None]:
+    """While running, SIGINT and SIGTERM ask the guard to stop at the next step boundary."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def handler(signum, frame) -> None:
+        if guard.interrupted:  # a second signal: stop now
+            raise KeyboardInterrupt
+        guard.interrupted = signal.Signals(signum).name
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)

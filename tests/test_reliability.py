@@ -1,0 +1,328 @@
+"""Issue 5: precise errors, no corrupt or clobbered result files, caught divergence, same seed
+same numbers. Run in-process where possible; signals need a real process (subprocess)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from tomlwriter import write_scenario
+
+import sim
+from sim.cli import main
+from sim.results import SCHEMA_VERSION
+from sim.scenario import load_scenario
+from sim.stability import analyse_hierarchical, margin
+
+
+def linear(dt_ms: float, steps: int, errors: str = "instantaneous", **extra) -> dict:
+    """x = 1 seen through W = 1 with unit precisions and a N(0, 1) prior: posterior mean 1/2.
+
+    lambda_max = W' Pi_0 W + Pi_1 = 2, so with tau_belief = 1 ms instantaneous errors are stable
+    for dt < 1 ms; relaxing ones (tau_error = 0.5 ms) for dt^2 + dt - 1 < 0, dt < 0.618 ms.
+    """
+    scenario = {
+        "name": "linear",
+        "dt_ms": dt_ms,
+        "model": {
+            "errors": errors, "tau_belief_ms": 1.0, "tau_error_ms": 0.5,
+            "levels": [{"name": "x", "size": 1, "precision": 1.0},
+                       {"name": "v", "size": 1, "weights": 1.0}],
+            "prior": {"mean": 0.0, "precision": 1.0},
+        },
+        "protocol": {"trials": [{"duration_ms": dt_ms * steps,
+                                 "stimulus": {"kind": "constant", "value": 1.0}}]},
+    }
+    scenario.update(extra)
+    return scenario
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# --- validation messages ------------------------------------------------------------------
+
+def test_messages_name_file_line_field_value_and_expectation(tmp_path, capsys):
+    scenario = linear(0.1, 10)
+    scenario["protocol"]["trials"][0]["stimulus"]["nosie_std"] = 0.1
+    path = write_scenario(tmp_path / "typo.toml", scenario)
+    assert main(["run", str(path), "-o", str(tmp_path / "r.h5")]) == 2
+    line = error_line(capsys)
+    number = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "nosie" in text)
+    assert f"{path}:{number}: protocol.trials[0].stimulus.nosie_std: unknown field" in line
+    assert "did you mean 'noise_std'" in line
+
+    scenario = linear(0.1, 10)
+    scenario["model"]["levels"][1]["weights"] = [[1.0, 2.0]]
+    path = write_scenario(tmp_path / "shape.toml", scenario)
+    assert main(["run", str(path), "-o", str(tmp_path / "r.h5")]) == 2
+    line = error_line(capsys)
+    assert "model.levels[1].weights: expected 1 rows of 1 numbers" in line
+
+    assert main(["run", str(path), "--set", "model.levels.0.size=-3", "-o",
+                 str(tmp_path / "r.h5")]) == 2
+    line = error_line(capsys)
+    assert "(--set model.levels.0.size): model.levels[0].size" in line and "-3" in line
+    assert not list(tmp_path.glob("*.h5"))
+
+
+def test_expressions_are_arithmetic_only(tmp_path):
+    for text in ("__import__('os').system('true')", "mu.real", "9**9**9**9", "log(0)", "x"):
+        scenario = linear(0.1, 10)
+        scenario["model"]["levels"][1]["nonlinearity"] = text
+        with pytest.raises(sim.ScenarioError, match=r"model\.levels\[1\]\.nonlinearity"):
+            load_scenario(write_scenario(tmp_path / "expr.toml", scenario))
+
+
+def test_huge_sizes_are_refused_before_allocating(tmp_path):
+    scenario = linear(0.1, 10)
+    scenario["model"]["levels"][0]["size"] = 10**6
+    scenario["model"]["levels"][1]["size"] = 10**5
+    scenario["model"]["levels"][0]["precision"] = 1.0
+    scenario["protocol"]["trials"][0]["stimulus"]["value"] = 0.0
+    started = time.perf_counter()
+    with pytest.raises(sim.ScenarioError, match=r"model\.levels\[1\]\.size: a dense "
+                                                 r"1000000 x 100000 weight matrix"):
+        load_scenario(write_scenario(tmp_path / "huge.toml", scenario))
+    assert time.perf_counter() - started < 5
+
+
+def test_shuffle_is_seeded(tmp_path):
+    scenario = linear(0.1, 10)
+    trial = scenario["protocol"]["trials"][0]
+    scenario["protocol"] = {"shuffle": True,
+                            "trials": [dict(trial, name=f"t{i}") for i in range(8)]}
+    path = write_scenario(tmp_path / "shuffled.toml", scenario)
+    orders = {seed: [t.name for t in load_scenario(path, seed=seed).trials] for seed in (1, 2)}
+    assert orders[1] == [t.name for t in load_scenario(path, seed=1).trials]
+    assert orders[1] != orders[2] and sorted(orders[1]) == [f"t{i}" for i in range(8)]
+
+
+# --- numerical safety ---------------------------------------------------------------------
+
+def test_stability_bound_matches_the_derivation():
+    # instantaneous: b lambda < 2; relaxing Euler: b lambda < 4/a - 2 (a = dt / tau_error)
+    assert margin(0.999, 2.0, 1.0, None, "euler") < 1 < margin(1.001, 2.0, 1.0, None, "euler")
+    golden = (5**0.5 - 1) / 2
+    assert margin(golden - 1e-6, 2.0, 1.0, 0.5, "euler") < 1
+    assert margin(golden + 1e-6, 2.0, 1.0, 0.5, "euler") > 1
+    assert margin(1.2, 0.0, 1.0, 0.5, "euler") == np.inf  # the error units alone: dt < 2 tau
+
+
+@pytest.mark.parametrize(("errors", "stable_dt", "unstable_dt"),
+                         [("instantaneous", 0.9, 1.1), ("relaxing", 0.55, 0.7)])
+def test_unstable_dt_is_refused_and_the_bound_is_tight(tmp_path, capsys, errors, stable_dt,
+                                                       unstable_dt):
+    unstable = write_scenario(tmp_path / "unstable.toml", linear(unstable_dt, 200, errors))
+    found = analyse_hierarchical(load_scenario(unstable))
+    assert found.lambda_max == pytest.approx(2.0) and found.margin > 1
+    output = tmp_path / "out" / "r.h5"
+    assert main(["run", str(unstable), "-o", str(output), "--no-plot"]) == 2
+    line = error_line(capsys)
+    assert "dt_ms" in line and "stability bound" in line and "e.g. dt_ms = " in line
+    assert not output.parent.exists() or not list(output.parent.iterdir())
+
+    # told to only warn, it really diverges; just below the bound it converges
+    warned = linear(unstable_dt, 200, errors, numerics={"stability": "warn"})
+    with pytest.warns(UserWarning, match="stability bound"), pytest.raises(sim.DivergenceError):
+        sim.run(write_scenario(tmp_path / "warned.toml", warned), output=output)
+    stable = write_scenario(tmp_path / "stable.toml", linear(stable_dt, 200, errors))
+    with pytest.warns(UserWarning, match="overshoot"):
+        result = sim.run(stable, output=tmp_path / "stable.h5")
+    assert result.level("v")["belief"][-1, 0] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_divergence_mid_run_is_caught_and_recorded(tmp_path, capsys):
+    """g(v) = v^2 is stable where the run starts, not where a blinding input drives it."""
+    scenario = {
+        "name": "blinded", "dt_ms": 0.01,
+        "model": {"tau_belief_ms": 1.0, "tau_error_ms": 1.0,
+                  "levels": [{"name": "light", "size": 1},
+                             {"name": "cause", "size": 1, "weights": 1.0,
+                              "nonlinearity": "mu**2"}],
+                  "prior": {"mean": 3.0, "precision": 1.0}},
+        "protocol": {"trials": [
+            {"name": "calm", "duration_ms": 2.0, "stimulus": {"kind": "constant", "value": 2.0}},
+            {"name": "blinding", "duration_ms": 2.0,
+             "stimulus": {"kind": "constant", "value": 1e4}}]},
+        "record": {"every_ms": 0.1},
+    }
+    path = write_scenario(tmp_path / "blinded.toml", scenario)
+    output = tmp_path / "blinded.h5"
+    assert main(["run", str(path), "-o", str(output), "--no-plot"]) == 3
+    err = capsys.readouterr().err
+    (line,) = [text for text in err.splitlines() if text.startswith("pcsim: error:")]
+    assert "diverged at t = 2." in line and "trial 'blinding'" in line
+    assert "belief_cause.belief[0]" in line and "try dt_ms = " in line
+    with pytest.raises(sim.ResultError, match="marked 'diverged'"):
+        sim.load(output)
+    result = sim.load(output, allow_incomplete=True)
+    assert result.attrs["status"] == "diverged" and "belief_cause" in result.attrs["failure"]
+    assert list(result.trials["name"]) == ["calm"]
+    for name, array in result.datasets.items():
+        if np.asarray(array).dtype.kind == "f":
+            assert np.all(np.isfinite(array)), name
+    assert result.time[-1] <= 2.1e-3
+
+
+def test_a_trial_with_a_huge_precision_is_refused_or_caught(tmp_path):
+    scenario = linear(0.1, 100)
+    trial = scenario["protocol"]["trials"][0]
+    scenario["protocol"]["trials"] = [dict(trial, name="calm"),
+                                      dict(trial, name="glare", precision={"x": 1e3})]
+    path = write_scenario(tmp_path / "glare.toml", scenario)
+    with pytest.raises(sim.ScenarioError, match="trial 'glare'"):
+        sim.run(path, output=tmp_path / "r.h5")
+    assert not (tmp_path / "r.h5").exists()
+    with pytest.warns(UserWarning), pytest.raises(sim.DivergenceError) as caught:
+        sim.run(path, output=tmp_path / "r.h5", overrides={"numerics.stability": "warn"})
+    assert "trial 'glare'" in str(caught.value) and caught.value.path == tmp_path / "r.h5"
+    assert sim.load(tmp_path / "r.h5", allow_incomplete=True).trials["name"].tolist() == ["calm"]
+
+
+# --- output integrity -----------------------------------------------------------------------
+
+def long_scenario(tmp_path: Path) -> Path:
+    scenario = linear(0.1, 10**7, errors="relaxing")
+    scenario["model"]["tau_belief_ms"] = 5.0
+    scenario["protocol"]["trials"][0]["stimulus"]["noise_std"] = 0.1
+    scenario["record"] = {"every_ms": 1.0}
+    return write_scenario(tmp_path / "long.toml", scenario)
+
+
+def start_run(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+    output = tmp_path / "out" / "long.h5"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sim.cli", "run", str(long_scenario(tmp_path)), "-o", str(output),
+         "--no-plot", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(output.parent.glob(".long.h5.*.partial")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    time.sleep(1.5)  # now simulating
+    return process, output
+
+
+def test_sigkill_leaves_no_result_and_the_next_run_cleans_up(tmp_path):
+    process, output = start_run(tmp_path)
+    process.kill()
+    process.communicate(timeout=60)
+    assert not output.exists()
+    (stale,) = output.parent.glob(".long.h5.*.partial")
+    sim.run(write_scenario(tmp_path / "short.toml", linear(0.1, 10)),
+            output=output.parent / "short.h5")
+    assert not stale.exists()
+
+
+def test_sigint_leaves_nothing_unless_asked(tmp_path):
+    process, output = start_run(tmp_path)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err
+    assert "nothing written" in err
+    assert not list(output.parent.iterdir())
+
+    process, output = start_run(tmp_path, "--keep-partial")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err
+    assert [p.name for p in output.parent.iterdir()] == ["long.h5"]
+    with pytest.raises(sim.ResultError, match="marked 'interrupted'"):
+        sim.load(output)
+    result = sim.load(output, allow_incomplete=True)
+    assert result.attrs["status"] == "interrupted" and len(result.time) > 10
+    assert np.all(np.isfinite(result.level("v")["belief"]))
+    assert result.trials["t_stop"][0] == pytest.approx(result.attrs["stopped_at"], abs=1e-3)
+
+
+def test_an_existing_result_is_never_overwritten_without_asking(tmp_path, capsys):
+    path = write_scenario(tmp_path / "short.toml", linear(0.1, 10))
+    output = tmp_path / "r.h5"
+    output.write_bytes(b"precious")
+    with pytest.raises(sim.ResultError, match="already exists"):
+        sim.run(path, output=output)
+    assert main(["run", str(path), "-o", str(output), "--no-plot"]) == 2
+    assert "already exists" in error_line(capsys)
+    assert output.read_bytes() == b"precious"
+    assert sim.run(path, output=output, overwrite=True).attrs["status"] == "complete"
+    assert main(["run", str(path), "-o", str(tmp_path), "--no-plot"]) == 2
+    assert "is a folder" in error_line(capsys)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+def test_load_refuses_what_is_not_a_finished_pcsim_result(tmp_path):
+    good = sim.run(write_scenario(tmp_path / "s.toml", linear(0.1, 10)),
+                   output=tmp_path / "good.h5").path
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with pytest.raises(sim.ResultError, match="cannot open as HDF5"):
+        sim.load(tmp_path / "text.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as handle:
+        handle["x"] = [1, 2]
+    with pytest.raises(sim.ResultError, match="not a pcsim result"):
+        sim.load(tmp_path / "other.h5")
+
+    def variant(name: str, **attrs) -> Path:
+        copy = tmp_path / name
+        copy.write_bytes(good.read_bytes())
+        with h5py.File(copy, "a") as handle:
+            handle.attrs.update(attrs)
+        return copy
+
+    with pytest.raises(sim.ResultError, match="upgrade pcsim"):
+        sim.load(variant("newer.h5", schema_version=SCHEMA_VERSION + 1))
+    with pytest.raises(sim.ResultError, match="marked 'running'"):
+        sim.load(variant("running.h5", status="running"))
+    assert sim.load(variant("running.h5", status="running"), allow_incomplete=True)
+    older = sim.load(variant("older.h5", schema_version=SCHEMA_VERSION - 1))
+    assert np.array_equal(older.level("v")["belief"], sim.load(good).level("v")["belief"])
+
+
+# --- reproducibility ------------------------------------------------------------------------
+
+def datasets(result: sim.Result) -> dict:
+    return {name: np.asarray(array) for name, array in result.datasets.items()}
+
+
+def test_same_seed_same_datasets_bitwise(tmp_path):
+    overrides = {"protocol.trials.0.duration_ms": 20.0}
+    runs = [sim.run("perception/hierarchy", output=tmp_path / f"{i}.h5", seed=seed,
+                    overrides=overrides) for i, seed in enumerate((5, 5, 6))]
+    first, again, other = (datasets(run) for run in runs)
+    assert first.keys() == again.keys()
+    for name in first:
+        a, b = first[name], again[name]
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        assert a.tobytes() == b.tobytes() if a.dtype.kind != "O" else a.tolist() == b.tolist()
+    for name in ("levels/input/input", "levels/features/weights_initial",
+                 "levels/objects/belief"):
+        assert not np.array_equal(first[name], other[name]), name
+
+
+def test_no_result_when_the_output_folder_cannot_be_written(tmp_path, capsys):
+    if os.geteuid() == 0:
+        blocked = tmp_path / "file"
+        blocked.write_text("")
+        output = blocked / "r.h5"  # a folder that is a file
+    else:
+        blocked = tmp_path / "ro"
+        blocked.mkdir(mode=0o500)
+        output = blocked / "r.h5"
+    path = write_scenario(tmp_path / "s.toml", linear(0.1, 10))
+    assert main(["run", str(path), "-o", str(output), "--no-plot"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = [text for text in err.splitlines() if text.startswith("pcsim: error:")]
+    assert "cannot write the result here" in line

@@ -1,0 +1,130 @@
+"""The fast paths compute what the plain ones do: dense = Brian2 Synapses, sparse = dense,
+float32 ~ float64, and streamed HDF5 recording = the states of a direct NumPy loop.
+(Correctness only: speed is measured by ``pcsim bench``.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tomlwriter import write_scenario
+
+import sim
+import sim.results
+from sim.bench.reference import run_hierarchy
+from sim.bench.suite import DT_MS, hierarchy_reference, hierarchy_table
+from sim.scenario import load_scenario
+
+SIZES = [6, 4, 3]
+STEPS = 400
+LOCAL = {"sizes": [64, 16, 4], "shapes": [(8, 8), (4, 4), (2, 2)],
+         "weights": {"kind": "local", "field": 3, "scale": 1.0}}
+
+
+def run(tmp_path, name: str, table: dict, every_steps: int = 1) -> sim.Result:
+    table["record"] = {"every_ms": every_steps * DT_MS}
+    path = write_scenario(tmp_path / f"{name}.toml", table)
+    return sim.run(path, output=tmp_path / f"{name}.h5")
+
+
+def assert_same_run(a: sim.Result, b: sim.Result, tolerance: float,
+                    variables=("belief", "error")) -> None:
+    for name in a.level_names:
+        for variable in variables:
+            if variable in a.level(name):
+                np.testing.assert_allclose(a.level(name)[variable], b.level(name)[variable],
+                                           rtol=0, atol=tolerance, err_msg=f"{name} {variable}")
+
+
+@pytest.mark.parametrize("learning", [False, True])
+@pytest.mark.parametrize("errors", ["relaxing", "instantaneous"])
+def test_dense_coupling_equals_synapses(tmp_path, errors, learning):
+    runs = {
+        kind: run(tmp_path, kind, hierarchy_table("eq", SIZES, STEPS, errors=errors,
+                                                  learning=learning, coupling=kind))
+        for kind in ("dense", "synapses")
+    }
+    dense, synapses = runs["dense"], runs["synapses"]
+    assert len(dense.time) == STEPS
+    assert_same_run(dense, synapses, 1e-9)
+    if learning:
+        for name in dense.level_names[1:]:
+            group = f"levels/{name}/"
+            final = dense[group + "weights_final"]
+            assert np.max(np.abs(final - dense[group + "weights_initial"])) > 1e-4  # it learnt
+            np.testing.assert_allclose(final, synapses[group + "weights_final"], atol=1e-9)
+
+
+def test_sparse_coupling_equals_dense_with_learning(tmp_path):
+    runs = {kind: run(tmp_path, kind, hierarchy_table("eq", SIZES, STEPS, learning=True,
+                                                      coupling=kind))
+            for kind in ("dense", "sparse")}
+    assert_same_run(runs["dense"], runs["sparse"], 1e-9)
+    for name in runs["dense"].level_names[1:]:
+        path = f"levels/{name}/weights_final"
+        np.testing.assert_allclose(runs["dense"][path], runs["sparse"][path], atol=1e-9)
+
+
+def test_local_receptive_fields_sparse_equals_dense(tmp_path):
+    runs = {kind: run(tmp_path, kind, hierarchy_table("local", LOCAL["sizes"], STEPS,
+                                                      shapes=LOCAL["shapes"],
+                                                      weights=LOCAL["weights"], coupling=kind))
+            for kind in ("sparse", "dense")}
+    assert_same_run(runs["sparse"], runs["dense"], 1e-9)
+    np.testing.assert_allclose(runs["sparse"].free_energy, runs["dense"].free_energy, rtol=1e-9)
+    # stored as CSR: 8x8 below, 4x4 here, 3x3 fields centred on rows/columns 1, 3, 5, 7 (the
+    # last one loses its row 8): 11 x 11 connections
+    weights = runs["dense"].weights("level1")
+    assert weights.shape == (64, 16) and weights.nnz == 11 * 11
+    assert weights[2 * 8 + 2, 1 * 4 + 1] != 0 and weights[0, 15] == 0
+
+
+def test_float32_within_1e_4_of_float64(tmp_path):
+    runs = {kind: run(tmp_path, kind, hierarchy_table("fp", [64, 16, 4], STEPS,
+                                                      learning=True, float_type=kind))
+            for kind in ("float64", "float32")}
+    assert runs["float32"].parameters["float"] == "float32"
+    assert_same_run(runs["float64"], runs["float32"], 1e-4)
+    assert np.max(np.abs(runs["float64"].level("level1")["belief"]
+                         - runs["float32"].level("level1")["belief"])) > 0  # really float32
+
+
+@pytest.mark.parametrize("errors", ["relaxing", "instantaneous"])
+def test_streamed_recording_equals_direct_numpy_loop(tmp_path, monkeypatch, errors):
+    monkeypatch.setattr(sim.results, "CHUNK_SAMPLES", 7)  # many flushes, a partial last one
+    every, steps = 3, 200
+    table = hierarchy_table("stream", SIZES, steps, errors=errors)
+    result = run(tmp_path, "stream", table, every_steps=every)
+    samples: list = []
+    run_hierarchy(hierarchy_reference(load_scenario(tmp_path / "stream.toml")), steps,
+                  record_every=every, samples=samples)
+    assert len(result.time) == len(samples) == -(-steps // every)
+    np.testing.assert_allclose(result.time, np.arange(len(samples)) * every * DT_MS * 1e-3,
+                               rtol=1e-12)
+    for index, name in enumerate(result.level_names):
+        recorded = result.level(name)["input" if index == 0 else "belief"]
+        expected = np.array([sample[index] for sample in samples])
+        np.testing.assert_allclose(recorded, expected, rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_local_weights_need_grids(tmp_path):
+    table = hierarchy_table("local", LOCAL["sizes"], 10, weights=LOCAL["weights"])
+    path = write_scenario(tmp_path / "no_shape.toml", table)
+    with pytest.raises(sim.ScenarioError, match="local weights need a 2-D `shape`"):
+        load_scenario(path)
+    table = hierarchy_table("local", LOCAL["sizes"], 10, shapes=[(8, 8), (4, 5), (2, 2)],
+                            weights=LOCAL["weights"])
+    with pytest.raises(sim.ScenarioError, match=r"shape: \[4, 5\] has 20 units, but size = 16"):
+        load_scenario(write_scenario(tmp_path / "bad_shape.toml", table))
+
+
+def test_bench_references_do_the_same_work(tmp_path):
+    """``pcsim bench`` rows: the NumPy references end where pcsim ends (dense and discrete)."""
+    from sim.bench import suite
+
+    chosen = {case.name: case for case in suite.cases()}
+    for name, steps in (("dense small", 300), ("discrete K=6", 300)):
+        record = suite.measure(chosen[name], steps, repeats=1, workdir=tmp_path, cold=False,
+                               threads=0)
+        assert record.max_abs_diff < suite.TOLERANCE, name
+        assert record.pcsim_steps_per_s > 0 and record.reference_steps_per_s > 0
+        assert record.startup_warm_s > 0 and record.peak_rss_mb > 0
