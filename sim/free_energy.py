@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
+from sim.generative import scale_rows
 from sim.model import HierarchicalModel
 
 LN_2PI = float(np.log(2.0 * np.pi))
@@ -78,59 +79,33 @@ def energy_hessian(
     beliefs: Sequence[np.ndarray],
     errors: Sequence[np.ndarray],
     precisions: Sequence[np.ndarray],
-) -> np.ndarray:
-    """d^2 E / dmu^2 over all belief units (levels 1..L stacked)."""
-    sizes = [level.size for level in model.belief_levels]
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    hessian = np.zeros((offsets[-1], offsets[-1]))
-    for block, level in enumerate(model.belief_levels):
-        index = block + 1
-        here = slice(offsets[block], offsets[block + 1])
-        mu = beliefs[block]
-        precision_below = np.broadcast_to(precisions[index - 1], errors[index - 1].shape)
-        jacobian = level.generative.jacobian(mu)
-        hessian[here, here] += np.diag(np.broadcast_to(precisions[index], mu.shape))
-        hessian[here, here] += jacobian.T @ (precision_below[:, np.newaxis] * jacobian)
-        hessian[here, here] -= level.generative.curvature(mu, precision_below * errors[index - 1])
-        if block > 0:
-            below = slice(offsets[block - 1], offsets[block])
-            coupling = -precision_below[:, np.newaxis] * jacobian
-            hessian[below, here] = coupling
-            hessian[here, below] = coupling.T
-    return hessian
+) -> np.ndarray | scipy.sparse.csc_matrix:
+    """d^2 E / dmu^2 over all belief units (levels 1..L stacked); sparse if any W is.
 
-
-def sparse_energy_hessian(
-    model: HierarchicalModel,
-    beliefs: Sequence[np.ndarray],
-    errors: Sequence[np.ndarray],
-    precisions: Sequence[np.ndarray],
-) -> scipy.sparse.csc_matrix:
-    """``energy_hessian`` as a sparse matrix, for sparse weights (same blocks, same formulae)."""
+    Block l (level l with itself): Pi_l + J_l' Pi_{l-1} J_l - sum_i (Pi_{l-1} e_{l-1})_i
+    d^2 g_{l,i}; block (l-1, l): -Pi_{l-1} J_l (how mu_l moves the error that mu_{l-1} sees).
+    """
+    sparse = any(level.generative.is_sparse for level in model.belief_levels)
+    diagonal = scipy.sparse.diags if sparse else np.diag
     count = len(model.belief_levels)
     blocks: list[list] = [[None] * count for _ in range(count)]
     for block, level in enumerate(model.belief_levels):
-        index = block + 1
-        gmap, mu = level.generative, beliefs[block]
-        weights = scipy.sparse.csr_matrix(gmap.weights)
-        f = gmap.nonlinearity
+        index, mu = block + 1, beliefs[block]
         precision_below = np.broadcast_to(precisions[index - 1], errors[index - 1].shape)
-        weighted_error = precision_below * errors[index - 1]
-        if gmap.site == "before":
-            jacobian = weights @ scipy.sparse.diags(f.df(mu))
-            curvature = scipy.sparse.diags(f.d2f(mu) * (weights.T @ weighted_error))
-        else:
-            drive = weights @ mu
-            jacobian = scipy.sparse.diags(f.df(drive)) @ weights
-            curvature = weights.T @ scipy.sparse.diags(f.d2f(drive) * weighted_error) @ weights
-        diagonal = scipy.sparse.diags(np.broadcast_to(precisions[index], mu.shape).astype(float))
-        blocks[block][block] = (diagonal + jacobian.T @ scipy.sparse.diags(precision_below)
-                                @ jacobian - curvature)
+        jacobian = level.generative.jacobian(mu)
+        weighted_jacobian = scale_rows(precision_below, jacobian)
+        blocks[block][block] = (
+            diagonal(np.broadcast_to(precisions[index], mu.shape).astype(float))
+            + jacobian.T @ weighted_jacobian
+            - level.generative.curvature(mu, precision_below * errors[index - 1]))
         if block > 0:
-            coupling = -(scipy.sparse.diags(precision_below) @ jacobian)
-            blocks[block - 1][block] = coupling
-            blocks[block][block - 1] = coupling.T
-    return scipy.sparse.bmat(blocks, format="csc")
+            blocks[block - 1][block] = -weighted_jacobian
+            blocks[block][block - 1] = -weighted_jacobian.T
+    if sparse:
+        return scipy.sparse.bmat(blocks, format="csc")
+    sizes = [level.size for level in model.belief_levels]
+    return np.block([[blocks[i][j] if blocks[i][j] is not None else np.zeros((sizes[i], sizes[j]))
+                      for j in range(count)] for i in range(count)])
 
 
 def log_abs_det(hessian) -> float:
@@ -158,9 +133,6 @@ def free_energy(
     gibbs = energy(errors, precisions)
     if not laplace:
         return FreeEnergy(gibbs, 0.0, gibbs)
-    sparse = any(scipy.sparse.issparse(level.generative.weights)
-                 for level in model.belief_levels)
-    hessian = (sparse_energy_hessian if sparse else energy_hessian)(
-        model, beliefs, errors, precisions)
+    hessian = energy_hessian(model, beliefs, errors, precisions)
     entropy_side = 0.5 * log_abs_det(hessian) - 0.5 * hessian.shape[0] * LN_2PI
     return FreeEnergy(gibbs, entropy_side, gibbs + entropy_side)

@@ -29,6 +29,13 @@ def dense(matrix: Matrix) -> np.ndarray:
     return matrix.toarray() if scipy.sparse.issparse(matrix) else np.asarray(matrix)
 
 
+def scale_rows(factors: np.ndarray, matrix: Matrix) -> Matrix:
+    """diag(factors) @ matrix, keeping a sparse matrix sparse (CSR)."""
+    if scipy.sparse.issparse(matrix):
+        return (scipy.sparse.diags(factors) @ matrix).tocsr()
+    return factors[:, np.newaxis] * matrix
+
+
 @dataclass
 class GenerativeMap:
     """g(mu) from the level above (``n_here`` units) to the level below (``n_below`` units)."""
@@ -53,22 +60,29 @@ class GenerativeMap:
             return self.nonlinearity.df(mu) * (self.weights.T @ error_below)
         return self.weights.T @ (self.nonlinearity.df(self.weights @ mu) * error_below)
 
-    def jacobian(self, mu: np.ndarray) -> np.ndarray:
-        """dg/dmu as a dense (n_below, n_here) matrix."""
-        weights = dense(self.weights)
-        if self.site == "before":
-            return weights * self.nonlinearity.df(mu)[np.newaxis, :]
-        return self.nonlinearity.df(weights @ mu)[:, np.newaxis] * weights
+    @property
+    def is_sparse(self) -> bool:
+        return scipy.sparse.issparse(self.weights)
 
-    def curvature(self, mu: np.ndarray, error_below: np.ndarray) -> np.ndarray:
-        """sum_i eps_i d^2 g_i / dmu dmu' as a dense (n_here, n_here) matrix."""
-        if self.nonlinearity.is_identity:
-            return np.zeros((self.shape[1], self.shape[1]))
+    def jacobian(self, mu: np.ndarray) -> Matrix:
+        """dg/dmu, (n_below, n_here): dense, or sparse (CSR) when W is."""
+        df = self.nonlinearity.df(mu if self.site == "before" else self.weights @ mu)
+        if self.is_sparse:
+            scale = scipy.sparse.diags(df)
+            return (self.weights @ scale if self.site == "before" else scale @ self.weights).tocsr()
         if self.site == "before":
-            return np.diag(self.nonlinearity.d2f(mu) * (self.weights.T @ error_below))
-        weights = dense(self.weights)
-        drive = self.nonlinearity.d2f(weights @ mu) * error_below
-        return weights.T @ (drive[:, np.newaxis] * weights)
+            return self.weights * df[np.newaxis, :]
+        return df[:, np.newaxis] * self.weights
+
+    def curvature(self, mu: np.ndarray, error_below: np.ndarray) -> Matrix:
+        """sum_i eps_i d^2 g_i / dmu dmu', (n_here, n_here): dense, or sparse when W is."""
+        diagonal = scipy.sparse.diags if self.is_sparse else np.diag
+        if self.nonlinearity.is_identity:
+            return diagonal(np.zeros(self.shape[1]))
+        if self.site == "before":
+            return diagonal(self.nonlinearity.d2f(mu) * (self.weights.T @ error_below))
+        drive = self.nonlinearity.d2f(self.weights @ mu) * error_below
+        return self.weights.T @ scale_rows(drive, self.weights)
 
     def weight_gradient_factors(
         self, mu: np.ndarray, error_below: np.ndarray

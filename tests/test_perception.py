@@ -116,3 +116,46 @@ def test_cue_integration_percept_is_precision_weighted_average(tmp_path):
         expected = (pi_sight * sight + pi_hearing * hearing) / (pi_sight + pi_hearing)
         assert result.trials["final_belief/position"][index, 0] == pytest.approx(expected,
                                                                                 abs=1e-6)
+
+
+# --- the Laplace term: the Hessian of the energy against finite differences ----------------
+
+@pytest.mark.parametrize("site", ["before", "after"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_energy_hessian_matches_finite_differences(site, sparse):
+    import scipy.sparse
+
+    from sim.free_energy import energy, energy_hessian, prediction_errors
+    from sim.generative import GenerativeMap
+    from sim.model import HierarchicalModel, Learning, Level
+    from sim.nonlinearity import parse_nonlinearity
+
+    rng = np.random.default_rng(7)
+    sizes = [7, 5, 3]
+    levels = [Level("input", 7, rng.uniform(0.5, 2.0, 7), None, None, None)]
+    for index in (1, 2):
+        weights = rng.normal(size=(sizes[index - 1], sizes[index]))
+        weights[np.abs(weights) < 0.5] = 0.0
+        gmap = GenerativeMap(scipy.sparse.csr_matrix(weights) if sparse else weights,
+                             parse_nonlinearity("tanh"), site)
+        levels.append(Level(f"level{index}", sizes[index], rng.uniform(0.5, 2.0, sizes[index]),
+                            gmap, None, None))
+    model = HierarchicalModel(levels, np.zeros(3), "instantaneous", 10.0, 2.0, "auto",
+                              Learning(None, None))
+    sensory = rng.normal(size=7)
+    beliefs = [rng.normal(size=5), rng.normal(size=3)]
+    precisions = [level.precision for level in levels]
+    hessian = energy_hessian(model, beliefs, prediction_errors(model, sensory, beliefs),
+                             precisions)
+    hessian = hessian.toarray() if scipy.sparse.issparse(hessian) else hessian
+
+    def energy_at(stacked: np.ndarray) -> float:
+        split = [stacked[:5], stacked[5:]]
+        return energy(prediction_errors(model, sensory, split), precisions)
+
+    centre, h = np.concatenate(beliefs), 1e-4
+    steps = np.eye(len(centre)) * h
+    numeric = np.array([[(energy_at(centre + a + b) - energy_at(centre + a - b)
+                          - energy_at(centre - a + b) + energy_at(centre - a - b)) / (4 * h * h)
+                         for b in steps] for a in steps])
+    np.testing.assert_allclose(hessian, numeric, atol=1e-5)
