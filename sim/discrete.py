@@ -10,10 +10,10 @@ HDF5 layout: docs/discrete.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from brian2 import Clock, NetworkOperation, ms
+from brian2 import NetworkOperation
 
 from circuits import schedule
 from circuits.discrete import CategoricalCircuit, sensory_message
@@ -21,6 +21,7 @@ from sim.plots import mark_trials, register
 from sim.reference import categorical
 from sim.results import ResultWriter, write_array
 from sim.scenario import Scenario, Trial
+from sim.simulation import Simulation
 from sim.validation import Fields, ScenarioError, Source, check_number, describe, to_matrix
 
 SUM_TOLERANCE = 1e-6
@@ -265,40 +266,32 @@ class Pending:
     observation: Observation
 
 
-class DiscreteSimulation:
+class DiscreteSimulation(Simulation):
     """The Brian2 objects of one run, the observation schedule and the per-trial results."""
 
+    trial_units: ClassVar[dict[str, str]] = {**Simulation.trial_units, "surprise": "nat"}
+
     def __init__(self, scenario: Scenario, writer: ResultWriter) -> None:
+        super().__init__(scenario, writer, schedule.DISCRETE_RECORD)
         model: DiscreteModel = scenario.model
-        self.model, self.scenario, self.writer = model, scenario, writer
-        self.clock = Clock(scenario.dt_ms * ms, name="pcsim_clock")
+        self.model = model
         self.circuit = CategoricalCircuit(np.log(model.prior), model.tau_belief_ms, self.clock,
                                           scenario.method)
         self.log_likelihoods = [np.log(m.likelihood) for m in model.modalities]
         self.observe_operation = NetworkOperation(
             self._observe, when=schedule.SLOT, order=schedule.STIMULUS, clock=self.clock,
             name="observations")
-        self.record_operation = NetworkOperation(
-            self._record, when=schedule.SLOT, order=schedule.DISCRETE_RECORD, clock=self.clock,
-            name="recorder")
         self.objects = [*self.circuit.objects, self.observe_operation, self.record_operation]
         self.evidence: list[categorical.Observation] = []  # since the last reset, for Bayes
         self.surprise = 0.0
         self.delivered: list[tuple[float, int, Observation, float]] = []
-        self.trial_rows: list[dict] = []
         self._setup_recording()
-
-    def _clock_time(self) -> float:
-        return float(self.clock.variables["t"].get_value()[0])
 
     # recording ---------------------------------------------------------------------------------
     def _setup_recording(self) -> None:
         variables = set(self.scenario.record.variables)
         writer, model, circuit = self.writer, self.model, self.circuit
         names = np.array(model.causes, dtype=object)
-        self.countdown = 1
-        self.now = 0.0
-        writer.stream("time", None, lambda: self.now, units="s")
         causes = writer.file.require_group("causes")
         causes.attrs["names"] = names
         write_array(causes, "prior", model.prior, names=names)
@@ -319,15 +312,6 @@ class DiscreteSimulation:
             write_array(group, "likelihood", modality.likelihood, causes=names,
                         outcomes=np.array(modality.outcomes, dtype=object))
 
-    def _record(self) -> None:
-        self.countdown -= 1
-        if self.countdown:
-            return
-        self.countdown = self.scenario.record.every_steps
-        self.now = self._clock_time()
-        for streamed in self.writer.streams:
-            streamed.sample()
-
     # observations ------------------------------------------------------------------------------
     def _observe(self) -> None:
         self.until_next -= 1
@@ -342,7 +326,7 @@ class DiscreteSimulation:
             gamma = float(self.trial.settings.precision[obs.modality])
             outcome = obs.category if obs.category is not None else obs.outcome
             self.evidence.append((self.model.modalities[obs.modality].likelihood, gamma, outcome))
-            self.delivered.append((self._clock_time(), self.trial.index, obs, gamma))
+            self.delivered.append((self.clock_time(), self.trial.index, obs, gamma))
             self.next_index += 1
         self.surprise = categorical.surprise(self.circuit.log_prior + sensory)
         if self.next_index < len(self.pending):
@@ -357,7 +341,7 @@ class DiscreteSimulation:
             self.circuit.reset()
             self.evidence = []
             self.surprise = 0.0
-        self.trial = trial
+        super().start_trial(trial)
         last = self.scenario.steps(trial.duration_ms) - 1
         self.pending = [
             Pending(min(round(obs.time_ms / self.scenario.dt_ms), last),
@@ -369,16 +353,12 @@ class DiscreteSimulation:
         self.next_index = 0
         self.until_next = self.pending[0].step + 1 if self.pending else 0
         self.observe_operation.active = bool(self.pending)
-        self.t_start = self._clock_time()
 
     def end_trial(self, trial: Trial) -> None:
         self.circuit.normalise()  # Q, eps and F of the final state
         exact, surprise = categorical.bayes(self.model.prior, self.evidence)
         row = {
-            "index": trial.index,
-            "name": trial.name,
-            "t_start": self.t_start,
-            "t_stop": self._clock_time(),
+            **self.trial_row(trial),
             "final_free_energy": self.circuit.free_energy,
             "surprise": surprise,
             "final_belief": self.circuit.belief.copy(),
@@ -391,13 +371,7 @@ class DiscreteSimulation:
 
     def finish(self) -> None:
         file = self.writer.file
-        table = file.require_group("trials")
-        units = {"t_start": "s", "t_stop": "s", "final_free_energy": "nat", "surprise": "nat"}
-        names = np.array(self.model.causes, dtype=object)
-        for key in self.trial_rows[0]:
-            column = np.array([row[key] for row in self.trial_rows])
-            extra = {"names": names} if column.ndim == 2 else {}
-            write_array(table, key, column, units=units.get(key, "1"), **extra)
+        self.write_trials(names=np.array(self.model.causes, dtype=object))
         for index, modality in enumerate(self.model.modalities):
             rows = [item for item in self.delivered if item[2].modality == index]
             group = file.require_group(f"observations/{modality.name}")

@@ -125,8 +125,7 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
             simulation = scenario.kind.build(scenario, writer)
             guard.watched = watched_variables(simulation.objects,
                                               scenario.record.variables)
-            clock = getattr(simulation, "clock", None) or simulation.objects[0].clock
-            network = Network(*simulation.objects, guard.operation(clock))
+            network = Network(*simulation.objects, guard.operation(simulation.clock))
             total, done = scenario.duration_ms, 0.0
             for trial in scenario.trials:
                 guard.trial_name = trial.name

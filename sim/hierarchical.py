@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from brian2 import Clock, NetworkOperation, ms
+from brian2 import NetworkOperation
 
 from circuits import schedule
 from circuits.belief import belief_population
@@ -21,8 +21,9 @@ from sim.free_energy import free_energy
 from sim.generative import GenerativeMap, local_weights
 from sim.model import HierarchicalModel, Learning, Level
 from sim.nonlinearity import NAMED, NonlinearityError, parse_nonlinearity
-from sim.results import ResultWriter, write_array, write_matrix
+from sim.results import ResultWriter, write_matrix
 from sim.scenario import Scenario, Trial
+from sim.simulation import Simulation
 from sim.stability import analyse_hierarchical
 from sim.stimulus import Stimulus, parse_stimulus
 from sim.validation import Fields, describe, to_matrix
@@ -255,13 +256,13 @@ def describe_model(model: HierarchicalModel) -> dict:
 
 # --- running ----------------------------------------------------------------------------------
 
-class HierarchicalSimulation:
+class HierarchicalSimulation(Simulation):
     """The Brian2 objects of one run, plus what happens at trial boundaries."""
 
     def __init__(self, scenario: Scenario, writer: ResultWriter) -> None:
+        super().__init__(scenario, writer, schedule.record_order(scenario.model.errors))
         model: HierarchicalModel = scenario.model
-        self.model, self.scenario, self.writer = model, scenario, writer
-        self.clock = Clock(scenario.dt_ms * ms, name="pcsim_clock")
+        self.model = model
         self.initial_beliefs = model.top_down_beliefs()
         self.beliefs = [
             belief_population(level.name, initial, model.tau_belief_ms, self.clock,
@@ -281,28 +282,18 @@ class HierarchicalSimulation:
         self.stimulus_operation = NetworkOperation(
             self._deliver_stimulus, when=schedule.SLOT, order=schedule.STIMULUS,
             clock=self.clock, name="stimulus")
-        self.record_operation = NetworkOperation(
-            self._record, when=schedule.SLOT, order=schedule.record_order(model.errors),
-            clock=self.clock, name="recorder")
         self.objects = [*self.beliefs, *self.errors, *self.coupling.objects,
                         self.stimulus_operation, self.record_operation]
         self.sensory = self.errors[0].variables["signal"].get_value()
         self.precisions = [group.variables["precision"].get_value() for group in self.errors]
         self._setup_recording()
-        self.trial_rows: list[dict] = []
         self.overridden: set[str] = set()
-
-    def _clock_time(self) -> float:
-        return float(self.clock.variables["t"].get_value()[0])
 
     # recording -------------------------------------------------------------------------------
     def _setup_recording(self) -> None:
         variables = set(self.scenario.record.variables)
         writer, model = self.writer, self.model
         initial_weights = [None, *self.coupling.weights(copy=False)]
-        self.countdown = 1
-        self.now = 0.0
-        writer.stream("time", None, lambda: self.now, units="s")
         for index, (level, errors) in enumerate(zip(model.levels, self.errors, strict=True)):
             group = writer.file.require_group(f"levels/{level.name}")
             group.attrs["index"] = index
@@ -332,15 +323,6 @@ class HierarchicalSimulation:
         beliefs = [group.variables["belief"].get_value() for group in self.beliefs]
         self.latest_free_energy = free_energy(self.model, self.sensory, beliefs, self.precisions)
         return self.latest_free_energy
-
-    def _record(self) -> None:
-        self.countdown -= 1
-        if self.countdown:
-            return
-        self.countdown = self.scenario.record.every_steps
-        self.now = self._clock_time()
-        for streamed in self.writer.streams:
-            streamed.sample()
 
     # stimulus --------------------------------------------------------------------------------
     def _deliver_stimulus(self) -> None:
@@ -377,34 +359,23 @@ class HierarchicalSimulation:
         self.overridden = set(settings.precision)
         prior = settings.prior_mean if settings.prior_mean is not None else self.model.prior_mean
         self.errors[-1].prediction = prior
-        self.trial = trial
+        super().start_trial(trial)
         self.trial_steps = self.scenario.steps(trial.duration_ms)
         self.noise = np.random.default_rng([self.scenario.seed, 2, trial.index])
         self.steps_done = 0
         self._next_block()
         self.sensory[:] = self.block[0]
         self.stimulus_operation.active = not settings.stimulus.is_constant
-        self.t_start = self._clock_time()
 
     def end_trial(self, trial: Trial) -> None:
-        row = {
-            "index": trial.index,
-            "name": trial.name,
-            "t_start": self.t_start,
-            "t_stop": self._clock_time(),
-            "final_free_energy": self._free_energy().total,
-        }
+        row = {**self.trial_row(trial), "final_free_energy": self._free_energy().total}
         for group, level in zip(self.beliefs, self.model.belief_levels, strict=True):
             row[f"final_belief/{level.name}"] = np.array(group.belief[:])
         self.trial_rows.append(row)
 
     def finish(self) -> None:
         file = self.writer.file
-        table = file.require_group("trials")
-        units = {"t_start": "s", "t_stop": "s", "final_free_energy": "nat"}
-        for key in self.trial_rows[0] if self.trial_rows else ():  # none: diverged at once
-            column = [row[key] for row in self.trial_rows]
-            write_array(table, key, np.array(column), units=units.get(key, "1"))
+        self.write_trials()
         if self.model.learning.tau_weights_ms is not None:
             for level, weights in zip(self.model.belief_levels, self.coupling.weights(),
                                       strict=True):
