@@ -42,8 +42,9 @@ The pool's total is conserved (d ln Z/dt = sum_k Q_k dv_k/dt = 0), so v_k stays 
 ln Q_k when started at ln D. In discrete time (Euler, h = dt/tau) a step is
 v <- (1-h) v + h ln p(o, s) + const, that is Q_{n+1} proportional to Q_n^{1-h} p(s|o)^h: a
 geometric interpolation towards the posterior, along which KL (hence F) never increases for
-0 < h <= 1, and ln Q - ln p(s|o) shrinks by (1-h) per step (``exponential_euler``:
-h = 1 - e^{-dt/tau}, for any dt).
+0 < h <= 1, and ln Q - ln p(s|o) shrinks by (1-h) per step. The errors are computed once per
+step by the pool and held over it, so every integration method takes this same step; h < 2 is
+stable and ``sim.stability.analyse_discrete`` checks it before a run.
 
 **Precision.** gamma_m (inverse temperature) weights modality m's likelihood: the message of
 an outcome o is ln Ã[o, k] = gamma_m ln A[o, k] - ln sum_o' A[o', k]^gamma_m, a gain on the

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from sim.results import DivergenceError, Result, ResultError, RunInterrupted, load
-from sim.validation import ScenarioError
+from sim.validation import NumericalWarning, ScenarioError
 
-__all__ = ["DivergenceError", "Result", "ResultError", "RunInterrupted", "ScenarioError",
-           "__version__", "load", "run"]
+__all__ = ["DivergenceError", "NumericalWarning", "Result", "ResultError", "RunInterrupted",
+           "ScenarioError", "__version__", "load", "run"]
 
 
 def run(

@@ -22,10 +22,10 @@ from sim.reference import categorical
 from sim.results import ResultWriter, write_array
 from sim.scenario import Scenario, Trial
 from sim.simulation import Simulation
-from sim.validation import Fields, ScenarioError, Source, check_number, describe, to_matrix
+from sim.stability import analyse_discrete
+from sim.validation import Fields, ScenarioError, check_number, describe, to_matrix
 
 SUM_TOLERANCE = 1e-6
-STEP_LIMITED = ("euler", "rk2", "rk4", "heun", "milstein")
 
 
 # --- the model ----------------------------------------------------------------------------------
@@ -392,16 +392,7 @@ class DiscreteKind:
     parse_model = staticmethod(parse_model)
     parse_trial = staticmethod(parse_trial)
     describe = staticmethod(describe_model)
-
-    @staticmethod
-    def check(scenario: Scenario, source: Source) -> None:
-        """A step longer than tau overshoots the posterior (F could rise)."""
-        tau = scenario.model.tau_belief_ms
-        if scenario.method in STEP_LIMITED and scenario.dt_ms > tau:
-            raise source.error(
-                "dt_ms", f"{scenario.dt_ms} is longer than model.tau_belief_ms = {tau}: one "
-                f"{scenario.method} step would overshoot the posterior; lower dt_ms or use "
-                "method = \"exponential_euler\"")
+    stability = staticmethod(analyse_discrete)  # sim.stability.preflight
 
     def build(self, scenario: Scenario, writer: ResultWriter) -> DiscreteSimulation:
         return DiscreteSimulation(scenario, writer)

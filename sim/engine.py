@@ -22,6 +22,7 @@ from sim.results import (
 )
 from sim.scenario import Scenario
 from sim.stability import preflight
+from sim.validation import NumericalWarning
 
 DEFAULT_OUTPUT_DIR = Path("outputs")
 Progress = Callable[[float], None]
@@ -83,10 +84,6 @@ def write_metadata(writer: ResultWriter, scenario: Scenario) -> None:
     write_array(group, "source", scenario.source_text, units="")
     write_array(group, "parameters", json.dumps(scenario.resolved()), units="",
                 format="JSON")
-
-
-class NumericalWarning(UserWarning):
-    """The integration step is close to its stability bound (``sim.stability``)."""
 
 
 def check_target(output: Path, overwrite: bool) -> None:

@@ -300,7 +300,4 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
         numerics=numerics,
         shuffle=shuffle,
     )
-    check = getattr(kind, "check", None)  # optional: checks that need the whole scenario
-    if check is not None:
-        check(scenario, source)
     return scenario

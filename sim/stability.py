@@ -187,6 +187,7 @@ class Stability:
     suggested_dt_ms: float
     trial: str | None
     bound: str  # the inequality, in words
+    detail: str = ""  # what lambda_max is, for the message
 
 
 def analyse_hierarchical(scenario) -> Stability:
@@ -222,6 +223,11 @@ def analyse_hierarchical(scenario) -> Stability:
         if m > worst[0]:
             worst = (m, lam, trial.name if trial is not None and len(trials) > 1 else None)
     m, lam, trial_name = worst
+    where = f" in trial {trial_name!r}" if trial_name else ""
+    if not math.isfinite(lam):
+        raise source.error("model", f"the precision-weighted coupling J' Pi J + Pi{where} "
+                                    "overflows at the starting beliefs: weights or "
+                                    "precisions are too large")
     dt_max = largest_stable_dt(lam, model.tau_belief_ms, tau_error, scenario.method)
     suggested = round_down(largest_stable_dt(lam, model.tau_belief_ms, tau_error,
                                              scenario.method, below=WARN_MARGIN))
@@ -230,7 +236,28 @@ def analyse_hierarchical(scenario) -> Stability:
     else:
         bound = (f"dt/tau_belief * lambda_max < 4/a' - 2 and a' < 2, a' = 1 - R(-dt/tau_error) "
                  f"for method {scenario.method!r}")
-    return Stability(m, lam, dt_max, suggested, trial_name, bound)
+    detail = (f"lambda_max = {lam:.4g}, the largest eigenvalue of J' Pi J + Pi at the "
+              f"starting beliefs{where}")
+    return Stability(m, lam, dt_max, suggested, trial_name, bound, detail)
+
+
+# --- categorical beliefs ----------------------------------------------------------------------
+
+def analyse_discrete(scenario) -> Stability:
+    """Categorical beliefs (``circuits.discrete``): tau dv/dt = eps - sum_j Q_j eps_j.
+
+    The pool computes the errors once per step and holds them over it, so every method takes
+    the same step v' = v + h (eps - mean eps), h = dt/tau. Around the posterior,
+    ln Q - ln p(s|o) (up to a constant) is multiplied by 1 - h per step: the instantaneous
+    bound above with lambda = 1. h < 2 is stable; F never increases for h <= 1 (margin 1/2).
+    """
+    tau = scenario.model.tau_belief_ms
+    m = margin(scenario.dt_ms, 1.0, tau, None, scenario.method)
+    return Stability(m, 1.0, largest_stable_dt(1.0, tau, None, scenario.method),
+                     round_down(largest_stable_dt(1.0, tau, None, scenario.method,
+                                                  below=WARN_MARGIN)),
+                     None, "dt/tau_belief < 2 (F never increases for dt <= tau_belief)",
+                     "ln Q - ln p(s|o) shrinks by 1 - dt/tau_belief per step, for any method")
 
 
 # --- before a run ------------------------------------------------------------------------------
@@ -247,13 +274,7 @@ def preflight(scenario) -> list[str]:
     if found.margin < WARN_MARGIN:
         return []
     source = Source(scenario.path, scenario.source_text, tuple(scenario.overrides))
-    where = f" in trial {found.trial!r}" if found.trial else ""
-    if not math.isfinite(found.lambda_max):
-        raise source.error("model", f"the precision-weighted coupling J' Pi J + Pi{where} "
-                                    "overflows at the starting beliefs: weights or "
-                                    "precisions are too large")
-    numbers = (f"{found.bound} (lambda_max = {found.lambda_max:.4g}, the largest eigenvalue of "
-               f"J' Pi J + Pi at the starting beliefs{where})")
+    numbers = f"{found.bound} ({found.detail})"
     advice = (f"use dt_ms < {found.dt_max_ms:.4g}, e.g. dt_ms = {found.suggested_dt_ms:g}"
               if math.isfinite(found.dt_max_ms) and found.dt_max_ms > 0 else "reduce dt_ms")
     if found.margin >= 1:

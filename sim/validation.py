@@ -20,6 +20,10 @@ import numpy as np
 REQUIRED = object()
 
 
+class NumericalWarning(UserWarning):
+    """The integration step is close to its stability bound (``sim.stability``)."""
+
+
 class ScenarioError(ValueError):
     """A mistake in a scenario (or its overrides): the message says where and what was expected."""
 

@@ -331,8 +331,26 @@ BAD = {
         mutate("protocol.trials.0.observations.0.time_ms", 5.0), "not before the trial's end"),
     "observation without outcome": (
         mutate("protocol.trials.0.observations", [{"time_ms": 1.0}]), "at least one modality"),
-    "step longer than tau": (mutate("dt_ms", 2.5), "dt_ms: 2.5 is longer than"),
+    "step beyond the stability bound": (mutate("dt_ms", 2.5),
+                                        "dt_ms: 2.5 ms is beyond the Euler stability bound"),
+    "exponential Euler takes the same step": (
+        lambda data: {**mutate("dt_ms", 2.5)(data), "method": "exponential_euler"},
+        "dt_ms: 2.5 ms is beyond the Euler stability bound"),
 }
+
+
+def test_step_between_tau_and_twice_tau_warns_overshoots_and_converges(tmp_path):
+    """h = dt/tau in (1, 2): stable, but Q overshoots the posterior (F can rise): a warning."""
+    data = mutate("dt_ms", 1.5)(base_data())
+    data["protocol"]["trials"][0]["duration_ms"] = 30.0
+    path = write_scenario(tmp_path / "coarse.toml", data)
+    with pytest.warns(sim.NumericalWarning, match="uses 75% of the Euler stability bound"):
+        result = sim.run(path, output=tmp_path / "coarse.h5")
+    exact = result.trials["exact_posterior"][0]
+    np.testing.assert_allclose(result.trials["final_belief"][0], exact, atol=1e-6)
+    # after the observation (t = 1 ms) Q_a - p(a|o) changes sign on every step: 1 - h = -0.5
+    settling = result["causes/belief"][result.time > 1.2e-3][:6, 0] - exact[0]
+    assert np.all(settling[:-1] * settling[1:] < 0)
 
 
 @pytest.mark.parametrize("case", list(BAD))
