@@ -54,6 +54,12 @@ class GenerativeMap:
             return self.weights @ self.nonlinearity.f(mu)
         return self.nonlinearity.f(self.weights @ mu)
 
+    def push_forward(self, mu: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """J(mu) v: how the prediction moves when mu moves by v."""
+        if self.site == "before":
+            return self.weights @ (self.nonlinearity.df(mu) * v)
+        return self.nonlinearity.df(self.weights @ mu) * (self.weights @ v)
+
     def pull_back(self, mu: np.ndarray, error_below: np.ndarray) -> np.ndarray:
         """J(mu)' eps_below: the error from below carried up through the Jacobian of g."""
         if self.site == "before":
@@ -83,6 +89,13 @@ class GenerativeMap:
             return diagonal(self.nonlinearity.d2f(mu) * (self.weights.T @ error_below))
         drive = self.nonlinearity.d2f(self.weights @ mu) * error_below
         return self.weights.T @ scale_rows(drive, self.weights)
+
+    def weight_sensitivity(self, mu: np.ndarray) -> np.ndarray:
+        """||dg_i/dW_i||^2 per row i: how strongly W's row i moves prediction i."""
+        f = self.nonlinearity
+        if self.site == "before":
+            return np.full(self.shape[0], float(np.sum(f.f(mu) ** 2)))
+        return f.df(self.weights @ mu) ** 2 * float(np.sum(mu**2))
 
     def weight_gradient_factors(
         self, mu: np.ndarray, error_below: np.ndarray

@@ -33,7 +33,7 @@ STIMULUS_BLOCK = 1024
 STIMULUS_BLOCK_BYTES = 1 << 20
 MAX_LEVEL_UNITS = 10**7
 MAX_WEIGHT_ENTRIES = 5 * 10**7  # 400 MB of float64 per level
-MAX_BELIEF_UNITS = 16384  # F's Laplace term builds a dense N x N Hessian (2 GiB at this size)
+MAX_BELIEF_UNITS = 16384  # with dense W, F's Laplace term is a dense N x N Hessian (2 GiB here)
 
 
 # --- reading the model ----------------------------------------------------------------------
@@ -173,7 +173,8 @@ def parse_model(fields: Fields, seed: int) -> HierarchicalModel:
     prior.close()
     model = HierarchicalModel(levels, prior_mean, errors, tau_belief, tau_error, coupling,
                               learning)
-    if model.n_beliefs > MAX_BELIEF_UNITS:
+    dense = not all(level.generative.is_sparse for level in model.belief_levels)
+    if dense and model.n_beliefs > MAX_BELIEF_UNITS:
         raise fields.error("levels", f"{model.n_beliefs} belief units (levels 1..L) is over "
                                      f"{MAX_BELIEF_UNITS}: the free energy's Laplace term needs "
                                      "a dense N x N Hessian")

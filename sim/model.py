@@ -7,7 +7,8 @@ Every level l has one error population of n_l units carrying
 
 with mu_0 = x and m the prior mean, and a diagonal precision Pi_l (the gain of those error
 units). The top level's precision is the prior precision. These objects hold parameters only;
-``sim.network`` builds Brian2 circuits from them and ``sim.free_energy`` evaluates F.
+``sim.hierarchical`` builds Brian2 circuits (``circuits/``) from them and ``sim.free_energy``
+evaluates F.
 """
 
 from __future__ import annotations
@@ -46,15 +47,7 @@ class Learning:
     """Slow learning: time constants (ms, None = off) of the parameter flows -dF/dtheta."""
 
     tau_weights_ms: float | None = None
-    tau_prior_ms: float | None = None
     tau_precision_ms: float | None = None
-
-    @property
-    def active(self) -> bool:
-        return any(
-            tau is not None
-            for tau in (self.tau_weights_ms, self.tau_prior_ms, self.tau_precision_ms)
-        )
 
 
 @dataclass

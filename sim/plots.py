@@ -9,7 +9,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
 
 from sim.results import Result
 
@@ -69,8 +68,3 @@ def plot(result: Result, output: Path) -> Path:
     figure.savefig(output, dpi=110)
     plt.close(figure)
     return output
-
-
-def finite_range(values: np.ndarray) -> tuple[float, float]:
-    finite = values[np.isfinite(values)]
-    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)

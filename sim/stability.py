@@ -18,7 +18,8 @@ a = dt / tau_error:
 
 - **relaxing errors** (``tau_eps deps/dt = Pi e - eps``). The state-update method integrates
   the error units with the input held over the step, so eps' = eps + a' (Pi D v - eps) with
-  a' = 1 - R(-a), R the method's stability function (Euler 1 + z, RK2/Heun 1 + z + z^2/2,
+  a' = 1 - R(-a), R the method's stability function (Euler, Heun, Milstein 1 + z (Brian2's
+  heun and milstein are stochastic schemes), RK2 1 + z + z^2/2,
   RK4 up to z^4/24, exponential Euler e^z). Beliefs integrate their input exactly whatever the
   method: v' = v - b D' eps'. With z = Pi^{-1/2} eps and K = Pi^{1/2} D = U S V' (SVD), each
   singular value s (s^2 an eigenvalue lambda of D' Pi D) gives an independent 2x2 system
@@ -66,11 +67,11 @@ def relaxation_factor(method: str, a: float) -> float:
     z = -a
     if method == "exponential_euler":
         growth = math.exp(z)
-    elif method in ("rk2", "heun"):
+    elif method == "rk2":
         growth = 1 + z + z**2 / 2
     elif method == "rk4":
         growth = 1 + z + z**2 / 2 + z**3 / 6 + z**4 / 24
-    else:  # euler, milstein (the same for deterministic equations)
+    else:  # euler; Brian2's heun and milstein are stochastic schemes, Euler without noise
         growth = 1 + z
     return 1 - growth
 
@@ -90,10 +91,16 @@ def margin(dt_ms: float, lam: float, tau_belief_ms: float, tau_error_ms: float |
 def largest_stable_dt(lam: float, tau_belief_ms: float, tau_error_ms: float | None,
                       method: str, below: float = 1.0) -> float:
     """The largest dt (ms) whose margin stays below ``below`` (inf if there is no bound)."""
-    def inside(dt: float) -> bool:
-        return margin(dt, lam, tau_belief_ms, tau_error_ms, method) < below
+    return largest_dt(lambda dt: margin(dt, lam, tau_belief_ms, tau_error_ms, method), below,
+                      min(tau_belief_ms, tau_error_ms or math.inf))
 
-    high = min(tau_belief_ms, tau_error_ms or math.inf)
+
+def largest_dt(margin_at: Callable[[float], float], below: float, start: float) -> float:
+    """The largest dt (ms) with ``margin_at(dt) < below``, by bisection (inf if unbounded)."""
+    def inside(dt: float) -> bool:
+        return margin_at(dt) < below
+
+    high = start
     while inside(high):
         high *= 2
         if high > 1e12:
@@ -118,13 +125,6 @@ def round_down(value: float) -> float:
 
 # --- the hierarchical model ---------------------------------------------------------------
 
-def jacobian_product(gmap: GenerativeMap, mu: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """J(mu) v for g = W f(mu) or f(W mu)."""
-    if gmap.site == "before":
-        return gmap.weights @ (gmap.nonlinearity.df(mu) * v)
-    return gmap.nonlinearity.df(gmap.weights @ mu) * (gmap.weights @ v)
-
-
 def gauss_newton_lambda_max(maps: Sequence[GenerativeMap], beliefs: Sequence[np.ndarray],
                             precisions: Sequence[np.ndarray]) -> float:
     """lambda_max of D' Pi D at ``beliefs`` (levels 1..L), ``precisions`` for levels 0..L."""
@@ -140,7 +140,7 @@ def gauss_newton_lambda_max(maps: Sequence[GenerativeMap], beliefs: Sequence[np.
         for level in range(levels + 1):
             error = parts[level - 1].copy() if level > 0 else np.zeros(len(precisions[0]))
             if level < levels:
-                error = error - jacobian_product(maps[level], beliefs[level], parts[level])
+                error = error - maps[level].push_forward(beliefs[level], parts[level])
             eps.append(precisions[level] * error)
         # D' eps on belief levels 1..L
         out = np.empty(total)
@@ -238,7 +238,60 @@ def analyse_hierarchical(scenario) -> Stability:
                  f"for method {scenario.method!r}")
     detail = (f"lambda_max = {lam:.4g}, the largest eigenvalue of J' Pi J + Pi at the "
               f"starting beliefs{where}")
-    return Stability(m, lam, dt_max, suggested, trial_name, bound, detail)
+    found = [Stability(m, lam, dt_max, suggested, trial_name, bound, detail)]
+    found += learning_stability(scenario, beliefs, trials)
+    return max(found, key=lambda item: item.margin)
+
+
+def learning_stability(scenario, beliefs: Sequence[np.ndarray], trials) -> list[Stability]:
+    r"""Step bounds of the slow parameter flows (``circuits.precision``, ``circuits.plasticity``).
+
+    Each is a first-order flow towards its fixed point, linearised at the starting values:
+
+    - precision, tau dPi/dt = (1/Pi - e^2)/2: d(dPi)/dt = -dPi / (2 Pi^2 tau), rate
+      1/(2 Pi^2 tau), largest for the smallest Pi (units with Pi = 0, an improper prior, are
+      left to the runtime guard);
+    - weights, tau dW_i/dt = Pi_i e_i dg_i/dW_i with e_i = x_i - g_i(W): rate
+      Pi_i ||dg_i/dW_i||^2 / tau for row i (``GenerativeMap.weight_sensitivity``).
+
+    A rate r integrated by ``method`` multiplies a deviation by R(-r dt) per step (weights are
+    updated by an Euler step in every case): the margin is a'/2 with a' = 1 - R(-r dt), as for
+    instantaneous errors.
+    """
+    model, dt, method = scenario.model, scenario.dt_ms, scenario.method
+    learning = model.learning
+    named = len(trials) > 1
+    found = []
+
+    def add(rate: float, tau_ms: float, step_method: str, bound: str, detail: str,
+            trial) -> None:
+        if not rate > 0:
+            return
+        margin_at = lambda step: relaxation_factor(step_method, step * rate / tau_ms) / 2  # noqa: E731
+        where = f" in trial {trial.name!r}" if named and trial is not None else ""
+        found.append(Stability(margin_at(dt), rate, largest_dt(margin_at, 1.0, tau_ms),
+                               round_down(largest_dt(margin_at, WARN_MARGIN, tau_ms)),
+                               trial.name if where else None, bound, detail + where))
+
+    for trial in trials:
+        overrides = trial.settings.precision if trial is not None else {}
+        precisions = [np.asarray(overrides.get(level.name, level.precision), dtype=float)
+                      for level in model.levels]
+        if learning.tau_precision_ms is not None:
+            smallest = min((float(p[p > 0].min()) for p in precisions if np.any(p > 0)),
+                           default=math.inf)
+            add(1 / (2 * smallest**2), learning.tau_precision_ms, method,
+                "dt/tau_precision / (2 Pi_min^2) < 2 (for method R(-h) > -1)",
+                f"Pi_min = {smallest:.4g}, the smallest precision, learned by "
+                "tau dPi/dt = (1/Pi - e^2)/2", trial)
+        if learning.tau_weights_ms is not None:
+            with np.errstate(all="ignore"):
+                rate = max(float(np.max(precisions[index] * level.generative.weight_sensitivity(
+                    beliefs[index]))) for index, level in enumerate(model.belief_levels))
+            add(rate, learning.tau_weights_ms, "euler",
+                "dt/tau_weights * max_i Pi_i ||dg_i/dW_i||^2 < 2",
+                f"max_i Pi_i ||dg_i/dW_i||^2 = {rate:.4g} at the starting beliefs", trial)
+    return found
 
 
 # --- categorical beliefs ----------------------------------------------------------------------
