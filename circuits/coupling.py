@@ -14,11 +14,13 @@ belief_l           own_error = eps_l (one-to-one)               DELIVER_TO_BELIE
 Builds:
 
 - ``dense``: the products run in NumPy/BLAS, in place on Brian2's own state arrays, from two
-  ``network_operation``s per step. Brian2's ``(summed)`` synapses loop once per synapse per step
-  and ran ~10x slower than this for dense weights. Products write straight into the target
-  arrays (``np.dot(..., out=)``), f and f' are skipped for the identity, and the weights and
-  buffers take the dtype of the state variables (the scenario's ``float``), so a step adds
-  no work beyond the arithmetic (``pcsim bench`` measures it against a plain NumPy loop).
+  ``network_operation``s per step: g and J' eps are ``GenerativeMap.predict`` and ``pull_back``
+  (the functions F, the stability check and analysis use too), given ``out=`` buffers.
+  Brian2's ``(summed)`` synapses loop once per synapse per step and ran ~10x slower than this
+  for dense weights. Products write straight into the target arrays (``np.dot(..., out=)``),
+  f and f' are skipped for the identity, and the weights and buffers take the dtype of the
+  state variables (the scenario's ``float``), so a step adds no work beyond the arithmetic
+  (``pcsim bench`` measures it against a plain NumPy loop).
 - ``sparse``: the same, with scipy.sparse CSR weights (local receptive fields); W' is kept as a
   CSR copy (a gather, faster than CSC's scatter) unless the weights learn.
 - ``synapses``: Brian2 ``Synapses`` with ``(summed)`` variables; slower on the CPU, but it is
@@ -96,23 +98,10 @@ class _Link:
             self.gmap.weights = np.ascontiguousarray(dense(self.gmap.weights), dtype=dtype)
             self.transposed = self.gmap.weights.T
             self.rows = None
-        f = self.gmap.nonlinearity
-        identity = f.is_identity
-        self.f_before = None if identity or self.gmap.site == "after" else f.f
-        self.f_after = None if identity or self.gmap.site == "before" else f.f
-        self.df_before = None if identity or self.gmap.site == "after" else f.df
-        self.df_after = None if identity or self.gmap.site == "before" else f.df
 
     def deliver_to_errors(self) -> None:
         np.copyto(self.signal_here, self.belief)
-        source = self.belief if self.f_before is None else self.f_before(self.belief)
-        target = self.prediction_below if self.f_after is None else self.drive
-        if self.sparse:
-            np.copyto(target, self.gmap.weights @ source)
-        else:
-            np.dot(self.gmap.weights, source, out=target)
-        if self.f_after is not None:
-            np.copyto(self.prediction_below, self.f_after(self.drive))
+        self.gmap.predict(self.belief, out=self.prediction_below, drive=self.drive)
 
     def deliver_to_beliefs(self) -> None:
         np.copyto(self.own_error, self.error_here)
@@ -120,15 +109,8 @@ class _Link:
             hebbian_update(self.gmap.weights,
                            *self.gmap.weight_gradient_factors(self.belief, self.error_below),
                            self.learning_rate, self.rows)
-        error_below = self.error_below
-        if self.df_after is not None:
-            error_below = self.df_after(self.drive) * error_below
-        if self.sparse:
-            np.copyto(self.bottom_up, self.transposed @ error_below)
-        else:
-            np.dot(self.transposed, error_below, out=self.bottom_up)
-        if self.df_before is not None:
-            self.bottom_up *= self.df_before(self.belief)
+        self.gmap.pull_back(self.belief, self.error_below, out=self.bottom_up, drive=self.drive,
+                            transposed=self.transposed)
 
 
 class Coupling:

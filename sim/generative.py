@@ -29,6 +29,17 @@ def dense(matrix: Matrix) -> np.ndarray:
     return matrix.toarray() if scipy.sparse.issparse(matrix) else np.asarray(matrix)
 
 
+def _product(matrix: Matrix, vector: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """matrix @ vector, written into ``out`` if given (in place for dense matrices)."""
+    if out is None:
+        return matrix @ vector
+    if scipy.sparse.issparse(matrix):
+        np.copyto(out, matrix @ vector)
+    else:
+        np.dot(matrix, vector, out=out)
+    return out
+
+
 def scale_rows(factors: np.ndarray, matrix: Matrix) -> Matrix:
     """diag(factors) @ matrix, keeping a sparse matrix sparse (CSR)."""
     if scipy.sparse.issparse(matrix):
@@ -48,11 +59,18 @@ class GenerativeMap:
     def shape(self) -> tuple[int, int]:
         return self.weights.shape
 
-    def predict(self, mu: np.ndarray) -> np.ndarray:
-        """g(mu)."""
-        if self.site == "before":
-            return self.weights @ self.nonlinearity.f(mu)
-        return self.nonlinearity.f(self.weights @ mu)
+    def predict(self, mu: np.ndarray, out: np.ndarray | None = None,
+                drive: np.ndarray | None = None) -> np.ndarray:
+        """g(mu), written into ``out`` if given; for g = f(W mu), W mu goes into ``drive`` if
+        given (``pull_back`` reuses it). f is skipped for the identity."""
+        f = self.nonlinearity
+        if self.site == "before" or f.is_identity:
+            return _product(self.weights, mu if f.is_identity else f.f(mu), out)
+        drive = _product(self.weights, mu, drive)
+        if out is None:
+            return f.f(drive)
+        np.copyto(out, f.f(drive))
+        return out
 
     def push_forward(self, mu: np.ndarray, v: np.ndarray) -> np.ndarray:
         """J(mu) v: how the prediction moves when mu moves by v."""
@@ -60,11 +78,21 @@ class GenerativeMap:
             return self.weights @ (self.nonlinearity.df(mu) * v)
         return self.nonlinearity.df(self.weights @ mu) * (self.weights @ v)
 
-    def pull_back(self, mu: np.ndarray, error_below: np.ndarray) -> np.ndarray:
-        """J(mu)' eps_below: the error from below carried up through the Jacobian of g."""
-        if self.site == "before":
-            return self.nonlinearity.df(mu) * (self.weights.T @ error_below)
-        return self.weights.T @ (self.nonlinearity.df(self.weights @ mu) * error_below)
+    def pull_back(self, mu: np.ndarray, error_below: np.ndarray, out: np.ndarray | None = None,
+                  drive: np.ndarray | None = None, transposed: Matrix | None = None) -> np.ndarray:
+        """J(mu)' eps_below: the error from below carried up through the Jacobian of g.
+
+        Written into ``out`` if given. ``drive`` is W mu if already known (g = f(W mu)),
+        ``transposed`` W' in a faster layout (a CSR copy of sparse weights).
+        """
+        f = self.nonlinearity
+        if self.site == "after" and not f.is_identity:
+            drive = self.weights @ mu if drive is None else drive
+            error_below = f.df(drive) * error_below
+        out = _product(self.weights.T if transposed is None else transposed, error_below, out)
+        if self.site == "before" and not f.is_identity:
+            out *= f.df(mu)
+        return out
 
     @property
     def is_sparse(self) -> bool:
