@@ -53,36 +53,58 @@ probability vector p over outcomes (an uncertain report) the message is ln sum_o
 Each message is added to ``sensory`` when its observation arrives, weighted by the precision in
 force at that time.
 
-**Implementation.** The belief units' dynamics and the error units are Brian2 equations below;
-the error units have no dynamics of their own (their rates are an expression, evaluated where
-the belief units read them). The pool is a K-to-1 sum, run in NumPy in place on Brian2's state
-arrays (as ``circuits.coupling`` does): Brian2 ``(summed)`` synapses ran ~3x slower here. It
-also keeps the rates Q and errors eps of the step in ``belief`` and ``error`` for recording
-(Brian2's own evaluation of a subexpression costs ~1.5 ms per read).
+**Implementation.** Three Brian2 populations and one set of synapses, no Python per step:
+belief units (K, the dynamics), error units (K, no dynamics of their own: their rate is an
+expression of the log-belief v they read from the belief units) and a one-unit inhibitory
+pool. K-to-1 ``(summed)`` synapses from the error units (which see v, ln D and s) give the pool
+its two drives, from which it computes ln Z and the mean error:
+
+.. math::
+
+    Z = \sum_j e^{v_j}, \qquad
+    \bar\varepsilon = \sum_j Q_j \varepsilon_j
+      = \frac{1}{Z} \sum_j e^{v_j} (\ln D_j + s_j - v_j) + \ln Z
+
+(the second drive uses eps_j - ln Z = ln D_j + s_j - v_j, so it does not depend on the pool's
+own output). The error units read ln Z, the belief units the errors and the mean error, all
+through linked variables.
+Since ln Z stays near 0 (see above), e^{v_j} = Q_j Z never overflows. ``readout`` gives Q, eps
+and F of the current state in NumPy, for recording only.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from brian2 import Clock, NetworkOperation, NeuronGroup, linked_var, ms
+from brian2 import Clock, NeuronGroup, Synapses, linked_var, ms
 
 from circuits import schedule
 
 BELIEF_EQUATIONS = """
 dv/dt = (error - mean_error) / tau_belief : 1
-log_belief = v - log_norm : 1
-belief = exp(log_belief) : 1
 error : 1 (linked)
-log_norm : 1 (shared)
-mean_error : 1 (shared)
+mean_error : 1 (linked)
+log_norm : 1 (linked)
 tau_belief : second (shared, constant)
 """
 
 ERROR_EQUATIONS = """
-error = log_prior + sensory - log_belief : 1
-log_belief : 1 (linked)
+error = log_prior + sensory - (v - log_norm) : 1
+v : 1 (linked)
+log_norm : 1 (linked)
 log_prior : 1 (constant)
 sensory : 1
+"""
+
+POOL_EQUATIONS = """
+drive : 1
+weighted_drive : 1
+log_norm = log(drive) : 1
+mean_error = weighted_drive / drive + log_norm : 1
+"""
+
+POOL_SYNAPSES = """
+drive_post = exp(v_pre) : 1 (summed)
+weighted_drive_post = exp(v_pre) * (log_prior_pre + sensory_pre - v_pre) : 1 (summed)
 """
 
 
@@ -114,32 +136,42 @@ class CategoricalCircuit:
                                    name="discrete_beliefs", order=schedule.BELIEFS)
         self.errors = NeuronGroup(size, ERROR_EQUATIONS, clock=clock, name="discrete_errors",
                                   order=schedule.ERRORS)
+        self.pool = NeuronGroup(1, POOL_EQUATIONS, clock=clock, name="discrete_pool",
+                                order=schedule.POOL)
+        to_pool = np.zeros(size, dtype=int)
         self.beliefs.error = linked_var(self.errors, "error")
-        self.errors.log_belief = linked_var(self.beliefs, "log_belief")
+        self.beliefs.mean_error = linked_var(self.pool, "mean_error", index=to_pool)
+        self.beliefs.log_norm = linked_var(self.pool, "log_norm", index=to_pool)  # eps reads it
+        self.errors.v = linked_var(self.beliefs, "v")
+        self.errors.log_norm = linked_var(self.pool, "log_norm", index=to_pool)
+        self.to_pool = Synapses(self.errors, self.pool, POOL_SYNAPSES, clock=clock,
+                                name="discrete_to_pool")  # after the links it reads
+        self.to_pool.connect()
         self.errors.state_updater.active = False  # no dynamics: eps is an expression
+        self.pool.state_updater.active = False
         self.beliefs.tau_belief = tau_belief_ms * ms
         state = lambda group, name: group.variables[name].get_value()  # noqa: E731
         self.v = state(self.beliefs, "v")
-        self.log_norm = state(self.beliefs, "log_norm")
-        self.mean_error = state(self.beliefs, "mean_error")
         self.log_prior = state(self.errors, "log_prior")
         self.sensory = state(self.errors, "sensory")
+        self.drive = state(self.pool, "drive")
         self.log_prior[:] = log_prior
-        self.belief = np.empty(size)  # Q of the current step, kept by the pool
-        self.error = np.empty(size)  # eps of the current step, kept by the pool
-        self.pool = NetworkOperation(self.normalise, when=schedule.SLOT, order=schedule.POOL,
-                                     clock=clock, name="discrete_pool")
-        self.objects = [self.beliefs, self.errors, self.pool]
+        self.belief = np.empty(size)  # Q, eps and F of the last ``readout``
+        self.error = np.empty(size)
+        self.free_energy = 0.0
+        self.objects = [self.beliefs, self.errors, self.pool, self.to_pool]
         self.reset()
 
     def reset(self) -> None:
         """Beliefs back to the prior (v = ln D), evidence cleared."""
         self.v[:] = self.log_prior
         self.sensory[:] = 0.0
-        self.normalise()
+        self.drive[:] = 1.0  # e^{ln D} sums to 1; the pool recomputes it every step
+        self.readout()
 
-    def normalise(self) -> None:
-        """The pool: ln Z = ln sum_j e^{v_j} and the mean error sum_j Q_j eps_j = -F."""
+    def readout(self) -> None:
+        """Q = e^{v - ln Z}, eps = ln D + s - ln Q and F = -sum_k Q_k eps_k of the current v,
+        into ``belief``, ``error`` and ``free_energy`` (in NumPy, for recording)."""
         v, belief, error = self.v, self.belief, self.error
         top = v.max()
         np.subtract(v, top, out=belief)
@@ -147,13 +179,7 @@ class CategoricalCircuit:
         total = belief.sum()
         belief /= total
         log_norm = top + np.log(total)
-        self.log_norm[0] = log_norm
         np.add(self.log_prior, self.sensory, out=error)
         error -= v
         error += log_norm
-        self.mean_error[0] = belief @ error
-
-    @property
-    def free_energy(self) -> float:
-        """F of the current step (nat): minus the pool's mean error."""
-        return -float(self.mean_error[0])
+        self.free_energy = -float(belief @ error)

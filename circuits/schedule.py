@@ -9,8 +9,8 @@ One step from t to t + dt (a semi-implicit Euler step: errors first, then belief
     BELIEFS             belief units update: mu(t + dt)
 
 The discrete circuit (``circuits.discrete``) uses the same slots: observations at STIMULUS,
-its pool at POOL (= DELIVER_TO_BELIEFS), recording at DISCRETE_RECORD (after the pool, so a sample
-shows Q(t), eps(t) and F(t) together), belief units at BELIEFS.
+its pool at POOL (= DELIVER_TO_BELIEFS; its ``(summed)`` synapses just before), recording at
+DISCRETE_RECORD (a sample shows Q(t), eps(t) and F(t) together), belief units at BELIEFS.
 
 Recording sits after the error units when they are instantaneous (so a sample shows eps(t) =
 Pi e(t)) and before them when they relax (so a sample shows the state at t). Brian2 places a

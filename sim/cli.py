@@ -2,12 +2,15 @@
 
 Exit codes: 0 done; 2 a user mistake (scenario, overrides, output path, result file), shown as
 one line (``--debug`` shows the traceback); 3 the run diverged (the result file records it);
-130 interrupted (Ctrl-C) or 143 terminated (SIGTERM).
+130 interrupted (Ctrl-C) or 143 terminated (SIGTERM); 141 standard output closed early (as in
+``pcsim show F.h5 | head -1``), quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import signal
 import sys
 import warnings
@@ -19,6 +22,8 @@ from sim.validation import ScenarioError
 USER_ERROR = 2
 DIVERGED = 3
 INTERRUPTED = 130
+BROKEN_PIPE = 128 + signal.SIGPIPE
+RESULT_SUFFIXES = (".h5", ".hdf5")
 
 
 def parse_sets(pairs: list[str]) -> dict:
@@ -33,17 +38,80 @@ def parse_sets(pairs: list[str]) -> dict:
     return overrides
 
 
+def check_result_name(output: Path) -> None:
+    """A result goes to an HDF5 name: the figure beside it (``.png``) must not be the result."""
+    if not output.is_dir() and output.suffix.lower() not in RESULT_SUFFIXES:
+        raise ResultError(f"{output}: a result is an HDF5 file; give a name ending in .h5 or "
+                          f".hdf5 (the figure is written beside it as .png)")
+
+
+def check_figure_target(figure: Path, overwrite: bool) -> None:
+    """The figure written beside a result replaces an existing file only with ``overwrite``."""
+    if figure.is_dir():
+        raise ResultError(f"{figure}: is a folder; the figure beside the result needs this name")
+    if figure.exists() and not overwrite:
+        raise ResultError(f"{figure}: already exists (the figure beside the result); pass "
+                          "--overwrite to replace it or --no-plot to skip the figure")
+
+
+def check_figure_name(figure: Path, result: Path) -> None:
+    """An image name matplotlib can write, and not a result file's."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = figure.suffix.lower()
+    if figure.is_dir():
+        raise ResultError(f"{figure}: is a folder; give a file name for the figure")
+    if suffix in RESULT_SUFFIXES or figure.resolve() == result.resolve():
+        raise ResultError(f"{figure}: is a result file name; give an image name such as "
+                          f"{figure.with_suffix('.png').name}")
+    if suffix[1:] not in formats:
+        problem = f"unsupported image format {suffix!r}" if suffix else "no image suffix"
+        raise ResultError(f"{figure}: {problem}; expected a name ending in one of "
+                          f"{', '.join('.' + name for name in sorted(formats))}")
+
+
+def write_figure(result, figure: Path) -> Path:
+    from sim.plots import plot
+
+    try:
+        return plot(result, figure)
+    except OSError as err:
+        raise ResultError(f"{figure}: cannot write the figure: {err.strerror or err}") from err
+
+
+def own_warnings(args: argparse.Namespace) -> None:
+    """Python warnings as one ``pcsim: warning:`` line each (``--debug``: Python's own format).
+
+    Importing Brian2 turns on ``logging.captureWarnings``, which prints every warning as a
+    multi-line log block; call this again after anything that may import Brian2.
+    """
+    logging.captureWarnings(False)
+    if not args.debug:
+        warnings.showwarning = _show_warning
+
+
 def command_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from sim.engine import check_target, default_output, run_scenario, text_progress
     from sim.results import load
     from sim.scenario import load_scenario
     from sim.stability import preflight
 
-    scenario = load_scenario(args.scenario, overrides=parse_sets(args.set), seed=args.seed)
+    own_warnings(args)  # the imports above load Brian2
+    if args.output:
+        check_result_name(Path(args.output))
+    # validation checks what it computes for finiteness: numpy's warnings would only repeat it
+    with np.errstate(all="ignore"):
+        scenario = load_scenario(args.scenario, overrides=parse_sets(args.set), seed=args.seed)
+        messages = preflight(scenario)
     output = Path(args.output) if args.output else default_output(scenario)
-    for message in preflight(scenario):
+    for message in messages:
         print(f"pcsim: warning: {message}", file=sys.stderr)
     check_target(output, args.overwrite)
+    if not args.no_plot:
+        check_figure_target(output.with_suffix(".png"), args.overwrite)
     if args.check:
         print(f"pcsim: {scenario.path}: valid ({scenario.kind.name}, "
               f"{len(scenario.trials)} trial(s), {scenario.duration_ms:g} ms, "
@@ -57,10 +125,7 @@ def command_run(args: argparse.Namespace) -> int:
         print(line)
     print(f"wrote {output}")
     if not args.no_plot:
-        from sim.plots import plot
-
-        figure = plot(load(output), output.with_suffix(".png"))
-        print(f"wrote {figure}")
+        print(f"wrote {write_figure(load(output), output.with_suffix('.png'))}")
     return 0
 
 
@@ -105,12 +170,15 @@ def command_show(args: argparse.Namespace) -> int:
 
 
 def command_plot(args: argparse.Namespace) -> int:
-    from sim.plots import plot
+    import brian2  # noqa: F401  (the model family's plotter loads it anyway)
+
     from sim.results import load
 
-    result = load(args.file, allow_incomplete=True)
+    own_warnings(args)
     output = Path(args.output) if args.output else Path(args.file).with_suffix(".png")
-    print(f"wrote {plot(result, output)}")
+    check_figure_name(output, Path(args.file))
+    result = load(args.file, allow_incomplete=True)
+    print(f"wrote {write_figure(result, output)}")
     return 0
 
 
@@ -148,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = commands.add_parser("plot", help="plot beliefs, errors and F of a result file")
     plot.add_argument("file")
-    plot.add_argument("-o", "--output", help="PNG path (default: beside the file)")
+    plot.add_argument("-o", "--output",
+                      help="image path, .png, .pdf, .svg, ... (default: a PNG beside the file)")
     plot.set_defaults(handler=command_plot)
 
     bench = commands.add_parser("bench", help="measure speed against NumPy references")
@@ -168,9 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with warnings.catch_warnings():
-            if not args.debug:
-                warnings.showwarning = _show_warning
-            return args.handler(args)
+            own_warnings(args)
+            code = args.handler(args)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+            return code
+    except BrokenPipeError:
+        # the reader went away (``| head``): stop quietly, and let the exit flush go nowhere
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE
     except (ScenarioError, ResultError) as err:
         if args.debug:
             raise

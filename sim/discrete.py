@@ -9,6 +9,7 @@ HDF5 layout: docs/discrete.md.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -26,6 +27,7 @@ from sim.stability import analyse_discrete
 from sim.validation import Fields, ScenarioError, check_number, describe, to_matrix
 
 SUM_TOLERANCE = 1e-6
+MAX_NAMES = 10**6  # causes or outcomes per modality
 
 
 # --- the model ----------------------------------------------------------------------------------
@@ -84,13 +86,13 @@ def parse_names(fields: Fields, key: str, what: str, minimum: int) -> list[str]:
     raw = fields.raw(key)
     if isinstance(raw, int) and not isinstance(raw, bool):
         count = check_number(raw, lambda msg: fields.error(key, msg), minimum=minimum,
-                             maximum=10**7, integer=True)
+                             maximum=MAX_NAMES, integer=True)
         return [f"{what}{i}" for i in range(count)]
-    if (not isinstance(raw, list) or len(raw) < minimum
+    if (not isinstance(raw, list) or not minimum <= len(raw) <= MAX_NAMES
             or not all(isinstance(name, str) and name for name in raw)):
-        raise fields.error(key, f"expected a list of at least {minimum} names (or a count), "
-                                f"got {describe(raw)}")
-    repeated = sorted({name for name in raw if raw.count(name) > 1})
+        raise fields.error(key, f"expected a list of {minimum} to {MAX_NAMES} names (or a "
+                                f"count), got {describe(raw)}")
+    repeated = sorted(name for name, count in Counter(raw).items() if count > 1)
     if repeated:
         raise fields.error(key, f"names must be unique; {repeated[0]!r} appears twice")
     return list(raw)
@@ -114,6 +116,12 @@ def check_distribution(values: np.ndarray, fail, what: str, strict: bool) -> np.
 def parse_likelihood(fields: Fields, outcomes: list[str], causes: list[str],
                      rng: np.random.Generator) -> np.ndarray:
     shape = (len(outcomes), len(causes))
+    max_entries = 5 * 10**7  # 400 MB of float64, as sim.hierarchical.MAX_WEIGHT_ENTRIES
+    if shape[0] * shape[1] > max_entries:
+        raise fields.error("outcomes", f"{shape[0]} outcomes x {shape[1]} causes make a "
+                                       f"likelihood A of {shape[0] * shape[1]:.3g} entries, "
+                                       f"over the limit of {max_entries:.0e} per modality; "
+                                       "use fewer outcomes or causes")
     raw = fields.raw("likelihood")
     if isinstance(raw, dict):
         spec = fields.sub("likelihood")
@@ -312,6 +320,9 @@ class DiscreteSimulation(Simulation):
             write_array(group, "likelihood", modality.likelihood, causes=names,
                         outcomes=np.array(modality.outcomes, dtype=object))
 
+    def before_sample(self) -> None:
+        self.circuit.readout()
+
     # observations ------------------------------------------------------------------------------
     def _observe(self) -> None:
         self.until_next -= 1
@@ -355,7 +366,7 @@ class DiscreteSimulation(Simulation):
         self.observe_operation.active = bool(self.pending)
 
     def end_trial(self, trial: Trial) -> None:
-        self.circuit.normalise()  # Q, eps and F of the final state
+        self.circuit.readout()  # Q, eps and F of the final state
         exact, surprise = categorical.bayes(self.model.prior, self.evidence)
         row = {
             **self.trial_row(trial),

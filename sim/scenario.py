@@ -279,7 +279,8 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
     numerics_fields = top.sub("numerics", default={})
     numerics = Numerics(
         stability=numerics_fields.text("stability", default="refuse", choices=STABILITY_CHECKS),
-        rate_limit=numerics_fields.number("rate_limit", default=RATE_LIMIT, positive=True),
+        rate_limit=numerics_fields.number("rate_limit", default=RATE_LIMIT, positive=True,
+                                          maximum=1e150),  # squared, it must stay finite
     )
     numerics_fields.close()
     top.close()

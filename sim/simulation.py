@@ -46,8 +46,12 @@ class Simulation:
             return
         self.countdown = self.scenario.record.every_steps
         self.now = self.clock_time()
+        self.before_sample()
         for streamed in self.writer.streams:
             streamed.sample()
+
+    def before_sample(self) -> None:
+        """Work a family does once per recorded sample, before its streams read the state."""
 
     def start_trial(self, trial: Trial) -> None:
         self.trial = trial

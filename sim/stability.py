@@ -195,7 +195,8 @@ def analyse_hierarchical(scenario) -> Stability:
     starting beliefs. Raises ScenarioError if g or J is not finite there."""
     model = scenario.model
     source = Source(scenario.path, scenario.source_text, tuple(scenario.overrides))
-    beliefs = model.top_down_beliefs()
+    with np.errstate(all="ignore"):  # non-finite values are reported just below
+        beliefs = model.top_down_beliefs()
     maps = [level.generative for level in model.belief_levels]
     for index, (gmap, mu) in enumerate(zip(maps, beliefs, strict=True), start=1):
         with np.errstate(all="ignore"):

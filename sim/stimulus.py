@@ -10,6 +10,8 @@ Kinds (``stimulus = { kind = ..., ... }`` in a trial; times in ms from the trial
 Instead of input values, ``constant`` and ``steps`` may give ``cause`` / ``causes``: top-level
 causes from which the model's own generative mapping produces the input pattern.
 ``noise_std`` adds Gaussian noise, redrawn every step, from the scenario's seeded generator.
+A schedule's ``times_ms`` lie within the trial (steps after its end are never reached);
+``noise_std`` is at most ``MAX_NOISE_STD``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from sim.validation import Fields, describe, to_vector
 
 KINDS = ("constant", "steps", "ramp", "schedule")
+MAX_NOISE_STD = 1e6  # far beyond any meaningful input; larger only overflows (free energy ~ x^2)
 
 
 @dataclass
@@ -70,6 +73,10 @@ def parse_stimulus(
     """Read one trial's ``stimulus`` table."""
     kind = fields.text("kind", choices=KINDS)
     noise = fields.vector("noise_std", n_inputs, default=0.0, minimum=0.0)
+    if np.any(noise > MAX_NOISE_STD):
+        raise fields.error("noise_std", f"{float(noise.max()):g} is over the limit of "
+                                        f"{MAX_NOISE_STD:g}; expected a standard deviation "
+                                        f"in 0..{MAX_NOISE_STD:g}")
 
     def pattern(value, key: str) -> np.ndarray:
         if key.startswith("cause"):
@@ -114,6 +121,13 @@ def parse_stimulus(
         ):
             raise fields.error("times_ms", f"expected increasing times in ms starting at 0, "
                                            f"got {describe(times)}")
+        # a schedule's breakpoint past the end would silently change the values inside the
+        # trial; a step past it is never reached (so a trial can be shortened with --set)
+        late = [t for t in times if t > duration_ms]
+        if kind == "schedule" and late:
+            raise fields.error("times_ms", f"{late[0]:g} ms is after the trial's end "
+                                           f"(duration_ms = {duration_ms:g}); a schedule "
+                                           f"expects times in [0, {duration_ms:g}] ms")
         values = patterns("values", "causes", count=len(times))
         stimulus = Stimulus(np.asarray(times, dtype=float), values, kind == "schedule", noise)
     fields.close()

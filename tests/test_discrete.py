@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tomlwriter import write_scenario
 
 import sim
 from sim.reference import categorical
 from sim.scenario import bundled_scenarios
+from sim.scenario_writer import write_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 

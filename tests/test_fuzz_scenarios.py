@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tomlwriter import dumps
 
 from sim.cli import main
 from sim.scenario import bundled_scenarios
+from sim.scenario_writer import dumps
 
 SCENARIOS = {name: tomllib.loads(path.read_text()) for name, path in bundled_scenarios().items()}
 EXAMPLES = 400

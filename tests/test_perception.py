@@ -7,11 +7,11 @@ import tomllib
 
 import numpy as np
 import pytest
-from tomlwriter import write_scenario
 
 import sim
 from sim.reference.gaussian import grid_posterior_mode, linear_gaussian_posterior
 from sim.scenario import bundled_scenarios
+from sim.scenario_writer import write_scenario
 
 # --- Bogacz (2017) exercises 2 and 3 --------------------------------------------------------
 

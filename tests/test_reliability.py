@@ -13,12 +13,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from tomlwriter import write_scenario
 
 import sim
 from sim.cli import main
 from sim.results import SCHEMA_VERSION
 from sim.scenario import load_scenario
+from sim.scenario_writer import write_scenario
 from sim.stability import analyse_hierarchical, margin
 
 
@@ -144,9 +144,9 @@ def test_unstable_dt_is_refused_and_the_bound_is_tight(tmp_path, capsys, errors,
     assert result.level("v")["belief"][-1, 0] == pytest.approx(0.5, abs=1e-6)
 
 
-def test_divergence_mid_run_is_caught_and_recorded(tmp_path, capsys):
+def blinded() -> dict:
     """g(v) = v^2 is stable where the run starts, not where a blinding input drives it."""
-    scenario = {
+    return {
         "name": "blinded", "dt_ms": 0.01,
         "model": {"tau_belief_ms": 1.0, "tau_error_ms": 1.0,
                   "levels": [{"name": "light", "size": 1},
@@ -159,7 +159,10 @@ def test_divergence_mid_run_is_caught_and_recorded(tmp_path, capsys):
              "stimulus": {"kind": "constant", "value": 1e4}}]},
         "record": {"every_ms": 0.1},
     }
-    path = write_scenario(tmp_path / "blinded.toml", scenario)
+
+
+def test_divergence_mid_run_is_caught_and_recorded(tmp_path, capsys):
+    path = write_scenario(tmp_path / "blinded.toml", blinded())
     output = tmp_path / "blinded.h5"
     assert main(["run", str(path), "-o", str(output), "--no-plot"]) == 3
     err = capsys.readouterr().err
@@ -326,3 +329,113 @@ def test_no_result_when_the_output_folder_cannot_be_written(tmp_path, capsys):
     assert "Traceback" not in err
     (line,) = [text for text in err.splitlines() if text.startswith("pcsim: error:")]
     assert "cannot write the result here" in line
+
+
+# --- the command line: output names, pipes, warnings ----------------------------------------
+
+def pcsim(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sim.cli", *args], capture_output=True,
+                          text=True, timeout=300, **kwargs)
+
+
+def test_run_writes_only_hdf5_names_and_never_clobbers_the_figure(tmp_path, capsys):
+    path = write_scenario(tmp_path / "s.toml", linear(0.1, 10))
+    assert main(["run", str(path), "-o", str(tmp_path / "x.png")]) == 2
+    assert "give a name ending in .h5 or .hdf5" in error_line(capsys)
+    assert not (tmp_path / "x.png").exists()
+
+    figure = tmp_path / "r.png"
+    figure.write_bytes(b"precious")
+    assert main(["run", str(path), "-o", str(tmp_path / "r.h5")]) == 2
+    line = error_line(capsys)
+    assert f"{figure}: already exists" in line and "--overwrite" in line
+    assert figure.read_bytes() == b"precious" and not (tmp_path / "r.h5").exists()
+    assert main(["run", str(path), "-o", str(tmp_path / "r.h5"), "--no-plot"]) == 0
+    assert figure.read_bytes() == b"precious"
+    assert main(["run", str(path), "-o", str(tmp_path / "r.h5"), "--overwrite"]) == 0
+    assert figure.read_bytes().startswith(b"\x89PNG")
+    assert sim.load(tmp_path / "r.h5").attrs["status"] == "complete"
+
+
+def test_plot_refuses_names_it_cannot_or_must_not_write(tmp_path, capsys):
+    result = sim.run(write_scenario(tmp_path / "s.toml", linear(0.1, 10)),
+                     output=tmp_path / "r.h5").path
+    capsys.readouterr()
+    for name, message in [("x.txt", "unsupported image format '.txt'"),
+                          ("x", "no image suffix"), ("other.h5", "is a result file name"),
+                          ("r.h5", "is a result file name")]:
+        assert main(["plot", str(result), "-o", str(tmp_path / name)]) == 2, name
+        line = error_line(capsys)
+        assert message in line and ".png" in line, line
+        assert not (tmp_path / name).exists() or name == "r.h5"
+    assert sim.load(result).attrs["status"] == "complete"
+    assert main(["plot", str(result), "-o", str(tmp_path / "f.svg")]) == 0
+    assert (tmp_path / "f.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    result = sim.run(write_scenario(tmp_path / "s.toml", linear(0.1, 10)),
+                     output=tmp_path / "r.h5").path
+    read, write = os.pipe()
+    os.close(read)  # like `| head -1` gone before pcsim writes: every write is EPIPE
+    try:
+        done = subprocess.run([sys.executable, "-m", "sim.cli", "show", str(result)],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert done.returncode == 128 + signal.SIGPIPE and done.stderr == ""
+
+
+@pytest.mark.parametrize(("setting", "field"), [
+    ('model.levels.1.nonlinearity="1/mu"', "model.levels[1].nonlinearity"),
+    ("protocol.trials.0.stimulus.noise_std=1e300", "protocol.trials[0].stimulus.noise_std"),
+])
+def test_numpy_warnings_do_not_break_the_one_line_error(tmp_path, setting, field):
+    done = pcsim("run", "perception/hierarchy", "--set", setting, "-o", str(tmp_path / "r.h5"),
+                 "--no-plot")
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pcsim: error:"), done.stderr
+    assert field in lines[0]
+    assert not list(tmp_path.iterdir())
+
+
+def test_warnings_while_running_stay_one_line_each_after_brian2_is_imported(tmp_path):
+    path = write_scenario(tmp_path / "blinded.toml", blinded())  # overflows as it diverges
+    done = pcsim("run", str(path), "-o", str(tmp_path / "r.h5"), "--no-plot")
+    assert done.returncode == 3, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert all(line.startswith("pcsim: ") for line in lines), done.stderr
+    assert "pcsim: warning: overflow" in done.stderr and lines[-1].startswith("pcsim: error:")
+
+
+def test_stimulus_times_within_the_trial_and_noise_bounded(tmp_path):
+    def load(**stimulus):
+        scenario = linear(0.1, 4000)  # 400 ms
+        scenario["protocol"]["trials"][0]["stimulus"] = stimulus
+        return load_scenario(write_scenario(tmp_path / "s.toml", scenario))
+
+    with pytest.raises(sim.ScenarioError, match=r"stimulus\.times_ms: 500 ms is after the "
+                                                r"trial's end \(duration_ms = 400\)"):
+        load(kind="schedule", times_ms=[0, 500], values=[1.0, 0.0])
+    load(kind="schedule", times_ms=[0, 400], values=[1.0, 0.0])  # ends on the trial's end
+    load(kind="steps", times_ms=[0, 500], values=[1.0, 0.0])  # a trial shortened with --set
+    with pytest.raises(sim.ScenarioError, match=r"stimulus\.noise_std: 1e\+300 is over the "
+                                                r"limit of 1e\+06"):
+        load(kind="constant", value=1.0, noise_std=1e300)
+    load(kind="constant", value=1.0, noise_std=1e6)
+
+
+def test_a_huge_discrete_likelihood_is_refused_before_allocating(tmp_path):
+    scenario = {
+        "name": "huge", "dt_ms": 0.5,
+        "model": {"kind": "discrete", "causes": 10**6,
+                  "modalities": [{"name": "sound", "outcomes": 10**6,
+                                  "likelihood": {"kind": "random"}}]},
+        "protocol": {"trials": [{"duration_ms": 10.0}]},
+    }
+    started = time.perf_counter()
+    with pytest.raises(sim.ScenarioError, match=r"model\.modalities\[0\]\.outcomes: 1000000 "
+                                                r"outcomes x 1000000 causes .* over the limit"):
+        load_scenario(write_scenario(tmp_path / "huge.toml", scenario))
+    assert time.perf_counter() - started < 10

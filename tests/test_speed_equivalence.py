@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tomlwriter import write_scenario
 
 import sim
 import sim.results
 from sim.bench.reference import run_hierarchy
 from sim.bench.suite import DT_MS, hierarchy_reference, hierarchy_table
 from sim.scenario import load_scenario
+from sim.scenario_writer import write_scenario
 
 SIZES = [6, 4, 3]
 STEPS = 400

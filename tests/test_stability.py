@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from brian2 import Clock, Network, NeuronGroup, ms, prefs
-from tomlwriter import write_scenario
 
 import sim
 from sim.scenario import METHODS
+from sim.scenario_writer import write_scenario
 from sim.stability import relaxation_factor
 
 

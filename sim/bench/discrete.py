@@ -59,7 +59,7 @@ class DiscreteFamily:
 def cases(case_type) -> list:
     family = DiscreteFamily()
     return [
-        case_type(f"discrete K={k}", f"K={k}", steps, quick, target,
+        case_type(f"discrete K={k}", [k], f"K={k}", steps, quick, target,
                   lambda n, k=k: discrete_table(f"discrete K{k}", k, n), family=family)
         for k, steps, quick, target in ((6, 20000, 10000, None), (2000, 10000, 5000, 1.5))
     ]

@@ -32,8 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from sim.bench import reference, toml
-from sim.results import read_matrix
+from sim.bench import reference
+from sim.results import ResultError, read_matrix
+from sim.scenario_writer import write_scenario
 
 DT_MS = 0.1
 TOLERANCE = 1e-9
@@ -147,7 +148,8 @@ def reference_states(scenario, steps: int, learning: bool) -> Callable[[], dict]
 @dataclass
 class Case:
     name: str
-    sizes: str
+    sizes: list[int]  # units per level (discrete: [causes])
+    label: str  # the sizes as the table shows them
     steps: int  # full suite
     quick_steps: int | None  # None: not in --quick
     target: float | None
@@ -156,6 +158,7 @@ class Case:
     available: str = ""  # why the case cannot run, if it cannot
     cold: bool = False  # measure a cold start-up in --quick too
     family: Any = None  # reference and final states; None: the continuous hierarchy
+    tolerance: float = TOLERANCE  # the largest max|diff| that counts as the same work
 
 
 def local_shapes() -> list[tuple[int, int]]:
@@ -169,19 +172,20 @@ def cases() -> list[Case]:
         ("dense large", [4000, 2000, 500], 150, None, 1.25),
     ]
     out = [
-        Case(name, "-".join(map(str, sizes)), steps, quick, target,
+        Case(name, sizes, "-".join(map(str, sizes)), steps, quick, target,
              lambda n, name=name, sizes=sizes: hierarchy_table(name, sizes, n),
              cold=name == "dense small")
         for name, sizes, steps, quick, target in dense
     ]
     out += [
-        Case("dense medium + plasticity", "1000-500-100", 3000, 1500, 1.25,
+        Case("dense medium + plasticity", [1000, 500, 100], "1000-500-100", 3000, 1500, 1.25,
              lambda n: hierarchy_table("dense medium plastic", [1000, 500, 100], n,
                                        learning=True), learning=True),
-        Case("dense large + plasticity", "4000-2000-500", 150, None, 1.25,
+        Case("dense large + plasticity", [4000, 2000, 500], "4000-2000-500", 150, None, 1.25,
              lambda n: hierarchy_table("dense large plastic", [4000, 2000, 500], n,
                                        learning=True), learning=True),
-        Case("sparse local 5x5", "128x128-64x64-32x32", 2000, 1000, 1.5,
+        Case("sparse local 5x5", [128 * 128, 64 * 64, 32 * 32], "128x128-64x64-32x32",
+             2000, 1000, 1.5,
              lambda n: hierarchy_table(
                  "sparse local", [128 * 128, 64 * 64, 32 * 32], n, shapes=local_shapes(),
                  weights={"kind": "local", "field": 5, "scale": 1.0})),
@@ -194,7 +198,8 @@ def discrete_cases() -> list[Case]:
         from sim.bench import discrete
     except ImportError as err:
         why = f"not available: {err}"
-        return [Case(f"discrete K={k}", f"K={k}", 0, 0, target, lambda n: {}, available=why)
+        return [Case(f"discrete K={k}", [k], f"K={k}", 0, 0, target, lambda n: {},
+                     available=why)
                 for k, target in ((6, None), (2000, 1.5))]
     return discrete.cases(Case)
 
@@ -219,7 +224,7 @@ class Probe:
 @dataclass
 class Record:
     name: str
-    sizes: str
+    sizes: list[int]
     steps: int
     pcsim_steps_per_s: float | None = None
     reference_steps_per_s: float | None = None
@@ -232,14 +237,31 @@ class Record:
     peak_rss_mb: float | None = None
     coupling: str = ""
     jax_steps_per_s: float | None = None
+    label: str = ""
+    tolerance: float | None = TOLERANCE
     note: str = ""
     extra: dict = field(default_factory=dict)
+
+    @property
+    def agrees(self) -> bool | None:
+        """Whether pcsim and the reference ended within the tolerance (None: not compared)."""
+        if self.max_abs_diff is None or self.tolerance is None:
+            return None
+        return self.max_abs_diff <= self.tolerance
 
     @property
     def met(self) -> bool | None:
         if self.ratio is None or self.target is None:
             return None
-        return self.ratio <= self.target and (self.max_abs_diff or 0.0) <= TOLERANCE
+        return self.ratio <= self.target and self.agrees is not False
+
+    def row(self) -> dict:
+        """The JSON record (the keys are listed in the README's Performance section)."""
+        row = {key: value for key, value in self.__dict__.items() if key != "extra"}
+        row.update(self.extra)
+        row["within_tolerance"] = self.agrees
+        row["target_met"] = self.met
+        return row
 
 
 def run_pcsim(path: Path, output: Path, family) -> tuple[float, float, dict, str]:
@@ -290,12 +312,13 @@ def measure(case: Case, steps: int, repeats: int, workdir: Path, cold: bool,
             threads: int) -> Record:
     from sim.scenario import load_scenario
 
-    record = Record(case.name, case.sizes, steps, target=case.target)
+    record = Record(case.name, list(case.sizes), steps, target=case.target, label=case.label,
+                    tolerance=case.tolerance)
     if case.available:
         record.note = case.available
         return record
     slug = "".join(c if c.isalnum() else "_" for c in case.name)
-    path = toml.write(workdir / f"{slug}.toml", case.table(steps))
+    path = write_scenario(workdir / f"{slug}.toml", case.table(steps))
     scenario = load_scenario(path)
     family = case.family
     if family is None:
@@ -360,27 +383,33 @@ def jax_reference(case: Case, path: Path, steps: int) -> tuple[float, dict] | No
                   for level, mu in zip(scenario.model.belief_levels, beliefs, strict=True)}
 
 
-def streaming_memory(workdir: Path, quick: bool, threads: int) -> dict:
-    """Peak memory of a long run recording every 10th step against a run 100x shorter."""
+def streaming_memory(workdir: Path, quick: bool, threads: int) -> Record:
+    """Peak memory of a long run recording every 10th step against a run 100x shorter.
+
+    ``ratio`` is the long run's peak resident memory over the short run's; ``steps``,
+    ``peak_rss_mb`` and ``pcsim_steps_per_s`` are the long run's (a fresh process each).
+    """
+    sizes, every = [64, 16, 4], 10
     long_steps = 10**5 if quick else 10**6
+    short_steps = long_steps // 100
     results = {}
-    for steps in (long_steps // 100, long_steps):
-        table = hierarchy_table("streaming", [64, 16, 4], steps)
-        table["record"] = {"every_ms": 10 * DT_MS}
-        path = toml.write(workdir / f"streaming_{steps}.toml", table)
+    for steps in (short_steps, long_steps):
+        table = hierarchy_table("streaming", sizes, steps)
+        table["record"] = {"every_ms": every * DT_MS}
+        path = write_scenario(workdir / f"streaming_{steps}.toml", table)
         results[steps] = child(path, workdir / f"streaming_{steps}.h5", threads=threads)
-    short, long = results[long_steps // 100], results[long_steps]
-    return {
-        "name": "streaming memory",
-        "sizes": "64-16-4",
-        "steps": [long_steps // 100, long_steps],
-        "record_every_steps": 10,
-        "peak_rss_mb": [short["peak_rss_mb"], long["peak_rss_mb"]],
-        "growth_mb": [short["peak_rss_mb"] - short["build_rss_mb"],
-                      long["peak_rss_mb"] - long["build_rss_mb"]],
-        "peak_ratio": long["peak_rss_mb"] / short["peak_rss_mb"],
-        "target": 1.5,
-    }
+    short, long = results[short_steps], results[long_steps]
+    return Record(
+        "streaming memory", sizes, long_steps, label="-".join(map(str, sizes)),
+        pcsim_steps_per_s=long_steps / long["run_s"] if long["run_s"] > 0 else None,
+        ratio=long["peak_rss_mb"] / short["peak_rss_mb"], target=1.5, tolerance=None,
+        startup_warm_s=long["startup_s"], import_s=long["import_s"],
+        peak_rss_mb=long["peak_rss_mb"],
+        extra={"record_every_steps": every, "short_steps": short_steps,
+               "short_peak_rss_mb": short["peak_rss_mb"],
+               "growth_mb": long["peak_rss_mb"] - long["build_rss_mb"],
+               "short_growth_mb": short["peak_rss_mb"] - short["build_rss_mb"]},
+    )
 
 
 # --- reporting ------------------------------------------------------------------------------
@@ -409,11 +438,13 @@ def table_lines(records: list[Record]) -> list[str]:
     lines = [head, "-" * len(head)]
     for r in records:
         if r.note:
-            lines.append(f"{r.name:27s} {r.sizes:20s} {r.note}")
+            lines.append(f"{r.name:27s} {r.label:20s} {r.note}")
             continue
         flag = {None: "", True: " ok", False: " MISSED"}[r.met]
+        if r.agrees is False:
+            flag = f" MISSED: max|diff| > {r.tolerance:g}"
         lines.append(
-            f"{r.name:27s} {r.sizes:20s} {r.steps:6d} {r.coupling:>8s} "
+            f"{r.name:27s} {r.label:20s} {r.steps:6d} {r.coupling:>8s} "
             f"{_number(r.pcsim_steps_per_s, '9.0f')} {_number(r.reference_steps_per_s, '9.0f')} "
             f"{_number(r.ratio, '6.2f')} {('<= ' + format(r.target, 'g')) if r.target else '':>7s} "
             f"{_number(r.max_abs_diff, '9.1e')} {_number(r.startup_warm_s, '6.2f')} "
@@ -423,7 +454,34 @@ def table_lines(records: list[Record]) -> list[str]:
     return lines
 
 
+def check_json_target(name: str) -> Path:
+    """The ``--json`` file: a file name in an existing, writable folder (checked before any
+    benchmarking, so that a long run does not end on a name it cannot write)."""
+    path = Path(name)
+    if not name or path.is_dir():
+        raise ResultError(f"--json {name or repr(name)}: is a folder; give a file name for the "
+                          "JSON records")
+    folder = path.parent
+    if not folder.exists():
+        raise ResultError(f"--json {name}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise ResultError(f"--json {name}: {folder} is not a folder")
+    try:
+        if path.exists():
+            with path.open("a", encoding="utf-8"):
+                pass
+        else:
+            handle, probe = tempfile.mkstemp(prefix=".pcsim-bench-", dir=folder)
+            os.close(handle)
+            os.unlink(probe)
+    except OSError as err:
+        raise ResultError(f"--json {name}: cannot write there: {err.strerror or err}") from err
+    return path
+
+
 def main(args) -> int:
+    json_path = check_json_target(args.json) if getattr(args, "json", None) is not None else None
+
     import brian2
 
     from sim.bench.blas import set_blas_threads
@@ -449,23 +507,27 @@ def main(args) -> int:
             print(table_lines([record])[-1] if records[1:] else "\n".join(table_lines(records)),
                   flush=True)
         memory = streaming_memory(workdir, quick, threads)
-    print(f"streaming memory ({memory['sizes']}, record every {memory['record_every_steps']}th "
-          f"step): {memory['steps'][0]} steps peak {memory['peak_rss_mb'][0]:.0f} MB, "
-          f"{memory['steps'][1]} steps peak {memory['peak_rss_mb'][1]:.0f} MB, ratio "
-          f"{memory['peak_ratio']:.2f} (target <= {memory['target']}); growth during the run "
-          f"{memory['growth_mb'][0]:.1f} / {memory['growth_mb'][1]:.1f} MB")
+    print(f"streaming memory ({memory.label}, record every "
+          f"{memory.extra['record_every_steps']}th step): {memory.extra['short_steps']} steps "
+          f"peak {memory.extra['short_peak_rss_mb']:.0f} MB, {memory.steps} steps peak "
+          f"{memory.peak_rss_mb:.0f} MB, ratio {memory.ratio:.2f} (target <= {memory.target:g}"
+          f"{'' if memory.met else ', MISSED'}); growth during the run "
+          f"{memory.extra['short_growth_mb']:.1f} / {memory.extra['growth_mb']:.1f} MB")
     print(f"ratio = pcsim time / NumPy reference time over the time-step loop; warm = scenario "
           f"file to first step in a fresh process with compiled code cached (imports apart); "
           f"cold = fresh process with an empty code cache, imports included. "
           f"{time.perf_counter() - began:.0f} s in all.")
-    if getattr(args, "json", None):
-        rows = []
-        for r in records:
-            row = {key: value for key, value in r.__dict__.items() if key != "extra"}
-            row.update(r.extra)
-            row["target_met"] = r.met
-            rows.append(row)
-        rows.append(memory)
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+    if json_path is not None:
+        rows = [r.row() for r in [*records, memory]]
+        try:
+            json_path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        except OSError as err:
+            raise ResultError(f"--json {json_path}: cannot write: {err.strerror or err}") from err
+        print(f"wrote {json_path}")
+    wrong = [r for r in records if r.agrees is False]
+    if wrong:
+        print("pcsim bench: pcsim and its reference differ by more than the tolerance in "
+              + ", ".join(f"{r.name} (max|diff| {r.max_abs_diff:.1e} > {r.tolerance:g})"
+                          for r in wrong), file=sys.stderr)
+        return 1
     return 0
