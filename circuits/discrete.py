@@ -57,7 +57,7 @@ force at that time.
 belief units (K, the dynamics), error units (K, no dynamics of their own: their rate is an
 expression of the log-belief v they read from the belief units) and a one-unit inhibitory
 pool. K-to-1 ``(summed)`` synapses from the error units (which see v, ln D and s) give the pool
-its two drives, from which it computes ln Z and the mean error:
+its two drives, from which it computes ln Z and the mean error once per step:
 
 .. math::
 
@@ -98,8 +98,13 @@ sensory : 1
 POOL_EQUATIONS = """
 drive : 1
 weighted_drive : 1
-log_norm = log(drive) : 1
-mean_error = weighted_drive / drive + log_norm : 1
+log_norm : 1
+mean_error : 1
+"""
+
+POOL_UPDATE = """
+log_norm = log(drive)
+mean_error = weighted_drive / drive + log_norm
 """
 
 POOL_SYNAPSES = """
@@ -149,6 +154,8 @@ class CategoricalCircuit:
         self.to_pool.connect()
         self.errors.state_updater.active = False  # no dynamics: eps is an expression
         self.pool.state_updater.active = False
+        self.pool.run_regularly(POOL_UPDATE, when=schedule.SLOT, order=schedule.POOL,
+                                name="discrete_pool_update")
         self.beliefs.tau_belief = tau_belief_ms * ms
         state = lambda group, name: group.variables[name].get_value()  # noqa: E731
         self.v = state(self.beliefs, "v")

@@ -15,6 +15,7 @@ import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import sympy
@@ -50,7 +51,7 @@ class Nonlinearity:
     df: Callable[[np.ndarray], np.ndarray] = field(repr=False, compare=False)
     d2f: Callable[[np.ndarray], np.ndarray] = field(repr=False, compare=False)
 
-    @property
+    @cached_property  # read on every step by the coupling; a sympy comparison costs ~10 us
     def is_identity(self) -> bool:
         return self.expression == _MU
 
