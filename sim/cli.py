@@ -45,15 +45,6 @@ def check_result_name(output: Path) -> None:
                           f".hdf5 (the figure is written beside it as .png)")
 
 
-def check_figure_target(figure: Path, overwrite: bool) -> None:
-    """The figure written beside a result replaces an existing file only with ``overwrite``."""
-    if figure.is_dir():
-        raise ResultError(f"{figure}: is a folder; the figure beside the result needs this name")
-    if figure.exists() and not overwrite:
-        raise ResultError(f"{figure}: already exists (the figure beside the result); pass "
-                          "--overwrite to replace it or --no-plot to skip the figure")
-
-
 def check_figure_name(figure: Path, result: Path) -> None:
     """An image name matplotlib can write, and not a result file's."""
     from matplotlib.backend_bases import FigureCanvasBase
@@ -111,7 +102,8 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"pcsim: warning: {message}", file=sys.stderr)
     check_target(output, args.overwrite)
     if not args.no_plot:
-        check_figure_target(output.with_suffix(".png"), args.overwrite)
+        check_target(output.with_suffix(".png"), args.overwrite, "the figure beside the result",
+                     "pass --overwrite to replace it or --no-plot to skip the figure")
     if args.check:
         print(f"pcsim: {scenario.path}: valid ({scenario.kind.name}, "
               f"{len(scenario.trials)} trial(s), {scenario.duration_ms:g} ms, "

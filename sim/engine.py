@@ -86,13 +86,14 @@ def write_metadata(writer: ResultWriter, scenario: Scenario) -> None:
                 format="JSON")
 
 
-def check_target(output: Path, overwrite: bool) -> None:
-    """Refuse to replace an existing result (unless ``overwrite``) or a folder."""
+def check_target(output: Path, overwrite: bool, role: str = "the result",
+                 remedy: str = "pass --overwrite (or overwrite=True) to replace it") -> None:
+    """Refuse to replace an existing file (unless ``overwrite``) or a folder; ``role`` says
+    what would be written there, ``remedy`` how to go on."""
     if output.is_dir():
-        raise ResultError(f"{output}: is a folder; give a file name for the result")
+        raise ResultError(f"{output}: is a folder; give a file name for {role}")
     if output.exists() and not overwrite:
-        raise ResultError(f"{output}: already exists; pass --overwrite (or overwrite=True) "
-                          "to replace it")
+        raise ResultError(f"{output}: already exists ({role}); {remedy}")
 
 
 def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = None,
