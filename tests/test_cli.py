@@ -8,6 +8,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from golden import STORED, traces
 
 import sim
 from sim.scenario import bundled_scenarios
@@ -32,6 +33,14 @@ def test_run_show_plot_each_bundled_scenario(tmp_path, name):
     assert ran.returncode == 0, ran.stderr
     assert output.exists() and output.with_suffix(".png").stat().st_size > 0
     assert f"wrote {output}" in ran.stdout
+
+    # every number as before (tests/golden.py stored them): beliefs and errors to 1e-12
+    stored = np.load(STORED)
+    found = traces(output)
+    assert sorted(found) == sorted(k.split("::")[1] for k in stored if k.startswith(name + "::"))
+    for key, values in found.items():
+        np.testing.assert_allclose(values, stored[f"{name}::{key}"], rtol=0, atol=1e-12,
+                                   err_msg=f"{name}: {key}")
 
     shown = pcsim("show", str(output))
     assert shown.returncode == 0 and "status complete" in shown.stdout

@@ -1,0 +1,133 @@
+"""Golden results of the bundled scenarios: the guard that a refactor changes no number.
+
+    python tests/golden.py dump FOLDER        run every bundled scenario (its own seed)
+                                                   into FOLDER/<name>.h5
+    python tests/golden.py compare A B        every dataset and attribute of A/*.h5 equal,
+                                                   bitwise, to B/*.h5 (exit 1 if not)
+    python tests/golden.py store              write tests/data/golden_arrays.npz: beliefs
+                                                   and errors of every bundled scenario, which
+                                                   tests/test_golden.py checks to 1e-12
+
+``dump`` + ``compare`` is the before/after check of a refactor on one machine; the stored
+arrays are the lasting version that survives another CPU or BLAS build.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+HERE = Path(__file__).resolve().parent / "data"
+STORED = HERE / "golden_arrays.npz"
+# attributes that say when and with what a file was written, not what was computed
+VOLATILE_ATTRS = {"created_utc", "pcsim_version", "brian2_version", "numpy_version",
+                  "h5py_version", "python_version", "path", "schema_version"}
+MAX_ROWS = 64  # samples kept per stored trace: evenly spaced, always with the last one
+
+
+def bundled() -> list[str]:
+    from sim.scenario import bundled_scenarios
+
+    return list(bundled_scenarios())
+
+
+def dump(folder: Path) -> None:
+    import sim
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in bundled():
+        target = folder / (name.replace("/", "__") + ".h5")
+        sim.run(name, output=target, overwrite=True)
+        print(f"wrote {target}")
+
+
+def traces(path: Path) -> dict[str, np.ndarray]:
+    """Beliefs and errors of a result, at most ``MAX_ROWS`` samples each (last one kept)."""
+    import sim
+
+    out = {}
+    result = sim.load(path)
+    for key in list(result.datasets):
+        if key.rsplit("/", 1)[-1] not in ("belief", "error"):
+            continue
+        values = np.asarray(result[key])
+        rows = np.unique(np.linspace(0, len(values) - 1, MAX_ROWS).round().astype(int))
+        out[key] = values[rows]
+    return out
+
+
+def store() -> None:
+    import tempfile
+
+    arrays = {}
+    with tempfile.TemporaryDirectory() as folder:
+        dump(Path(folder))
+        for name in bundled():
+            path = Path(folder) / (name.replace("/", "__") + ".h5")
+            for key, values in traces(path).items():
+                arrays[f"{name}::{key}"] = values
+    np.savez_compressed(STORED, **arrays)
+    print(f"wrote {STORED} ({len(arrays)} arrays)")
+
+
+def _items(path: Path) -> dict[str, object]:
+    found: dict[str, object] = {}
+    with h5py.File(path, "r") as handle:
+        for key, value in handle.attrs.items():
+            if key not in VOLATILE_ATTRS:
+                found[f"@{key}"] = value
+
+        def visit(name, node):
+            for key, value in node.attrs.items():
+                if key not in VOLATILE_ATTRS:
+                    found[f"{name}@{key}"] = value
+            if isinstance(node, h5py.Dataset):
+                found[name] = node[()]
+
+        handle.visititems(visit)
+    return found
+
+
+def _equal(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.dtype.kind != b.dtype.kind:
+        return False
+    if a.dtype.kind == "f":
+        return a.tobytes() == b.tobytes()
+    return bool(np.all(a == b))
+
+
+def compare(before: Path, after: Path) -> int:
+    failures = 0
+    for old in sorted(before.glob("*.h5")):
+        new = after / old.name
+        if not new.exists():
+            print(f"{old.name}: missing in {after}")
+            failures += 1
+            continue
+        a, b = _items(old), _items(new)
+        for key in sorted(set(a) | set(b)):
+            if key not in a or key not in b:
+                print(f"{old.name}: {key} only in {'before' if key in a else 'after'}")
+                failures += 1
+            elif not _equal(a[key], b[key]):
+                print(f"{old.name}: {key} differs")
+                failures += 1
+    print("identical" if not failures else f"{failures} difference(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command == "dump" and len(sys.argv) == 3:
+        dump(Path(sys.argv[2]))
+    elif command == "compare" and len(sys.argv) == 4:
+        sys.exit(compare(Path(sys.argv[2]), Path(sys.argv[3])))
+    elif command == "store" and len(sys.argv) == 2:
+        store()
+    else:
+        print(__doc__)
+        sys.exit(2)
