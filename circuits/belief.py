@@ -1,7 +1,8 @@
 r"""Belief population: units whose rates mu_l descend the free energy.
 
-From ``sim.free_energy``, mu_l enters F through its own error e_l = mu_l - g_{l+1}(mu_{l+1})
-and through the error below, e_{l-1} = mu_{l-1} - g_l(mu_l). With eps = Pi e,
+From the free energy (``sim.families.hierarchical.free_energy``), mu_l enters F through its
+own error e_l = mu_l - g_{l+1}(mu_{l+1}) and through the error below,
+e_{l-1} = mu_{l-1} - g_l(mu_l). With eps = Pi e,
 
 .. math::
 

@@ -41,8 +41,8 @@ import scipy.sparse
 from brian2 import Clock, NetworkOperation, NeuronGroup, Synapses, ms
 
 from circuits import schedule
+from circuits.generative import GenerativeMap, dense
 from circuits.plasticity import hebbian_update, sparse_rows, synaptic_weight_equations
-from sim.generative import GenerativeMap, dense
 
 SPARSE_DENSITY = 0.05
 

@@ -6,12 +6,12 @@ loaded ``Result``; ``sim.load(path)`` reads a result file.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from pathlib import Path
 from typing import Any
 
-from sim.results import DivergenceError, Result, ResultError, RunInterrupted, load
+from sim._version import __version__
+from sim.errors import DivergenceError, ResultError, RunInterrupted
+from sim.io.reader import Result, load
 from sim.validation import NumericalWarning, ScenarioError
 
 __all__ = ["DivergenceError", "NumericalWarning", "Result", "ResultError", "RunInterrupted",

@@ -16,7 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from sim.results import DivergenceError, ResultError, RunInterrupted
+from sim.errors import DivergenceError, ResultError, RunInterrupted
 from sim.validation import ScenarioError
 
 USER_ERROR = 2
@@ -63,7 +63,7 @@ def check_figure_name(figure: Path, result: Path) -> None:
 
 
 def write_figure(result, figure: Path) -> Path:
-    from sim.plots import plot
+    from sim.report.figures import plot
 
     try:
         return plot(result, figure)
@@ -86,7 +86,7 @@ def command_run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from sim.engine import check_target, default_output, run_scenario, text_progress
-    from sim.results import load
+    from sim.io.reader import load
     from sim.scenario import load_scenario
     from sim.stability import preflight
 
@@ -133,7 +133,7 @@ def command_list(args: argparse.Namespace) -> int:
 
 
 def command_show(args: argparse.Namespace) -> int:
-    from sim.results import load
+    from sim.io.reader import load
 
     result = load(args.file, allow_incomplete=True)
     attrs = result.attrs
@@ -162,9 +162,7 @@ def command_show(args: argparse.Namespace) -> int:
 
 
 def command_plot(args: argparse.Namespace) -> int:
-    import brian2  # noqa: F401  (the model family's plotter loads it anyway)
-
-    from sim.results import load
+    from sim.io.reader import load
 
     own_warnings(args)
     output = Path(args.output) if args.output else Path(args.file).with_suffix(".png")

@@ -23,7 +23,7 @@ import numpy as np
 
 from sim.validation import Fields, ScenarioError, Source, describe, read_toml
 
-MODEL_KINDS = {"hierarchical": "sim.hierarchical", "discrete": "sim.discrete"}
+MODEL_KINDS = {"hierarchical": "sim.families.hierarchical", "discrete": "sim.families.discrete"}
 METHODS = ("euler", "exponential_euler", "rk2", "rk4", "heun", "milstein")
 MAX_STEPS = 10**9
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")  # it becomes part of file names

@@ -14,7 +14,7 @@ import numpy as np
 from brian2 import Clock, NetworkOperation, ms
 
 from circuits import schedule
-from sim.results import ResultWriter, write_array
+from sim.io.writer import ResultWriter, write_array
 from sim.scenario import Scenario, Trial
 
 

@@ -257,7 +257,7 @@ def test_creak_settles_on_bayes_and_plots(tmp_path):
     assert result.free_energy[-1] == pytest.approx(surprise, abs=1e-4)
     Q = result["causes/belief"]
     assert np.argmax(Q[0]) != np.argmax(Q[-1])  # the belief moved
-    from sim.plots import plot
+    from sim.report.figures import plot
 
     assert plot(result, tmp_path / "creak.png").stat().st_size > 10_000
 

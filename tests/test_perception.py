@@ -125,10 +125,10 @@ def test_cue_integration_percept_is_precision_weighted_average(tmp_path):
 def test_energy_hessian_matches_finite_differences(site, sparse):
     import scipy.sparse
 
-    from sim.free_energy import energy, energy_hessian, prediction_errors
-    from sim.generative import GenerativeMap
-    from sim.model import HierarchicalModel, Learning, Level
-    from sim.nonlinearity import parse_nonlinearity
+    from circuits.generative import GenerativeMap
+    from circuits.nonlinearity import parse_nonlinearity
+    from sim.families.hierarchical.free_energy import energy, energy_hessian, prediction_errors
+    from sim.families.hierarchical.model import HierarchicalModel, Learning, Level
 
     rng = np.random.default_rng(7)
     sizes = [7, 5, 3]

@@ -16,10 +16,10 @@ import pytest
 
 import sim
 from sim.cli import main
-from sim.results import SCHEMA_VERSION
+from sim.io.writer import SCHEMA_VERSION
 from sim.scenario import load_scenario
 from sim.scenario_writer import write_scenario
-from sim.stability import analyse_hierarchical, margin
+from sim.stability import analyse, margin
 
 
 def linear(dt_ms: float, steps: int, errors: str = "instantaneous", **extra) -> dict:
@@ -126,7 +126,7 @@ def test_stability_bound_matches_the_derivation():
 def test_unstable_dt_is_refused_and_the_bound_is_tight(tmp_path, capsys, errors, stable_dt,
                                                        unstable_dt):
     unstable = write_scenario(tmp_path / "unstable.toml", linear(unstable_dt, 200, errors))
-    found = analyse_hierarchical(load_scenario(unstable))
+    found = analyse(load_scenario(unstable))
     assert found.lambda_max == pytest.approx(2.0) and found.margin > 1
     output = tmp_path / "out" / "r.h5"
     assert main(["run", str(unstable), "-o", str(output), "--no-plot"]) == 2

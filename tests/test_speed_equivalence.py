@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import sim
-import sim.results
+import sim.io.writer
 from sim.bench.reference import run_hierarchy
 from sim.bench.suite import DT_MS, hierarchy_reference, hierarchy_table
 from sim.scenario import load_scenario
@@ -90,7 +90,7 @@ def test_float32_within_1e_4_of_float64(tmp_path):
 
 @pytest.mark.parametrize("errors", ["relaxing", "instantaneous"])
 def test_streamed_recording_equals_direct_numpy_loop(tmp_path, monkeypatch, errors):
-    monkeypatch.setattr(sim.results, "CHUNK_SAMPLES", 7)  # many flushes, a partial last one
+    monkeypatch.setattr(sim.io.writer, "CHUNK_SAMPLES", 7)  # many flushes, a partial last one
     every, steps = 3, 200
     table = hierarchy_table("stream", SIZES, steps, errors=errors)
     result = run(tmp_path, "stream", table, every_steps=every)

@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from sim.bench import reference
-from sim.results import ResultError, read_matrix
+from sim.errors import ResultError
+from sim.io.reader import read_matrix
 from sim.scenario_writer import write_scenario
 
 DT_MS = 0.1

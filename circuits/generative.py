@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse
 
-from sim.nonlinearity import Nonlinearity
+from circuits.nonlinearity import Nonlinearity
 
 Site = Literal["before", "after"]
 Matrix = np.ndarray | scipy.sparse.csr_matrix

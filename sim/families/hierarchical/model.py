@@ -7,8 +7,7 @@ Every level l has one error population of n_l units carrying
 
 with mu_0 = x and m the prior mean, and a diagonal precision Pi_l (the gain of those error
 units). The top level's precision is the prior precision. These objects hold parameters only;
-``sim.hierarchical`` builds Brian2 circuits (``circuits/``) from them and ``sim.free_energy``
-evaluates F.
+``build`` makes Brian2 circuits (``circuits/``) from them and ``free_energy`` evaluates F.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from sim.generative import GenerativeMap
+from circuits.generative import GenerativeMap
 
 ErrorMode = Literal["relaxing", "instantaneous"]
 CouplingKind = Literal["auto", "dense", "sparse", "synapses"]

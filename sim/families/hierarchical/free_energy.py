@@ -36,8 +36,8 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-from sim.generative import scale_rows
-from sim.model import HierarchicalModel
+from circuits.generative import scale_rows
+from sim.families.hierarchical.model import HierarchicalModel
 
 LN_2PI = float(np.log(2.0 * np.pi))
 

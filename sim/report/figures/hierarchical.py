@@ -1,31 +1,11 @@
-"""Figures from result files. Each model family registers one ``plot`` function here."""
+"""The figure of a hierarchical result: beliefs and errors per level, and F, over time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from sim.results import Result
-
-PLOTTERS: dict[str, Callable[[Result], plt.Figure]] = {}
-
-
-def register(kind: str):
-    def decorate(function: Callable[[Result], plt.Figure]) -> Callable[[Result], plt.Figure]:
-        PLOTTERS[kind] = function
-        return function
-
-    return decorate
-
-
-def mark_trials(axis: plt.Axes, result: Result) -> None:
-    for start in result.trials.get("t_start", [])[1:]:
-        axis.axvline(start * 1e3, color="0.6", lw=0.8, ls="--")
+from sim.io.reader import Result
+from sim.report.figures import mark_trials, register
 
 
 @register("hierarchical")
@@ -53,18 +33,3 @@ def plot_hierarchical(result: Result) -> plt.Figure:
     figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
     figure.tight_layout()
     return figure
-
-
-def plot(result: Result, output: Path) -> Path:
-    if result.kind not in PLOTTERS:
-        # the family's module registers its plotter when imported
-        import importlib
-
-        from sim.scenario import MODEL_KINDS
-
-        importlib.import_module(MODEL_KINDS[result.kind])
-    figure = PLOTTERS[result.kind](result)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=110)
-    plt.close(figure)
-    return output

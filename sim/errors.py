@@ -1,0 +1,27 @@
+"""The errors a run or a result file can raise to a user (no Brian2 here: the report side and
+the CLI import them). ``ScenarioError`` (a mistake in a scenario) lives in ``sim.validation``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ResultError(ValueError):
+    """A file that cannot be read as a pcsim result, or an output path that cannot be used."""
+
+
+class DivergenceError(RuntimeError):
+    """The run blew up (NaN, Inf or a runaway rate): ``path`` holds what came before, marked
+    ``status = "diverged"`` with the message in the ``failure`` attribute."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) stopped the run; ``path`` is the kept partial result, or None."""
+
+    def __init__(self, message: str, path: Path | None) -> None:
+        super().__init__(message)
+        self.message, self.path = message, path

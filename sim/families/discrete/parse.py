@@ -1,0 +1,199 @@
+"""Reading a discrete scenario: ``[model]`` into a ``DiscreteModel``, each trial's observations
+and precisions into a ``DiscreteTrial`` (field reference: docs/discrete.md)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from sim.families.discrete.model import DiscreteModel, DiscreteTrial, Modality, Observation
+from sim.validation import Fields, ScenarioError, check_number, describe, to_matrix
+
+SUM_TOLERANCE = 1e-6
+MAX_NAMES = 10**6  # causes or outcomes per modality
+
+
+def parse_names(fields: Fields, key: str, what: str, minimum: int) -> list[str]:
+    """A list of unique names, or a count (names ``<what>0``, ``<what>1``, ...)."""
+    raw = fields.raw(key)
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        count = check_number(raw, lambda msg: fields.error(key, msg), minimum=minimum,
+                             maximum=MAX_NAMES, integer=True)
+        return [f"{what}{i}" for i in range(count)]
+    if (not isinstance(raw, list) or not minimum <= len(raw) <= MAX_NAMES
+            or not all(isinstance(name, str) and name for name in raw)):
+        raise fields.error(key, f"expected a list of {minimum} to {MAX_NAMES} names (or a "
+                                f"count), got {describe(raw)}")
+    repeated = sorted(name for name, count in Counter(raw).items() if count > 1)
+    if repeated:
+        raise fields.error(key, f"names must be unique; {repeated[0]!r} appears twice")
+    return list(raw)
+
+
+def check_distribution(values: np.ndarray, fail, what: str, strict: bool) -> np.ndarray:
+    """Entries > 0 (``strict``) or >= 0 that sum to 1 (within 1e-6); returned renormalised."""
+    bad = values <= 0 if strict else values < 0
+    if bad.any():
+        index = int(np.argmax(bad))
+        hint = (" (a zero would make ln 0 = -inf: a cause that no evidence can revive; "
+                "use a small positive number)" if strict else "")
+        raise fail(f"{what} entry {index} is {float(values[index])!r}; expected "
+                   f"{'positive' if strict else 'non-negative'} probabilities{hint}")
+    total = values.sum()
+    if abs(total - 1.0) > SUM_TOLERANCE:
+        raise fail(f"{what} sums to {total:.6g}; expected probabilities summing to 1")
+    return values / total
+
+
+def parse_likelihood(fields: Fields, outcomes: list[str], causes: list[str],
+                     rng: np.random.Generator) -> np.ndarray:
+    shape = (len(outcomes), len(causes))
+    max_entries = 5 * 10**7  # 400 MB of float64, as sim.hierarchical.MAX_WEIGHT_ENTRIES
+    if shape[0] * shape[1] > max_entries:
+        raise fields.error("outcomes", f"{shape[0]} outcomes x {shape[1]} causes make a "
+                                       f"likelihood A of {shape[0] * shape[1]:.3g} entries, "
+                                       f"over the limit of {max_entries:.0e} per modality; "
+                                       "use fewer outcomes or causes")
+    raw = fields.raw("likelihood")
+    if isinstance(raw, dict):
+        spec = fields.sub("likelihood")
+        spec.text("kind", choices=("random",))
+        concentration = spec.number("concentration", default=1.0, positive=True)
+        spec.close()
+        return rng.dirichlet(np.full(shape[0], concentration), size=shape[1]).T
+
+    def fail(message: str) -> ScenarioError:
+        return fields.error("likelihood", f"{message} (A: one row per outcome "
+                                          f"{describe(outcomes)}, one column per cause)")
+
+    likelihood = to_matrix(raw, shape, fail)
+    for k, cause in enumerate(causes):
+        column = likelihood[:, k]
+        if np.any(column <= 0):
+            o = int(np.argmax(column <= 0))
+            raise fields.error(
+                "likelihood", f"A[{o}][{k}] = p({outcomes[o]} | {cause}) is {float(column[o])!r}; "
+                "expected a positive probability (ln 0 = -inf has no finite rate; use a small "
+                "number such as 1e-6)")
+        total = column.sum()
+        if abs(total - 1.0) > SUM_TOLERANCE:
+            raise fields.error(
+                "likelihood", f"column {k} ({cause}) sums to {total:.6g}; each column is "
+                f"p(outcome | cause) and must sum to 1 over the {len(outcomes)} outcomes")
+        likelihood[:, k] = column / total
+    return likelihood
+
+
+def parse_model(fields: Fields, seed: int) -> DiscreteModel:
+    tau = fields.number("tau_belief_ms", default=10.0, positive=True)
+    causes = parse_names(fields, "causes", "cause", minimum=2)
+    size = len(causes)
+    if fields.has("prior"):
+        raw = fields.raw("prior")
+        if not isinstance(raw, list) or len(raw) != size:
+            got = f"a list of {len(raw)}" if isinstance(raw, list) else describe(raw)
+            raise fields.error("prior", f"expected a list of {size} probabilities, one per "
+                                        f"cause, got {got}")
+        prior = fields.vector("prior", size)
+        prior = check_distribution(prior, lambda msg: fields.error("prior", msg), "prior D",
+                                   strict=True)
+    else:
+        prior = np.full(size, 1.0 / size)
+    modalities: list[Modality] = []
+    for index, table in enumerate(fields.subs("modalities")):
+        name = table.text("name", default=f"modality{index}")
+        if not name.isidentifier() or name == "time_ms" or any(m.name == name
+                                                               for m in modalities):
+            raise table.error("name", f"expected a unique identifier other than time_ms, "
+                                      f"got {name!r}")
+        outcomes = parse_names(table, "outcomes", "outcome", minimum=2)
+        rng = np.random.default_rng([seed, 3, index])
+        likelihood = parse_likelihood(table, outcomes, causes, rng)
+        precision = table.number("precision", default=1.0, positive=True)
+        table.close()
+        modalities.append(Modality(name, outcomes, likelihood, precision))
+    return DiscreteModel(causes, prior, modalities, tau)
+
+
+def parse_outcome(value: Any, modality: Modality, fail) -> tuple[np.ndarray, int | None]:
+    """A name, an index (from 0) or a probability vector over the modality's outcomes."""
+    count = len(modality.outcomes)
+    category = None
+    if isinstance(value, str):
+        if value not in modality.outcomes:
+            raise fail(f"unknown outcome {value!r}; {modality.name} has "
+                       f"{', '.join(modality.outcomes)}")
+        category = modality.outcomes.index(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < count:
+            raise fail(f"outcome index {value} is out of range; {modality.name} has {count} "
+                       f"outcomes (0..{count - 1})")
+        category = value
+    elif isinstance(value, list):
+        if len(value) != count:
+            raise fail(f"expected a probability for each of the {count} outcomes of "
+                       f"{modality.name}, got a list of {len(value)}")
+        for item in value:
+            check_number(item, fail)
+        outcome = np.asarray(value, dtype=float)
+        return check_distribution(outcome, fail, "outcome", strict=False), None
+    else:
+        raise fail(f"expected an outcome name, index or list of probabilities, got "
+                   f"{describe(value)}")
+    outcome = np.zeros(count)
+    outcome[category] = 1.0
+    return outcome, category
+
+
+def parse_trial(fields: Fields, model: DiscreteModel, duration_ms: float) -> DiscreteTrial:
+    names = [m.name for m in model.modalities]
+    precision = np.array([m.precision for m in model.modalities])
+    raw = fields.raw("precision", default={})
+    if isinstance(raw, dict):
+        table = fields.sub("precision", default={})
+        for name in list(raw):
+            if name not in names:
+                raise table.error(name, f"no modality {name!r}; expected one of "
+                                        f"{', '.join(names)}")
+            precision[names.index(name)] = table.number(name, positive=True)
+    else:
+        precision[:] = fields.number("precision", positive=True)
+
+    observations: list[Observation] = []
+    if fields.raw("observations", default=[]) != []:
+        for table in fields.subs("observations"):
+            time_ms = table.number("time_ms", minimum=0.0)
+            if time_ms >= duration_ms:
+                raise table.error("time_ms", f"{time_ms} ms is not before the trial's end "
+                                             f"(duration_ms = {duration_ms})")
+            found = 0
+            for index, modality in enumerate(model.modalities):
+                value = table.raw(modality.name, default=None)
+                if value is None:
+                    continue
+                outcome, category = parse_outcome(
+                    value, modality, lambda msg, key=modality.name, t=table: t.error(key, msg))
+                observations.append(Observation(time_ms, index, outcome, category))
+                found += 1
+            table.close()
+            if not found:
+                raise table.source.error(table.path, f"expected an outcome for at least one "
+                                                     f"modality ({', '.join(names)})")
+    observations.sort(key=lambda obs: obs.time_ms)
+    return DiscreteTrial(observations, precision, model)
+
+
+def describe_model(model: DiscreteModel) -> dict:
+    return {
+        "kind": "discrete",
+        "tau_belief_ms": model.tau_belief_ms,
+        "causes": model.causes,
+        "prior": model.prior.tolist(),
+        "modalities": [
+            {"name": m.name, "outcomes": m.outcomes, "likelihood": m.likelihood.tolist(),
+             "precision": m.precision}
+            for m in model.modalities
+        ],
+    }

@@ -1,0 +1,180 @@
+"""Step bounds of the hierarchical network (the maths: ``sim.stability``'s docstring)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import scipy.sparse.linalg
+
+from circuits.generative import GenerativeMap
+from sim.stability import (
+    WARN_MARGIN,
+    Stability,
+    largest_dt,
+    largest_stable_dt,
+    margin,
+    relaxation_factor,
+    round_down,
+)
+from sim.validation import Source
+
+DENSE_UNITS = 512  # below this, lambda_max from a dense eigendecomposition; above, Lanczos
+
+
+def gauss_newton_lambda_max(maps: Sequence[GenerativeMap], beliefs: Sequence[np.ndarray],
+                            precisions: Sequence[np.ndarray]) -> float:
+    """lambda_max of D' Pi D at ``beliefs`` (levels 1..L), ``precisions`` for levels 0..L."""
+    sizes = [len(mu) for mu in beliefs]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    total = int(offsets[-1])
+    levels = len(beliefs)
+
+    def apply(v: np.ndarray) -> np.ndarray:
+        parts = [v[offsets[i]:offsets[i + 1]] for i in range(levels)]
+        # eps = Pi D v on error levels 0..L
+        eps = []
+        for level in range(levels + 1):
+            error = parts[level - 1].copy() if level > 0 else np.zeros(len(precisions[0]))
+            if level < levels:
+                error = error - maps[level].push_forward(beliefs[level], parts[level])
+            eps.append(precisions[level] * error)
+        # D' eps on belief levels 1..L
+        out = np.empty(total)
+        for i in range(levels):
+            out[offsets[i]:offsets[i + 1]] = eps[i + 1] - maps[i].pull_back(beliefs[i], eps[i])
+        return out
+
+    if total <= DENSE_UNITS:
+        matrix = np.column_stack([apply(column) for column in np.eye(total)])
+        if not np.all(np.isfinite(matrix)):
+            return math.inf  # weights or precisions too large to square
+        return float(np.linalg.eigvalsh((matrix + matrix.T) / 2)[-1])
+    operator = scipy.sparse.linalg.LinearOperator((total, total), matvec=apply, dtype=float)
+    try:
+        values = scipy.sparse.linalg.eigsh(operator, k=1, which="LA", tol=1e-3,
+                                           return_eigenvectors=False)
+        lam = float(values[0])
+    except scipy.sparse.linalg.ArpackNoConvergence as err:
+        lam = float(np.max(err.eigenvalues)) if len(err.eigenvalues) else _power(apply, total)
+    except (scipy.sparse.linalg.ArpackError, ValueError, np.linalg.LinAlgError):
+        lam = _power(apply, total)
+    return lam if math.isfinite(lam) else math.inf
+
+
+def _power(apply: Callable[[np.ndarray], np.ndarray], total: int) -> float:
+    v = np.random.default_rng(0).standard_normal(total)
+    lam = 0.0
+    for _ in range(200):
+        w = apply(v)
+        lam = float(np.linalg.norm(w))
+        if lam == 0:
+            return 0.0
+        v = w / lam
+    return lam
+
+
+def analyse_hierarchical(scenario) -> Stability:
+    """The worst stability margin over the scenario's trials (their precisions) at the
+    starting beliefs. Raises ScenarioError if g or J is not finite there."""
+    model = scenario.model
+    source = Source(scenario.path, scenario.source_text, tuple(scenario.overrides))
+    with np.errstate(all="ignore"):  # non-finite values are reported just below
+        beliefs = model.top_down_beliefs()
+    maps = [level.generative for level in model.belief_levels]
+    for index, (gmap, mu) in enumerate(zip(maps, beliefs, strict=True), start=1):
+        with np.errstate(all="ignore"):
+            values = (gmap.predict(mu), gmap.nonlinearity.df(mu))
+        if not all(np.all(np.isfinite(value)) for value in values):
+            raise source.error(
+                f"model.levels[{index}].nonlinearity",
+                f"{gmap.nonlinearity.name!r} or its derivative is not finite at the starting "
+                f"belief (mu = {np.asarray(mu).ravel()[:4].tolist()}...); change it, "
+                "initial_belief or [model.prior] mean")
+    tau_error = model.tau_error_ms if model.errors == "relaxing" else None
+    cache: dict[tuple, float] = {}
+    worst: tuple[float, float, str | None] = (-1.0, 0.0, None)
+    trials = scenario.trials or [None]
+    for trial in trials:
+        overrides = trial.settings.precision if trial is not None else {}
+        precisions = [np.asarray(overrides.get(level.name, level.precision), dtype=float)
+                      for level in model.levels]
+        key = tuple(p.tobytes() for p in precisions)
+        if key not in cache:
+            with np.errstate(all="ignore"):
+                cache[key] = gauss_newton_lambda_max(maps, beliefs, precisions)
+        lam = cache[key]
+        m = margin(scenario.dt_ms, lam, model.tau_belief_ms, tau_error, scenario.method)
+        if m > worst[0]:
+            worst = (m, lam, trial.name if trial is not None and len(trials) > 1 else None)
+    m, lam, trial_name = worst
+    where = f" in trial {trial_name!r}" if trial_name else ""
+    if not math.isfinite(lam):
+        raise source.error("model", f"the precision-weighted coupling J' Pi J + Pi{where} "
+                                    "overflows at the starting beliefs: weights or "
+                                    "precisions are too large")
+    dt_max = largest_stable_dt(lam, model.tau_belief_ms, tau_error, scenario.method)
+    suggested = round_down(largest_stable_dt(lam, model.tau_belief_ms, tau_error,
+                                             scenario.method, below=WARN_MARGIN))
+    if tau_error is None:
+        bound = "dt/tau_belief * lambda_max < 2"
+    else:
+        bound = (f"dt/tau_belief * lambda_max < 4/a' - 2 and a' < 2, a' = 1 - R(-dt/tau_error) "
+                 f"for method {scenario.method!r}")
+    detail = (f"lambda_max = {lam:.4g}, the largest eigenvalue of J' Pi J + Pi at the "
+              f"starting beliefs{where}")
+    found = [Stability(m, lam, dt_max, suggested, trial_name, bound, detail)]
+    found += learning_stability(scenario, beliefs, trials)
+    return max(found, key=lambda item: item.margin)
+
+
+def learning_stability(scenario, beliefs: Sequence[np.ndarray], trials) -> list[Stability]:
+    r"""Step bounds of the slow parameter flows (``circuits.precision``, ``circuits.plasticity``).
+
+    Each is a first-order flow towards its fixed point, linearised at the starting values:
+
+    - precision, tau dPi/dt = (1/Pi - e^2)/2: d(dPi)/dt = -dPi / (2 Pi^2 tau), rate
+      1/(2 Pi^2 tau), largest for the smallest Pi (units with Pi = 0, an improper prior, are
+      left to the runtime guard);
+    - weights, tau dW_i/dt = Pi_i e_i dg_i/dW_i with e_i = x_i - g_i(W): rate
+      Pi_i ||dg_i/dW_i||^2 / tau for row i (``GenerativeMap.weight_sensitivity``).
+
+    A rate r integrated by ``method`` multiplies a deviation by R(-r dt) per step (weights are
+    updated by an Euler step in every case): the margin is a'/2 with a' = 1 - R(-r dt), as for
+    instantaneous errors.
+    """
+    model, dt, method = scenario.model, scenario.dt_ms, scenario.method
+    learning = model.learning
+    named = len(trials) > 1
+    found = []
+
+    def add(rate: float, tau_ms: float, step_method: str, bound: str, detail: str,
+            trial) -> None:
+        if not rate > 0:
+            return
+        margin_at = lambda step: relaxation_factor(step_method, step * rate / tau_ms) / 2  # noqa: E731
+        where = f" in trial {trial.name!r}" if named and trial is not None else ""
+        found.append(Stability(margin_at(dt), rate, largest_dt(margin_at, 1.0, tau_ms),
+                               round_down(largest_dt(margin_at, WARN_MARGIN, tau_ms)),
+                               trial.name if where else None, bound, detail + where))
+
+    for trial in trials:
+        overrides = trial.settings.precision if trial is not None else {}
+        precisions = [np.asarray(overrides.get(level.name, level.precision), dtype=float)
+                      for level in model.levels]
+        if learning.tau_precision_ms is not None:
+            smallest = min((float(p[p > 0].min()) for p in precisions if np.any(p > 0)),
+                           default=math.inf)
+            add(1 / (2 * smallest**2), learning.tau_precision_ms, method,
+                "dt/tau_precision / (2 Pi_min^2) < 2 (for method R(-h) > -1)",
+                f"Pi_min = {smallest:.4g}, the smallest precision, learned by "
+                "tau dPi/dt = (1/Pi - e^2)/2", trial)
+        if learning.tau_weights_ms is not None:
+            with np.errstate(all="ignore"):
+                rate = max(float(np.max(precisions[index] * level.generative.weight_sensitivity(
+                    beliefs[index]))) for index, level in enumerate(model.belief_levels))
+            add(rate, learning.tau_weights_ms, "euler",
+                "dt/tau_weights * max_i Pi_i ||dg_i/dW_i||^2 < 2",
+                f"max_i Pi_i ||dg_i/dW_i||^2 = {rate:.4g} at the starting beliefs", trial)
+    return found

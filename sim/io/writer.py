@@ -1,0 +1,176 @@
+"""Writing a result: one self-describing HDF5 file per run (layout in docs/results.md).
+
+Writing goes to a hidden temporary file beside the target (``sim.io.partials``), renamed onto the
+target only when the run completes (``ResultWriter.commit``); a failed run removes it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from sim._version import __version__
+from sim.errors import ResultError
+from sim.io.partials import remove_stale_partials, temporary_name
+
+SCHEMA_VERSION = 1
+CHUNK_SAMPLES = 1024
+UNCOMPRESSED_ABOVE = 1 << 20
+
+
+def versions() -> dict[str, str]:
+    import brian2
+
+    return {
+        "pcsim_version": __version__,
+        "brian2_version": brian2.__version__,
+        "numpy_version": np.__version__,
+        "h5py_version": h5py.__version__,
+        "python_version": platform.python_version(),
+    }
+
+
+def write_array(group: h5py.Group, name: str, data: Any, units: str = "1", **attrs: Any) -> None:
+    """A complete (non-streamed) dataset, compressed when large enough to matter.
+
+    Arrays of more than ``UNCOMPRESSED_ABOVE`` numbers are stored chunked but not compressed:
+    gzip saves ~10% on random weights and costs about a second per 10^7 of them.
+    """
+    data = np.asarray(data)
+    options: dict[str, Any] = {}
+    if data.dtype.kind == "U":
+        data = data.astype(h5py.string_dtype())
+    elif data.size > UNCOMPRESSED_ABOVE:
+        options = {"chunks": True}
+    elif data.size >= 256:
+        options = {"compression": "gzip", "compression_opts": 4, "shuffle": True, "chunks": True}
+    dataset = group.create_dataset(name, data=data, **options)
+    dataset.attrs["units"] = units
+    for key, value in attrs.items():
+        dataset.attrs[key] = value
+
+
+def write_matrix(group: h5py.Group, name: str, matrix: Any, units: str = "1") -> None:
+    """A dense array as a dataset; a scipy.sparse matrix as a group of its CSR arrays
+    (``data``, ``indices``, ``indptr``; attributes ``format`` = ``csr`` and ``shape``)."""
+    import scipy.sparse
+
+    if not scipy.sparse.issparse(matrix):
+        write_array(group, name, matrix, units=units)
+        return
+    matrix = scipy.sparse.csr_matrix(matrix)
+    sub = group.create_group(name)
+    sub.attrs["format"] = "csr"
+    sub.attrs["shape"] = matrix.shape
+    sub.attrs["units"] = units
+    for part in ("data", "indices", "indptr"):
+        write_array(sub, part, getattr(matrix, part), units=units if part == "data" else "1")
+
+
+class StreamedDataset:
+    """A dataset that grows along axis 0, filled from an in-memory buffer of ``CHUNK_SAMPLES``."""
+
+    def __init__(self, group: h5py.Group, name: str, width: int | None, units: str,
+                 dtype: np.dtype, read: Callable[[], Any], **attrs: Any) -> None:
+        shape = (0,) if width is None else (0, width)
+        maxshape = (None,) if width is None else (None, width)
+        chunk_rows = max(1, min(CHUNK_SAMPLES, (1 << 20) // (8 * max(width or 1, 1))))
+        chunks = (chunk_rows,) if width is None else (chunk_rows, width)
+        self.dataset = group.create_dataset(
+            name, shape=shape, maxshape=maxshape, dtype=dtype, chunks=chunks,
+            compression="gzip", compression_opts=4, shuffle=True,
+        )
+        self.dataset.attrs["units"] = units
+        for key, value in attrs.items():
+            self.dataset.attrs[key] = value
+        self.buffer = np.empty((chunk_rows, *shape[1:]), dtype=dtype)
+        self.filled = 0
+        self.read = read
+
+    def sample(self) -> None:
+        self.buffer[self.filled] = self.read()
+        self.filled += 1
+        if self.filled == len(self.buffer):
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.filled:
+            return
+        start = self.dataset.shape[0]
+        self.dataset.resize(start + self.filled, axis=0)
+        self.dataset[start:] = self.buffer[: self.filled]
+        self.filled = 0
+
+
+class ResultWriter:
+    """The HDF5 file of one run, written beside ``target`` and moved there on ``commit``."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = Path(target)
+        self.temporary = temporary_name(self.target)
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_partials(self.target.parent)
+            # streams write whole chunks, so no chunk cache: with HDF5's default one, memory
+            # grew by ~1 kB per sample of a long run
+            self.file = h5py.File(self.temporary, "w", rdcc_nbytes=0)
+        except OSError as err:
+            where = f": {err.filename}" if err.filename else ""
+            raise ResultError(f"{self.target}: cannot write the result here "
+                              f"({err.strerror or err}{where})") from err
+        self.file.attrs["schema_version"] = SCHEMA_VERSION
+        self.file.attrs["status"] = "running"
+        self.file.attrs["created_utc"] = datetime.datetime.now(datetime.UTC).isoformat()
+        for key, value in versions().items():
+            self.file.attrs[key] = value
+        self.streams: list[StreamedDataset] = []
+
+    def stream(self, path: str, width: int | None, read: Callable[[], Any], units: str = "1",
+               dtype: Any = np.float64, **attrs: Any) -> StreamedDataset:
+        group_name, _, name = path.rpartition("/")
+        group = self.file.require_group(group_name or "/")
+        streamed = StreamedDataset(group, name, width, units, np.dtype(dtype), read, **attrs)
+        self.streams.append(streamed)
+        return streamed
+
+    def flush(self) -> None:
+        for streamed in self.streams:
+            streamed.flush()
+
+    def commit(self, status: str = "complete", overwrite: bool = True) -> Path:
+        """Close the file and move it onto the target in one step (never half-written).
+
+        Without ``overwrite`` the move is a hard link, which fails rather than replace a file
+        that appeared at the target while the run went on.
+        """
+        self.flush()
+        self.file.attrs["status"] = status
+        self.file.close()
+        if overwrite:
+            os.replace(self.temporary, self.target)
+            return self.target
+        try:
+            os.link(self.temporary, self.target)
+        except FileExistsError as err:
+            raise ResultError(f"{self.target}: appeared while the run went on; not replaced "
+                              "(pass --overwrite to replace it)") from err
+        except OSError:  # no hard links on this file system
+            if self.target.exists():
+                raise ResultError(f"{self.target}: already exists; not replaced") from None
+            os.replace(self.temporary, self.target)
+            return self.target
+        self.temporary.unlink()
+        return self.target
+
+    def abort(self) -> None:
+        try:
+            self.file.close()
+        finally:
+            self.temporary.unlink(missing_ok=True)

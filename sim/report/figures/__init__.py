@@ -1,0 +1,43 @@
+"""Figures from result files, one drawing function per kind of result (``register``).
+
+The report side: it reads results through ``sim.io`` and never imports Brian2."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from sim.io.reader import Result
+
+PLOTTERS: dict[str, Callable[[Result], plt.Figure]] = {}
+
+
+def register(kind: str):
+    def decorate(function: Callable[[Result], plt.Figure]) -> Callable[[Result], plt.Figure]:
+        PLOTTERS[kind] = function
+        return function
+
+    return decorate
+
+
+def mark_trials(axis: plt.Axes, result: Result) -> None:
+    for start in result.trials.get("t_start", [])[1:]:
+        axis.axvline(start * 1e3, color="0.6", lw=0.8, ls="--")
+
+
+def plot(result: Result, output: Path) -> Path:
+    if result.kind not in PLOTTERS:
+        # each figure module registers its drawing function when imported
+        import importlib
+
+        importlib.import_module(f"sim.report.figures.{result.kind}")
+    figure = PLOTTERS[result.kind](result)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(output, dpi=110)
+    plt.close(figure)
+    return output
