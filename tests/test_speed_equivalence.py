@@ -9,8 +9,8 @@ import pytest
 
 import sim
 import sim.io.writer
+from sim.bench.cases import DT_MS, hierarchy_reference, hierarchy_table
 from sim.bench.reference import run_hierarchy
-from sim.bench.suite import DT_MS, hierarchy_reference, hierarchy_table
 from sim.scenario import load_scenario
 from sim.scenario_writer import write_scenario
 
@@ -119,12 +119,31 @@ def test_local_weights_need_grids(tmp_path):
 
 def test_bench_references_do_the_same_work(tmp_path):
     """``pcsim bench`` rows: the NumPy references end where pcsim ends (dense and discrete)."""
-    from sim.bench import suite
+    from sim.bench import cases, measure
 
-    chosen = {case.name: case for case in suite.cases()}
+    chosen = {case.name: case for case in cases.cases()}
     for name, steps in (("dense small", 300), ("discrete K=6", 300)):
-        record = suite.measure(chosen[name], steps, repeats=1, workdir=tmp_path, cold=False,
-                               threads=0)
-        assert record.max_abs_diff < suite.TOLERANCE, name
+        record = measure.measure(chosen[name], steps, repeats=1, workdir=tmp_path, cold=False,
+                                 threads=0)
+        assert record.max_abs_diff < cases.TOLERANCE, name
         assert record.pcsim_steps_per_s > 0 and record.reference_steps_per_s > 0
         assert record.startup_warm_s > 0 and record.peak_rss_mb > 0
+
+
+def test_bench_times_the_report_commands(tmp_path):
+    """``pcsim bench``'s report rows: plot and show run on the bundled result, and their
+    records and table rows carry both times."""
+    from sim.bench import cases, output, report_commands
+
+    result = report_commands.report_result(tmp_path / "report")
+    records = report_commands.measure_commands(cases.command_cases(), result, repeats=1)
+    assert [r.name for r in records] == ["pcsim plot", "pcsim show"]
+    for record in records:
+        assert not record.note, record.note
+        assert record.seconds > 0 and record.baseline_s > 0
+        row = record.row()
+        assert row["difference_s"] == record.seconds - record.baseline_s
+        assert row["target_met"] in (True, False)
+    assert result.with_suffix(".png").stat().st_size > 0  # plot drew the figure
+    lines = output.command_lines(records, cases.REPORT_SCENARIO, 1)
+    assert lines[3].startswith("pcsim plot") and lines[4].startswith("pcsim show")
