@@ -18,31 +18,38 @@ for a linear model and small near a mode). The belief units therefore integrate 
 
 both delivered by ``circuits.coupling``: ``bottom_up`` from the error units below through the
 generative weights (for g = W f(mu): f'(mu) * W' eps_{l-1}), ``own_error`` one-to-one from this
-level's error units. The fixed point is dF/dmu = 0, the posterior mode.
+level's error units. The fixed point is dF/dmu = 0, the posterior mode. Mechanisms may add
+terms to the ``drive`` (``circuits.equations``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 from brian2 import Clock, NeuronGroup, ms
 
 from circuits import schedule
+from circuits.equations import gather
+from circuits.mechanism import Piece
 
 BELIEF_EQUATIONS = """
-dbelief/dt = (bottom_up - own_error) / tau_belief : 1
+dbelief/dt = ({drive}) / tau_belief : 1
 bottom_up : 1
 own_error : 1
 tau_belief : second (shared, constant)
 """
+DRIVE = "bottom_up - own_error"
 
 
 def belief_population(
-    name: str, initial: np.ndarray, tau_belief_ms: float, clock: Clock, method: str = "euler"
+    name: str, initial: np.ndarray, tau_belief_ms: float, clock: Clock, method: str = "euler",
+    pieces: Sequence[tuple[str, Piece]] = (),
 ) -> NeuronGroup:
-    """One level's belief units, started at ``initial``."""
+    """One level's belief units, started at ``initial``, with the mechanisms' ``pieces``."""
     group = NeuronGroup(
         len(initial),
-        BELIEF_EQUATIONS,
+        gather(BELIEF_EQUATIONS, {"drive": DRIVE}, pieces),
         method=method,
         name=f"belief_{name}",
         clock=clock,

@@ -27,24 +27,31 @@ Builds:
   plain Brian2, so it also runs on devices such as cpp_standalone or brian2cuda.
 
 ``auto`` picks sparse below ``SPARSE_DENSITY`` nonzero weights, dense otherwise. All three
-produce the same trajectories (tested to 1e-9). Weight learning (``circuits.plasticity``) is
-applied in the DELIVER_TO_BELIEFS phase, before the bottom-up products.
+produce the same trajectories (tested to 1e-9). Weight learning (``circuits.plasticity``) is a
+mechanism: it updates ``links``' weights in place just before DELIVER_TO_BELIEFS, or gives the
+``synapses`` their flow on ``w`` (a ``Piece`` for the ``generative_synapses`` population).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse
-from brian2 import Clock, NetworkOperation, NeuronGroup, Synapses, ms
+from brian2 import Clock, NetworkOperation, NeuronGroup, Synapses
 
 from circuits import schedule
+from circuits.equations import gather
 from circuits.generative import GenerativeMap, dense
-from circuits.plasticity import hebbian_update, sparse_rows, synaptic_weight_equations
+from circuits.mechanism import Piece, Population
 
 SPARSE_DENSITY = 0.05
+GENERATIVE_SYNAPSES = """
+w : 1
+prediction_post = w * {f} : 1 (summed)
+bottom_up_pre = w * error_post * {df} : 1 (summed)
+"""
 
 
 def choose_coupling(kind: str, maps: Sequence[GenerativeMap]) -> str:
@@ -80,7 +87,7 @@ class _Link:
     signal_here: np.ndarray
     error_below: np.ndarray
     prediction_below: np.ndarray
-    learning_rate: float | None
+    weights_change: bool = False
     sparse: bool = False
     drive: np.ndarray = field(init=False)
 
@@ -92,12 +99,10 @@ class _Link:
             # W' as CSR (a gather) is ~1.5x faster than W' as CSC (a scatter); learning changes
             # W.data in place, which the CSC view W.T shares.
             weights = self.gmap.weights
-            self.transposed = weights.T if self.learning_rate is not None else weights.T.tocsr()
-            self.rows = sparse_rows(weights) if self.learning_rate is not None else None
+            self.transposed = weights.T if self.weights_change else weights.T.tocsr()
         else:
             self.gmap.weights = np.ascontiguousarray(dense(self.gmap.weights), dtype=dtype)
             self.transposed = self.gmap.weights.T
-            self.rows = None
 
     def deliver_to_errors(self) -> None:
         np.copyto(self.signal_here, self.belief)
@@ -105,21 +110,24 @@ class _Link:
 
     def deliver_to_beliefs(self) -> None:
         np.copyto(self.own_error, self.error_here)
-        if self.learning_rate is not None:
-            hebbian_update(self.gmap.weights,
-                           *self.gmap.weight_gradient_factors(self.belief, self.error_below),
-                           self.learning_rate, self.rows)
         self.gmap.pull_back(self.belief, self.error_below, out=self.bottom_up, drive=self.drive,
                             transposed=self.transposed)
 
 
 class Coupling:
-    """The Brian2 objects that couple the populations, and access to the current weights."""
+    """The Brian2 objects that couple the populations, and access to the current weights.
 
-    def __init__(self, kind: str, objects: list, weights: list) -> None:
+    ``links`` (NumPy couplings) and ``synapses`` (the ``synapses`` coupling's generative
+    ``Synapses``, one per level) are what mechanisms acting on the weights reach for.
+    """
+
+    def __init__(self, kind: str, objects: list, weights: list, links: Sequence[_Link] = (),
+                 synapses: Sequence[Synapses] = ()) -> None:
         self.kind = kind
         self.objects = objects
         self._weights = weights
+        self.links = list(links)
+        self.synapses = list(synapses)
 
     def weights(self, copy: bool = True) -> list:
         """Current W_l for l = 1..L, dense or scipy.sparse as the scenario gave them."""
@@ -132,16 +140,18 @@ def build_coupling(
     beliefs: Sequence[NeuronGroup],
     errors: Sequence[NeuronGroup],
     clock: Clock,
-    tau_weights_ms: float | None = None,
+    weights_change: bool = False,
+    pieces: Callable[[Population], Sequence[tuple[str, Piece]]] = lambda population: (),
 ) -> Coupling:
     """Couple belief groups 1..L (``beliefs[l-1]``) with error groups 0..L (``errors[l]``).
 
     ``maps[l-1]`` is g_l. ``kind`` is ``dense``, ``sparse``, ``synapses`` or ``auto``.
+    ``weights_change``: a mechanism changes the weights while running (no cached copies of
+    them). ``pieces``: the mechanisms' pieces for a ``generative_synapses`` population.
     """
     kind = choose_coupling(kind, maps)
     if kind == "synapses":
-        return _synaptic_coupling(maps, beliefs, errors, clock, tau_weights_ms)
-    rate = None if tau_weights_ms is None else float(clock.dt / (tau_weights_ms * ms))
+        return _synaptic_coupling(maps, beliefs, errors, clock, pieces)
     given = [gmap.weights for gmap in maps]
     links = [
         _Link(
@@ -153,7 +163,7 @@ def build_coupling(
             signal_here=_state(errors[index + 1], "signal"),
             error_below=_state(errors[index], "error"),
             prediction_below=_state(errors[index], "prediction"),
-            learning_rate=rate,
+            weights_change=weights_change,
             sparse=kind == "sparse",
         )
         for index, (gmap, belief) in enumerate(zip(maps, beliefs, strict=True))
@@ -176,7 +186,7 @@ def build_coupling(
     ]
     return Coupling(kind, objects, [lambda link=link, given=matrix: _as_given(link.gmap.weights,
                                                                                given)
-                                    for link, matrix in zip(links, given, strict=True)])
+                                    for link, matrix in zip(links, given, strict=True)], links)
 
 
 def _synaptic_coupling(
@@ -184,9 +194,10 @@ def _synaptic_coupling(
     beliefs: Sequence[NeuronGroup],
     errors: Sequence[NeuronGroup],
     clock: Clock,
-    tau_weights_ms: float | None,
+    pieces: Callable[[Population], Sequence[tuple[str, Piece]]],
 ) -> Coupling:
     objects: list = []
+    generatives = []
     weights = []
     for index, (gmap, belief) in enumerate(zip(maps, beliefs, strict=True)):
         if gmap.site != "before":
@@ -196,18 +207,15 @@ def _synaptic_coupling(
             )
         f = f"({gmap.nonlinearity.brian('belief_pre')})"
         df = f"({gmap.nonlinearity.brian('belief_pre', 1)})"
-        model = synaptic_weight_equations(f, tau_weights_ms is not None) + (
-            f"prediction_post = w * {f} : 1 (summed)\n"
-            f"bottom_up_pre = w * error_post * {df} : 1 (summed)\n"
-        )
+        population = Population("generative_synapses", index + 1, belief.name, gmap)
+        model = gather(GENERATIVE_SYNAPSES, {"f": f, "df": df}, pieces(population))
         generative = Synapses(belief, errors[index], model=model, method="euler",
                               name=f"generative_{belief.name}", clock=clock,
                               order=schedule.DELIVER_TO_BELIEFS)  # its w update, if w learns
         matrix = scipy.sparse.coo_matrix(gmap.weights)
         generative.connect(i=matrix.col, j=matrix.row)
         generative.w = matrix.data
-        if tau_weights_ms is not None:
-            generative.tau_weights = tau_weights_ms * ms
+        generatives.append(generative)
         one_to_one = Synapses(
             belief, errors[index + 1],
             model="signal_post = belief_pre : 1 (summed)\nown_error_pre = error_post : 1 (summed)",
@@ -220,7 +228,7 @@ def _synaptic_coupling(
                 (np.asarray(syn.w[:]), (np.asarray(syn.j[:]), np.asarray(syn.i[:]))),
                 shape=gmap.shape), gmap.weights)
         )
-    return Coupling("synapses", objects, weights)
+    return Coupling("synapses", objects, weights, synapses=generatives)
 
 
 def _as_given(weights, given):

@@ -20,17 +20,22 @@ whose fixed point is eps = Pi e. (Without the preconditioner this is Bogacz's
 d eps/dt = e - eps/Pi, which has the same fixed point but relaxes in tau * Pi; here precision
 acts as a multiplicative gain on the input, as attention does on a neuron, and Pi = 0, a flat
 prior, is allowed.) The *instantaneous* limit tau_eps -> 0 sets eps = Pi e every step.
+``precision`` is a parameter of the population (``circuits.precision``); mechanisms may
+integrate it or add to it (``circuits.equations``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 from brian2 import Clock, NeuronGroup, ms
 
 from circuits import schedule
-from circuits.precision import precision_equations
+from circuits.equations import gather
+from circuits.mechanism import Piece
+from circuits.precision import PRECISION_EQUATIONS
 
 RELAXING_EQUATIONS = """
 derror/dt = (precision * (signal - prediction) - error) / tau_error : 1
@@ -56,14 +61,13 @@ def error_population(
     tau_error_ms: float,
     clock: Clock,
     method: str = "euler",
-    tau_precision_ms: float | None = None,
+    pieces: Sequence[tuple[str, Piece]] = (),
 ) -> NeuronGroup:
-    """One level's error units with per-unit precision (gain)."""
+    """One level's error units with per-unit precision (gain) and the mechanisms' ``pieces``."""
     dynamics = RELAXING_EQUATIONS if mode == "relaxing" else INSTANTANEOUS_EQUATIONS
-    equations = dynamics + INPUT_EQUATIONS + precision_equations(tau_precision_ms is not None)
     group = NeuronGroup(
         len(precision),
-        equations,
+        gather(dynamics + INPUT_EQUATIONS + PRECISION_EQUATIONS, {}, pieces),
         method=method,
         name=f"error_{name}",
         clock=clock,
@@ -71,8 +75,6 @@ def error_population(
     )
     group.tau_error = tau_error_ms * ms
     group.precision = precision
-    if tau_precision_ms is not None:
-        group.tau_precision = tau_precision_ms * ms
     if mode == "instantaneous":
         group.run_regularly(INSTANTANEOUS_UPDATE, when=schedule.SLOT, order=schedule.ERRORS,
                             name=f"{group.name}_update")

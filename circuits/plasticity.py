@@ -10,20 +10,29 @@ Descending F,
         \big(f'(W\mu) \odot \varepsilon_{\text{below}}\big)\, \mu^\top & g = f(W\mu) \end{cases}
 
 a Hebbian product of presynaptic activity and postsynaptic (error) rate (Bogacz 2017, eq. 20).
-``GenerativeMap.weight_gradient_factors`` gives the two factors; the update is applied once per
-step with rate dt / tau_W, in place.
+``GenerativeMap.weight_gradient_factors`` gives the two factors; with the NumPy couplings the
+update is applied once per step with rate dt / tau_W, in place, just before the errors are
+carried up (``circuits.schedule.PLASTICITY``); with the ``synapses`` coupling it is the
+synapses' own flow on ``w``. The weights persist across trials.
+
+Scenario field: ``[model.learning] tau_weights_ms`` (off when absent). The final weights go to
+``levels/<name>/weights_final`` in the result.
+
+Step bound: row i of W relaxes at rate Pi_i ||dg_i/dW_i||^2 / tau_W
+(``GenerativeMap.weight_sensitivity``), updated by an Euler step whatever the method.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse
+from brian2 import NetworkOperation, ms
 from scipy.linalg import blas
 
-HEBBIAN_EQUATIONS = """
-dw/dt = error_post * {f} / tau_weights : 1 (clock-driven)
-tau_weights : second (shared, constant)
-"""
+from circuits import schedule
+from circuits.mechanism import BuildContext, FlowBound, Mechanism, Piece, Population, StartState
+
+SYNAPTIC_FLOW = "dw/dt = error_post * {f} / tau_weights : 1 (clock-driven)"
 
 
 def hebbian_update(weights, post: np.ndarray, pre: np.ndarray, rate: float,
@@ -48,6 +57,68 @@ def sparse_rows(weights: scipy.sparse.csr_matrix) -> np.ndarray:
     return np.repeat(np.arange(weights.shape[0]), np.diff(weights.indptr))
 
 
-def synaptic_weight_equations(f: str, learned: bool) -> str:
-    """The ``w`` of a Brian2 ``Synapses`` from beliefs (pre) to the error units below (post)."""
-    return HEBBIAN_EQUATIONS.format(f=f) if learned else "w : 1\n"
+class WeightPlasticity(Mechanism):
+    name = "weight_plasticity"
+    family = "hierarchical"
+    section = "learning"
+    changes = ("weights",)
+
+    def parse(self, fields) -> float | None:
+        return fields.number("tau_weights_ms", default=None, positive=True)
+
+    def describe(self, tau_ms: float | None) -> dict:
+        return {"tau_weights_ms": tau_ms}
+
+    def pieces(self, tau_ms: float, population: Population) -> Piece | None:
+        if population.role != "generative_synapses":
+            return None
+        f = f"({population.generative.nonlinearity.brian('belief_pre')})"
+        return Piece(equations="tau_weights : second (shared, constant)",
+                     integrates={"w": SYNAPTIC_FLOW.format(f=f)})
+
+    def build(self, tau_ms: float, context: BuildContext) -> list:
+        coupling = context.coupling
+        for synapses in coupling.synapses:
+            synapses.tau_weights = tau_ms * ms
+        if not coupling.links:
+            return []
+        rate = float(context.clock.dt / (tau_ms * ms))
+        rows = [sparse_rows(link.gmap.weights) if link.sparse else None
+                for link in coupling.links]
+
+        def learn() -> None:
+            for link, link_rows in zip(coupling.links, rows, strict=True):
+                hebbian_update(link.gmap.weights,
+                               *link.gmap.weight_gradient_factors(link.belief, link.error_below),
+                               rate, link_rows)
+
+        return [NetworkOperation(learn, when=schedule.SLOT, order=schedule.PLASTICITY,
+                                 clock=context.clock, name="plasticity")]
+
+    def watch(self, tau_ms: float, context: BuildContext) -> list[tuple[str, str, np.ndarray]]:
+        """The learning weights: flat views of the NumPy arrays updated in place, or the
+        synapses' ``w``."""
+        coupling, levels = context.coupling, context.model.belief_levels
+        if coupling.synapses:
+            return [(synapses.name, "w", synapses.variables["w"].get_value())
+                    for synapses in coupling.synapses]
+        return [(f"weights_{level.name}", "w",
+                 link.gmap.weights.data if link.sparse else link.gmap.weights.reshape(-1))
+                for level, link in zip(levels, coupling.links, strict=True)]
+
+    def bounds(self, tau_ms: float, state: StartState) -> list[FlowBound]:
+        with np.errstate(all="ignore"):
+            rate = max(float(np.max(state.precisions[index] * gmap.weight_sensitivity(mu)))
+                       for index, (gmap, mu) in enumerate(zip(state.maps, state.beliefs,
+                                                              strict=True)))
+        return [FlowBound(rate, tau_ms, "euler",
+                          "dt/tau_weights * max_i Pi_i ||dg_i/dW_i||^2 < 2",
+                          f"max_i Pi_i ||dg_i/dW_i||^2 = {rate:.4g} at the starting beliefs")]
+
+    def outputs(self, tau_ms: float, context: BuildContext) -> dict:
+        return {f"levels/{level.name}/weights_final": weights
+                for level, weights in zip(context.model.belief_levels,
+                                          context.coupling.weights(), strict=True)}
+
+
+MECHANISM = WeightPlasticity()

@@ -1,28 +1,36 @@
-r"""Precision: the gain of error units, set by the scenario, by attention, or learned.
+r"""Precision: the gain of error units, and how every mechanism that sets it combines.
 
-Precision Pi_l multiplies the prediction error an error unit receives (see ``circuits.error``),
-so a change of precision is a change of gain, the neural signature of attention. It is a
-per-unit variable of the error population that any code may set while the network runs.
-
-Optionally precision is learned on a slow time scale by descending F. With
-F_l = 1/2 Pi e^2 - 1/2 ln Pi per unit, dF/dPi = (e^2 - 1/Pi) / 2, so
+Precision Pi multiplies the prediction error an error unit receives (``circuits.error``), so a
+change of precision is a change of gain, the neural signature of attention. It has one
+representation, per error unit:
 
 .. math::
 
-    \tau_\Pi \frac{d\Pi}{dt} = \tfrac12 \left(\Pi^{-1} - e^2\right)
+    \Pi = \exp(\lambda), \qquad
+    \lambda = \ln \Pi_{\text{configured}} + \sum_k \lambda_k
 
-whose fixed point Pi = 1 / <e^2> is the inverse of the error variance.
+- the **configured** part Pi_configured is what the scenario sets: a level's ``precision``
+  (the prior precision at the top), a trial's override, and, to come, a schedule within the
+  trial. One function answers which configured values are in force in a trial
+  (``HierarchicalModel.in_force``); the build, the stability preflight and the free energy
+  all ask it. Pi_configured = 0 is a flat (improper) prior and stays 0 whatever is added.
+- **log contributions** lambda_k add in log space: scheduled, top-down (a context belief
+  predicting the log-precision) and inferred (fast precision units) precision are each one
+  mechanism adding one term to the error population's ``log_precision`` sum. While no such
+  mechanism is on, ``precision`` is the configured value itself, a plain parameter (the
+  numbers of a run do not depend on the representation).
+- **slow learning** (``circuits.precision_learned``) changes the configured part, as a flow on
+  ``precision`` itself: it persists across trials, where the fast contributions do not.
+- a level may instead carry a **full precision matrix** (the learned covariance of an
+  interneuron circuit, Bogacz 2017 section 5); the free energy and its Hessian then use that
+  matrix for the level.
+
+The recorded ``levels/<name>/precision`` is Pi in force (samples x units); its ``contributions``
+attribute names the parts that set it (``configured``, then the mechanisms).
 """
 
 from __future__ import annotations
 
-FIXED_PRECISION = "precision : 1\n"
-
-LEARNED_PRECISION = """
-dprecision/dt = (1 / precision - (signal - prediction)**2) / (2 * tau_precision) : 1
-tau_precision : second (shared, constant)
+PRECISION_EQUATIONS = """
+precision : 1
 """
-
-
-def precision_equations(learned: bool) -> str:
-    return LEARNED_PRECISION if learned else FIXED_PRECISION

@@ -5,7 +5,8 @@ One step from t to t + dt (a semi-implicit Euler step: errors first, then belief
     STIMULUS            x(t) written into the sensory error units
     DELIVER_TO_ERRORS   predictions g(mu(t)) and signals mu(t) reach the error units
     ERRORS              error units update (relax, or take Pi * e at once)
-    DELIVER_TO_BELIEFS  weights learn; new errors reach the belief units (own and bottom-up)
+    PLASTICITY          weights learn (``circuits.plasticity``, NumPy couplings)
+    DELIVER_TO_BELIEFS  new errors reach the belief units (own and bottom-up)
     BELIEFS             belief units update: mu(t + dt)
 
 The discrete circuit (``circuits.discrete``) uses the same slots: observations at STIMULUS,
@@ -24,6 +25,7 @@ STIMULUS = -5
 DELIVER_TO_ERRORS = 0
 ERRORS = 10
 DELIVER_TO_BELIEFS = 20
+PLASTICITY = DELIVER_TO_BELIEFS - 1
 BELIEFS = 30
 SLOT = "groups"
 POOL = DELIVER_TO_BELIEFS

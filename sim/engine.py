@@ -116,8 +116,8 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
         try:
             write_metadata(writer, scenario)
             simulation = scenario.kind.build(scenario, writer)
-            guard.watched = watched_variables(simulation.objects,
-                                              scenario.record.variables)
+            guard.watched = [*watched_variables(simulation.objects, scenario.record.variables),
+                             *simulation.watched()]
             network = Network(*simulation.objects, guard.operation(simulation.clock))
             total, done = scenario.duration_ms, 0.0
             for trial in scenario.trials:

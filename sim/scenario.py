@@ -4,14 +4,13 @@ Top level: ``name``, ``description``, ``seed``, ``dt_ms``, ``method`` (Brian2 st
 method of the local dynamics), ``float`` (``float64`` or ``float32`` state variables),
 ``[model]`` (its ``kind`` picks the model family: ``hierarchical`` by default, or
 ``discrete``), ``[protocol]`` with ``[[protocol.trials]]`` and ``[record]``.
-The full field reference is docs/scenarios.md. Each model family lives in its own module and
-registers a ``ModelKind`` here; this module reads only what all families share.
+The full field reference is docs/scenarios.md. Each model family is a package in
+``sim/families/`` named in ``sim.registry``; this module reads only what all families share.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import importlib.resources
 import re
 import tomllib
@@ -21,9 +20,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from sim import registry
 from sim.validation import Fields, ScenarioError, Source, describe, read_toml
 
-MODEL_KINDS = {"hierarchical": "sim.families.hierarchical", "discrete": "sim.families.discrete"}
 METHODS = ("euler", "exponential_euler", "rk2", "rk4", "heun", "milstein")
 MAX_STEPS = 10**9
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")  # it becomes part of file names
@@ -128,10 +127,6 @@ def describe_settings(settings: Any) -> dict:
     return settings.describe() if hasattr(settings, "describe") else {}
 
 
-def load_kind(name: str) -> ModelKind:
-    return importlib.import_module(MODEL_KINDS[name]).KIND
-
-
 # --- finding scenario files ---------------------------------------------------------------
 
 def bundled_dir() -> Path:
@@ -223,8 +218,9 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
     float_type = top.text("float", default="float64", choices=FLOAT_TYPES)
 
     model_fields = top.sub("model")
-    kind_name = model_fields.text("kind", default="hierarchical", choices=tuple(MODEL_KINDS))
-    kind = load_kind(kind_name)
+    kind_name = model_fields.text("kind", default="hierarchical",
+                                  choices=tuple(registry.FAMILIES))
+    kind: ModelKind = registry.family(kind_name)
     model = kind.parse_model(model_fields, seed)
     model_fields.close()
 
@@ -263,17 +259,18 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
     if abs(every_steps * dt_ms - every_ms) > 1e-9 * max(every_ms, dt_ms):
         raise record_fields.error("every_ms", f"got {every_ms!r}, expected a multiple of "
                                               f"dt_ms = {dt_ms}")
+    recordable = registry.record_variables(kind)
     variables = record_fields.raw("variables", default=list(kind.record_variables))
     if not isinstance(variables, list) or not all(isinstance(v, str) for v in variables):
         raise record_fields.error("variables", f"expected a list of names, got "
                                                f"{describe(variables)}")
     variables = list(dict.fromkeys(variables))
     for variable in variables:
-        if variable not in kind.record_variables:
+        if variable not in recordable:
             raise record_fields.error(
                 "variables",
                 f"unknown variable {variable!r}; expected some of "
-                f"{', '.join(kind.record_variables)}",
+                f"{', '.join(recordable)}",
             )
     record_fields.close()
     numerics_fields = top.sub("numerics", default={})

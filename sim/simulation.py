@@ -1,28 +1,35 @@
-"""What every model family's running network shares: its clock, the recorder and trial table.
+"""What every model family's running network shares: its clock, the one recorder, the trial
+table and the mechanisms the scenario switched on.
 
-A model family (``sim.hierarchical``, ``sim.discrete``) subclasses ``Simulation``, registers
-its streams on ``writer`` (``ResultWriter.stream``) and adds its Brian2 objects to
-``objects``. The recorder samples every stream once each ``record.every_steps`` steps, in the
-in-step slot ``record_order`` (``circuits.schedule``); the time axis is the first stream.
+A model family (``sim.families.*``) subclasses ``Simulation``: it builds its core populations,
+asks ``pieces(population)`` for the mechanisms' equation pieces while doing so, then calls
+``build_mechanisms(context)`` and ``record(streams)`` with the streams it declares
+(``circuits.mechanism.Stream``). The recorder samples every recorded stream once each
+``record.every_steps`` steps, in the in-step slot ``record_order`` (``circuits.schedule``); the
+time axis is the first stream. At the end of each trial the registered readouts
+(``sim.readouts``) give the trial's row of the per-trial table.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from brian2 import Clock, NetworkOperation, ms
 
 from circuits import schedule
-from sim.io.writer import ResultWriter, write_array
+from circuits.mechanism import BuildContext, Piece, Population, Stream
+from sim import registry
+from sim.guard import Watched
+from sim.io.writer import ResultWriter, write_array, write_matrix
 from sim.scenario import Scenario, Trial
+
+TRIAL_UNITS = {"t_start": "s", "t_stop": "s"}
 
 
 class Simulation:
-    """The shared part of one run: clock, recorder, per-trial rows (written to ``trials/``)."""
-
-    trial_units: ClassVar[dict[str, str]] = {
-        "t_start": "s", "t_stop": "s", "final_free_energy": "nat"}
+    """The shared part of one run: clock, recorder, mechanisms, per-trial rows (``trials/``)."""
 
     def __init__(self, scenario: Scenario, writer: ResultWriter, record_order: int) -> None:
         self.scenario, self.writer = scenario, writer
@@ -32,9 +39,58 @@ class Simulation:
             name="recorder")
         self.countdown = 1
         self.now = 0.0
-        writer.stream("time", None, lambda: self.now, units="s")
+        self.mechanisms = [(registry.mechanism(name), settings)
+                           for name, settings in scenario.model.mechanisms.items()]
+        self.readouts = [readout for readout in registry.readouts(scenario.kind.name)
+                         if readout.enabled(scenario)]
+        self.context: BuildContext | None = None
         self.trial_rows: list[dict] = []
         self.t_start = 0.0
+        self.record([Stream("time", None, lambda: self.now, units="s")])
+
+    # building ----------------------------------------------------------------------------------
+    def pieces(self, population: Population) -> list[tuple[str, Piece]]:
+        """The equation pieces the switched-on mechanisms add to ``population``."""
+        found = []
+        for mechanism, settings in self.mechanisms:
+            piece = mechanism.pieces(settings, population)
+            if piece is not None:
+                found.append((mechanism.name, piece))
+        return found
+
+    def changed_at_run_time(self, what: str) -> bool:
+        """Whether a switched-on mechanism changes ``what`` (``weights``, ``precision``)."""
+        return any(what in mechanism.changes for mechanism, _ in self.mechanisms)
+
+    def contributors(self, what: str) -> list[str]:
+        return [mechanism.name for mechanism, _ in self.mechanisms if what in mechanism.changes]
+
+    def build_mechanisms(self, context: BuildContext) -> list:
+        """The mechanisms' Brian2 objects, once the family's populations exist; their streams
+        are recorded after the family's."""
+        self.context = context
+        objects = []
+        for mechanism, settings in self.mechanisms:
+            objects += mechanism.build(settings, context)
+        return objects
+
+    def watched(self) -> list[Watched]:
+        """What the mechanisms change outside the populations, for the runtime guard."""
+        return [Watched(*item) for mechanism, settings in self.mechanisms
+                for item in mechanism.watch(settings, self.context)]
+
+    def mechanism_streams(self) -> list[Stream]:
+        return [stream for mechanism, settings in self.mechanisms
+                for stream in mechanism.streams(settings, self.context)]
+
+    # recording ---------------------------------------------------------------------------------
+    def record(self, streams: Sequence[Stream]) -> None:
+        """Record those of ``streams`` that ``[record] variables`` switches on."""
+        chosen = self.scenario.record.variables
+        for stream in streams:
+            if stream.variable is None or stream.variable in chosen:
+                self.writer.stream(stream.path, stream.width, stream.read, units=stream.units,
+                                   **stream.attrs)
 
     def clock_time(self) -> float:
         """The network's time now, in seconds."""
@@ -53,19 +109,39 @@ class Simulation:
     def before_sample(self) -> None:
         """Work a family does once per recorded sample, before its streams read the state."""
 
+    # trials ------------------------------------------------------------------------------------
     def start_trial(self, trial: Trial) -> None:
         self.trial = trial
         self.t_start = self.clock_time()
 
-    def trial_row(self, trial: Trial) -> dict:
-        """The columns every family's trial table has; a family adds its own."""
-        return {"index": trial.index, "name": trial.name, "t_start": self.t_start,
-                "t_stop": self.clock_time()}
+    def end_trial(self, trial: Trial) -> None:
+        """The trial's row: index, name, start and stop, then every readout's columns."""
+        row = {"index": trial.index, "name": trial.name, "t_start": self.t_start,
+               "t_stop": self.clock_time()}
+        for readout in self.readouts:
+            row.update(readout.row(self, trial))
+        self.trial_rows.append(row)
 
-    def write_trials(self, **attrs) -> None:
-        """``trials/<column>``, one row per trial run; ``attrs`` go on 2-D columns."""
+    def free_energy_now(self) -> float:
+        """F of the current state (nat); a family provides it for the readouts."""
+        raise NotImplementedError
+
+    def final_beliefs(self) -> dict[str, Any]:
+        """The belief columns of the trial table, from the current state."""
+        raise NotImplementedError
+
+    def finish(self, **trial_attrs: Any) -> None:
+        """Write the trial table (``trial_attrs`` go on its 2-D columns) and what the
+        mechanisms leave at the end of the run."""
         table = self.writer.file.require_group("trials")
+        units = dict(TRIAL_UNITS)
+        for readout in self.readouts:
+            units.update(readout.units)
         for key in self.trial_rows[0] if self.trial_rows else ():  # none: diverged at once
             column = np.array([row[key] for row in self.trial_rows])
-            extra = attrs if column.ndim == 2 else {}
-            write_array(table, key, column, units=self.trial_units.get(key, "1"), **extra)
+            extra = trial_attrs if column.ndim == 2 else {}
+            write_array(table, key, column, units=units.get(key, "1"), **extra)
+        for mechanism, settings in self.mechanisms:
+            for path, value in mechanism.outputs(settings, self.context).items():
+                group, _, name = path.rpartition("/")
+                write_matrix(self.writer.file.require_group(group or "/"), name, value)

@@ -53,6 +53,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from circuits.mechanism import FlowBound
 from sim.validation import Source
 
 WARN_MARGIN = 0.5
@@ -132,6 +133,24 @@ class Stability:
     trial: str | None
     bound: str  # the inequality, in words
     detail: str = ""  # what lambda_max is, for the message
+
+
+def flow_stability(flow: FlowBound, dt_ms: float, trial: str | None) -> Stability | None:
+    """The margin of a mechanism's first-order flow (``circuits.mechanism.FlowBound``).
+
+    A deviation decaying at rate r = ``flow.rate / flow.tau_ms``, integrated by
+    ``flow.method``, is multiplied by R(-r dt) per step: the margin is a'/2 with
+    a' = 1 - R(-r dt), as for instantaneous errors. None for a flow that does not decay.
+    """
+    if not flow.rate > 0:
+        return None
+    def margin_at(step: float) -> float:
+        return relaxation_factor(flow.method, step * flow.rate / flow.tau_ms) / 2
+
+    where = f" in trial {trial!r}" if trial else ""
+    return Stability(margin_at(dt_ms), flow.rate, largest_dt(margin_at, 1.0, flow.tau_ms),
+                     round_down(largest_dt(margin_at, WARN_MARGIN, flow.tau_ms)), trial,
+                     flow.bound, flow.detail + where)
 
 
 # --- before a run ------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
     python tests/golden.py dump FOLDER        run every bundled scenario (its own seed)
                                                    into FOLDER/<name>.h5
     python tests/golden.py compare A B        every dataset and attribute of A/*.h5 equal,
-                                                   bitwise, to B/*.h5 (exit 1 if not)
+                                                   bitwise, to B/*.h5 (exit 1 if not; attributes
+                                                   that only B has are listed, not failures)
     python tests/golden.py store              write tests/data/golden_arrays.npz: beliefs
                                                    and errors of every bundled scenario, which
                                                    tests/test_golden.py checks to 1e-12
@@ -110,7 +111,9 @@ def compare(before: Path, after: Path) -> int:
             continue
         a, b = _items(old), _items(new)
         for key in sorted(set(a) | set(b)):
-            if key not in a or key not in b:
+            if key not in a and "@" in key:  # a new attribute: reported, not a change
+                print(f"{old.name}: {key} added")
+            elif key not in a or key not in b:
                 print(f"{old.name}: {key} only in {'before' if key in a else 'after'}")
                 failures += 1
             elif not _equal(a[key], b[key]):

@@ -128,7 +128,7 @@ def test_energy_hessian_matches_finite_differences(site, sparse):
     from circuits.generative import GenerativeMap
     from circuits.nonlinearity import parse_nonlinearity
     from sim.families.hierarchical.free_energy import energy, energy_hessian, prediction_errors
-    from sim.families.hierarchical.model import HierarchicalModel, Learning, Level
+    from sim.families.hierarchical.model import HierarchicalModel, Level
 
     rng = np.random.default_rng(7)
     sizes = [7, 5, 3]
@@ -140,8 +140,7 @@ def test_energy_hessian_matches_finite_differences(site, sparse):
                              parse_nonlinearity("tanh"), site)
         levels.append(Level(f"level{index}", sizes[index], rng.uniform(0.5, 2.0, sizes[index]),
                             gmap, None, None))
-    model = HierarchicalModel(levels, np.zeros(3), "instantaneous", 10.0, 2.0, "auto",
-                              Learning(None, None))
+    model = HierarchicalModel(levels, np.zeros(3), "instantaneous", 10.0, 2.0, "auto")
     sensory = rng.normal(size=7)
     beliefs = [rng.normal(size=5), rng.normal(size=3)]
     precisions = [level.precision for level in levels]

@@ -5,13 +5,14 @@ the surprise (HDF5 layout: docs/discrete.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any
 
 import numpy as np
 from brian2 import NetworkOperation
 
 from circuits import schedule
 from circuits.discrete import CategoricalCircuit, sensory_message
+from circuits.mechanism import BuildContext, Stream
 from sim.families.discrete.model import DiscreteModel, DiscreteTrial, Observation
 from sim.io.writer import ResultWriter, write_array
 from sim.reference import categorical
@@ -29,8 +30,6 @@ class Pending:
 class DiscreteSimulation(Simulation):
     """The Brian2 objects of one run, the observation schedule and the per-trial results."""
 
-    trial_units: ClassVar[dict[str, str]] = {**Simulation.trial_units, "surprise": "nat"}
-
     def __init__(self, scenario: Scenario, writer: ResultWriter) -> None:
         super().__init__(scenario, writer, schedule.DISCRETE_RECORD)
         model: DiscreteModel = scenario.model
@@ -41,30 +40,38 @@ class DiscreteSimulation(Simulation):
         self.observe_operation = NetworkOperation(
             self._observe, when=schedule.SLOT, order=schedule.STIMULUS, clock=self.clock,
             name="observations")
-        self.objects = [*self.circuit.objects, self.observe_operation, self.record_operation]
+        mechanism_objects = self.build_mechanisms(BuildContext(
+            scenario, model, self.clock, [self.circuit.beliefs], [self.circuit.errors], None))
+        self.objects = [*self.circuit.objects, *mechanism_objects, self.observe_operation,
+                        self.record_operation]
         self.evidence: list[categorical.Observation] = []  # since the last reset, for Bayes
         self.surprise = 0.0
         self.delivered: list[tuple[float, int, Observation, float]] = []
-        self._setup_recording()
+        self._describe_model()
+        self.record([*self.streams(), *self.mechanism_streams()])
 
     # recording ---------------------------------------------------------------------------------
-    def _setup_recording(self) -> None:
-        variables = set(self.scenario.record.variables)
-        writer, model, circuit = self.writer, self.model, self.circuit
+    def streams(self) -> list[Stream]:
+        """What the family can record: Q and eps over causes, F and the surprise."""
+        circuit = self.circuit
+        names = {"names": np.array(self.model.causes, dtype=object)}
+        return [
+            Stream("causes/belief", len(self.model.causes), lambda: circuit.belief,
+                   variable="belief", attrs=names),
+            Stream("causes/error", len(self.model.causes), lambda: circuit.error, units="nat",
+                   variable="error", attrs=names),
+            Stream("free_energy", None, lambda: circuit.free_energy, units="nat",
+                   variable="free_energy", attrs={"approximation": "exact (categorical)"}),
+            Stream("surprise", None, lambda: self.surprise, units="nat", variable="surprise"),
+        ]
+
+    def _describe_model(self) -> None:
+        """The causes (names, prior) and each modality (outcomes, precision, likelihood)."""
+        writer, model = self.writer, self.model
         names = np.array(model.causes, dtype=object)
         causes = writer.file.require_group("causes")
         causes.attrs["names"] = names
         write_array(causes, "prior", model.prior, names=names)
-        if "belief" in variables:
-            writer.stream("causes/belief", len(names), lambda: circuit.belief, names=names)
-        if "error" in variables:
-            writer.stream("causes/error", len(names), lambda: circuit.error, units="nat",
-                          names=names)
-        if "free_energy" in variables:
-            writer.stream("free_energy", None, lambda: circuit.free_energy, units="nat",
-                          approximation="exact (categorical)")
-        if "surprise" in variables:
-            writer.stream("surprise", None, lambda: self.surprise, units="nat")
         for modality in model.modalities:
             group = writer.file.require_group(f"modalities/{modality.name}")
             group.attrs["outcomes"] = np.array(modality.outcomes, dtype=object)
@@ -117,24 +124,18 @@ class DiscreteSimulation(Simulation):
         self.until_next = self.pending[0].step + 1 if self.pending else 0
         self.observe_operation.active = bool(self.pending)
 
-    def end_trial(self, trial: Trial) -> None:
-        self.circuit.readout()  # Q, eps and F of the final state
-        exact, surprise = categorical.bayes(self.model.prior, self.evidence)
-        row = {
-            **self.trial_row(trial),
-            "final_free_energy": self.circuit.free_energy,
-            "surprise": surprise,
-            "final_belief": self.circuit.belief.copy(),
-            "exact_posterior": exact,
-        }
-        for modality, gamma in zip(self.model.modalities, trial.settings.precision,
-                                   strict=True):
-            row[f"precision/{modality.name}"] = float(gamma)
-        self.trial_rows.append(row)
+    # for the readouts ---------------------------------------------------------------------------
+    def free_energy_now(self) -> float:
+        self.circuit.readout()  # Q, eps and F of the current state
+        return self.circuit.free_energy
+
+    def final_beliefs(self) -> dict[str, Any]:
+        self.circuit.readout()
+        return {"final_belief": self.circuit.belief.copy()}
 
     def finish(self) -> None:
         file = self.writer.file
-        self.write_trials(names=np.array(self.model.causes, dtype=object))
+        super().finish(names=np.array(self.model.causes, dtype=object))
         for index, modality in enumerate(self.model.modalities):
             rows = [item for item in self.delivered if item[2].modality == index]
             group = file.require_group(f"observations/{modality.name}")

@@ -4,6 +4,7 @@ gamma; a trial's observations and precisions."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ class DiscreteModel:
     prior: np.ndarray  # D
     modalities: list[Modality]
     tau_belief_ms: float
+    mechanisms: dict[str, Any] = field(default_factory=dict)  # by name (``sim.registry``)
 
     def modality(self, name: str) -> int:
         return [m.name for m in self.modalities].index(name)

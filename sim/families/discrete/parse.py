@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from sim import registry
 from sim.families.discrete.model import DiscreteModel, DiscreteTrial, Modality, Observation
 from sim.validation import Fields, ScenarioError, check_number, describe, to_matrix
 
@@ -114,7 +115,8 @@ def parse_model(fields: Fields, seed: int) -> DiscreteModel:
         precision = table.number("precision", default=1.0, positive=True)
         table.close()
         modalities.append(Modality(name, outcomes, likelihood, precision))
-    return DiscreteModel(causes, prior, modalities, tau)
+    return DiscreteModel(causes, prior, modalities, tau,
+                         registry.read_mechanisms(fields, "discrete"))
 
 
 def parse_outcome(value: Any, modality: Modality, fail) -> tuple[np.ndarray, int | None]:
@@ -191,6 +193,7 @@ def describe_model(model: DiscreteModel) -> dict:
         "tau_belief_ms": model.tau_belief_ms,
         "causes": model.causes,
         "prior": model.prior.tolist(),
+        **registry.describe_mechanisms("discrete", model.mechanisms),
         "modalities": [
             {"name": m.name, "outcomes": m.outcomes, "likelihood": m.likelihood.tolist(),
              "precision": m.precision}

@@ -1,8 +1,11 @@
 """The running hierarchical network: belief and error populations (``circuits.belief``,
-``circuits.error``), their coupling (``circuits.coupling``), the stimulus and the streamed
-recording of beliefs, errors, precisions and free energy."""
+``circuits.error``) with the mechanisms' equation pieces, their coupling
+(``circuits.coupling``), the mechanisms' objects, the stimulus, and the streams it records
+(beliefs, errors, precisions, free energy)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from brian2 import NetworkOperation
@@ -11,9 +14,9 @@ from circuits import schedule
 from circuits.belief import belief_population
 from circuits.coupling import build_coupling
 from circuits.error import error_population
-from sim.families.hierarchical.free_energy import free_energy
-from sim.families.hierarchical.model import HierarchicalModel
-from sim.families.hierarchical.parse import TrialSettings
+from circuits.mechanism import BuildContext, Population, Stream
+from sim.families.hierarchical.free_energy import FreeEnergy, free_energy
+from sim.families.hierarchical.model import HierarchicalModel, TrialSettings
 from sim.io.writer import ResultWriter, write_matrix
 from sim.scenario import Scenario, Trial
 from sim.simulation import Simulation
@@ -32,63 +35,85 @@ class HierarchicalSimulation(Simulation):
         self.initial_beliefs = model.top_down_beliefs()
         self.beliefs = [
             belief_population(level.name, initial, model.tau_belief_ms, self.clock,
-                              scenario.method)
-            for level, initial in zip(model.belief_levels, self.initial_beliefs, strict=True)
+                              scenario.method, self.pieces(Population("belief", index, level.name)))
+            for index, (level, initial) in enumerate(
+                zip(model.belief_levels, self.initial_beliefs, strict=True), start=1)
         ]
         self.errors = [
             error_population(level.name, level.precision, model.errors, model.tau_error_ms,
-                             self.clock, scenario.method, model.learning.tau_precision_ms)
-            for level in model.levels
+                             self.clock, scenario.method,
+                             self.pieces(Population("error", index, level.name)))
+            for index, level in enumerate(model.levels)
         ]
         self.errors[-1].prediction = model.prior_mean
         self.coupling = build_coupling(
             model.coupling, [level.generative for level in model.belief_levels], self.beliefs,
-            self.errors, self.clock, model.learning.tau_weights_ms,
-        )
+            self.errors, self.clock, self.changed_at_run_time("weights"), self.pieces)
+        mechanism_objects = self.build_mechanisms(BuildContext(
+            scenario, model, self.clock, self.beliefs, self.errors, self.coupling))
         self.stimulus_operation = NetworkOperation(
             self._deliver_stimulus, when=schedule.SLOT, order=schedule.STIMULUS,
             clock=self.clock, name="stimulus")
-        self.objects = [*self.beliefs, *self.errors, *self.coupling.objects,
+        self.objects = [*self.beliefs, *self.errors, *self.coupling.objects, *mechanism_objects,
                         self.stimulus_operation, self.record_operation]
         self.sensory = self.errors[0].variables["signal"].get_value()
         self.precisions = [group.variables["precision"].get_value() for group in self.errors]
-        self._setup_recording()
+        self.latest_free_energy: FreeEnergy | None = None
+        self._describe_levels()
+        self.record([*self.streams(), *self.mechanism_streams()])
         self.overridden: set[str] = set()
 
     # recording -------------------------------------------------------------------------------
-    def _setup_recording(self) -> None:
-        variables = set(self.scenario.record.variables)
-        writer, model = self.writer, self.model
+    def _describe_levels(self) -> None:
+        """Each level's group in the result, with its initial weights."""
+        model = self.model
         initial_weights = [None, *self.coupling.weights(copy=False)]
-        for index, (level, errors) in enumerate(zip(model.levels, self.errors, strict=True)):
-            group = writer.file.require_group(f"levels/{level.name}")
+        for index, level in enumerate(model.levels):
+            group = self.writer.file.require_group(f"levels/{level.name}")
             group.attrs["index"] = index
             group.attrs["size"] = level.size
             group.attrs["role"] = ("input" if index == 0 else
                                    "top" if index == len(model.levels) - 1 else "hidden")
-            if index == 0:
-                writer.stream(f"levels/{level.name}/input", level.size, lambda: self.sensory)
-            elif "belief" in variables:
-                state = self.beliefs[index - 1].variables["belief"].get_value()
-                writer.stream(f"levels/{level.name}/belief", level.size, lambda s=state: s)
-            if "error" in variables:
-                state = errors.variables["error"].get_value()
-                writer.stream(f"levels/{level.name}/error", level.size, lambda s=state: s)
-            if "precision" in variables:
-                state = errors.variables["precision"].get_value()
-                writer.stream(f"levels/{level.name}/precision", level.size, lambda s=state: s)
             if level.generative is not None:
                 write_matrix(group, "weights_initial", initial_weights[index])
-        if "free_energy" in variables:
-            self.latest_free_energy = None
-            writer.stream("free_energy", None, lambda: self._free_energy().total, units="nat",
-                          approximation="Laplace")
-            writer.stream("energy", None, lambda: self.latest_free_energy.energy, units="nat")
 
-    def _free_energy(self):
+    def streams(self) -> list[Stream]:
+        """What the family can record: per level its input or beliefs, errors and precisions
+        (samples x units), then F and its energy part (nat)."""
+        contributions = np.array(["configured", *self.contributors("precision")], dtype=object)
+        found = []
+        for index, (level, errors) in enumerate(zip(self.model.levels, self.errors, strict=True)):
+            where = f"levels/{level.name}"
+            if index == 0:
+                found.append(Stream(f"{where}/input", level.size, lambda: self.sensory))
+            else:
+                state = self.beliefs[index - 1].variables["belief"].get_value()
+                found.append(Stream(f"{where}/belief", level.size, lambda s=state: s,
+                                    variable="belief"))
+            state = errors.variables["error"].get_value()
+            found.append(Stream(f"{where}/error", level.size, lambda s=state: s,
+                                variable="error"))
+            found.append(Stream(f"{where}/precision", level.size,
+                                lambda s=self.precisions[index]: s, variable="precision",
+                                attrs={"contributions": contributions}))
+        found.append(Stream("free_energy", None, lambda: self._free_energy().total, units="nat",
+                            variable="free_energy", attrs={"approximation": "Laplace"}))
+        found.append(Stream("energy", None, lambda: self.latest_free_energy.energy,
+                            units="nat", variable="free_energy"))
+        return found
+
+    def _free_energy(self) -> FreeEnergy:
         beliefs = [group.variables["belief"].get_value() for group in self.beliefs]
         self.latest_free_energy = free_energy(self.model, self.sensory, beliefs, self.precisions)
         return self.latest_free_energy
+
+    # for the readouts ---------------------------------------------------------------------------
+    def free_energy_now(self) -> float:
+        return self._free_energy().total
+
+    def final_beliefs(self) -> dict[str, Any]:
+        return {f"final_belief/{level.name}": np.array(group.belief[:])
+                for group, level in zip(self.beliefs, self.model.belief_levels, strict=True)}
 
     # stimulus --------------------------------------------------------------------------------
     def _deliver_stimulus(self) -> None:
@@ -111,20 +136,21 @@ class HierarchicalSimulation(Simulation):
 
     # trials ----------------------------------------------------------------------------------
     def start_trial(self, trial: Trial) -> None:
+        """Reset beliefs if asked, and put the trial's configured values in force: a level's
+        precision is set where this trial or the one before overrides it (elsewhere a learned
+        precision carries over)."""
         settings: TrialSettings = trial.settings
         if trial.reset:
             for group, initial in zip(self.beliefs, self.initial_beliefs, strict=True):
                 group.belief = initial
             for group in self.errors:
                 group.error = 0.0
+        in_force = self.model.in_force(settings)
         for index, level in enumerate(self.model.levels):
-            if level.name in settings.precision:
-                self.precisions[index][:] = settings.precision[level.name]
-            elif level.name in self.overridden:
-                self.precisions[index][:] = level.precision
+            if level.name in settings.precision or level.name in self.overridden:
+                self.precisions[index][:] = in_force.precisions[index]
         self.overridden = set(settings.precision)
-        prior = settings.prior_mean if settings.prior_mean is not None else self.model.prior_mean
-        self.errors[-1].prediction = prior
+        self.errors[-1].prediction = in_force.prior_mean
         super().start_trial(trial)
         self.trial_steps = self.scenario.steps(trial.duration_ms)
         self.noise = np.random.default_rng([self.scenario.seed, 2, trial.index])
@@ -132,17 +158,3 @@ class HierarchicalSimulation(Simulation):
         self._next_block()
         self.sensory[:] = self.block[0]
         self.stimulus_operation.active = not settings.stimulus.is_constant
-
-    def end_trial(self, trial: Trial) -> None:
-        row = {**self.trial_row(trial), "final_free_energy": self._free_energy().total}
-        for group, level in zip(self.beliefs, self.model.belief_levels, strict=True):
-            row[f"final_belief/{level.name}"] = np.array(group.belief[:])
-        self.trial_rows.append(row)
-
-    def finish(self) -> None:
-        file = self.writer.file
-        self.write_trials()
-        if self.model.learning.tau_weights_ms is not None:
-            for level, weights in zip(self.model.belief_levels, self.coupling.weights(),
-                                      strict=True):
-                write_matrix(file[f"levels/{level.name}"], "weights_final", weights)

@@ -13,11 +13,12 @@ units). The top level's precision is the prior precision. These objects hold par
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from circuits.generative import GenerativeMap
+from sim.families.hierarchical.stimulus import Stimulus
 
 ErrorMode = Literal["relaxing", "instantaneous"]
 CouplingKind = Literal["auto", "dense", "sparse", "synapses"]
@@ -42,22 +43,54 @@ class Level:
 
 
 @dataclass
-class Learning:
-    """Slow learning: time constants (ms, None = off) of the parameter flows -dF/dtheta."""
+class TrialSettings:
+    """A trial's own part: its stimulus and what it overrides (precisions by level name, the
+    prior mean)."""
 
-    tau_weights_ms: float | None = None
-    tau_precision_ms: float | None = None
+    stimulus: Stimulus
+    precision: dict[str, np.ndarray] = field(default_factory=dict)
+    prior_mean: np.ndarray | None = None
+
+    def describe(self) -> dict:
+        out: dict = {"stimulus": self.stimulus.describe()}
+        if self.precision:
+            out["precision"] = {name: value.tolist() for name, value in self.precision.items()}
+        if self.prior_mean is not None:
+            out["prior_mean"] = self.prior_mean.tolist()
+        return out
+
+
+@dataclass(frozen=True)
+class InForce:
+    """The configured parameters in force in a trial: the precision of every level (0..L, the
+    top one the prior precision) and the prior mean."""
+
+    precisions: list[np.ndarray]
+    prior_mean: np.ndarray
 
 
 @dataclass
 class HierarchicalModel:
+    """``mechanisms``: the settings of the mechanisms the scenario switched on, by name
+    (``sim.registry``)."""
+
     levels: list[Level]
     prior_mean: np.ndarray
     errors: ErrorMode = "relaxing"
     tau_belief_ms: float = 10.0
     tau_error_ms: float = 2.0
     coupling: CouplingKind = "auto"
-    learning: Learning = field(default_factory=Learning)
+    mechanisms: dict[str, Any] = field(default_factory=dict)
+
+    def in_force(self, settings: TrialSettings | None) -> InForce:
+        """The one answer to "which configured values hold in this trial" (None: the model's
+        own), asked by the build, the stability preflight and the free energy. Values that
+        mechanisms change while running (learned precision) are not predicted here."""
+        overrides = settings.precision if settings is not None else {}
+        precisions = [overrides.get(level.name, level.precision) for level in self.levels]
+        prior_mean = (settings.prior_mean if settings is not None
+                      and settings.prior_mean is not None else self.prior_mean)
+        return InForce(precisions, prior_mean)
 
     @property
     def belief_levels(self) -> list[Level]:

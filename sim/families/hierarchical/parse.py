@@ -3,14 +3,13 @@ stimulus and overrides into ``TrialSettings`` (field reference: docs/scenarios.m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from circuits.generative import GenerativeMap, local_weights
 from circuits.nonlinearity import NAMED, NonlinearityError, parse_nonlinearity
-from sim.families.hierarchical.model import HierarchicalModel, Learning, Level
-from sim.families.hierarchical.stimulus import Stimulus, parse_stimulus
+from sim import registry
+from sim.families.hierarchical.model import HierarchicalModel, Level, TrialSettings
+from sim.families.hierarchical.stimulus import parse_stimulus
 from sim.validation import Fields, to_matrix
 
 WEIGHT_KINDS = ("identity", "random", "constant", "local")
@@ -101,12 +100,7 @@ def parse_model(fields: Fields, seed: int) -> HierarchicalModel:
     tau_error = fields.number("tau_error_ms", default=2.0, positive=True)
     coupling = fields.text("coupling", default="auto",
                            choices=("auto", "dense", "sparse", "synapses"))
-    learning_fields = fields.sub("learning", default={})
-    learning = Learning(
-        tau_weights_ms=learning_fields.number("tau_weights_ms", default=None, positive=True),
-        tau_precision_ms=learning_fields.number("tau_precision_ms", default=None, positive=True),
-    )
-    learning_fields.close()
+    mechanisms = registry.read_mechanisms(fields, "hierarchical")
 
     level_fields = fields.subs("levels")
     if len(level_fields) < 2:
@@ -153,7 +147,7 @@ def parse_model(fields: Fields, seed: int) -> HierarchicalModel:
     levels[-1].precision = prior.vector("precision", top_size, default=1.0, minimum=0.0)
     prior.close()
     model = HierarchicalModel(levels, prior_mean, errors, tau_belief, tau_error, coupling,
-                              learning)
+                              mechanisms)
     dense = not all(level.generative.is_sparse for level in model.belief_levels)
     if dense and model.n_beliefs > MAX_BELIEF_UNITS:
         raise fields.error("levels", f"{model.n_beliefs} belief units (levels 1..L) is over "
@@ -165,21 +159,6 @@ def parse_model(fields: Fields, seed: int) -> HierarchicalModel:
 
 
 # --- reading a trial --------------------------------------------------------------------------
-
-@dataclass
-class TrialSettings:
-    stimulus: Stimulus
-    precision: dict[str, np.ndarray] = field(default_factory=dict)
-    prior_mean: np.ndarray | None = None
-
-    def describe(self) -> dict:
-        out: dict = {"stimulus": self.stimulus.describe()}
-        if self.precision:
-            out["precision"] = {name: value.tolist() for name, value in self.precision.items()}
-        if self.prior_mean is not None:
-            out["prior_mean"] = self.prior_mean.tolist()
-        return out
-
 
 def generate_input(model: HierarchicalModel, cause: np.ndarray) -> np.ndarray:
     """The input pattern the model predicts from a top-level cause (no noise)."""
@@ -217,8 +196,7 @@ def describe_model(model: HierarchicalModel) -> dict:
         "tau_belief_ms": model.tau_belief_ms,
         "tau_error_ms": model.tau_error_ms,
         "coupling": model.coupling,
-        "learning": {"tau_weights_ms": model.learning.tau_weights_ms,
-                     "tau_precision_ms": model.learning.tau_precision_ms},
+        **registry.describe_mechanisms("hierarchical", model.mechanisms),
         "prior": {"mean": model.prior_mean.tolist(),
                   "precision": model.levels[-1].precision.tolist()},
         "levels": [

@@ -9,13 +9,14 @@ import numpy as np
 import scipy.sparse.linalg
 
 from circuits.generative import GenerativeMap
+from circuits.mechanism import StartState
+from sim import registry
 from sim.stability import (
     WARN_MARGIN,
     Stability,
-    largest_dt,
+    flow_stability,
     largest_stable_dt,
     margin,
-    relaxation_factor,
     round_down,
 )
 from sim.validation import Source
@@ -93,13 +94,16 @@ def analyse_hierarchical(scenario) -> Stability:
                 f"belief (mu = {np.asarray(mu).ravel()[:4].tolist()}...); change it, "
                 "initial_belief or [model.prior] mean")
     tau_error = model.tau_error_ms if model.errors == "relaxing" else None
+    mechanisms = [(registry.mechanism(name), settings)
+                  for name, settings in model.mechanisms.items()]
     cache: dict[tuple, float] = {}
     worst: tuple[float, float, str | None] = (-1.0, 0.0, None)
+    flows: list[Stability] = []
     trials = scenario.trials or [None]
     for trial in trials:
-        overrides = trial.settings.precision if trial is not None else {}
-        precisions = [np.asarray(overrides.get(level.name, level.precision), dtype=float)
-                      for level in model.levels]
+        trial_name = trial.name if trial is not None and len(trials) > 1 else None
+        in_force = model.in_force(trial.settings if trial is not None else None)
+        precisions = [np.asarray(p, dtype=float) for p in in_force.precisions]
         key = tuple(p.tobytes() for p in precisions)
         if key not in cache:
             with np.errstate(all="ignore"):
@@ -107,7 +111,13 @@ def analyse_hierarchical(scenario) -> Stability:
         lam = cache[key]
         m = margin(scenario.dt_ms, lam, model.tau_belief_ms, tau_error, scenario.method)
         if m > worst[0]:
-            worst = (m, lam, trial.name if trial is not None and len(trials) > 1 else None)
+            worst = (m, lam, trial_name)
+        state = StartState(maps, beliefs, precisions, scenario.dt_ms, scenario.method)
+        for mechanism, settings in mechanisms:
+            for flow in mechanism.bounds(settings, state):
+                found = flow_stability(flow, scenario.dt_ms, trial_name)
+                if found is not None:
+                    flows.append(found)
     m, lam, trial_name = worst
     where = f" in trial {trial_name!r}" if trial_name else ""
     if not math.isfinite(lam):
@@ -124,57 +134,5 @@ def analyse_hierarchical(scenario) -> Stability:
                  f"for method {scenario.method!r}")
     detail = (f"lambda_max = {lam:.4g}, the largest eigenvalue of J' Pi J + Pi at the "
               f"starting beliefs{where}")
-    found = [Stability(m, lam, dt_max, suggested, trial_name, bound, detail)]
-    found += learning_stability(scenario, beliefs, trials)
-    return max(found, key=lambda item: item.margin)
-
-
-def learning_stability(scenario, beliefs: Sequence[np.ndarray], trials) -> list[Stability]:
-    r"""Step bounds of the slow parameter flows (``circuits.precision``, ``circuits.plasticity``).
-
-    Each is a first-order flow towards its fixed point, linearised at the starting values:
-
-    - precision, tau dPi/dt = (1/Pi - e^2)/2: d(dPi)/dt = -dPi / (2 Pi^2 tau), rate
-      1/(2 Pi^2 tau), largest for the smallest Pi (units with Pi = 0, an improper prior, are
-      left to the runtime guard);
-    - weights, tau dW_i/dt = Pi_i e_i dg_i/dW_i with e_i = x_i - g_i(W): rate
-      Pi_i ||dg_i/dW_i||^2 / tau for row i (``GenerativeMap.weight_sensitivity``).
-
-    A rate r integrated by ``method`` multiplies a deviation by R(-r dt) per step (weights are
-    updated by an Euler step in every case): the margin is a'/2 with a' = 1 - R(-r dt), as for
-    instantaneous errors.
-    """
-    model, dt, method = scenario.model, scenario.dt_ms, scenario.method
-    learning = model.learning
-    named = len(trials) > 1
-    found = []
-
-    def add(rate: float, tau_ms: float, step_method: str, bound: str, detail: str,
-            trial) -> None:
-        if not rate > 0:
-            return
-        margin_at = lambda step: relaxation_factor(step_method, step * rate / tau_ms) / 2  # noqa: E731
-        where = f" in trial {trial.name!r}" if named and trial is not None else ""
-        found.append(Stability(margin_at(dt), rate, largest_dt(margin_at, 1.0, tau_ms),
-                               round_down(largest_dt(margin_at, WARN_MARGIN, tau_ms)),
-                               trial.name if where else None, bound, detail + where))
-
-    for trial in trials:
-        overrides = trial.settings.precision if trial is not None else {}
-        precisions = [np.asarray(overrides.get(level.name, level.precision), dtype=float)
-                      for level in model.levels]
-        if learning.tau_precision_ms is not None:
-            smallest = min((float(p[p > 0].min()) for p in precisions if np.any(p > 0)),
-                           default=math.inf)
-            add(1 / (2 * smallest**2), learning.tau_precision_ms, method,
-                "dt/tau_precision / (2 Pi_min^2) < 2 (for method R(-h) > -1)",
-                f"Pi_min = {smallest:.4g}, the smallest precision, learned by "
-                "tau dPi/dt = (1/Pi - e^2)/2", trial)
-        if learning.tau_weights_ms is not None:
-            with np.errstate(all="ignore"):
-                rate = max(float(np.max(precisions[index] * level.generative.weight_sensitivity(
-                    beliefs[index]))) for index, level in enumerate(model.belief_levels))
-            add(rate, learning.tau_weights_ms, "euler",
-                "dt/tau_weights * max_i Pi_i ||dg_i/dW_i||^2 < 2",
-                f"max_i Pi_i ||dg_i/dW_i||^2 = {rate:.4g} at the starting beliefs", trial)
-    return found
+    network = Stability(m, lam, dt_max, suggested, trial_name, bound, detail)
+    return max([network, *flows], key=lambda item: item.margin)

@@ -1,0 +1,152 @@
+"""What a mechanism is: a module that adds to a model family's circuits, registered by name.
+
+A family builds its core populations (beliefs, errors, coupling); a *mechanism* (learned
+precision, weight plasticity, and the attention and learning mechanisms to come) adds to them
+without the family knowing it by name. One mechanism is one module in ``circuits/`` that
+defines a ``Mechanism`` subclass and exposes an instance as ``MECHANISM``; ``sim.registry``
+lists the module (a user's or a test's mechanism registers itself with
+``sim.registry.register_mechanism``). The parts, each optional but ``parse``:
+
+- scenario fields: ``section`` names the table under ``[model]`` its fields live in (several
+  mechanisms may share one, as ``learning`` is shared); ``parse`` reads them and returns the
+  mechanism's settings, or None when the scenario leaves it off; ``describe`` gives the fields
+  as resolved (for ``scenario/parameters``, also when off);
+- equation pieces: ``pieces`` returns the ``Piece`` it adds to one population's equations
+  (``circuits.equations`` gathers them before the ``NeuronGroup`` is made);
+- ``build``: the Brian2 objects it adds once the populations exist (``BuildContext``);
+- ``bounds``: the step bounds of the flows it integrates (``FlowBound``), which the stability
+  preflight checks; ``changes`` says which run-time state it changes (``weights``,
+  ``precision``), which nothing before the run can predict: the runtime guard (``sim.guard``)
+  watches every integrated variable of a population against ``[numerics] rate_limit``, and
+  ``watch`` names the arrays outside the populations it changes (the NumPy weights);
+- ``streams``: what it records every sample (``Stream``); ``outputs``: the arrays it leaves
+  in the result at the end of the run (by HDF5 path; a scipy.sparse matrix is stored as CSR).
+
+Nothing here imports Brian2: the registry and the report side read these declarations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass
+class Piece:
+    """A mechanism's contribution to one population's equations.
+
+    ``equations``: lines declaring the mechanism's own variables. ``terms``: a term added to a
+    named sum of the population (the belief population's ``drive``). ``integrates``: a
+    parameter of the population that the mechanism turns into a flow, with the equation that
+    replaces its declaration (learned precision integrates ``precision``).
+    """
+
+    equations: str = ""
+    terms: dict[str, str] = field(default_factory=dict)
+    integrates: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Population:
+    """Which population a piece is asked for: its ``role`` (``belief``, ``error``,
+    ``generative_synapses``), its level's index and name, and for the generative synapses the
+    map g they implement."""
+
+    role: str
+    level: int
+    name: str
+    generative: Any = None
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A recorded time series: written every recorded sample (``[record] every_ms``).
+
+    ``read`` returns the current value (a number, or an array of ``width``); ``variable`` is
+    the ``[record] variables`` name that switches it on (None: always recorded).
+    """
+
+    path: str
+    width: int | None
+    read: Callable[[], Any]
+    units: str = "1"
+    variable: str | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FlowBound:
+    """A first-order flow's step bound: a deviation decays at ``rate / tau_ms`` (1/ms) and is
+    integrated by ``method``; ``bound`` and ``detail`` explain it in messages."""
+
+    rate: float
+    tau_ms: float
+    method: str
+    bound: str
+    detail: str
+
+
+@dataclass
+class BuildContext:
+    """What a mechanism is built in: the scenario, its model, the network's clock and the
+    family's populations, by level (``beliefs[l - 1]`` for level l, ``errors[l]``), and the
+    coupling between them (``circuits.coupling.Coupling``)."""
+
+    scenario: Any
+    model: Any
+    clock: Any
+    beliefs: Sequence[Any]
+    errors: Sequence[Any]
+    coupling: Any
+
+
+@dataclass(frozen=True)
+class StartState:
+    """What the stability preflight knows before a run: the generative maps g_l (l = 1..L),
+    the starting beliefs, the precisions in force in one trial (levels 0..L), dt and method."""
+
+    maps: Sequence[Any]
+    beliefs: Sequence[Any]
+    precisions: Sequence[Any]
+    dt_ms: float
+    method: str
+
+
+class Mechanism:
+    """Base of every mechanism: the defaults (no pieces, no objects, no bounds, no streams)."""
+
+    name: ClassVar[str]
+    family: ClassVar[str]
+    section: ClassVar[str]
+    changes: ClassVar[tuple[str, ...]] = ()
+    record_variables: ClassVar[tuple[str, ...]] = ()
+
+    def parse(self, fields: Any) -> Any | None:
+        """Read this mechanism's fields from its ``section`` (a ``sim.validation.Fields``);
+        None when the scenario leaves it off."""
+        raise NotImplementedError
+
+    def describe(self, settings: Any | None) -> dict:
+        return {}
+
+    def pieces(self, settings: Any, population: Population) -> Piece | None:
+        return None
+
+    def build(self, settings: Any, context: BuildContext) -> list:
+        return []
+
+    def bounds(self, settings: Any, state: StartState) -> list[FlowBound]:
+        return []
+
+    def streams(self, settings: Any, context: BuildContext) -> list[Stream]:
+        return []
+
+    def watch(self, settings: Any, context: BuildContext) -> list[tuple[str, str, Any]]:
+        """(owner, variable, 1-D array) the runtime guard checks, besides the populations'
+        own integrated variables."""
+        return []
+
+    def outputs(self, settings: Any, context: BuildContext) -> dict[str, Any]:
+        """Arrays written to the result at the end of the run, by HDF5 path."""
+        return {}

@@ -1,0 +1,128 @@
+"""Name -> implementation tables: model families, mechanisms and readouts.
+
+Families are modules (``KIND``), imported when a scenario names them. Mechanisms
+(``circuits.mechanism``) and readouts (``sim.readouts``) are objects: the modules listed here
+expose theirs as ``MECHANISM`` / ``READOUT`` and are imported on first use; code outside pcsim
+(a user's model, a test) adds its own with ``register_mechanism`` / ``register_readout``, with no
+edit here. Order is registration order: it fixes the order of sections in
+``scenario/parameters`` and of columns in the trial table. Nothing here imports Brian2.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from circuits.mechanism import Mechanism
+
+FAMILIES = {"hierarchical": "sim.families.hierarchical", "discrete": "sim.families.discrete"}
+MECHANISM_MODULES = ("circuits.plasticity", "circuits.precision_learned")
+READOUT_MODULES = ("sim.readouts.final_state", "sim.readouts.exact_posterior",
+                   "sim.readouts.modality_precision")
+
+_mechanisms: dict[str, Mechanism] = {}
+_readouts: dict[str, Any] = {}
+_loaded = False
+
+
+def family(name: str) -> Any:
+    """The model family called ``name`` (its module's ``KIND``)."""
+    return importlib.import_module(FAMILIES[name]).KIND
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in MECHANISM_MODULES:
+        register_mechanism(importlib.import_module(module).MECHANISM)
+    for module in READOUT_MODULES:
+        register_readout(importlib.import_module(module).READOUT)
+
+
+def register_mechanism(mechanism: Mechanism) -> Mechanism:
+    """Add a mechanism (an instance of a ``circuits.mechanism.Mechanism`` subclass)."""
+    _load()
+    known = _mechanisms.get(mechanism.name)
+    if known is not None and known is not mechanism:
+        raise ValueError(f"a mechanism called {mechanism.name!r} is already registered")
+    _mechanisms[mechanism.name] = mechanism
+    return mechanism
+
+
+def unregister_mechanism(name: str) -> None:
+    _mechanisms.pop(name, None)
+
+
+def mechanisms(family_name: str) -> list[Mechanism]:
+    """The mechanisms that act in a model family, in registration order."""
+    _load()
+    return [m for m in _mechanisms.values() if m.family == family_name]
+
+
+def mechanism(name: str) -> Mechanism:
+    _load()
+    return _mechanisms[name]
+
+
+def register_readout(readout: Any) -> Any:
+    """Add a readout (an instance of a ``sim.readouts.Readout`` subclass)."""
+    _load()
+    known = _readouts.get(readout.name)
+    if known is not None and known is not readout:
+        raise ValueError(f"a readout called {readout.name!r} is already registered")
+    _readouts[readout.name] = readout
+    return readout
+
+
+def unregister_readout(name: str) -> None:
+    _readouts.pop(name, None)
+
+
+def readouts(family_name: str) -> list[Any]:
+    """The readouts that apply to a model family's trials, in registration order."""
+    _load()
+    return [r for r in _readouts.values() if r.family in (None, family_name)]
+
+
+# --- scenario fields of the mechanisms -----------------------------------------------------
+
+def read_mechanisms(model_fields: Any, family_name: str) -> dict[str, Any]:
+    """The settings of the mechanisms a scenario's ``[model]`` switches on, by name.
+
+    Each section (``[model.<section>]``) is opened once and closed after every mechanism that
+    reads it has taken its fields, so an unknown key there is still refused.
+    """
+    settings: dict[str, Any] = {}
+    for section, members in _sections(family_name).items():
+        fields = model_fields.sub(section, default={})
+        for member in members:
+            value = member.parse(fields)
+            if value is not None:
+                settings[member.name] = value
+        fields.close()
+    return settings
+
+
+def describe_mechanisms(family_name: str, settings: dict[str, Any]) -> dict[str, dict]:
+    """Every mechanism's fields as resolved (also those left off), by section."""
+    out: dict[str, dict] = {}
+    for section, members in _sections(family_name).items():
+        out[section] = {}
+        for member in members:
+            out[section].update(member.describe(settings.get(member.name)))
+    return out
+
+
+def _sections(family_name: str) -> dict[str, list[Mechanism]]:
+    sections: dict[str, list[Mechanism]] = {}
+    for member in mechanisms(family_name):
+        sections.setdefault(member.section, []).append(member)
+    return sections
+
+
+def record_variables(kind: Any) -> tuple[str, ...]:
+    """What ``[record] variables`` may name: the family's, then its mechanisms'."""
+    extra = [v for m in mechanisms(kind.name) for v in m.record_variables]
+    return tuple(dict.fromkeys([*kind.record_variables, *extra]))
