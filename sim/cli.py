@@ -87,6 +87,7 @@ def command_run(args: argparse.Namespace) -> int:
 
     from sim.engine import check_target, default_output, run_scenario, text_progress
     from sim.io.reader import load
+    from sim.report.summary import summary_lines
     from sim.scenario import load_scenario
     from sim.stability import preflight
 
@@ -111,13 +112,14 @@ def command_run(args: argparse.Namespace) -> int:
         return 0
     print(f"pcsim: running {scenario.name} ({scenario.path}), seed {scenario.seed}, "
           f"{scenario.duration_ms:g} ms in {len(scenario.trials)} trial(s)", file=sys.stderr)
-    simulation = run_scenario(scenario, output, text_progress(), overwrite=args.overwrite,
-                              keep_partial=args.keep_partial, checked=True)
-    for line in scenario.kind.summary(simulation):
-        print(line)
-    print(f"wrote {output}")
-    if not args.no_plot:
-        print(f"wrote {write_figure(load(output), output.with_suffix('.png'))}")
+    run_scenario(scenario, output, text_progress(), overwrite=args.overwrite,
+                 keep_partial=args.keep_partial, checked=True)
+    with load(output) as result:
+        for line in summary_lines(result):
+            print(line)
+        print(f"wrote {output}")
+        if not args.no_plot:
+            print(f"wrote {write_figure(result, output.with_suffix('.png'))}")
     return 0
 
 
@@ -134,30 +136,11 @@ def command_list(args: argparse.Namespace) -> int:
 
 def command_show(args: argparse.Namespace) -> int:
     from sim.io.reader import load
+    from sim.report.show import show_lines
 
-    result = load(args.file, allow_incomplete=True)
-    attrs = result.attrs
-    print(f"{result.path}: pcsim result (schema {attrs['schema_version']}), "
-          f"status {attrs.get('status')}")
-    print(f"  scenario {attrs.get('scenario_name')} ({attrs.get('model_kind')}), seed "
-          f"{attrs.get('seed')}, dt {float(attrs['dt']) * 1e3:g} ms, "
-          f"{len(result.time)} samples to {result.time[-1] * 1e3 if len(result.time) else 0:g} ms")
-    if "failure" in attrs:
-        print(f"  {attrs.get('status')}: {attrs['failure']}")
-    print(f"  pcsim {attrs['pcsim_version']}, brian2 {attrs['brian2_version']}, "
-          f"numpy {attrs['numpy_version']}, written {attrs.get('created_utc')}")
-    trials = result.trials
-    for index, name in enumerate(trials.get("name", [])):
-        line = (f"  trial {index} {name}: {trials['t_start'][index] * 1e3:g}-"
-                f"{trials['t_stop'][index] * 1e3:g} ms")
-        if "final_free_energy" in trials:
-            line += f", final F {trials['final_free_energy'][index]:.4f} nat"
-        print(line)
-    print("  datasets:")
-    for path, array in sorted(result.datasets.items()):
-        if path.startswith("scenario/"):
-            continue
-        print(f"    /{path:40s} {array.shape!s:14s} {result.units(path)}")
+    with load(args.file, allow_incomplete=True) as result:
+        for line in show_lines(result):
+            print(line)
     return 0
 
 
@@ -167,8 +150,8 @@ def command_plot(args: argparse.Namespace) -> int:
     own_warnings(args)
     output = Path(args.output) if args.output else Path(args.file).with_suffix(".png")
     check_figure_name(output, Path(args.file))
-    result = load(args.file, allow_incomplete=True)
-    print(f"wrote {write_figure(result, output)}")
+    with load(args.file, allow_incomplete=True) as result:
+        print(f"wrote {write_figure(result, output)}")
     return 0
 
 

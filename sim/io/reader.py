@@ -1,9 +1,15 @@
-"""Reading a result file: ``load(path)`` gives a ``Result`` (layout in docs/results.md)."""
+"""Reading a result file: ``load(path)`` gives a lazy ``Result`` (layout in docs/results.md).
+
+``load`` checks the file and reads its attributes (file, group and dataset attributes); a
+dataset's values are read from the file the first time they are asked for, then kept. The
+file stays open until ``Result.close()``, the end of ``with sim.load(path) as result:``, or
+the garbage collection of the ``Result``.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +19,10 @@ import numpy as np
 from sim.errors import ResultError
 from sim.io.writer import SCHEMA_VERSION
 
+READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError)
 
-def read_matrix(group: h5py.Group, name: str):
+
+def read_matrix(group: h5py.Group, name: str) -> Any:
     """What ``write_matrix`` wrote: a NumPy array, or a scipy.sparse CSR matrix."""
     node = group[name]
     if isinstance(node, h5py.Dataset):
@@ -26,21 +34,117 @@ def read_matrix(group: h5py.Group, name: str):
         shape=tuple(int(n) for n in node.attrs["shape"]))
 
 
-@dataclass
+class _File:
+    """The open HDF5 file of a result and the dataset values read from it so far."""
+
+    def __init__(self, path: Path, handle: h5py.File) -> None:
+        self.path = path
+        self.handle = handle
+        self.values: dict[str, Any] = {}
+
+    def dataset(self, name: str) -> h5py.Dataset:
+        if not self.handle:  # an h5py File is false once closed
+            raise ResultError(f"{self.path}: closed, /{name} was not read; read datasets before "
+                              "close() (or inside `with sim.load(...) as result:`), or load the "
+                              "file again")
+        return self.handle[name]
+
+    def read(self, name: str, selection: Any = ()) -> Any:
+        try:
+            return _decode(self.dataset(name)[selection])
+        except ResultError:
+            raise
+        except READ_ERRORS as err:
+            raise ResultError(f"{self.path}: damaged pcsim result (/{name}: "
+                              f"{type(err).__name__}: {err})") from err
+
+    def value(self, name: str) -> Any:
+        if name not in self.values:
+            self.values[name] = self.read(name)
+        return self.values[name]
+
+
+class Datasets(Mapping[str, Any]):
+    """Datasets of a result by name, each read on first access and kept (read-only).
+
+    ``keys()``, ``in``, ``len`` and iteration read no data; ``values()`` and ``items()`` read
+    every dataset they reach.
+    """
+
+    def __init__(self, file: _File, paths: dict[str, str]) -> None:
+        self._file = file
+        self._paths = paths  # name here -> HDF5 path
+
+    def __getitem__(self, name: str) -> Any:
+        return self._file.value(self._paths[name])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._paths
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __repr__(self) -> str:
+        read = sum(path in self._file.values for path in self._paths.values())
+        return f"<{len(self)} datasets of {self._file.path}, {read} read>"
+
+
 class Result:
-    """A loaded run: every dataset by its HDF5 path, with attributes, plus shortcuts."""
+    """A result file: attributes at once, datasets by HDF5 path as they are asked for.
 
-    path: Path
-    attrs: dict[str, Any]
-    datasets: dict[str, np.ndarray]
-    dataset_attrs: dict[str, dict[str, Any]] = field(repr=False)
-    group_attrs: dict[str, dict[str, Any]] = field(repr=False)
+    ``result["levels/features/belief"]`` (or ``result.datasets[...]``) reads one dataset into
+    a NumPy array and keeps it; ``result.shape(path)`` and ``path in result`` read nothing.
+    ``with sim.load(path) as result:`` closes the file at the end of the block; a plain
+    ``result = sim.load(path)`` holds it open until ``result.close()`` or garbage collection.
+    Arrays read before closing stay usable; reading others then raises ``ResultError``.
+    """
 
-    def __getitem__(self, path: str) -> np.ndarray:
+    def __init__(self, path: Path, file: _File, attrs: dict[str, Any],
+                 dataset_attrs: dict[str, dict[str, Any]],
+                 group_attrs: dict[str, dict[str, Any]],
+                 shapes: dict[str, tuple[int, ...]]) -> None:
+        self.path = path
+        self.attrs = attrs
+        self.dataset_attrs = dataset_attrs
+        self.group_attrs = group_attrs
+        self._file = file
+        self._shapes = shapes
+        self.datasets = Datasets(file, {name: name for name in shapes})
+
+    def __enter__(self) -> Result:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file (again: nothing happens)."""
+        self._file.handle.close()
+
+    def __repr__(self) -> str:
+        state = "open" if self._file.handle else "closed"
+        return f"<Result {self.path} ({self.attrs.get('model_kind')}, {state})>"
+
+    def __getitem__(self, path: str) -> Any:
         return self.datasets[path.strip("/")]
 
     def __contains__(self, path: str) -> bool:
         return path.strip("/") in self.datasets
+
+    def shape(self, path: str) -> tuple[int, ...]:
+        """A dataset's shape, from the file's metadata (nothing read)."""
+        return self._shapes[path.strip("/")]
+
+    def read(self, path: str, selection: Any) -> Any:
+        """Part of a dataset, read now and not kept: ``result.read("time", -1)``,
+        ``result.read("levels/input/input", np.s_[:100])`` (h5py slicing)."""
+        path = path.strip("/")
+        if path not in self._shapes:
+            raise KeyError(path)
+        return self._file.read(path, selection)
 
     def units(self, path: str) -> str:
         return self.dataset_attrs[path.strip("/")].get("units", "1")
@@ -80,14 +184,14 @@ class Result:
         names = [p.split("/")[1] for p in self.group_attrs if p.startswith("levels/")]
         return sorted(set(names), key=lambda n: self.group_attrs[f"levels/{n}"]["index"])
 
-    def level(self, name_or_index: str | int) -> dict[str, np.ndarray]:
-        """``belief``, ``error``, ``precision`` (samples x units) of one level, if recorded."""
+    def level(self, name_or_index: str | int) -> Datasets:
+        """``belief``, ``error``, ``precision`` (samples x units) of one level, if recorded
+        (each read when asked for)."""
         name = (self.level_names[name_or_index] if isinstance(name_or_index, int)
                 else name_or_index)
-        prefix = f"levels/{name}/"
-        return {p[len(prefix):]: a for p, a in self.datasets.items() if p.startswith(prefix)}
+        return self._under(f"levels/{name}/")
 
-    def weights(self, name: str, which: str = "initial"):
+    def weights(self, name: str, which: str = "initial") -> Any:
         """W of level ``name`` (``initial`` or ``final``): an array, or scipy.sparse CSR."""
         prefix = f"levels/{name}/weights_{which}"
         if prefix in self.datasets:
@@ -100,8 +204,13 @@ class Result:
             shape=shape)
 
     @property
-    def trials(self) -> dict[str, np.ndarray]:
-        return {p[len("trials/"):]: a for p, a in self.datasets.items() if p.startswith("trials/")}
+    def trials(self) -> Datasets:
+        """The per-trial table: column name -> array (one row per trial), read when asked."""
+        return self._under("trials/")
+
+    def _under(self, prefix: str) -> Datasets:
+        return Datasets(self._file, {path[len(prefix):]: path for path in self._shapes
+                                     if path.startswith(prefix)})
 
 
 def _decode(value: Any) -> Any:
@@ -113,10 +222,12 @@ def _decode(value: Any) -> Any:
 
 
 def load(path: str | Path, allow_incomplete: bool = False) -> Result:
-    """Read a pcsim result file (refuses other files, newer schemas and unfinished runs).
+    """Open a pcsim result file (refuses other files, newer schemas and unfinished runs).
 
     Every schema up to ``SCHEMA_VERSION`` loads. A run marked ``interrupted`` or ``diverged``
-    (or still ``running``: a temporary file) loads only with ``allow_incomplete``.
+    (or still ``running``: a temporary file) loads only with ``allow_incomplete``. Attributes
+    are read now, datasets when asked for; the file stays open until ``close()`` or the end
+    of a ``with`` block (see ``Result``).
     """
     path = Path(path)
     if path.is_dir():
@@ -126,15 +237,16 @@ def load(path: str | Path, allow_incomplete: bool = False) -> Result:
     except (OSError, FileNotFoundError) as err:
         raise ResultError(f"{path}: cannot open as HDF5 ({err})") from err
     try:
-        with handle:
-            return _read(path, handle, allow_incomplete)
+        return _open(path, handle, allow_incomplete)
     except ResultError:
+        handle.close()
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as err:
+    except READ_ERRORS as err:
+        handle.close()
         raise ResultError(f"{path}: damaged pcsim result ({type(err).__name__}: {err})") from err
 
 
-def _read(path: Path, handle: h5py.File, allow_incomplete: bool) -> Result:
+def _open(path: Path, handle: h5py.File, allow_incomplete: bool) -> Result:
     attrs = {key: _decode(value) for key, value in handle.attrs.items()}
     if "schema_version" not in attrs or "pcsim_version" not in attrs:
         raise ResultError(f"{path}: not a pcsim result file (no schema_version)")
@@ -153,16 +265,16 @@ def _read(path: Path, handle: h5py.File, allow_incomplete: bool) -> Result:
             f"{path}: the run is marked {attrs.get('status')!r}, not complete{failure}; "
             "pass allow_incomplete=True to read it anyway"
         )
-    datasets: dict[str, np.ndarray] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     dataset_attrs: dict[str, dict[str, Any]] = {}
     group_attrs: dict[str, dict[str, Any]] = {}
 
     def visit(name: str, node: Any) -> None:
         if isinstance(node, h5py.Dataset):
-            datasets[name] = _decode(node[()])
+            shapes[name] = node.shape
             dataset_attrs[name] = {k: _decode(v) for k, v in node.attrs.items()}
         else:
             group_attrs[name] = {k: _decode(v) for k, v in node.attrs.items()}
 
     handle.visititems(visit)
-    return Result(path, attrs, datasets, dataset_attrs, group_attrs)
+    return Result(path, _File(path, handle), attrs, dataset_attrs, group_attrs, shapes)
