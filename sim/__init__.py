@@ -10,9 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from sim._version import __version__
-from sim.errors import DivergenceError, ResultError, RunInterrupted
+from sim.errors import (
+    DivergenceError,
+    NumericalWarning,
+    ResultError,
+    RunInterrupted,
+    ScenarioError,
+)
 from sim.io.reader import Result, load
-from sim.validation import NumericalWarning, ScenarioError
 
 __all__ = ["DivergenceError", "NumericalWarning", "Result", "ResultError", "RunInterrupted",
            "ScenarioError", "__version__", "load", "run"]

@@ -16,8 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from sim.errors import DivergenceError, ResultError, RunInterrupted
-from sim.validation import ScenarioError
+from sim.errors import DivergenceError, ResultError, RunInterrupted, ScenarioError
 
 USER_ERROR = 2
 DIVERGED = 3

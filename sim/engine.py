@@ -12,12 +12,11 @@ from pathlib import Path
 
 from brian2 import Network, ms, prefs, seed
 
-from sim.errors import DivergenceError, ResultError, RunInterrupted
+from sim.errors import DivergenceError, NumericalWarning, ResultError, RunInterrupted
 from sim.guard import RunGuard, RunStopped, interrupt_handlers, watched_variables
 from sim.io.writer import ResultWriter, write_array
 from sim.scenario import Scenario
 from sim.stability import preflight
-from sim.validation import NumericalWarning
 
 DEFAULT_OUTPUT_DIR = Path("outputs")
 Progress = Callable[[float], None]

@@ -1,9 +1,17 @@
 """The errors a run or a result file can raise to a user (no Brian2 here: the report side and
-the CLI import them). ``ScenarioError`` (a mistake in a scenario) lives in ``sim.validation``."""
+the CLI import them)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+
+class ScenarioError(ValueError):
+    """A mistake in a scenario (or its overrides): the message says where and what was expected."""
+
+
+class NumericalWarning(UserWarning):
+    """The integration step is close to its stability bound (``sim.stability``)."""
 
 
 class ResultError(ValueError):

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from sim import registry
-from sim.validation import Fields, ScenarioError, Source, describe, read_toml
+from sim.errors import ScenarioError
+from sim.validation import Fields, Source, describe, read_toml
 
 METHODS = ("euler", "exponential_euler", "rk2", "rk4", "heun", "milstein")
 MAX_STEPS = 10**9

@@ -17,15 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from sim.errors import ScenarioError
+
 REQUIRED = object()
 
 
-class NumericalWarning(UserWarning):
-    """The integration step is close to its stability bound (``sim.stability``)."""
-
-
-class ScenarioError(ValueError):
-    """A mistake in a scenario (or its overrides): the message says where and what was expected."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pytest
 
 import sim
 from sim.cli import main
-from sim.io.writer import SCHEMA_VERSION
+from sim.io.schema import SCHEMA_VERSION
 from sim.scenario import load_scenario
 from sim.scenario_writer import write_scenario
 from sim.stability import analyse, margin

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from sim.errors import ResultError
-from sim.io.writer import SCHEMA_VERSION
+from sim.io.schema import SCHEMA_VERSION
 
 READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError)
 

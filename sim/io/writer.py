@@ -19,8 +19,8 @@ import numpy as np
 from sim._version import __version__
 from sim.errors import ResultError
 from sim.io.partials import remove_stale_partials, temporary_name
+from sim.io.schema import SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
 CHUNK_SAMPLES = 1024
 UNCOMPRESSED_ABOVE = 1 << 20
 

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 
 from sim import registry
+from sim.errors import ScenarioError
 from sim.families.discrete.model import DiscreteModel, DiscreteTrial, Modality, Observation
-from sim.validation import Fields, ScenarioError, check_number, describe, to_matrix
+from sim.validation import Fields, check_number, describe, to_matrix
 
 SUM_TOLERANCE = 1e-6
 MAX_NAMES = 10**6  # causes or outcomes per modality
