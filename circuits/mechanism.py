@@ -142,9 +142,9 @@ class Mechanism:
     def streams(self, settings: Any, context: BuildContext) -> list[Stream]:
         return []
 
-    def watch(self, settings: Any, context: BuildContext) -> list[tuple[str, str, Any]]:
-        """(owner, variable, 1-D array) the runtime guard checks, besides the populations'
-        own integrated variables."""
+    def watch(self, settings: Any, context: BuildContext) -> list[tuple]:
+        """(owner, variable, 1-D array[, every_steps]) the runtime guard checks, besides the
+        populations' own integrated variables (``sim.guard.Watched``)."""
         return []
 
     def outputs(self, settings: Any, context: BuildContext) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from scipy.linalg import blas
 from circuits import schedule
 from circuits.mechanism import BuildContext, FlowBound, Mechanism, Piece, Population, StartState
 
+WEIGHT_CHECK_STEPS = 1000  # the runtime guard's cadence for the weights (sim.guard)
 SYNAPTIC_FLOW = "dw/dt = error_post * {f} / tau_weights : 1 (clock-driven)"
 
 
@@ -95,15 +96,17 @@ class WeightPlasticity(Mechanism):
         return [NetworkOperation(learn, when=schedule.SLOT, order=schedule.PLASTICITY,
                                  clock=context.clock, name="plasticity")]
 
-    def watch(self, tau_ms: float, context: BuildContext) -> list[tuple[str, str, np.ndarray]]:
+    def watch(self, tau_ms: float, context: BuildContext) -> list[tuple]:
         """The learning weights: flat views of the NumPy arrays updated in place, or the
-        synapses' ``w``."""
+        synapses' ``w``; every ``WEIGHT_CHECK_STEPS`` steps (a dense 1000 x 500 W checked
+        every 50 steps cost 10% of a step)."""
         coupling, levels = context.coupling, context.model.belief_levels
         if coupling.synapses:
-            return [(synapses.name, "w", synapses.variables["w"].get_value())
-                    for synapses in coupling.synapses]
+            return [(synapses.name, "w", synapses.variables["w"].get_value(),
+                     WEIGHT_CHECK_STEPS) for synapses in coupling.synapses]
         return [(f"weights_{level.name}", "w",
-                 link.gmap.weights.data if link.sparse else link.gmap.weights.reshape(-1))
+                 link.gmap.weights.data if link.sparse else link.gmap.weights.reshape(-1),
+                 WEIGHT_CHECK_STEPS)
                 for level, link in zip(levels, coupling.links, strict=True)]
 
     def bounds(self, tau_ms: float, state: StartState) -> list[FlowBound]:

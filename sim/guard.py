@@ -38,9 +38,14 @@ class RunStopped(Exception):  # noqa: N818 - a control-flow signal, not an error
 
 @dataclass
 class Watched:
+    """A 1-D array the guard checks; ``every_steps`` (a multiple of ``CHECK_EVERY_STEPS``)
+    checks it less often than the populations, for large arrays that change slowly, such as
+    learning weights (None: every check)."""
+
     population: str
     variable: str
     values: np.ndarray
+    every_steps: int | None = None
 
 
 def watched_variables(objects, recorded: tuple[str, ...] = ()) -> list[Watched]:
@@ -87,6 +92,8 @@ class RunGuard:
         if step % self.record_every and step % self.every:
             return
         for watched in self.watched:
+            if watched.every_steps and step % watched.every_steps:
+                continue
             values = watched.values
             # v.v <= limit^2 (one BLAS call) implies every |v_i| <= limit; NaN fails it too
             if values.dot(values) <= self.limit_squared or not values.size:
