@@ -116,12 +116,15 @@ weighted_drive_post = exp(v_pre) * (log_prior_pre + sensory_pre - v_pre) : 1 (su
 def sensory_message(log_A: np.ndarray, outcome: np.ndarray, gamma: float) -> np.ndarray:
     """ln Ã[o, k] for every cause k: one observation's input to the error units.
 
-    ``log_A`` is ln A (outcomes x causes); ``outcome`` a probability vector over outcomes (one-hot
-    for a category). Computed in log space, so large gamma does not underflow.
+    ``log_A`` is ln A (outcomes x causes, or outcomes x K_1 x ... x K_F over the joint causes
+    of several factors: then the message is over the joint causes); ``outcome`` a probability
+    vector over outcomes (one-hot for a category). Computed in log space, so large gamma does
+    not underflow.
     """
     weighted = gamma * log_A
     with np.errstate(divide="ignore"):
-        log_p = np.log(np.asarray(outcome, dtype=float))[:, None]
+        log_p = np.log(np.asarray(outcome, dtype=float))
+    log_p = log_p.reshape(-1, *([1] * (log_A.ndim - 1)))
     return _log_sum(weighted + log_p) - _log_sum(weighted)
 
 
@@ -132,17 +135,24 @@ def _log_sum(values: np.ndarray) -> np.ndarray:
 
 
 class CategoricalCircuit:
-    """The populations and pool for K causes; ``objects`` go into the Brian2 network."""
+    """The populations and pool for K causes; ``objects`` go into the Brian2 network.
+
+    Several circuits (one per factor of a mean-field belief, ``circuits.mean_field``) take
+    turns within a step: ``turn`` f shifts every in-step slot by ``schedule.FACTOR_TURN * f``
+    and ``suffix`` keeps the Brian2 names apart.
+    """
 
     def __init__(self, log_prior: np.ndarray, tau_belief_ms: float, clock: Clock,
-                 method: str = "euler") -> None:
+                 method: str = "euler", turn: int = 0, suffix: str = "") -> None:
         size = len(log_prior)
+        shift = schedule.FACTOR_TURN * turn
         self.beliefs = NeuronGroup(size, BELIEF_EQUATIONS, method=method, clock=clock,
-                                   name="discrete_beliefs", order=schedule.BELIEFS)
-        self.errors = NeuronGroup(size, ERROR_EQUATIONS, clock=clock, name="discrete_errors",
-                                  order=schedule.ERRORS)
-        self.pool = NeuronGroup(1, POOL_EQUATIONS, clock=clock, name="discrete_pool",
-                                order=schedule.POOL)
+                                   name=f"discrete_beliefs{suffix}",
+                                   order=schedule.BELIEFS + shift)
+        self.errors = NeuronGroup(size, ERROR_EQUATIONS, clock=clock,
+                                  name=f"discrete_errors{suffix}", order=schedule.ERRORS + shift)
+        self.pool = NeuronGroup(1, POOL_EQUATIONS, clock=clock, name=f"discrete_pool{suffix}",
+                                order=schedule.POOL + shift)
         to_pool = np.zeros(size, dtype=int)
         self.beliefs.error = linked_var(self.errors, "error")
         self.beliefs.mean_error = linked_var(self.pool, "mean_error", index=to_pool)
@@ -150,12 +160,12 @@ class CategoricalCircuit:
         self.errors.v = linked_var(self.beliefs, "v")
         self.errors.log_norm = linked_var(self.pool, "log_norm", index=to_pool)
         self.to_pool = Synapses(self.errors, self.pool, POOL_SYNAPSES, clock=clock,
-                                name="discrete_to_pool")  # after the links it reads
+                                name=f"discrete_to_pool{suffix}")  # after the links it reads
         self.to_pool.connect()
         self.errors.state_updater.active = False  # no dynamics: eps is an expression
         self.pool.state_updater.active = False
-        self.pool.run_regularly(POOL_UPDATE, when=schedule.SLOT, order=schedule.POOL,
-                                name="discrete_pool_update")
+        self.pool.run_regularly(POOL_UPDATE, when=schedule.SLOT, order=schedule.POOL + shift,
+                                name=f"discrete_pool_update{suffix}")
         self.beliefs.tau_belief = tau_belief_ms * ms
         state = lambda group, name: group.variables[name].get_value()  # noqa: E731
         self.v = state(self.beliefs, "v")

@@ -11,7 +11,11 @@ One step from t to t + dt (a semi-implicit Euler step: errors first, then belief
 
 The discrete circuit (``circuits.discrete``) uses the same slots: observations at STIMULUS,
 its pool at POOL (= DELIVER_TO_BELIEFS; its ``(summed)`` synapses just before), recording at
-DISCRETE_RECORD (a sample shows Q(t), eps(t) and F(t) together), belief units at BELIEFS.
+DISCRETE_RECORD (a sample shows Q(t), eps(t) and F(t) together), belief units at BELIEFS. With
+several factors (``circuits.mean_field``) the factors take turns: factor f receives its message
+from the others at MEAN_FIELD_MESSAGE and runs its pool and belief units at the slots above
+shifted by f * FACTOR_TURN, after factor f - 1 has moved (a Gauss-Seidel sweep); the recorder
+samples before factor 0 moves, so a sample shows every factor at t.
 
 Recording sits after the error units when they are instantaneous (so a sample shows eps(t) =
 Pi e(t)) and before them when they relax (so a sample shows the state at t). Brian2 places a
@@ -30,6 +34,8 @@ BELIEFS = 30
 SLOT = "groups"
 POOL = DELIVER_TO_BELIEFS
 DISCRETE_RECORD = DELIVER_TO_BELIEFS + 5
+FACTOR_TURN = 40  # factor f of a mean-field belief works at these slots + f * FACTOR_TURN
+MEAN_FIELD_MESSAGE = POOL - 5  # a factor's message from the others, before its pool
 
 
 def record_order(errors: str) -> int:

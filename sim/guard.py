@@ -140,3 +140,47 @@ def interrupt_handlers(guard: RunGuard) -> Iterator[None]:
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+
+
+class FreeEnergyMonitor:
+    """Watches F between recorded samples while the evidence stays the same: a flow that
+    descends F never lets it rise (``circuits.discrete``, ``circuits.mean_field``), so a rise
+    means the step is too large for it (dt > tau_belief). Rises are counted and reported at the
+    end: root attributes ``free_energy_rises`` and ``free_energy_max_rise`` (nat), and a
+    ``NumericalWarning``."""
+
+    RELATIVE_TOLERANCE = 1e-9  # rounding of F itself
+
+    def __init__(self) -> None:
+        self.previous: float | None = None
+        self.rises = 0
+        self.max_rise = 0.0
+        self.first_rise_s: float | None = None
+
+    def evidence_changed(self) -> None:
+        self.previous = None
+
+    def sample(self, t_s: float, free_energy: float) -> None:
+        previous, self.previous = self.previous, free_energy
+        if previous is None:
+            return
+        rise = free_energy - previous
+        if rise > self.RELATIVE_TOLERANCE * max(1.0, abs(previous)):
+            self.rises += 1
+            self.max_rise = max(self.max_rise, rise)
+            if self.first_rise_s is None:
+                self.first_rise_s = t_s
+
+    def report(self, file) -> None:
+        file.attrs["free_energy_rises"] = self.rises
+        file.attrs["free_energy_max_rise"] = self.max_rise
+        if self.rises:
+            import warnings
+
+            from sim.errors import NumericalWarning
+
+            warnings.warn(f"the free energy rose between {self.rises} pair(s) of samples with "
+                          f"the same evidence (by up to {self.max_rise:.3g} nat, first at "
+                          f"t = {1e3 * self.first_rise_s:g} ms): the step is too large for the "
+                          "belief flow; use dt_ms <= tau_belief_ms", NumericalWarning,
+                          stacklevel=2)

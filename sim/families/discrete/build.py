@@ -11,9 +11,11 @@ import numpy as np
 from brian2 import NetworkOperation
 
 from circuits import schedule
-from circuits.discrete import CategoricalCircuit, sensory_message
+from circuits.discrete import sensory_message
 from circuits.mechanism import BuildContext, Stream
+from sim.families.discrete.beliefs import MeanField, SingleCause
 from sim.families.discrete.model import DiscreteModel, DiscreteTrial, Observation
+from sim.guard import FreeEnergyMonitor
 from sim.io.writer import ResultWriter, write_array
 from sim.reference import categorical
 from sim.scenario import Scenario, Trial
@@ -34,53 +36,72 @@ class DiscreteSimulation(Simulation):
         super().__init__(scenario, writer, schedule.DISCRETE_RECORD)
         model: DiscreteModel = scenario.model
         self.model = model
-        self.circuit = CategoricalCircuit(np.log(model.prior), model.tau_belief_ms, self.clock,
-                                          scenario.method)
+        self.state = (MeanField if model.mean_field else SingleCause)(
+            model, self.clock, scenario.method)
         self.log_likelihoods = [np.log(m.likelihood) for m in model.modalities]
         self.observe_operation = NetworkOperation(
             self._observe, when=schedule.SLOT, order=schedule.STIMULUS, clock=self.clock,
             name="observations")
+        circuits = self.state.circuits
         mechanism_objects = self.build_mechanisms(BuildContext(
-            scenario, model, self.clock, [self.circuit.beliefs], [self.circuit.errors], None))
-        self.objects = [*self.circuit.objects, *mechanism_objects, self.observe_operation,
+            scenario, model, self.clock, [c.beliefs for c in circuits],
+            [c.errors for c in circuits], None))
+        self.objects = [*self.state.objects, *mechanism_objects, self.observe_operation,
                         self.record_operation]
         self.evidence: list[categorical.Observation] = []  # since the last reset, for Bayes
         self.surprise = 0.0
         self.delivered: list[tuple[float, int, Observation, float]] = []
+        self.monitor = FreeEnergyMonitor()
         self._describe_model()
         self.record([*self.streams(), *self.mechanism_streams()])
 
     # recording ---------------------------------------------------------------------------------
     def streams(self) -> list[Stream]:
-        """What the family can record: Q and eps over causes, F and the surprise."""
-        circuit = self.circuit
-        names = {"names": np.array(self.model.causes, dtype=object)}
-        return [
-            Stream("causes/belief", len(self.model.causes), lambda: circuit.belief,
-                   variable="belief", attrs=names),
-            Stream("causes/error", len(self.model.causes), lambda: circuit.error, units="nat",
-                   variable="error", attrs=names),
-            Stream("free_energy", None, lambda: circuit.free_energy, units="nat",
-                   variable="free_energy", attrs={"approximation": "exact (categorical)"}),
-            Stream("surprise", None, lambda: self.surprise, units="nat", variable="surprise"),
-        ]
+        """What the family can record: Q and eps over each factor's causes, F and the surprise.
+        One factor records under ``causes/``, several under ``factors/<name>/``."""
+        state, found = self.state, []
+        for f, factor in enumerate(self.model.factors):
+            where = f"factors/{factor.name}" if self.model.mean_field else "causes"
+            names = {"names": np.array(factor.causes, dtype=object)}
+            found.append(Stream(f"{where}/belief", len(factor.causes),
+                                lambda f=f: state.beliefs[f], variable="belief", attrs=names))
+            found.append(Stream(f"{where}/error", len(factor.causes),
+                                lambda f=f: state.errors[f], units="nat", variable="error",
+                                attrs=names))
+        approximation = "mean-field (exact F of Q)" if self.model.mean_field else \
+            "exact (categorical)"
+        found.append(Stream("free_energy", None, lambda: state.free_energy, units="nat",
+                            variable="free_energy", attrs={"approximation": approximation}))
+        found.append(Stream("surprise", None, lambda: self.surprise, units="nat",
+                            variable="surprise"))
+        return found
 
     def _describe_model(self) -> None:
-        """The causes (names, prior) and each modality (outcomes, precision, likelihood)."""
+        """The causes (names, prior) of each factor and each modality (outcomes, precision,
+        likelihood)."""
         writer, model = self.writer, self.model
-        names = np.array(model.causes, dtype=object)
-        causes = writer.file.require_group("causes")
-        causes.attrs["names"] = names
-        write_array(causes, "prior", model.prior, names=names)
+        for factor in model.factors:
+            names = np.array(factor.causes, dtype=object)
+            group = writer.file.require_group(f"factors/{factor.name}" if model.mean_field
+                                              else "causes")
+            group.attrs["names"] = names
+            write_array(group, "prior", factor.prior, names=names)
         for modality in model.modalities:
             group = writer.file.require_group(f"modalities/{modality.name}")
             group.attrs["outcomes"] = np.array(modality.outcomes, dtype=object)
             group.attrs["precision"] = modality.precision
-            write_array(group, "likelihood", modality.likelihood, causes=names,
-                        outcomes=np.array(modality.outcomes, dtype=object))
+            if model.mean_field:
+                group.attrs["factors"] = np.array([f.name for f in model.factors], dtype=object)
+                write_array(group, "likelihood", modality.likelihood,
+                            outcomes=np.array(modality.outcomes, dtype=object))
+            else:
+                write_array(group, "likelihood", modality.likelihood,
+                            causes=np.array(model.causes, dtype=object),
+                            outcomes=np.array(modality.outcomes, dtype=object))
 
     def before_sample(self) -> None:
-        self.circuit.readout()
+        self.state.readout()
+        self.monitor.sample(self.clock_time(), self.state.free_energy)
 
     # observations ------------------------------------------------------------------------------
     def _observe(self) -> None:
@@ -88,17 +109,17 @@ class DiscreteSimulation(Simulation):
         if self.until_next:
             return
         step = self.pending[self.next_index].step
-        sensory = self.circuit.sensory
         while self.next_index < len(self.pending) and self.pending[self.next_index].step == step:
             item = self.pending[self.next_index]
-            sensory += item.message
+            self.state.add(item.message)
             obs = item.observation
             gamma = float(self.trial.settings.precision[obs.modality])
             outcome = obs.category if obs.category is not None else obs.outcome
             self.evidence.append((self.model.modalities[obs.modality].likelihood, gamma, outcome))
             self.delivered.append((self.clock_time(), self.trial.index, obs, gamma))
             self.next_index += 1
-        self.surprise = categorical.surprise(self.circuit.log_prior + sensory)
+        self.surprise = categorical.surprise(self.state.log_joint())
+        self.monitor.evidence_changed()
         if self.next_index < len(self.pending):
             self.until_next = self.pending[self.next_index].step - step
         else:
@@ -108,9 +129,10 @@ class DiscreteSimulation(Simulation):
     def start_trial(self, trial: Trial) -> None:
         settings: DiscreteTrial = trial.settings
         if trial.reset:
-            self.circuit.reset()
+            self.state.reset()
             self.evidence = []
             self.surprise = 0.0
+            self.monitor.evidence_changed()
         super().start_trial(trial)
         last = self.scenario.steps(trial.duration_ms) - 1
         self.pending = [
@@ -126,16 +148,22 @@ class DiscreteSimulation(Simulation):
 
     # for the readouts ---------------------------------------------------------------------------
     def free_energy_now(self) -> float:
-        self.circuit.readout()  # Q, eps and F of the current state
-        return self.circuit.free_energy
+        self.state.readout()  # Q, eps and F of the current state
+        return self.state.free_energy
 
     def final_beliefs(self) -> dict[str, Any]:
-        self.circuit.readout()
-        return {"final_belief": self.circuit.belief.copy()}
+        self.state.readout()
+        if not self.model.mean_field:
+            return {"final_belief": self.state.beliefs[0].copy()}
+        return {f"final_belief/{factor.name}": belief.copy()
+                for factor, belief in zip(self.model.factors, self.state.beliefs, strict=True)}
 
     def finish(self) -> None:
         file = self.writer.file
-        super().finish(names=np.array(self.model.causes, dtype=object))
+        names = {} if self.model.mean_field else {"names": np.array(self.model.causes,
+                                                                    dtype=object)}
+        super().finish(**names)
+        self.monitor.report(file)
         for index, modality in enumerate(self.model.modalities):
             rows = [item for item in self.delivered if item[2].modality == index]
             group = file.require_group(f"observations/{modality.name}")

@@ -1,5 +1,6 @@
-"""The discrete model: named causes, prior D, modalities with likelihoods A and precisions
-gamma; a trial's observations and precisions."""
+"""The discrete model: one or more hidden factors (named causes, prior D each), modalities with
+likelihoods A over the joint cause and precisions gamma; a trial's observations and precisions.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +9,54 @@ from typing import Any
 
 import numpy as np
 
+MAX_JOINT_STATES = 10**5  # joint causes of a several-factor model, by default (exact Bayes)
+
+
+@dataclass
+class Factor:
+    """One hidden factor: its causes' names and its prior D."""
+
+    name: str
+    causes: list[str]
+    prior: np.ndarray
+
 
 @dataclass
 class Modality:
     name: str
     outcomes: list[str]
-    likelihood: np.ndarray  # A: outcomes x causes, columns sum to 1
+    likelihood: np.ndarray  # A: outcomes x K_1 x ... x K_F, sums to 1 over outcomes
     precision: float  # gamma, the default for every trial
 
 
 @dataclass
 class DiscreteModel:
-    causes: list[str]
-    prior: np.ndarray  # D
+    """One factor (``causes``, ``prior``: the single-cause model) or several (``factors``,
+    believed in by a mean-field Q, ``circuits.mean_field``)."""
+
+    factors: list[Factor]
     modalities: list[Modality]
     tau_belief_ms: float
+    max_joint_states: int = MAX_JOINT_STATES
     mechanisms: dict[str, Any] = field(default_factory=dict)  # by name (``sim.registry``)
+
+    @property
+    def mean_field(self) -> bool:
+        return len(self.factors) > 1
+
+    @property
+    def causes(self) -> list[str]:
+        """The causes of a single-factor model."""
+        return self.factors[0].causes
+
+    @property
+    def prior(self) -> np.ndarray:
+        """D of a single-factor model."""
+        return self.factors[0].prior
+
+    @property
+    def joint_shape(self) -> tuple[int, ...]:
+        return tuple(len(factor.causes) for factor in self.factors)
 
     def modality(self, name: str) -> int:
         return [m.name for m in self.modalities].index(name)

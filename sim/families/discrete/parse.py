@@ -3,6 +3,7 @@ and precisions into a ``DiscreteTrial`` (field reference: docs/discrete.md)."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
@@ -10,11 +11,19 @@ import numpy as np
 
 from sim import registry
 from sim.errors import ScenarioError
-from sim.families.discrete.model import DiscreteModel, DiscreteTrial, Modality, Observation
+from sim.families.discrete.model import (
+    MAX_JOINT_STATES,
+    DiscreteModel,
+    DiscreteTrial,
+    Factor,
+    Modality,
+    Observation,
+)
 from sim.validation import Fields, check_number, describe, to_matrix
 
 SUM_TOLERANCE = 1e-6
 MAX_NAMES = 10**6  # causes or outcomes per modality
+MAX_LIKELIHOOD_ENTRIES = 5 * 10**7  # per modality: 400 MB of float64, as a hierarchical W
 
 
 def parse_names(fields: Fields, key: str, what: str, minimum: int) -> list[str]:
@@ -49,14 +58,34 @@ def check_distribution(values: np.ndarray, fail, what: str, strict: bool) -> np.
     return values / total
 
 
-def parse_likelihood(fields: Fields, outcomes: list[str], causes: list[str],
+def to_tensor(raw: Any, shape: tuple[int, ...], fail) -> np.ndarray:
+    """Nested lists of numbers with exactly ``shape`` (outcomes, K_1, ..., K_F)."""
+    def check(value: Any, depth: int, where: str) -> None:
+        if depth == len(shape):
+            check_number(value, lambda msg: fail(f"{where}: {msg}"))
+            return
+        if not isinstance(value, list) or len(value) != shape[depth]:
+            got = f"a list of {len(value)}" if isinstance(value, list) else describe(value)
+            raise fail(f"{where or 'A'}: expected a list of {shape[depth]} (A has shape "
+                       f"{' x '.join(map(str, shape))}: outcomes, then the causes of each "
+                       f"factor), got {got}")
+        for index, item in enumerate(value):
+            check(item, depth + 1, f"{where or 'A'}[{index}]")
+
+    check(raw, 0, "")
+    return np.asarray(raw, dtype=float)
+
+
+def parse_likelihood(fields: Fields, outcomes: list[str], factors: list[Factor],
                      rng: np.random.Generator) -> np.ndarray:
-    shape = (len(outcomes), len(causes))
-    max_entries = 5 * 10**7  # 400 MB of float64, as sim.hierarchical.MAX_WEIGHT_ENTRIES
-    if shape[0] * shape[1] > max_entries:
-        raise fields.error("outcomes", f"{shape[0]} outcomes x {shape[1]} causes make a "
-                                       f"likelihood A of {shape[0] * shape[1]:.3g} entries, "
-                                       f"over the limit of {max_entries:.0e} per modality; "
+    """A: p(outcome | joint cause), outcomes x K_1 x ... x K_F (outcomes x causes for one
+    factor), every entry positive, summing to 1 over outcomes for every joint cause."""
+    shape = (len(outcomes), *(len(factor.causes) for factor in factors))
+    entries = math.prod(shape)
+    if entries > MAX_LIKELIHOOD_ENTRIES:
+        raise fields.error("outcomes", f"{' x '.join(map(str, shape))} (outcomes x causes) make "
+                                       f"a likelihood A of {entries:.3g} entries, over the "
+                                       f"limit of {MAX_LIKELIHOOD_ENTRIES:.0e} per modality; "
                                        "use fewer outcomes or causes")
     raw = fields.raw("likelihood")
     if isinstance(raw, dict):
@@ -64,45 +93,88 @@ def parse_likelihood(fields: Fields, outcomes: list[str], causes: list[str],
         spec.text("kind", choices=("random",))
         concentration = spec.number("concentration", default=1.0, positive=True)
         spec.close()
-        return rng.dirichlet(np.full(shape[0], concentration), size=shape[1]).T
+        columns = rng.dirichlet(np.full(shape[0], concentration), size=entries // shape[0]).T
+        return columns.reshape(shape)
 
     def fail(message: str) -> ScenarioError:
-        return fields.error("likelihood", f"{message} (A: one row per outcome "
-                                          f"{describe(outcomes)}, one column per cause)")
+        layout = ("one row per outcome, one column per cause" if len(factors) == 1 else
+                  "indexed [outcome][" + "][".join(f.name for f in factors) + "]")
+        return fields.error("likelihood", f"{message} (A: {layout}; outcomes "
+                                          f"{describe(outcomes)})")
 
-    likelihood = to_matrix(raw, shape, fail)
-    for k, cause in enumerate(causes):
-        column = likelihood[:, k]
-        if np.any(column <= 0):
-            o = int(np.argmax(column <= 0))
-            raise fields.error(
-                "likelihood", f"A[{o}][{k}] = p({outcomes[o]} | {cause}) is {float(column[o])!r}; "
-                "expected a positive probability (ln 0 = -inf has no finite rate; use a small "
-                "number such as 1e-6)")
-        total = column.sum()
-        if abs(total - 1.0) > SUM_TOLERANCE:
-            raise fields.error(
-                "likelihood", f"column {k} ({cause}) sums to {total:.6g}; each column is "
-                f"p(outcome | cause) and must sum to 1 over the {len(outcomes)} outcomes")
-        likelihood[:, k] = column / total
-    return likelihood
+    likelihood = (to_matrix(raw, shape, fail) if len(factors) == 1
+                  else to_tensor(raw, shape, fail))
+    bad = likelihood <= 0
+    if bad.any():
+        where = np.unravel_index(int(np.argmax(bad)), shape)
+        raise fields.error(
+            "likelihood", f"A{list(map(int, where))} = p({outcomes[where[0]]} | "
+            f"{_joint_name(factors, where[1:])}) is {float(likelihood[where])!r}; expected a "
+            "positive probability (ln 0 = -inf has no finite rate; use a small number such "
+            "as 1e-6)")
+    totals = likelihood.sum(axis=0)
+    off = np.abs(totals - 1.0) > SUM_TOLERANCE
+    if off.any():
+        where = np.unravel_index(int(np.argmax(off)), totals.shape)
+        column = where[0] if len(factors) == 1 else list(map(int, where))
+        raise fields.error(
+            "likelihood", f"column {column} ({_joint_name(factors, where)}) sums to "
+            f"{float(totals[where]):.6g}; each column is p(outcome | cause) and must sum to 1 "
+            f"over the {len(outcomes)} outcomes")
+    return likelihood / totals
+
+
+def _joint_name(factors: list[Factor], index: tuple) -> str:
+    return ", ".join(factor.causes[int(k)] for factor, k in zip(factors, index, strict=True))
+
+
+def parse_prior(fields: Fields, size: int) -> np.ndarray:
+    """D: one positive probability per cause (uniform when absent)."""
+    if not fields.has("prior"):
+        return np.full(size, 1.0 / size)
+    raw = fields.raw("prior")
+    if not isinstance(raw, list) or len(raw) != size:
+        got = f"a list of {len(raw)}" if isinstance(raw, list) else describe(raw)
+        raise fields.error("prior", f"expected a list of {size} probabilities, one per "
+                                    f"cause, got {got}")
+    prior = fields.vector("prior", size)
+    return check_distribution(prior, lambda msg: fields.error("prior", msg), "prior D",
+                              strict=True)
+
+
+def parse_factors(fields: Fields) -> tuple[list[Factor], int]:
+    """``causes`` (+ ``prior``): one factor; or ``[[model.factors]]``, each with ``name``,
+    ``causes`` and ``prior``. Several factors' joint causes are limited by
+    ``max_joint_states`` (exact Bayes over them is stored in every result)."""
+    if not fields.has("factors"):
+        causes = parse_names(fields, "causes", "cause", minimum=2)
+        return [Factor("causes", causes, parse_prior(fields, len(causes)))], MAX_JOINT_STATES
+    if fields.has("causes") or fields.has("prior"):
+        key = "causes" if fields.has("causes") else "prior"
+        raise fields.error(key, "give the causes and prior of each of [[model.factors]], "
+                                "not of [model] as well")
+    limit = fields.number("max_joint_states", default=MAX_JOINT_STATES, minimum=1,
+                          maximum=MAX_LIKELIHOOD_ENTRIES, integer=True)
+    factors: list[Factor] = []
+    for index, table in enumerate(fields.subs("factors")):
+        name = table.text("name", default=f"factor{index}")
+        if not name.isidentifier() or any(f.name == name for f in factors):
+            raise table.error("name", f"expected a unique identifier, got {name!r}")
+        causes = parse_names(table, "causes", "cause", minimum=2)
+        factors.append(Factor(name, causes, parse_prior(table, len(causes))))
+        table.close()
+    joint = math.prod(len(factor.causes) for factor in factors)
+    if joint > limit:
+        raise fields.error("factors", f"{' x '.join(str(len(f.causes)) for f in factors)} = "
+                                      f"{joint} joint causes is over max_joint_states = "
+                                      f"{limit} (exact Bayes over them goes in every result); "
+                                      "raise [model] max_joint_states to run it")
+    return factors, limit
 
 
 def parse_model(fields: Fields, seed: int) -> DiscreteModel:
     tau = fields.number("tau_belief_ms", default=10.0, positive=True)
-    causes = parse_names(fields, "causes", "cause", minimum=2)
-    size = len(causes)
-    if fields.has("prior"):
-        raw = fields.raw("prior")
-        if not isinstance(raw, list) or len(raw) != size:
-            got = f"a list of {len(raw)}" if isinstance(raw, list) else describe(raw)
-            raise fields.error("prior", f"expected a list of {size} probabilities, one per "
-                                        f"cause, got {got}")
-        prior = fields.vector("prior", size)
-        prior = check_distribution(prior, lambda msg: fields.error("prior", msg), "prior D",
-                                   strict=True)
-    else:
-        prior = np.full(size, 1.0 / size)
+    factors, limit = parse_factors(fields)
     modalities: list[Modality] = []
     for index, table in enumerate(fields.subs("modalities")):
         name = table.text("name", default=f"modality{index}")
@@ -112,11 +184,11 @@ def parse_model(fields: Fields, seed: int) -> DiscreteModel:
                                       f"got {name!r}")
         outcomes = parse_names(table, "outcomes", "outcome", minimum=2)
         rng = np.random.default_rng([seed, 3, index])
-        likelihood = parse_likelihood(table, outcomes, causes, rng)
+        likelihood = parse_likelihood(table, outcomes, factors, rng)
         precision = table.number("precision", default=1.0, positive=True)
         table.close()
         modalities.append(Modality(name, outcomes, likelihood, precision))
-    return DiscreteModel(causes, prior, modalities, tau,
+    return DiscreteModel(factors, modalities, tau, limit,
                          registry.read_mechanisms(fields, "discrete"))
 
 
@@ -189,11 +261,16 @@ def parse_trial(fields: Fields, model: DiscreteModel, duration_ms: float) -> Dis
 
 
 def describe_model(model: DiscreteModel) -> dict:
+    if model.mean_field:
+        causes: dict = {"factors": [{"name": f.name, "causes": f.causes,
+                                     "prior": f.prior.tolist()} for f in model.factors],
+                        "max_joint_states": model.max_joint_states}
+    else:
+        causes = {"causes": model.causes, "prior": model.prior.tolist()}
     return {
         "kind": "discrete",
         "tau_belief_ms": model.tau_belief_ms,
-        "causes": model.causes,
-        "prior": model.prior.tolist(),
+        **causes,
         **registry.describe_mechanisms("discrete", model.mechanisms),
         "modalities": [
             {"name": m.name, "outcomes": m.outcomes, "likelihood": m.likelihood.tolist(),

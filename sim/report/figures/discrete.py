@@ -24,46 +24,70 @@ def observation_labels(result) -> dict[float, list[str]]:
     return labels
 
 
+def factor_panels(result) -> list[dict]:
+    """What to draw per factor: its name, causes, recorded Q, final Q and exact marginal
+    (one factor: ``causes/``; several: ``factors/<name>/``)."""
+    trials = result.trials
+    if "causes" in result.group_attrs:
+        return [{"name": "causes", "causes": result.group_attrs["causes"]["names"],
+                 "belief": "causes/belief", "final": trials.get("final_belief"),
+                 "exact": trials.get("exact_posterior")}]
+    names = sorted({p.split("/")[1] for p in result.group_attrs if p.startswith("factors/")})
+    return [{"name": name, "causes": result.group_attrs[f"factors/{name}"]["names"],
+             "belief": f"factors/{name}/belief", "final": trials.get(f"final_belief/{name}"),
+             "exact": trials.get(f"exact_marginal/{name}")} for name in names]
+
+
+def shown_causes(panel: dict) -> np.ndarray:
+    """At most ``MAX_SHOWN`` causes: the most probable ones, the rest summed."""
+    count, exact = len(panel["causes"]), panel["exact"]
+    if count > MAX_SHOWN and exact is not None:
+        return np.sort(np.argsort(-exact.max(axis=0))[: MAX_SHOWN - 1])
+    return np.arange(min(count, MAX_SHOWN))
+
+
 @register("discrete")
 def plot_discrete(result):
-    """Q over time as stacked areas, F above the surprise, final Q beside the exact posterior."""
+    """Q over time as stacked areas (one panel per factor), F above the surprise and their gap
+    KL, and each trial's final Q beside the exact posterior (marginal, for several factors)."""
     import matplotlib.pyplot as plt
 
-    names = [str(n) for n in result.group_attrs["causes"]["names"]]
+    panels = factor_panels(result)
     trials = result.trials
-    exact = trials.get("exact_posterior")
-    if len(names) > MAX_SHOWN and exact is not None:
-        keep = np.sort(np.argsort(-exact.max(axis=0))[: MAX_SHOWN - 1])
-    else:
-        keep = np.arange(min(len(names), MAX_SHOWN))
-    colors = plt.get_cmap("tab20" if len(keep) > 10 else "tab10").colors
-    figure = plt.figure(figsize=(12, 8))
-    grid = figure.add_gridspec(3, 2, width_ratios=[3, 1.2], height_ratios=[1.5, 1, 0.6])
+    rows = len(panels)
+    figure = plt.figure(figsize=(12, 5 + 3 * rows))
+    grid = figure.add_gridspec(rows + 2, 2, width_ratios=[3, 1.2],
+                               height_ratios=[1.5] * rows + [1, 0.6])
     time_ms = result.time * 1e3
-
-    axis_q = figure.add_subplot(grid[0, 0])
-    if "causes/belief" in result:
-        beliefs = result["causes/belief"]
-        layers = [beliefs[:, k] for k in keep]
-        labels = [names[k] for k in keep]
-        if len(keep) < len(names):
-            layers.append(np.clip(1.0 - np.sum(layers, axis=0), 0.0, 1.0))
-            labels.append(f"{len(names) - len(keep)} others")
-        stack = axis_q.stackplot(time_ms, layers, labels=labels, colors=colors, alpha=0.9)
-        axis_q.set_ylim(0, 1)
-        axis_q.legend(stack[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                      fontsize=8, frameon=False)
     marks = observation_labels(result)
-    for t, texts in marks.items():
-        axis_q.axvline(t, color="black", lw=0.6, alpha=0.5)
-        if len(marks) <= 40:
-            axis_q.text(t, 1.01, "\n".join(texts), rotation=60, fontsize=7, ha="left",
-                        va="bottom", transform=axis_q.get_xaxis_transform())
-    axis_q.set_ylabel("belief Q over causes")
-    mark_trials(axis_q, result)
+    first = None
+    for row, panel in enumerate(panels):
+        axis_q = figure.add_subplot(grid[row, 0], sharex=first)
+        first = first or axis_q
+        names = [str(n) for n in panel["causes"]]
+        keep = shown_causes(panel)
+        colors = plt.get_cmap("tab20" if len(keep) > 10 else "tab10").colors
+        if panel["belief"] in result:
+            beliefs = result[panel["belief"]]
+            layers = [beliefs[:, k] for k in keep]
+            labels = [names[k] for k in keep]
+            if len(keep) < len(names):
+                layers.append(np.clip(1.0 - np.sum(layers, axis=0), 0.0, 1.0))
+                labels.append(f"{len(names) - len(keep)} others")
+            stack = axis_q.stackplot(time_ms, layers, labels=labels, colors=colors, alpha=0.9)
+            axis_q.set_ylim(0, 1)
+            axis_q.legend(stack[::-1], labels[::-1], loc="upper left",
+                          bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+        for t, texts in marks.items():
+            axis_q.axvline(t, color="black", lw=0.6, alpha=0.5)
+            if row == 0 and len(marks) <= 40:
+                axis_q.text(t, 1.01, "\n".join(texts), rotation=60, fontsize=7, ha="left",
+                            va="bottom", transform=axis_q.get_xaxis_transform())
+        axis_q.set_ylabel("belief Q over causes" if rows == 1 else f"Q({panel['name']})")
+        mark_trials(axis_q, result)
 
-    axis_f = figure.add_subplot(grid[1, 0], sharex=axis_q)
-    axis_gap = figure.add_subplot(grid[2, 0], sharex=axis_q)
+    axis_f = figure.add_subplot(grid[rows, 0], sharex=first)
+    axis_gap = figure.add_subplot(grid[rows + 1, 0], sharex=first)
     if "free_energy" in result:
         axis_f.plot(time_ms, result.free_energy, color="black", lw=1.4, label="F")
     if "surprise" in result:
@@ -80,22 +104,27 @@ def plot_discrete(result):
         mark_trials(axis, result)
 
     shown_trials = list(range(len(trials.get("name", []))))[-4:]
-    if shown_trials and exact is not None:
-        bars = grid[:, 1].subgridspec(len(shown_trials), 1, hspace=0.5)
-        y = np.arange(len(keep))
-        for row, trial in enumerate(shown_trials):
+    bars_for = [panel for panel in panels if panel["exact"] is not None
+                and panel["final"] is not None]
+    if shown_trials and bars_for:
+        bars = grid[:, 1].subgridspec(len(shown_trials) * len(bars_for), 1, hspace=0.6)
+        for row, (trial, panel) in enumerate(
+                (t, p) for t in shown_trials for p in bars_for):
+            keep = shown_causes(panel)
+            final, exact = panel["final"][trial][keep], panel["exact"][trial][keep]
+            names = [str(panel["causes"][k]) for k in keep]
             axis = figure.add_subplot(bars[row, 0])
-            axis.barh(y - 0.2, trials["final_belief"][trial][keep], height=0.4,
-                      color="tab:blue", label="final Q")
-            axis.barh(y + 0.2, exact[trial][keep], height=0.4, color="0.6",
-                      label="exact posterior")
-            axis.set_yticks(y, [names[k] for k in keep], fontsize=7)
+            y = np.arange(len(keep))
+            axis.barh(y - 0.2, final, height=0.4, color="tab:blue", label="final Q")
+            axis.barh(y + 0.2, exact, height=0.4, color="0.6", label="exact posterior")
+            axis.set_yticks(y, names, fontsize=7)
             axis.invert_yaxis()
-            axis.set_xlim(0, min(1.0, 1.15 * max(exact[trial][keep].max(),
-                                                 trials["final_belief"][trial][keep].max())))
+            axis.set_xlim(0, min(1.0, 1.15 * max(exact.max(), final.max())))
             axis.locator_params(axis="x", nbins=4)
             axis.tick_params(axis="x", labelsize=7)
-            axis.set_title(str(trials["name"][trial]), fontsize=9)
+            title = str(trials["name"][trial])
+            axis.set_title(title if len(bars_for) == 1 else f"{title}: {panel['name']}",
+                           fontsize=8)
             if row == 0:
                 axis.legend(fontsize=7, loc="lower right")
     figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
