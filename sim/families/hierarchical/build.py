@@ -54,8 +54,12 @@ class HierarchicalSimulation(Simulation):
         self.stimulus_operation = NetworkOperation(
             self._deliver_stimulus, when=schedule.SLOT, order=schedule.STIMULUS,
             clock=self.clock, name="stimulus")
+        self.schedule_operation = NetworkOperation(
+            self._change_precision, when=schedule.SLOT, order=schedule.STIMULUS,
+            clock=self.clock, name="precision_schedule")
         self.objects = [*self.beliefs, *self.errors, *self.coupling.objects, *mechanism_objects,
-                        self.stimulus_operation, self.record_operation]
+                        self.stimulus_operation, self.schedule_operation,
+                        self.record_operation]
         self.sensory = self.errors[0].variables["signal"].get_value()
         self.precisions = [group.variables["precision"].get_value() for group in self.errors]
         self.latest_free_energy: FreeEnergy | None = None
@@ -134,6 +138,22 @@ class HierarchicalSimulation(Simulation):
         self.block, self.block_row = block, 0
         self.steps_done += count
 
+    def _change_precision(self) -> None:
+        """At a scheduled time the trial's configured precisions in force change, in place:
+        from this step on the error units use them."""
+        self.steps_to_change -= 1
+        if self.steps_to_change:
+            return
+        step = self.changes.pop(0)
+        in_force = self.model.in_force(self.trial.settings, step * self.scenario.dt_ms)
+        for index, level in enumerate(self.model.levels):
+            if level.name in self.trial.settings.precision_schedule:
+                self.precisions[index][:] = in_force.precisions[index]
+        if self.changes:
+            self.steps_to_change = self.changes[0] - step
+        else:
+            self.schedule_operation.active = False
+
     # trials ----------------------------------------------------------------------------------
     def start_trial(self, trial: Trial) -> None:
         """Reset beliefs if asked, and put the trial's configured values in force: a level's
@@ -147,10 +167,13 @@ class HierarchicalSimulation(Simulation):
                 group.error = 0.0
         in_force = self.model.in_force(settings)
         for index, level in enumerate(self.model.levels):
-            if level.name in settings.precision or level.name in self.overridden:
+            if level.name in settings.overridden or level.name in self.overridden:
                 self.precisions[index][:] = in_force.precisions[index]
-        self.overridden = set(settings.precision)
+        self.overridden = settings.overridden
         self.errors[-1].prediction = in_force.prior_mean
+        self.changes = [round(t / self.scenario.dt_ms) for t in settings.change_times_ms()[1:]]
+        self.steps_to_change = self.changes[0] + 1 if self.changes else 0
+        self.schedule_operation.active = bool(self.changes)
         super().start_trial(trial)
         self.trial_steps = self.scenario.steps(trial.duration_ms)
         self.noise = np.random.default_rng([self.scenario.seed, 2, trial.index])

@@ -42,19 +42,50 @@ class Level:
     shape: tuple[int, int] | None = None
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """Piecewise-constant values within a trial: ``values[i]`` holds from ``times_ms[i]`` (the
+    first is 0) until the next time."""
+
+    times_ms: np.ndarray  # (k,), ascending, from 0
+    values: np.ndarray  # (k, n)
+
+    def at(self, t_ms: float) -> np.ndarray:
+        return self.values[int(np.searchsorted(self.times_ms, t_ms, side="right")) - 1]
+
+    def describe(self) -> dict:
+        return {"times_ms": self.times_ms.tolist(), "values": self.values.tolist()}
+
+
 @dataclass
 class TrialSettings:
-    """A trial's own part: its stimulus and what it overrides (precisions by level name, the
-    prior mean)."""
+    """A trial's own part: its stimulus and what it overrides: precisions by level name (for
+    the whole trial, or following a ``Schedule``), the prior mean."""
 
     stimulus: Stimulus
     precision: dict[str, np.ndarray] = field(default_factory=dict)
     prior_mean: np.ndarray | None = None
+    precision_schedule: dict[str, Schedule] = field(default_factory=dict)
+
+    @property
+    def overridden(self) -> set[str]:
+        """The levels whose precision this trial sets."""
+        return set(self.precision) | set(self.precision_schedule)
+
+    def change_times_ms(self) -> list[float]:
+        """When a configured value changes within the trial (0 included)."""
+        times = {0.0}
+        for schedule in self.precision_schedule.values():
+            times.update(float(t) for t in schedule.times_ms)
+        return sorted(times)
 
     def describe(self) -> dict:
         out: dict = {"stimulus": self.stimulus.describe()}
-        if self.precision:
-            out["precision"] = {name: value.tolist() for name, value in self.precision.items()}
+        if self.precision or self.precision_schedule:
+            out["precision"] = {
+                **{name: value.tolist() for name, value in self.precision.items()},
+                **{name: schedule.describe()
+                   for name, schedule in self.precision_schedule.items()}}
         if self.prior_mean is not None:
             out["prior_mean"] = self.prior_mean.tolist()
         return out
@@ -82,11 +113,15 @@ class HierarchicalModel:
     coupling: CouplingKind = "auto"
     mechanisms: dict[str, Any] = field(default_factory=dict)
 
-    def in_force(self, settings: TrialSettings | None) -> InForce:
-        """The one answer to "which configured values hold in this trial" (None: the model's
-        own), asked by the build, the stability preflight and the free energy. Values that
-        mechanisms change while running (learned precision) are not predicted here."""
-        overrides = settings.precision if settings is not None else {}
+    def in_force(self, settings: TrialSettings | None, t_ms: float = 0.0) -> InForce:
+        """The one answer to "which configured values hold in this trial at ``t_ms`` from its
+        start" (None: the model's own), asked by the build, the stability preflight and the
+        free energy. Values that mechanisms change while running (learned precision) are not
+        predicted here."""
+        overrides = dict(settings.precision) if settings is not None else {}
+        if settings is not None:
+            overrides.update({name: schedule.at(t_ms)
+                              for name, schedule in settings.precision_schedule.items()})
         precisions = [overrides.get(level.name, level.precision) for level in self.levels]
         prior_mean = (settings.prior_mean if settings is not None
                       and settings.prior_mean is not None else self.prior_mean)

@@ -101,23 +101,28 @@ def analyse_hierarchical(scenario) -> Stability:
     flows: list[Stability] = []
     trials = scenario.trials or [None]
     for trial in trials:
-        trial_name = trial.name if trial is not None and len(trials) > 1 else None
-        in_force = model.in_force(trial.settings if trial is not None else None)
-        precisions = [np.asarray(p, dtype=float) for p in in_force.precisions]
-        key = tuple(p.tobytes() for p in precisions)
-        if key not in cache:
-            with np.errstate(all="ignore"):
-                cache[key] = gauss_newton_lambda_max(maps, beliefs, precisions)
-        lam = cache[key]
-        m = margin(scenario.dt_ms, lam, model.tau_belief_ms, tau_error, scenario.method)
-        if m > worst[0]:
-            worst = (m, lam, trial_name)
-        state = StartState(maps, beliefs, precisions, scenario.dt_ms, scenario.method)
-        for mechanism, settings in mechanisms:
-            for flow in mechanism.bounds(settings, state):
-                found = flow_stability(flow, scenario.dt_ms, trial_name)
-                if found is not None:
-                    flows.append(found)
+        settings = trial.settings if trial is not None else None
+        times = settings.change_times_ms() if settings is not None else [0.0]
+        for t_ms in times:  # every set of precisions a schedule puts in force
+            trial_name = trial.name if trial is not None and len(trials) > 1 else None
+            if len(times) > 1:
+                trial_name = f"{trial.name} at {t_ms:g} ms"
+            in_force = model.in_force(settings, t_ms)
+            precisions = [np.asarray(p, dtype=float) for p in in_force.precisions]
+            key = tuple(p.tobytes() for p in precisions)
+            if key not in cache:
+                with np.errstate(all="ignore"):
+                    cache[key] = gauss_newton_lambda_max(maps, beliefs, precisions)
+            lam = cache[key]
+            m = margin(scenario.dt_ms, lam, model.tau_belief_ms, tau_error, scenario.method)
+            if m > worst[0]:
+                worst = (m, lam, trial_name)
+            state = StartState(maps, beliefs, precisions, scenario.dt_ms, scenario.method)
+            for mechanism, settings_of in mechanisms:
+                for flow in mechanism.bounds(settings_of, state):
+                    found = flow_stability(flow, scenario.dt_ms, trial_name)
+                    if found is not None:
+                        flows.append(found)
     m, lam, trial_name = worst
     where = f" in trial {trial_name!r}" if trial_name else ""
     if not math.isfinite(lam):

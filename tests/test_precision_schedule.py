@@ -1,0 +1,80 @@
+"""Scheduled precision within a trial: the gain steps at the scheduled time, the preflight
+checks every precision a schedule reaches, and bad schedules are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sim
+from sim.scenario_writer import write_scenario
+
+DT_MS = 0.1
+
+
+def cued(tmp_path, schedule: dict, name: str = "cued", dt_ms: float = DT_MS,
+         duration_ms: float = 20.0):
+    """Two input channels seen by one cause; channel 0's precision follows ``schedule``."""
+    table = {
+        "name": name, "dt_ms": dt_ms,
+        "model": {"errors": "instantaneous", "tau_belief_ms": 5.0,
+                  "levels": [{"name": "senses", "size": 2, "precision": 1.0},
+                             {"name": "cause", "size": 1, "weights": [[1.0], [1.0]]}],
+                  "prior": {"mean": 0.0, "precision": 1.0}},
+        "protocol": {"trials": [{"duration_ms": duration_ms,
+                                 "stimulus": {"kind": "constant", "value": [1.0, 3.0]},
+                                 "precision": {"senses": schedule}}]},
+    }
+    return write_scenario(tmp_path / f"{name}.toml", table)
+
+
+def test_a_precision_step_changes_the_gain_from_its_step_on(tmp_path):
+    path = cued(tmp_path, {"times_ms": [0.0, 10.0], "values": [[1.0, 1.0], [4.0, 1.0]]})
+    result = sim.run(path, output=tmp_path / "cued.h5")
+    time_ms = result.time * 1e3
+    senses = result.level("senses")
+    step = int(np.searchsorted(time_ms, 10.0 - 1e-9))
+    np.testing.assert_array_equal(senses["precision"][:step, 0], 1.0)
+    np.testing.assert_array_equal(senses["precision"][step:, 0], 4.0)
+    np.testing.assert_array_equal(senses["precision"][:, 1], 1.0)
+    # instantaneous errors: eps = Pi (x - mu) with the precision in force at that sample
+    belief = result.level("cause")["belief"][:, 0]
+    gain = senses["error"][:, 0] / (senses["input"][:, 0] - belief)
+    np.testing.assert_allclose(gain[:step], 1.0, rtol=1e-12)
+    np.testing.assert_allclose(gain[step:], 4.0, rtol=1e-12)
+    # the belief then settles on the new precision-weighted average (prior N(0, 1) included)
+    assert belief[-1] == pytest.approx((4.0 * 1.0 + 1.0 * 3.0) / (4.0 + 1.0 + 1.0), abs=1e-3)
+    assert result.parameters["trials"][0]["precision"]["senses"]["times_ms"] == [0.0, 10.0]
+
+
+def test_preflight_checks_the_largest_precision_a_schedule_reaches(tmp_path):
+    # lambda_max = Pi_0 + Pi_1 + Pi_prior; dt/tau * lambda < 2 needs lambda < 100 at dt = 0.1
+    safe = {"times_ms": [0.0], "values": [[1.0, 1.0]]}
+    sim.run(cued(tmp_path, safe, "safe"), output=tmp_path / "safe.h5")
+    late = {"times_ms": [0.0, 15.0], "values": [[1.0, 1.0], [200.0, 1.0]]}
+    with pytest.raises(sim.ScenarioError, match=r"dt_ms: .*at 15 ms"):
+        sim.run(cued(tmp_path, late, "late"), output=tmp_path / "late.h5")
+    assert not (tmp_path / "late.h5").exists()
+
+
+@pytest.mark.parametrize(("schedule", "expected"), [
+    ({"times_ms": [0.0, 30.0], "values": [1.0, 2.0]}, r"times_ms: expected increasing times"),
+    ({"times_ms": [5.0], "values": [1.0]}, r"times_ms: expected increasing times from 0"),
+    ({"times_ms": [0.0, 5.0], "values": [1.0]}, r"values: expected a list of 2 precisions"),
+    ({"times_ms": [0.0, 5.0], "values": [1.0, -2.0]}, r"values\[1\]: .*positive"),
+    ({"times_ms": [0.0], "values": [[1.0, 2.0, 3.0]]}, r"values\[0\]: expected a number or a "
+                                                         r"list of 2"),
+    ({"times_ms": [0.0], "values": [1.0], "shape": "step"}, r"unknown field"),
+])
+def test_bad_schedules_are_refused(tmp_path, schedule, expected):
+    with pytest.raises(sim.ScenarioError, match=expected):
+        sim.run(cued(tmp_path, schedule, "bad"), output=tmp_path / "bad.h5")
+    assert not (tmp_path / "bad.h5").exists()
+
+
+def test_a_schedule_for_an_unknown_level_is_refused(tmp_path):
+    path = cued(tmp_path, {"times_ms": [0.0], "values": [1.0]})
+    path.write_text(path.read_text().replace("[protocol.trials.precision.senses]",
+                                             "[protocol.trials.precision.sight]"))
+    with pytest.raises(sim.ScenarioError, match="no level 'sight'"):
+        sim.run(path, output=tmp_path / "unknown.h5")
