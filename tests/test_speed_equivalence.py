@@ -122,7 +122,7 @@ def test_bench_references_do_the_same_work(tmp_path):
     from sim.bench import cases, measure
 
     chosen = {case.name: case for case in cases.cases()}
-    for name, steps in (("dense small", 300), ("discrete K=6", 300)):
+    for name, steps in (("dense small", 300), ("discrete K=6", 300), ("discrete 2 factors", 300)):
         record = measure.measure(chosen[name], steps, repeats=1, workdir=tmp_path, cold=False,
                                  threads=0)
         assert record.max_abs_diff < cases.TOLERANCE, name

@@ -56,10 +56,53 @@ class DiscreteFamily:
         return {"belief": np.asarray(file["trials/final_belief"][-1])}
 
 
+def factors_table(name: str, sizes: tuple[int, ...], steps: int) -> dict:
+    """Several factors (a mean-field belief), two modalities over the joint cause."""
+    table = discrete_table(name, int(np.prod(sizes)), steps)
+    model = table["model"]
+    del model["causes"]
+    model["factors"] = [{"name": f"factor{i}", "causes": size} for i, size in enumerate(sizes)]
+    model["modalities"].append({**model["modalities"][0], "name": "other", "precision": 1.0})
+    rng = np.random.default_rng(sum(sizes))
+    for index, observation in enumerate(table["protocol"]["trials"][0]["observations"]):
+        if index % 2:
+            observation["other"] = int(rng.integers(0, OUTCOMES))
+    return table
+
+
+class FactorsFamily:
+    """A discrete case with several factors: the mean-field reference and final beliefs."""
+
+    @staticmethod
+    def reference(scenario, steps: int) -> Callable[[], dict]:
+        model, trial = scenario.model, scenario.trials[0]
+        last = steps - 1
+        observations = [
+            (min(round(obs.time_ms / scenario.dt_ms), last),
+             model.modalities[obs.modality].likelihood.copy(),
+             float(trial.settings.precision[obs.modality]), int(obs.category))
+            for obs in trial.settings.observations
+        ]
+        mean_field = reference.MeanField([f.prior.copy() for f in model.factors],
+                                         observations, scenario.dt_ms, model.tau_belief_ms)
+        names = [f.name for f in model.factors]
+        return lambda: dict(zip(names, reference.run_mean_field(mean_field, steps),
+                                strict=True))
+
+    @staticmethod
+    def states(file, scenario) -> dict[str, np.ndarray]:
+        return {f.name: np.asarray(file[f"trials/final_belief/{f.name}"][-1])
+                for f in scenario.model.factors}
+
+
 def cases(case_type) -> list:
     family = DiscreteFamily()
-    return [
+    single = [
         case_type(f"discrete K={k}", [k], f"K={k}", steps, quick, target,
                   lambda n, k=k: discrete_table(f"discrete K{k}", k, n), family=family)
         for k, steps, quick, target in ((6, 20000, 10000, None), (2000, 10000, 5000, 1.5))
     ]
+    sizes = (200, 50)
+    return [*single, case_type("discrete 2 factors", list(sizes), "200x50", 10000, 5000, 1.5,
+                               lambda n: factors_table("discrete 2 factors", sizes, n),
+                               family=FactorsFamily())]

@@ -165,3 +165,45 @@ def run_categorical(model: Categorical, steps: int) -> np.ndarray:
         v += h * (error - belief @ error)
     top = v.max()
     return np.exp(v - (top + np.log(np.exp(v - top).sum())))
+
+
+@dataclass
+class MeanField:
+    """Independent factors with priors D_f, likelihoods over the joint cause, observations
+    (step, A, gamma, outcome index) whose log-likelihood tensors add to the evidence L."""
+
+    priors: list[np.ndarray]
+    observations: list[tuple[int, np.ndarray, float, int]]
+    dt_ms: float = 0.1
+    tau_belief_ms: float = 10.0
+
+
+def run_mean_field(model: MeanField, steps: int) -> list[np.ndarray]:
+    r"""Euler steps of the mean-field flow, factors in turns within a step: for f = 1..F,
+    s_f = E_{Q_-f}[L] from the others' current Q, eps_f = ln D_f + s_f - ln Q_f,
+    v_f += h (eps_f - Q_f . eps_f). Returns every Q_f after ``steps`` steps."""
+    log_priors = [np.log(prior) for prior in model.priors]
+    v = [log_prior.copy() for log_prior in log_priors]
+    shape = tuple(len(prior) for prior in model.priors)
+    evidence = np.zeros(shape)
+    arriving: dict[int, list] = {}
+    for step, A, gamma, outcome in model.observations:
+        arriving.setdefault(step, []).append(tempered_log_likelihood(A, gamma, outcome))
+    h = model.dt_ms / model.tau_belief_ms
+
+    def belief(values: np.ndarray) -> np.ndarray:
+        weights = np.exp(values - values.max())
+        return weights / weights.sum()
+
+    for step in range(steps):
+        for message in arriving.get(step, ()):
+            evidence += message
+        for f in range(len(v)):
+            expected = evidence
+            for other in range(len(v) - 1, -1, -1):
+                if other != f:
+                    expected = np.tensordot(expected, belief(v[other]), axes=([other], [0]))
+            q = belief(v[f])
+            error = log_priors[f] + expected - np.log(q)
+            v[f] = v[f] + h * (error - q @ error)
+    return [belief(values) for values in v]
