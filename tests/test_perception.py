@@ -108,14 +108,24 @@ def test_relaxing_errors_end_lower_at_the_same_fixed_point(tmp_path):
 # --- cue integration (Ernst & Banks 2002) --------------------------------------------------
 
 def test_cue_integration_percept_is_precision_weighted_average(tmp_path):
+    """The fog sweep: at every fog level the percept is w x_sight + (1 - w) x_hearing with
+    w = Pi_sight / (Pi_sight + Pi_hearing), and w falls as the fog rises."""
     result = sim.run("perception/cue_integration", output=tmp_path / "cues.h5")
     scenario = tomllib.loads(bundled_scenarios()["perception/cue_integration"].read_text())
-    for index, trial in enumerate(scenario["protocol"]["trials"]):
+    trials = scenario["protocol"]["trials"]
+    assert len(trials) >= 6  # clear and at least 5 fog levels
+    weights = []
+    for index, trial in enumerate(trials):
         sight, hearing = trial["stimulus"]["value"]
         pi_sight, pi_hearing = trial["precision"]["senses"]
-        expected = (pi_sight * sight + pi_hearing * hearing) / (pi_sight + pi_hearing)
+        weight = pi_sight / (pi_sight + pi_hearing)
+        weights.append(weight)
+        expected = weight * sight + (1 - weight) * hearing
         assert result.trials["final_belief/position"][index, 0] == pytest.approx(expected,
                                                                                 abs=1e-6)
+        np.testing.assert_array_equal(result.trials["final_precision/senses"][index],
+                                      [pi_sight, pi_hearing])
+    assert np.all(np.diff(weights) < 0)
 
 
 # --- the Laplace term: the Hessian of the energy against finite differences ----------------
@@ -158,3 +168,22 @@ def test_energy_hessian_matches_finite_differences(site, sparse):
                           - energy_at(centre - a + b) + energy_at(centre - a - b)) / (4 * h * h)
                          for b in steps] for a in steps])
     np.testing.assert_allclose(hessian, numeric, atol=1e-5)
+
+
+# --- the slow-speed prior (Weiss, Simoncelli & Adelson 2002) -------------------------------
+
+def test_motion_prior_percept_is_the_posterior_mean_and_falls_with_contrast(tmp_path):
+    result = sim.run("perception/motion_prior", output=tmp_path / "motion.h5")
+    scenario = tomllib.loads(bundled_scenarios()["perception/motion_prior"].read_text())
+    prior = scenario["model"]["prior"]
+    perceived = result.trials["final_belief/speed"][:, 0]
+    for index, trial in enumerate(scenario["protocol"]["trials"]):
+        contrast = float(trial["name"].split()[1].rstrip("%")) / 100
+        precision = (contrast / 0.2) ** 2  # the documented contrast -> precision mapping
+        assert trial["precision"]["measured"] == pytest.approx(precision)
+        speed = trial["stimulus"]["value"]
+        expected = ((precision * speed + prior["precision"] * prior["mean"])
+                    / (precision + prior["precision"]))
+        assert perceived[index] == pytest.approx(expected, rel=1e-3)
+        assert perceived[index] < speed  # the illusion: slower than it is
+    assert np.all(np.diff(perceived) > 0)  # trials by rising contrast: faster percepts
