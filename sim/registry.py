@@ -17,8 +17,9 @@ from circuits.mechanism import Mechanism
 
 FAMILIES = {"hierarchical": "sim.families.hierarchical", "discrete": "sim.families.discrete"}
 MECHANISM_MODULES = ("circuits.plasticity", "circuits.precision_learned")
-READOUT_MODULES = ("sim.readouts.final_state", "sim.readouts.exact_posterior",
-                   "sim.readouts.modality_precision", "sim.readouts.precision_snapshot")
+READOUT_MODULES = ("sim.readouts.condition", "sim.readouts.final_state",
+                   "sim.readouts.exact_posterior", "sim.readouts.modality_precision",
+                   "sim.readouts.precision_snapshot")
 
 _mechanisms: dict[str, Mechanism] = {}
 _readouts: dict[str, Any] = {}

@@ -3,7 +3,8 @@
 Top level: ``name``, ``description``, ``seed``, ``dt_ms``, ``method`` (Brian2 state-update
 method of the local dynamics), ``float`` (``float64`` or ``float32`` state variables),
 ``[model]`` (its ``kind`` picks the model family: ``hierarchical`` by default, or
-``discrete``), ``[protocol]`` with ``[[protocol.trials]]`` and ``[record]``.
+``discrete``), ``[protocol]`` with ``[[protocol.trials]]`` or ``[[protocol.conditions]]``
+(``sim.protocol``) and ``[record]``.
 The full field reference is docs/scenarios.md. Each model family is a package in
 ``sim/families/`` named in ``sim.registry``; this module reads only what all families share.
 """
@@ -18,14 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from sim import registry
 from sim.errors import ScenarioError
+from sim.protocol import MAX_STEPS, Trial, TrialProtocol, parse_protocol
 from sim.validation import Fields, Source, describe, read_toml
 
 METHODS = ("euler", "exponential_euler", "rk2", "rk4", "heun", "milstein")
-MAX_STEPS = 10**9
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")  # it becomes part of file names
 STABILITY_CHECKS = ("refuse", "warn")
 RATE_LIMIT = 1e8
@@ -45,15 +44,6 @@ class ModelKind(Protocol):
     def describe(self, model: Any) -> dict: ...
 
     def build(self, scenario: Scenario, writer: Any) -> Any: ...
-
-
-@dataclass
-class Trial:
-    index: int
-    name: str
-    duration_ms: float
-    reset: bool
-    settings: Any  # the model family's per-trial part: stimulus, overrides, observations
 
 
 @dataclass
@@ -92,6 +82,12 @@ class Scenario:
     numerics: Numerics = field(default_factory=Numerics)
     shuffle: bool = False  # trials run in a seeded random order (``protocol.shuffle``)
     float_type: str = "float64"  # Brian2 state variables and coupling arrays
+    protocol: TrialProtocol | None = None  # as read: conditions, the order's seed
+
+    @property
+    def has_conditions(self) -> bool:
+        """Whether the trials were generated from ``[[protocol.conditions]]``."""
+        return self.protocol is not None and self.protocol.conditions is not None
 
     @property
     def duration_ms(self) -> float:
@@ -109,15 +105,11 @@ class Scenario:
             "method": self.method,
             "float": self.float_type,
             "model": self.kind.describe(self.model),
-            "trials": [
-                {"name": t.name, "duration_ms": t.duration_ms, "reset": t.reset,
-                 **describe_settings(t.settings)}
-                for t in self.trials
-            ],
+            "trials": describe_trials(self.trials),
             "record": {"every_steps": self.record.every_steps,
                        "variables": list(self.record.variables)},
-            "protocol": {"shuffle": self.shuffle,
-                         "order": [t.index for t in self.trials]},
+            "protocol": (self.protocol.describe() if self.protocol is not None else
+                         {"shuffle": self.shuffle, "order": [t.index for t in self.trials]}),
             "numerics": {"stability": self.numerics.stability,
                          "rate_limit": self.numerics.rate_limit},
             "overrides": self.overrides,
@@ -126,6 +118,20 @@ class Scenario:
 
 def describe_settings(settings: Any) -> dict:
     return settings.describe() if hasattr(settings, "describe") else {}
+
+
+def describe_trials(trials: list[Trial]) -> list[dict]:
+    """Every trial as run, in running order (a condition's trials share one settings object,
+    described once)."""
+    described: dict[int, dict] = {}
+    out = []
+    for t in trials:
+        if id(t.settings) not in described:
+            described[id(t.settings)] = describe_settings(t.settings)
+        condition = {"condition": t.condition} if t.condition is not None else {}
+        out.append({"name": t.name, **condition, "duration_ms": t.duration_ms, "reset": t.reset,
+                    **described[id(t.settings)]})
+    return out
 
 
 # --- finding scenario files ---------------------------------------------------------------
@@ -225,33 +231,7 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
     model = kind.parse_model(model_fields, seed)
     model_fields.close()
 
-    protocol = top.sub("protocol")
-    reset_default = protocol.text("reset", default="none", choices=("none", "beliefs"))
-    shuffle = protocol.flag("shuffle", default=False)
-    trials = []
-    for index, trial_fields in enumerate(protocol.subs("trials")):
-        duration = trial_fields.number("duration_ms", positive=True)
-        if duration / dt_ms > MAX_STEPS:
-            raise trial_fields.error("duration_ms", f"{duration} ms is over {MAX_STEPS} steps")
-        if abs(round(duration / dt_ms) * dt_ms - duration) > 1e-9 * max(duration, 1.0):
-            raise trial_fields.error("duration_ms", f"expected a multiple of dt_ms = {dt_ms}")
-        trial = Trial(
-            index=index,
-            name=trial_fields.text("name", default=f"trial_{index}"),
-            duration_ms=duration,
-            reset=trial_fields.text("reset", default=reset_default,
-                                    choices=("none", "beliefs")) == "beliefs",
-            settings=None,
-        )
-        trial.settings = kind.parse_trial(trial_fields, model, duration)
-        trial_fields.close()
-        trials.append(trial)
-    protocol.close()
-    if shuffle:
-        # its own stream of the seed: weights [seed, 1, level], noise [seed, 2, trial],
-        # discrete likelihoods [seed, 3, modality]
-        order = np.random.default_rng([seed, 4]).permutation(len(trials))
-        trials = [trials[i] for i in order]
+    protocol = parse_protocol(top.sub("protocol"), kind, model, seed, dt_ms)
 
     record_fields = top.sub("record", default={})
     every_ms = record_fields.number("every_ms", default=dt_ms, positive=True,
@@ -292,11 +272,12 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
         method=method,
         kind=kind,
         model=model,
-        trials=trials,
+        trials=protocol.trials,
         record=Recording(every_steps, tuple(variables)),
         overrides=overrides,
         float_type=float_type,
         numerics=numerics,
-        shuffle=shuffle,
+        shuffle=protocol.shuffle,
+        protocol=protocol,
     )
     return scenario

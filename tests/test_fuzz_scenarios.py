@@ -2,9 +2,12 @@
 
 Each case takes a bundled scenario, breaks it in one way that no valid scenario allows, and
 runs ``pcsim run`` on it (in-process through ``sim.cli.main`` for speed; a few through a real
-subprocess). The mutations: an unknown key in any table; a value of the wrong type anywhere;
-NaN or +-Inf for any number; a negative number where only non-negative ones make sense; a huge
-size, duration or step; a required field removed; a numeric array one entry too long; the same
+subprocess). Besides the bundled scenarios, each is fuzzed once more with its trials turned into
+``[[protocol.conditions]]`` (by count or by probability, ``sim.protocol``). The mutations: an
+unknown key in any table; a value of the wrong type anywhere; NaN or +-Inf for any number; a
+negative number where only non-negative ones make sense; a huge size, duration, step, count or
+probability; a non-integer where an integer is expected (a size, a seed, a condition's count, a
+number of trials); a required field removed; a numeric array one entry too long; the same
 mistakes given with ``--set``. Run with ``pytest -s`` to see how many cases were tried.
 """
 
@@ -24,18 +27,42 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim.cli import main
-from sim.scenario import bundled_scenarios
+from sim.scenario import bundled_scenarios, load_scenario
 from sim.scenario_writer import dumps
 
-SCENARIOS = {name: tomllib.loads(path.read_text()) for name, path in bundled_scenarios().items()}
+BUNDLED = {name: tomllib.loads(path.read_text()) for name, path in bundled_scenarios().items()}
+
+
+def with_conditions(data: dict, by_probability: bool) -> dict:
+    """The scenario with each of its trials turned into a condition (a count of 2, or an equal
+    probability of a total of twice the trials)."""
+    data = copy.deepcopy(data)
+    protocol = data["protocol"]
+    trials = protocol.pop("trials")
+    protocol["conditions"] = [
+        {"name": trial.pop("name", f"trial_{i}"),
+         **({"probability": 1 / len(trials)} if by_probability else {"count": 2}), **trial}
+        for i, trial in enumerate(trials)]
+    if by_probability:
+        protocol["trials"] = 2 * len(trials)
+    return data
+
+
+CONDITIONS = {f"{name}+conditions": with_conditions(data, i % 2 == 1)
+              for i, (name, data) in enumerate(sorted(BUNDLED.items()))}
+SCENARIOS = {**BUNDLED, **CONDITIONS}
 EXAMPLES = 400
 NON_NEGATIVE = {"size", "duration_ms", "dt_ms", "tau_belief_ms", "tau_error_ms",
                 "tau_weights_ms", "tau_precision_ms", "noise_std", "every_ms", "seed",
-                "precision", "prior_precision", "time_ms", "prior", "likelihood", "rate_limit"}
+                "precision", "prior_precision", "time_ms", "prior", "likelihood", "rate_limit",
+                "count", "probability", "trials"}
 HUGE = {"size": [10**8, 10**12, 10**30], "duration_ms": [1e13, 1e300],
-        "dt_ms": [1e4, 1e300], "every_ms": [1e300]}
+        "dt_ms": [1e4, 1e300], "every_ms": [1e300], "count": [10**6 + 1, 10**30],
+        "probability": [1.5, 1e300], "trials": [10**6 + 1, 10**30]}
+INTEGER = {"size", "seed", "count", "trials"}  # where only an integer is accepted
 REQUIRED = {"model", "protocol", "trials", "levels", "size", "weights", "duration_ms",
-            "stimulus", "modalities", "causes", "likelihood", "outcomes"}  # and the top name
+            "stimulus", "modalities", "causes", "likelihood", "outcomes", "conditions",
+            "count", "probability"}  # and the top name
 OPTIONAL = {"description", "seed", "dt_ms", "method", "float", "kind", "errors", "coupling",
             "learning", "tau_weights_ms", "tau_precision_ms", "tau_belief_ms", "tau_error_ms",
             "name", "shape", "precision", "nonlinearity", "apply", "initial_belief", "scale",
@@ -124,6 +151,9 @@ def broken(draw):
         "not finite": [(p, v) for p, v in every if is_number(v)],
         "negative": [(p, v) for p, v in every if is_number(v) and last_key(p) in NON_NEGATIVE],
         "huge": [(p, v) for p, v in every if isinstance(p[-1], str) and p[-1] in HUGE],
+        "not an integer": [(p, v) for p, v in every if isinstance(v, int)
+                           and not isinstance(v, bool) and isinstance(p[-1], str)
+                           and p[-1] in INTEGER],
         "missing": [(p, v) for p, v in every if p == ("name",)
                     or (isinstance(p[-1], str) and p[-1] in REQUIRED)],
         "too long": [(p, v) for p, v in every if numeric_array(v)],
@@ -144,9 +174,10 @@ def broken(draw):
     if kind == "too long":
         value.append(copy.deepcopy(value[-1]))
         return name, kind, ".".join(map(str, path)), data
-    new = draw({"wrong type": wrong_type(value), "not finite": not_finite,
-                "negative": st.floats(-1e6, -1e-6) | st.integers(-10**6, -1),
-                "huge": st.sampled_from(HUGE.get(str(path[-1]), [0]))}[kind])
+    new = draw({"wrong type": lambda: wrong_type(value), "not finite": lambda: not_finite,
+                "negative": lambda: st.floats(-1e6, -1e-6) | st.integers(-10**6, -1),
+                "huge": lambda: st.sampled_from(HUGE.get(str(path[-1]), [0])),
+                "not an integer": lambda: st.sampled_from([value + 0.5, value + 1e-6])}[kind]())
     if draw(st.booleans()) and all(isinstance(p, str | int) for p in path) and kind != "wrong type":
         return name, kind + " (--set)", (".".join(map(str, path)), new), None
     set_node(data, path, new)
@@ -169,6 +200,11 @@ def test_every_broken_scenario_is_one_line_and_exit_code_2(capsys):
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         out_dir = root / "outputs"
+        sources = dict.fromkeys(BUNDLED, None)  # what --set applies to: a name or a file
+        for i, (name, data) in enumerate(CONDITIONS.items()):
+            sources[name] = root / f"conditions_{i}.toml"
+            sources[name].write_text(dumps(data) + "\n", encoding="utf-8")
+            load_scenario(sources[name])  # unbroken, it is valid
 
         @settings(max_examples=EXAMPLES, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -177,7 +213,7 @@ def test_every_broken_scenario_is_one_line_and_exit_code_2(capsys):
             name, kind, what, data = mutation
             if data is None:
                 key, value = what
-                argv = ["run", name, "--set", f"{key}={toml_value(value)}"]
+                argv = ["run", str(sources[name] or name), "--set", f"{key}={toml_value(value)}"]
             else:
                 path = root / "scenario.toml"
                 path.write_text(dumps(data) + "\n", encoding="utf-8")

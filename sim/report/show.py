@@ -1,12 +1,18 @@
 """``pcsim show``: a readable summary of a result file, read lazily (h5py and NumPy only).
 
 Shapes and units come from the file's metadata; of the datasets only the last sample time and
-the small per-trial columns are read.
+the small per-trial columns are read (of a long trial table, only the rows shown, or the
+``condition`` and ``index`` columns when the trials were generated from conditions).
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from sim.io.reader import Result
+
+LISTED = 20  # more trials than this are summarised: per condition, or the first and last few
+ENDS = 3
 
 
 def show_lines(result: Result) -> list[str]:
@@ -25,15 +31,47 @@ def show_lines(result: Result) -> list[str]:
         lines.append(f"  {attrs.get('status')}: {attrs['failure']}")
     lines.append(f"  pcsim {attrs['pcsim_version']}, brian2 {attrs['brian2_version']}, "
                  f"numpy {attrs['numpy_version']}, written {attrs.get('created_utc')}")
-    trials = result.trials
-    for index, name in enumerate(trials.get("name", [])):
-        line = (f"  trial {index} {name}: {trials['t_start'][index] * 1e3:g}-"
-                f"{trials['t_stop'][index] * 1e3:g} ms")
-        if "final_free_energy" in trials:
-            line += f", final F {trials['final_free_energy'][index]:.4f} nat"
-        lines.append(line)
+    lines += trial_lines(result)
     lines.append("  datasets:")
     for path in sorted(result.datasets):
         if not path.startswith("scenario/"):
             lines.append(f"    /{path:40s} {result.shape(path)!s:14s} {result.units(path)}")
     return lines
+
+
+def trial_lines(result: Result) -> list[str]:
+    """One line per trial; more than ``LISTED``: the count per condition, or the first and
+    last ``ENDS`` trials."""
+    if "name" not in result.trials:
+        return []
+    count = result.shape("trials/name")[0]
+    if count <= LISTED:
+        return [trial_line(result, index) for index in range(count)]
+    groups = condition_rows(result)
+    if groups:
+        return [f"  {count} trials in {len(groups)} conditions: "
+                + ", ".join(f"{name} {len(rows)}" for name, rows in groups.items())]
+    return [*(trial_line(result, index) for index in range(ENDS)),
+            f"  ... {count - 2 * ENDS} more trials",
+            *(trial_line(result, index) for index in range(count - ENDS, count))]
+
+
+def trial_line(result: Result, index: int) -> str:
+    """Row ``index`` of the trial table (reads that row only)."""
+    line = (f"  trial {index} {result.read('trials/name', index)}: "
+            f"{result.read('trials/t_start', index) * 1e3:g}-"
+            f"{result.read('trials/t_stop', index) * 1e3:g} ms")
+    if "final_free_energy" in result.trials:
+        line += f", final F {result.read('trials/final_free_energy', index):.4f} nat"
+    return line
+
+
+def condition_rows(result: Result) -> dict[str, np.ndarray]:
+    """The rows of each condition, conditions in their scenario's order (that of the trials'
+    ``index``); empty when the trials were not generated from conditions."""
+    if "condition" not in result.trials:
+        return {}
+    conditions = result.trials["condition"]
+    first = np.argsort(result.trials["index"], kind="stable")
+    return {str(name): np.flatnonzero(conditions == name)
+            for name in dict.fromkeys(conditions[first])}

@@ -1,0 +1,216 @@
+"""A scenario's ``[protocol]``: its trials, listed one by one or generated from conditions.
+
+``[[protocol.trials]]`` lists the trials. ``[[protocol.conditions]]`` instead declares trial
+types, each with a ``name``, a ``count`` or a ``probability`` (then ``[protocol] trials = N`` is
+the total), and every field a trial takes; at load time they are expanded into a trial list in
+a seeded random order. The expanded list is the scenario's ``trials``, as if listed: the engine,
+the families and the readouts see no difference, except that each trial knows its condition.
+
+Random streams of a scenario's seed: weights ``[seed, 1, level]``, noise ``[seed, 2, trial]``,
+discrete likelihoods ``[seed, 3, modality]``, the order of listed trials ``[seed, 4]``, the
+order of generated ones ``[seed, 5]``; ``[protocol] seed`` replaces the scenario's seed in the
+last two.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from sim.validation import Fields
+
+MAX_STEPS = 10**9
+MAX_TRIALS = 10**6  # of a generated protocol (every trial is a row and a Brian2 run)
+RESETS = ("none", "beliefs")
+PROBABILITY_TOLERANCE = 1e-9
+LISTED_STREAM, GENERATED_STREAM = 4, 5
+
+
+@dataclass(slots=True)
+class Trial:
+    index: int  # its place in the list as written (or as expanded), before any shuffle
+    name: str
+    duration_ms: float
+    reset: bool
+    settings: Any  # the model family's per-trial part: stimulus, overrides, observations
+    condition: str | None = None  # the condition it was generated from
+
+
+@dataclass
+class Condition:
+    """One ``[[protocol.conditions]]`` table: a trial type and how many trials it gives."""
+
+    name: str
+    count: int
+    probability: float | None
+    duration_ms: float
+    reset: bool
+    settings: Any  # shared by every trial of the condition (read-only while running)
+
+    def describe(self) -> dict:
+        out: dict[str, Any] = {"name": self.name, "count": self.count}
+        if self.probability is not None:
+            out["probability"] = self.probability
+        return out
+
+
+@dataclass
+class TrialProtocol:
+    trials: list[Trial]
+    shuffle: bool
+    seed: int | None = None  # ``[protocol] seed``: the order's own seed
+    conditions: list[Condition] | None = None  # None: the trials are listed
+    total: int | None = None  # ``[protocol] trials = N`` (conditions with probabilities)
+
+    def describe(self) -> dict:
+        """``protocol`` of ``scenario/parameters``; listed trials without a seed give exactly
+        what they gave before conditions existed."""
+        out: dict[str, Any] = {"shuffle": self.shuffle, "order": [t.index for t in self.trials]}
+        if self.seed is not None:
+            out["seed"] = self.seed
+        if self.conditions is not None:
+            if self.total is not None:
+                out["trials"] = self.total
+            out["conditions"] = [condition.describe() for condition in self.conditions]
+        return out
+
+
+def parse_protocol(
+    fields: Fields, kind: Any, model: Any, seed: int, dt_ms: float
+) -> TrialProtocol:
+    """Read ``[protocol]`` (``fields``, closed here) into its trial list, in running order."""
+    reset_default = fields.text("reset", default="none", choices=RESETS)
+    generated = fields.has("conditions")
+    if generated and isinstance(fields.table.get("trials"), list):
+        raise fields.source.error(f"{fields.field('conditions')}[0]",
+                                  "a protocol lists [[protocol.trials]] or declares "
+                                  "[[protocol.conditions]], not both")
+    if not generated and fields.has("trials") and not isinstance(fields.table["trials"], list):
+        raise fields.error("trials", "a number of trials is the total of [[protocol.conditions]] "
+                                     "with probabilities, and there are none; list the trials "
+                                     "as [[protocol.trials]] tables")
+    shuffle = fields.flag("shuffle", default=generated)
+    order_seed = fields.number("seed", default=None, minimum=0, maximum=2**32 - 1, integer=True)
+    if generated:
+        conditions, total = parse_conditions(fields, kind, model, dt_ms, reset_default)
+        expanded = ((c, k) for c in conditions for k in range(c.count))
+        trials = [Trial(index, f"{c.name}_{k}", c.duration_ms, c.reset, c.settings, c.name)
+                  for index, (c, k) in enumerate(expanded)]
+    else:
+        conditions, total = None, None
+        trials = []
+        for index, trial_fields in enumerate(fields.subs("trials")):
+            name = trial_fields.text("name", default=f"trial_{index}")
+            duration, reset, settings = read_trial(trial_fields, kind, model, dt_ms,
+                                                   reset_default)
+            trial_fields.close()
+            trials.append(Trial(index, name, duration, reset, settings))
+    fields.close()
+    if shuffle:
+        stream = GENERATED_STREAM if generated else LISTED_STREAM
+        rng = np.random.default_rng([seed if order_seed is None else order_seed, stream])
+        trials = [trials[i] for i in rng.permutation(len(trials))]
+    return TrialProtocol(trials, shuffle, order_seed, conditions, total)
+
+
+def read_trial(
+    fields: Fields, kind: Any, model: Any, dt_ms: float, reset_default: str
+) -> tuple[float, bool, Any]:
+    """What a trial and a condition share: ``duration_ms``, ``reset`` and the model family's
+    own fields (``kind.parse_trial``)."""
+    duration = fields.number("duration_ms", positive=True)
+    if duration / dt_ms > MAX_STEPS:
+        raise fields.error("duration_ms", f"{duration} ms is over {MAX_STEPS} steps")
+    if abs(round(duration / dt_ms) * dt_ms - duration) > 1e-9 * max(duration, 1.0):
+        raise fields.error("duration_ms", f"expected a multiple of dt_ms = {dt_ms}")
+    reset = fields.text("reset", default=reset_default, choices=RESETS) == "beliefs"
+    return duration, reset, kind.parse_trial(fields, model, duration)
+
+
+def parse_conditions(
+    protocol: Fields, kind: Any, model: Any, dt_ms: float, reset_default: str
+) -> tuple[list[Condition], int | None]:
+    """The ``[[protocol.conditions]]`` with their counts (from ``[protocol] trials`` and the
+    probabilities when they give probabilities), and that total."""
+    conditions: list[Condition] = []
+    first: Fields | None = None  # the first condition, which sets count or probability
+    by_probability = False
+    tables = protocol.subs("conditions")
+    for table in tables:
+        name = table.text("name")
+        if not name:
+            raise table.error("name", "expected a non-empty name")
+        if any(c.name == name for c in conditions):
+            raise table.error("name", f"{name!r} names an earlier condition too; expected "
+                                      "distinct names")
+        given = [key for key in ("count", "probability") if table.has(key)]
+        if len(given) == 2:
+            raise table.error("probability", "a condition gives a count or a probability, "
+                                             "not both")
+        if not given:
+            raise table.error("count", "missing: expected a count (its number of trials) or "
+                                       "a probability (with [protocol] trials = N)")
+        if first is None:
+            first, by_probability = table, given == ["probability"]
+        elif by_probability != (given == ["probability"]):
+            raise table.error(given[0], f"{first.path} gives a "
+                                        f"{'probability' if by_probability else 'count'}: "
+                                        "expected every condition to give the same")
+        count, probability = 0, None
+        if by_probability:
+            probability = float(table.number("probability", minimum=0.0, maximum=1.0))
+        else:
+            count = table.number("count", minimum=0, maximum=MAX_TRIALS, integer=True)
+        duration, reset, settings = read_trial(table, kind, model, dt_ms, reset_default)
+        table.close()
+        conditions.append(Condition(name, count, probability, duration, reset, settings))
+
+    last = tables[-1]
+    if by_probability:
+        total = protocol.number("trials", default=None, minimum=1, maximum=MAX_TRIALS,
+                                integer=True)
+        if total is None:
+            raise tables[0].error("probability", "expected [protocol] trials = N, the total "
+                                                 "number of trials the probabilities share")
+        probabilities = [c.probability or 0.0 for c in conditions]
+        found = math.fsum(probabilities)
+        if abs(found - 1.0) > PROBABILITY_TOLERANCE:
+            raise last.error("probability", f"the conditions' probabilities sum to {found!r}, "
+                                            f"expected 1 (within {PROBABILITY_TOLERANCE:g})")
+        for condition, count in zip(conditions, largest_remainder(probabilities, total),
+                                    strict=True):
+            condition.count = count
+        return conditions, total
+    if protocol.has("trials"):
+        raise protocol.error("trials", "the total is for conditions with a probability; "
+                                       "these give counts (leave trials out)")
+    running = 0
+    for condition, table in zip(conditions, tables, strict=True):
+        running += condition.count
+        if running > MAX_TRIALS:
+            raise table.error("count", f"the conditions give more than {MAX_TRIALS} trials "
+                                       f"({running} so far)")
+    if running == 0:
+        raise last.error("count", "the conditions give no trials; expected a positive count")
+    return conditions, None
+
+
+def largest_remainder(probabilities: list[float], total: int) -> list[int]:
+    """Counts in proportion to ``probabilities`` that sum to ``total`` exactly.
+
+    Each condition gets floor(N p_i / sum p) trials (p as the decimal written, computed
+    exactly); the trials left over go one each to the conditions with the largest remainders,
+    the earlier condition first on a tie (Hamilton's method).
+    """
+    exact = [Fraction(repr(p)) for p in probabilities]
+    quotas = [total * p / sum(exact) for p in exact]
+    counts = [math.floor(q) for q in quotas]
+    left = total - sum(counts)
+    ranked = sorted(range(len(quotas)), key=lambda i: -(quotas[i] - counts[i]))  # stable
+    for i in ranked[:left]:
+        counts[i] += 1
+    return counts
