@@ -32,14 +32,34 @@ def hierarchical(result: Result, label: str, rows: Rows) -> str:
 def discrete(result: Result, label: str, rows: Rows) -> str:
     """Q of the three most probable causes against the exact posterior, F against -ln p(o)
     (their means over several trials)."""
-    causes = result.group_attrs["causes"]["names"]
     trials = result.trials
+    if "causes" not in result.group_attrs:  # several factors, a mean-field Q
+        return mean_field(result, label, rows)
+    causes = result.group_attrs["causes"]["names"]
     belief = trials["final_belief"][rows].mean(axis=0)
     exact = trials["exact_posterior"][rows].mean(axis=0)
     top = np.argsort(exact)[::-1][:3]
     beliefs = ", ".join(f"{causes[k]} {belief[k]:.3f} (exact {exact[k]:.3f})" for k in top)
     return (f"  {label}: Q = {beliefs}; F = {trials['final_free_energy'][rows].mean():.4f} "
             f"nat, -ln p(o) = {trials['surprise'][rows].mean():.4f} nat")
+
+
+def mean_field(result: Result, label: str, rows: Rows) -> str:
+    """Per factor, its most probable cause: Q against the exact marginal; then F, -ln p(o) and
+    their gap KL[Q || posterior] (means over several trials)."""
+    trials = result.trials
+    parts = []
+    for path in sorted(p for p in result.group_attrs if p.startswith("factors/")):
+        name = path.split("/")[1]
+        causes = result.group_attrs[path]["names"]
+        belief = trials[f"final_belief/{name}"][rows].mean(axis=0)
+        exact = trials[f"exact_marginal/{name}"][rows].mean(axis=0)
+        k = int(np.argmax(exact))
+        parts.append(f"{name}: {causes[k]} {belief[k]:.3f} (exact {exact[k]:.3f})")
+    return (f"  {label}: Q = {'; '.join(parts)}; F = "
+            f"{trials['final_free_energy'][rows].mean():.4f} nat, -ln p(o) = "
+            f"{trials['surprise'][rows].mean():.4f} nat, KL = {trials['kl'][rows].mean():.4f} "
+            "nat")
 
 
 SUMMARIES: dict[str, Callable[[Result, str, Rows], str]] = {
