@@ -55,14 +55,15 @@ EXAMPLES = 400
 NON_NEGATIVE = {"size", "duration_ms", "dt_ms", "tau_belief_ms", "tau_error_ms",
                 "tau_weights_ms", "tau_precision_ms", "noise_std", "every_ms", "seed",
                 "precision", "prior_precision", "time_ms", "prior", "likelihood", "rate_limit",
-                "count", "probability", "trials"}
+                "count", "probability", "trials", "max_joint_states"}
 HUGE = {"size": [10**8, 10**12, 10**30], "duration_ms": [1e13, 1e300],
         "dt_ms": [1e4, 1e300], "every_ms": [1e300], "count": [10**6 + 1, 10**30],
-        "probability": [1.5, 1e300], "trials": [10**6 + 1, 10**30]}
-INTEGER = {"size", "seed", "count", "trials"}  # where only an integer is accepted
+        "probability": [1.5, 1e300], "trials": [10**6 + 1, 10**30],
+        "max_joint_states": [10**8, 10**30]}
+INTEGER = {"size", "seed", "count", "trials", "max_joint_states"}  # only integers accepted
 REQUIRED = {"model", "protocol", "trials", "levels", "size", "weights", "duration_ms",
             "stimulus", "modalities", "causes", "likelihood", "outcomes", "conditions",
-            "count", "probability"}  # and the top name
+            "count", "probability", "factors"}  # and the top name
 OPTIONAL = {"description", "seed", "dt_ms", "method", "float", "kind", "errors", "coupling",
             "learning", "tau_weights_ms", "tau_precision_ms", "tau_belief_ms", "tau_error_ms",
             "name", "shape", "precision", "nonlinearity", "apply", "initial_belief", "scale",
