@@ -19,7 +19,8 @@ FAMILIES = {"hierarchical": "sim.families.hierarchical", "discrete": "sim.famili
 MECHANISM_MODULES = ("circuits.plasticity", "circuits.precision_learned")
 READOUT_MODULES = ("sim.readouts.condition", "sim.readouts.final_state",
                    "sim.readouts.exact_posterior", "sim.readouts.modality_precision",
-                   "sim.readouts.precision_snapshot")
+                   "sim.readouts.precision_snapshot",
+                   "sim.readouts.reference_posterior")
 
 _mechanisms: dict[str, Mechanism] = {}
 _readouts: dict[str, Any] = {}

@@ -77,3 +77,31 @@ def grid_posterior_mode(
     step = (high - low) / (points - 1)
     fine = np.linspace(best - step, best + step, points)
     return float(fine[np.argmax(log_joint(fine))])
+
+
+@dataclass(frozen=True)
+class InformationPosterior:
+    mean: np.ndarray  # P^{-1} h
+    covariance: np.ndarray  # P^{-1}
+    precision: np.ndarray  # P
+    log_det_precision: float  # ln|P|
+
+
+def information_posterior(precision: np.ndarray, information: np.ndarray
+                          ) -> InformationPosterior | None:
+    r"""The Gaussian N(P^{-1} h, P^{-1}) of the information form exp(-1/2 mu'P mu + h'mu).
+
+    For a quadratic energy E(mu) = 1/2 mu' P mu - h' mu + c, P is its Hessian and h = -dE/dmu
+    at mu = 0. Solved by Cholesky (P = L L', ln|P| = 2 sum ln L_ii); None unless P is positive
+    definite (an improper posterior: a flat prior on a direction the data do not pin down).
+    """
+    precision = np.asarray(precision, dtype=float)
+    try:
+        factor = np.linalg.cholesky(precision)
+    except np.linalg.LinAlgError:
+        return None
+    inverse_factor = np.linalg.solve(factor, np.eye(len(precision)))
+    covariance = inverse_factor.T @ inverse_factor
+    mean = covariance @ np.asarray(information, dtype=float)
+    log_det = 2.0 * float(np.sum(np.log(np.diag(factor))))
+    return InformationPosterior(mean, covariance, precision, log_det)
