@@ -20,7 +20,9 @@ lists the module (a user's or a test's mechanism registers itself with
   watches every integrated variable of a population against ``[numerics] rate_limit``, and
   ``watch`` names the arrays outside the populations it changes (the NumPy weights);
 - ``streams``: what it records every sample (``Stream``); ``outputs``: the arrays it leaves
-  in the result at the end of the run (by HDF5 path; a scipy.sparse matrix is stored as CSR).
+  in the result at the end of the run (by HDF5 path; a scipy.sparse matrix is stored as CSR);
+- ``energy``: its own terms of the free energy (a prior on a state it adds), added to the
+  recorded F; ``start_trial``: what it does when a trial starts (reset a fast state).
 
 Nothing here imports Brian2: the registry and the report side read these declarations.
 """
@@ -57,6 +59,7 @@ class Population:
     level: int
     name: str
     generative: Any = None
+    top: bool = False  # the population belongs to the top level
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,10 @@ class Mechanism:
     def describe(self, settings: Any | None) -> dict:
         return {}
 
+    def check(self, settings: Any, model: Any, fail: Any) -> None:
+        """Check the settings against the parsed model; ``fail(key, message)`` makes the
+        one-line error for a field of this mechanism's section."""
+
     def pieces(self, settings: Any, population: Population) -> Piece | None:
         return None
 
@@ -150,3 +157,10 @@ class Mechanism:
     def outputs(self, settings: Any, context: BuildContext) -> dict[str, Any]:
         """Arrays written to the result at the end of the run, by HDF5 path."""
         return {}
+
+    def energy(self, settings: Any, context: BuildContext) -> float:
+        """Its terms of the free energy's energy part at the current state (nat)."""
+        return 0.0
+
+    def start_trial(self, settings: Any, context: BuildContext, reset: bool) -> None:
+        """A trial starts; ``reset``: it resets the beliefs."""

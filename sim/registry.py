@@ -16,7 +16,8 @@ from typing import Any
 from circuits.mechanism import Mechanism
 
 FAMILIES = {"hierarchical": "sim.families.hierarchical", "discrete": "sim.families.discrete"}
-MECHANISM_MODULES = ("circuits.plasticity", "circuits.precision_learned")
+MECHANISM_MODULES = ("circuits.plasticity", "circuits.precision_learned",
+                     "circuits.precision_inferred")
 READOUT_MODULES = ("sim.readouts.condition", "sim.readouts.final_state",
                    "sim.readouts.exact_posterior", "sim.readouts.modality_precision",
                    "sim.readouts.precision_snapshot",
@@ -107,13 +108,26 @@ def read_mechanisms(model_fields: Any, family_name: str) -> dict[str, Any]:
     return settings
 
 
+def check_mechanisms(model_fields: Any, model: Any, family_name: str) -> None:
+    """Each switched-on mechanism checks its settings against the parsed model."""
+    for member in mechanisms(family_name):
+        if member.name in model.mechanisms:
+            def fail(key: str, message: str, section: str = member.section):
+                return model_fields.error(f"{section}.{key}", message)
+
+            member.check(model.mechanisms[member.name], model, fail)
+
+
 def describe_mechanisms(family_name: str, settings: dict[str, Any]) -> dict[str, dict]:
-    """Every mechanism's fields as resolved (also those left off), by section."""
+    """Every mechanism's fields as resolved, by section (a mechanism left off may describe
+    itself by its defaults, or by nothing; an empty section is left out)."""
     out: dict[str, dict] = {}
     for section, members in _sections(family_name).items():
-        out[section] = {}
+        fields: dict = {}
         for member in members:
-            out[section].update(member.describe(settings.get(member.name)))
+            fields.update(member.describe(settings.get(member.name)))
+        if fields:
+            out[section] = fields
     return out
 
 
@@ -124,7 +138,9 @@ def _sections(family_name: str) -> dict[str, list[Mechanism]]:
     return sections
 
 
-def record_variables(kind: Any) -> tuple[str, ...]:
-    """What ``[record] variables`` may name: the family's, then its mechanisms'."""
-    extra = [v for m in mechanisms(kind.name) for v in m.record_variables]
+def record_variables(kind: Any, model: Any = None) -> tuple[str, ...]:
+    """What ``[record] variables`` may name: the family's, then its mechanisms' (with
+    ``model``: only the mechanisms it switches on, the default of ``[record]``)."""
+    extra = [v for m in mechanisms(kind.name) for v in m.record_variables
+             if model is None or m.name in model.mechanisms]
     return tuple(dict.fromkeys([*kind.record_variables, *extra]))

@@ -241,7 +241,8 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
         raise record_fields.error("every_ms", f"got {every_ms!r}, expected a multiple of "
                                               f"dt_ms = {dt_ms}")
     recordable = registry.record_variables(kind)
-    variables = record_fields.raw("variables", default=list(kind.record_variables))
+    variables = record_fields.raw("variables",
+                                  default=list(registry.record_variables(kind, model)))
     if not isinstance(variables, list) or not all(isinstance(v, str) for v in variables):
         raise record_fields.error("variables", f"expected a list of names, got "
                                                f"{describe(variables)}")

@@ -110,9 +110,16 @@ class Simulation:
         """Work a family does once per recorded sample, before its streams read the state."""
 
     # trials ------------------------------------------------------------------------------------
+    def mechanism_energy(self) -> float:
+        """The mechanisms' own terms of the free energy now (nat)."""
+        return sum(mechanism.energy(settings, self.context)
+                   for mechanism, settings in self.mechanisms)
+
     def start_trial(self, trial: Trial) -> None:
         self.trial = trial
         self.t_start = self.clock_time()
+        for mechanism, settings in self.mechanisms:
+            mechanism.start_trial(settings, self.context, trial.reset)
 
     def end_trial(self, trial: Trial) -> None:
         """The trial's row: index, name, start and stop, then every readout's columns."""

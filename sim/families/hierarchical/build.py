@@ -15,6 +15,7 @@ from circuits.belief import belief_population
 from circuits.coupling import build_coupling
 from circuits.error import error_population
 from circuits.mechanism import BuildContext, Population, Stream
+from circuits.precision import configured_variable
 from sim.families.hierarchical.free_energy import FreeEnergy, free_energy
 from sim.families.hierarchical.model import HierarchicalModel, TrialSettings
 from sim.io.writer import ResultWriter, write_matrix
@@ -42,7 +43,8 @@ class HierarchicalSimulation(Simulation):
         self.errors = [
             error_population(level.name, level.precision, model.errors, model.tau_error_ms,
                              self.clock, scenario.method,
-                             self.pieces(Population("error", index, level.name)))
+                             self.pieces(Population("error", index, level.name,
+                                                    top=index == len(model.levels) - 1)))
             for index, level in enumerate(model.levels)
         ]
         self.errors[-1].prediction = model.prior_mean
@@ -62,6 +64,8 @@ class HierarchicalSimulation(Simulation):
                         self.record_operation]
         self.sensory = self.errors[0].variables["signal"].get_value()
         self.precisions = [group.variables["precision"].get_value() for group in self.errors]
+        self.configured = [group.variables[configured_variable(group)].get_value()
+                           for group in self.errors]
         self.latest_free_energy: FreeEnergy | None = None
         self._describe_levels()
         self.record([*self.streams(), *self.mechanism_streams()])
@@ -108,8 +112,12 @@ class HierarchicalSimulation(Simulation):
 
     def _free_energy(self) -> FreeEnergy:
         beliefs = [group.variables["belief"].get_value() for group in self.beliefs]
-        self.latest_free_energy = free_energy(self.model, self.sensory, beliefs, self.precisions)
-        return self.latest_free_energy
+        found = free_energy(self.model, self.sensory, beliefs, self.precisions)
+        extra = self.mechanism_energy()
+        if extra:
+            found = FreeEnergy(found.energy + extra, found.laplace, found.total + extra)
+        self.latest_free_energy = found
+        return found
 
     # for the readouts ---------------------------------------------------------------------------
     def free_energy_now(self) -> float:
@@ -148,7 +156,7 @@ class HierarchicalSimulation(Simulation):
         in_force = self.model.in_force(self.trial.settings, step * self.scenario.dt_ms)
         for index, level in enumerate(self.model.levels):
             if level.name in self.trial.settings.precision_schedule:
-                self.precisions[index][:] = in_force.precisions[index]
+                self.configured[index][:] = in_force.precisions[index]
         if self.changes:
             self.steps_to_change = self.changes[0] - step
         else:
@@ -168,7 +176,7 @@ class HierarchicalSimulation(Simulation):
         in_force = self.model.in_force(settings)
         for index, level in enumerate(self.model.levels):
             if level.name in settings.overridden or level.name in self.overridden:
-                self.precisions[index][:] = in_force.precisions[index]
+                self.configured[index][:] = in_force.precisions[index]
         self.overridden = settings.overridden
         self.errors[-1].prediction = in_force.prior_mean
         self.changes = [round(t / self.scenario.dt_ms) for t in settings.change_times_ms()[1:]]

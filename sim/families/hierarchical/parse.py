@@ -148,6 +148,7 @@ def parse_model(fields: Fields, seed: int) -> HierarchicalModel:
     prior.close()
     model = HierarchicalModel(levels, prior_mean, errors, tau_belief, tau_error, coupling,
                               mechanisms)
+    registry.check_mechanisms(fields, model, "hierarchical")
     dense = not all(level.generative.is_sparse for level in model.belief_levels)
     if dense and model.n_beliefs > MAX_BELIEF_UNITS:
         raise fields.error("levels", f"{model.n_beliefs} belief units (levels 1..L) is over "
