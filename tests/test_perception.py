@@ -87,6 +87,28 @@ def test_linear_hierarchy_matches_gaussian_conditioning(tmp_path, errors):
     assert abs(result.trials["final_free_energy"][0] - reference.surprise) < 1e-4
 
 
+def test_a_trials_prior_mean_is_the_one_f_uses(tmp_path):
+    """A second trial with its own prior mean: beliefs and F at the fixed point are those of
+    Gaussian conditioning under that prior (the recorded F once used the model's prior)."""
+    path, _ = linear_scenario(tmp_path, "instantaneous")
+    table = tomllib.loads(path.read_text())
+    trial = table["protocol"]["trials"][0]
+    shifted = [1.5, -2.0]
+    table["protocol"]["trials"].append({**trial, "prior_mean": shifted, "reset": "beliefs"})
+    path = write_scenario(tmp_path / "shifted.toml", table)
+    result = sim.run(path, output=tmp_path / "shifted.h5")
+    levels, model = table["model"]["levels"], table["model"]
+    weights = [np.asarray(level["weights"], dtype=float) for level in levels[1:]]
+    precisions = [np.asarray(level["precision"], dtype=float) for level in levels[:-1]]
+    precisions.append(np.asarray(model["prior"]["precision"], dtype=float))
+    reference = linear_gaussian_posterior(weights, precisions, np.asarray(shifted),
+                                          np.asarray(trial["stimulus"]["value"]))
+    for index, expected in enumerate(reference.means, start=1):
+        np.testing.assert_allclose(result.trials[f"final_belief/level{index}"][1], expected,
+                                   rtol=1e-4)
+    assert abs(result.trials["final_free_energy"][1] - reference.surprise) < 1e-4
+
+
 def test_free_energy_descends_with_instantaneous_errors(tmp_path):
     path, reference = linear_scenario(tmp_path, "instantaneous", seed=5, duration_ms=40.0)
     free_energy = sim.run(path, output=tmp_path / "f.h5").free_energy

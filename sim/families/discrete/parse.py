@@ -83,10 +83,11 @@ def parse_likelihood(fields: Fields, outcomes: list[str], factors: list[Factor],
     shape = (len(outcomes), *(len(factor.causes) for factor in factors))
     entries = math.prod(shape)
     if entries > MAX_LIKELIHOOD_ENTRIES:
-        raise fields.error("outcomes", f"{' x '.join(map(str, shape))} (outcomes x causes) make "
-                                       f"a likelihood A of {entries:.3g} entries, over the "
-                                       f"limit of {MAX_LIKELIHOOD_ENTRIES:.0e} per modality; "
-                                       "use fewer outcomes or causes")
+        causes = " x ".join(map(str, shape[1:]))
+        raise fields.error("outcomes", f"{shape[0]} outcomes x {causes} causes make a likelihood "
+                                       f"A of {entries:.3g} entries, over the limit of "
+                                       f"{MAX_LIKELIHOOD_ENTRIES:.0e} per modality; use fewer "
+                                       "outcomes or causes")
     raw = fields.raw("likelihood")
     if isinstance(raw, dict):
         spec = fields.sub("likelihood")

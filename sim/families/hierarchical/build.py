@@ -67,6 +67,7 @@ class HierarchicalSimulation(Simulation):
         self.configured = [group.variables[configured_variable(group)].get_value()
                            for group in self.errors]
         self.latest_free_energy: FreeEnergy | None = None
+        self.prior_mean = model.prior_mean
         self._describe_levels()
         self.record([*self.streams(), *self.mechanism_streams()])
         self.overridden: set[str] = set()
@@ -112,7 +113,8 @@ class HierarchicalSimulation(Simulation):
 
     def _free_energy(self) -> FreeEnergy:
         beliefs = [group.variables["belief"].get_value() for group in self.beliefs]
-        found = free_energy(self.model, self.sensory, beliefs, self.precisions)
+        found = free_energy(self.model, self.sensory, beliefs, self.precisions,
+                            prior_mean=self.prior_mean)
         extra = self.mechanism_energy()
         if extra:
             found = FreeEnergy(found.energy + extra, found.laplace, found.total + extra)
@@ -179,6 +181,7 @@ class HierarchicalSimulation(Simulation):
                 self.configured[index][:] = in_force.precisions[index]
         self.overridden = settings.overridden
         self.errors[-1].prediction = in_force.prior_mean
+        self.prior_mean = in_force.prior_mean  # for F: the prior in force
         self.changes = [round(t / self.scenario.dt_ms) for t in settings.change_times_ms()[1:]]
         self.steps_to_change = self.changes[0] + 1 if self.changes else 0
         self.schedule_operation.active = bool(self.changes)

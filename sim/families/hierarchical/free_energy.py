@@ -50,16 +50,18 @@ class FreeEnergy:
 
 
 def prediction_errors(
-    model: HierarchicalModel, sensory: np.ndarray, beliefs: Sequence[np.ndarray]
+    model: HierarchicalModel, sensory: np.ndarray, beliefs: Sequence[np.ndarray],
+    prior_mean: np.ndarray | None = None,
 ) -> list[np.ndarray]:
-    """e_l for l = 0..L given the input x and beliefs mu_1..mu_L."""
+    """e_l for l = 0..L given the input x and beliefs mu_1..mu_L (``prior_mean``: the one in
+    force, default the model's)."""
     states = [np.asarray(sensory, dtype=float), *beliefs]
     errors = []
     for index, state in enumerate(states):
         if index + 1 < len(states):
             prediction = model.levels[index + 1].generative.predict(states[index + 1])
         else:
-            prediction = model.prior_mean
+            prediction = model.prior_mean if prior_mean is None else prior_mean
         errors.append(state - prediction)
     return errors
 
@@ -125,11 +127,13 @@ def free_energy(
     beliefs: Sequence[np.ndarray],
     precisions: Sequence[np.ndarray] | None = None,
     laplace: bool = True,
+    prior_mean: np.ndarray | None = None,
 ) -> FreeEnergy:
-    """F at beliefs mu_1..mu_L for input x; precisions default to the model's."""
+    """F at beliefs mu_1..mu_L for input x; precisions and prior mean default to the model's
+    (pass those in force in the trial)."""
     if precisions is None:
         precisions = [level.precision for level in model.levels]
-    errors = prediction_errors(model, sensory, beliefs)
+    errors = prediction_errors(model, sensory, beliefs, prior_mean)
     gibbs = energy(errors, precisions)
     if not laplace:
         return FreeEnergy(gibbs, 0.0, gibbs)
