@@ -28,9 +28,14 @@ def plot_hierarchical(result: Result) -> plt.Figure:
     rows = len(names) + ("free_energy" in result)
     trials = result.trials
     if "surprise" not in trials:
-        figure, axes = plt.subplots(rows, 1, figsize=(9, 2.2 * rows), sharex=True,
+        varying = _varying_precision(result)
+        figure, axes = plt.subplots(rows + bool(varying), 1,
+                                    figsize=(9, 2.2 * (rows + bool(varying))), sharex=True,
                                     squeeze=False)
-        _time_series(result, list(axes[:, 0]))
+        _time_series(result, list(axes[:rows, 0]))
+        if varying:
+            axes[rows - 1, 0].set_xlabel("")
+            _precision(result, axes[-1, 0], varying)
         figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
         figure.tight_layout()
         return figure
@@ -71,6 +76,33 @@ def _time_series(result: Result, axes: list[plt.Axes]) -> None:
         axis.set_ylabel("F (nat)")
         mark_trials(axis, result)
     axes[-1].set_xlabel("time (ms)")
+
+
+def _varying_precision(result: Result) -> dict[str, np.ndarray]:
+    """The recorded precisions that change over the run (scheduled, inferred, learned)."""
+    found = {}
+    for name in result.level_names:
+        traces = result.level(name)
+        if "precision" in traces:
+            precision = traces["precision"]
+            if len(precision) and np.any(precision != precision[0]):
+                found[name] = precision
+    return found
+
+
+def _precision(result: Result, axis: plt.Axes, varying: dict[str, np.ndarray]) -> None:
+    """Precision over time, log scale, one line per unit (labelled where few)."""
+    time_ms = result.time * 1e3
+    for name, precision in varying.items():
+        units = precision.shape[1]
+        for unit in range(units):
+            axis.semilogy(time_ms, precision[:, unit], lw=1.0,
+                          label=f"{name}[{unit}]" if units <= 8 else None)
+    axis.set_ylabel("precision Pi", fontsize=8)
+    if sum(p.shape[1] for p in varying.values()) <= 8:
+        axis.legend(fontsize=7, loc="best")
+    mark_trials(axis, result)
+    axis.set_xlabel("time (ms)")
 
 
 def _surprise_under_f(result: Result, axis: plt.Axes) -> None:
