@@ -44,14 +44,18 @@ def _load() -> None:
         register_readout(importlib.import_module(module).READOUT)
 
 
+def _register(table: dict[str, Any], item: Any, what: str) -> Any:
+    _load()
+    known = table.get(item.name)
+    if known is not None and known is not item:
+        raise ValueError(f"a {what} called {item.name!r} is already registered")
+    table[item.name] = item
+    return item
+
+
 def register_mechanism(mechanism: Mechanism) -> Mechanism:
     """Add a mechanism (an instance of a ``circuits.mechanism.Mechanism`` subclass)."""
-    _load()
-    known = _mechanisms.get(mechanism.name)
-    if known is not None and known is not mechanism:
-        raise ValueError(f"a mechanism called {mechanism.name!r} is already registered")
-    _mechanisms[mechanism.name] = mechanism
-    return mechanism
+    return _register(_mechanisms, mechanism, "mechanism")
 
 
 def unregister_mechanism(name: str) -> None:
@@ -71,12 +75,7 @@ def mechanism(name: str) -> Mechanism:
 
 def register_readout(readout: Any) -> Any:
     """Add a readout (an instance of a ``sim.readouts.Readout`` subclass)."""
-    _load()
-    known = _readouts.get(readout.name)
-    if known is not None and known is not readout:
-        raise ValueError(f"a readout called {readout.name!r} is already registered")
-    _readouts[readout.name] = readout
-    return readout
+    return _register(_readouts, readout, "readout")
 
 
 def unregister_readout(name: str) -> None:

@@ -34,19 +34,21 @@ def discrete_table(name: str, causes: int, steps: int) -> dict:
     }
 
 
+def reference_observations(scenario, steps: int) -> list[tuple]:
+    """(step, A, gamma, outcome) of the first trial's observations, for a NumPy reference."""
+    model, trial = scenario.model, scenario.trials[0]
+    return [(min(round(obs.time_ms / scenario.dt_ms), steps - 1),
+             model.modalities[obs.modality].likelihood.copy(),
+             float(trial.settings.precision[obs.modality]), int(obs.category))
+            for obs in trial.settings.observations]
+
+
 class DiscreteFamily:
     """How the suite runs a discrete case: the reference's numbers and pcsim's final state."""
 
     @staticmethod
     def reference(scenario, steps: int) -> Callable[[], dict]:
-        model, trial = scenario.model, scenario.trials[0]
-        last = steps - 1
-        observations = [
-            (min(round(obs.time_ms / scenario.dt_ms), last),
-             model.modalities[obs.modality].likelihood.copy(),
-             float(trial.settings.precision[obs.modality]), int(obs.category))
-            for obs in trial.settings.observations
-        ]
+        model, observations = scenario.model, reference_observations(scenario, steps)
         categorical = reference.Categorical(model.prior.copy(), observations, scenario.dt_ms,
                                             model.tau_belief_ms)
         return lambda: {"belief": reference.run_categorical(categorical, steps)}
@@ -75,14 +77,7 @@ class FactorsFamily:
 
     @staticmethod
     def reference(scenario, steps: int) -> Callable[[], dict]:
-        model, trial = scenario.model, scenario.trials[0]
-        last = steps - 1
-        observations = [
-            (min(round(obs.time_ms / scenario.dt_ms), last),
-             model.modalities[obs.modality].likelihood.copy(),
-             float(trial.settings.precision[obs.modality]), int(obs.category))
-            for obs in trial.settings.observations
-        ]
+        model, observations = scenario.model, reference_observations(scenario, steps)
         mean_field = reference.MeanField([f.prior.copy() for f in model.factors],
                                          observations, scenario.dt_ms, model.tau_belief_ms)
         names = [f.name for f in model.factors]
