@@ -147,3 +147,16 @@ def test_bench_times_the_report_commands(tmp_path):
     assert result.with_suffix(".png").stat().st_size > 0  # plot drew the figure
     lines = output.command_lines(records, cases.REPORT_SCENARIO, 1)
     assert lines[3].startswith("pcsim plot") and lines[4].startswith("pcsim show")
+
+
+@pytest.mark.parametrize("errors", ["relaxing", "instantaneous"])
+def test_inferred_precision_equals_a_direct_numpy_loop(tmp_path, errors):
+    """Precision units (``circuits.precision_inferred``) against the bench's NumPy loop of the
+    same equations (written from docs/attention.md, not from the circuit)."""
+    table = hierarchy_table("inferred", SIZES, STEPS, errors=errors, inferred=True)
+    result = run(tmp_path, "inferred", table, every_steps=STEPS)
+    beliefs, _ = run_hierarchy(hierarchy_reference(load_scenario(tmp_path / "inferred.toml")),
+                               STEPS)
+    for index, expected in enumerate(beliefs, start=1):
+        np.testing.assert_allclose(result.trials[f"final_belief/level{index}"][-1], expected,
+                                   rtol=0, atol=1e-12)

@@ -31,7 +31,7 @@ def ramp_input(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def hierarchy_table(name: str, sizes: list[int], steps: int, *, learning: bool = False,
                     errors: str = "relaxing", shapes: list | None = None,
                     weights: dict | None = None, coupling: str = "auto",
-                    float_type: str | None = None) -> dict:
+                    float_type: str | None = None, inferred: bool = False) -> dict:
     """A continuous hierarchy with tanh before random weights, driven by a ramp."""
     rng = np.random.default_rng(sum(sizes))
     levels: list[dict] = []
@@ -51,6 +51,8 @@ def hierarchy_table(name: str, sizes: list[int], steps: int, *, learning: bool =
                              "prior": {"mean": rng.normal(0.0, 0.5, sizes[-1]).tolist()}}
     if learning:
         model["learning"] = {"tau_weights_ms": 200.0}
+    if inferred:  # precision units on every error channel below the top
+        model["precision_inference"] = {"tau_ms": 50.0, "prior_precision": 1.0}
     start, stop = ramp_input(sizes[0], len(sizes))
     duration = round(steps * DT_MS, 9)
     table = {
@@ -95,7 +97,18 @@ def hierarchy_reference(scenario) -> reference.Hierarchy:
         tau_belief_ms=model.tau_belief_ms,
         tau_error_ms=model.tau_error_ms,
         tau_weights_ms=model.mechanisms.get("weight_plasticity"),
+        **inferred_precision(model.mechanisms.get("inferred_precision")),
     )
+
+
+def inferred_precision(settings) -> dict:
+    """The reference's fields for inferred precision (every level but the top)."""
+    if settings is None:
+        return {}
+    if settings.levels is not None:
+        raise ValueError("the benchmark reference infers precision on every level but the top")
+    return {"tau_log_precision_ms": settings.tau_ms, "log_precision_mean": settings.prior_mean,
+            "log_precision_prior": settings.prior_precision}
 
 
 def hierarchy_states(file, scenario, learning: bool) -> dict[str, np.ndarray]:
@@ -160,6 +173,9 @@ def cases() -> list[Case]:
         Case("dense medium + plasticity", [1000, 500, 100], "1000-500-100", 3000, 1500, 1.25,
              lambda n: hierarchy_table("dense medium plastic", [1000, 500, 100], n,
                                        learning=True), learning=True),
+        Case("dense medium + inferred precision", [1000, 500, 100], "1000-500-100", 3000, 1500,
+             1.3, lambda n: hierarchy_table("dense medium inferred", [1000, 500, 100], n,
+                                            inferred=True)),
         Case("dense large + plasticity", [4000, 2000, 500], "4000-2000-500", 150, None, 1.25,
              lambda n: hierarchy_table("dense large plastic", [4000, 2000, 500], n,
                                        learning=True), learning=True),

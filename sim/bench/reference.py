@@ -8,6 +8,10 @@ Brian2, no pcsim circuits. One step from t to t + dt, for levels l = 0..L (mu_0 
     eps_l  = Pi_l (mu_l - p_l)                                 (instantaneous errors)
     W_l   += dt/tau_W * a_l b_l'                               Hebbian step, if weights learn
     mu_l  += dt/tau_mu * (J_l(mu_l)' eps_{l-1} - eps_l)        beliefs from the new errors
+    lam_l += dt/tau_lam * ((1 - Pi_l e_l^2)/2 - p (lam_l - lam_0))   inferred precision, if on
+
+where, with inferred precision, Pi_l = Pi_configured,l exp(lam_l) (levels below the top) is
+taken at the start of the step and e_l = mu_l - p_l is this step's error.
 
 with g(mu) = W f(mu) (``before``) or f(W mu) (``after``), and (a, b) = (eps_{l-1}, f(mu_l)) or
 (f'(W mu_l) eps_{l-1}, mu_l). Beliefs start at the top-down prediction of the prior mean, errors
@@ -54,6 +58,9 @@ class Hierarchy:
     tau_belief_ms: float = 10.0
     tau_error_ms: float = 2.0
     tau_weights_ms: float | None = None
+    tau_log_precision_ms: float | None = None  # inferred precision on every level but the top
+    log_precision_mean: float = 0.0
+    log_precision_prior: float = 1.0
     dtype: type = np.float64
 
 
@@ -93,6 +100,10 @@ def run_hierarchy(
     relax = model.dt_ms / model.tau_error_ms
     move = model.dt_ms / model.tau_belief_ms
     learn = None if model.tau_weights_ms is None else model.dt_ms / model.tau_weights_ms
+    infer = (None if model.tau_log_precision_ms is None
+             else model.dt_ms / model.tau_log_precision_ms)
+    configured = [p.copy() for p in Pi]
+    lam = [np.full(len(p), model.log_precision_mean, dtype=dtype) for p in Pi[:-1]]
 
     ramp = None if model.x_stop is None else (np.asarray(model.x_stop, dtype=dtype) - x)
     for step in range(steps):
@@ -100,10 +111,14 @@ def run_hierarchy(
             mu[0] = x + ramp * (step * model.dt_ms / model.duration_ms)
         if record_every and step % record_every == 0:
             samples.append([state.copy() for state in mu])
+        if infer is not None:
+            for level in range(L):
+                Pi[level] = configured[level] * np.exp(np.clip(lam[level], -20.0, 20.0))
         drives = [W[i] @ (f(mu[i + 1]) if before else mu[i + 1]) for i in range(L)]
         predictions = [d if before else f(d) for d in drives] + [m]
+        errors = [mu[level] - predictions[level] for level in range(L + 1)]
         for level in range(L + 1):
-            target = Pi[level] * (mu[level] - predictions[level])
+            target = Pi[level] * errors[level]
             if model.errors == "relaxing":
                 eps[level] += relax * (target - eps[level])
             else:
@@ -118,6 +133,11 @@ def run_hierarchy(
             if before:
                 bottom_up = df(mu[level]) * bottom_up
             mu[level] += move * (bottom_up - eps[level])
+        if infer is not None:
+            for level in range(L):
+                lam[level] += infer * (0.5 * (1 - Pi[level] * errors[level] ** 2)
+                                       - model.log_precision_prior
+                                       * (lam[level] - model.log_precision_mean))
     return mu[1:], W
 
 
