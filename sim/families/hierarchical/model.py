@@ -19,6 +19,7 @@ import numpy as np
 
 from circuits.generative import GenerativeMap
 from sim.families.hierarchical.stimulus import Stimulus
+from sim.timeline import Schedule
 
 ErrorMode = Literal["relaxing", "instantaneous"]
 CouplingKind = Literal["auto", "dense", "sparse", "synapses"]
@@ -40,21 +41,6 @@ class Level:
     generative: GenerativeMap | None = None
     initial_belief: np.ndarray | None = None
     shape: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Piecewise-constant values within a trial: ``values[i]`` holds from ``times_ms[i]`` (the
-    first is 0) until the next time."""
-
-    times_ms: np.ndarray  # (k,), ascending, from 0
-    values: np.ndarray  # (k, n)
-
-    def at(self, t_ms: float) -> np.ndarray:
-        return self.values[int(np.searchsorted(self.times_ms, t_ms, side="right")) - 1]
-
-    def describe(self) -> dict:
-        return {"times_ms": self.times_ms.tolist(), "values": self.values.tolist()}
 
 
 @dataclass

@@ -8,9 +8,10 @@ import numpy as np
 from circuits.generative import GenerativeMap, local_weights
 from circuits.nonlinearity import NAMED, NonlinearityError, parse_nonlinearity
 from sim import registry
-from sim.families.hierarchical.model import HierarchicalModel, Level, Schedule, TrialSettings
+from sim.families.hierarchical.model import HierarchicalModel, Level, TrialSettings
 from sim.families.hierarchical.stimulus import parse_stimulus
-from sim.validation import Fields, describe, to_matrix, to_vector
+from sim.timeline import parse_schedule
+from sim.validation import Fields, to_matrix
 
 WEIGHT_KINDS = ("identity", "random", "constant", "local")
 MAX_LEVEL_UNITS = 10**7
@@ -192,29 +193,6 @@ def parse_trial(fields: Fields, model: HierarchicalModel, duration_ms: float) ->
     if fields.has("prior_mean"):
         settings.prior_mean = fields.vector("prior_mean", model.levels[-1].size)
     return settings
-
-
-def parse_schedule(fields: Fields, size: int, duration_ms: float) -> Schedule:
-    """``{ times_ms = [0, ...], values = [...] }``: a precision that steps within the trial
-    (each value a positive number or one per unit; the first time 0, all before the end)."""
-    raw_times = fields.raw("times_ms")
-    if not isinstance(raw_times, list) or not raw_times:
-        raise fields.error("times_ms", f"expected a list of times in ms, got "
-                                       f"{describe(raw_times)}")
-    times = to_vector(raw_times, len(raw_times), lambda msg: fields.error("times_ms", msg),
-                      minimum=0.0)
-    if times[0] != 0.0 or np.any(np.diff(times) <= 0) or times[-1] >= duration_ms:
-        raise fields.error("times_ms", f"expected increasing times from 0 and before the "
-                                       f"trial's end ({duration_ms:g} ms), got "
-                                       f"{times.tolist()}")
-    raw_values = fields.raw("values")
-    if not isinstance(raw_values, list) or len(raw_values) != len(times):
-        raise fields.error("values", f"expected a list of {len(times)} precisions, one per time "
-                                     f"in times_ms, got {describe(raw_values)}")
-    values = np.stack([to_vector(value, size, lambda msg, i=i: fields.error(f"values[{i}]", msg),
-                                 positive=True) for i, value in enumerate(raw_values)])
-    fields.close()
-    return Schedule(times, values)
 
 
 def describe_model(model: HierarchicalModel) -> dict:
