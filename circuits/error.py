@@ -35,7 +35,7 @@ from brian2 import Clock, NeuronGroup, ms
 from circuits import schedule
 from circuits.equations import gather
 from circuits.mechanism import Piece
-from circuits.precision import PRECISION_EQUATIONS
+from circuits.precision import CONFIGURED, PRECISION_EQUATIONS, composition, log_contributions
 
 RELAXING_EQUATIONS = """
 derror/dt = (precision * (signal - prediction) - error) / tau_error : 1
@@ -65,9 +65,11 @@ def error_population(
 ) -> NeuronGroup:
     """One level's error units with per-unit precision (gain) and the mechanisms' ``pieces``."""
     dynamics = RELAXING_EQUATIONS if mode == "relaxing" else INSTANTANEOUS_EQUATIONS
+    pieces, log_terms, _ = log_contributions(pieces)
+    declaration, recompose = composition(log_terms) if log_terms else ("", "")
     group = NeuronGroup(
         len(precision),
-        gather(dynamics + INPUT_EQUATIONS + PRECISION_EQUATIONS, {}, pieces),
+        gather(dynamics + INPUT_EQUATIONS + PRECISION_EQUATIONS + declaration, {}, pieces),
         method=method,
         name=f"error_{name}",
         clock=clock,
@@ -75,6 +77,10 @@ def error_population(
     )
     group.tau_error = tau_error_ms * ms
     group.precision = precision
+    if log_terms:  # Pi = Pi_configured exp(sum of the mechanisms' log contributions)
+        group.variables[CONFIGURED].set_value(precision)
+        group.run_regularly(recompose, when=schedule.SLOT, order=schedule.PRECISION,
+                            name=f"{group.name}_precision")
     if mode == "instantaneous":
         group.run_regularly(INSTANTANEOUS_UPDATE, when=schedule.SLOT, order=schedule.ERRORS,
                             name=f"{group.name}_update")

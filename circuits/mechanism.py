@@ -102,6 +102,7 @@ class BuildContext:
     beliefs: Sequence[Any]
     errors: Sequence[Any]
     coupling: Any
+    state: dict[str, Any] = field(default_factory=dict)  # a mechanism's own objects, by name
 
 
 @dataclass(frozen=True)

@@ -52,9 +52,8 @@ from circuits.mechanism import (
     StartState,
     Stream,
 )
-from circuits.precision import CONFIGURED
+from circuits.precision import LOG_PRECISION, LOG_PRECISION_CEILING
 
-LOG_PRECISION_CEILING = 20.0
 PRECISION_UNITS = """
 dlog_precision/dt = (0.5 * (1 - precision * (signal - prediction)**2) - prior_precision * (log_precision - prior_mean)) / tau_log_precision : 1
 precision : 1 (linked)
@@ -64,12 +63,7 @@ prior_mean : 1 (shared, constant)
 prior_precision : 1 (shared, constant)
 tau_log_precision : second (shared, constant)
 """  # noqa: E501
-ERROR_PIECE = """
-precision_configured : 1
-log_precision : 1 (linked)
-"""
-UPDATE = (f"precision = precision_configured * exp(clip(log_precision, "
-          f"-{LOG_PRECISION_CEILING}, {LOG_PRECISION_CEILING}))")
+ERROR_PIECE = "log_precision : 1 (linked)"
 
 
 @dataclass(frozen=True)
@@ -78,6 +72,14 @@ class Settings:
     prior_mean: float
     prior_precision: float
     levels: tuple[str, ...] | None  # None: every level but the top
+
+
+@dataclass
+class Built:
+    """What one run built: the precision units by level name, and the error groups they serve."""
+
+    units: list
+    errors: list
 
 
 class InferredPrecision(Mechanism):
@@ -129,15 +131,18 @@ class InferredPrecision(Mechanism):
     def pieces(self, settings: Settings, population: Population) -> Piece | None:
         if population.role != "error" or not self.chosen(settings, population):
             return None
-        return Piece(equations=ERROR_PIECE)
+        return Piece(equations=ERROR_PIECE, terms={LOG_PRECISION: "log_precision"})
 
     def build(self, settings: Settings, context: BuildContext) -> list:
         """One population of precision units per chosen error population, integrating lambda
         after the beliefs moved (``schedule.PRECISION_UNITS``: a recorded sample shows lambda
         and Pi of the same time); the error units recompose Pi at the start of each step."""
-        self.units: list[tuple[str, NeuronGroup]] = []
-        for errors, level in zip(context.errors, context.model.levels, strict=True):
-            if CONFIGURED not in errors.variables:
+        built = context.state[self.name] = Built([], [])
+        top = len(context.model.levels) - 1
+        for index, (errors, level) in enumerate(zip(context.errors, context.model.levels,
+                                                    strict=True)):
+            if not self.chosen(settings, Population("error", index, level.name,
+                                                    top=index == top)):
                 continue
             units = NeuronGroup(len(errors), PRECISION_UNITS, method=context.scenario.method,
                                 clock=context.clock, name=f"precision_{level.name}",
@@ -149,24 +154,23 @@ class InferredPrecision(Mechanism):
             units.tau_log_precision = settings.tau_ms * ms
             units.log_precision = settings.prior_mean
             errors.log_precision = linked_var(units, "log_precision")
-            errors.variables[CONFIGURED].set_value(errors.variables["precision"].get_value())
-            errors.run_regularly(UPDATE, when=schedule.SLOT, order=schedule.PRECISION,
-                                 name=f"{errors.name}_inferred_precision")
-            self.units.append((level.name, units))
-        return [units for _, units in self.units]
+            built.units.append((level.name, units))
+            built.errors.append(errors)
+        return [units for _, units in built.units]
 
-    def log_precisions(self) -> list:
-        return [units.variables["log_precision"].get_value() for _, units in self.units]
+    def log_precisions(self, context: BuildContext) -> list:
+        return [units.variables["log_precision"].get_value()
+                for _, units in context.state[self.name].units]
 
     def start_trial(self, settings: Settings, context: BuildContext, reset: bool) -> None:
         if reset:
-            for values in self.log_precisions():
+            for values in self.log_precisions(context):
                 values[:] = settings.prior_mean
 
     def energy(self, settings: Settings, context: BuildContext) -> float:
         total = 0.0
         p = settings.prior_precision
-        for values in self.log_precisions():
+        for values in self.log_precisions(context):
             deviation = values - settings.prior_mean
             total += float(0.5 * p * deviation @ deviation)
             total += 0.5 * len(deviation) * (math.log(2 * math.pi) - math.log(p))
@@ -175,11 +179,12 @@ class InferredPrecision(Mechanism):
     def streams(self, settings: Settings, context: BuildContext) -> list[Stream]:
         return [Stream(f"levels/{name}/log_precision", len(values), lambda v=values: v,
                        variable="log_precision")
-                for (name, _), values in zip(self.units, self.log_precisions(), strict=True)]
+                for (name, _), values in zip(context.state[self.name].units,
+                                             self.log_precisions(context), strict=True)]
 
     def watch(self, settings: Settings, context: BuildContext) -> list[tuple]:
         return [(group.name, "precision", group.variables["precision"].get_value())
-                for group in context.errors if CONFIGURED in group.variables]
+                for group in context.state[self.name].errors]
 
     def bounds(self, settings: Settings, state: StartState) -> list[FlowBound]:
         return [FlowBound(0.5 + settings.prior_precision, settings.tau_ms, state.method,
