@@ -17,11 +17,12 @@ from circuits.mechanism import Mechanism
 
 FAMILIES = {"hierarchical": "sim.families.hierarchical", "discrete": "sim.families.discrete"}
 MECHANISM_MODULES = ("circuits.plasticity", "circuits.precision_learned",
-                     "circuits.precision_inferred")
+                     "circuits.precision_inferred", "circuits.precision_topdown")
 READOUT_MODULES = ("sim.readouts.condition", "sim.readouts.final_state",
                    "sim.readouts.exact_posterior", "sim.readouts.modality_precision",
                    "sim.readouts.precision_snapshot",
-                   "sim.readouts.reference_posterior")
+                   "sim.readouts.reference_posterior",
+                   "sim.readouts.reaction_time")
 
 _mechanisms: dict[str, Mechanism] = {}
 _readouts: dict[str, Any] = {}
@@ -80,6 +81,11 @@ def register_readout(readout: Any) -> Any:
 
 def unregister_readout(name: str) -> None:
     _readouts.pop(name, None)
+
+
+def readout(name: str) -> Any:
+    _load()
+    return _readouts[name]
 
 
 def readouts(family_name: str) -> list[Any]:

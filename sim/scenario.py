@@ -83,6 +83,7 @@ class Scenario:
     shuffle: bool = False  # trials run in a seeded random order (``protocol.shuffle``)
     float_type: str = "float64"  # Brian2 state variables and coupling arrays
     protocol: TrialProtocol | None = None  # as read: conditions, the order's seed
+    readouts: dict[str, Any] = field(default_factory=dict)  # ``[readouts.<name>]`` settings
 
     @property
     def has_conditions(self) -> bool:
@@ -112,6 +113,9 @@ class Scenario:
                          {"shuffle": self.shuffle, "order": [t.index for t in self.trials]}),
             "numerics": {"stability": self.numerics.stability,
                          "rate_limit": self.numerics.rate_limit},
+            **({"readouts": {name: registry.readout(name).describe(settings)
+                             for name, settings in self.readouts.items()}}
+               if self.readouts else {}),
             "overrides": self.overrides,
         }
 
@@ -262,6 +266,7 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
                                           maximum=1e150),  # squared, it must stay finite
     )
     numerics_fields.close()
+    readouts = parse_readouts(top.sub("readouts", default={}), kind, model)
     top.close()
     scenario = Scenario(
         name=name,
@@ -280,5 +285,22 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
         numerics=numerics,
         shuffle=protocol.shuffle,
         protocol=protocol,
+        readouts=readouts,
     )
     return scenario
+
+
+def parse_readouts(fields: Fields, kind: ModelKind, model: Any) -> dict[str, Any]:
+    """``[readouts.<name>]``: the settings of the readouts a scenario switches on (those that
+    take settings; the others are always on)."""
+    chosen = {readout.name: readout for readout in registry.readouts(kind.name)
+              if readout.takes_settings}
+    settings: dict[str, Any] = {}
+    for name in list(fields.table):
+        if name not in chosen:
+            known = ", ".join(chosen) or "none"
+            raise fields.error(name, f"no readout {name!r} with settings for this model kind; "
+                                     f"known: {known}")
+        settings[name] = chosen[name].parse(fields.sub(name), model)
+    fields.close()
+    return settings

@@ -43,6 +43,7 @@ class Simulation:
                            for name, settings in scenario.model.mechanisms.items()]
         self.readouts = [readout for readout in registry.readouts(scenario.kind.name)
                          if readout.enabled(scenario)]
+        self.readout_state: dict[str, Any] = {}  # what a readout keeps during the run
         self.context: BuildContext | None = None
         self.trial_rows: list[dict] = []
         self.t_start = 0.0
@@ -110,6 +111,11 @@ class Simulation:
         """Work a family does once per recorded sample, before its streams read the state."""
 
     # trials ------------------------------------------------------------------------------------
+    def readout_objects(self) -> list:
+        """The Brian2 objects the switched-on readouts watch the run with."""
+        return [obj for readout in self.readouts
+                for obj in readout.objects(self, self.scenario.readouts.get(readout.name))]
+
     def mechanism_energy(self) -> float:
         """The mechanisms' own terms of the free energy now (nat)."""
         return sum(mechanism.energy(settings, self.context)
@@ -152,3 +158,5 @@ class Simulation:
             for path, value in mechanism.outputs(settings, self.context).items():
                 group, _, name = path.rpartition("/")
                 write_matrix(self.writer.file.require_group(group or "/"), name, value)
+        for readout in self.readouts:
+            readout.finish(self, self.scenario.readouts.get(readout.name))

@@ -13,15 +13,36 @@ from typing import Any, ClassVar
 
 
 class Readout:
-    """Base of every readout. ``family`` None: it applies to every model family."""
+    """Base of every readout. ``family`` None: it applies to every model family.
+
+    A readout that ``takes_settings`` is on only when the scenario has a
+    ``[readouts.<name>]`` table (``parse`` reads it, ``describe`` gives it resolved); it may
+    watch the running network (``objects``: Brian2 objects added for the run) and leave a
+    summary at the end (``finish``).
+    """
 
     name: ClassVar[str]
     family: ClassVar[str | None] = None
     units: ClassVar[dict[str, str]] = {}  # column -> units (others are "1")
+    takes_settings: ClassVar[bool] = False
+
+    def parse(self, fields: Any, model: Any) -> Any:
+        """Read ``[readouts.<name>]`` (a ``sim.validation.Fields``), checked against the
+        parsed model."""
+        raise NotImplementedError
+
+    def describe(self, settings: Any) -> dict:
+        return {}
 
     def enabled(self, scenario: Any) -> bool:
-        return True
+        return not self.takes_settings or self.name in scenario.readouts
+
+    def objects(self, simulation: Any, settings: Any) -> list:
+        return []
 
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:
         """This trial's columns (numbers or arrays), read at the trial's end."""
         raise NotImplementedError
+
+    def finish(self, simulation: Any, settings: Any) -> None:
+        """Write what the readout leaves beside the trial table (``simulation.writer``)."""

@@ -60,8 +60,8 @@ class HierarchicalSimulation(Simulation):
             self._change_precision, when=schedule.SLOT, order=schedule.STIMULUS,
             clock=self.clock, name="precision_schedule")
         self.objects = [*self.beliefs, *self.errors, *self.coupling.objects, *mechanism_objects,
-                        self.stimulus_operation, self.schedule_operation,
-                        self.record_operation]
+                        *self.readout_objects(), self.stimulus_operation,
+                        self.schedule_operation, self.record_operation]
         self.sensory = self.errors[0].variables["signal"].get_value()
         self.precisions = [group.variables["precision"].get_value() for group in self.errors]
         self.configured = [group.variables[configured_variable(group)].get_value()
