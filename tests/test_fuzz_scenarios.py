@@ -49,13 +49,14 @@ def with_conditions(data: dict, by_probability: bool) -> dict:
 
 
 CONDITIONS = {f"{name}+conditions": with_conditions(data, i % 2 == 1)
-              for i, (name, data) in enumerate(sorted(BUNDLED.items()))}
+              for i, (name, data) in enumerate(sorted(BUNDLED.items()))
+              if "trials" in data["protocol"]}  # (those with conditions already are as is)
 SCENARIOS = {**BUNDLED, **CONDITIONS}
 EXAMPLES = 400
 NON_NEGATIVE = {"size", "duration_ms", "dt_ms", "tau_belief_ms", "tau_error_ms",
                 "tau_weights_ms", "tau_precision_ms", "noise_std", "every_ms", "seed",
                 "precision", "prior_precision", "time_ms", "prior", "likelihood", "rate_limit",
-                "count", "probability", "trials", "max_joint_states"}
+                "count", "probability", "trials", "max_joint_states", "onset_ms", "tau_ms"}
 HUGE = {"size": [10**8, 10**12, 10**30], "duration_ms": [1e13, 1e300],
         "dt_ms": [1e4, 1e300], "every_ms": [1e300], "count": [10**6 + 1, 10**30],
         "probability": [1.5, 1e300], "trials": [10**6 + 1, 10**30],
@@ -63,7 +64,8 @@ HUGE = {"size": [10**8, 10**12, 10**30], "duration_ms": [1e13, 1e300],
 INTEGER = {"size", "seed", "count", "trials", "max_joint_states"}  # only integers accepted
 REQUIRED = {"model", "protocol", "trials", "levels", "size", "weights", "duration_ms",
             "stimulus", "modalities", "causes", "likelihood", "outcomes", "conditions",
-            "count", "probability", "factors"}  # and the top name
+            "count", "probability", "factors", "context", "mapping", "level", "threshold",
+            "onset_ms", "tau_ms"}  # and the top name
 OPTIONAL = {"description", "seed", "dt_ms", "method", "float", "kind", "errors", "coupling",
             "learning", "tau_weights_ms", "tau_precision_ms", "tau_belief_ms", "tau_error_ms",
             "name", "shape", "precision", "nonlinearity", "apply", "initial_belief", "scale",
@@ -71,6 +73,7 @@ OPTIONAL = {"description", "seed", "dt_ms", "method", "float", "kind", "errors",
             "prior_precision", "prior_mean", "noise_std", "value", "values", "cause", "start",
             "stop", "times_ms", "record", "every_ms", "variables", "numerics", "stability",
             "rate_limit", "concentration", "observations", "time_ms"}
+OPTIONAL_HERE = {("precision_inference", "levels")}  # a required name, optional in this table
 TRIED: collections.Counter = collections.Counter()
 
 
@@ -156,7 +159,8 @@ def broken(draw):
                            and not isinstance(v, bool) and isinstance(p[-1], str)
                            and p[-1] in INTEGER],
         "missing": [(p, v) for p, v in every if p == ("name",)
-                    or (isinstance(p[-1], str) and p[-1] in REQUIRED)],
+                    or (isinstance(p[-1], str) and p[-1] in REQUIRED
+                        and tuple(p[-2:]) not in OPTIONAL_HERE)],
         "too long": [(p, v) for p, v in every if numeric_array(v)],
     }
     kind = draw(st.sampled_from(sorted(k for k, found in choices.items() if found)))
