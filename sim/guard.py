@@ -18,12 +18,15 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from brian2 import NetworkOperation, NeuronGroup
 from brian2.core.variables import Subexpression
+
+from sim.errors import NumericalWarning
 
 CHECK_EVERY_STEPS = 50
 
@@ -175,10 +178,6 @@ class FreeEnergyMonitor:
         file.attrs["free_energy_rises"] = self.rises
         file.attrs["free_energy_max_rise"] = self.max_rise
         if self.rises:
-            import warnings
-
-            from sim.errors import NumericalWarning
-
             warnings.warn(f"the free energy rose between {self.rises} pair(s) of samples with "
                           f"the same evidence (by up to {self.max_rise:.3g} nat, first at "
                           f"t = {1e3 * self.first_rise_s:g} ms): the step is too large for the "
