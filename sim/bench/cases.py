@@ -173,7 +173,7 @@ def cases() -> list[Case]:
         Case("dense medium + plasticity", [1000, 500, 100], "1000-500-100", 3000, 1500, 1.25,
              lambda n: hierarchy_table("dense medium plastic", [1000, 500, 100], n,
                                        learning=True), learning=True),
-        Case("dense medium + inferred precision", [1000, 500, 100], "1000-500-100", 3000, 1500,
+        Case("dense medium + inferred", [1000, 500, 100], "1000-500-100", 3000, 1500,
              1.3, lambda n: hierarchy_table("dense medium inferred", [1000, 500, 100], n,
                                             inferred=True)),
         Case("dense large + plasticity", [4000, 2000, 500], "4000-2000-500", 150, None, 1.25,
