@@ -21,7 +21,7 @@ MECHANISM_MODULES = ("circuits.plasticity", "circuits.precision_learned",
 READOUT_MODULES = ("sim.readouts.condition", "sim.readouts.final_state",
                    "sim.readouts.exact_posterior", "sim.readouts.modality_precision",
                    "sim.readouts.precision_snapshot",
-                   "sim.readouts.reference_posterior",
+                   "sim.readouts.reference_posterior", "sim.readouts.ideal_observer",
                    "sim.readouts.reaction_time")
 
 _mechanisms: dict[str, Mechanism] = {}

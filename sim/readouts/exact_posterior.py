@@ -1,7 +1,8 @@
 """Exact Bayes for a discrete trial, beside Q: the posterior given every observation since the
 last reset, the surprise -ln p(o) and the gap F - surprise = KL[Q || posterior]
 (``sim.reference.categorical``, computed from A and gamma directly, not from the circuit's
-messages).
+messages), under the prior in force: D, or ln D^beta - ln sum D^beta in a trial that sets a
+prior precision beta (``DiscreteModel.log_prior_in_force``).
 
 Columns, one factor: ``exact_posterior`` (trials x causes). Several factors (mean-field Q):
 ``exact_joint`` (trials x K_1 x ... x K_F) and ``exact_marginal/<factor>`` (trials x K_f),
@@ -25,7 +26,12 @@ class ExactPosterior(Readout):
 
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:
         model = simulation.model
-        if not model.mean_field:
+        if not model.mean_field and trial.settings.prior_precision is not None:
+            joint = categorical.log_joint(None, simulation.evidence,
+                                          log_prior=model.log_prior_in_force(trial.settings))
+            exact, surprise = categorical.posterior(joint), categorical.surprise(joint)
+            columns = {"exact_posterior": exact}
+        elif not model.mean_field:
             exact, surprise = categorical.bayes(model.prior, simulation.evidence)
             columns = {"exact_posterior": exact}
         else:

@@ -50,6 +50,7 @@ class DiscreteSimulation(Simulation):
                         self.record_operation]
         self.evidence: list[categorical.Observation] = []  # since the last reset, for Bayes
         self.surprise = 0.0
+        self.prior_precision: float | None = None  # beta of the log_prior in the circuit
         self.delivered: list[tuple[float, int, Observation, float]] = []
         self.monitor = FreeEnergyMonitor()
         self._describe_model()
@@ -128,6 +129,7 @@ class DiscreteSimulation(Simulation):
     # trials ------------------------------------------------------------------------------------
     def start_trial(self, trial: Trial) -> None:
         settings: DiscreteTrial = trial.settings
+        self._put_prior_in_force(settings)
         if trial.reset:
             self.state.reset()
             self.evidence = []
@@ -145,6 +147,17 @@ class DiscreteSimulation(Simulation):
         self.next_index = 0
         self.until_next = self.pending[0].step + 1 if self.pending else 0
         self.observe_operation.active = bool(self.pending)
+
+    def _put_prior_in_force(self, settings: DiscreteTrial) -> None:
+        """The circuit's ``log_prior`` (Brian2 ``(constant)`` state) becomes ln D^beta
+        (renormalised) of this trial's ``prior_precision`` beta, and goes back to ln D in the
+        first trial that sets none. Runs before a reset, which puts v = ln D in force; a trial
+        without a reset keeps its beliefs and evidence under the new prior. Untouched while no
+        trial sets a prior precision, so those runs keep every number."""
+        if settings.prior_precision == self.prior_precision:
+            return
+        self.state.circuit.log_prior[:] = self.model.log_prior_in_force(settings)
+        self.prior_precision = settings.prior_precision
 
     # for the readouts ---------------------------------------------------------------------------
     def free_energy_now(self) -> float:

@@ -54,6 +54,22 @@ class DiscreteModel:
         """D of a single-factor model."""
         return self.factors[0].prior
 
+    def log_prior_in_force(self, trial: DiscreteTrial | None = None) -> np.ndarray:
+        r"""ln D in force in a trial: the model's D, tempered by the trial's prior precision
+        beta when it sets one,
+
+        .. math:: \ln \tilde D_k = \beta \ln D_k - \ln \sum_j D_j^\beta
+
+        (beta > 1 sharpens the prior towards its most probable cause, beta < 1 flattens it
+        towards uniform). Computed in the log domain, so a large beta leaves a very negative
+        but finite log-prior rather than ln 0. No ``prior_precision``: ln D itself, bit for
+        bit. One factor only."""
+        if trial is None or trial.prior_precision is None:
+            return np.log(self.prior)
+        scaled = trial.prior_precision * np.log(self.prior)
+        top = float(np.max(scaled))
+        return scaled - (top + float(np.log(np.sum(np.exp(scaled - top)))))
+
     @property
     def joint_shape(self) -> tuple[int, ...]:
         return tuple(len(factor.causes) for factor in self.factors)
@@ -81,10 +97,14 @@ class DiscreteTrial:
     observations: list[Observation]
     precision: np.ndarray  # gamma per modality during this trial
     model: DiscreteModel = field(repr=False)
+    prior_precision: float | None = None  # beta: the prior D^beta (renormalised); None: D
 
     def describe(self) -> dict:
-        return {
+        out: dict = {
             "precision": {m.name: float(g) for m, g in zip(self.model.modalities,
                                                            self.precision, strict=True)},
             "observations": [obs.describe(self.model) for obs in self.observations],
         }
+        if self.prior_precision is not None:
+            out["prior_precision"] = self.prior_precision
+        return out

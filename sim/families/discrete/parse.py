@@ -24,6 +24,7 @@ from sim.validation import Fields, check_number, describe, to_matrix
 SUM_TOLERANCE = 1e-6
 MAX_NAMES = 10**6  # causes or outcomes per modality
 MAX_LIKELIHOOD_ENTRIES = 5 * 10**7  # per modality: 400 MB of float64, as a hierarchical W
+MAX_PRIOR_PRECISION = 1e3  # beta: keeps beta ln D a rate a unit can hold (|ln D| < 1e5)
 
 
 def parse_names(fields: Fields, key: str, what: str, minimum: int) -> list[str]:
@@ -258,7 +259,15 @@ def parse_trial(fields: Fields, model: DiscreteModel, duration_ms: float) -> Dis
                 raise table.source.error(table.path, f"expected an outcome for at least one "
                                                      f"modality ({', '.join(names)})")
     observations.sort(key=lambda obs: obs.time_ms)
-    return DiscreteTrial(observations, precision, model)
+    prior_precision = None
+    if fields.has("prior_precision"):
+        prior_precision = fields.number("prior_precision", positive=True,
+                                        maximum=MAX_PRIOR_PRECISION)
+        if model.mean_field:
+            raise fields.error("prior_precision", "a tempered prior needs a single-factor "
+                                                  "model ([model] causes and prior), not "
+                                                  "[[model.factors]]")
+    return DiscreteTrial(observations, precision, model, prior_precision)
 
 
 def describe_model(model: DiscreteModel) -> dict:
