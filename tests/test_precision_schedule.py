@@ -78,3 +78,27 @@ def test_a_schedule_for_an_unknown_level_is_refused(tmp_path):
                                              "[protocol.trials.precision.sight]"))
     with pytest.raises(sim.ScenarioError, match="no level 'sight'"):
         sim.run(path, output=tmp_path / "unknown.h5")
+
+
+def test_a_modality_precision_schedule_weights_each_observation_by_its_time(tmp_path):
+    """Discrete: gamma steps from 1 to 3 at 20 ms; an observation at 5 ms counts with 1, one at
+    30 ms with 3 (Bayes with A^gamma, renormalised, computed here)."""
+    likelihood = np.array([[0.7, 0.2], [0.3, 0.8]])
+    table = {
+        "name": "scheduled_gamma", "dt_ms": 0.5,
+        "model": {"kind": "discrete", "causes": ["a", "b"], "tau_belief_ms": 2.0,
+                  "modalities": [{"name": "see", "outcomes": ["x", "y"],
+                                  "likelihood": likelihood.tolist()}]},
+        "protocol": {"trials": [{
+            "duration_ms": 80.0,
+            "precision": {"see": {"times_ms": [0.0, 20.0], "values": [1.0, 3.0]}},
+            "observations": [{"time_ms": 5.0, "see": "x"}, {"time_ms": 30.0, "see": "y"}]}]},
+    }
+    result = sim.run(write_scenario(tmp_path / "gamma.toml", table), output=tmp_path / "g.h5")
+    np.testing.assert_array_equal(result["observations/see/precision"], [1.0, 3.0])
+    tempered = likelihood**3 / (likelihood**3).sum(axis=0)
+    joint = 0.5 * likelihood[0] * tempered[1]
+    np.testing.assert_allclose(result.trials["exact_posterior"][0], joint / joint.sum(),
+                               rtol=1e-12)
+    np.testing.assert_allclose(result.trials["final_belief"][0], joint / joint.sum(),
+                               atol=1e-6)

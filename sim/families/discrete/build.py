@@ -114,7 +114,7 @@ class DiscreteSimulation(Simulation):
             item = self.pending[self.next_index]
             self.state.add(item.message)
             obs = item.observation
-            gamma = float(self.trial.settings.precision[obs.modality])
+            gamma = self.trial.settings.gamma(obs.modality, obs.time_ms)
             outcome = obs.category if obs.category is not None else obs.outcome
             self.evidence.append((self.model.modalities[obs.modality].likelihood, gamma, outcome))
             self.delivered.append((self.clock_time(), self.trial.index, obs, gamma))
@@ -140,7 +140,7 @@ class DiscreteSimulation(Simulation):
         self.pending = [
             Pending(min(round(obs.time_ms / self.scenario.dt_ms), last),
                     sensory_message(self.log_likelihoods[obs.modality], obs.outcome,
-                                    settings.precision[obs.modality]),
+                                    settings.gamma(obs.modality, obs.time_ms)),
                     obs)
             for obs in settings.observations
         ]

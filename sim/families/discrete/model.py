@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from sim.timeline import Schedule
+
 MAX_JOINT_STATES = 10**5  # joint causes of a several-factor model, by default (exact Bayes)
 
 
@@ -95,14 +97,23 @@ class Observation:
 @dataclass
 class DiscreteTrial:
     observations: list[Observation]
-    precision: np.ndarray  # gamma per modality during this trial
+    precision: np.ndarray  # gamma per modality at the trial's start
     model: DiscreteModel = field(repr=False)
     prior_precision: float | None = None  # beta: the prior D^beta (renormalised); None: D
+    precision_schedule: dict[int, Schedule] = field(default_factory=dict)  # by modality
+
+    def gamma(self, modality: int, t_ms: float) -> float:
+        """The precision in force for an observation of ``modality`` at ``t_ms``."""
+        if modality in self.precision_schedule:
+            return float(self.precision_schedule[modality].at(t_ms)[0])
+        return float(self.precision[modality])
 
     def describe(self) -> dict:
         out: dict = {
-            "precision": {m.name: float(g) for m, g in zip(self.model.modalities,
-                                                           self.precision, strict=True)},
+            "precision": {m.name: (self.precision_schedule[i].describe()
+                                   if i in self.precision_schedule else float(g))
+                          for i, (m, g) in enumerate(zip(self.model.modalities,
+                                                         self.precision, strict=True))},
             "observations": [obs.describe(self.model) for obs in self.observations],
         }
         if self.prior_precision is not None:

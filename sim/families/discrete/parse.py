@@ -19,6 +19,7 @@ from sim.families.discrete.model import (
     Modality,
     Observation,
 )
+from sim.timeline import Schedule, parse_schedule
 from sim.validation import Fields, check_number, describe, to_matrix
 
 SUM_TOLERANCE = 1e-6
@@ -227,6 +228,7 @@ def parse_outcome(value: Any, modality: Modality, fail) -> tuple[np.ndarray, int
 def parse_trial(fields: Fields, model: DiscreteModel, duration_ms: float) -> DiscreteTrial:
     names = [m.name for m in model.modalities]
     precision = np.array([m.precision for m in model.modalities])
+    schedules: dict[int, Schedule] = {}
     raw = fields.raw("precision", default={})
     if isinstance(raw, dict):
         table = fields.sub("precision", default={})
@@ -234,7 +236,12 @@ def parse_trial(fields: Fields, model: DiscreteModel, duration_ms: float) -> Dis
             if name not in names:
                 raise table.error(name, f"no modality {name!r}; expected one of "
                                         f"{', '.join(names)}")
-            precision[names.index(name)] = table.number(name, positive=True)
+            index = names.index(name)
+            if isinstance(raw[name], dict):  # gamma steps within the trial
+                schedules[index] = parse_schedule(table.sub(name), 1, duration_ms)
+                precision[index] = schedules[index].values[0, 0]
+            else:
+                precision[index] = table.number(name, positive=True)
     else:
         precision[:] = fields.number("precision", positive=True)
 
@@ -267,7 +274,7 @@ def parse_trial(fields: Fields, model: DiscreteModel, duration_ms: float) -> Dis
             raise fields.error("prior_precision", "a tempered prior needs a single-factor "
                                                   "model ([model] causes and prior), not "
                                                   "[[model.factors]]")
-    return DiscreteTrial(observations, precision, model, prior_precision)
+    return DiscreteTrial(observations, precision, model, prior_precision, schedules)
 
 
 def describe_model(model: DiscreteModel) -> dict:
