@@ -147,6 +147,7 @@ def test_cue_integration_percept_is_precision_weighted_average(tmp_path):
                                                                                 abs=1e-6)
         np.testing.assert_array_equal(result.trials["final_precision/senses"][index],
                                       [pi_sight, pi_hearing])
+        assert result.trials["precision_share/senses"][index, 0] == pytest.approx(weight)
     assert np.all(np.diff(weights) < 0)
 
 

@@ -2,7 +2,9 @@
 (configured, scheduled) or learned by then (``circuits.precision_learned``). With cues on one
 level, a cue's weight in the percept is its share of this precision (Ernst & Banks 2002).
 
-Columns: ``final_precision/<level>`` (trials x units; the top level's is the prior precision).
+Columns: ``final_precision/<level>`` (trials x units; the top level's is the prior precision)
+and ``precision_share/<level>``, each unit's share of its level's precision, Pi_i / sum_j Pi_j:
+for cues of one cause on one level under a flat prior, the weight of each cue in the percept.
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ class PrecisionSnapshot(Readout):
     family = "hierarchical"
 
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:
-        return {f"final_precision/{level.name}": np.array(precision, dtype=float)
-                for level, precision in zip(simulation.model.levels, simulation.precisions,
-                                            strict=True)}
+        row: dict[str, Any] = {}
+        for level, precision in zip(simulation.model.levels, simulation.precisions,
+                                    strict=True):
+            values = np.array(precision, dtype=float)
+            total = values.sum()
+            row[f"final_precision/{level.name}"] = values
+            row[f"precision_share/{level.name}"] = (values / total if total > 0
+                                                    else np.full_like(values, np.nan))
+        return row
 
 
 READOUT = PrecisionSnapshot()

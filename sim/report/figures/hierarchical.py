@@ -29,13 +29,19 @@ def plot_hierarchical(result: Result) -> plt.Figure:
     trials = result.trials
     if "surprise" not in trials:
         varying = _varying_precision(result)
-        figure, axes = plt.subplots(rows + bool(varying), 1,
-                                    figsize=(9, 2.2 * (rows + bool(varying))), sharex=True,
-                                    squeeze=False)
-        _time_series(result, list(axes[:rows, 0]))
+        times = "reaction_time/mean_ms" in result
+        extra = bool(varying) + times
+        figure = plt.figure(figsize=(9, 2.2 * (rows + extra)))
+        grid = figure.add_gridspec(rows + extra, 1)
+        axes = [figure.add_subplot(grid[0, 0])]
+        axes += [figure.add_subplot(grid[row, 0], sharex=axes[0])
+                 for row in range(1, rows + bool(varying))]
+        _time_series(result, axes[:rows])
         if varying:
-            axes[rows - 1, 0].set_xlabel("")
-            _precision(result, axes[-1, 0], varying)
+            axes[rows - 1].set_xlabel("")
+            _precision(result, axes[rows], varying)
+        if times:
+            _reaction_times(result, figure.add_subplot(grid[-1, 0]))
         figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
         figure.tight_layout()
         return figure
@@ -103,6 +109,22 @@ def _precision(result: Result, axis: plt.Axes, varying: dict[str, np.ndarray]) -
         axis.legend(fontsize=7, loc="best")
     mark_trials(axis, result)
     axis.set_xlabel("time (ms)")
+
+
+def _reaction_times(result: Result, axis: plt.Axes) -> None:
+    """Mean reaction time of correct trials per condition, misses noted on the bars."""
+    conditions = [str(c) for c in result["reaction_time/condition"]]
+    means = result["reaction_time/mean_ms"]
+    misses, counts = result["reaction_time/misses"], result["reaction_time/count"]
+    places = np.arange(len(conditions))
+    axis.bar(places, np.nan_to_num(means), color="tab:blue", alpha=0.8)
+    for place, mean, missed, count in zip(places, means, misses, counts, strict=True):
+        label = f"{mean:.1f}" if np.isfinite(mean) else "all missed"
+        if missed:
+            label += f"\n{missed}/{count} missed"
+        axis.text(place, np.nan_to_num(mean), label, ha="center", va="bottom", fontsize=7)
+    axis.set_xticks(places, conditions, fontsize=8, rotation=20)
+    axis.set_ylabel("mean reaction\ntime (ms)", fontsize=8)
 
 
 def _surprise_under_f(result: Result, axis: plt.Axes) -> None:
