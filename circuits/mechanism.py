@@ -60,6 +60,9 @@ class Population:
     name: str
     generative: Any = None
     top: bool = False  # the population belongs to the top level
+    # error units: the variable holding the configured part of the precision ("precision",
+    # or "precision_configured" once a mechanism adds a log contribution, circuits.precision)
+    configured_precision: str = "precision"
 
 
 @dataclass(frozen=True)

@@ -119,9 +119,6 @@ class InferredPrecision(Mechanism):
             if name not in names:
                 raise fail("levels", f"no level {name!r} with error units below the top; "
                                      f"expected some of {', '.join(names)}")
-        if "learned_precision" in model.mechanisms:
-            raise fail("tau_ms", "inferred and learned precision on the same error units are "
-                                 "not supported together; choose one")
 
     def chosen(self, settings: Settings, population: Population) -> bool:
         if settings.levels is None:

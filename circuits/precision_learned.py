@@ -7,9 +7,18 @@ dF/dPi = (e^2 - 1/Pi) / 2, so
 
     \tau_\Pi \frac{d\Pi}{dt} = \tfrac12 \left(\Pi^{-1} - e^2\right)
 
-whose fixed point Pi = 1 / <e^2> is the inverse of the error variance. It integrates the error
-population's ``precision`` (the configured part, ``circuits.precision``), so what it learns
-carries over from trial to trial; a trial that overrides a level's precision sets it anew.
+whose fixed point Pi = 1 / <e^2> is the inverse of the error variance. It integrates the
+configured part of the precision (``circuits.precision``), so what it learns carries over from
+trial to trial; a trial that overrides a level's precision sets it anew. Where fast log
+contributions also act (Pi = Pi_c g, g = exp(sum lambda_k)), dF/dPi_c = (g e^2 - 1/Pi_c)/2, so
+
+.. math::
+
+    \tau_\Pi \frac{d\Pi_c}{dt} = \frac{1 - \Pi e^2}{2 \Pi_c}
+
+the same flow when g = 1. With inferred precision on the same units, at the joint fixed point
+Pi <e^2> = 1 and the inferred lambda returns to its prior mean: the slow configured part ends
+up holding the channel's reliability, the fast part only its departures within a trial.
 Use it to learn how reliable a channel is over many trials; precision that must follow the
 noise within one trial is a fast state, not this parameter.
 
@@ -31,6 +40,11 @@ from circuits.mechanism import BuildContext, FlowBound, Mechanism, Piece, Popula
 LEARNED_PRECISION = (
     "dprecision/dt = (1 / precision - (signal - prediction)**2) / (2 * tau_precision) : 1"
 )
+# with log contributions, Pi = Pi_c g: dF/dPi_c = (g e^2 - 1/Pi_c)/2 and g = Pi / Pi_c
+LEARNED_CONFIGURED_PRECISION = (
+    "d{configured}/dt = (1 - precision * (signal - prediction)**2) / (2 * {configured} "
+    "* tau_precision) : 1"
+)
 
 
 class LearnedPrecision(Mechanism):
@@ -48,8 +62,11 @@ class LearnedPrecision(Mechanism):
     def pieces(self, tau_ms: float, population: Population) -> Piece | None:
         if population.role != "error":
             return None
+        configured = population.configured_precision
+        flow = (LEARNED_PRECISION if configured == "precision"
+                else LEARNED_CONFIGURED_PRECISION.format(configured=configured))
         return Piece(equations="tau_precision : second (shared, constant)",
-                     integrates={"precision": LEARNED_PRECISION})
+                     integrates={configured: flow})
 
     def build(self, tau_ms: float, context: BuildContext) -> list:
         for group in context.errors:

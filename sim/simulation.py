@@ -13,6 +13,7 @@ time axis is the first stream. At the end of each trial the registered readouts
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from brian2 import Clock, NetworkOperation, ms
 
 from circuits import schedule
 from circuits.mechanism import BuildContext, Piece, Population, Stream
+from circuits.precision import CONFIGURED, LOG_PRECISION
 from sim import registry
 from sim.guard import Watched
 from sim.io.writer import ResultWriter, write_array, write_matrix
@@ -51,12 +53,18 @@ class Simulation:
 
     # building ----------------------------------------------------------------------------------
     def pieces(self, population: Population) -> list[tuple[str, Piece]]:
-        """The equation pieces the switched-on mechanisms add to ``population``."""
+        """The equation pieces the switched-on mechanisms add to ``population``. When some
+        add a log contribution to an error population's precision, they are asked again
+        knowing that its configured part is ``precision_configured`` (``circuits.precision``).
+        """
         found = []
         for mechanism, settings in self.mechanisms:
             piece = mechanism.pieces(settings, population)
             if piece is not None:
                 found.append((mechanism.name, piece))
+        if (population.configured_precision != CONFIGURED
+                and any(LOG_PRECISION in piece.terms for _, piece in found)):
+            return self.pieces(replace(population, configured_precision=CONFIGURED))
         return found
 
     def changed_at_run_time(self, what: str) -> bool:

@@ -111,15 +111,35 @@ def test_bad_settings_are_refused(tmp_path, inference, expected):
     assert not (tmp_path / "bad.h5").exists()
 
 
-def test_inferred_and_learned_precision_together_are_refused(tmp_path):
+def test_learned_and_inferred_precision_together_share_the_work(tmp_path):
+    """Both on one noisy channel (variance 0.25): the joint fixed point of
+    tau dPi_c/dt = (1 - Pi e^2)/(2 Pi_c) and of the lambda flow is <Pi e^2> = 1 with lambda at
+    its prior mean (0): the slow configured part takes over the reliability (from 1 towards
+    1/sigma^2 = 4, less the spread of the fast lambda: Pi_c <exp(lambda)> sigma^2 = 1)."""
     table = {
-        "name": "both", "dt_ms": 0.1,
-        "model": {"levels": [{"name": "senses", "size": 1, "precision": 1.0},
-                             {"name": "cause", "size": 1, "weights": 1.0}],
-                  "learning": {"tau_precision_ms": 100.0},
-                  "precision_inference": {"tau_ms": 50.0}},
-        "protocol": {"trials": [{"duration_ms": 1.0,
-                                 "stimulus": {"kind": "constant", "value": 1.0}}]},
+        "name": "both", "seed": 2, "dt_ms": 0.1,
+        "model": {"errors": "instantaneous", "tau_belief_ms": 1e9,  # the belief held at 0
+                  "levels": [{"name": "senses", "size": 1, "precision": 1.0},
+                             {"name": "cause", "size": 1, "weights": 1.0,
+                              "initial_belief": 0.0}],
+                  "learning": {"tau_precision_ms": 10.0},  # Pi_c relaxes in ~0.3 s
+                  "precision_inference": {"tau_ms": 10.0, "prior_precision": 1.0}},
+        "protocol": {"trials": [{"duration_ms": 4000.0,
+                                 "stimulus": {"kind": "constant", "value": 0.0,
+                                              "noise_std": 0.5}}]},
+        "record": {"every_ms": 0.1},
     }
-    with pytest.raises(sim.ScenarioError, match="not supported together"):
-        sim.run(write_scenario(tmp_path / "both.toml", table), output=tmp_path / "both.h5")
+    result = sim.run(write_scenario(tmp_path / "both.toml", table), output=tmp_path / "b.h5")
+    senses = result.level("senses")
+    last = len(result.time) * 4 // 5
+    log_precision = senses["log_precision"][last:, 0]
+    precision = senses["precision"][last:, 0]
+    error = senses["input"][last:, 0]  # e = x - W mu with mu held at 0
+    assert abs(log_precision.mean()) < 0.1
+    assert np.mean(precision * error**2) == pytest.approx(1.0, rel=0.05)
+    configured = precision / np.exp(log_precision)
+    assert configured.mean() > 3.0  # learned from 1
+    assert configured.mean() * np.mean(np.exp(log_precision)) * 0.25 == pytest.approx(
+        1.0, rel=0.05)
+    assert list(result.dataset_attrs["levels/senses/precision"]["contributions"]) == [
+        "configured", "learned_precision", "inferred_precision"]
