@@ -134,7 +134,8 @@ def test_cue_integration_percept_is_precision_weighted_average(tmp_path):
     w = Pi_sight / (Pi_sight + Pi_hearing), and w falls as the fog rises."""
     result = sim.run("perception/cue_integration", output=tmp_path / "cues.h5")
     scenario = tomllib.loads(bundled_scenarios()["perception/cue_integration"].read_text())
-    trials = scenario["protocol"]["trials"]
+    trials = [t for t in scenario["protocol"]["trials"]
+              if isinstance(t["precision"]["senses"], list)]  # the sweep (not the schedule)
     assert len(trials) >= 6  # clear and at least 5 fog levels
     weights = []
     for index, trial in enumerate(trials):
@@ -149,6 +150,20 @@ def test_cue_integration_percept_is_precision_weighted_average(tmp_path):
                                       [pi_sight, pi_hearing])
         assert result.trials["precision_share/senses"][index, 0] == pytest.approx(weight)
     assert np.all(np.diff(weights) < 0)
+    # the fog rolling in within a trial: the percept before the change is the clear day's,
+    # at the end the thick fog's (a precision schedule)
+    scheduled = next(i for i, t in enumerate(scenario["protocol"]["trials"])
+                     if isinstance(t["precision"]["senses"], dict))
+    schedule = scenario["protocol"]["trials"][scheduled]["precision"]["senses"]
+    start = result.trials["t_start"][scheduled] * 1e3
+    change = start + schedule["times_ms"][1]
+    time_ms, percept = result.time * 1e3, result.level("position")["belief"][:, 0]
+    before = percept[np.searchsorted(time_ms, change) - 1]
+    for (pi_sight, pi_hearing), value in zip(schedule["values"],
+                                             (before, result.trials["final_belief/position"][
+                                                 scheduled, 0]), strict=True):
+        expected = (pi_sight * 1.0 + pi_hearing * 3.0) / (pi_sight + pi_hearing)
+        assert value == pytest.approx(expected, abs=1e-3)
 
 
 # --- the Laplace term: the Hessian of the energy against finite differences ----------------

@@ -36,7 +36,7 @@ PRINTED = {
         "[0.0266, 0.0208, -0.9138, -0.0422]",
     ],
     # the fog sweep: "clear" and "fog 4" are the two trials the old scenario had ("fog" was
-    # precision 0.25), printed then exactly so; the other levels are new
+    # precision 0.25), printed then exactly so; the other levels and the schedule are new
     "perception/cue_integration": [
         "  clear: F = 2.6305 nat, top belief = [1.4]",
         "  fog 1: F = 2.4550 nat, top belief = [1.6667]",
@@ -44,6 +44,7 @@ PRINTED = {
         "  fog 3: F = 2.1349 nat, top belief = [2.3333]",
         "  fog 4: F = 2.1237 nat, top belief = [2.6]",
         "  fog 5: F = 2.2398 nat, top belief = [2.7778]",
+        "  fog rolls in: F = 2.1237 nat, top belief = [2.6]",
     ],
     "perception/creak": [
         "  night: Q = cat 0.777 (exact 0.777), pipes 0.164 (exact 0.164), intruder 0.037 "
