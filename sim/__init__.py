@@ -31,6 +31,7 @@ def run(
     progress: bool = False,
     overwrite: bool = False,
     keep_partial: bool = False,
+    debug: bool = False,
 ) -> Result:
     """Run a scenario (path or bundled name, with ``overrides`` as dotted keys) and load it.
 
@@ -38,7 +39,8 @@ def run(
     ``output`` is replaced only with ``overwrite``. Raises ``ScenarioError`` for a mistake in
     the scenario (or a step beyond its stability bound), ``ResultError`` for the output path,
     ``DivergenceError`` if the run blows up, ``RunInterrupted`` on Ctrl-C (``keep_partial``
-    keeps what was simulated, marked ``interrupted``).
+    keeps what was simulated, marked ``interrupted``). ``debug`` keeps Brian2's log files
+    (pcsim removes them otherwise: ``sim.brian_logging``).
     """
     from sim.engine import default_output, run_scenario, text_progress
     from sim.scenario import load_scenario
@@ -46,5 +48,5 @@ def run(
     loaded = load_scenario(scenario, overrides=overrides, seed=seed)
     target = Path(output) if output is not None else default_output(loaded)
     run_scenario(loaded, target, text_progress() if progress else None, overwrite=overwrite,
-                 keep_partial=keep_partial)
+                 keep_partial=keep_partial, debug=debug)
     return load(target)

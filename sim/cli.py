@@ -112,7 +112,7 @@ def command_run(args: argparse.Namespace) -> int:
     print(f"pcsim: running {scenario.name} ({scenario.path}), seed {scenario.seed}, "
           f"{scenario.duration_ms:g} ms in {len(scenario.trials)} trial(s)", file=sys.stderr)
     run_scenario(scenario, output, text_progress(), overwrite=args.overwrite,
-                 keep_partial=args.keep_partial, checked=True)
+                 keep_partial=args.keep_partial, checked=True, debug=args.debug)
     with load(output) as result:
         for line in summary_lines(result):
             print(line)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from brian2 import Network, ms, prefs, seed
 
+from sim import brian_logging
 from sim.errors import DivergenceError, NumericalWarning, ResultError, RunInterrupted
 from sim.guard import RunGuard, RunStopped, interrupt_handlers, watched_variables
 from sim.io.writer import ResultWriter, write_array
@@ -19,6 +20,7 @@ from sim.scenario import Scenario
 from sim.stability import preflight
 
 DEFAULT_OUTPUT_DIR = Path("outputs")
+brian_logging.settle()  # Brian2 made its log files on import: no stray files (docstring there)
 Progress = Callable[[float], None]
 
 
@@ -91,15 +93,17 @@ def check_target(output: Path, overwrite: bool, role: str = "the result",
 
 
 def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = None,
-                 overwrite: bool = False, keep_partial: bool = False, checked: bool = False):
+                 overwrite: bool = False, keep_partial: bool = False, checked: bool = False,
+                 debug: bool = False):
     """Simulate every trial; the file appears at ``output`` only if the run completes.
 
     Before anything is written the step is checked against its stability bound
     (``sim.stability.preflight``: ScenarioError, or a ``NumericalWarning``). While running,
     ``sim.guard`` stops a diverging run (``DivergenceError``; the file is kept, marked
     ``diverged``) and turns Ctrl-C into ``RunInterrupted`` (the partial file is kept, marked
-    ``interrupted``, only with ``keep_partial``). Returns the model family's simulation object
-    (for summaries). ``checked``: the caller already ran the preflight and reported it.
+    ``interrupted``, only with ``keep_partial``). Returns the model family's simulation object.
+    ``checked``: the caller already ran the preflight and reported it. ``debug``: Brian2 keeps
+    its log files (``sim.brian_logging``; their paths go to stderr).
     """
     for message in [] if checked else preflight(scenario):
         warnings.warn(message, NumericalWarning, stacklevel=2)
@@ -109,6 +113,19 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
     seed(scenario.seed)  # any draw on Brian2's side follows the scenario's seed too
     guard = RunGuard([], scenario.numerics.rate_limit, scenario.dt_ms,
                      scenario.record.every_steps)
+    for path in brian_logging.settle(debug):
+        print(f"pcsim: Brian2 logs to {path}", file=sys.stderr)
+    if not debug:  # the compiler's output went to files: gone before the simulation proper
+        guard.on_first_step = brian_logging.clean_compiler_output
+    try:
+        return _run(scenario, output, progress, overwrite, keep_partial, guard)
+    finally:
+        if not debug:
+            brian_logging.clean_compiler_output()
+
+
+def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite: bool,
+         keep_partial: bool, guard: RunGuard):
     simulation, trial = None, None
     with interrupt_handlers(guard):
         writer = ResultWriter(output)

@@ -19,7 +19,7 @@ import contextlib
 import signal
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,6 +82,7 @@ class RunGuard:
         self.interrupted: str | None = None
         self.last_good_ms = 0.0
         self.trial_name = ""
+        self.on_first_step: Callable[[], None] | None = None
 
     def operation(self, clock) -> NetworkOperation:
         return NetworkOperation(self._tick, clock=clock, when="start", order=-100,
@@ -90,6 +91,8 @@ class RunGuard:
     def _tick(self) -> None:
         step = self.step
         self.step += 1
+        if not step and self.on_first_step is not None:  # the code is compiled by now
+            self.on_first_step()
         if self.interrupted:
             raise RunStopped("interrupted", f"interrupted by {self.interrupted}", step * self.dt_ms)
         if step % self.record_every and step % self.every:

@@ -205,11 +205,13 @@ def long_scenario(tmp_path: Path) -> Path:
     return write_scenario(tmp_path / "long.toml", scenario)
 
 
-def start_run(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+def start_run(tmp_path: Path, *extra: str, env: dict | None = None
+              ) -> tuple[subprocess.Popen, Path]:
     output = tmp_path / "out" / "long.h5"
     process = subprocess.Popen(
         [sys.executable, "-m", "sim.cli", "run", str(long_scenario(tmp_path)), "-o", str(output),
-         "--no-plot", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--no-plot", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env)
     deadline = time.monotonic() + 120
     while not list(output.parent.glob(".long.h5.*.partial")):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
@@ -227,6 +229,43 @@ def test_sigkill_leaves_no_result_and_the_next_run_cleans_up(tmp_path):
     sim.run(write_scenario(tmp_path / "short.toml", linear(0.1, 10)),
             output=output.parent / "short.h5")
     assert not stale.exists()
+
+
+def test_no_stray_files_in_the_temp_folder(tmp_path):
+    """Brian2 logs to files in the temp folder from its import on; pcsim removes them
+    (sim.brian_logging): after a SIGKILL, a Ctrl-C, a refused scenario and a user's script
+    that raises after sim.run returned, the temp folder is as it was."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    for stop in (signal.SIGKILL, signal.SIGINT):
+        folder = tmp_path / stop.name
+        folder.mkdir()
+        process, _ = start_run(folder, env=env)
+        process.send_signal(stop)
+        process.communicate(timeout=60)
+    bad = write_scenario(tmp_path / "bad.toml", {**linear(0.1, 10), "dt_ms": -1.0})
+    refused = subprocess.run([sys.executable, "-m", "sim.cli", "run", str(bad)],
+                             capture_output=True, text=True, env=env, timeout=120)
+    assert refused.returncode == 2
+    ok = write_scenario(tmp_path / "ok.toml", linear(0.1, 10))
+    script = (f"import sim\nsim.run({str(ok)!r}, output={str(tmp_path / 'ok.h5')!r})\n"
+              "raise RuntimeError('the script fails')\n")
+    raised = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert "the script fails" in raised.stderr and "Brian 2" not in raised.stderr
+    assert sorted(path.name for path in temp.iterdir()) == []
+
+
+def test_debug_keeps_brians_log_and_says_where(tmp_path):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    path = write_scenario(tmp_path / "ok.toml", linear(0.1, 10))
+    ran = subprocess.run([sys.executable, "-m", "sim.cli", "--debug", "run", str(path), "-o",
+                          str(tmp_path / "ok.h5"), "--no-plot"], capture_output=True, text=True,
+                         env={**os.environ, "TMPDIR": str(temp)}, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert "pcsim: Brian2 logs to " + str(temp) in ran.stderr
 
 
 def test_sigint_leaves_nothing_unless_asked(tmp_path):
