@@ -29,6 +29,7 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")  # it becomes par
 STABILITY_CHECKS = ("refuse", "warn")
 RATE_LIMIT = 1e8
 FLOAT_TYPES = ("float64", "float32")
+LAPLACE_CHOICES = ("auto", "every", "trial_end")
 
 
 class ModelKind(Protocol):
@@ -50,6 +51,7 @@ class ModelKind(Protocol):
 class Recording:
     every_steps: int
     variables: tuple[str, ...]
+    laplace: str | int = "auto"  # how often F's Laplace term is computed (hierarchical)
 
 
 @dataclass
@@ -108,7 +110,9 @@ class Scenario:
             "model": self.kind.describe(self.model),
             "trials": describe_trials(self.trials),
             "record": {"every_steps": self.record.every_steps,
-                       "variables": list(self.record.variables)},
+                       "variables": list(self.record.variables),
+                       **({"laplace": self.record.laplace}
+                          if self.record.laplace != "auto" else {})},
             "protocol": (self.protocol.describe() if self.protocol is not None else
                          {"shuffle": self.shuffle, "order": [t.index for t in self.trials]}),
             "numerics": {"stability": self.numerics.stability,
@@ -244,6 +248,12 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
     if abs(every_steps * dt_ms - every_ms) > 1e-9 * max(every_ms, dt_ms):
         raise record_fields.error("every_ms", f"got {every_ms!r}, expected a multiple of "
                                               f"dt_ms = {dt_ms}")
+    laplace = record_fields.raw("laplace", default="auto")
+    if not (laplace in LAPLACE_CHOICES or (isinstance(laplace, int)
+                                           and not isinstance(laplace, bool) and laplace >= 1)):
+        raise record_fields.error("laplace", f"got {describe(laplace)}, expected one of "
+                                             f"{', '.join(map(repr, LAPLACE_CHOICES))} or a "
+                                             "positive integer (every k-th sample)")
     recordable = registry.record_variables(kind)
     variables = record_fields.raw("variables",
                                   default=list(registry.record_variables(kind, model)))
@@ -279,7 +289,7 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
         kind=kind,
         model=model,
         trials=protocol.trials,
-        record=Recording(every_steps, tuple(variables)),
+        record=Recording(every_steps, tuple(variables), laplace),
         overrides=overrides,
         float_type=float_type,
         numerics=numerics,

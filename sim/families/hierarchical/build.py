@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,36 @@ from sim.simulation import Simulation
 
 STIMULUS_BLOCK = 1024
 STIMULUS_BLOCK_BYTES = 1 << 20
+LAPLACE_FULL_UNITS = 256  # "auto": the Laplace term at every sample up to this many beliefs
+LAPLACE_BUDGET = 0.15  # "auto", larger models: the Laplace term's share of the simulation
+FLOOR_FLOPS = 1e5  # a step's (and a Laplace term's) fixed cost, in multiply-adds (~37 us)
+
+
+def laplace_cadence(setting: str | int, model: HierarchicalModel, every_steps: int) -> int:
+    """Every how many recorded samples F's Laplace term is computed; 0: only at trial ends.
+
+    ``auto``: every sample up to ``LAPLACE_FULL_UNITS`` belief units (a small Hessian costs
+    little in absolute terms); beyond, it estimates both costs in multiply-adds: the Laplace
+    term builds J' Pi J per level
+    (sum n_{l-1} n_l^2) and factors the N x N Hessian (N^3 / 3); a step does two products per
+    level (2 sum n_{l-1} n_l); each has a fixed cost (``FLOOR_FLOPS``, Brian2's per-step
+    floor). It computes the term every k-th sample with k the smallest that keeps it within
+    ``LAPLACE_BUDGET`` of the steps between: every 182nd sample at 1000-500-100 recorded every
+    10 steps (measured there: taken at every sample, the term made the whole run 6.5x longer).
+    """
+    if setting == "every":
+        return 1
+    if setting == "trial_end":
+        return 0
+    if setting != "auto":
+        return int(setting)
+    if model.n_beliefs <= LAPLACE_FULL_UNITS:
+        return 1
+    shapes = [level.generative.shape for level in model.belief_levels]
+    laplace = sum(below * here**2 for below, here in shapes) + model.n_beliefs**3 / 3
+    step = 2 * sum(below * here for below, here in shapes)
+    ratio = (laplace + FLOOR_FLOPS) / (LAPLACE_BUDGET * every_steps * (step + FLOOR_FLOPS))
+    return max(1, math.ceil(ratio - 1e-9))
 
 
 class HierarchicalSimulation(Simulation):
@@ -66,8 +97,11 @@ class HierarchicalSimulation(Simulation):
         self.precisions = [group.variables["precision"].get_value() for group in self.errors]
         self.configured = [group.variables[configured_variable(group)].get_value()
                            for group in self.errors]
-        self.latest_free_energy: FreeEnergy | None = None
         self.prior_mean = model.prior_mean
+        self.laplace_every = laplace_cadence(scenario.record.laplace, model,
+                                             scenario.record.every_steps)
+        self.samples = 0
+        self.sampled_energy = self.sampled_free_energy = math.nan
         self._describe_levels()
         self.record([*self.streams(), *self.mechanism_streams()])
         self.overridden: set[str] = set()
@@ -105,20 +139,33 @@ class HierarchicalSimulation(Simulation):
             found.append(Stream(f"{where}/precision", level.size,
                                 lambda s=self.precisions[index]: s, variable="precision",
                                 attrs={"contributions": contributions}))
-        found.append(Stream("free_energy", None, lambda: self._free_energy().total, units="nat",
-                            variable="free_energy", attrs={"approximation": "Laplace"}))
-        found.append(Stream("energy", None, lambda: self.latest_free_energy.energy,
-                            units="nat", variable="free_energy"))
+        found.append(Stream("free_energy", None, lambda: self.sampled_free_energy, units="nat",
+                            variable="free_energy",
+                            attrs={"approximation": "Laplace", "laplace_every": self.laplace_every,
+                                   "laplace": str(self.scenario.record.laplace)}))
+        found.append(Stream("energy", None, lambda: self.sampled_energy, units="nat",
+                            variable="free_energy"))
         return found
 
-    def _free_energy(self) -> FreeEnergy:
+    def before_sample(self) -> None:
+        """F for the recorder: the energy at every sample, the Laplace term every
+        ``laplace_every``-th (NaN in ``free_energy`` between; 0: only at trial ends, in the
+        trial table)."""
+        if "free_energy" not in self.scenario.record.variables:
+            return
+        due = self.laplace_every and self.samples % self.laplace_every == 0
+        self.samples += 1
+        found = self._free_energy(laplace=bool(due))
+        self.sampled_energy = found.energy
+        self.sampled_free_energy = found.total if due else math.nan
+
+    def _free_energy(self, laplace: bool = True) -> FreeEnergy:
         beliefs = [group.variables["belief"].get_value() for group in self.beliefs]
         found = free_energy(self.model, self.sensory, beliefs, self.precisions,
-                            prior_mean=self.prior_mean)
+                            laplace=laplace, prior_mean=self.prior_mean)
         extra = self.mechanism_energy()
         if extra:
             found = FreeEnergy(found.energy + extra, found.laplace, found.total + extra)
-        self.latest_free_energy = found
         return found
 
     # for the readouts ---------------------------------------------------------------------------
