@@ -78,7 +78,17 @@ def _time_series(result: Result, axes: list[plt.Axes]) -> None:
         mark_trials(axis, result)
     if "free_energy" in result:
         axis = axes[-1]
-        axis.plot(time_ms, result.free_energy, color="black")
+        free_energy = result.free_energy
+        known = np.isfinite(free_energy)
+        if known.all():
+            axis.plot(time_ms, free_energy, color="black")
+        else:  # the Laplace term at some samples only ([record] laplace): no line through gaps
+            if "energy" in result:
+                axis.plot(time_ms, result["energy"], color="0.6", lw=0.8,
+                          label="energy part (every sample)")
+            axis.plot(time_ms[known], free_energy[known], "o", color="black", ms=3,
+                      label="F (where its Laplace term was computed)")
+            axis.legend(fontsize=7, loc="best")
         axis.set_ylabel("F (nat)")
         mark_trials(axis, result)
     axes[-1].set_xlabel("time (ms)")
