@@ -225,3 +225,51 @@ def test_motion_prior_percept_is_the_posterior_mean_and_falls_with_contrast(tmp_
         assert perceived[index] == pytest.approx(expected, rel=1e-3)
         assert perceived[index] < speed  # the illusion: slower than it is
     assert np.all(np.diff(perceived) > 0)  # trials by rising contrast: faster percepts
+
+
+@pytest.mark.parametrize("site", ["before", "after"])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("nonlinearity", ["identity", "tanh"])
+def test_fast_laplace_term_equals_the_dense_slogdet(site, sparse, nonlinearity):
+    """The block recursion and the cached W' Pi W give the F of the whole Hessian's slogdet
+    (1e-9), also when the weights change between calls (the cache notices)."""
+    import scipy.sparse
+
+    from circuits.generative import GenerativeMap
+    from circuits.nonlinearity import parse_nonlinearity
+    from sim.families.hierarchical.free_energy import (
+        LN_2PI,
+        GramCache,
+        energy,
+        energy_hessian,
+        free_energy,
+        prediction_errors,
+    )
+    from sim.families.hierarchical.model import HierarchicalModel, Level
+
+    rng = np.random.default_rng(11)
+    sizes = [9, 6, 4, 3]
+    levels = [Level("input", sizes[0], rng.uniform(0.5, 2.0, sizes[0]), None, None, None)]
+    for index in range(1, 4):
+        weights = rng.normal(size=(sizes[index - 1], sizes[index]))
+        weights[np.abs(weights) < 0.4] = 0.0
+        gmap = GenerativeMap(scipy.sparse.csr_matrix(weights) if sparse else weights,
+                             parse_nonlinearity(nonlinearity), site)
+        levels.append(Level(f"level{index}", sizes[index],
+                            rng.uniform(0.5, 2.0, sizes[index]), gmap, None, None))
+    model = HierarchicalModel(levels, np.zeros(3), "instantaneous", 10.0, 2.0, "auto")
+    cache = GramCache()
+    for _ in range(2):  # the second call reuses the cache, then the weights change
+        sensory = rng.normal(size=sizes[0])
+        beliefs = [rng.normal(size=n) for n in sizes[1:]]
+        precisions = [level.precision for level in levels]
+        errors = prediction_errors(model, sensory, beliefs)
+        hessian = energy_hessian(model, beliefs, errors, precisions)
+        dense = hessian.toarray() if scipy.sparse.issparse(hessian) else hessian
+        expected = (energy(errors, precisions) + 0.5 * np.linalg.slogdet(dense)[1]
+                    - 0.5 * len(dense) * LN_2PI)
+        for _ in range(2):
+            found = free_energy(model, sensory, beliefs, precisions, cache=cache)
+            assert found.total == pytest.approx(expected, abs=1e-9)
+        if not sparse:
+            levels[1].generative.weights *= 1.1  # in place, as plasticity does

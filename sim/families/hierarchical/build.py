@@ -17,7 +17,7 @@ from circuits.coupling import build_coupling
 from circuits.error import error_population
 from circuits.mechanism import BuildContext, Population, Stream
 from circuits.precision import configured_variable
-from sim.families.hierarchical.free_energy import FreeEnergy, free_energy
+from sim.families.hierarchical.free_energy import FreeEnergy, GramCache, free_energy
 from sim.families.hierarchical.model import HierarchicalModel, TrialSettings
 from sim.io.writer import ResultWriter, write_matrix
 from sim.scenario import Scenario, Trial
@@ -101,6 +101,7 @@ class HierarchicalSimulation(Simulation):
         self.laplace_every = laplace_cadence(scenario.record.laplace, model,
                                              scenario.record.every_steps)
         self.samples = 0
+        self.gram_cache = GramCache()
         self.sampled_energy = self.sampled_free_energy = math.nan
         self._describe_levels()
         self.record([*self.streams(), *self.mechanism_streams()])
@@ -162,7 +163,7 @@ class HierarchicalSimulation(Simulation):
     def _free_energy(self, laplace: bool = True) -> FreeEnergy:
         beliefs = [group.variables["belief"].get_value() for group in self.beliefs]
         found = free_energy(self.model, self.sensory, beliefs, self.precisions,
-                            laplace=laplace, prior_mean=self.prior_mean)
+                            laplace=laplace, prior_mean=self.prior_mean, cache=self.gram_cache)
         extra = self.mechanism_energy()
         if extra:
             found = FreeEnergy(found.energy + extra, found.laplace, found.total + extra)
