@@ -83,6 +83,8 @@ class GramCache:
 
     def __init__(self) -> None:
         self.entries: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.unchanged = True  # no W' Pi W was recomputed since the last ``log_det``
+        self.log_det: tuple[list[np.ndarray], float] | None = None  # linear models
 
     def gram(self, block: int, weights: np.ndarray, precision: np.ndarray) -> np.ndarray:
         cached = self.entries.get(block)
@@ -91,7 +93,23 @@ class GramCache:
             return cached[2]
         product = weights.T @ (precision[:, np.newaxis] * weights)
         self.entries[block] = (weights.copy(), precision.copy(), product)
+        self.unchanged = False
         return product
+
+    def constant_log_det(self, precisions: Sequence[np.ndarray]) -> float | None:
+        """For a linear model the whole Hessian is constant while W and Pi are: its ln|det|
+        from the last time, if nothing changed since."""
+        if self.log_det is None or not self.unchanged:
+            return None
+        kept, value = self.log_det
+        same = len(kept) == len(precisions) and all(
+            np.array_equal(a, np.broadcast_to(b, a.shape)) for a, b in zip(kept, precisions,
+                                                                             strict=True))
+        return value if same else None
+
+    def keep_log_det(self, precisions: Sequence[np.ndarray], value: float) -> None:
+        self.log_det = ([np.array(p, dtype=float) for p in precisions], value)
+        self.unchanged = True
 
 
 def hessian_blocks(
@@ -106,7 +124,8 @@ def hessian_blocks(
 
     Block l: Pi_l + J_l' Pi_{l-1} J_l - sum_i (Pi_{l-1} e_{l-1})_i d^2 g_{l,i}; block (l-1, l):
     -Pi_{l-1} J_l (how mu_l moves the error that mu_{l-1} sees). With a ``cache`` and dense
-    g = W f(mu), J' Pi J is the cached W' Pi W rescaled by f'(mu) on both sides.
+    g = W f(mu) (or a linear g), J' Pi J is the cached W' Pi W rescaled by f'(mu) on both
+    sides.
     """
     sparse = any(level.generative.is_sparse for level in model.belief_levels)
     diagonal = scipy.sparse.diags if sparse else np.diag
@@ -116,8 +135,9 @@ def hessian_blocks(
         precision_below = np.broadcast_to(precisions[index - 1], errors[index - 1].shape)
         jacobian = gmap.jacobian(mu)
         weighted_jacobian = scale_rows(precision_below, jacobian)
-        if cache is not None and not sparse and gmap.site == "before":
-            slope = gmap.nonlinearity.df(mu) * np.ones(len(mu))
+        if cache is not None and not sparse and (gmap.site == "before"
+                                                 or gmap.nonlinearity.is_identity):
+            slope = gmap.nonlinearity.df(mu) * np.ones(len(mu))  # 1 for the identity
             gram = cache.gram(block, gmap.weights, np.array(precision_below, dtype=float))
             curvature_free = slope[:, np.newaxis] * gram * slope[np.newaxis, :]
         else:
@@ -204,7 +224,13 @@ def free_energy(
         return FreeEnergy(gibbs, 0.0, gibbs)
     diagonal_blocks, upper_blocks, sparse = hessian_blocks(model, beliefs, errors, precisions,
                                                            cache)
-    log_det = None if sparse else block_log_abs_det(diagonal_blocks, upper_blocks)
+    linear = cache is not None and not sparse and all(
+        level.generative.nonlinearity.is_identity for level in model.belief_levels)
+    log_det = cache.constant_log_det(precisions) if linear else None
+    if log_det is None and not sparse:
+        log_det = block_log_abs_det(diagonal_blocks, upper_blocks)
+        if linear and log_det is not None:
+            cache.keep_log_det(precisions, log_det)
     if log_det is None:
         log_det = log_abs_det(energy_hessian(model, beliefs, errors, precisions))
     entropy_side = 0.5 * log_det - 0.5 * model.n_beliefs * LN_2PI
