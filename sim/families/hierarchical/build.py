@@ -97,7 +97,8 @@ class HierarchicalSimulation(Simulation):
         self.precisions = [group.variables["precision"].get_value() for group in self.errors]
         self.configured = [group.variables[configured_variable(group)].get_value()
                            for group in self.errors]
-        self.prior_mean = model.prior_mean
+        self.prior_mean = self.errors[-1].variables["prediction"].get_value()  # m in force
+        self.prior_overridden = False
         self.laplace_every = laplace_cadence(scenario.record.laplace, model,
                                              scenario.record.every_steps)
         self.samples = 0
@@ -215,21 +216,24 @@ class HierarchicalSimulation(Simulation):
     # trials ----------------------------------------------------------------------------------
     def start_trial(self, trial: Trial) -> None:
         """Reset beliefs if asked, and put the trial's configured values in force: a level's
-        precision is set where this trial or the one before overrides it (elsewhere a learned
-        precision carries over)."""
+        precision (and the prior mean) is set where this trial or the one before overrides it,
+        and at the first trial (elsewhere a learned value carries over)."""
         settings: TrialSettings = trial.settings
-        if trial.reset:
-            for group, initial in zip(self.beliefs, self.initial_beliefs, strict=True):
-                group.belief = initial
-            for group in self.errors:
-                group.error = 0.0
         in_force = self.model.in_force(settings)
         for index, level in enumerate(self.model.levels):
             if level.name in settings.overridden or level.name in self.overridden:
                 self.configured[index][:] = in_force.precisions[index]
         self.overridden = settings.overridden
-        self.errors[-1].prediction = in_force.prior_mean
-        self.prior_mean = in_force.prior_mean  # for F: the prior in force
+        if not self.trial_rows or settings.prior_mean is not None or self.prior_overridden:
+            self.errors[-1].prediction = in_force.prior_mean  # else a learned one carries over
+        self.prior_overridden = settings.prior_mean is not None
+        if trial.reset:  # to the prediction of the prior in force (a learned one, too)
+            initial_beliefs = (self.initial_beliefs if not self.changed_at_run_time("prior")
+                               else self.model.top_down_beliefs(np.array(self.prior_mean)))
+            for group, initial in zip(self.beliefs, initial_beliefs, strict=True):
+                group.belief = initial
+            for group in self.errors:
+                group.error = 0.0
         self.changes = [round(t / self.scenario.dt_ms) for t in settings.change_times_ms()[1:]]
         self.steps_to_change = self.changes[0] + 1 if self.changes else 0
         self.schedule_operation.active = bool(self.changes)

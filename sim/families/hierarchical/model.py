@@ -121,10 +121,11 @@ class HierarchicalModel:
     def n_beliefs(self) -> int:
         return sum(level.size for level in self.belief_levels)
 
-    def top_down_beliefs(self) -> list[np.ndarray]:
-        """Initial beliefs for levels 1..L: given ones, else the prediction from above."""
+    def top_down_beliefs(self, prior_mean: np.ndarray | None = None) -> list[np.ndarray]:
+        """Initial beliefs for levels 1..L: given ones, else the prediction from above,
+        starting from ``prior_mean`` (default the model's)."""
         beliefs: list[np.ndarray] = [np.zeros(0)] * len(self.levels)
-        above = self.prior_mean
+        above = self.prior_mean if prior_mean is None else prior_mean
         for index in range(len(self.levels) - 1, 0, -1):
             level = self.levels[index]
             belief = level.initial_belief if level.initial_belief is not None else above
