@@ -30,7 +30,8 @@ def plot_hierarchical(result: Result) -> plt.Figure:
     if "surprise" not in trials:
         varying = _varying_precision(result)
         times = "reaction_time/mean_ms" in result
-        extra = bool(varying) + times
+        learned = [p for p in result.datasets if p.endswith("/prior_mean")]
+        extra = bool(varying) + times + bool(learned)
         figure = plt.figure(figsize=(9, 2.2 * (rows + extra)))
         grid = figure.add_gridspec(rows + extra, 1)
         axes = [figure.add_subplot(grid[0, 0])]
@@ -40,6 +41,14 @@ def plot_hierarchical(result: Result) -> plt.Figure:
         if varying:
             axes[rows - 1].set_xlabel("")
             _precision(result, axes[rows], varying)
+        if learned:
+            axes[-1].set_xlabel("")
+            axis = figure.add_subplot(grid[rows + bool(varying), 0], sharex=axes[0])
+            for path in learned:
+                axis.plot(result.time * 1e3, result[path], color="tab:green")
+            axis.set_ylabel("learned prior\nmean m", fontsize=8)
+            axis.set_xlabel("time (ms)")
+            mark_trials(axis, result)
         if times:
             _reaction_times(result, figure.add_subplot(grid[-1, 0]))
         figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
