@@ -61,9 +61,10 @@ def log_softmax(v: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum())
 
 
-def message(evidence: np.ndarray, beliefs: Sequence[np.ndarray], factor: int,
+def message(evidence: np.ndarray, beliefs: Sequence[np.ndarray | None], factor: int,
             out: np.ndarray | None = None) -> np.ndarray:
-    """s_f = E_{Q_-f}[L]: the evidence tensor contracted with every other factor's belief."""
+    """s_f = E_{Q_-f}[L]: the evidence tensor contracted with every other factor's belief
+    (``beliefs[factor]`` is not read)."""
     if evidence.ndim == 2:  # the common case, in place with BLAS
         if factor == 0:
             return np.dot(evidence, beliefs[1], out=out)
@@ -101,9 +102,8 @@ class MeanFieldCoupling:
         """A function of no arguments (Brian2 passes t to a function of one)."""
         return lambda: self.deliver(factor)
 
-    def beliefs(self) -> list[np.ndarray]:
-        """Every factor's Q, from its log-beliefs now."""
-        return [softmax(circuit.v) for circuit in self.circuits]
-
     def deliver(self, factor: int) -> None:
-        message(self.evidence, self.beliefs(), factor, out=self.circuits[factor].sensory)
+        """s_f from the other factors' Q now (factor f's own belief is not needed)."""
+        others = [None if f == factor else softmax(circuit.v)
+                  for f, circuit in enumerate(self.circuits)]
+        message(self.evidence, others, factor, out=self.circuits[factor].sensory)

@@ -69,9 +69,10 @@ class Simulation:
 
     def changed_at_run_time(self, what: str) -> bool:
         """Whether a switched-on mechanism changes ``what`` (``weights``, ``precision``)."""
-        return any(what in mechanism.changes for mechanism, _ in self.mechanisms)
+        return bool(self.contributors(what))
 
     def contributors(self, what: str) -> list[str]:
+        """The switched-on mechanisms that change ``what``, by name."""
         return [mechanism.name for mechanism, _ in self.mechanisms if what in mechanism.changes]
 
     def build_mechanisms(self, context: BuildContext) -> list:

@@ -133,10 +133,12 @@ def hessian_blocks(
     for block, level in enumerate(model.belief_levels):
         index, mu, gmap = block + 1, beliefs[block], level.generative
         precision_below = np.broadcast_to(precisions[index - 1], errors[index - 1].shape)
-        jacobian = gmap.jacobian(mu)
-        weighted_jacobian = scale_rows(precision_below, jacobian)
-        if cache is not None and not sparse and (gmap.site == "before"
-                                                 or gmap.nonlinearity.is_identity):
+        cached = cache is not None and not sparse and (gmap.site == "before"
+                                                       or gmap.nonlinearity.is_identity)
+        # J and Pi J: for an upper block, or for J' Pi J when it is not cached
+        jacobian = gmap.jacobian(mu) if block > 0 or not cached else None
+        weighted_jacobian = None if jacobian is None else scale_rows(precision_below, jacobian)
+        if cached:
             slope = gmap.nonlinearity.df(mu) * np.ones(len(mu))  # 1 for the identity
             gram = cache.gram(block, gmap.weights, np.array(precision_below, dtype=float))
             curvature_free = slope[:, np.newaxis] * gram * slope[np.newaxis, :]
