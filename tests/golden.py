@@ -5,9 +5,10 @@
     python tests/golden.py compare A B        every dataset and attribute of A/*.h5 equal,
                                                    bitwise, to B/*.h5 (exit 1 if not; attributes
                                                    that only B has are listed, not failures)
-    python tests/golden.py store              write tests/data/golden_arrays.npz: beliefs
-                                                   and errors of every bundled scenario, which
-                                                   tests/test_golden.py checks to 1e-12
+    python tests/golden.py store [NAME ...]   write tests/data/golden/<name>.npz: beliefs
+                                                   and errors of each bundled scenario named
+                                                   (all when none), which tests/test_cli.py
+                                                   checks to 1e-12
 
 ``dump`` + ``compare`` is the before/after check of a refactor on one machine; the stored
 arrays are the lasting version that survives another CPU or BLAS build.
@@ -22,7 +23,7 @@ import h5py
 import numpy as np
 
 HERE = Path(__file__).resolve().parent / "data"
-STORED = HERE / "golden_arrays.npz"
+STORED = HERE / "golden"  # one <scenario, / as __>.npz each
 # attributes that say when and with what a file was written, not what was computed
 VOLATILE_ATTRS = {"created_utc", "pcsim_version", "brian2_version", "numpy_version",
                   "h5py_version", "python_version", "path", "schema_version"}
@@ -60,18 +61,25 @@ def traces(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def store() -> None:
+def stored_path(name: str) -> Path:
+    """Where a bundled scenario's golden traces are kept (one file each, so that adding a
+    scenario never rewrites another's)."""
+    return STORED / (name.replace("/", "__") + ".npz")
+
+
+def store(names: list[str] | None = None) -> None:
     import tempfile
 
-    arrays = {}
+    import sim
+
+    STORED.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
-        dump(Path(folder))
-        for name in bundled():
+        for name in names or bundled():
             path = Path(folder) / (name.replace("/", "__") + ".h5")
-            for key, values in traces(path).items():
-                arrays[f"{name}::{key}"] = values
-    np.savez_compressed(STORED, **arrays)
-    print(f"wrote {STORED} ({len(arrays)} arrays)")
+            sim.run(name, output=path, overwrite=True)
+            arrays = traces(path)
+            np.savez_compressed(stored_path(name), **arrays)
+            print(f"wrote {stored_path(name)} ({len(arrays)} arrays)")
 
 
 def _items(path: Path) -> dict[str, object]:
@@ -129,8 +137,8 @@ if __name__ == "__main__":
         dump(Path(sys.argv[2]))
     elif command == "compare" and len(sys.argv) == 4:
         sys.exit(compare(Path(sys.argv[2]), Path(sys.argv[3])))
-    elif command == "store" and len(sys.argv) == 2:
-        store()
+    elif command == "store":
+        store(sys.argv[2:])
     else:
         print(__doc__)
         sys.exit(2)

@@ -8,7 +8,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
-from golden import STORED, traces
+from golden import stored_path, traces
 
 import sim
 from sim.scenario import bundled_scenarios
@@ -35,11 +35,11 @@ def test_run_show_plot_each_bundled_scenario(tmp_path, name):
     assert f"wrote {output}" in ran.stdout
 
     # every number as before (tests/golden.py stored them): beliefs and errors to 1e-12
-    stored = np.load(STORED)
+    stored = np.load(stored_path(name))
     found = traces(output)
-    assert sorted(found) == sorted(k.split("::")[1] for k in stored if k.startswith(name + "::"))
+    assert sorted(found) == sorted(stored.files)
     for key, values in found.items():
-        np.testing.assert_allclose(values, stored[f"{name}::{key}"], rtol=0, atol=1e-12,
+        np.testing.assert_allclose(values, stored[key], rtol=0, atol=1e-12,
                                    err_msg=f"{name}: {key}")
 
     shown = pcsim("show", str(output))
