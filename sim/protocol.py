@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from sim import sequence
 from sim.validation import Fields
 
 MAX_STEPS = 10**9
@@ -38,6 +39,8 @@ class Trial:
     reset: bool
     settings: Any  # the model family's per-trial part: stimulus, overrides, observations
     condition: str | None = None  # the condition it was generated from
+    kind: str | None = None  # in a sequence (sim.sequence): standard, deviant or first
+    repetition: int | None = None  # in a sequence: its place in its run of one condition
 
 
 @dataclass
@@ -50,11 +53,14 @@ class Condition:
     duration_ms: float
     reset: bool
     settings: Any  # shared by every trial of the condition (read-only while running)
+    min_gap: int | None = None  # a rare condition of a spaced sequence (sim.sequence)
 
     def describe(self) -> dict:
         out: dict[str, Any] = {"name": self.name, "count": self.count}
         if self.probability is not None:
             out["probability"] = self.probability
+        if self.min_gap is not None:
+            out["min_gap"] = self.min_gap
         return out
 
 
@@ -65,6 +71,8 @@ class TrialProtocol:
     seed: int | None = None  # ``[protocol] seed``: the order's own seed
     conditions: list[Condition] | None = None  # None: the trials are listed
     total: int | None = None  # ``[protocol] trials = N`` (conditions with probabilities)
+    structure: str | None = None  # sequence.SPACED or sequence.TRAINS; None: a plain order
+    trains: tuple[int, int] | None = None  # ``[protocol] trains``: a train's lengths
 
     def describe(self) -> dict:
         """``protocol`` of ``scenario/parameters``; listed trials without a seed give exactly
@@ -76,6 +84,10 @@ class TrialProtocol:
             if self.total is not None:
                 out["trials"] = self.total
             out["conditions"] = [condition.describe() for condition in self.conditions]
+        if self.structure is not None:
+            out["sequence"] = self.structure
+        if self.trains is not None:
+            out["trains"] = list(self.trains)
         return out
 
 
@@ -95,12 +107,22 @@ def parse_protocol(
                                      "as [[protocol.trials]] tables")
     shuffle = fields.flag("shuffle", default=generated)
     order_seed = fields.number("seed", default=None, minimum=0, maximum=2**32 - 1, integer=True)
+    rng = np.random.default_rng([seed if order_seed is None else order_seed,
+                                 GENERATED_STREAM if generated else LISTED_STREAM])
+    structure, trains = None, None
     if generated:
         conditions, total = parse_conditions(fields, kind, model, dt_ms, reset_default)
-        expanded = ((c, k) for c in conditions for k in range(c.count))
-        trials = [Trial(index, f"{c.name}_{k}", c.duration_ms, c.reset, c.settings, c.name)
-                  for index, (c, k) in enumerate(expanded)]
+        structure, trains = read_structure(fields, conditions)
+        if structure == sequence.TRAINS:
+            trials = train_trials(conditions, total, trains, rng)
+        else:
+            expanded = ((c, k) for c in conditions for k in range(c.count))
+            trials = [Trial(index, f"{c.name}_{k}", c.duration_ms, c.reset, c.settings, c.name)
+                      for index, (c, k) in enumerate(expanded)]
     else:
+        if fields.has("trains"):
+            raise fields.error("trains", "trains are drawn from [[protocol.conditions]], and "
+                                         "there are none")
         conditions, total = None, None
         trials = []
         for index, trial_fields in enumerate(fields.subs("trials")):
@@ -109,12 +131,85 @@ def parse_protocol(
                                                    reset_default)
             trial_fields.close()
             trials.append(Trial(index, name, duration, reset, settings))
+    if structure is not None and fields.has("shuffle"):
+        raise fields.error("shuffle", f"a {structure} sequence draws its own order; leave "
+                                      "shuffle out")
     fields.close()
-    if shuffle:
-        stream = GENERATED_STREAM if generated else LISTED_STREAM
-        rng = np.random.default_rng([seed if order_seed is None else order_seed, stream])
+    if structure == sequence.SPACED:
+        names = [c.name for c in conditions]
+        order = sequence.spaced_order([names.index(t.condition) for t in trials],
+                                      [c.min_gap for c in conditions], rng)
+        trials = [trials[i] for i in order]
+    elif shuffle and structure is None:
         trials = [trials[i] for i in rng.permutation(len(trials))]
-    return TrialProtocol(trials, shuffle, order_seed, conditions, total)
+    if structure is not None:
+        label_sequence(trials, structure, {c.name for c in conditions if c.min_gap is not None})
+    return TrialProtocol(trials, shuffle, order_seed, conditions, total, structure, trains)
+
+
+def read_structure(fields: Fields, conditions: list[Condition]
+                   ) -> tuple[str | None, tuple[int, int] | None]:
+    """Whether the conditions make a spaced sequence (some give ``min_gap``), trains
+    (``[protocol] trains``) or a plain order, checked against the conditions."""
+    rare = [c for c in conditions if c.min_gap is not None]
+    if fields.has("trains"):
+        lengths = fields.raw("trains")
+        if (not isinstance(lengths, list) or len(lengths) != 2
+                or not all(isinstance(n, int) and not isinstance(n, bool) for n in lengths)
+                or not 1 <= lengths[0] <= lengths[1] <= MAX_TRIALS):
+            raise fields.error("trains", f"got {lengths!r}, expected [a, b]: the shortest and "
+                                         f"longest train, integers with 1 <= a <= b")
+        if rare:
+            raise fields.error("trains", f"condition {rare[0].name!r} gives min_gap: a "
+                                         "sequence is spaced or made of trains, not both")
+        if conditions[0].probability is None:
+            raise fields.error("trains", "trains draw each train's condition by probability: "
+                                         "expected each condition to give a probability "
+                                         "(and [protocol] trials = N)")
+        if sum(1 for c in conditions if c.probability) < 2:
+            raise fields.error("trains", "expected at least two conditions with a positive "
+                                         "probability (each train differs from the one before)")
+        return sequence.TRAINS, (lengths[0], lengths[1])
+    if not rare:
+        return None, None
+    if len(rare) == len(conditions):
+        raise fields.error("conditions", "every condition gives min_gap: expected some "
+                                         "frequent conditions (without min_gap) to space the "
+                                         "rare ones")
+    frequent = sum(c.count for c in conditions if c.min_gap is None)
+    needed = sum(c.count * c.min_gap for c in rare)
+    if needed > frequent:
+        raise fields.error("conditions", f"the rare trials need {needed} frequent trials "
+                                         f"before them (count x min_gap), and there are "
+                                         f"{frequent}; expected fewer rare trials or smaller "
+                                         "gaps")
+    return sequence.SPACED, None
+
+
+def train_trials(conditions: list[Condition], total: int, lengths: tuple[int, int],
+                 rng: np.random.Generator) -> list[Trial]:
+    """The trials of a trains sequence in running order; each condition's ``count`` becomes
+    the number of its trials drawn."""
+    labels = sequence.train_sequence([c.probability or 0.0 for c in conditions], total,
+                                     lengths, rng)
+    counts = [0] * len(conditions)
+    trials = []
+    for index, label in enumerate(labels):
+        c = conditions[label]
+        trials.append(Trial(index, f"{c.name}_{counts[label]}", c.duration_ms, c.reset,
+                            c.settings, c.name))
+        counts[label] += 1
+    for condition, count in zip(conditions, counts, strict=True):
+        condition.count = count
+    return trials
+
+
+def label_sequence(trials: list[Trial], structure: str, rare: set[str]) -> None:
+    """Each trial's repetition and kind (``sim.sequence``), in running order."""
+    repetition = sequence.repetitions([t.condition for t in trials])
+    kinds = sequence.kinds(structure, [t.condition in rare for t in trials], repetition)
+    for trial, count, kind in zip(trials, repetition, kinds, strict=True):
+        trial.repetition, trial.kind = count, kind
 
 
 def read_trial(
@@ -165,9 +260,12 @@ def parse_conditions(
             probability = float(table.number("probability", minimum=0.0, maximum=1.0))
         else:
             count = table.number("count", minimum=0, maximum=MAX_TRIALS, integer=True)
+        min_gap = table.number("min_gap", default=None, minimum=1, maximum=MAX_TRIALS,
+                               integer=True)
         duration, reset, settings = read_trial(table, kind, model, dt_ms, reset_default)
         table.close()
-        conditions.append(Condition(name, count, probability, duration, reset, settings))
+        conditions.append(Condition(name, count, probability, duration, reset, settings,
+                                    min_gap))
 
     last = tables[-1]
     if by_probability:

@@ -137,6 +137,8 @@ def describe_trials(trials: list[Trial]) -> list[dict]:
         if id(t.settings) not in described:
             described[id(t.settings)] = describe_settings(t.settings)
         condition = {"condition": t.condition} if t.condition is not None else {}
+        if t.kind is not None:  # a trial of a sequence (sim.sequence)
+            condition.update(kind=t.kind, repetition=t.repetition)
         out.append({"name": t.name, **condition, "duration_ms": t.duration_ms, "reset": t.reset,
                     **described[id(t.settings)]})
     return out

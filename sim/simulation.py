@@ -162,7 +162,8 @@ class Simulation:
         for key in self.trial_rows[0] if self.trial_rows else ():  # none: diverged at once
             column = np.array([row[key] for row in self.trial_rows])
             extra = trial_attrs if column.ndim == 2 else {}
-            write_array(table, key, column, units=units.get(key, "1"), **extra)
+            unit = units.get(key, units.get(key.partition("/")[0], "1"))  # or its group's
+            write_array(table, key, column, units=unit, **extra)
         for mechanism, settings in self.mechanisms:
             for path, value in mechanism.outputs(settings, self.context).items():
                 group, _, name = path.rpartition("/")

@@ -23,7 +23,7 @@ class Readout:
 
     name: ClassVar[str]
     family: ClassVar[str | None] = None
-    units: ClassVar[dict[str, str]] = {}  # column -> units (others are "1")
+    units: ClassVar[dict[str, str]] = {}  # column (or group of columns) -> units; else "1"
     takes_settings: ClassVar[bool] = False
 
     def parse(self, fields: Any, model: Any) -> Any:

@@ -1,7 +1,9 @@
 """The condition a generated trial came from (``[[protocol.conditions]]``, ``sim.protocol``).
 
 Column: ``condition`` (strings). Only when the scenario declares conditions: a scenario that
-lists its trials gets no such column.
+lists its trials gets no such column. A sequence (``sim.sequence``: spaced rare conditions, or
+trains) adds ``kind`` (``standard``, ``deviant``, ``first``) and ``repetition`` (the trial's
+place in its run of one condition, from 1).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ class Condition(Readout):
         return scenario.has_conditions
 
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:
-        return {"condition": trial.condition}
+        if trial.kind is None:
+            return {"condition": trial.condition}
+        return {"condition": trial.condition, "kind": trial.kind,
+                "repetition": trial.repetition}
 
 
 READOUT = Condition()
