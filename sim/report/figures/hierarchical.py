@@ -16,6 +16,7 @@ import numpy as np
 
 from sim.io.reader import Result
 from sim.report.figures import mark_trials, register
+from sim.report.figures.erp import plot_erp
 
 MAX_POSTERIORS = 6  # posterior panels shown (the first trials)
 MIN_GAP_RANGE = 0.05  # nat: the gap panel's smallest half-range
@@ -24,6 +25,8 @@ MIN_GAP_RANGE = 0.05  # nat: the gap panel's smallest half-range
 @register("hierarchical")
 def plot_hierarchical(result: Result) -> plt.Figure:
     """Beliefs and errors per level, and free energy, over time (ms); the gap if stored."""
+    if "erp/time" in result:  # an ERP experiment (sim.readouts.erp): its own figure
+        return plot_erp(result)
     names = result.level_names
     rows = len(names) + ("free_energy" in result)
     trials = result.trials

@@ -1,0 +1,101 @@
+"""The figure of an ERP experiment (``sim.readouts.erp``; the oddball scenarios).
+
+Per ERP level: the standards' mean ERP by repetition (the first five repetitions present) with
+the deviants' mean, and the mismatch wave (deviants minus standards); below, each trial's peak
+|ERP| over the sequence, marked by kind, and the mean peak by repetition (repetition
+suppression). Everything is read from the result.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from sim.io.reader import Result
+
+REPETITIONS = 5  # standards' repetitions drawn
+KIND_STYLE = {"standard": ("tab:blue", "o"), "deviant": ("tab:red", "s"),
+              "first": ("0.4", "^")}
+
+
+def plot_erp(result: Result) -> plt.Figure:
+    attrs = result.group_attrs["erp"]
+    levels = [name.decode() if isinstance(name, bytes) else str(name) for name in attrs["levels"]]
+    trials = result.trials
+    kinds = np.asarray(trials["kind"]) if "kind" in trials else None
+    repetition = np.asarray(trials["repetition"]) if "repetition" in trials else None
+    time_ms = result["erp/time"] * 1e3
+    field = attrs.get("field", "signed")
+    figure, axes = plt.subplots(len(levels) + 1, 2, figsize=(11, 2.6 * (len(levels) + 1)),
+                                squeeze=False)
+    for row, level in enumerate(levels):
+        traces = result[f"erp/trials/{level}"]
+        _by_repetition(axes[row, 0], time_ms, traces, kinds, repetition)
+        axes[row, 0].set_ylabel(f"ERP {level}\n({field} sum of errors)", fontsize=8)
+        if f"erp/mismatch/{level}" in result:
+            axes[row, 1].plot(time_ms, result[f"erp/mismatch/{level}"], color="k")
+            axes[row, 1].axhline(0.0, color="0.7", lw=0.8)
+            axes[row, 1].set_ylabel(f"mismatch wave {level}\n(deviant - standard)", fontsize=8)
+        else:
+            axes[row, 1].plot(time_ms, np.nanmean(traces, axis=0), color="k")
+            axes[row, 1].set_ylabel(f"mean ERP {level}", fontsize=8)
+    for axis in axes[-2]:
+        axis.set_xlabel("time from the tone's onset (ms)")
+    _peaks(axes[-1, 0], trials, levels[0], kinds)
+    _suppression(axes[-1, 1], trials, levels, kinds, repetition)
+    figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
+    figure.tight_layout()
+    return figure
+
+
+def _by_repetition(axis: plt.Axes, time_ms: np.ndarray, traces: np.ndarray,
+                   kinds: np.ndarray | None, repetition: np.ndarray | None) -> None:
+    if kinds is None or repetition is None:
+        axis.plot(time_ms, traces.T, color="0.6", lw=0.6)
+        return
+    standard = kinds == "standard"
+    shown = sorted(set(repetition[standard].tolist()))[:REPETITIONS]
+    colours = plt.cm.Blues(np.linspace(0.9, 0.35, max(len(shown), 1)))
+    for colour, count in zip(colours, shown, strict=False):
+        chosen = standard & (repetition == count)
+        axis.plot(time_ms, np.nanmean(traces[chosen], axis=0), color=colour,
+                  label=f"standard, repetition {count} ({chosen.sum()})")
+    deviant = kinds == "deviant"
+    if deviant.any():
+        axis.plot(time_ms, np.nanmean(traces[deviant], axis=0), color="tab:red", lw=1.8,
+                  label=f"deviant ({deviant.sum()})")
+    axis.axhline(0.0, color="0.7", lw=0.8)
+    axis.legend(fontsize=6, loc="best")
+
+
+def _peaks(axis: plt.Axes, trials, level: str, kinds: np.ndarray | None) -> None:
+    peaks = np.asarray(trials[f"erp_peak/{level}"])
+    number = np.arange(len(peaks))
+    axis.plot(number, peaks, color="0.8", lw=0.8)
+    for kind, (colour, marker) in KIND_STYLE.items():
+        chosen = np.ones(len(peaks), bool) if kinds is None else kinds == kind
+        if chosen.any():
+            axis.plot(number[chosen], peaks[chosen], marker, color=colour, ms=3, ls="none",
+                      label=kind if kinds is not None else None)
+        if kinds is None:
+            break
+    axis.set_xlabel("trial")
+    axis.set_ylabel(f"peak |ERP| {level}", fontsize=8)
+    if kinds is not None:
+        axis.legend(fontsize=6)
+
+
+def _suppression(axis: plt.Axes, trials, levels: list[str], kinds: np.ndarray | None,
+                 repetition: np.ndarray | None) -> None:
+    if kinds is None or repetition is None:
+        axis.set_visible(False)
+        return
+    counted = kinds != "first"
+    shown = sorted(set(repetition[counted].tolist()))
+    for level in levels:
+        peaks = np.asarray(trials[f"erp_peak/{level}"])
+        means = [peaks[counted & (repetition == count)].mean() for count in shown]
+        axis.plot(shown, means, "o-", ms=3, label=level)
+    axis.set_xlabel("repetition (1: the first tone after a change)")
+    axis.set_ylabel("mean peak |ERP|", fontsize=8)
+    axis.legend(fontsize=6)
