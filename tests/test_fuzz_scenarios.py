@@ -50,7 +50,7 @@ def with_conditions(data: dict, by_probability: bool) -> dict:
 
 CONDITIONS = {f"{name}+conditions": with_conditions(data, i % 2 == 1)
               for i, (name, data) in enumerate(sorted(BUNDLED.items()))
-              if "trials" in data["protocol"]}  # (those with conditions already are as is)
+              if isinstance(data["protocol"].get("trials"), list)}  # (conditions: as is)
 SCENARIOS = {**BUNDLED, **CONDITIONS}
 EXAMPLES = 400
 NON_NEGATIVE = {"size", "duration_ms", "dt_ms", "tau_belief_ms", "tau_error_ms",
