@@ -2,8 +2,8 @@
 
 Per ERP level: the standards' mean ERP by repetition (the first five repetitions present) with
 the deviants' mean, and the mismatch wave (deviants minus standards); below, each trial's peak
-|ERP| over the sequence, marked by kind, and the mean peak by repetition (repetition
-suppression). Everything is read from the result.
+|ERP| over the sequence, marked by kind, and the standards' mean peak by repetition (repetition
+suppression) against the deviants' mean. Everything is read from the result.
 """
 
 from __future__ import annotations
@@ -90,12 +90,15 @@ def _suppression(axis: plt.Axes, trials, levels: list[str], kinds: np.ndarray | 
     if kinds is None or repetition is None:
         axis.set_visible(False)
         return
-    counted = kinds != "first"
-    shown = sorted(set(repetition[counted].tolist()))
+    standard = kinds == "standard"
+    shown = sorted(set(repetition[standard].tolist()))
     for level in levels:
         peaks = np.asarray(trials[f"erp_peak/{level}"])
-        means = [peaks[counted & (repetition == count)].mean() for count in shown]
-        axis.plot(shown, means, "o-", ms=3, label=level)
-    axis.set_xlabel("repetition (1: the first tone after a change)")
+        means = [peaks[standard & (repetition == count)].mean() for count in shown]
+        line, = axis.plot(shown, means, "o-", ms=3, label=f"{level}: standards")
+        if (kinds == "deviant").any():
+            axis.axhline(peaks[kinds == "deviant"].mean(), color=line.get_color(), ls="--",
+                         lw=1, label=f"{level}: deviants")
+    axis.set_xlabel("repetition of the standard (1: the first tone after a change)")
     axis.set_ylabel("mean peak |ERP|", fontsize=8)
     axis.legend(fontsize=6)
