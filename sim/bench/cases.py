@@ -96,7 +96,7 @@ def hierarchy_reference(scenario) -> reference.Hierarchy:
         dt_ms=scenario.dt_ms,
         tau_belief_ms=model.tau_belief_ms,
         tau_error_ms=model.tau_error_ms,
-        tau_weights_ms=model.mechanisms.get("weight_plasticity"),
+        tau_weights_ms=getattr(model.mechanisms.get("weight_plasticity"), "tau_ms", None),
         **inferred_precision(model.mechanisms.get("inferred_precision")),
     )
 
