@@ -142,7 +142,7 @@ def test_weight_decay_reaches_its_closed_form_fixed_point(tmp_path):
     assert free["levels/v/weights_final"][0, 0] > 1.5 * expected
 
 
-def test_the_weights_prior_is_part_of_F(tmp_path):
+def test_the_weights_prior_is_part_of_the_free_energy(tmp_path):
     """F with decay = F without (same state) + 1/2 w^2 / sigma^2: one step of learning with a
     huge tau leaves the states equal to 1e-6 of the difference."""
     slow = {"tau_weights_ms": 1e9, "duration_ms": 1.0}
