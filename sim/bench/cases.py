@@ -185,7 +185,9 @@ def cases() -> list[Case]:
                  "sparse local", [128 * 128, 64 * 64, 32 * 32], n, shapes=local_shapes(),
                  weights={"kind": "local", "field": 5, "scale": 1.0})),
     ]
-    return out + discrete_cases()
+    from sim.bench import learning  # weights and precisions learning over trials
+
+    return out + discrete_cases() + learning.cases(Case)
 
 
 def discrete_cases() -> list[Case]:
