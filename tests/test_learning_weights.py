@@ -300,3 +300,27 @@ def test_snapshots_of_nothing_learned_are_refused(tmp_path, capsys):
     path = write_scenario(tmp_path / "bad.toml", table)
     assert main(["run", str(path), "-o", str(tmp_path / "bad.h5"), "--no-plot"]) == 2
     assert "record.snapshots_every: nothing is learned" in error_line(capsys)
+
+
+# --- across trials: against a NumPy loop ------------------------------------------------------
+
+def test_weights_and_precisions_carry_over_while_beliefs_reset(tmp_path):
+    """Four trials that reset the beliefs (errors to 0) while the weights and every precision
+    learn each step: pcsim's final states equal those of a plain NumPy loop of the same scheme
+    (``sim.bench.learning``), which carries W and Pi from trial to trial and restarts mu."""
+    import h5py
+
+    from sim.bench.learning import LearningFamily, learning_table
+    from sim.scenario import load_scenario
+
+    path = write_scenario(tmp_path / "l.toml", learning_table("carry", 800, [6, 3], trials=4))
+    scenario = load_scenario(path)
+    sim.run(path, output=tmp_path / "l.h5")
+    expected = LearningFamily.reference(scenario, 800)()
+    with h5py.File(tmp_path / "l.h5", "r") as file:
+        found = LearningFamily.states(file, scenario)
+        initial = file["levels/level1/weights_initial"][()]
+    assert set(found) == set(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(found[key], value, rtol=0, atol=1e-12, err_msg=key)
+    assert np.abs(found["weights/level1"] - initial).max() > 1e-3  # they did learn

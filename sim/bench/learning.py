@@ -32,16 +32,17 @@ TAU_WEIGHTS_MS = 200.0
 TAU_PRECISION_MS = 200.0
 
 
-def learning_table(name: str, steps: int) -> dict:
-    """``steps`` in all, in ``TRIALS`` trials that reset the beliefs."""
+def learning_table(name: str, steps: int, sizes: list[int] = SIZES,
+                   trials: int = TRIALS) -> dict:
+    """``steps`` in all, in ``trials`` trials that reset the beliefs."""
     from sim.bench.cases import hierarchy_table
 
-    table = hierarchy_table(name, SIZES, steps // TRIALS, learning=True)
+    table = hierarchy_table(name, sizes, steps // trials, learning=True)
     table["model"]["learning"] = {"tau_weights_ms": TAU_WEIGHTS_MS,
                                   "tau_precision_ms": TAU_PRECISION_MS}
     trial = table["protocol"]["trials"][0]
     table["protocol"] = {"reset": "beliefs", "shuffle": False,
-                         "conditions": [{"name": "learn", "count": TRIALS, **trial}]}
+                         "conditions": [{"name": "learn", "count": trials, **trial}]}
     return table
 
 
