@@ -24,7 +24,7 @@ noise within one trial is a fast state, not this parameter.
 
 Scenario field: ``[model.learning] tau_precision_ms`` (off when absent). It ``learns`` the
 ``precision`` (a trial's ``learn`` switches it); snapshots: ``snapshots/levels/<name>/precision``,
-the precision in force at the snapshot.
+the learned part (Pi, or Pi_c where log contributions also act).
 
 Step bound: linearised at Pi, d(dPi)/dt = -dPi / (2 Pi^2 tau): rate 1/(2 Pi^2) per tau,
 largest for the smallest Pi (units with Pi = 0, a flat prior, are left to the runtime guard).
@@ -38,6 +38,7 @@ import numpy as np
 from brian2 import ms
 
 from circuits.mechanism import BuildContext, FlowBound, Mechanism, Piece, Population, StartState
+from circuits.precision import configured_variable
 
 LEARNED_PRECISION = (
     "dprecision/dt = (1 / precision - (signal - prediction)**2) / (2 * tau_precision) : 1"
@@ -88,7 +89,9 @@ class LearnedPrecision(Mechanism):
         return {f"levels/{level.name}/precision": (level.size,) for level in model.levels}
 
     def snapshot(self, tau_ms: float, context: BuildContext) -> dict:
-        return {f"levels/{level.name}/precision": group.variables["precision"].get_value()
+        """The part of Pi it learns: Pi itself, or Pi_c where log contributions also act."""
+        return {f"levels/{level.name}/precision":
+                group.variables[configured_variable(group)].get_value()
                 for level, group in zip(context.model.levels, context.errors, strict=True)}
 
 
