@@ -254,6 +254,9 @@ BAD = [
     ("weight_prior_variance", -2.0, "learning.weight_prior_variance"),
     ("weight_prior_variance", 0.0, "learning.weight_prior_variance"),
     ("weight_prior_variance", float("inf"), "learning.weight_prior_variance"),
+    ("tau_precision_ms", -5.0, "learning.tau_precision_ms"),
+    ("tau_precision_ms", 0.0, "learning.tau_precision_ms"),
+    ("tau_precision_ms", float("nan"), "learning.tau_precision_ms"),
 ]
 
 
@@ -290,6 +293,16 @@ def test_a_phase_naming_an_unknown_parameter_is_refused(tmp_path, capsys, learn,
     assert main(["run", str(path), "-o", str(tmp_path / "bad.h5"), "--no-plot"]) == 2
     line = error_line(capsys)
     assert "protocol.trials[0].learn" in line and expected in line
+    assert not list(tmp_path.glob("*.h5"))
+
+
+@pytest.mark.parametrize("every", [0, -1, 1.5, "all"])
+def test_a_bad_snapshot_interval_is_refused(tmp_path, capsys, every):
+    table = tiny(1.0)
+    table["record"]["snapshots_every"] = every
+    path = write_scenario(tmp_path / "bad.toml", table)
+    assert main(["run", str(path), "-o", str(tmp_path / "bad.h5"), "--no-plot"]) == 2
+    assert "record.snapshots_every" in error_line(capsys)
     assert not list(tmp_path.glob("*.h5"))
 
 
