@@ -22,7 +22,14 @@ lists the module (a user's or a test's mechanism registers itself with
 - ``streams``: what it records every sample (``Stream``); ``outputs``: the arrays it leaves
   in the result at the end of the run (by HDF5 path; a scipy.sparse matrix is stored as CSR);
 - ``energy``: its own terms of the free energy (a prior on a state it adds), added to the
-  recorded F; ``start_trial``: what it does when a trial starts (reset a fast state).
+  recorded F; ``start_trial``: what it does when a trial starts (reset a fast state);
+- learning (slow inference over a parameter): ``learns`` names the parameter it learns
+  (``weights``, ``prior``, ``precision``), which a trial's ``learn`` field switches on or off
+  (phases, ``sim.simulation``): the flows it ``integrates`` are then multiplied by a shared
+  ``learning_<parameter>`` set to 1 or 0 (so off leaves the parameter bitwise unchanged), and
+  ``learning`` switches what it runs outside the equations (a NumPy update); ``snapshot``
+  gives the learned values (by path under ``snapshots/``), ``snapshot_shapes`` their shapes
+  before the run (the preflight estimates the snapshots' size from them).
 
 Nothing here imports Brian2: the registry and the report side read these declarations.
 """
@@ -128,6 +135,7 @@ class Mechanism:
     section: ClassVar[str]
     changes: ClassVar[tuple[str, ...]] = ()
     record_variables: ClassVar[tuple[str, ...]] = ()
+    learns: ClassVar[str | None] = None  # the parameter it learns (phases switch it)
 
     def parse(self, fields: Any) -> Any | None:
         """Read this mechanism's fields from its ``section`` (a ``sim.validation.Fields``);
@@ -168,3 +176,16 @@ class Mechanism:
 
     def start_trial(self, settings: Any, context: BuildContext, reset: bool) -> None:
         """A trial starts; ``reset``: it resets the beliefs."""
+
+    def learning(self, settings: Any, context: BuildContext, on: bool) -> None:
+        """Switch its learning on or off for the coming trial, beyond its ``integrates``
+        flows (which the simulation scales by ``learning_<parameter>``): e.g. a NumPy update's
+        ``active``."""
+
+    def snapshot_shapes(self, settings: Any, model: Any) -> dict[str, tuple[int, ...]]:
+        """The shape of each learned array ``snapshot`` gives, known before the run."""
+        return {}
+
+    def snapshot(self, settings: Any, context: BuildContext) -> dict[str, Any]:
+        """The learned parameter's values now, by path (a copy is made by the writer)."""
+        return {}

@@ -15,14 +15,36 @@ update is applied once per step with rate dt / tau_W, in place, just before the 
 carried up (``circuits.schedule.PLASTICITY``); with the ``synapses`` coupling it is the
 synapses' own flow on ``w``. The weights persist across trials.
 
-Scenario field: ``[model.learning] tau_weights_ms`` (off when absent). The final weights go to
-``levels/<name>/weights_final`` in the result.
+**Weight decay** (optional): a Gaussian prior on every weight, W_ij ~ N(0, sigma_W^2), is
+one more term of F, 1/2 sum_ij W_ij^2 / sigma_W^2 (up to a constant), so the flow gains its
+gradient,
+
+.. math::
+
+    \tau_W \frac{dW}{dt} = -\frac{\partial F}{\partial W}
+      = \varepsilon_{\text{below}}\, f(\mu)^\top - \frac{W}{\sigma_W^2}
+
+We treat the prior as part of F: the recorded F (and ``final_free_energy``) then includes
+1/2 sum W^2 / sigma_W^2 (``energy``), the very quantity the weights descend; without decay
+nothing is added. On the tiny linear case x = w mu + noise (one input, one cause, prior
+N(0, 1/Pi_p), input precision Pi_x, constant input x), the joint fixed point of beliefs and
+weight is w^2 = (Pi_x |x| sigma_W sqrt(Pi_p) - Pi_p) / Pi_x (tested). With the NumPy
+couplings each step is W <- W (1 - r / sigma_W^2) + r eps f', r = dt / tau_W.
+
+Scenario fields: ``[model.learning] tau_weights_ms`` (off when absent) and
+``weight_prior_variance`` (sigma_W^2; no decay when absent; it needs ``tau_weights_ms``).
+The final weights go to ``levels/<name>/weights_final`` in the result; snapshots to
+``snapshots/levels/<name>/weights`` (``[record] snapshots_every``). It ``learns`` the
+``weights`` (a trial's ``learn`` switches it, ``sim.simulation``).
 
 Step bound: row i of W relaxes at rate Pi_i ||dg_i/dW_i||^2 / tau_W
-(``GenerativeMap.weight_sensitivity``), updated by an Euler step whatever the method.
+(``GenerativeMap.weight_sensitivity``), plus 1/sigma_W^2 with decay, updated by an Euler step
+whatever the method.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse
@@ -34,15 +56,32 @@ from circuits.mechanism import BuildContext, FlowBound, Mechanism, Piece, Popula
 
 WEIGHT_CHECK_STEPS = 1000  # the runtime guard's cadence for the weights (sim.guard)
 SYNAPTIC_FLOW = "dw/dt = error_post * {f} / tau_weights : 1 (clock-driven)"
+SYNAPTIC_DECAY_FLOW = ("dw/dt = (error_post * {f} - w / weight_prior_variance) / tau_weights "
+                       ": 1 (clock-driven)")
+
+
+@dataclass(frozen=True)
+class WeightLearning:
+    """``tau_ms``: tau_W; ``prior_variance``: sigma_W^2 of the weights' Gaussian prior (None:
+    no decay)."""
+
+    tau_ms: float
+    prior_variance: float | None = None
 
 
 def hebbian_update(weights, post: np.ndarray, pre: np.ndarray, rate: float,
-                   rows: np.ndarray | None = None) -> None:
-    """weights += rate * outer(post, pre), in place (dense: BLAS ger; sparse: existing synapses).
+                   rows: np.ndarray | None = None, decay: float = 0.0) -> None:
+    """weights = weights (1 - decay) + rate * outer(post, pre), in place (dense: BLAS ger;
+    sparse: existing synapses). ``decay``: r / sigma_W^2 (0: none, no work).
 
     For CSR weights, ``rows`` (the row of every stored entry) may be passed to save its
     recomputation.
     """
+    if decay:
+        if scipy.sparse.issparse(weights):
+            weights.data *= 1.0 - decay
+        else:
+            weights *= 1.0 - decay
     if scipy.sparse.issparse(weights):
         if rows is None:
             rows = sparse_rows(weights)
@@ -63,27 +102,44 @@ class WeightPlasticity(Mechanism):
     family = "hierarchical"
     section = "learning"
     changes = ("weights",)
+    learns = "weights"
 
-    def parse(self, fields) -> float | None:
-        return fields.number("tau_weights_ms", default=None, positive=True)
+    def parse(self, fields) -> WeightLearning | None:
+        tau_ms = fields.number("tau_weights_ms", default=None, positive=True)
+        variance = fields.number("weight_prior_variance", default=None, positive=True)
+        if variance is not None and tau_ms is None:
+            raise fields.error("weight_prior_variance", "a prior on the weights decays weights "
+                                                        "that learn, and none do: set "
+                                                        "tau_weights_ms too")
+        return None if tau_ms is None else WeightLearning(tau_ms, variance)
 
-    def describe(self, tau_ms: float | None) -> dict:
-        return {"tau_weights_ms": tau_ms}
+    def describe(self, settings: WeightLearning | None) -> dict:
+        described: dict = {"tau_weights_ms": settings.tau_ms if settings else None}
+        if settings is not None and settings.prior_variance is not None:
+            described["weight_prior_variance"] = settings.prior_variance
+        return described
 
-    def pieces(self, tau_ms: float, population: Population) -> Piece | None:
+    def pieces(self, settings: WeightLearning, population: Population) -> Piece | None:
         if population.role != "generative_synapses":
             return None
         f = f"({population.generative.nonlinearity.brian('belief_pre')})"
-        return Piece(equations="tau_weights : second (shared, constant)",
-                     integrates={"w": SYNAPTIC_FLOW.format(f=f)})
+        if settings.prior_variance is None:
+            return Piece(equations="tau_weights : second (shared, constant)",
+                         integrates={"w": SYNAPTIC_FLOW.format(f=f)})
+        return Piece(equations="tau_weights : second (shared, constant)\n"
+                               "weight_prior_variance : 1 (shared, constant)",
+                     integrates={"w": SYNAPTIC_DECAY_FLOW.format(f=f)})
 
-    def build(self, tau_ms: float, context: BuildContext) -> list:
+    def build(self, settings: WeightLearning, context: BuildContext) -> list:
         coupling = context.coupling
         for synapses in coupling.synapses:
-            synapses.tau_weights = tau_ms * ms
+            synapses.tau_weights = settings.tau_ms * ms
+            if settings.prior_variance is not None:
+                synapses.weight_prior_variance = settings.prior_variance
         if not coupling.links:
             return []
-        rate = float(context.clock.dt / (tau_ms * ms))
+        rate = float(context.clock.dt / (settings.tau_ms * ms))
+        decay = rate / settings.prior_variance if settings.prior_variance else 0.0
         rows = [sparse_rows(link.gmap.weights) if link.sparse else None
                 for link in coupling.links]
 
@@ -91,12 +147,44 @@ class WeightPlasticity(Mechanism):
             for link, link_rows in zip(coupling.links, rows, strict=True):
                 hebbian_update(link.gmap.weights,
                                *link.gmap.weight_gradient_factors(link.belief, link.error_below),
-                               rate, link_rows)
+                               rate, link_rows, decay)
 
-        return [NetworkOperation(learn, when=schedule.SLOT, order=schedule.PLASTICITY,
-                                 clock=context.clock, name="plasticity")]
+        operation = NetworkOperation(learn, when=schedule.SLOT, order=schedule.PLASTICITY,
+                                     clock=context.clock, name="plasticity")
+        context.state[self.name] = operation
+        return [operation]
 
-    def watch(self, tau_ms: float, context: BuildContext) -> list[tuple]:
+    def learning(self, settings: WeightLearning, context: BuildContext, on: bool) -> None:
+        """The NumPy update runs only in trials that learn the weights (the ``synapses``
+        coupling's flow is scaled by ``learning_weights``)."""
+        operation = context.state.get(self.name)
+        if operation is not None:
+            operation.active = on
+
+    def energy(self, settings: WeightLearning, context: BuildContext) -> float:
+        """The weights' Gaussian prior, 1/2 sum W^2 / sigma_W^2 (nat; 0 without decay)."""
+        if settings.prior_variance is None:
+            return 0.0
+        total = 0.0
+        for weights in context.coupling.weights(copy=False):
+            values = weights.data if scipy.sparse.issparse(weights) else weights
+            total += float(np.dot(values.ravel(), values.ravel()))
+        return 0.5 * total / settings.prior_variance
+
+    def snapshot_shapes(self, settings: WeightLearning, model) -> dict[str, tuple[int, ...]]:
+        """Dense weights as matrices; sparse ones as their stored entries (CSR order: the
+        pattern is ``weights_initial``'s)."""
+        return {f"levels/{level.name}/weights":
+                ((level.generative.weights.nnz,) if level.generative.is_sparse
+                 else level.generative.shape) for level in model.belief_levels}
+
+    def snapshot(self, settings: WeightLearning, context: BuildContext) -> dict:
+        return {f"levels/{level.name}/weights":
+                weights.data if scipy.sparse.issparse(weights) else weights
+                for level, weights in zip(context.model.belief_levels,
+                                          context.coupling.weights(copy=False), strict=True)}
+
+    def watch(self, settings: WeightLearning, context: BuildContext) -> list[tuple]:
         """The learning weights: flat views of the NumPy arrays updated in place, or the
         synapses' ``w``; every ``WEIGHT_CHECK_STEPS`` steps (a dense 1000 x 500 W checked
         every 50 steps cost 10% of a step)."""
@@ -109,16 +197,23 @@ class WeightPlasticity(Mechanism):
                  WEIGHT_CHECK_STEPS)
                 for level, link in zip(levels, coupling.links, strict=True)]
 
-    def bounds(self, tau_ms: float, state: StartState) -> list[FlowBound]:
+    def bounds(self, settings: WeightLearning, state: StartState) -> list[FlowBound]:
         with np.errstate(all="ignore"):
             rate = max(float(np.max(state.precisions[index] * gmap.weight_sensitivity(mu)))
                        for index, (gmap, mu) in enumerate(zip(state.maps, state.beliefs,
                                                               strict=True)))
-        return [FlowBound(rate, tau_ms, "euler",
-                          "dt/tau_weights * max_i Pi_i ||dg_i/dW_i||^2 < 2",
-                          f"max_i Pi_i ||dg_i/dW_i||^2 = {rate:.4g} at the starting beliefs")]
+        if settings.prior_variance is None:
+            return [FlowBound(rate, settings.tau_ms, "euler",
+                              "dt/tau_weights * max_i Pi_i ||dg_i/dW_i||^2 < 2",
+                              f"max_i Pi_i ||dg_i/dW_i||^2 = {rate:.4g} at the starting "
+                              "beliefs")]
+        decay = 1 / settings.prior_variance
+        return [FlowBound(rate + decay, settings.tau_ms, "euler",
+                          "dt/tau_weights * (max_i Pi_i ||dg_i/dW_i||^2 + 1/sigma_W^2) < 2",
+                          f"max_i Pi_i ||dg_i/dW_i||^2 = {rate:.4g} at the starting beliefs, "
+                          f"1/sigma_W^2 = {decay:.4g}")]
 
-    def outputs(self, tau_ms: float, context: BuildContext) -> dict:
+    def outputs(self, settings: WeightLearning, context: BuildContext) -> dict:
         return {f"levels/{level.name}/weights_final": weights
                 for level, weights in zip(context.model.belief_levels,
                                           context.coupling.weights(), strict=True)}

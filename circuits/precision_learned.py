@@ -22,7 +22,9 @@ up holding the channel's reliability, the fast part only its departures within a
 Use it to learn how reliable a channel is over many trials; precision that must follow the
 noise within one trial is a fast state, not this parameter.
 
-Scenario field: ``[model.learning] tau_precision_ms`` (off when absent).
+Scenario field: ``[model.learning] tau_precision_ms`` (off when absent). It ``learns`` the
+``precision`` (a trial's ``learn`` switches it); snapshots: ``snapshots/levels/<name>/precision``,
+the learned part (Pi, or Pi_c where log contributions also act).
 
 Step bound: linearised at Pi, d(dPi)/dt = -dPi / (2 Pi^2 tau): rate 1/(2 Pi^2) per tau,
 largest for the smallest Pi (units with Pi = 0, a flat prior, are left to the runtime guard).
@@ -36,6 +38,7 @@ import numpy as np
 from brian2 import ms
 
 from circuits.mechanism import BuildContext, FlowBound, Mechanism, Piece, Population, StartState
+from circuits.precision import configured_variable
 
 LEARNED_PRECISION = (
     "dprecision/dt = (1 / precision - (signal - prediction)**2) / (2 * tau_precision) : 1"
@@ -52,6 +55,7 @@ class LearnedPrecision(Mechanism):
     family = "hierarchical"
     section = "learning"
     changes = ("precision",)
+    learns = "precision"
 
     def parse(self, fields) -> float | None:
         return fields.number("tau_precision_ms", default=None, positive=True)
@@ -80,6 +84,15 @@ class LearnedPrecision(Mechanism):
                           "dt/tau_precision / (2 Pi_min^2) < 2 (for method R(-h) > -1)",
                           f"Pi_min = {smallest:.4g}, the smallest precision, learned by "
                           "tau dPi/dt = (1/Pi - e^2)/2")]
+
+    def snapshot_shapes(self, tau_ms: float, model) -> dict[str, tuple[int, ...]]:
+        return {f"levels/{level.name}/precision": (level.size,) for level in model.levels}
+
+    def snapshot(self, tau_ms: float, context: BuildContext) -> dict:
+        """The part of Pi it learns: Pi itself, or Pi_c where log contributions also act."""
+        return {f"levels/{level.name}/precision":
+                group.variables[configured_variable(group)].get_value()
+                for level, group in zip(context.model.levels, context.errors, strict=True)}
 
 
 MECHANISM = LearnedPrecision()

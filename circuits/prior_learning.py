@@ -15,7 +15,8 @@ anew.
 
 Scenario field: ``[model.learning] tau_prior_ms`` (off when absent). Recorded:
 ``levels/<top>/prior_mean`` (``[record] variables`` name ``prior_mean``) and
-``levels/<top>/prior_mean_final``.
+``levels/<top>/prior_mean_final``. It ``learns`` the ``prior`` (a trial's ``learn`` switches
+it); snapshots: ``snapshots/levels/<top>/prior_mean``.
 
 Step bound: m relaxes at rate Pi_L per tau (instantaneous errors), updated by the top error
 population's method.
@@ -44,6 +45,7 @@ class PriorLearning(Mechanism):
     family = "hierarchical"
     section = "learning"
     changes = ("prior",)
+    learns = "prior"
     record_variables = ("prior_mean",)
 
     def parse(self, fields) -> float | None:
@@ -82,6 +84,15 @@ class PriorLearning(Mechanism):
         top = context.model.levels[-1]
         return {f"levels/{top.name}/prior_mean_final":
                 np.array(context.errors[-1].variables["prediction"].get_value(), dtype=float)}
+
+    def snapshot_shapes(self, tau_ms: float, model) -> dict[str, tuple[int, ...]]:
+        top = model.levels[-1]
+        return {f"levels/{top.name}/prior_mean": (top.size,)}
+
+    def snapshot(self, tau_ms: float, context: BuildContext) -> dict:
+        top = context.model.levels[-1]
+        return {f"levels/{top.name}/prior_mean":
+                context.errors[-1].variables["prediction"].get_value()}
 
 
 MECHANISM = PriorLearning()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import gc
 import json
 import sys
 import time
@@ -45,24 +46,42 @@ def default_output(scenario: Scenario) -> Path:
     return DEFAULT_OUTPUT_DIR / f"{scenario.name}-seed{scenario.seed}-{stamp}.h5"
 
 
-def text_progress(stream=None, width: int = 30) -> Progress:
-    """A one-line progress bar on a terminal (silent when not a terminal)."""
-    stream = stream or sys.stderr
-    started = time.perf_counter()
-    interactive = stream.isatty()
+class TextProgress:
+    """A one-line progress bar on a terminal (silent when not a terminal): the fraction done,
+    the trials done with the last trial's final F, the time spent and the time left."""
 
-    def report(fraction: float) -> None:
-        if not interactive:
+    def __init__(self, stream=None, width: int = 30) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.started = time.perf_counter()
+        self.interactive = self.stream.isatty()
+        self.fraction = 0.0
+        self.trials = ""
+
+    def __call__(self, fraction: float) -> None:
+        self.fraction = fraction
+        if not self.interactive:
             return
-        filled = int(width * fraction)
-        elapsed = time.perf_counter() - started
-        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {100 * fraction:5.1f}% "
-                     f"{elapsed:6.1f} s")
+        filled = int(self.width * fraction)
+        elapsed = time.perf_counter() - self.started
+        left = (f", {elapsed * (1 - fraction) / fraction:.1f} s left"
+                if 0 < fraction < 1 else "")
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] "
+                          f"{100 * fraction:5.1f}%{self.trials} {elapsed:6.1f} s{left}\033[K")
         if fraction >= 1.0:
-            stream.write("\n")
-        stream.flush()
+            self.stream.write("\n")
+        self.stream.flush()
 
-    return report
+    def trial_done(self, done: int, total: int, free_energy: float | None) -> None:
+        """A trial ended: ``done`` of ``total``, with its final F (nat) when the run has it."""
+        energy = "" if free_energy is None else f", F {free_energy:.4g} nat"
+        self.trials = f"  trial {done}/{total}{energy} "
+        self(self.fraction)
+
+
+def text_progress(stream=None, width: int = 30) -> Progress:
+    """A one-line progress bar on a terminal (``TextProgress``)."""
+    return TextProgress(stream, width)
 
 
 def write_metadata(writer: ResultWriter, scenario: Scenario) -> None:
@@ -135,6 +154,10 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
             guard.watched = [*watched_variables(simulation.objects, scenario.record.variables),
                              *simulation.watched()]
             network = Network(*simulation.objects, guard.operation(simulation.clock))
+            # Brian2 runs gc.collect() at every Network.run; over the heap a build leaves (sympy,
+            # code objects) that took ~0.3 s a trial: what exists now is frozen out of it
+            gc.collect()
+            gc.freeze()
             total, done = scenario.duration_ms, 0.0
             for trial in scenario.trials:
                 guard.trial_name = trial.name
@@ -148,6 +171,10 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
                             report_period=0.5 * 1000 * ms)
                 simulation.end_trial(trial)
                 done += trial.duration_ms
+                if hasattr(progress, "trial_done"):
+                    progress((done / total) if total else 1.0)
+                    progress.trial_done(len(simulation.trial_rows), len(scenario.trials),
+                                        simulation.trial_rows[-1].get("final_free_energy"))
             simulation.finish()
             writer.commit(overwrite=overwrite)
         except RunStopped as stop:
@@ -173,6 +200,8 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
         except BaseException:
             writer.abort()
             raise
+        finally:
+            gc.unfreeze()
     if progress:
         progress(1.0)
     return simulation

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from sim import sequence
-from sim.validation import Fields
+from sim import registry, sequence
+from sim.validation import Fields, describe
 
 MAX_STEPS = 10**9
 MAX_TRIALS = 10**6  # of a generated protocol (every trial is a row and a Brian2 run)
@@ -41,6 +41,7 @@ class Trial:
     condition: str | None = None  # the condition it was generated from
     kind: str | None = None  # in a sequence (sim.sequence): standard, deviant or first
     repetition: int | None = None  # in a sequence: its place in its run of one condition
+    learn: frozenset[str] | None = None  # the parameters it learns (None: every one learned)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Condition:
     reset: bool
     settings: Any  # shared by every trial of the condition (read-only while running)
     min_gap: int | None = None  # a rare condition of a spaced sequence (sim.sequence)
+    learn: frozenset[str] | None = None
 
     def describe(self) -> dict:
         out: dict[str, Any] = {"name": self.name, "count": self.count}
@@ -117,7 +119,8 @@ def parse_protocol(
             trials = train_trials(conditions, total, trains, rng)
         else:
             expanded = ((c, k) for c in conditions for k in range(c.count))
-            trials = [Trial(index, f"{c.name}_{k}", c.duration_ms, c.reset, c.settings, c.name)
+            trials = [Trial(index, f"{c.name}_{k}", c.duration_ms, c.reset, c.settings, c.name,
+                            learn=c.learn)
                       for index, (c, k) in enumerate(expanded)]
     else:
         if fields.has("trains"):
@@ -127,10 +130,10 @@ def parse_protocol(
         trials = []
         for index, trial_fields in enumerate(fields.subs("trials")):
             name = trial_fields.text("name", default=f"trial_{index}")
-            duration, reset, settings = read_trial(trial_fields, kind, model, dt_ms,
-                                                   reset_default)
+            duration, reset, settings, learn = read_trial(trial_fields, kind, model, dt_ms,
+                                                          reset_default)
             trial_fields.close()
-            trials.append(Trial(index, name, duration, reset, settings))
+            trials.append(Trial(index, name, duration, reset, settings, learn=learn))
     if structure is not None and fields.has("shuffle"):
         raise fields.error("shuffle", f"a {structure} sequence draws its own order; leave "
                                       "shuffle out")
@@ -197,7 +200,7 @@ def train_trials(conditions: list[Condition], total: int, lengths: tuple[int, in
     for index, label in enumerate(labels):
         c = conditions[label]
         trials.append(Trial(index, f"{c.name}_{counts[label]}", c.duration_ms, c.reset,
-                            c.settings, c.name))
+                            c.settings, c.name, learn=c.learn))
         counts[label] += 1
     for condition, count in zip(conditions, counts, strict=True):
         condition.count = count
@@ -214,16 +217,43 @@ def label_sequence(trials: list[Trial], structure: str, rare: set[str]) -> None:
 
 def read_trial(
     fields: Fields, kind: Any, model: Any, dt_ms: float, reset_default: str
-) -> tuple[float, bool, Any]:
-    """What a trial and a condition share: ``duration_ms``, ``reset`` and the model family's
-    own fields (``kind.parse_trial``)."""
+) -> tuple[float, bool, Any, frozenset[str] | None]:
+    """What a trial and a condition share: ``duration_ms``, ``reset``, ``learn`` and the model
+    family's own fields (``kind.parse_trial``)."""
     duration = fields.number("duration_ms", positive=True)
     if duration / dt_ms > MAX_STEPS:
         raise fields.error("duration_ms", f"{duration} ms is over {MAX_STEPS} steps")
     if abs(round(duration / dt_ms) * dt_ms - duration) > 1e-9 * max(duration, 1.0):
         raise fields.error("duration_ms", f"expected a multiple of dt_ms = {dt_ms}")
     reset = fields.text("reset", default=reset_default, choices=RESETS) == "beliefs"
-    return duration, reset, kind.parse_trial(fields, model, duration)
+    learn = read_learn(fields, model)
+    return duration, reset, kind.parse_trial(fields, model, duration), learn
+
+
+def learned_parameters(model: Any) -> list[str]:
+    """What the model's switched-on mechanisms learn (``Mechanism.learns``), in order."""
+    found = (registry.mechanism(name).learns for name in getattr(model, "mechanisms", {}))
+    return list(dict.fromkeys(name for name in found if name))
+
+
+def read_learn(fields: Fields, model: Any) -> frozenset[str] | None:
+    """A trial's ``learn``: ``true`` (the default: every parameter the model learns),
+    ``false`` (none: a test phase) or a list of parameter names (``["weights", "prior"]``)."""
+    raw = fields.raw("learn", default=True)
+    if raw is True:
+        return None
+    if raw is False:
+        return frozenset()
+    learned = learned_parameters(model)
+    known = ", ".join(learned) or "none (no [model.learning] mechanism is on)"
+    if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
+        raise fields.error("learn", f"got {describe(raw)}, expected true, false or a list of "
+                                    f"the parameters this trial learns ({known})")
+    for name in raw:
+        if name not in learned:
+            raise fields.error("learn", f"{name!r} is not learned in this scenario; expected "
+                                        f"some of: {known}")
+    return frozenset(raw)
 
 
 def parse_conditions(
@@ -262,10 +292,10 @@ def parse_conditions(
             count = table.number("count", minimum=0, maximum=MAX_TRIALS, integer=True)
         min_gap = table.number("min_gap", default=None, minimum=1, maximum=MAX_TRIALS,
                                integer=True)
-        duration, reset, settings = read_trial(table, kind, model, dt_ms, reset_default)
+        duration, reset, settings, learn = read_trial(table, kind, model, dt_ms, reset_default)
         table.close()
         conditions.append(Condition(name, count, probability, duration, reset, settings,
-                                    min_gap))
+                                    min_gap, learn))
 
     last = tables[-1]
     if by_probability:

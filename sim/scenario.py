@@ -21,7 +21,14 @@ from typing import Any, Protocol
 
 from sim import registry
 from sim.errors import ScenarioError
-from sim.protocol import MAX_STEPS, Trial, TrialProtocol, parse_protocol
+from sim.protocol import (
+    MAX_STEPS,
+    MAX_TRIALS,
+    Trial,
+    TrialProtocol,
+    learned_parameters,
+    parse_protocol,
+)
 from sim.validation import Fields, Source, describe, read_toml
 
 METHODS = ("euler", "exponential_euler", "rk2", "rk4", "heun", "milstein")
@@ -30,6 +37,7 @@ STABILITY_CHECKS = ("refuse", "warn")
 RATE_LIMIT = 1e8
 FLOAT_TYPES = ("float64", "float32")
 LAPLACE_CHOICES = ("auto", "every", "trial_end")
+SNAPSHOTS_LIMIT_MB = 1000.0
 
 
 class ModelKind(Protocol):
@@ -52,6 +60,8 @@ class Recording:
     every_steps: int
     variables: tuple[str, ...]
     laplace: str | int = "auto"  # how often F's Laplace term is computed (hierarchical)
+    snapshots_every: int = 0  # learned parameters after every N-th trial (0: none)
+    snapshots_limit_mb: float = SNAPSHOTS_LIMIT_MB  # the preflight refuses more (sim.learning)
 
 
 @dataclass
@@ -112,7 +122,10 @@ class Scenario:
             "record": {"every_steps": self.record.every_steps,
                        "variables": list(self.record.variables),
                        **({"laplace": self.record.laplace}
-                          if self.record.laplace != "auto" else {})},
+                          if self.record.laplace != "auto" else {}),
+                       **({"snapshots_every": self.record.snapshots_every,
+                           "snapshots_limit_mb": self.record.snapshots_limit_mb}
+                          if self.record.snapshots_every else {})},
             "protocol": (self.protocol.describe() if self.protocol is not None else
                          {"shuffle": self.shuffle, "order": [t.index for t in self.trials]}),
             "numerics": {"stability": self.numerics.stability,
@@ -139,8 +152,9 @@ def describe_trials(trials: list[Trial]) -> list[dict]:
         condition = {"condition": t.condition} if t.condition is not None else {}
         if t.kind is not None:  # a trial of a sequence (sim.sequence)
             condition.update(kind=t.kind, repetition=t.repetition)
+        learn = {"learn": sorted(t.learn)} if t.learn is not None else {}
         out.append({"name": t.name, **condition, "duration_ms": t.duration_ms, "reset": t.reset,
-                    **described[id(t.settings)]})
+                    **learn, **described[id(t.settings)]})
     return out
 
 
@@ -270,6 +284,14 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
                 f"unknown variable {variable!r}; expected some of "
                 f"{', '.join(recordable)}",
             )
+    snapshots_every = record_fields.number("snapshots_every", default=None, minimum=1,
+                                           maximum=MAX_TRIALS, integer=True)
+    if snapshots_every is not None and not learned_parameters(model):
+        raise record_fields.error("snapshots_every", "nothing is learned in this scenario; "
+                                                     "snapshots need a [model.learning] "
+                                                     "mechanism")
+    snapshots_limit_mb = record_fields.number("snapshots_limit_mb", default=SNAPSHOTS_LIMIT_MB,
+                                              positive=True)
     record_fields.close()
     numerics_fields = top.sub("numerics", default={})
     numerics = Numerics(
@@ -291,7 +313,8 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
         kind=kind,
         model=model,
         trials=protocol.trials,
-        record=Recording(every_steps, tuple(variables), laplace),
+        record=Recording(every_steps, tuple(variables), laplace, snapshots_every or 0,
+                         snapshots_limit_mb),
         overrides=overrides,
         float_type=float_type,
         numerics=numerics,

@@ -22,9 +22,11 @@ from brian2 import Clock, NetworkOperation, ms
 from circuits import schedule
 from circuits.mechanism import BuildContext, Piece, Population, Stream
 from circuits.precision import CONFIGURED, LOG_PRECISION
-from sim import registry
+from sim import learning, registry
 from sim.guard import Watched
+from sim.io.snapshots import SnapshotWriter, is_due
 from sim.io.writer import ResultWriter, write_array, write_matrix
+from sim.protocol import learned_parameters
 from sim.scenario import Scenario, Trial
 
 TRIAL_UNITS = {"t_start": "s", "t_stop": "s"}
@@ -49,6 +51,10 @@ class Simulation:
         self.context: BuildContext | None = None
         self.trial_rows: list[dict] = []
         self.t_start = 0.0
+        self.learned = learned_parameters(scenario.model)
+        self.phased = learning.phased_parameters(self.learned, scenario.trials)
+        self.snapshots = (SnapshotWriter(writer.file.require_group("snapshots"))
+                          if scenario.record.snapshots_every else None)
         self.record([Stream("time", None, lambda: self.now, units="s")])
 
     # building ----------------------------------------------------------------------------------
@@ -58,13 +64,19 @@ class Simulation:
         knowing that its configured part is ``precision_configured`` (``circuits.precision``).
         """
         found = []
+        switches: list[str] = []  # phases (sim.learning): flows scaled by learning_<parameter>
         for mechanism, settings in self.mechanisms:
             piece = mechanism.pieces(settings, population)
             if piece is not None:
+                if mechanism.learns in self.phased and piece.integrates:
+                    piece = learning.switched(piece, mechanism.learns)
+                    switches.append(mechanism.learns)
                 found.append((mechanism.name, piece))
         if (population.configured_precision != CONFIGURED
                 and any(LOG_PRECISION in piece.terms for _, piece in found)):
             return self.pieces(replace(population, configured_precision=CONFIGURED))
+        if switches:
+            found.append(("phases", learning.declaration(list(dict.fromkeys(switches)))))
         return found
 
     def changed_at_run_time(self, what: str) -> bool:
@@ -135,14 +147,42 @@ class Simulation:
         self.t_start = self.clock_time()
         for mechanism, settings in self.mechanisms:
             mechanism.start_trial(settings, self.context, trial.reset)
+        self._switch_learning(trial)
+
+    def learns(self, trial: Trial, parameter: str) -> bool:
+        """Whether ``trial`` learns ``parameter`` (its ``learn`` field; default: yes)."""
+        return trial.learn is None or parameter in trial.learn
+
+    def _switch_learning(self, trial: Trial) -> None:
+        """Phases: each learned parameter's switch (``learning_<parameter>`` of the groups
+        that have it) and each learning mechanism's own updates, on or off for this trial."""
+        for parameter in self.phased:
+            name = learning.switch(parameter)
+            value = 1.0 if self.learns(trial, parameter) else 0.0
+            for obj in self.objects:
+                variables = getattr(obj, "variables", None)
+                if variables is not None and name in variables:
+                    variables[name].set_value(value)
+        for mechanism, settings in self.mechanisms:
+            if mechanism.learns:
+                mechanism.learning(settings, self.context,
+                                   self.learns(trial, mechanism.learns))
 
     def end_trial(self, trial: Trial) -> None:
-        """The trial's row: index, name, start and stop, then every readout's columns."""
+        """The trial's row: index, name, start and stop, then every readout's columns; then
+        a snapshot of the learned parameters when one is due (``[record] snapshots_every``)."""
         row = {"index": trial.index, "name": trial.name, "t_start": self.t_start,
                "t_stop": self.clock_time()}
         for readout in self.readouts:
             row.update(readout.row(self, trial))
         self.trial_rows.append(row)
+        position = len(self.trial_rows) - 1
+        if self.snapshots is not None and is_due(position, len(self.scenario.trials),
+                                                 self.scenario.record.snapshots_every):
+            values: dict = {}
+            for mechanism, settings in self.mechanisms:
+                values.update(mechanism.snapshot(settings, self.context))
+            self.snapshots.add(position, values)
 
     def free_energy_now(self) -> float:
         """F of the current state (nat); a family provides it for the readouts."""

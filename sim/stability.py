@@ -54,6 +54,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from circuits.mechanism import FlowBound
+from sim.learning import check_snapshots
 from sim.validation import Source
 
 WARN_MARGIN = 0.5
@@ -167,6 +168,7 @@ def preflight(scenario) -> list[str]:
 
     A model family opts in with a ``stability(scenario) -> Stability`` function on its kind.
     """
+    check_snapshots(scenario)  # the snapshots' size (sim.learning), before anything is written
     found = analyse(scenario)
     if found is None:
         return []

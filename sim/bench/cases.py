@@ -96,7 +96,7 @@ def hierarchy_reference(scenario) -> reference.Hierarchy:
         dt_ms=scenario.dt_ms,
         tau_belief_ms=model.tau_belief_ms,
         tau_error_ms=model.tau_error_ms,
-        tau_weights_ms=model.mechanisms.get("weight_plasticity"),
+        tau_weights_ms=getattr(model.mechanisms.get("weight_plasticity"), "tau_ms", None),
         **inferred_precision(model.mechanisms.get("inferred_precision")),
     )
 
@@ -185,7 +185,9 @@ def cases() -> list[Case]:
                  "sparse local", [128 * 128, 64 * 64, 32 * 32], n, shapes=local_shapes(),
                  weights={"kind": "local", "field": 5, "scale": 1.0})),
     ]
-    return out + discrete_cases()
+    from sim.bench import learning  # weights and precisions learning over trials
+
+    return out + discrete_cases() + learning.cases(Case)
 
 
 def discrete_cases() -> list[Case]:

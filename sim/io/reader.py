@@ -208,6 +208,13 @@ class Result:
         """The per-trial table: column name -> array (one row per trial), read when asked."""
         return self._under("trials/")
 
+    @property
+    def snapshots(self) -> Datasets:
+        """Snapshots of the learned parameters (``[record] snapshots_every``): ``trial`` (the
+        row in ``trials``) and each parameter by path (``levels/<name>/weights``: snapshots x
+        its shape), read when asked; empty when the run took none."""
+        return self._under("snapshots/")
+
     def _under(self, prefix: str) -> Datasets:
         return Datasets(self._file, {path[len(prefix):]: path for path in self._shapes
                                      if path.startswith(prefix)})

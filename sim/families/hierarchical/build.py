@@ -186,7 +186,7 @@ class HierarchicalSimulation(Simulation):
         self.block_row += 1
 
     def _next_block(self) -> None:
-        stimulus = self.trial.settings.stimulus
+        stimulus = self.stimulus
         start = self.steps_done
         rows = max(1, min(STIMULUS_BLOCK, STIMULUS_BLOCK_BYTES // (8 * len(self.sensory))))
         count = min(rows, self.trial_steps - start) or 1
@@ -240,7 +240,8 @@ class HierarchicalSimulation(Simulation):
         super().start_trial(trial)
         self.trial_steps = self.scenario.steps(trial.duration_ms)
         self.noise = np.random.default_rng([self.scenario.seed, 2, trial.index])
+        self.stimulus = settings.stimulus.for_trial(self.scenario.seed, trial.index)
         self.steps_done = 0
         self._next_block()
         self.sensory[:] = self.block[0]
-        self.stimulus_operation.active = not settings.stimulus.is_constant
+        self.stimulus_operation.active = not self.stimulus.is_constant

@@ -9,6 +9,13 @@ Kinds (``stimulus = { kind = ..., ... }`` in a trial; times in ms from the trial
 
 Instead of input values, ``constant`` and ``steps`` may give ``cause`` / ``causes``: top-level
 causes from which the model's own generative mapping produces the input pattern.
+
+- ``linear_gaussian``: data from a known linear generative model, the world's rather than the
+  network's: ``weights`` (W_true, n_inputs x k, a list of rows), ``cause_std`` (sigma_v, one
+  or k numbers, default 1) and ``sample_noise_std`` (sigma_n, one or n_inputs numbers,
+  default 0): each trial draws v ~ N(0, diag sigma_v^2) and holds x = W_true v + sigma_n n,
+  n ~ N(0, I), for the whole trial, from the seeded stream ``[seed, 6, trial]``. The learning
+  curves compare learned weights with W_true (``sim.readouts.learning_curve``).
 ``noise_std`` adds Gaussian noise, redrawn every step, from the scenario's seeded generator.
 A schedule's ``times_ms`` lie within the trial (steps after its end are never reached);
 ``noise_std`` is at most ``MAX_NOISE_STD``.
@@ -23,24 +30,49 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.validation import Fields, describe, to_vector
+from sim.validation import Fields, describe, to_matrix, to_vector
 
-KINDS = ("constant", "steps", "ramp", "schedule")
+KINDS = ("constant", "steps", "ramp", "schedule", "linear_gaussian")
+SAMPLE_STREAM = 6  # the random stream of linear-Gaussian samples: [seed, 6, trial]
 MAX_NOISE_STD = 1e6  # far beyond any meaningful input; larger only overflows (free energy ~ x^2)
+
+
+@dataclass(frozen=True)
+class LinearGaussian:
+    """x = W v + sigma_n n, v ~ N(0, diag sigma_v^2), n ~ N(0, I): drawn once per trial."""
+
+    weights: np.ndarray  # W_true (n_inputs, k)
+    cause_std: np.ndarray  # (k,)
+    sample_noise_std: np.ndarray  # (n_inputs,)
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        causes = self.cause_std * rng.standard_normal(self.weights.shape[1])
+        noise = self.sample_noise_std * rng.standard_normal(self.weights.shape[0])
+        return self.weights @ causes + noise
 
 
 @dataclass
 class Stimulus:
-    """Deterministic part: breakpoints and values; ``interpolate`` chooses steps or lines."""
+    """Deterministic part: breakpoints and values; ``interpolate`` chooses steps or lines.
+    ``source``: a generative model that draws each trial's input (``for_trial``)."""
 
     times_ms: np.ndarray  # (k,), ascending, first 0
     values: np.ndarray  # (k, n)
     interpolate: bool
     noise_std: np.ndarray  # (n,)
+    source: LinearGaussian | None = None
 
     @property
     def is_constant(self) -> bool:
-        return len(self.times_ms) == 1 and not np.any(self.noise_std)
+        return len(self.times_ms) == 1 and not np.any(self.noise_std) and self.source is None
+
+    def for_trial(self, seed: int, trial_index: int) -> Stimulus:
+        """What one trial delivers: itself, or a constant input drawn from its ``source``."""
+        if self.source is None:
+            return self
+        rng = np.random.default_rng([seed, SAMPLE_STREAM, trial_index])
+        value = self.source.sample(rng)[np.newaxis, :]
+        return Stimulus(self.times_ms, value, False, self.noise_std)
 
     def at(self, t_ms: np.ndarray) -> np.ndarray:
         """The noiseless input at trial times ``t_ms`` (shape (len(t_ms), n))."""
@@ -57,6 +89,9 @@ class Stimulus:
         return self.values[np.clip(index, 0, None)]
 
     def describe(self) -> str:
+        if self.source is not None:
+            n, k = self.source.weights.shape
+            return f"linear_gaussian ({n} x {k} weights, drawn per trial)"
         kind = ("schedule" if self.interpolate else
                 "constant" if len(self.times_ms) == 1 else "steps")
         noise = f", noise_std<= {self.noise_std.max():g}" if np.any(self.noise_std) else ""
@@ -105,6 +140,16 @@ def parse_stimulus(
 
     if kind == "constant":
         stimulus = Stimulus(np.zeros(1), patterns("value", "cause"), False, noise)
+    elif kind == "linear_gaussian":
+        raw = fields.raw("weights")
+        causes = len(raw[0]) if isinstance(raw, list) and raw and isinstance(raw[0], list) else 1
+        weights = to_matrix(raw, (n_inputs, max(causes, 1)),
+                            lambda msg: fields.error("weights", msg))
+        source = LinearGaussian(weights, fields.vector("cause_std", weights.shape[1], default=1.0,
+                                                       minimum=0.0),
+                                fields.vector("sample_noise_std", n_inputs, default=0.0,
+                                              minimum=0.0))
+        stimulus = Stimulus(np.zeros(1), np.zeros((1, n_inputs)), False, noise, source)
     elif kind == "ramp":
         start = to_vector(fields.raw("start"), n_inputs, lambda msg: fields.error("start", msg))
         stop = to_vector(fields.raw("stop"), n_inputs, lambda msg: fields.error("stop", msg))

@@ -17,6 +17,7 @@ import numpy as np
 from sim.io.reader import Result
 from sim.report.figures import mark_trials, register
 from sim.report.figures.erp import plot_erp
+from sim.report.figures.learning import has_learning_curves, learning_curves
 
 MAX_POSTERIORS = 6  # posterior panels shown (the first trials)
 MIN_GAP_RANGE = 0.05  # nat: the gap panel's smallest half-range
@@ -34,7 +35,8 @@ def plot_hierarchical(result: Result) -> plt.Figure:
         varying = _varying_precision(result)
         times = "reaction_time/mean_ms" in result
         learned = [p for p in result.datasets if p.endswith("/prior_mean")]
-        extra = bool(varying) + times + bool(learned)
+        curves = has_learning_curves(result)
+        extra = bool(varying) + times + bool(learned) + curves
         figure = plt.figure(figsize=(9, 2.2 * (rows + extra)))
         grid = figure.add_gridspec(rows + extra, 1)
         axes = [figure.add_subplot(grid[0, 0])]
@@ -52,6 +54,8 @@ def plot_hierarchical(result: Result) -> plt.Figure:
             axis.set_ylabel("learned prior\nmean m", fontsize=8)
             axis.set_xlabel("time (ms)")
             mark_trials(axis, result)
+        if curves:
+            learning_curves(result, figure, grid[rows + bool(varying) + bool(learned), 0])
         if times:
             _reaction_times(result, figure.add_subplot(grid[-1, 0]))
         figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")

@@ -1,0 +1,63 @@
+"""Learning curves: per trial, how well the network has learned its world.
+
+On (hierarchical) whenever a mechanism learns (``Mechanism.learns``). Columns, read at each
+trial's end:
+
+- ``reconstruction_error``: the mean over input units of (x - g_1(mu_1))^2, the input against
+  the prediction of level 1 from its final beliefs and the current weights;
+- ``learned``: the parameters this trial learned, comma-separated (``""``: a test trial);
+- ``weight_angle`` (degrees), where the weights learn and a trial's stimulus draws from a
+  known linear generative model (``linear_gaussian``): the largest principal angle between
+  the column space of the learned W_1 and that of W_true (the weights are identifiable only up
+  to an invertible mixing of the causes, so subspaces are compared;
+  ``scipy.linalg.subspace_angles``); NaN in trials without a known W_true.
+
+F at the trial's end is ``final_free_energy`` (``sim.readouts.final_state``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse
+
+from circuits.generative import GenerativeMap
+from sim.protocol import learned_parameters
+from sim.readouts import Readout
+
+
+def largest_angle_deg(learned: Any, true: np.ndarray) -> float:
+    """The largest principal angle between span(learned) and span(true), in degrees."""
+    dense = learned.toarray() if scipy.sparse.issparse(learned) else np.asarray(learned)
+    return float(np.degrees(np.max(scipy.linalg.subspace_angles(dense, true))))
+
+
+class LearningCurve(Readout):
+    name = "learning_curve"
+    family = "hierarchical"
+    units: ClassVar[dict[str, str]] = {"weight_angle": "degree"}
+
+    def enabled(self, scenario: Any) -> bool:
+        return bool(learned_parameters(scenario.model))
+
+    def row(self, simulation: Any, trial: Any) -> dict[str, Any]:
+        model = simulation.model
+        weights = simulation.coupling.weights(copy=False)[0]
+        level = model.belief_levels[0]
+        gmap = GenerativeMap(weights, level.generative.nonlinearity, level.generative.site)
+        belief = np.asarray(simulation.beliefs[0].variables["belief"].get_value(), dtype=float)
+        error = np.asarray(simulation.sensory, dtype=float) - gmap.predict(belief)
+        learned = [name for name in simulation.learned if simulation.learns(trial, name)]
+        row: dict[str, Any] = {"reconstruction_error": float(np.mean(error**2)),
+                               "learned": ",".join(learned)}
+        if "weights" in simulation.learned and any(
+                t.settings.stimulus.source is not None for t in simulation.scenario.trials):
+            source = trial.settings.stimulus.source
+            row["weight_angle"] = (float("nan") if source is None
+                                   else largest_angle_deg(weights, source.weights))
+        return row
+
+
+READOUT = LearningCurve()
