@@ -16,6 +16,7 @@ import numpy as np
 
 from sim.io.reader import Result
 from sim.report.figures import mark_trials, register
+from sim.report.figures.basis import learned_images, plot_basis
 
 MAX_POSTERIORS = 6  # posterior panels shown (the first trials)
 MIN_GAP_RANGE = 0.05  # nat: the gap panel's smallest half-range
@@ -24,6 +25,9 @@ MIN_GAP_RANGE = 0.05  # nat: the gap panel's smallest half-range
 @register("hierarchical")
 def plot_hierarchical(result: Result) -> plt.Figure:
     """Beliefs and errors per level, and free energy, over time (ms); the gap if stored."""
+    learned = learned_images(result)
+    if learned:  # basis images learned over a 2-D level (sim.report.figures.basis)
+        return plot_basis(result, learned)
     names = result.level_names
     rows = len(names) + ("free_energy" in result)
     trials = result.trials
