@@ -142,7 +142,8 @@ def hierarchical_row(simulation: Any, trial: Any) -> dict[str, Any]:
         row[f"bias/{level.name}"] = np.full(level.size, np.nan)
     changed = {what for name in model.mechanisms for what in registry.mechanism(name).changes}
     stimulus = trial.settings.stimulus
-    if not is_linear(model) or not stimulus.is_constant or changed & {"weights", "precision", "posterior"}:
+    if (not is_linear(model) or not stimulus.is_constant
+            or changed & {"weights", "precision", "posterior"}):
         return row
     ideal = linear_ideal_mean(model, np.asarray(stimulus.values[0], dtype=float))
     if ideal is None:

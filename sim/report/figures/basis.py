@@ -6,6 +6,7 @@ weights (``levels/<name>/weights_final``) over a level laid out in 2-D (the bars
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import matplotlib.pyplot as plt
@@ -22,7 +23,7 @@ def learned_images(result: Result) -> list[tuple[str, tuple[int, int]]]:
     level laid out in 2-D."""
     levels = result.parameters["model"]["levels"]
     found = []
-    for below, level in zip(levels, levels[1:], strict=False):
+    for below, level in itertools.pairwise(levels):
         if below.get("shape") and f"levels/{level['name']}/weights_final" in result:
             found.append((level["name"], tuple(below["shape"])))
     return found
