@@ -54,9 +54,11 @@ def test_the_network_learns_one_basis_image_per_bar(tmp_path):
     before, _ = matched_bars(np.asarray(result["levels/bars/weights_initial"]))
     assert before == 0  # it learned them
 
-    # what it saw: one image per trial (recorded at each trial's first step), each the OR of
-    # the rows and columns it shows in full, bars present with probability 1/8
-    images = np.asarray(result.level("image")["input"]).reshape(-1, SIZE, SIZE)
+    # what it saw: one image per trial (recorded at each trial's first step and middle), each
+    # the OR of the rows and columns it shows in full, bars present with probability 1/8
+    recorded = np.asarray(result.level("image")["input"]).reshape(-1, 2, SIZE, SIZE)
+    assert np.array_equal(recorded[:, 0], recorded[:, 1])  # held for the trial
+    images = recorded[:, 0]
     assert len(images) == len(result.trials["index"]) == 600
     rows, columns = images.all(axis=2), images.all(axis=1)
     assert np.array_equal(images, (rows[:, :, None] | columns[:, None, :]).astype(float))
