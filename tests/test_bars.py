@@ -67,6 +67,40 @@ def test_the_network_learns_one_basis_image_per_bar(tmp_path):
     assert len({image.tobytes() for image in images}) > 100  # drawn anew per trial
 
 
+def test_the_learning_is_a_plain_numpy_loop_of_its_flows(tmp_path):
+    """30 trials, against the same learning written as a NumPy loop in the engine's order per
+    step (``circuits.schedule``): errors eps = Pi (x - W mu); W += dt/tau_W eps mu', then
+    W = max(W, 0); mu += dt/tau_mu (W' eps - rho'(mu)); images drawn from [seed, 6, trial]."""
+    table = bars_table()
+    table["protocol"]["conditions"][0]["count"] = 30
+    result = sim.run(write_scenario(tmp_path / "short.toml", table), output=tmp_path / "s.h5")
+    model, prior = table["model"], table["model"]["sparse_prior"]
+    dt = table["dt_ms"]
+    condition = table["protocol"]["conditions"][0]
+    steps = round(condition["duration_ms"] / dt)
+    probability = condition["stimulus"]["probability"]
+    precision = model["levels"][0]["precision"]
+    weights = np.array(result["levels/bars/weights_initial"], dtype=float)
+    inputs = []
+    for index in result.trials["index"]:  # in running order (generated trials are shuffled)
+        present = np.random.default_rng([table["seed"], 6, int(index)]).random(2 * SIZE)
+        present = present < probability
+        x = (present[:SIZE, None] | present[None, SIZE:]).astype(float).ravel()
+        inputs.append(x)
+        mu = np.zeros(weights.shape[1])
+        for _ in range(steps):
+            eps = precision * (x - weights @ mu)
+            weights += dt / model["learning"]["tau_weights_ms"] * np.outer(eps, mu)
+            np.maximum(weights, 0.0, out=weights)
+            mu += dt / model["tau_belief_ms"] * (
+                weights.T @ eps - prior["strength"] * np.tanh(mu / prior["width"]))
+    recorded = np.asarray(result.level("image")["input"])[::2]
+    np.testing.assert_array_equal(recorded, np.array(inputs))
+    np.testing.assert_allclose(result["levels/bars/weights_final"], weights, rtol=0,
+                               atol=1e-12)
+    assert np.abs(weights - result["levels/bars/weights_initial"]).max() > 0.1  # it learned
+
+
 # --- the sparse prior itself --------------------------------------------------------------
 
 def log_cosh_energy(mu, strength, width):
