@@ -17,8 +17,9 @@ from scipy.optimize import linear_sum_assignment, minimize
 
 import sim
 from circuits.sparse_prior import SparsePrior
-from sim.scenario import bundled_scenarios
+from sim.scenario import bundled_scenarios, load_scenario
 from sim.scenario_writer import write_scenario
+from sim.stability import analyse
 
 SIZE = 8
 
@@ -197,6 +198,26 @@ def test_the_circuit_settles_on_the_map_and_f_is_the_laplace_free_energy(
     expected = (energy(settled) + 0.5 * np.linalg.slogdet(hessian)[1]
                 - 0.5 * n * math.log(2 * np.pi))
     assert result.trials["final_free_energy"][0] == pytest.approx(expected, abs=2e-6)
+
+
+@pytest.mark.parametrize(("kind", "strength", "width", "stiffest"),
+                         [("log_cosh", 0.8, 0.3, 0.8 / 0.3), ("student_t", 1.0, 0.5, 8.0)])
+def test_the_preflight_adds_the_priors_curvature_to_the_belief_flow(
+        tmp_path, kind, strength, width, stiffest):
+    """lambda_max(W' Pi W) + max rho'' (at mu = 0): a dt that the likelihood alone allows is
+    refused once the prior's curvature counts."""
+    coupling = np.linalg.eigvalsh(WEIGHTS.T @ (PIXELS[:, None] * WEIGHTS))[-1]
+    table = tiny(kind, strength, width, 0.0)
+    path = write_scenario(tmp_path / "tiny.toml", table)
+    found = analyse(load_scenario(path))
+    assert found.lambda_max == pytest.approx(coupling + stiffest, rel=1e-9)
+    assert "curvature of a prior on the beliefs" in found.detail
+    table["dt_ms"] = 2.02 / (coupling + stiffest)  # the coupling alone allows it
+    table["protocol"]["trials"][0]["duration_ms"] = table["dt_ms"] * 10
+    table["record"]["every_ms"] = table["dt_ms"] * 10
+    with pytest.raises(sim.ScenarioError, match=r"dt_ms.*beyond the Euler stability bound"):
+        sim.run(write_scenario(tmp_path / "fast.toml", table), output=tmp_path / "f.h5")
+    assert not (tmp_path / "f.h5").exists()
 
 
 # --- bad input ----------------------------------------------------------------------------
