@@ -171,6 +171,18 @@ def total_energy(mu, kind, strength, width, prior_precision):
     return value + np.sum(ENERGIES[kind](mu, strength, width)) + mu.size * math.log(normaliser)
 
 
+def laplace_free_energy(energy, mode: np.ndarray) -> float:
+    """E(mu) + 1/2 ln|H| - N/2 ln 2 pi at ``mode``, H by finite differences of ``energy``."""
+    h, n = 1e-4, len(mode)
+    hessian = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            di, dj = np.eye(n)[i] * h, np.eye(n)[j] * h
+            hessian[i, j] = (energy(mode + di + dj) - energy(mode + di - dj)
+                             - energy(mode - di + dj) + energy(mode - di - dj)) / (4 * h**2)
+    return energy(mode) + 0.5 * np.linalg.slogdet(hessian)[1] - 0.5 * n * math.log(2 * np.pi)
+
+
 @pytest.mark.parametrize(("kind", "strength", "width", "prior_precision"),
                          [("log_cosh", 0.8, 0.3, 0.0), ("student_t", 1.0, 0.5, 0.5)])
 def test_the_circuit_settles_on_the_map_and_f_is_the_laplace_free_energy(
@@ -186,18 +198,35 @@ def test_the_circuit_settles_on_the_map_and_f_is_the_laplace_free_energy(
     found = minimize(energy, PRIOR_MEAN, method="BFGS", options={"gtol": 1e-10})
     np.testing.assert_allclose(settled, found.x, atol=1e-6)
     assert np.abs(settled).max() > 0.1 and np.abs(settled - PRIOR_MEAN).max() > 0.1
+    assert result.trials["final_free_energy"][0] == pytest.approx(
+        laplace_free_energy(energy, settled), abs=2e-6)
 
-    # F = E(mu) + 1/2 ln|H| - N/2 ln 2 pi, H by finite differences of the energy above
-    h, n = 1e-4, len(settled)
-    hessian = np.empty((n, n))
-    for i in range(n):
-        for j in range(n):
-            di, dj = np.eye(n)[i] * h, np.eye(n)[j] * h
-            hessian[i, j] = (energy(settled + di + dj) - energy(settled + di - dj)
-                             - energy(settled - di + dj) + energy(settled - di - dj)) / (4 * h**2)
-    expected = (energy(settled) + 0.5 * np.linalg.slogdet(hessian)[1]
-                - 0.5 * n * math.log(2 * np.pi))
-    assert result.trials["final_free_energy"][0] == pytest.approx(expected, abs=2e-6)
+
+def test_a_sparse_prior_on_a_hidden_level(tmp_path):
+    """Three levels; the prior on the middle one, whose own error (from the top) stays in F."""
+    hidden_precision, top_weights, top_mean = np.array([1.5, 0.8]), np.array([[0.6], [-0.4]]), 0.3
+    table = tiny("log_cosh", 0.8, 0.3, 1.0)
+    model = table["model"]
+    model["sparse_prior"]["level"] = "causes"
+    model["levels"][1]["precision"] = hidden_precision.tolist()
+    model["levels"].append({"name": "top", "size": 1, "weights": top_weights.tolist()})
+    model["prior"] = {"mean": top_mean, "precision": 1.0}
+    result = sim.run(write_scenario(tmp_path / "three.toml", table), output=tmp_path / "t.h5")
+    settled = np.concatenate([result.trials["final_belief/causes"][0],
+                              result.trials["final_belief/top"][0]])
+
+    def energy(mu):
+        causes, top = mu[:2], mu[2:]
+        value = total_energy(causes, "log_cosh", 0.8, 0.3, 0.0)  # likelihood + sparse prior
+        value += 0.5 * np.sum(hidden_precision * (causes - top_weights @ top) ** 2)
+        value += 0.5 * np.sum(np.log(2 * np.pi / hidden_precision))
+        return value + 0.5 * (top[0] - top_mean) ** 2 + 0.5 * math.log(2 * np.pi)
+
+    start = np.concatenate([top_weights[:, 0] * top_mean, [top_mean]])  # the top-down start
+    found = minimize(energy, start, method="BFGS", options={"gtol": 1e-10})
+    np.testing.assert_allclose(settled, found.x, atol=1e-6)
+    assert result.trials["final_free_energy"][0] == pytest.approx(
+        laplace_free_energy(energy, settled), abs=2e-6)
 
 
 @pytest.mark.parametrize(("kind", "strength", "width", "stiffest"),
@@ -250,6 +279,7 @@ BAD = {
     "negative initial weights": (with_("model.levels.1.weights", {"kind": "random"}),
                                  "negative weights"),
     "nothing learns": (with_("model.learning.tau_weights_ms", None), "tau_weights_ms"),
+    "synapses coupling": (with_("model.coupling", "synapses"), "NumPy couplings"),
     "bars of the wrong size": (with_("protocol.conditions.0.stimulus.size", 7), "stimulus.size"),
     "probability above 1": (with_("protocol.conditions.0.stimulus.probability", 1.5),
                             "stimulus.probability"),
