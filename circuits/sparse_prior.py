@@ -100,8 +100,9 @@ class SparsePrior:
         """rho''(mu)."""
         lam, w = self.strength, self.width
         mu = np.asarray(mu, dtype=float)
-        if self.kind == "log_cosh":
-            return lam / w / np.cosh(np.minimum(np.abs(mu) / w, 700.0)) ** 2
+        if self.kind == "log_cosh":  # sech^2 x = 4 e^{-2|x|} / (1 + e^{-2|x|})^2, for any x
+            decay = np.exp(-2 * np.abs(mu) / w)
+            return lam / w * 4 * decay / (1 + decay) ** 2
         return 2 * lam * (w**2 - mu**2) / (w**2 + mu**2) ** 2
 
     @property
@@ -135,7 +136,7 @@ class SparsePriorMechanism(Mechanism):
             raise fields.error("strength", f"{strength!r} makes the Student-t prior improper "
                                            "(its integral diverges); expected a strength "
                                            "above 0.5")
-        level = fields.text("level", default=None) if fields.has("level") else None
+        level = fields.text("level") if fields.has("level") else None
         return SparsePrior(kind, strength, width, level)
 
     def check(self, settings: SparsePrior, model, fail) -> None:
