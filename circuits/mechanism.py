@@ -21,8 +21,13 @@ lists the module (a user's or a test's mechanism registers itself with
   ``watch`` names the arrays outside the populations it changes (the NumPy weights);
 - ``streams``: what it records every sample (``Stream``); ``outputs``: the arrays it leaves
   in the result at the end of the run (by HDF5 path; a scipy.sparse matrix is stored as CSR);
-- ``energy``: its own terms of the free energy (a prior on a state it adds), added to the
-  recorded F; ``start_trial``: what it does when a trial starts (reset a fast state);
+- ``energy``: its own terms of the free energy (a prior on a state it adds, or on the
+  beliefs), added to the recorded F; ``curvature``: the diagonal its energy adds to the
+  Hessian of F over the beliefs (F's Laplace term), and ``max_curvature`` the most it can add
+  there (the stability preflight adds it to the belief flow's stiffness); ``start_trial``: what
+  it does when a trial starts (reset a fast state);
+- ``changes`` may also name ``posterior``: its energy acts on the beliefs, so that the
+  posterior is no longer the Gaussian model's (readouts with Gaussian references leave off);
 - learning (slow inference over a parameter): ``learns`` names the parameter it learns
   (``weights``, ``prior``, ``precision``), which a trial's ``learn`` field switches on or off
   (phases, ``sim.simulation``): the flows it ``integrates`` are then multiplied by a shared
@@ -173,6 +178,15 @@ class Mechanism:
     def energy(self, settings: Any, context: BuildContext) -> float:
         """Its terms of the free energy's energy part at the current state (nat)."""
         return 0.0
+
+    def curvature(self, settings: Any, context: BuildContext) -> dict[int, Any]:
+        """d^2/dmu^2 of its energy where it is diagonal in the beliefs, at the current state:
+        an array per belief level it acts on, by the level's index (1..L)."""
+        return {}
+
+    def max_curvature(self, settings: Any, model: Any) -> dict[int, float]:
+        """The largest value ``curvature`` can take, over all beliefs, by level index (1..L)."""
+        return {}
 
     def start_trial(self, settings: Any, context: BuildContext, reset: bool) -> None:
         """A trial starts; ``reset``: it resets the beliefs."""

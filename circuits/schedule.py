@@ -6,6 +6,8 @@ One step from t to t + dt (a semi-implicit Euler step: errors first, then belief
     DELIVER_TO_ERRORS   predictions g(mu(t)) and signals mu(t) reach the error units
     ERRORS              error units update (relax, or take Pi * e at once)
     PLASTICITY          weights learn (``circuits.plasticity``, NumPy couplings)
+    WEIGHT_CONSTRAINT   learned weights are projected onto their constraint
+                        (``circuits.weight_constraint``)
     DELIVER_TO_BELIEFS  new errors reach the belief units (own and bottom-up)
     BELIEFS             belief units update: mu(t + dt)
 
@@ -29,7 +31,8 @@ STIMULUS = -5
 DELIVER_TO_ERRORS = 0
 ERRORS = 10
 DELIVER_TO_BELIEFS = 20
-PLASTICITY = DELIVER_TO_BELIEFS - 1
+PLASTICITY = DELIVER_TO_BELIEFS - 2
+WEIGHT_CONSTRAINT = DELIVER_TO_BELIEFS - 1
 BELIEFS = 30
 SLOT = "groups"
 POOL = DELIVER_TO_BELIEFS

@@ -8,8 +8,8 @@ the families and the readouts see no difference, except that each trial knows it
 
 Random streams of a scenario's seed: weights ``[seed, 1, level]``, noise ``[seed, 2, trial]``,
 discrete likelihoods ``[seed, 3, modality]``, the order of listed trials ``[seed, 4]``, the
-order of generated ones ``[seed, 5]``; ``[protocol] seed`` replaces the scenario's seed in the
-last two.
+order of generated ones ``[seed, 5]``, a trial's drawn input (bars) ``[seed, 6, trial]``;
+``[protocol] seed`` replaces the scenario's seed in the two orders.
 """
 
 from __future__ import annotations

@@ -142,6 +142,14 @@ class Simulation:
         return sum(mechanism.energy(settings, self.context)
                    for mechanism, settings in self.mechanisms)
 
+    def mechanism_curvature(self) -> dict[int, np.ndarray]:
+        """The diagonal the mechanisms' energies add to F's Hessian now, by belief level."""
+        total: dict[int, np.ndarray] = {}
+        for mechanism, settings in self.mechanisms:
+            for level, diagonal in mechanism.curvature(settings, self.context).items():
+                total[level] = total.get(level, 0.0) + np.asarray(diagonal, dtype=float)
+        return total
+
     def start_trial(self, trial: Trial) -> None:
         self.trial = trial
         self.t_start = self.clock_time()

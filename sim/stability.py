@@ -42,6 +42,12 @@ overshoots the mode on every step (1 - b lambda < 0), which is no longer a gradi
 ``preflight`` refuses m >= 1 (``[numerics] stability = "warn"`` only warns) and warns above 1/2,
 with the largest stable dt and a suggested one.
 
+A prior on the beliefs besides the Gaussian ones (a mechanism's energy, e.g.
+``circuits.sparse_prior``) adds its curvature D (diagonal) to D' Pi D in the belief flow; the
+preflight takes lambda_max + max D, an upper bound (Weyl) that is safe for instantaneous
+errors; with relaxing errors it is an approximation (the prior acts on the beliefs directly,
+without the errors' lag).
+
 The bound is exact for linear g. For nonlinear g it holds where J is close to its value at the
 starting beliefs; a run that moves into a steeper region can still blow up, which the runtime
 guard (``sim.guard``) catches. Learned weights and precisions are taken at their initial values.

@@ -39,7 +39,8 @@ the configured precisions Pi_l (the top one the prior's) and prior mean m,
 with H the (constant) Hessian of E and h = -dE/dmu at mu = 0 (``sim.reference.gaussian``), one
 Newton step to polish. Columns per belief level: ``ideal_mean/<level>`` and
 ``bias/<level>`` = final belief - mu*. Other trials (a nonlinear model, an input that varies or
-is noisy, a mechanism that changes weights or precisions while running) are NaN, and so is an
+is noisy, a mechanism that changes weights or precisions while running or adds energy on the
+beliefs) are NaN, and so is an
 improper world posterior.
 
 Only scenarios that ask for it get these columns (``[readouts.ideal_observer]``, an explicit
@@ -141,7 +142,8 @@ def hierarchical_row(simulation: Any, trial: Any) -> dict[str, Any]:
         row[f"bias/{level.name}"] = np.full(level.size, np.nan)
     changed = {what for name in model.mechanisms for what in registry.mechanism(name).changes}
     stimulus = trial.settings.stimulus
-    if not is_linear(model) or not stimulus.is_constant or changed & {"weights", "precision"}:
+    if (not is_linear(model) or not stimulus.is_constant
+            or changed & {"weights", "precision", "posterior"}):
         return row
     ideal = linear_ideal_mean(model, np.asarray(stimulus.values[0], dtype=float))
     if ideal is None:

@@ -24,6 +24,7 @@ import scipy.linalg
 import scipy.sparse
 
 from circuits.generative import GenerativeMap
+from sim.families.hierarchical.stimulus import LinearGaussian
 from sim.protocol import learned_parameters
 from sim.readouts import Readout
 
@@ -32,6 +33,12 @@ def largest_angle_deg(learned: Any, true: np.ndarray) -> float:
     """The largest principal angle between span(learned) and span(true), in degrees."""
     dense = learned.toarray() if scipy.sparse.issparse(learned) else np.asarray(learned)
     return float(np.degrees(np.max(scipy.linalg.subspace_angles(dense, true))))
+
+
+def true_weights(trial: Any) -> np.ndarray | None:
+    """The world's W where the trial's input comes from a known linear-Gaussian model."""
+    generator = trial.settings.stimulus.generator
+    return generator.weights if isinstance(generator, LinearGaussian) else None
 
 
 class LearningCurve(Readout):
@@ -53,10 +60,10 @@ class LearningCurve(Readout):
         row: dict[str, Any] = {"reconstruction_error": float(np.mean(error**2)),
                                "learned": ",".join(learned)}
         if "weights" in simulation.learned and any(
-                t.settings.stimulus.source is not None for t in simulation.scenario.trials):
-            source = trial.settings.stimulus.source
-            row["weight_angle"] = (float("nan") if source is None
-                                   else largest_angle_deg(weights, source.weights))
+                true_weights(t) is not None for t in simulation.scenario.trials):
+            true = true_weights(trial)
+            row["weight_angle"] = (float("nan") if true is None
+                                   else largest_angle_deg(weights, true))
         return row
 
 

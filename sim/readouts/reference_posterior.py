@@ -30,7 +30,8 @@ Where the trial allows an exact reference (below) this readout writes, per trial
   x G x G): the exact posterior density on it, for plots (G = 401 in 1-D, 101 in 2-D).
 
 A trial allows a reference when its input is constant and noise-free (one breakpoint, zero
-noise), no mechanism changes weights, precisions or the prior while running, and either
+noise, not drawn per trial), no mechanism changes weights, precisions or the prior while
+running nor adds energy on the beliefs (``posterior``: a sparse prior), and either
 
 - (a) the model is linear-Gaussian (every nonlinearity the identity; N <= 1000): E is
   quadratic, H constant; the posterior is N(H^{-1} h, H^{-1}) with h = -dE/dmu at mu = 0
@@ -106,7 +107,8 @@ class ReferencePosterior(Readout):
     def enabled(self, scenario: Any) -> bool:
         changed = {what for name in scenario.model.mechanisms
                    for what in registry.mechanism(name).changes}
-        return (applies(scenario.model) and not changed & {"weights", "precision", "prior"}
+        return (applies(scenario.model)
+                and not changed & {"weights", "precision", "prior", "posterior"}
                 and any(trial.settings.stimulus.is_constant for trial in scenario.trials))
 
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from circuits.mechanism import BuildContext, Population, Stream
 from circuits.precision import configured_variable
 from sim.families.hierarchical.free_energy import FreeEnergy, GramCache, free_energy
 from sim.families.hierarchical.model import HierarchicalModel, TrialSettings
+from sim.families.hierarchical.stimulus import DRAWN_STREAM
 from sim.io.writer import ResultWriter, write_matrix
 from sim.scenario import Scenario, Trial
 from sim.simulation import Simulation
@@ -164,7 +165,8 @@ class HierarchicalSimulation(Simulation):
     def _free_energy(self, laplace: bool = True) -> FreeEnergy:
         beliefs = [group.variables["belief"].get_value() for group in self.beliefs]
         found = free_energy(self.model, self.sensory, beliefs, self.precisions,
-                            laplace=laplace, prior_mean=self.prior_mean, cache=self.gram_cache)
+                            laplace=laplace, prior_mean=self.prior_mean, cache=self.gram_cache,
+                            curvature=self.mechanism_curvature() if laplace else None)
         extra = self.mechanism_energy()
         if extra:
             found = FreeEnergy(found.energy + extra, found.laplace, found.total + extra)
@@ -240,7 +242,8 @@ class HierarchicalSimulation(Simulation):
         super().start_trial(trial)
         self.trial_steps = self.scenario.steps(trial.duration_ms)
         self.noise = np.random.default_rng([self.scenario.seed, 2, trial.index])
-        self.stimulus = settings.stimulus.for_trial(self.scenario.seed, trial.index)
+        self.stimulus = settings.stimulus.for_trial(
+            np.random.default_rng([self.scenario.seed, DRAWN_STREAM, trial.index]))
         self.steps_done = 0
         self._next_block()
         self.sensory[:] = self.block[0]

@@ -22,7 +22,10 @@ that F at the fixed point equals the surprise -ln p(x)). H is block tridiagonal:
 
 with eps_l = Pi_l e_l and J_l = dg_l/dmu_l. Units with zero precision (a flat prior) add no
 energy and no log-determinant term: F is then defined up to that improper prior's constant.
-If H is not positive definite (far from a mode) ln|det H| is used. With sparse weights (local
+If H is not positive definite (far from a mode) ln|det H| is used. A mechanism whose energy
+acts on the beliefs (a sparse prior, ``circuits.sparse_prior``) adds its own term to E and its
+second derivative to H's diagonal (``curvature``: per belief level, the diagonal it adds; the
+energy the caller adds itself). With sparse weights (local
 receptive fields) H is assembled as a scipy.sparse matrix and ln|det H| comes from its sparse
 LU factors, so a 10^4-unit hierarchy never forms a dense N x N matrix.
 """
@@ -118,9 +121,11 @@ def hessian_blocks(
     errors: Sequence[np.ndarray],
     precisions: Sequence[np.ndarray],
     cache: GramCache | None = None,
+    curvature: dict[int, np.ndarray] | None = None,
 ) -> tuple[list, list, bool]:
     """The energy Hessian's diagonal blocks (level l with itself) and upper blocks (level l
-    with l + 1), and whether they are sparse (any W is).
+    with l + 1), and whether they are sparse (any W is); ``curvature`` adds to the diagonal
+    of the levels it names (1..L).
 
     Block l: Pi_l + J_l' Pi_{l-1} J_l - sum_i (Pi_{l-1} e_{l-1})_i d^2 g_{l,i}; block (l-1, l):
     -Pi_{l-1} J_l (how mu_l moves the error that mu_{l-1} sees). With a ``cache`` and dense
@@ -144,9 +149,12 @@ def hessian_blocks(
             curvature_free = slope[:, np.newaxis] * gram * slope[np.newaxis, :]
         else:
             curvature_free = jacobian.T @ weighted_jacobian
+        own = np.broadcast_to(precisions[index], mu.shape).astype(float)
+        if curvature and index in curvature:
+            own = own + curvature[index]
         diagonal_blocks.append(
-            diagonal(np.broadcast_to(precisions[index], mu.shape).astype(float))
-            + curvature_free - gmap.curvature(mu, precision_below * errors[index - 1]))
+            diagonal(own) + curvature_free
+            - gmap.curvature(mu, precision_below * errors[index - 1]))
         if block > 0:
             upper_blocks.append(-weighted_jacobian)
     return diagonal_blocks, upper_blocks, sparse
@@ -157,9 +165,11 @@ def energy_hessian(
     beliefs: Sequence[np.ndarray],
     errors: Sequence[np.ndarray],
     precisions: Sequence[np.ndarray],
+    curvature: dict[int, np.ndarray] | None = None,
 ) -> np.ndarray | scipy.sparse.csc_matrix:
     """d^2 E / dmu^2 over all belief units (levels 1..L stacked); sparse if any W is."""
-    diagonal_blocks, upper_blocks, sparse = hessian_blocks(model, beliefs, errors, precisions)
+    diagonal_blocks, upper_blocks, sparse = hessian_blocks(model, beliefs, errors, precisions,
+                                                           curvature=curvature)
     count = len(diagonal_blocks)
     blocks: list[list] = [[None] * count for _ in range(count)]
     for block, value in enumerate(diagonal_blocks):
@@ -213,11 +223,14 @@ def free_energy(
     laplace: bool = True,
     prior_mean: np.ndarray | None = None,
     cache: GramCache | None = None,
+    curvature: dict[int, np.ndarray] | None = None,
 ) -> FreeEnergy:
     """F at beliefs mu_1..mu_L for input x; precisions and prior mean default to the model's
     (pass those in force in the trial). With dense weights the Laplace term comes from the
     Hessian's blocks (``block_log_abs_det``, with W' Pi W from ``cache`` when given); with
-    sparse ones from the sparse LU of the whole Hessian."""
+    sparse ones from the sparse LU of the whole Hessian. ``curvature``: what the mechanisms'
+    energies add to the Hessian's diagonal, by belief level (their energy is not included
+    here: the caller adds it)."""
     if precisions is None:
         precisions = [level.precision for level in model.levels]
     errors = prediction_errors(model, sensory, beliefs, prior_mean)
@@ -225,8 +238,8 @@ def free_energy(
     if not laplace:
         return FreeEnergy(gibbs, 0.0, gibbs)
     diagonal_blocks, upper_blocks, sparse = hessian_blocks(model, beliefs, errors, precisions,
-                                                           cache)
-    linear = cache is not None and not sparse and all(
+                                                           cache, curvature)
+    linear = cache is not None and not sparse and not curvature and all(
         level.generative.nonlinearity.is_identity for level in model.belief_levels)
     log_det = cache.constant_log_det(precisions) if linear else None
     if log_det is None and not sparse:
@@ -234,6 +247,6 @@ def free_energy(
         if linear and log_det is not None:
             cache.keep_log_det(precisions, log_det)
     if log_det is None:
-        log_det = log_abs_det(energy_hessian(model, beliefs, errors, precisions))
+        log_det = log_abs_det(energy_hessian(model, beliefs, errors, precisions, curvature))
     entropy_side = 0.5 * log_det - 0.5 * model.n_beliefs * LN_2PI
     return FreeEnergy(gibbs, entropy_side, gibbs + entropy_side)

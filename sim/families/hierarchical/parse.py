@@ -13,7 +13,7 @@ from sim.families.hierarchical.stimulus import parse_stimulus
 from sim.timeline import parse_schedule
 from sim.validation import Fields, to_matrix
 
-WEIGHT_KINDS = ("identity", "random", "constant", "local")
+WEIGHT_KINDS = ("identity", "random", "constant", "local", "uniform")
 MAX_LEVEL_UNITS = 10**7
 MAX_WEIGHT_ENTRIES = 5 * 10**7  # 400 MB of float64 per level
 MAX_BELIEF_UNITS = 16384  # with dense W, F's Laplace term is a dense N x N Hessian (2 GiB here)
@@ -37,13 +37,16 @@ def parse_weights(
         return np.full(shape, value)
     spec = fields.sub("weights")
     kind = spec.text("kind", choices=WEIGHT_KINDS)
-    scale = spec.number("scale", default=1.0, minimum=0.0 if kind in ("random", "local") else None)
+    scale = spec.number("scale", default=1.0,
+                        minimum=0.0 if kind in ("random", "local", "uniform") else None)
     if kind != "local":
         check_dense_weights(fields, shape)
     if kind == "identity":
         weights = scale * np.eye(*shape)
     elif kind == "constant":
         weights = np.full(shape, scale)
+    elif kind == "uniform":  # non-negative: uniform in [0, scale), seeded
+        weights = rng.uniform(0.0, scale, size=shape)
     elif kind == "local":
         if grids[0] is None or grids[1] is None:
             raise fail("local weights need a 2-D `shape` on this level and on the one below")

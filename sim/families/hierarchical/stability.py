@@ -96,6 +96,12 @@ def analyse_hierarchical(scenario) -> Stability:
     tau_error = model.tau_error_ms if model.errors == "relaxing" else None
     mechanisms = [(registry.mechanism(name), settings)
                   for name, settings in model.mechanisms.items()]
+    # a prior's energy on the beliefs adds its curvature D (diagonal, at most ``stiffness``) to
+    # the belief flow's Jacobian: lambda_max(J' Pi J + Pi + D) <= lambda_max(J' Pi J + Pi)
+    # + max D (Weyl), the bound taken here
+    stiffness = max((value for mechanism, settings_of in mechanisms
+                     for value in mechanism.max_curvature(settings_of, model).values()),
+                    default=0.0)
     cache: dict[tuple, float] = {}
     worst: tuple[float, float, str | None] = (-1.0, 0.0, None)
     flows: list[Stability] = []
@@ -113,7 +119,7 @@ def analyse_hierarchical(scenario) -> Stability:
             if key not in cache:
                 with np.errstate(all="ignore"):
                     cache[key] = gauss_newton_lambda_max(maps, beliefs, precisions)
-            lam = cache[key]
+            lam = cache[key] + stiffness
             m = margin(scenario.dt_ms, lam, model.tau_belief_ms, tau_error, scenario.method)
             if m > worst[0]:
                 worst = (m, lam, trial_name)
@@ -139,5 +145,7 @@ def analyse_hierarchical(scenario) -> Stability:
                  f"for method {scenario.method!r}")
     detail = (f"lambda_max = {lam:.4g}, the largest eigenvalue of J' Pi J + Pi at the "
               f"starting beliefs{where}")
+    if stiffness:
+        detail += f", plus {stiffness:.4g}, the largest curvature of a prior on the beliefs"
     network = Stability(m, lam, dt_max, suggested, trial_name, bound, detail)
     return max([network, *flows], key=lambda item: item.margin)

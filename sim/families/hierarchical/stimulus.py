@@ -6,6 +6,11 @@ Kinds (``stimulus = { kind = ..., ... }`` in a trial; times in ms from the trial
 - ``steps``: ``times_ms`` (starting at 0) and ``values``: piecewise constant.
 - ``ramp``: linear from ``start`` to ``stop`` over the trial.
 - ``schedule``: ``times_ms`` and ``values``, linearly interpolated between them (held outside).
+- ``bars``: Foldiak's (1990) bars, drawn anew for every trial and held for it: on a ``size`` x
+  ``size`` grid (the input level, row-major) each of the 2 ``size`` bars (rows, then columns) is
+  present with ``probability`` (default 1/8), independently; a pixel is ``value`` (default 1)
+  where any present bar covers it (a superposition by OR, not a sum), else 0. The draw comes
+  from the seeded stream ``[seed, 6, trial index]`` (``sim.protocol``), so a run repeats.
 
 Instead of input values, ``constant`` and ``steps`` may give ``cause`` / ``causes``: top-level
 causes from which the model's own generative mapping produces the input pattern.
@@ -26,14 +31,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from sim.validation import Fields, describe, to_matrix, to_vector
 
-KINDS = ("constant", "steps", "ramp", "schedule", "linear_gaussian")
-SAMPLE_STREAM = 6  # the random stream of linear-Gaussian samples: [seed, 6, trial]
+KINDS = ("constant", "steps", "ramp", "schedule", "bars", "linear_gaussian")
+DRAWN_STREAM = 6  # the random stream of a trial's drawn input: [seed, 6, trial index]
 MAX_NOISE_STD = 1e6  # far beyond any meaningful input; larger only overflows (free energy ~ x^2)
 
 
@@ -45,34 +50,38 @@ class LinearGaussian:
     cause_std: np.ndarray  # (k,)
     sample_noise_std: np.ndarray  # (n_inputs,)
 
-    def sample(self, rng: np.random.Generator) -> np.ndarray:
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
         causes = self.cause_std * rng.standard_normal(self.weights.shape[1])
         noise = self.sample_noise_std * rng.standard_normal(self.weights.shape[0])
         return self.weights @ causes + noise
+
+    def describe(self) -> str:
+        n, k = self.weights.shape
+        return f"linear_gaussian ({n} x {k} weights, drawn per trial)"
 
 
 @dataclass
 class Stimulus:
     """Deterministic part: breakpoints and values; ``interpolate`` chooses steps or lines.
-    ``source``: a generative model that draws each trial's input (``for_trial``)."""
+    ``generator``: what draws each trial's input (``for_trial``): bars or a linear-Gaussian
+    model."""
 
     times_ms: np.ndarray  # (k,), ascending, first 0
     values: np.ndarray  # (k, n)
     interpolate: bool
     noise_std: np.ndarray  # (n,)
-    source: LinearGaussian | None = None
+    generator: Bars | LinearGaussian | None = None  # values drawn anew for each trial
 
     @property
     def is_constant(self) -> bool:
-        return len(self.times_ms) == 1 and not np.any(self.noise_std) and self.source is None
+        """The same input at every step, known before the run (not drawn per trial)."""
+        return self.generator is None and len(self.times_ms) == 1 and not np.any(self.noise_std)
 
-    def for_trial(self, seed: int, trial_index: int) -> Stimulus:
-        """What one trial delivers: itself, or a constant input drawn from its ``source``."""
-        if self.source is None:
+    def for_trial(self, rng: np.random.Generator) -> Stimulus:
+        """The stimulus one trial sees: a drawn one's values drawn from ``rng``, else itself."""
+        if self.generator is None:
             return self
-        rng = np.random.default_rng([seed, SAMPLE_STREAM, trial_index])
-        value = self.source.sample(rng)[np.newaxis, :]
-        return Stimulus(self.times_ms, value, False, self.noise_std)
+        return replace(self, values=self.generator.draw(rng)[np.newaxis, :], generator=None)
 
     def at(self, t_ms: np.ndarray) -> np.ndarray:
         """The noiseless input at trial times ``t_ms`` (shape (len(t_ms), n))."""
@@ -89,13 +98,30 @@ class Stimulus:
         return self.values[np.clip(index, 0, None)]
 
     def describe(self) -> str:
-        if self.source is not None:
-            n, k = self.source.weights.shape
-            return f"linear_gaussian ({n} x {k} weights, drawn per trial)"
+        if self.generator is not None:
+            return self.generator.describe()
         kind = ("schedule" if self.interpolate else
                 "constant" if len(self.times_ms) == 1 else "steps")
         noise = f", noise_std<= {self.noise_std.max():g}" if np.any(self.noise_std) else ""
         return f"{kind} ({len(self.times_ms)} breakpoint(s){noise})"
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Foldiak's bars on a ``size`` x ``size`` grid: bar k < size is row k, bar size + k
+    column k; each present with ``probability``; pixels ``value`` where any bar covers them."""
+
+    size: int
+    probability: float
+    value: float
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        present = rng.random(2 * self.size) < self.probability
+        image = present[:self.size, np.newaxis] | present[np.newaxis, self.size:]
+        return self.value * image.ravel().astype(float)
+
+    def describe(self) -> str:
+        return f"bars ({self.size}x{self.size}, p = {self.probability:g}, drawn per trial)"
 
 
 def parse_stimulus(
@@ -138,7 +164,17 @@ def parse_stimulus(
             raise fields.error(key, f"expected a list of {count} entries, one per time in times_ms")
         return np.stack([pattern(item, key) for item in raw])
 
-    if kind == "constant":
+    if kind == "bars":
+        size = fields.number("size", minimum=1, integer=True)
+        if size * size != n_inputs:
+            raise fields.error("size", f"{size} x {size} = {size * size} pixels, but the input "
+                                       f"level has {n_inputs} units; expected a size whose "
+                                       "square is the input level's size")
+        bars = Bars(size, float(fields.number("probability", default=0.125, minimum=0.0,
+                                              maximum=1.0)),
+                    float(fields.number("value", default=1.0)))
+        stimulus = Stimulus(np.zeros(1), np.zeros((1, n_inputs)), False, noise, bars)
+    elif kind == "constant":
         stimulus = Stimulus(np.zeros(1), patterns("value", "cause"), False, noise)
     elif kind == "linear_gaussian":
         raw = fields.raw("weights")

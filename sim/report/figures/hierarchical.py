@@ -16,6 +16,7 @@ import numpy as np
 
 from sim.io.reader import Result
 from sim.report.figures import mark_trials, register
+from sim.report.figures.basis import learned_images, plot_basis
 from sim.report.figures.erp import plot_erp
 from sim.report.figures.learning import has_learning_curves, learning_curves
 
@@ -28,6 +29,9 @@ def plot_hierarchical(result: Result) -> plt.Figure:
     """Beliefs and errors per level, and free energy, over time (ms); the gap if stored."""
     if "erp/time" in result:  # an ERP experiment (sim.readouts.erp): its own figure
         return plot_erp(result)
+    learned = learned_images(result)
+    if learned:  # basis images learned over a 2-D level (sim.report.figures.basis)
+        return plot_basis(result, learned)
     names = result.level_names
     rows = len(names) + ("free_energy" in result)
     trials = result.trials
