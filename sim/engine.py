@@ -159,10 +159,6 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
             gc.collect()
             gc.freeze()
             total, done = scenario.duration_ms, 0.0
-            # Brian2's Network.run starts with gc.collect(), which walks every object alive
-            # (~0.1-0.4 s here, most of a short trial); frozen, what exists now is skipped
-            gc.collect()
-            gc.freeze()
             for trial in scenario.trials:
                 guard.trial_name = trial.name
                 simulation.start_trial(trial)
