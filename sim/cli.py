@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="FILE", help="also write the table as JSON records")
     bench.add_argument("--threads", type=int, default=1,
                        help="BLAS threads for pcsim and the references (default 1)")
+    bench.add_argument("--peers", action="store_true",
+                       help="only the side-by-side table with the JAX predictive-coding "
+                            "libraries (PCX, ngc-learn) where installed")
     bench.add_argument("--only", action="append", metavar="NAME",
                        help="run only the cases whose name contains NAME (repeatable), "
                             "e.g. --only recorded")

@@ -42,6 +42,8 @@ def main(args) -> int:
     print(f"pcsim bench{' --quick' if quick else ''}: {output.machine()}; BLAS threads "
           f"{threads if blas else 'unchanged (no OpenBLAS found)'}; numpy {np.__version__}, "
           f"brian2 {brian2.__version__}; best of {repeats} interleaved repeats", flush=True)
+    if getattr(args, "peers", False):
+        return peers_main(quick)
     only = [name.lower() for name in getattr(args, "only", None) or []]
 
     def chosen(name: str) -> bool:
@@ -82,5 +84,23 @@ def main(args) -> int:
         print("pcsim bench: pcsim and its reference differ by more than the tolerance in "
               + ", ".join(f"{r.name} (max|diff| {r.max_abs_diff:.1e} > {r.tolerance:g})"
                           for r in wrong), file=sys.stderr)
+        return 1
+    return 0
+
+
+def peers_main(quick: bool) -> int:
+    """``pcsim bench --peers``: the peers' table (``sim.bench.peers``)."""
+    from sim.bench import peers
+
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="pcsim-bench-") as tmp:
+        rows = peers.measure_peers(Path(tmp), quick)
+    steps = peers.QUICK_STEPS if quick else peers.STEPS
+    print("\n".join(peers.table_lines(rows, steps)))
+    print(f"{time.perf_counter() - began:.0f} s in all.")
+    wrong = peers.agrees(rows)
+    if wrong:
+        print("pcsim bench --peers: final beliefs differ from the NumPy loop's in "
+              + ", ".join(wrong), file=sys.stderr)
         return 1
     return 0
