@@ -66,8 +66,8 @@ def single_threaded_xla() -> None:
                                    "intra_op_parallelism_threads=1").strip()
 
 
-def peer_table(steps: int, float_type: str) -> dict:
-    return hierarchy_table(f"peers {float_type}", SIZES, steps, errors="instantaneous",
+def peer_table(steps: int, float_type: str, sizes: list[int] = SIZES) -> dict:
+    return hierarchy_table(f"peers {float_type}", sizes, steps, errors="instantaneous",
                            float_type=float_type)
 
 
@@ -143,14 +143,13 @@ def beside_numpy(row: Row, precision: str, run, model, steps: int, repeats: int)
         for a, b in zip(expected, beliefs, strict=True))
 
 
-def measure_peers(workdir: Path, quick: bool = False, repeats: int = REPEATS,
+def measure_peers(workdir: Path, steps: int = STEPS, repeats: int = REPEATS,
                   precisions=PRECISIONS, progress: Callable[[str], None] = print,
-                  peers=PEERS) -> list[Row]:
+                  peers=PEERS, sizes: list[int] = SIZES) -> list[Row]:
     """Every system in both precisions (``peers``: (name, module, package) of the peers)."""
     single_threaded_xla()
     from sim.scenario import load_scenario
 
-    steps = QUICK_STEPS if quick else STEPS
     rows = [Row("pcsim")]
     modules = {}
     for name, module, _ in peers:
@@ -167,7 +166,8 @@ def measure_peers(workdir: Path, quick: bool = False, repeats: int = REPEATS,
 
             jax.config.update("jax_enable_x64", precision == "float64")
         dtype = np.dtype(precision).type
-        path = write_scenario(workdir / f"peers_{precision}.toml", peer_table(steps, precision))
+        path = write_scenario(workdir / f"peers_{precision}.toml",
+                              peer_table(steps, precision, sizes))
         model = hierarchy_reference(load_scenario(path))
         model.dtype = dtype
         for row in rows:

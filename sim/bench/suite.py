@@ -93,9 +93,9 @@ def peers_main(quick: bool) -> int:
     from sim.bench import peers
 
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="pcsim-bench-") as tmp:
-        rows = peers.measure_peers(Path(tmp), quick)
     steps = peers.QUICK_STEPS if quick else peers.STEPS
+    with tempfile.TemporaryDirectory(prefix="pcsim-bench-") as tmp:
+        rows = peers.measure_peers(Path(tmp), steps)
     print("\n".join(peers.table_lines(rows, steps)))
     print(f"{time.perf_counter() - began:.0f} s in all.")
     wrong = peers.agrees(rows)
