@@ -22,7 +22,7 @@ from sim.io.partials import remove_stale_partials, temporary_name
 from sim.io.schema import SCHEMA_VERSION
 
 CHUNK_SAMPLES = 1024
-UNCOMPRESSED_ABOVE = 1 << 20
+UNCOMPRESSED_ABOVE = 1 << 16  # numbers; the 1000x500 initial weights took 0.05-0.2 s to gzip
 
 
 def versions() -> dict[str, str]:
@@ -41,7 +41,8 @@ def write_array(group: h5py.Group, name: str, data: Any, units: str = "1", **att
     """A complete (non-streamed) dataset, compressed when large enough to matter.
 
     Arrays of more than ``UNCOMPRESSED_ABOVE`` numbers are stored chunked but not compressed:
-    gzip saves ~10% on random weights and costs about a second per 10^7 of them.
+    gzip saves ~10% on random weights and costs about a second per 10^7 of them (a tenth of
+    a run's start-up at 1000-500-100).
     """
     data = np.asarray(data)
     options: dict[str, Any] = {}
