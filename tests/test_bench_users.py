@@ -98,3 +98,15 @@ def test_each_installed_peer_does_the_same_work(tmp_path, name, module, package)
                                peers=((name, module, package),))
     assert not peers.agrees(rows), peers.agrees(rows)
     assert all(row.max_abs_diff for row in rows)
+
+
+def test_batched_peers_table_runs_pcsim_batched_or_says_why(tmp_path):
+    """At batch B pcsim runs B identical trials as one batched network where the scenario
+    field exists, and says why not where it does not; either way nothing differs silently."""
+    rows = peers.measure_peers(tmp_path, steps=20, repeats=1, precisions=("float64",),
+                               progress=lambda line: None, sizes=[12, 8, 4], batch=3, peers=())
+    (pcsim,) = rows
+    if pcsim.note:
+        assert pcsim.note.startswith("not run at batch 3:") and "protocol.batch" in pcsim.note
+    else:
+        assert pcsim.max_abs_diff["float64"] < peers.TOLERANCE64

@@ -13,9 +13,11 @@ timed as in the other cases), PCX (``sim.bench.peers_pcx``), ngc-learn
 each module imported only when its library is installed (``pip install ".[peers]"``); a missing
 one prints a one-line note. XLA runs on one thread, as BLAS does for NumPy and pcsim.
 
-Batched trials plug in through ``batch``: the peers take it already (their leading axis);
-pcsim's side runs the same scenario with B identical trials and ``[protocol] batch = B`` once
-that exists, and the steps/s become trial-steps/s (B x steps / seconds) on every row.
+Batched trials (``pcsim bench --peers --batch B``): the peers run B copies (their leading
+axis), pcsim the same scenario with B identical trials and ``[protocol] batch = B`` (a note
+where this build refuses that field), the plain scan is left out; rates are then trial-steps/s
+(B x steps / seconds), still beside the serial NumPy loop of one trial, and beliefs are compared
+for the first copy (pcsim: the last trial, the same trial).
 """
 
 from __future__ import annotations
@@ -66,9 +68,14 @@ def single_threaded_xla() -> None:
                                    "intra_op_parallelism_threads=1").strip()
 
 
-def peer_table(steps: int, float_type: str, sizes: list[int] = SIZES) -> dict:
-    return hierarchy_table(f"peers {float_type}", sizes, steps, errors="instantaneous",
-                           float_type=float_type)
+def peer_table(steps: int, float_type: str, sizes: list[int] = SIZES, batch: int = 1) -> dict:
+    table = hierarchy_table(f"peers {float_type}", sizes, steps, errors="instantaneous",
+                            float_type=float_type)
+    if batch > 1:  # B identical trials, run as one batched network
+        protocol = table["protocol"]
+        protocol["trials"] = protocol["trials"] * batch
+        protocol["batch"] = batch
+    return table
 
 
 def load_peer(module: str):
@@ -101,14 +108,14 @@ def pcsim_runner(path: Path, output: Path) -> Callable[[], tuple[float, list[np.
     return run
 
 
-def jax_runner(module, model, steps: int, dtype):
+def jax_runner(module, model, steps: int, dtype, batch: int = 1):
     """(seconds, final beliefs) of a compiled peer run (compiled and warmed up here)."""
     import jax
 
     if module.__name__.endswith("reference_jax"):
         run = module.compile_hierarchy(model, steps)
     else:
-        run = module.compile_run(model, steps, batch=1, dtype=dtype)
+        run = module.compile_run(model, steps, batch=batch, dtype=dtype)
     for _ in range(2):
         jax.block_until_ready(run())
 
@@ -122,7 +129,8 @@ def jax_runner(module, model, steps: int, dtype):
     return timed
 
 
-def beside_numpy(row: Row, precision: str, run, model, steps: int, repeats: int) -> None:
+def beside_numpy(row: Row, precision: str, run, model, steps: int, repeats: int,
+                 batch: int = 1) -> None:
     """``run`` and the NumPy loop in turns; medians and the final difference into ``row``."""
     numpy_s, system_s, beliefs = [], [], None
     expected = None
@@ -135,9 +143,9 @@ def beside_numpy(row: Row, precision: str, run, model, steps: int, repeats: int)
             else:
                 seconds, beliefs = run()
                 system_s.append(seconds)
-    row.rates[precision] = steps / statistics.median(system_s)
+    row.rates[precision] = batch * steps / statistics.median(system_s)
     row.numpy_rates[precision] = steps / statistics.median(numpy_s)
-    row.runs[precision] = [steps / s for s in system_s]
+    row.runs[precision] = [batch * steps / s for s in system_s]
     row.max_abs_diff[precision] = max(
         float(np.max(np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))))
         for a, b in zip(expected, beliefs, strict=True))
@@ -145,15 +153,17 @@ def beside_numpy(row: Row, precision: str, run, model, steps: int, repeats: int)
 
 def measure_peers(workdir: Path, steps: int = STEPS, repeats: int = REPEATS,
                   precisions=PRECISIONS, progress: Callable[[str], None] = print,
-                  peers=PEERS, sizes: list[int] = SIZES) -> list[Row]:
-    """Every system in both precisions (``peers``: (name, module, package) of the peers)."""
+                  peers=PEERS, sizes: list[int] = SIZES, batch: int = 1) -> list[Row]:
+    """Every system in both precisions (``peers``: (name, module, package) of the peers;
+    ``batch``: copies run at once, module doc)."""
     single_threaded_xla()
+    from sim.errors import ScenarioError
     from sim.scenario import load_scenario
 
     rows = [Row("pcsim")]
     modules = {}
     for name, module, _ in peers:
-        loaded = load_peer(module)
+        loaded = load_peer(module) if batch == 1 or name != "jax.lax.scan" else "batch 1 only"
         if isinstance(loaded, str):
             rows.append(Row(name, note=loaded))
             progress(f"{name}: {loaded}")
@@ -166,24 +176,30 @@ def measure_peers(workdir: Path, steps: int = STEPS, repeats: int = REPEATS,
 
             jax.config.update("jax_enable_x64", precision == "float64")
         dtype = np.dtype(precision).type
+        single = write_scenario(workdir / f"peers_{precision}_1.toml",
+                                peer_table(steps, precision, sizes))
         path = write_scenario(workdir / f"peers_{precision}.toml",
-                              peer_table(steps, precision, sizes))
-        model = hierarchy_reference(load_scenario(path))
+                              peer_table(steps, precision, sizes, batch))
+        model = hierarchy_reference(load_scenario(single))
         model.dtype = dtype
+        try:
+            load_scenario(path)
+        except ScenarioError as err:
+            rows[0].note = f"not run at batch {batch}: {err}"
         for row in rows:
             if row.note:
                 continue
             if row.system == "pcsim":
                 run = pcsim_runner(path, workdir / f"peers_{precision}.h5")
             else:
-                run = jax_runner(modules[row.system], model, steps, dtype)
-            beside_numpy(row, precision, run, model, steps, repeats)
+                run = jax_runner(modules[row.system], model, steps, dtype, batch)
+            beside_numpy(row, precision, run, model, steps, repeats, batch)
             progress(f"  {row.system} {precision}: {row.rates[precision]:,.0f} steps/s, NumPy "
                      f"{row.numpy_rates[precision]:,.0f}")
     return rows
 
 
-def table_lines(rows: list[Row], steps: int) -> list[str]:
+def table_lines(rows: list[Row], steps: int, batch: int = 1) -> list[str]:
     head = (f"{'system':22s} " + " ".join(f"{p + ' steps/s':>16s} {'x NumPy':>7s} "
                                           f"{'max|diff|':>9s}" for p in PRECISIONS))
     lines = [head, "-" * len(head)]
@@ -200,9 +216,10 @@ def table_lines(rows: list[Row], steps: int) -> list[str]:
                          f"{row.max_abs_diff[p]:9.1e}")
         lines.append(f"{row.system:22s} " + " ".join(cells))
     lines.append(f"{'-'.join(map(str, SIZES))}, tanh, instantaneous errors, ramp input, {steps} "
-                 f"steps, batch 1; median of {REPEATS} runs each, interleaved with the NumPy "
-                 f"loop in this process; max|diff| = final beliefs against the NumPy loop's.")
-    lines += target_lines(rows)
+                 f"steps, batch {batch}{' (trial-steps/s)' if batch > 1 else ''}; median of "
+                 f"{REPEATS} runs each, interleaved with the NumPy loop (one trial) in this "
+                 f"process; max|diff| = final beliefs against the NumPy loop's.")
+    lines += target_lines(rows) if batch == 1 else []
     return lines
 
 

@@ -43,7 +43,7 @@ def main(args) -> int:
           f"{threads if blas else 'unchanged (no OpenBLAS found)'}; numpy {np.__version__}, "
           f"brian2 {brian2.__version__}; best of {repeats} interleaved repeats", flush=True)
     if getattr(args, "peers", False):
-        return peers_main(quick)
+        return peers_main(quick, int(getattr(args, "batch", None) or 1))
     only = [name.lower() for name in getattr(args, "only", None) or []]
 
     def chosen(name: str) -> bool:
@@ -88,15 +88,15 @@ def main(args) -> int:
     return 0
 
 
-def peers_main(quick: bool) -> int:
-    """``pcsim bench --peers``: the peers' table (``sim.bench.peers``)."""
+def peers_main(quick: bool, batch: int = 1) -> int:
+    """``pcsim bench --peers [--batch B]``: the peers' table (``sim.bench.peers``)."""
     from sim.bench import peers
 
     began = time.perf_counter()
     steps = peers.QUICK_STEPS if quick else peers.STEPS
     with tempfile.TemporaryDirectory(prefix="pcsim-bench-") as tmp:
-        rows = peers.measure_peers(Path(tmp), steps)
-    print("\n".join(peers.table_lines(rows, steps)))
+        rows = peers.measure_peers(Path(tmp), steps, batch=batch)
+    print("\n".join(peers.table_lines(rows, steps, batch)))
     print(f"{time.perf_counter() - began:.0f} s in all.")
     wrong = peers.agrees(rows)
     if wrong:
