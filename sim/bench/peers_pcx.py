@@ -14,6 +14,7 @@ prior (PCX's forward initialisation). Batch B (the leading axis of ``vmap``) run
 from __future__ import annotations
 
 import time
+from importlib import metadata
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +30,7 @@ from sim.bench.reference import Hierarchy
 
 jax.config.update("jax_enable_x64", True)
 
-NAME = f"PCX {pcx.__version__}" if hasattr(pcx, "__version__") else "PCX"
+NAME = f"PCX {metadata.version('pcx')}"
 
 
 def _weighted_energy(precision: jax.Array):
