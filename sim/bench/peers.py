@@ -196,6 +196,10 @@ def measure_peers(workdir: Path, steps: int = STEPS, repeats: int = REPEATS,
             beside_numpy(row, precision, run, model, steps, repeats, batch)
             progress(f"  {row.system} {precision}: {row.rates[precision]:,.0f} steps/s, NumPy "
                      f"{row.numpy_rates[precision]:,.0f}")
+    if modules:  # as the peers' modules set it on import
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
     return rows
 
 
