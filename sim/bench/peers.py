@@ -157,9 +157,6 @@ def measure_peers(workdir: Path, steps: int = STEPS, repeats: int = REPEATS,
     """Every system in both precisions (``peers``: (name, module, package) of the peers;
     ``batch``: copies run at once, module doc)."""
     single_threaded_xla()
-    from sim.errors import ScenarioError
-    from sim.scenario import load_scenario
-
     rows = [Row("pcsim")]
     modules = {}
     for name, module, _ in peers:
@@ -170,37 +167,50 @@ def measure_peers(workdir: Path, steps: int = STEPS, repeats: int = REPEATS,
         else:
             rows.append(Row(getattr(loaded, "NAME", name)))
             modules[rows[-1].system] = loaded
-    for precision in precisions:
-        if modules:  # JAX's default dtype follows the precision (ngc-learn's zeros do)
+    try:
+        for precision in precisions:
+            measure_precision(rows, modules, precision, workdir, steps, repeats, sizes, batch,
+                              progress)
+    finally:
+        if modules:  # back as the peers' modules set it on import
             import jax
 
-            jax.config.update("jax_enable_x64", precision == "float64")
-        dtype = np.dtype(precision).type
-        single = write_scenario(workdir / f"peers_{precision}_1.toml",
-                                peer_table(steps, precision, sizes))
-        path = write_scenario(workdir / f"peers_{precision}.toml",
-                              peer_table(steps, precision, sizes, batch))
-        model = hierarchy_reference(load_scenario(single))
-        model.dtype = dtype
-        try:
-            load_scenario(path)
-        except ScenarioError as err:
-            rows[0].note = f"not run at batch {batch}: {err}"
-        for row in rows:
-            if row.note:
-                continue
-            if row.system == "pcsim":
-                run = pcsim_runner(path, workdir / f"peers_{precision}.h5")
-            else:
-                run = jax_runner(modules[row.system], model, steps, dtype, batch)
-            beside_numpy(row, precision, run, model, steps, repeats, batch)
-            progress(f"  {row.system} {precision}: {row.rates[precision]:,.0f} steps/s, NumPy "
-                     f"{row.numpy_rates[precision]:,.0f}")
-    if modules:  # as the peers' modules set it on import
+            jax.config.update("jax_enable_x64", True)
+    return rows
+
+
+def measure_precision(rows: list[Row], modules: dict, precision: str, workdir: Path, steps: int,
+                      repeats: int, sizes: list[int], batch: int,
+                      progress: Callable[[str], None]) -> None:
+    """Every system in one precision, each beside the NumPy loop (into ``rows``)."""
+    from sim.errors import ScenarioError
+    from sim.scenario import load_scenario
+
+    if modules:  # JAX's default dtype follows the precision (ngc-learn's zeros do)
         import jax
 
-        jax.config.update("jax_enable_x64", True)
-    return rows
+        jax.config.update("jax_enable_x64", precision == "float64")
+    dtype = np.dtype(precision).type
+    single = write_scenario(workdir / f"peers_{precision}_1.toml",
+                            peer_table(steps, precision, sizes))
+    path = write_scenario(workdir / f"peers_{precision}.toml",
+                          peer_table(steps, precision, sizes, batch))
+    model = hierarchy_reference(load_scenario(single))
+    model.dtype = dtype
+    try:
+        load_scenario(path)
+    except ScenarioError as err:
+        rows[0].note = f"not run at batch {batch}: {err}"
+    for row in rows:
+        if row.note:
+            continue
+        if row.system == "pcsim":
+            run = pcsim_runner(path, workdir / f"peers_{precision}.h5")
+        else:
+            run = jax_runner(modules[row.system], model, steps, dtype, batch)
+        beside_numpy(row, precision, run, model, steps, repeats, batch)
+        progress(f"  {row.system} {precision}: {row.rates[precision]:,.0f} steps/s, NumPy "
+                 f"{row.numpy_rates[precision]:,.0f}")
 
 
 def table_lines(rows: list[Row], steps: int, batch: int = 1) -> list[str]:
