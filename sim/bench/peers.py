@@ -40,7 +40,7 @@ STEPS, QUICK_STEPS = 3000, 1000
 REPEATS = 3
 PRECISIONS = ("float64", "float32")
 TOLERANCE64 = 1e-12
-TOLERANCE32 = 1e-3
+TOLERANCE32 = 1e-5  # measured 2-3e-7 at 3000 steps
 TARGETS = {"float64": 0.95, "float32": 0.8}  # pcsim steps/s over PCX's, at batch 1
 PEERS = (("PCX", "sim.bench.peers_pcx", "pcx"), ("ngc-learn", "sim.bench.peers_ngclearn",
                                                  "ngclearn"),
