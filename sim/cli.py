@@ -197,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="FILE", help="also write the table as JSON records")
     bench.add_argument("--threads", type=int, default=1,
                        help="BLAS threads for pcsim and the references (default 1)")
+    bench.add_argument("--peers", action="store_true",
+                       help="only the side-by-side table with the JAX predictive-coding "
+                            "libraries (PCX, ngc-learn) where installed")
+    bench.add_argument("--batch", type=int, default=1, metavar="B",
+                       help="with --peers: B copies at once (batched trials), trial-steps/s")
+    bench.add_argument("--only", action="append", metavar="NAME",
+                       help="run only the cases whose name contains NAME (repeatable), "
+                            "e.g. --only recorded")
     bench.set_defaults(handler=command_bench)
     return parser
 

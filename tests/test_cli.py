@@ -58,7 +58,8 @@ def test_run_show_plot_each_bundled_scenario(tmp_path, name):
         assert handle["scenario/source"][()].decode() == bundled_scenarios()[name].read_text()
         assert handle["time"].attrs["units"] == "s"
         assert handle["free_energy"].attrs["units"] == "nat"
-        assert handle["free_energy"].compression == "gzip" and handle["free_energy"].chunks
+        # streamed in chunks, uncompressed (gzip took most of a recorded run: sim/io/writer.py)
+        assert handle["free_energy"].compression is None and handle["free_energy"].chunks
         for key in ("index", "name", "t_start", "t_stop"):
             assert len(handle[f"trials/{key}"]) >= 1
 

@@ -151,6 +151,7 @@ class Case:
     cold: bool = False  # measure a cold start-up in --quick too
     family: Any = None  # reference and final states; None: the continuous hierarchy
     tolerance: float = TOLERANCE  # the largest max|diff| that counts as the same work
+    whole_run: Any = None  # recorded cases (``sim.bench.recorded``): the reference's whole run
 
 
 def local_shapes() -> list[tuple[int, int]]:
@@ -185,9 +186,9 @@ def cases() -> list[Case]:
                  "sparse local", [128 * 128, 64 * 64, 32 * 32], n, shapes=local_shapes(),
                  weights={"kind": "local", "field": 5, "scale": 1.0})),
     ]
-    from sim.bench import learning  # weights and precisions learning over trials
+    from sim.bench import learning, recorded  # learning over trials; recording as users run
 
-    return out + discrete_cases() + learning.cases(Case)
+    return out + discrete_cases() + learning.cases(Case) + recorded.cases()
 
 
 def discrete_cases() -> list[Case]:

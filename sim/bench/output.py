@@ -35,7 +35,8 @@ def _flag(met: bool | None) -> str:
 def table_lines(records: list[Record]) -> list[str]:
     jax = any(r.jax_steps_per_s for r in records)
     head = (f"{'case':27s} {'sizes':20s} {'steps':>6s} {'coupling':>8s} {'pcsim/s':>9s} "
-            f"{'numpy/s':>9s} {'ratio':>6s} {'target':>7s} {'max|diff|':>9s} {'warm s':>6s} "
+            f"{'numpy/s':>9s} {'ratio':>6s} {'whole':>6s} {'target':>7s} {'max|diff|':>9s} "
+            f"{'warm s':>6s} "
             f"{'cold s':>6s} {'peak MB':>7s}" + (f" {'jax/s':>9s}" if jax else ""))
     lines = [head, "-" * len(head)]
     for r in records:
@@ -48,7 +49,8 @@ def table_lines(records: list[Record]) -> list[str]:
         lines.append(
             f"{r.name:27s} {r.label:20s} {r.steps:6d} {r.coupling:>8s} "
             f"{_number(r.pcsim_steps_per_s, '9.0f')} {_number(r.reference_steps_per_s, '9.0f')} "
-            f"{_number(r.ratio, '6.2f')} {('<= ' + format(r.target, 'g')) if r.target else '':>7s} "
+            f"{_number(r.ratio, '6.2f')} {_number(r.whole_ratio, '6.2f')} "
+            f"{('<= ' + format(r.target, 'g')) if r.target else '':>7s} "
             f"{_number(r.max_abs_diff, '9.1e')} {_number(r.startup_warm_s, '6.2f')} "
             f"{_number(r.startup_cold_s, '6.1f')} {_number(r.peak_rss_mb, '7.0f')}"
             + (f" {_number(r.jax_steps_per_s, '9.0f')}" if jax else "") + flag
@@ -84,7 +86,9 @@ def command_lines(records: list[CommandRecord], scenario: str, repeats: int) -> 
 
 
 def closing_line(seconds: float) -> str:
-    return (f"ratio = pcsim time / NumPy reference time over the time-step loop; warm = scenario "
+    return (f"ratio = pcsim time / NumPy reference time over the time-step loop; whole = the "
+            f"same over the whole run, scenario file to closed result file (recorded cases: "
+            f"default recording on, the target is the whole run's); warm = scenario "
             f"file to first step in a fresh process with compiled code cached (imports apart); "
             f"cold = fresh process with an empty code cache, imports included. "
             f"{seconds:.0f} s in all.")

@@ -75,11 +75,13 @@ def _hebbian(weights, post: np.ndarray, pre: np.ndarray, rate: float) -> None:
 def run_hierarchy(
     model: Hierarchy, steps: int, record_every: int | None = None,
     samples: list | None = None,
+    on_sample: Callable[[list[np.ndarray], list[np.ndarray]], None] | None = None,
 ) -> tuple[list[np.ndarray], list]:
     """Integrate ``steps`` Euler steps; returns beliefs mu_1..mu_L and weights W_1..W_L.
 
     With ``record_every``, ``samples`` receives a copy of (x, mu_1..mu_L) at t before every
-    ``record_every``-th step, starting with the first.
+    ``record_every``-th step, starting with the first, and ``on_sample`` is called there with
+    the states themselves, (x, mu_1..mu_L) and (eps_0..eps_L) at t (to be copied, not kept).
     """
     f, df = NONLINEARITIES[model.nonlinearity]
     dtype = model.dtype
@@ -110,7 +112,10 @@ def run_hierarchy(
         if ramp is not None:
             mu[0] = x + ramp * (step * model.dt_ms / model.duration_ms)
         if record_every and step % record_every == 0:
-            samples.append([state.copy() for state in mu])
+            if samples is not None:
+                samples.append([state.copy() for state in mu])
+            if on_sample is not None:
+                on_sample(mu, eps)
         if infer is not None:
             for level in range(L):
                 Pi[level] = configured[level] * np.exp(np.clip(lam[level], -20.0, 20.0))
@@ -163,10 +168,15 @@ def tempered_log_likelihood(A: np.ndarray, gamma: float, outcome: int) -> np.nda
     return weighted[outcome] - (top + np.log(np.exp(weighted - top).sum(axis=0)))
 
 
-def run_categorical(model: Categorical, steps: int) -> np.ndarray:
+def run_categorical(
+    model: Categorical, steps: int, record_every: int | None = None,
+    on_sample: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
+) -> np.ndarray:
     r"""Euler steps of tau dv/dt = eps - Q.eps with Q = softmax(v), eps = ln D + s - ln Q.
 
-    v starts at ln D and the evidence s at 0; returns Q after ``steps`` steps.
+    v starts at ln D and the evidence s at 0; returns Q after ``steps`` steps. With
+    ``record_every``, ``on_sample(Q, eps, s)`` is called at t of every ``record_every``-th step
+    (this step's evidence in, before the step moves v; the arrays to be copied, not kept).
     """
     log_prior = np.log(model.prior)
     v = log_prior.copy()
@@ -182,6 +192,8 @@ def run_categorical(model: Categorical, steps: int) -> np.ndarray:
         log_norm = top + np.log(np.exp(v - top).sum())
         error = log_prior + evidence - (v - log_norm)
         belief = np.exp(v - log_norm)
+        if record_every and step % record_every == 0:
+            on_sample(belief, error, evidence)
         v += h * (error - belief @ error)
     top = v.max()
     return np.exp(v - (top + np.log(np.exp(v - top).sum())))

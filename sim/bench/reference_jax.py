@@ -26,13 +26,14 @@ def compile_hierarchy(model: Hierarchy, steps: int):
     if model.tau_weights_ms is not None or model.site != "before":
         raise ValueError("the JAX reference covers fixed weights with g = W f(mu) only")
     f, df = FUNCTIONS[model.nonlinearity]
-    W = [jnp.asarray(np.asarray(w.todense() if hasattr(w, "todense") else w)) for w in
-         model.weights]
+    dtype = model.dtype
+    W = [jnp.asarray(np.asarray(w.todense() if hasattr(w, "todense") else w), dtype=dtype)
+         for w in model.weights]
     L = len(W)
-    Pi = [jnp.asarray(p) for p in model.precisions]
-    m, x0 = jnp.asarray(model.prior_mean), jnp.asarray(model.x)
+    Pi = [jnp.asarray(p, dtype=dtype) for p in model.precisions]
+    m, x0 = jnp.asarray(model.prior_mean, dtype=dtype), jnp.asarray(model.x, dtype=dtype)
     ramp = (jnp.zeros_like(x0) if model.x_stop is None
-            else jnp.asarray(model.x_stop) - x0)
+            else jnp.asarray(model.x_stop, dtype=dtype) - x0)
     duration = model.duration_ms or 1.0
     relax = model.dt_ms / model.tau_error_ms
     move = model.dt_ms / model.tau_belief_ms
@@ -40,9 +41,9 @@ def compile_hierarchy(model: Hierarchy, steps: int):
 
     mu0, above = [None] * (L + 1), m
     for level in range(L, 0, -1):
-        mu0[level] = jnp.broadcast_to(above, (W[level - 1].shape[1],)).astype(jnp.float64)
+        mu0[level] = jnp.broadcast_to(above, (W[level - 1].shape[1],)).astype(dtype)
         above = W[level - 1] @ f(mu0[level])
-    eps0 = tuple(jnp.zeros(p.shape[0]) for p in Pi)
+    eps0 = tuple(jnp.zeros(p.shape[0], dtype=dtype) for p in Pi)
 
     def step(carry, k):
         mu, eps = carry
@@ -57,7 +58,7 @@ def compile_hierarchy(model: Hierarchy, steps: int):
 
     @jax.jit
     def run():
-        (mu, _), _ = jax.lax.scan(step, (tuple(mu0[1:]), eps0), jnp.arange(steps))
+        (mu, _), _ = jax.lax.scan(step, (tuple(mu0[1:]), eps0), jnp.arange(steps, dtype=dtype))
         return mu
 
     return run

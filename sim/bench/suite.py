@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.bench import measure, output, report_commands
+from sim.bench import measure, output, recorded, report_commands
 from sim.bench.cases import REPORT_SCENARIO, cases, command_cases
 from sim.bench.records import Record
 
@@ -42,32 +42,65 @@ def main(args) -> int:
     print(f"pcsim bench{' --quick' if quick else ''}: {output.machine()}; BLAS threads "
           f"{threads if blas else 'unchanged (no OpenBLAS found)'}; numpy {np.__version__}, "
           f"brian2 {brian2.__version__}; best of {repeats} interleaved repeats", flush=True)
+    if getattr(args, "peers", False):
+        return peers_main(quick, int(getattr(args, "batch", None) or 1))
+    only = [name.lower() for name in getattr(args, "only", None) or []]
+
+    def chosen(name: str) -> bool:
+        return not only or any(part in name.lower() for part in only)
+
     records: list[Record] = []
+    extras: list = []
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pcsim-bench-") as tmp:
         workdir = Path(tmp)
         for case in cases():
             steps = case.quick_steps if quick else case.steps
-            if steps is None:
+            if steps is None or not chosen(case.name):
                 continue
-            record = measure.measure(case, steps, repeats, workdir, cold=case.cold or not quick,
-                                     threads=threads)
+            if case.whole_run is not None:
+                record = recorded.measure_recorded(case, steps, repeats, workdir)
+            else:
+                record = measure.measure(case, steps, repeats, workdir,
+                                         cold=case.cold or not quick, threads=threads)
             records.append(record)
             lines = output.table_lines(records)
             print(lines[-1] if records[1:] else "\n".join(lines), flush=True)
-        memory = measure.streaming_memory(workdir, quick, threads)
-        print(output.streaming_line(memory), flush=True)
-        result = report_commands.report_result(workdir / "report")
-        commands = report_commands.measure_commands(command_cases(), result, command_repeats)
-    print("\n".join(output.command_lines(commands, REPORT_SCENARIO, command_repeats)))
+        if chosen("streaming memory"):
+            memory = measure.streaming_memory(workdir, quick, threads)
+            print(output.streaming_line(memory), flush=True)
+            extras.append(memory)
+        commands = [case for case in command_cases() if chosen(case.name)]
+        if commands:
+            result = report_commands.report_result(workdir / "report")
+            commands = report_commands.measure_commands(commands, result, command_repeats)
+            print("\n".join(output.command_lines(commands, REPORT_SCENARIO, command_repeats)))
     print(output.closing_line(time.perf_counter() - began))
     if json_path is not None:
-        output.write_json(json_path, [*records, memory, *commands])
+        output.write_json(json_path, [*records, *extras, *commands])
         print(f"wrote {json_path}")
     wrong = [r for r in records if r.agrees is False]
     if wrong:
         print("pcsim bench: pcsim and its reference differ by more than the tolerance in "
               + ", ".join(f"{r.name} (max|diff| {r.max_abs_diff:.1e} > {r.tolerance:g})"
                           for r in wrong), file=sys.stderr)
+        return 1
+    return 0
+
+
+def peers_main(quick: bool, batch: int = 1) -> int:
+    """``pcsim bench --peers [--batch B]``: the peers' table (``sim.bench.peers``)."""
+    from sim.bench import peers
+
+    began = time.perf_counter()
+    steps = peers.QUICK_STEPS if quick else peers.STEPS
+    with tempfile.TemporaryDirectory(prefix="pcsim-bench-") as tmp:
+        rows = peers.measure_peers(Path(tmp), steps, batch=batch)
+    print("\n".join(peers.table_lines(rows, steps, batch)))
+    print(f"{time.perf_counter() - began:.0f} s in all.")
+    wrong = peers.agrees(rows)
+    if wrong:
+        print("pcsim bench --peers: final beliefs differ from the NumPy loop's in "
+              + ", ".join(wrong), file=sys.stderr)
         return 1
     return 0

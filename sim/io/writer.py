@@ -22,7 +22,7 @@ from sim.io.partials import remove_stale_partials, temporary_name
 from sim.io.schema import SCHEMA_VERSION
 
 CHUNK_SAMPLES = 1024
-UNCOMPRESSED_ABOVE = 1 << 20
+UNCOMPRESSED_ABOVE = 1 << 16  # numbers; the 1000x500 initial weights took 0.05-0.2 s to gzip
 
 
 def versions() -> dict[str, str]:
@@ -41,7 +41,8 @@ def write_array(group: h5py.Group, name: str, data: Any, units: str = "1", **att
     """A complete (non-streamed) dataset, compressed when large enough to matter.
 
     Arrays of more than ``UNCOMPRESSED_ABOVE`` numbers are stored chunked but not compressed:
-    gzip saves ~10% on random weights and costs about a second per 10^7 of them.
+    gzip saves ~10% on random weights and costs about a second per 10^7 of them (a tenth of
+    a run's start-up at 1000-500-100).
     """
     data = np.asarray(data)
     options: dict[str, Any] = {}
@@ -83,10 +84,11 @@ class StreamedDataset:
         maxshape = (None,) if width is None else (None, width)
         chunk_rows = max(1, min(CHUNK_SAMPLES, (1 << 20) // (8 * max(width or 1, 1))))
         chunks = (chunk_rows,) if width is None else (chunk_rows, width)
+        # not compressed: gzip of the samples took most of a recorded run (2.0 of 2.7 s at
+        # K = 2000 recorded every step, 0.2 of 1.1 s at 1000-500-100 every 1 ms) and saved
+        # ~40% of the file (``h5repack -f GZIP=4`` compresses a finished result)
         self.dataset = group.create_dataset(
-            name, shape=shape, maxshape=maxshape, dtype=dtype, chunks=chunks,
-            compression="gzip", compression_opts=4, shuffle=True,
-        )
+            name, shape=shape, maxshape=maxshape, dtype=dtype, chunks=chunks)
         self.dataset.attrs["units"] = units
         for key, value in attrs.items():
             self.dataset.attrs[key] = value

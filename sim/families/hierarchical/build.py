@@ -105,6 +105,9 @@ class HierarchicalSimulation(Simulation):
         self.samples = 0
         self.gram_cache = GramCache()
         self.sampled_energy = self.sampled_free_energy = math.nan
+        self.sampled_predictions = ([group.variables["prediction"].get_value()
+                                     for group in self.errors[:-1]]
+                                    if self.coupling.kind in ("dense", "sparse") else None)
         self._describe_levels()
         self.record([*self.streams(), *self.mechanism_streams()])
         self.overridden: set[str] = set()
@@ -158,15 +161,18 @@ class HierarchicalSimulation(Simulation):
             return
         due = self.laplace_every and self.samples % self.laplace_every == 0
         self.samples += 1
-        found = self._free_energy(laplace=bool(due))
+        # the NumPy couplings left g(mu(t)) in the error units this step (the recorder samples
+        # after DELIVER_TO_ERRORS): the same products, not computed twice
+        found = self._free_energy(laplace=bool(due), predictions=self.sampled_predictions)
         self.sampled_energy = found.energy
         self.sampled_free_energy = found.total if due else math.nan
 
-    def _free_energy(self, laplace: bool = True) -> FreeEnergy:
+    def _free_energy(self, laplace: bool = True, predictions=None) -> FreeEnergy:
         beliefs = [group.variables["belief"].get_value() for group in self.beliefs]
         found = free_energy(self.model, self.sensory, beliefs, self.precisions,
                             laplace=laplace, prior_mean=self.prior_mean, cache=self.gram_cache,
-                            curvature=self.mechanism_curvature() if laplace else None)
+                            curvature=self.mechanism_curvature() if laplace else None,
+                            predictions=predictions)
         extra = self.mechanism_energy()
         if extra:
             found = FreeEnergy(found.energy + extra, found.laplace, found.total + extra)

@@ -54,15 +54,17 @@ class FreeEnergy:
 
 def prediction_errors(
     model: HierarchicalModel, sensory: np.ndarray, beliefs: Sequence[np.ndarray],
-    prior_mean: np.ndarray | None = None,
+    prior_mean: np.ndarray | None = None, predictions: Sequence[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """e_l for l = 0..L given the input x and beliefs mu_1..mu_L (``prior_mean``: the one in
-    force, default the model's)."""
+    force, default the model's; ``predictions``: g_{l+1}(mu_{l+1}) for l < L where already
+    computed from these beliefs)."""
     states = [np.asarray(sensory, dtype=float), *beliefs]
     errors = []
     for index, state in enumerate(states):
         if index + 1 < len(states):
-            prediction = model.levels[index + 1].generative.predict(states[index + 1])
+            prediction = (model.levels[index + 1].generative.predict(states[index + 1])
+                          if predictions is None else predictions[index])
         else:
             prediction = model.prior_mean if prior_mean is None else prior_mean
         errors.append(state - prediction)
@@ -224,16 +226,17 @@ def free_energy(
     prior_mean: np.ndarray | None = None,
     cache: GramCache | None = None,
     curvature: dict[int, np.ndarray] | None = None,
+    predictions: Sequence[np.ndarray] | None = None,
 ) -> FreeEnergy:
     """F at beliefs mu_1..mu_L for input x; precisions and prior mean default to the model's
     (pass those in force in the trial). With dense weights the Laplace term comes from the
     Hessian's blocks (``block_log_abs_det``, with W' Pi W from ``cache`` when given); with
     sparse ones from the sparse LU of the whole Hessian. ``curvature``: what the mechanisms'
     energies add to the Hessian's diagonal, by belief level (their energy is not included
-    here: the caller adds it)."""
+    here: the caller adds it). ``predictions``: as for ``prediction_errors``."""
     if precisions is None:
         precisions = [level.precision for level in model.levels]
-    errors = prediction_errors(model, sensory, beliefs, prior_mean)
+    errors = prediction_errors(model, sensory, beliefs, prior_mean, predictions)
     gibbs = energy(errors, precisions)
     if not laplace:
         return FreeEnergy(gibbs, 0.0, gibbs)

@@ -1,0 +1,259 @@
+r"""``pcsim bench --peers``: the same case in pcsim and in the JAX predictive-coding libraries.
+
+The case (issue 11): 1000-500-100, g = W tanh(mu), instantaneous errors (the peers compute
+errors at their fixed point), a ramp input recomputed every step, 3000 steps, batch 1, in
+float64 and float32. Each system runs beside the plain NumPy loop (``sim.bench.reference``) in
+this process, interleaved, 3 times; the table shows the median steps/s of each and its ratio to
+the NumPy loop's median, and each system's final beliefs against the NumPy loop's (float64: the
+same work to ``TOLERANCE64``; float32: each in its own rounding, to ``TOLERANCE32``).
+
+Systems: pcsim (scenario file through the public engine, recording off, the time-step loop
+timed as in the other cases), PCX (``sim.bench.peers_pcx``), ngc-learn
+(``sim.bench.peers_ngclearn``) and a plain ``jax.lax.scan`` (``sim.bench.reference_jax``),
+each module imported only when its library is installed (``pip install ".[peers]"``); a missing
+one prints a one-line note. XLA runs on one thread, as BLAS does for NumPy and pcsim.
+
+Batched trials (``pcsim bench --peers --batch B``): the peers run B copies (their leading
+axis), pcsim the same scenario with B identical trials and ``[protocol] batch = B`` (a note
+where this build refuses that field), the plain scan is left out; rates are then trial-steps/s
+(B x steps / seconds), still beside the serial NumPy loop of one trial, and beliefs are compared
+for the first copy (pcsim: the last trial, the same trial).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sim.bench import reference
+from sim.bench.cases import hierarchy_reference, hierarchy_table
+from sim.scenario_writer import write_scenario
+
+SIZES = [1000, 500, 100]
+STEPS, QUICK_STEPS = 3000, 1000
+REPEATS = 3
+PRECISIONS = ("float64", "float32")
+TOLERANCE64 = 1e-12
+TOLERANCE32 = 1e-5  # measured 2-3e-7 at 3000 steps
+TARGETS = {"float64": 0.95, "float32": 0.8}  # pcsim steps/s over PCX's, at batch 1
+PEERS = (("PCX", "sim.bench.peers_pcx", "pcx"), ("ngc-learn", "sim.bench.peers_ngclearn",
+                                                 "ngclearn"),
+         ("jax.lax.scan", "sim.bench.reference_jax", "jax"))
+
+
+@dataclass
+class Row:
+    """One system: per precision the median steps/s, the NumPy loop's, the largest difference
+    of the final beliefs to the NumPy loop's."""
+
+    system: str
+    rates: dict[str, float] = field(default_factory=dict)
+    numpy_rates: dict[str, float] = field(default_factory=dict)
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+    runs: dict[str, list[float]] = field(default_factory=dict)
+    note: str = ""
+
+
+def single_threaded_xla() -> None:
+    """XLA on one thread (before JAX is imported; a no-op once it is)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "intra_op_parallelism_threads" not in flags:
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1").strip()
+
+
+def peer_table(steps: int, float_type: str, sizes: list[int] = SIZES, batch: int = 1) -> dict:
+    table = hierarchy_table(f"peers {float_type}", sizes, steps, errors="instantaneous",
+                            float_type=float_type)
+    if batch > 1:  # B identical trials, run as one batched network
+        protocol = table["protocol"]
+        protocol["trials"] = protocol["trials"] * batch
+        protocol["batch"] = batch
+    return table
+
+
+def load_peer(module: str):
+    """The peer's module, or the reason it cannot run (str)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        return f"not installed ({err.name or err}); pip install \".[peers]\""
+
+
+def pcsim_runner(path: Path, output: Path) -> Callable[[], tuple[float, list[np.ndarray]]]:
+    """(loop seconds, final beliefs) of a run through the public engine."""
+    import h5py
+
+    from sim.bench.measure import Probe
+    from sim.engine import run_scenario
+    from sim.scenario import load_scenario
+
+    def run():
+        probe = Probe()
+        scenario = load_scenario(path)
+        run_scenario(scenario, output, probe, overwrite=True)
+        with h5py.File(output, "r") as file:
+            beliefs = [np.asarray(file[f"trials/final_belief/{level.name}"][-1], dtype=float)
+                       for level in scenario.model.belief_levels]
+        return probe.last - probe.first, beliefs
+
+    return run
+
+
+def jax_runner(module, model, steps: int, dtype, batch: int = 1):
+    """(seconds, final beliefs) of a compiled peer run (compiled and warmed up here)."""
+    import jax
+
+    if module.__name__.endswith("reference_jax"):
+        run = module.compile_hierarchy(model, steps)
+    else:
+        run = module.compile_run(model, steps, batch=batch, dtype=dtype)
+    for _ in range(2):
+        jax.block_until_ready(run())
+
+    def timed():
+        began = time.perf_counter()
+        beliefs = jax.block_until_ready(run())
+        seconds = time.perf_counter() - began
+        return seconds, [np.asarray(mu, dtype=float).reshape(-1, np.shape(mu)[-1])[0]
+                         for mu in beliefs]
+
+    return timed
+
+
+def beside_numpy(row: Row, precision: str, run, model, steps: int, repeats: int,
+                 batch: int = 1) -> None:
+    """``run`` and the NumPy loop in turns; medians and the final difference into ``row``."""
+    numpy_s, system_s, beliefs = [], [], None
+    expected = None
+    for repeat in range(repeats):
+        for which in ("numpy", "system") if repeat % 2 == 0 else ("system", "numpy"):
+            if which == "numpy":
+                began = time.perf_counter()
+                expected = reference.run_hierarchy(model, steps)[0]
+                numpy_s.append(time.perf_counter() - began)
+            else:
+                seconds, beliefs = run()
+                system_s.append(seconds)
+    row.rates[precision] = batch * steps / statistics.median(system_s)
+    row.numpy_rates[precision] = steps / statistics.median(numpy_s)
+    row.runs[precision] = [batch * steps / s for s in system_s]
+    row.max_abs_diff[precision] = max(
+        float(np.max(np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))))
+        for a, b in zip(expected, beliefs, strict=True))
+
+
+def measure_peers(workdir: Path, steps: int = STEPS, repeats: int = REPEATS,
+                  precisions=PRECISIONS, progress: Callable[[str], None] = print,
+                  peers=PEERS, sizes: list[int] = SIZES, batch: int = 1) -> list[Row]:
+    """Every system in both precisions (``peers``: (name, module, package) of the peers;
+    ``batch``: copies run at once, module doc)."""
+    single_threaded_xla()
+    rows = [Row("pcsim")]
+    modules = {}
+    for name, module, _ in peers:
+        loaded = load_peer(module) if batch == 1 or name != "jax.lax.scan" else "batch 1 only"
+        if isinstance(loaded, str):
+            rows.append(Row(name, note=loaded))
+            progress(f"{name}: {loaded}")
+        else:
+            rows.append(Row(getattr(loaded, "NAME", name)))
+            modules[rows[-1].system] = loaded
+    try:
+        for precision in precisions:
+            measure_precision(rows, modules, precision, workdir, steps, repeats, sizes, batch,
+                              progress)
+    finally:
+        if modules:  # back as the peers' modules set it on import
+            import jax
+
+            jax.config.update("jax_enable_x64", True)
+    return rows
+
+
+def measure_precision(rows: list[Row], modules: dict, precision: str, workdir: Path, steps: int,
+                      repeats: int, sizes: list[int], batch: int,
+                      progress: Callable[[str], None]) -> None:
+    """Every system in one precision, each beside the NumPy loop (into ``rows``)."""
+    from sim.errors import ScenarioError
+    from sim.scenario import load_scenario
+
+    if modules:  # JAX's default dtype follows the precision (ngc-learn's zeros do)
+        import jax
+
+        jax.config.update("jax_enable_x64", precision == "float64")
+    dtype = np.dtype(precision).type
+    single = write_scenario(workdir / f"peers_{precision}_1.toml",
+                            peer_table(steps, precision, sizes))
+    path = write_scenario(workdir / f"peers_{precision}.toml",
+                          peer_table(steps, precision, sizes, batch))
+    model = hierarchy_reference(load_scenario(single))
+    model.dtype = dtype
+    try:
+        load_scenario(path)
+    except ScenarioError as err:
+        rows[0].note = f"not run at batch {batch}: {err}"
+    for row in rows:
+        if row.note:
+            continue
+        if row.system == "pcsim":
+            run = pcsim_runner(path, workdir / f"peers_{precision}.h5")
+        else:
+            run = jax_runner(modules[row.system], model, steps, dtype, batch)
+        beside_numpy(row, precision, run, model, steps, repeats, batch)
+        progress(f"  {row.system} {precision}: {row.rates[precision]:,.0f} steps/s, NumPy "
+                 f"{row.numpy_rates[precision]:,.0f}")
+
+
+def table_lines(rows: list[Row], steps: int, batch: int = 1) -> list[str]:
+    head = (f"{'system':22s} " + " ".join(f"{p + ' steps/s':>16s} {'x NumPy':>7s} "
+                                          f"{'max|diff|':>9s}" for p in PRECISIONS))
+    lines = [head, "-" * len(head)]
+    for row in rows:
+        if row.note:
+            lines.append(f"{row.system:22s} {row.note}")
+            continue
+        cells = []
+        for p in PRECISIONS:
+            if p not in row.rates:
+                cells.append(f"{'-':>16s} {'-':>7s} {'-':>9s}")
+                continue
+            cells.append(f"{row.rates[p]:16,.0f} {row.rates[p] / row.numpy_rates[p]:7.2f} "
+                         f"{row.max_abs_diff[p]:9.1e}")
+        lines.append(f"{row.system:22s} " + " ".join(cells))
+    lines.append(f"{'-'.join(map(str, SIZES))}, tanh, instantaneous errors, ramp input, {steps} "
+                 f"steps, batch {batch}{' (trial-steps/s)' if batch > 1 else ''}; median of "
+                 f"{REPEATS} runs each, interleaved with the NumPy loop (one trial) in this "
+                 f"process; max|diff| = final beliefs against the NumPy loop's.")
+    lines += target_lines(rows) if batch == 1 else []
+    return lines
+
+
+def target_lines(rows: list[Row]) -> list[str]:
+    """pcsim against PCX at batch 1 (targets ``TARGETS``), when both ran."""
+    pcsim = next(row for row in rows if row.system == "pcsim")
+    pcx = next((row for row in rows if row.system.startswith("PCX") and not row.note), None)
+    if pcx is None:
+        return []
+    out = []
+    for precision, target in TARGETS.items():
+        if precision in pcsim.rates and precision in pcx.rates:
+            ratio = pcsim.rates[precision] / pcx.rates[precision]
+            out.append(f"pcsim / PCX in {precision}: {ratio:.2f} (target >= {target:g}"
+                       f"{'' if ratio >= target else ', MISSED'})")
+    return out
+
+
+def agrees(rows: list[Row]) -> list[str]:
+    """The systems whose final beliefs differ from the NumPy loop's beyond the tolerance."""
+    limits = {"float64": TOLERANCE64, "float32": TOLERANCE32}
+    return [f"{row.system} {p} (max|diff| {d:.1e} > {limits[p]:g})"
+            for row in rows for p, d in row.max_abs_diff.items() if d > limits[p]]

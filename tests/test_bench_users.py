@@ -1,0 +1,112 @@
+"""``pcsim bench``'s cases as users run them and its peers' table: the references do the same
+work as pcsim (no timing is asserted: speed is measured by ``pcsim bench`` itself)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from sim.bench import peers, recorded
+from sim.bench.cases import Case, hierarchy_table
+from sim.bench.discrete import discrete_table
+
+
+def tiny_recorded(steps: int, laplace=None) -> dict:
+    table = hierarchy_table("tiny recorded", [12, 8, 4], steps)
+    table["record"] = {"every_ms": 0.3}  # every 3rd step, every variable
+    if laplace is not None:
+        table["record"]["laplace"] = laplace
+    return table
+
+
+@pytest.mark.parametrize("laplace", [None, 2])  # auto (every sample at 24 beliefs), every 2nd
+def test_recorded_reference_keeps_the_samples_pcsim_keeps(tmp_path, laplace):
+    """Inputs, beliefs, errors, precisions, the energy and F (NaN where the Laplace term is not
+    computed) of the reference's own code equal pcsim's recorded datasets."""
+    case = Case("tiny recorded", [12, 8, 4], "12-8-4", 40, 40, 1.3,
+                lambda n: tiny_recorded(n, laplace), whole_run=recorded.hierarchy_whole_run)
+    record = recorded.measure_recorded(case, 40, repeats=1, workdir=tmp_path)
+    assert record.max_abs_diff < recorded.TOLERANCE
+    assert record.ratio > 0 and record.whole_ratio > 0
+    assert set(record.extra) >= {"pcsim_whole_s", "reference_whole_s"}
+
+
+def test_recorded_reference_computes_f_itself(tmp_path):
+    """The reference's F at a sample is E + 1/2 ln|H| - N/2 ln 2 pi from its dense Hessian;
+    checked against a finite-difference Hessian of its own energy."""
+    from sim.bench.cases import hierarchy_reference
+    from sim.bench.reference import run_hierarchy
+    from sim.scenario import load_scenario
+    from sim.scenario_writer import write_scenario
+
+    scenario = load_scenario(write_scenario(tmp_path / "f.toml", tiny_recorded(9)))
+    model = hierarchy_reference(scenario)
+    samples = recorded.HierarchySamples(model, 3, 1)
+    run_hierarchy(model, 9, record_every=3, on_sample=samples)
+    last = [samples.states[level][2] for level in range(3)]
+
+    def energy(beliefs):
+        probe = recorded.HierarchySamples(model, 1, 0)
+        probe([last[0], beliefs[:8], beliefs[8:]], [np.zeros(n) for n in (12, 8, 4)])
+        return probe.energy[0]
+
+    flat, h = np.concatenate(last[1:]), 1e-4
+    hessian = np.empty((12, 12))
+    for i in range(12):
+        for j in range(12):
+            a, b = np.eye(12)[i] * h, np.eye(12)[j] * h  # central differences
+            hessian[i, j] = (energy(flat + a + b) - energy(flat + a - b) - energy(flat - a + b)
+                             + energy(flat - a - b)) / (4 * h**2)
+    expected = samples.energy[2] + 0.5 * np.linalg.slogdet(hessian)[1] - 6 * np.log(2 * np.pi)
+    assert samples.free_energy[2] == pytest.approx(expected, abs=1e-6)
+
+
+def test_discrete_recorded_reference_keeps_the_samples(tmp_path):
+    def table(steps):
+        found = discrete_table("tiny discrete recorded", 6, steps)
+        found["record"] = {"every_ms": found["dt_ms"]}
+        return found
+
+    case = Case("tiny discrete", [6], "K=6", 120, 120, 1.5, table,
+                whole_run=recorded.discrete_whole_run)
+    record = recorded.measure_recorded(case, 120, repeats=1, workdir=tmp_path)
+    assert record.max_abs_diff < recorded.TOLERANCE
+
+
+def test_a_missing_peer_is_a_note_and_pcsim_agrees_with_the_numpy_loop(tmp_path):
+    lines: list[str] = []
+    rows = peers.measure_peers(tmp_path, steps=30, repeats=1, precisions=("float64",),
+                               progress=lines.append, sizes=[12, 8, 4],
+                               peers=(("NoSuchPeer", "sim.bench.peers_no_such_peer", "nope"),))
+    missing = next(row for row in rows if row.system == "NoSuchPeer")
+    assert missing.note.startswith("not installed") and 'pip install ".[peers]"' in missing.note
+    assert any(line.startswith("NoSuchPeer: not installed") for line in lines)
+    pcsim = next(row for row in rows if row.system == "pcsim")
+    assert pcsim.max_abs_diff["float64"] < peers.TOLERANCE64
+    table = peers.table_lines(rows, 30)
+    assert any(line.startswith("NoSuchPeer") and "not installed" in line for line in table)
+
+
+@pytest.mark.parametrize("name, module, package", peers.PEERS)
+def test_each_installed_peer_does_the_same_work(tmp_path, name, module, package):
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} not installed")
+    rows = peers.measure_peers(tmp_path, steps=30, repeats=1, precisions=("float64", "float32"),
+                               progress=lambda line: None, sizes=[12, 8, 4],
+                               peers=((name, module, package),))
+    assert not peers.agrees(rows), peers.agrees(rows)
+    assert all(row.max_abs_diff for row in rows)
+
+
+def test_batched_peers_table_runs_pcsim_batched_or_says_why(tmp_path):
+    """At batch B pcsim runs B identical trials as one batched network where the scenario
+    field exists, and says why not where it does not; either way nothing differs silently."""
+    rows = peers.measure_peers(tmp_path, steps=20, repeats=1, precisions=("float64",),
+                               progress=lambda line: None, sizes=[12, 8, 4], batch=3, peers=())
+    (pcsim,) = rows
+    if pcsim.note:
+        assert pcsim.note.startswith("not run at batch 3:") and "protocol.batch" in pcsim.note
+    else:
+        assert pcsim.max_abs_diff["float64"] < peers.TOLERANCE64
