@@ -22,7 +22,9 @@ lists the module (a user's or a test's mechanism registers itself with
 - ``streams``: what it records every sample (``Stream``); ``outputs``: the arrays it leaves
   in the result at the end of the run (by HDF5 path; a scipy.sparse matrix is stored as CSR);
 - ``energy``: its own terms of the free energy (a prior on a state it adds), added to the
-  recorded F; ``start_trial``: what it does when a trial starts (reset a fast state).
+  recorded F; ``precision_matrices``: the full precision matrices it puts in force on some
+  levels (F and its Hessian then use them); ``start_trial``: what it does when a trial starts
+  (reset a fast state).
 
 Nothing here imports Brian2: the registry and the report side read these declarations.
 """
@@ -41,12 +43,15 @@ class Piece:
     ``equations``: lines declaring the mechanism's own variables. ``terms``: a term added to a
     named sum of the population (the belief population's ``drive``). ``integrates``: a
     parameter of the population that the mechanism turns into a flow, with the equation that
-    replaces its declaration (learned precision integrates ``precision``).
+    replaces its declaration (learned precision integrates ``precision``). ``replaces``: a
+    flow of the population that the mechanism's own circuit replaces (the interneuron
+    circuit of ``circuits.covariance`` replaces the error units' ``error``).
     """
 
     equations: str = ""
     terms: dict[str, str] = field(default_factory=dict)
     integrates: dict[str, str] = field(default_factory=dict)
+    replaces: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,13 @@ class Mechanism:
     def energy(self, settings: Any, context: BuildContext) -> float:
         """Its terms of the free energy's energy part at the current state (nat)."""
         return 0.0
+
+    def precision_matrices(self, settings: Any, context: BuildContext
+                           ) -> dict[int, Callable[[], Any]]:
+        """By level index, the full precision matrix (n x n) it puts in force there now, for
+        the free energy and its Hessian (``circuits.covariance``); levels absent keep their
+        per-unit precision."""
+        return {}
 
     def start_trial(self, settings: Any, context: BuildContext, reset: bool) -> None:
         """A trial starts; ``reset``: it resets the beliefs."""

@@ -18,7 +18,8 @@ from circuits.mechanism import Mechanism
 FAMILIES = {"hierarchical": "sim.families.hierarchical", "discrete": "sim.families.discrete"}
 MECHANISM_MODULES = ("circuits.plasticity", "circuits.precision_learned",
                      "circuits.precision_inferred", "circuits.precision_topdown",
-                     "circuits.prior_learning")
+                     "circuits.prior_learning",
+                     "circuits.covariance")
 READOUT_MODULES = ("sim.readouts.condition", "sim.readouts.final_state",
                    "sim.readouts.exact_posterior", "sim.readouts.modality_precision",
                    "sim.readouts.precision_snapshot",

@@ -9,7 +9,10 @@ Kinds (``stimulus = { kind = ..., ... }`` in a trial; times in ms from the trial
 
 Instead of input values, ``constant`` and ``steps`` may give ``cause`` / ``causes``: top-level
 causes from which the model's own generative mapping produces the input pattern.
-``noise_std`` adds Gaussian noise, redrawn every step, from the scenario's seeded generator.
+``noise_std`` adds Gaussian noise, redrawn every step, from the scenario's seeded generator;
+``trial_covariance`` adds a Gaussian offset drawn once per trial and held for the whole trial
+(its own stream, ``[seed, 6, trial index]``): a variance (every unit, independent), one per
+unit, or an n x n covariance matrix (symmetric positive semi-definite).
 A schedule's ``times_ms`` lie within the trial (steps after its end are never reached);
 ``noise_std`` is at most ``MAX_NOISE_STD``.
 """
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.validation import Fields, describe, to_vector
+from sim.validation import Fields, describe, to_matrix, to_vector
 
 KINDS = ("constant", "steps", "ramp", "schedule")
 MAX_NOISE_STD = 1e6  # far beyond any meaningful input; larger only overflows (free energy ~ x^2)
@@ -37,6 +40,7 @@ class Stimulus:
     values: np.ndarray  # (k, n)
     interpolate: bool
     noise_std: np.ndarray  # (n,)
+    trial_factor: np.ndarray | None = None  # (n, n), F F' = trial_covariance; None: no offset
 
     @property
     def is_constant(self) -> bool:
@@ -56,11 +60,18 @@ class Stimulus:
         index = np.searchsorted(self.times_ms, t_ms, side="right") - 1
         return self.values[np.clip(index, 0, None)]
 
+    def trial_offset(self, rng: np.random.Generator) -> np.ndarray:
+        """The offset held for one trial, drawn from N(0, trial_covariance); 0 without one."""
+        if self.trial_factor is None:
+            return np.zeros(self.values.shape[1])
+        return self.trial_factor @ rng.standard_normal(len(self.trial_factor))
+
     def describe(self) -> str:
         kind = ("schedule" if self.interpolate else
                 "constant" if len(self.times_ms) == 1 else "steps")
         noise = f", noise_std<= {self.noise_std.max():g}" if np.any(self.noise_std) else ""
-        return f"{kind} ({len(self.times_ms)} breakpoint(s){noise})"
+        drawn = ", drawn per trial" if self.trial_factor is not None else ""
+        return f"{kind} ({len(self.times_ms)} breakpoint(s){noise}{drawn})"
 
 
 def parse_stimulus(
@@ -130,5 +141,27 @@ def parse_stimulus(
                                            f"expects times in [0, {duration_ms:g}] ms")
         values = patterns("values", "causes", count=len(times))
         stimulus = Stimulus(np.asarray(times, dtype=float), values, kind == "schedule", noise)
+    stimulus.trial_factor = parse_trial_covariance(fields, n_inputs)
     fields.close()
     return stimulus
+
+
+def parse_trial_covariance(fields: Fields, n_inputs: int) -> np.ndarray | None:
+    """``trial_covariance`` as a factor F with F F' = C (None when absent)."""
+    raw = fields.raw("trial_covariance", default=None)
+    if raw is None:
+        return None
+    fail = fields.error("trial_covariance", f"expected a variance, {n_inputs} variances or a "
+                                            f"symmetric positive semi-definite {n_inputs} x "
+                                            f"{n_inputs} matrix (a list of rows)")
+    if isinstance(raw, list) and raw and all(isinstance(row, list) for row in raw):
+        covariance = to_matrix(raw, (n_inputs, n_inputs), lambda msg: fields.error(
+            "trial_covariance", msg))
+    else:
+        covariance = np.diag(fields.vector("trial_covariance", n_inputs, minimum=0.0))
+    if not np.array_equal(covariance, covariance.T) or np.any(covariance > MAX_NOISE_STD**2):
+        raise fail
+    values, vectors = np.linalg.eigh(covariance)
+    if values[0] < -1e-12 * max(1.0, float(values[-1])):
+        raise fail
+    return vectors * np.sqrt(np.clip(values, 0.0, None))
