@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from brian2 import NetworkOperation
@@ -135,6 +136,7 @@ def initial_covariance(settings: Settings, level) -> np.ndarray:
     return np.array(settings.initial, dtype=float)
 
 
+@lru_cache(maxsize=256)  # the preflight asks for every trial
 def loop_step_bound(sigma: float, method: str) -> float:
     """The largest h = dt / tau_eps for which the (eps, e) loop with Sigma's eigenvalue sigma
     stays stable under ``method`` (spectral radius of its one-step map below 1)."""
