@@ -16,6 +16,7 @@ import numpy as np
 
 from sim.io.reader import Result
 from sim.report.figures import mark_trials, register
+from sim.report.figures.covariance import covariance_paths, draw_covariance
 
 MAX_POSTERIORS = 6  # posterior panels shown (the first trials)
 MIN_GAP_RANGE = 0.05  # nat: the gap panel's smallest half-range
@@ -31,7 +32,8 @@ def plot_hierarchical(result: Result) -> plt.Figure:
         varying = _varying_precision(result)
         times = "reaction_time/mean_ms" in result
         learned = [p for p in result.datasets if p.endswith("/prior_mean")]
-        extra = bool(varying) + times + bool(learned)
+        covariance = bool(covariance_paths(result))
+        extra = bool(varying) + times + bool(learned) + covariance
         figure = plt.figure(figsize=(9, 2.2 * (rows + extra)))
         grid = figure.add_gridspec(rows + extra, 1)
         axes = [figure.add_subplot(grid[0, 0])]
@@ -49,6 +51,8 @@ def plot_hierarchical(result: Result) -> plt.Figure:
             axis.set_ylabel("learned prior\nmean m", fontsize=8)
             axis.set_xlabel("time (ms)")
             mark_trials(axis, result)
+        if covariance:
+            draw_covariance(result, figure.add_subplot(grid[rows + extra - 1 - times, 0]))
         if times:
             _reaction_times(result, figure.add_subplot(grid[-1, 0]))
         figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
