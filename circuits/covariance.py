@@ -75,7 +75,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from brian2 import NetworkOperation
+from brian2 import NetworkOperation, ms
 from scipy.linalg import blas
 
 from circuits import schedule
@@ -205,9 +205,9 @@ class LearnedCovariance(Mechanism):
             rows = len(raw)
             from_rows = fields.error("initial", "expected a positive number or a symmetric "
                                                 "positive definite matrix (a list of rows)")
-            if not all(isinstance(row, list) and len(row) == rows for row in raw) or not all(
-                    isinstance(v, int | float) and not isinstance(v, bool) for row in raw
-                    for v in row):
+            square = raw and all(isinstance(row, list) and len(row) == rows for row in raw)
+            if not square or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                     for row in raw for v in row):
                 raise from_rows
             initial = np.array(raw, dtype=float)
             if (not np.all(np.isfinite(initial)) or not np.array_equal(initial, initial.T)
@@ -272,7 +272,7 @@ class LearnedCovariance(Mechanism):
                                             clock=context.clock,
                                             name=f"covariance_{level.name}_lateral"))
         if settings.tau_ms is not None:
-            rate = float(context.clock.dt_ / (settings.tau_ms * 1e-3))
+            rate = float(context.clock.dt / (settings.tau_ms * ms))
 
             def learn() -> None:
                 for circuit in circuits:
