@@ -188,6 +188,7 @@ class LearnedCovariance(Mechanism):
     family = "hierarchical"
     section = "covariance"
     changes = ("precision",)
+    learns = "covariance"  # the parameter a trial's learning phase switches (``learning``)
 
     def parse(self, fields) -> Settings | None:
         if not fields.table:

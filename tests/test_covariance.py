@@ -15,6 +15,8 @@ import tomllib
 
 import numpy as np
 import pytest
+import scipy.linalg
+import scipy.sparse
 
 import sim
 from circuits import covariance as covariance_module
@@ -131,44 +133,54 @@ def test_the_error_unit_settles_at_sigma_inverse_times_the_error(tmp_path):
 
 # --- F with a full precision matrix --------------------------------------------------------------
 
-@pytest.mark.parametrize("nonlinearity", ["identity", "tanh"])
-def test_free_energy_with_a_full_precision_matrix_is_the_dense_one(nonlinearity):
-    rng = np.random.default_rng(0)
-    weights = rng.normal(size=(3, 2))
-    gmap = GenerativeMap(weights, parse_nonlinearity(nonlinearity))
-    root = rng.normal(size=(3, 3))
-    pi_x = root @ root.T + 3 * np.eye(3)  # a full, symmetric positive definite precision
-    pi_m = np.array([0.7, 1.3])
-    model = HierarchicalModel([Level("x", 3, np.ones(3)), Level("mu", 2, pi_m, gmap)],
-                              prior_mean=np.array([0.2, -0.4]))
-    x, mu = rng.normal(size=3), rng.normal(size=2)
-    found = free_energy(model, x, [mu], [pi_x, pi_m])
+def spd(rng, n: int) -> np.ndarray:
+    root = rng.normal(size=(n, n))
+    return root @ root.T + n * np.eye(n)
 
-    f = np.tanh if nonlinearity == "tanh" else (lambda v: v)
-    e_x = x - weights @ f(mu)
-    e_m = mu - model.prior_mean
-    energy = (0.5 * e_x @ pi_x @ e_x - 0.5 * np.log(np.linalg.det(pi_x)) + 1.5 * LN_2PI
-              + 0.5 * np.sum(pi_m * e_m**2) - 0.5 * np.sum(np.log(pi_m)) + LN_2PI)
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("nonlinearity", ["identity", "tanh"])
+def test_free_energy_with_full_precision_matrices_is_the_dense_one(nonlinearity, sparse):
+    """x (3) <- W1 f(mu1) (2) <- W2 f(mu2) (2) <- m, with full precision matrices on the input
+    and on the middle level: F from the blocks equals E + 1/2 ln|H| - N/2 ln 2 pi computed
+    densely, H by central differences of E (and exactly, J' Pi J + ..., for linear g)."""
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.normal(size=(3, 2)), rng.normal(size=(2, 2))
+    f = parse_nonlinearity(nonlinearity)
+    wrap = scipy.sparse.csr_matrix if sparse else np.asarray
+    pi_x, pi_1, pi_2 = spd(rng, 3), spd(rng, 2), np.array([0.7, 1.3])
+    model = HierarchicalModel([Level("x", 3, np.ones(3)),
+                               Level("mu1", 2, np.ones(2), GenerativeMap(wrap(w1), f)),
+                               Level("mu2", 2, pi_2, GenerativeMap(wrap(w2), f))],
+                              prior_mean=np.array([0.2, -0.4]))
+    x, mu = rng.normal(size=3), rng.normal(size=4)
+    found = free_energy(model, x, [mu[:2], mu[2:]], [pi_x, pi_1, pi_2])
+
+    fn = np.tanh if nonlinearity == "tanh" else (lambda v: v)
 
     def energy_at(v):
-        ex = x - weights @ f(v)
-        em = v - model.prior_mean
-        return 0.5 * ex @ pi_x @ ex + 0.5 * np.sum(pi_m * em**2)
+        errors = (x - w1 @ fn(v[:2]), v[:2] - w2 @ fn(v[2:]), v[2:] - model.prior_mean)
+        return (0.5 * errors[0] @ pi_x @ errors[0] + 0.5 * errors[1] @ pi_1 @ errors[1]
+                + 0.5 * np.sum(pi_2 * errors[2]**2))
 
+    normalising = 0.5 * (-np.log(np.linalg.det(pi_x)) - np.log(np.linalg.det(pi_1))
+                         - np.sum(np.log(pi_2)) + 7 * LN_2PI)
     step = 1e-4  # the Hessian by central differences of the energy
-    hessian = np.empty((2, 2))
-    for i in range(2):
-        for j in range(2):
-            di, dj = np.eye(2)[i] * step, np.eye(2)[j] * step
-            hessian[i, j] = (energy_at(mu + di + dj) - energy_at(mu + di - dj)
-                             - energy_at(mu - di + dj) + energy_at(mu - di - dj)) / (4 * step**2)
-    expected = energy + 0.5 * np.log(np.linalg.det(hessian)) - LN_2PI
-    assert found.energy == pytest.approx(energy, rel=1e-12)
-    assert found.total == pytest.approx(expected, rel=1e-6)
-    if nonlinearity == "identity":  # exact: H = J' Pi_x J + Pi_m
-        exact = weights.T @ pi_x @ weights + np.diag(pi_m)
-        assert found.laplace == pytest.approx(0.5 * np.log(np.linalg.det(exact)) - LN_2PI,
-                                              rel=1e-12)
+    eye = np.eye(4) * step
+    hessian = np.array([[(energy_at(mu + eye[i] + eye[j]) - energy_at(mu + eye[i] - eye[j])
+                          - energy_at(mu - eye[i] + eye[j]) + energy_at(mu - eye[i] - eye[j]))
+                         / (4 * step**2) for j in range(4)] for i in range(4)])
+    assert found.energy == pytest.approx(energy_at(mu) + normalising, rel=1e-12)
+    laplace = 0.5 * np.linalg.slogdet(hessian)[1] - 2 * LN_2PI
+    assert found.laplace == pytest.approx(laplace, abs=1e-6)
+    if nonlinearity == "identity":  # exact: H = D' Pi D, D the stacked error Jacobian
+        d = np.zeros((7, 4))
+        d[0:3, 0:2] = -w1
+        d[3:5, 0:2], d[3:5, 2:4] = np.eye(2), -w2
+        d[5:7, 2:4] = np.eye(2)
+        pi = scipy.linalg.block_diag(pi_x, pi_1, np.diag(pi_2))
+        exact = 0.5 * np.linalg.slogdet(d.T @ pi @ d)[1] - 2 * LN_2PI
+        assert found.laplace == pytest.approx(exact, rel=1e-12)
 
 
 def test_the_recorded_free_energy_uses_the_learned_matrix(tmp_path):
@@ -265,6 +277,7 @@ def test_a_step_beyond_the_loop_bound_is_refused(tmp_path):
     ({"initial": [[1.0, 2.0], [2.0, 1.0]]}, "covariance.initial"),  # not positive definite
     ({"initial": [[1.0, 0.1], [0.0, 1.0]]}, "covariance.initial"),  # not symmetric
     ({"initial": [[1.0]]}, "covariance.initial"),  # not the level's size
+    ({"initial": []}, "covariance.initial"),
 ])
 def test_bad_covariance_settings_are_refused(tmp_path, change, field):
     table = correlated_table(trials=1)

@@ -78,6 +78,8 @@ def weigh(precision, values):
     """Pi @ values for a full precision matrix, diag(Pi) @ values for per-unit precisions
     (``values`` a vector, or a matrix whose rows are the level's units)."""
     if is_matrix(precision):
+        if scipy.sparse.issparse(values):  # a sparse J stays sparse: so does the Hessian
+            return (scipy.sparse.csr_matrix(precision) @ values).tocsr()
         return precision @ values
     precision = np.broadcast_to(precision, np.shape(values)[:1])
     return precision * values if np.ndim(values) == 1 else scale_rows(precision, values)
