@@ -314,6 +314,10 @@ class LearnedCovariance(Mechanism):
     def precision_matrices(self, settings: Settings, context: BuildContext) -> dict:
         return {circuit.index: circuit.precision for circuit in self.circuits(context)}
 
+    def initial_precision_matrices(self, settings: Settings) -> dict:
+        return {index: np.linalg.inv(covariance)
+                for index, covariance in settings.resolved["initial"].items()}
+
     def watch(self, settings: Settings, context: BuildContext) -> list[tuple]:
         return [(f"covariance_{circuit.name}", "covariance", circuit.covariance.reshape(-1))
                 for circuit in self.circuits(context)]

@@ -23,7 +23,8 @@ lists the module (a user's or a test's mechanism registers itself with
   in the result at the end of the run (by HDF5 path; a scipy.sparse matrix is stored as CSR);
 - ``energy``: its own terms of the free energy (a prior on a state it adds), added to the
   recorded F; ``precision_matrices``: the full precision matrices it puts in force on some
-  levels (F and its Hessian then use them); ``start_trial``: what it does when a trial starts
+  levels (F and its Hessian then use them; ``initial_precision_matrices``: those at the start,
+  for the stability preflight); ``start_trial``: what it does when a trial starts
   (reset a fast state).
 
 Nothing here imports Brian2: the registry and the report side read these declarations.
@@ -176,6 +177,10 @@ class Mechanism:
         """By level index, the full precision matrix (n x n) it puts in force there now, for
         the free energy and its Hessian (``circuits.covariance``); levels absent keep their
         per-unit precision."""
+        return {}
+
+    def initial_precision_matrices(self, settings: Any) -> dict[int, Any]:
+        """The same at the start of the run, for the stability preflight."""
         return {}
 
     def start_trial(self, settings: Any, context: BuildContext, reset: bool) -> None:

@@ -26,6 +26,7 @@ from circuits.nonlinearity import parse_nonlinearity
 from sim import registry
 from sim.families.hierarchical.free_energy import free_energy
 from sim.families.hierarchical.model import HierarchicalModel, Level
+from sim.families.hierarchical.stability import gauss_newton_lambda_max
 from sim.scenario import bundled_scenarios
 from sim.scenario_writer import write_scenario
 
@@ -254,6 +255,17 @@ def test_the_loop_bound_is_the_closed_form_for_euler(sigma):
     h sigma < 1 (complex pair, sigma > 1/4), else h < 4 / (1 + sqrt(1 - 4 sigma))."""
     closed = 1 / sigma if sigma > 0.25 else 4 / (1 + np.sqrt(1 - 4 * sigma))
     assert covariance_module.loop_step_bound(sigma, "euler") == pytest.approx(closed, rel=1e-9)
+
+
+def test_the_network_bound_takes_the_full_matrix():
+    """lambda_max of D' Pi D with a full Pi on the input level, against a dense eigensolve."""
+    rng = np.random.default_rng(1)
+    weights = rng.normal(size=(3, 2))
+    pi_x, pi_m = spd(rng, 3), np.array([0.5, 2.0])
+    found = gauss_newton_lambda_max([GenerativeMap(weights, parse_nonlinearity("identity"))],
+                                    [np.zeros(2)], [pi_x, pi_m])
+    expected = np.linalg.eigvalsh(weights.T @ pi_x @ weights + np.diag(pi_m))[-1]
+    assert found == pytest.approx(expected, rel=1e-12)
 
 
 def test_a_step_beyond_the_loop_bound_is_refused(tmp_path):
