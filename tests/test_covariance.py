@@ -247,6 +247,15 @@ def test_without_a_time_constant_sigma_is_held_bitwise(tmp_path):
     assert all(np.array_equal(s, np.array([[1.5, 0.3], [0.3, 0.8]])) for s in sigma)
 
 
+def test_sigma_starts_at_the_levels_configured_variance(tmp_path):
+    """Without ``initial``, Sigma starts at 1 / the level's precision on the diagonal."""
+    table = correlated_table(tau_ms=None, trials=1)
+    del table["model"]["covariance"]["initial"]
+    table["model"]["levels"][0]["precision"] = [4.0, 0.5]
+    result = sim.run(write_scenario(tmp_path / "d.toml", table), output=tmp_path / "d.h5")
+    assert np.array_equal(result["levels/input/covariance"][0], np.diag([0.25, 2.0]))
+
+
 # --- stability ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("sigma", [0.1, 0.2, 0.3, 0.5, 2.0, 7.0])
