@@ -317,6 +317,13 @@ def test_circuits_it_cannot_join_are_refused(tmp_path, model_change):
         sim.run(write_scenario(tmp_path / "bad.toml", table), output=tmp_path / "bad.h5")
 
 
+def test_a_trial_cannot_set_the_precision_of_a_covariance_level(tmp_path):
+    table = correlated_table(trials=1)
+    table["protocol"]["conditions"][0]["precision"] = {"input": 2.0}
+    with pytest.raises(sim.ScenarioError, match=r"precision\.input.*covariance"):
+        sim.run(write_scenario(tmp_path / "bad.toml", table), output=tmp_path / "bad.h5")
+
+
 @pytest.mark.parametrize("drawn", [-2.0, [[1.0, 2.0], [2.0, 1.0]], [[1.0, 0.5], [0.4, 1.0]]])
 def test_a_bad_trial_covariance_is_refused(tmp_path, drawn):
     table = correlated_table(trials=1)
