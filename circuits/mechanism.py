@@ -24,17 +24,21 @@ lists the module (a user's or a test's mechanism registers itself with
 - ``energy``: its own terms of the free energy (a prior on a state it adds, or on the
   beliefs), added to the recorded F; ``curvature``: the diagonal its energy adds to the
   Hessian of F over the beliefs (F's Laplace term), and ``max_curvature`` the most it can add
-  there (the stability preflight adds it to the belief flow's stiffness); ``start_trial``: what
-  it does when a trial starts (reset a fast state);
+  there (the stability preflight adds it to the belief flow's stiffness);
+  ``precision_matrices``: the full precision matrices it puts in force on some levels (F and
+  its Hessian then use them; ``initial_precision_matrices``: those at the start, for the
+  stability preflight); ``start_trial``: what it does when a trial starts (reset a fast
+  state);
 - ``changes`` may also name ``posterior``: its energy acts on the beliefs, so that the
   posterior is no longer the Gaussian model's (readouts with Gaussian references leave off);
 - learning (slow inference over a parameter): ``learns`` names the parameter it learns
-  (``weights``, ``prior``, ``precision``), which a trial's ``learn`` field switches on or off
-  (phases, ``sim.simulation``): the flows it ``integrates`` are then multiplied by a shared
-  ``learning_<parameter>`` set to 1 or 0 (so off leaves the parameter bitwise unchanged), and
-  ``learning`` switches what it runs outside the equations (a NumPy update); ``snapshot``
-  gives the learned values (by path under ``snapshots/``), ``snapshot_shapes`` their shapes
-  before the run (the preflight estimates the snapshots' size from them).
+  (``weights``, ``prior``, ``precision``, ``covariance``), which a trial's ``learn`` field
+  switches on or off (phases, ``sim.simulation``): the flows it ``integrates`` are then
+  multiplied by a shared ``learning_<parameter>`` set to 1 or 0 (so off leaves the parameter
+  bitwise unchanged), and ``learning`` switches what it runs outside the equations (a NumPy
+  update); ``snapshot`` gives the learned values (by path under ``snapshots/``),
+  ``snapshot_shapes`` their shapes before the run (the preflight estimates the snapshots'
+  size from them).
 
 Nothing here imports Brian2: the registry and the report side read these declarations.
 """
@@ -53,12 +57,15 @@ class Piece:
     ``equations``: lines declaring the mechanism's own variables. ``terms``: a term added to a
     named sum of the population (the belief population's ``drive``). ``integrates``: a
     parameter of the population that the mechanism turns into a flow, with the equation that
-    replaces its declaration (learned precision integrates ``precision``).
+    replaces its declaration (learned precision integrates ``precision``). ``replaces``: a
+    flow of the population that the mechanism's own circuit replaces (the interneuron
+    circuit of ``circuits.covariance`` replaces the error units' ``error``).
     """
 
     equations: str = ""
     terms: dict[str, str] = field(default_factory=dict)
     integrates: dict[str, str] = field(default_factory=dict)
+    replaces: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -186,6 +193,17 @@ class Mechanism:
 
     def max_curvature(self, settings: Any, model: Any) -> dict[int, float]:
         """The largest value ``curvature`` can take, over all beliefs, by level index (1..L)."""
+        return {}
+
+    def precision_matrices(self, settings: Any, context: BuildContext
+                           ) -> dict[int, Callable[[], Any]]:
+        """By level index, the full precision matrix (n x n) it puts in force there now, for
+        the free energy and its Hessian (``circuits.covariance``); levels absent keep their
+        per-unit precision."""
+        return {}
+
+    def initial_precision_matrices(self, settings: Any) -> dict[int, Any]:
+        """The same at the start of the run, for the stability preflight."""
         return {}
 
     def start_trial(self, settings: Any, context: BuildContext, reset: bool) -> None:

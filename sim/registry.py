@@ -19,7 +19,7 @@ FAMILIES = {"hierarchical": "sim.families.hierarchical", "discrete": "sim.famili
 MECHANISM_MODULES = ("circuits.plasticity", "circuits.precision_learned",
                      "circuits.precision_inferred", "circuits.precision_topdown",
                      "circuits.prior_learning", "circuits.sparse_prior",
-                     "circuits.weight_constraint")
+                     "circuits.weight_constraint", "circuits.covariance")
 READOUT_MODULES = ("sim.readouts.condition", "sim.readouts.final_state",
                    "sim.readouts.exact_posterior", "sim.readouts.modality_precision",
                    "sim.readouts.precision_snapshot",

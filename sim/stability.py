@@ -5,7 +5,8 @@ beliefs at t, then the beliefs from the new errors. Linearise around the beliefs
 starts from: with e = mu_below - g(mu) (``sim.families.hierarchical.free_energy``), a
 perturbation v of the stacked beliefs changes the errors by D v, where D has identity blocks
 on each level's own error and -J_l = -dg_l/dmu_l on the error below. With
-Pi = diag(Pi_0, ..., Pi_L), b = dt / tau_belief, a = dt / tau_error:
+Pi = diag(Pi_0, ..., Pi_L) (block diagonal where a level carries a full precision matrix,
+``circuits.covariance``), b = dt / tau_belief, a = dt / tau_error:
 
 - **instantaneous errors** (eps = Pi D v):
 

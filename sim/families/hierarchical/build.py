@@ -99,6 +99,10 @@ class HierarchicalSimulation(Simulation):
         self.configured = [group.variables[configured_variable(group)].get_value()
                            for group in self.errors]
         self.prior_mean = self.errors[-1].variables["prediction"].get_value()  # m in force
+        # levels where a mechanism puts a full precision matrix in force (circuits.covariance)
+        self.precision_matrices = {index: matrix for mechanism, settings in self.mechanisms
+                                   for index, matrix in mechanism.precision_matrices(
+                                       settings, self.context).items()}
         self.prior_overridden = False
         self.laplace_every = laplace_cadence(scenario.record.laplace, model,
                                              scenario.record.every_steps)
@@ -153,10 +157,27 @@ class HierarchicalSimulation(Simulation):
                             variable="free_energy"))
         return found
 
+    def precisions_in_force(self) -> list[np.ndarray]:
+        """Pi_l of every level now: the error units' precisions, or the full matrix a
+        mechanism puts in force on a level."""
+        return [self.precision_matrices[index]() if index in self.precision_matrices
+                else precision for index, precision in enumerate(self.precisions)]
+
+    def _show_precision_matrices(self) -> None:
+        """Where a level carries a full precision matrix, its diagonal is what the level's
+        ``precision`` (recorded, and in the trial table) shows."""
+        for index, matrix in self.precision_matrices.items():
+            self.precisions[index][:] = np.diag(matrix())
+
+    def end_trial(self, trial: Trial) -> None:
+        self._show_precision_matrices()
+        super().end_trial(trial)
+
     def before_sample(self) -> None:
         """F for the recorder: the energy at every sample, the Laplace term every
         ``laplace_every``-th (NaN in ``free_energy`` between; 0: only at trial ends, in the
         trial table)."""
+        self._show_precision_matrices()
         if "free_energy" not in self.scenario.record.variables:
             return
         due = self.laplace_every and self.samples % self.laplace_every == 0
@@ -169,7 +190,7 @@ class HierarchicalSimulation(Simulation):
 
     def _free_energy(self, laplace: bool = True, predictions=None) -> FreeEnergy:
         beliefs = [group.variables["belief"].get_value() for group in self.beliefs]
-        found = free_energy(self.model, self.sensory, beliefs, self.precisions,
+        found = free_energy(self.model, self.sensory, beliefs, self.precisions_in_force(),
                             laplace=laplace, prior_mean=self.prior_mean, cache=self.gram_cache,
                             curvature=self.mechanism_curvature() if laplace else None,
                             predictions=predictions)

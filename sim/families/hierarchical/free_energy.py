@@ -20,7 +20,10 @@ that F at the fixed point equals the surprise -ln p(x)). H is block tridiagonal:
              \partial^2 g_{l,i}/\partial\mu_l^2,\qquad
     H_{l,l+1} = -\Pi_l J_{l+1}
 
-with eps_l = Pi_l e_l and J_l = dg_l/dmu_l. Units with zero precision (a flat prior) add no
+with eps_l = Pi_l e_l and J_l = dg_l/dmu_l. Pi_l is diagonal (one precision per unit, given as
+a vector), or a full n_l x n_l matrix where a mechanism puts one in force (the learned
+covariance of ``circuits.covariance``, Pi_l = Sigma_l^{-1}): the same formulas with the matrix
+(``weigh``), and ln|Pi_l| its log-determinant. Units with zero precision (a flat prior) add no
 energy and no log-determinant term: F is then defined up to that improper prior's constant.
 If H is not positive definite (far from a mode) ln|det H| is used. A mechanism whose energy
 acts on the beliefs (a sparse prior, ``circuits.sparse_prior``) adds its own term to E and its
@@ -71,9 +74,29 @@ def prediction_errors(
     return errors
 
 
+def is_matrix(precision) -> bool:
+    """A level's precision is a full matrix (n x n), not one per unit."""
+    return np.ndim(precision) == 2
+
+
+def weigh(precision, values):
+    """Pi @ values for a full precision matrix, diag(Pi) @ values for per-unit precisions
+    (``values`` a vector, or a matrix whose rows are the level's units)."""
+    if is_matrix(precision):
+        if scipy.sparse.issparse(values):  # a sparse J stays sparse: so does the Hessian
+            return (scipy.sparse.csr_matrix(precision) @ values).tocsr()
+        return precision @ values
+    precision = np.broadcast_to(precision, np.shape(values)[:1])
+    return precision * values if np.ndim(values) == 1 else scale_rows(precision, values)
+
+
 def energy(errors: Sequence[np.ndarray], precisions: Sequence[np.ndarray]) -> float:
     total = 0.0
     for error, precision in zip(errors, precisions, strict=True):
+        if is_matrix(precision):  # 1/2 e' Pi e - 1/2 ln|Pi| + n/2 ln 2 pi
+            total += 0.5 * float(error @ (precision @ error))
+            total += 0.5 * (len(error) * LN_2PI - float(np.linalg.slogdet(precision)[1]))
+            continue
         precision = np.broadcast_to(precision, error.shape)
         proper = precision > 0
         total += 0.5 * float(np.sum(precision * error**2))
@@ -96,7 +119,7 @@ class GramCache:
         if (cached is not None and np.array_equal(cached[0], weights)
                 and np.array_equal(cached[1], precision)):
             return cached[2]
-        product = weights.T @ (precision[:, np.newaxis] * weights)
+        product = weights.T @ weigh(precision, weights)
         self.entries[block] = (weights.copy(), precision.copy(), product)
         self.unchanged = False
         return product
@@ -139,24 +162,34 @@ def hessian_blocks(
     diagonal_blocks, upper_blocks = [], []
     for block, level in enumerate(model.belief_levels):
         index, mu, gmap = block + 1, beliefs[block], level.generative
-        precision_below = np.broadcast_to(precisions[index - 1], errors[index - 1].shape)
+        precision_below = precisions[index - 1]
+        if not is_matrix(precision_below):
+            precision_below = np.broadcast_to(precision_below, errors[index - 1].shape)
         cached = cache is not None and not sparse and (gmap.site == "before"
                                                        or gmap.nonlinearity.is_identity)
         # J and Pi J: for an upper block, or for J' Pi J when it is not cached
         jacobian = gmap.jacobian(mu) if block > 0 or not cached else None
-        weighted_jacobian = None if jacobian is None else scale_rows(precision_below, jacobian)
+        weighted_jacobian = None if jacobian is None else weigh(precision_below, jacobian)
         if cached:
             slope = gmap.nonlinearity.df(mu) * np.ones(len(mu))  # 1 for the identity
             gram = cache.gram(block, gmap.weights, np.array(precision_below, dtype=float))
             curvature_free = slope[:, np.newaxis] * gram * slope[np.newaxis, :]
         else:
             curvature_free = jacobian.T @ weighted_jacobian
-        own = np.broadcast_to(precisions[index], mu.shape).astype(float)
-        if curvature and index in curvature:
-            own = own + curvature[index]
+        prior = curvature.get(index) if curvature else None  # a mechanism's prior's d2/dmu2
+        if is_matrix(precisions[index]):
+            own = np.asarray(precisions[index], dtype=float)
+            if prior is not None:
+                own = own + np.diag(np.broadcast_to(prior, mu.shape))
+            if sparse:
+                own = scipy.sparse.csr_matrix(own)
+        else:
+            own = np.broadcast_to(precisions[index], mu.shape).astype(float)
+            if prior is not None:
+                own = own + prior
+            own = diagonal(own)
         diagonal_blocks.append(
-            diagonal(own) + curvature_free
-            - gmap.curvature(mu, precision_below * errors[index - 1]))
+            own + curvature_free - gmap.curvature(mu, weigh(precision_below, errors[index - 1])))
         if block > 0:
             upper_blocks.append(-weighted_jacobian)
     return diagonal_blocks, upper_blocks, sparse

@@ -181,10 +181,17 @@ def parse_trial(fields: Fields, model: HierarchicalModel, duration_ms: float) ->
     settings = TrialSettings(stimulus)
     overrides = fields.sub("precision", default={})
     sizes = {level.name: level.size for level in model.levels[:-1]}
+    matrices = {model.levels[index].name: mechanism for mechanism, settings in
+                model.mechanisms.items() for index in
+                registry.mechanism(mechanism).initial_precision_matrices(settings)}
     for name in list(overrides.table):
         if name not in sizes:
             raise overrides.error(name, f"no level {name!r} with an error precision; "
                                         f"expected one of {', '.join(sizes)}")
+        if name in matrices:
+            raise overrides.error(name, f"level {name!r} takes its precision from "
+                                        f"{matrices[name]} (a full matrix); a trial cannot "
+                                        "set it")
         if isinstance(overrides.raw(name), dict):
             settings.precision_schedule[name] = parse_schedule(
                 overrides.sub(name), sizes[name], duration_ms)

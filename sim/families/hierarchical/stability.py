@@ -11,6 +11,7 @@ import scipy.sparse.linalg
 from circuits.generative import GenerativeMap
 from circuits.mechanism import StartState
 from sim import registry
+from sim.families.hierarchical.free_energy import weigh
 from sim.stability import (
     WARN_MARGIN,
     Stability,
@@ -40,7 +41,7 @@ def gauss_newton_lambda_max(maps: Sequence[GenerativeMap], beliefs: Sequence[np.
             error = parts[level - 1].copy() if level > 0 else np.zeros(len(precisions[0]))
             if level < levels:
                 error = error - maps[level].push_forward(beliefs[level], parts[level])
-            eps.append(precisions[level] * error)
+            eps.append(weigh(precisions[level], error))
         # D' eps on belief levels 1..L
         out = np.empty(total)
         for i in range(levels):
@@ -102,6 +103,9 @@ def analyse_hierarchical(scenario) -> Stability:
     stiffness = max((value for mechanism, settings_of in mechanisms
                      for value in mechanism.max_curvature(settings_of, model).values()),
                     default=0.0)
+    # levels where a mechanism puts a full precision matrix in force (circuits.covariance)
+    matrices = {index: matrix for mechanism, settings_of in mechanisms
+                for index, matrix in mechanism.initial_precision_matrices(settings_of).items()}
     cache: dict[tuple, float] = {}
     worst: tuple[float, float, str | None] = (-1.0, 0.0, None)
     flows: list[Stability] = []
@@ -114,7 +118,8 @@ def analyse_hierarchical(scenario) -> Stability:
             if len(times) > 1:
                 trial_name = f"{trial.name} at {t_ms:g} ms"
             in_force = model.in_force(settings, t_ms)
-            precisions = [np.asarray(p, dtype=float) for p in in_force.precisions]
+            precisions = [np.asarray(matrices.get(index, p), dtype=float)
+                          for index, p in enumerate(in_force.precisions)]
             key = tuple(p.tobytes() for p in precisions)
             if key not in cache:
                 with np.errstate(all="ignore"):

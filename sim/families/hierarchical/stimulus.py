@@ -21,7 +21,12 @@ causes from which the model's own generative mapping produces the input pattern.
   default 0): each trial draws v ~ N(0, diag sigma_v^2) and holds x = W_true v + sigma_n n,
   n ~ N(0, I), for the whole trial, from the seeded stream ``[seed, 6, trial]``. The learning
   curves compare learned weights with W_true (``sim.readouts.learning_curve``).
-``noise_std`` adds Gaussian noise, redrawn every step, from the scenario's seeded generator.
+
+``noise_std`` adds Gaussian noise, redrawn every step, from the scenario's seeded generator;
+``trial_covariance`` (any kind) adds a Gaussian offset drawn once per trial and held for the
+whole trial (from the same stream ``[seed, 6, trial index]``, after a drawn kind's values): a
+variance (every unit, independent), one per unit, or an n x n covariance matrix (symmetric
+positive semi-definite).
 A schedule's ``times_ms`` lie within the trial (steps after its end are never reached);
 ``noise_std`` is at most ``MAX_NOISE_STD``.
 """
@@ -71,17 +76,24 @@ class Stimulus:
     interpolate: bool
     noise_std: np.ndarray  # (n,)
     generator: Bars | LinearGaussian | None = None  # values drawn anew for each trial
+    trial_factor: np.ndarray | None = None  # (n, n), F F' = trial_covariance; None: no offset
 
     @property
     def is_constant(self) -> bool:
         """The same input at every step, known before the run (not drawn per trial)."""
-        return self.generator is None and len(self.times_ms) == 1 and not np.any(self.noise_std)
+        return (self.generator is None and self.trial_factor is None
+                and len(self.times_ms) == 1 and not np.any(self.noise_std))
 
     def for_trial(self, rng: np.random.Generator) -> Stimulus:
-        """The stimulus one trial sees: a drawn one's values drawn from ``rng``, else itself."""
-        if self.generator is None:
+        """The stimulus one trial sees: a drawn kind's values drawn from ``rng``, then the
+        trial's offset from N(0, trial_covariance) added to every breakpoint; else itself."""
+        if self.generator is None and self.trial_factor is None:
             return self
-        return replace(self, values=self.generator.draw(rng)[np.newaxis, :], generator=None)
+        values = (self.values if self.generator is None
+                  else self.generator.draw(rng)[np.newaxis, :])
+        if self.trial_factor is not None:
+            values = values + self.trial_factor @ rng.standard_normal(len(self.trial_factor))
+        return replace(self, values=values, generator=None, trial_factor=None)
 
     def at(self, t_ms: np.ndarray) -> np.ndarray:
         """The noiseless input at trial times ``t_ms`` (shape (len(t_ms), n))."""
@@ -103,7 +115,8 @@ class Stimulus:
         kind = ("schedule" if self.interpolate else
                 "constant" if len(self.times_ms) == 1 else "steps")
         noise = f", noise_std<= {self.noise_std.max():g}" if np.any(self.noise_std) else ""
-        return f"{kind} ({len(self.times_ms)} breakpoint(s){noise})"
+        drawn = ", drawn per trial" if self.trial_factor is not None else ""
+        return f"{kind} ({len(self.times_ms)} breakpoint(s){noise}{drawn})"
 
 
 @dataclass(frozen=True)
@@ -211,5 +224,27 @@ def parse_stimulus(
                                            f"expects times in [0, {duration_ms:g}] ms")
         values = patterns("values", "causes", count=len(times))
         stimulus = Stimulus(np.asarray(times, dtype=float), values, kind == "schedule", noise)
+    stimulus.trial_factor = parse_trial_covariance(fields, n_inputs)
     fields.close()
     return stimulus
+
+
+def parse_trial_covariance(fields: Fields, n_inputs: int) -> np.ndarray | None:
+    """``trial_covariance`` as a factor F with F F' = C (None when absent)."""
+    raw = fields.raw("trial_covariance", default=None)
+    if raw is None:
+        return None
+    fail = fields.error("trial_covariance", f"expected a variance, {n_inputs} variances or a "
+                                            f"symmetric positive semi-definite {n_inputs} x "
+                                            f"{n_inputs} matrix (a list of rows)")
+    if isinstance(raw, list) and raw and all(isinstance(row, list) for row in raw):
+        covariance = to_matrix(raw, (n_inputs, n_inputs), lambda msg: fields.error(
+            "trial_covariance", msg))
+    else:
+        covariance = np.diag(fields.vector("trial_covariance", n_inputs, minimum=0.0))
+    if not np.array_equal(covariance, covariance.T) or np.any(covariance > MAX_NOISE_STD**2):
+        raise fail
+    values, vectors = np.linalg.eigh(covariance)
+    if values[0] < -1e-12 * max(1.0, float(values[-1])):
+        raise fail
+    return vectors * np.sqrt(np.clip(values, 0.0, None))

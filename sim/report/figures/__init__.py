@@ -25,8 +25,14 @@ def register(kind: str):
     return decorate
 
 
+MAX_TRIAL_MARKS = 100  # beyond this many trials, their boundaries would hide the traces
+
+
 def mark_trials(axis: plt.Axes, result: Result) -> None:
-    for start in result.trials.get("t_start", [])[1:]:
+    starts = result.trials.get("t_start", [])
+    if len(starts) > MAX_TRIAL_MARKS:
+        return
+    for start in starts[1:]:
         axis.axvline(start * 1e3, color="0.6", lw=0.8, ls="--")
 
 

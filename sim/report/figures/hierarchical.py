@@ -17,6 +17,7 @@ import numpy as np
 from sim.io.reader import Result
 from sim.report.figures import mark_trials, register
 from sim.report.figures.basis import learned_images, plot_basis
+from sim.report.figures.covariance import covariance_paths, draw_covariance
 from sim.report.figures.erp import plot_erp
 from sim.report.figures.learning import has_learning_curves, learning_curves
 
@@ -40,7 +41,8 @@ def plot_hierarchical(result: Result) -> plt.Figure:
         times = "reaction_time/mean_ms" in result
         learned = [p for p in result.datasets if p.endswith("/prior_mean")]
         curves = has_learning_curves(result)
-        extra = bool(varying) + times + bool(learned) + curves
+        covariance = bool(covariance_paths(result))
+        extra = bool(varying) + times + bool(learned) + curves + covariance
         figure = plt.figure(figsize=(9, 2.2 * (rows + extra)))
         grid = figure.add_gridspec(rows + extra, 1)
         axes = [figure.add_subplot(grid[0, 0])]
@@ -60,6 +62,8 @@ def plot_hierarchical(result: Result) -> plt.Figure:
             mark_trials(axis, result)
         if curves:
             learning_curves(result, figure, grid[rows + bool(varying) + bool(learned), 0])
+        if covariance:
+            draw_covariance(result, figure.add_subplot(grid[rows + extra - 1 - times, 0]))
         if times:
             _reaction_times(result, figure.add_subplot(grid[-1, 0]))
         figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")

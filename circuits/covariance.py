@@ -1,0 +1,348 @@
+r"""Learned covariance: error units with inhibitory interneurons whose weights are Sigma.
+
+Bogacz (2017, section 5): a level's prediction error d = s - p (signal minus prediction) has
+covariance Sigma, and its term of F is
+
+.. math::
+
+    F_l = \tfrac12 d^\top \Sigma^{-1} d + \tfrac12 \ln|\Sigma| + \tfrac{n}{2}\ln 2\pi
+
+(``sim.families.hierarchical.free_energy`` with the full precision Pi = Sigma^{-1}). As for the
+plain error units (``circuits.error``), 1/2 d' Sigma^{-1} d = max_eps eps' d - 1/2 eps' Sigma
+eps, whose gradient in eps is d - Sigma eps. Each error unit is paired with an inhibitory
+interneuron e that computes the product Sigma eps through its lateral weights Sigma (so no unit
+divides by a variance): the error units ascend the bracket with e in place of Sigma eps, and
+the interneurons relax to Sigma eps,
+
+.. math::
+
+    \tau_\varepsilon \frac{d\varepsilon}{dt} = s - p - e, \qquad
+    \tau_\varepsilon \frac{de}{dt} = \Sigma\,\varepsilon - e
+
+(Bogacz's d eps/dt = phi - g - e, de/dt = Sigma eps - e, time in units of tau_eps). At the
+fixed point e = s - p and eps = Sigma^{-1} (s - p): the level's precision-weighted error with
+the full precision matrix Sigma^{-1}, another circuit for the same precision.
+
+**Learning Sigma.** -dF/dSigma = 1/2 (Sigma^{-1} d d' Sigma^{-1} - Sigma^{-1})
+= 1/2 (eps eps' - Sigma^{-1}) at the fixed point. Multiplied on the right by 2 Sigma (positive
+definite: the direction still descends F, tr(G G Sigma) >= 0 for symmetric G) and with
+eps' Sigma = e' there,
+
+.. math::
+
+    \tau_\Sigma \frac{d\Sigma}{dt} = \varepsilon\, e^\top - I
+
+Bogacz's rule dSigma = alpha (eps e - 1): local, the product of the error unit's and the
+interneuron's rates, minus a constant decay. Over trials it settles where <eps e'> = I, i.e.
+Sigma^{-1} <d d'> = I: Sigma = <d d'>, the second moment of the errors about the prediction
+(their covariance when the prediction is their mean). Sigma is symmetric only on average
+(eps e' is not), and any asymmetry decays at the same rate as the rest (linearised around
+Sigma = C, d(dSigma)/dt = -C^{-1} dSigma / tau_Sigma); F takes Pi = Sigma^{-1}'s symmetric part.
+
+Sigma learns in continuous time, while eps and e move (Bogacz's exercise applies
+alpha (eps e - 1) once per trial, from the trial's end state): over a trial of duration T
+(state reset at its start) Sigma changes by about T / tau_Sigma (eps e - 1), so
+**tau_Sigma = T / alpha** gives his learning rate alpha per trial. The transient at the trial's
+start enters the average: with 20 tau_eps per trial and Sigma near 2, the mean of eps e over
+the trial is 1.3% above its end value (the interneuron loop overshoots), so Sigma settles 1-2%
+above <d d'> (learning/variance, seed 5: mean Sigma over trials 500-1000 2.302, Bogacz's
+per-trial loop on the same draws 2.256).
+
+The interneurons are a relaxing circuit: the scenario's errors must be ``relaxing``. Sigma
+and the product Sigma eps are NumPy (``lateral`` is delivered before the error units move,
+``circuits.schedule.DELIVER_TO_ERRORS``); the learning is a separate operation
+(``COVARIANCE_ORDER``, after the error units moved) that persists across trials and can be
+switched off for a trial with ``learning(settings, context, on=False)``, leaving Sigma
+bitwise unchanged.
+
+Scenario: ``[model.covariance]`` with ``levels`` (names of levels below the top; required),
+``tau_ms`` (tau_Sigma; absent: Sigma is held at its initial value) and ``initial`` (Sigma at
+the start: a number times the identity, or an n x n symmetric positive definite matrix;
+default: the level's configured 1 / precision on the diagonal). Recorded:
+``levels/<name>/covariance`` (trials x n x n, Sigma at each trial's end), and the level's
+``precision`` shows the diagonal of Sigma^{-1}.
+
+Step bounds (h = dt / tau_eps): for each eigenvalue sigma of Sigma the pair (eps, e) is a
+2 x 2 linear system with eigenvalues (-1 +- sqrt(1 - 4 sigma)) / 2 per tau_eps; with Euler it
+is stable iff h sigma < 1 (and h < 2); other methods from their one-step map
+(``loop_step_bound``). The learning flow relaxes at rate 1/sigma_min per tau_Sigma.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from brian2 import NetworkOperation, ms
+from scipy.linalg import blas
+
+from circuits import schedule
+from circuits.mechanism import BuildContext, FlowBound, Mechanism, Piece, Population, StartState
+
+ERROR_FLOW = "derror/dt = (signal - prediction - interneuron) / tau_error : 1"
+INTERNEURON = """
+dinterneuron/dt = (lateral - interneuron) / tau_error : 1
+lateral : 1
+"""
+COVARIANCE_ORDER = schedule.ERRORS + 1  # Sigma learns once the error units have moved
+# the one-step polynomial P(Z) of each method on a linear system with held inputs:
+# x' = x + h P(hA) (A x + b); Brian2's heun and milstein are Euler without noise
+STEP_TERMS = {"euler": 1, "heun": 1, "milstein": 1, "rk2": 2, "rk4": 4}
+
+
+@dataclass(frozen=True)
+class Settings:
+    levels: tuple[str, ...]
+    tau_ms: float | None  # None: Sigma held at its initial value
+    initial: np.ndarray | None  # a number (times I) or a matrix; None: 1 / precision
+    # what ``check`` resolves against the model: Sigma at the start by level index, tau_eps
+    resolved: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass
+class Circuit:
+    """One level's interneuron circuit: its Sigma, and the error group's arrays it reads."""
+
+    index: int
+    name: str
+    covariance: np.ndarray
+    error: np.ndarray
+    interneuron: np.ndarray
+    lateral: np.ndarray
+    snapshots: list = field(default_factory=list)
+    trials: int = 0
+
+    def deliver(self) -> None:
+        np.dot(self.covariance, self.error, out=self.lateral)
+
+    def learn(self, rate: float) -> None:
+        """Sigma += rate (eps e' - I), in place (BLAS ger on Sigma', which is Fortran-ordered)."""
+        ger = blas.dger if self.covariance.dtype == np.float64 else blas.sger
+        ger(rate, self.interneuron, self.error, a=self.covariance.T, overwrite_a=True)
+        self.covariance.flat[::len(self.error) + 1] -= rate
+
+    def precision(self) -> np.ndarray:
+        """Pi = Sigma^{-1}, symmetrised (Sigma is symmetric on average only)."""
+        inverse = np.linalg.inv(np.asarray(self.covariance, dtype=float))
+        return (inverse + inverse.T) / 2
+
+
+def initial_covariance(settings: Settings, level) -> np.ndarray:
+    if settings.initial is None:
+        return np.diag(1.0 / np.asarray(level.precision, dtype=float))
+    if settings.initial.ndim == 0:
+        return float(settings.initial) * np.eye(level.size)
+    return np.array(settings.initial, dtype=float)
+
+
+@lru_cache(maxsize=256)  # the preflight asks for every trial
+def loop_step_bound(sigma: float, method: str) -> float:
+    """The largest h = dt / tau_eps for which the (eps, e) loop with Sigma's eigenvalue sigma
+    stays stable under ``method`` (spectral radius of its one-step map below 1)."""
+    terms = STEP_TERMS.get(method)
+    if terms is None:  # exponential_euler: e relaxes exactly, eps (no self-term) as Euler
+        def step(h: float) -> np.ndarray:
+            decay = math.exp(-h)
+            return np.array([[1.0, -h], [(1 - decay) * sigma, decay]])
+    else:
+        def step(h: float) -> np.ndarray:
+            z = h * np.array([[0.0, -1.0], [0.0, -1.0]])
+            poly, power = np.eye(2), np.eye(2)
+            for k in range(2, terms + 1):
+                power = power @ z / k
+                poly = poly + power
+            return np.eye(2) + h * poly @ np.array([[0.0, -1.0], [sigma, -1.0]])
+
+    def stable(h: float) -> bool:
+        return float(np.max(np.abs(np.linalg.eigvals(step(h))))) < 1.0
+
+    high = 1e-3
+    while stable(high) and high < 1e6:  # first instability on a geometric scan, then bisect
+        high *= 1.25
+    low = high / 1.25
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if stable(middle) else (low, middle)
+    return low
+
+
+def precision_setters(mechanisms: dict, every: tuple[str, ...]) -> dict[str, set[str]]:
+    """The other precision mechanisms switched on, and the levels whose precision each sets:
+    learned precision every level (``every``), inferred precision its ``levels`` (None: every
+    level), top-down precision its ``target``."""
+    found = {}
+    for name, settings in mechanisms.items():
+        if name == "learned_precision":
+            found[name] = set(every)
+        elif name == "inferred_precision":
+            found[name] = set(every if settings.levels is None else settings.levels)
+        elif name == "topdown_precision":
+            found[name] = {settings.target}
+    return found
+
+
+class LearnedCovariance(Mechanism):
+    name = "covariance"
+    family = "hierarchical"
+    section = "covariance"
+    changes = ("precision",)
+    learns = "covariance"  # the parameter a trial's learning phase switches (``learning``)
+
+    def parse(self, fields) -> Settings | None:
+        if not fields.table:
+            return None
+        levels = fields.raw("levels")
+        if (not isinstance(levels, list) or not levels
+                or not all(isinstance(name, str) for name in levels)
+                or len(set(levels)) != len(levels)):
+            raise fields.error("levels", f"expected a list of distinct level names, got "
+                                         f"{levels!r}")
+        tau = fields.number("tau_ms", default=None, positive=True)
+        raw = fields.raw("initial", default=None)
+        initial = None
+        if isinstance(raw, list):
+            rows = len(raw)
+            from_rows = fields.error("initial", "expected a positive number or a symmetric "
+                                                "positive definite matrix (a list of rows)")
+            square = raw and all(isinstance(row, list) and len(row) == rows for row in raw)
+            if not square or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                     for row in raw for v in row):
+                raise from_rows
+            initial = np.array(raw, dtype=float)
+            if (not np.all(np.isfinite(initial)) or not np.array_equal(initial, initial.T)
+                    or np.linalg.eigvalsh(initial)[0] <= 0):
+                raise from_rows
+        elif raw is not None:
+            initial = np.array(fields.number("initial", positive=True), dtype=float)
+        return Settings(tuple(levels), tau, initial)
+
+    def describe(self, settings: Settings | None) -> dict:
+        if settings is None:
+            return {}
+        initial = None if settings.initial is None else settings.initial.tolist()
+        return {"levels": list(settings.levels), "tau_ms": settings.tau_ms, "initial": initial}
+
+    def check(self, settings: Settings, model, fail) -> None:
+        """Named levels below the top, relaxing errors, an initial matrix of the level's size,
+        and no other mechanism setting the same precision."""
+        names = [level.name for level in model.levels[:-1]]
+        for name in settings.levels:
+            if name not in names:
+                raise fail("levels", f"no level {name!r} with error units below the top; "
+                                     f"expected some of {', '.join(names)}")
+            size = model.levels[names.index(name)].size
+            if settings.initial is not None and settings.initial.ndim == 2 and (
+                    len(settings.initial) != size):
+                raise fail("initial", f"a {len(settings.initial)} x {len(settings.initial)} "
+                                      f"matrix for level {name!r} of {size} units")
+        if model.errors != "relaxing":
+            raise fail("levels", "the interneuron circuit relaxes: it needs [model] errors = "
+                                 "\"relaxing\"")
+        for other, chosen in precision_setters(model.mechanisms, settings.levels).items():
+            both = sorted(set(settings.levels) & chosen)
+            if both:
+                raise fail("levels", f"{other} also sets the precision of level {both[0]!r}; "
+                                     "one mechanism per level")
+        settings.resolved["initial"] = {
+            index: initial_covariance(settings, level)
+            for index, level in enumerate(model.levels) if level.name in settings.levels}
+        settings.resolved["tau_error_ms"] = model.tau_error_ms
+
+    def pieces(self, settings: Settings, population: Population) -> Piece | None:
+        if population.role != "error" or population.name not in settings.levels:
+            return None
+        return Piece(equations=INTERNEURON, replaces={"error": ERROR_FLOW})
+
+    def build(self, settings: Settings, context: BuildContext) -> list:
+        circuits = context.state[self.name] = []
+        objects = []
+        for index, (level, group) in enumerate(zip(context.model.levels, context.errors,
+                                                   strict=True)):
+            if level.name not in settings.levels:
+                continue
+            state = {name: group.variables[name].get_value()
+                     for name in ("error", "interneuron", "lateral")}
+            covariance = np.array(settings.resolved["initial"][index],
+                                  dtype=state["error"].dtype)
+            circuit = Circuit(index, level.name, covariance, **state)
+            circuits.append(circuit)
+            objects.append(NetworkOperation(circuit.deliver, when=schedule.SLOT,
+                                            order=schedule.DELIVER_TO_ERRORS,
+                                            clock=context.clock,
+                                            name=f"covariance_{level.name}_lateral"))
+        if settings.tau_ms is not None:
+            rate = float(context.clock.dt / (settings.tau_ms * ms))
+
+            def learn() -> None:
+                for circuit in circuits:
+                    circuit.learn(rate)
+
+            learning = NetworkOperation(learn, when=schedule.SLOT, order=COVARIANCE_ORDER,
+                                        clock=context.clock, name="covariance_learning")
+            context.state[f"{self.name}_learning"] = learning
+            objects.append(learning)
+        return objects
+
+    def learning(self, settings: Settings, context: BuildContext, on: bool) -> None:
+        """Switch Sigma's learning on or off (from the next step on); off leaves every Sigma
+        bitwise unchanged. The hook for per-trial learning phases."""
+        learning = context.state.get(f"{self.name}_learning")
+        if learning is not None:
+            learning.active = on
+
+    def circuits(self, context: BuildContext) -> list[Circuit]:
+        return context.state[self.name]
+
+    def start_trial(self, settings: Settings, context: BuildContext, reset: bool) -> None:
+        """Sigma at the previous trial's end is kept (the run's first trial: none); a reset
+        sets the interneurons to 0 with the errors."""
+        for circuit in self.circuits(context):
+            if circuit.trials:
+                circuit.snapshots.append(np.array(circuit.covariance, dtype=float))
+            circuit.trials += 1
+            if reset:
+                circuit.interneuron[:] = 0.0
+
+    def outputs(self, settings: Settings, context: BuildContext) -> dict:
+        """Sigma at each trial's end (trials x n x n): the kept ones and the one now."""
+        return {f"levels/{circuit.name}/covariance":
+                np.stack([*circuit.snapshots, np.array(circuit.covariance, dtype=float)])
+                for circuit in self.circuits(context)}
+
+    def precision_matrices(self, settings: Settings, context: BuildContext) -> dict:
+        return {circuit.index: circuit.precision for circuit in self.circuits(context)}
+
+    def initial_precision_matrices(self, settings: Settings) -> dict:
+        return {index: np.linalg.inv(covariance)
+                for index, covariance in settings.resolved["initial"].items()}
+
+    def watch(self, settings: Settings, context: BuildContext) -> list[tuple]:
+        return [(f"covariance_{circuit.name}", "covariance", circuit.covariance.reshape(-1))
+                for circuit in self.circuits(context)]
+
+    def bounds(self, settings: Settings, state: StartState) -> list[FlowBound]:
+        """The interneuron loop at the initial Sigma, given as a first-order Euler flow with
+        the same largest step (its margin is dt / dt_max), and Sigma's learning flow."""
+        tau_error = settings.resolved["tau_error_ms"]
+        found = []
+        for covariance in settings.resolved["initial"].values():
+            sigmas = np.linalg.eigvalsh((covariance + covariance.T) / 2)
+            largest_h = min(loop_step_bound(float(sigma), state.method) for sigma in sigmas)
+            found.append(FlowBound(
+                2.0 / largest_h, tau_error, "euler",
+                f"dt/tau_error < {largest_h:.4g} for the error-interneuron loop "
+                f"(Euler: dt/tau_error * sigma_max < 1)",
+                f"sigma in [{sigmas[0]:.4g}, {sigmas[-1]:.4g}], the eigenvalues of the "
+                "initial Sigma, learned by tau dSigma/dt = eps e' - I"))
+            if settings.tau_ms is not None:
+                found.append(FlowBound(
+                    1.0 / float(sigmas[0]), settings.tau_ms, "euler",
+                    "dt/tau_covariance / sigma_min < 2",
+                    f"sigma_min = {sigmas[0]:.4g}, the smallest eigenvalue of the initial "
+                    "Sigma"))
+        return found
+
+
+MECHANISM = LearnedCovariance()
