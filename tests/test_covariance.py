@@ -21,9 +21,7 @@ import scipy.sparse
 import sim
 from circuits import covariance as covariance_module
 from circuits.generative import GenerativeMap
-from circuits.mechanism import Mechanism
 from circuits.nonlinearity import parse_nonlinearity
-from sim import registry
 from sim.families.hierarchical.free_energy import free_energy
 from sim.families.hierarchical.model import HierarchicalModel, Level
 from sim.families.hierarchical.stability import gauss_newton_lambda_max
@@ -205,34 +203,13 @@ def test_the_recorded_free_energy_uses_the_learned_matrix(tmp_path):
 
 # --- learning off -------------------------------------------------------------------------------
 
-class LearnFirstTrials(Mechanism):
-    """A test's own phase switch: covariance learning on for the first ``trials`` trials,
-    then off, through the covariance mechanism's ``learning`` hook."""
-
-    name = "test_covariance_phase"
-    family = "hierarchical"
-    section = "test_phase"
-
-    def parse(self, fields):
-        return fields.number("learn_trials", default=None, integer=True, minimum=0)
-
-    def start_trial(self, trials, context, reset):
-        context.state["test_started"] = context.state.get("test_started", 0) + 1
-        covariance = registry.mechanism("covariance")
-        covariance.learning(context.model.mechanisms["covariance"], context,
-                            on=context.state["test_started"] <= trials)
-
-
-@pytest.fixture
-def phase_switch():
-    mechanism = registry.register_mechanism(LearnFirstTrials())
-    yield mechanism
-    registry.unregister_mechanism(mechanism.name)
-
-
-def test_learning_switched_off_leaves_sigma_bitwise_unchanged(tmp_path, phase_switch):
-    table = correlated_table(trials=12)
-    table["model"]["test_phase"] = {"learn_trials": 4}
+def test_learning_switched_off_leaves_sigma_bitwise_unchanged(tmp_path):
+    """A train phase of 4 trials, then a test phase with ``learn = false`` (sim.learning): Sigma
+    learns in the first and keeps every bit in the second."""
+    table = correlated_table(trials=4)
+    train = table["protocol"]["conditions"][0]
+    test = {**train, "name": "test", "count": 8, "learn": False}
+    table["protocol"] = {"reset": "beliefs", "shuffle": False, "conditions": [train, test]}
     result = sim.run(write_scenario(tmp_path / "p.toml", table), output=tmp_path / "p.h5")
     sigma = result["levels/input/covariance"]
     assert not np.array_equal(sigma[0], sigma[3])  # it learned while on
