@@ -1,0 +1,46 @@
+"""The per-trial table as a pandas DataFrame (``Result.trials_frame()``).
+
+pandas is optional: only this module imports it, and only when a frame is asked for, so that
+``pcsim show`` and the rest of the report side never load it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+PANDAS_MISSING = ("Result.trials_frame() needs pandas, which is not installed: "
+                  "pip install pandas (or pip install 'pcsim[tables]')")
+
+
+def import_pandas() -> Any:
+    """pandas, or a one-line ``ModuleNotFoundError`` naming it."""
+    try:
+        import pandas
+    except ImportError:
+        raise ModuleNotFoundError(PANDAS_MISSING, name="pandas") from None
+    return pandas
+
+
+def trial_columns(trials: Mapping[str, Any]) -> dict[str, Any]:
+    """Column name -> one value per trial: vectors per trial become ``name[i]`` columns,
+    arrays of more axes per trial stay one column of arrays."""
+    columns: dict[str, Any] = {}
+    for name in trials:
+        values = np.asarray(trials[name])
+        if values.ndim <= 1:
+            columns[name] = values
+        elif values.ndim == 2:
+            for i in range(values.shape[1]):
+                columns[f"{name}[{i}]"] = values[:, i]
+        else:
+            columns[name] = list(values)
+    return columns
+
+
+def trial_frame(trials: Mapping[str, Any]) -> Any:
+    """The trial table as a DataFrame, one row per trial, in the order the trials ran."""
+    pandas = import_pandas()
+    return pandas.DataFrame(trial_columns(trials))
