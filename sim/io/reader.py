@@ -226,9 +226,10 @@ class Result:
     def trials_frame(self) -> Any:
         """The per-trial table as a pandas DataFrame, one row per trial (needs pandas).
 
-        A column of one number per trial stays one column; a column of one vector per trial
-        (``final_belief/<level>``, ...) becomes one column per element, ``name[i]``; columns
-        with more axes per trial (``reference_density``, covariances) hold an array per row.
+        A column of one number per trial stays one column; a column of one short vector per
+        trial (``final_belief/<level>`` of at most 16 units, ...) becomes one column per
+        element, ``name[i]``; longer vectors and arrays of more axes per trial
+        (``reference_density``, covariances) stay one column holding an array per trial.
         """
         from sim.io.tables import trial_frame
 
@@ -258,6 +259,8 @@ def load(path: str | Path, allow_incomplete: bool = False) -> Result:
     path = Path(path)
     if path.is_dir():
         raise ResultError(f"{path}: is a folder, not a result file")
+    if not path.exists():
+        raise ResultError(f"{path}: no such file")
     try:
         handle = h5py.File(path, "r")
     except (OSError, FileNotFoundError) as err:

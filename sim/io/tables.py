@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+COLUMNS_UP_TO = 16  # a vector per trial of at most this many numbers: one column each
 PANDAS_MISSING = ("Result.trials_frame() needs pandas, which is not installed: "
                   "pip install pandas (or pip install 'pcsim[tables]')")
 
@@ -25,14 +26,15 @@ def import_pandas() -> Any:
 
 
 def trial_columns(trials: Mapping[str, Any]) -> dict[str, Any]:
-    """Column name -> one value per trial: vectors per trial become ``name[i]`` columns,
-    arrays of more axes per trial stay one column of arrays."""
+    """Column name -> one value per trial: a vector per trial of at most ``COLUMNS_UP_TO``
+    numbers becomes ``name[i]`` columns; longer vectors and arrays of more axes per trial stay
+    one column holding an array per trial."""
     columns: dict[str, Any] = {}
     for name in trials:
         values = np.asarray(trials[name])
         if values.ndim <= 1:
             columns[name] = values
-        elif values.ndim == 2:
+        elif values.ndim == 2 and values.shape[1] <= COLUMNS_UP_TO:
             for i in range(values.shape[1]):
                 columns[f"{name}[{i}]"] = values[:, i]
         else:

@@ -88,7 +88,7 @@ def tile_shape(width: int | None, itemsize: int) -> tuple[int, ...]:
     Columns (units): the width split evenly into tiles of at most ``TILE_UNITS`` units, more
     where such a tile would hold less than ``MIN_TILE_BYTES`` (very wide streams, whose bands
     have few rows). Reading one unit's whole trace thus reads at most ``TILE_UNITS`` times the
-    bytes asked for up to 2048 float64 (4096 float32) units, about width / 512 times beyond;
+    bytes asked for up to 2048 units, about width / 512 times beyond (for any dtype);
     every unit over a window of w samples reads at most (w + 2 rows - 2) / w times them.
     """
     if width is None:

@@ -83,20 +83,21 @@ def plot_discrete(result):
             if row == 0 and len(marks) <= 40:
                 axis_q.text(t, 1.01, "\n".join(texts), rotation=60, fontsize=7, ha="left",
                             va="bottom", transform=axis_q.get_xaxis_transform())
-        axis_q.set_ylabel("belief Q over causes" if rows == 1 else f"Q({panel['name']})")
+        axis_q.set_ylabel("belief Q over causes\n(probability)" if rows == 1
+                          else f"Q({panel['name']})\n(probability)")
         mark_trials(axis_q, result)
 
     axis_f = figure.add_subplot(grid[rows, 0], sharex=first)
     axis_gap = figure.add_subplot(grid[rows + 1, 0], sharex=first)
     if "free_energy" in result:
-        axis_f.plot(time_ms, result.free_energy, color="black", lw=1.4, label="F")
+        axis_f.plot(time_ms, np.asarray(result.free_energy), color="black", lw=1.4, label="F")
     if "surprise" in result:
-        axis_f.plot(time_ms, result["surprise"], color="tab:red", lw=1.2, ls="--",
+        axis_f.plot(time_ms, np.asarray(result["surprise"]), color="tab:red", lw=1.2, ls="--",
                     label="surprise -ln p(o)")
         if "free_energy" in result:
             gap = result.free_energy - result["surprise"]
             axis_gap.semilogy(time_ms, np.maximum(gap, 1e-16), color="tab:purple", lw=1.0)
-    axis_f.set_ylabel("nat")
+    axis_f.set_ylabel("free energy F,\nsurprise (nat)", fontsize=8)
     axis_f.legend(fontsize=8, loc="upper left")
     axis_gap.set_ylabel("F - surprise\n= KL (nat)", fontsize=8)
     axis_gap.set_xlabel("time (ms)")
