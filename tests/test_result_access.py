@@ -206,6 +206,10 @@ def test_time_series_slice_like_numpy(tmp_path):
                                       2 * expected - times[:, None])
         np.testing.assert_array_equal(np.sin(beliefs), np.sin(expected))
         np.testing.assert_array_equal(np.mean(beliefs, axis=0), expected.mean(axis=0))
+        np.testing.assert_array_equal(beliefs.sum(axis=1), expected.sum(axis=1))
+        assert beliefs.T.shape == (6, 3000) and beliefs.tolist() == expected.tolist()
+        with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+            _ = beliefs.nonsense
         np.testing.assert_array_equal(np.stack(list(beliefs)), expected)
         blocks = list(beliefs.blocks(700))
         assert [where.start for where, _ in blocks] == [0, 700, 1400, 2100, 2800]

@@ -3,9 +3,10 @@
 ``result["levels/objects/belief"]`` is one of these: it knows its shape, dtype and units from the
 file's metadata, and ``series[selection]`` reads only that selection (h5py slicing: one unit's
 trace ``series[:, 3]``, a time window ``series[1000:2000]``). ``np.asarray(series)`` (or
-``series[()]``) reads all of it, and so does arithmetic (``series * 1e3``, ``a - b``, NumPy
-ufuncs): the result is a plain NumPy array. Nothing is kept: each read goes to the file, which
-must still be open.
+``series[()]``) reads all of it, and so do arithmetic (``series * 1e3``, ``a - b``, NumPy
+ufuncs and functions) and NumPy array methods (``series.sum(axis=1)``, ``.T``, ``.tolist()``):
+the result is a plain NumPy array. Nothing is kept: each read goes to the file, which must
+still be open.
 """
 
 from __future__ import annotations
@@ -72,6 +73,13 @@ class LazyArray(NDArrayOperatorsMixin):
             kwargs["out"] = tuple(np.asarray(x) if isinstance(x, LazyArray) else x
                                   for x in kwargs["out"])
         return getattr(ufunc, method)(*inputs, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        """NumPy array methods and attributes (``sum``, ``max``, ``T``, ``tolist``, ...) on the
+        whole series, read now."""
+        if name.startswith("_") or not hasattr(np.ndarray, name):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(np.asarray(self), name)
 
     def __iter__(self) -> Iterator[Any]:
         """Rows in order, read a block of rows (one chunk's worth) at a time."""
