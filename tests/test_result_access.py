@@ -313,6 +313,25 @@ def test_few_units_are_named_in_a_legend_many_get_a_colour_map(tmp_path):
     plt.close(figure)
 
 
+def test_many_causes_get_a_colour_map(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from sim.bench.discrete import discrete_table
+    from sim.report.figures.discrete import plot_discrete
+    from sim.scenario_writer import write_scenario
+
+    table = discrete_table("many", 40, 500)  # 40 causes, an observation every 5 ms
+    table["record"] = {"every_ms": 1.0}
+    result = sim.run(write_scenario(tmp_path / "many.toml", table), output=tmp_path / "m.h5")
+    with result:
+        figure = plot_discrete(result)
+    (image,) = [axis for axis in figure.axes if axis.images]
+    assert image.images[0].get_array().shape == (40, 50)  # causes x samples
+    assert [child.get_ylabel() for child in image.child_axes] == ["belief Q (probability)"]
+    assert image.get_ylabel() == "Q(causes)\ncause" and image.get_legend() is None
+    plt.close(figure)
+
+
 # --- pcsim diff -------------------------------------------------------------------------------
 
 SHORT = ["--set", "protocol.trials.0.duration_ms=20", "--no-plot"]

@@ -76,10 +76,11 @@ class _File:
 
 
 class Datasets(Mapping[str, Any]):
-    """Datasets of a result by name, each read on first access and kept (read-only).
+    """Datasets of a result by name (read-only): a time series as a ``LazyArray``, any other
+    dataset read on first access and kept.
 
     ``keys()``, ``in``, ``len`` and iteration read no data; ``values()`` and ``items()`` read
-    every dataset they reach.
+    every dataset they reach that is not a time series.
     """
 
     def __init__(self, file: _File, paths: dict[str, str]) -> None:

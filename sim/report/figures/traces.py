@@ -71,9 +71,10 @@ def draw_lines(axis: plt.Axes, result: Result, level: str, paths: list[str],
     axis.set_ylabel(with_units(f"{level}\n{names}", result.units(paths[0])), fontsize=8)
 
 
-def draw_image(axis: plt.Axes, result: Result, level: str, path: str, **options: Any) -> None:
-    """Units (rows) over time (columns) in a colour map, its bar labelled with the units;
-    a quantity of either sign (errors) on a diverging map centred on 0."""
+def draw_image(axis: plt.Axes, result: Result, level: str, path: str, label: str | None = None,
+               **options: Any) -> None:
+    """Units (rows) over time (columns) in a colour map, its bar labelled with the units
+    (or ``label``); a quantity of either sign (errors) on a diverging map centred on 0."""
     time_ms, values = sampled(result, path, MAX_COLUMNS)
     values = values.reshape(len(values), -1)
     finite = values[np.isfinite(values)]
@@ -87,7 +88,7 @@ def draw_image(axis: plt.Axes, result: Result, level: str, path: str, **options:
                                 values.shape[1] - 0.5), **{"cmap": "viridis", **options})
     bar = axis.inset_axes((1.01, 0.0, 0.015, 1.0))
     colourbar = axis.figure.colorbar(image, cax=bar)
-    colourbar.set_label(with_units(quantity(path), result.units(path)), fontsize=7)
+    colourbar.set_label(label or with_units(quantity(path), result.units(path)), fontsize=7)
     colourbar.ax.tick_params(labelsize=7)
     axis.set_ylabel(f"{level}\nunit", fontsize=8)
 
