@@ -1,9 +1,10 @@
-"""The ``pcsim`` command: run, list, show, plot (and bench).
+"""The ``pcsim`` command: run, list, show, plot, diff (and bench).
 
-Exit codes: 0 done; 2 a user mistake (scenario, overrides, output path, result file), shown as
-one line (``--debug`` shows the traceback); 3 the run diverged (the result file records it);
-130 interrupted (Ctrl-C) or 143 terminated (SIGTERM); 141 standard output closed early (as in
-``pcsim show F.h5 | head -1``), quietly.
+Exit codes: 0 done (``diff``: identical); 1 ``diff``: the results differ; 2 a user mistake
+(scenario, overrides, output path, result file), shown as one line (``--debug`` shows the
+traceback); 3 the run diverged (the result file records it); 130 interrupted (Ctrl-C) or 143
+terminated (SIGTERM); 141 standard output closed early (as in ``pcsim show F.h5 | head -1``),
+quietly.
 """
 
 from __future__ import annotations
@@ -154,6 +155,17 @@ def command_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_diff(args: argparse.Namespace) -> int:
+    from sim.io.reader import load
+    from sim.report.diff import diff_lines
+
+    with load(args.first, allow_incomplete=True) as first, \
+            load(args.second, allow_incomplete=True) as second:
+        lines, differ = diff_lines(first, second)
+    print("\n".join(lines))
+    return 1 if differ else 0
+
+
 def command_bench(args: argparse.Namespace) -> int:
     from sim.bench.suite import main as bench_main
 
@@ -191,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output",
                       help="image path, .png, .pdf, .svg, ... (default: a PNG beside the file)")
     plot.set_defaults(handler=command_plot)
+
+    diff = commands.add_parser("diff", help="which parameters and datasets of two results "
+                               "differ (exit 0 identical, 1 different)")
+    diff.add_argument("first", metavar="A.h5")
+    diff.add_argument("second", metavar="B.h5")
+    diff.set_defaults(handler=command_diff)
 
     bench = commands.add_parser("bench", help="measure speed against NumPy references")
     bench.add_argument("--quick", action="store_true", help="a subset that runs in ~2 minutes")

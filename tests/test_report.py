@@ -131,16 +131,27 @@ def test_load_reads_only_what_it_is_asked_for(big, reads):
         assert reads == []
 
         time, names = result.time, result.trials["name"]
-        assert result.time is time  # kept, not read again
-        assert reads == ["time", "trials/name"]
+        assert reads == ["trials/name"]  # a time series reads nothing until it is indexed
+        assert result.time is time and result.trials["name"] is names  # names: kept
+        assert time.shape == (4000,) and time.units == "s" and len(time) == 4000
+        assert reads == ["trials/name"]
+        trace = result["levels/input/input"][:, 5]  # one unit's trace
+        window = result.level("input")["input"][100:200]  # every unit in a time window
+        assert reads == ["trials/name", "levels/input/input", "levels/input/input"]
         assert result.read("levels/input/input", np.s_[-2:]).shape == (2, 64)
-        assert reads == ["time", "trials/name", "levels/input/input"]
-        belief = result.level("objects")["belief"]
+        times, belief = np.asarray(time), np.asarray(result.level("objects")["belief"])
+        late = result["levels/input/input"][[3999, 7, 7]]  # h5py refuses: NumPy indexes
+        ahead = result.free_energy * 2 - result["energy"]  # arithmetic reads whole arrays
+        assert type(ahead) is np.ndarray and ahead.shape == (4000,)
 
     assert names.tolist() == ["object A, then object B"]
     with h5py.File(big) as handle:
-        assert np.array_equal(time, handle["time"][()])
+        assert np.array_equal(times, handle["time"][()])
         assert np.array_equal(belief, handle["levels/objects/belief"][()])
+        assert np.array_equal(trace, handle["levels/input/input"][:, 5])
+        assert np.array_equal(window, handle["levels/input/input"][100:200])
+        assert np.array_equal(late, handle["levels/input/input"][()][[3999, 7, 7]])
+        assert np.array_equal(ahead, 2 * handle["free_energy"][()] - handle["energy"][()])
 
 
 def test_show_reads_no_recorded_array(big, reads, capsys):
@@ -161,15 +172,19 @@ def test_the_file_closes_with_the_block_or_close(big, tmp_path):
         h5py.File(copy, "r+").close()
 
     with sim.load(copy) as result:
-        free_energy = result.free_energy
+        free_energy, names = np.asarray(result.free_energy), result.trials["name"]
         with pytest.raises(OSError):
             open_for_writing()
     open_for_writing()
-    assert result.free_energy is free_energy  # read before closing: still there
+    assert result.trials["name"] is names  # read before closing: still there
+    with h5py.File(copy) as handle:
+        assert np.array_equal(free_energy, handle["free_energy"][()])
     with pytest.raises(sim.ResultError, match="closed, /time was not read"):
-        _ = result.time
+        np.asarray(result.time)  # a time series is read from the file when indexed
     with pytest.raises(sim.ResultError, match="closed"):
-        result.level("input")["input"]
+        result.level("input")["input"][:, 0]
+    with pytest.raises(sim.ResultError, match="closed"):
+        result.trials["t_start"]
 
     plain = sim.load(copy)
     with pytest.raises(OSError):

@@ -1,4 +1,6 @@
-"""Result files: the atomic streamed writer (``sim.io.writer``) and the reader (``sim.io.reader``).
+"""Result files: the atomic streamed writer (``sim.io.writer``, time series in tiles over time and
+units) and the reader (``sim.io.reader``: time series as ``sim.io.lazy.LazyArray``, the trial
+table also as a DataFrame through ``sim.io.tables``).
 
 Only h5py and NumPy here: the report side (``pcsim show``, ``plot``) reads results without
 importing Brian2.

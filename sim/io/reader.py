@@ -1,9 +1,12 @@
 """Reading a result file: ``load(path)`` gives a lazy ``Result`` (layout in docs/results.md).
 
-``load`` checks the file and reads its attributes (file, group and dataset attributes); a
-dataset's values are read from the file the first time they are asked for, then kept. The
-file stays open until ``Result.close()``, the end of ``with sim.load(path) as result:``, or
-the garbage collection of the ``Result``.
+``load`` checks the file and reads its attributes (file, group and dataset attributes), no
+values. A recorded time series (a dataset that grew along time while the run went:
+``time``, ``free_energy``, ``levels/<name>/belief``, ...) is a ``LazyArray`` (``sim.io.lazy``):
+indexing it reads only that part of the file. Any other dataset (trial table, weights, the
+scenario) is read whole the first time it is asked for, then kept. The file stays open until
+``Result.close()``, the end of ``with sim.load(path) as result:``, or the garbage collection of
+the ``Result``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import h5py
 import numpy as np
 
 from sim.errors import ResultError
+from sim.io.lazy import LazyArray
 from sim.io.schema import SCHEMA_VERSION
 
 READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError)
@@ -35,18 +39,20 @@ def read_matrix(group: h5py.Group, name: str) -> Any:
 
 
 class _File:
-    """The open HDF5 file of a result and the dataset values read from it so far."""
+    """The open HDF5 file of a result, the dataset values read from it so far, and the time
+    series (``LazyArray``) handed out."""
 
-    def __init__(self, path: Path, handle: h5py.File) -> None:
+    def __init__(self, path: Path, handle: h5py.File, series: dict[str, dict[str, Any]]) -> None:
         self.path = path
         self.handle = handle
         self.values: dict[str, Any] = {}
+        self.series = series  # HDF5 path -> shape, dtype, chunks, units of each time series
 
     def dataset(self, name: str) -> h5py.Dataset:
         if not self.handle:  # an h5py File is false once closed
             raise ResultError(f"{self.path}: closed, /{name} was not read; read datasets before "
-                              "close() (or inside `with sim.load(...) as result:`), or load the "
-                              "file again")
+                              "close() (or inside `with sim.load(...) as result:`; a time "
+                              "series with np.asarray or a slice), or load the file again")
         return self.handle[name]
 
     def read(self, name: str, selection: Any = ()) -> Any:
@@ -59,16 +65,22 @@ class _File:
                               f"{type(err).__name__}: {err})") from err
 
     def value(self, name: str) -> Any:
+        """A time series as a ``LazyArray``; any other dataset read whole and kept."""
         if name not in self.values:
-            self.values[name] = self.read(name)
+            if name in self.series:
+                self.values[name] = LazyArray(name, read=lambda where: self.read(name, where),
+                                              **self.series[name])
+            else:
+                self.values[name] = self.read(name)
         return self.values[name]
 
 
 class Datasets(Mapping[str, Any]):
-    """Datasets of a result by name, each read on first access and kept (read-only).
+    """Datasets of a result by name (read-only): a time series as a ``LazyArray``, any other
+    dataset read on first access and kept.
 
     ``keys()``, ``in``, ``len`` and iteration read no data; ``values()`` and ``items()`` read
-    every dataset they reach.
+    every dataset they reach that is not a time series.
     """
 
     def __init__(self, file: _File, paths: dict[str, str]) -> None:
@@ -88,18 +100,21 @@ class Datasets(Mapping[str, Any]):
         return len(self._paths)
 
     def __repr__(self) -> str:
-        read = sum(path in self._file.values for path in self._paths.values())
+        read = sum(path in self._file.values and path not in self._file.series
+                   for path in self._paths.values())
         return f"<{len(self)} datasets of {self._file.path}, {read} read>"
 
 
 class Result:
     """A result file: attributes at once, datasets by HDF5 path as they are asked for.
 
-    ``result["levels/features/belief"]`` (or ``result.datasets[...]``) reads one dataset into
-    a NumPy array and keeps it; ``result.shape(path)`` and ``path in result`` read nothing.
+    ``result["levels/features/belief"]`` (or ``result.datasets[...]``) of a time series is a
+    ``LazyArray``: ``[:, 3]`` reads one unit's trace, ``[1000:2000]`` a time window,
+    ``np.asarray(...)`` all of it. Other datasets (``result.trials[...]``, weights) are read
+    into a NumPy array and kept. ``result.shape(path)`` and ``path in result`` read nothing.
     ``with sim.load(path) as result:`` closes the file at the end of the block; a plain
     ``result = sim.load(path)`` holds it open until ``result.close()`` or garbage collection.
-    Arrays read before closing stay usable; reading others then raises ``ResultError``.
+    Arrays read before closing stay usable; reading anything else then raises ``ResultError``.
     """
 
     def __init__(self, path: Path, file: _File, attrs: dict[str, Any],
@@ -154,7 +169,7 @@ class Result:
         return str(self.attrs["model_kind"])
 
     @property
-    def time(self) -> np.ndarray:
+    def time(self) -> LazyArray:
         """Sample times in seconds."""
         return self["time"]
 
@@ -168,7 +183,8 @@ class Result:
         return int(self.attrs["seed"])
 
     @property
-    def free_energy(self) -> np.ndarray:
+    def free_energy(self) -> LazyArray:
+        """F at every sample, nat (a time series)."""
         return self["free_energy"]
 
     @property
@@ -214,6 +230,17 @@ class Result:
         row in ``trials``) and each parameter by path (``levels/<name>/weights``: snapshots x
         its shape), read when asked; empty when the run took none."""
         return self._under("snapshots/")
+    def trials_frame(self) -> Any:
+        """The per-trial table as a pandas DataFrame, one row per trial (needs pandas).
+
+        A column of one number per trial stays one column; a column of one short vector per
+        trial (``final_belief/<level>`` of at most 16 units, ...) becomes one column per
+        element, ``name[i]``; longer vectors and arrays of more axes per trial
+        (``reference_density``, covariances) stay one column holding an array per trial.
+        """
+        from sim.io.tables import trial_frame
+
+        return trial_frame(self.trials)
 
     def _under(self, prefix: str) -> Datasets:
         return Datasets(self._file, {path[len(prefix):]: path for path in self._shapes
@@ -239,6 +266,8 @@ def load(path: str | Path, allow_incomplete: bool = False) -> Result:
     path = Path(path)
     if path.is_dir():
         raise ResultError(f"{path}: is a folder, not a result file")
+    if not path.exists():
+        raise ResultError(f"{path}: no such file")
     try:
         handle = h5py.File(path, "r")
     except (OSError, FileNotFoundError) as err:
@@ -275,13 +304,17 @@ def _open(path: Path, handle: h5py.File, allow_incomplete: bool) -> Result:
     shapes: dict[str, tuple[int, ...]] = {}
     dataset_attrs: dict[str, dict[str, Any]] = {}
     group_attrs: dict[str, dict[str, Any]] = {}
+    series: dict[str, dict[str, Any]] = {}
 
     def visit(name: str, node: Any) -> None:
         if isinstance(node, h5py.Dataset):
             shapes[name] = node.shape
             dataset_attrs[name] = {k: _decode(v) for k, v in node.attrs.items()}
+            if node.maxshape and node.maxshape[0] is None:  # streamed: a time series
+                series[name] = {"shape": node.shape, "dtype": node.dtype, "chunks": node.chunks,
+                                "units": str(dataset_attrs[name].get("units", "1"))}
         else:
             group_attrs[name] = {k: _decode(v) for k, v in node.attrs.items()}
 
     handle.visititems(visit)
-    return Result(path, _File(path, handle), attrs, dataset_attrs, group_attrs, shapes)
+    return Result(path, _File(path, handle, series), attrs, dataset_attrs, group_attrs, shapes)

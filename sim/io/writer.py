@@ -2,6 +2,9 @@
 
 Writing goes to a hidden temporary file beside the target (``sim.io.partials``), renamed onto the
 target only when the run completes (``ResultWriter.commit``); a failed run removes it.
+
+Time series (samples x units) are stored in tiles over time and units (``tile_shape``), so that
+one unit's whole trace, or every unit in a time window, is read without the rest.
 """
 
 from __future__ import annotations
@@ -21,8 +24,12 @@ from sim.errors import ResultError
 from sim.io.partials import remove_stale_partials, temporary_name
 from sim.io.schema import SCHEMA_VERSION
 
-CHUNK_SAMPLES = 1024
+CHUNK_SAMPLES = 1024  # samples per tile, at most
+TILE_UNITS = 4  # units per tile, at most, unless the tile would be smaller than MIN_TILE_BYTES
+MIN_TILE_BYTES = 8 << 10  # below this, HDF5's cost per chunk outweighs what it saves
+BUFFER_BYTES = 4 << 20  # a stream's in-memory buffer: one band of tiles, all units
 UNCOMPRESSED_ABOVE = 1 << 16  # numbers; the 1000x500 initial weights took 0.05-0.2 s to gzip
+LIBVER = ("v110", "latest")  # HDF5's file format from 1.10 (2018) on: read by HDF5 >= 1.10
 
 
 def versions() -> dict[str, str]:
@@ -75,15 +82,36 @@ def write_matrix(group: h5py.Group, name: str, matrix: Any, units: str = "1") ->
         write_array(sub, part, getattr(matrix, part), units=units if part == "data" else "1")
 
 
+def tile_shape(width: int | None, itemsize: int) -> tuple[int, ...]:
+    """The HDF5 chunk of a stream ``width`` units wide (None: one number per sample).
+
+    Rows (samples): ``CHUNK_SAMPLES``, fewer where a band of tiles across every unit would
+    exceed ``BUFFER_BYTES``: the writer holds one band in memory and writes it as whole chunks.
+    Columns (units): the width split evenly into tiles of at most ``TILE_UNITS`` units, more
+    where such a tile would hold less than ``MIN_TILE_BYTES`` (very wide streams, whose bands
+    have few rows). Reading one unit's whole trace thus reads at most ``TILE_UNITS`` times the
+    bytes asked for up to 2048 units, about width / 512 times beyond (for any dtype);
+    every unit over a window of w samples reads at most (w + 2 rows - 2) / w times them.
+    """
+    if width is None:
+        return (CHUNK_SAMPLES,)
+    width = max(width, 1)
+    rows = max(1, min(CHUNK_SAMPLES, BUFFER_BYTES // (width * itemsize)))
+    least_units = -(-MIN_TILE_BYTES // (rows * itemsize))
+    tiles = min(-(-width // TILE_UNITS), max(1, width // least_units))
+    return (rows, -(-width // tiles))
+
+
 class StreamedDataset:
-    """A dataset that grows along axis 0, filled from an in-memory buffer of ``CHUNK_SAMPLES``."""
+    """A dataset that grows along axis 0, filled from an in-memory buffer of one band of tiles
+    (``tile_shape``: its rows, every unit), written as whole chunks when full."""
 
     def __init__(self, group: h5py.Group, name: str, width: int | None, units: str,
                  dtype: np.dtype, read: Callable[[], Any], **attrs: Any) -> None:
         shape = (0,) if width is None else (0, width)
         maxshape = (None,) if width is None else (None, width)
-        chunk_rows = max(1, min(CHUNK_SAMPLES, (1 << 20) // (8 * max(width or 1, 1))))
-        chunks = (chunk_rows,) if width is None else (chunk_rows, width)
+        chunks = tile_shape(width, dtype.itemsize)
+        chunk_rows = chunks[0]
         # not compressed: gzip of the samples took most of a recorded run (2.0 of 2.7 s at
         # K = 2000 recorded every step, 0.2 of 1.1 s at 1000-500-100 every 1 ms) and saved
         # ~40% of the file (``h5repack -f GZIP=4`` compresses a finished result)
@@ -121,8 +149,10 @@ class ResultWriter:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_partials(self.target.parent)
             # streams write whole chunks, so no chunk cache: with HDF5's default one, memory
-            # grew by ~1 kB per sample of a long run
-            self.file = h5py.File(self.temporary, "w", rdcc_nbytes=0)
+            # grew by ~1 kB per sample of a long run. HDF5 1.10's file format indexes the
+            # chunks of a growing dataset in an extensible array: with the older B-tree index
+            # memory grew with the number of tiles written (~15 MB per 10^6 samples of 250 units)
+            self.file = h5py.File(self.temporary, "w", rdcc_nbytes=0, libver=LIBVER)
         except OSError as err:
             where = f": {err.filename}" if err.filename else ""
             raise ResultError(f"{self.target}: cannot write the result here "

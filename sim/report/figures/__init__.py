@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from sim.errors import ResultError
 from sim.io.reader import Result
 
 PLOTTERS: dict[str, Callable[[Result], plt.Figure]] = {}
@@ -37,11 +38,17 @@ def mark_trials(axis: plt.Axes, result: Result) -> None:
 
 
 def plot(result: Result, output: Path) -> Path:
+    """Draw the figure of ``result``'s kind into ``output``, in the format its extension names
+    (``.png``, ``.svg``, ``.pdf``, ...: matplotlib's)."""
     if result.kind not in PLOTTERS:
         # each figure module registers its drawing function when imported
         import importlib
 
-        importlib.import_module(f"sim.report.figures.{result.kind}")
+        try:
+            importlib.import_module(f"sim.report.figures.{result.kind}")
+        except ModuleNotFoundError:
+            raise ResultError(f"{result.path}: no figure for results of kind "
+                              f"{result.kind!r}") from None
     figure = PLOTTERS[result.kind](result)
     output.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(output, dpi=110)

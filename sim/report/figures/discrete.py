@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.report.figures import mark_trials, register
+from sim.report.figures.traces import draw_image
 
 MAX_SHOWN = 12
 
@@ -48,8 +49,10 @@ def shown_causes(panel: dict) -> np.ndarray:
 
 @register("discrete")
 def plot_discrete(result):
-    """Q over time as stacked areas (one panel per factor), F above the surprise and their gap
-    KL, and each trial's final Q beside the exact posterior (marginal, for several factors)."""
+    """Q over time as stacked areas named in a legend (one panel per factor; more than
+    ``MAX_SHOWN`` causes: an image over causes and time, a colour map), F above the surprise
+    and their gap KL, and each trial's final Q beside the exact posterior (marginal, for several
+    factors; the most probable causes)."""
     import matplotlib.pyplot as plt
 
     panels = factor_panels(result)
@@ -67,7 +70,11 @@ def plot_discrete(result):
         names = [str(n) for n in panel["causes"]]
         keep = shown_causes(panel)
         colors = plt.get_cmap("tab20" if len(keep) > 10 else "tab10").colors
-        if panel["belief"] in result:
+        if panel["belief"] in result and len(names) > MAX_SHOWN:  # many: a colour map
+            draw_image(axis_q, result, panel["name"], panel["belief"],
+                       label="belief Q (probability)", vmin=0.0)
+            axis_q.set_ylabel(f"Q({panel['name']})\ncause", fontsize=8)
+        elif panel["belief"] in result:
             beliefs = result[panel["belief"]]
             layers = [beliefs[:, k] for k in keep]
             labels = [names[k] for k in keep]
@@ -78,25 +85,26 @@ def plot_discrete(result):
             axis_q.set_ylim(0, 1)
             axis_q.legend(stack[::-1], labels[::-1], loc="upper left",
                           bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+            axis_q.set_ylabel("belief Q over causes\n(probability)" if rows == 1
+                              else f"Q({panel['name']})\n(probability)")
         for t, texts in marks.items():
             axis_q.axvline(t, color="black", lw=0.6, alpha=0.5)
             if row == 0 and len(marks) <= 40:
                 axis_q.text(t, 1.01, "\n".join(texts), rotation=60, fontsize=7, ha="left",
                             va="bottom", transform=axis_q.get_xaxis_transform())
-        axis_q.set_ylabel("belief Q over causes" if rows == 1 else f"Q({panel['name']})")
         mark_trials(axis_q, result)
 
     axis_f = figure.add_subplot(grid[rows, 0], sharex=first)
     axis_gap = figure.add_subplot(grid[rows + 1, 0], sharex=first)
     if "free_energy" in result:
-        axis_f.plot(time_ms, result.free_energy, color="black", lw=1.4, label="F")
+        axis_f.plot(time_ms, np.asarray(result.free_energy), color="black", lw=1.4, label="F")
     if "surprise" in result:
-        axis_f.plot(time_ms, result["surprise"], color="tab:red", lw=1.2, ls="--",
+        axis_f.plot(time_ms, np.asarray(result["surprise"]), color="tab:red", lw=1.2, ls="--",
                     label="surprise -ln p(o)")
         if "free_energy" in result:
             gap = result.free_energy - result["surprise"]
             axis_gap.semilogy(time_ms, np.maximum(gap, 1e-16), color="tab:purple", lw=1.0)
-    axis_f.set_ylabel("nat")
+    axis_f.set_ylabel("free energy F,\nsurprise (nat)", fontsize=8)
     axis_f.legend(fontsize=8, loc="upper left")
     axis_gap.set_ylabel("F - surprise\n= KL (nat)", fontsize=8)
     axis_gap.set_xlabel("time (ms)")

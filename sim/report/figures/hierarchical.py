@@ -1,5 +1,10 @@
 """The figure of a hierarchical result: beliefs and errors per level, and F, over time.
 
+Per level one panel of lines (a colour per unit, named in a legend; belief solid, error
+dashed) where it has at most ``MAX_LINES`` units, an image per quantity (units over time, a
+colour map) where it has more; precisions that change over the run (log scale) and a learned
+prior mean below; mean reaction times per condition where the readout is on.
+
 Where the trial table holds the exact reference (``reference_posterior`` readout: columns
 ``surprise``, ``kl``, ...), the figure adds the variational gap: the surprise -ln p(x) of
 each trial under F, the exact F of the circuit's Gaussian Q at each trial's end, per trial the
@@ -20,6 +25,7 @@ from sim.report.figures.basis import learned_images, plot_basis
 from sim.report.figures.covariance import covariance_paths, draw_covariance
 from sim.report.figures.erp import plot_erp
 from sim.report.figures.learning import has_learning_curves, learning_curves
+from sim.report.figures.traces import MAX_LINES, MAX_POINTS, draw_series, sampled, with_units
 
 MAX_POSTERIORS = 6  # posterior panels shown (the first trials)
 MIN_GAP_RANGE = 0.05  # nat: the gap panel's smallest half-range
@@ -33,37 +39,23 @@ def plot_hierarchical(result: Result) -> plt.Figure:
     learned = learned_images(result)
     if learned:  # basis images learned over a 2-D level (sim.report.figures.basis)
         return plot_basis(result, learned)
-    names = result.level_names
-    rows = len(names) + ("free_energy" in result)
+    panels = _panels(result)
+    rows = max(1, len(panels))
     trials = result.trials
     if "surprise" not in trials:
-        varying = _varying_precision(result)
         times = "reaction_time/mean_ms" in result
-        learned = [p for p in result.datasets if p.endswith("/prior_mean")]
         curves = has_learning_curves(result)
         covariance = bool(covariance_paths(result))
-        extra = bool(varying) + times + bool(learned) + curves + covariance
-        figure = plt.figure(figsize=(9, 2.2 * (rows + extra)))
-        grid = figure.add_gridspec(rows + extra, 1)
+        below = curves + covariance + times  # per-trial panels under the time series
+        figure = plt.figure(figsize=(10, 2.2 * (rows + below) + 0.6))
+        grid = figure.add_gridspec(rows + below, 1)
         axes = [figure.add_subplot(grid[0, 0])]
-        axes += [figure.add_subplot(grid[row, 0], sharex=axes[0])
-                 for row in range(1, rows + bool(varying))]
-        _time_series(result, axes[:rows])
-        if varying:
-            axes[rows - 1].set_xlabel("")
-            _precision(result, axes[rows], varying)
-        if learned:
-            axes[-1].set_xlabel("")
-            axis = figure.add_subplot(grid[rows + bool(varying), 0], sharex=axes[0])
-            for path in learned:
-                axis.plot(result.time * 1e3, result[path], color="tab:green")
-            axis.set_ylabel("learned prior\nmean m", fontsize=8)
-            axis.set_xlabel("time (ms)")
-            mark_trials(axis, result)
+        axes += [figure.add_subplot(grid[row, 0], sharex=axes[0]) for row in range(1, rows)]
+        _time_series(result, panels, axes)
         if curves:
-            learning_curves(result, figure, grid[rows + bool(varying) + bool(learned), 0])
+            learning_curves(result, figure, grid[rows, 0])
         if covariance:
-            draw_covariance(result, figure.add_subplot(grid[rows + extra - 1 - times, 0]))
+            draw_covariance(result, figure.add_subplot(grid[rows + curves, 0]))
         if times:
             _reaction_times(result, figure.add_subplot(grid[-1, 0]))
         figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
@@ -76,9 +68,7 @@ def plot_hierarchical(result: Result) -> plt.Figure:
     grid = figure.add_gridspec(rows + len(extra), 1, height_ratios=[2.2] * rows + extra)
     axes = [figure.add_subplot(grid[0, 0])]
     axes += [figure.add_subplot(grid[row, 0], sharex=axes[0]) for row in range(1, rows)]
-    _time_series(result, axes)
-    for axis in axes[:-1]:
-        axis.tick_params(labelbottom=False)
+    _time_series(result, panels, axes)
     if "free_energy" in result:
         _surprise_under_f(result, axes[-1])
     if posteriors:
@@ -89,60 +79,78 @@ def plot_hierarchical(result: Result) -> plt.Figure:
     return figure
 
 
-def _time_series(result: Result, axes: list[plt.Axes]) -> None:
-    time_ms = result.time * 1e3
-    for axis, name in zip(axes, result.level_names, strict=False):
+def _panels(result: Result) -> list[tuple[str, list[str], bool]]:
+    """(level, time series, log scale) per panel, top to bottom: per level its input or belief
+    with its error (one panel of lines for few units, an image each for many), the precisions
+    that change over the run, a learned prior mean; then F (level "")."""
+    panels: list[tuple[str, list[str], bool]] = []
+    for name in result.level_names:
         traces = result.level(name)
-        state_key = "input" if "input" in traces else "belief"
-        if state_key in traces:
-            axis.plot(time_ms, traces[state_key], lw=1.2, color="tab:blue", alpha=0.8)
-        if "error" in traces:
-            axis.plot(time_ms, traces["error"], lw=0.8, color="tab:red", alpha=0.6)
-        axis.set_ylabel(f"{name}\n{state_key} (blue)\nerror (red)", fontsize=8)
-        mark_trials(axis, result)
+        shown = [f"levels/{name}/{key}" for key in ("input", "belief", "error") if key in traces]
+        if not shown:
+            continue
+        if max(_width(result, path) for path in shown) <= MAX_LINES:
+            panels.append((name, shown, False))
+        else:
+            panels += [(name, [path], False) for path in shown]
+    panels += [(name, [f"levels/{name}/precision"], True) for name in _varying_precision(result)]
+    panels += [(path.split("/")[1], [path], False) for path in result.datasets
+               if path.endswith("/prior_mean")]
     if "free_energy" in result:
-        axis = axes[-1]
-        free_energy = result.free_energy
-        known = np.isfinite(free_energy)
-        if known.all():
-            axis.plot(time_ms, free_energy, color="black")
-        else:  # the Laplace term at some samples only ([record] laplace): no line through gaps
-            if "energy" in result:
-                axis.plot(time_ms, result["energy"], color="0.6", lw=0.8,
-                          label="energy part (every sample)")
-            axis.plot(time_ms[known], free_energy[known], "o", color="black", ms=3,
-                      label="F (where its Laplace term was computed)")
-            axis.legend(fontsize=7, loc="best")
-        axis.set_ylabel("F (nat)")
+        panels.append(("", ["free_energy"], False))
+    return panels
+
+
+def _width(result: Result, path: str) -> int:
+    shape = result.shape(path)
+    return shape[1] if len(shape) > 1 else 1
+
+
+def _time_series(result: Result, panels: list[tuple[str, list[str], bool]],
+                 axes: list[plt.Axes]) -> None:
+    if not panels:
+        axes[0].text(0.5, 0.5, "no time series recorded ([record] variables)", ha="center",
+                     transform=axes[0].transAxes)
+    for axis, (level, paths, log) in zip(axes, panels, strict=False):
+        if level:
+            draw_series(axis, result, level, paths, log=log)
+        else:
+            _free_energy(result, axis)
         mark_trials(axis, result)
+        if axis is not axes[-1]:
+            axis.tick_params(labelbottom=False)
     axes[-1].set_xlabel("time (ms)")
 
 
-def _varying_precision(result: Result) -> dict[str, np.ndarray]:
-    """The recorded precisions that change over the run (scheduled, inferred, learned)."""
-    found = {}
+def _free_energy(result: Result, axis: plt.Axes) -> None:
+    """F over time; where its Laplace term was computed at some samples only ([record]
+    laplace), its points over the energy line (no line through the gaps)."""
+    time_ms, free_energy = sampled(result, "free_energy", MAX_POINTS)
+    known = np.isfinite(free_energy)
+    if known.all():
+        axis.plot(time_ms, free_energy, color="black")
+    else:
+        if "energy" in result:
+            axis.plot(*sampled(result, "energy", MAX_POINTS), color="0.6", lw=0.8,
+                      label="energy part (every sample)")
+        axis.plot(time_ms[known], free_energy[known], "o", color="black", ms=3,
+                  label="F (where its Laplace term was computed)")
+        axis.legend(fontsize=7, loc="best")
+    axis.set_ylabel(with_units("free energy F", result.units("free_energy")), fontsize=8)
+
+
+def _varying_precision(result: Result) -> list[str]:
+    """The levels whose recorded precision changes over the run (scheduled, inferred,
+    learned), read a block of samples at a time."""
+    found = []
     for name in result.level_names:
         traces = result.level(name)
-        if "precision" in traces:
+        if "precision" in traces and len(traces["precision"]):
             precision = traces["precision"]
-            if len(precision) and np.any(precision != precision[0]):
-                found[name] = precision
+            first = precision[0]
+            if any(np.any(block != first) for _, block in precision.blocks()):
+                found.append(name)
     return found
-
-
-def _precision(result: Result, axis: plt.Axes, varying: dict[str, np.ndarray]) -> None:
-    """Precision over time, log scale, one line per unit (labelled where few)."""
-    time_ms = result.time * 1e3
-    for name, precision in varying.items():
-        units = precision.shape[1]
-        for unit in range(units):
-            axis.semilogy(time_ms, precision[:, unit], lw=1.0,
-                          label=f"{name}[{unit}]" if units <= 8 else None)
-    axis.set_ylabel("precision Pi", fontsize=8)
-    if sum(p.shape[1] for p in varying.values()) <= 8:
-        axis.legend(fontsize=7, loc="best")
-    mark_trials(axis, result)
-    axis.set_xlabel("time (ms)")
 
 
 def _reaction_times(result: Result, axis: plt.Axes) -> None:
@@ -250,5 +258,5 @@ def _gap(result: Result, axis: plt.Axes) -> None:
     if values.size and np.max(np.abs(values)) < MIN_GAP_RANGE:  # rounding, not a gap
         axis.set_ylim(-MIN_GAP_RANGE, MIN_GAP_RANGE)
     axis.set_xticks(x, [str(name) for name in trials["name"]], fontsize=7)
-    axis.set_ylabel("nat")
+    axis.set_ylabel("variational gap\n(nat)", fontsize=8)
     axis.legend(fontsize=7, loc="upper right")

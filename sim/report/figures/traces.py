@@ -1,0 +1,104 @@
+"""Time series of many units in a figure: lines with a legend naming the units where they are
+few, an image with a colour map where they are many; axis labels carry the stored units.
+
+Long series are drawn from every k-th sample (read so from the file, h5py strides), at most
+``MAX_POINTS`` per line and ``MAX_COLUMNS`` per image: a figure never reads more than it shows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+
+from sim.io.reader import Result
+
+MAX_LINES = 8  # units drawn as lines named in a legend; more: an image with a colour map
+MAX_POINTS = 20_000  # samples drawn per line
+MAX_COLUMNS = 2_000  # samples drawn per image column
+STYLES = {"input": "-", "belief": "-", "error": "--", "prior_mean": "-"}
+SYMBOLS = {"input": "x", "belief": "mu", "error": "eps", "precision": "Pi",
+           "prior_mean": "m", "log_precision": "lambda"}
+
+
+def with_units(text: str, units: str) -> str:
+    """``text (units)``; dimensionless quantities say so."""
+    return f"{text} ({'dimensionless' if units in ('', '1') else units})"
+
+
+def stride(samples: int, most: int) -> int:
+    """Every how many samples to draw, for at most ``most`` of them."""
+    return max(1, -(-samples // most))
+
+
+def sampled(result: Result, path: str, most: int) -> tuple[np.ndarray, np.ndarray]:
+    """(time in ms, values) of a time series, every k-th sample for at most ``most``."""
+    step = stride(result.shape(path)[0], most)
+    return result.time[::step] * 1e3, np.asarray(result[path][::step])
+
+
+def quantity(path: str) -> str:
+    """``belief mu`` for ``levels/<name>/belief``."""
+    key = path.rsplit("/", 1)[-1]
+    return f"{key} {SYMBOLS[key]}" if key in SYMBOLS else key
+
+
+def draw_lines(axis: plt.Axes, result: Result, level: str, paths: list[str],
+               log: bool = False) -> None:
+    """One colour per unit, one line style per quantity (``paths`` of one level), a legend
+    naming the units and the styles."""
+    colours = plt.get_cmap("tab10").colors
+    width = 0
+    for path in paths:
+        time_ms, values = sampled(result, path, MAX_POINTS)
+        values = values.reshape(len(values), -1)
+        width = max(width, values.shape[1])
+        style = STYLES.get(path.rsplit("/", 1)[-1], "-")
+        for unit in range(values.shape[1]):
+            (axis.semilogy if log else axis.plot)(
+                time_ms, values[:, unit], ls=style, lw=1.2 if style == "-" else 0.9,
+                color=colours[unit % len(colours)], alpha=0.85)
+    handles = [Line2D([], [], color=colours[unit % len(colours)], lw=2,
+                      label=f"{level}[{unit}]") for unit in range(width)]
+    if len(paths) > 1:
+        handles += [Line2D([], [], color="black", ls=STYLES.get(p.rsplit("/", 1)[-1], "-"),
+                           lw=1, label=quantity(p)) for p in paths]
+    axis.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                frameon=False)
+    names = ", ".join(quantity(p) for p in paths)
+    axis.set_ylabel(with_units(f"{level}\n{names}", result.units(paths[0])), fontsize=8)
+
+
+def draw_image(axis: plt.Axes, result: Result, level: str, path: str, label: str | None = None,
+               **options: Any) -> None:
+    """Units (rows) over time (columns) in a colour map, its bar labelled with the units
+    (or ``label``); a quantity of either sign (errors) on a diverging map centred on 0."""
+    time_ms, values = sampled(result, path, MAX_COLUMNS)
+    values = values.reshape(len(values), -1)
+    finite = values[np.isfinite(values)]
+    signed = path.endswith("/error") or (finite.size and finite.min() < 0 < finite.max())
+    if signed and "norm" not in options:
+        reach = float(np.max(np.abs(finite))) if finite.size and np.any(finite) else 1.0
+        options = {"cmap": "RdBu_r", "vmin": -reach, "vmax": reach, **options}
+    half = (time_ms[1] - time_ms[0]) / 2 if len(time_ms) > 1 else 0.5
+    image = axis.imshow(values.T, aspect="auto", origin="lower", interpolation="nearest",
+                        extent=(time_ms[0] - half, time_ms[-1] + half, -0.5,
+                                values.shape[1] - 0.5), **{"cmap": "viridis", **options})
+    bar = axis.inset_axes((1.01, 0.0, 0.015, 1.0))
+    colourbar = axis.figure.colorbar(image, cax=bar)
+    colourbar.set_label(label or with_units(quantity(path), result.units(path)), fontsize=7)
+    colourbar.ax.tick_params(labelsize=7)
+    axis.set_ylabel(f"{level}\nunit", fontsize=8)
+
+
+def draw_series(axis: plt.Axes, result: Result, level: str, paths: list[str],
+                log: bool = False) -> None:
+    """Lines (at most ``MAX_LINES`` units) or an image (one path only) of a level's series."""
+    if len(paths) == 1 and result.shape(paths[0])[1:] and result.shape(paths[0])[1] > MAX_LINES:
+        from matplotlib.colors import LogNorm
+
+        draw_image(axis, result, level, paths[0], **({"norm": LogNorm()} if log else {}))
+    else:
+        draw_lines(axis, result, level, paths, log=log)
