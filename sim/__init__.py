@@ -1,7 +1,8 @@
 """pcsim: predictive coding as neural dynamics on Brian2.
 
 ``sim.run(scenario, ...)`` runs a scenario file (a path or a bundled name) and returns the
-loaded ``Result``; ``sim.load(path)`` reads a result file.
+loaded ``Result``; ``sim.load(path)`` reads a result file; ``sim.sweep(...)`` runs a grid of
+them and ``sim.open_sweep(folder)`` reads its index (``sim.sweeps``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from sim.errors import (
     ScenarioError,
 )
 from sim.io.reader import Result, load
+from sim.sweeps.table import Sweep, open_sweep
 
 __all__ = ["DivergenceError", "NumericalWarning", "Result", "ResultError", "RunInterrupted",
-           "ScenarioError", "__version__", "load", "run"]
+           "ScenarioError", "Sweep", "__version__", "load", "open_sweep", "run", "sweep"]
 
 
 def run(
@@ -50,3 +52,29 @@ def run(
     run_scenario(loaded, target, text_progress() if progress else None, overwrite=overwrite,
                  keep_partial=keep_partial, debug=debug)
     return load(target)
+
+
+def sweep(
+    scenario: str | Path,
+    vary: dict[str, list[Any]] | None = None,
+    seeds: int | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    output: str | Path | None = None,
+    progress: bool = False,
+    client: Any = None,
+) -> Sweep:
+    """Run the grid of ``scenario`` (its ``[sweep]`` table, extended by ``vary``: dotted key ->
+    values) times ``seeds`` (the scenario's seed + 0 .. seeds-1), and open its index.
+
+    Each point is one result file in ``output`` (default ``outputs/sweep-<name>``); points
+    already finished there are skipped, failed ones tried again. ``jobs`` local processes
+    (default: every core), or the workers of the Dask scheduler at ``scheduler`` (or of a
+    ``dask.distributed.Client`` given as ``client``). Raises ``ScenarioError`` for a bad key
+    (before anything runs) and ``RunInterrupted`` on Ctrl-C; a point with a bad value is
+    marked failed, with its error, in the index. Keys, seeds and files: ``sim.sweeps.grid``.
+    """
+    from sim.sweeps.run import run_sweep
+
+    outcome = run_sweep(scenario, vary, seeds, jobs, scheduler, output, progress, client)
+    return open_sweep(outcome.index)

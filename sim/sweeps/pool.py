@@ -1,0 +1,193 @@
+"""Where a sweep's points run: a pool of local worker processes, or a Dask cluster.
+
+Both take the same tasks (``sim.sweeps.worker.run_point``) and yield each point's outcome as it
+arrives. The local pool starts ``jobs`` fresh processes (``spawn``); each dies with the sweep
+(``die_with_parent``: SIGKILL from the kernel when the sweep process dies, even by SIGKILL),
+runs BLAS on one thread and takes one point at a time over its own pipe, so the sweep knows
+which point a worker was running if it dies. ``close`` stops them: SIGTERM (the engine stops at
+the next step and writes nothing), then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Iterator
+from multiprocessing.connection import wait
+from typing import Any
+
+from sim.errors import ScenarioError
+
+GRACE_S = 5.0
+
+
+def _serve(parent_pid: int, connection) -> None:
+    """A worker's loop: one task at a time from the sweep, until it sends None."""
+    from sim.sweeps.worker import die_with_parent, prepare_process, run_point
+
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sweep's to handle
+    prepare_process()
+    connection.send(("ready", os.getpid()))
+    while True:
+        task = connection.recv()
+        if task is None:
+            return
+        connection.send(("result", run_point(task)))
+
+
+class _Worker:
+    def __init__(self, context) -> None:
+        self.connection, theirs = context.Pipe()
+        self.process = context.Process(target=_serve, args=(os.getpid(), theirs), daemon=True)
+        self.process.start()
+        theirs.close()
+        self.task: dict | None = None
+        self.ready = False
+
+
+class LocalPool:
+    """``jobs`` worker processes on this machine (``start_s``: how long they took to be ready)."""
+
+    def __init__(self, jobs: int) -> None:
+        self.context = multiprocessing.get_context("spawn")
+        began = time.perf_counter()
+        self.workers = [_Worker(self.context) for _ in range(jobs)]
+        for worker in self.workers:
+            self._await_ready(worker)
+        self.start_s = time.perf_counter() - began
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self.workers if w.process.pid is not None]
+
+    def _await_ready(self, worker: _Worker) -> None:
+        try:
+            message = worker.connection.recv()
+        except EOFError:
+            raise RuntimeError(f"a sweep worker exited at start (exit code "
+                               f"{worker.process.exitcode})") from None
+        worker.ready = message[0] == "ready"
+
+    def run(self, tasks: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """Each task's outcome, in the order they finish."""
+        queue = list(reversed(tasks))
+        idle = list(self.workers)
+        busy: dict[Any, _Worker] = {}
+        while queue or busy:
+            while queue and idle:
+                worker = idle.pop()
+                worker.task = queue.pop()
+                worker.connection.send(worker.task)
+                busy[worker.connection] = worker
+                busy[worker.process.sentinel] = worker
+            for ready in wait(list(busy), timeout=1.0):
+                worker = busy.get(ready)
+                if worker is None:
+                    continue
+                alive, outcome = self._receive(worker)
+                if alive and outcome is None:
+                    continue  # woken, nothing to read yet
+                del busy[worker.connection], busy[worker.process.sentinel]
+                if alive:
+                    idle.append(worker)
+                else:  # it died: report its point, start another in its place
+                    outcome = {"key": worker.task["key"], "status": "failed", "seconds": 0.0,
+                               "error": f"worker process died (exit code "
+                                        f"{worker.process.exitcode})"}
+                    self.workers.remove(worker)
+                    if queue:
+                        replacement = _Worker(self.context)
+                        self._await_ready(replacement)
+                        self.workers.append(replacement)
+                        idle.append(replacement)
+                worker.task = None
+                yield outcome
+            yield {}  # a tick: the caller may refresh its progress line
+
+    @staticmethod
+    def _receive(worker: _Worker) -> tuple[bool, dict | None]:
+        """(alive, outcome): the worker's result if it sent one, whether it still runs."""
+        try:
+            if worker.connection.poll():
+                return True, worker.connection.recv()[1]
+        except (EOFError, OSError):
+            pass
+        worker.process.join(0.1)
+        return worker.process.is_alive(), None
+
+    def close(self) -> None:
+        """Stop every worker: None to the idle, SIGTERM, then SIGKILL after ``GRACE_S``."""
+        for worker in self.workers:
+            try:
+                if worker.task is None:
+                    worker.connection.send(None)
+                else:
+                    worker.process.terminate()
+            except OSError:
+                pass
+        deadline = time.monotonic() + GRACE_S
+        for worker in self.workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.connection.close()
+
+
+def require_dask() -> None:
+    """A one-line error naming the extra when dask.distributed is not installed."""
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        raise ScenarioError("--scheduler needs dask.distributed, an optional extra: "
+                            "pip install 'pcsim[cluster]' (in a checkout: "
+                            "pip install '.[cluster]')") from None
+
+
+class DaskPool:
+    """The same tasks on a running ``dask.distributed`` scheduler (``address``), or on a
+    ``client`` given from Python. Each Dask worker process runs one point at a time."""
+
+    def __init__(self, address: str | None = None, client: Any = None) -> None:
+        require_dask()
+        from dask.distributed import Client
+
+        began = time.perf_counter()
+        self.own = client is None
+        if client is None:
+            try:
+                client = Client(address, timeout="20s")
+            except (OSError, TimeoutError, ValueError) as err:
+                raise ScenarioError(f"--scheduler {address}: cannot reach the Dask scheduler "
+                                    f"({type(err).__name__}: {err})") from None
+        self.client = client
+        from sim.sweeps.worker import prepare_process
+
+        self.client.run(prepare_process)  # imports and BLAS in every worker, before the clock
+        self.start_s = time.perf_counter() - began
+        self.futures: list = []
+
+    def run(self, tasks: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        from dask.distributed import as_completed
+
+        from sim.sweeps.worker import run_point
+
+        self.futures = [self.client.submit(run_point, task, key=f"pcsim-point-{task['key']}",
+                                           pure=False) for task in tasks]
+        keys = {future.key: task["key"] for future, task in zip(self.futures, tasks,
+                                                                strict=True)}
+        for future in as_completed(self.futures):
+            try:
+                yield future.result()
+            except Exception as err:  # the worker died (KilledWorker) or the task could not run
+                yield {"key": keys[future.key], "status": "failed", "seconds": 0.0,
+                       "error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+
+    def close(self) -> None:
+        if self.futures:
+            self.client.cancel(self.futures)
+        if self.own:
+            self.client.close()
