@@ -23,6 +23,16 @@ HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0  # ten missed heartbeats
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs (a zombie, killed but not yet reaped by
+    its new parent, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return _alive(pid)
+    return state not in ("Z", "X")
+
+
 def lock_path(folder: Path, key: str) -> Path:
     return folder / f"point-{key}.lock"
 
@@ -45,7 +55,7 @@ def is_stale(path: Path, now: float | None = None) -> bool:
     if owner is None:  # being written, or damaged
         return age > STALE_AFTER_S
     if owner.get("host") == HOST:
-        return not _alive(int(owner.get("pid", -1)))
+        return not alive(int(owner.get("pid", -1)))
     return age > STALE_AFTER_S
 
 
@@ -104,7 +114,7 @@ def clean_folder(folder: Path) -> None:
         if not match:
             continue
         if match["host"] == HOST:
-            orphan = not _alive(int(match["pid"]))
+            orphan = not alive(int(match["pid"]))
         else:
             name = match["name"]
             lock = folder / (Path(name).stem + ".lock")

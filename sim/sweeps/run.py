@@ -6,8 +6,10 @@
    point's state is read from its files; the index is written.
 3. Points neither done nor diverged nor running elsewhere are sent to the workers (failed
    points are tried again). Each writes ``point-<key>.h5`` through the ordinary engine.
-4. The index is rebuilt from the files at the end, also after Ctrl-C / SIGTERM (the workers are
-   stopped first, ``RunInterrupted``).
+4. While points finish, the index is rewritten (at most every ``INDEX_EVERY_S``); at the end
+   it is rebuilt from the files, also after Ctrl-C / SIGTERM (the workers are stopped first,
+   ``RunInterrupted``). A sweep killed outright leaves the last index written, a little behind
+   the files; the next run rebuilds it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sim.sweeps.locks import clean_folder
 from sim.sweeps.progress import SweepProgress
 
 DEFAULT_FOLDER = Path("outputs")
+INDEX_EVERY_S = 2.0  # while running, the index is rewritten at most this often
 SCENARIO_COPY = "scenario.toml"
 
 
@@ -112,12 +115,16 @@ def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
             if tasks:
                 pool = _pool(jobs, scheduler, client, len(tasks))
                 outcome.start_s = pool.start_s
-                began = time.perf_counter()
+                began = written = time.perf_counter()
                 for result in pool.run(tasks):
                     if result and result.get("status") != "running":
                         outcome.ran.append(result["key"])
+                        states[result["key"]] = point_status(folder, result["key"])
                     if bar:
                         bar.add(result.get("status", "")) if result else bar.draw()
+                    if time.perf_counter() - written > INDEX_EVERY_S:
+                        write_index(folder, grid, points, states, str(scenario))
+                        written = time.perf_counter()
                 outcome.run_s = time.perf_counter() - began
     except KeyboardInterrupt:
         outcome.interrupted = True
