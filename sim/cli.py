@@ -158,7 +158,6 @@ def command_show(args: argparse.Namespace) -> int:
 
 def command_plot(args: argparse.Namespace) -> int:
     from sim.io.reader import load
-
     from sim.sweeps.index import index_path, is_sweep_index
 
     own_warnings(args)

@@ -183,8 +183,10 @@ class DaskPool:
             try:
                 yield future.result()
             except Exception as err:  # the worker died (KilledWorker) or the task could not run
+                from sim.sweeps.worker import one_line
+
                 yield {"key": keys[future.key], "status": "failed", "seconds": 0.0,
-                       "error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+                       "error": one_line(err)}
 
     def close(self) -> None:
         if self.futures:

@@ -134,7 +134,7 @@ def plot_sweep(path: str | Path, output: Path) -> Path:
 
 
 def draw_panels(index: SweepIndex, finished: np.ndarray, axes) -> None:
-    key = list(index.axes)[0]
+    key = next(iter(index.axes))
     values = index.axes[key]
     x, ticks = positions(values)
     groups, column = groups_and_column(index)

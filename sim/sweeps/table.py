@@ -15,7 +15,10 @@ def _column(values: list[Any]) -> np.ndarray:
     """A table column: floats when every value is a number, else objects."""
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         return np.array(values, dtype=float)
-    return np.array(values + [None], dtype=object)[:-1]  # lists stay whole, one per row
+    column = np.empty(len(values), dtype=object)
+    for row, value in enumerate(values):  # lists stay whole, one per row
+        column[row] = value
+    return column
 
 
 class Sweep:
