@@ -7,7 +7,7 @@ and integrates the same update scheme in plain NumPy / scipy.sparse; both final 
 agree to ``TOLERANCE``, which proves that the two did the same work. ``sim.bench.measure``
 times them (interleaved repeats in one process, start-up and memory in fresh ones),
 ``sim.bench.report_commands`` times ``pcsim plot`` and ``pcsim show`` against the imports they
-need, and ``sim.bench.output`` prints the tables and writes the JSON records. BLAS runs on one
+need, ``sim.bench.sweep`` a sweep on 1 and 2 workers and on Dask, and ``sim.bench.output`` prints the tables and writes the JSON records. BLAS runs on one
 thread for everything (``set_blas_threads``), so that other work on a small machine does not
 decide the result.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.bench import measure, output, report_commands
+from sim.bench import measure, output, report_commands, sweep
 from sim.bench.cases import REPORT_SCENARIO, cases, command_cases
 from sim.bench.records import Record
 
@@ -57,12 +57,14 @@ def main(args) -> int:
             print(lines[-1] if records[1:] else "\n".join(lines), flush=True)
         memory = measure.streaming_memory(workdir, quick, threads)
         print(output.streaming_line(memory), flush=True)
+        sweeps = sweep.measure(workdir, quick)  # local workers and Dask (sim.bench.sweep)
+        print("\n".join(sweeps.lines()), flush=True)
         result = report_commands.report_result(workdir / "report")
         commands = report_commands.measure_commands(command_cases(), result, command_repeats)
     print("\n".join(output.command_lines(commands, REPORT_SCENARIO, command_repeats)))
     print(output.closing_line(time.perf_counter() - began))
     if json_path is not None:
-        output.write_json(json_path, [*records, memory, *commands])
+        output.write_json(json_path, [*records, memory, sweeps, *commands])
         print(f"wrote {json_path}")
     wrong = [r for r in records if r.agrees is False]
     if wrong:

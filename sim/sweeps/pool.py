@@ -1,21 +1,24 @@
 """Where a sweep's points run: a pool of local worker processes, or a Dask cluster.
 
 Both take the same tasks (``sim.sweeps.worker.run_point``) and yield each point's outcome as it
-arrives. The local pool starts ``jobs`` fresh processes (``spawn``); each dies with the sweep
-(``die_with_parent``: SIGKILL from the kernel when the sweep process dies, even by SIGKILL),
-runs BLAS on one thread and takes one point at a time over its own pipe, so the sweep knows
-which point a worker was running if it dies. ``close`` stops them: SIGTERM (the engine stops at
-the next step and writes nothing), then SIGKILL after a grace period.
+arrives. The local pool starts ``jobs`` fresh Python processes (``python -m sim.sweeps.serve``:
+a plain subprocess, so a script calling ``sim.sweep`` is not run again in each worker, as
+multiprocessing's ``spawn`` would). Each dies with the sweep (``die_with_parent``: SIGKILL from
+the kernel when the sweep process dies, even by SIGKILL), runs BLAS on one thread and takes one
+point at a time over its own pair of pipes, so the sweep knows which point a worker was running
+if it dies. ``close`` stops them: SIGTERM (the engine stops at the next step and writes
+nothing), then SIGKILL after a grace period.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 from sim.errors import ScenarioError
@@ -23,53 +26,56 @@ from sim.errors import ScenarioError
 GRACE_S = 5.0
 
 
-def _serve(parent_pid: int, connection) -> None:
-    """A worker's loop: one task at a time from the sweep, until it sends None."""
-    from sim.sweeps.worker import die_with_parent, prepare_process, run_point
-
-    die_with_parent(parent_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sweep's to handle
-    prepare_process()
-    connection.send(("ready", os.getpid()))
-    while True:
-        task = connection.recv()
-        if task is None:
-            return
-        connection.send(("result", run_point(task)))
-
-
 class _Worker:
-    def __init__(self, context) -> None:
-        self.connection, theirs = context.Pipe()
-        self.process = context.Process(target=_serve, args=(os.getpid(), theirs), daemon=True)
-        self.process.start()
-        theirs.close()
+    """One worker process and its two pipes (tasks to it, outcomes from it)."""
+
+    def __init__(self) -> None:
+        import sim
+
+        task_read, task_write = os.pipe()
+        result_read, result_write = os.pipe()
+        root = str(Path(sim.__file__).resolve().parent.parent)  # this pcsim, installed or not
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "sim.sweeps.serve", str(os.getpid()), str(task_read),
+                 str(result_write)], pass_fds=(task_read, result_write),
+                stdin=subprocess.DEVNULL, env=env)
+        finally:
+            os.close(task_read)
+            os.close(result_write)
+        self.tasks = Connection(task_write, readable=False)
+        self.connection = Connection(result_read, writable=False)
         self.task: dict | None = None
-        self.ready = False
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.poll()
 
 
 class LocalPool:
     """``jobs`` worker processes on this machine (``start_s``: how long they took to be ready)."""
 
     def __init__(self, jobs: int) -> None:
-        self.context = multiprocessing.get_context("spawn")
         began = time.perf_counter()
-        self.workers = [_Worker(self.context) for _ in range(jobs)]
+        self.workers = [_Worker() for _ in range(jobs)]
         for worker in self.workers:
             self._await_ready(worker)
         self.start_s = time.perf_counter() - began
 
     @property
     def pids(self) -> list[int]:
-        return [w.process.pid for w in self.workers if w.process.pid is not None]
+        return [w.process.pid for w in self.workers]
 
     def _await_ready(self, worker: _Worker) -> None:
         try:
-            message = worker.connection.recv()
-        except EOFError:
+            worker.connection.recv()
+        except (EOFError, OSError):
+            worker.process.wait()
+            self.close()
             raise RuntimeError(f"a sweep worker exited at start (exit code "
-                               f"{worker.process.exitcode})") from None
-        worker.ready = message[0] == "ready"
+                               f"{worker.exitcode})") from None
 
     def run(self, tasks: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """Each task's outcome, in the order they finish."""
@@ -80,9 +86,8 @@ class LocalPool:
             while queue and idle:
                 worker = idle.pop()
                 worker.task = queue.pop()
-                worker.connection.send(worker.task)
+                worker.tasks.send(worker.task)
                 busy[worker.connection] = worker
-                busy[worker.process.sentinel] = worker
             for ready in wait(list(busy), timeout=1.0):
                 worker = busy.get(ready)
                 if worker is None:
@@ -90,16 +95,16 @@ class LocalPool:
                 alive, outcome = self._receive(worker)
                 if alive and outcome is None:
                     continue  # woken, nothing to read yet
-                del busy[worker.connection], busy[worker.process.sentinel]
+                del busy[worker.connection]
                 if alive:
                     idle.append(worker)
                 else:  # it died: report its point, start another in its place
                     outcome = {"key": worker.task["key"], "status": "failed", "seconds": 0.0,
                                "error": f"worker process died (exit code "
-                                        f"{worker.process.exitcode})"}
+                                        f"{worker.exitcode})"}
                     self.workers.remove(worker)
                     if queue:
-                        replacement = _Worker(self.context)
+                        replacement = _Worker()
                         self._await_ready(replacement)
                         self.workers.append(replacement)
                         idle.append(replacement)
@@ -113,27 +118,29 @@ class LocalPool:
         try:
             if worker.connection.poll():
                 return True, worker.connection.recv()[1]
-        except (EOFError, OSError):
-            pass
-        worker.process.join(0.1)
-        return worker.process.is_alive(), None
+        except (EOFError, OSError):  # its end of the pipe closed: it exited
+            worker.process.wait()
+            return False, None
+        return worker.exitcode is None, None
 
     def close(self) -> None:
         """Stop every worker: None to the idle, SIGTERM, then SIGKILL after ``GRACE_S``."""
         for worker in self.workers:
             try:
                 if worker.task is None:
-                    worker.connection.send(None)
+                    worker.tasks.send(None)
                 else:
                     worker.process.terminate()
             except OSError:
                 pass
         deadline = time.monotonic() + GRACE_S
         for worker in self.workers:
-            worker.process.join(max(0.0, deadline - time.monotonic()))
-            if worker.process.is_alive():
+            try:
+                worker.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
                 worker.process.kill()
-                worker.process.join()
+                worker.process.wait()
+            worker.tasks.close()
             worker.connection.close()
 
 
