@@ -324,6 +324,39 @@ def test_interrupted_sweep_resumes(tmp_path, how):
     finish_and_compare(tmp_path, done)
 
 
+def test_cluster_workers_stop_writing_for_a_killed_sweep(tmp_path):
+    """Dask workers are not the sweep's children: when it is killed outright they stop its
+    running points within the heartbeat's stale time, writing nothing, and release the locks;
+    no point file appears afterwards."""
+    pytest.importorskip("dask.distributed", reason="dask[distributed] is not installed "
+                                                   "(pip install '.[cluster]')")
+    from dask.distributed import LocalCluster
+
+    from sim.sweeps.locks import SWEEP_GONE_S
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sim.cli", "sweep", SCENARIO, "--vary",
+             "model.tau_belief_ms=1.0,2.0", "--vary", "protocol.trials.0.duration_ms=100000",
+             "--vary", "record.every_ms=10.0", "--scheduler", cluster.scheduler_address,
+             "-o", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while len(list(tmp_path.glob("point-*.lock"))) < 2:
+            assert process.poll() is None and time.monotonic() < deadline, \
+                process.communicate()
+            time.sleep(0.1)
+        process.kill()
+        process.wait()
+        killed = time.monotonic()
+        while list(tmp_path.glob("point-*.lock")) and time.monotonic() - killed < 3 * \
+                SWEEP_GONE_S:
+            time.sleep(0.2)
+        assert not list(tmp_path.glob("point-*.lock")), "a worker still runs a point"
+        assert not list(tmp_path.glob(".*.partial")) and not point_files(tmp_path)
+        assert [p.name for p in tmp_path.glob(".sweep-*.alive")]  # the killed sweep's
+
+
 def test_show_and_plot_an_index(serial, tmp_path):
     code = ("import sys; from sim.cli import main; code = main(['show', sys.argv[1]]); "
             "assert 'brian2' not in sys.modules, 'show imported Brian2'; sys.exit(code)")

@@ -21,6 +21,8 @@ from sim.io.partials import HOST, PARTIAL, _alive
 
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0  # ten missed heartbeats
+SWEEP_BEAT_S = 2.0  # the sweep's own heartbeat, for workers of a cluster
+SWEEP_GONE_S = 20.0  # a cluster's worker abandons a point when the sweep's beat is this old
 
 
 def alive(pid: int) -> bool:
@@ -103,8 +105,12 @@ class PointLock:
 
 def clean_folder(folder: Path) -> None:
     """Remove stale locks, and temporary result files whose writer is gone (this host: its pid;
-    another host: its point's lock is stale or missing and the file is ``STALE_AFTER_S`` old)."""
+    another host: its point's lock is stale or missing and the file is ``STALE_AFTER_S`` old),
+    and the heartbeats of gone sweeps."""
     now = time.time()
+    for path in folder.glob(".sweep-*.alive"):  # heartbeats of sweeps killed outright
+        if abandoned(path):
+            path.unlink(missing_ok=True)
     for path in folder.glob("point-*.lock"):
         if is_stale(path, now):
             with contextlib.suppress(FileNotFoundError):
@@ -135,3 +141,37 @@ def running(folder: Path, key: str) -> bool:
     """Whether a live writer holds the point's lock."""
     path = lock_path(folder, key)
     return path.exists() and not is_stale(path)
+
+
+class SweepHeartbeat:
+    """While a sweep sends points to a cluster it touches ``.sweep-HOST-PID.alive`` in the
+    folder every ``SWEEP_BEAT_S``; a worker running one of its points stops it (writing nothing)
+    once the file is older than ``SWEEP_GONE_S`` or gone (``abandoned``): Dask workers are not
+    the sweep's children, so they cannot die with it, but they stop writing for it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / f".sweep-{HOST}-{os.getpid()}.alive"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def __enter__(self) -> SweepHeartbeat:
+        self.path.touch()
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(SWEEP_BEAT_S):
+            with contextlib.suppress(OSError):
+                self.path.touch()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.path.unlink(missing_ok=True)
+
+
+def abandoned(path: str | Path) -> bool:
+    """Whether the sweep whose heartbeat file is ``path`` is gone."""
+    try:
+        return time.time() - Path(path).stat().st_mtime > SWEEP_GONE_S
+    except OSError:
+        return True

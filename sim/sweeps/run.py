@@ -24,7 +24,7 @@ from typing import Any
 
 from sim.sweeps.grid import Grid, make_grid
 from sim.sweeps.index import PointState, point_status, write_index
-from sim.sweeps.locks import clean_folder
+from sim.sweeps.locks import SweepHeartbeat, clean_folder
 from sim.sweeps.progress import SweepProgress
 
 DEFAULT_FOLDER = Path("outputs")
@@ -85,7 +85,7 @@ def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
     """Run (or finish) a sweep; see ``sim.sweep`` for the arguments. Raises ``ScenarioError``
     before anything runs for a bad key, ``RunInterrupted`` after Ctrl-C or SIGTERM (the index
     is written first)."""
-    from sim.errors import RunInterrupted, ScenarioError
+    from sim.errors import ResultError, RunInterrupted, ScenarioError
 
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ScenarioError(f"-j {jobs}: expected a positive number of worker processes")
@@ -95,7 +95,11 @@ def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
         require_dask()
     grid = make_grid(scenario, vary, seeds)
     folder = Path(output) if output is not None else default_folder(grid)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ResultError(f"{folder}: cannot hold the sweep's files here "
+                          f"({err.strerror or err}); give a folder with -o") from None
     place_scenario(grid, folder)
     clean_folder(folder)
     points = grid.points
@@ -109,9 +113,13 @@ def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
         bar.failed = 0
     tasks = [{"scenario": str(grid.scenario), "folder": str(folder.resolve()), "key": p.key,
               "overrides": p.overrides, "seed": p.seed} for p in todo]
+    cluster = scheduler is not None or client is not None
+    heartbeat = SweepHeartbeat(folder) if cluster else contextlib.nullcontext()
+    for task in tasks if cluster else []:
+        task["alive"] = str(heartbeat.path.resolve())
     pool = None
     try:
-        with terminate_as_interrupt():
+        with terminate_as_interrupt(), heartbeat:
             if tasks:
                 pool = _pool(jobs, scheduler, client, len(tasks))
                 outcome.start_s = pool.start_s

@@ -101,7 +101,7 @@ def _run_point(task: dict[str, Any]) -> dict[str, Any]:
             with np.errstate(all="ignore"), _quiet_warnings():
                 scenario = load_scenario(task["scenario"], overrides=task["overrides"],
                                          seed=task["seed"])
-                run_scenario(scenario, target)
+                run_scenario(scenario, target, progress=watch_sweep(task.get("alive")))
         except DivergenceError as err:
             out.update(status="diverged", error=one_line(err))
         except (RunInterrupted, KeyboardInterrupt):
@@ -116,6 +116,21 @@ def _run_point(task: dict[str, Any]) -> dict[str, Any]:
             failure.unlink(missing_ok=True)
     out["seconds"] = time.perf_counter() - began
     return out
+
+
+def watch_sweep(alive: str | None):
+    """The engine's progress callback (every 0.5 s of wall time): stop the run, writing
+    nothing, when the sweep that sent the point is gone (``sim.sweeps.locks.abandoned``)."""
+    if alive is None:
+        return None
+    from sim.guard import RunStopped
+    from sim.sweeps.locks import abandoned
+
+    def check(fraction: float) -> None:
+        if fraction < 1.0 and abandoned(alive):
+            raise RunStopped("interrupted", "the sweep that sent this point is gone", 0.0)
+
+    return check
 
 
 @contextlib.contextmanager
