@@ -24,6 +24,14 @@ class SweepProgress:
         self.interactive = self.stream.isatty()
         self.began = time.perf_counter()
         self.finished = self.failed = self.diverged = 0
+        self.already = 0  # finished before this run: not counted in the time left
+        self.shown = 0
+
+    def start(self, already: int) -> None:
+        """The workers are ready: the clock starts, ``already`` points were finished before."""
+        self.began = time.perf_counter()
+        self.finished = self.already = already
+        self.draw()
 
     def add(self, status: str) -> None:
         if status in ("done", "diverged", "failed"):
@@ -34,8 +42,8 @@ class SweepProgress:
 
     def line(self) -> str:
         elapsed = time.perf_counter() - self.began
-        left = (elapsed / self.finished * (self.total - self.finished) if self.finished
-                else None)
+        ran = self.finished - self.already
+        left = elapsed / ran * (self.total - self.finished) if ran else None
         filled = int(self.width * self.finished / max(self.total, 1))
         return (f"[{'#' * filled}{'.' * (self.width - filled)}] {self.finished}/{self.total} "
                 f"points, {self.failed} failed"
@@ -45,10 +53,14 @@ class SweepProgress:
 
     def draw(self) -> None:
         if self.interactive:
-            self.stream.write("\r" + self.line())
+            line = self.line()
+            self.stream.write("\r" + line.ljust(self.shown))
+            self.shown = len(line)
             self.stream.flush()
 
     def end(self) -> None:
         if self.interactive:
-            self.stream.write("\r" + self.line() + "\n")
+            self.draw()
+            self.stream.write("\n")
             self.stream.flush()
+            self.interactive = False  # once

@@ -108,9 +108,6 @@ def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
     todo = [p for p in points if states[p.key].status in ("missing", "failed")]
     outcome = SweepRun(index, states)
     bar = SweepProgress(len(points)) if progress else None
-    if bar:
-        bar.finished = len(points) - len(todo)
-        bar.failed = 0
     tasks = [{"scenario": str(grid.scenario), "folder": str(folder.resolve()), "key": p.key,
               "overrides": p.overrides, "seed": p.seed} for p in todo]
     cluster = scheduler is not None or client is not None
@@ -123,6 +120,8 @@ def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
             if tasks:
                 pool = _pool(jobs, scheduler, client, len(tasks))
                 outcome.start_s = pool.start_s
+                if bar:
+                    bar.start(len(points) - len(todo))
                 began = written = time.perf_counter()
                 for result in pool.run(tasks):
                     if result and result.get("status") != "running":
@@ -134,6 +133,8 @@ def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
                         write_index(folder, grid, points, states, str(scenario))
                         written = time.perf_counter()
                 outcome.run_s = time.perf_counter() - began
+                if bar:
+                    bar.end()
     except KeyboardInterrupt:
         outcome.interrupted = True
     finally:
