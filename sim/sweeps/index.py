@@ -13,7 +13,8 @@ sees half of one. Layout (docs/results.md, "Sweep index"):
   fastest): ``file``, ``key``, ``status`` (``done``, ``diverged``, ``failed``, ``running``,
   ``missing``), ``error`` (one line, or empty), ``seed``, ``axis_index`` (points x axes: each
   value's position on its axis), ``overrides`` (JSON: the dotted keys set, wildcards expanded),
-  ``summary`` (points x columns, NaN where absent) and ``summary_columns`` (``sim.sweeps.summary``).
+  ``summary`` (points x columns, NaN where absent) and ``summary_columns`` (``sim.sweeps.summary``;
+  in the order the points give them: conditions in the scenario's order).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def write_index(folder: Path, grid: Any, points: list, states: dict[str, PointSt
     target = folder / INDEX_NAME
     temporary = temporary_name(target)
     remove_stale_partials(folder)
-    columns = sorted({c for s in states.values() for c in (s.summary or {})})
+    columns = list(dict.fromkeys(c for p in points for c in (states[p.key].summary or {})))
     position = {c: i for i, c in enumerate(columns)}
     summary = np.full((len(points), len(columns)), np.nan)
     for row, point in enumerate(points):

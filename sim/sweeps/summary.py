@@ -9,7 +9,8 @@ Columns (all floats; NaN where a point has no such number):
 - ``mean[<condition>]/<column>``: the mean over a condition's trials of every numeric column
   of the trial table with at most ``MAX_UNITS`` numbers per trial (booleans as fractions, NaN
   rows left out; a posterior density on a grid is left to the point's file). Trials generated from
-  ``[[protocol.conditions]]`` group by their condition; listed trials each by their name.
+  ``[[protocol.conditions]]`` group by their condition; listed trials each by their name;
+  groups in the scenario's order (that of the trials' ``index``).
 """
 
 from __future__ import annotations
@@ -50,11 +51,13 @@ def summarize(result: Result) -> dict[str, float]:
         out["final_free_energy"] = float(result.read("trials/final_free_energy", -1))
     for column in top_belief_columns(result):
         out.update(unit_columns(column, result.read(f"trials/{column}", -1)))
-    groups = trials["condition"] if "condition" in trials else trials["name"]
+    groups = np.asarray(trials["condition"] if "condition" in trials else trials["name"])
+    order = (np.argsort(np.asarray(trials["index"]), kind="stable") if "index" in trials
+             else np.arange(len(groups)))  # the scenario's order, not the running order
     numeric = [c for c in trials if c not in SKIPPED
                and int(np.prod(result.shape(f"trials/{c}")[1:])) <= MAX_UNITS
                and np.asarray(trials[c]).dtype.kind in "biuf"]
-    for group in dict.fromkeys(groups):
+    for group in dict.fromkeys(groups[order]):
         rows = np.flatnonzero(groups == group)
         for column in numeric:
             values = np.asarray(trials[column][rows], dtype=float)
