@@ -11,6 +11,8 @@ cached by a warm-up point first. Repeats alternate the three and the best of eac
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,7 @@ class SweepRecord:
     start_serial_s: float | None = None
     start_parallel_s: float | None = None
     cluster_start_s: float | None = None  # LocalCluster up, workers prepared
+    load_average: float | None = None  # the machine's 1-minute load before the case
     note: str = ""
 
     @property
@@ -80,7 +83,10 @@ class SweepRecord:
         lines.append(f"  start-up, not counted: {self.start_serial_s:.2f} s (1 worker), "
                      f"{self.start_parallel_s:.2f} s (2 workers)"
                      + (f", {self.cluster_start_s:.2f} s (LocalCluster)"
-                        if self.cluster_start_s is not None else ""))
+                        if self.cluster_start_s is not None else "")
+                     + (f"; load average {self.load_average:.1f} on {os.cpu_count()} cores "
+                        "(a speed-up needs free cores)" if self.load_average is not None
+                        else ""))
         return lines
 
 
@@ -116,6 +122,8 @@ def _cluster():
 
 def measure(workdir: Path, quick: bool) -> SweepRecord:
     record = SweepRecord(duration_ms=DURATION_MS[quick])
+    with contextlib.suppress(OSError, AttributeError):
+        record.load_average = os.getloadavg()[0]
     repeats = 1 if quick else 2
     warm = {**POINTS, "protocol.trials.0.duration_ms": [1.0], "model.tau_belief_ms": [1.0]}
     from sim.sweeps.run import run_sweep
