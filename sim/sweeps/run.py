@@ -62,7 +62,7 @@ def place_scenario(grid: Grid, folder: Path) -> None:
         temporary = folder / f".{SCENARIO_COPY}.{os.getpid()}.tmp"
         temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, copy)
-    grid.scenario = copy
+    grid.scenario = copy.resolve()  # workers of a cluster run elsewhere
 
 
 @contextlib.contextmanager
