@@ -24,6 +24,8 @@ from typing import Any
 from sim.errors import ScenarioError
 
 GRACE_S = 5.0
+ONE_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                     "MKL_NUM_THREADS")}  # from the start, not only once loaded
 
 
 class _Worker:
@@ -35,7 +37,7 @@ class _Worker:
         task_read, task_write = os.pipe()
         result_read, result_write = os.pipe()
         root = str(Path(sim.__file__).resolve().parent.parent)  # this pcsim, installed or not
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        env = {**os.environ, **ONE_THREAD, "PYTHONPATH": os.pathsep.join(
             p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
         try:
             self.process = subprocess.Popen(

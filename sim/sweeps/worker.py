@@ -46,8 +46,6 @@ def prepare_process() -> None:
     global _prepared
     if _prepared:
         return
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = "1"
     from sim.bench.blas import set_blas_threads
 
     set_blas_threads(1)
