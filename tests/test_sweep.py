@@ -192,6 +192,20 @@ def test_bad_value_fails_its_point_only(tmp_path):
     assert "1 done, 1 failed" in shown.stdout and "got -1" in shown.stdout
 
 
+def test_diverged_point_is_kept_and_marked(tmp_path):
+    """A ceiling below the belief's start value stops that point as diverged (the engine keeps
+    its file, so marked); the index says so with the engine's message."""
+    sweep = sim.sweep(SCENARIO, vary={"numerics.rate_limit": [1e-3, 1e8]}, jobs=1,
+                      output=tmp_path)
+    index = sweep.index
+    assert index.status == ["diverged", "done"]
+    with sim.load(tmp_path / index.files[0], allow_incomplete=True) as result:
+        assert result.attrs["status"] == "diverged"
+        assert index.errors[0] == result.attrs["failure"]
+    assert "1e-03" in index.errors[0] or "0.001" in index.errors[0]
+    assert "diverged point-" in "\n".join(pcsim("show", str(tmp_path)).stdout.splitlines())
+
+
 def test_bad_key_stops_before_anything_runs(tmp_path):
     for key in ("model.tau_belif_ms=1,2", "protocol.trials.3.duration_ms=5",
                 "protocol.conditions.*.count=1"):
