@@ -8,7 +8,7 @@ them and ``sim.open_sweep(folder)`` reads its index (``sim.sweeps``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim._version import __version__
 from sim.errors import (
@@ -19,10 +19,12 @@ from sim.errors import (
     ScenarioError,
 )
 from sim.io.reader import Result, load
-from sim.sweeps.table import Sweep, open_sweep
+
+if TYPE_CHECKING:
+    from sim.sweeps.table import Sweep
 
 __all__ = ["DivergenceError", "NumericalWarning", "Result", "ResultError", "RunInterrupted",
-           "ScenarioError", "Sweep", "__version__", "load", "open_sweep", "run", "sweep"]
+           "ScenarioError", "__version__", "load", "open_sweep", "run", "sweep"]
 
 
 def run(
@@ -78,3 +80,12 @@ def sweep(
 
     outcome = run_sweep(scenario, vary, seeds, jobs, scheduler, output, progress, client)
     return open_sweep(outcome.index)
+
+
+def open_sweep(folder_or_index: str | Path) -> Sweep:
+    """Open a sweep by its folder or index file: ``.grid`` (axis key -> values, and ``seed``),
+    ``.table`` (one row per point: pandas DataFrame if installed, else a NumPy structured
+    array), ``.counts``, ``.result(row)`` (``sim.sweeps.table``)."""
+    from sim.sweeps.table import open_sweep as open_index
+
+    return open_index(folder_or_index)

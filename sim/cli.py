@@ -143,7 +143,7 @@ def command_sweep(args: argparse.Namespace) -> int:
 def command_show(args: argparse.Namespace) -> int:
     from sim.io.reader import load
     from sim.report.show import show_lines
-    from sim.sweeps.index import is_sweep_index
+    from sim.sweeps.detect import is_sweep_index
 
     if is_sweep_index(args.file):
         from sim.sweeps.report import show_lines as sweep_lines
@@ -158,7 +158,7 @@ def command_show(args: argparse.Namespace) -> int:
 
 def command_plot(args: argparse.Namespace) -> int:
     from sim.io.reader import load
-    from sim.sweeps.index import index_path, is_sweep_index
+    from sim.sweeps.detect import index_path, is_sweep_index
 
     own_warnings(args)
     sweep = is_sweep_index(args.file)

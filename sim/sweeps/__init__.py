@@ -4,12 +4,8 @@
 ``worker`` (one point, under a lock: ``locks``) on a ``pool`` (local processes or Dask),
 ``run`` orchestrates and ``index`` writes ``FOLDER/sweep.h5`` with each point's ``summary``;
 ``table`` (``sim.open_sweep``) and ``report`` (``pcsim show``/``plot`` on an index) read it.
-Reading a sweep imports neither Brian2 nor pandas (pandas only for ``Sweep.table``).
+Reading a sweep imports neither Brian2 nor pandas (pandas only for ``Sweep.table``); importing
+this package imports nothing (``import sim`` and ``pcsim show`` stay quick; ``detect`` tells an
+index from a result).
 """
 
-from __future__ import annotations
-
-from sim.sweeps.index import is_sweep_index
-from sim.sweeps.table import Sweep, open_sweep
-
-__all__ = ["Sweep", "is_sweep_index", "open_sweep"]

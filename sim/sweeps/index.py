@@ -32,9 +32,8 @@ import numpy as np
 from sim._version import __version__
 from sim.errors import ResultError
 from sim.io.partials import remove_stale_partials, temporary_name
+from sim.sweeps.detect import FORMAT, INDEX_NAME, index_path
 
-INDEX_NAME = "sweep.h5"
-FORMAT = "pcsim-sweep"
 INDEX_VERSION = 1
 STATUSES = ("done", "diverged", "failed", "running", "missing")
 
@@ -159,23 +158,6 @@ class SweepIndex:
         """The axes' values of point ``row``."""
         return {key: values[int(i)] for (key, values), i
                 in zip(self.axes.items(), self.axis_index[row], strict=True)}
-
-
-def index_path(folder_or_index: str | Path) -> Path:
-    path = Path(folder_or_index)
-    return path / INDEX_NAME if path.is_dir() else path
-
-
-def is_sweep_index(path: str | Path) -> bool:
-    """Whether ``path`` is a sweep index (or a folder holding one): cheap, attributes only."""
-    path = index_path(path)
-    if not path.is_file():
-        return False
-    try:
-        with h5py.File(path, "r") as file:
-            return file.attrs.get("format") == FORMAT
-    except OSError:
-        return False
 
 
 def _text(values: Any) -> list[str]:
