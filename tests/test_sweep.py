@@ -24,6 +24,7 @@ import sim
 from sim.cli import main
 from sim.io.partials import HOST
 from sim.sweeps.index import read_index
+from sim.sweeps.locks import start_ticks
 
 SCENARIO = "perception/single_cause"
 GRID = ["--vary", "model.tau_belief_ms=1.0,2.0",
@@ -239,10 +240,10 @@ def test_sweep_table_in_the_scenario(tmp_path):
 
 
 def test_gone_writers_are_recognised(tmp_path):
-    """A lock of a dead pid on this host, or one of another host not touched for the stale
-    time, is stale: its point is redone and its orphan temporary file removed; a live lock's
-    point is left to its writer."""
-    vary = {"model.tau_belief_ms": [1.0, 2.0, 3.0]}
+    """A lock of a dead pid on this host (or of a pid now another process's), or one of another
+    host not touched for the stale time, is stale: its point is redone and its orphan temporary
+    file removed; a live lock's point is left to its writer."""
+    vary = {"model.tau_belief_ms": [1.0, 2.0, 3.0, 4.0]}
     sweep = sim.sweep(SCENARIO, vary=vary, jobs=1, output=tmp_path)
     keys = sweep.index.keys
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
@@ -258,8 +259,11 @@ def test_gone_writers_are_recognised(tmp_path):
     os.utime(orphan, (old, old))
     (tmp_path / f"point-{keys[2]}.lock").write_text(
         f'{{"host": "{HOST}", "pid": {os.getpid()}}}')  # alive: this test
+    reused = start_ticks(os.getpid()) + 1  # this pid, but a process that started earlier
+    (tmp_path / f"point-{keys[3]}.lock").write_text(
+        f'{{"host": "{HOST}", "pid": {os.getpid()}, "start_ticks": {reused}}}')
     again = sim.sweep(SCENARIO, vary=vary, jobs=1, output=tmp_path)
-    assert list(again.table["status"]) == ["done", "done", "running"]
+    assert list(again.table["status"]) == ["done", "done", "running", "done"]
     assert not orphan.exists()
     assert not (tmp_path / f"point-{keys[0]}.lock").exists()
 

@@ -25,14 +25,31 @@ SWEEP_BEAT_S = 2.0  # the sweep's own heartbeat, for workers of a cluster
 SWEEP_GONE_S = 20.0  # a cluster's worker abandons a point when the sweep's beat is this old
 
 
-def alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host still runs (a zombie, killed but not yet reaped by
-    its new parent, does not)."""
+def _stat(pid: int) -> list[str] | None:
+    """Fields of ``/proc/PID/stat`` after the command name (None: not readable here)."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
+        return None
+
+
+def start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot; Linux), to tell it from a later
+    process given the same pid."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields and len(fields) > 19 else None
+
+
+def alive(pid: int, started: int | None = None) -> bool:
+    """Whether process ``pid`` of this host still runs: not a zombie (killed, not yet reaped by
+    its new parent), and, given ``started`` (``start_ticks`` when it took the lock), the same
+    process, not a later one that got its pid."""
+    fields = _stat(pid)
+    if fields is None:
         return _alive(pid)
-    return state not in ("Z", "X")
+    if fields[0] in ("Z", "X"):
+        return False
+    return started is None or len(fields) <= 19 or int(fields[19]) == started
 
 
 def lock_path(folder: Path, key: str) -> Path:
@@ -40,7 +57,8 @@ def lock_path(folder: Path, key: str) -> Path:
 
 
 def read_lock(path: Path) -> dict | None:
-    """The lock's ``host``, ``pid`` and ``started`` (None: no lock, or unreadable)."""
+    """The lock's ``host``, ``pid``, ``started`` (time) and ``start_ticks`` (the process's
+    start, ``start_ticks``) (None: no lock, or unreadable)."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -57,7 +75,7 @@ def is_stale(path: Path, now: float | None = None) -> bool:
     if owner is None:  # being written, or damaged
         return age > STALE_AFTER_S
     if owner.get("host") == HOST:
-        return not alive(int(owner.get("pid", -1)))
+        return not alive(int(owner.get("pid", -1)), owner.get("start_ticks"))
     return age > STALE_AFTER_S
 
 
@@ -82,7 +100,8 @@ class PointLock:
                     self.path.unlink()
                 continue
             with os.fdopen(handle, "w", encoding="utf-8") as file:
-                json.dump({"host": HOST, "pid": os.getpid(), "started": time.time()}, file)
+                json.dump({"host": HOST, "pid": os.getpid(), "started": time.time(),
+                           "start_ticks": start_ticks(os.getpid())}, file)
             self.acquired = True
             self._thread = threading.Thread(target=self._beat, daemon=True)
             self._thread.start()
