@@ -183,6 +183,9 @@ def test_bad_value_fails_its_point_only(tmp_path):
     done = pcsim("sweep", SCENARIO, "--vary", "model.tau_belief_ms=-1,5", "-j", "2", "-o",
                  str(tmp_path))
     assert done.returncode == 1, done.stderr
+    # not a terminal: no progress bar, only the final line
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "2 points: 1 done, 1 failed" in done.stderr
     index = read_index(tmp_path)
     assert index.status == ["failed", "done"]
     error = index.errors[0]
@@ -414,6 +417,28 @@ def test_plot_follows_reaction_time(tmp_path):
         assert table[f"mean[{group}]/reaction_time"][1] == pytest.approx(expected[0])
     plotted = pcsim("plot", str(tmp_path), "-o", str(tmp_path / "rt.png"))
     assert plotted.returncode == 0 and (tmp_path / "rt.png").stat().st_size > 10_000
+
+
+def test_progress_line_on_a_terminal():
+    import io
+
+    from sim.sweeps.progress import SweepProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    bar = SweepProgress(5, stream=stream, width=10)
+    bar.start(already=1)  # finished by an earlier run: not in the time left
+    bar.began -= 10.0  # 10 s ago
+    bar.add("failed")
+    assert bar.line().startswith("[####......] 2/5 points, 1 failed, 0:10 elapsed, 0:30 left")
+    bar.end()
+    assert stream.getvalue().endswith("\n") and stream.getvalue().count("\r") == 3
+    quiet = io.StringIO()
+    SweepProgress(5, stream=quiet).add("done")
+    assert quiet.getvalue() == ""
 
 
 def test_table_without_pandas(serial, monkeypatch):
