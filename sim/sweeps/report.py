@@ -1,8 +1,8 @@
 """``pcsim show`` and ``pcsim plot`` on a sweep's index (h5py, NumPy, matplotlib; no Brian2).
 
-The figure puts the first swept axis on x (numbers on a numeric scale, anything else as
-categories) and draws means with error bars over the seeds (one standard deviation; none with
-one seed):
+The figure puts the first swept axis with several values on x (numbers on a numeric scale,
+anything else as categories) and draws means with error bars over the seeds (one standard
+deviation; none with one seed); the first two panels hold the other axes at their first value:
 
 - the primary readout per condition: the mean reaction time when the scenario has one (RT
   against the swept value, one line per condition), else the top level's final belief (one
@@ -93,17 +93,21 @@ def positions(values: list[Any]) -> tuple[np.ndarray, list[str] | None]:
     return np.arange(len(values), dtype=float), [label(v) for v in values]
 
 
-def others(index: SweepIndex) -> Iterator[tuple[str, np.ndarray]]:
-    """(label, mask) per combination of the axes after the first."""
-    rest = list(index.axes)[1:]
-    if not rest:
-        yield "", np.ones(len(index.files), dtype=bool)
-        return
-    combos = dict.fromkeys(tuple(row[1:]) for row in index.axis_index)
+def x_axis(index: SweepIndex) -> int:
+    """The axis on x: the first with more than one value (else the first)."""
+    return next((a for a, values in enumerate(index.axes.values()) if len(values) > 1), 0)
+
+
+def others(index: SweepIndex, on_x: int) -> Iterator[tuple[str, np.ndarray]]:
+    """(label, mask) per combination of the axes other than ``on_x`` (at most ``MAX_LINES``)."""
+    keys = list(index.axes)
+    rest = [a for a in range(len(keys)) if a != on_x]
+    combos = dict.fromkeys(tuple(row[rest]) for row in index.axis_index)
     for combo in list(combos)[:MAX_LINES]:
-        mask = np.all(index.axis_index[:, 1:] == np.array(combo), axis=1)
-        text = ", ".join(f"{k.split('.')[-1]}={label(index.axes[k][i])}"
-                         for k, i in zip(rest, combo, strict=True))
+        mask = np.all(index.axis_index[:, rest] == np.array(combo, dtype=np.int64), axis=1)
+        text = ", ".join(f"{keys[a].split('.')[-1]}={label(index.axes[keys[a]][i])}"
+                         for a, i in zip(rest, combo, strict=True)
+                         if len(index.axes[keys[a]]) > 1)
         yield text, mask
 
 
@@ -134,12 +138,17 @@ def plot_sweep(path: str | Path, output: Path) -> Path:
 
 
 def draw_panels(index: SweepIndex, finished: np.ndarray, axes) -> None:
-    key = next(iter(index.axes))
+    """The readout and the psychometric curve at the other axes' first values; F for each
+    combination of them."""
+    on_x = x_axis(index)
+    key = list(index.axes)[on_x]
     values = index.axes[key]
     x, ticks = positions(values)
     groups, column = groups_and_column(index)
     unit = " (ms)" if column == "reaction_time" else ""
-    by_value = [finished & (index.axis_index[:, 0] == i) for i in range(len(values))]
+    first = np.all(np.delete(index.axis_index, on_x, axis=1) == 0, axis=1)
+    at_x = [index.axis_index[:, on_x] == i for i in range(len(values))]
+    by_value = [finished & first & rows for rows in at_x]
 
     def errorbars(axis, xs, stats, name):
         means, spreads = np.array(stats).T if stats else ([], [])
@@ -149,18 +158,20 @@ def draw_panels(index: SweepIndex, finished: np.ndarray, axes) -> None:
     for group in groups[:MAX_LINES]:
         errorbars(readout, x, [statistics(index, f"mean[{group}]/{column}", rows)
                                for rows in by_value], group)
-    readout.set(xlabel=key, ylabel=f"mean {column}{unit}", title=f"{column} per condition")
+    held = ", ".join(f"{k.split('.')[-1]}={label(v[0])}" for k, v in index.axes.items()
+                     if k != key and len(v) > 1)
+    readout.set(xlabel=key, ylabel=f"mean {column}{unit}",
+                title=f"{column} per condition" + (f" ({held})" if held else ""))
     group_x = np.arange(len(groups))
     for i, value in enumerate(values[:MAX_LINES]):
         errorbars(curve, group_x, [statistics(index, f"mean[{g}]/{column}", by_value[i])
                                    for g in groups], f"{key.split('.')[-1]}={label(value)}")
     curve.set_xticks(group_x, groups, rotation=30, ha="right")
     curve.set(xlabel="condition (scenario order)", ylabel=f"mean {column}{unit}",
-              title="psychometric curve")
-    for text, mask in others(index):
-        errorbars(energy, x, [statistics(index, "final_free_energy",
-                                         finished & mask & (index.axis_index[:, 0] == i))
-                              for i in range(len(values))], text or None)
+              title="psychometric curve" + (f" ({held})" if held else ""))
+    for text, mask in others(index, on_x):
+        errorbars(energy, x, [statistics(index, "final_free_energy", finished & mask & rows)
+                              for rows in at_x], text or None)
     energy.set(xlabel=key, ylabel="final F (nat)", title="free energy at the end")
     for axis in (readout, energy):
         if ticks is not None:
