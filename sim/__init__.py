@@ -1,13 +1,14 @@
 """pcsim: predictive coding as neural dynamics on Brian2.
 
 ``sim.run(scenario, ...)`` runs a scenario file (a path or a bundled name) and returns the
-loaded ``Result``; ``sim.load(path)`` reads a result file.
+loaded ``Result``; ``sim.load(path)`` reads a result file; ``sim.sweep(...)`` runs a grid of
+them and ``sim.open_sweep(folder)`` reads its index (``sim.sweeps``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim._version import __version__
 from sim.errors import (
@@ -19,8 +20,11 @@ from sim.errors import (
 )
 from sim.io.reader import Result, load
 
+if TYPE_CHECKING:
+    from sim.sweeps.table import Sweep
+
 __all__ = ["DivergenceError", "NumericalWarning", "Result", "ResultError", "RunInterrupted",
-           "ScenarioError", "__version__", "load", "run"]
+           "ScenarioError", "__version__", "load", "open_sweep", "run", "sweep"]
 
 
 def run(
@@ -50,3 +54,38 @@ def run(
     run_scenario(loaded, target, text_progress() if progress else None, overwrite=overwrite,
                  keep_partial=keep_partial, debug=debug)
     return load(target)
+
+
+def sweep(
+    scenario: str | Path,
+    vary: dict[str, list[Any]] | None = None,
+    seeds: int | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    output: str | Path | None = None,
+    progress: bool = False,
+    client: Any = None,
+) -> Sweep:
+    """Run the grid of ``scenario`` (its ``[sweep]`` table, extended by ``vary``: dotted key ->
+    values) times ``seeds`` (the scenario's seed + 0 .. seeds-1), and open its index.
+
+    Each point is one result file in ``output`` (default ``outputs/sweep-<name>``); points
+    already finished there are skipped, failed ones tried again. ``jobs`` local processes
+    (default: every core), or the workers of the Dask scheduler at ``scheduler`` (or of a
+    ``dask.distributed.Client`` given as ``client``). Raises ``ScenarioError`` for a bad key
+    (before anything runs) and ``RunInterrupted`` on Ctrl-C; a point with a bad value is
+    marked failed, with its error, in the index. Keys, seeds and files: ``sim.sweeps.grid``.
+    """
+    from sim.sweeps.run import run_sweep
+
+    outcome = run_sweep(scenario, vary, seeds, jobs, scheduler, output, progress, client)
+    return open_sweep(outcome.index)
+
+
+def open_sweep(folder_or_index: str | Path) -> Sweep:
+    """Open a sweep by its folder or index file: ``.grid`` (axis key -> values, and ``seed``),
+    ``.table`` (one row per point: pandas DataFrame if installed, else a NumPy structured
+    array), ``.counts``, ``.result(row)`` (``sim.sweeps.table``)."""
+    from sim.sweeps.table import open_sweep as open_index
+
+    return open_index(folder_or_index)

@@ -1,10 +1,10 @@
-"""The ``pcsim`` command: run, list, show, plot, diff (and bench).
+"""The ``pcsim`` command: run, sweep, list, show, plot, diff (and bench).
 
-Exit codes: 0 done (``diff``: identical); 1 ``diff``: the results differ; 2 a user mistake
-(scenario, overrides, output path, result file), shown as one line (``--debug`` shows the
-traceback); 3 the run diverged (the result file records it); 130 interrupted (Ctrl-C) or 143
-terminated (SIGTERM); 141 standard output closed early (as in ``pcsim show F.h5 | head -1``),
-quietly.
+Exit codes: 0 done (``diff``: identical); 1 ``diff``: the results differ, ``sweep``: some
+points failed (the index says why); 2 a user mistake (scenario, overrides, output path, result
+file), shown as one line (``--debug`` shows the traceback); 3 the run diverged (the result file
+records it); 130 interrupted (Ctrl-C) or 143 terminated (SIGTERM); 141 standard output closed
+early (as in ``pcsim show F.h5 | head -1``), quietly.
 """
 
 from __future__ import annotations
@@ -134,10 +134,22 @@ def command_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_sweep(args: argparse.Namespace) -> int:
+    from sim.sweeps.cli import command_sweep as sweep
+
+    return sweep(args)
+
+
 def command_show(args: argparse.Namespace) -> int:
     from sim.io.reader import load
     from sim.report.show import show_lines
+    from sim.sweeps.detect import is_sweep_index
 
+    if is_sweep_index(args.file):
+        from sim.sweeps.report import show_lines as sweep_lines
+
+        print("\n".join(sweep_lines(args.file)))
+        return 0
     with load(args.file, allow_incomplete=True) as result:
         for line in show_lines(result):
             print(line)
@@ -146,10 +158,18 @@ def command_show(args: argparse.Namespace) -> int:
 
 def command_plot(args: argparse.Namespace) -> int:
     from sim.io.reader import load
+    from sim.sweeps.detect import index_path, is_sweep_index
 
     own_warnings(args)
-    output = Path(args.output) if args.output else Path(args.file).with_suffix(".png")
-    check_figure_name(output, Path(args.file))
+    sweep = is_sweep_index(args.file)
+    source = index_path(args.file) if sweep else Path(args.file)
+    output = Path(args.output) if args.output else source.with_suffix(".png")
+    check_figure_name(output, source)
+    if sweep:
+        from sim.sweeps.report import plot_sweep
+
+        print(f"wrote {plot_sweep(source, output)}")
+        return 0
     with load(args.file, allow_incomplete=True) as result:
         print(f"wrote {write_figure(result, output)}")
     return 0
@@ -192,13 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only validate the scenario and its step size; run nothing")
     run.set_defaults(handler=command_run)
 
+    from sim.sweeps.cli import add_parser as add_sweep
+
+    add_sweep(commands, command_sweep)
+
     commands.add_parser("list", help="list bundled scenarios").set_defaults(handler=command_list)
 
-    show = commands.add_parser("show", help="summarise a result file")
+    show = commands.add_parser("show", help="summarise a result file (or a sweep's index)")
     show.add_argument("file")
     show.set_defaults(handler=command_show)
 
-    plot = commands.add_parser("plot", help="plot beliefs, errors and F of a result file")
+    plot = commands.add_parser("plot", help="plot beliefs, errors and F of a result file (or "
+                                            "a sweep's summary against its axes)")
     plot.add_argument("file")
     plot.add_argument("-o", "--output",
                       help="image path, .png, .pdf, .svg, ... (default: a PNG beside the file)")

@@ -301,6 +301,7 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
     )
     numerics_fields.close()
     readouts = parse_readouts(top.sub("readouts", default={}), kind, model)
+    top.raw("sweep", default={})  # the grid of ``pcsim sweep``, read by sim.sweep.grid
     top.close()
     scenario = Scenario(
         name=name,

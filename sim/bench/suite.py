@@ -7,7 +7,8 @@ and integrates the same update scheme in plain NumPy / scipy.sparse; both final 
 agree to ``TOLERANCE``, which proves that the two did the same work. ``sim.bench.measure``
 times them (interleaved repeats in one process, start-up and memory in fresh ones),
 ``sim.bench.report_commands`` times ``pcsim plot`` and ``pcsim show`` against the imports they
-need, and ``sim.bench.output`` prints the tables and writes the JSON records. BLAS runs on one
+need, ``sim.bench.sweep`` a sweep on 1 and 2 workers and on Dask, and ``sim.bench.output``
+prints the tables and writes the JSON records. BLAS runs on one
 thread for everything (``set_blas_threads``), so that other work on a small machine does not
 decide the result.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.bench import measure, output, recorded, report_commands
+from sim.bench import measure, output, recorded, report_commands, sweep
 from sim.bench.cases import REPORT_SCENARIO, cases, command_cases
 from sim.bench.records import Record
 
@@ -70,6 +71,10 @@ def main(args) -> int:
             memory = measure.streaming_memory(workdir, quick, threads)
             print(output.streaming_line(memory), flush=True)
             extras.append(memory)
+        if chosen("sweep"):
+            sweeps = sweep.measure(workdir, quick)  # local workers and Dask (sim.bench.sweep)
+            print("\n".join(sweeps.lines()), flush=True)
+            extras.append(sweeps)
         commands = [case for case in command_cases() if chosen(case.name)]
         if commands:
             result = report_commands.report_result(workdir / "report")

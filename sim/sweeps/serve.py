@@ -1,0 +1,37 @@
+"""A local sweep worker: ``python -m sim.sweeps.serve PARENT_PID TASK_FD RESULT_FD``.
+
+It dies with its sweep (``sim.sweeps.worker.die_with_parent``), leaves Ctrl-C to the sweep
+(which stops it with SIGTERM), prepares itself (BLAS on one thread, Brian2 imported), says it
+is ready, then runs the points it is sent (``run_point``) until it is sent None.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from multiprocessing.connection import Connection
+
+
+def main(argv: list[str]) -> int:
+    from sim.sweeps.worker import die_with_parent, prepare_process, run_point
+
+    parent, task_fd, result_fd = (int(a) for a in argv)
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tasks = Connection(task_fd, writable=False)
+    results = Connection(result_fd, readable=False)
+    prepare_process()
+    results.send(("ready", os.getpid()))
+    while True:
+        try:
+            task = tasks.recv()
+        except EOFError:  # the sweep is gone
+            return 0
+        if task is None:
+            return 0
+        results.send(("result", run_point(task)))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
