@@ -311,6 +311,15 @@ class LearnedCovariance(Mechanism):
                 np.stack([*circuit.snapshots, np.array(circuit.covariance, dtype=float)])
                 for circuit in self.circuits(context)}
 
+    def snapshot_shapes(self, settings: Settings, model) -> dict[str, tuple[int, ...]]:
+        """Sigma of each level it runs on, for ``[record] snapshots_every``."""
+        return {f"levels/{level.name}/covariance": (level.size, level.size)
+                for level in model.levels if level.name in settings.levels}
+
+    def snapshot(self, settings: Settings, context: BuildContext) -> dict:
+        return {f"levels/{circuit.name}/covariance": circuit.covariance
+                for circuit in self.circuits(context)}
+
     def precision_matrices(self, settings: Settings, context: BuildContext) -> dict:
         return {circuit.index: circuit.precision for circuit in self.circuits(context)}
 

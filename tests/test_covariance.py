@@ -318,3 +318,17 @@ def test_a_bad_rate_on_the_command_line_is_one_line_with_exit_code_2(tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1
     assert "model.covariance.tau_ms" in done.stderr and "Traceback" not in done.stderr
     assert not out.exists()
+
+
+def test_snapshots_hold_sigma_at_the_trials_they_name(tmp_path):
+    """``[record] snapshots_every = 3``: each snapshot of Sigma is the covariance the level
+    recorded at the end of the trial the snapshot names (and the last trial is kept)."""
+    table = correlated_table(trials=8)
+    table["record"]["snapshots_every"] = 3
+    result = sim.run(write_scenario(tmp_path / "s.toml", table), output=tmp_path / "s.h5")
+    per_trial = np.asarray(result["levels/input/covariance"])
+    snapshots = result.snapshots
+    trials = np.asarray(snapshots["trial"])
+    assert trials.tolist() == [2, 5, 7]
+    np.testing.assert_array_equal(np.asarray(snapshots["levels/input/covariance"]),
+                                  per_trial[trials])
