@@ -332,3 +332,17 @@ def test_snapshots_hold_sigma_at_the_trials_they_name(tmp_path):
     assert trials.tolist() == [2, 5, 7]
     np.testing.assert_array_equal(np.asarray(snapshots["levels/input/covariance"]),
                                   per_trial[trials])
+
+
+def test_the_learning_curve_measures_sigma_against_the_inputs_covariance(tmp_path):
+    """``covariance_error`` per trial = ||Sigma - C||_F / ||C||_F, from the Sigma the level
+    recorded at that trial's end and the scenario's trial_covariance C; it falls as Sigma
+    learns C from a start at the identity."""
+    covariance = np.array([[1.0, 0.5], [0.5, 1.0]])
+    table = correlated_table(trials=60, tau_ms=500.0, initial=[[2.0, 0.0], [0.0, 2.0]])
+    result = sim.run(write_scenario(tmp_path / "e.toml", table), output=tmp_path / "e.h5")
+    sigma = np.asarray(result["levels/input/covariance"])
+    expected = [np.linalg.norm(s - covariance) / np.linalg.norm(covariance) for s in sigma]
+    found = np.asarray(result.trials["covariance_error"])
+    np.testing.assert_allclose(found, expected, rtol=1e-12)
+    assert found[-10:].mean() < 0.5 * found[0]

@@ -10,7 +10,11 @@ trial's end:
   known linear generative model (``linear_gaussian``): the largest principal angle between
   the column space of the learned W_1 and that of W_true (the weights are identifiable only up
   to an invertible mixing of the causes, so subspaces are compared;
-  ``scipy.linalg.subspace_angles``); NaN in trials without a known W_true.
+  ``scipy.linalg.subspace_angles``); NaN in trials without a known W_true;
+- ``covariance_error``, where the input level learns its covariance Sigma
+  (``circuits.covariance``) and the trial's input is drawn with a known ``trial_covariance``
+  C: ||Sigma - C||_F / ||C||_F, the distance to the value Sigma learns when the prediction is
+  the input's mean (``learning/variance``); NaN in trials without a known C.
 
 F at the trial's end is ``final_free_energy`` (``sim.readouts.final_state``).
 """
@@ -24,6 +28,7 @@ import scipy.linalg
 import scipy.sparse
 
 from circuits.generative import GenerativeMap
+from sim import registry
 from sim.families.hierarchical.stimulus import LinearGaussian
 from sim.protocol import learned_parameters
 from sim.readouts import Readout
@@ -64,7 +69,23 @@ class LearningCurve(Readout):
             true = true_weights(trial)
             row["weight_angle"] = (float("nan") if true is None
                                    else largest_angle_deg(weights, true))
+        if "covariance" in simulation.learned:
+            row.update(covariance_error(simulation, trial))
         return row
+
+
+def covariance_error(simulation: Any, trial: Any) -> dict[str, float]:
+    """The input level's learned Sigma against its inputs' known covariance (see above)."""
+    circuits = {circuit.index: circuit for circuit in
+                registry.mechanism("covariance").circuits(simulation.context)}
+    if 0 not in circuits:
+        return {}
+    factor = trial.settings.stimulus.trial_factor
+    if factor is None:
+        return {"covariance_error": float("nan")}
+    true = factor @ factor.T
+    learned = np.asarray(circuits[0].covariance, dtype=float)
+    return {"covariance_error": float(np.linalg.norm(learned - true) / np.linalg.norm(true))}
 
 
 READOUT = LearningCurve()
