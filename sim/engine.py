@@ -126,7 +126,7 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
 
 def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite: bool,
          keep_partial: bool, guard: RunGuard):
-    simulation, trial = None, None
+    simulation, members = None, []
     with interrupt_handlers(guard):
         writer = ResultWriter(output)
         try:
@@ -136,18 +136,23 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
                              *simulation.watched()]
             network = Network(*simulation.objects, guard.operation(simulation.clock))
             total, done = scenario.duration_ms, 0.0
-            for trial in scenario.trials:
-                guard.trial_name = trial.name
-                simulation.start_trial(trial)
+            for members in simulation.runs():  # one trial, or a batch of them (sim.batch)
+                trials = [scenario.trials[position] for position in members]
+                trial = trials[0]
+                guard.trial_name = (trial.name if len(trials) == 1 else
+                                    f"{trial.name}, ... ({len(trials)} batched)")
+                simulation.start(members)
+                copies = len(trials)
 
-                def report(elapsed, completed, start, duration, before=done):
+                def report(elapsed, completed, start, duration, before=done, copies=copies):
                     if progress:
-                        progress((before + float(completed) * float(duration / ms)) / total)
+                        progress((before + copies * float(completed) * float(duration / ms))
+                                 / total)
 
                 network.run(trial.duration_ms * ms, namespace={}, report=report,
                             report_period=0.5 * 1000 * ms)
-                simulation.end_trial(trial)
-                done += trial.duration_ms
+                simulation.end(members)
+                done += sum(t.duration_ms for t in trials)
             simulation.finish()
             writer.commit(overwrite=overwrite)
         except RunStopped as stop:
@@ -157,8 +162,7 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
                 raise RunInterrupted(f"{stop.message} at t = {stop.t_ms:g} ms; nothing written "
                                      "(--keep-partial keeps what was simulated)", None) from None
             try:
-                if stop.reason == "interrupted":
-                    simulation.end_trial(trial)
+                simulation.stopped(members, stop.reason)
                 simulation.finish()
                 writer.file.attrs["failure"] = stop.message
                 writer.file.attrs["stopped_at"] = stop.t_ms * 1e-3

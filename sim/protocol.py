@@ -26,6 +26,7 @@ from sim.validation import Fields
 MAX_STEPS = 10**9
 MAX_TRIALS = 10**6  # of a generated protocol (every trial is a row and a Brian2 run)
 RESETS = ("none", "beliefs")
+MAX_BATCH = 4096  # copies of the network in one batched run (sim.batch)
 PROBABILITY_TOLERANCE = 1e-9
 LISTED_STREAM, GENERATED_STREAM = 4, 5
 
@@ -65,6 +66,7 @@ class TrialProtocol:
     seed: int | None = None  # ``[protocol] seed``: the order's own seed
     conditions: list[Condition] | None = None  # None: the trials are listed
     total: int | None = None  # ``[protocol] trials = N`` (conditions with probabilities)
+    batch: int = 1  # ``[protocol] batch``: up to this many trials run at once (``sim.batch``)
 
     def describe(self) -> dict:
         """``protocol`` of ``scenario/parameters``; listed trials without a seed give exactly
@@ -72,6 +74,8 @@ class TrialProtocol:
         out: dict[str, Any] = {"shuffle": self.shuffle, "order": [t.index for t in self.trials]}
         if self.seed is not None:
             out["seed"] = self.seed
+        if self.batch != 1:
+            out["batch"] = self.batch
         if self.conditions is not None:
             if self.total is not None:
                 out["trials"] = self.total
@@ -95,6 +99,7 @@ def parse_protocol(
                                      "as [[protocol.trials]] tables")
     shuffle = fields.flag("shuffle", default=generated)
     order_seed = fields.number("seed", default=None, minimum=0, maximum=2**32 - 1, integer=True)
+    batch = fields.number("batch", default=1, minimum=1, maximum=MAX_BATCH, integer=True)
     if generated:
         conditions, total = parse_conditions(fields, kind, model, dt_ms, reset_default)
         expanded = ((c, k) for c in conditions for k in range(c.count))
@@ -114,7 +119,7 @@ def parse_protocol(
         stream = GENERATED_STREAM if generated else LISTED_STREAM
         rng = np.random.default_rng([seed if order_seed is None else order_seed, stream])
         trials = [trials[i] for i in rng.permutation(len(trials))]
-    return TrialProtocol(trials, shuffle, order_seed, conditions, total)
+    return TrialProtocol(trials, shuffle, order_seed, conditions, total, batch)
 
 
 def read_trial(
