@@ -87,9 +87,10 @@ def plan(steps: list[int], batch: int) -> list[list[int]]:
 class _Copy:
     """Where one copy's samples go: its trial's place in the datasets, and what is buffered."""
 
-    def __init__(self, position: int, first_sample: int, rows: int,
+    def __init__(self, position: int, first_sample: int, rows: int, whole_trial: bool,
                  buffers: list[np.ndarray]) -> None:
         self.position, self.next_row, self.rows = position, first_sample, rows
+        self.whole_trial = whole_trial  # the buffers hold every sample of the trial
         self.buffers, self.filled = buffers, 0
 
 
@@ -134,7 +135,7 @@ class Batch:
             rows = max(1, min(count, budget))
             buffers = [np.empty((rows, *d.shape[1:]), dtype=d.dtype) for d in self.datasets]
             self.copy_records.append(_Copy(position, self.first_sample(position), rows,
-                                           buffers))
+                                           rows >= count, buffers))
 
     def record(self, simulation: Any) -> None:
         """Every step: sample the copies whose serial step is a recorded one."""
@@ -152,8 +153,8 @@ class Batch:
             for streamed, buffer in zip(simulation.writer.streams, record.buffers, strict=True):
                 buffer[record.filled] = streamed.read()
             record.filled += 1
-            if record.filled == record.rows:
-                self._write([record])
+            if record.filled == record.rows and not record.whole_trial:
+                self._write([record])  # else at the batch's end, with its neighbours
 
     def end(self, simulation: Any, members: list[int]) -> None:
         """The batch's trials are done: their samples written, their rows kept."""
@@ -165,12 +166,22 @@ class Batch:
                            for p in (position, position + 1))
             self.rows[position] = simulation.trial_row(self.trials[position], start, stop)
 
-    def finish(self, simulation: Any) -> None:
-        """The trial rows of the trials done, in running order, up to the first one not done
-        (a stopped run); the datasets end at that trial's first sample."""
+    def done(self) -> int:
+        """How many trials, in running order, are done before the first one that is not."""
         done = 0
         while done in self.rows:
             done += 1
+        return done
+
+    def stopped_at(self, simulation: Any) -> float:
+        """Where the file of a stopped run ends (s): the start of the first trial not done."""
+        dt = simulation.clock.variables["dt"].get_value()[0]
+        return float(np.int64(self.first_step[self.done()]) * dt)
+
+    def finish(self, simulation: Any) -> None:
+        """The trial rows of the trials done, in running order, up to the first one not done
+        (a stopped run); the datasets end at that trial's first sample."""
+        done = self.done()
         simulation.trial_rows = [self.rows[position] for position in range(done)]
         for dataset in self.datasets or ():
             dataset.resize(self.first_sample(done) if done < len(self.trials)

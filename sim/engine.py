@@ -162,10 +162,10 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
                 raise RunInterrupted(f"{stop.message} at t = {stop.t_ms:g} ms; nothing written "
                                      "(--keep-partial keeps what was simulated)", None) from None
             try:
-                simulation.stopped(members, stop.reason)
+                stopped_at = simulation.stopped(members, stop.reason, stop.t_ms * 1e-3)
                 simulation.finish()
                 writer.file.attrs["failure"] = stop.message
-                writer.file.attrs["stopped_at"] = stop.t_ms * 1e-3
+                writer.file.attrs["stopped_at"] = stopped_at
                 writer.commit(status=stop.reason, overwrite=overwrite)
             except BaseException:
                 writer.abort()

@@ -146,11 +146,15 @@ class Simulation:
         else:
             self.end_trial(self.scenario.trials[members[0]])
 
-    def stopped(self, members: list[int], reason: str) -> None:
-        """The run stopped in ``members``: an interrupted serial trial gets its row (a batched
-        run keeps the trials done before, ``Batch.finish``)."""
-        if reason == "interrupted" and self.batch is None:
+    def stopped(self, members: list[int], reason: str, t_s: float) -> float:
+        """The run stopped in ``members`` at network time ``t_s``: an interrupted serial trial
+        gets its row. Returns where the file's samples end (s): ``t_s``, or for a batched run
+        the start of the first trial not done (it keeps those before, ``Batch.finish``)."""
+        if self.batch is not None:
+            return self.batch.stopped_at(self)
+        if reason == "interrupted":
             self.end_trial(self.scenario.trials[members[0]])
+        return t_s
 
     def start_lanes(self, trials: list[Trial]) -> None:
         """Start ``trials[b]`` in copy b of the network (a family that runs batched)."""

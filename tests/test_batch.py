@@ -234,3 +234,29 @@ def test_the_discrete_family_refuses_to_batch(tmp_path, capsys):
     assert code == 2
     assert len(err.splitlines()) == 1 and "protocol.batch: the discrete family" in err, err
     assert not out.exists()
+
+
+def test_a_diverging_batched_run_keeps_the_trials_done_before(tmp_path):
+    """One condition's trials diverge: the batched file keeps, in running order, the trials
+    done before the first unfinished one, equal to the serial file's first trials."""
+    path = scenario_file(tmp_path, "linear")
+    overrides = {"protocol.conditions.1.precision.input": 5000.0, "numerics.stability": "warn"}
+    files = {}
+    for name, batch in (("serial", 1), ("batched", 4)):
+        files[name] = tmp_path / f"{name}.h5"
+        with pytest.raises(sim.DivergenceError):
+            sim.run(path, files[name], overrides={**overrides, "protocol.batch": batch})
+    serial, batched = datasets(files["serial"]), datasets(files["batched"])
+    done = len(batched["trials/index"])
+    assert 0 < done <= len(serial["trials/index"])
+    with h5py.File(files["batched"], "r") as file:
+        assert file.attrs["status"] == "diverged"
+        stopped_at = float(file.attrs["stopped_at"])
+    assert stopped_at == pytest.approx(serial["trials/t_stop"][done - 1], abs=1e-12)
+    samples = len(batched["time"])
+    assert samples == np.count_nonzero(serial["time"] < stopped_at - 1e-9)
+    for name, value in batched.items():
+        reference = serial[name][:done] if name.startswith("trials/") else serial[name][:samples]
+        if value.dtype.kind == "f":
+            np.testing.assert_allclose(value, reference, rtol=TOLERANCE, atol=TOLERANCE,
+                                       err_msg=name)

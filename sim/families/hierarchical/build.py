@@ -16,7 +16,7 @@ from circuits.belief import belief_population
 from circuits.coupling import build_coupling
 from circuits.error import error_population
 from circuits.mechanism import BuildContext, Population, Stream
-from sim.families.hierarchical.free_energy import FreeEnergy, free_energy
+from sim.families.hierarchical.free_energy import FreeEnergy, GramCache, free_energy
 from sim.families.hierarchical.lanes import Lane, tiled
 from sim.families.hierarchical.model import HierarchicalModel
 from sim.io.writer import ResultWriter, write_matrix
@@ -25,6 +25,7 @@ from sim.simulation import Simulation
 
 LAPLACE_FULL_UNITS = 256  # "auto": the Laplace term at every sample up to this many beliefs
 LAPLACE_BUDGET = 0.15  # "auto", larger models: the Laplace term's share of the simulation
+GRAM_CACHE_SIZE = 16  # batched runs: W' Pi W kept for this many trial precisions
 FLOOR_FLOPS = 1e5  # a step's (and a Laplace term's) fixed cost, in multiply-adds (~37 us)
 
 
@@ -97,7 +98,8 @@ class HierarchicalSimulation(Simulation):
         self.objects = [*self.beliefs, *self.errors, *self.coupling.objects, *mechanism_objects,
                         *self.readout_objects(), self.stimulus_operation,
                         self.schedule_operation, self.record_operation]
-        self.lanes = [Lane(copy, copies, scenario, self.beliefs, self.errors)
+        gram_cache = GramCache(1 if copies == 1 else GRAM_CACHE_SIZE)
+        self.lanes = [Lane(copy, copies, scenario, self.beliefs, self.errors, gram_cache)
                       for copy in range(copies)]
         self.lane = self.lanes[0]
         self.varying: list[Lane] = []  # lanes whose input changes within the trial

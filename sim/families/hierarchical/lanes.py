@@ -38,7 +38,7 @@ class Lane:
     ``configured``, ``prior_mean``: the one in force) and its trial's running state."""
 
     def __init__(self, copy: int, copies: int, scenario: Any, beliefs: Sequence[NeuronGroup],
-                 errors: Sequence[NeuronGroup]) -> None:
+                 errors: Sequence[NeuronGroup], gram_cache: GramCache) -> None:
         def rows(group: NeuronGroup, name: str) -> np.ndarray:
             return copy_rows(group.variables[name].get_value(), copies)[copy]
 
@@ -50,7 +50,7 @@ class Lane:
         self.precisions = [rows(group, "precision") for group in errors]
         self.configured = [rows(group, configured_variable(group)) for group in errors]
         self.prior_mean = rows(errors[-1], "prediction")
-        self.gram_cache = GramCache()
+        self.gram_cache = gram_cache  # shared by the lanes (free_energy.GramCache)
         self.started = False  # a trial ran in this lane
         self.overridden: set[str] = set()
         self.prior_overridden = False
