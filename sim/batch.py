@@ -32,7 +32,7 @@ import numpy as np
 
 from sim import registry
 
-BUFFER_BYTES = 256 << 20  # samples a batch keeps before writing, over all copies and streams
+BUFFER_BYTES = 1 << 30  # samples a batch keeps before writing, over all copies and streams
 
 
 def refusal(scenario: Any) -> str | None:

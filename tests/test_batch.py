@@ -73,7 +73,7 @@ dt_ms = 0.5
 tau_belief_ms = 5.0
 tau_error_ms = 1.0
 errors = "{errors}"
-coupling = "dense"
+coupling = "{coupling}"
 prior = {{ mean = [0.3, -0.2], precision = 0.7 }}
 {model}
 [record]
@@ -114,12 +114,12 @@ stimulus = {{ kind = "constant", value = {b}, noise_std = 0.3 }}
 
 
 def scenario_file(tmp_path: Path, kind: str, errors: str = "relaxing", apply: str = "before",
-                  protocol: str = "") -> Path:
+                  protocol: str = "", coupling: str = "dense") -> Path:
     size = 4 if kind == "linear" else 6
     rng = np.random.default_rng(size)
     a, b = (rng.normal(0.0, 1.0, size).round(3).tolist() for _ in range(2))
     text = SCENARIO.format(errors=errors, model=MODEL[kind].format(apply=apply),
-                           protocol=protocol, a=a, b=b)
+                           protocol=protocol, a=a, b=b, coupling=coupling)
     path = tmp_path / f"{kind}.toml"
     path.write_text(text)
     return path
@@ -162,13 +162,14 @@ def assert_same_run(serial: Path, batched: Path) -> None:
     assert parameters[0]["protocol"] == parameters[1]["protocol"]
 
 
-@pytest.mark.parametrize(("kind", "errors", "apply"), [
-    ("linear", "relaxing", "before"),
-    ("tanh", "relaxing", "before"),
-    ("tanh", "instantaneous", "after"),
+@pytest.mark.parametrize(("kind", "errors", "apply", "coupling"), [
+    ("linear", "relaxing", "before", "dense"),
+    ("tanh", "relaxing", "before", "dense"),
+    ("tanh", "instantaneous", "after", "dense"),
+    ("tanh", "relaxing", "after", "sparse"),
 ])
-def test_batched_trials_equal_serial_trials(tmp_path, kind, errors, apply):
-    path = scenario_file(tmp_path, kind, errors, apply)
+def test_batched_trials_equal_serial_trials(tmp_path, kind, errors, apply, coupling):
+    path = scenario_file(tmp_path, kind, errors, apply, coupling=coupling)
     serial = tmp_path / "serial.h5"
     sim.run(path, serial)
     batched = tmp_path / "batched.h5"
