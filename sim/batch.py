@@ -144,12 +144,11 @@ class Batch:
         if not copies:
             return
         dt = simulation.clock.variables["dt"].get_value()[0]
-        for copy in copies:
-            record = self.copy_records[copy]
+        records = [self.copy_records[copy] for copy in copies]
+        simulation.before_samples(copies, [r.next_row + r.filled for r in records])
+        for copy, record in zip(copies, records, strict=True):
             simulation.use_lane(copy)
             simulation.now = float(np.int64(self.first_step[record.position] + step) * dt)
-            simulation.samples = record.next_row + record.filled
-            simulation.before_sample()
             for streamed, buffer in zip(simulation.writer.streams, record.buffers, strict=True):
                 buffer[record.filled] = streamed.read()
             record.filled += 1

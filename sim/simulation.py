@@ -126,6 +126,11 @@ class Simulation:
     def before_sample(self) -> None:
         """Work a family does once per recorded sample, before its streams read the state."""
 
+    def before_samples(self, copies: list[int], samples: list[int]) -> None:
+        """``before_sample`` for the ``copies`` of a batched run sampled now, whose sample
+        indices in the file are ``samples`` (a family that runs batched)."""
+        raise NotImplementedError
+
     # trials ------------------------------------------------------------------------------------
     def runs(self) -> list[list[int]]:
         """The running positions of the trials run together: one at a time, or the batches

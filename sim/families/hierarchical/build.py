@@ -16,7 +16,12 @@ from circuits.belief import belief_population
 from circuits.coupling import build_coupling
 from circuits.error import error_population
 from circuits.mechanism import BuildContext, Population, Stream
-from sim.families.hierarchical.free_energy import FreeEnergy, GramCache, free_energy
+from sim.families.hierarchical.free_energy import (
+    FreeEnergy,
+    GramCache,
+    free_energy,
+    row_energies,
+)
 from sim.families.hierarchical.lanes import Lane, tiled
 from sim.families.hierarchical.model import HierarchicalModel
 from sim.io.writer import ResultWriter, write_matrix
@@ -107,7 +112,6 @@ class HierarchicalSimulation(Simulation):
         self.laplace_every = laplace_cadence(scenario.record.laplace, model,
                                              scenario.record.every_steps)
         self.samples = 0
-        self.sampled_energy = self.sampled_free_energy = math.nan
         self._describe_levels()
         self.record([*self.streams(), *self.mechanism_streams()])
 
@@ -158,11 +162,12 @@ class HierarchicalSimulation(Simulation):
             found.append(Stream(f"{where}/precision", level.size,
                                 lambda i=index: self.lane.precisions[i], variable="precision",
                                 attrs={"contributions": contributions}))
-        found.append(Stream("free_energy", None, lambda: self.sampled_free_energy, units="nat",
+        found.append(Stream("free_energy", None, lambda: self.lane.sampled_free_energy,
+                            units="nat",
                             variable="free_energy",
                             attrs={"approximation": "Laplace", "laplace_every": self.laplace_every,
                                    "laplace": str(self.scenario.record.laplace)}))
-        found.append(Stream("energy", None, lambda: self.sampled_energy, units="nat",
+        found.append(Stream("energy", None, lambda: self.lane.sampled_energy, units="nat",
                             variable="free_energy"))
         return found
 
@@ -175,8 +180,33 @@ class HierarchicalSimulation(Simulation):
         due = self.laplace_every and self.samples % self.laplace_every == 0
         self.samples += 1
         found = self._free_energy(laplace=bool(due))
-        self.sampled_energy = found.energy
-        self.sampled_free_energy = found.total if due else math.nan
+        self.lane.sampled_energy = found.energy
+        self.lane.sampled_free_energy = found.total if due else math.nan
+
+    def before_samples(self, copies: list[int], samples: list[int]) -> None:
+        """``before_sample`` for the ``copies`` of a batched run sampled at this step, whose
+        sample indices in the file are ``samples``: their energies at once (one product per
+        level, ``row_energies``), the Laplace term copy by copy where it is due."""
+        if "free_energy" not in self.scenario.record.variables:
+            return
+        def rows(values: np.ndarray) -> np.ndarray:
+            return values.reshape(self.copies, -1)[copies]
+
+        energies = row_energies(self.model, rows(self.state("signal", self.errors[0])),
+                                [rows(self.state("belief", group)) for group in self.beliefs],
+                                [rows(self.state("precision", group)) for group in self.errors],
+                                rows(self.state("prediction", self.errors[-1])))
+        for copy, sample, energy in zip(copies, samples, energies, strict=True):
+            self.use_lane(copy)
+            if self.laplace_every and sample % self.laplace_every == 0:
+                found = self._free_energy()
+                self.lane.sampled_energy, self.lane.sampled_free_energy = found.energy, found.total
+            else:
+                self.lane.sampled_energy, self.lane.sampled_free_energy = float(energy), math.nan
+
+    @staticmethod
+    def state(name: str, group: Any) -> np.ndarray:
+        return group.variables[name].get_value()
 
     def _free_energy(self, laplace: bool = True) -> FreeEnergy:
         lane = self.lane

@@ -76,6 +76,28 @@ def energy(errors: Sequence[np.ndarray], precisions: Sequence[np.ndarray]) -> fl
     return total
 
 
+def row_energies(
+    model: HierarchicalModel, sensory: np.ndarray, beliefs: Sequence[np.ndarray],
+    precisions: Sequence[np.ndarray], prior_mean: np.ndarray,
+) -> np.ndarray:
+    """E(mu) of k copies at once (a batched run's samples): every argument a (k, n_l) stack,
+    one copy per row; row by row ``energy`` of ``prediction_errors`` (to rounding), with each
+    level's prediction one matrix-matrix product for all copies."""
+    states = [sensory, *beliefs]
+    total = np.zeros(len(sensory))
+    for index, (state, precision) in enumerate(zip(states, precisions, strict=True)):
+        if index + 1 < len(states):
+            prediction = model.levels[index + 1].generative.predict(states[index + 1], rows=True)
+        else:
+            prediction = prior_mean
+        error = state - prediction
+        proper = precision > 0
+        total += 0.5 * np.sum(precision * error**2, axis=1)
+        total += 0.5 * np.sum(np.where(proper, LN_2PI - np.log(np.where(proper, precision, 1.0)),
+                                       0.0), axis=1)
+    return total
+
+
 class GramCache:
     """W' Pi W per level, kept while W and Pi stay the same (compared on every use, a cost of
     n_{l-1} n_l against the product's n_{l-1} n_l^2): for g = W f(mu),

@@ -9,6 +9,7 @@ start and at each step is written once, here, for both.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -55,6 +56,7 @@ class Lane:
         self.overridden: set[str] = set()
         self.prior_overridden = False
         self.trial: Any = None
+        self.sampled_energy = self.sampled_free_energy = math.nan  # F at the last sample
 
     def start(self, trial: Any,
               initial_beliefs: Callable[[np.ndarray], Sequence[np.ndarray]]) -> None:
