@@ -66,9 +66,11 @@ def choose_coupling(kind: str, maps: Sequence[GenerativeMap]) -> str:
     return "sparse" if total and nonzero / total < SPARSE_DENSITY else "dense"
 
 
-def _state(group: NeuronGroup, name: str) -> np.ndarray:
-    """Brian2's own storage for a state variable (runtime devices): written in place."""
-    return group.variables[name].get_value()
+def _state(group: NeuronGroup, name: str, copies: int = 1) -> np.ndarray:
+    """Brian2's own storage for a state variable (runtime devices): written in place; with
+    several ``copies`` of the network, its (copies, n) view, one copy per row."""
+    values = group.variables[name].get_value()
+    return values if copies == 1 else values.reshape(copies, -1)
 
 
 @dataclass
@@ -76,7 +78,9 @@ class _Link:
     """Level l's beliefs, their generative map to level l-1, and the arrays both sides share.
 
     Every array is Brian2's own storage or a buffer allocated once; a step allocates only the
-    temporaries of f(mu) and f'(mu) (none for the identity).
+    temporaries of f(mu) and f'(mu) (none for the identity). In a batched run (B copies of the
+    network, ``sim.batch``) every array is a (B, n) view, one copy per row, and each product
+    is one matrix-matrix product for all copies (``GenerativeMap.predict``, ``pull_back``).
     """
 
     gmap: GenerativeMap
@@ -93,7 +97,8 @@ class _Link:
 
     def __post_init__(self) -> None:
         dtype = self.belief.dtype
-        self.drive = np.zeros(self.gmap.shape[0], dtype=dtype)
+        self.rows = self.belief.ndim == 2  # copies of the network, one per row
+        self.drive = np.zeros((*self.belief.shape[:-1], self.gmap.shape[0]), dtype=dtype)
         if self.sparse:
             self.gmap.weights = scipy.sparse.csr_matrix(self.gmap.weights, dtype=dtype)
             # W' as CSR (a gather) is ~1.5x faster than W' as CSC (a scatter); learning changes
@@ -106,12 +111,13 @@ class _Link:
 
     def deliver_to_errors(self) -> None:
         np.copyto(self.signal_here, self.belief)
-        self.gmap.predict(self.belief, out=self.prediction_below, drive=self.drive)
+        self.gmap.predict(self.belief, out=self.prediction_below, drive=self.drive,
+                          rows=self.rows)
 
     def deliver_to_beliefs(self) -> None:
         np.copyto(self.own_error, self.error_here)
         self.gmap.pull_back(self.belief, self.error_below, out=self.bottom_up, drive=self.drive,
-                            transposed=self.transposed)
+                            transposed=self.transposed, rows=self.rows)
 
 
 class Coupling:
@@ -142,27 +148,32 @@ def build_coupling(
     clock: Clock,
     weights_change: bool = False,
     pieces: Callable[[Population], Sequence[tuple[str, Piece]]] = lambda population: (),
+    copies: int = 1,
 ) -> Coupling:
     """Couple belief groups 1..L (``beliefs[l-1]``) with error groups 0..L (``errors[l]``).
 
     ``maps[l-1]`` is g_l. ``kind`` is ``dense``, ``sparse``, ``synapses`` or ``auto``.
     ``weights_change``: a mechanism changes the weights while running (no cached copies of
     them). ``pieces``: the mechanisms' pieces for a ``generative_synapses`` population.
+    ``copies``: every group holds that many copies of its level, copy after copy (a batched
+    run); the copies share the weights and are coupled copy by copy (NumPy couplings only).
     """
     kind = choose_coupling(kind, maps)
     if kind == "synapses":
+        if copies != 1:
+            raise ValueError("the synapses coupling runs one copy of the network")
         return _synaptic_coupling(maps, beliefs, errors, clock, pieces)
     given = [gmap.weights for gmap in maps]
     links = [
         _Link(
             gmap=gmap,
-            belief=_state(belief, "belief"),
-            bottom_up=_state(belief, "bottom_up"),
-            own_error=_state(belief, "own_error"),
-            error_here=_state(errors[index + 1], "error"),
-            signal_here=_state(errors[index + 1], "signal"),
-            error_below=_state(errors[index], "error"),
-            prediction_below=_state(errors[index], "prediction"),
+            belief=_state(belief, "belief", copies),
+            bottom_up=_state(belief, "bottom_up", copies),
+            own_error=_state(belief, "own_error", copies),
+            error_here=_state(errors[index + 1], "error", copies),
+            signal_here=_state(errors[index + 1], "signal", copies),
+            error_below=_state(errors[index], "error", copies),
+            prediction_below=_state(errors[index], "prediction", copies),
             weights_change=weights_change,
             sparse=kind == "sparse",
         )

@@ -29,14 +29,36 @@ def dense(matrix: Matrix) -> np.ndarray:
     return matrix.toarray() if scipy.sparse.issparse(matrix) else np.asarray(matrix)
 
 
-def _product(matrix: Matrix, vector: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    """matrix @ vector, written into ``out`` if given (in place for dense matrices)."""
+def _product(matrix: Matrix, vector: np.ndarray, out: np.ndarray | None,
+             rows: bool = False) -> np.ndarray:
+    """matrix @ vector, written into ``out`` if given (in place for dense matrices).
+
+    ``rows``: ``vector`` is a (B, n) stack of B vectors, one per row (the B copies of a
+    batched run, ``sim.batch``): each row's product, vector @ matrix' (one matrix-matrix
+    product), one per row of the result.
+    """
+    if rows:
+        return _row_products(matrix, vector, out)
     if out is None:
         return matrix @ vector
     if scipy.sparse.issparse(matrix):
         np.copyto(out, matrix @ vector)
     else:
         np.dot(matrix, vector, out=out)
+    return out
+
+
+def _row_products(matrix: Matrix, rows: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """matrix @ row for every row of ``rows`` (B, n): (B, m), into ``out`` if given."""
+    if scipy.sparse.issparse(matrix):
+        found = (matrix @ rows.T).T
+        if out is None:
+            return np.ascontiguousarray(found)
+        np.copyto(out, found)
+        return out
+    if out is None:
+        return rows @ matrix.T
+    np.dot(rows, matrix.T, out=out)
     return out
 
 
@@ -49,7 +71,12 @@ def scale_rows(factors: np.ndarray, matrix: Matrix) -> Matrix:
 
 @dataclass
 class GenerativeMap:
-    """g(mu) from the level above (``n_here`` units) to the level below (``n_below`` units)."""
+    """g(mu) from the level above (``n_here`` units) to the level below (``n_below`` units).
+
+    ``predict`` and ``pull_back`` take ``rows=True`` for (B, n) stacks of beliefs and errors,
+    one copy per row (a batched run, ``sim.batch``), and return one row per copy (without it a
+    2-D ``mu`` is a stack of columns, as the grid references use).
+    """
 
     weights: Matrix
     nonlinearity: Nonlinearity
@@ -60,13 +87,13 @@ class GenerativeMap:
         return self.weights.shape
 
     def predict(self, mu: np.ndarray, out: np.ndarray | None = None,
-                drive: np.ndarray | None = None) -> np.ndarray:
+                drive: np.ndarray | None = None, rows: bool = False) -> np.ndarray:
         """g(mu), written into ``out`` if given; for g = f(W mu), W mu goes into ``drive`` if
         given (``pull_back`` reuses it). f is skipped for the identity."""
         f = self.nonlinearity
         if self.site == "before" or f.is_identity:
-            return _product(self.weights, mu if f.is_identity else f.f(mu), out)
-        drive = _product(self.weights, mu, drive)
+            return _product(self.weights, mu if f.is_identity else f.f(mu), out, rows)
+        drive = _product(self.weights, mu, drive, rows)
         if out is None:
             return f.f(drive)
         np.copyto(out, f.f(drive))
@@ -79,7 +106,8 @@ class GenerativeMap:
         return self.nonlinearity.df(self.weights @ mu) * (self.weights @ v)
 
     def pull_back(self, mu: np.ndarray, error_below: np.ndarray, out: np.ndarray | None = None,
-                  drive: np.ndarray | None = None, transposed: Matrix | None = None) -> np.ndarray:
+                  drive: np.ndarray | None = None, transposed: Matrix | None = None,
+                  rows: bool = False) -> np.ndarray:
         """J(mu)' eps_below: the error from below carried up through the Jacobian of g.
 
         Written into ``out`` if given. ``drive`` is W mu if already known (g = f(W mu)),
@@ -87,9 +115,10 @@ class GenerativeMap:
         """
         f = self.nonlinearity
         if self.site == "after" and not f.is_identity:
-            drive = self.weights @ mu if drive is None else drive
+            drive = _product(self.weights, mu, None, rows) if drive is None else drive
             error_below = f.df(drive) * error_below
-        out = _product(self.weights.T if transposed is None else transposed, error_below, out)
+        out = _product(self.weights.T if transposed is None else transposed, error_below, out,
+                       rows)
         if self.site == "before" and not f.is_identity:
             out *= f.df(mu)
         return out

@@ -148,6 +148,11 @@ class Mechanism:
     changes: ClassVar[tuple[str, ...]] = ()
     record_variables: ClassVar[tuple[str, ...]] = ()
     learns: ClassVar[str | None] = None  # the parameter it learns (phases switch it)
+    # True: it keeps nothing from one trial to the next and acts unit by unit through its
+    # pieces alone (no objects, streams, energy or outputs), so B copies of the populations
+    # run B independent trials; a scenario that switches on one that is not refuses
+    # ``[protocol] batch`` (``sim.batch``)
+    batch_safe: ClassVar[bool] = False
 
     def parse(self, fields: Any) -> Any | None:
         """Read this mechanism's fields from its ``section`` (a ``sim.validation.Fields``);

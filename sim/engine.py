@@ -147,7 +147,7 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
 
 def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite: bool,
          keep_partial: bool, guard: RunGuard):
-    simulation, trial = None, None
+    simulation, members = None, []
     with interrupt_handlers(guard):
         writer = ResultWriter(output)
         try:
@@ -161,22 +161,23 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
             gc.collect()
             gc.freeze()
             total, done = scenario.duration_ms, 0.0
-            # Brian2 runs a full garbage collection at every Network.run (to warn about
-            # objects left out of a network): over everything imported, ~0.1 s per trial.
-            # Objects that exist now are set aside from collections while the trials run.
-            gc.freeze()
-            for trial in scenario.trials:
-                guard.trial_name = trial.name
-                simulation.start_trial(trial)
+            for members in simulation.runs():  # one trial, or a batch of them (sim.batch)
+                trials = [scenario.trials[position] for position in members]
+                trial = trials[0]
+                guard.trial_name = (trial.name if len(trials) == 1 else
+                                    f"{trial.name}, ... ({len(trials)} batched)")
+                simulation.start(members)
+                copies = len(trials)
 
-                def report(elapsed, completed, start, duration, before=done):
+                def report(elapsed, completed, start, duration, before=done, copies=copies):
                     if progress:
-                        progress((before + float(completed) * float(duration / ms)) / total)
+                        progress((before + copies * float(completed) * float(duration / ms))
+                                 / total)
 
                 network.run(trial.duration_ms * ms, namespace={}, report=report,
                             report_period=0.5 * 1000 * ms)
-                simulation.end_trial(trial)
-                done += trial.duration_ms
+                simulation.end(members)
+                done += sum(t.duration_ms for t in trials)
                 if hasattr(progress, "trial_done"):
                     progress((done / total) if total else 1.0)
                     progress.trial_done(len(simulation.trial_rows), len(scenario.trials),
@@ -190,11 +191,10 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
                 raise RunInterrupted(f"{stop.message} at t = {stop.t_ms:g} ms; nothing written "
                                      "(--keep-partial keeps what was simulated)", None) from None
             try:
-                if stop.reason == "interrupted":
-                    simulation.end_trial(trial)
+                stopped_at = simulation.stopped(members, stop.reason, stop.t_ms * 1e-3)
                 simulation.finish()
                 writer.file.attrs["failure"] = stop.message
-                writer.file.attrs["stopped_at"] = stop.t_ms * 1e-3
+                writer.file.attrs["stopped_at"] = stopped_at
                 writer.commit(status=stop.reason, overwrite=overwrite)
             except BaseException:
                 writer.abort()

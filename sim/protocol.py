@@ -27,6 +27,7 @@ from sim.validation import Fields, describe
 MAX_STEPS = 10**9
 MAX_TRIALS = 10**6  # of a generated protocol (every trial is a row and a Brian2 run)
 RESETS = ("none", "beliefs")
+MAX_BATCH = 4096  # copies of the network in one batched run (sim.batch)
 PROBABILITY_TOLERANCE = 1e-9
 LISTED_STREAM, GENERATED_STREAM = 4, 5
 
@@ -75,6 +76,7 @@ class TrialProtocol:
     total: int | None = None  # ``[protocol] trials = N`` (conditions with probabilities)
     structure: str | None = None  # sequence.SPACED or sequence.TRAINS; None: a plain order
     trains: tuple[int, int] | None = None  # ``[protocol] trains``: a train's lengths
+    batch: int = 1  # ``[protocol] batch``: up to this many trials run at once (``sim.batch``)
 
     def describe(self) -> dict:
         """``protocol`` of ``scenario/parameters``; listed trials without a seed give exactly
@@ -82,6 +84,8 @@ class TrialProtocol:
         out: dict[str, Any] = {"shuffle": self.shuffle, "order": [t.index for t in self.trials]}
         if self.seed is not None:
             out["seed"] = self.seed
+        if self.batch != 1:
+            out["batch"] = self.batch
         if self.conditions is not None:
             if self.total is not None:
                 out["trials"] = self.total
@@ -109,6 +113,7 @@ def parse_protocol(
                                      "as [[protocol.trials]] tables")
     shuffle = fields.flag("shuffle", default=generated)
     order_seed = fields.number("seed", default=None, minimum=0, maximum=2**32 - 1, integer=True)
+    batch = fields.number("batch", default=1, minimum=1, maximum=MAX_BATCH, integer=True)
     rng = np.random.default_rng([seed if order_seed is None else order_seed,
                                  GENERATED_STREAM if generated else LISTED_STREAM])
     structure, trains = None, None
@@ -147,7 +152,8 @@ def parse_protocol(
         trials = [trials[i] for i in rng.permutation(len(trials))]
     if structure is not None:
         label_sequence(trials, structure, {c.name for c in conditions if c.min_gap is not None})
-    return TrialProtocol(trials, shuffle, order_seed, conditions, total, structure, trains)
+    return TrialProtocol(trials, shuffle, order_seed, conditions, total, structure, trains,
+                         batch)
 
 
 def read_structure(fields: Fields, conditions: list[Condition]

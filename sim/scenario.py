@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sim import registry
+from sim import batch, registry
 from sim.errors import ScenarioError
 from sim.protocol import (
     MAX_STEPS,
@@ -323,6 +323,7 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
         protocol=protocol,
         readouts=readouts,
     )
+    batch.check(scenario, source)
     return scenario
 
 

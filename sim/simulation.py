@@ -23,6 +23,7 @@ from circuits import schedule
 from circuits.mechanism import BuildContext, Piece, Population, Stream
 from circuits.precision import CONFIGURED, LOG_PRECISION
 from sim import learning, registry
+from sim.batch import Batch
 from sim.guard import Watched
 from sim.io.snapshots import SnapshotWriter, is_due
 from sim.io.writer import ResultWriter, write_array, write_matrix
@@ -43,6 +44,9 @@ class Simulation:
             name="recorder")
         self.countdown = 1
         self.now = 0.0
+        batched = scenario.protocol is not None and scenario.protocol.batch > 1
+        self.batch = Batch(scenario) if batched else None
+        self.copies = self.batch.copies if self.batch else 1  # of every population
         self.mechanisms = [(registry.mechanism(name), settings)
                            for name, settings in scenario.model.mechanisms.items()]
         self.readouts = [readout for readout in registry.readouts(scenario.kind.name)
@@ -119,6 +123,9 @@ class Simulation:
         return float(self.clock.variables["t"].get_value()[0])
 
     def _record(self) -> None:
+        if self.batch is not None:
+            self.batch.record(self)
+            return
         self.countdown -= 1
         if self.countdown:
             return
@@ -131,7 +138,49 @@ class Simulation:
     def before_sample(self) -> None:
         """Work a family does once per recorded sample, before its streams read the state."""
 
+    def before_samples(self, copies: list[int], samples: list[int]) -> None:
+        """``before_sample`` for the ``copies`` of a batched run sampled now, whose sample
+        indices in the file are ``samples`` (a family that runs batched)."""
+        raise NotImplementedError
+
     # trials ------------------------------------------------------------------------------------
+    def runs(self) -> list[list[int]]:
+        """The running positions of the trials run together: one at a time, or the batches
+        of a batched run (``sim.batch``)."""
+        if self.batch is not None:
+            return self.batch.batches
+        return [[position] for position in range(len(self.scenario.trials))]
+
+    def start(self, members: list[int]) -> None:
+        if self.batch is not None:
+            self.batch.start(self, members)
+        else:
+            self.start_trial(self.scenario.trials[members[0]])
+
+    def end(self, members: list[int]) -> None:
+        if self.batch is not None:
+            self.batch.end(self, members)
+        else:
+            self.end_trial(self.scenario.trials[members[0]])
+
+    def stopped(self, members: list[int], reason: str, t_s: float) -> float:
+        """The run stopped in ``members`` at network time ``t_s``: an interrupted serial trial
+        gets its row. Returns where the file's samples end (s): ``t_s``, or for a batched run
+        the start of the first trial not done (it keeps those before, ``Batch.finish``)."""
+        if self.batch is not None:
+            return self.batch.stopped_at(self)
+        if reason == "interrupted":
+            self.end_trial(self.scenario.trials[members[0]])
+        return t_s
+
+    def start_lanes(self, trials: list[Trial]) -> None:
+        """Start ``trials[b]`` in copy b of the network (a family that runs batched)."""
+        raise NotImplementedError
+
+    def use_lane(self, copy: int) -> None:
+        """Make copy ``copy`` the one the streams and the readouts read (batched runs)."""
+        raise NotImplementedError
+
     def readout_objects(self) -> list:
         """The Brian2 objects the switched-on readouts watch the run with."""
         return [obj for readout in self.readouts
@@ -177,13 +226,9 @@ class Simulation:
                                    self.learns(trial, mechanism.learns))
 
     def end_trial(self, trial: Trial) -> None:
-        """The trial's row: index, name, start and stop, then every readout's columns; then
-        a snapshot of the learned parameters when one is due (``[record] snapshots_every``)."""
-        row = {"index": trial.index, "name": trial.name, "t_start": self.t_start,
-               "t_stop": self.clock_time()}
-        for readout in self.readouts:
-            row.update(readout.row(self, trial))
-        self.trial_rows.append(row)
+        """The trial's row (``trial_row``); then a snapshot of the learned parameters when one
+        is due (``[record] snapshots_every``)."""
+        self.trial_rows.append(self.trial_row(trial, self.t_start, self.clock_time()))
         position = len(self.trial_rows) - 1
         if self.snapshots is not None and is_due(position, len(self.scenario.trials),
                                                  self.scenario.record.snapshots_every):
@@ -191,6 +236,13 @@ class Simulation:
             for mechanism, settings in self.mechanisms:
                 values.update(mechanism.snapshot(settings, self.context))
             self.snapshots.add(position, values)
+
+    def trial_row(self, trial: Trial, t_start: float, t_stop: float) -> dict[str, Any]:
+        """The trial's row: index, name, start and stop (s), then every readout's columns."""
+        row = {"index": trial.index, "name": trial.name, "t_start": t_start, "t_stop": t_stop}
+        for readout in self.readouts:
+            row.update(readout.row(self, trial))
+        return row
 
     def free_energy_now(self) -> float:
         """F of the current state (nat); a family provides it for the readouts."""
@@ -203,6 +255,8 @@ class Simulation:
     def finish(self, **trial_attrs: Any) -> None:
         """Write the trial table (``trial_attrs`` go on its 2-D columns) and what the
         mechanisms leave at the end of the run."""
+        if self.batch is not None:
+            self.batch.finish(self)
         table = self.writer.file.require_group("trials")
         units = dict(TRIAL_UNITS)
         for readout in self.readouts:

@@ -25,6 +25,10 @@ class Readout:
     family: ClassVar[str | None] = None
     units: ClassVar[dict[str, str]] = {}  # column (or group of columns) -> units; else "1"
     takes_settings: ClassVar[bool] = False
+    # True: ``row`` reads the trial only through the simulation's documented state
+    # (``final_beliefs``, ``free_energy_now``, ``precisions``, ``model``, the trial), so a
+    # batched run (``sim.batch``) can give it each copy in turn; no ``objects``
+    batch_safe: ClassVar[bool] = False
 
     def parse(self, fields: Any, model: Any) -> Any:
         """Read ``[readouts.<name>]`` (a ``sim.validation.Fields``), checked against the

@@ -15,6 +15,7 @@ from sim.readouts import Readout
 
 class Condition(Readout):
     name = "condition"
+    batch_safe = True
 
     def enabled(self, scenario: Any) -> bool:
         return scenario.has_conditions

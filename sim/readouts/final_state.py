@@ -13,6 +13,7 @@ from sim.readouts import Readout
 
 class FinalState(Readout):
     name = "final_state"
+    batch_safe = True
     units: ClassVar[dict[str, str]] = {"final_free_energy": "nat"}
 
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:

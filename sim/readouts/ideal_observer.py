@@ -100,6 +100,7 @@ def linear_ideal_mean(model: Any, x: np.ndarray) -> list[np.ndarray] | None:
 
 class IdealObserver(Readout):
     name = "ideal_observer"
+    batch_safe = True
     takes_settings = True  # on with [readouts.ideal_observer]
 
     def parse(self, fields: Any, model: Any) -> str:

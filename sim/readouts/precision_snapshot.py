@@ -18,6 +18,7 @@ from sim.readouts import Readout
 
 class PrecisionSnapshot(Readout):
     name = "precision_snapshot"
+    batch_safe = True
     family = "hierarchical"
 
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:

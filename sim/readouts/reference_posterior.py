@@ -100,6 +100,7 @@ def applies(model: HierarchicalModel) -> bool:
 
 class ReferencePosterior(Readout):
     name = "reference_posterior"
+    batch_safe = True
     family = "hierarchical"
     units: ClassVar[dict[str, str]] = {"surprise": "nat", "gaussian_free_energy": "nat",
                                        "kl": "nat", "laplace_error": "nat"}

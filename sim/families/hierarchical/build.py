@@ -16,18 +16,21 @@ from circuits.belief import belief_population
 from circuits.coupling import build_coupling
 from circuits.error import error_population
 from circuits.mechanism import BuildContext, Population, Stream
-from circuits.precision import configured_variable
-from sim.families.hierarchical.free_energy import FreeEnergy, GramCache, free_energy
-from sim.families.hierarchical.model import HierarchicalModel, TrialSettings
-from sim.families.hierarchical.stimulus import DRAWN_STREAM
+from sim.families.hierarchical.free_energy import (
+    FreeEnergy,
+    GramCache,
+    free_energy,
+    row_energies,
+)
+from sim.families.hierarchical.lanes import Lane, tiled
+from sim.families.hierarchical.model import HierarchicalModel
 from sim.io.writer import ResultWriter, write_matrix
 from sim.scenario import Scenario, Trial
 from sim.simulation import Simulation
 
-STIMULUS_BLOCK = 1024
-STIMULUS_BLOCK_BYTES = 1 << 20
 LAPLACE_FULL_UNITS = 256  # "auto": the Laplace term at every sample up to this many beliefs
 LAPLACE_BUDGET = 0.15  # "auto", larger models: the Laplace term's share of the simulation
+GRAM_CACHE_SIZE = 16  # batched runs: W' Pi W kept for this many trial precisions
 FLOOR_FLOPS = 1e5  # a step's (and a Laplace term's) fixed cost, in multiply-adds (~37 us)
 
 
@@ -59,30 +62,36 @@ def laplace_cadence(setting: str | int, model: HierarchicalModel, every_steps: i
 
 
 class HierarchicalSimulation(Simulation):
-    """The Brian2 objects of one run, plus what happens at trial boundaries."""
+    """The Brian2 objects of one run, plus what happens at trial boundaries.
+
+    ``lanes`` holds each copy's arrays and trial (one in a serial run, B in a batched one,
+    ``sim.batch``); ``lane`` is the copy the streams, F and the readouts see now.
+    """
 
     def __init__(self, scenario: Scenario, writer: ResultWriter) -> None:
         super().__init__(scenario, writer, schedule.record_order(scenario.model.errors))
         model: HierarchicalModel = scenario.model
         self.model = model
+        copies = self.copies
         self.initial_beliefs = model.top_down_beliefs()
         self.beliefs = [
-            belief_population(level.name, initial, model.tau_belief_ms, self.clock,
-                              scenario.method, self.pieces(Population("belief", index, level.name)))
+            belief_population(level.name, tiled(initial, level.size, copies),
+                              model.tau_belief_ms, self.clock, scenario.method,
+                              self.pieces(Population("belief", index, level.name)))
             for index, (level, initial) in enumerate(
                 zip(model.belief_levels, self.initial_beliefs, strict=True), start=1)
         ]
         self.errors = [
-            error_population(level.name, level.precision, model.errors, model.tau_error_ms,
-                             self.clock, scenario.method,
+            error_population(level.name, tiled(level.precision, level.size, copies),
+                             model.errors, model.tau_error_ms, self.clock, scenario.method,
                              self.pieces(Population("error", index, level.name,
                                                     top=index == len(model.levels) - 1)))
             for index, level in enumerate(model.levels)
         ]
-        self.errors[-1].prediction = model.prior_mean
+        self.errors[-1].prediction = tiled(model.prior_mean, model.levels[-1].size, copies)
         self.coupling = build_coupling(
             model.coupling, [level.generative for level in model.belief_levels], self.beliefs,
-            self.errors, self.clock, self.changed_at_run_time("weights"), self.pieces)
+            self.errors, self.clock, self.changed_at_run_time("weights"), self.pieces, copies)
         mechanism_objects = self.build_mechanisms(BuildContext(
             scenario, model, self.clock, self.beliefs, self.errors, self.coupling))
         self.stimulus_operation = NetworkOperation(
@@ -94,27 +103,41 @@ class HierarchicalSimulation(Simulation):
         self.objects = [*self.beliefs, *self.errors, *self.coupling.objects, *mechanism_objects,
                         *self.readout_objects(), self.stimulus_operation,
                         self.schedule_operation, self.record_operation]
-        self.sensory = self.errors[0].variables["signal"].get_value()
-        self.precisions = [group.variables["precision"].get_value() for group in self.errors]
-        self.configured = [group.variables[configured_variable(group)].get_value()
-                           for group in self.errors]
-        self.prior_mean = self.errors[-1].variables["prediction"].get_value()  # m in force
+        gram_cache = GramCache(1 if copies == 1 else GRAM_CACHE_SIZE)
+        self.lanes = [Lane(copy, copies, scenario, self.beliefs, self.errors, gram_cache)
+                      for copy in range(copies)]
+        self.lane = self.lanes[0]
         # levels where a mechanism puts a full precision matrix in force (circuits.covariance)
         self.precision_matrices = {index: matrix for mechanism, settings in self.mechanisms
                                    for index, matrix in mechanism.precision_matrices(
                                        settings, self.context).items()}
-        self.prior_overridden = False
+        # serial NumPy couplings leave g(mu(t)) in the error units before the recorder samples
+        # (it samples after DELIVER_TO_ERRORS): F reuses them instead of computing them again
+        self.sampled_predictions = ([self.state("prediction", group) for group in self.errors[:-1]]
+                                    if copies == 1 and self.coupling.kind in ("dense", "sparse")
+                                    else None)
+        self.varying: list[Lane] = []  # lanes whose input changes within the trial
+        self.scheduled: list[Lane] = []  # lanes with precision changes still to come
         self.laplace_every = laplace_cadence(scenario.record.laplace, model,
                                              scenario.record.every_steps)
         self.samples = 0
-        self.gram_cache = GramCache()
-        self.sampled_energy = self.sampled_free_energy = math.nan
-        self.sampled_predictions = ([group.variables["prediction"].get_value()
-                                     for group in self.errors[:-1]]
-                                    if self.coupling.kind in ("dense", "sparse") else None)
         self._describe_levels()
         self.record([*self.streams(), *self.mechanism_streams()])
-        self.overridden: set[str] = set()
+
+    @property
+    def sensory(self) -> np.ndarray:
+        return self.lane.sensory
+
+    @property
+    def precisions(self) -> list[np.ndarray]:
+        return self.lane.precisions
+
+    @property
+    def prior_mean(self) -> np.ndarray:
+        return self.lane.prior_mean
+
+    def use_lane(self, copy: int) -> None:
+        self.lane = self.lanes[copy]
 
     # recording -------------------------------------------------------------------------------
     def _describe_levels(self) -> None:
@@ -132,46 +155,30 @@ class HierarchicalSimulation(Simulation):
 
     def streams(self) -> list[Stream]:
         """What the family can record: per level its input or beliefs, errors and precisions
-        (samples x units), then F and its energy part (nat)."""
+        (samples x units), then F and its energy part (nat); each read from ``lane``."""
         contributions = np.array(["configured", *self.contributors("precision")], dtype=object)
         found = []
-        for index, (level, errors) in enumerate(zip(self.model.levels, self.errors, strict=True)):
+        for index, level in enumerate(self.model.levels):
             where = f"levels/{level.name}"
             if index == 0:
-                found.append(Stream(f"{where}/input", level.size, lambda: self.sensory))
+                found.append(Stream(f"{where}/input", level.size, lambda: self.lane.sensory))
             else:
-                state = self.beliefs[index - 1].variables["belief"].get_value()
-                found.append(Stream(f"{where}/belief", level.size, lambda s=state: s,
+                found.append(Stream(f"{where}/belief", level.size,
+                                    lambda i=index - 1: self.lane.beliefs[i],
                                     variable="belief"))
-            state = errors.variables["error"].get_value()
-            found.append(Stream(f"{where}/error", level.size, lambda s=state: s,
-                                variable="error"))
+            found.append(Stream(f"{where}/error", level.size,
+                                lambda i=index: self.lane.errors[i], variable="error"))
             found.append(Stream(f"{where}/precision", level.size,
-                                lambda s=self.precisions[index]: s, variable="precision",
+                                lambda i=index: self.lane.precisions[i], variable="precision",
                                 attrs={"contributions": contributions}))
-        found.append(Stream("free_energy", None, lambda: self.sampled_free_energy, units="nat",
+        found.append(Stream("free_energy", None, lambda: self.lane.sampled_free_energy,
+                            units="nat",
                             variable="free_energy",
                             attrs={"approximation": "Laplace", "laplace_every": self.laplace_every,
                                    "laplace": str(self.scenario.record.laplace)}))
-        found.append(Stream("energy", None, lambda: self.sampled_energy, units="nat",
+        found.append(Stream("energy", None, lambda: self.lane.sampled_energy, units="nat",
                             variable="free_energy"))
         return found
-
-    def precisions_in_force(self) -> list[np.ndarray]:
-        """Pi_l of every level now: the error units' precisions, or the full matrix a
-        mechanism puts in force on a level."""
-        return [self.precision_matrices[index]() if index in self.precision_matrices
-                else precision for index, precision in enumerate(self.precisions)]
-
-    def _show_precision_matrices(self) -> None:
-        """Where a level carries a full precision matrix, its diagonal is what the level's
-        ``precision`` (recorded, and in the trial table) shows."""
-        for index, matrix in self.precision_matrices.items():
-            self.precisions[index][:] = np.diag(matrix())
-
-    def end_trial(self, trial: Trial) -> None:
-        self._show_precision_matrices()
-        super().end_trial(trial)
 
     def before_sample(self) -> None:
         """F for the recorder: the energy at every sample, the Laplace term every
@@ -182,16 +189,51 @@ class HierarchicalSimulation(Simulation):
             return
         due = self.laplace_every and self.samples % self.laplace_every == 0
         self.samples += 1
-        # the NumPy couplings left g(mu(t)) in the error units this step (the recorder samples
-        # after DELIVER_TO_ERRORS): the same products, not computed twice
         found = self._free_energy(laplace=bool(due), predictions=self.sampled_predictions)
-        self.sampled_energy = found.energy
-        self.sampled_free_energy = found.total if due else math.nan
+        self.lane.sampled_energy = found.energy
+        self.lane.sampled_free_energy = found.total if due else math.nan
+
+    def before_samples(self, copies: list[int], samples: list[int]) -> None:
+        """``before_sample`` for the ``copies`` of a batched run sampled at this step, whose
+        sample indices in the file are ``samples``: their energies at once (one product per
+        level, ``row_energies``), the Laplace term copy by copy where it is due."""
+        if "free_energy" not in self.scenario.record.variables:
+            return
+        def rows(values: np.ndarray) -> np.ndarray:
+            return values.reshape(self.copies, -1)[copies]
+
+        energies = row_energies(self.model, rows(self.state("signal", self.errors[0])),
+                                [rows(self.state("belief", group)) for group in self.beliefs],
+                                [rows(self.state("precision", group)) for group in self.errors],
+                                rows(self.state("prediction", self.errors[-1])))
+        for copy, sample, energy in zip(copies, samples, energies, strict=True):
+            self.use_lane(copy)
+            if self.laplace_every and sample % self.laplace_every == 0:
+                found = self._free_energy()
+                self.lane.sampled_energy, self.lane.sampled_free_energy = found.energy, found.total
+            else:
+                self.lane.sampled_energy, self.lane.sampled_free_energy = float(energy), math.nan
+
+    @staticmethod
+    def state(name: str, group: Any) -> np.ndarray:
+        return group.variables[name].get_value()
+
+    def precisions_in_force(self) -> list[np.ndarray]:
+        """Pi_l of every level now: the error units' precisions, or the full matrix a
+        mechanism puts in force on a level."""
+        return [self.precision_matrices[index]() if index in self.precision_matrices
+                else precision for index, precision in enumerate(self.lane.precisions)]
+
+    def _show_precision_matrices(self) -> None:
+        """Where a level carries a full precision matrix, its diagonal is what the level's
+        ``precision`` (recorded, and in the trial table) shows."""
+        for index, matrix in self.precision_matrices.items():
+            self.lane.precisions[index][:] = np.diag(matrix())
 
     def _free_energy(self, laplace: bool = True, predictions=None) -> FreeEnergy:
-        beliefs = [group.variables["belief"].get_value() for group in self.beliefs]
-        found = free_energy(self.model, self.sensory, beliefs, self.precisions_in_force(),
-                            laplace=laplace, prior_mean=self.prior_mean, cache=self.gram_cache,
+        lane = self.lane
+        found = free_energy(self.model, lane.sensory, lane.beliefs, self.precisions_in_force(),
+                            laplace=laplace, prior_mean=lane.prior_mean, cache=lane.gram_cache,
                             curvature=self.mechanism_curvature() if laplace else None,
                             predictions=predictions)
         extra = self.mechanism_energy()
@@ -204,74 +246,40 @@ class HierarchicalSimulation(Simulation):
         return self._free_energy().total
 
     def final_beliefs(self) -> dict[str, Any]:
-        return {f"final_belief/{level.name}": np.array(group.belief[:])
-                for group, level in zip(self.beliefs, self.model.belief_levels, strict=True)}
+        return self.lane.final_beliefs()
 
-    # stimulus --------------------------------------------------------------------------------
+    # every step ----------------------------------------------------------------------------------
     def _deliver_stimulus(self) -> None:
-        if self.block_row == len(self.block):
-            self._next_block()
-        self.sensory[:] = self.block[self.block_row]
-        self.block_row += 1
-
-    def _next_block(self) -> None:
-        stimulus = self.stimulus
-        start = self.steps_done
-        rows = max(1, min(STIMULUS_BLOCK, STIMULUS_BLOCK_BYTES // (8 * len(self.sensory))))
-        count = min(rows, self.trial_steps - start) or 1
-        t_ms = (start + np.arange(count)) * self.scenario.dt_ms
-        block = stimulus.at(t_ms)
-        if np.any(stimulus.noise_std):
-            block = block + stimulus.noise_std * self.noise.standard_normal(block.shape)
-        self.block, self.block_row = block, 0
-        self.steps_done += count
+        for lane in self.varying:
+            lane.deliver_stimulus()
 
     def _change_precision(self) -> None:
-        """At a scheduled time the trial's configured precisions in force change, in place:
-        from this step on the error units use them."""
-        self.steps_to_change -= 1
-        if self.steps_to_change:
-            return
-        step = self.changes.pop(0)
-        in_force = self.model.in_force(self.trial.settings, step * self.scenario.dt_ms)
-        for index, level in enumerate(self.model.levels):
-            if level.name in self.trial.settings.precision_schedule:
-                self.configured[index][:] = in_force.precisions[index]
-        if self.changes:
-            self.steps_to_change = self.changes[0] - step
-        else:
+        self.scheduled = [lane for lane in self.scheduled if lane.change_precision()]
+        if not self.scheduled:
             self.schedule_operation.active = False
 
     # trials ----------------------------------------------------------------------------------
     def start_trial(self, trial: Trial) -> None:
-        """Reset beliefs if asked, and put the trial's configured values in force: a level's
-        precision (and the prior mean) is set where this trial or the one before overrides it,
-        and at the first trial (elsewhere a learned value carries over)."""
-        settings: TrialSettings = trial.settings
-        in_force = self.model.in_force(settings)
-        for index, level in enumerate(self.model.levels):
-            if level.name in settings.overridden or level.name in self.overridden:
-                self.configured[index][:] = in_force.precisions[index]
-        self.overridden = settings.overridden
-        if not self.trial_rows or settings.prior_mean is not None or self.prior_overridden:
-            self.errors[-1].prediction = in_force.prior_mean  # else a learned one carries over
-        self.prior_overridden = settings.prior_mean is not None
-        if trial.reset:  # to the prediction of the prior in force (a learned one, too)
-            initial_beliefs = (self.initial_beliefs if not self.changed_at_run_time("prior")
-                               else self.model.top_down_beliefs(np.array(self.prior_mean)))
-            for group, initial in zip(self.beliefs, initial_beliefs, strict=True):
-                group.belief = initial
-            for group in self.errors:
-                group.error = 0.0
-        self.changes = [round(t / self.scenario.dt_ms) for t in settings.change_times_ms()[1:]]
-        self.steps_to_change = self.changes[0] + 1 if self.changes else 0
-        self.schedule_operation.active = bool(self.changes)
-        super().start_trial(trial)
-        self.trial_steps = self.scenario.steps(trial.duration_ms)
-        self.noise = np.random.default_rng([self.scenario.seed, 2, trial.index])
-        self.stimulus = settings.stimulus.for_trial(
-            np.random.default_rng([self.scenario.seed, DRAWN_STREAM, trial.index]))
-        self.steps_done = 0
-        self._next_block()
-        self.sensory[:] = self.block[0]
-        self.stimulus_operation.active = not self.stimulus.is_constant
+        self.start_lanes([trial])
+
+    def end_trial(self, trial: Trial) -> None:
+        self._show_precision_matrices()
+        super().end_trial(trial)
+
+    def start_lanes(self, trials: list[Trial]) -> None:
+        """Start ``trials[b]`` in lane b (``Lane.start``): beliefs reset to the prediction of
+        the prior in force (a learned one, too) where a trial resets them."""
+        def initial_beliefs(prior_mean: np.ndarray) -> list[np.ndarray]:
+            if not self.changed_at_run_time("prior"):
+                return self.initial_beliefs
+            return self.model.top_down_beliefs(np.array(prior_mean))
+
+        for lane, trial in zip(self.lanes, trials, strict=True):
+            lane.start(trial, initial_beliefs)
+        self.scheduled = [lane for lane in self.lanes if lane.changes]
+        self.schedule_operation.active = bool(self.scheduled)
+        super().start_trial(trials[0])
+        for lane in self.lanes:
+            lane.start_stimulus()
+        self.varying = [lane for lane in self.lanes if lane.stimulus_varies]
+        self.stimulus_operation.active = bool(self.varying)

@@ -104,40 +104,67 @@ def energy(errors: Sequence[np.ndarray], precisions: Sequence[np.ndarray]) -> fl
     return total
 
 
+def row_energies(
+    model: HierarchicalModel, sensory: np.ndarray, beliefs: Sequence[np.ndarray],
+    precisions: Sequence[np.ndarray], prior_mean: np.ndarray,
+) -> np.ndarray:
+    """E(mu) of k copies at once (a batched run's samples): every argument a (k, n_l) stack,
+    one copy per row; row by row ``energy`` of ``prediction_errors`` (to rounding), with each
+    level's prediction one matrix-matrix product for all copies."""
+    states = [sensory, *beliefs]
+    total = np.zeros(len(sensory))
+    for index, (state, precision) in enumerate(zip(states, precisions, strict=True)):
+        if index + 1 < len(states):
+            prediction = model.levels[index + 1].generative.predict(states[index + 1], rows=True)
+        else:
+            prediction = prior_mean
+        error = state - prediction
+        proper = precision > 0
+        total += 0.5 * np.sum(precision * error**2, axis=1)
+        total += 0.5 * np.sum(np.where(proper, LN_2PI - np.log(np.where(proper, precision, 1.0)),
+                                       0.0), axis=1)
+    return total
+
+
 class GramCache:
     """W' Pi W per level, kept while W and Pi stay the same (compared on every use, a cost of
     n_{l-1} n_l against the product's n_{l-1} n_l^2): for g = W f(mu),
-    J' Pi J = diag(f'(mu)) W' Pi W diag(f'(mu)), so a recorded sample only rescales it."""
+    J' Pi J = diag(f'(mu)) W' Pi W diag(f'(mu)), so a recorded sample only rescales it.
+    ``size``: how many precisions it keeps a product for (the copies of a batched run take
+    turns, each with its trial's precisions)."""
 
-    def __init__(self) -> None:
-        self.entries: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self.unchanged = True  # no W' Pi W was recomputed since the last ``log_det``
-        self.log_det: tuple[list[np.ndarray], float] | None = None  # linear models
+    def __init__(self, size: int = 1) -> None:
+        self.size = size  # W' Pi W kept per block for this many Pi (and as many ln|det H|)
+        self.entries: dict[int, tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]] = {}
+        self.log_dets: list[tuple[list[np.ndarray], float]] = []  # linear models
 
     def gram(self, block: int, weights: np.ndarray, precision: np.ndarray) -> np.ndarray:
-        cached = self.entries.get(block)
-        if (cached is not None and np.array_equal(cached[0], weights)
-                and np.array_equal(cached[1], precision)):
-            return cached[2]
+        kept = self.entries.get(block)
+        if kept is None or not np.array_equal(kept[0], weights):
+            kept = self.entries[block] = (weights.copy(), [])
+            self.log_dets = []  # the Hessian changed with the weights
+        products = kept[1]
+        for known, product in products:
+            if np.array_equal(known, precision):
+                return product
         product = weights.T @ weigh(precision, weights)
-        self.entries[block] = (weights.copy(), precision.copy(), product)
-        self.unchanged = False
+        products.insert(0, (np.array(precision, copy=True), product))
+        del products[self.size:]
         return product
 
     def constant_log_det(self, precisions: Sequence[np.ndarray]) -> float | None:
         """For a linear model the whole Hessian is constant while W and Pi are: its ln|det|
-        from the last time, if nothing changed since."""
-        if self.log_det is None or not self.unchanged:
-            return None
-        kept, value = self.log_det
-        same = len(kept) == len(precisions) and all(
-            np.array_equal(a, np.broadcast_to(b, a.shape)) for a, b in zip(kept, precisions,
-                                                                             strict=True))
-        return value if same else None
+        from a time with the same precisions, if the weights did not change since."""
+        for kept, value in self.log_dets:
+            if len(kept) == len(precisions) and all(
+                    np.array_equal(a, np.broadcast_to(b, a.shape))
+                    for a, b in zip(kept, precisions, strict=True)):
+                return value
+        return None
 
     def keep_log_det(self, precisions: Sequence[np.ndarray], value: float) -> None:
-        self.log_det = ([np.array(p, dtype=float) for p in precisions], value)
-        self.unchanged = True
+        self.log_dets.insert(0, ([np.array(p, dtype=float) for p in precisions], value))
+        del self.log_dets[self.size:]
 
 
 def hessian_blocks(

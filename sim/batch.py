@@ -1,0 +1,211 @@
+"""Batched trials: independent trials run as B copies of one network (``[protocol] batch``).
+
+When every trial starts from the same state (beliefs reset) and nothing changes the network
+between trials (no learning, no mechanism that is not ``batch_safe``), the trials are
+independent: trial k's numbers do not depend on which trials ran before it. Up to B of them
+then run at once, each in its own copy of the populations (copy b is row b of the (B, n) view
+of every state array), and the coupling's products become matrix-matrix products
+(``circuits.coupling``). The file is the serial run's: each trial's samples sit where the
+serial run puts them (its first sample is the serial run's sample at its start step, with the
+serial run's time), the trial table has the same rows in running order, and F's Laplace term is
+computed at the same samples; the root attribute ``batched`` (B) says how it ran.
+
+- ``check`` refuses, as a one-line ``ScenarioError``, a scenario whose trials are not
+  independent, naming the setting that makes them so.
+- ``plan``: which trials run together. A batch holds trials of one duration (as many steps),
+  taken in running order, up to B; batches run in the order of their first trial. Copies left
+  over in the last batches of a duration run a copy of that batch's first trial, unrecorded.
+- ``Batch``: the run of a batched scenario (the engine asks the simulation for it): it starts
+  each batch's trials in the family's lanes, samples every copy on the serial run's cadence
+  into buffers of its own and writes them at their places in the streamed datasets, and keeps
+  the trial rows in running order.
+
+The noise of trial k comes from its own stream ``[seed, 2, k]`` in both runs, drawn in the same
+blocks, so a batched run draws the same numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sim import registry
+
+BUFFER_BYTES = 1 << 30  # samples a batch keeps before writing, over all copies and streams
+
+
+def refusal(scenario: Any) -> str | None:
+    """Why the scenario's trials cannot run batched (the setting that couples them), or None."""
+    if scenario.kind.name != "hierarchical":
+        return (f"the {scenario.kind.name} family runs its trials one after another; "
+                "expected batch = 1 (batched trials are for the hierarchical family)")
+    for name in scenario.model.mechanisms:
+        mechanism = registry.mechanism(name)
+        if not getattr(mechanism, "batch_safe", False):
+            return (f"[model.{mechanism.section}] switches on {name}, which changes the "
+                    "network while it runs, so trials are not independent; expected batch = 1, "
+                    f"or {name} off")
+    if scenario.model.coupling == "synapses":
+        return ("model.coupling = 'synapses' runs one copy of the network; expected batch = 1, "
+                "or coupling 'dense', 'sparse' or 'auto'")
+    for trial in scenario.trials[1:]:
+        if not trial.reset:
+            return (f"trial {trial.name!r} has reset = 'none' (it starts where the trial before "
+                    "it ended), so trials are not independent; expected reset = 'beliefs' "
+                    "(e.g. [protocol] reset = 'beliefs') or batch = 1")
+    for readout in registry.readouts(scenario.kind.name):
+        if readout.enabled(scenario) and not getattr(readout, "batch_safe", False):
+            return (f"[readouts.{readout.name}] watches the run step by step, which a batched "
+                    "run does not do per trial; expected batch = 1")
+    return None
+
+
+def check(scenario: Any, source: Any) -> None:
+    """Refuse ``[protocol] batch`` > 1 where the trials are not independent (ScenarioError)."""
+    if scenario.protocol is None or scenario.protocol.batch == 1:
+        return
+    reason = refusal(scenario)
+    if reason is not None:
+        raise source.error("protocol.batch", reason)
+
+
+def plan(steps: list[int], batch: int) -> list[list[int]]:
+    """The running positions of the trials each batch runs, given each trial's steps: trials
+    of equal steps in running order, up to ``batch`` each, in the order of their first trial."""
+    open_batches: dict[int, list[int]] = {}
+    batches: list[list[int]] = []
+    for position, count in enumerate(steps):
+        members = open_batches.setdefault(count, [])
+        members.append(position)
+        if len(members) == batch:
+            batches.append(open_batches.pop(count))
+    batches.extend(open_batches.values())
+    return sorted(batches, key=lambda members: members[0])
+
+
+class _Copy:
+    """Where one copy's samples go: its trial's place in the datasets, and what is buffered."""
+
+    def __init__(self, position: int, first_sample: int, rows: int, whole_trial: bool,
+                 buffers: list[np.ndarray]) -> None:
+        self.position, self.next_row, self.rows = position, first_sample, rows
+        self.whole_trial = whole_trial  # the buffers hold every sample of the trial
+        self.buffers, self.filled = buffers, 0
+
+
+class Batch:
+    """A batched run: the plan, the copies' recording, and the trial rows in running order."""
+
+    def __init__(self, scenario: Any) -> None:
+        self.scenario = scenario
+        self.trials = scenario.trials
+        self.every = scenario.record.every_steps
+        steps = [scenario.steps(trial.duration_ms) for trial in self.trials]
+        self.first_step = np.concatenate([[0], np.cumsum(steps, dtype=np.int64)])
+        self.batches = plan(steps, scenario.protocol.batch)
+        self.copies = max(len(members) for members in self.batches)
+        self.rows: dict[int, dict] = {}
+        self.datasets: list[Any] | None = None
+        self.copy_records: list[_Copy] = []
+        self.by_phase: dict[int, list[int]] = {}
+        self.step = 0
+
+    def first_sample(self, position: int) -> int:
+        """The serial run's sample index at the start of the trial at ``position``."""
+        return int(-(-self.first_step[position] // self.every))
+
+    # the engine's part -------------------------------------------------------------------------
+    def start(self, simulation: Any, members: list[int]) -> None:
+        """Put the batch's trials in the copies (the left-over copies repeat the first)."""
+        if self.datasets is None:
+            self._open(simulation.writer.streams)
+        trials = [self.trials[position] for position in members]
+        simulation.start_lanes(trials + [trials[0]] * (self.copies - len(trials)))
+        self.step = 0
+        self.by_phase = {}
+        steps = int(self.first_step[members[0] + 1] - self.first_step[members[0]])
+        row_bytes = sum(d.dtype.itemsize * int(np.prod(d.shape[1:])) for d in self.datasets)
+        budget = max(1, BUFFER_BYTES // max(1, row_bytes * len(members)))
+        self.copy_records = []
+        for copy, position in enumerate(members):
+            phase = int(-self.first_step[position] % self.every)
+            self.by_phase.setdefault(phase, []).append(copy)
+            count = max(0, -(-(steps - phase) // self.every))
+            rows = max(1, min(count, budget))
+            buffers = [np.empty((rows, *d.shape[1:]), dtype=d.dtype) for d in self.datasets]
+            self.copy_records.append(_Copy(position, self.first_sample(position), rows,
+                                           rows >= count, buffers))
+
+    def record(self, simulation: Any) -> None:
+        """Every step: sample the copies whose serial step is a recorded one."""
+        step, self.step = self.step, self.step + 1
+        copies = self.by_phase.get(step % self.every)
+        if not copies:
+            return
+        dt = simulation.clock.variables["dt"].get_value()[0]
+        records = [self.copy_records[copy] for copy in copies]
+        simulation.before_samples(copies, [r.next_row + r.filled for r in records])
+        for copy, record in zip(copies, records, strict=True):
+            simulation.use_lane(copy)
+            simulation.now = float(np.int64(self.first_step[record.position] + step) * dt)
+            for streamed, buffer in zip(simulation.writer.streams, record.buffers, strict=True):
+                buffer[record.filled] = streamed.read()
+            record.filled += 1
+            if record.filled == record.rows and not record.whole_trial:
+                self._write([record])  # else at the batch's end, with its neighbours
+
+    def end(self, simulation: Any, members: list[int]) -> None:
+        """The batch's trials are done: their samples written, their rows kept."""
+        self._write(self.copy_records)
+        dt = simulation.clock.variables["dt"].get_value()[0]
+        for copy, position in enumerate(members):
+            simulation.use_lane(copy)
+            start, stop = (float(np.int64(self.first_step[p]) * dt)
+                           for p in (position, position + 1))
+            self.rows[position] = simulation.trial_row(self.trials[position], start, stop)
+
+    def done(self) -> int:
+        """How many trials, in running order, are done before the first one that is not."""
+        done = 0
+        while done in self.rows:
+            done += 1
+        return done
+
+    def stopped_at(self, simulation: Any) -> float:
+        """Where the file of a stopped run ends (s): the start of the first trial not done."""
+        dt = simulation.clock.variables["dt"].get_value()[0]
+        return float(np.int64(self.first_step[self.done()]) * dt)
+
+    def finish(self, simulation: Any) -> None:
+        """The trial rows of the trials done, in running order, up to the first one not done
+        (a stopped run); the datasets end at that trial's first sample."""
+        done = self.done()
+        simulation.trial_rows = [self.rows[position] for position in range(done)]
+        for dataset in self.datasets or ():
+            dataset.resize(self.first_sample(done) if done < len(self.trials)
+                           else dataset.shape[0], axis=0)
+        simulation.writer.file.attrs["batched"] = self.copies
+
+    # the datasets --------------------------------------------------------------------------------
+    def _open(self, streams: list[Any]) -> None:
+        total = self.first_sample(len(self.trials))
+        self.datasets = [streamed.dataset for streamed in streams]
+        for dataset in self.datasets:
+            dataset.resize(total, axis=0)
+
+    def _write(self, records: list[_Copy]) -> None:
+        """Write what ``records`` buffered, at their places; neighbours in one write each."""
+        pending = sorted((r for r in records if r.filled), key=lambda r: r.next_row)
+        while pending:
+            run = [pending.pop(0)]
+            while pending and pending[0].next_row == run[-1].next_row + run[-1].filled:
+                run.append(pending.pop(0))
+            start = run[0].next_row
+            stop = run[-1].next_row + run[-1].filled
+            for index, dataset in enumerate(self.datasets):
+                parts = [r.buffers[index][:r.filled] for r in run]
+                dataset[start:stop] = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            for record in run:
+                record.next_row += record.filled
+                record.filled = 0

@@ -1,0 +1,141 @@
+"""One copy of the hierarchical network's state and the trial it runs: a ``Lane``.
+
+A serial run has one lane, whose arrays are the populations' whole state arrays. A batched run
+(``sim.batch``) has B copies of every population, copy after copy, and one lane per copy, whose
+arrays are that copy's row of the (B, n) view: each lane runs its own trial (its stimulus and
+noise, the precisions in force and their schedule, its reset), so what a trial does at its
+start and at each step is written once, here, for both.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from brian2 import NeuronGroup
+
+from circuits.precision import configured_variable
+from sim.families.hierarchical.free_energy import GramCache
+from sim.families.hierarchical.model import HierarchicalModel, TrialSettings
+from sim.families.hierarchical.stimulus import DRAWN_STREAM
+
+STIMULUS_BLOCK = 1024
+STIMULUS_BLOCK_BYTES = 1 << 20
+
+
+def copy_rows(values: np.ndarray, copies: int) -> list[np.ndarray]:
+    """The copies' parts of a state array: the array itself for one copy, else its rows."""
+    return [values] if copies == 1 else list(values.reshape(copies, -1))
+
+
+def tiled(values: Any, size: int, copies: int) -> Any:
+    """A level's initial values for ``copies`` copies of its ``size`` units (as given for one)."""
+    return values if copies == 1 else np.tile(np.broadcast_to(values, (size,)), copies)
+
+
+class Lane:
+    """Copy ``copy``'s arrays (``sensory``, ``beliefs``, ``errors``, ``precisions``,
+    ``configured``, ``prior_mean``: the one in force) and its trial's running state."""
+
+    def __init__(self, copy: int, copies: int, scenario: Any, beliefs: Sequence[NeuronGroup],
+                 errors: Sequence[NeuronGroup], gram_cache: GramCache) -> None:
+        def rows(group: NeuronGroup, name: str) -> np.ndarray:
+            return copy_rows(group.variables[name].get_value(), copies)[copy]
+
+        self.scenario = scenario
+        self.model: HierarchicalModel = scenario.model
+        self.sensory = rows(errors[0], "signal")
+        self.beliefs = [rows(group, "belief") for group in beliefs]
+        self.errors = [rows(group, "error") for group in errors]
+        self.precisions = [rows(group, "precision") for group in errors]
+        self.configured = [rows(group, configured_variable(group)) for group in errors]
+        self.prior_mean = rows(errors[-1], "prediction")
+        self.gram_cache = gram_cache  # shared by the lanes (free_energy.GramCache)
+        self.started = False  # a trial ran in this lane
+        self.overridden: set[str] = set()
+        self.prior_overridden = False
+        self.trial: Any = None
+        self.sampled_energy = self.sampled_free_energy = math.nan  # F at the last sample
+
+    def start(self, trial: Any,
+              initial_beliefs: Callable[[np.ndarray], Sequence[np.ndarray]]) -> None:
+        """Put ``trial``'s configured values in force: a level's precision (and the prior
+        mean) is set where this trial or the one before overrides it, and at the first trial
+        (elsewhere a learned value carries over); if the trial resets, beliefs go to
+        ``initial_beliefs(prior mean in force)`` and errors to 0."""
+        settings: TrialSettings = trial.settings
+        in_force = self.model.in_force(settings)
+        for index, level in enumerate(self.model.levels):
+            if level.name in settings.overridden or level.name in self.overridden:
+                self.configured[index][:] = in_force.precisions[index]
+        self.overridden = settings.overridden
+        if not self.started or settings.prior_mean is not None or self.prior_overridden:
+            self.prior_mean[:] = in_force.prior_mean  # else a learned one carries over
+        self.prior_overridden = settings.prior_mean is not None
+        self.started = True
+        if trial.reset:
+            for belief, initial in zip(self.beliefs, initial_beliefs(self.prior_mean),
+                                       strict=True):
+                belief[:] = initial
+            for error in self.errors:
+                error[:] = 0.0
+        self.trial = trial
+        self.changes = [round(t / self.scenario.dt_ms) for t in settings.change_times_ms()[1:]]
+        self.steps_to_change = self.changes[0] + 1 if self.changes else 0
+
+    def start_stimulus(self) -> None:
+        """The trial's input: drawn ones drawn from the stream ``[seed, 6, trial]``
+        (``Stimulus.for_trial``); its noise stream ``[seed, 2, trial]``; its first step."""
+        self.trial_steps = self.scenario.steps(self.trial.duration_ms)
+        self.stimulus = self.trial.settings.stimulus.for_trial(
+            np.random.default_rng([self.scenario.seed, DRAWN_STREAM, self.trial.index]))
+        self.noise = np.random.default_rng([self.scenario.seed, 2, self.trial.index])
+        self.steps_done = 0
+        self._next_block()
+        self.sensory[:] = self.block[0]
+
+    @property
+    def stimulus_varies(self) -> bool:
+        return not self.stimulus.is_constant
+
+    # every step --------------------------------------------------------------------------------
+    def deliver_stimulus(self) -> None:
+        if self.block_row == len(self.block):
+            self._next_block()
+        self.sensory[:] = self.block[self.block_row]
+        self.block_row += 1
+
+    def _next_block(self) -> None:
+        stimulus = self.stimulus
+        start = self.steps_done
+        rows = max(1, min(STIMULUS_BLOCK, STIMULUS_BLOCK_BYTES // (8 * len(self.sensory))))
+        count = min(rows, self.trial_steps - start) or 1
+        t_ms = (start + np.arange(count)) * self.scenario.dt_ms
+        block = stimulus.at(t_ms)
+        if np.any(stimulus.noise_std):
+            block = block + stimulus.noise_std * self.noise.standard_normal(block.shape)
+        self.block, self.block_row = block, 0
+        self.steps_done += count
+
+    def change_precision(self) -> bool:
+        """At a scheduled time the trial's configured precisions in force change, in place:
+        from this step on the error units use them. False once no change is left."""
+        self.steps_to_change -= 1
+        if self.steps_to_change:
+            return True
+        step = self.changes.pop(0)
+        settings = self.trial.settings
+        in_force = self.model.in_force(settings, step * self.scenario.dt_ms)
+        for index, level in enumerate(self.model.levels):
+            if level.name in settings.precision_schedule:
+                self.configured[index][:] = in_force.precisions[index]
+        if self.changes:
+            self.steps_to_change = self.changes[0] - step
+        return bool(self.changes)
+
+    # read at the end of a trial ----------------------------------------------------------------
+    def final_beliefs(self) -> dict[str, Any]:
+        return {f"final_belief/{level.name}": np.array(belief)
+                for belief, level in zip(self.beliefs, self.model.belief_levels, strict=True)}
