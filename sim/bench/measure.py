@@ -92,17 +92,26 @@ def max_abs_diff(a: dict, b: dict) -> float:
     return worst
 
 
-def measure(case: Case, steps: int, repeats: int, workdir: Path, cold: bool,
-            threads: int) -> Record:
-    from sim.scenario import load_scenario
-
+def prepare(case: Case, steps: int, workdir: Path) -> tuple[Record, Path | None]:
+    """The case's record, and its scenario file written to ``workdir`` (named after the case:
+    ``path.stem``); no file where the case cannot run here (``record.note`` says why)."""
     record = Record(case.name, list(case.sizes), steps, target=case.target, label=case.label,
                     tolerance=case.tolerance)
     if case.available:
         record.note = case.available
-        return record
+        return record, None
     slug = "".join(c if c.isalnum() else "_" for c in case.name)
-    path = write_scenario(workdir / f"{slug}.toml", case.table(steps))
+    return record, write_scenario(workdir / f"{slug}.toml", case.table(steps))
+
+
+def measure(case: Case, steps: int, repeats: int, workdir: Path, cold: bool,
+            threads: int) -> Record:
+    from sim.scenario import load_scenario
+
+    record, path = prepare(case, steps, workdir)
+    if path is None:
+        return record
+    slug = path.stem
     scenario = load_scenario(path)
     family = case.family
     if family is None:

@@ -16,7 +16,6 @@ top-level error cell whose mean is the prior m, and one small component of our o
 from __future__ import annotations
 
 import itertools
-import time
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +26,7 @@ from ngclearn.components import DenseSynapse, GaussianErrorCell, RateCell
 from ngclearn.components.jaxComponent import JaxComponent
 from ngcsimlib.global_state import stateManager
 
+from sim.bench.jax_timing import compiled_rates
 from sim.bench.reference import Hierarchy
 
 jax.config.update("jax_enable_x64", True)
@@ -116,12 +116,4 @@ def compile_run(model: Hierarchy, steps: int, batch: int = 1, dtype=jnp.float64)
 def steps_per_s(model: Hierarchy, steps: int, batch: int = 1, dtype=jnp.float64,
                 repeats: int = 3) -> tuple[list[float], list[np.ndarray]]:
     """(steps per second of each timed run, final beliefs mu_1..mu_L of the first copy)."""
-    run = compile_run(model, steps, batch, dtype)
-    for _ in range(2):  # compile
-        jax.block_until_ready(run())
-    rates, beliefs = [], None
-    for _ in range(repeats):
-        began = time.perf_counter()
-        beliefs = jax.block_until_ready(run())
-        rates.append(steps / (time.perf_counter() - began))
-    return rates, [np.asarray(mu)[0] for mu in beliefs]
+    return compiled_rates(compile_run(model, steps, batch, dtype), steps, repeats)

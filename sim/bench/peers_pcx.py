@@ -13,7 +13,6 @@ prior (PCX's forward initialisation). Batch B (the leading axis of ``vmap``) run
 
 from __future__ import annotations
 
-import time
 from importlib import metadata
 
 import jax
@@ -26,6 +25,7 @@ import pcx.nn as pxnn
 import pcx.predictive_coding as pxc
 import pcx.utils as pxu
 
+from sim.bench.jax_timing import compiled_rates
 from sim.bench.reference import Hierarchy
 
 jax.config.update("jax_enable_x64", True)
@@ -114,12 +114,4 @@ def compile_run(model: Hierarchy, steps: int, batch: int = 1, dtype=jnp.float64)
 def steps_per_s(model: Hierarchy, steps: int, batch: int = 1, dtype=jnp.float64,
                 repeats: int = 3) -> tuple[list[float], list[np.ndarray]]:
     """(steps per second of each timed run, final beliefs mu_1..mu_L of the first copy)."""
-    run = compile_run(model, steps, batch, dtype)
-    for _ in range(2):  # compile (the second call sees the shapes the first recorded)
-        jax.block_until_ready(run())
-    rates, beliefs = [], None
-    for _ in range(repeats):
-        began = time.perf_counter()
-        beliefs = jax.block_until_ready(run())
-        rates.append(steps / (time.perf_counter() - began))
-    return rates, [np.asarray(mu)[0] for mu in beliefs]
+    return compiled_rates(compile_run(model, steps, batch, dtype), steps, repeats)

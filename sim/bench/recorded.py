@@ -34,9 +34,8 @@ import numpy as np
 
 from sim.bench import reference
 from sim.bench.cases import DT_MS, Case, hierarchy_reference, hierarchy_table
-from sim.bench.measure import Probe
+from sim.bench.measure import Probe, prepare
 from sim.bench.records import Record
-from sim.scenario_writer import write_scenario
 
 EVERY_MS = 1.0  # the medium case records every 1 ms (10 steps)
 TOLERANCE = 1e-9
@@ -245,13 +244,10 @@ def read_samples(output: Path, paths) -> dict[str, np.ndarray]:
 def measure_recorded(case: Case, steps: int, repeats: int, workdir: Path) -> Record:
     """pcsim against the reference's whole run, interleaved; the best of each counts.
     ``ratio`` is the loop's, ``extra["whole_ratio"]`` the whole run's (the target's)."""
-    record = Record(case.name, list(case.sizes), steps, target=case.target, label=case.label,
-                    tolerance=case.tolerance)
-    if case.available:
-        record.note = case.available
+    record, path = prepare(case, steps, workdir)
+    if path is None:
         return record
-    slug = "".join(c if c.isalnum() else "_" for c in case.name)
-    path = write_scenario(workdir / f"{slug}.toml", case.table(steps))
+    slug = path.stem
     pcsim_output, reference_output = workdir / f"{slug}.h5", workdir / f"{slug}_reference.h5"
     times: dict[str, list[float]] = {"pcsim_loop_s": [], "pcsim_whole_s": [],
                                      "reference_loop_s": [], "reference_whole_s": []}
