@@ -118,11 +118,13 @@ def test_local_weights_need_grids(tmp_path):
 
 
 def test_bench_references_do_the_same_work(tmp_path):
-    """``pcsim bench`` rows: the NumPy references end where pcsim ends (dense and discrete)."""
+    """``pcsim bench`` rows: the NumPy references end where pcsim ends (dense, discrete, and
+    the bars' learning over 10 trials)."""
     from sim.bench import cases, measure
 
     chosen = {case.name: case for case in cases.cases()}
-    for name, steps in (("dense small", 300), ("discrete K=6", 300), ("discrete 2 factors", 300)):
+    for name, steps in (("dense small", 300), ("discrete K=6", 300), ("discrete 2 factors", 300),
+                        ("bars (many short trials)", 500)):
         record = measure.measure(chosen[name], steps, repeats=1, workdir=tmp_path, cold=False,
                                  threads=0)
         assert record.max_abs_diff < cases.TOLERANCE, name

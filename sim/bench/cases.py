@@ -186,9 +186,10 @@ def cases() -> list[Case]:
                  "sparse local", [128 * 128, 64 * 64, 32 * 32], n, shapes=local_shapes(),
                  weights={"kind": "local", "field": 5, "scale": 1.0})),
     ]
-    from sim.bench import learning, recorded  # learning over trials; recording as users run
+    from sim.bench import bars, learning, recorded  # learning over trials; as users run
 
-    return out + discrete_cases() + learning.cases(Case) + recorded.cases()
+    return (out + discrete_cases() + learning.cases(Case) + bars.cases(Case)
+            + recorded.cases())
 
 
 def discrete_cases() -> list[Case]:
