@@ -75,6 +75,7 @@ def peer_table(steps: int, float_type: str, sizes: list[int] = SIZES, batch: int
         protocol = table["protocol"]
         protocol["trials"] = protocol["trials"] * batch
         protocol["batch"] = batch
+        protocol["reset"] = "beliefs"  # independent trials, each from the same start
     return table
 
 
