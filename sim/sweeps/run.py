@@ -126,7 +126,9 @@ def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
                 for result in pool.run(tasks):
                     if result and result.get("status") != "running":
                         outcome.ran.append(result["key"])
-                        states[result["key"]] = point_status(folder, result["key"])
+                        states[result["key"]] = (PointState(**result["state"])
+                                                 if "state" in result
+                                                 else point_status(folder, result["key"]))
                     if bar:
                         bar.add(result.get("status", "")) if result else bar.draw()
                     if time.perf_counter() - written > INDEX_EVERY_S:

@@ -72,7 +72,9 @@ def one_line(err: BaseException) -> str:
 
 def run_point(task: dict[str, Any]) -> dict[str, Any]:
     """Run one point: ``task`` holds ``scenario`` (path), ``folder``, ``key``, ``overrides``
-    (dotted key -> value) and ``seed``. Returns ``{"key", "status", "error", "seconds"}``."""
+    (dotted key -> value) and ``seed``. Returns ``{"key", "status", "error", "seconds"}``, and
+    for a point that wrote its file, ``state``: what the index records of it (its summary read
+    by the worker, so that the sweep's process reads no point file while points run)."""
     prepare_process()
     with _RUN_LOCK:
         return _run_point(task)
@@ -113,6 +115,11 @@ def _run_point(task: dict[str, Any]) -> dict[str, Any]:
         else:
             failure.unlink(missing_ok=True)
     out["seconds"] = time.perf_counter() - began
+    if out["status"] in ("done", "diverged"):  # read here, in parallel, not by the sweep
+        from sim.sweeps.index import point_status
+
+        state = point_status(folder, key)
+        out["state"] = {"status": state.status, "error": state.error, "summary": state.summary}
     return out
 
 
