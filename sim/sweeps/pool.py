@@ -84,12 +84,16 @@ class LocalPool:
         queue = list(reversed(tasks))
         idle = list(self.workers)
         busy: dict[Any, _Worker] = {}
-        while queue or busy:
+
+        def dispatch() -> None:  # before the caller sees an outcome: no worker waits on it
             while queue and idle:
                 worker = idle.pop()
                 worker.task = queue.pop()
                 worker.tasks.send(worker.task)
                 busy[worker.connection] = worker
+
+        while queue or busy:
+            dispatch()
             for ready in wait(list(busy), timeout=1.0):
                 worker = busy.get(ready)
                 if worker is None:
@@ -111,6 +115,7 @@ class LocalPool:
                         self.workers.append(replacement)
                         idle.append(replacement)
                 worker.task = None
+                dispatch()
                 yield outcome
             yield {}  # a tick: the caller may refresh its progress line
 
