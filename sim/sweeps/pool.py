@@ -70,6 +70,16 @@ class LocalPool:
     def pids(self) -> list[int]:
         return [w.process.pid for w in self.workers]
 
+    def warm(self, task: dict[str, Any]) -> None:
+        """Every worker runs ``task``'s point for one step (``worker.warm_up``); the time
+        joins ``start_s``."""
+        began = time.perf_counter()
+        for worker in self.workers:
+            worker.tasks.send({"warm": task})
+        for worker in self.workers:
+            self._await_ready(worker)
+        self.start_s += time.perf_counter() - began
+
     def _await_ready(self, worker: _Worker) -> None:
         try:
             worker.connection.recv()
@@ -183,6 +193,15 @@ class DaskPool:
         self.client.run(prepare_process)  # imports and BLAS in every worker, before the clock
         self.start_s = time.perf_counter() - began
         self.futures: list = []
+
+    def warm(self, task: dict[str, Any]) -> None:
+        """Every worker runs ``task``'s point for one step (``worker.warm_up``); the time
+        joins ``start_s``."""
+        from sim.sweeps.worker import warm_up
+
+        began = time.perf_counter()
+        self.client.run(warm_up, task)
+        self.start_s += time.perf_counter() - began
 
     def run(self, tasks: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         from dask.distributed import as_completed

@@ -119,6 +119,7 @@ def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
         with terminate_as_interrupt(), heartbeat:
             if tasks:
                 pool = _pool(jobs, scheduler, client, len(tasks))
+                pool.warm(tasks[0])  # the workers' first build, before the clock
                 outcome.start_s = pool.start_s
                 if bar:
                     bar.start(len(points) - len(todo))

@@ -2,7 +2,8 @@
 
 It dies with its sweep (``sim.sweeps.worker.die_with_parent``), leaves Ctrl-C to the sweep
 (which stops it with SIGTERM), prepares itself (BLAS on one thread, Brian2 imported), says it
-is ready, then runs the points it is sent (``run_point``) until it is sent None.
+is ready, warms up on the sweep's first point when asked (``warm_up``), then runs the points
+it is sent (``run_point``) until it is sent None.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from multiprocessing.connection import Connection
 
 
 def main(argv: list[str]) -> int:
-    from sim.sweeps.worker import die_with_parent, prepare_process, run_point
+    from sim.sweeps.worker import die_with_parent, prepare_process, run_point, warm_up
 
     parent, task_fd, result_fd = (int(a) for a in argv)
     die_with_parent(parent)
@@ -30,6 +31,10 @@ def main(argv: list[str]) -> int:
             return 0
         if task is None:
             return 0
+        if "warm" in task:  # start-up: the sweep's first point, one step (``warm_up``)
+            warm_up(task["warm"])
+            results.send(("warm", os.getpid()))
+            continue
         results.send(("result", run_point(task)))
 
 
