@@ -73,7 +73,10 @@ OPTIONAL = {"description", "seed", "dt_ms", "method", "float", "kind", "errors",
             "prior_precision", "prior_mean", "noise_std", "value", "values", "cause", "start",
             "stop", "times_ms", "record", "every_ms", "variables", "numerics", "stability",
             "rate_limit", "concentration", "observations", "time_ms"}
-OPTIONAL_HERE = {("precision_inference", "levels")}  # a required name, optional in this table
+# names that are required elsewhere but optional in these tables (a default applies: inferred
+# precision on every level, bars present with p = 1/8, Sigma held when it has no time constant)
+OPTIONAL_HERE = {("precision_inference", "levels"), ("stimulus", "probability"),
+                 ("covariance", "tau_ms")}
 TRIED: collections.Counter = collections.Counter()
 
 
