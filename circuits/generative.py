@@ -48,17 +48,30 @@ def _product(matrix: Matrix, vector: np.ndarray, out: np.ndarray | None,
     return out
 
 
+COLUMN_FORM_ROWS = 64  # below this many rows, _row_products runs as matrix @ rows'
+
+
 def _row_products(matrix: Matrix, rows: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    """matrix @ row for every row of ``rows`` (B, n): (B, m), into ``out`` if given."""
+    """matrix @ row for every row of ``rows`` (B, n): (B, m), into ``out`` if given.
+
+    For few rows (B < ``COLUMN_FORM_ROWS``) a dense product runs as (matrix @ rows') and its
+    transpose is copied out: BLAS blocks the (m, B) shape better than the (B, m) one. Measured
+    with OpenBLAS 0.3.30 on one core, 1000 x 500 weights, the pair of products of one step:
+    2.3x faster at B = 2, 1.6x at B = 16 (float32), 1.0-1.2x in float64; from B = 64 on,
+    the row form is as fast or faster (0.94x at B = 128, float64).
+    """
     if scipy.sparse.issparse(matrix):
         found = (matrix @ rows.T).T
-        if out is None:
-            return np.ascontiguousarray(found)
-        np.copyto(out, found)
+    elif len(rows) < COLUMN_FORM_ROWS:
+        found = np.dot(matrix, rows.T).T
+    elif out is None:
+        return rows @ matrix.T
+    else:
+        np.dot(rows, matrix.T, out=out)
         return out
     if out is None:
-        return rows @ matrix.T
-    np.dot(rows, matrix.T, out=out)
+        return np.ascontiguousarray(found)
+    np.copyto(out, found)
     return out
 
 

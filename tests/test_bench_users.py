@@ -110,3 +110,20 @@ def test_batched_peers_table_runs_pcsim_batched_or_says_why(tmp_path):
         assert pcsim.note.startswith("not run at batch 3:") and "protocol.batch" in pcsim.note
     else:
         assert pcsim.max_abs_diff["float64"] < peers.TOLERANCE64
+
+
+@pytest.mark.parametrize("cores, avx512, expected", [
+    (["Haswell"], True, "OPENBLAS_CORETYPE=SkylakeX"),
+    (["SkylakeX"], True, None),
+    (["Haswell"], False, None),
+    ([], True, None),
+])
+def test_the_bench_says_when_openblas_leaves_avx512_unused(monkeypatch, cores, avx512, expected):
+    """A CPU with AVX-512 running OpenBLAS's 256-bit kernels (as Zen 5 does with OpenBLAS
+    0.3.30) gets one line naming the setting that selects the 512-bit ones; nothing else does."""
+    from sim.bench import blas
+
+    monkeypatch.setattr(blas, "blas_cores", lambda: cores)
+    monkeypatch.setattr(blas, "cpu_has_avx512", lambda: avx512)
+    note = blas.kernel_note()
+    assert (note is None) if expected is None else (expected in note and cores[0] in note)

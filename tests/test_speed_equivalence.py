@@ -162,3 +162,31 @@ def test_inferred_precision_equals_a_direct_numpy_loop(tmp_path, errors):
     for index, expected in enumerate(beliefs, start=1):
         np.testing.assert_allclose(result.trials[f"final_belief/level{index}"][-1], expected,
                                    rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("copies", [1, 3, 70])  # one vector; the column form; the row form
+@pytest.mark.parametrize("site", ["before", "after"])
+def test_products_of_every_form_equal_one_product_per_copy(copies, site):
+    """The batched products (``rows=True``: (B, n) stacks, run as one BLAS product in the form
+    that is faster for B) equal the product of each copy alone, and the aligned weights are
+    the given ones, on a cache-line boundary."""
+    from circuits.coupling import ALIGNMENT, aligned
+    from circuits.generative import GenerativeMap
+    from circuits.nonlinearity import parse_nonlinearity
+
+    rng = np.random.default_rng(11)
+    given = rng.standard_normal((40, 30))
+    weights = aligned(given, np.float64)
+    assert weights.ctypes.data % ALIGNMENT == 0 and weights.flags.c_contiguous
+    np.testing.assert_array_equal(weights, given)
+    gmap = GenerativeMap(weights, parse_nonlinearity("tanh"), site)
+    beliefs = rng.standard_normal((copies, 30))
+    errors = rng.standard_normal((copies, 40))
+    predicted = gmap.predict(beliefs, out=np.empty((copies, 40)), rows=True)
+    pulled = gmap.pull_back(beliefs, errors, out=np.empty((copies, 30)), rows=True,
+                            transposed=aligned(weights.T, np.float64))
+    for copy in range(copies):
+        np.testing.assert_allclose(predicted[copy], gmap.predict(beliefs[copy]), rtol=0,
+                                   atol=1e-13)
+        np.testing.assert_allclose(pulled[copy], gmap.pull_back(beliefs[copy], errors[copy]),
+                                   rtol=0, atol=1e-13)

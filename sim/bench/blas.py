@@ -42,3 +42,48 @@ def set_blas_threads(count: int) -> list[str]:
                 changed.append(Path(path).name)
                 break
     return changed
+
+
+_CORE_NAMES = ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+               "openblas_get_corename64_", "openblas_get_corename")
+AVX2_CORES = ("haswell", "zen")  # OpenBLAS kernel families limited to 256-bit vectors
+
+
+def blas_cores() -> list[str]:
+    """The kernel family each loaded OpenBLAS picked for this CPU (``Haswell``, ``SkylakeX``...;
+    ``OPENBLAS_CORETYPE`` overrides the choice when set before NumPy is imported)."""
+    import numpy  # noqa: F401
+
+    cores = []
+    for path in _loaded_openblas():
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _CORE_NAMES:
+            getter = getattr(library, name, None)
+            if getter is not None:
+                getter.restype = ctypes.c_char_p
+                cores.append(getter().decode())
+                break
+    return sorted(set(cores))
+
+
+def cpu_has_avx512() -> bool:
+    try:
+        return " avx512f " in f" {Path('/proc/cpuinfo').read_text().replace(chr(10), ' ')} "
+    except OSError:
+        return False
+
+
+def kernel_note() -> str | None:
+    """One line when OpenBLAS runs 256-bit kernels on a CPU with AVX-512 (a newer CPU it does
+    not know, e.g. AMD Zen 5 with OpenBLAS 0.3.30), which JAX's XLA, compiling for the host,
+    does use; None otherwise."""
+    cores = blas_cores()
+    if not cores or not cpu_has_avx512() or not all(core.lower() in AVX2_CORES for core in cores):
+        return None
+    return (f"note: this CPU has AVX-512 but OpenBLAS runs its {'/'.join(cores)} (256-bit) "
+            "kernels; XLA compiles for the host. OPENBLAS_CORETYPE=SkylakeX (set before "
+            "starting Python) selects OpenBLAS's AVX-512 kernels: measure both (README, "
+            "Performance).")

@@ -33,16 +33,21 @@ def main(args) -> int:
 
     import brian2
 
-    from sim.bench.blas import set_blas_threads
+    from sim.bench.blas import blas_cores, kernel_note, set_blas_threads
 
     quick = bool(getattr(args, "quick", False))
     threads = int(getattr(args, "threads", None) or 1)
     repeats = measure.QUICK_REPEATS if quick else measure.REPEATS
     command_repeats = report_commands.QUICK_REPEATS if quick else report_commands.REPEATS
     blas = set_blas_threads(threads)
+    cores = "/".join(blas_cores())
     print(f"pcsim bench{' --quick' if quick else ''}: {output.machine()}; BLAS threads "
-          f"{threads if blas else 'unchanged (no OpenBLAS found)'}; numpy {np.__version__}, "
+          f"{threads if blas else 'unchanged (no OpenBLAS found)'}"
+          f"{f' (OpenBLAS {cores} kernels)' if cores else ''}; numpy {np.__version__}, "
           f"brian2 {brian2.__version__}; best of {repeats} interleaved repeats", flush=True)
+    note = kernel_note()
+    if note:
+        print(note, flush=True)
     if getattr(args, "peers", False):
         return peers_main(quick, int(getattr(args, "batch", None) or 1))
     only = [name.lower() for name in getattr(args, "only", None) or []]
