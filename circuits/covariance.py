@@ -79,7 +79,15 @@ from brian2 import NetworkOperation, ms
 from scipy.linalg import blas
 
 from circuits import schedule
-from circuits.mechanism import BuildContext, FlowBound, Mechanism, Piece, Population, StartState
+from circuits.mechanism import (
+    BuildContext,
+    FlowBound,
+    Mechanism,
+    Piece,
+    Population,
+    StartState,
+    unknown_name,
+)
 
 ERROR_FLOW = "derror/dt = (signal - prediction - interneuron) / tau_error : 1"
 INTERNEURON = """
@@ -193,12 +201,7 @@ class LearnedCovariance(Mechanism):
     def parse(self, fields) -> Settings | None:
         if not fields.table:
             return None
-        levels = fields.raw("levels")
-        if (not isinstance(levels, list) or not levels
-                or not all(isinstance(name, str) for name in levels)
-                or len(set(levels)) != len(levels)):
-            raise fields.error("levels", f"expected a list of distinct level names, got "
-                                         f"{levels!r}")
+        levels = fields.names("levels")
         tau = fields.number("tau_ms", default=None, positive=True)
         raw = fields.raw("initial", default=None)
         initial = None
@@ -216,7 +219,7 @@ class LearnedCovariance(Mechanism):
                 raise from_rows
         elif raw is not None:
             initial = np.array(fields.number("initial", positive=True), dtype=float)
-        return Settings(tuple(levels), tau, initial)
+        return Settings(levels, tau, initial)
 
     def describe(self, settings: Settings | None) -> dict:
         if settings is None:
@@ -228,10 +231,10 @@ class LearnedCovariance(Mechanism):
         """Named levels below the top, relaxing errors, an initial matrix of the level's size,
         and no other mechanism setting the same precision."""
         names = [level.name for level in model.levels[:-1]]
+        problem = unknown_name(settings.levels, names, where=" with error units below the top")
+        if problem:
+            raise fail("levels", problem)
         for name in settings.levels:
-            if name not in names:
-                raise fail("levels", f"no level {name!r} with error units below the top; "
-                                     f"expected some of {', '.join(names)}")
             size = model.levels[names.index(name)].size
             if settings.initial is not None and settings.initial.ndim == 2 and (
                     len(settings.initial) != size):

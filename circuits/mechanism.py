@@ -45,6 +45,7 @@ Nothing here imports Brian2: the registry and the report side read these declara
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -226,3 +227,17 @@ class Mechanism:
     def snapshot(self, settings: Any, context: BuildContext) -> dict[str, Any]:
         """The learned parameter's values now, by path (a copy is made by the writer)."""
         return {}
+
+
+def unknown_name(names: Sequence[str], choices: Sequence[str], what: str = "level",
+                 where: str = "") -> str | None:
+    """What is wrong with the first of ``names`` not among ``choices`` (None: all are):
+    "no level 'x'{where}; expected some of a, b (did you mean 'y'?)". For a mechanism's
+    ``check`` of the levels it names, and ``Fields.names`` (``sim.validation``)."""
+    for name in names:
+        if name not in choices:
+            hint = difflib.get_close_matches(name, list(choices), n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            return (f"no {what} {name!r}{where}; expected some of {', '.join(choices)}"
+                    f"{suggestion}")
+    return None

@@ -51,6 +51,7 @@ from circuits.mechanism import (
     Population,
     StartState,
     Stream,
+    unknown_name,
 )
 from circuits.precision import LOG_PRECISION, LOG_PRECISION_CEILING
 
@@ -94,15 +95,12 @@ class InferredPrecision(Mechanism):
         mean = fields.number("prior_mean", default=0.0, minimum=-LOG_PRECISION_CEILING,
                              maximum=LOG_PRECISION_CEILING)
         precision = fields.number("prior_precision", default=1.0, positive=True, maximum=1e12)
-        levels = fields.raw("levels", default=None)
-        if levels is not None and (not isinstance(levels, list) or not levels or not all(
-                isinstance(name, str) for name in levels)):
-            raise fields.error("levels", f"expected a list of level names, got {levels!r}")
+        levels = fields.names("levels", default=None)
         if tau is None:
             if fields.table:
                 raise fields.error("tau_ms", "is required to switch inferred precision on")
             return None
-        return Settings(tau, mean, precision, None if levels is None else tuple(levels))
+        return Settings(tau, mean, precision, levels)
 
     def describe(self, settings: Settings | None) -> dict:
         if settings is None:
@@ -114,11 +112,10 @@ class InferredPrecision(Mechanism):
     def check(self, settings: Settings, model, fail) -> None:
         """The named levels exist and carry error units below the top; learned precision on
         the same level is not combined with it (yet)."""
-        names = [level.name for level in model.levels[:-1]]
-        for name in settings.levels or ():
-            if name not in names:
-                raise fail("levels", f"no level {name!r} with error units below the top; "
-                                     f"expected some of {', '.join(names)}")
+        problem = unknown_name(settings.levels or (), [level.name for level in model.levels[:-1]],
+                               where=" with error units below the top")
+        if problem:
+            raise fail("levels", problem)
 
     def chosen(self, settings: Settings, population: Population) -> bool:
         if settings.levels is None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from circuits.mechanism import unknown_name
 from sim.errors import ScenarioError
 
 REQUIRED = object()
@@ -189,6 +190,26 @@ class Fields:
             expected = ", ".join(choices)
             raise self.error(key, f"got {value!r}, expected one of {expected}{suggestion}")
         return value
+
+    def names(self, key: str, default: Any = REQUIRED, choices: Sequence[str] | None = None,
+              what: str = "level") -> Any:
+        """A non-empty list of distinct names, as a tuple (``default`` as given when the key is
+        absent); with ``choices``, each one of them (``unknown_name``)."""
+        value = self.raw(key, default)
+        if not self.has(key):
+            return default
+        if (not isinstance(value, list) or not value
+                or not all(isinstance(name, str) for name in value)):
+            raise self.error(key, f"expected a non-empty list of {what} names, got "
+                                  f"{describe(value)}")
+        twice = next((name for name in value if value.count(name) > 1), None)
+        if twice is not None:
+            raise self.error(key, f"a {what} is named twice ({twice!r}); expected distinct "
+                                  "names")
+        problem = None if choices is None else unknown_name(value, choices, what)
+        if problem:
+            raise self.error(key, problem)
+        return tuple(value)
 
     def flag(self, key: str, default: Any = REQUIRED) -> bool:
         value = self.raw(key, default)

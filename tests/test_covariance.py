@@ -271,6 +271,7 @@ def test_a_step_beyond_the_loop_bound_is_refused(tmp_path):
     ({"levels": ["nowhere"]}, "covariance.levels"),
     ({"levels": ["estimate"]}, "covariance.levels"),  # the top: its precision is the prior's
     ({"levels": []}, "covariance.levels"),
+    ({"levels": ["input", "input"]}, "covariance.levels: a level is named twice"),
     ({"initial": -1.0}, "covariance.initial"),
     ({"initial": [[1.0, 2.0], [2.0, 1.0]]}, "covariance.initial"),  # not positive definite
     ({"initial": [[1.0, 0.1], [0.0, 1.0]]}, "covariance.initial"),  # not symmetric

@@ -11,6 +11,7 @@ import tomllib
 import numpy as np
 import pytest
 import scipy.linalg
+from cli_output import error_line
 
 import sim
 from sim.cli import main
@@ -24,14 +25,6 @@ def bundled(name: str) -> dict:
 
 def true_weights(table: dict) -> np.ndarray:
     return np.array(table["protocol"]["conditions"][0]["stimulus"]["weights"])
-
-
-def error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -92,6 +92,10 @@ def test_log_precision_resets_with_the_beliefs(tmp_path):
 @pytest.mark.parametrize(("inference", "expected"), [
     ({"tau_ms": 50.0, "levels": ["sight"]}, r"precision_inference\.levels: no level 'sight'"),
     ({"tau_ms": 50.0, "levels": ["cause"]}, r"no level 'cause' with error units below"),
+    ({"tau_ms": 50.0, "levels": ["sense"]}, r"no level 'sense' .*\(did you mean 'senses'\?\)"),
+    ({"tau_ms": 50.0, "levels": ["senses", "senses"]}, r"a level is named twice \('senses'\)"),
+    ({"tau_ms": 50.0, "levels": "senses"}, r"expected a non-empty list of level names, got"),
+    ({"tau_ms": 50.0, "levels": []}, r"expected a non-empty list of level names, got"),
     ({"prior_precision": 1.0}, r"precision_inference\.tau_ms: is required"),
     ({"tau_ms": 50.0, "prior_precision": -1.0}, r"prior_precision: .*positive"),
     ({"tau_ms": -5.0}, r"tau_ms: .*positive"),

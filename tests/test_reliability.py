@@ -13,6 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from cli_output import error_line
 
 import sim
 from sim.cli import main
@@ -42,14 +43,6 @@ def linear(dt_ms: float, steps: int, errors: str = "instantaneous", **extra) -> 
     }
     scenario.update(extra)
     return scenario
-
-
-def error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 # --- validation messages ------------------------------------------------------------------

@@ -19,7 +19,7 @@ to its largest magnitude, at least 1), so both recorded the same numbers. Two ra
 (the engine's first to last step against the reference's loop with its recording and F) and the
 whole run (scenario file to closed file, both sides).
 
-A batched pcsim run (``[protocol] batch``, not built yet) plugs in as another table: the same
+A batched pcsim run (``[protocol] batch``) would plug in as another table: the same
 ``whole_run`` of a protocol of B identical trials against B serial reference runs.
 """
 

@@ -125,18 +125,8 @@ class ERP(Readout):
     units: ClassVar[dict[str, str]] = {"erp_latency": "ms"}  # the peaks: rates, "1"
 
     def parse(self, fields: Any, model: Any) -> Settings:
-        names = [level.name for level in model.levels]
-        levels = fields.raw("levels", default=names)
-        if (not isinstance(levels, list) or not levels
-                or not all(isinstance(name, str) for name in levels)):
-            raise fields.error("levels", f"expected a non-empty list of level names, got "
-                                         f"{levels!r}")
-        for name in levels:
-            if name not in names:
-                raise fields.error("levels", f"no level {name!r}; expected some of "
-                                             f"{', '.join(names)}")
-        if len(set(levels)) != len(levels):
-            raise fields.error("levels", "a level is named twice; expected distinct names")
+        names = tuple(level.name for level in model.levels)
+        levels = fields.names("levels", default=names, choices=names)
         window = fields.raw("window_ms", default=None)
         if window is not None:
             if (not isinstance(window, list) or len(window) != 2
@@ -148,7 +138,7 @@ class ERP(Readout):
             window = (float(window[0]), float(window[1]))
         field = fields.text("field", default="signed", choices=FIELDS)
         fields.close()
-        return Settings(tuple(levels), window, field)
+        return Settings(levels, window, field)
 
     def describe(self, settings: Settings) -> dict:
         out: dict[str, Any] = {"levels": list(settings.levels), "field": settings.field}
