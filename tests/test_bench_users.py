@@ -127,3 +127,21 @@ def test_the_bench_says_when_openblas_leaves_avx512_unused(monkeypatch, cores, a
     monkeypatch.setattr(blas, "cpu_has_avx512", lambda: avx512)
     note = blas.kernel_note()
     assert (note is None) if expected is None else (expected in note and cores[0] in note)
+
+
+def test_batched_protocol_case_runs_both_ways_and_they_agree(tmp_path, monkeypatch):
+    """The bench's batched-protocol case (small sizes here): the serial and the batched runs
+    of the same shuffled protocol end every trial with the same beliefs (1e-10), and the line
+    it prints names the speed-up against its target."""
+    from sim.bench import batched
+
+    monkeypatch.setattr(batched, "SIZES", [12, 8, 4])
+    monkeypatch.setattr(batched, "TRIALS", {True: 8, False: 8})
+    monkeypatch.setattr(batched, "TRIAL_MS", {True: 2.0, False: 2.0})
+    monkeypatch.setattr(batched, "BATCHES", {True: (4,), False: (4,)})
+    record = batched.measure(tmp_path, quick=True, repeats=1)
+    assert record.max_abs_diff <= batched.TOLERANCE
+    assert len(record.serial_s) == 1 and list(record.batched_s) == [4]
+    line = record.lines()[0]
+    assert line.startswith("batched protocol (12-8-4, 8 trials of 2 ms") and "target x2" in line
+    assert record.row()["speedups"][4] == pytest.approx(record.speedup(4))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.bench import measure, output, recorded, report_commands, sweep
+from sim.bench import batched, measure, output, recorded, report_commands, sweep
 from sim.bench.cases import REPORT_SCENARIO, cases, command_cases
 from sim.bench.records import Record
 
@@ -76,6 +76,10 @@ def main(args) -> int:
             memory = measure.streaming_memory(workdir, quick, threads)
             print(output.streaming_line(memory), flush=True)
             extras.append(memory)
+        if chosen("batched protocol"):
+            batch_record = batched.measure(workdir, quick, repeats)
+            print("\n".join(batch_record.lines()), flush=True)
+            extras.append(batch_record)
         if chosen("sweep"):
             sweeps = sweep.measure(workdir, quick)  # local workers and Dask (sim.bench.sweep)
             print("\n".join(sweeps.lines()), flush=True)
