@@ -31,8 +31,15 @@ from typing import Any
 import numpy as np
 
 from sim import registry
+from sim.io.writer import BUFFER_BYTES as WRITER_BUFFER_BYTES
 
 BUFFER_BYTES = 1 << 30  # samples a batch keeps before writing, over all copies and streams
+# A batch writes its trials' samples at their serial places, whose edges cut the streams' HDF5
+# chunks (a band of tiles, ``sim.io.writer.BUFFER_BYTES``): with no chunk cache HDF5 reads,
+# patches and writes each cut chunk back. Two bands per stream keep them until the rest
+# arrives (64 trials of 20 ms at 1000-500-100, every variable every step, batch 16: the
+# writes took 2.16 s without, 0.56 s with, of a 4.5 s run).
+CHUNK_CACHE = 2 * WRITER_BUFFER_BYTES
 
 
 def refusal(scenario: Any) -> str | None:
@@ -105,6 +112,7 @@ class Batch:
         self.first_step = np.concatenate([[0], np.cumsum(steps, dtype=np.int64)])
         self.batches = plan(steps, scenario.protocol.batch)
         self.copies = max(len(members) for members in self.batches)
+        self.chunk_cache = CHUNK_CACHE  # bytes per stream (``sim.io.writer.StreamedDataset``)
         self.rows: dict[int, dict] = {}
         self.datasets: list[Any] | None = None
         self.copy_records: list[_Copy] = []

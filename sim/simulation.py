@@ -113,10 +113,11 @@ class Simulation:
     def record(self, streams: Sequence[Stream]) -> None:
         """Record those of ``streams`` that ``[record] variables`` switches on."""
         chosen = self.scenario.record.variables
+        cache = self.batch.chunk_cache if self.batch else 0
         for stream in streams:
             if stream.variable is None or stream.variable in chosen:
                 self.writer.stream(stream.path, stream.width, stream.read, units=stream.units,
-                                   **stream.attrs)
+                                   chunk_cache=cache, **stream.attrs)
 
     def clock_time(self) -> float:
         """The network's time now, in seconds."""

@@ -139,7 +139,10 @@ def test_batched_protocol_case_runs_both_ways_and_they_agree(tmp_path, monkeypat
     monkeypatch.setattr(batched, "TRIALS", {True: 8, False: 8})
     monkeypatch.setattr(batched, "TRIAL_MS", {True: 2.0, False: 2.0})
     monkeypatch.setattr(batched, "BATCHES", {True: (4,), False: (4,)})
-    record = batched.measure(tmp_path, quick=True, repeats=1)
+    monkeypatch.setattr(batched, "RECORDINGS", {True: (None, 0.5), False: (None,)})
+    default, sparse = batched.measure(tmp_path, quick=True, repeats=1)
+    assert "recording every 0.5 ms" in sparse.lines()[0] and sparse.max_abs_diff <= 1e-10
+    record = default
     assert record.max_abs_diff <= batched.TOLERANCE
     assert len(record.serial_s) == 1 and list(record.batched_s) == [4]
     line = record.lines()[0]

@@ -4,10 +4,11 @@ trials run one by one and as B copies of the network (``[protocol] batch = B``, 
 The protocol (issue 11): the dense medium 1000-500-100 tanh network with relaxing errors, four
 conditions (each its own input ramp; two of them their own input precision), 16 trials each
 (full suite; 4 each with ``--quick``), 20 ms a trial (10 ms), shuffled, beliefs reset at each
-trial, with the default recording, as users run it. Each run goes through ``sim.run`` (scenario
-file to closed result file), serial and batched in turns, best of the repeats; the compiled code
-is warmed up first. ``speedup`` = serial time / batched time (target >= 2); the two files must
-hold the same trial table and final beliefs (``max_abs_diff``, to 1e-10 as the tests ask).
+trial, with the default recording (every variable at every step), as users run it, and (full
+suite) recording every 1 ms. Each run goes through ``sim.run`` (scenario file to closed result
+file), serial and batched in turns, best of the repeats; the compiled code is warmed up first.
+``speedup`` = serial time / batched time (target >= 2); the trials' final beliefs in the two
+files must agree (``max_abs_diff``, to 1e-10 as the tests ask).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ CONDITIONS = 4
 TRIALS = {False: 64, True: 16}  # full suite, --quick
 TRIAL_MS = {False: 20.0, True: 10.0}
 BATCHES = {False: (16, 64), True: (16,)}
+RECORDINGS = {False: (None, 1.0), True: (None,)}  # every_ms; None: the default
 TARGET = 2.0
 TOLERANCE = 1e-10
 
@@ -35,6 +37,7 @@ class BatchedRecord:
     name: str = "batched protocol"
     trials: int = 0
     trial_ms: float = 0.0
+    every_ms: float | None = None  # None: the default recording
     serial_s: list[float] = field(default_factory=list)
     batched_s: dict[int, list[float]] = field(default_factory=dict)
     max_abs_diff: float = 0.0
@@ -58,13 +61,16 @@ class BatchedRecord:
         cells = [f"batch {batch} {self.trials / min(seconds):.1f} trials/s "
                  f"(x{self.speedup(batch):.2f}{'' if self.speedup(batch) >= TARGET else ' MISSED'})"
                  for batch, seconds in self.batched_s.items()]
+        recording = ("default recording" if self.every_ms is None
+                     else f"recording every {self.every_ms:g} ms")
         return [f"{self.name} ({'-'.join(map(str, SIZES))}, {self.trials} trials of "
-                f"{self.trial_ms:g} ms, default recording, whole runs): serial "
+                f"{self.trial_ms:g} ms, {recording}, whole runs): serial "
                 f"{self.trials / serial:.1f} trials/s; " + ", ".join(cells)
                 + f" (target x{TARGET:g}); max|diff| {self.max_abs_diff:.1e}"]
 
 
-def protocol_table(trials: int, trial_ms: float, batch: int) -> dict:
+def protocol_table(trials: int, trial_ms: float, batch: int, every_ms: float | None = None
+                   ) -> dict:
     """The benchmark's protocol: four conditions of ``trials / 4`` trials each, shuffled."""
     table = hierarchy_table("batched protocol", SIZES, round(trial_ms / 0.1))
     rng = np.random.default_rng(len(SIZES))
@@ -80,7 +86,7 @@ def protocol_table(trials: int, trial_ms: float, batch: int) -> dict:
     table["protocol"] = {"reset": "beliefs", "conditions": conditions}  # shuffled (default)
     if batch > 1:
         table["protocol"]["batch"] = batch
-    del table["record"]  # the default recording
+    table["record"] = {} if every_ms is None else {"every_ms": every_ms}
     return table
 
 
@@ -93,12 +99,19 @@ def _final_beliefs(path: Path) -> np.ndarray:
                               axis=1)
 
 
-def measure(workdir: Path, quick: bool, repeats: int) -> BatchedRecord:
+def measure(workdir: Path, quick: bool, repeats: int) -> list[BatchedRecord]:
+    return [measure_recording(workdir, quick, repeats, every_ms)
+            for every_ms in RECORDINGS[quick]]
+
+
+def measure_recording(workdir: Path, quick: bool, repeats: int, every_ms: float | None
+                      ) -> BatchedRecord:
     import sim
 
-    record = BatchedRecord(trials=TRIALS[quick], trial_ms=TRIAL_MS[quick])
+    record = BatchedRecord(trials=TRIALS[quick], trial_ms=TRIAL_MS[quick], every_ms=every_ms)
     paths = {batch: write_scenario(workdir / f"batched_{batch}.toml",
-                                   protocol_table(record.trials, record.trial_ms, batch))
+                                   protocol_table(record.trials, record.trial_ms, batch,
+                                                  every_ms))
              for batch in (1, *BATCHES[quick])}
     short = {f"protocol.conditions.{index}.duration_ms": 0.5 for index in range(CONDITIONS)}
     for path in paths.values():  # compile every code object before the clock runs
@@ -116,4 +129,6 @@ def measure(workdir: Path, quick: bool, repeats: int) -> BatchedRecord:
     serial = _final_beliefs(outputs[1])
     record.max_abs_diff = max(float(np.max(np.abs(_final_beliefs(outputs[batch]) - serial)))
                               for batch in BATCHES[quick])
+    for path in outputs.values():
+        path.unlink()
     return record

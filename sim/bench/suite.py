@@ -77,9 +77,9 @@ def main(args) -> int:
             print(output.streaming_line(memory), flush=True)
             extras.append(memory)
         if chosen("batched protocol"):
-            batch_record = batched.measure(workdir, quick, repeats)
-            print("\n".join(batch_record.lines()), flush=True)
-            extras.append(batch_record)
+            for batch_record in batched.measure(workdir, quick, repeats):
+                print("\n".join(batch_record.lines()), flush=True)
+                extras.append(batch_record)
         if chosen("sweep"):
             sweeps = sweep.measure(workdir, quick)  # local workers and Dask (sim.bench.sweep)
             print("\n".join(sweeps.lines()), flush=True)

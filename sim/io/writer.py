@@ -28,6 +28,7 @@ CHUNK_SAMPLES = 1024  # samples per tile, at most
 TILE_UNITS = 4  # units per tile, at most, unless the tile would be smaller than MIN_TILE_BYTES
 MIN_TILE_BYTES = 8 << 10  # below this, HDF5's cost per chunk outweighs what it saves
 BUFFER_BYTES = 4 << 20  # a stream's in-memory buffer: one band of tiles, all units
+CACHE_SLOTS = 10007  # hash slots of a stream's chunk cache, when it has one (a prime)
 UNCOMPRESSED_ABOVE = 1 << 16  # numbers; the 1000x500 initial weights took 0.05-0.2 s to gzip
 LIBVER = ("v110", "latest")  # HDF5's file format from 1.10 (2018) on: read by HDF5 >= 1.10
 
@@ -107,7 +108,8 @@ class StreamedDataset:
     (``tile_shape``: its rows, every unit), written as whole chunks when full."""
 
     def __init__(self, group: h5py.Group, name: str, width: int | None, units: str,
-                 dtype: np.dtype, read: Callable[[], Any], **attrs: Any) -> None:
+                 dtype: np.dtype, read: Callable[[], Any], chunk_cache: int = 0,
+                 **attrs: Any) -> None:
         shape = (0,) if width is None else (0, width)
         maxshape = (None,) if width is None else (None, width)
         chunks = tile_shape(width, dtype.itemsize)
@@ -115,8 +117,11 @@ class StreamedDataset:
         # not compressed: gzip of the samples took most of a recorded run (2.0 of 2.7 s at
         # K = 2000 recorded every step, 0.2 of 1.1 s at 1000-500-100 every 1 ms) and saved
         # ~40% of the file (``h5repack -f GZIP=4`` compresses a finished result)
+        # ``chunk_cache`` (bytes): a writer that cuts chunks (``sim.batch``) keeps them here
+        # until their other part arrives; the file's default is none (whole chunks only)
+        cache = {"rdcc_nbytes": chunk_cache, "rdcc_nslots": CACHE_SLOTS} if chunk_cache else {}
         self.dataset = group.create_dataset(
-            name, shape=shape, maxshape=maxshape, dtype=dtype, chunks=chunks)
+            name, shape=shape, maxshape=maxshape, dtype=dtype, chunks=chunks, **cache)
         self.dataset.attrs["units"] = units
         for key, value in attrs.items():
             self.dataset.attrs[key] = value
@@ -165,10 +170,11 @@ class ResultWriter:
         self.streams: list[StreamedDataset] = []
 
     def stream(self, path: str, width: int | None, read: Callable[[], Any], units: str = "1",
-               dtype: Any = np.float64, **attrs: Any) -> StreamedDataset:
+               dtype: Any = np.float64, chunk_cache: int = 0, **attrs: Any) -> StreamedDataset:
         group_name, _, name = path.rpartition("/")
         group = self.file.require_group(group_name or "/")
-        streamed = StreamedDataset(group, name, width, units, np.dtype(dtype), read, **attrs)
+        streamed = StreamedDataset(group, name, width, units, np.dtype(dtype), read,
+                                   chunk_cache, **attrs)
         self.streams.append(streamed)
         return streamed
 
