@@ -282,18 +282,18 @@ class LearnedCovariance(Mechanism):
                 for circuit in circuits:
                     circuit.learn(rate)
 
-            learning = NetworkOperation(learn, when=schedule.SLOT, order=COVARIANCE_ORDER,
-                                        clock=context.clock, name="covariance_learning")
-            context.state[f"{self.name}_learning"] = learning
-            objects.append(learning)
+            switched = context.state[f"{self.name}_learning"] = schedule.Switched(learn)
+            objects.append(NetworkOperation(switched.run, when=schedule.SLOT,
+                                            order=COVARIANCE_ORDER, clock=context.clock,
+                                            name="covariance_learning"))
         return objects
 
     def learning(self, settings: Settings, context: BuildContext, on: bool) -> None:
         """Switch Sigma's learning on or off (from the next step on); off leaves every Sigma
         bitwise unchanged. The hook for per-trial learning phases."""
-        learning = context.state.get(f"{self.name}_learning")
-        if learning is not None:
-            learning.active = on
+        switched = context.state.get(f"{self.name}_learning")
+        if switched is not None:
+            switched.on = on
 
     def circuits(self, context: BuildContext) -> list[Circuit]:
         return context.state[self.name]

@@ -149,17 +149,16 @@ class WeightPlasticity(Mechanism):
                                *link.gmap.weight_gradient_factors(link.belief, link.error_below),
                                rate, link_rows, decay)
 
-        operation = NetworkOperation(learn, when=schedule.SLOT, order=schedule.PLASTICITY,
-                                     clock=context.clock, name="plasticity")
-        context.state[self.name] = operation
-        return [operation]
+        switched = context.state[self.name] = schedule.Switched(learn)
+        return [NetworkOperation(switched.run, when=schedule.SLOT, order=schedule.PLASTICITY,
+                                 clock=context.clock, name="plasticity")]
 
     def learning(self, settings: WeightLearning, context: BuildContext, on: bool) -> None:
         """The NumPy update runs only in trials that learn the weights (the ``synapses``
         coupling's flow is scaled by ``learning_weights``)."""
-        operation = context.state.get(self.name)
-        if operation is not None:
-            operation.active = on
+        switched = context.state.get(self.name)
+        if switched is not None:
+            switched.on = on
 
     def energy(self, settings: WeightLearning, context: BuildContext) -> float:
         """The weights' Gaussian prior, 1/2 sum W^2 / sigma_W^2 (nat; 0 without decay)."""

@@ -27,6 +27,8 @@ coupling lands in the same slots as the dense one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 STIMULUS = -5
 DELIVER_TO_ERRORS = 0
 ERRORS = 10
@@ -45,3 +47,19 @@ MEAN_FIELD_MESSAGE = POOL - 5  # a factor's message from the others, before its 
 
 def record_order(errors: str) -> int:
     return ERRORS + 5 if errors == "instantaneous" else ERRORS - 5
+
+
+class Switched:
+    """Work that a ``NetworkOperation`` (of ``run``) does only while ``on``.
+
+    Brian2 reads an object's ``active`` only when a run begins, and the serial trials of a
+    protocol share one run (``sim.trial_sequence``): what a trial switches on or off for
+    itself (a learning phase) is switched here, between any two steps.
+    """
+
+    def __init__(self, work: Callable[[], None], on: bool = True) -> None:
+        self.work, self.on = work, on
+
+    def run(self) -> None:
+        if self.on:
+            self.work()

@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from brian2 import Network, ms, prefs, seed
+from brian2 import Network, prefs, seed
 
 from sim import brian_logging
 from sim.errors import DivergenceError, NumericalWarning, ResultError, RunInterrupted
@@ -19,6 +19,7 @@ from sim.guard import RunGuard, RunStopped, interrupt_handlers, watched_variable
 from sim.io.writer import ResultWriter, write_array
 from sim.scenario import Scenario
 from sim.stability import preflight
+from sim.trial_sequence import TrialRuns
 
 DEFAULT_OUTPUT_DIR = Path("outputs")
 brian_logging.settle()  # Brian2 made its log files on import: no stray files (docstring there)
@@ -147,7 +148,7 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
 
 def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite: bool,
          keep_partial: bool, guard: RunGuard):
-    simulation, members = None, []
+    simulation, runs = None, None
     with interrupt_handlers(guard):
         writer = ResultWriter(output)
         try:
@@ -155,33 +156,15 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
             simulation = scenario.kind.build(scenario, writer)
             guard.watched = [*watched_variables(simulation.objects, scenario.record.variables),
                              *simulation.watched()]
-            network = Network(*simulation.objects, guard.operation(simulation.clock))
+            runs = TrialRuns(simulation, scenario, progress,
+                             on_start=lambda name: setattr(guard, "trial_name", name))
+            network = Network(*simulation.objects, guard.operation(simulation.clock),
+                              *runs.objects)
             # Brian2 runs gc.collect() at every Network.run; over the heap a build leaves (sympy,
             # code objects) that took ~0.3 s a trial: what exists now is frozen out of it
             gc.collect()
             gc.freeze()
-            total, done = scenario.duration_ms, 0.0
-            for members in simulation.runs():  # one trial, or a batch of them (sim.batch)
-                trials = [scenario.trials[position] for position in members]
-                trial = trials[0]
-                guard.trial_name = (trial.name if len(trials) == 1 else
-                                    f"{trial.name}, ... ({len(trials)} batched)")
-                simulation.start(members)
-                copies = len(trials)
-
-                def report(elapsed, completed, start, duration, before=done, copies=copies):
-                    if progress:
-                        progress((before + copies * float(completed) * float(duration / ms))
-                                 / total)
-
-                network.run(trial.duration_ms * ms, namespace={}, report=report,
-                            report_period=0.5 * 1000 * ms)
-                simulation.end(members)
-                done += sum(t.duration_ms for t in trials)
-                if hasattr(progress, "trial_done"):
-                    progress((done / total) if total else 1.0)
-                    progress.trial_done(len(simulation.trial_rows), len(scenario.trials),
-                                        simulation.trial_rows[-1].get("final_free_energy"))
+            runs.run(network)
             simulation.finish()
             writer.commit(overwrite=overwrite)
         except RunStopped as stop:
@@ -191,7 +174,8 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
                 raise RunInterrupted(f"{stop.message} at t = {stop.t_ms:g} ms; nothing written "
                                      "(--keep-partial keeps what was simulated)", None) from None
             try:
-                stopped_at = simulation.stopped(members, stop.reason, stop.t_ms * 1e-3)
+                stopped_at = simulation.stopped(runs.members if runs else [], stop.reason,
+                                                stop.t_ms * 1e-3)
                 simulation.finish()
                 writer.file.attrs["failure"] = stop.message
                 writer.file.attrs["stopped_at"] = stopped_at

@@ -406,3 +406,56 @@ def test_bad_count_through_the_real_entry_point(tmp_path):
         f"pcsim: error: {path}:{line_of(path.read_text(), 'count = -3')}: "
         "protocol.conditions[0].count: expected a number >= 0, got -3"]
     assert not (tmp_path / "out").exists()
+
+
+# --- serial trials in one Brian2 run (sim.trial_sequence) -----------------------------------
+def sequence_table(trials: list[dict]) -> dict:
+    return {
+        "name": "sequence", "dt_ms": 0.1,
+        "model": {"errors": "relaxing", "tau_belief_ms": 5.0, "tau_error_ms": 1.0,
+                  "levels": [{"name": "senses", "size": 2, "precision": 1.0},
+                             {"name": "cause", "size": 1, "weights": [[1.0], [0.5]]}],
+                  "prior": {"mean": 0.0, "precision": 1.0}},
+        "protocol": {"reset": "beliefs", "trials": trials},
+    }
+
+
+QUIET = {"duration_ms": 3.0, "stimulus": {"kind": "constant", "value": [1.0, 2.0]}}
+BUSY = {"duration_ms": 4.0, "stimulus": {"kind": "ramp", "start": [0.0, 1.0],
+                                         "stop": [2.0, -1.0]},
+        "precision": {"senses": {"times_ms": [0.0, 1.5], "values": [[1.0, 1.0], [3.0, 0.5]]}}}
+
+
+def test_a_trial_in_a_serial_protocol_runs_as_it_does_alone(tmp_path, monkeypatch):
+    """The trials of a serial protocol share one Network.run; a trial whose input varies and
+    whose precision is scheduled, after one with neither, runs step for step as it does alone
+    (beliefs reset): what a trial switches on at its start is switched between two steps."""
+    from brian2 import Network
+
+    from sim.scenario_writer import write_scenario
+
+    runs = collections.Counter()
+    original = Network.run
+
+    def counted(self, *args, **kwargs):
+        runs["runs"] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Network, "run", counted)
+    both = sim.run(write_scenario(tmp_path / "both.toml", sequence_table([QUIET, BUSY])),
+                   output=tmp_path / "both.h5")
+    assert runs["runs"] == 1
+    alone = sim.run(write_scenario(tmp_path / "alone.toml", sequence_table([BUSY])),
+                    output=tmp_path / "alone.h5")
+    assert runs["runs"] == 2
+    start_both = int(np.searchsorted(both.time, both.trials["t_start"][1] - 1e-12))
+    start_alone = 0
+    for level in ("senses", "cause"):
+        for variable in ("belief", "error", "precision", "input"):
+            if variable not in both.level(level):
+                continue
+            np.testing.assert_allclose(both.level(level)[variable][start_both:],
+                                       alone.level(level)[variable][start_alone:],
+                                       rtol=0, atol=1e-12, err_msg=f"{level} {variable}")
+    np.testing.assert_allclose(both.trials["final_belief/cause"][1],
+                               alone.trials["final_belief/cause"][0], rtol=0, atol=1e-12)

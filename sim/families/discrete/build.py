@@ -124,7 +124,7 @@ class DiscreteSimulation(Simulation):
         if self.next_index < len(self.pending):
             self.until_next = self.pending[self.next_index].step - step
         else:
-            self.observe_operation.active = False
+            self.until_next = -1  # none left in this trial (counting down, never 0 again)
 
     # trials ------------------------------------------------------------------------------------
     def start_trial(self, trial: Trial) -> None:
@@ -145,8 +145,7 @@ class DiscreteSimulation(Simulation):
             for obs in settings.observations
         ]
         self.next_index = 0
-        self.until_next = self.pending[0].step + 1 if self.pending else 0
-        self.observe_operation.active = bool(self.pending)
+        self.until_next = self.pending[0].step + 1 if self.pending else -1
 
     def _put_prior_in_force(self, settings: DiscreteTrial) -> None:
         """The circuit's ``log_prior`` (Brian2 ``(constant)`` state) becomes ln D^beta

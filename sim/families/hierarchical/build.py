@@ -100,6 +100,12 @@ class HierarchicalSimulation(Simulation):
         self.schedule_operation = NetworkOperation(
             self._change_precision, when=schedule.SLOT, order=schedule.STIMULUS,
             clock=self.clock, name="precision_schedule")
+        # in the network when some trial needs them (their ``active`` is read once a run, and
+        # the serial trials share one: ``sim.trial_sequence``); a trial without leaves them idle
+        trials = [trial.settings for trial in scenario.trials]
+        self.stimulus_operation.active = any(settings.stimulus.varies for settings in trials)
+        self.schedule_operation.active = any(settings.change_times_ms()[1:]
+                                             for settings in trials)
         self.objects = [*self.beliefs, *self.errors, *self.coupling.objects, *mechanism_objects,
                         *self.readout_objects(), self.stimulus_operation,
                         self.schedule_operation, self.record_operation]
@@ -254,9 +260,8 @@ class HierarchicalSimulation(Simulation):
             lane.deliver_stimulus()
 
     def _change_precision(self) -> None:
-        self.scheduled = [lane for lane in self.scheduled if lane.change_precision()]
-        if not self.scheduled:
-            self.schedule_operation.active = False
+        if self.scheduled:
+            self.scheduled = [lane for lane in self.scheduled if lane.change_precision()]
 
     # trials ----------------------------------------------------------------------------------
     def start_trial(self, trial: Trial) -> None:
@@ -277,9 +282,7 @@ class HierarchicalSimulation(Simulation):
         for lane, trial in zip(self.lanes, trials, strict=True):
             lane.start(trial, initial_beliefs)
         self.scheduled = [lane for lane in self.lanes if lane.changes]
-        self.schedule_operation.active = bool(self.scheduled)
         super().start_trial(trials[0])
         for lane in self.lanes:
             lane.start_stimulus()
         self.varying = [lane for lane in self.lanes if lane.stimulus_varies]
-        self.stimulus_operation.active = bool(self.varying)

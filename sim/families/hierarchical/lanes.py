@@ -98,7 +98,7 @@ class Lane:
 
     @property
     def stimulus_varies(self) -> bool:
-        return not self.stimulus.is_constant
+        return self.stimulus.varies
 
     # every step --------------------------------------------------------------------------------
     def deliver_stimulus(self) -> None:

@@ -79,10 +79,14 @@ class Stimulus:
     trial_factor: np.ndarray | None = None  # (n, n), F F' = trial_covariance; None: no offset
 
     @property
+    def varies(self) -> bool:
+        """The input changes within a trial (breakpoints or noise; a drawn one is fixed)."""
+        return len(self.times_ms) > 1 or bool(np.any(self.noise_std))
+
+    @property
     def is_constant(self) -> bool:
         """The same input at every step, known before the run (not drawn per trial)."""
-        return (self.generator is None and self.trial_factor is None
-                and len(self.times_ms) == 1 and not np.any(self.noise_std))
+        return self.generator is None and self.trial_factor is None and not self.varies
 
     def for_trial(self, rng: np.random.Generator) -> Stimulus:
         """The stimulus one trial sees: a drawn kind's values drawn from ``rng``, then the
