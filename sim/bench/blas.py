@@ -24,23 +24,28 @@ def _loaded_openblas() -> list[str]:
     return sorted({match.group(0) for match in re.finditer(r"/\S*openblas\S*\.so\S*", maps)})
 
 
-def set_blas_threads(count: int) -> list[str]:
-    """Set every loaded OpenBLAS to ``count`` threads; returns the libraries it changed."""
+def _functions(names: tuple[str, ...]):
+    """(library path, the first of ``names`` it exports) for every loaded OpenBLAS."""
     import numpy  # noqa: F401  (load NumPy's and SciPy's BLAS first)
     import scipy.linalg  # noqa: F401
 
-    changed = []
     for path in _loaded_openblas():
         try:
             library = ctypes.CDLL(path)
         except OSError:
             continue
-        for name in _SETTERS:
-            setter = getattr(library, name, None)
-            if setter is not None:
-                setter(ctypes.c_int(count))
-                changed.append(Path(path).name)
-                break
+        function = next((getattr(library, name) for name in names
+                         if getattr(library, name, None) is not None), None)
+        if function is not None:
+            yield path, function
+
+
+def set_blas_threads(count: int) -> list[str]:
+    """Set every loaded OpenBLAS to ``count`` threads; returns the libraries it changed."""
+    changed = []
+    for path, setter in _functions(_SETTERS):
+        setter(ctypes.c_int(count))
+        changed.append(Path(path).name)
     return changed
 
 
@@ -52,21 +57,11 @@ AVX2_CORES = ("haswell", "zen")  # OpenBLAS kernel families limited to 256-bit v
 def blas_cores() -> list[str]:
     """The kernel family each loaded OpenBLAS picked for this CPU (``Haswell``, ``SkylakeX``...;
     ``OPENBLAS_CORETYPE`` overrides the choice when set before NumPy is imported)."""
-    import numpy  # noqa: F401
-
-    cores = []
-    for path in _loaded_openblas():
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in _CORE_NAMES:
-            getter = getattr(library, name, None)
-            if getter is not None:
-                getter.restype = ctypes.c_char_p
-                cores.append(getter().decode())
-                break
-    return sorted(set(cores))
+    cores = set()
+    for _, getter in _functions(_CORE_NAMES):
+        getter.restype = ctypes.c_char_p
+        cores.add(getter().decode())
+    return sorted(cores)
 
 
 def cpu_has_avx512() -> bool:
