@@ -44,7 +44,7 @@ from brian2 import Clock, NetworkOperation, NeuronGroup, Synapses
 from circuits import schedule
 from circuits.equations import gather
 from circuits.generative import GenerativeMap, dense
-from circuits.mechanism import Piece, Population
+from circuits.mechanism import Piece, Population, state_array
 
 SPARSE_DENSITY = 0.05
 GENERATIVE_SYNAPSES = """
@@ -64,13 +64,6 @@ def choose_coupling(kind: str, maps: Sequence[GenerativeMap]) -> str:
         for gmap in maps
     )
     return "sparse" if total and nonzero / total < SPARSE_DENSITY else "dense"
-
-
-def _state(group: NeuronGroup, name: str, copies: int = 1) -> np.ndarray:
-    """Brian2's own storage for a state variable (runtime devices): written in place; with
-    several ``copies`` of the network, its (copies, n) view, one copy per row."""
-    values = group.variables[name].get_value()
-    return values if copies == 1 else values.reshape(copies, -1)
 
 
 ALIGNMENT = 64  # bytes: a cache line, and the widest vector load
@@ -189,13 +182,13 @@ def build_coupling(
     links = [
         _Link(
             gmap=gmap,
-            belief=_state(belief, "belief", copies),
-            bottom_up=_state(belief, "bottom_up", copies),
-            own_error=_state(belief, "own_error", copies),
-            error_here=_state(errors[index + 1], "error", copies),
-            signal_here=_state(errors[index + 1], "signal", copies),
-            error_below=_state(errors[index], "error", copies),
-            prediction_below=_state(errors[index], "prediction", copies),
+            belief=state_array(belief, "belief", copies),
+            bottom_up=state_array(belief, "bottom_up", copies),
+            own_error=state_array(belief, "own_error", copies),
+            error_here=state_array(errors[index + 1], "error", copies),
+            signal_here=state_array(errors[index + 1], "signal", copies),
+            error_below=state_array(errors[index], "error", copies),
+            prediction_below=state_array(errors[index], "prediction", copies),
             weights_change=weights_change,
             sparse=kind == "sparse",
         )

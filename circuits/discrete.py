@@ -80,6 +80,7 @@ import numpy as np
 from brian2 import Clock, NetworkOperation, NeuronGroup, linked_var, ms
 
 from circuits import schedule
+from circuits.mechanism import state_array
 
 BELIEF_EQUATIONS = """
 dv/dt = (error - mean_error) / tau_belief : 1
@@ -165,12 +166,11 @@ class CategoricalCircuit:
         self.pool.run_regularly(POOL_UPDATE, when=schedule.SLOT, order=schedule.POOL + shift,
                                 name=f"discrete_pool_update{suffix}")
         self.beliefs.tau_belief = tau_belief_ms * ms
-        state = lambda group, name: group.variables[name].get_value()  # noqa: E731
-        self.v = state(self.beliefs, "v")
-        self.log_prior = state(self.errors, "log_prior")
-        self.sensory = state(self.errors, "sensory")
-        self.drive = state(self.pool, "drive")
-        self.weighted_drive = state(self.pool, "weighted_drive")
+        self.v = state_array(self.beliefs, "v")
+        self.log_prior = state_array(self.errors, "log_prior")
+        self.sensory = state_array(self.errors, "sensory")
+        self.drive = state_array(self.pool, "drive")
+        self.weighted_drive = state_array(self.pool, "weighted_drive")
         self.exp_v = np.empty_like(self.v)  # the sums' terms, buffers of every step
         self.gap = np.empty_like(self.v)
         self.log_prior[:] = log_prior

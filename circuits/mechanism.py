@@ -50,6 +50,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
+
 
 @dataclass
 class Piece:
@@ -241,3 +243,11 @@ def unknown_name(names: Sequence[str], choices: Sequence[str], what: str = "leve
             return (f"no {what} {name!r}{where}; expected some of {', '.join(choices)}"
                     f"{suggestion}")
     return None
+
+
+def state_array(group: Any, name: str, copies: int = 1) -> np.ndarray:
+    """Brian2's own storage for a state variable of ``group`` (runtime devices), written and
+    read in place; with several ``copies`` of the network (a batched run, ``sim.batch``), its
+    (copies, n) view, one copy per row."""
+    values = group.variables[name].get_value()
+    return values if copies == 1 else values.reshape(copies, -1)

@@ -37,7 +37,7 @@ import numpy as np
 from brian2 import NetworkOperation
 
 from circuits import schedule
-from circuits.mechanism import BuildContext, Mechanism, Piece, Population
+from circuits.mechanism import BuildContext, Mechanism, Piece, Population, state_array
 from circuits.precision import LOG_PRECISION
 
 
@@ -107,14 +107,12 @@ class TopDownPrecision(Mechanism):
         errors = context.errors[names.index(settings.target)]
         beliefs = context.beliefs[names.index(settings.context) - 1]
 
-        def state(group, name):
-            return group.variables[name].get_value()
-
-        mapping = settings.mapping.astype(state(errors, "precision").dtype)
-        belief, log_precision = state(beliefs, "belief"), state(errors, "log_precision_topdown")
-        drive = state(beliefs, "attention_drive")
-        precision, signal = state(errors, "precision"), state(errors, "signal")
-        prediction = state(errors, "prediction")
+        mapping = settings.mapping.astype(state_array(errors, "precision").dtype)
+        belief = state_array(beliefs, "belief")
+        log_precision = state_array(errors, "log_precision_topdown")
+        drive = state_array(beliefs, "attention_drive")
+        precision, signal = state_array(errors, "precision"), state_array(errors, "signal")
+        prediction = state_array(errors, "prediction")
 
         def predict_precision() -> None:  # before the error units recompose Pi
             np.dot(mapping, belief, out=log_precision)

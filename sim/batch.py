@@ -119,6 +119,10 @@ class Batch:
         self.by_phase: dict[int, list[int]] = {}
         self.step = 0
 
+    def time_s(self, step: int) -> float:
+        """The serial run's time (s) at its step ``step``: the network's own dt times it."""
+        return float(np.int64(step) * self.dt)
+
     def first_sample(self, position: int) -> int:
         """The serial run's sample index at the start of the trial at ``position``."""
         return int(-(-self.first_step[position] // self.every))
@@ -128,6 +132,7 @@ class Batch:
         """Put the batch's trials in the copies (the left-over copies repeat the first)."""
         if self.datasets is None:
             self._open(simulation.writer.streams)
+            self.dt = simulation.clock.variables["dt"].get_value()[0]
         trials = [self.trials[position] for position in members]
         simulation.start_lanes(trials + [trials[0]] * (self.copies - len(trials)))
         self.step = 0
@@ -151,12 +156,11 @@ class Batch:
         copies = self.by_phase.get(step % self.every)
         if not copies:
             return
-        dt = simulation.clock.variables["dt"].get_value()[0]
         records = [self.copy_records[copy] for copy in copies]
         simulation.before_samples(copies, [r.next_row + r.filled for r in records])
         for copy, record in zip(copies, records, strict=True):
             simulation.use_lane(copy)
-            simulation.now = float(np.int64(self.first_step[record.position] + step) * dt)
+            simulation.now = self.time_s(self.first_step[record.position] + step)
             for streamed, buffer in zip(simulation.writer.streams, record.buffers, strict=True):
                 buffer[record.filled] = streamed.read()
             record.filled += 1
@@ -166,11 +170,9 @@ class Batch:
     def end(self, simulation: Any, members: list[int]) -> None:
         """The batch's trials are done: their samples written, their rows kept."""
         self._write(self.copy_records)
-        dt = simulation.clock.variables["dt"].get_value()[0]
         for copy, position in enumerate(members):
             simulation.use_lane(copy)
-            start, stop = (float(np.int64(self.first_step[p]) * dt)
-                           for p in (position, position + 1))
+            start, stop = (self.time_s(self.first_step[p]) for p in (position, position + 1))
             self.rows[position] = simulation.trial_row(self.trials[position], start, stop)
 
     def done(self) -> int:
@@ -180,10 +182,9 @@ class Batch:
             done += 1
         return done
 
-    def stopped_at(self, simulation: Any) -> float:
+    def stopped_at(self) -> float:
         """Where the file of a stopped run ends (s): the start of the first trial not done."""
-        dt = simulation.clock.variables["dt"].get_value()[0]
-        return float(np.int64(self.first_step[self.done()]) * dt)
+        return self.time_s(self.first_step[self.done()])
 
     def finish(self, simulation: Any) -> None:
         """The trial rows of the trials done, in running order, up to the first one not done

@@ -169,7 +169,7 @@ class Simulation:
         gets its row. Returns where the file's samples end (s): ``t_s``, or for a batched run
         the start of the first trial not done (it keeps those before, ``Batch.finish``)."""
         if self.batch is not None:
-            return self.batch.stopped_at(self)
+            return self.batch.stopped_at()
         if reason == "interrupted":
             self.end_trial(self.scenario.trials[members[0]])
         return t_s

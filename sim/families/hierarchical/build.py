@@ -15,7 +15,7 @@ from circuits import schedule
 from circuits.belief import belief_population
 from circuits.coupling import build_coupling
 from circuits.error import error_population
-from circuits.mechanism import BuildContext, Population, Stream
+from circuits.mechanism import BuildContext, Population, Stream, state_array
 from sim.families.hierarchical.free_energy import (
     FreeEnergy,
     GramCache,
@@ -119,7 +119,7 @@ class HierarchicalSimulation(Simulation):
                                        settings, self.context).items()}
         # serial NumPy couplings leave g(mu(t)) in the error units before the recorder samples
         # (it samples after DELIVER_TO_ERRORS): F reuses them instead of computing them again
-        self.sampled_predictions = ([self.state("prediction", group) for group in self.errors[:-1]]
+        self.sampled_predictions = ([state_array(group, "prediction") for group in self.errors[:-1]]
                                     if copies == 1 and self.coupling.kind in ("dense", "sparse")
                                     else None)
         self.varying: list[Lane] = []  # lanes whose input changes within the trial
@@ -205,13 +205,13 @@ class HierarchicalSimulation(Simulation):
         level, ``row_energies``), the Laplace term copy by copy where it is due."""
         if "free_energy" not in self.scenario.record.variables:
             return
-        def rows(values: np.ndarray) -> np.ndarray:
-            return values.reshape(self.copies, -1)[copies]
+        def rows(group: Any, name: str) -> np.ndarray:
+            return state_array(group, name, self.copies)[copies]
 
-        energies = row_energies(self.model, rows(self.state("signal", self.errors[0])),
-                                [rows(self.state("belief", group)) for group in self.beliefs],
-                                [rows(self.state("precision", group)) for group in self.errors],
-                                rows(self.state("prediction", self.errors[-1])))
+        energies = row_energies(self.model, rows(self.errors[0], "signal"),
+                                [rows(group, "belief") for group in self.beliefs],
+                                [rows(group, "precision") for group in self.errors],
+                                rows(self.errors[-1], "prediction"))
         for copy, sample, energy in zip(copies, samples, energies, strict=True):
             self.use_lane(copy)
             if self.laplace_every and sample % self.laplace_every == 0:
@@ -219,10 +219,6 @@ class HierarchicalSimulation(Simulation):
                 self.lane.sampled_energy, self.lane.sampled_free_energy = found.energy, found.total
             else:
                 self.lane.sampled_energy, self.lane.sampled_free_energy = float(energy), math.nan
-
-    @staticmethod
-    def state(name: str, group: Any) -> np.ndarray:
-        return group.variables[name].get_value()
 
     def precisions_in_force(self) -> list[np.ndarray]:
         """Pi_l of every level now: the error units' precisions, or the full matrix a

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from brian2 import NeuronGroup
 
+from circuits.mechanism import state_array
 from circuits.precision import configured_variable
 from sim.families.hierarchical.free_energy import GramCache
 from sim.families.hierarchical.model import HierarchicalModel, TrialSettings
@@ -23,11 +24,6 @@ from sim.families.hierarchical.stimulus import DRAWN_STREAM
 
 STIMULUS_BLOCK = 1024
 STIMULUS_BLOCK_BYTES = 1 << 20
-
-
-def copy_rows(values: np.ndarray, copies: int) -> list[np.ndarray]:
-    """The copies' parts of a state array: the array itself for one copy, else its rows."""
-    return [values] if copies == 1 else list(values.reshape(copies, -1))
 
 
 def tiled(values: Any, size: int, copies: int) -> Any:
@@ -42,7 +38,8 @@ class Lane:
     def __init__(self, copy: int, copies: int, scenario: Any, beliefs: Sequence[NeuronGroup],
                  errors: Sequence[NeuronGroup], gram_cache: GramCache) -> None:
         def rows(group: NeuronGroup, name: str) -> np.ndarray:
-            return copy_rows(group.variables[name].get_value(), copies)[copy]
+            values = state_array(group, name, copies)
+            return values if copies == 1 else values[copy]
 
         self.scenario = scenario
         self.model: HierarchicalModel = scenario.model
