@@ -152,13 +152,20 @@ class GenerativeMap:
 
     def curvature(self, mu: np.ndarray, error_below: np.ndarray) -> Matrix:
         """sum_i eps_i d^2 g_i / dmu dmu', (n_here, n_here): dense, or sparse when W is."""
-        diagonal = scipy.sparse.diags if self.is_sparse else np.diag
-        if self.nonlinearity.is_identity:
-            return diagonal(np.zeros(self.shape[1]))
-        if self.site == "before":
-            return diagonal(self.nonlinearity.d2f(mu) * (self.weights.T @ error_below))
+        on_diagonal = self.curvature_diagonal(mu, error_below)
+        if on_diagonal is not None:
+            return (scipy.sparse.diags if self.is_sparse else np.diag)(on_diagonal)
         drive = self.nonlinearity.d2f(self.weights @ mu) * error_below
         return self.weights.T @ scale_rows(drive, self.weights)
+
+    def curvature_diagonal(self, mu: np.ndarray, error_below: np.ndarray) -> np.ndarray | None:
+        """The curvature's diagonal where it has nothing else (g = W f(mu): f acts unit by unit;
+        a linear g: zero), None where it is a full matrix (g = f(W mu))."""
+        if self.nonlinearity.is_identity:
+            return np.zeros(self.shape[1])
+        if self.site == "before":
+            return self.nonlinearity.d2f(mu) * (self.weights.T @ error_below)
+        return None
 
     def weight_sensitivity(self, mu: np.ndarray) -> np.ndarray:
         """||dg_i/dW_i||^2 per row i: how strongly W's row i moves prediction i."""

@@ -273,3 +273,34 @@ def test_fast_laplace_term_equals_the_dense_slogdet(site, sparse, nonlinearity):
             assert found.total == pytest.approx(expected, abs=1e-9)
         if not sparse:
             levels[1].generative.weights *= 1.1  # in place, as plasticity does
+
+
+@pytest.mark.parametrize("sizes", [[7, 4, 3], [3, 7, 4], [3, 4, 7], [5], [2, 6]])
+@pytest.mark.parametrize("definite", [True, False])
+def test_block_elimination_gives_the_dense_log_determinant(sizes, definite):
+    """ln|det H| by elimination from both ends towards the largest block equals the whole
+    matrix's slogdet (1e-9), wherever the largest block sits, for positive definite and
+    indefinite H; a singular H gives None (the caller then uses the whole matrix)."""
+    from sim.families.hierarchical.free_energy import block_log_abs_det
+
+    rng = np.random.default_rng(sum(sizes) + definite)
+    edges = np.concatenate([[0], np.cumsum(sizes)])
+    coupling = np.zeros((edges[-1], edges[-1]))
+    for block in range(len(sizes) - 1):  # only neighbouring levels are coupled
+        rows, columns = slice(*edges[block:block + 2]), slice(*edges[block + 1:block + 3])
+        coupling[rows, columns] = rng.normal(size=(sizes[block], sizes[block + 1]))
+    symmetric = np.diag(rng.normal(size=edges[-1])) + coupling + coupling.T
+    shift = (1.0 - np.linalg.eigvalsh(symmetric).min()) if definite else 0.0
+    hessian = symmetric + shift * np.eye(edges[-1])
+    assert (np.linalg.eigvalsh(hessian).min() > 0) == definite
+    blocks = [slice(*edges[block:block + 2]) for block in range(len(sizes))]
+    diagonal = [hessian[block, block] for block in blocks]
+    upper = [hessian[blocks[b], blocks[b + 1]] for b in range(len(sizes) - 1)]
+    assert block_log_abs_det(diagonal, upper) == pytest.approx(
+        np.linalg.slogdet(hessian)[1], abs=1e-9)
+    diagonal[-1] = diagonal[-1].copy()
+    diagonal[-1][:, 0] = diagonal[-1][0, :] = 0.0  # a unit with no curvature and no coupling
+    upper = [u.copy() for u in upper]
+    if upper:
+        upper[-1][:, 0] = 0.0
+    assert block_log_abs_det(diagonal, upper) is None

@@ -30,7 +30,7 @@ from sim.simulation import Simulation
 
 LAPLACE_FULL_UNITS = 256  # "auto": the Laplace term at every sample up to this many beliefs
 LAPLACE_BUDGET = 0.15  # "auto", larger models: the Laplace term's share of the simulation
-GRAM_CACHE_SIZE = 16  # batched runs: W' Pi W kept for this many trial precisions
+GRAM_CACHE_SIZE = 16  # W' Pi W kept for this many trial precisions (free_energy.GramCache)
 FLOOR_FLOPS = 1e5  # a step's (and a Laplace term's) fixed cost, in multiply-adds (~37 us)
 
 
@@ -109,7 +109,7 @@ class HierarchicalSimulation(Simulation):
         self.objects = [*self.beliefs, *self.errors, *self.coupling.objects, *mechanism_objects,
                         *self.readout_objects(), self.stimulus_operation,
                         self.schedule_operation, self.record_operation]
-        gram_cache = GramCache(1 if copies == 1 else GRAM_CACHE_SIZE)
+        gram_cache = GramCache(GRAM_CACHE_SIZE)
         self.lanes = [Lane(copy, copies, scenario, self.beliefs, self.errors, gram_cache)
                       for copy in range(copies)]
         self.lane = self.lanes[0]

@@ -130,13 +130,27 @@ class GramCache:
     """W' Pi W per level, kept while W and Pi stay the same (compared on every use, a cost of
     n_{l-1} n_l against the product's n_{l-1} n_l^2): for g = W f(mu),
     J' Pi J = diag(f'(mu)) W' Pi W diag(f'(mu)), so a recorded sample only rescales it.
-    ``size``: how many precisions it keeps a product for (the copies of a batched run take
-    turns, each with its trial's precisions)."""
+    ``size``: how many precisions it keeps a product for, most recent first (the trials of a
+    protocol take turns with their own precisions, and so do the copies of a batched run),
+    as far as ``KEEP_BYTES`` a block allows (one at least)."""
+
+    KEEP_BYTES = 1 << 27  # W' Pi W products kept per block (128 MB: 64 of 500 x 500)
 
     def __init__(self, size: int = 1) -> None:
         self.size = size  # W' Pi W kept per block for this many Pi (and as many ln|det H|)
         self.entries: dict[int, tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]] = {}
         self.log_dets: list[tuple[list[np.ndarray], float]] = []  # linear models
+        self.workspaces: dict[int, np.ndarray] = {}
+
+    def workspace(self, block: int, shape: tuple[int, ...]) -> np.ndarray:
+        """An array kept for a block's Hessian, overwritten at each use. Fresh n x n arrays at
+        every Laplace term cost page faults: glibc hands the freed ones back to the system
+        (they pass its trim threshold together) and takes them again at the next term,
+        3.5 ms of a 7 ms term at 1000-500-100."""
+        kept = self.workspaces.get(block)
+        if kept is None or kept.shape != shape:
+            kept = self.workspaces[block] = np.empty(shape)
+        return kept
 
     def gram(self, block: int, weights: np.ndarray, precision: np.ndarray) -> np.ndarray:
         kept = self.entries.get(block)
@@ -149,7 +163,7 @@ class GramCache:
                 return product
         product = weights.T @ weigh(precision, weights)
         products.insert(0, (np.array(precision, copy=True), product))
-        del products[self.size:]
+        del products[max(1, min(self.size, self.KEEP_BYTES // product.nbytes)):]
         return product
 
     def constant_log_det(self, precisions: Sequence[np.ndarray]) -> float | None:
@@ -185,7 +199,6 @@ def hessian_blocks(
     sides.
     """
     sparse = any(level.generative.is_sparse for level in model.belief_levels)
-    diagonal = scipy.sparse.diags if sparse else np.diag
     diagonal_blocks, upper_blocks = [], []
     for block, level in enumerate(model.belief_levels):
         index, mu, gmap = block + 1, beliefs[block], level.generative
@@ -197,29 +210,46 @@ def hessian_blocks(
         # J and Pi J: for an upper block, or for J' Pi J when it is not cached
         jacobian = gmap.jacobian(mu) if block > 0 or not cached else None
         weighted_jacobian = None if jacobian is None else weigh(precision_below, jacobian)
-        if cached:
+        if cached:  # into the cache's array for the block (see GramCache.workspace)
             slope = gmap.nonlinearity.df(mu) * np.ones(len(mu))  # 1 for the identity
             gram = cache.gram(block, gmap.weights, np.array(precision_below, dtype=float))
-            curvature_free = slope[:, np.newaxis] * gram * slope[np.newaxis, :]
+            curvature_free = np.multiply(gram, slope[:, np.newaxis],
+                                         out=cache.workspace(block, gram.shape))
+            curvature_free *= slope[np.newaxis, :]
         else:
             curvature_free = jacobian.T @ weighted_jacobian
         prior = curvature.get(index) if curvature else None  # a mechanism's prior's d2/dmu2
-        if is_matrix(precisions[index]):
-            own = np.asarray(precisions[index], dtype=float)
-            if prior is not None:
-                own = own + np.diag(np.broadcast_to(prior, mu.shape))
-            if sparse:
-                own = scipy.sparse.csr_matrix(own)
+        own = precisions[index]
+        own = (np.asarray(own, dtype=float) if is_matrix(own)
+               else np.broadcast_to(own, mu.shape).astype(float))
+        if prior is not None:
+            own = own + (np.diag(np.broadcast_to(prior, mu.shape)) if is_matrix(own) else prior)
+        epsilon_below = weigh(precision_below, errors[index - 1])
+        if sparse:
+            own = scipy.sparse.csr_matrix(own) if is_matrix(own) else scipy.sparse.diags(own)
+            diagonal_blocks.append(own + curvature_free - gmap.curvature(mu, epsilon_below))
         else:
-            own = np.broadcast_to(precisions[index], mu.shape).astype(float)
-            if prior is not None:
-                own = own + prior
-            own = diagonal(own)
-        diagonal_blocks.append(
-            own + curvature_free - gmap.curvature(mu, weigh(precision_below, errors[index - 1])))
+            diagonal_blocks.append(_dense_block(curvature_free, own, gmap, mu, epsilon_below))
         if block > 0:
             upper_blocks.append(-weighted_jacobian)
     return diagonal_blocks, upper_blocks, sparse
+
+
+def _dense_block(curvature_free: np.ndarray, own: np.ndarray, gmap, mu: np.ndarray,
+                 epsilon_below: np.ndarray) -> np.ndarray:
+    """Own precision + J' Pi J - generative curvature, added into ``curvature_free`` (a fresh
+    array): a diagonal term goes onto its diagonal, not through an n x n temporary."""
+    on_diagonal = np.einsum("ii->i", curvature_free)  # a writeable view of the diagonal
+    if is_matrix(own):
+        curvature_free += own
+    else:
+        on_diagonal += own
+    generative = gmap.curvature_diagonal(mu, epsilon_below)
+    if generative is None:
+        curvature_free -= gmap.curvature(mu, epsilon_below)
+    else:
+        on_diagonal -= generative
+    return curvature_free
 
 
 def energy_hessian(
@@ -247,23 +277,58 @@ def energy_hessian(
 
 
 def block_log_abs_det(diagonal_blocks: Sequence[np.ndarray],
-                      upper_blocks: Sequence[np.ndarray]) -> float | None:
-    """ln|det H| of a symmetric block-tridiagonal H by block elimination:
-    S_1 = D_1, S_{b+1} = D_{b+1} - U_b' S_b^{-1} U_b, ln|det H| = sum_b ln|det S_b|. It costs
-    sum n_b^3 (and the products) instead of N^3. None if a Schur complement is singular
-    (H may not be: the caller falls back to the whole matrix)."""
-    total, schur = 0.0, None
-    for block, diagonal in enumerate(diagonal_blocks):
-        if block == 0:
-            schur = np.asarray(diagonal, dtype=float)
-        else:
-            upper = upper_blocks[block - 1]
-            schur = diagonal - upper.T @ np.linalg.solve(schur, upper)
-        sign, logdet = np.linalg.slogdet(schur)
+                      upper_blocks: Sequence[np.ndarray], overwrite: bool = False
+                      ) -> float | None:
+    """ln|det H| of a symmetric block-tridiagonal H (diagonal blocks D_b, upper blocks U_b
+    between b and b + 1) by block elimination from both ends towards the largest block k:
+
+        S_0 = D_0,          S_{b+1} = D_{b+1} - U_b' S_b^{-1} U_b          (b + 1 < k)
+        T_{m-1} = D_{m-1},  T_{b-1} = D_{b-1} - U_{b-1} T_b^{-1} U_{b-1}'  (b - 1 > k)
+        R = D_k - U_{k-1}' S_{k-1}^{-1} U_{k-1} - U_k T_{k+1}^{-1} U_k'
+
+    and ln|det H| = sum ln|det S_b| + sum ln|det T_b| + ln|det R|. It costs sum n_b^3 (and
+    the products) instead of N^3, and the largest block, eliminated last, is only factorised
+    for its determinant (1000-500-100: one LU of 500 and a product, not two LUs of 500). NumPy's
+    LAPACK only: a second OpenBLAS (SciPy's) with its own spinning thread pool made a run with
+    the default threads 3x slower. None if a complement is singular (H may not be: the caller
+    falls back to the whole matrix). ``overwrite``: the complements may be formed in the
+    diagonal blocks' own arrays (no n x n temporaries)."""
+    sizes = [np.shape(block)[0] for block in diagonal_blocks]
+    largest = int(np.argmax(sizes))
+    total, incoming = 0.0, None  # from above: U_{b-1}' S_{b-1}^{-1} U_{b-1}
+    for block in range(largest):
+        schur = _complement(diagonal_blocks[block], incoming, overwrite)
+        sign, log_det = np.linalg.slogdet(schur)
         if sign == 0:
             return None
-        total += float(logdet)
-    return total
+        total += float(log_det)
+        upper = upper_blocks[block]
+        incoming = upper.T @ np.linalg.solve(schur, upper)
+    from_below = None  # U_b T_{b+1}^{-1} U_b'
+    for block in range(len(sizes) - 1, largest, -1):
+        schur = _complement(diagonal_blocks[block], from_below, overwrite)
+        sign, log_det = np.linalg.slogdet(schur)
+        if sign == 0:
+            return None
+        total += float(log_det)
+        upper = upper_blocks[block - 1]
+        from_below = upper @ np.linalg.solve(schur, upper.T)
+    last = _complement(diagonal_blocks[largest], incoming, overwrite)
+    last = _complement(last, from_below, overwrite or incoming is not None)
+    sign, log_det = np.linalg.slogdet(last)
+    return None if sign == 0 else total + float(log_det)
+
+
+def _complement(diagonal: np.ndarray, removed: np.ndarray | None, overwrite: bool
+                ) -> np.ndarray:
+    """diagonal - removed (in diagonal's array if ``overwrite``)."""
+    diagonal = np.asarray(diagonal, dtype=float)
+    if removed is None:
+        return diagonal
+    if overwrite:
+        diagonal -= removed
+        return diagonal
+    return diagonal - removed
 
 
 def log_abs_det(hessian) -> float:
@@ -306,7 +371,7 @@ def free_energy(
         level.generative.nonlinearity.is_identity for level in model.belief_levels)
     log_det = cache.constant_log_det(precisions) if linear else None
     if log_det is None and not sparse:
-        log_det = block_log_abs_det(diagonal_blocks, upper_blocks)
+        log_det = block_log_abs_det(diagonal_blocks, upper_blocks, overwrite=True)
         if linear and log_det is not None:
             cache.keep_log_det(precisions, log_det)
     if log_det is None:
