@@ -92,7 +92,9 @@ class Stream:
     """A recorded time series: written every recorded sample (``[record] every_ms``).
 
     ``read`` returns the current value (a number, or an array of ``width``); ``variable`` is
-    the ``[record] variables`` name that switches it on (None: always recorded).
+    the ``[record] variables`` name that switches it on (None: always recorded). ``rows``, for
+    a batched run (``sim.batch``): the values of the given copies at once, one row each (None:
+    read copy by copy, ``read`` after the simulation's ``use_lane``).
     """
 
     path: str
@@ -101,6 +103,7 @@ class Stream:
     units: str = "1"
     variable: str | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    rows: Callable[[np.ndarray], Any] | None = None
 
 
 @dataclass(frozen=True)

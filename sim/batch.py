@@ -91,18 +91,14 @@ def plan(steps: list[int], batch: int) -> list[list[int]]:
     return sorted(batches, key=lambda members: members[0])
 
 
-class _Copy:
-    """Where one copy's samples go: its trial's place in the datasets, and what is buffered."""
-
-    def __init__(self, position: int, first_sample: int, rows: int, whole_trial: bool,
-                 buffers: list[np.ndarray]) -> None:
-        self.position, self.next_row, self.rows = position, first_sample, rows
-        self.whole_trial = whole_trial  # the buffers hold every sample of the trial
-        self.buffers, self.filled = buffers, 0
-
-
 class Batch:
-    """A batched run: the plan, the copies' recording, and the trial rows in running order."""
+    """A batched run: the plan, the copies' recording, and the trial rows in running order.
+
+    The samples of a batch sit in one buffer per stream, copy after copy in running order,
+    each copy's rows where its trial's samples go (``offsets``): trials that are neighbours in
+    the file are neighbours in the buffer and go out in one write. A step's sampled copies are
+    read at once (``Stream.rows``) into their rows.
+    """
 
     def __init__(self, scenario: Any) -> None:
         self.scenario = scenario
@@ -115,17 +111,23 @@ class Batch:
         self.chunk_cache = CHUNK_CACHE  # bytes per stream (``sim.io.writer.StreamedDataset``)
         self.rows: dict[int, dict] = {}
         self.datasets: list[Any] | None = None
-        self.copy_records: list[_Copy] = []
-        self.by_phase: dict[int, list[int]] = {}
+        self.buffers: list[np.ndarray] = []  # per stream, kept from batch to batch
+        self.by_phase: dict[int, np.ndarray] = {}
         self.step = 0
+        self.sampling: tuple[np.ndarray, int] = (np.zeros(0, dtype=np.int64), 0)
 
-    def time_s(self, step: int) -> float:
-        """The serial run's time (s) at its step ``step``: the network's own dt times it."""
-        return float(np.int64(step) * self.dt)
+    def time_s(self, step: Any) -> Any:
+        """The serial run's time (s) at its step ``step`` (or steps): the network's dt times it."""
+        return np.int64(step) * self.dt
 
     def first_sample(self, position: int) -> int:
         """The serial run's sample index at the start of the trial at ``position``."""
         return int(-(-self.first_step[position] // self.every))
+
+    def sample_times(self, copies: np.ndarray) -> np.ndarray:
+        """The time stream of the ``copies`` sampled now (``Stream.rows``)."""
+        positions, step = self.sampling
+        return self.time_s(self.first_step[positions[copies]] + step)
 
     # the engine's part -------------------------------------------------------------------------
     def start(self, simulation: Any, members: list[int]) -> None:
@@ -136,43 +138,59 @@ class Batch:
         trials = [self.trials[position] for position in members]
         simulation.start_lanes(trials + [trials[0]] * (self.copies - len(trials)))
         self.step = 0
-        self.by_phase = {}
+        positions = np.array(members, dtype=np.int64)
         steps = int(self.first_step[members[0] + 1] - self.first_step[members[0]])
         row_bytes = sum(d.dtype.itemsize * int(np.prod(d.shape[1:])) for d in self.datasets)
         budget = max(1, BUFFER_BYTES // max(1, row_bytes * len(members)))
-        self.copy_records = []
-        for copy, position in enumerate(members):
-            phase = int(-self.first_step[position] % self.every)
-            self.by_phase.setdefault(phase, []).append(copy)
-            count = max(0, -(-(steps - phase) // self.every))
-            rows = max(1, min(count, budget))
-            buffers = [np.empty((rows, *d.shape[1:]), dtype=d.dtype) for d in self.datasets]
-            self.copy_records.append(_Copy(position, self.first_sample(position), rows,
-                                           rows >= count, buffers))
+        phases = -self.first_step[positions] % self.every
+        counts = np.maximum(0, -(-(steps - phases) // self.every))
+        self.whole = counts <= budget  # a copy's rows hold its whole trial
+        self.rows_of = np.maximum(1, np.minimum(counts, budget))
+        self.offsets = np.concatenate([[0], np.cumsum(self.rows_of)])
+        self.next_row = np.array([self.first_sample(p) for p in members], dtype=np.int64)
+        self.filled = np.zeros(len(members), dtype=np.int64)
+        self.by_phase = {int(phase): np.flatnonzero(phases == phase)
+                         for phase in np.unique(phases)}
+        self.sampling = (positions, 0)
+        total = int(self.offsets[-1])
+        for index, dataset in enumerate(self.datasets):
+            if len(self.buffers) <= index or len(self.buffers[index]) < total:
+                self.buffers[index:index + 1] = [np.empty((total, *dataset.shape[1:]),
+                                                          dtype=dataset.dtype)]
 
     def record(self, simulation: Any) -> None:
         """Every step: sample the copies whose serial step is a recorded one."""
         step, self.step = self.step, self.step + 1
         copies = self.by_phase.get(step % self.every)
-        if not copies:
+        if copies is None:
             return
-        records = [self.copy_records[copy] for copy in copies]
-        simulation.before_samples(copies, [r.next_row + r.filled for r in records])
-        for copy, record in zip(copies, records, strict=True):
-            simulation.use_lane(copy)
-            simulation.now = self.time_s(self.first_step[record.position] + step)
-            for streamed, buffer in zip(simulation.writer.streams, record.buffers, strict=True):
-                buffer[record.filled] = streamed.read()
-            record.filled += 1
-            if record.filled == record.rows and not record.whole_trial:
-                self._write([record])  # else at the batch's end, with its neighbours
+        simulation.before_samples(copies.tolist(), (self.next_row + self.filled)[copies].tolist())
+        self.sampling = (self.sampling[0], step)
+        slots = self.offsets[copies] + self.filled[copies]
+        for streamed, buffer in zip(simulation.writer.streams, self.buffers, strict=True):
+            buffer[slots] = self._read(simulation, streamed, copies)
+        self.filled[copies] += 1
+        full = copies[(self.filled[copies] == self.rows_of[copies]) & ~self.whole[copies]]
+        if len(full):
+            self._write(full)  # else at the batch's end, with its neighbours
+
+    @staticmethod
+    def _read(simulation: Any, streamed: Any, copies: np.ndarray) -> Any:
+        """The stream's values in the ``copies``: at once, or copy by copy through the lanes."""
+        if streamed.rows is not None:
+            return streamed.rows(copies)
+        values = []
+        for copy in copies:
+            simulation.use_lane(int(copy))
+            values.append(streamed.read())
+        return values
 
     def end(self, simulation: Any, members: list[int]) -> None:
         """The batch's trials are done: their samples written, their rows kept."""
-        self._write(self.copy_records)
+        self._write(np.arange(len(members)))
         for copy, position in enumerate(members):
             simulation.use_lane(copy)
-            start, stop = (self.time_s(self.first_step[p]) for p in (position, position + 1))
+            start, stop = (float(self.time_s(self.first_step[p])) for p in (position, position + 1))
             self.rows[position] = simulation.trial_row(self.trials[position], start, stop)
 
     def done(self) -> int:
@@ -184,7 +202,7 @@ class Batch:
 
     def stopped_at(self) -> float:
         """Where the file of a stopped run ends (s): the start of the first trial not done."""
-        return self.time_s(self.first_step[self.done()])
+        return float(self.time_s(self.first_step[self.done()]))
 
     def finish(self, simulation: Any) -> None:
         """The trial rows of the trials done, in running order, up to the first one not done
@@ -203,18 +221,20 @@ class Batch:
         for dataset in self.datasets:
             dataset.resize(total, axis=0)
 
-    def _write(self, records: list[_Copy]) -> None:
-        """Write what ``records`` buffered, at their places; neighbours in one write each."""
-        pending = sorted((r for r in records if r.filled), key=lambda r: r.next_row)
-        while pending:
-            run = [pending.pop(0)]
-            while pending and pending[0].next_row == run[-1].next_row + run[-1].filled:
-                run.append(pending.pop(0))
-            start = run[0].next_row
-            stop = run[-1].next_row + run[-1].filled
-            for index, dataset in enumerate(self.datasets):
-                parts = [r.buffers[index][:r.filled] for r in run]
-                dataset[start:stop] = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            for record in run:
-                record.next_row += record.filled
-                record.filled = 0
+    def _write(self, copies: np.ndarray) -> None:
+        """Write what the ``copies`` buffered, at their places: a copy whose rows are full
+        joins the next one's write where their places in the file meet."""
+        copies = [int(c) for c in copies if self.filled[c]]
+        while copies:
+            run = [copies.pop(0)]
+            while (copies and copies[0] == run[-1] + 1
+                   and self.filled[run[-1]] == self.rows_of[run[-1]]
+                   and self.next_row[copies[0]] == self.next_row[run[-1]] + self.filled[run[-1]]):
+                run.append(copies.pop(0))
+            first, last = run[0], run[-1]
+            start, stop = self.next_row[first], self.next_row[last] + self.filled[last]
+            rows = slice(self.offsets[first], self.offsets[last] + self.filled[last])
+            for dataset, buffer in zip(self.datasets, self.buffers, strict=True):
+                dataset[start:stop] = buffer[rows]
+            self.next_row[run] += self.filled[run]
+            self.filled[run] = 0

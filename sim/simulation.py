@@ -59,7 +59,8 @@ class Simulation:
         self.phased = learning.phased_parameters(self.learned, scenario.trials)
         self.snapshots = (SnapshotWriter(writer.file.require_group("snapshots"))
                           if scenario.record.snapshots_every else None)
-        self.record([Stream("time", None, lambda: self.now, units="s")])
+        self.record([Stream("time", None, lambda: self.now, units="s",
+                            rows=self.batch.sample_times if self.batch else None)])
 
     # building ----------------------------------------------------------------------------------
     def pieces(self, population: Population) -> list[tuple[str, Piece]]:
@@ -117,7 +118,7 @@ class Simulation:
         for stream in streams:
             if stream.variable is None or stream.variable in chosen:
                 self.writer.stream(stream.path, stream.width, stream.read, units=stream.units,
-                                   chunk_cache=cache, **stream.attrs)
+                                   chunk_cache=cache, rows=stream.rows, **stream.attrs)
 
     def clock_time(self) -> float:
         """The network's time now, in seconds."""

@@ -193,6 +193,21 @@ def test_one_batch_of_every_trial_equals_serial(tmp_path):
         assert file.attrs["batched"] == 10  # the largest batch: the trials of 12 ms
 
 
+@pytest.mark.parametrize("buffer_bytes", [1, 3000])
+def test_a_batch_that_writes_its_trials_in_parts_equals_serial(tmp_path, monkeypatch,
+                                                               buffer_bytes):
+    """A batch whose buffers cannot hold its trials' samples (a long protocol, a big network)
+    writes each copy's samples in parts as they fill (1 byte: every sample alone), at the
+    same places."""
+    import sim.batch
+
+    path = scenario_file(tmp_path, "tanh")
+    sim.run(path, tmp_path / "serial.h5")
+    monkeypatch.setattr(sim.batch, "BUFFER_BYTES", buffer_bytes)
+    sim.run(path, tmp_path / "batched.h5", overrides={"protocol.batch": 4})
+    assert_same_run(tmp_path / "serial.h5", tmp_path / "batched.h5")
+
+
 def test_plan_groups_equal_durations_in_running_order():
     steps = [10, 10, 5, 10, 5, 10, 10, 5]
     assert plan(steps, 2) == [[0, 1], [2, 4], [3, 5], [6], [7]]

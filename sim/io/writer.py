@@ -109,7 +109,7 @@ class StreamedDataset:
 
     def __init__(self, group: h5py.Group, name: str, width: int | None, units: str,
                  dtype: np.dtype, read: Callable[[], Any], chunk_cache: int = 0,
-                 **attrs: Any) -> None:
+                 rows: Callable[[np.ndarray], Any] | None = None, **attrs: Any) -> None:
         shape = (0,) if width is None else (0, width)
         maxshape = (None,) if width is None else (None, width)
         chunks = tile_shape(width, dtype.itemsize)
@@ -128,6 +128,7 @@ class StreamedDataset:
         self.buffer = np.empty((chunk_rows, *shape[1:]), dtype=dtype)
         self.filled = 0
         self.read = read
+        self.rows = rows  # a batched run's reads of several copies (circuits.mechanism.Stream)
 
     def sample(self) -> None:
         self.buffer[self.filled] = self.read()
@@ -170,11 +171,12 @@ class ResultWriter:
         self.streams: list[StreamedDataset] = []
 
     def stream(self, path: str, width: int | None, read: Callable[[], Any], units: str = "1",
-               dtype: Any = np.float64, chunk_cache: int = 0, **attrs: Any) -> StreamedDataset:
+               dtype: Any = np.float64, chunk_cache: int = 0,
+               rows: Callable[[np.ndarray], Any] | None = None, **attrs: Any) -> StreamedDataset:
         group_name, _, name = path.rpartition("/")
         group = self.file.require_group(group_name or "/")
         streamed = StreamedDataset(group, name, width, units, np.dtype(dtype), read,
-                                   chunk_cache, **attrs)
+                                   chunk_cache, rows, **attrs)
         self.streams.append(streamed)
         return streamed
 

@@ -117,11 +117,11 @@ class HierarchicalSimulation(Simulation):
         self.precision_matrices = {index: matrix for mechanism, settings in self.mechanisms
                                    for index, matrix in mechanism.precision_matrices(
                                        settings, self.context).items()}
-        # serial NumPy couplings leave g(mu(t)) in the error units before the recorder samples
-        # (it samples after DELIVER_TO_ERRORS): F reuses them instead of computing them again
+        # NumPy couplings leave g(mu(t)) in the error units before the recorder samples (it
+        # samples after DELIVER_TO_ERRORS): F reuses them instead of computing them again
+        self.predictions_kept = self.coupling.kind in ("dense", "sparse")
         self.sampled_predictions = ([state_array(group, "prediction") for group in self.errors[:-1]]
-                                    if copies == 1 and self.coupling.kind in ("dense", "sparse")
-                                    else None)
+                                    if copies == 1 and self.predictions_kept else None)
         self.varying: list[Lane] = []  # lanes whose input changes within the trial
         self.scheduled: list[Lane] = []  # lanes with precision changes still to come
         self.laplace_every = laplace_cadence(scenario.record.laplace, model,
@@ -161,30 +161,47 @@ class HierarchicalSimulation(Simulation):
 
     def streams(self) -> list[Stream]:
         """What the family can record: per level its input or beliefs, errors and precisions
-        (samples x units), then F and its energy part (nat); each read from ``lane``."""
+        (samples x units), then F and its energy part (nat); each read from ``lane`` (a batched
+        run reads the copies' rows at once)."""
         contributions = np.array(["configured", *self.contributors("precision")], dtype=object)
+
+        def rows(group: Any, name: str) -> Any:
+            return lambda copies: self.copy_rows(group, name, copies)
+
+        def sampled(name: str) -> Any:
+            return lambda copies: np.array([getattr(self.lanes[c], name) for c in copies])
+
         found = []
         for index, level in enumerate(self.model.levels):
-            where = f"levels/{level.name}"
+            where, errors = f"levels/{level.name}", self.errors[index]
             if index == 0:
-                found.append(Stream(f"{where}/input", level.size, lambda: self.lane.sensory))
+                found.append(Stream(f"{where}/input", level.size, lambda: self.lane.sensory,
+                                    rows=rows(errors, "signal")))
             else:
                 found.append(Stream(f"{where}/belief", level.size,
                                     lambda i=index - 1: self.lane.beliefs[i],
-                                    variable="belief"))
+                                    variable="belief", rows=rows(self.beliefs[index - 1],
+                                                                 "belief")))
             found.append(Stream(f"{where}/error", level.size,
-                                lambda i=index: self.lane.errors[i], variable="error"))
+                                lambda i=index: self.lane.errors[i], variable="error",
+                                rows=rows(errors, "error")))
             found.append(Stream(f"{where}/precision", level.size,
                                 lambda i=index: self.lane.precisions[i], variable="precision",
-                                attrs={"contributions": contributions}))
+                                attrs={"contributions": contributions},
+                                rows=rows(errors, "precision")))
         found.append(Stream("free_energy", None, lambda: self.lane.sampled_free_energy,
                             units="nat",
                             variable="free_energy",
                             attrs={"approximation": "Laplace", "laplace_every": self.laplace_every,
-                                   "laplace": str(self.scenario.record.laplace)}))
+                                   "laplace": str(self.scenario.record.laplace)},
+                            rows=sampled("sampled_free_energy")))
         found.append(Stream("energy", None, lambda: self.lane.sampled_energy, units="nat",
-                            variable="free_energy"))
+                            variable="free_energy", rows=sampled("sampled_energy")))
         return found
+
+    def copy_rows(self, group: Any, name: str, copies: Any) -> np.ndarray:
+        """A batched run's state variable ``name`` of ``group`` in the ``copies``, a row each."""
+        return state_array(group, name, self.copies)[copies]
 
     def before_sample(self) -> None:
         """F for the recorder: the energy at every sample, the Laplace term every
@@ -206,12 +223,14 @@ class HierarchicalSimulation(Simulation):
         if "free_energy" not in self.scenario.record.variables:
             return
         def rows(group: Any, name: str) -> np.ndarray:
-            return state_array(group, name, self.copies)[copies]
+            return self.copy_rows(group, name, copies)
 
         energies = row_energies(self.model, rows(self.errors[0], "signal"),
                                 [rows(group, "belief") for group in self.beliefs],
                                 [rows(group, "precision") for group in self.errors],
-                                rows(self.errors[-1], "prediction"))
+                                rows(self.errors[-1], "prediction"),
+                                [rows(group, "prediction") for group in self.errors[:-1]]
+                                if self.predictions_kept else None)
         for copy, sample, energy in zip(copies, samples, energies, strict=True):
             self.use_lane(copy)
             if self.laplace_every and sample % self.laplace_every == 0:

@@ -107,15 +107,19 @@ def energy(errors: Sequence[np.ndarray], precisions: Sequence[np.ndarray]) -> fl
 def row_energies(
     model: HierarchicalModel, sensory: np.ndarray, beliefs: Sequence[np.ndarray],
     precisions: Sequence[np.ndarray], prior_mean: np.ndarray,
+    predictions: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
     """E(mu) of k copies at once (a batched run's samples): every argument a (k, n_l) stack,
     one copy per row; row by row ``energy`` of ``prediction_errors`` (to rounding), with each
-    level's prediction one matrix-matrix product for all copies."""
+    level's prediction one matrix-matrix product for all copies (or ``predictions``, as for
+    ``prediction_errors``)."""
     states = [sensory, *beliefs]
     total = np.zeros(len(sensory))
     for index, (state, precision) in enumerate(zip(states, precisions, strict=True)):
         if index + 1 < len(states):
-            prediction = model.levels[index + 1].generative.predict(states[index + 1], rows=True)
+            prediction = (predictions[index] if predictions is not None else
+                          model.levels[index + 1].generative.predict(states[index + 1],
+                                                                     rows=True))
         else:
             prediction = prior_mean
         error = state - prediction
