@@ -208,6 +208,22 @@ def test_a_batch_that_writes_its_trials_in_parts_equals_serial(tmp_path, monkeyp
     assert_same_run(tmp_path / "serial.h5", tmp_path / "batched.h5")
 
 
+def test_streams_read_copy_by_copy_equal_streams_read_at_once(tmp_path, monkeypatch):
+    """A stream without ``rows`` (a mechanism's, say) is read copy by copy through the lanes,
+    to the same file."""
+    import dataclasses
+
+    from sim.families.hierarchical.build import HierarchicalSimulation
+
+    path = scenario_file(tmp_path, "tanh")
+    sim.run(path, tmp_path / "serial.h5")
+    streams = HierarchicalSimulation.streams
+    monkeypatch.setattr(HierarchicalSimulation, "streams", lambda self: [
+        dataclasses.replace(stream, rows=None) for stream in streams(self)])
+    sim.run(path, tmp_path / "batched.h5", overrides={"protocol.batch": 4})
+    assert_same_run(tmp_path / "serial.h5", tmp_path / "batched.h5")
+
+
 def test_plan_groups_equal_durations_in_running_order():
     steps = [10, 10, 5, 10, 5, 10, 10, 5]
     assert plan(steps, 2) == [[0, 1], [2, 4], [3, 5], [6], [7]]
