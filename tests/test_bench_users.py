@@ -112,20 +112,25 @@ def test_batched_peers_table_runs_pcsim_batched_or_says_why(tmp_path):
         assert pcsim.max_abs_diff["float64"] < peers.TOLERANCE64
 
 
-@pytest.mark.parametrize("cores, avx512, expected", [
-    (["Haswell"], True, "OPENBLAS_CORETYPE=SkylakeX"),
-    (["SkylakeX"], True, None),
-    (["Haswell"], False, None),
-    ([], True, None),
+@pytest.mark.parametrize("cores, avx512, environ, expected", [
+    (["Haswell"], True, {}, "OPENBLAS_CORETYPE=SkylakeX"),
+    (["Haswell"], True, {"OPENBLAS_CORETYPE": "Haswell"},
+     "OPENBLAS_CORETYPE=Haswell is set in this environment"),
+    (["SkylakeX"], True, {"OPENBLAS_CORETYPE": "SkylakeX"}, None),
+    (["SkylakeX"], True, {}, None),
+    (["Haswell"], False, {}, None),
+    ([], True, {}, None),
 ])
-def test_the_bench_says_when_openblas_leaves_avx512_unused(monkeypatch, cores, avx512, expected):
-    """A CPU with AVX-512 running OpenBLAS's 256-bit kernels (as Zen 5 does with OpenBLAS
-    0.3.30) gets one line naming the setting that selects the 512-bit ones; nothing else does."""
+def test_the_bench_says_when_openblas_leaves_avx512_unused(monkeypatch, cores, avx512, environ,
+                                                           expected):
+    """A CPU with AVX-512 running OpenBLAS's 256-bit kernels gets one line: naming the setting
+    that selects the 512-bit ones, or, where the environment forces the kernels
+    (OPENBLAS_CORETYPE), saying so; nothing else does."""
     from sim.bench import blas
 
     monkeypatch.setattr(blas, "blas_cores", lambda: cores)
     monkeypatch.setattr(blas, "cpu_has_avx512", lambda: avx512)
-    note = blas.kernel_note()
+    note = blas.kernel_note(environ)
     assert (note is None) if expected is None else (expected in note and cores[0] in note)
 
 

@@ -9,7 +9,9 @@ the simulators, not the scheduler. Without OpenBLAS this does nothing and says s
 from __future__ import annotations
 
 import ctypes
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
@@ -71,14 +73,21 @@ def cpu_has_avx512() -> bool:
         return False
 
 
-def kernel_note() -> str | None:
-    """One line when OpenBLAS runs 256-bit kernels on a CPU with AVX-512 (a newer CPU it does
-    not know, e.g. AMD Zen 5 with OpenBLAS 0.3.30), which JAX's XLA, compiling for the host,
-    does use; None otherwise."""
+def kernel_note(environ: Mapping[str, str] = os.environ) -> str | None:
+    """One line when OpenBLAS runs 256-bit kernels on a CPU with AVX-512, which JAX's XLA,
+    compiling for the host, does use; None otherwise. Where ``OPENBLAS_CORETYPE`` is set (some
+    machines set it for older OpenBLAS builds, which computed wrong results or crashed on their
+    CPU: this project's sets ``Haswell``) the line says so, since unset, NumPy 2.3's OpenBLAS
+    (0.3.30) picks its AVX-512 (SkylakeX) kernels on the same AMD Zen 5."""
     cores = blas_cores()
     if not cores or not cpu_has_avx512() or not all(core.lower() in AVX2_CORES for core in cores):
         return None
-    return (f"note: this CPU has AVX-512 but OpenBLAS runs its {'/'.join(cores)} (256-bit) "
-            "kernels; XLA compiles for the host. OPENBLAS_CORETYPE=SkylakeX (set before "
+    kernels = f"OpenBLAS runs its {'/'.join(cores)} (256-bit) kernels; XLA compiles for the host"
+    forced = environ.get("OPENBLAS_CORETYPE")
+    if forced:
+        return (f"note: this CPU has AVX-512, but OPENBLAS_CORETYPE={forced} is set in this "
+                f"environment, so {kernels}. For OpenBLAS's own choice run the bench with "
+                "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (README, Performance).")
+    return (f"note: this CPU has AVX-512 but {kernels}. OPENBLAS_CORETYPE=SkylakeX (set before "
             "starting Python) selects OpenBLAS's AVX-512 kernels: measure both (README, "
             "Performance).")
