@@ -55,6 +55,7 @@ class Lane:
         self.prior_overridden = False
         self.trial: Any = None
         self.sampled_energy = self.sampled_free_energy = math.nan  # F at the last sample
+        self.buffers: np.ndarray | None = None  # the stimulus block and its noise, kept
 
     def start(self, trial: Any,
               initial_beliefs: Callable[[np.ndarray], Sequence[np.ndarray]]) -> None:
@@ -110,9 +111,13 @@ class Lane:
         rows = max(1, min(STIMULUS_BLOCK, STIMULUS_BLOCK_BYTES // (8 * len(self.sensory))))
         count = min(rows, self.trial_steps - start) or 1
         t_ms = (start + np.arange(count)) * self.scenario.dt_ms
-        block = stimulus.at(t_ms)
+        if self.buffers is None or len(self.buffers[0]) < count:  # kept: see Stimulus.at
+            self.buffers = np.empty((2, rows, len(self.sensory)))
+        block = stimulus.at(t_ms, out=self.buffers[0, :count])
         if np.any(stimulus.noise_std):
-            block = block + stimulus.noise_std * self.noise.standard_normal(block.shape)
+            noise = self.noise.standard_normal(out=self.buffers[1, :count])
+            noise *= stimulus.noise_std
+            block += noise
         self.block, self.block_row = block, 0
         self.steps_done += count
 
