@@ -304,3 +304,27 @@ def test_block_elimination_gives_the_dense_log_determinant(sizes, definite):
     if upper:
         upper[-1][:, 0] = 0.0
     assert block_log_abs_det(diagonal, upper) is None
+
+
+def test_energy_follows_precisions_changed_in_place():
+    """E's normalising term is kept per precision vector (by value): a vector changed in place,
+    as precision learning does, gives the new E; a unit set to zero (flat) drops out."""
+    from sim.families.hierarchical.free_energy import LN_2PI, energy
+
+    rng = np.random.default_rng(5)
+    errors = [rng.normal(size=5), rng.normal(size=3)]
+    precisions = [rng.uniform(0.5, 2.0, 5), np.array(2.0)]  # per unit; one for the level
+
+    def by_formula() -> float:
+        total = 0.0
+        for error, precision in zip(errors, precisions, strict=True):
+            precision = np.broadcast_to(precision, error.shape)
+            proper = precision > 0
+            total += 0.5 * np.sum(precision * error**2)
+            total += 0.5 * np.sum(LN_2PI - np.log(precision[proper]))
+        return total
+
+    assert energy(errors, precisions) == pytest.approx(by_formula(), abs=1e-12)
+    precisions[0][2] *= 3.0
+    precisions[0][1] = 0.0
+    assert energy(errors, precisions) == pytest.approx(by_formula(), abs=1e-12)

@@ -35,6 +35,7 @@ LU factors, so a 10^4-unit hierarchy never forms a dense N x N matrix.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -97,11 +98,21 @@ def energy(errors: Sequence[np.ndarray], precisions: Sequence[np.ndarray]) -> fl
             total += 0.5 * float(error @ (precision @ error))
             total += 0.5 * (len(error) * LN_2PI - float(np.linalg.slogdet(precision)[1]))
             continue
-        precision = np.broadcast_to(precision, error.shape)
-        proper = precision > 0
+        precision = np.asarray(precision)
+        if precision.shape != error.shape:
+            precision = np.broadcast_to(precision, error.shape)
         total += 0.5 * float(np.sum(precision * error**2))
-        total += 0.5 * float(np.sum(LN_2PI - np.log(precision[proper])))
+        total += _normaliser(precision.dtype.str, precision.tobytes())
     return total
+
+
+@functools.lru_cache(maxsize=64)
+def _normaliser(dtype: str, values: bytes) -> float:
+    """1/2 sum (ln 2pi - ln Pi_i) over the units with Pi_i > 0, kept per precision vector (by
+    its bytes): precisions change rarely within a run, and this was 3/4 of ``energy``'s time at
+    a sample (29 of 33 us at 1000-500-100)."""
+    precision = np.frombuffer(values, dtype=dtype)
+    return 0.5 * float(np.sum(LN_2PI - np.log(precision[precision > 0])))
 
 
 def row_energies(
