@@ -111,7 +111,6 @@ mean_error = weighted_drive / drive + log_norm
 """
 
 
-
 def sensory_message(log_A: np.ndarray, outcome: np.ndarray, gamma: float) -> np.ndarray:
     """ln Ã[o, k] for every cause k: one observation's input to the error units.
 

@@ -113,8 +113,8 @@ class Batch:
         self.datasets: list[Any] | None = None
         self.buffers: list[np.ndarray] = []  # per stream, kept from batch to batch
         self.by_phase: dict[int, np.ndarray] = {}
-        self.step = 0
-        self.sampling: tuple[np.ndarray, int] = (np.zeros(0, dtype=np.int64), 0)
+        self.step = 0  # of the batch's trials, counted by ``record``
+        self.positions = np.zeros(0, dtype=np.int64)  # the trials' running positions, by copy
 
     def time_s(self, step: Any) -> Any:
         """The serial run's time (s) at its step ``step`` (or steps): the network's dt times it."""
@@ -125,9 +125,9 @@ class Batch:
         return int(-(-self.first_step[position] // self.every))
 
     def sample_times(self, copies: np.ndarray) -> np.ndarray:
-        """The time stream of the ``copies`` sampled now (``Stream.rows``)."""
-        positions, step = self.sampling
-        return self.time_s(self.first_step[positions[copies]] + step)
+        """The time stream of the ``copies`` sampled now (``Stream.rows``; ``record`` counted
+        this step already)."""
+        return self.time_s(self.first_step[self.positions[copies]] + self.step - 1)
 
     # the engine's part -------------------------------------------------------------------------
     def start(self, simulation: Any, members: list[int]) -> None:
@@ -138,7 +138,7 @@ class Batch:
         trials = [self.trials[position] for position in members]
         simulation.start_lanes(trials + [trials[0]] * (self.copies - len(trials)))
         self.step = 0
-        positions = np.array(members, dtype=np.int64)
+        positions = self.positions = np.array(members, dtype=np.int64)
         steps = int(self.first_step[members[0] + 1] - self.first_step[members[0]])
         row_bytes = sum(d.dtype.itemsize * int(np.prod(d.shape[1:])) for d in self.datasets)
         budget = max(1, BUFFER_BYTES // max(1, row_bytes * len(members)))
@@ -151,7 +151,6 @@ class Batch:
         self.filled = np.zeros(len(members), dtype=np.int64)
         self.by_phase = {int(phase): np.flatnonzero(phases == phase)
                          for phase in np.unique(phases)}
-        self.sampling = (positions, 0)
         total = int(self.offsets[-1])
         for index, dataset in enumerate(self.datasets):
             if len(self.buffers) <= index or len(self.buffers[index]) < total:
@@ -165,7 +164,6 @@ class Batch:
         if copies is None:
             return
         simulation.before_samples(copies.tolist(), (self.next_row + self.filled)[copies].tolist())
-        self.sampling = (self.sampling[0], step)
         slots = self.offsets[copies] + self.filled[copies]
         for streamed, buffer in zip(simulation.writer.streams, self.buffers, strict=True):
             buffer[slots] = self._read(simulation, streamed, copies)

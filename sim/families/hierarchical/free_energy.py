@@ -134,10 +134,8 @@ def row_energies(
         else:
             prediction = prior_mean
         error = state - prediction
-        proper = precision > 0
         total += 0.5 * np.sum(precision * error**2, axis=1)
-        total += 0.5 * np.sum(np.where(proper, LN_2PI - np.log(np.where(proper, precision, 1.0)),
-                                       0.0), axis=1)
+        total += [_normaliser(row.dtype.str, row.tobytes()) for row in precision]
     return total
 
 
@@ -252,8 +250,9 @@ def hessian_blocks(
 
 def _dense_block(curvature_free: np.ndarray, own: np.ndarray, gmap, mu: np.ndarray,
                  epsilon_below: np.ndarray) -> np.ndarray:
-    """Own precision + J' Pi J - generative curvature, added into ``curvature_free`` (a fresh
-    array): a diagonal term goes onto its diagonal, not through an n x n temporary."""
+    """Own precision + J' Pi J - generative curvature, added into ``curvature_free`` (an array
+    of this call's: fresh, or the cache's workspace): a diagonal term goes onto its diagonal,
+    not through an n x n temporary."""
     on_diagonal = np.einsum("ii->i", curvature_free)  # a writeable view of the diagonal
     if is_matrix(own):
         curvature_free += own
@@ -310,28 +309,33 @@ def block_log_abs_det(diagonal_blocks: Sequence[np.ndarray],
     diagonal blocks' own arrays (no n x n temporaries)."""
     sizes = [np.shape(block)[0] for block in diagonal_blocks]
     largest = int(np.argmax(sizes))
-    total, incoming = 0.0, None  # from above: U_{b-1}' S_{b-1}^{-1} U_{b-1}
-    for block in range(largest):
-        schur = _complement(diagonal_blocks[block], incoming, overwrite)
-        sign, log_det = np.linalg.slogdet(schur)
-        if sign == 0:
-            return None
-        total += float(log_det)
-        upper = upper_blocks[block]
-        incoming = upper.T @ np.linalg.solve(schur, upper)
-    from_below = None  # U_b T_{b+1}^{-1} U_b'
-    for block in range(len(sizes) - 1, largest, -1):
-        schur = _complement(diagonal_blocks[block], from_below, overwrite)
-        sign, log_det = np.linalg.slogdet(schur)
-        if sign == 0:
-            return None
-        total += float(log_det)
-        upper = upper_blocks[block - 1]
-        from_below = upper @ np.linalg.solve(schur, upper.T)
+    above = _eliminate(diagonal_blocks[:largest], upper_blocks[:largest], overwrite)
+    below = _eliminate(diagonal_blocks[largest + 1:][::-1],  # the chain below, from its end
+                       [upper.T for upper in upper_blocks[largest:][::-1]], overwrite)
+    if above is None or below is None:
+        return None
+    (total_above, incoming), (total_below, from_below) = above, below
     last = _complement(diagonal_blocks[largest], incoming, overwrite)
     last = _complement(last, from_below, overwrite or incoming is not None)
     sign, log_det = np.linalg.slogdet(last)
-    return None if sign == 0 else total + float(log_det)
+    return None if sign == 0 else total_above + total_below + float(log_det)
+
+
+def _eliminate(diagonal_blocks: Sequence[np.ndarray], couplings: Sequence[np.ndarray],
+               overwrite: bool) -> tuple[float, np.ndarray | None] | None:
+    """Eliminate a chain of blocks in order, C_b coupling block b to the next:
+    S_0 = D_0, S_{b+1} = D_{b+1} - C_b' S_b^{-1} C_b. Returns sum_b ln|det S_b| and what the
+    chain takes from the block after it, C' S^{-1} C of its last (None for an empty chain);
+    None if a complement is singular."""
+    total, incoming = 0.0, None
+    for diagonal, coupling in zip(diagonal_blocks, couplings, strict=True):
+        schur = _complement(diagonal, incoming, overwrite)
+        sign, log_det = np.linalg.slogdet(schur)
+        if sign == 0:
+            return None
+        total += float(log_det)
+        incoming = coupling.T @ np.linalg.solve(schur, coupling)
+    return total, incoming
 
 
 def _complement(diagonal: np.ndarray, removed: np.ndarray | None, overwrite: bool

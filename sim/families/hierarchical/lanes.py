@@ -111,7 +111,7 @@ class Lane:
         rows = max(1, min(STIMULUS_BLOCK, STIMULUS_BLOCK_BYTES // (8 * len(self.sensory))))
         count = min(rows, self.trial_steps - start) or 1
         t_ms = (start + np.arange(count)) * self.scenario.dt_ms
-        if self.buffers is None or len(self.buffers[0]) < count:  # kept: see Stimulus.at
+        if self.buffers is None:  # kept for every block (``rows`` is the lane's): Stimulus.at
             self.buffers = np.empty((2, rows, len(self.sensory)))
         block = stimulus.at(t_ms, out=self.buffers[0, :count])
         if np.any(stimulus.noise_std):
