@@ -99,13 +99,25 @@ class GenerativeMap:
     def shape(self) -> tuple[int, int]:
         return self.weights.shape
 
+    def activation(self, mu: np.ndarray) -> np.ndarray | None:
+        """f(mu) where g = W f(mu) uses it and ``pull_back`` can take f' from it
+        (``Nonlinearity.df_of_f``); None otherwise."""
+        f = self.nonlinearity
+        if self.site != "before" or f.is_identity or f.df_of_f is None:
+            return None
+        return f.f(mu)
+
     def predict(self, mu: np.ndarray, out: np.ndarray | None = None,
-                drive: np.ndarray | None = None, rows: bool = False) -> np.ndarray:
+                drive: np.ndarray | None = None, rows: bool = False,
+                activation: np.ndarray | None = None) -> np.ndarray:
         """g(mu), written into ``out`` if given; for g = f(W mu), W mu goes into ``drive`` if
-        given (``pull_back`` reuses it). f is skipped for the identity."""
+        given (``pull_back`` reuses it); ``activation`` is f(mu) if already known
+        (``activation``). f is skipped for the identity."""
         f = self.nonlinearity
         if self.site == "before" or f.is_identity:
-            return _product(self.weights, mu if f.is_identity else f.f(mu), out, rows)
+            if activation is None:
+                activation = mu if f.is_identity else f.f(mu)
+            return _product(self.weights, activation, out, rows)
         drive = _product(self.weights, mu, drive, rows)
         if out is None:
             return f.f(drive)
@@ -120,11 +132,12 @@ class GenerativeMap:
 
     def pull_back(self, mu: np.ndarray, error_below: np.ndarray, out: np.ndarray | None = None,
                   drive: np.ndarray | None = None, transposed: Matrix | None = None,
-                  rows: bool = False) -> np.ndarray:
+                  rows: bool = False, activation: np.ndarray | None = None) -> np.ndarray:
         """J(mu)' eps_below: the error from below carried up through the Jacobian of g.
 
         Written into ``out`` if given. ``drive`` is W mu if already known (g = f(W mu)),
-        ``transposed`` W' in a faster layout (a CSR copy of sparse weights).
+        ``transposed`` W' in a faster layout (a CSR copy of sparse weights), ``activation``
+        f(mu) if already known (``activation``: f' is then taken from it).
         """
         f = self.nonlinearity
         if self.site == "after" and not f.is_identity:
@@ -133,7 +146,7 @@ class GenerativeMap:
         out = _product(self.weights.T if transposed is None else transposed, error_below, out,
                        rows)
         if self.site == "before" and not f.is_identity:
-            out *= f.df(mu)
+            out *= f.df(mu) if activation is None else f.df_of_f(activation)
         return out
 
     @property

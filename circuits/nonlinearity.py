@@ -50,6 +50,10 @@ class Nonlinearity:
     f: Callable[[np.ndarray], np.ndarray] = field(repr=False, compare=False)
     df: Callable[[np.ndarray], np.ndarray] = field(repr=False, compare=False)
     d2f: Callable[[np.ndarray], np.ndarray] = field(repr=False, compare=False)
+    # f' as a function of f's value, where it is one (tanh: 1 - f**2; exp: f), else None: the
+    # coupling takes f' from the f(mu) it computed for the prediction instead of from mu again
+    df_of_f: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False,
+                                                               compare=False)
 
     @cached_property  # read on every step by the coupling; a sympy comparison costs ~10 us
     def is_identity(self) -> bool:
@@ -67,6 +71,19 @@ def _vectorised(expr: sympy.Expr) -> Callable[[np.ndarray], np.ndarray]:
         return compiled
     constant = float(expr)
     return lambda mu: np.full(np.shape(mu), constant)
+
+
+def _derivative_of_value(expression: sympy.Expr, first: sympy.Expr
+                         ) -> Callable[[np.ndarray], np.ndarray] | None:
+    """f' written in f's value where sympy finds f in it and no mu is left (tanh: 1 - f**2),
+    as a NumPy callable of that value; None otherwise (mu**2, softplus) and for the identity."""
+    if expression == _MU or not first.free_symbols:
+        return None
+    value = sympy.Symbol("f", real=True)
+    in_value = first.subs(expression, value)
+    if _MU in in_value.free_symbols:
+        return None
+    return sympy.lambdify(value, in_value, modules="numpy")
 
 
 MAX_LENGTH = 200
@@ -182,6 +199,7 @@ def parse_nonlinearity(text: str) -> Nonlinearity:
             f=_vectorised(expression),
             df=_vectorised(first),
             d2f=_vectorised(second),
+            df_of_f=_derivative_of_value(expression, first),
         )
         probe = np.array([0.5, 1.5])
         for function in (nonlinearity.f, nonlinearity.df, nonlinearity.d2f):

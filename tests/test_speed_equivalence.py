@@ -190,3 +190,31 @@ def test_products_of_every_form_equal_one_product_per_copy(copies, site):
                                    atol=1e-13)
         np.testing.assert_allclose(pulled[copy], gmap.pull_back(beliefs[copy], errors[copy]),
                                    rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("name, from_value", [("tanh", True), ("exp(mu/4)", True),
+                                              ("relu_smooth", False), ("mu**2", False),
+                                              ("identity", False)])
+def test_the_derivative_taken_from_the_kept_activation_is_f_prime(name, from_value):
+    """Where f' is a function of f's value (tanh: 1 - f^2), the coupling takes it from the
+    f(mu) it computed for the prediction: that equals a central difference of f, and the
+    prediction and pull-back given the kept f(mu) equal those computed from mu alone."""
+    from circuits.generative import GenerativeMap
+    from circuits.nonlinearity import parse_nonlinearity
+
+    f = parse_nonlinearity(name)
+    assert (f.df_of_f is not None) == from_value
+    mu = np.linspace(-2.0, 2.0, 41)
+    if from_value:
+        step = 1e-5
+        np.testing.assert_allclose(f.df_of_f(f.f(mu)), (f.f(mu + step) - f.f(mu - step))
+                                   / (2 * step), rtol=1e-8, atol=1e-9)
+    rng = np.random.default_rng(5)
+    gmap = GenerativeMap(rng.standard_normal((20, 41)), f, "before")
+    errors = rng.standard_normal(20)
+    activation = gmap.activation(mu)
+    assert (activation is not None) == from_value
+    np.testing.assert_allclose(gmap.predict(mu, activation=activation), gmap.predict(mu),
+                               rtol=0, atol=1e-14)
+    np.testing.assert_allclose(gmap.pull_back(mu, errors, activation=activation),
+                               gmap.pull_back(mu, errors), rtol=0, atol=1e-14)

@@ -11,7 +11,9 @@ Systems: pcsim (scenario file through the public engine, recording off, the time
 timed as in the other cases), PCX (``sim.bench.peers_pcx``), ngc-learn
 (``sim.bench.peers_ngclearn``) and a plain ``jax.lax.scan`` (``sim.bench.reference_jax``),
 each module imported only when its library is installed (``pip install ".[peers]"``); a missing
-one prints a one-line note. XLA runs on one thread, as BLAS does for NumPy and pcsim.
+one prints a one-line note. The whole process runs on as many cores as BLAS has threads
+(``sim.bench.cores``: XLA's CPU runtime would otherwise split its products over every core,
+whatever ``XLA_FLAGS`` say), so every system has the same one core by default.
 
 Batched trials (``pcsim bench --peers --batch B``): the peers run B copies (their leading
 axis), pcsim the same scenario with B identical trials and ``[protocol] batch = B`` (a note
@@ -22,7 +24,6 @@ for the first copy (pcsim: the last trial, the same trial).
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ import numpy as np
 
 from sim.bench import reference
 from sim.bench.cases import hierarchy_reference, hierarchy_table
+from sim.bench.cores import on_cores
 from sim.scenario_writer import write_scenario
 
 SIZES = [1000, 500, 100]
@@ -58,14 +60,6 @@ class Row:
     max_abs_diff: dict[str, float] = field(default_factory=dict)
     runs: dict[str, list[float]] = field(default_factory=dict)
     note: str = ""
-
-
-def single_threaded_xla() -> None:
-    """XLA on one thread (before JAX is imported; a no-op once it is)."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "intra_op_parallelism_threads" not in flags:
-        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
-                                   "intra_op_parallelism_threads=1").strip()
 
 
 def peer_table(steps: int, float_type: str, sizes: list[int] = SIZES, batch: int = 1) -> dict:
@@ -154,10 +148,16 @@ def beside_numpy(row: Row, precision: str, run, model, steps: int, repeats: int,
 
 def measure_peers(workdir: Path, steps: int = STEPS, repeats: int = REPEATS,
                   precisions=PRECISIONS, progress: Callable[[str], None] = print,
-                  peers=PEERS, sizes: list[int] = SIZES, batch: int = 1) -> list[Row]:
+                  peers=PEERS, sizes: list[int] = SIZES, batch: int = 1, cores: int = 1
+                  ) -> list[Row]:
     """Every system in both precisions (``peers``: (name, module, package) of the peers;
-    ``batch``: copies run at once, module doc)."""
-    single_threaded_xla()
+    ``batch``: copies run at once, module doc), the whole process on ``cores`` cores."""
+    with on_cores(cores):
+        return _measure_peers(workdir, steps, repeats, precisions, progress, peers, sizes, batch)
+
+
+def _measure_peers(workdir: Path, steps: int, repeats: int, precisions, progress, peers,
+                   sizes: list[int], batch: int) -> list[Row]:
     rows = [Row("pcsim")]
     modules = {}
     for name, module, _ in peers:
@@ -214,7 +214,7 @@ def measure_precision(rows: list[Row], modules: dict, precision: str, workdir: P
                  f"{row.numpy_rates[precision]:,.0f}")
 
 
-def table_lines(rows: list[Row], steps: int, batch: int = 1) -> list[str]:
+def table_lines(rows: list[Row], steps: int, batch: int = 1, cores: int = 1) -> list[str]:
     head = (f"{'system':22s} " + " ".join(f"{p + ' steps/s':>16s} {'x NumPy':>7s} "
                                           f"{'max|diff|':>9s}" for p in PRECISIONS))
     lines = [head, "-" * len(head)]
@@ -233,7 +233,8 @@ def table_lines(rows: list[Row], steps: int, batch: int = 1) -> list[str]:
     lines.append(f"{'-'.join(map(str, SIZES))}, tanh, instantaneous errors, ramp input, {steps} "
                  f"steps, batch {batch}{' (trial-steps/s)' if batch > 1 else ''}; median of "
                  f"{REPEATS} runs each, interleaved with the NumPy loop (one trial) in this "
-                 f"process; max|diff| = final beliefs against the NumPy loop's.")
+                 f"process, on {cores} core{'s' if cores > 1 else ''}; max|diff| = final beliefs "
+                 "against the NumPy loop's.")
     lines += target_lines(rows) if batch == 1 else []
     return lines
 

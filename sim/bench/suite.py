@@ -49,7 +49,7 @@ def main(args) -> int:
     if note:
         print(note, flush=True)
     if getattr(args, "peers", False):
-        return peers_main(quick, int(getattr(args, "batch", None) or 1))
+        return peers_main(quick, int(getattr(args, "batch", None) or 1), threads)
     only = [name.lower() for name in getattr(args, "only", None) or []]
 
     def chosen(name: str) -> bool:
@@ -102,15 +102,15 @@ def main(args) -> int:
     return 0
 
 
-def peers_main(quick: bool, batch: int = 1) -> int:
+def peers_main(quick: bool, batch: int = 1, threads: int = 1) -> int:
     """``pcsim bench --peers [--batch B]``: the peers' table (``sim.bench.peers``)."""
     from sim.bench import peers
 
     began = time.perf_counter()
     steps = peers.QUICK_STEPS if quick else peers.STEPS
     with tempfile.TemporaryDirectory(prefix="pcsim-bench-") as tmp:
-        rows = peers.measure_peers(Path(tmp), steps, batch=batch)
-    print("\n".join(peers.table_lines(rows, steps, batch)))
+        rows = peers.measure_peers(Path(tmp), steps, batch=batch, cores=threads)
+    print("\n".join(peers.table_lines(rows, steps, batch, threads)))
     print(f"{time.perf_counter() - began:.0f} s in all.")
     wrong = peers.agrees(rows)
     if wrong:

@@ -26,6 +26,13 @@ STIMULUS_BLOCK = 1024
 STIMULUS_BLOCK_BYTES = 1 << 20
 
 
+def stimulus_blocks(copies: int, size: int) -> np.ndarray:
+    """The lanes' stimulus blocks side by side: (input, noise) x copy x step x unit, float64,
+    up to ``STIMULUS_BLOCK`` steps or ``STIMULUS_BLOCK_BYTES`` a lane's input."""
+    steps = max(1, min(STIMULUS_BLOCK, STIMULUS_BLOCK_BYTES // (8 * size)))
+    return np.empty((2, copies, steps, size))
+
+
 def tiled(values: Any, size: int, copies: int) -> Any:
     """A level's initial values for ``copies`` copies of its ``size`` units (as given for one)."""
     return values if copies == 1 else np.tile(np.broadcast_to(values, (size,)), copies)
@@ -55,7 +62,7 @@ class Lane:
         self.prior_overridden = False
         self.trial: Any = None
         self.sampled_energy = self.sampled_free_energy = math.nan  # F at the last sample
-        self.buffers: np.ndarray | None = None  # the stimulus block and its noise, kept
+        self.blocks = np.empty((2, 0, 0))  # the stimulus block and its noise (start_stimulus)
 
     def start(self, trial: Any,
               initial_beliefs: Callable[[np.ndarray], Sequence[np.ndarray]]) -> None:
@@ -83,43 +90,40 @@ class Lane:
         self.changes = [round(t / self.scenario.dt_ms) for t in settings.change_times_ms()[1:]]
         self.steps_to_change = self.changes[0] + 1 if self.changes else 0
 
-    def start_stimulus(self) -> None:
+    def start_stimulus(self, blocks: np.ndarray) -> int:
         """The trial's input: drawn ones drawn from the stream ``[seed, 6, trial]``
-        (``Stimulus.for_trial``); its noise stream ``[seed, 2, trial]``; its first step."""
+        (``Stimulus.for_trial``); its noise stream ``[seed, 2, trial]``; its first block,
+        written into ``blocks`` (this lane's (2, rows, n) part of the simulation's, kept from
+        trial to trial: a fresh megabyte a block cost page faults, ~10x the arithmetic) and
+        its first step. Returns the block's steps."""
         self.trial_steps = self.scenario.steps(self.trial.duration_ms)
         self.stimulus = self.trial.settings.stimulus.for_trial(
             np.random.default_rng([self.scenario.seed, DRAWN_STREAM, self.trial.index]))
         self.noise = np.random.default_rng([self.scenario.seed, 2, self.trial.index])
         self.steps_done = 0
-        self._next_block()
-        self.sensory[:] = self.block[0]
+        self.blocks = blocks
+        count = self.next_block()
+        self.sensory[:] = self.blocks[0, 0]
+        return count
 
     @property
     def stimulus_varies(self) -> bool:
         return self.stimulus.varies
 
-    # every step --------------------------------------------------------------------------------
-    def deliver_stimulus(self) -> None:
-        if self.block_row == len(self.block):
-            self._next_block()
-        self.sensory[:] = self.block[self.block_row]
-        self.block_row += 1
-
-    def _next_block(self) -> None:
+    def next_block(self) -> int:
+        """The input at the trial's next steps (noise included) into ``blocks[0, :count]``;
+        returns ``count``. The simulation delivers a row a step (``_deliver_stimulus``)."""
         stimulus = self.stimulus
         start = self.steps_done
-        rows = max(1, min(STIMULUS_BLOCK, STIMULUS_BLOCK_BYTES // (8 * len(self.sensory))))
-        count = min(rows, self.trial_steps - start) or 1
+        count = min(len(self.blocks[0]), self.trial_steps - start) or 1
         t_ms = (start + np.arange(count)) * self.scenario.dt_ms
-        if self.buffers is None:  # kept for every block (``rows`` is the lane's): Stimulus.at
-            self.buffers = np.empty((2, rows, len(self.sensory)))
-        block = stimulus.at(t_ms, out=self.buffers[0, :count])
+        block = stimulus.at(t_ms, out=self.blocks[0, :count])
         if np.any(stimulus.noise_std):
-            noise = self.noise.standard_normal(out=self.buffers[1, :count])
+            noise = self.noise.standard_normal(out=self.blocks[1, :count])
             noise *= stimulus.noise_std
             block += noise
-        self.block, self.block_row = block, 0
         self.steps_done += count
+        return count
 
     def change_precision(self) -> bool:
         """At a scheduled time the trial's configured precisions in force change, in place:
