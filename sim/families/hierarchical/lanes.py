@@ -23,14 +23,19 @@ from sim.families.hierarchical.model import HierarchicalModel, TrialSettings
 from sim.families.hierarchical.stimulus import DRAWN_STREAM
 
 STIMULUS_BLOCK = 1024
-STIMULUS_BLOCK_BYTES = 1 << 20
+STIMULUS_BLOCK_BYTES = 1 << 20  # a lane's input block, at most
+STIMULUS_BLOCKS_BYTES = 16 << 20  # every lane's together, at most (64 lanes of 1000 inputs:
+# 32 steps a block; a refill costs ~10 us a lane, a batched step of them ~7 ms)
 
 
 def stimulus_blocks(copies: int, size: int) -> np.ndarray:
     """The lanes' stimulus blocks side by side: (input, noise) x copy x step x unit, float64,
-    up to ``STIMULUS_BLOCK`` steps or ``STIMULUS_BLOCK_BYTES`` a lane's input."""
-    steps = max(1, min(STIMULUS_BLOCK, STIMULUS_BLOCK_BYTES // (8 * size)))
-    return np.empty((2, copies, steps, size))
+    up to ``STIMULUS_BLOCK`` steps, ``STIMULUS_BLOCK_BYTES`` of a lane's input and
+    ``STIMULUS_BLOCKS_BYTES`` of all lanes' (their first touch, page faults, cost more than the
+    arithmetic: 64 lanes of 1 MB blocks took ~0.1 s of a 1.4 s run)."""
+    steps = min(STIMULUS_BLOCK, STIMULUS_BLOCK_BYTES // (8 * size),
+                STIMULUS_BLOCKS_BYTES // (8 * size * copies))
+    return np.empty((2, copies, max(1, steps), size))
 
 
 def tiled(values: Any, size: int, copies: int) -> Any:
