@@ -4,6 +4,7 @@ work as pcsim (no timing is asserted: speed is measured by ``pcsim bench`` itsel
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -153,3 +154,26 @@ def test_batched_protocol_case_runs_both_ways_and_they_agree(tmp_path, monkeypat
     line = record.lines()[0]
     assert line.startswith("batched protocol (12-8-4, 8 trials of 2 ms") and "target x2" in line
     assert record.row()["speedups"][4] == pytest.approx(record.speedup(4))
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux only")
+def test_the_peers_run_on_as_many_cores_as_blas_has_threads():
+    """``on_cores(1)``: every thread of the process, and one started inside, may run on one
+    core only; afterwards each thread has the process's cores back."""
+    import threading
+
+    from sim.bench.cores import on_cores
+
+    allowed = os.sched_getaffinity(0)
+    seen = {}
+    worker = threading.Thread(target=lambda: threading.Event().wait(5), daemon=True)
+    worker.start()  # before the block: pinned too
+    with on_cores(1) as cores:
+        started = threading.Thread(target=lambda: seen.update(inside=os.sched_getaffinity(0)))
+        started.start()
+        started.join()
+        assert cores == [min(allowed)] and os.sched_getaffinity(0) == set(cores)
+        assert seen["inside"] == set(cores)
+        assert os.sched_getaffinity(worker.native_id) == set(cores)
+    assert os.sched_getaffinity(0) == allowed
+    assert os.sched_getaffinity(worker.native_id) == allowed
