@@ -111,8 +111,8 @@ class GenerativeMap:
                 drive: np.ndarray | None = None, rows: bool = False,
                 activation: np.ndarray | None = None) -> np.ndarray:
         """g(mu), written into ``out`` if given; for g = f(W mu), W mu goes into ``drive`` if
-        given (``pull_back`` reuses it); ``activation`` is f(mu) if already known
-        (``activation``). f is skipped for the identity."""
+        given (``pull_back`` reuses it); ``activation``: f(mu) if already known (from the
+        method ``activation``). f is skipped for the identity."""
         f = self.nonlinearity
         if self.site == "before" or f.is_identity:
             if activation is None:
@@ -137,7 +137,7 @@ class GenerativeMap:
 
         Written into ``out`` if given. ``drive`` is W mu if already known (g = f(W mu)),
         ``transposed`` W' in a faster layout (a CSR copy of sparse weights), ``activation``
-        f(mu) if already known (``activation``: f' is then taken from it).
+        f(mu) if already known (from the method ``activation``: f' is then taken from it).
         """
         f = self.nonlinearity
         if self.site == "after" and not f.is_identity:
