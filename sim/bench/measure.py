@@ -26,6 +26,7 @@ from sim.bench.cases import (
     hierarchy_table,
     reference_states,
 )
+from sim.bench.cores import on_cores
 from sim.bench.records import Record
 from sim.scenario_writer import write_scenario
 
@@ -143,7 +144,7 @@ def measure(case: Case, steps: int, repeats: int, workdir: Path, cold: bool,
     record.extra["startup_in_process_s"] = min(startups)
     record.extra["pcsim_loop_s"] = pcsim_times
     record.extra["reference_loop_s"] = reference_times
-    jax_run = jax_reference(case, path, steps)
+    jax_run = jax_reference(case, path, steps, threads)
     if jax_run is not None:
         record.jax_steps_per_s, jax_states = jax_run
         record.extra["jax_max_abs_diff"] = max_abs_diff(jax_states, pc_states)
@@ -159,9 +160,11 @@ def measure(case: Case, steps: int, repeats: int, workdir: Path, cold: bool,
     return record
 
 
-def jax_reference(case: Case, path: Path, steps: int) -> tuple[float, dict] | None:
+def jax_reference(case: Case, path: Path, steps: int, cores: int = 1
+                  ) -> tuple[float, dict] | None:
     """(steps/s, final beliefs) of a ``jax.lax.scan`` of the same scheme, when JAX is
-    installed (dense cases without learning)."""
+    installed (dense cases without learning), on as many ``cores`` as BLAS has threads
+    (``sim.bench.cores``: XLA would use every core)."""
     if case.learning or case.family is not None or "dense" not in case.name:
         return None
     try:
@@ -171,7 +174,8 @@ def jax_reference(case: Case, path: Path, steps: int) -> tuple[float, dict] | No
     from sim.scenario import load_scenario
 
     scenario = load_scenario(path)
-    rate, beliefs = reference_jax.steps_per_s(hierarchy_reference(scenario), steps)
+    with on_cores(cores):
+        rate, beliefs = reference_jax.steps_per_s(hierarchy_reference(scenario), steps)
     return rate, {f"belief/{level.name}": mu
                   for level, mu in zip(scenario.model.belief_levels, beliefs, strict=True)}
 
