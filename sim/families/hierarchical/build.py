@@ -202,8 +202,11 @@ class HierarchicalSimulation(Simulation):
         return found
 
     def copy_rows(self, group: Any, name: str, copies: Any) -> np.ndarray:
-        """A batched run's state variable ``name`` of ``group`` in the ``copies``, a row each."""
-        return state_array(group, name, self.copies)[copies]
+        """A batched run's state variable ``name`` of ``group`` in the ``copies`` (sorted, as
+        the batch samples them), a row each: the state array's own (copies, n) view when they
+        are all of them (callers only read it, then let it go)."""
+        values = state_array(group, name, self.copies)
+        return values if len(copies) == self.copies else values[copies]
 
     def before_sample(self) -> None:
         """F for the recorder: the energy at every sample, the Laplace term every
