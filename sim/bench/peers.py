@@ -214,7 +214,10 @@ def measure_precision(rows: list[Row], modules: dict, precision: str, workdir: P
                  f"{row.numpy_rates[precision]:,.0f}")
 
 
-def table_lines(rows: list[Row], steps: int, batch: int = 1, cores: int = 1) -> list[str]:
+def table_lines(rows: list[Row], steps: int, batch: int = 1, cores: int | None = 1
+                ) -> list[str]:
+    """The side-by-side table; ``cores``: the cores every system ran on (None: not pinned,
+    where the platform cannot)."""
     head = (f"{'system':22s} " + " ".join(f"{p + ' steps/s':>16s} {'x NumPy':>7s} "
                                           f"{'max|diff|':>9s}" for p in PRECISIONS))
     lines = [head, "-" * len(head)]
@@ -233,10 +236,16 @@ def table_lines(rows: list[Row], steps: int, batch: int = 1, cores: int = 1) -> 
     lines.append(f"{'-'.join(map(str, SIZES))}, tanh, instantaneous errors, ramp input, {steps} "
                  f"steps, batch {batch}{' (trial-steps/s)' if batch > 1 else ''}; median of "
                  f"{REPEATS} runs each, interleaved with the NumPy loop (one trial) in this "
-                 f"process, on {cores} core{'s' if cores > 1 else ''}; max|diff| = final beliefs "
-                 "against the NumPy loop's.")
+                 f"process, {on_how_many(cores)}; max|diff| = final beliefs against the NumPy "
+                 "loop's.")
     lines += target_lines(rows) if batch == 1 else []
     return lines
+
+
+def on_how_many(cores: int | None) -> str:
+    if cores is None:
+        return "on every core (this platform cannot pin a process; XLA may use them all)"
+    return f"on {cores} core{'s' if cores > 1 else ''}"
 
 
 def target_lines(rows: list[Row]) -> list[str]:

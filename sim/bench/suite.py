@@ -15,6 +15,7 @@ decide the result.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -110,7 +111,8 @@ def peers_main(quick: bool, batch: int = 1, threads: int = 1) -> int:
     steps = peers.QUICK_STEPS if quick else peers.STEPS
     with tempfile.TemporaryDirectory(prefix="pcsim-bench-") as tmp:
         rows = peers.measure_peers(Path(tmp), steps, batch=batch, cores=threads)
-    print("\n".join(peers.table_lines(rows, steps, batch, threads)))
+    pinned = threads if hasattr(os, "sched_setaffinity") else None  # sim.bench.cores
+    print("\n".join(peers.table_lines(rows, steps, batch, pinned)))
     print(f"{time.perf_counter() - began:.0f} s in all.")
     wrong = peers.agrees(rows)
     if wrong:
