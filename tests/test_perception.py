@@ -281,7 +281,7 @@ def test_block_elimination_gives_the_dense_log_determinant(sizes, definite):
     """ln|det H| by elimination from both ends towards the largest block equals the whole
     matrix's slogdet (1e-9), wherever the largest block sits, for positive definite and
     indefinite H; a singular H gives None (the caller then uses the whole matrix)."""
-    from sim.families.hierarchical.free_energy import block_log_abs_det
+    from sim.families.hierarchical.log_det import block_log_abs_det
 
     rng = np.random.default_rng(sum(sizes) + definite)
     edges = np.concatenate([[0], np.cumsum(sizes)])
