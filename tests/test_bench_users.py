@@ -11,6 +11,7 @@ import pytest
 
 from sim.bench import peers, recorded
 from sim.bench.cases import Case, hierarchy_table
+from sim.bench.cores import can_pin
 from sim.bench.discrete import discrete_table
 
 
@@ -156,7 +157,7 @@ def test_batched_protocol_case_runs_both_ways_and_they_agree(tmp_path, monkeypat
     assert record.row()["speedups"][4] == pytest.approx(record.speedup(4))
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux only")
+@pytest.mark.skipif(not can_pin(), reason="Linux only")
 def test_the_peers_run_on_as_many_cores_as_blas_has_threads():
     """``on_cores(1)``: every thread of the process, and one started inside, may run on one
     core only; afterwards each thread has the process's cores back."""

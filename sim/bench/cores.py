@@ -32,13 +32,18 @@ def _set(cores: set[int]) -> None:
             os.sched_setaffinity(thread, cores)
 
 
+def can_pin() -> bool:
+    """Whether this platform can pin a process's threads to cores (Linux)."""
+    return hasattr(os, "sched_setaffinity")
+
+
 @contextmanager
 def on_cores(count: int) -> Iterator[list[int] | None]:
     """Every thread of this process on the first ``count`` cores it may use, for the block;
     yields those cores (None where the platform cannot pin, and nothing is changed). Threads
     started in the block (XLA's pools) stay on them until the block ends, then every thread
     gets the process's former cores back."""
-    if not hasattr(os, "sched_setaffinity"):
+    if not can_pin():
         yield None
         return
     allowed = os.sched_getaffinity(0)

@@ -15,7 +15,6 @@ decide the result.
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
@@ -106,12 +105,13 @@ def main(args) -> int:
 def peers_main(quick: bool, batch: int = 1, threads: int = 1) -> int:
     """``pcsim bench --peers [--batch B]``: the peers' table (``sim.bench.peers``)."""
     from sim.bench import peers
+    from sim.bench.cores import can_pin
 
     began = time.perf_counter()
     steps = peers.QUICK_STEPS if quick else peers.STEPS
     with tempfile.TemporaryDirectory(prefix="pcsim-bench-") as tmp:
         rows = peers.measure_peers(Path(tmp), steps, batch=batch, cores=threads)
-    pinned = threads if hasattr(os, "sched_setaffinity") else None  # sim.bench.cores
+    pinned = threads if can_pin() else None
     print("\n".join(peers.table_lines(rows, steps, batch, pinned)))
     print(f"{time.perf_counter() - began:.0f} s in all.")
     wrong = peers.agrees(rows)

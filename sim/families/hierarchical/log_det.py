@@ -27,11 +27,10 @@ def block_log_abs_det(diagonal_blocks: Sequence[np.ndarray],
 
     and ln|det H| = sum ln|det S_b| + sum ln|det T_b| + ln|det R|. It costs sum n_b^3 (and
     the products) instead of N^3, and the largest block, eliminated last, is only factorised
-    for its determinant (1000-500-100: one LU of 500 and a product, not two LUs of 500). NumPy's
-    LAPACK only: a second OpenBLAS (SciPy's) with its own spinning thread pool made a run with
-    the default threads 3x slower. None if a complement is singular (H may not be: the caller
-    falls back to the whole matrix). ``overwrite``: the complements may be formed in the
-    diagonal blocks' own arrays (no n x n temporaries)."""
+    for its determinant (1000-500-100: one LU of 500 and a product, not two LUs of 500). None
+    if a complement is singular (H may not be: the caller falls back to the whole matrix).
+    ``overwrite``: the complements may be formed in the diagonal blocks' own arrays (no n x n
+    temporaries)."""
     sizes = [np.shape(block)[0] for block in diagonal_blocks]
     largest = int(np.argmax(sizes))
     above = _eliminate(diagonal_blocks[:largest], upper_blocks[:largest], overwrite)
