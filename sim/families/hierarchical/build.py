@@ -22,7 +22,8 @@ from sim.families.hierarchical.free_energy import (
     free_energy,
     row_energies,
 )
-from sim.families.hierarchical.lanes import Lane, stimulus_blocks, tiled
+from sim.families.hierarchical.inputs import Inputs
+from sim.families.hierarchical.lanes import Lane, tiled
 from sim.families.hierarchical.model import HierarchicalModel
 from sim.io.writer import ResultWriter, write_matrix
 from sim.scenario import Scenario, Trial
@@ -94,8 +95,10 @@ class HierarchicalSimulation(Simulation):
             self.errors, self.clock, self.changed_at_run_time("weights"), self.pieces, copies)
         mechanism_objects = self.build_mechanisms(BuildContext(
             scenario, model, self.clock, self.beliefs, self.errors, self.coupling))
+        self.inputs = Inputs(state_array(self.errors[0], "signal").reshape(copies, -1),
+                             scenario.dt_ms)
         self.stimulus_operation = NetworkOperation(
-            self._deliver_stimulus, when=schedule.SLOT, order=schedule.STIMULUS,
+            self.inputs.deliver, when=schedule.SLOT, order=schedule.STIMULUS,
             clock=self.clock, name="stimulus")
         self.schedule_operation = NetworkOperation(
             self._change_precision, when=schedule.SLOT, order=schedule.STIMULUS,
@@ -122,9 +125,6 @@ class HierarchicalSimulation(Simulation):
         self.predictions_kept = self.coupling.kind in ("dense", "sparse")
         self.sampled_predictions = ([state_array(group, "prediction") for group in self.errors[:-1]]
                                     if copies == 1 and self.predictions_kept else None)
-        self.varying: list[Lane] = []  # lanes whose input changes within the trial
-        self.sensory_rows = state_array(self.errors[0], "signal").reshape(copies, -1)
-        self.stimulus_blocks: np.ndarray | None = None  # (input, noise) x copies x steps x n
         self.scheduled: list[Lane] = []  # lanes with precision changes still to come
         self.laplace_every = laplace_cadence(scenario.record.laplace, model,
                                              scenario.record.every_steps)
@@ -275,21 +275,6 @@ class HierarchicalSimulation(Simulation):
         return self.lane.final_beliefs()
 
     # every step ----------------------------------------------------------------------------------
-    def _deliver_stimulus(self) -> None:
-        """The varying lanes' input at this step, in one copy from the blocks they keep side
-        by side (``stimulus_blocks``; 16 lanes of 1000 inputs one by one: 37 us a step, now
-        27-30 us, most of it the blocks' arithmetic).
-        A batch's trials have as many steps, so the lanes' blocks end together."""
-        if not self.varying:  # this trial's input is constant (another trial's is not)
-            return
-        if self.block_row == self.block_steps:
-            steps = [lane.next_block() for lane in self.varying]
-            self.block_steps = steps[0]
-            self.block_row = 0
-        self.sensory_rows[self.varying_copies] = self.stimulus_blocks[0, self.varying_copies,
-                                                                      self.block_row]
-        self.block_row += 1
-
     def _change_precision(self) -> None:
         if self.scheduled:
             self.scheduled = [lane for lane in self.scheduled if lane.change_precision()]
@@ -314,13 +299,6 @@ class HierarchicalSimulation(Simulation):
             lane.start(trial, initial_beliefs)
         self.scheduled = [lane for lane in self.lanes if lane.changes]
         super().start_trial(trials[0])
-        if self.stimulus_blocks is None:
-            self.stimulus_blocks = stimulus_blocks(self.copies, self.model.levels[0].size)
-        steps = [lane.start_stimulus(self.stimulus_blocks[:, copy])
-                 for copy, lane in enumerate(self.lanes)]
-        self.block_steps = steps[0]
-        self.block_row = 0
-        varying = [copy for copy, lane in enumerate(self.lanes) if lane.stimulus_varies]
-        self.varying = [self.lanes[copy] for copy in varying]
-        self.varying_copies = (slice(None) if len(varying) == self.copies
-                               else np.array(varying, dtype=np.int64))
+        for lane in self.lanes:
+            lane.start_stimulus()
+        self.inputs.start(self.lanes)

@@ -22,21 +22,6 @@ from sim.families.hierarchical.free_energy import GramCache
 from sim.families.hierarchical.model import HierarchicalModel, TrialSettings
 from sim.families.hierarchical.stimulus import DRAWN_STREAM
 
-STIMULUS_BLOCK = 1024
-STIMULUS_BLOCK_BYTES = 1 << 20  # a lane's input block, at most
-STIMULUS_BLOCKS_BYTES = 16 << 20  # every lane's together, at most (64 lanes of 1000 inputs:
-# 32 steps a block; a refill costs ~10 us a lane, a batched step of them ~7 ms)
-
-
-def stimulus_blocks(copies: int, size: int) -> np.ndarray:
-    """The lanes' stimulus blocks side by side: (input, noise) x copy x step x unit, float64,
-    up to ``STIMULUS_BLOCK`` steps, ``STIMULUS_BLOCK_BYTES`` of a lane's input and
-    ``STIMULUS_BLOCKS_BYTES`` of all lanes' (their first touch, page faults, cost more than the
-    arithmetic: 64 lanes of 1 MB blocks took ~0.1 s of a 1.4 s run)."""
-    steps = min(STIMULUS_BLOCK, STIMULUS_BLOCK_BYTES // (8 * size),
-                STIMULUS_BLOCKS_BYTES // (8 * size * copies))
-    return np.empty((2, copies, max(1, steps), size))
-
 
 def tiled(values: Any, size: int, copies: int) -> Any:
     """A level's initial values for ``copies`` copies of its ``size`` units (as given for one)."""
@@ -67,7 +52,6 @@ class Lane:
         self.prior_overridden = False
         self.trial: Any = None
         self.sampled_energy = self.sampled_free_energy = math.nan  # F at the last sample
-        self.blocks = np.empty((2, 0, 0))  # the stimulus block and its noise (start_stimulus)
 
     def start(self, trial: Any,
               initial_beliefs: Callable[[np.ndarray], Sequence[np.ndarray]]) -> None:
@@ -95,40 +79,14 @@ class Lane:
         self.changes = [round(t / self.scenario.dt_ms) for t in settings.change_times_ms()[1:]]
         self.steps_to_change = self.changes[0] + 1 if self.changes else 0
 
-    def start_stimulus(self, blocks: np.ndarray) -> int:
-        """The trial's input: drawn ones drawn from the stream ``[seed, 6, trial]``
-        (``Stimulus.for_trial``); its noise stream ``[seed, 2, trial]``; its first block,
-        written into ``blocks`` (this lane's (2, rows, n) part of the simulation's, kept from
-        trial to trial: a fresh megabyte a block cost page faults, ~10x the arithmetic) and
-        its first step. Returns the block's steps."""
+    def start_stimulus(self) -> None:
+        """The trial's input (``sim.families.hierarchical.inputs`` delivers it): drawn ones
+        drawn from the stream ``[seed, 6, trial]`` (``Stimulus.for_trial``); its noise stream
+        ``[seed, 2, trial]``."""
         self.trial_steps = self.scenario.steps(self.trial.duration_ms)
         self.stimulus = self.trial.settings.stimulus.for_trial(
             np.random.default_rng([self.scenario.seed, DRAWN_STREAM, self.trial.index]))
         self.noise = np.random.default_rng([self.scenario.seed, 2, self.trial.index])
-        self.steps_done = 0
-        self.blocks = blocks
-        count = self.next_block()
-        self.sensory[:] = self.blocks[0, 0]
-        return count
-
-    @property
-    def stimulus_varies(self) -> bool:
-        return self.stimulus.varies
-
-    def next_block(self) -> int:
-        """The input at the trial's next steps (noise included) into ``blocks[0, :count]``;
-        returns ``count``. The simulation delivers a row a step (``_deliver_stimulus``)."""
-        stimulus = self.stimulus
-        start = self.steps_done
-        count = min(len(self.blocks[0]), self.trial_steps - start) or 1
-        t_ms = (start + np.arange(count)) * self.scenario.dt_ms
-        block = stimulus.at(t_ms, out=self.blocks[0, :count])
-        if np.any(stimulus.noise_std):
-            noise = self.noise.standard_normal(out=self.blocks[1, :count])
-            noise *= stimulus.noise_std
-            block += noise
-        self.steps_done += count
-        return count
 
     def change_precision(self) -> bool:
         """At a scheduled time the trial's configured precisions in force change, in place:
