@@ -91,6 +91,23 @@ def test_a_missing_peer_is_a_note_and_pcsim_agrees_with_the_numpy_loop(tmp_path)
     assert any(line.startswith("NoSuchPeer") and "not installed" in line for line in table)
 
 
+@pytest.mark.parametrize(("batch", "float64", "float32", "missed"), [
+    (1, 0.95, 0.79, ["float32"]), (1, 1.2, 0.8, []),  # batch 1: >= 0.95 and >= 0.8
+    (16, 1.01, 1.0, ["float32"]), (16, 0.99, 1.3, ["float64"]),  # batched: ahead, > 1
+])
+def test_the_peers_targets_are_read_from_pcsim_over_pcx(batch, float64, float32, missed):
+    def row(system: str, float64: float, float32: float) -> peers.Row:
+        return peers.Row(system, {"float64": 2000 * float64, "float32": 3000 * float32},
+                         numpy_rates={"float64": 1000.0, "float32": 1000.0},
+                         max_abs_diff={"float64": 0.0, "float32": 0.0})
+
+    rows = [row("pcsim", float64, float32), row("PCX 0.6.3", 1.0, 1.0)]
+    lines = peers.table_lines(rows, 30, batch)[-2:]
+    assert [line.split(" in ")[1].split(":")[0] for line in lines] == ["float64", "float32"]
+    assert [line.split(" in ")[1].split(":")[0] for line in lines
+            if line.endswith("MISSED)")] == missed
+
+
 @pytest.mark.parametrize("name, module, package", peers.PEERS)
 def test_each_installed_peer_does_the_same_work(tmp_path, name, module, package):
     if importlib.util.find_spec(package) is None:
