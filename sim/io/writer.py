@@ -27,7 +27,9 @@ from sim.io.schema import SCHEMA_VERSION
 CHUNK_SAMPLES = 1024  # samples per tile, at most
 TILE_UNITS = 4  # units per tile, at most, unless the tile would be smaller than MIN_TILE_BYTES
 MIN_TILE_BYTES = 8 << 10  # below this, HDF5's cost per chunk outweighs what it saves
-BUFFER_BYTES = 4 << 20  # a stream's in-memory buffer: one band of tiles, all units
+BUFFER_BYTES = 8 << 20  # a stream's in-memory buffer: one band of tiles, all units (4 MiB cut a
+# 1000-unit float64 stream's bands to 524 rows: HDF5's ~12-20 us a tile then took ~10% of a run
+# that records every variable at every step, 1000-500-100)
 CACHE_SLOTS = 10007  # hash slots of a stream's chunk cache, when it has one (a prime)
 UNCOMPRESSED_ABOVE = 1 << 16  # numbers; the 1000x500 initial weights took 0.05-0.2 s to gzip
 LIBVER = ("v110", "latest")  # HDF5's file format from 1.10 (2018) on: read by HDF5 >= 1.10
@@ -91,7 +93,7 @@ def tile_shape(width: int | None, itemsize: int) -> tuple[int, ...]:
     Columns (units): the width split evenly into tiles of at most ``TILE_UNITS`` units, more
     where such a tile would hold less than ``MIN_TILE_BYTES`` (very wide streams, whose bands
     have few rows). Reading one unit's whole trace thus reads at most ``TILE_UNITS`` times the
-    bytes asked for up to 2048 units, about width / 512 times beyond (for any dtype);
+    bytes asked for up to 4096 units, about width / 1024 times beyond (for any dtype);
     every unit over a window of w samples reads at most (w + 2 rows - 2) / w times them.
     """
     if width is None:
