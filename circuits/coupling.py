@@ -111,10 +111,7 @@ class _Link:
     def __post_init__(self) -> None:
         dtype = self.belief.dtype
         self.rows = self.belief.ndim == 2  # copies of the network, one per row
-        size = self.gmap.shape[0]
-        self.drive = (np.zeros((size, len(self.belief)), dtype=dtype).T  # as the state lies
-                      if self.rows and self.belief.flags.f_contiguous
-                      else np.zeros((*self.belief.shape[:-1], size), dtype=dtype))
+        self.drive = np.zeros((*self.belief.shape[:-1], self.gmap.shape[0]), dtype=dtype)
         if self.sparse:
             self.gmap.weights = scipy.sparse.csr_matrix(self.gmap.weights, dtype=dtype)
             # W' as CSR (a gather) is ~1.5x faster than W' as CSC (a scatter); learning changes
@@ -183,9 +180,8 @@ def build_coupling(
     ``maps[l-1]`` is g_l. ``kind`` is ``dense``, ``sparse``, ``synapses`` or ``auto``.
     ``weights_change``: a mechanism changes the weights while running (no cached copies of
     them). ``pieces``: the mechanisms' pieces for a ``generative_synapses`` population.
-    ``copies``: every group holds that many copies of its level (a batched run; how they lie:
-    ``mechanism.unit_major``); the copies share the weights and are coupled copy by copy
-    (NumPy couplings only).
+    ``copies``: every group holds that many copies of its level, copy after copy (a batched
+    run); the copies share the weights and are coupled copy by copy (NumPy couplings only).
     """
     kind = choose_coupling(kind, maps)
     if kind == "synapses":

@@ -54,20 +54,13 @@ COLUMN_FORM_ROWS = 64  # below this many rows, _row_products runs as matrix @ ro
 def _row_products(matrix: Matrix, rows: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     """matrix @ row for every row of ``rows`` (B, n): (B, m), into ``out`` if given.
 
-    For few rows (B < ``COLUMN_FORM_ROWS``) a dense product runs as (matrix @ rows'): BLAS
-    blocks the (m, B) shape better than the (B, m) one. Measured with OpenBLAS 0.3.30 on one
-    core, 1000 x 500 weights, the pair of products of one step: 2.3x faster at B = 2, 1.6x at
-    B = 16 (float32), 1.0-1.2x in float64; from B = 64 on, the row form is as fast or faster
-    (0.94x at B = 128, float64). Where ``rows`` and ``out`` are transposed views of
-    C-contiguous (n, B) and (m, B) arrays (a batched run's state, ``circuits.mechanism.
-    unit_major``), it runs on them in place; otherwise its transpose is copied out.
+    For few rows (B < ``COLUMN_FORM_ROWS``) a dense product runs as (matrix @ rows') and its
+    transpose is copied out: BLAS blocks the (m, B) shape better than the (B, m) one. Measured
+    with OpenBLAS 0.3.30 on one core, 1000 x 500 weights, the pair of products of one step:
+    2.3x faster at B = 2, 1.6x at B = 16 (float32), 1.0-1.2x in float64; from B = 64 on,
+    the row form is as fast or faster (0.94x at B = 128, float64).
     """
-    dense = not scipy.sparse.issparse(matrix)
-    if (dense and out is not None and rows.T.flags.c_contiguous and out.T.flags.c_contiguous
-            and out.dtype == np.result_type(matrix.dtype, rows.dtype)):
-        np.dot(matrix, rows.T, out=out.T)
-        return out
-    if not dense:
+    if scipy.sparse.issparse(matrix):
         found = (matrix @ rows.T).T
     elif len(rows) < COLUMN_FORM_ROWS:
         found = np.dot(matrix, rows.T).T

@@ -52,8 +52,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from circuits.generative import COLUMN_FORM_ROWS
-
 
 @dataclass
 class Piece:
@@ -250,20 +248,9 @@ def unknown_name(names: Sequence[str], choices: Sequence[str], what: str = "leve
     return None
 
 
-def unit_major(copies: int) -> bool:
-    """Whether a batched run's state arrays hold its copies unit by unit (unit i of copy b at
-    i * copies + b) rather than copy after copy (at b * n + i): below ``COLUMN_FORM_ROWS``
-    copies, where the coupling's products run as W @ X on the (n, copies) array X itself and
-    write their (m, copies) result in place (``circuits.generative._row_products``: no
-    transposed copies; float32 at batch 16, 1000-500-100, ~5% more trial-steps a second)."""
-    return 1 < copies < COLUMN_FORM_ROWS
-
-
 def state_array(group: Any, name: str, copies: int = 1) -> np.ndarray:
     """Brian2's own storage for a state variable of ``group`` (runtime devices), written and
     read in place; with several ``copies`` of the network (a batched run, ``sim.batch``), its
-    (copies, n) view, one copy per row, whichever way they lie (``unit_major``)."""
+    (copies, n) view, one copy per row."""
     values = group.variables[name].get_value()
-    if copies == 1:
-        return values
-    return values.reshape(-1, copies).T if unit_major(copies) else values.reshape(copies, -1)
+    return values if copies == 1 else values.reshape(copies, -1)

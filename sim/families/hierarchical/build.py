@@ -95,8 +95,8 @@ class HierarchicalSimulation(Simulation):
             self.errors, self.clock, self.changed_at_run_time("weights"), self.pieces, copies)
         mechanism_objects = self.build_mechanisms(BuildContext(
             scenario, model, self.clock, self.beliefs, self.errors, self.coupling))
-        sensory = state_array(self.errors[0], "signal", copies)
-        self.inputs = Inputs(sensory if copies > 1 else sensory[np.newaxis], scenario.dt_ms)
+        self.inputs = Inputs(state_array(self.errors[0], "signal").reshape(copies, -1),
+                             scenario.dt_ms)
         self.stimulus_operation = NetworkOperation(
             self.inputs.deliver, when=schedule.SLOT, order=schedule.STIMULUS,
             clock=self.clock, name="stimulus")

@@ -50,8 +50,7 @@ class Inputs:
             return
         self.copies = slice(None) if len(copies) == len(lanes) else np.array(copies)
         shape = (len(copies), self.rows.shape[1])
-        order = "F" if self.rows.flags.f_contiguous else "C"  # as the state lies
-        self.base, self.delta, self.work = (np.empty(shape, order=order) for _ in range(3))
+        self.base, self.delta, self.work = np.empty(shape), np.empty(shape), np.empty(shape)
         self.t0, self.span = np.empty((len(copies), 1)), np.empty((len(copies), 1))
         # each lane's segments to come, the next last; the step the first of them starts
         self.starts = [lane.stimulus.segment_starts(lane.trial_steps, self.dt_ms)[::-1]

@@ -1,11 +1,10 @@
 """One copy of the hierarchical network's state and the trial it runs: a ``Lane``.
 
 A serial run has one lane, whose arrays are the populations' whole state arrays. A batched run
-(``sim.batch``) has B copies of every population (``circuits.mechanism.unit_major`` says how
-they lie in the state arrays) and one lane per copy, whose arrays are that copy's row of the
-(B, n) view: each lane runs its own trial (its stimulus and noise, the precisions in force and
-their schedule, its reset), so what a trial does at its start and at each step is written once,
-here, for both.
+(``sim.batch``) has B copies of every population, copy after copy, and one lane per copy, whose
+arrays are that copy's row of the (B, n) view: each lane runs its own trial (its stimulus and
+noise, the precisions in force and their schedule, its reset), so what a trial does at its
+start and at each step is written once, here, for both.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 from brian2 import NeuronGroup
 
-from circuits.mechanism import state_array, unit_major
+from circuits.mechanism import state_array
 from circuits.precision import configured_variable
 from sim.families.hierarchical.free_energy import GramCache
 from sim.families.hierarchical.model import HierarchicalModel, TrialSettings
@@ -25,12 +24,8 @@ from sim.families.hierarchical.stimulus import DRAWN_STREAM
 
 
 def tiled(values: Any, size: int, copies: int) -> Any:
-    """A level's initial values for ``copies`` copies of its ``size`` units (as given for one),
-    laid out as ``state_array`` reads them (``unit_major``)."""
-    if copies == 1:
-        return values
-    values = np.broadcast_to(values, (size,))
-    return np.repeat(values, copies) if unit_major(copies) else np.tile(values, copies)
+    """A level's initial values for ``copies`` copies of its ``size`` units (as given for one)."""
+    return values if copies == 1 else np.tile(np.broadcast_to(values, (size,)), copies)
 
 
 class Lane:
