@@ -40,10 +40,9 @@ class Inputs:
     def start(self, lanes: Sequence[Any]) -> None:
         """Every lane's input at its trial's start into its row; the varying lanes' segment 0
         and their first noise block."""
-        at_start = np.zeros(1)
         for copy, lane in enumerate(lanes):
-            if not lane.stimulus.varies:
-                self.rows[copy] = lane.stimulus.at(at_start)[0]
+            if not lane.stimulus.varies:  # one breakpoint, held
+                self.rows[copy] = lane.stimulus.segment(0)[0]
         copies = [copy for copy, lane in enumerate(lanes) if lane.stimulus.varies]
         self.lanes = [lanes[copy] for copy in copies]
         if not self.lanes:

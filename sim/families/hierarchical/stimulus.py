@@ -99,33 +99,19 @@ class Stimulus:
             values = values + self.trial_factor @ rng.standard_normal(len(self.trial_factor))
         return replace(self, values=values, generator=None, trial_factor=None)
 
-    def at(self, t_ms: np.ndarray) -> np.ndarray:
-        """The noiseless input at trial times ``t_ms``, shape (len(t_ms), n). (A run delivers
-        it segment by segment, ``segment_starts`` and ``segment``, with the same arithmetic.)"""
-        if self.interpolate:
-            if len(self.times_ms) == 1:
-                return np.repeat(self.values, len(t_ms), axis=0)
-            # np.interp for every column at once (held outside the breakpoints)
-            times = self.times_ms
-            left = np.clip(np.searchsorted(times, t_ms, side="right") - 1, 0, len(times) - 2)
-            span = times[left + 1] - times[left]
-            fraction = np.clip((t_ms - times[left]) / span, 0.0, 1.0)[:, np.newaxis]
-            return self.values[left] + fraction * (self.values[left + 1] - self.values[left])
-        index = np.searchsorted(self.times_ms, t_ms, side="right") - 1
-        return self.values[np.clip(index, 0, None)]
-
     def segment_starts(self, steps: int, dt_ms: float) -> list[tuple[int, int]]:
         """(first step, segment) of each segment that steps 0..steps-1 (time s dt_ms) enter,
-        in order, segment 0 at step 0: at step s, ``at`` is ``segment(k)``'s affine value for
+        in order, segment 0 at step 0: at step s the input is ``segment(k)``'s affine value for
         the last k started. A line's segment k lies between breakpoints k and k + 1 (held
-        outside them); a step's segment k holds value k (from breakpoint k on)."""
+        outside them, as ``numpy.interp`` does); a step's segment k holds value k (from
+        breakpoint k on, the last breakpoint at or before t)."""
         last = len(self.times_ms) - (2 if self.interpolate else 1)
         starts = [(0, 0)]
         for k in range(1, last + 1):
             time = float(self.times_ms[k])
             step = max(0, math.ceil(time / dt_ms))
-            while step > 0 and (step - 1) * dt_ms >= time:  # the first step at or after it,
-                step -= 1  # as ``at``'s comparison of its float times finds it
+            while step > 0 and (step - 1) * dt_ms >= time:  # the first step whose float
+                step -= 1  # time s * dt_ms is at or after it
             while step * dt_ms < time:
                 step += 1
             if step >= steps:
@@ -135,8 +121,8 @@ class Stimulus:
 
     def segment(self, k: int) -> tuple[np.ndarray, np.ndarray, float, float]:
         """Segment k's (base, delta, t0, span): within it x(t) = base + fraction delta with
-        fraction = clip((t - t0) / span, 0, 1), the same arithmetic as ``at``; delta is zero
-        where the input is held (steps, a constant)."""
+        fraction = clip((t - t0) / span, 0, 1); delta is zero where the input is held (steps,
+        a constant)."""
         if self.interpolate and len(self.times_ms) > 1:
             times, values = self.times_ms, self.values
             return (values[k], values[k + 1] - values[k], float(times[k]),
