@@ -3,11 +3,25 @@ is read. Both model families use it: a hierarchical level's precision, a discret
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from sim.validation import Fields, describe, to_vector
+
+
+def first_step_at(time_ms: float, dt_ms: float) -> int:
+    """The first step s (from 0) whose time s * dt_ms, as computed in floating point, is at or
+    after ``time_ms``: where a change scheduled at that time takes effect (a stimulus's
+    breakpoint, a precision schedule's step), so that a time between two steps acts from the
+    later one and never before it is due."""
+    step = max(0, math.ceil(time_ms / dt_ms))
+    while step > 0 and (step - 1) * dt_ms >= time_ms:
+        step -= 1
+    while step * dt_ms < time_ms:
+        step += 1
+    return step
 
 
 @dataclass(frozen=True)

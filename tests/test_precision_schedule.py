@@ -47,6 +47,26 @@ def test_a_precision_step_changes_the_gain_from_its_step_on(tmp_path):
     assert result.parameters["trials"][0]["precision"]["senses"]["times_ms"] == [0.0, 10.0]
 
 
+def test_schedule_times_between_steps_act_from_the_next_step(tmp_path):
+    """A time that is not a multiple of dt takes effect at the first step at or after it (as a
+    stimulus's breakpoint), never before it is due and never dropped; two times within one
+    step leave the later value in force. Reference: the schedule read at each sample's time
+    by ``numpy.searchsorted`` (the value of the last time at or before it)."""
+    times = [0.0, 2.5, 5.04, 5.06, 7.05]
+    gains = [1.0, 2.0, 3.0, 4.0, 5.0]
+    path = cued(tmp_path, {"times_ms": times, "values": [[g, 1.0] for g in gains]},
+                duration_ms=10.0)
+    result = sim.run(path, output=tmp_path / "between.h5")
+    senses = result.level("senses")
+    sample_ms = np.arange(len(result.time)) * DT_MS  # a sample at every step (the default)
+    expected = np.array(gains)[np.searchsorted(times, sample_ms, side="right") - 1]
+    np.testing.assert_array_equal(senses["precision"][:, 0], expected)
+    assert senses["precision"][-1, 0] == 5.0  # 7.05 ms acts from 7.1 ms on
+    belief = result.level("cause")["belief"][:, 0]
+    gain = senses["error"][:, 0] / (senses["input"][:, 0] - belief)
+    np.testing.assert_allclose(gain, expected, rtol=1e-12)
+
+
 def test_preflight_checks_the_largest_precision_a_schedule_reaches(tmp_path):
     # lambda_max = Pi_0 + Pi_1 + Pi_prior; dt/tau * lambda < 2 needs lambda < 100 at dt = 0.1
     safe = {"times_ms": [0.0], "values": [[1.0, 1.0]]}

@@ -21,6 +21,7 @@ from circuits.precision import configured_variable
 from sim.families.hierarchical.free_energy import GramCache
 from sim.families.hierarchical.model import HierarchicalModel, TrialSettings
 from sim.families.hierarchical.stimulus import DRAWN_STREAM
+from sim.timeline import first_step_at
 
 
 def tiled(values: Any, size: int, copies: int) -> Any:
@@ -76,7 +77,11 @@ class Lane:
             for error in self.errors:
                 error[:] = 0.0
         self.trial = trial
-        self.changes = [round(t / self.scenario.dt_ms) for t in settings.change_times_ms()[1:]]
+        # the steps where a scheduled precision changes, each from the first step at or after
+        # its time (as a stimulus's breakpoints); times within one step change it once
+        steps = self.scenario.steps(trial.duration_ms)
+        self.changes = sorted({step for t in settings.change_times_ms()[1:]
+                               if (step := first_step_at(t, self.scenario.dt_ms)) < steps})
         self.steps_to_change = self.changes[0] + 1 if self.changes else 0
 
     def start_stimulus(self) -> None:

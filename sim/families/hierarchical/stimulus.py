@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from sim.timeline import first_step_at
 from sim.validation import Fields, describe, to_matrix, to_vector
 
 KINDS = ("constant", "steps", "ramp", "schedule", "bars", "linear_gaussian")
@@ -101,19 +102,15 @@ class Stimulus:
 
     def segment_starts(self, steps: int, dt_ms: float) -> list[tuple[int, int]]:
         """(first step, segment) of each segment that steps 0..steps-1 (time s dt_ms) enter,
-        in order, segment 0 at step 0: at step s the input is ``segment(k)``'s affine value for
-        the last k started. A line's segment k lies between breakpoints k and k + 1 (held
-        outside them, as ``numpy.interp`` does); a step's segment k holds value k (from
-        breakpoint k on, the last breakpoint at or before t)."""
+        in order, segment 0 at step 0 (segment k from ``first_step_at`` its breakpoint): at
+        step s the input is ``segment(k)``'s affine value for the last k started. A line's
+        segment k lies between breakpoints k and k + 1 (held outside them, as ``numpy.interp``
+        does); a step's segment k holds value k (from breakpoint k on, the last breakpoint at
+        or before t)."""
         last = len(self.times_ms) - (2 if self.interpolate else 1)
         starts = [(0, 0)]
         for k in range(1, last + 1):
-            time = float(self.times_ms[k])
-            step = max(0, math.ceil(time / dt_ms))
-            while step > 0 and (step - 1) * dt_ms >= time:  # the first step whose float
-                step -= 1  # time s * dt_ms is at or after it
-            while step * dt_ms < time:
-                step += 1
+            step = first_step_at(float(self.times_ms[k]), dt_ms)
             if step >= steps:
                 break
             starts.append((step, k))
