@@ -29,8 +29,9 @@ NOISE_BLOCKS_BYTES = 4 << 20  # every noisy lane's block together, at most
 
 class Inputs:
     """Delivers the varying lanes' input at each step into ``rows`` (the sensory units' (B, n)
-    view, a row per copy). ``start`` a batch's lanes (their ``stimulus``, ``noise`` stream
-    and ``trial_steps`` set), then ``deliver`` once a step."""
+    view, a row per copy). ``start`` a batch's lanes (their ``trial_steps``, ``stimulus``
+    and ``noise`` stream set: ``Lane.start``, ``Lane.start_stimulus``), then ``deliver`` once
+    a step."""
 
     def __init__(self, rows: np.ndarray, dt_ms: float) -> None:
         self.rows = rows

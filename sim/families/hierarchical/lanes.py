@@ -77,18 +77,18 @@ class Lane:
             for error in self.errors:
                 error[:] = 0.0
         self.trial = trial
+        self.trial_steps = self.scenario.steps(trial.duration_ms)
         # the steps where a scheduled precision changes, each from the first step at or after
         # its time (as a stimulus's breakpoints); times within one step change it once
-        steps = self.scenario.steps(trial.duration_ms)
         self.changes = sorted({step for t in settings.change_times_ms()[1:]
-                               if (step := first_step_at(t, self.scenario.dt_ms)) < steps})
+                               if (step := first_step_at(t, self.scenario.dt_ms))
+                               < self.trial_steps})
         self.steps_to_change = self.changes[0] + 1 if self.changes else 0
 
     def start_stimulus(self) -> None:
         """The trial's input (``sim.families.hierarchical.inputs`` delivers it): drawn ones
         drawn from the stream ``[seed, 6, trial]`` (``Stimulus.for_trial``); its noise stream
         ``[seed, 2, trial]``."""
-        self.trial_steps = self.scenario.steps(self.trial.duration_ms)
         self.stimulus = self.trial.settings.stimulus.for_trial(
             np.random.default_rng([self.scenario.seed, DRAWN_STREAM, self.trial.index]))
         self.noise = np.random.default_rng([self.scenario.seed, 2, self.trial.index])
