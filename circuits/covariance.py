@@ -79,6 +79,7 @@ from brian2 import NetworkOperation, ms
 from scipy.linalg import blas
 
 from circuits import schedule
+from circuits.claims import Claim, claims_on
 from circuits.mechanism import (
     BuildContext,
     FlowBound,
@@ -176,21 +177,6 @@ def loop_step_bound(sigma: float, method: str) -> float:
     return low
 
 
-def precision_setters(mechanisms: dict, every: tuple[str, ...]) -> dict[str, set[str]]:
-    """The other precision mechanisms switched on, and the levels whose precision each sets:
-    learned precision every level (``every``), inferred precision its ``levels`` (None: every
-    level), top-down precision its ``target``."""
-    found = {}
-    for name, settings in mechanisms.items():
-        if name == "learned_precision":
-            found[name] = set(every)
-        elif name == "inferred_precision":
-            found[name] = set(every if settings.levels is None else settings.levels)
-        elif name == "topdown_precision":
-            found[name] = {settings.target}
-    return found
-
-
 class LearnedCovariance(Mechanism):
     name = "covariance"
     family = "hierarchical"
@@ -228,8 +214,8 @@ class LearnedCovariance(Mechanism):
         return {"levels": list(settings.levels), "tau_ms": settings.tau_ms, "initial": initial}
 
     def check(self, settings: Settings, model, fail) -> None:
-        """Named levels below the top, relaxing errors, an initial matrix of the level's size,
-        and no other mechanism setting the same precision."""
+        """Named levels below the top, relaxing errors, an initial matrix of the level's size
+        (no other mechanism acting on the same precision: its ``claims``)."""
         names = [level.name for level in model.levels[:-1]]
         problem = unknown_name(settings.levels, names, where=" with error units below the top")
         if problem:
@@ -243,15 +229,16 @@ class LearnedCovariance(Mechanism):
         if model.errors != "relaxing":
             raise fail("levels", "the interneuron circuit relaxes: it needs [model] errors = "
                                  "\"relaxing\"")
-        for other, chosen in precision_setters(model.mechanisms, settings.levels).items():
-            both = sorted(set(settings.levels) & chosen)
-            if both:
-                raise fail("levels", f"{other} also sets the precision of level {both[0]!r}; "
-                                     "one mechanism per level")
         settings.resolved["initial"] = {
             index: initial_covariance(settings, level)
             for index, level in enumerate(model.levels) if level.name in settings.levels}
         settings.resolved["tau_error_ms"] = model.tau_error_ms
+
+    def claims(self, settings: Settings, model) -> list[Claim]:
+        """On each of its levels it replaces the precision (Sigma^-1, a full matrix) and
+        learns Sigma (held where ``tau_ms`` is absent)."""
+        return [*claims_on(settings.levels, "replaces", "precision", "levels"),
+                *claims_on(settings.levels, "learns", "covariance", "levels")]
 
     def pieces(self, settings: Settings, population: Population) -> Piece | None:
         if population.role != "error" or population.name not in settings.levels:

@@ -38,7 +38,14 @@ lists the module (a user's or a test's mechanism registers itself with
   bitwise unchanged), and ``learning`` switches what it runs outside the equations (a NumPy
   update); ``snapshot`` gives the learned values (by path under ``snapshots/``),
   ``snapshot_shapes`` their shapes before the run (the preflight estimates the snapshots'
-  size from them).
+  size from them);
+- claims (``circuits.claims``): ``claims`` says, per level it acts on, what it does to that
+  level's ``precision``, ``covariance``, ``weights`` or ``prior``: ``replaces``, ``learns``
+  (the parameter named by ``learns``), ``multiplies`` or ``constrains`` it. The family's check
+  (``sim.registry.check_mechanisms``) refuses incompatible claims on one level (two that
+  replace, or replace and act, or both learn the same parameter; one that constrains what
+  nothing learns), and a readout finds who learns what from them; no mechanism names
+  another.
 
 Nothing here imports Brian2: the registry and the report side read these declarations.
 """
@@ -51,6 +58,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+
+from circuits.claims import Claim
 
 
 @dataclass
@@ -224,6 +233,13 @@ class Mechanism:
         """Switch its learning on or off for the coming trial, beyond its ``integrates``
         flows (which the simulation scales by ``learning_<parameter>``): e.g. a NumPy update's
         ``active``."""
+
+    def claims(self, settings: Any, model: Any) -> list[Claim]:
+        """What it does to each level's parameters once ``check`` has passed (the model's
+        levels by name; ``circuits.claims.claims_on`` makes one claim per level). A claim
+        that ``learns`` names the parameter of ``learns``; a mechanism switched on for some
+        levels claims those alone."""
+        return []
 
     def snapshot_shapes(self, settings: Any, model: Any) -> dict[str, tuple[int, ...]]:
         """The shape of each learned array ``snapshot`` gives, known before the run."""

@@ -52,6 +52,7 @@ from brian2 import NetworkOperation, ms
 from scipy.linalg import blas
 
 from circuits import schedule
+from circuits.claims import Claim, claims_on
 from circuits.mechanism import BuildContext, FlowBound, Mechanism, Piece, Population, StartState
 
 WEIGHT_CHECK_STEPS = 1000  # the runtime guard's cadence for the weights (sim.guard)
@@ -118,6 +119,11 @@ class WeightPlasticity(Mechanism):
         if settings is not None and settings.prior_variance is not None:
             described["weight_prior_variance"] = settings.prior_variance
         return described
+
+    def claims(self, settings: WeightLearning, model) -> list[Claim]:
+        """It learns the weights of every belief level (with decay: under its prior)."""
+        return claims_on([level.name for level in model.belief_levels], "learns", "weights",
+                         "tau_weights_ms")
 
     def pieces(self, settings: WeightLearning, population: Population) -> Piece | None:
         if population.role != "generative_synapses":

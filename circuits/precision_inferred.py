@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from brian2 import NeuronGroup, linked_var, ms
 
 from circuits import schedule
+from circuits.claims import Claim, claims_on
 from circuits.mechanism import (
     BuildContext,
     FlowBound,
@@ -110,12 +111,18 @@ class InferredPrecision(Mechanism):
                 "levels": None if settings.levels is None else list(settings.levels)}
 
     def check(self, settings: Settings, model, fail) -> None:
-        """The named levels exist and carry error units below the top; learned precision on
-        the same level is not combined with it (yet)."""
+        """The named levels exist and carry error units below the top."""
         problem = unknown_name(settings.levels or (), [level.name for level in model.levels[:-1]],
                                where=" with error units below the top")
         if problem:
             raise fail("levels", problem)
+
+    def claims(self, settings: Settings, model) -> list[Claim]:
+        """It multiplies the precision of its levels (a log contribution)."""
+        if settings.levels is None:
+            return claims_on([level.name for level in model.levels[:-1]], "multiplies",
+                             "precision", "tau_ms")
+        return claims_on(settings.levels, "multiplies", "precision", "levels")
 
     def chosen(self, settings: Settings, population: Population) -> bool:
         if settings.levels is None:

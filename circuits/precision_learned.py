@@ -37,6 +37,7 @@ import math
 import numpy as np
 from brian2 import ms
 
+from circuits.claims import Claim, claims_on
 from circuits.mechanism import BuildContext, FlowBound, Mechanism, Piece, Population, StartState
 from circuits.precision import configured_variable
 
@@ -62,6 +63,11 @@ class LearnedPrecision(Mechanism):
 
     def describe(self, tau_ms: float | None) -> dict:
         return {"tau_precision_ms": tau_ms}
+
+    def claims(self, tau_ms: float, model) -> list[Claim]:
+        """It learns the precision of every level (the top's: the prior precision)."""
+        return claims_on([level.name for level in model.levels], "learns", "precision",
+                         "tau_precision_ms")
 
     def pieces(self, tau_ms: float, population: Population) -> Piece | None:
         if population.role != "error":

@@ -37,6 +37,7 @@ import numpy as np
 from brian2 import NetworkOperation
 
 from circuits import schedule
+from circuits.claims import Claim
 from circuits.mechanism import BuildContext, Mechanism, Piece, Population, state_array
 from circuits.precision import LOG_PRECISION
 
@@ -93,6 +94,10 @@ class TopDownPrecision(Mechanism):
                                   f"{' x '.join(map(str, settings.mapping.shape))}")
         if not np.all(np.isfinite(settings.mapping)):
             raise fail("mapping", "expected finite numbers")
+
+    def claims(self, settings: Settings, model) -> list[Claim]:
+        """It multiplies the precision of its target (a log contribution)."""
+        return [Claim("multiplies", "precision", settings.target, "target")]
 
     def pieces(self, settings: Settings, population: Population) -> Piece | None:
         if population.role == "error" and population.name == settings.target:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 from brian2 import ms
 
+from circuits.claims import Claim
 from circuits.mechanism import (
     BuildContext,
     FlowBound,
@@ -53,6 +54,10 @@ class PriorLearning(Mechanism):
 
     def describe(self, tau_ms: float | None) -> dict:
         return {} if tau_ms is None else {"tau_prior_ms": tau_ms}
+
+    def claims(self, tau_ms: float, model) -> list[Claim]:
+        """It learns the top level's prior (its mean)."""
+        return [Claim("learns", "prior", model.levels[-1].name, "tau_prior_ms")]
 
     def pieces(self, tau_ms: float, population: Population) -> Piece | None:
         if population.role != "error" or not population.top:

@@ -57,6 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import betaln
 
+from circuits.claims import Claim
 from circuits.mechanism import BuildContext, Mechanism, Piece, Population
 
 KINDS = ("log_cosh", "student_t")
@@ -146,6 +147,10 @@ class SparsePriorMechanism(Mechanism):
         elif settings.level not in names:
             raise fail("level", f"no belief level {settings.level!r}; expected one of "
                                 f"{', '.join(names)}")
+
+    def claims(self, settings: SparsePrior, model) -> list[Claim]:
+        """Its density multiplies the prior of its level (resolved by ``check``)."""
+        return [Claim("multiplies", "prior", settings.level, "level")]
 
     def describe(self, settings: SparsePrior | None) -> dict:
         if settings is None:

@@ -34,6 +34,7 @@ import scipy.sparse
 from brian2 import NetworkOperation
 
 from circuits import schedule
+from circuits.claims import Claim, claims_on
 from circuits.mechanism import BuildContext, Mechanism
 
 
@@ -49,10 +50,13 @@ class NonNegativeWeights(Mechanism):
     def describe(self, settings: bool | None) -> dict:
         return {} if settings is None else {"nonnegative_weights": True}
 
+    def claims(self, settings: bool, model) -> list[Claim]:
+        """It constrains the weights of every belief level, which another mechanism must
+        learn (``circuits.claims``)."""
+        return claims_on([level.name for level in model.belief_levels], "constrains",
+                         "weights", "nonnegative_weights")
+
     def check(self, settings: bool, model, fail) -> None:
-        if "weight_plasticity" not in model.mechanisms:
-            raise fail("nonnegative_weights", "constrains learned weights, and none learn; "
-                                              "expected tau_weights_ms too")
         if model.coupling == "synapses":
             raise fail("nonnegative_weights", "acts on the NumPy couplings; expected "
                                               "[model] coupling = 'dense', 'sparse' or 'auto'")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from circuits.claims import Claim, incompatible
 from circuits.mechanism import Mechanism
 
 FAMILIES = {"hierarchical": "sim.families.hierarchical", "discrete": "sim.families.discrete"}
@@ -117,13 +118,41 @@ def read_mechanisms(model_fields: Any, family_name: str) -> dict[str, Any]:
 
 
 def check_mechanisms(model_fields: Any, model: Any, family_name: str) -> None:
-    """Each switched-on mechanism checks its settings against the parsed model."""
+    """Each switched-on mechanism checks its settings against the parsed model; then their
+    claims on the levels (``circuits.claims``) must combine: the first that cannot is refused
+    at the field that placed it, in one line naming both mechanisms, the level and why."""
     for member in mechanisms(family_name):
         if member.name in model.mechanisms:
             def fail(key: str, message: str, section: str = member.section):
                 return model_fields.error(f"{section}.{key}", message)
 
             member.check(model.mechanisms[member.name], model, fail)
+    found = incompatible((member.name, claim) for member, claim in claims(model))
+    if found:
+        name, claim, message = found
+        owner = mechanism(name)
+        if claim.action == "constrains":
+            learners = [m for m in mechanisms(family_name) if m.learns == claim.parameter]
+            if learners:
+                message += "; expected one that does, e.g. " + ", ".join(
+                    f"{m.name} ([model.{m.section}])" for m in learners)
+        field = f"{owner.section}.{claim.key}" if claim.key else owner.section
+        raise model_fields.error(field, message)
+
+
+def claims(model: Any) -> list[tuple[Mechanism, Claim]]:
+    """The claims of the mechanisms ``model`` switches on (``Mechanism.claims``), in
+    registration order, each with its mechanism. A claim that ``learns`` must name the
+    parameter of the mechanism's ``learns`` (what a trial's ``learn`` switches)."""
+    _load()
+    found = []
+    for member in [m for m in _mechanisms.values() if m.name in model.mechanisms]:
+        for claim in member.claims(model.mechanisms[member.name], model):
+            if claim.action == "learns" and claim.parameter != member.learns:
+                raise TypeError(f"mechanism {member.name!r} claims to learn "
+                                f"{claim.parameter!r} but declares learns = {member.learns!r}")
+            found.append((member, claim))
+    return found
 
 
 def describe_mechanisms(family_name: str, settings: dict[str, Any]) -> dict[str, dict]:

@@ -11,10 +11,11 @@ trial's end:
   the column space of the learned W_1 and that of W_true (the weights are identifiable only up
   to an invertible mixing of the causes, so subspaces are compared;
   ``scipy.linalg.subspace_angles``); NaN in trials without a known W_true;
-- ``covariance_error``, where the input level learns its covariance Sigma
-  (``circuits.covariance``) and the trial's input is drawn with a known ``trial_covariance``
-  C: ||Sigma - C||_F / ||C||_F, the distance to the value Sigma learns when the prediction is
-  the input's mean (``learning/variance``); NaN in trials without a known C.
+- ``covariance_error``, where a mechanism claims to learn the input level's covariance Sigma
+  (``circuits.claims``: ``circuits.covariance``) and the trial's input is drawn with a known
+  ``trial_covariance`` C: ||Sigma - C||_F / ||C||_F, the distance to the value Sigma learns
+  when the prediction is the input's mean (``learning/variance``); NaN in trials without a
+  known C.
 
 F at the trial's end is ``final_free_energy`` (``sim.readouts.final_state``).
 """
@@ -69,22 +70,33 @@ class LearningCurve(Readout):
             true = true_weights(trial)
             row["weight_angle"] = (float("nan") if true is None
                                    else largest_angle_deg(weights, true))
-        if "covariance" in simulation.learned:
-            row.update(covariance_error(simulation, trial))
+        row.update(covariance_error(simulation, trial))
         return row
+
+
+def learned_covariance(simulation: Any) -> np.ndarray | None:
+    """Sigma of the input level, from the mechanism that claims to learn it
+    (``circuits.claims``), as its ``snapshot`` gives it (``levels/<input>/covariance``);
+    None when none does."""
+    model = simulation.model
+    name = model.levels[0].name
+    for mechanism, claim in registry.claims(model):
+        if (claim.action, claim.parameter, claim.level) == ("learns", "covariance", name):
+            snapshot = mechanism.snapshot(model.mechanisms[mechanism.name], simulation.context)
+            return snapshot[f"levels/{name}/covariance"]
+    return None
 
 
 def covariance_error(simulation: Any, trial: Any) -> dict[str, float]:
     """The input level's learned Sigma against its inputs' known covariance (see above)."""
-    circuits = {circuit.index: circuit for circuit in
-                registry.mechanism("covariance").circuits(simulation.context)}
-    if 0 not in circuits:
+    learned = learned_covariance(simulation)
+    if learned is None:
         return {}
     factor = trial.settings.stimulus.trial_factor
     if factor is None:
         return {"covariance_error": float("nan")}
     true = factor @ factor.T
-    learned = np.asarray(circuits[0].covariance, dtype=float)
+    learned = np.asarray(learned, dtype=float)
     return {"covariance_error": float(np.linalg.norm(learned - true) / np.linalg.norm(true))}
 
 
