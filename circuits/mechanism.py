@@ -42,9 +42,9 @@ lists the module (a user's or a test's mechanism registers itself with
 - claims (``circuits.claims``): ``claims`` says, per level it acts on, what it does to that
   level's ``precision``, ``covariance``, ``weights`` or ``prior``: ``replaces``, ``learns``
   (the parameter named by ``learns``), ``multiplies`` or ``constrains`` it. The family's check
-  (``sim.registry.check_mechanisms``) refuses incompatible claims on one level (two that
-  replace, or replace and act, or both learn the same parameter; one that constrains what
-  nothing learns), and a readout finds who learns what from them; no mechanism names
+  (``sim.registry.check_mechanisms``) refuses incompatible claims on one level (one that
+  replaces a parameter beside any other claim on it, two that learn it, one that constrains
+  what nothing learns), and a readout finds who learns what from them; no mechanism names
   another.
 
 Nothing here imports Brian2: the registry and the report side read these declarations.
