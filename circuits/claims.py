@@ -74,7 +74,7 @@ def conflict(first: Claim, second: Claim) -> str | None:
     if "replaces" in (first.action, second.action):
         return f"a {first.parameter} that one mechanism replaces takes no other"
     if first.action == second.action == "learns":
-        return f"two flows would learn one {first.parameter}"
+        return f"two flows would learn the same {first.parameter}"
     return None
 
 
