@@ -72,10 +72,9 @@ def text_problem(text: str, prose: bool = False) -> str | None:
     if 0xD800 <= code <= 0xDFFF:
         return (f"{describe(text)} holds U+{code:04X} at character {where}, not a Unicode "
                 "character (bytes that are not UTF-8?); expected UTF-8 text")
-    allowed = "other than tab and line breaks " if prose else ""
+    allowed = " other than tab and line breaks" if prose else ""
     return (f"{describe(text)} holds the control character U+{code:04X} at character "
-            f"{where}; expected text without control characters {allowed}(it is stored in "
-            "HDF5 and printed)").replace("  ", " ")
+            f"{where}; expected text without control characters{allowed}")
 
 
 def key_problem(key: str) -> str | None:
@@ -112,9 +111,12 @@ def check_tree(value: Any, path: tuple[str | int, ...],
             items = list(enumerate(node))
         else:
             continue
-        if depth >= MAX_DEPTH:
-            raise fail(where[: len(path) + 3], f"tables or arrays nested more than {MAX_DEPTH} "
-                                               f"deep; expected at most {MAX_DEPTH}")
+        if depth >= MAX_DEPTH:  # named by the field it is in (a few keys down, no indices)
+            shown = where[: len(path) + 3]
+            while shown and isinstance(shown[-1], int):
+                shown = shown[:-1]
+            raise fail(shown, f"tables or arrays nested more than {MAX_DEPTH} deep; expected "
+                              f"at most {MAX_DEPTH}")
         for key, item in reversed(items):
             if isinstance(key, str):
                 problem = key_problem(key)
