@@ -31,7 +31,7 @@ from sim.errors import ScenarioError
 MAX_FILE_BYTES = 16 * 2**20  # a dense 1000 x 1000 matrix of weights takes ~10 MB (4 s to parse)
 MAX_DEPTH = 32  # tables and arrays within each other
 KEY_LIMIT = 128
-TEXT_LIMIT = 1000
+TEXT_LIMIT = 256
 PROSE_LIMIT = 100_000
 PROSE_FIELDS = (("description",),)  # field paths of free text
 

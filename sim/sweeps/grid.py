@@ -105,7 +105,7 @@ def split_values(text: str) -> list[str]:
 def parse_vary(items: list[str]) -> dict[str, list[Any]]:
     """``["model.tau_belief_ms=5,10"]`` -> ``{"model.tau_belief_ms": [5, 10]}``."""
     from sim.scenario import parse_value
-    from sim.toml_input import check_value, describe, show_key
+    from sim.toml_input import check_value, show_key
 
     axes: dict[str, list[Any]] = {}
     for item in items:
