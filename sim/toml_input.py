@@ -40,6 +40,7 @@ _FORBIDDEN_IN_PROSE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\ud
 _BOMS = ((b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe\x00\x00", "UTF-32"),
          (b"\xfe\xff", "UTF-16"), (b"\xff\xfe", "UTF-16"))
 _UTF8_BOM = b"\xef\xbb\xbf"
+_WALKED = (str, dict, list, tuple)  # what check_tree looks into
 
 
 def describe(value: Any, limit: int = 60) -> str:
@@ -95,7 +96,8 @@ def check_tree(value: Any, path: tuple[str | int, ...],
     """Raise ``fail(path, message)`` for the first key or string below ``value`` (found at
     ``path``) that breaks the text rule, or for tables and arrays nested past ``MAX_DEPTH``.
 
-    Iterative (a value nested 5,000 deep must not exhaust Python's stack), in document order.
+    Iterative (a value nested 5,000 deep must not exhaust Python's stack); a table's keys
+    before its values.
     """
     stack: list[tuple[Any, tuple[str | int, ...], int]] = [(value, path, 0)]
     while stack:
@@ -106,9 +108,15 @@ def check_tree(value: Any, path: tuple[str | int, ...],
                 raise fail(where, problem)
             continue
         if isinstance(node, dict):
-            items: list = list(node.items())
+            for key in node:
+                problem = key_problem(key) if isinstance(key, str) else None
+                if problem:
+                    raise fail(where, problem)
+            items: list = [(key, item) for key, item in node.items()
+                           if isinstance(item, _WALKED)]
         elif isinstance(node, list | tuple):
-            items = list(enumerate(node))
+            items = [(index, item) for index, item in enumerate(node)
+                     if isinstance(item, _WALKED)]  # (a matrix: its numbers pass in one sweep)
         else:
             continue
         if depth >= MAX_DEPTH:  # named by the field it is in (a few keys down, no indices)
@@ -117,13 +125,7 @@ def check_tree(value: Any, path: tuple[str | int, ...],
                 shown = shown[:-1]
             raise fail(shown, f"tables or arrays nested more than {MAX_DEPTH} deep; expected "
                               f"at most {MAX_DEPTH}")
-        for key, item in reversed(items):
-            if isinstance(key, str):
-                problem = key_problem(key)
-                if problem:
-                    raise fail(where, problem)
-            if isinstance(item, str | dict | list | tuple):
-                stack.append((item, (*where, key), depth + 1))
+        stack.extend((item, (*where, key), depth + 1) for key, item in reversed(items))
 
 
 def read_text(path: Path) -> str:
