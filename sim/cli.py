@@ -27,14 +27,19 @@ RESULT_SUFFIXES = (".h5", ".hdf5")
 
 
 def parse_sets(pairs: list[str]) -> dict:
+    """``--set KEY=VALUE`` options -> dotted key -> value (``sim.scenario.parse_value``); the
+    text rule for keys and values is checked where the overrides meet the scenario."""
     from sim.scenario import parse_value
+    from sim.toml_input import describe, show_key
 
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ScenarioError(f"--set {pair!r}: expected key=value, e.g. model.tau_belief_ms=5")
-        overrides[key.strip()] = parse_value(value.strip())
+            raise ScenarioError(f"--set {describe(pair)}: expected key=value, e.g. "
+                                "model.tau_belief_ms=5")
+        key = key.strip()
+        overrides[key] = parse_value(value.strip(), f"--set {show_key(key)}")
     return overrides
 
 

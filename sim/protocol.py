@@ -166,10 +166,11 @@ def read_structure(fields: Fields, conditions: list[Condition]
         if (not isinstance(lengths, list) or len(lengths) != 2
                 or not all(isinstance(n, int) and not isinstance(n, bool) for n in lengths)
                 or not 1 <= lengths[0] <= lengths[1] <= MAX_TRIALS):
-            raise fields.error("trains", f"got {lengths!r}, expected [a, b]: the shortest and "
-                                         f"longest train, integers with 1 <= a <= b")
+            raise fields.error("trains", f"got {describe(lengths)}, expected [a, b]: the "
+                                         "shortest and longest train, integers with "
+                                         "1 <= a <= b")
         if rare:
-            raise fields.error("trains", f"condition {rare[0].name!r} gives min_gap: a "
+            raise fields.error("trains", f"condition {describe(rare[0].name)} gives min_gap: a "
                                          "sequence is spaced or made of trains, not both")
         if conditions[0].probability is None:
             raise fields.error("trains", "trains draw each train's condition by probability: "
@@ -257,8 +258,8 @@ def read_learn(fields: Fields, model: Any) -> frozenset[str] | None:
                                     f"the parameters this trial learns ({known})")
     for name in raw:
         if name not in learned:
-            raise fields.error("learn", f"{name!r} is not learned in this scenario; expected "
-                                        f"some of: {known}")
+            raise fields.error("learn", f"{describe(name)} is not learned in this scenario; "
+                                        f"expected some of: {known}")
     return frozenset(raw)
 
 
@@ -276,7 +277,7 @@ def parse_conditions(
         if not name:
             raise table.error("name", "expected a non-empty name")
         if any(c.name == name for c in conditions):
-            raise table.error("name", f"{name!r} names an earlier condition too; expected "
+            raise table.error("name", f"{describe(name)} names an earlier condition too; expected "
                                       "distinct names")
         given = [key for key in ("count", "probability") if table.has(key)]
         if len(given) == 2:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -188,12 +187,22 @@ def find_scenario(name_or_path: str | Path) -> Path:
 
 # --- overrides (--set key=value) ----------------------------------------------------------
 
-def parse_value(text: str) -> Any:
-    """A TOML value (``3``, ``[1, 2]``, ``"tanh"``); bare words are taken as strings."""
-    try:
-        return tomllib.loads(f"value = {text}")["value"]
-    except tomllib.TOMLDecodeError:
-        return text
+def parse_value(text: str, where: str = "--set") -> Any:
+    """A TOML value (``3``, ``[1, 2]``, ``"tanh"``); bare words are taken as strings. A value
+    TOML cannot hold (nested thousands deep, a 5,000-digit integer, several lines of keys) is a
+    one-line ``ScenarioError`` naming ``where`` (``--set KEY``): ``sim.toml_input``."""
+    from sim import toml_input
+
+    return toml_input.parse_value(text, where)
+
+
+def check_overrides(overrides: dict[str, Any], path: str) -> None:
+    """Every override's key and value obey the text rule of ``sim.toml_input`` (no control
+    characters, bounded lengths and nesting), whether from ``--set`` or the Python API."""
+    from sim import toml_input
+
+    for key, value in overrides.items():
+        toml_input.check_value(key, value, origin=path)
 
 
 def apply_overrides(data: dict, overrides: dict[str, Any], path: str) -> None:
@@ -231,6 +240,7 @@ def load_scenario(
     overrides = dict(overrides or {})
     if seed is not None:
         overrides["seed"] = seed
+    check_overrides(overrides, str(path))
     apply_overrides(data, overrides, str(path))
     source = dataclasses.replace(source, overrides=tuple(overrides))
     return parse_scenario(data, source, overrides)
@@ -240,7 +250,7 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
     top = Fields(data, "", source)
     name = top.text("name")
     if not NAME_PATTERN.fullmatch(name):
-        raise top.error("name", f"got {name!r}, expected 1-100 letters, digits or _ . + - "
+        raise top.error("name", f"got {describe(name)}, expected 1-100 letters, digits or _ . + - "
                                 "(it names the result file)")
     description = top.text("description", default="")
     seed = top.number("seed", default=0, minimum=0, maximum=2**32 - 1, integer=True)

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from circuits.mechanism import unknown_name
+from sim import toml_input
 from sim.errors import ScenarioError
+from sim.toml_input import describe
 
 REQUIRED = object()
 
@@ -99,7 +101,7 @@ def key_lines(text: str):
     counts: dict[tuple, int] = {}
     depth = 0
     in_string = None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # (not U+2028 & co. in strings)
         if in_string:
             if in_string in line:
                 in_string = None
@@ -134,11 +136,6 @@ def key_lines(text: str):
         bare = _strip_strings(line)
         depth = max(0, depth + bare.count("[") + bare.count("{") - bare.count("]")
                     - bare.count("}"))
-
-
-def describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class Fields:
@@ -188,7 +185,8 @@ class Fields:
             hint = difflib.get_close_matches(value, choices, n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             expected = ", ".join(choices)
-            raise self.error(key, f"got {value!r}, expected one of {expected}{suggestion}")
+            raise self.error(key, f"got {describe(value)}, expected one of {expected}"
+                                  f"{suggestion}")
         return value
 
     def names(self, key: str, default: Any = REQUIRED, choices: Sequence[str] | None = None,
@@ -204,7 +202,7 @@ class Fields:
                                   f"{describe(value)}")
         twice = next((name for name in value if value.count(name) > 1), None)
         if twice is not None:
-            raise self.error(key, f"a {what} is named twice ({twice!r}); expected distinct "
+            raise self.error(key, f"a {what} is named twice ({describe(twice)}); expected distinct "
                                   "names")
         problem = None if choices is None else unknown_name(value, choices, what)
         if problem:
@@ -262,14 +260,18 @@ def check_number(
         raise fail(f"expected {'an integer' if integer else 'a number'}, got {describe(value)}")
     if integer and not isinstance(value, int):
         raise fail(f"expected an integer, got {describe(value)}")
-    if not math.isfinite(value):
-        raise fail(f"expected a finite number, got {value!r}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer past the largest float
+        finite = False
+    if not finite:
+        raise fail(f"expected a finite number, got {describe(value)}")
     if positive and value <= 0:
-        raise fail(f"expected a positive number, got {value!r}")
+        raise fail(f"expected a positive number, got {describe(value)}")
     if minimum is not None and value < minimum:
-        raise fail(f"expected a number >= {minimum}, got {value!r}")
+        raise fail(f"expected a number >= {minimum}, got {describe(value)}")
     if maximum is not None and value > maximum:
-        raise fail(f"expected a number <= {maximum}, got {value!r}")
+        raise fail(f"expected a number <= {maximum}, got {describe(value)}")
     return value
 
 
@@ -307,16 +309,11 @@ def to_matrix(
 
 
 def read_toml(path: Path) -> tuple[dict, Source]:
-    import tomllib
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ScenarioError(f"{path}: cannot read scenario: {err.strerror}") from err
-    except UnicodeDecodeError as err:
-        raise ScenarioError(f"{path}: not a UTF-8 text file") from err
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ScenarioError(f"{path}: not valid TOML: {err}") from err
-    return data, Source(str(path), text)
+    """A scenario file's table and its ``Source``, after the checks of ``sim.toml_input``
+    (size, encoding, TOML, nesting, the text rule): each failure one line naming the file."""
+    text = toml_input.read_text(path)
+    data = toml_input.loads(text, str(path))
+    source = Source(str(path), text)
+    toml_input.check_tree(data, (), lambda at, message: source.error(
+        toml_input.field_path(at), message))
+    return data, source

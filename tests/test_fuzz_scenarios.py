@@ -7,8 +7,10 @@ subprocess). Besides the bundled scenarios, each is fuzzed once more with its tr
 unknown key in any table; a value of the wrong type anywhere; NaN or +-Inf for any number; a
 negative number where only non-negative ones make sense; a huge size, duration, step, count or
 probability; a non-integer where an integer is expected (a size, a seed, a condition's count, a
-number of trials); a required field removed; a numeric array one entry too long; the same
-mistakes given with ``--set``. Run with ``pytest -s`` to see how many cases were tried.
+number of trials); a required field removed; a numeric array one entry too long; a control
+character in any string (tab and line breaks only outside ``description``, where they are
+allowed); any value nested past 32 arrays deep; the same mistakes given with ``--set``. Run
+with ``pytest -s`` to see how many cases were tried.
 """
 
 from __future__ import annotations
@@ -96,6 +98,9 @@ KNOWN = REQUIRED | OPTIONAL | {n for data in SCENARIOS.values() for n in _names(
 
 words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=10)
 not_finite = st.sampled_from([float("nan"), float("inf"), float("-inf")])
+# Unicode's control characters (category Cc); a description may hold tab, LF and CR
+CONTROL = [chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]]
+CONTROL_IN_PROSE = [c for c in CONTROL if c not in "\t\n\r"]
 tables = st.dictionaries(words, st.integers(-5, 5), min_size=1, max_size=2)
 
 
@@ -165,6 +170,8 @@ def broken(draw):
                     or (isinstance(p[-1], str) and p[-1] in REQUIRED
                         and tuple(p[-2:]) not in OPTIONAL_HERE)],
         "too long": [(p, v) for p, v in every if numeric_array(v)],
+        "control character": [(p, v) for p, v in every if isinstance(v, str)],
+        "nested too deep": every,
     }
     kind = draw(st.sampled_from(sorted(k for k, found in choices.items() if found)))
     path, value = draw(st.sampled_from(choices[kind]))
@@ -181,6 +188,20 @@ def broken(draw):
         return name, kind, ".".join(map(str, path)), data
     if kind == "too long":
         value.append(copy.deepcopy(value[-1]))
+        return name, kind, ".".join(map(str, path)), data
+    if kind in ("control character", "nested too deep"):
+        if kind == "control character":
+            where = draw(st.integers(0, len(value)))
+            char = draw(st.sampled_from(CONTROL_IN_PROSE if path == ("description",)
+                                        else CONTROL))
+            new = value[:where] + char + value[where:]
+        else:
+            new = draw(st.sampled_from([1.0, "x", {"a": 1}]))
+            for _ in range(draw(st.sampled_from([33, 40, 200]))):
+                new = [new]
+        if draw(st.booleans()) and all(isinstance(p, str | int) for p in path):
+            return name, kind + " (--set)", (".".join(map(str, path)), new), None
+        set_node(data, path, new)
         return name, kind, ".".join(map(str, path)), data
     new = draw({"wrong type": lambda: wrong_type(value), "not finite": lambda: not_finite,
                 "negative": lambda: st.floats(-1e6, -1e-6) | st.integers(-10**6, -1),

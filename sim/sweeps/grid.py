@@ -19,13 +19,16 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sim.errors import ScenarioError
+from sim.toml_input import describe
 
 WILDCARD = "*"
+MAX_POINTS = 1_000_000  # combinations times seeds: a bigger grid is refused before it is made
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ def split_values(text: str) -> list[str]:
 def parse_vary(items: list[str]) -> dict[str, list[Any]]:
     """``["model.tau_belief_ms=5,10"]`` -> ``{"model.tau_belief_ms": [5, 10]}``."""
     from sim.scenario import parse_value
+    from sim.toml_input import check_value, show_key
 
     axes: dict[str, list[Any]] = {}
     for item in items:
@@ -109,9 +113,11 @@ def parse_vary(items: list[str]) -> dict[str, list[Any]]:
         key = key.strip()
         values = split_values(text) if sep else []
         if not key or not text.strip() or any(not value for value in values):
-            raise ScenarioError(f"--vary {item!r}: expected KEY=V1,V2,..., e.g. "
+            raise ScenarioError(f"--vary {describe(item)}: expected KEY=V1,V2,..., e.g. "
                                 "model.tau_belief_ms=5,10")
-        axes[key] = [parse_value(value) for value in values]
+        axes[key] = [parse_value(value, f"--vary {show_key(key)}") for value in values]
+        for value in axes[key]:
+            check_value(key, value, "--vary")  # the text rule, before any point runs
     return axes
 
 
@@ -132,7 +138,7 @@ def flatten_vary(table: Any, where: str, path: str) -> dict[str, list[Any]]:
             axes[name] = value
         else:
             raise ScenarioError(f"{path}: {key}: expected a non-empty list of values, got "
-                                f"{value!r}")
+                                f"{describe(value)}")
     return axes
 
 
@@ -154,7 +160,7 @@ def sweep_table(table: dict, path: str) -> tuple[dict[str, list[Any]], int | Non
 def check_seeds(seeds: Any, where: str) -> int:
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ScenarioError(f"{where}: expected a positive integer (the number of seeds), got "
-                            f"{seeds!r}")
+                            f"{describe(seeds)}")
     return seeds
 
 
@@ -244,6 +250,11 @@ def make_grid(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
     count = seeds if seeds is not None else file_seeds or 1
     if "seed" in axes and count > 1:
         raise ScenarioError(f"{path}: seed is varied as an axis; leave out seeds (--seeds)")
+    points = math.prod(len(values) for values in axes.values()) * count
+    if points > MAX_POINTS:
+        raise ScenarioError(f"{path}: a sweep of {describe(points)} points ("
+                            f"{' x '.join(str(len(v)) for v in axes.values()) or 'no'} axis "
+                            f"values, {describe(count)} seeds); expected at most {MAX_POINTS}")
     for key, values in axes.items():
         if not values:
             raise ScenarioError(f"{path}: --vary {key}: no values")
