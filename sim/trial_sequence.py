@@ -81,9 +81,10 @@ class TrialRuns:
         progress = self.progress
         if hasattr(progress, "trial_done"):
             progress((self.done_ms / self.total_ms) if self.total_ms else 1.0)
-            rows = self.simulation.trial_rows
-            progress.trial_done(len(rows), len(self.scenario.trials),
-                                rows[-1].get("final_free_energy"))
+            batch = self.simulation.batch  # keeps its rows by position until the end
+            done, last = ((batch.done(), batch.rows[self.members[-1]]) if batch is not None
+                          else (len(self.simulation.trial_rows), self.simulation.trial_rows[-1]))
+            progress.trial_done(done, len(self.scenario.trials), last.get("final_free_energy"))
 
     def _report(self, before_ms: float, copies: int) -> Callable:
         def report(elapsed, completed, start, duration) -> None:
