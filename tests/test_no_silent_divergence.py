@@ -164,6 +164,17 @@ def test_a_batch_names_the_trial_that_blew_up(tmp_path):
     assert status(tmp_path / "batch.h5") == "diverged"
 
 
+def test_a_calm_batch_through_the_cli_is_complete(tmp_path):
+    """The CLI's progress line reads each batch's rows (it once read the serial run's, empty
+    until the end, and failed after the first batch)."""
+    path = write_scenario(tmp_path / "calm.toml", cubic(
+        [("calm", CALM, 5), ("calm again", CALM, 5), ("calm still", CALM, 5)], batch=2))
+    code, err = run(str(path), "-o", str(tmp_path / "calm.h5"))
+    assert code == 0, err
+    assert status(tmp_path / "calm.h5") == "complete"
+    assert_only_documented_nan(tmp_path / "calm.h5")
+
+
 # --- fuzzed blow-ups ------------------------------------------------------------------------
 
 # steps of a trial: around a blow-up's 3 and the guard's 50, or any up to 130
