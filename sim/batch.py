@@ -111,6 +111,7 @@ class Batch:
         self.chunk_cache = CHUNK_CACHE  # bytes per stream (``sim.io.writer.StreamedDataset``)
         self.rows: dict[int, dict] = {}
         self.datasets: list[Any] | None = None
+        self.streams: list[Any] = []  # the writer's (``sim.io.writer.StreamedDataset``)
         self.buffers: list[np.ndarray] = []  # per stream, kept from batch to batch
         self.by_phase: dict[int, np.ndarray] = {}
         self.step = 0  # of the batch's trials, counted by ``record``
@@ -215,6 +216,7 @@ class Batch:
     # the datasets --------------------------------------------------------------------------------
     def _open(self, streams: list[Any]) -> None:
         total = self.first_sample(len(self.trials))
+        self.streams = streams
         self.datasets = [streamed.dataset for streamed in streams]
         for dataset in self.datasets:
             dataset.resize(total, axis=0)
@@ -232,7 +234,8 @@ class Batch:
             first, last = run[0], run[-1]
             start, stop = self.next_row[first], self.next_row[last] + self.filled[last]
             rows = slice(self.offsets[first], self.offsets[last] + self.filled[last])
-            for dataset, buffer in zip(self.datasets, self.buffers, strict=True):
-                dataset[start:stop] = buffer[rows]
+            for streamed, buffer in zip(self.streams, self.buffers, strict=True):
+                streamed.dataset[start:stop] = buffer[rows]
+                streamed.check(buffer[rows], start)
             self.next_row[run] += self.filled[run]
             self.filled[run] = 0

@@ -15,7 +15,14 @@ from brian2 import Network, prefs, seed
 
 from sim import brian_logging
 from sim.errors import DivergenceError, NumericalWarning, ResultError, RunInterrupted
-from sim.guard import RunGuard, RunStopped, interrupt_handlers, watched_variables
+from sim.guard import (
+    RunGuard,
+    RunStopped,
+    interrupt_handlers,
+    non_finite_message,
+    watched_variables,
+)
+from sim.io.finite import NonFiniteData
 from sim.io.writer import ResultWriter, write_array
 from sim.scenario import Scenario
 from sim.stability import preflight
@@ -148,7 +155,7 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
 
 def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite: bool,
          keep_partial: bool, guard: RunGuard):
-    simulation, runs = None, None
+    simulation, runs, finished = None, None, False
     with interrupt_handlers(guard):
         writer = ResultWriter(output)
         try:
@@ -156,8 +163,13 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
             simulation = scenario.kind.build(scenario, writer)
             guard.watched = [*watched_variables(simulation.objects, scenario.record.variables),
                              *simulation.watched()]
-            runs = TrialRuns(simulation, scenario, progress,
-                             on_start=lambda name: setattr(guard, "trial_name", name))
+
+            def started(name: str) -> None:  # each copy's trial (a batch's spares: its first)
+                trials = [scenario.trials[position].name for position in runs.members]
+                guard.start(name, trials + trials[:1] * (simulation.copies - len(trials)))
+
+            runs = TrialRuns(simulation, scenario, progress, on_start=started,
+                             on_end=lambda: guard.trial_end(simulation.clock_time() * 1e3))
             network = Network(*simulation.objects, guard.operation(simulation.clock),
                               *runs.objects)
             # Brian2 runs gc.collect() at every Network.run; over the heap a build leaves (sympy,
@@ -166,7 +178,13 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
             gc.freeze()
             runs.run(network)
             simulation.finish()
-            writer.commit(overwrite=overwrite)
+            finished = True
+            try:
+                writer.commit(overwrite=overwrite)
+            except NonFiniteData as err:  # computed from the state: F, a readout's column
+                raise RunStopped("diverged", non_finite_message(
+                    err.found, writer.file, [row["name"] for row in simulation.trial_rows]),
+                    scenario.duration_ms) from None
         except RunStopped as stop:
             Network._globally_running = False  # the loop was left by an exception
             if stop.reason == "interrupted" and not keep_partial:
@@ -174,9 +192,12 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
                 raise RunInterrupted(f"{stop.message} at t = {stop.t_ms:g} ms; nothing written "
                                      "(--keep-partial keeps what was simulated)", None) from None
             try:
-                stopped_at = simulation.stopped(runs.members if runs else [], stop.reason,
-                                                stop.t_ms * 1e-3)
-                simulation.finish()
+                if finished:  # every trial ran; the commit found what they computed wrong
+                    stopped_at = stop.t_ms * 1e-3
+                else:
+                    stopped_at = simulation.stopped(runs.members if runs else [], stop.reason,
+                                                    stop.t_ms * 1e-3)
+                    simulation.finish()
                 writer.file.attrs["failure"] = stop.message
                 writer.file.attrs["stopped_at"] = stopped_at
                 writer.commit(status=stop.reason, overwrite=overwrite)

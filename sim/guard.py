@@ -5,7 +5,12 @@
 that the recorder samples, it checks each watched state variable: any value that is NaN, Inf
 or larger in magnitude than ``[numerics] rate_limit`` raises ``RunStopped`` at once, so the
 bad state is never written to the result. Because it runs first in the step, the state it
-sees is exactly the state the recorder would sample.
+sees is exactly the state the recorder would sample. At every trial's end (``trial_end``, called
+by ``sim.trial_sequence`` before the trial's row is read from the state, and so after the
+run's last step too) it checks every watched array, whatever its cadence: a blow-up between
+two checks, on a trial's last steps, never reaches the trial table. What a run computes from
+its state (F, the readouts' columns) is checked as it is written (``sim.io.writer``), and
+``non_finite_message`` says what was found there.
 
 SIGINT and SIGTERM only raise a flag (``interrupt_handlers``); the guard turns it into
 ``RunStopped`` at the next step boundary, where the network and the HDF5 file are consistent.
@@ -21,12 +26,14 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from brian2 import NetworkOperation, NeuronGroup
 from brian2.core.variables import Subexpression
 
 from sim.errors import NumericalWarning
+from sim.io.finite import NonFinite
 
 CHECK_EVERY_STEPS = 50
 
@@ -82,6 +89,7 @@ class RunGuard:
         self.interrupted: str | None = None
         self.last_good_ms = 0.0
         self.trial_name = ""
+        self.trials: list[str] = []  # the trial of each copy of the network (``start``)
         self.on_first_step: Callable[[], None] | None = None
 
     def operation(self, clock) -> NetworkOperation:
@@ -100,30 +108,70 @@ class RunGuard:
         for watched in self.watched:
             if watched.every_steps and step % watched.every_steps:
                 continue
-            values = watched.values
-            # v.v <= limit^2 (one BLAS call) implies every |v_i| <= limit; NaN fails it too
-            if values.dot(values) <= self.limit_squared or not values.size:
-                continue
-            if np.max(np.abs(values)) <= self.rate_limit:  # many large-ish values: fine
-                continue
-            self._diverged(watched, step * self.dt_ms)
+            if not self._within_limit(watched.values):
+                self._diverged(watched, step * self.dt_ms)
         self.last_good_ms = step * self.dt_ms
 
-    def _diverged(self, watched: Watched, t_ms: float) -> None:
+    def start(self, name: str, trials: list[str]) -> None:
+        """A trial starts, or a batch of them: ``name`` says which, ``trials`` names the
+        trial of each copy of the network (one in a serial run)."""
+        self.trial_name, self.trials = name, trials
+
+    def trial_end(self, t_ms: float) -> None:
+        """The trials running ended at ``t_ms``: every watched array is checked now, whatever
+        its cadence (``RunStopped`` naming the trial), before anything is read from the state."""
+        for watched in self.watched:
+            if not self._within_limit(watched.values):
+                self._diverged(watched, t_ms, at_end=True)
+        self.last_good_ms = t_ms
+
+    def _within_limit(self, values: np.ndarray) -> bool:
+        """Every value finite and at most ``rate_limit`` in magnitude."""
+        # v.v <= limit^2 (one BLAS call) implies every |v_i| <= limit; NaN fails it too
+        if values.dot(values) <= self.limit_squared or not values.size:
+            return True
+        return bool(np.max(np.abs(values)) <= self.rate_limit)  # many large-ish values: fine
+
+    def _diverged(self, watched: Watched, t_ms: float, at_end: bool = False) -> None:
+        """Stop the run at ``t_ms`` (``at_end``: a trial's end) on ``watched``'s first bad
+        unit, naming the trial of its copy (a copy's units are a block of a population's
+        array, ``sim.batch``)."""
         values = watched.values
         bad = ~(np.abs(values) <= self.rate_limit)
         unit = int(np.argmax(bad))
         value = values[unit]
         what = (f"= {float(value)}" if not np.isfinite(value) else
                 f"= {value:.3g}, beyond [numerics] rate_limit = {self.rate_limit:g}")
-        trial = f" (trial {self.trial_name!r})" if self.trial_name else ""
+        copies, trial = len(self.trials), self.trial_name
+        if copies > 1 and len(values) % copies == 0:  # a batch: the copy's own trial and unit
+            per_copy = len(values) // copies
+            trial, unit = self.trials[unit // per_copy], unit % per_copy
+        if at_end:
+            when = f"by the end of trial {trial!r} (t = {t_ms:g} ms)"
+        else:
+            when = f"at t = {t_ms:g} ms (trial {trial!r})" if trial else f"at t = {t_ms:g} ms"
         suggestion = self.dt_ms / 4
-        message = (f"diverged at t = {t_ms:g} ms{trial}: {watched.population}.{watched.variable}"
+        message = (f"diverged {when}: {watched.population}.{watched.variable}"
                    f"[{unit}] {what} ({int(bad.sum())} unit(s)); the last check that passed was "
                    f"at t = {self.last_good_ms:g} ms. The integration step dt_ms = "
                    f"{self.dt_ms:g} is likely too large for the state the run reached: try "
                    f"dt_ms = {suggestion:g} or smaller, or lower the precisions or gains")
         raise RunStopped("diverged", message, t_ms)
+
+
+def non_finite_message(found: NonFinite, file: Any, trials: list[str]) -> str:
+    """Why a run whose every trial ended is not complete: its result holds a value that its
+    dataset may not hold (``sim.io.finite``), named with the trial (a row of ``trials/``) or
+    the time (a sample of a stream, read from ``file``'s ``time``) it belongs to."""
+    row = found.index[0] if found.index else None
+    where = ""
+    if row is not None and found.path.startswith("/trials/") and row < len(trials):
+        where = f" (trial {trials[row]!r})"
+    elif row is not None and found.streamed and "time" in file and row < len(file["time"]):
+        where = f" (t = {1e3 * float(file['time'][row]):g} ms)"
+    return (f"diverged: {found.describe()}{where}. It was computed from a state within "
+            "[numerics] rate_limit: a smaller rate_limit stops such a run where it goes wrong, "
+            "a smaller dt_ms or lower precisions or gains may keep it finite")
 
 
 @contextlib.contextmanager

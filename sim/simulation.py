@@ -25,6 +25,7 @@ from circuits.precision import CONFIGURED, LOG_PRECISION
 from sim import learning, registry
 from sim.batch import Batch
 from sim.guard import Watched
+from sim.io.finite import NAN_MEANS
 from sim.io.snapshots import SnapshotWriter, is_due
 from sim.io.writer import ResultWriter, write_array, write_matrix
 from sim.protocol import learned_parameters
@@ -265,8 +266,12 @@ class Simulation:
             units.update(readout.units)
         for key in self.trial_rows[0] if self.trial_rows else ():  # none: diverged at once
             column = np.array([row[key] for row in self.trial_rows])
-            extra = trial_attrs if column.ndim == 2 else {}
+            extra = dict(trial_attrs) if column.ndim == 2 else {}
             unit = units.get(key, units.get(key.partition("/")[0], "1"))  # or its group's
+            meaning = next(filter(None, (readout.nan_meaning(key, self.scenario.kind.name)
+                                         for readout in self.readouts)), None)
+            if meaning:
+                extra[NAN_MEANS] = meaning  # sim.io.finite
             write_array(table, key, column, units=unit, **extra)
         for mechanism, settings in self.mechanisms:
             for path, value in mechanism.outputs(settings, self.context).items():

@@ -27,13 +27,16 @@ class TrialRuns:
     """Runs ``simulation``'s trials; ``members``: the positions of the trials running now.
 
     ``progress(fraction)`` (with ``trial_done`` when it has one, ``sim.engine.TextProgress``)
-    hears how far the run is; ``on_start(name)`` the name of the trial (or batch) starting.
+    hears how far the run is; ``on_start(name)`` the name of the trial (or batch) starting;
+    ``on_end()`` that the trials running end, before their rows are read from the state
+    (the guard's check, ``RunGuard.trial_end``).
     """
 
     def __init__(self, simulation: Any, scenario: Any, progress: Any,
-                 on_start: Callable[[str], None]) -> None:
+                 on_start: Callable[[str], None],
+                 on_end: Callable[[], None] = lambda: None) -> None:
         self.simulation, self.scenario = simulation, scenario
-        self.progress, self.on_start = progress, on_start
+        self.progress, self.on_start, self.on_end = progress, on_start, on_end
         self.total_ms, self.done_ms = scenario.duration_ms, 0.0
         self.members: list[int] = []
         self.serial = simulation.batch is None and len(scenario.trials) > 1
@@ -72,14 +75,16 @@ class TrialRuns:
         self.remaining = self.steps[members[0]]
 
     def _end(self) -> None:
+        self.on_end()
         self.simulation.end(self.members)
         self.done_ms += sum(self.scenario.trials[p].duration_ms for p in self.members)
         progress = self.progress
         if hasattr(progress, "trial_done"):
             progress((self.done_ms / self.total_ms) if self.total_ms else 1.0)
-            rows = self.simulation.trial_rows
-            progress.trial_done(len(rows), len(self.scenario.trials),
-                                rows[-1].get("final_free_energy"))
+            batch = self.simulation.batch  # keeps its rows by position until the end
+            done, last = ((batch.done(), batch.rows[self.members[-1]]) if batch is not None
+                          else (len(self.simulation.trial_rows), self.simulation.trial_rows[-1]))
+            progress.trial_done(done, len(self.scenario.trials), last.get("final_free_energy"))
 
     def _report(self, before_ms: float, copies: int) -> Callable:
         def report(elapsed, completed, start, duration) -> None:

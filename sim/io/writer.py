@@ -21,6 +21,7 @@ import numpy as np
 
 from sim._version import __version__
 from sim.errors import ResultError
+from sim.io.finite import NonFinite, NonFiniteData, check_file, first_disallowed, nan_allowed
 from sim.io.partials import remove_stale_partials, temporary_name
 from sim.io.schema import SCHEMA_VERSION
 
@@ -131,6 +132,8 @@ class StreamedDataset:
         self.filled = 0
         self.read = read
         self.rows = rows  # a batched run's reads of several copies (circuits.mechanism.Stream)
+        self.nan_ok = nan_allowed(attrs)  # ``sim.io.finite``
+        self.found: NonFinite | None = None  # its first value not allowed, as written
 
     def sample(self) -> None:
         self.buffer[self.filled] = self.read()
@@ -144,7 +147,15 @@ class StreamedDataset:
         start = self.dataset.shape[0]
         self.dataset.resize(start + self.filled, axis=0)
         self.dataset[start:] = self.buffer[: self.filled]
+        self.check(self.buffer[: self.filled], start)
         self.filled = 0
+
+    def check(self, values: np.ndarray, start: int) -> None:
+        """Note the first value not allowed (``sim.io.finite``) of rows written at ``start``."""
+        if self.found is None:
+            found = first_disallowed(values, self.nan_ok, start)
+            if found:
+                self.found = NonFinite(self.dataset.name, *found, self.nan_ok, streamed=True)
 
 
 class ResultWriter:
@@ -190,9 +201,16 @@ class ResultWriter:
         """Close the file and move it onto the target in one step (never half-written).
 
         Without ``overwrite`` the move is a hard link, which fails rather than replace a file
-        that appeared at the target while the run went on.
+        that appeared at the target while the run went on. A ``complete`` file holds no
+        non-finite value that its dataset does not declare (``sim.io.finite``): else
+        ``NonFiniteData``, with the file still open, to be committed with another status.
         """
         self.flush()
+        if status == "complete":
+            found = next((s.found for s in self.streams if s.found), None) or check_file(
+                self.file, {streamed.dataset.name for streamed in self.streams})
+            if found:
+                raise NonFiniteData(found)
         self.file.attrs["status"] = status
         self.file.close()
         if overwrite:

@@ -24,6 +24,10 @@ class Readout:
     name: ClassVar[str]
     family: ClassVar[str | None] = None
     units: ClassVar[dict[str, str]] = {}  # column (or group of columns) -> units; else "1"
+    # column, or "<group>/" for every column of a group -> what a NaN in it means (its
+    # ``nan_means`` attribute, docs/results.md); a column not named holds no NaN, and no
+    # column holds +-Inf (``sim.io.finite``: else the run ends ``diverged``)
+    nan_means: ClassVar[dict[str, str]] = {}
     takes_settings: ClassVar[bool] = False
     # True: ``row`` reads the trial only through the simulation's documented state
     # (``final_beliefs``, ``free_energy_now``, ``precisions``, ``model``, the trial), so a
@@ -43,6 +47,13 @@ class Readout:
 
     def objects(self, simulation: Any, settings: Any) -> list:
         return []
+
+    def nan_meaning(self, column: str, family: str) -> str | None:
+        """What a NaN in ``column`` of a ``family`` model's table means (``nan_means``), or
+        None: the column holds no NaN."""
+        group, grouped, _ = column.partition("/")
+        return self.nan_means.get(column) or (self.nan_means.get(f"{group}/") if grouped
+                                              else None)
 
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:
         """This trial's columns (numbers or arrays), read at the trial's end."""

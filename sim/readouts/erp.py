@@ -51,6 +51,7 @@ from sim.readouts import Readout
 from sim.sequence import KINDS
 
 FIELDS = ("signed", "rectified")
+BEYOND_KIND = "a sample after the end of every trial of the kind (shorter than the longest)"
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,8 @@ class ERP(Readout):
     family = "hierarchical"
     takes_settings = True
     units: ClassVar[dict[str, str]] = {"erp_latency": "ms"}  # the peaks: rates, "1"
+    nan_means: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("erp_peak/", "erp_latency/"), "the trial has no ERP sample within window_ms")
 
     def parse(self, fields: Any, model: Any) -> Settings:
         names = tuple(level.name for level in model.levels)
@@ -179,13 +182,15 @@ class ERP(Readout):
             traces = np.full((len(sampler.traces), length), np.nan)
             for row, trace in enumerate(sampler.traces):
                 traces[row, :len(trace)] = trace[:, column]
-            write_array(group.require_group("trials"), name, traces)
+            write_array(group.require_group("trials"), name, traces,
+                        nan_means="after the end of a trial shorter than the longest")
             means = kind_means(traces, sampler.kinds)
             for kind, (mean, count) in means.items():
-                write_array(group.require_group(kind), name, mean, count=count)
+                write_array(group.require_group(kind), name, mean, count=count,
+                            nan_means=BEYOND_KIND)
             if "standard" in means and "deviant" in means:
                 write_array(group.require_group("mismatch"), name,
-                            means["deviant"][0] - means["standard"][0])
+                            means["deviant"][0] - means["standard"][0], nan_means=BEYOND_KIND)
 
 
 READOUT = ERP()

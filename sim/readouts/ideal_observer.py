@@ -51,7 +51,7 @@ contrast, half asleep), where the configured value is no world.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse
@@ -102,6 +102,15 @@ class IdealObserver(Readout):
     name = "ideal_observer"
     batch_safe = True
     takes_settings = True  # on with [readouts.ideal_observer]
+
+    nan_means: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("ideal_mean/", "bias/"),
+        "no exact posterior mean in this trial (a nonlinear model, an input that varies or is "
+        "noisy, a mechanism that changes weights or precisions while running), or an improper "
+        "world posterior")
+
+    def nan_meaning(self, column: str, family: str) -> str | None:
+        return super().nan_meaning(column, family) if family == "hierarchical" else None
 
     def parse(self, fields: Any, model: Any) -> str:
         world = fields.text("world", default="model", choices=WORLDS)

@@ -52,6 +52,11 @@ class LearningCurve(Readout):
     family = "hierarchical"
     units: ClassVar[dict[str, str]] = {"weight_angle": "degree"}
 
+    nan_means: ClassVar[dict[str, str]] = {
+        "weight_angle": "the trial's stimulus has no known generative weights (it is not "
+                        "linear_gaussian)",
+        "covariance_error": "the trial's input has no known covariance (no trial_covariance)"}
+
     def enabled(self, scenario: Any) -> bool:
         return bool(learned_parameters(scenario.model))
 

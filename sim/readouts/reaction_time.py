@@ -63,6 +63,8 @@ class ReactionTime(Readout):
     family = "hierarchical"
     takes_settings = True
     units: ClassVar[dict[str, str]] = {"reaction_time": "ms"}
+    nan_means: ClassVar[dict[str, str]] = {
+        "reaction_time": "a miss: no belief crossed the threshold after the onset"}
 
     def parse(self, fields: Any, model: Any) -> Settings:
         names = [level.name for level in model.belief_levels]
@@ -111,7 +113,8 @@ class ReactionTime(Readout):
             counts.append(len(chosen))
             misses.append(sum(math.isnan(row["reaction_time"]) for row in chosen))
         write_array(table, "condition", np.array(groups, dtype=object), units="")
-        write_array(table, "mean_ms", np.array(means), units="ms")
+        write_array(table, "mean_ms", np.array(means), units="ms",
+                    nan_means="no trial of this condition was answered correctly")
         write_array(table, "count", np.array(counts, dtype=np.int64))
         write_array(table, "misses", np.array(misses, dtype=np.int64))
 

@@ -98,12 +98,21 @@ def applies(model: HierarchicalModel) -> bool:
     return count <= MAX_GRID_UNITS or (is_linear(model) and count <= MAX_EXACT_UNITS)
 
 
+NO_REFERENCE = ("no exact reference in this trial (its input is not constant and noise-free), "
+                "or the quantity does not exist (an improper posterior; a Q whose H is not "
+                "positive definite)")
+
+
 class ReferencePosterior(Readout):
     name = "reference_posterior"
     batch_safe = True
     family = "hierarchical"
     units: ClassVar[dict[str, str]] = {"surprise": "nat", "gaussian_free_energy": "nat",
                                        "kl": "nat", "laplace_error": "nat"}
+    nan_means: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("surprise", "gaussian_free_energy", "kl", "laplace_error", "reference_mean/",
+         "reference_mode/", "reference_variance/", "laplace_variance/", "reference_covariance",
+         "laplace_covariance", "reference_grid", "reference_density"), NO_REFERENCE)
 
     def enabled(self, scenario: Any) -> bool:
         changed = {what for name in scenario.model.mechanisms

@@ -25,6 +25,7 @@ from sim.families.hierarchical.free_energy import (
 from sim.families.hierarchical.inputs import Inputs
 from sim.families.hierarchical.lanes import Lane, tiled
 from sim.families.hierarchical.model import HierarchicalModel
+from sim.io.finite import NAN_MEANS
 from sim.io.writer import ResultWriter, write_matrix
 from sim.scenario import Scenario, Trial
 from sim.simulation import Simulation
@@ -191,11 +192,14 @@ class HierarchicalSimulation(Simulation):
                                 lambda i=index: self.lane.precisions[i], variable="precision",
                                 attrs={"contributions": contributions},
                                 rows=rows(errors, "precision")))
+        skipped = ({} if self.laplace_every == 1 else  # sim.io.finite
+                   {NAN_MEANS: "a sample where the Laplace term was not computed "
+                               "(laplace_every)"})
         found.append(Stream("free_energy", None, lambda: self.lane.sampled_free_energy,
                             units="nat",
                             variable="free_energy",
                             attrs={"approximation": "Laplace", "laplace_every": self.laplace_every,
-                                   "laplace": str(self.scenario.record.laplace)},
+                                   "laplace": str(self.scenario.record.laplace), **skipped},
                             rows=sampled("sampled_free_energy")))
         found.append(Stream("energy", None, lambda: self.lane.sampled_energy, units="nat",
                             variable="free_energy", rows=sampled("sampled_energy")))
