@@ -38,7 +38,11 @@ lists the module (a user's or a test's mechanism registers itself with
   bitwise unchanged), and ``learning`` switches what it runs outside the equations (a NumPy
   update); ``snapshot`` gives the learned values (by path under ``snapshots/``),
   ``snapshot_shapes`` their shapes before the run (the preflight estimates the snapshots'
-  size from them).
+  size from them);
+- checkpoints (``sim.checkpoint``): Brian2's state is saved whole; ``checkpoint`` gives what
+  else the mechanism keeps from one trial to the next (NumPy arrays outside Brian2, counts,
+  lists), at a trial boundary, as plain data (arrays, numbers, lists, dicts), and ``resume``
+  puts it back into a freshly built run.
 
 Nothing here imports Brian2: the registry and the report side read these declarations.
 """
@@ -232,6 +236,13 @@ class Mechanism:
     def snapshot(self, settings: Any, context: BuildContext) -> dict[str, Any]:
         """The learned parameter's values now, by path (a copy is made by the writer)."""
         return {}
+
+    def checkpoint(self, settings: Any, context: BuildContext) -> dict[str, Any]:
+        """What it keeps across trials outside Brian2's state, as plain data (saved at once)."""
+        return {}
+
+    def resume(self, settings: Any, context: BuildContext, kept: dict[str, Any]) -> None:
+        """Put back what ``checkpoint`` gave, into a run built afresh (before its next trial)."""
 
 
 def unknown_name(names: Sequence[str], choices: Sequence[str], what: str = "level",

@@ -8,7 +8,8 @@ bad state is never written to the result. Because it runs first in the step, the
 sees is exactly the state the recorder would sample.
 
 SIGINT and SIGTERM only raise a flag (``interrupt_handlers``); the guard turns it into
-``RunStopped`` at the next step boundary, where the network and the HDF5 file are consistent.
+``RunStopped`` at the next step boundary, where the network and the HDF5 file are consistent
+(a run that writes checkpoints finishes its trial first: ``defer_interrupt``, ``sim.checkpoint``).
 A second signal interrupts at once (``KeyboardInterrupt``), and the engine removes the
 temporary file.
 """
@@ -83,6 +84,8 @@ class RunGuard:
         self.last_good_ms = 0.0
         self.trial_name = ""
         self.on_first_step: Callable[[], None] | None = None
+        # a run that checkpoints finishes its trial on a signal (``sim.checkpoint``)
+        self.defer_interrupt = False
 
     def operation(self, clock) -> NetworkOperation:
         return NetworkOperation(self._tick, clock=clock, when="start", order=-100,
@@ -93,7 +96,7 @@ class RunGuard:
         self.step += 1
         if not step and self.on_first_step is not None:  # the code is compiled by now
             self.on_first_step()
-        if self.interrupted:
+        if self.interrupted and not self.defer_interrupt:
             raise RunStopped("interrupted", f"interrupted by {self.interrupted}", step * self.dt_ms)
         if step % self.record_every and step % self.every:
             return

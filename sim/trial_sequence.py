@@ -27,13 +27,16 @@ class TrialRuns:
     """Runs ``simulation``'s trials; ``members``: the positions of the trials running now.
 
     ``progress(fraction)`` (with ``trial_done`` when it has one, ``sim.engine.TextProgress``)
-    hears how far the run is; ``on_start(name)`` the name of the trial (or batch) starting.
+    hears how far the run is; ``on_start(name)`` the name of the trial (or batch) starting;
+    ``on_end(done)``, when given, that the first ``done`` trials in running order are done
+    (a checkpoint may follow, ``sim.checkpoint``).
     """
 
     def __init__(self, simulation: Any, scenario: Any, progress: Any,
-                 on_start: Callable[[str], None]) -> None:
+                 on_start: Callable[[str], None],
+                 on_end: Callable[[int], None] | None = None) -> None:
         self.simulation, self.scenario = simulation, scenario
-        self.progress, self.on_start = progress, on_start
+        self.progress, self.on_start, self.on_end = progress, on_start, on_end
         self.total_ms, self.done_ms = scenario.duration_ms, 0.0
         self.members: list[int] = []
         self.serial = simulation.batch is None and len(scenario.trials) > 1
@@ -43,11 +46,15 @@ class TrialRuns:
                                          clock=simulation.clock, name="trial_sequence")
                         ] if self.serial else []
 
-    def run(self, network: Any) -> None:
+    def run(self, network: Any, first: int = 0) -> None:
+        """Run the trials from running position ``first`` on (a resumed run: the network
+        holds the state at that trial's start, ``sim.checkpoint``)."""
         if self.serial:  # every trial in one run
-            self._start([0])
-            network.run(sum(self.steps) * self.scenario.dt_ms * ms, namespace={},
-                        report=self._report(0.0, 1), report_period=REPORT_PERIOD_S * 1000 * ms)
+            self.done_ms = sum(trial.duration_ms for trial in self.scenario.trials[:first])
+            self._start([first])
+            network.run(sum(self.steps[first:]) * self.scenario.dt_ms * ms, namespace={},
+                        report=self._report(self.done_ms, 1),
+                        report_period=REPORT_PERIOD_S * 1000 * ms)
             self._end()
             return
         for members in self.simulation.runs():  # one trial, or a batch of them
@@ -80,6 +87,8 @@ class TrialRuns:
             rows = self.simulation.trial_rows
             progress.trial_done(len(rows), len(self.scenario.trials),
                                 rows[-1].get("final_free_energy"))
+        if self.on_end is not None:
+            self.on_end(self.members[-1] + 1)
 
     def _report(self, before_ms: float, copies: int) -> Callable:
         def report(elapsed, completed, start, duration) -> None:
