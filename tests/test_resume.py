@@ -1,6 +1,10 @@
 """Checkpoints and ``pcsim run --resume`` (``sim.checkpoint``): a learning run killed part-way
 and resumed ends with the file an uninterrupted run writes, bitwise, in every dataset and
-every attribute but the wall-clock ones (and ``resumed_at_trials``, which says it resumed)."""
+every attribute but the wall-clock ones (and ``resumed_at_trials``, which says it resumed).
+
+The killed runs are real processes (SIGKILL, SIGTERM); the uninterrupted runs, the resumed
+ones and the refusals run in-process through ``sim.run`` and ``sim.cli.main`` (an import of
+Brian2 per process would cost more than the runs)."""
 
 from __future__ import annotations
 
@@ -13,25 +17,31 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 from golden import VOLATILE_ATTRS
 
+import sim
+from sim.cli import main
+from sim.engine import run_scenario
+from sim.errors import RunInterrupted
 from sim.io.partials import HOST
+from sim.scenario import load_scenario
 
-# 300 trials of bars (5 ms each), a checkpoint every 50; variance: 120 trials of 100 ms
-BARS = ["learning/bars", "--set", "protocol.conditions.0.count=300",
-        "--set", "record.checkpoint_every=50", "--set", "record.snapshots_every=40"]
-VARIANCE = ["learning/variance", "--set", "protocol.conditions.0.count=120",
-            "--set", "record.checkpoint_every=30"]
+# bars: 300 trials of 5 ms, a checkpoint every 50, snapshots every 40; variance: 60 of 100 ms
+BARS = {"protocol.conditions.0.count": 300, "record.checkpoint_every": 50,
+        "record.snapshots_every": 40}
+VARIANCE = {"protocol.conditions.0.count": 60, "record.checkpoint_every": 15}
 WALL_CLOCK = {"created_utc"}  # when the run started; and the versions (golden.VOLATILE_ATTRS)
 
 
-def pcsim(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sim.cli", "run", *args, "--no-plot"],
-                          capture_output=True, text=True, timeout=600)
+def command(name: str, overrides: dict, *extra: str) -> list[str]:
+    sets = [item for key, value in overrides.items() for item in ("--set", f"{key}={value}")]
+    return ["run", name, *sets, "--no-plot", *extra]
 
 
-def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sim.cli", "run", *args, "--no-plot"],
+def start(name: str, overrides: dict, output: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sim.cli",
+                             *command(name, overrides, "-o", str(output))],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -48,13 +58,12 @@ def trials_done(checkpoint: Path) -> int:
         return 0
 
 
-def wait_for_checkpoint(process: subprocess.Popen, checkpoint: Path, done: int) -> int:
+def wait_for_checkpoint(process: subprocess.Popen, checkpoint: Path, done: int) -> None:
     deadline = time.monotonic() + 300
-    while (found := trials_done(checkpoint)) < done:
+    while trials_done(checkpoint) < done:
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    return found
 
 
 def contents(path: Path) -> dict[str, object]:
@@ -88,110 +97,141 @@ def assert_same_bitwise(uninterrupted: Path, resumed: Path, resumed_at: list[int
             assert np.array_equal(left, right), key
 
 
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("pcsim: error: "), err
+    return err
+
+
 def test_bars_killed_with_sigkill_resumes_to_the_uninterrupted_file(tmp_path):
     whole = tmp_path / "whole.h5"
-    assert pcsim(*BARS, "-o", str(whole)).returncode == 0
-    with h5py.File(whole, "r") as file:  # what the comparison covers: learning and snapshots
-        assert len(file["trials/index"]) == 300 and len(file["snapshots/trial"]) == 8
+    with sim.run("learning/bars", whole, overrides=BARS) as result:
+        # what the comparison covers: 300 trials of learning, 8 snapshots of the weights
+        assert len(result["trials/index"]) == 300 and len(result["snapshots/trial"]) == 8
 
     output = tmp_path / "killed.h5"
     checkpoint = checkpoint_of(output)
-    process = start(*BARS, "-o", str(output))
-    done = wait_for_checkpoint(process, checkpoint, 100)  # the second checkpoint
+    process = start("learning/bars", BARS, output)
+    wait_for_checkpoint(process, checkpoint, 100)  # the second checkpoint
     process.send_signal(signal.SIGKILL)
     process.communicate()
     assert process.returncode == -signal.SIGKILL
-    done = trials_done(checkpoint)  # a third may have come before the kill
+    done = trials_done(checkpoint)  # a later one may have come before the kill
     assert done in (100, 150, 200, 250) and not output.exists()
 
-    resumed = pcsim(*BARS, "-o", str(output), "--resume")
-    assert resumed.returncode == 0, resumed.stderr
+    # a SIGKILL half-way through writing the next checkpoint leaves its first half under the
+    # temporary name of a process that is gone, beside the whole one before it
+    dead = next(pid for pid in range(4_000_000, 4_100_000) if not alive(pid))
+    half = tmp_path / f".{checkpoint.name}.{HOST}-{dead}.partial"
+    data = checkpoint.read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+
+    assert main(command("learning/bars", BARS, "-o", str(output), "--resume")) == 0
     assert_same_bitwise(whole, output, [done])
     assert not checkpoint.exists()  # removed once the result is written
-    assert not list(tmp_path.glob(".*.partial"))  # nor a temporary file left
+    assert not list(tmp_path.glob(".*"))  # the half-written one too (the writer's cleanup)
 
 
-def test_variance_stopped_with_sigterm_resumes_to_the_uninterrupted_file(tmp_path):
+def test_variance_stopped_with_sigterm_resumes_to_the_uninterrupted_file(tmp_path, capsys):
     whole = tmp_path / "whole.h5"
-    assert pcsim(*VARIANCE, "-o", str(whole)).returncode == 0
+    sim.run("learning/variance", whole, overrides=VARIANCE).close()
 
     output = tmp_path / "stopped.h5"
     checkpoint = checkpoint_of(output)
-    process = start(*VARIANCE, "-o", str(output))
-    wait_for_checkpoint(process, checkpoint, 30)
+    process = start("learning/variance", VARIANCE, output)
+    wait_for_checkpoint(process, checkpoint, 15)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=300)
     # the running trial ends, a checkpoint is taken at its end, then exit 143
     assert process.returncode == 143, stderr
     done = trials_done(checkpoint)
-    assert 30 <= done < 120 and not output.exists()
+    assert 15 <= done < 60 and not output.exists()
     lines = [line for line in stderr.splitlines() if line.startswith("pcsim: interrupted")]
-    assert len(lines) == 1 and f"after trial {done} of 120" in lines[0]
+    assert len(lines) == 1 and f"after trial {done} of 60" in lines[0]
     assert str(checkpoint) in lines[0] and "--resume" in lines[0]
 
-    # refused, one line each, the checkpoint kept: another scenario, or a new run over it
-    other = pcsim(*VARIANCE, "--set", "model.covariance.tau_ms=5000", "-o", str(output),
-                  "--resume")
-    assert other.returncode == 2
-    assert other.stderr.strip().count("\n") == 0
-    assert "another scenario (parameters.model.covariance.tau_ms differs)" in other.stderr
-    seed = pcsim(*VARIANCE, "--seed", "7", "-o", str(output), "--resume")
-    assert seed.returncode == 2 and "differs" in seed.stderr
-    fresh = pcsim(*VARIANCE, "-o", str(output))
-    assert fresh.returncode == 2 and "--resume" in fresh.stderr
+    # refused, one line each, the checkpoint kept: another scenario, another seed, or a new
+    # run over it
+    other = {**VARIANCE, "model.covariance.tau_ms": 5000.0}
+    assert main(command("learning/variance", other, "-o", str(output), "--resume")) == 2
+    assert ("another scenario (parameters.model.covariance.tau_ms differs)"
+            in one_error_line(capsys))
+    assert main(command("learning/variance", VARIANCE, "-o", str(output), "--resume",
+                        "--seed", "7")) == 2
+    assert "(parameters.seed differs)" in one_error_line(capsys)
+    assert main(command("learning/variance", VARIANCE, "-o", str(output))) == 2
+    assert "pass --resume to continue that run" in one_error_line(capsys)
     assert trials_done(checkpoint) == done and not output.exists()
 
-    resumed = pcsim(*VARIANCE, "-o", str(output), "--resume")
-    assert resumed.returncode == 0, resumed.stderr
+    assert main(command("learning/variance", VARIANCE, "-o", str(output), "--resume")) == 0
     assert_same_bitwise(whole, output, [done])
     assert not checkpoint.exists()
 
 
-def test_a_kill_while_a_checkpoint_is_written_leaves_the_one_before(tmp_path):
-    """A checkpoint is written to a temporary file and renamed: a kill in the middle leaves
-    that temporary file, half written, beside the checkpoint before it, which resumes."""
-    args = ["learning/bars", "--set", "protocol.conditions.0.count=60",
-            "--set", "record.checkpoint_every=20"]
-    whole = tmp_path / "whole.h5"
-    assert pcsim(*args, "-o", str(whole)).returncode == 0
-    output = tmp_path / "killed.h5"
-    checkpoint = checkpoint_of(output)
-    process = start(*args, "-o", str(output))
-    wait_for_checkpoint(process, checkpoint, 20)
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
-    done = trials_done(checkpoint)
-    # what a SIGKILL half-way through the next checkpoint leaves: its first half, under the
-    # temporary name of a process that is gone
-    dead = next(pid for pid in range(4_000_000, 4_100_000) if not _alive(pid))
-    half = tmp_path / f".{checkpoint.name}.{HOST}-{dead}.partial"
-    data = checkpoint.read_bytes()
-    half.write_bytes(data[: len(data) // 2])
+class StopAfter:
+    """A progress listener that sends this process SIGTERM when trial ``trials`` ends: a
+    signal at a known trial boundary."""
 
-    resumed = pcsim(*args, "-o", str(output), "--resume")
-    assert resumed.returncode == 0, resumed.stderr
-    assert_same_bitwise(whole, output, [done])
-    assert not half.exists()  # the next run in the folder removed it
+    def __init__(self, trials: int) -> None:
+        self.trials = trials
+
+    def __call__(self, fraction: float) -> None:
+        pass
+
+    def trial_done(self, done: int, total: int, free_energy: float | None) -> None:
+        if done == self.trials:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
-def test_resume_without_a_checkpoint_is_refused(tmp_path):
+@pytest.mark.parametrize(("name", "overrides", "stop"), [
+    ("learning/oddball", {"protocol.trials": 12}, 7),  # ERP traces kept by the readout
+    ("learning/prior", {"protocol.conditions.0.count": 30}, 11),  # a learned prior
+    ("learning/weights", {}, 100),  # weights learned, then a test phase without learning
+    ("perception/creak_where", {}, 2),  # discrete, mean-field; evidence kept across trials
+    ("disorders/anxiety", {}, 3),  # discrete; the ideal observer's readout
+])
+def test_other_mechanisms_and_families_resume_bitwise(tmp_path, name, overrides, stop):
+    overrides = {**overrides, "record.checkpoint_every": 1000}  # a checkpoint on signals only
+    whole, output = tmp_path / "whole.h5", tmp_path / "stopped.h5"
+    run_scenario(load_scenario(name, overrides=overrides), whole)
+    with pytest.raises(RunInterrupted, match=f"after trial {stop} of"):
+        run_scenario(load_scenario(name, overrides=overrides), output, StopAfter(stop))
+    assert trials_done(checkpoint_of(output)) == stop
+    run_scenario(load_scenario(name, overrides=overrides), output, resume=True)
+    assert_same_bitwise(whole, output, [stop])
+
+
+def test_resume_twice_lists_both_places(tmp_path):
+    overrides = {"protocol.conditions.0.count": 20, "record.checkpoint_every": 5}
+    whole, output = tmp_path / "whole.h5", tmp_path / "stopped.h5"
+    run_scenario(load_scenario("learning/prior", overrides=overrides), whole)
+    with pytest.raises(RunInterrupted):
+        run_scenario(load_scenario("learning/prior", overrides=overrides), output, StopAfter(7))
+    with pytest.raises(RunInterrupted):
+        run_scenario(load_scenario("learning/prior", overrides=overrides), output,
+                     StopAfter(13), resume=True)
+    run_scenario(load_scenario("learning/prior", overrides=overrides), output, resume=True)
+    assert_same_bitwise(whole, output, [7, 13])
+
+
+def test_resume_without_a_checkpoint_is_refused(tmp_path, capsys):
     output = tmp_path / "none.h5"
-    refused = pcsim(*VARIANCE, "-o", str(output), "--resume")
-    assert refused.returncode == 2
-    assert refused.stderr.strip().count("\n") == 0
-    assert "no checkpoint to resume from" in refused.stderr and not output.exists()
-    no_output = pcsim(*VARIANCE, "--resume")
-    assert no_output.returncode == 2 and "expected -o OUT.h5" in no_output.stderr
+    assert main(command("learning/variance", VARIANCE, "-o", str(output), "--resume")) == 2
+    assert "no checkpoint to resume from" in one_error_line(capsys)
+    assert not output.exists()
+    assert main(command("learning/variance", VARIANCE, "--resume")) == 2
+    assert "--resume: expected -o OUT.h5" in one_error_line(capsys)
 
 
-def test_a_batched_run_refuses_checkpoints(tmp_path):
-    refused = pcsim("perception/single_cause", "--set", "protocol.batch=4",
-                    "--set", "record.checkpoint_every=2", "--check")
-    assert refused.returncode == 2
-    assert "record.checkpoint_every" in refused.stderr and "batched" in refused.stderr
+def test_a_batched_run_refuses_checkpoints(capsys):
+    assert main(command("perception/single_cause", {"protocol.batch": 4,
+                                                    "record.checkpoint_every": 2},
+                        "--check")) == 2
+    line = one_error_line(capsys)
+    assert "record.checkpoint_every" in line and "batched run" in line
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
