@@ -214,6 +214,24 @@ def test_resume_twice_lists_both_places(tmp_path):
     assert_same_bitwise(whole, output, [7, 13])
 
 
+def test_a_partial_file_kept_on_sigterm_ends_at_the_checkpoint(tmp_path):
+    """With --keep-partial the interrupted file holds the trials up to the checkpoint, no
+    more; resuming over it (overwrite) gives the uninterrupted file."""
+    overrides = {"protocol.conditions.0.count": 20, "record.checkpoint_every": 5}
+    whole, output = tmp_path / "whole.h5", tmp_path / "stopped.h5"
+    run_scenario(load_scenario("learning/prior", overrides=overrides), whole)
+    with pytest.raises(RunInterrupted, match="after trial 7 of 20"):
+        run_scenario(load_scenario("learning/prior", overrides=overrides), output,
+                     StopAfter(7), keep_partial=True)
+    with sim.load(whole) as complete, sim.load(output, allow_incomplete=True) as partial:
+        assert partial.attrs["status"] == "interrupted"
+        assert list(partial["trials/index"]) == list(complete["trials/index"][:7])
+        assert partial.attrs["stopped_at"] == complete["trials/t_stop"][6]
+    run_scenario(load_scenario("learning/prior", overrides=overrides), output, resume=True,
+                 overwrite=True)
+    assert_same_bitwise(whole, output, [7])
+
+
 def test_resume_without_a_checkpoint_is_refused(tmp_path, capsys):
     output = tmp_path / "none.h5"
     assert main(command("learning/variance", VARIANCE, "-o", str(output), "--resume")) == 2
