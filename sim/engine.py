@@ -133,8 +133,9 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
     check_target(output, overwrite)
     checkpoint.check_start(scenario, output, resume, overwrite)
     saved = checkpoint.read(scenario, output) if resume else None
-    if not resume:  # an interrupted run's checkpoint, which --overwrite starts again
-        checkpoint.checkpoint_path(output).unlink(missing_ok=True)
+    stale = checkpoint.checkpoint_path(output)
+    if not resume and stale.exists():  # an interrupted run's, which --overwrite starts again
+        stale.unlink()
     configure_brian(float_type=getattr(scenario, "float_type", "float64"))
     seed(scenario.seed)  # any draw on Brian2's side follows the scenario's seed too
     guard = RunGuard([], scenario.numerics.rate_limit, scenario.dt_ms,
