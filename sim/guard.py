@@ -94,8 +94,9 @@ class RunGuard:
     def _tick(self) -> None:
         step = self.step
         self.step += 1
-        if not step and self.on_first_step is not None:  # the code is compiled by now
-            self.on_first_step()
+        if self.on_first_step is not None:  # the code is compiled by now (a resumed run
+            first, self.on_first_step = self.on_first_step, None  # starts past step 0)
+            first()
         if self.interrupted and not self.defer_interrupt:
             raise RunStopped("interrupted", f"interrupted by {self.interrupted}", step * self.dt_ms)
         if step % self.record_every and step % self.every:

@@ -189,6 +189,8 @@ class StopAfter:
     ("learning/weights", {}, 100),  # weights learned, then a test phase without learning
     ("perception/creak_where", {}, 2),  # discrete, mean-field; evidence kept across trials
     ("disorders/anxiety", {}, 3),  # discrete; the ideal observer's readout
+    # top-down attention, reaction times: one trial of each of the six conditions
+    ("attention/posner", {f"protocol.conditions.{i}.count": 1 for i in range(6)}, 3),
 ])
 def test_other_mechanisms_and_families_resume_bitwise(tmp_path, name, overrides, stop):
     overrides = {**overrides, "record.checkpoint_every": 1000}  # a checkpoint on signals only
