@@ -18,7 +18,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from golden import VOLATILE_ATTRS
 
 import sim
 from sim.cli import main
@@ -31,7 +30,7 @@ from sim.scenario import load_scenario
 BARS = {"protocol.conditions.0.count": 300, "record.checkpoint_every": 50,
         "record.snapshots_every": 40}
 VARIANCE = {"protocol.conditions.0.count": 60, "record.checkpoint_every": 15}
-WALL_CLOCK = {"created_utc"}  # when the run started; and the versions (golden.VOLATILE_ATTRS)
+WALL_CLOCK = {"created_utc"}  # when the run started: the only attribute left out
 
 
 def command(name: str, overrides: dict, *extra: str) -> list[str]:
@@ -68,12 +67,12 @@ def wait_for_checkpoint(process: subprocess.Popen, checkpoint: Path, done: int) 
 
 def contents(path: Path) -> dict[str, object]:
     """Every dataset's values and every attribute of a result, by path (``@`` for an
-    attribute), the wall-clock and version attributes left out."""
+    attribute), the wall-clock one left out."""
     found: dict[str, object] = {}
     with h5py.File(path, "r") as file:
         def visit(name: str, node) -> None:
             for key, value in node.attrs.items():
-                if key not in VOLATILE_ATTRS | WALL_CLOCK:
+                if key not in WALL_CLOCK:
                     found[f"{name}@{key}"] = value
             if isinstance(node, h5py.Dataset):
                 found[name] = node[()]
