@@ -133,6 +133,19 @@ def check_start(scenario: Any, output: Path, resume: bool, overwrite: bool) -> N
                           "pass --resume to continue that run, or --overwrite to start again")
 
 
+def prepare(scenario: Any, output: Path, resume: bool, overwrite: bool) -> Saved | None:
+    """As a run writing ``output`` starts: with ``resume``, its checkpoint (``read``); else
+    None, once an interrupted run's checkpoint there is removed (``overwrite``; without it,
+    refused by ``check_start``)."""
+    if resume:
+        return read(scenario, output)
+    check_start(scenario, output, resume, overwrite)
+    stale = checkpoint_path(output)
+    if stale.exists():
+        stale.unlink()
+    return None
+
+
 def read(scenario: Any, output: Path, state: bool = True) -> Saved:
     """The checkpoint of the run writing ``output``, checked against ``scenario`` and this
     installation; ResultError (one line) when there is none or it does not fit. ``state``

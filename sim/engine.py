@@ -131,11 +131,7 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
         warnings.warn(message, NumericalWarning, stacklevel=2)
     output = Path(output)
     check_target(output, overwrite)
-    checkpoint.check_start(scenario, output, resume, overwrite)
-    saved = checkpoint.read(scenario, output) if resume else None
-    stale = checkpoint.checkpoint_path(output)
-    if not resume and stale.exists():  # an interrupted run's, which --overwrite starts again
-        stale.unlink()
+    saved = checkpoint.prepare(scenario, output, resume, overwrite)
     configure_brian(float_type=getattr(scenario, "float_type", "float64"))
     seed(scenario.seed)  # any draw on Brian2's side follows the scenario's seed too
     guard = RunGuard([], scenario.numerics.rate_limit, scenario.dt_ms,
