@@ -295,6 +295,20 @@ class LearnedCovariance(Mechanism):
             if reset:
                 circuit.interneuron[:] = 0.0
 
+    def checkpoint(self, settings: Settings, context: BuildContext) -> dict:
+        """Each level's Sigma (NumPy, outside Brian2), the Sigmas kept at trials' ends and
+        the count of trials started."""
+        return {circuit.name: {"covariance": circuit.covariance,
+                               "snapshots": circuit.snapshots, "trials": circuit.trials}
+                for circuit in self.circuits(context)}
+
+    def resume(self, settings: Settings, context: BuildContext, kept: dict) -> None:
+        for circuit in self.circuits(context):
+            saved = kept[circuit.name]
+            circuit.covariance[...] = saved["covariance"]  # in place: the operations share it
+            circuit.snapshots = list(saved["snapshots"])
+            circuit.trials = int(saved["trials"])
+
     def outputs(self, settings: Settings, context: BuildContext) -> dict:
         """Sigma at each trial's end (trials x n x n): the kept ones and the one now."""
         return {f"levels/{circuit.name}/covariance":

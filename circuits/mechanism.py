@@ -46,6 +46,10 @@ lists the module (a user's or a test's mechanism registers itself with
   replaces a parameter beside any other claim on it, two that learn it, one that constrains
   what nothing learns), and a readout finds who learns what from them; no mechanism names
   another.
+- checkpoints (``sim.checkpoint``): Brian2's state is saved whole; ``checkpoint`` gives what
+  else the mechanism keeps from one trial to the next (NumPy arrays outside Brian2, counts,
+  lists), at a trial boundary, as plain data (arrays, numbers, lists, dicts), and ``resume``
+  puts it back into a freshly built run.
 
 Nothing here imports Brian2: the registry and the report side read these declarations.
 """
@@ -248,6 +252,13 @@ class Mechanism:
     def snapshot(self, settings: Any, context: BuildContext) -> dict[str, Any]:
         """The learned parameter's values now, by path (a copy is made by the writer)."""
         return {}
+
+    def checkpoint(self, settings: Any, context: BuildContext) -> dict[str, Any]:
+        """What it keeps across trials outside Brian2's state, as plain data (saved at once)."""
+        return {}
+
+    def resume(self, settings: Any, context: BuildContext, kept: dict[str, Any]) -> None:
+        """Put back what ``checkpoint`` gave, into a run built afresh (before its next trial)."""
 
 
 def unknown_name(names: Sequence[str], choices: Sequence[str], what: str = "level",

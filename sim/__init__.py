@@ -36,6 +36,7 @@ def run(
     overwrite: bool = False,
     keep_partial: bool = False,
     debug: bool = False,
+    resume: bool = False,
 ) -> Result:
     """Run a scenario (path or bundled name, with ``overrides`` as dotted keys) and load it.
 
@@ -44,7 +45,9 @@ def run(
     the scenario (or a step beyond its stability bound), ``ResultError`` for the output path,
     ``DivergenceError`` if the run blows up, ``RunInterrupted`` on Ctrl-C (``keep_partial``
     keeps what was simulated, marked ``interrupted``). ``debug`` keeps Brian2's log files
-    (pcsim removes them otherwise: ``sim.brian_logging``).
+    (pcsim removes them otherwise: ``sim.brian_logging``). ``resume``: go on from the
+    checkpoint of an interrupted run writing ``output`` (``[record] checkpoint_every``,
+    ``sim.checkpoint``).
     """
     from sim.engine import default_output, run_scenario, text_progress
     from sim.scenario import load_scenario
@@ -52,7 +55,7 @@ def run(
     loaded = load_scenario(scenario, overrides=overrides, seed=seed)
     target = Path(output) if output is not None else default_output(loaded)
     run_scenario(loaded, target, text_progress() if progress else None, overwrite=overwrite,
-                 keep_partial=keep_partial, debug=debug)
+                 keep_partial=keep_partial, debug=debug, resume=resume)
     return load(target)
 
 

@@ -90,6 +90,7 @@ def own_warnings(args: argparse.Namespace) -> None:
 def command_run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from sim.checkpoint import check_start
     from sim.engine import check_target, default_output, run_scenario, text_progress
     from sim.io.reader import load
     from sim.report.summary import summary_lines
@@ -99,6 +100,9 @@ def command_run(args: argparse.Namespace) -> int:
     own_warnings(args)  # the imports above load Brian2
     if args.output:
         check_result_name(Path(args.output))
+    elif args.resume:
+        raise ResultError("--resume: expected -o OUT.h5, the result the interrupted run was "
+                          "writing (its checkpoint is OUT.h5.checkpoint)")
     # validation checks what it computes for finiteness: numpy's warnings would only repeat it
     with np.errstate(all="ignore"):
         scenario = load_scenario(args.scenario, overrides=parse_sets(args.set), seed=args.seed)
@@ -107,6 +111,7 @@ def command_run(args: argparse.Namespace) -> int:
     for message in messages:
         print(f"pcsim: warning: {message}", file=sys.stderr)
     check_target(output, args.overwrite)
+    check_start(scenario, output, args.resume, args.overwrite)  # its checkpoint (--resume)
     if not args.no_plot:
         check_target(output.with_suffix(".png"), args.overwrite, "the figure beside the result",
                      "pass --overwrite to replace it or --no-plot to skip the figure")
@@ -118,7 +123,8 @@ def command_run(args: argparse.Namespace) -> int:
     print(f"pcsim: running {scenario.name} ({scenario.path}), seed {scenario.seed}, "
           f"{scenario.duration_ms:g} ms in {len(scenario.trials)} trial(s)", file=sys.stderr)
     run_scenario(scenario, output, text_progress(), overwrite=args.overwrite,
-                 keep_partial=args.keep_partial, checked=True, debug=args.debug)
+                 keep_partial=args.keep_partial, checked=True, debug=args.debug,
+                 resume=args.resume)
     with load(output) as result:
         for line in summary_lines(result):
             print(line)
@@ -213,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-plot", action="store_true", help="do not write the PNG figure")
     run.add_argument("--keep-partial", action="store_true",
                      help="on Ctrl-C keep what was simulated, marked status 'interrupted'")
+    run.add_argument("--resume", action="store_true",
+                     help="continue an interrupted run from its checkpoint (-o OUT.h5: "
+                          "OUT.h5.checkpoint; the same scenario, --set and --seed)")
     run.add_argument("--check", action="store_true",
                      help="only validate the scenario and its step size; run nothing")
     run.set_defaults(handler=command_run)

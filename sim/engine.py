@@ -13,7 +13,7 @@ from pathlib import Path
 
 from brian2 import Network, prefs, seed
 
-from sim import brian_logging
+from sim import brian_logging, checkpoint
 from sim.errors import DivergenceError, NumericalWarning, ResultError, RunInterrupted
 from sim.guard import (
     RunGuard,
@@ -121,7 +121,7 @@ def check_target(output: Path, overwrite: bool, role: str = "the result",
 
 def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = None,
                  overwrite: bool = False, keep_partial: bool = False, checked: bool = False,
-                 debug: bool = False):
+                 debug: bool = False, resume: bool = False):
     """Simulate every trial; the file appears at ``output`` only if the run completes.
 
     Before anything is written the step is checked against its stability bound
@@ -130,12 +130,15 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
     ``diverged``) and turns Ctrl-C into ``RunInterrupted`` (the partial file is kept, marked
     ``interrupted``, only with ``keep_partial``). Returns the model family's simulation object.
     ``checked``: the caller already ran the preflight and reported it. ``debug``: Brian2 keeps
-    its log files (``sim.brian_logging``; their paths go to stderr).
+    its log files (``sim.brian_logging``; their paths go to stderr). ``resume``: go on from
+    the checkpoint of an interrupted run writing ``output`` (``sim.checkpoint``; ResultError
+    when there is none or it does not fit).
     """
     for message in [] if checked else preflight(scenario):
         warnings.warn(message, NumericalWarning, stacklevel=2)
     output = Path(output)
     check_target(output, overwrite)
+    saved = checkpoint.prepare(scenario, output, resume, overwrite)
     configure_brian(float_type=getattr(scenario, "float_type", "float64"))
     seed(scenario.seed)  # any draw on Brian2's side follows the scenario's seed too
     guard = RunGuard([], scenario.numerics.rate_limit, scenario.dt_ms,
@@ -146,7 +149,7 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
         guard.on_first_step = brian_logging.clean_compiler_output
     gc.freeze()  # Brian2 collects garbage at every Network.run (0.1-0.2 s a trial): the
     try:  # objects that exist now (pcsim's, Brian2's, the caller's) are left out of that
-        return _run(scenario, output, progress, overwrite, keep_partial, guard)
+        return _run(scenario, output, progress, overwrite, keep_partial, guard, saved)
     finally:
         gc.unfreeze()  # what _run set aside from garbage collection during the trials
         if not debug:
@@ -154,8 +157,10 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
 
 
 def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite: bool,
-         keep_partial: bool, guard: RunGuard):
+         keep_partial: bool, guard: RunGuard, saved: checkpoint.Saved | None):
     simulation, runs, finished = None, None, False
+    checkpoints = (checkpoint.Checkpoints(scenario, output)
+                   if scenario.record.checkpoint_every or saved else None)
     with interrupt_handlers(guard):
         writer = ResultWriter(output)
         try:
@@ -169,14 +174,19 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
                 guard.start(name, trials + trials[:1] * (simulation.copies - len(trials)))
 
             runs = TrialRuns(simulation, scenario, progress, on_start=started,
-                             on_end=lambda: guard.trial_end(simulation.clock_time() * 1e3))
+                             check_end=lambda: guard.trial_end(simulation.clock_time() * 1e3),
+                             on_done=checkpoints.trial_ended if checkpoints else None)
             network = Network(*simulation.objects, guard.operation(simulation.clock),
                               *runs.objects)
+            first = 0
+            if checkpoints is not None:
+                checkpoints.attach(network, simulation, guard, writer)
+                first = checkpoints.resume(saved) if saved is not None else 0
             # Brian2 runs gc.collect() at every Network.run; over the heap a build leaves (sympy,
             # code objects) that took ~0.3 s a trial: what exists now is frozen out of it
             gc.collect()
             gc.freeze()
-            runs.run(network)
+            runs.run(network, first)
             simulation.finish()
             finished = True
             try:
@@ -185,18 +195,21 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
                 raise RunStopped("diverged", non_finite_message(
                     err.found, writer.file, [row["name"] for row in simulation.trial_rows]),
                     scenario.duration_ms) from None
+            if checkpoints is not None:
+                checkpoints.remove()
         except RunStopped as stop:
             Network._globally_running = False  # the loop was left by an exception
             if stop.reason == "interrupted" and not keep_partial:
                 writer.abort()
                 raise RunInterrupted(f"{stop.message} at t = {stop.t_ms:g} ms; nothing written "
                                      "(--keep-partial keeps what was simulated)", None) from None
+            between = checkpoints is not None and checkpoints.stopped_between
             try:
                 if finished:  # every trial ran; the commit found what they computed wrong
                     stopped_at = stop.t_ms * 1e-3
-                else:
-                    stopped_at = simulation.stopped(runs.members if runs else [], stop.reason,
-                                                    stop.t_ms * 1e-3)
+                else:  # stopped between two trials: no trial's row to add
+                    stopped_at = simulation.stopped(runs.members if runs and not between else [],
+                                                    stop.reason, stop.t_ms * 1e-3)
                     simulation.finish()
                 writer.file.attrs["failure"] = stop.message
                 writer.file.attrs["stopped_at"] = stopped_at
@@ -205,6 +218,8 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
                 writer.abort()
                 raise
             if stop.reason == "diverged":
+                if checkpoints is not None:
+                    checkpoints.remove()  # a resumed run would diverge again
                 raise DivergenceError(stop.message, output) from None
             raise RunInterrupted(f"{stop.message} at t = {stop.t_ms:g} ms; kept what was "
                                  f"simulated in {output} (status interrupted)", output) from None

@@ -13,7 +13,8 @@ its state (F, the readouts' columns) is checked as it is written (``sim.io.write
 ``non_finite_message`` says what was found there.
 
 SIGINT and SIGTERM only raise a flag (``interrupt_handlers``); the guard turns it into
-``RunStopped`` at the next step boundary, where the network and the HDF5 file are consistent.
+``RunStopped`` at the next step boundary, where the network and the HDF5 file are consistent
+(a run that writes checkpoints finishes its trial first: ``defer_interrupt``, ``sim.checkpoint``).
 A second signal interrupts at once (``KeyboardInterrupt``), and the engine removes the
 temporary file.
 """
@@ -91,6 +92,8 @@ class RunGuard:
         self.trial_name = ""
         self.trials: list[str] = []  # the trial of each copy of the network (``start``)
         self.on_first_step: Callable[[], None] | None = None
+        # a run that checkpoints finishes its trial on a signal (``sim.checkpoint``)
+        self.defer_interrupt = False
 
     def operation(self, clock) -> NetworkOperation:
         return NetworkOperation(self._tick, clock=clock, when="start", order=-100,
@@ -99,9 +102,10 @@ class RunGuard:
     def _tick(self) -> None:
         step = self.step
         self.step += 1
-        if not step and self.on_first_step is not None:  # the code is compiled by now
-            self.on_first_step()
-        if self.interrupted:
+        if self.on_first_step is not None:  # the code is compiled by now (a resumed run
+            first, self.on_first_step = self.on_first_step, None  # starts past step 0)
+            first()
+        if self.interrupted and not self.defer_interrupt:
             raise RunStopped("interrupted", f"interrupted by {self.interrupted}", step * self.dt_ms)
         if step % self.record_every and step % self.every:
             return

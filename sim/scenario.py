@@ -61,6 +61,7 @@ class Recording:
     laplace: str | int = "auto"  # how often F's Laplace term is computed (hierarchical)
     snapshots_every: int = 0  # learned parameters after every N-th trial (0: none)
     snapshots_limit_mb: float = SNAPSHOTS_LIMIT_MB  # the preflight refuses more (sim.learning)
+    checkpoint_every: int = 0  # a checkpoint after every N-th trial (0: none; sim.checkpoint)
 
 
 @dataclass
@@ -124,7 +125,9 @@ class Scenario:
                           if self.record.laplace != "auto" else {}),
                        **({"snapshots_every": self.record.snapshots_every,
                            "snapshots_limit_mb": self.record.snapshots_limit_mb}
-                          if self.record.snapshots_every else {})},
+                          if self.record.snapshots_every else {}),
+                       **({"checkpoint_every": self.record.checkpoint_every}
+                          if self.record.checkpoint_every else {})},
             "protocol": (self.protocol.describe() if self.protocol is not None else
                          {"shuffle": self.shuffle, "order": [t.index for t in self.trials]}),
             "numerics": {"stability": self.numerics.stability,
@@ -302,6 +305,12 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
                                                      "mechanism")
     snapshots_limit_mb = record_fields.number("snapshots_limit_mb", default=SNAPSHOTS_LIMIT_MB,
                                               positive=True)
+    checkpoint_every = record_fields.number("checkpoint_every", default=0, minimum=0,
+                                            maximum=MAX_TRIALS, integer=True)
+    if checkpoint_every and protocol.batch > 1:
+        raise record_fields.error("checkpoint_every", f"a batched run ([protocol] batch = "
+                                                      f"{protocol.batch}) writes no checkpoints; "
+                                                      "expected 0, or batch = 1")
     record_fields.close()
     numerics_fields = top.sub("numerics", default={})
     numerics = Numerics(
@@ -325,7 +334,7 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
         model=model,
         trials=protocol.trials,
         record=Recording(every_steps, tuple(variables), laplace, snapshots_every or 0,
-                         snapshots_limit_mb),
+                         snapshots_limit_mb, checkpoint_every),
         overrides=overrides,
         float_type=float_type,
         numerics=numerics,

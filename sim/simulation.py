@@ -172,7 +172,7 @@ class Simulation:
         the start of the first trial not done (it keeps those before, ``Batch.finish``)."""
         if self.batch is not None:
             return self.batch.stopped_at()
-        if reason == "interrupted":
+        if reason == "interrupted" and members:  # none: stopped between two trials
             self.end_trial(self.scenario.trials[members[0]])
         return t_s
 
@@ -239,6 +239,34 @@ class Simulation:
             for mechanism, settings in self.mechanisms:
                 values.update(mechanism.snapshot(settings, self.context))
             self.snapshots.add(position, values)
+
+    # checkpoints (``sim.checkpoint``) --------------------------------------------------------
+    def checkpoint(self) -> dict[str, Any]:
+        """What the remaining trials depend on beyond Brian2's state, at a trial boundary, as
+        plain data: the trial rows so far, the recorder's cadence, what the mechanisms and
+        readouts keep (their ``checkpoint``) and the family's own (``family_checkpoint``)."""
+        return {"trial_rows": self.trial_rows, "countdown": self.countdown, "now": self.now,
+                "mechanisms": {mechanism.name: mechanism.checkpoint(settings, self.context)
+                               for mechanism, settings in self.mechanisms},
+                "readouts": {readout.name: readout.checkpoint(self) for readout in self.readouts},
+                "family": self.family_checkpoint()}
+
+    def resume(self, kept: dict[str, Any]) -> None:
+        """Put back what ``checkpoint`` gave, into this run built afresh."""
+        self.trial_rows = list(kept["trial_rows"])
+        self.countdown, self.now = kept["countdown"], kept["now"]
+        for mechanism, settings in self.mechanisms:
+            mechanism.resume(settings, self.context, kept["mechanisms"][mechanism.name])
+        for readout in self.readouts:
+            readout.resume(self, kept["readouts"][readout.name])
+        self.family_resume(kept["family"])
+
+    def family_checkpoint(self) -> dict[str, Any]:
+        """What the family keeps across trials outside Brian2's state."""
+        return {}
+
+    def family_resume(self, kept: dict[str, Any]) -> None:
+        """Put back what ``family_checkpoint`` gave."""
 
     def trial_row(self, trial: Trial, t_start: float, t_stop: float) -> dict[str, Any]:
         """The trial's row: index, name, start and stop (s), then every readout's columns."""

@@ -28,15 +28,19 @@ class TrialRuns:
 
     ``progress(fraction)`` (with ``trial_done`` when it has one, ``sim.engine.TextProgress``)
     hears how far the run is; ``on_start(name)`` the name of the trial (or batch) starting;
-    ``on_end()`` that the trials running end, before their rows are read from the state
-    (the guard's check, ``RunGuard.trial_end``).
+    ``check_end()`` that the trials running end, before their rows are read from the state
+    (the guard's check, ``RunGuard.trial_end``); ``on_done(done)``, when given, that the
+    first ``done`` trials in running order are done (a checkpoint may follow,
+    ``sim.checkpoint``).
     """
 
     def __init__(self, simulation: Any, scenario: Any, progress: Any,
                  on_start: Callable[[str], None],
-                 on_end: Callable[[], None] = lambda: None) -> None:
+                 check_end: Callable[[], None] = lambda: None,
+                 on_done: Callable[[int], None] | None = None) -> None:
         self.simulation, self.scenario = simulation, scenario
-        self.progress, self.on_start, self.on_end = progress, on_start, on_end
+        self.progress, self.on_start = progress, on_start
+        self.check_end, self.on_done = check_end, on_done
         self.total_ms, self.done_ms = scenario.duration_ms, 0.0
         self.members: list[int] = []
         self.serial = simulation.batch is None and len(scenario.trials) > 1
@@ -46,11 +50,15 @@ class TrialRuns:
                                          clock=simulation.clock, name="trial_sequence")
                         ] if self.serial else []
 
-    def run(self, network: Any) -> None:
+    def run(self, network: Any, first: int = 0) -> None:
+        """Run the trials from running position ``first`` on (a resumed run: the network
+        holds the state at that trial's start, ``sim.checkpoint``)."""
         if self.serial:  # every trial in one run
-            self._start([0])
-            network.run(sum(self.steps) * self.scenario.dt_ms * ms, namespace={},
-                        report=self._report(0.0, 1), report_period=REPORT_PERIOD_S * 1000 * ms)
+            self.done_ms = sum(trial.duration_ms for trial in self.scenario.trials[:first])
+            self._start([first])
+            network.run(sum(self.steps[first:]) * self.scenario.dt_ms * ms, namespace={},
+                        report=self._report(self.done_ms, 1),
+                        report_period=REPORT_PERIOD_S * 1000 * ms)
             self._end()
             return
         for members in self.simulation.runs():  # one trial, or a batch of them
@@ -75,7 +83,7 @@ class TrialRuns:
         self.remaining = self.steps[members[0]]
 
     def _end(self) -> None:
-        self.on_end()
+        self.check_end()
         self.simulation.end(self.members)
         self.done_ms += sum(self.scenario.trials[p].duration_ms for p in self.members)
         progress = self.progress
@@ -85,6 +93,8 @@ class TrialRuns:
             done, last = ((batch.done(), batch.rows[self.members[-1]]) if batch is not None
                           else (len(self.simulation.trial_rows), self.simulation.trial_rows[-1]))
             progress.trial_done(done, len(self.scenario.trials), last.get("final_free_energy"))
+        if self.on_done is not None:
+            self.on_done(self.members[-1] + 1)
 
     def _report(self, before_ms: float, copies: int) -> Callable:
         def report(elapsed, completed, start, duration) -> None:

@@ -24,6 +24,8 @@ class SnapshotWriter:
         self.datasets: dict[str, h5py.Dataset] = {}
 
     def _dataset(self, path: str, value: np.ndarray) -> h5py.Dataset:
+        if path not in self.datasets and path in self.group:  # a resumed run's (sim.checkpoint)
+            self.datasets[path] = self.group[path]
         if path not in self.datasets:
             self.datasets[path] = self.group.create_dataset(
                 path, shape=(0, *value.shape), maxshape=(None, *value.shape), dtype=value.dtype,

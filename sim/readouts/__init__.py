@@ -61,3 +61,11 @@ class Readout:
 
     def finish(self, simulation: Any, settings: Any) -> None:
         """Write what the readout leaves beside the trial table (``simulation.writer``)."""
+
+    def checkpoint(self, simulation: Any) -> Any:
+        """What it keeps across trials (``simulation.readout_state``) as plain data, at a
+        trial boundary (``sim.checkpoint``); None: nothing."""
+        return None
+
+    def resume(self, simulation: Any, kept: Any) -> None:
+        """Put back what ``checkpoint`` gave, into a run built afresh."""

@@ -167,6 +167,15 @@ class ERP(Readout):
             row[f"erp_latency/{name}"] = latency
         return row
 
+    def checkpoint(self, simulation: Any) -> dict[str, Any]:
+        """The traces and kinds of the trials done (a trial boundary: no samples pending)."""
+        sampler: Sampler = simulation.readout_state[self.name]
+        return {"traces": sampler.traces, "kinds": sampler.kinds}
+
+    def resume(self, simulation: Any, kept: dict[str, Any]) -> None:
+        sampler: Sampler = simulation.readout_state[self.name]
+        sampler.traces, sampler.kinds = list(kept["traces"]), list(kept["kinds"])
+
     def finish(self, simulation: Any, settings: Settings) -> None:
         sampler: Sampler = simulation.readout_state[self.name]
         if not sampler.traces:

@@ -110,6 +110,7 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
 def _run_point(task: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
+    from sim.checkpoint import checkpoint_path
     from sim.engine import run_scenario
     from sim.errors import DivergenceError, ResultError, RunInterrupted, ScenarioError
     from sim.scenario import load_scenario
@@ -128,7 +129,8 @@ def _run_point(task: dict[str, Any]) -> dict[str, Any]:
             with np.errstate(all="ignore"), _quiet_warnings():
                 scenario = load_scenario(task["scenario"], overrides=task["overrides"],
                                          seed=task["seed"])
-                run_scenario(scenario, target, progress=watch_sweep(task.get("alive")))
+                run_scenario(scenario, target, progress=watch_sweep(task.get("alive")),
+                             resume=checkpoint_path(target).exists())  # a killed point's
         except DivergenceError as err:
             out.update(status="diverged", error=one_line(err))
         except (RunInterrupted, KeyboardInterrupt):

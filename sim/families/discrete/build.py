@@ -158,6 +158,35 @@ class DiscreteSimulation(Simulation):
         self.state.circuit.log_prior[:] = self.model.log_prior_in_force(settings)
         self.prior_precision = settings.prior_precision
 
+    # checkpoints (sim.checkpoint) ----------------------------------------------------------------
+    def family_checkpoint(self) -> dict[str, Any]:
+        """The evidence since the last reset (for Bayes, and a mean-field run's tensor L),
+        the surprise, the prior in force, the observations delivered (each by its trial's
+        index and its place among the trial's observations) and the free-energy monitor's
+        counts."""
+        trials = {trial.index: trial for trial in self.scenario.trials}
+
+        def place(index: int, observation: Observation) -> int:
+            listed = trials[index].settings.observations
+            return next(k for k, known in enumerate(listed) if known is observation)
+
+        return {"evidence": self.evidence, "surprise": self.surprise,
+                "prior_precision": self.prior_precision,
+                "delivered": [(t, index, place(index, obs), gamma)
+                              for t, index, obs, gamma in self.delivered],
+                "monitor": dict(vars(self.monitor)),
+                "joint_evidence": getattr(self.state, "evidence", None)}
+
+    def family_resume(self, kept: dict[str, Any]) -> None:
+        trials = {trial.index: trial for trial in self.scenario.trials}
+        self.evidence = list(kept["evidence"])
+        self.surprise, self.prior_precision = kept["surprise"], kept["prior_precision"]
+        self.delivered = [(t, index, trials[index].settings.observations[k], gamma)
+                          for t, index, k, gamma in kept["delivered"]]
+        vars(self.monitor).update(kept["monitor"])
+        if kept["joint_evidence"] is not None:  # in place: the coupling shares it
+            self.state.evidence[...] = kept["joint_evidence"]
+
     # for the readouts ---------------------------------------------------------------------------
     def free_energy_now(self) -> float:
         self.state.readout()  # Q, eps and F of the current state

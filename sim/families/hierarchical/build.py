@@ -278,6 +278,24 @@ class HierarchicalSimulation(Simulation):
     def final_beliefs(self) -> dict[str, Any]:
         return self.lane.final_beliefs()
 
+    # checkpoints (sim.checkpoint) ----------------------------------------------------------------
+    def family_checkpoint(self) -> dict[str, Any]:
+        """The NumPy couplings' weights (learning changes them in place, outside Brian2), the
+        Laplace term's sample count and what each lane carries from one trial to the next."""
+        return {"weights": [link.gmap.weights.data if link.sparse else link.gmap.weights
+                            for link in self.coupling.links],
+                "samples": self.samples,
+                "lanes": [{"started": lane.started, "overridden": lane.overridden,
+                           "prior_overridden": lane.prior_overridden} for lane in self.lanes]}
+
+    def family_resume(self, kept: dict[str, Any]) -> None:
+        for link, weights in zip(self.coupling.links, kept["weights"], strict=True):
+            (link.gmap.weights.data if link.sparse else link.gmap.weights)[...] = weights
+        self.samples = kept["samples"]
+        for lane, saved in zip(self.lanes, kept["lanes"], strict=True):
+            lane.started, lane.prior_overridden = saved["started"], saved["prior_overridden"]
+            lane.overridden = set(saved["overridden"])
+
     # every step ----------------------------------------------------------------------------------
     def _change_precision(self) -> None:
         if self.scheduled:

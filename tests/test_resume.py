@@ -1,0 +1,260 @@
+"""Checkpoints and ``pcsim run --resume`` (``sim.checkpoint``): a learning run killed part-way
+and resumed ends with the file an uninterrupted run writes, bitwise, in every dataset and
+every attribute but the wall-clock ones (and ``resumed_at_trials``, which says it resumed).
+
+The killed runs are real processes (SIGKILL, SIGTERM); the uninterrupted runs, the resumed
+ones and the refusals run in-process through ``sim.run`` and ``sim.cli.main`` (an import of
+Brian2 per process would cost more than the runs)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import sim
+from sim.cli import main
+from sim.engine import run_scenario
+from sim.errors import RunInterrupted
+from sim.io.partials import HOST
+from sim.scenario import load_scenario
+
+# bars: 300 trials of 5 ms, a checkpoint every 50, snapshots every 40; variance: 60 of 100 ms
+BARS = {"protocol.conditions.0.count": 300, "record.checkpoint_every": 50,
+        "record.snapshots_every": 40}
+VARIANCE = {"protocol.conditions.0.count": 60, "record.checkpoint_every": 15}
+WALL_CLOCK = {"created_utc"}  # when the run started: the only attribute left out
+
+
+def command(name: str, overrides: dict, *extra: str) -> list[str]:
+    sets = [item for key, value in overrides.items() for item in ("--set", f"{key}={value}")]
+    return ["run", name, *sets, "--no-plot", *extra]
+
+
+def start(name: str, overrides: dict, output: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sim.cli",
+                             *command(name, overrides, "-o", str(output))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def checkpoint_of(output: Path) -> Path:
+    return output.with_name(output.name + ".checkpoint")
+
+
+def trials_done(checkpoint: Path) -> int:
+    """The trials a checkpoint holds (0: none yet); the file at that name is always whole."""
+    try:
+        with h5py.File(checkpoint, "r") as file:
+            return int(file["state"].attrs["done"])
+    except (OSError, KeyError):
+        return 0
+
+
+def wait_for_checkpoint(process: subprocess.Popen, checkpoint: Path, done: int) -> None:
+    deadline = time.monotonic() + 300
+    while trials_done(checkpoint) < done:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def contents(path: Path) -> dict[str, object]:
+    """Every dataset's values and every attribute of a result, by path (``@`` for an
+    attribute), the wall-clock one left out."""
+    found: dict[str, object] = {}
+    with h5py.File(path, "r") as file:
+        def visit(name: str, node) -> None:
+            for key, value in node.attrs.items():
+                if key not in WALL_CLOCK:
+                    found[f"{name}@{key}"] = value
+            if isinstance(node, h5py.Dataset):
+                found[name] = node[()]
+
+        visit("", file)
+        file.visititems(visit)
+    return found
+
+
+def assert_same_bitwise(uninterrupted: Path, resumed: Path, resumed_at: list[int]) -> None:
+    a, b = contents(uninterrupted), contents(resumed)
+    assert "@resumed_at_trials" not in a
+    assert list(b.pop("@resumed_at_trials")) == resumed_at
+    assert sorted(a) == sorted(b)
+    for key, value in a.items():
+        left, right = np.asarray(value), np.asarray(b[key])
+        assert left.dtype == right.dtype and left.shape == right.shape, key
+        if left.dtype.kind in "fc":
+            assert left.tobytes() == right.tobytes(), key  # bitwise, NaN included
+        else:
+            assert np.array_equal(left, right), key
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("pcsim: error: "), err
+    return err
+
+
+def test_bars_killed_with_sigkill_resumes_to_the_uninterrupted_file(tmp_path):
+    whole = tmp_path / "whole.h5"
+    with sim.run("learning/bars", whole, overrides=BARS) as result:
+        # what the comparison covers: 300 trials of learning, 8 snapshots of the weights
+        assert len(result["trials/index"]) == 300 and len(result["snapshots/trial"]) == 8
+
+    output = tmp_path / "killed.h5"
+    checkpoint = checkpoint_of(output)
+    process = start("learning/bars", BARS, output)
+    wait_for_checkpoint(process, checkpoint, 100)  # the second checkpoint
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL
+    done = trials_done(checkpoint)  # a later one may have come before the kill
+    assert done in (100, 150, 200, 250) and not output.exists()
+
+    # a SIGKILL half-way through writing the next checkpoint leaves its first half under the
+    # temporary name of a process that is gone, beside the whole one before it
+    dead = next(pid for pid in range(4_000_000, 4_100_000) if not alive(pid))
+    half = tmp_path / f".{checkpoint.name}.{HOST}-{dead}.partial"
+    data = checkpoint.read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+
+    assert main(command("learning/bars", BARS, "-o", str(output), "--resume")) == 0
+    assert_same_bitwise(whole, output, [done])
+    assert not checkpoint.exists()  # removed once the result is written
+    assert not list(tmp_path.glob(".*"))  # the half-written one too (the writer's cleanup)
+
+
+def test_variance_stopped_with_sigterm_resumes_to_the_uninterrupted_file(tmp_path, capsys):
+    whole = tmp_path / "whole.h5"
+    sim.run("learning/variance", whole, overrides=VARIANCE).close()
+
+    output = tmp_path / "stopped.h5"
+    checkpoint = checkpoint_of(output)
+    process = start("learning/variance", VARIANCE, output)
+    wait_for_checkpoint(process, checkpoint, 15)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    # the running trial ends, a checkpoint is taken at its end, then exit 143
+    assert process.returncode == 143, stderr
+    done = trials_done(checkpoint)
+    assert 15 <= done < 60 and not output.exists()
+    lines = [line for line in stderr.splitlines() if line.startswith("pcsim: interrupted")]
+    assert len(lines) == 1 and f"after trial {done} of 60" in lines[0]
+    assert str(checkpoint) in lines[0] and "--resume" in lines[0]
+
+    # refused, one line each, the checkpoint kept: another scenario, another seed, or a new
+    # run over it
+    other = {**VARIANCE, "model.covariance.tau_ms": 5000.0}
+    assert main(command("learning/variance", other, "-o", str(output), "--resume")) == 2
+    assert ("another scenario (parameters.model.covariance.tau_ms differs)"
+            in one_error_line(capsys))
+    assert main(command("learning/variance", VARIANCE, "-o", str(output), "--resume",
+                        "--seed", "7")) == 2
+    assert "(parameters.seed differs)" in one_error_line(capsys)
+    assert main(command("learning/variance", VARIANCE, "-o", str(output))) == 2
+    assert "pass --resume to continue that run" in one_error_line(capsys)
+    assert trials_done(checkpoint) == done and not output.exists()
+
+    assert main(command("learning/variance", VARIANCE, "-o", str(output), "--resume")) == 0
+    assert_same_bitwise(whole, output, [done])
+    assert not checkpoint.exists()
+
+
+class StopAfter:
+    """A progress listener that sends this process SIGTERM when trial ``trials`` ends: a
+    signal at a known trial boundary."""
+
+    def __init__(self, trials: int) -> None:
+        self.trials = trials
+
+    def __call__(self, fraction: float) -> None:
+        pass
+
+    def trial_done(self, done: int, total: int, free_energy: float | None) -> None:
+        if done == self.trials:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize(("name", "overrides", "stop"), [
+    ("learning/oddball", {"protocol.trials": 12}, 7),  # ERP traces kept by the readout
+    ("learning/prior", {"protocol.conditions.0.count": 30}, 11),  # a learned prior
+    ("learning/weights", {}, 100),  # weights learned, then a test phase without learning
+    ("perception/creak_where", {}, 2),  # discrete, mean-field; evidence kept across trials
+    ("disorders/anxiety", {}, 3),  # discrete; the ideal observer's readout
+    # top-down attention, reaction times: one trial of each of the six conditions
+    ("attention/posner", {f"protocol.conditions.{i}.count": 1 for i in range(6)}, 3),
+])
+def test_other_mechanisms_and_families_resume_bitwise(tmp_path, name, overrides, stop):
+    overrides = {**overrides, "record.checkpoint_every": 1000}  # a checkpoint on signals only
+    whole, output = tmp_path / "whole.h5", tmp_path / "stopped.h5"
+    run_scenario(load_scenario(name, overrides=overrides), whole)
+    with pytest.raises(RunInterrupted, match=f"after trial {stop} of"):
+        run_scenario(load_scenario(name, overrides=overrides), output, StopAfter(stop))
+    assert trials_done(checkpoint_of(output)) == stop
+    run_scenario(load_scenario(name, overrides=overrides), output, resume=True)
+    assert_same_bitwise(whole, output, [stop])
+
+
+def test_resume_twice_lists_both_places(tmp_path):
+    overrides = {"protocol.conditions.0.count": 20, "record.checkpoint_every": 5}
+    whole, output = tmp_path / "whole.h5", tmp_path / "stopped.h5"
+    run_scenario(load_scenario("learning/prior", overrides=overrides), whole)
+    with pytest.raises(RunInterrupted):
+        run_scenario(load_scenario("learning/prior", overrides=overrides), output, StopAfter(7))
+    with pytest.raises(RunInterrupted):
+        run_scenario(load_scenario("learning/prior", overrides=overrides), output,
+                     StopAfter(13), resume=True)
+    run_scenario(load_scenario("learning/prior", overrides=overrides), output, resume=True)
+    assert_same_bitwise(whole, output, [7, 13])
+
+
+def test_a_partial_file_kept_on_sigterm_ends_at_the_checkpoint(tmp_path):
+    """With --keep-partial the interrupted file holds the trials up to the checkpoint, no
+    more; resuming over it (overwrite) gives the uninterrupted file."""
+    overrides = {"protocol.conditions.0.count": 20, "record.checkpoint_every": 5}
+    whole, output = tmp_path / "whole.h5", tmp_path / "stopped.h5"
+    run_scenario(load_scenario("learning/prior", overrides=overrides), whole)
+    with pytest.raises(RunInterrupted, match="after trial 7 of 20"):
+        run_scenario(load_scenario("learning/prior", overrides=overrides), output,
+                     StopAfter(7), keep_partial=True)
+    with sim.load(whole) as complete, sim.load(output, allow_incomplete=True) as partial:
+        assert partial.attrs["status"] == "interrupted"
+        assert list(partial["trials/index"]) == list(complete["trials/index"][:7])
+        assert partial.attrs["stopped_at"] == complete["trials/t_stop"][6]
+    run_scenario(load_scenario("learning/prior", overrides=overrides), output, resume=True,
+                 overwrite=True)
+    assert_same_bitwise(whole, output, [7])
+
+
+def test_resume_without_a_checkpoint_is_refused(tmp_path, capsys):
+    output = tmp_path / "none.h5"
+    assert main(command("learning/variance", VARIANCE, "-o", str(output), "--resume")) == 2
+    assert "no checkpoint to resume from" in one_error_line(capsys)
+    assert not output.exists()
+    assert main(command("learning/variance", VARIANCE, "--resume")) == 2
+    assert "--resume: expected -o OUT.h5" in one_error_line(capsys)
+
+
+def test_a_batched_run_refuses_checkpoints(capsys):
+    assert main(command("perception/single_cause", {"protocol.batch": 4,
+                                                    "record.checkpoint_every": 2},
+                        "--check")) == 2
+    line = one_error_line(capsys)
+    assert "record.checkpoint_every" in line and "batched run" in line
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
