@@ -17,6 +17,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from sim import temp_folder
 from sim.errors import DivergenceError, ResultError, RunInterrupted, ScenarioError
 
 USER_ERROR = 2
@@ -258,6 +259,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    temp_folder.enter()  # before Brian2 is imported: its temporary files go there
     try:
         with warnings.catch_warnings():
             own_warnings(args)
