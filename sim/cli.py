@@ -257,9 +257,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"pcsim: warning: {message}", file=sys.stderr)
 
 
+@temp_folder.inside()  # before Brian2 is imported: its temporary files go there, and go
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    temp_folder.enter()  # before Brian2 is imported: its temporary files go there
     try:
         with warnings.catch_warnings():
             own_warnings(args)

@@ -14,11 +14,12 @@ exits, and the next pcsim process using the same temp folder removes the folders
 that are gone (``remove_stale``: this host only; a pid now used by another process counts as
 gone; a folder without a readable owner is removed only if no process has its pid).
 
-- ``enter()``: for the whole process, for good (the ``pcsim`` command; a sweep's local worker,
-  whose folder then lies inside its sweep's).
-- ``inside()``: for the duration of a call, then ``tempfile.tempdir`` and ``TMPDIR`` are given
-  back (``sim.run``, ``sim.sweep``: a library user's own temporary files stay where they were);
-  the folder is removed at once if empty, else when the process exits.
+- ``inside()``: for the duration of a call (also a decorator), then ``tempfile.tempdir`` and
+  ``TMPDIR`` are given back (the ``pcsim`` command's ``main``; ``sim.run``, ``sim.sweep``: a
+  library user's own temporary files stay where they were); the folder is removed at once if
+  nothing is left in it, else when the process exits.
+- ``enter()``: for the whole process, for good (a sweep's local worker, whose folder then lies
+  inside its sweep's).
 - ``outside()``: the caller's temp folder for a while, for files meant to outlive the process
   (Brian2's log with ``--debug``).
 

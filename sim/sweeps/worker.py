@@ -104,9 +104,11 @@ def one_line(err: BaseException) -> str:
 @temp_folder.inside()
 def run_point(task: dict[str, Any]) -> dict[str, Any]:
     """Run one point: ``task`` holds ``scenario`` (path), ``folder``, ``key``, ``overrides``
-    (dotted key -> value) and ``seed``. Returns ``{"key", "status", "error", "seconds"}``, and
-    for a point that wrote its file, ``state``: what the index records of it (its summary read
-    by the worker, so that the sweep's process reads no point file while points run)."""
+    (dotted key -> value), ``seed`` and ``since`` (when the sweep started). Returns ``{"key",
+    "status", "error", "seconds"}``, for a point that wrote its file ``state``: what the index
+    records of it (its summary read by the worker, so that the sweep's process reads no point
+    file while points run), and ``already``: the point was not run here, another process had
+    finished it (or it failed for another sweep since ``since``)."""
     prepare_process()
     with _RUN_LOCK:
         return _run_point(task)
@@ -127,8 +129,9 @@ def _run_point(task: dict[str, Any]) -> dict[str, Any]:
     with PointLock(folder, key) as lock:
         if not lock.acquired:
             return {**out, "status": "running"}
-        if target.exists():
-            return out
+        if target.exists() or (failure.exists() and  # another process did it meanwhile
+                               failure.stat().st_mtime >= task.get("since", float("inf"))):
+            return {**out, **recorded(folder, key), "already": True}
         try:
             with np.errstate(all="ignore"), _quiet_warnings():
                 scenario = load_scenario(task["scenario"], overrides=task["overrides"],
@@ -148,11 +151,18 @@ def _run_point(task: dict[str, Any]) -> dict[str, Any]:
             failure.unlink(missing_ok=True)
     out["seconds"] = time.perf_counter() - began
     if out["status"] in ("done", "diverged"):  # read here, in parallel, not by the sweep
-        from sim.sweeps.index import point_status
-
-        state = point_status(folder, key)
-        out["state"] = {"status": state.status, "error": state.error, "summary": state.summary}
+        out["state"] = recorded(folder, key)["state"]
     return out
+
+
+def recorded(folder: Path, key: str) -> dict[str, Any]:
+    """What the folder records of a point (``sim.sweeps.index.point_status``), as an outcome's
+    ``status``, ``error`` and ``state``."""
+    from sim.sweeps.index import point_status
+
+    state = point_status(folder, key)
+    return {"status": state.status, "error": state.error,
+            "state": {"status": state.status, "error": state.error, "summary": state.summary}}
 
 
 def watch_sweep(alive: str | None):
