@@ -179,3 +179,22 @@ def test_a_live_process_folder_is_kept_and_a_reused_pid_is_not(temp):
     temp_folder.remove_stale(temp)
     assert live.exists() and being_made.exists() and other_host.exists()
     assert not reused.exists() and not dead_unowned.exists()
+
+
+def test_library_calls_give_the_temp_folder_back(tmp_path, temp):
+    """sim.run in a user's script: Brian2's and the compiler's files go to the process's own
+    folder during the call only; afterwards the script's tempfile and TMPDIR are its own again,
+    and nothing is left in the temp folder, even while the script goes on."""
+    scenario = write_scenario(tmp_path / "short.toml", linear(10))
+    script = f"""
+import os, tempfile, sim
+before = tempfile.gettempdir(), os.environ["TMPDIR"]
+sim.run({str(scenario)!r}, output={str(tmp_path / "r.h5")!r})
+assert (tempfile.gettempdir(), os.environ["TMPDIR"]) == before, tempfile.gettempdir()
+print(sorted(os.listdir(before[0])))
+"""
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={**os.environ, "TMPDIR": str(temp)}, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "[]"
+    assert left(temp) == []
