@@ -27,7 +27,7 @@ from sim import temp_folder
 from sim.io.partials import HOST
 from sim.scenario_writer import write_scenario
 
-MID_RUN_S = 1.5  # from the result file's opening (before the build) to well into the run
+MID_RUN_S = 0.5  # from the first step to well into the run
 
 
 def linear(steps: int) -> dict:
@@ -108,7 +108,7 @@ def kill_at_moments(tmp_path: Path, temp: Path) -> dict[str, tuple[list[str], li
         "start-up": ((*run, str(out / "b.h5"), str(long)), "pcsim: running"),
         "flag tests": ((*run, str(out / "c.h5"), str(long)), "brian_flag_test_*"),
         "compilation": ((*run, str(out / "d.h5"), str(long)), "cc*"),
-        "mid-run": ((*run, str(out / "e.h5"), str(long)), ".e.h5.*.partial"),
+        "mid-run": ((*run, str(out / "e.h5"), str(long)), "brian_stdout_*"),
         "warm-up": (("sweep", str(long), "--vary", "model.tau_belief_ms=4,5", "-j", "1", "-o",
                      str(out / "sweep")), "pcsim-warm-*"),
     }
@@ -125,8 +125,9 @@ def kill_at_moments(tmp_path: Path, temp: Path) -> dict[str, tuple[list[str], li
             pcsim.kill_when(pcsim.said(marker))
         elif moment == "compilation":  # gcc's files, not in a flag test (every run makes them)
             pcsim.kill_when(lambda: new("cc*") and not new("brian_flag_test_*"))
-        elif moment == "mid-run":  # the result file is open: building, then running
-            pcsim.wait_for(lambda marker=marker: any(out.glob(marker)))
+        elif moment == "mid-run":  # the compiler's output goes at the first step
+            pcsim.wait_for(lambda marker=marker: new(marker))
+            pcsim.wait_for(lambda marker=marker: not new(marker))
             time.sleep(MID_RUN_S)
             pcsim.kill_when(lambda: True)
         else:
