@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sim.io.partials import temporary_name
+from sim.sweeps.detect import INDEX_NAME
 from sim.sweeps.grid import Grid, make_grid
 from sim.sweeps.index import PointState, point_status, write_index
 from sim.sweeps.locks import SweepHeartbeat, clean_folder
@@ -104,8 +106,11 @@ def prepare_folder(grid: Grid, folder: Path) -> None:
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        place_scenario(grid, folder)
+        place_scenario(grid, folder)  # (writes nothing if the same copy is there)
         clean_folder(folder)
+        probe = temporary_name(folder / INDEX_NAME)  # where the index will be written
+        probe.touch()
+        probe.unlink()
     except OSError as err:
         raise ResultError(f"{folder}: cannot hold the sweep's files here "
                           f"({err.strerror or err}); give a folder you can write with -o") \
@@ -127,6 +132,7 @@ def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
         from sim.sweeps.pool import require_dask
 
         require_dask()
+    since = time.time()  # a point that failed for another sweep after this is not tried again
     grid = make_grid(scenario, vary, seeds)
     folder = Path(output) if output is not None else default_folder(grid)
     prepare_folder(grid, folder)
@@ -136,7 +142,7 @@ def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
     outcome = SweepRun(index, states)
     tasks = {p.key: {"scenario": str(grid.scenario), "folder": str(folder.resolve()),
                      "key": p.key, "overrides": p.overrides, "seed": p.seed,
-                     "since": time.time()} for p in points}
+                     "since": since} for p in points}
     todo = [tasks[p.key] for p in points if states[p.key].status in ("missing", "failed")]
     elsewhere = [tasks[p.key] for p in points if states[p.key].status == "running"]
     bar = SweepProgress(len(points)) if progress else None
