@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sim import temp_folder
 from sim._version import __version__
 from sim.errors import (
     DivergenceError,
@@ -27,6 +28,7 @@ __all__ = ["DivergenceError", "NumericalWarning", "Result", "ResultError", "RunI
            "ScenarioError", "__version__", "load", "open_sweep", "run", "sweep"]
 
 
+@temp_folder.inside()  # Brian2's and the compiler's temporary files: sim.temp_folder
 def run(
     scenario: str | Path,
     output: str | Path | None = None,
@@ -59,6 +61,7 @@ def run(
     return load(target)
 
 
+@temp_folder.inside()
 def sweep(
     scenario: str | Path,
     vary: dict[str, list[Any]] | None = None,

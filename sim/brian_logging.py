@@ -14,7 +14,8 @@ but keeps them when the process is killed or when any uncaught exception reaches
 Console logging and everything else are Brian2's. With ``pcsim --debug run`` or
 ``sim.run(..., debug=True)`` Brian2's file logging is switched back on for the run, and the
 paths are printed. A user mixing pcsim with their own Brian2 code in one process gets these
-settings too; ``settle(debug=True)`` restores Brian2's.
+settings too; ``settle(debug=True)`` restores Brian2's, with its log in the caller's temp folder
+(not in the process's own, ``sim.temp_folder``, which is removed at exit).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import sys
 
 from brian2 import prefs
 from brian2.utils.logger import BrianLogger, brian_excepthook, std_silent
+
+from sim import temp_folder
 
 
 def _remove(path: str | None) -> None:
@@ -41,7 +44,8 @@ def settle(debug: bool = False) -> list[str]:
     prefs.logging.save_script = debug
     if debug:
         if BrianLogger.file_handler is None:
-            BrianLogger.initialize()
+            with temp_folder.outside():  # meant to outlive the process (sim.temp_folder)
+                BrianLogger.initialize()
         sys.excepthook = brian_excepthook
         return [path for path in (BrianLogger.tmp_log, BrianLogger.tmp_script) if path]
     handler = BrianLogger.file_handler

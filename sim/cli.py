@@ -17,6 +17,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from sim import temp_folder
 from sim.errors import DivergenceError, ResultError, RunInterrupted, ScenarioError
 
 USER_ERROR = 2
@@ -270,6 +271,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"pcsim: warning: {message}", file=sys.stderr)
 
 
+@temp_folder.inside()  # before Brian2 is imported: its temporary files go there, and go
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

@@ -13,12 +13,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from cli_output import error_line
 
 import sim
 from sim.cli import main
@@ -179,6 +181,33 @@ def test_missing_dask_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys
     assert "pcsim[cluster]" in error and not (tmp_path / "s").exists()
 
 
+def unwritable_folders(tmp_path: Path) -> list[Path]:
+    """Existing folders this process cannot write in: a read-only one (not for root, who may
+    write anyway), and one of sysfs (no one may create files there)."""
+    found = []
+    if os.geteuid() != 0:
+        found.append(tmp_path / "read-only")
+        found[-1].mkdir()
+        found[-1].chmod(0o555)
+    probe = Path("/sys/kernel/.pcsim-probe")
+    try:
+        probe.write_text("")
+        probe.unlink()
+    except OSError:
+        found.append(probe.parent)
+    return found
+
+
+def test_a_folder_it_cannot_write_is_one_line(tmp_path, capsys):
+    under_a_file = tmp_path / "file" / "sweep"
+    under_a_file.parent.write_text("")
+    for folder in [under_a_file, *unwritable_folders(tmp_path)]:
+        code = main(["sweep", SCENARIO, "--vary", "model.tau_belief_ms=1,2", "-o", str(folder)])
+        assert code == 2
+        assert f"{folder}: cannot hold the sweep's files here" in error_line(capsys)
+        assert not folder.exists() or not list(folder.glob("*scenario.toml*"))
+
+
 def test_bad_value_fails_its_point_only(tmp_path):
     done = pcsim("sweep", SCENARIO, "--vary", "model.tau_belief_ms=-1,5", "-j", "2", "-o",
                  str(tmp_path))
@@ -245,15 +274,18 @@ def test_sweep_table_in_the_scenario(tmp_path):
 def test_gone_writers_are_recognised(tmp_path):
     """A lock of a dead pid on this host (or of a pid now another process's), or one of another
     host not touched for the stale time, is stale: its point is redone and its orphan temporary
-    file removed; a live lock's point is left to its writer."""
+    file removed; a live lock's point is left to its writer, and the sweep waits for it."""
     vary = {"model.tau_belief_ms": [1.0, 2.0, 3.0, 4.0]}
     sweep = sim.sweep(SCENARIO, vary=vary, jobs=1, output=tmp_path)
     keys = sweep.index.keys
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
     old = time.time() - 3600
+    held = tmp_path / f"point-{keys[2]}.h5"
+    kept = held.rename(tmp_path / "kept.h5")  # what the live lock's holder will write
+    kept_inode = kept.stat().st_ino
     for key in keys:
-        (tmp_path / f"point-{key}.h5").unlink()
+        (tmp_path / f"point-{key}.h5").unlink(missing_ok=True)
     (tmp_path / f"point-{keys[0]}.lock").write_text(f'{{"host": "{HOST}", "pid": {dead}}}')
     (tmp_path / f"point-{keys[1]}.lock").write_text('{"host": "elsewhere", "pid": 1}')
     os.utime(tmp_path / f"point-{keys[1]}.lock", (old, old))
@@ -265,19 +297,34 @@ def test_gone_writers_are_recognised(tmp_path):
     reused = start_ticks(os.getpid()) + 1  # this pid, but a process that started earlier
     (tmp_path / f"point-{keys[3]}.lock").write_text(
         f'{{"host": "{HOST}", "pid": {os.getpid()}, "start_ticks": {reused}}}')
+    others = [tmp_path / f"point-{key}.h5" for key in (keys[0], keys[1], keys[3])]
+
+    def holder() -> None:  # the live lock's point is left to it: it finishes after the others
+        while not all(path.exists() for path in others):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert not held.exists()
+        kept.rename(held)
+        (tmp_path / f"point-{keys[2]}.lock").unlink()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
     again = sim.sweep(SCENARIO, vary=vary, jobs=1, output=tmp_path)
-    assert list(again.table["status"]) == ["done", "done", "running", "done"]
+    thread.join()
+    assert list(again.table["status"]) == ["done", "done", "done", "done"]
+    assert held.stat().st_ino == kept_inode  # the holder's file: not run again by the sweep
     assert not orphan.exists()
     assert not (tmp_path / f"point-{keys[0]}.lock").exists()
 
 
 def start_slow_sweep(folder: Path) -> subprocess.Popen:
-    """8 points of about a second each (1000 ms simulated), two workers."""
+    """8 points of about a second each (1000 ms simulated), two workers; in a process group of
+    its own (a batch scheduler signals a job's whole group)."""
     return subprocess.Popen(
         [sys.executable, "-m", "sim.cli", "sweep", SCENARIO, "--vary",
          "model.tau_belief_ms=1.0,2.0,3.0,4.0", "--vary", "protocol.trials.0.duration_ms=1000",
          "--vary", "record.every_ms=1.0", "--seeds", "2", "-j", "2", "-o", str(folder)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def wait_for_progress(process: subprocess.Popen, folder: Path) -> list[int]:
@@ -325,24 +372,55 @@ def finish_and_compare(folder: Path, done: set[str]) -> None:
     assert not list(folder.glob(".*.partial")) and not list(folder.glob("*.lock"))
 
 
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
+                         ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_interrupted_sweep_resumes(tmp_path, how):
+    """Ctrl-C (to the sweep), SIGTERM (to its process group, workers included, as a batch
+    scheduler sends it) and SIGKILL (to the sweep): the index agrees with the files (after
+    SIGKILL it may lag behind), and a re-run runs only what is missing."""
     process = start_slow_sweep(tmp_path)
     workers = wait_for_progress(process, tmp_path)
-    process.send_signal(how)
+    if how == signal.SIGTERM:
+        os.killpg(process.pid, how)
+    else:
+        process.send_signal(how)
     _, err = process.communicate(timeout=60)
     if how == signal.SIGINT:
         assert process.returncode == 130 and "sweep interrupted" in err, err
+    elif how == signal.SIGTERM:
+        assert process.returncode == 143 and "sweep terminated (SIGTERM)" in err, err
+        assert "Traceback" not in err
     else:
         assert process.returncode == -signal.SIGKILL
     deadline = time.monotonic() + 20
     while any(running(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in workers if running(pid)], "a worker outlived its sweep"
-    if how == signal.SIGINT:
+    if how != signal.SIGKILL:
         assert not list(tmp_path.glob(".*.partial")) and not list(tmp_path.glob("*.lock"))
     done = check_folder(tmp_path, killed=how == signal.SIGKILL)
     finish_and_compare(tmp_path, done)
+
+
+def test_two_identical_sweeps_at_once_both_report_the_final_state(tmp_path):
+    """Two sweeps of one folder started together: each point is run once, by one of them (the
+    counts of points each ran add up to the grid), and both end reporting every point done,
+    including the one the other was still running when its own share was over (the first
+    point, ten times longer than the second: whichever sweep takes it, the other waits)."""
+    command = [sys.executable, "-m", "sim.cli", "sweep", SCENARIO, "--vary",
+               "protocol.trials.0.duration_ms=400,40", "-j", "1", "-o", str(tmp_path)]
+    sweeps = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True) for _ in range(2)]
+    ran = 0
+    for sweep in sweeps:
+        _, err = sweep.communicate(timeout=300)
+        assert sweep.returncode == 0, err
+        line = err.strip().splitlines()[-1]
+        assert "sweep of 2 points: 2 done (" in line, line
+        ran += int(line.split("(")[1].split(" run now")[0])
+    assert ran == 2
+    assert read_index(tmp_path).counts() == {"done": 2} and len(point_files(tmp_path)) == 2
+    assert not list(tmp_path.glob("*.lock")) and not list(tmp_path.glob(".*.partial"))
 
 
 def test_cluster_workers_stop_writing_for_a_killed_sweep(tmp_path):

@@ -17,39 +17,13 @@ import threading
 import time
 from pathlib import Path
 
-from sim.io.partials import HOST, PARTIAL, _alive
+from sim.io.partials import HOST, PARTIAL
+from sim.processes import alive, start_ticks
 
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0  # ten missed heartbeats
 SWEEP_BEAT_S = 2.0  # the sweep's own heartbeat, for workers of a cluster
 SWEEP_GONE_S = 20.0  # a cluster's worker abandons a point when the sweep's beat is this old
-
-
-def _stat(pid: int) -> list[str] | None:
-    """Fields of ``/proc/PID/stat`` after the command name (None: not readable here)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def start_ticks(pid: int) -> int | None:
-    """When process ``pid`` started (clock ticks since boot; Linux), to tell it from a later
-    process given the same pid."""
-    fields = _stat(pid)
-    return int(fields[19]) if fields and len(fields) > 19 else None
-
-
-def alive(pid: int, started: int | None = None) -> bool:
-    """Whether process ``pid`` of this host still runs: not a zombie (killed, not yet reaped by
-    its new parent), and, given ``started`` (``start_ticks`` when it took the lock), the same
-    process, not a later one that got its pid."""
-    fields = _stat(pid)
-    if fields is None:
-        return _alive(pid)
-    if fields[0] in ("Z", "X"):
-        return False
-    return started is None or len(fields) <= 19 or int(fields[19]) == started
 
 
 def lock_path(folder: Path, key: str) -> Path:

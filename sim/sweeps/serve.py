@@ -13,12 +13,15 @@ import signal
 import sys
 from multiprocessing.connection import Connection
 
+from sim import temp_folder
+
 
 def main(argv: list[str]) -> int:
     from sim.sweeps.worker import die_with_parent, prepare_process, run_point, warm_up
 
     parent, task_fd, result_fd = (int(a) for a in argv)
     die_with_parent(parent)
+    temp_folder.enter()  # inside the sweep's own (its TMPDIR): removed with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tasks = Connection(task_fd, writable=False)
     results = Connection(result_fd, readable=False)

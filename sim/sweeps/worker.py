@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sim import temp_folder
 from sim.io.partials import temporary_name
 from sim.sweeps.locks import PointLock
 
@@ -40,6 +41,7 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+@temp_folder.inside()  # a Dask worker's (a local one has entered its own: sim.sweeps.serve)
 def prepare_process() -> None:
     """Once per worker process: BLAS on one thread (the workers share the cores), and the engine
     imported (Brian2), so that a sweep's clock does not count imports."""
@@ -53,12 +55,14 @@ def prepare_process() -> None:
     _prepared = True
 
 
+@temp_folder.inside()
 def warm_up(task: dict[str, Any]) -> None:
     """Once per worker, before the sweep's clock starts: the sweep's first point run for one
     step into a temporary folder and thrown away. A process's first run pays for Brian2's first
     build (its compiled code loaded, the engine's modules and caches warmed: 0.26 s of a 0.6 s
     point, measured), which is the worker's start-up, not a point's. Whatever goes wrong here
-    is left to the point itself to report."""
+    is left to the point itself to report. The folder lies in the worker's own temporary folder
+    (``sim.temp_folder``): a worker killed here leaves nothing a later pcsim does not remove."""
     import dataclasses
     import tempfile
 
@@ -97,11 +101,14 @@ def one_line(err: BaseException) -> str:
     return first if isinstance(err, ValueError) and first else f"{type(err).__name__}: {first}"
 
 
+@temp_folder.inside()
 def run_point(task: dict[str, Any]) -> dict[str, Any]:
     """Run one point: ``task`` holds ``scenario`` (path), ``folder``, ``key``, ``overrides``
-    (dotted key -> value) and ``seed``. Returns ``{"key", "status", "error", "seconds"}``, and
-    for a point that wrote its file, ``state``: what the index records of it (its summary read
-    by the worker, so that the sweep's process reads no point file while points run)."""
+    (dotted key -> value), ``seed`` and ``since`` (when the sweep started). Returns ``{"key",
+    "status", "error", "seconds"}``, for a point that wrote its file ``state``: what the index
+    records of it (its summary read by the worker, so that the sweep's process reads no point
+    file while points run), and ``already``: the point was not run here, another process had
+    finished it (or it failed for another sweep since ``since``)."""
     prepare_process()
     with _RUN_LOCK:
         return _run_point(task)
@@ -123,8 +130,9 @@ def _run_point(task: dict[str, Any]) -> dict[str, Any]:
     with PointLock(folder, key) as lock:
         if not lock.acquired:
             return {**out, "status": "running"}
-        if target.exists():
-            return out
+        if target.exists() or (failure.exists() and  # another process did it meanwhile
+                               failure.stat().st_mtime >= task.get("since", float("inf"))):
+            return {**out, **recorded(folder, key), "already": True}
         try:
             with np.errstate(all="ignore"), _quiet_warnings():
                 scenario = load_scenario(task["scenario"], overrides=task["overrides"],
@@ -145,11 +153,18 @@ def _run_point(task: dict[str, Any]) -> dict[str, Any]:
             failure.unlink(missing_ok=True)
     out["seconds"] = time.perf_counter() - began
     if out["status"] in ("done", "diverged"):  # read here, in parallel, not by the sweep
-        from sim.sweeps.index import point_status
-
-        state = point_status(folder, key)
-        out["state"] = {"status": state.status, "error": state.error, "summary": state.summary}
+        out["state"] = recorded(folder, key)["state"]
     return out
+
+
+def recorded(folder: Path, key: str) -> dict[str, Any]:
+    """What the folder records of a point (``sim.sweeps.index.point_status``), as an outcome's
+    ``status``, ``error`` and ``state``."""
+    from sim.sweeps.index import point_status
+
+    state = point_status(folder, key)
+    return {"status": state.status, "error": state.error,
+            "state": {"status": state.status, "error": state.error, "summary": state.summary}}
 
 
 def watch_sweep(alive: str | None):
