@@ -13,6 +13,8 @@ import re
 import socket
 from pathlib import Path
 
+from sim.processes import alive
+
 HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:32] or "host"
 PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.partial$")
 
@@ -23,24 +25,12 @@ def remove_stale_partials(folder: Path) -> list[Path]:
     removed = []
     for path in folder.glob(".*.partial"):
         match = PARTIAL.match(path.name)
-        if not match or match["host"] != HOST or _alive(int(match["pid"])):
+        if not match or match["host"] != HOST or alive(int(match["pid"])):
             continue
         with contextlib.suppress(OSError):
             path.unlink()
             removed.append(path)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. another user's process: alive
-        return True
-    return True
 
 
 def temporary_name(target: Path) -> Path:
