@@ -220,9 +220,11 @@ class Result:
             except ValueError as err:
                 raise ResultError(f"{self.path}: damaged pcsim result (/scenario/parameters is "
                                   f"not JSON: {err})") from err
-            if not isinstance(parameters, dict):
+            if not (isinstance(parameters, dict) and isinstance(parameters.get("model"), dict)
+                    and isinstance(parameters.get("record"), dict)):
                 raise ResultError(f"{self.path}: damaged pcsim result (/scenario/parameters is "
-                                  f"JSON {type(parameters).__name__}, expected an object)")
+                                  "not a scenario: expected a JSON object with tables model "
+                                  "and record)")
             self._parameters = parameters
         return self._parameters
 
@@ -230,16 +232,16 @@ class Result:
         """What the scenario (``/scenario/parameters``, read now) says the file holds and it
         lacks, one line each: the levels, modalities or factors it names, the time series its
         ``[record] variables`` recorded."""
-        model, record = self.parameters.get("model"), self.parameters.get("record")
-        variables = record.get("variables") if isinstance(record, dict) else None
-        if not isinstance(model, dict) or not isinstance(variables, list):
-            return ["/scenario/parameters: no model table or record.variables list"]
-        missing = [f"/{group}: missing (the scenario names it)"
-                   for group in expected_groups(model) if group not in self.group_attrs]
-        recorded = expected_streams(Layout(self.attrs, {}, self.group_attrs),
-                                    [str(v) for v in variables])
-        return missing + [f"/{path}: missing (recorded: [record] variables)"
-                          for path in recorded if path not in self]
+        layout = Layout(self.attrs, {}, self.group_attrs)
+        groups, problems = expected_groups(layout, self.parameters["model"])
+        problems += [f"/{group}: missing (the scenario names it)" for group in groups
+                     if group not in self.group_attrs]
+        variables = self.parameters["record"].get("variables")
+        if not isinstance(variables, list):
+            return [*problems, "/scenario/parameters: record.variables is not a list"]
+        return problems + [f"/{path}: missing (recorded: [record] variables)"
+                           for path in expected_streams(layout, [str(v) for v in variables])
+                           if path not in self]
 
     @property
     def level_names(self) -> list[str]:

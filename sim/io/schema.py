@@ -224,6 +224,11 @@ AXES = {
     "*": "any length",
 }
 
-# the model's parts a scenario names in its resolved parameters (``model.<key>[].name``)
-NAMED_PARTS = (("levels", LEVELS), ("modalities", "modalities/<name>"),
-               ("factors", "factors/<name>"))
+# per family, the model's parts a scenario names in its resolved parameters (``model.<key>``,
+# a list of tables with a ``name``), the group each is stored in, and whether every scenario
+# of the family has the list
+NAMED_PARTS = {
+    "hierarchical": (("levels", LEVELS, True),),
+    "discrete": (("modalities", "modalities/<name>", True),
+                 ("factors", "factors/<name>", False)),
+}

@@ -209,7 +209,7 @@ def check(layout: Layout) -> list[str]:
         if not any(matches(part, path) for part in parts for path in layout.groups):
             problems.append(f"/{parts[0].split('/')[0]}: missing (the {layout.family} "
                             f"model's {' or '.join('/' + p for p in parts)})")
-    problems += _level_problems(layout)
+    problems += _level_problems(layout) + _stream_problems(layout)
     for declared in DATASETS:
         if _required(declared, layout):
             # a sparse matrix is a group of its CSR arrays (sim.io.writer.write_matrix)
@@ -219,6 +219,21 @@ def check(layout: Layout) -> list[str]:
         declared = declaration(path, layout.family)
         if declared and (problem := _dataset_problem(path, shape, kind, declared, layout)):
             problems.append(problem)
+    return problems
+
+
+def _stream_problems(layout: Layout) -> list[str]:
+    """The time series one ``[record] variables`` entry records come together: where some
+    are present, the others must be (``free_energy`` with ``energy``, a level's ``error``
+    with the other levels')."""
+    problems = []
+    variables = {d.recorded for d in DATASETS if d.recorded not in ("", "always")}
+    for variable in sorted(variables):
+        paths = recorded_by(layout, variable)
+        present = [path for path in paths if path in layout.datasets]
+        if present:
+            problems += [f"/{path}: missing (recorded with /{present[0]}, which is there)"
+                         for path in paths if path not in layout.datasets]
     return problems
 
 
@@ -242,21 +257,31 @@ def _level_problems(layout: Layout) -> list[str]:
     return [f"/levels: level {index} has role {roles[index]!r}" for index in wrong]
 
 
-def expected_groups(model: Mapping[str, Any]) -> list[str]:
-    """The groups of the parts ``model`` (the parameters' ``model`` table) names."""
-    found = []
-    for key, group in NAMED_PARTS:
+def expected_groups(layout: Layout, model: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The groups of the parts ``model`` (the parameters' ``model`` table) names, and the
+    problems of the lists that name them (one line each)."""
+    found, problems = [], []
+    for key, group, always in NAMED_PARTS.get(layout.family, ()):
         items = model.get(key)
-        for item in items if isinstance(items, list) else ():
-            if isinstance(item, Mapping) and "name" in item:
-                found.append(group.replace("<name>", str(item["name"])))
-    return found
+        if items is None and not always:
+            continue
+        if not isinstance(items, list) or not all(isinstance(item, Mapping) and "name" in item
+                                                  for item in items):
+            problems.append(f"/scenario/parameters: model.{key} is not a list of tables with "
+                            "a name")
+            continue
+        found += [group.replace("<name>", str(item["name"])) for item in items]
+    return found, problems
+
+
+def recorded_by(layout: Layout, variable: str) -> list[str]:
+    """The time series the ``[record] variables`` entry ``variable`` records ("always": those
+    recorded whatever the entries), by path, for the levels, causes or factors the file has."""
+    return [path for declared in DATASETS
+            if declared.family in ("", layout.family) and declared.recorded == variable
+            for path in instances(declared, layout)]
 
 
 def expected_streams(layout: Layout, variables: list[str]) -> list[str]:
-    """The time series a run recording ``variables`` (``[record] variables``) wrote, by path,
-    for the levels, causes or factors the file has."""
-    return [path for declared in DATASETS
-            if declared.family in ("", layout.family) and declared.recorded
-            and declared.recorded in ("always", *variables)
-            for path in instances(declared, layout)]
+    """The time series a run recording ``variables`` (``[record] variables``) wrote."""
+    return [path for variable in ("always", *variables) for path in recorded_by(layout, variable)]
