@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from sim.errors import MissingDatasetError, ResultError
-from sim.io.lazy import LazyArray
+from sim.io.lazy import UNSUPPORTED_BY_H5PY, LazyArray
 from sim.io.schema import SCHEMA_VERSION
 from sim.io.schema_check import Layout, check, expected_groups, expected_streams
 
@@ -72,6 +72,9 @@ class _File:
         except ResultError:
             raise
         except READ_ERRORS as err:
+            whole = isinstance(selection, tuple) and not selection
+            if isinstance(err, UNSUPPORTED_BY_H5PY) and not whole:
+                raise  # a selection h5py cannot do: a LazyArray reads it whole, NumPy indexes
             raise damaged(self.path, f"/{name}: ", err) from err
 
     def value(self, name: str) -> Any:
