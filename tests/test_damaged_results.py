@@ -376,3 +376,62 @@ def test_the_docs_list_what_the_schema_declares():
     attributes = [a.name for a in (*schema.ROOT_ATTRIBUTES,
                                    *schema.FAMILY_ATTRIBUTES["discrete"])]
     assert [name for name in attributes if name not in documented] == []
+
+
+# --- a sweep's index ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sweep_index(tmp_path_factory) -> Path:
+    """The index of a 2-point sweep none of whose points ran (no point is needed to damage
+    the index)."""
+    from sim.sweeps.grid import make_grid
+    from sim.sweeps.index import PointState, write_index
+
+    grid = make_grid("perception/single_cause", {"model.tau_belief_ms": [1.0, 2.0]}, seeds=1)
+    states = {point.key: PointState("missing") for point in grid.points}
+    return write_index(tmp_path_factory.mktemp("sweep"), grid, grid.points, states,
+                       "perception/single_cause")
+
+
+def test_a_damaged_sweep_index(sweep_index, tmp_path, capsys):
+    """show and plot of an index with a part deleted, a points column cut short, a status or
+    axis position that is not one, truncated or with bytes changed: one line naming it."""
+    with h5py.File(sweep_index) as handle:
+        datasets: list[str] = []
+        handle.visititems(lambda name, node: datasets.append(name)
+                          if isinstance(node, h5py.Dataset) else None)
+    damages: dict[str, Damage] = {f"del-{name}": deleter(name) for name in datasets}
+    damages |= {"short keys": replacer("points/key", lambda a: a[:1]),
+                "unknown status": replacer("points/status", lambda a: np.array(
+                    ["finished"] * len(a), dtype=h5py.string_dtype())),
+                "beyond its axis": replacer("points/axis_index", lambda a: a + 5),
+                "values not a list": replacer("grid/values", lambda a: np.array(
+                    ["3"], dtype=h5py.string_dtype()))}
+    data = sweep_index.read_bytes()
+    cases = [damaged_copy(sweep_index, tmp_path, name, damage) for name, damage in damages.items()]
+    for length in (100, len(data) // 2, len(data) - 1):
+        cases.append(tmp_path / f"truncated-{length}.h5")
+        cases[-1].write_bytes(data[:length])
+    rng = np.random.default_rng(7)
+    for offset in rng.integers(0, len(data), 6):
+        flipped = bytearray(data)
+        flipped[offset] ^= int(rng.integers(1, 256))
+        cases.append(tmp_path / f"flipped-{offset}.h5")
+        cases[-1].write_bytes(bytes(flipped))
+    refused, drawn = 0, 0
+    for path in cases:
+        code, _, err = run(capsys, "show", str(path))
+        if code == 2:
+            assert_one_line(err, path)
+            refused += 1
+        else:
+            assert code == 0 and not err, (path, err)
+            drawn += 1
+            if drawn > 2:  # a figure takes ~1 s: those of the first two accepted are drawn
+                continue
+        code, _, err = run(capsys, "plot", str(path), "-o", str(tmp_path / "f.png"))
+        if code == 2:
+            assert_one_line(err, path)
+        else:
+            assert code == 0 and not err, (path, err)
+    assert refused >= len(damages) + 3  # every part, every truncation
