@@ -103,7 +103,7 @@ class Datasets(Mapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         if name not in self._paths:
             raise MissingDatasetError(f"{self._file.path}: no dataset {name!r} here "
-                                 f"({len(self._paths)} datasets; pcsim show lists them)")
+                                      f"({len(self._paths)} datasets; pcsim show lists them)")
         return self._file.value(self._paths[name])
 
     def __contains__(self, name: object) -> bool:
@@ -205,8 +205,9 @@ class Result:
         """F at every sample, nat (a time series); ``MissingDatasetError`` if it was not recorded
         (``[record] variables``) or is missing."""
         if "free_energy" not in self:
-            raise MissingDatasetError(f"{self.path}: no /free_energy ([record] variables did not "
-                                 "record it, or the file is damaged: pcsim show says which)")
+            raise MissingDatasetError(f"{self.path}: no /free_energy ([record] variables did "
+                                      "not record it, or the file is damaged: pcsim show says "
+                                      "which)")
         return self["free_energy"]
 
     @property

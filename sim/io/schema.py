@@ -55,8 +55,8 @@ class Dataset:
     ``[record] variables`` entry that records it ("always": recorded whatever the entry), the
     group it belongs to (``each``: one per such group, and only where it is; default: its
     parent where the path holds ``<name>``), the level roles that have it (``role``
-    attribute of that group) and the dataset it comes with (``given``: required only where
-    that one is present)."""
+    attribute of that group) and the datasets it is written with (``given``: required only
+    where one of them is present)."""
 
     path: str
     kind: str
@@ -66,8 +66,25 @@ class Dataset:
     recorded: str = ""
     roles: tuple[str, ...] = ()
     each: str = ""
-    given: tuple[str, ...] = ()  # required only where one of these is (written together)
+    given: tuple[str, ...] = ()
 
+
+# the lengths an axis may be declared to have (sim.io.schema_check computes each in a file)
+AXES = {
+    "samples": "len(/time)",
+    "trials": "len(/trials/name)",
+    "size": "the size attribute of its level (/levels/<name>)",
+    "below": "the size of the level below",
+    "causes": "the group's number of names",
+    "column_size": "the size attribute of the level the trial column names",
+    "column_causes": "the number of /causes names (a trial column over the causes)",
+    "outcomes": "the group's number of outcomes",
+    "observations": "len(time) beside it",
+    "snapshots": "len(/snapshots/trial)",
+    "erp_samples": "len(/erp/time)",
+    "conditions": "len(/reaction_time/condition)",
+    "*": "any length",
+}
 
 ROOT_ATTRIBUTES = (
     Attribute("schema_version", INTEGER),
@@ -126,14 +143,14 @@ DATASETS = (
     Dataset("trials/t_start", NUMBER, ("trials",), COMPLETE),
     Dataset("trials/t_stop", NUMBER, ("trials",), COMPLETE),
     Dataset("trials/final_free_energy", NUMBER, ("trials",), COMPLETE),
-    Dataset("trials/final_belief/<name>", NUMBER, ("trials", "size_table"), COMPLETE,
+    Dataset("trials/final_belief/<name>", NUMBER, ("trials", "column_size"), COMPLETE,
             family="hierarchical", each=LEVELS, roles=BELIEF_LEVELS),
-    *(Dataset(f"trials/{name}/<name>", NUMBER, ("trials", "size_table"), COMPLETE,
+    *(Dataset(f"trials/{name}/<name>", NUMBER, ("trials", "column_size"), COMPLETE,
               family="hierarchical", each=LEVELS) for name in ("final_precision",
                                                                "precision_share")),
-    Dataset("trials/final_belief", NUMBER, ("trials", "causes_table"), COMPLETE,
+    Dataset("trials/final_belief", NUMBER, ("trials", "column_causes"), COMPLETE,
             family="discrete", each="causes"),
-    Dataset("trials/exact_posterior", NUMBER, ("trials", "causes_table"), COMPLETE,
+    Dataset("trials/exact_posterior", NUMBER, ("trials", "column_causes"), COMPLETE,
             family="discrete", each="causes"),
     Dataset("trials/final_belief/<name>", NUMBER, ("trials", "..."), COMPLETE,
             family="discrete", each="factors/<name>"),
@@ -142,7 +159,7 @@ DATASETS = (
     # the exact reference of a hierarchical model (reference_posterior): its columns together
     *(Dataset(path, NUMBER, ("trials",), ALWAYS, family="hierarchical", given=REFERENCE)
       for path in REFERENCE),
-    *(Dataset(f"trials/{name}/<name>", NUMBER, ("trials", "size_table"), ALWAYS,
+    *(Dataset(f"trials/{name}/<name>", NUMBER, ("trials", "column_size"), ALWAYS,
               family="hierarchical", each=LEVELS, roles=BELIEF_LEVELS, given=REFERENCE)
       for name in ("reference_mean", "reference_mode", "reference_variance",
                    "laplace_variance")),
@@ -206,23 +223,6 @@ DATASETS = (
             family="discrete"),
 )
 
-
-# the lengths an axis may be declared to have (sim.io.schema_check computes each in a file)
-AXES = {
-    "samples": "len(/time)",
-    "trials": "len(/trials/name)",
-    "size": "the level's size attribute",
-    "below": "the size of the level below",
-    "causes": "the group's number of names",
-    "size_table": "the level's size attribute",
-    "causes_table": "the number of /causes names",
-    "outcomes": "the group's number of outcomes",
-    "observations": "len(time) beside it",
-    "snapshots": "len(/snapshots/trial)",
-    "erp_samples": "len(/erp/time)",
-    "conditions": "len(/reaction_time/condition)",
-    "*": "any length",
-}
 
 # per family, the model's parts a scenario names in its resolved parameters (``model.<key>``,
 # a list of tables with a ``name``), the group each is stored in, and whether every scenario

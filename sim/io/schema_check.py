@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from sim.io.schema import (
     ACCEPTS,
     ALWAYS,
@@ -81,8 +83,8 @@ LENGTHS: dict[str, Callable[[Layout, str], int | None]] = {
     "size": lambda layout, path: _level_size(layout, path.split("/")[1]),
     "below": _below,
     "causes": lambda layout, path: _count(layout, _parent(path), "names"),
-    "size_table": lambda layout, path: _level_size(layout, path.split("/")[-1]),
-    "causes_table": lambda layout, path: _count(layout, "causes", "names"),
+    "column_size": lambda layout, path: _level_size(layout, path.split("/")[-1]),
+    "column_causes": lambda layout, path: _count(layout, "causes", "names"),
     "outcomes": lambda layout, path: _count(layout, _parent(path), "outcomes"),
     "observations": lambda layout, path: layout.length(f"{_parent(path)}/time"),
     "snapshots": lambda layout, path: layout.length("snapshots/trial"),
@@ -95,8 +97,6 @@ LENGTHS: dict[str, Callable[[Layout, str], int | None]] = {
 def value_kind(value: Any) -> str:
     """``integer``, ``float``, ``bool``, ``text``, ``texts`` (a list of text) or ``other`` of
     an attribute's (decoded) value."""
-    import numpy as np
-
     if isinstance(value, str):
         return "text"
     if isinstance(value, bool | np.bool_):
