@@ -145,6 +145,14 @@ def attribute_setter(where: str, name: str, value: object) -> Damage:
     return damage
 
 
+def not_utf8_name(handle: h5py.File) -> None:
+    handle[b"levels/light/err\xc1r"] = handle["levels/light/error"][()]
+
+
+def not_utf8_attribute(handle: h5py.File) -> None:
+    handle.attrs.create("scenario_name", b"si\xc1gle_cause", dtype=h5py.string_dtype())
+
+
 # --- deleted parts --------------------------------------------------------------------------
 
 DRAWN = 3  # deletions per family that loading accepts whose figure is drawn (seeded choice)
@@ -256,6 +264,8 @@ def malformed() -> list[tuple[str, str, Damage, str]]:
          "'model_kind'"),
         ("hierarchical", "an unknown status", attribute_setter("/", "status", "done"),
          "'status'"),
+        ("hierarchical", "a name not UTF-8", not_utf8_name, "is not UTF-8 text"),
+        ("hierarchical", "a scenario name not UTF-8", not_utf8_attribute, "'scenario_name'"),
         ("discrete", "belief over 5 causes",
          replacer("causes/belief", lambda a: a[:, :5]), "axis 1 (causes)"),
         ("discrete", "cause names as a number", attribute_setter("causes", "names", 6),

@@ -345,6 +345,29 @@ def load(path: str | Path, allow_incomplete: bool = False, allow_damaged: bool =
     return result
 
 
+def _text(path: Path, text: str | bytes, what: str) -> None:
+    """Refuse text that is not UTF-8 (h5py keeps undecodable bytes as lone surrogates, which
+    no one can print, or as bytes): changed bytes in a name or a text attribute."""
+    try:
+        text.decode("utf-8") if isinstance(text, bytes) else text.encode("utf-8")
+    except UnicodeError:
+        raise ResultError(f"{path}: damaged pcsim result ({what} is not UTF-8 text)") from None
+
+
+def _attributes(path: Path, node: h5py.HLObject) -> dict[str, Any]:
+    """The attributes of ``node``, decoded; text that is not UTF-8 is refused (``_text``)."""
+    found = {}
+    for key, value in node.attrs.items():
+        where = f"attribute {key!r} of /{node.name.lstrip('/')}"
+        _text(path, key, where)
+        found[key] = _decode(value)
+        texts = found[key].ravel() if isinstance(found[key], np.ndarray) else [found[key]]
+        for text in texts:
+            if isinstance(text, str):
+                _text(path, text, where)
+    return found
+
+
 def dtype_kind(dtype: np.dtype) -> str:
     """A dataset's kind of values for the schema: ``text``, ``integer``, ``float``, ``bool``
     or ``other``."""
@@ -354,7 +377,7 @@ def dtype_kind(dtype: np.dtype) -> str:
 
 
 def _open(path: Path, handle: h5py.File, allow_incomplete: bool) -> Result:
-    attrs = {key: _decode(value) for key, value in handle.attrs.items()}
+    attrs = _attributes(path, handle)
     if "schema_version" not in attrs or "pcsim_version" not in attrs:
         raise ResultError(f"{path}: not a pcsim result file (no schema_version)")
     version = attrs["schema_version"]
@@ -379,15 +402,16 @@ def _open(path: Path, handle: h5py.File, allow_incomplete: bool) -> Result:
     kinds: dict[str, tuple[tuple[int, ...], str]] = {}
 
     def visit(name: str, node: Any) -> None:
+        _text(path, name, f"the name {name!r}")
         if isinstance(node, h5py.Dataset):
             shapes[name] = node.shape
             kinds[name] = (node.shape, dtype_kind(node.dtype))
-            dataset_attrs[name] = {k: _decode(v) for k, v in node.attrs.items()}
+            dataset_attrs[name] = _attributes(path, node)
             if node.maxshape and node.maxshape[0] is None:  # streamed: a time series
                 series[name] = {"shape": node.shape, "dtype": node.dtype, "chunks": node.chunks,
                                 "units": str(dataset_attrs[name].get("units", "1"))}
         else:
-            group_attrs[name] = {k: _decode(v) for k, v in node.attrs.items()}
+            group_attrs[name] = _attributes(path, node)
 
     handle.visititems(visit)
     problems = check(Layout(attrs, kinds, group_attrs))
