@@ -221,6 +221,24 @@ def test_a_recorded_stream_missing_is_damage_for_show_only(results, tmp_path, ca
         np.asarray(result.free_energy)
 
 
+def test_show_lists_each_problem_once(results, tmp_path, capsys):
+    def damage(handle: h5py.File) -> None:
+        del handle["time"], handle["levels/light/error"]
+        belief = handle["levels/food_size/belief"][()]
+        del handle["levels/food_size/belief"]
+        handle["levels/food_size/belief"] = belief[:, :, None]
+
+    path = damaged_copy(results["hierarchical"], tmp_path, "three", damage)
+    code, out, err = run(capsys, "show", str(path))
+    assert code == 2 and err.endswith("3 part(s) missing or malformed (listed above)\n")
+    assert out.split("  damaged: 3 part(s) missing or malformed:\n")[1].splitlines() == [
+        "    /levels/light/error: missing (recorded with /levels/food_size/error, which is "
+        "there)",
+        "    /time: missing",
+        "    /levels/food_size/belief: has 3 axes (20, 1, 1), expected 2 (samples, size)"]
+    assert "no usable /time" in out and "  trial 0 u=2: 0-2 ms" in out  # the rest is shown
+
+
 def test_show_of_a_sound_file_exits_0_and_lists_nothing_missing(results, capsys):
     for source in results.values():
         code, out, err = run(capsys, "show", str(source))

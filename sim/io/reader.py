@@ -222,13 +222,13 @@ class Result:
             try:
                 parameters = json.loads(text)
             except ValueError as err:
-                raise ResultError(f"{self.path}: damaged pcsim result (/scenario/parameters is "
-                                  f"not JSON: {err})") from err
+                raise ResultError(f"{self.path}: damaged pcsim result: /scenario/parameters: "
+                                  f"not JSON ({err})") from err
             if not (isinstance(parameters, dict) and isinstance(parameters.get("model"), dict)
                     and isinstance(parameters.get("record"), dict)):
-                raise ResultError(f"{self.path}: damaged pcsim result (/scenario/parameters is "
-                                  "not a scenario: expected a JSON object with tables model "
-                                  "and record)")
+                raise ResultError(f"{self.path}: damaged pcsim result: /scenario/parameters: "
+                                  "not a scenario's (a JSON object with tables model and "
+                                  "record)")
             self._parameters = parameters
         return self._parameters
 

@@ -25,9 +25,13 @@ def damage(result: Result) -> list[str]:
     schema, then the parts its scenario names and the streams its ``[record] variables``
     recorded that it lacks (empty: none)."""
     try:
-        return [*result.problems, *result.missing_parts()]
+        more = result.missing_parts()
     except ResultError as err:  # /scenario/parameters unreadable: say so and list the rest
-        return [*result.problems, str(err).removeprefix(f"{result.path}: ")]
+        text = str(err).removeprefix(f"{result.path}: ").removeprefix("damaged pcsim result: ")
+        more = [text if text.startswith("/scenario/parameters: ")
+                else f"/scenario/parameters: {text}"]
+    named = {line.partition(":")[0] for line in result.problems}
+    return [*result.problems, *(line for line in more if line.partition(":")[0] not in named)]
 
 
 def show_lines(result: Result, problems: list[str] | None = None) -> list[str]:
