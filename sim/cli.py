@@ -2,7 +2,8 @@
 
 Exit codes: 0 done (``diff``: identical); 1 ``diff``: the results differ, ``sweep``: some
 points failed (the index says why); 2 a user mistake (scenario, overrides, output path, result
-file), shown as one line (``--debug`` shows the traceback); 3 the run diverged (the result file
+file; a damaged result file: ``show`` lists what is missing or malformed, then exits 2 too),
+shown as one line (``--debug`` shows the traceback); 3 the run diverged (the result file
 records it); 130 interrupted (Ctrl-C) or 143 terminated (SIGTERM); 141 standard output closed
 early (as in ``pcsim show F.h5 | head -1``), quietly.
 """
@@ -154,7 +155,7 @@ def command_sweep(args: argparse.Namespace) -> int:
 
 def command_show(args: argparse.Namespace) -> int:
     from sim.io.reader import load
-    from sim.report.show import show_lines
+    from sim.report.show import damage, show_lines
     from sim.sweeps.detect import is_sweep_index
 
     if is_sweep_index(args.file):
@@ -162,9 +163,13 @@ def command_show(args: argparse.Namespace) -> int:
 
         print("\n".join(sweep_lines(args.file)))
         return 0
-    with load(args.file, allow_incomplete=True) as result:
-        for line in show_lines(result):
+    with load(args.file, allow_incomplete=True, allow_damaged=True) as result:
+        problems = damage(result)
+        for line in show_lines(result, problems):
             print(line)
+    if problems:  # listed above; the exit code and one line say so too
+        raise ResultError(f"{args.file}: damaged pcsim result: {len(problems)} part(s) "
+                          "missing or malformed (listed above)")
     return 0
 
 

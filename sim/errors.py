@@ -18,6 +18,13 @@ class ResultError(ValueError):
     """A file that cannot be read as a pcsim result, or an output path that cannot be used."""
 
 
+class MissingDatasetError(ResultError, KeyError):
+    """A dataset a result does not hold: a ``ResultError`` naming the file (one line) that is
+    also the ``KeyError`` of a mapping, so that ``.get`` and ``in`` work as before."""
+
+    __str__ = ValueError.__str__  # KeyError's would quote the message
+
+
 class DivergenceError(RuntimeError):
     """The run blew up (NaN, Inf or a runaway rate): ``path`` holds what came before, marked
     ``status = "diverged"`` with the message in the ``failure`` attribute."""

@@ -159,8 +159,9 @@ def test_show_reads_no_recorded_array(big, reads, capsys):
     shown = capsys.readouterr().out
     assert "4000 samples to 399.9 ms" in shown
     assert "/levels/input/input                       (4000, 64)     1" in shown
+    # the scenario's parameters say what was recorded (pcsim show lists what is missing)
     assert set(reads) <= {"time", "trials/name", "trials/t_start", "trials/t_stop",
-                          "trials/final_free_energy"}
+                          "trials/final_free_energy", "scenario/parameters"}
 
 
 def test_the_file_closes_with_the_block_or_close(big, tmp_path):

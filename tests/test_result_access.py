@@ -59,16 +59,35 @@ def synthetic(path: Path, samples: int, width: int, seed: int = 0) -> Path:
     compresses little, so stored bytes track the values)."""
     rng = np.random.default_rng(seed)
     writer = ResultWriter(path)
-    writer.file.attrs["model_kind"] = "hierarchical"
-    writer.file.require_group("levels/x").attrs["index"] = 1
     now: dict[str, object] = {}
     writer.stream("time", None, lambda: now["t"], units="s")
+    writer.stream("levels/input/input", 1, lambda: 0.0)
     writer.stream("levels/x/belief", width, lambda: now["x"])
     for sample in range(samples):
         now["t"], now["x"] = sample * 1e-4, rng.normal(size=width)
         for stream in writer.streams:
             stream.sample()
+    complete_the_layout(writer.file, width, samples * 1e-4)
     return writer.commit()
+
+
+def complete_the_layout(file: h5py.File, width: int, duration: float) -> None:
+    """What every hierarchical result holds besides its streams (sim.io.schema), for a model of
+    one input unit and ``width`` top units, one trial."""
+    file.attrs.update({"scenario_name": "synthetic", "model_kind": "hierarchical", "seed": 0,
+                       "dt": 1e-4, "dt_units": "s", "method": "euler", "duration": duration})
+    scenario = file.create_group("scenario")
+    scenario.attrs.update({"path": "", "description": ""})
+    scenario["source"], scenario["parameters"] = "", json.dumps({"model": {}, "record": {}})
+    for index, (name, role, size) in enumerate((("input", "input", 1), ("x", "top", width))):
+        file["levels"][name].attrs.update({"index": index, "role": role, "size": size})
+        file[f"trials/final_precision/{name}"] = np.ones((1, size))
+        file[f"trials/precision_share/{name}"] = np.ones((1, size)) / size
+    file["levels/x/weights_initial"] = np.zeros((1, width))
+    file["trials/final_belief/x"] = np.zeros((1, width))
+    for column, value in (("index", 0), ("name", "only"), ("t_start", 0.0),
+                          ("t_stop", duration), ("final_free_energy", 0.0)):
+        file[f"trials/{column}"] = [value]
 
 
 @pytest.fixture(scope="module")
@@ -433,16 +452,18 @@ def test_diff_finds_one_changed_value_and_a_missing_dataset(hierarchy_runs, tmp_
     a = hierarchy_runs["a"]
     b = tmp_path / "edited.h5"
     shutil.copy(a, b)
+    errors = ["levels/input/error", "levels/features/error", "levels/objects/error"]
     with h5py.File(b, "a") as handle:
         handle["free_energy"][7] += 0.5
-        del handle["levels/objects/error"]
+        for path in errors:  # every level's: as if `error` were not recorded (one level's
+            del handle[path]  # alone is a damaged file, tests/test_damaged_results.py)
         handle["trials/name"][0] = "renamed"
     code, out, _ = run_cli("diff", str(a), str(b))
     assert code == 1
     assert "parameters" not in out
     assert differences(out) == {"/free_energy": "max |A - B| = 0.5",
                                 "/trials/name": "text differs"}
-    assert f"  only in {a}: /levels/objects/error" in out.splitlines()
+    assert f"  only in {a}: " + ", ".join(sorted(f"/{p}" for p in errors)) in out.splitlines()
 
 
 @pytest.mark.parametrize("bad", ["missing", "text", "other_hdf5", "folder"])

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
+from sim.errors import ResultError
+
 # what h5py raises for a selection it cannot do (decreasing or repeated indices, a negative
 # step, several index arrays): NumPy then does it on the whole array
 UNSUPPORTED_BY_H5PY = (TypeError, ValueError, IndexError, NotImplementedError)
@@ -60,6 +62,8 @@ class LazyArray(NDArrayOperatorsMixin):
         repeated indices, negative steps) are read whole and indexed by NumPy."""
         try:
             return self._read(selection)
+        except ResultError:  # a damaged file (a ValueError too): not a selection to retry
+            raise
         except UNSUPPORTED_BY_H5PY:
             return self._read(())[selection]
 

@@ -1,12 +1,14 @@
 """Reading a result file: ``load(path)`` gives a lazy ``Result`` (layout in docs/results.md).
 
-``load`` checks the file and reads its attributes (file, group and dataset attributes), no
-values. A recorded time series (a dataset that grew along time while the run went:
-``time``, ``free_energy``, ``levels/<name>/belief``, ...) is a ``LazyArray`` (``sim.io.lazy``):
+``load`` checks the file against the schema (``sim.io.schema``: attributes, dataset names,
+ranks, dtypes and shapes, all from the file's metadata) and reads its attributes, no values. A
+recorded time series (a dataset that grew along time while the run went: ``time``,
+``free_energy``, ``levels/<name>/belief``, ...) is a ``LazyArray`` (``sim.io.lazy``):
 indexing it reads only that part of the file. Any other dataset (trial table, weights, the
 scenario) is read whole the first time it is asked for, then kept. The file stays open until
 ``Result.close()``, the end of ``with sim.load(path) as result:``, or the garbage collection of
-the ``Result``.
+the ``Result``. A damaged file (a part missing or malformed, truncated, bytes changed) gives a
+``ResultError`` of one line naming the file, at ``load`` or when a damaged value is read.
 """
 
 from __future__ import annotations
@@ -19,11 +21,20 @@ from typing import Any
 import h5py
 import numpy as np
 
-from sim.errors import ResultError
-from sim.io.lazy import LazyArray
+from sim.errors import MissingDatasetError, ResultError
+from sim.io.lazy import UNSUPPORTED_BY_H5PY, LazyArray
 from sim.io.schema import SCHEMA_VERSION
+from sim.io.schema_check import Layout, check, expected_groups, expected_streams
 
-READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError)
+# what h5py (and HDF5 below it) raises for a damaged file: truncated, bytes changed, parts gone
+READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError,
+               AttributeError, OverflowError, SystemError)
+
+
+def damaged(path: Path, where: str, err: BaseException) -> ResultError:
+    """The one-line error of a file h5py could not read (``where``: what was being read)."""
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    return ResultError(f"{path}: damaged pcsim result ({where}{text[:300]})")
 
 
 def read_matrix(group: h5py.Group, name: str) -> Any:
@@ -61,8 +72,10 @@ class _File:
         except ResultError:
             raise
         except READ_ERRORS as err:
-            raise ResultError(f"{self.path}: damaged pcsim result (/{name}: "
-                              f"{type(err).__name__}: {err})") from err
+            whole = isinstance(selection, tuple) and not selection
+            if isinstance(err, UNSUPPORTED_BY_H5PY) and not whole:
+                raise  # a selection h5py cannot do: a LazyArray reads it whole, NumPy indexes
+            raise damaged(self.path, f"/{name}: ", err) from err
 
     def value(self, name: str) -> Any:
         """A time series as a ``LazyArray``; any other dataset read whole and kept."""
@@ -88,6 +101,9 @@ class Datasets(Mapping[str, Any]):
         self._paths = paths  # name here -> HDF5 path
 
     def __getitem__(self, name: str) -> Any:
+        if name not in self._paths:
+            raise MissingDatasetError(f"{self._file.path}: no dataset {name!r} here "
+                                      f"({len(self._paths)} datasets; pcsim show lists them)")
         return self._file.value(self._paths[name])
 
     def __contains__(self, name: object) -> bool:
@@ -120,13 +136,15 @@ class Result:
     def __init__(self, path: Path, file: _File, attrs: dict[str, Any],
                  dataset_attrs: dict[str, dict[str, Any]],
                  group_attrs: dict[str, dict[str, Any]],
-                 shapes: dict[str, tuple[int, ...]]) -> None:
+                 shapes: dict[str, tuple[int, ...]], problems: list[str]) -> None:
         self.path = path
+        self.problems = problems  # how the file departs from the schema (sim.io.schema)
         self.attrs = attrs
         self.dataset_attrs = dataset_attrs
         self.group_attrs = group_attrs
         self._file = file
         self._shapes = shapes
+        self._parameters: dict | None = None
         self.datasets = Datasets(file, {name: name for name in shapes})
 
     def __enter__(self) -> Result:
@@ -184,7 +202,12 @@ class Result:
 
     @property
     def free_energy(self) -> LazyArray:
-        """F at every sample, nat (a time series)."""
+        """F at every sample, nat (a time series); ``MissingDatasetError`` if it was not recorded
+        (``[record] variables``) or is missing."""
+        if "free_energy" not in self:
+            raise MissingDatasetError(f"{self.path}: no /free_energy ([record] variables did "
+                                      "not record it, or the file is damaged: pcsim show says "
+                                      "which)")
         return self["free_energy"]
 
     @property
@@ -193,7 +216,36 @@ class Result:
 
     @property
     def parameters(self) -> dict:
-        return json.loads(str(self["scenario/parameters"]))
+        """The resolved scenario (``/scenario/parameters``), read and parsed once."""
+        if self._parameters is None:
+            text = str(self["scenario/parameters"])
+            try:
+                parameters = json.loads(text)
+            except ValueError as err:
+                raise ResultError(f"{self.path}: damaged pcsim result: /scenario/parameters: "
+                                  f"not JSON ({err})") from err
+            if not (isinstance(parameters, dict) and isinstance(parameters.get("model"), dict)
+                    and isinstance(parameters.get("record"), dict)):
+                raise ResultError(f"{self.path}: damaged pcsim result: /scenario/parameters: "
+                                  "not a scenario's (a JSON object with tables model and "
+                                  "record)")
+            self._parameters = parameters
+        return self._parameters
+
+    def missing_parts(self) -> list[str]:
+        """What the scenario (``/scenario/parameters``, read now) says the file holds and it
+        lacks, one line each: the levels, modalities or factors it names, the time series its
+        ``[record] variables`` recorded."""
+        layout = Layout(self.attrs, {}, self.group_attrs)
+        groups, problems = expected_groups(layout, self.parameters["model"])
+        problems += [f"/{group}: missing (the scenario names it)" for group in groups
+                     if group not in self.group_attrs]
+        variables = self.parameters["record"].get("variables")
+        if not isinstance(variables, list):
+            return [*problems, "/scenario/parameters: record.variables is not a list"]
+        return problems + [f"/{path}: missing (recorded: [record] variables)"
+                           for path in expected_streams(layout, [str(v) for v in variables])
+                           if path not in self]
 
     @property
     def level_names(self) -> list[str]:
@@ -255,13 +307,16 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def load(path: str | Path, allow_incomplete: bool = False) -> Result:
-    """Open a pcsim result file (refuses other files, newer schemas and unfinished runs).
+def load(path: str | Path, allow_incomplete: bool = False, allow_damaged: bool = False) -> Result:
+    """Open a pcsim result file (refuses other files, newer schemas, unfinished runs and
+    damaged files).
 
     Every schema up to ``SCHEMA_VERSION`` loads. A run marked ``interrupted`` or ``diverged``
-    (or still ``running``: a temporary file) loads only with ``allow_incomplete``. Attributes
-    are read now, datasets when asked for; the file stays open until ``close()`` or the end
-    of a ``with`` block (see ``Result``).
+    (or still ``running``: a temporary file) loads only with ``allow_incomplete``. A file that
+    departs from the schema (``sim.io.schema``: checked from its metadata, nothing read) is
+    refused with its first problem, or with ``allow_damaged`` opened with them listed in
+    ``Result.problems`` (``pcsim show``). Attributes are read now, datasets when asked for;
+    the file stays open until ``close()`` or the end of a ``with`` block (see ``Result``).
     """
     path = Path(path)
     if path.is_dir():
@@ -270,26 +325,65 @@ def load(path: str | Path, allow_incomplete: bool = False) -> Result:
         raise ResultError(f"{path}: no such file")
     try:
         handle = h5py.File(path, "r")
-    except (OSError, FileNotFoundError) as err:
-        raise ResultError(f"{path}: cannot open as HDF5 ({err})") from err
+    except READ_ERRORS as err:
+        text = " ".join(str(err).split())[:300]
+        raise ResultError(f"{path}: cannot open as HDF5 (not HDF5, truncated or damaged: "
+                          f"{text})") from err
     try:
-        return _open(path, handle, allow_incomplete)
+        result = _open(path, handle, allow_incomplete)
     except ResultError:
         handle.close()
         raise
     except READ_ERRORS as err:
         handle.close()
-        raise ResultError(f"{path}: damaged pcsim result ({type(err).__name__}: {err})") from err
+        raise damaged(path, "", err) from err
+    if result.problems and not allow_damaged:
+        result.close()
+        more = len(result.problems) - 1
+        raise ResultError(f"{path}: damaged pcsim result: {result.problems[0]}"
+                          + (f" (and {more} more: pcsim show lists them)" if more else ""))
+    return result
+
+
+def _text(path: Path, text: str | bytes, what: str) -> None:
+    """Refuse text that is not UTF-8 (h5py keeps undecodable bytes as lone surrogates, which
+    no one can print, or as bytes): changed bytes in a name or a text attribute."""
+    try:
+        text.decode("utf-8") if isinstance(text, bytes) else text.encode("utf-8")
+    except UnicodeError:
+        raise ResultError(f"{path}: damaged pcsim result ({what} is not UTF-8 text)") from None
+
+
+def _attributes(path: Path, node: h5py.HLObject) -> dict[str, Any]:
+    """The attributes of ``node``, decoded; text that is not UTF-8 is refused (``_text``)."""
+    found = {}
+    for key, value in node.attrs.items():
+        where = f"attribute {key!r} of /{node.name.lstrip('/')}"
+        _text(path, key, where)
+        found[key] = _decode(value)
+        texts = found[key].ravel() if isinstance(found[key], np.ndarray) else [found[key]]
+        for text in texts:
+            if isinstance(text, str):
+                _text(path, text, where)
+    return found
+
+
+def dtype_kind(dtype: np.dtype) -> str:
+    """A dataset's kind of values for the schema: ``text``, ``integer``, ``float``, ``bool``
+    or ``other``."""
+    if h5py.check_string_dtype(dtype) is not None or dtype.kind in "SU":
+        return "text"
+    return {"i": "integer", "u": "integer", "f": "float", "b": "bool"}.get(dtype.kind, "other")
 
 
 def _open(path: Path, handle: h5py.File, allow_incomplete: bool) -> Result:
-    attrs = {key: _decode(value) for key, value in handle.attrs.items()}
+    attrs = _attributes(path, handle)
     if "schema_version" not in attrs or "pcsim_version" not in attrs:
         raise ResultError(f"{path}: not a pcsim result file (no schema_version)")
-    schema = attrs["schema_version"]
-    if isinstance(schema, bool | str | bytes) or not float(schema).is_integer():
-        raise ResultError(f"{path}: not a pcsim result file (schema_version {schema!r})")
-    if int(schema) > SCHEMA_VERSION:
+    version = attrs["schema_version"]
+    if isinstance(version, bool | str | bytes) or not float(version).is_integer():
+        raise ResultError(f"{path}: not a pcsim result file (schema_version {version!r})")
+    if int(version) > SCHEMA_VERSION:
         raise ResultError(
             f"{path}: written with result schema {attrs['schema_version']} by pcsim "
             f"{attrs['pcsim_version']}; this pcsim reads up to schema {SCHEMA_VERSION}: "
@@ -305,16 +399,21 @@ def _open(path: Path, handle: h5py.File, allow_incomplete: bool) -> Result:
     dataset_attrs: dict[str, dict[str, Any]] = {}
     group_attrs: dict[str, dict[str, Any]] = {}
     series: dict[str, dict[str, Any]] = {}
+    kinds: dict[str, tuple[tuple[int, ...], str]] = {}
 
     def visit(name: str, node: Any) -> None:
+        _text(path, name, f"the name {name!r}")
         if isinstance(node, h5py.Dataset):
             shapes[name] = node.shape
-            dataset_attrs[name] = {k: _decode(v) for k, v in node.attrs.items()}
+            kinds[name] = (node.shape, dtype_kind(node.dtype))
+            dataset_attrs[name] = _attributes(path, node)
             if node.maxshape and node.maxshape[0] is None:  # streamed: a time series
                 series[name] = {"shape": node.shape, "dtype": node.dtype, "chunks": node.chunks,
                                 "units": str(dataset_attrs[name].get("units", "1"))}
         else:
-            group_attrs[name] = {k: _decode(v) for k, v in node.attrs.items()}
+            group_attrs[name] = _attributes(path, node)
 
     handle.visititems(visit)
-    return Result(path, _File(path, handle, series), attrs, dataset_attrs, group_attrs, shapes)
+    problems = check(Layout(attrs, kinds, group_attrs))
+    return Result(path, _File(path, handle, series), attrs, dataset_attrs, group_attrs, shapes,
+                  problems)

@@ -63,8 +63,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def parameter_differences(first: Result, second: Result) -> list[tuple[str, Any, Any]]:
     """(key, value in first, value in second) of each parameter that differs; a key only one
     result has shows ``None`` for the other."""
-    flat = [flatten(json.loads(str(r[PARAMETERS]))) if PARAMETERS in r else {}
-            for r in (first, second)]
+    flat = [flatten(r.parameters) if PARAMETERS in r else {} for r in (first, second)]
     keys = list(dict.fromkeys([*flat[0], *flat[1]]))
     return [(key, flat[0].get(key), flat[1].get(key)) for key in keys
             if key not in flat[0] or key not in flat[1] or flat[0][key] != flat[1][key]]

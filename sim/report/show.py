@@ -1,42 +1,81 @@
 """``pcsim show``: a readable summary of a result file, read lazily (h5py and NumPy only).
 
-Shapes and units come from the file's metadata; of the datasets only the last sample time and
-the small per-trial columns are read (of a long trial table, only the rows shown, or the
-``condition`` and ``index`` columns when the trials were generated from conditions).
+Shapes and units come from the file's metadata; of the datasets only the last sample time, the
+small per-trial columns (of a long trial table, only the rows shown, or the ``condition`` and
+``index`` columns when the trials were generated from conditions) and the scenario's
+parameters (which streams were recorded) are read. A damaged file (``damage``) is summarised as
+far as its parts allow, and what is missing or malformed is listed last.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from sim.errors import ResultError
 from sim.io.reader import Result
 
 LISTED = 20  # more trials than this are summarised: per condition, or the first and last few
 ENDS = 3
 
 
-def show_lines(result: Result) -> list[str]:
-    """What ``pcsim show`` prints: the run, its software, its trials and its datasets."""
+def damage(result: Result) -> list[str]:
+    """What is missing or malformed in ``result``, one line each: its departures from the
+    schema, then the parts its scenario names and the streams its ``[record] variables``
+    recorded that it lacks (empty: none)."""
+    try:
+        more = result.missing_parts()
+    except ResultError as err:  # /scenario/parameters unreadable: say so and list the rest
+        text = str(err).removeprefix(f"{result.path}: ").removeprefix("damaged pcsim result: ")
+        more = [text if text.startswith("/scenario/parameters: ")
+                else f"/scenario/parameters: {text}"]
+    named = {line.partition(":")[0] for line in result.problems}
+    return [*result.problems, *(line for line in more if line.partition(":")[0] not in named)]
+
+
+def show_lines(result: Result, problems: list[str] | None = None) -> list[str]:
+    """What ``pcsim show`` prints: the run, its software, its trials and its datasets; then
+    ``problems`` (default: ``damage(result)``), the parts left out of the summary for them."""
+    problems = damage(result) if problems is None else problems
+    broken = {line.partition(":")[0] for line in problems}
     attrs = result.attrs
-    samples = result.shape("time")[0]
-    end_ms = result.read("time", samples - 1) * 1e3 if samples else 0
     lines = [
-        f"{result.path}: pcsim result (schema {attrs['schema_version']}), "
+        f"{result.path}: pcsim result (schema {attrs.get('schema_version')}), "
         f"status {attrs.get('status')}",
         f"  scenario {attrs.get('scenario_name')} ({attrs.get('model_kind')}), seed "
-        f"{attrs.get('seed')}, dt {float(attrs['dt']) * 1e3:g} ms, "
-        f"{samples} samples to {end_ms:g} ms",
+        f"{attrs.get('seed')}, dt {_milliseconds(attrs.get('dt'))} ms, {_samples(result, broken)}",
     ]
     if "failure" in attrs:
         lines.append(f"  {attrs.get('status')}: {attrs['failure']}")
-    lines.append(f"  pcsim {attrs['pcsim_version']}, brian2 {attrs['brian2_version']}, "
-                 f"numpy {attrs['numpy_version']}, written {attrs.get('created_utc')}")
-    lines += trial_lines(result)
+    lines.append(f"  pcsim {attrs.get('pcsim_version')}, brian2 {attrs.get('brian2_version')}, "
+                 f"numpy {attrs.get('numpy_version')}, written {attrs.get('created_utc')}")
+    if not any(path.startswith("/trials/") for path in broken):
+        lines += trial_lines(result)
     lines.append("  datasets:")
     for path in sorted(result.datasets):
         if not path.startswith("scenario/"):
             lines.append(f"    /{path:40s} {result.shape(path)!s:14s} {result.units(path)}")
+    if problems:
+        lines.append(f"  damaged: {len(problems)} part(s) missing or malformed:")
+        lines += [f"    {line}" for line in problems]
     return lines
+
+
+def _milliseconds(seconds: Any) -> str:
+    try:
+        return f"{float(seconds) * 1e3:g}"
+    except (TypeError, ValueError):
+        return "?"
+
+
+def _samples(result: Result, broken: set[str]) -> str:
+    """``N samples to T ms``, from the shape of /time and its last value."""
+    if "/time" in broken or "time" not in result:
+        return "no usable /time"
+    samples = result.shape("time")[0]
+    end_ms = result.read("time", samples - 1) * 1e3 if samples else 0
+    return f"{samples} samples to {end_ms:g} ms"
 
 
 def trial_lines(result: Result) -> list[str]:

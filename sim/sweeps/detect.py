@@ -18,11 +18,13 @@ def is_sweep_index(path: str | Path) -> bool:
     """Whether ``path`` is a sweep index (or a folder holding one): attributes only."""
     import h5py
 
+    from sim.io.reader import READ_ERRORS
+
     path = index_path(path)
     if not path.is_file():
         return False
     try:
         with h5py.File(path, "r") as file:
             return file.attrs.get("format") == FORMAT
-    except OSError:
+    except READ_ERRORS:  # not HDF5, or damaged: the result reader says which
         return False

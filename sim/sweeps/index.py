@@ -32,6 +32,7 @@ import numpy as np
 from sim._version import __version__
 from sim.errors import ResultError
 from sim.io.partials import remove_stale_partials, temporary_name
+from sim.io.reader import READ_ERRORS
 from sim.sweeps.detect import FORMAT, INDEX_NAME, index_path
 
 INDEX_VERSION = 1
@@ -177,7 +178,7 @@ def read_index(folder_or_index: str | Path) -> SweepIndex:
                                   f"to {INDEX_VERSION}: upgrade pcsim")
             points = file["points"]
             keys = _text(file["grid/keys"][()])
-            return SweepIndex(
+            index = SweepIndex(
                 path=path,
                 attrs={k: (v.decode() if isinstance(v, bytes) else v)
                        for k, v in file.attrs.items()},
@@ -198,7 +199,36 @@ def read_index(folder_or_index: str | Path) -> SweepIndex:
     except FileNotFoundError as err:
         raise ResultError(f"{path}: no such sweep index (run pcsim sweep ... -o "
                           f"{path.parent})") from err
-    except (OSError, KeyError, ValueError) as err:
-        if isinstance(err, ResultError):
-            raise
-        raise ResultError(f"{path}: damaged sweep index ({type(err).__name__}: {err})") from err
+    except ResultError:
+        raise
+    except READ_ERRORS as err:
+        text = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        raise ResultError(f"{path}: damaged sweep index ({text})") from err
+    problem = _inconsistency(index)
+    if problem:
+        raise ResultError(f"{path}: damaged sweep index ({problem})")
+    return index
+
+
+def _inconsistency(index: SweepIndex) -> str | None:
+    """What does not fit in an index read whole: the points' columns of unequal lengths, an
+    axis position or a status that is not one (None: it fits)."""
+    count = len(index.files)
+    if not all(isinstance(values, list) for values in index.axes.values()):
+        return "/grid/values holds an axis that is not a JSON list"
+    shapes = {"points/key": (len(index.keys),), "points/status": (len(index.status),),
+              "points/error": (len(index.errors),), "points/seed": index.point_seeds.shape,
+              "points/overrides": (len(index.overrides),),
+              "points/axis_index": index.axis_index.shape,
+              "points/summary": index.summary.shape}
+    expected = {"points/axis_index": (count, len(index.axes)),
+                "points/summary": (count, len(index.summary_columns))}
+    for name, shape in shapes.items():
+        if shape != expected.get(name, (count,)):
+            return f"/{name} has shape {shape}, expected {expected.get(name, (count,))}"
+    sizes = np.array([len(values) for values in index.axes.values()], dtype=np.int64)
+    if count and index.axis_index.size and (np.any(index.axis_index < 0)
+                                            or np.any(index.axis_index >= sizes)):
+        return "/points/axis_index holds a position beyond its axis"
+    unknown = sorted(set(index.status) - set(STATUSES))
+    return f"/points/status holds {unknown[0]!r}" if unknown else None

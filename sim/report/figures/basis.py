@@ -21,11 +21,15 @@ SMOOTHING = 25  # trials in the learning curve's running mean
 def learned_images(result: Result) -> list[tuple[str, tuple[int, int]]]:
     """(level name, grid of the level below) for each level whose learned weights predict a
     level laid out in 2-D."""
-    levels = result.parameters["model"]["levels"]
+    levels = result.parameters["model"].get("levels")
+    if not isinstance(levels, list) or not all(isinstance(level, dict) for level in levels):
+        return []  # parameters that do not describe the levels (pcsim show says so)
     found = []
     for below, level in itertools.pairwise(levels):
-        if below.get("shape") and f"levels/{level['name']}/weights_final" in result:
-            found.append((level["name"], tuple(below["shape"])))
+        shape = below.get("shape")
+        if (isinstance(shape, list) and len(shape) == 2
+                and f"levels/{level.get('name')}/weights_final" in result):
+            found.append((level["name"], tuple(shape)))
     return found
 
 
