@@ -167,6 +167,9 @@ class Mechanism:
     changes: ClassVar[tuple[str, ...]] = ()
     record_variables: ClassVar[tuple[str, ...]] = ()
     learns: ClassVar[str | None] = None  # the parameter it learns (phases switch it)
+    # the field of its section whose presence switches it on (a refusal that needs the
+    # mechanism names it: "[model.learning] tau_weights_ms"); empty: the section itself
+    switched_on_by: ClassVar[str] = ""
     # True: it keeps nothing from one trial to the next and acts unit by unit through its
     # pieces alone (no objects, streams, energy or outputs), so B copies of the populations
     # run B independent trials; a scenario that switches on one that is not refuses

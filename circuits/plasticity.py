@@ -104,6 +104,7 @@ class WeightPlasticity(Mechanism):
     section = "learning"
     changes = ("weights",)
     learns = "weights"
+    switched_on_by = "tau_weights_ms"
 
     def parse(self, fields) -> WeightLearning | None:
         tau_ms = fields.number("tau_weights_ms", default=None, positive=True)

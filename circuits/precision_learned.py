@@ -57,6 +57,7 @@ class LearnedPrecision(Mechanism):
     section = "learning"
     changes = ("precision",)
     learns = "precision"
+    switched_on_by = "tau_precision_ms"
 
     def parse(self, fields) -> float | None:
         return fields.number("tau_precision_ms", default=None, positive=True)

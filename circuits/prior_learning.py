@@ -47,6 +47,7 @@ class PriorLearning(Mechanism):
     section = "learning"
     changes = ("prior",)
     learns = "prior"
+    switched_on_by = "tau_prior_ms"
     record_variables = ("prior_mean",)
 
     def parse(self, fields) -> float | None:

@@ -135,7 +135,9 @@ def check_mechanisms(model_fields: Any, model: Any, family_name: str) -> None:
             learners = [m for m in mechanisms(family_name) if m.learns == claim.parameter]
             if learners:
                 message += "; expected one that does, e.g. " + ", ".join(
-                    f"{m.name} ([model.{m.section}])" for m in learners)
+                    f"{m.name} ([model.{m.section}]"
+                    + (f" {m.switched_on_by})" if m.switched_on_by else ")")
+                    for m in learners)
         field = f"{owner.section}.{claim.key}" if claim.key else owner.section
         raise model_fields.error(field, message)
 
