@@ -38,7 +38,9 @@ lists the module (a user's or a test's mechanism registers itself with
   bitwise unchanged), and ``learning`` switches what it runs outside the equations (a NumPy
   update); ``snapshot`` gives the learned values (by path under ``snapshots/``),
   ``snapshot_shapes`` their shapes before the run (the preflight estimates the snapshots'
-  size from them).
+  size from them);
+- ``memory``: the memory it holds beyond the family's populations (``MemoryPart``: a learned
+  matrix, what it keeps per trial), known before the run (``sim.memory`` sums the parts).
 
 Nothing here imports Brian2: the registry and the report side read these declarations.
 """
@@ -116,6 +118,17 @@ class FlowBound:
     method: str
     bound: str
     detail: str
+
+
+@dataclass(frozen=True)
+class MemoryPart:
+    """Memory a run will hold, estimated before it (``sim.memory``): ``what`` it is, in
+    words, its ``size`` in bytes, and the scenario ``key`` that shrinks it (for the message
+    that refuses a run too large)."""
+
+    what: str
+    size: float
+    key: str
 
 
 @dataclass
@@ -228,6 +241,10 @@ class Mechanism:
     def snapshot_shapes(self, settings: Any, model: Any) -> dict[str, tuple[int, ...]]:
         """The shape of each learned array ``snapshot`` gives, known before the run."""
         return {}
+
+    def memory(self, settings: Any, scenario: Any) -> list[MemoryPart]:
+        """What it holds beyond the family's populations, estimated before the run."""
+        return []
 
     def snapshot(self, settings: Any, context: BuildContext) -> dict[str, Any]:
         """The learned parameter's values now, by path (a copy is made by the writer)."""

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse
-from brian2 import NetworkOperation
 
 from circuits import schedule
 from circuits.mechanism import BuildContext, Mechanism
@@ -66,6 +65,8 @@ class NonNegativeWeights(Mechanism):
                            "{ kind = \"uniform\", scale = ... })")
 
     def build(self, settings: bool, context: BuildContext) -> list:
+        from brian2 import NetworkOperation
+
         arrays = [link.gmap.weights.data if link.sparse else link.gmap.weights
                   for link in context.coupling.links]
 

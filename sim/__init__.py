@@ -46,7 +46,8 @@ def run(
     keeps what was simulated, marked ``interrupted``). ``debug`` keeps Brian2's log files
     (pcsim removes them otherwise: ``sim.brian_logging``).
     """
-    from sim.engine import default_output, run_scenario, text_progress
+    from sim.engine import run_scenario, text_progress
+    from sim.io.target import default_output
     from sim.scenario import load_scenario
 
     loaded = load_scenario(scenario, overrides=overrides, seed=seed)

@@ -83,15 +83,15 @@ def own_warnings(args: argparse.Namespace) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    """Everything that can refuse the run (the scenario, ``--set``, the output paths, the
+    step's stability, the memory) is checked before the engine, and with it Brian2, is
+    imported: a refusal takes a fraction of a second."""
     import numpy as np
 
-    from sim.engine import check_target, default_output, run_scenario, text_progress
-    from sim.io.reader import load
-    from sim.report.summary import summary_lines
+    from sim.io.target import check_target, default_output
     from sim.scenario import load_scenario
     from sim.stability import preflight
 
-    own_warnings(args)  # the imports above load Brian2
     if args.output:
         check_result_name(Path(args.output))
     # validation checks what it computes for finiteness: numpy's warnings would only repeat it
@@ -110,6 +110,11 @@ def command_run(args: argparse.Namespace) -> int:
               f"{len(scenario.trials)} trial(s), {scenario.duration_ms:g} ms, "
               f"dt {scenario.dt_ms:g} ms)")
         return 0
+    from sim.engine import run_scenario, text_progress
+    from sim.io.reader import load
+    from sim.report.summary import summary_lines
+
+    own_warnings(args)  # the engine loads Brian2
     print(f"pcsim: running {scenario.name} ({scenario.path}), seed {scenario.seed}, "
           f"{scenario.duration_ms:g} ms in {len(scenario.trials)} trial(s)", file=sys.stderr)
     run_scenario(scenario, output, text_progress(), overwrite=args.overwrite,

@@ -44,6 +44,12 @@ class Readout:
     def objects(self, simulation: Any, settings: Any) -> list:
         return []
 
+    def memory(self, scenario: Any) -> list:
+        """The memory its reference takes (``circuits.mechanism.MemoryPart``s), estimated
+        before the run; a readout whose parts would take the run past ``[numerics]
+        memory_limit_mb`` is turned off (``sim.memory``)."""
+        return []
+
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:
         """This trial's columns (numbers or arrays), read at the trial's end."""
         raise NotImplementedError
