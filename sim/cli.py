@@ -92,8 +92,16 @@ def command_run(args: argparse.Namespace) -> int:
     from sim.scenario import load_scenario
     from sim.stability import preflight
 
-    if args.output:
+    def check_targets(output: Path) -> None:
+        check_target(output, args.overwrite)
+        if not args.no_plot:
+            check_target(output.with_suffix(".png"), args.overwrite,
+                         "the figure beside the result",
+                         "pass --overwrite to replace it or --no-plot to skip the figure")
+
+    if args.output:  # checked first: it needs no scenario
         check_result_name(Path(args.output))
+        check_targets(Path(args.output))
     # validation checks what it computes for finiteness: numpy's warnings would only repeat it
     with np.errstate(all="ignore"):
         scenario = load_scenario(args.scenario, overrides=parse_sets(args.set), seed=args.seed)
@@ -101,10 +109,8 @@ def command_run(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else default_output(scenario)
     for message in messages:
         print(f"pcsim: warning: {message}", file=sys.stderr)
-    check_target(output, args.overwrite)
-    if not args.no_plot:
-        check_target(output.with_suffix(".png"), args.overwrite, "the figure beside the result",
-                     "pass --overwrite to replace it or --no-plot to skip the figure")
+    if not args.output:
+        check_targets(output)
     if args.check:
         print(f"pcsim: {scenario.path}: valid ({scenario.kind.name}, "
               f"{len(scenario.trials)} trial(s), {scenario.duration_ms:g} ms, "

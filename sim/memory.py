@@ -66,8 +66,7 @@ def recording_buffer(path: str, width: int | None) -> MemoryPart:
 
 def run_parts(scenario: Any) -> list[MemoryPart]:
     """Every part but the readouts': the baseline, the family's, the mechanisms', a snapshot."""
-    parts = [MemoryPart("the interpreter with Brian2 and pcsim loaded", BASELINE_BYTES,
-                        "")]
+    parts = [MemoryPart("the interpreter with Brian2 and pcsim loaded", BASELINE_BYTES, "")]
     family = getattr(scenario.kind, "memory", None)
     if family is not None:
         parts.extend(family(scenario))
@@ -107,8 +106,9 @@ def switched_off(scenario: Any) -> dict[str, str]:
         if used + size > limit:
             biggest = max(parts, key=lambda part: part.size)
             off[name] = (f"turned off before the run: {biggest.what} would take about "
-                         f"{size / MB:.4g} MB, beside the run's {used / MB:.4g} MB over the "
-                         f"memory limit of {limit / MB:.4g} MB ([numerics] memory_limit_mb)")
+                         f"{size / MB:.0f} MB; with the run's {used / MB:.0f} MB that is over "
+                         f"the memory limit of {limit / MB:.0f} MB ([numerics] "
+                         "memory_limit_mb)")
         else:
             used += size
     return off
@@ -129,13 +129,13 @@ def check_memory(scenario: Any) -> None:
     size, limit = total(parts), memory_limit(scenario)
     if size <= limit:
         return
-    biggest = max(parts, key=lambda part: part.size)
+    biggest = max((part for part in parts if part.key), key=lambda part: part.size)
     source = Source(scenario.path, scenario.source_text, tuple(scenario.overrides))
     configured = scenario.numerics.memory_limit_mb is not None
     where = ("[numerics] memory_limit_mb" if configured else
              f"{100 * DEFAULT_FRACTION:g}% of this machine's memory; [numerics] memory_limit_mb")
-    raise source.error(biggest.key or "numerics.memory_limit_mb",
+    raise source.error(biggest.key,
                        f"the run would take about {size / MB:.4g} MB, over the limit of "
                        f"{limit / MB:.4g} MB ({where}); the biggest part is "
                        f"{biggest.what}, about {biggest.size / MB:.4g} MB: shrink "
-                       f"{biggest.key or 'the model'}")
+                       f"{biggest.key}")
