@@ -124,11 +124,13 @@ class FlowBound:
 class MemoryPart:
     """Memory a run will hold, estimated before it (``sim.memory``): ``what`` it is, in
     words, its ``size`` in bytes, and the scenario ``key`` that shrinks it (for the message
-    that refuses a run too large)."""
+    that refuses a run too large; empty for what no key shrinks). A recorded stream's buffer
+    also says what each sample adds to the file (``sample_bytes``)."""
 
     what: str
     size: float
     key: str
+    sample_bytes: int = 0
 
 
 @dataclass

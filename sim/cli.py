@@ -89,6 +89,7 @@ def command_run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from sim.io.target import check_target, default_output
+    from sim.memory import check_disk
     from sim.scenario import load_scenario
     from sim.stability import preflight
 
@@ -111,6 +112,7 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"pcsim: warning: {message}", file=sys.stderr)
     if not args.output:
         check_targets(output)
+    check_disk(scenario, output)
     if args.check:
         print(f"pcsim: {scenario.path}: valid ({scenario.kind.name}, "
               f"{len(scenario.trials)} trial(s), {scenario.duration_ms:g} ms, "

@@ -23,6 +23,8 @@ of 10^4 to 10^7 units, ``tests/test_memory.py`` checks the estimate against a ru
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 from circuits.mechanism import MemoryPart
@@ -38,6 +40,14 @@ UNIT_NUMBERS = 14  # numbers a unit of a population costs, its recording apart (
 # sim.families.hierarchical.memory)
 TRIAL_NUMBERS = 4  # numbers per unit and trial: the trial table's rows, kept to the run's end
 MB = 1e6
+
+
+def size_text(size: float) -> str:
+    """``416 MB``, ``2.36 GB``, ``3.84 TB``: three significant figures at most."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if size >= scale or unit == "MB":
+            return f"{size / scale:.3g} {unit}"
+    raise AssertionError
 
 
 def physical_memory() -> int:
@@ -61,7 +71,8 @@ def recording_buffer(path: str, width: int | None) -> MemoryPart:
     tiles across every unit, at most ~8 MiB unless one sample of every unit is more."""
     rows = tile_shape(width, NUMBER_BYTES)[0]
     return MemoryPart(f"the recording buffer of {path} ({width or 1} units)",
-                      rows * (width or 1) * NUMBER_BYTES, "record.variables")
+                      rows * (width or 1) * NUMBER_BYTES, "record.variables",
+                      sample_bytes=(width or 1) * NUMBER_BYTES)
 
 
 def run_parts(scenario: Any) -> list[MemoryPart]:
@@ -106,8 +117,8 @@ def switched_off(scenario: Any) -> dict[str, str]:
         if used + size > limit:
             biggest = max(parts, key=lambda part: part.size)
             off[name] = (f"turned off before the run: {biggest.what} would take about "
-                         f"{size / MB:.0f} MB; with the run's {used / MB:.0f} MB that is over "
-                         f"the memory limit of {limit / MB:.0f} MB ([numerics] "
+                         f"{size_text(size)}; with the run's {size_text(used)} that is over "
+                         f"the memory limit of {size_text(limit)} ([numerics] "
                          "memory_limit_mb)")
         else:
             used += size
@@ -135,7 +146,34 @@ def check_memory(scenario: Any) -> None:
     where = ("[numerics] memory_limit_mb" if configured else
              f"{100 * DEFAULT_FRACTION:g}% of this machine's memory; [numerics] memory_limit_mb")
     raise source.error(biggest.key,
-                       f"the run would take about {size / MB:.4g} MB, over the limit of "
-                       f"{limit / MB:.4g} MB ({where}); the biggest part is "
-                       f"{biggest.what}, about {biggest.size / MB:.4g} MB: shrink "
+                       f"the run would take about {size_text(size)}, over the limit of "
+                       f"{size_text(limit)} ({where}); the biggest part is "
+                       f"{biggest.what}, about {size_text(biggest.size)}: shrink "
                        f"{biggest.key}")
+
+
+def recorded_bytes(scenario: Any) -> float:
+    """What the recorded streams will write to the result file: samples x bytes a sample
+    (the family's streams but ``time``, ``free_energy`` and ``energy``, which are small)."""
+    samples = sum(-(-scenario.steps(trial.duration_ms) // scenario.record.every_steps)
+                  for trial in scenario.trials)
+    return samples * sum(part.sample_bytes for part in run_parts(scenario))
+
+
+def check_disk(scenario: Any, output: Path) -> None:
+    """Refuse (ScenarioError on ``record.every_ms``) a recording larger than the free space
+    where the result is written (checked on the nearest folder that exists)."""
+    folder = Path(output).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    size = recorded_bytes(scenario)
+    if size > free:
+        source = Source(scenario.path, scenario.source_text, tuple(scenario.overrides))
+        raise source.error("record.every_ms",
+                           f"the recording would write about {size_text(size)}, more than the "
+                           f"{size_text(free)} free in {folder}; record less often (a larger "
+                           "every_ms) or fewer [record] variables")

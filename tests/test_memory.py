@@ -95,7 +95,7 @@ def test_a_run_over_the_memory_limit_is_refused_in_one_line(tmp_path):
     line, = refused.stderr.strip().splitlines()
     # the biggest part (the input level's units) and the key that shrinks it
     assert "model.levels[0].size" in line and "units of level 'light'" in line, line
-    assert f"over the limit of {estimate * 0.9:.4g} MB" in line and "memory_limit_mb" in line
+    assert f"over the limit of {estimate * 0.9:.3g} MB" in line and "memory_limit_mb" in line
     assert not list(tmp_path.iterdir())
     assert run(estimate * 1.1, "--check").returncode == 0
 
@@ -159,3 +159,24 @@ def test_the_estimate_is_within_a_factor_of_the_peak_memory(tmp_path, scenario, 
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
     peak = int(peak_kb) * 1024
     assert peak / FACTOR < estimate < peak * FACTOR, (estimate / 1e6, peak / 1e6)
+
+
+def test_a_recording_larger_than_the_free_disk_is_refused(tmp_path, monkeypatch, capsys):
+    """single_cause records 2000 samples of input, error and precision (1 unit each) and of
+    belief, error and precision (1 unit): 6 x 8 bytes a sample, 96 kB."""
+    import shutil
+    from collections import namedtuple
+
+    from sim.cli import main
+
+    usage = namedtuple("usage", "total used free")
+    scenario = load_scenario(SINGLE)
+    assert memory.recorded_bytes(scenario) == 2000 * 6 * 8
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**6, 10**6, 90_000))
+    assert main(["run", SINGLE, "-o", str(tmp_path / "r.h5")]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and "record.every_ms" in line
+    assert "0.096 MB" in line and "0.09 MB free" in line, line
+    assert not list(tmp_path.iterdir())
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**6, 0, 100_000))
+    assert main(["run", SINGLE, "--check", "-o", str(tmp_path / "r.h5")]) == 0
