@@ -18,6 +18,9 @@ physical memory. A readout whose parts would take the run past it is turned off
 still past it, ``check_memory`` refuses the run with one line naming the biggest part and the
 key that shrinks it. The per-unit figures the families declare were measured (peak RSS of runs
 of 10^4 to 10^7 units, ``tests/test_memory.py`` checks the estimate against a run's peak).
+
+The recording buffers also say what a sample writes: ``check_disk`` refuses a recording larger
+than the free space where the result goes (``pcsim run``, once the output path is known).
 """
 
 from __future__ import annotations
@@ -44,10 +47,9 @@ MB = 1e6
 
 def size_text(size: float) -> str:
     """``416 MB``, ``2.36 GB``, ``3.84 TB``: three significant figures at most."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
-        if size >= scale or unit == "MB":
-            return f"{size / scale:.3g} {unit}"
-    raise AssertionError
+    unit, scale = next(((unit, scale) for unit, scale in (("TB", 1e12), ("GB", 1e9))
+                        if size >= scale), ("MB", MB))
+    return f"{size / scale:.3g} {unit}"
 
 
 def physical_memory() -> int:

@@ -180,3 +180,27 @@ def test_a_recording_larger_than_the_free_disk_is_refused(tmp_path, monkeypatch,
     assert not list(tmp_path.iterdir())
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**6, 0, 100_000))
     assert main(["run", SINGLE, "--check", "-o", str(tmp_path / "r.h5")]) == 0
+
+
+# --- pcsim bench's refusal rows ----------------------------------------------------------------
+
+def test_bench_times_every_refusal(tmp_path):
+    """Each case is refused in one line (exit 2) and its row carries both times and their
+    ratio (no time is asserted: that is the bench's job)."""
+    from sim.bench import refusals
+
+    cases = refusals.refusal_cases()
+    assert cases[-1].name == "10^7 inputs, memory"  # its line: the test above; 10 s of parsing
+    cases = cases[:-1]
+    records = refusals.measure_refusals(cases, tmp_path, repeats=1)
+    assert [r.name for r in records] == [case.name for case in cases]
+    expected = {"missing file": "no such scenario", "not TOML": "not valid TOML",
+                "bad --set": "model.tau_belief_ms", "existing output": "already exists"}
+    for record in records:
+        assert not record.note, record.note
+        assert expected[record.name] in record.message, record.message
+        row = record.row()
+        assert row["ratio"] == record.seconds / record.baseline_s > 0
+        assert row["target_met"] in (True, False)
+    lines = refusals.refusal_lines(records, 1)
+    assert [line.split()[0] for line in lines[3:7]] == ["missing", "not", "bad", "existing"]
