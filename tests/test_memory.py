@@ -131,6 +131,9 @@ def test_a_reference_too_large_turns_itself_off_with_a_note(tmp_path):
         assert "surprise" in on["trials"] and "reference_mean" in on["trials"]
         belief = "trials/final_belief/food_size"
         assert (off[belief][()] == on[belief][()]).all()  # the run itself is the same
+    shown = subprocess.run([sys.executable, "-m", "sim.cli", "show", str(files[500])],
+                           capture_output=True, text=True, timeout=600)
+    assert "readout off: reference_posterior: turned off" in shown.stdout
 
 
 # --- the estimate against a run --------------------------------------------------------------

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from circuits.mechanism import MemoryPart
+
 
 class Readout:
     """Base of every readout. ``family`` None: it applies to every model family.
@@ -44,8 +46,8 @@ class Readout:
     def objects(self, simulation: Any, settings: Any) -> list:
         return []
 
-    def memory(self, scenario: Any) -> list:
-        """The memory its reference takes (``circuits.mechanism.MemoryPart``s), estimated
+    def memory(self, scenario: Any) -> list[MemoryPart]:
+        """The memory its reference takes (``circuits.mechanism.MemoryPart``), estimated
         before the run; a readout whose parts would take the run past ``[numerics]
         memory_limit_mb`` is turned off (``sim.memory``)."""
         return []

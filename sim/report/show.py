@@ -29,6 +29,8 @@ def show_lines(result: Result) -> list[str]:
     ]
     if "failure" in attrs:
         lines.append(f"  {attrs.get('status')}: {attrs['failure']}")
+    for note in str(attrs.get("readouts_off", "")).splitlines():  # sim.memory
+        lines.append(f"  readout off: {note}")
     lines.append(f"  pcsim {attrs['pcsim_version']}, brian2 {attrs['brian2_version']}, "
                  f"numpy {attrs['numpy_version']}, written {attrs.get('created_utc')}")
     lines += trial_lines(result)
