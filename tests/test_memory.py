@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import pytest
@@ -141,6 +142,26 @@ def test_a_reference_too_large_turns_itself_off_with_a_note(tmp_path):
 FACTOR = 1.5  # the estimate is within this factor of the peak RSS of the run it estimates
 
 
+def wide_discrete(folder: Path) -> str:
+    """A discrete scenario with a likelihood of 500 outcomes x 1000 causes (random columns)."""
+    import numpy as np
+
+    from sim.scenario_writer import write_scenario
+
+    causes, outcomes = 1000, 500
+    likelihood = np.random.default_rng(0).random((outcomes, causes))
+    likelihood /= likelihood.sum(axis=0)
+    table = {"name": "wide_discrete", "dt_ms": 0.5,
+             "model": {"kind": "discrete", "tau_belief_ms": 20.0,
+                       "causes": [f"c{i}" for i in range(causes)],
+                       "modalities": [{"name": "sense",
+                                       "outcomes": [f"o{i}" for i in range(outcomes)],
+                                       "likelihood": likelihood.tolist()}]},
+             "protocol": {"trials": [{"name": "t", "duration_ms": 5.0,
+                                      "observations": [{"time_ms": 1.0, "sense": "o3"}]}]}}
+    return str(write_scenario(folder / "wide_discrete.toml", table))
+
+
 @pytest.mark.parametrize("scenario, pairs", [
     (SINGLE, wide_input(10**6, noisy=True)),  # the units dominate
     ("perception/hierarchy",  # the weights dominate (2000 x 1000 + 1000 x 100)
@@ -148,8 +169,10 @@ FACTOR = 1.5  # the estimate is within this factor of the peak RSS of the run it
       "--set", "model.levels.2.size=100", "--set", 'numerics.stability="warn"',
       "--set", "protocol.trials.0.duration_ms=2",
       "--set", 'protocol.trials.0.stimulus={kind="constant", value=0.5, noise_std=0.3}']),
+    (wide_discrete, []),  # the likelihood dominates
 ])
 def test_the_estimate_is_within_a_factor_of_the_peak_memory(tmp_path, scenario, pairs):
+    scenario = scenario(tmp_path) if callable(scenario) else scenario
     loaded = load_scenario(scenario, overrides=overrides(pairs))
     estimate = memory.total(memory.estimate(loaded))
     command = [sys.executable, "-m", "sim.cli", "run", scenario, *pairs, "--no-plot", "-o",
