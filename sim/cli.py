@@ -106,13 +106,13 @@ def command_run(args: argparse.Namespace) -> int:
     # validation checks what it computes for finiteness: numpy's warnings would only repeat it
     with np.errstate(all="ignore"):
         scenario = load_scenario(args.scenario, overrides=parse_sets(args.set), seed=args.seed)
+        output = Path(args.output) if args.output else default_output(scenario)
+        if not args.output:
+            check_targets(output)
+        check_disk(scenario, output)  # cheap: before the stability analysis
         messages = preflight(scenario)
-    output = Path(args.output) if args.output else default_output(scenario)
     for message in messages:
         print(f"pcsim: warning: {message}", file=sys.stderr)
-    if not args.output:
-        check_targets(output)
-    check_disk(scenario, output)
     if args.check:
         print(f"pcsim: {scenario.path}: valid ({scenario.kind.name}, "
               f"{len(scenario.trials)} trial(s), {scenario.duration_ms:g} ms, "

@@ -46,8 +46,9 @@ def overrides(pairs: list[str]) -> dict:
 # --- no Brian2 before the run ----------------------------------------------------------------
 
 def test_validating_every_bundled_scenario_leaves_brian2_unloaded(tmp_path):
-    """Loading, the preflight (stability, snapshots, memory), ``pcsim run --check`` and every
-    refusal of ``pcsim run`` (missing file, bad --set, existing output, too much memory)."""
+    """Loading, the preflight (stability, snapshots, memory), ``pcsim run --check``, every
+    refusal of ``pcsim run`` (missing file, bad --set, existing output, too much memory) and
+    ``sim.run``'s."""
     existing = tmp_path / "there.h5"
     existing.write_bytes(b"")
     refusals = [["run", "no/such/scenario"],
@@ -69,6 +70,11 @@ with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.St
         codes.append(main(["run", name, "--check", "-o", {str(tmp_path / "new.h5")!r}]))
     for argv in {refusals!r}:
         codes.append(main(argv))
+import sim
+try:  # the API refuses before Brian2 too
+    sim.run({SINGLE!r}, overrides={{"numerics.memory_limit_mb": 1}})
+except sim.ScenarioError:
+    pass
 print(codes, "brian2" in sys.modules)
 """
     codes, loaded = fresh_python(probe).rsplit(" ", 1)
