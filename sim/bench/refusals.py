@@ -21,7 +21,7 @@ from pathlib import Path
 from sim.bench.report_commands import pcsim_command
 
 REFUSED = 2  # sim.cli's exit code for a user mistake
-REFERENCE_NUMPY_S = 0.10  # python -c "import numpy" where the targets were set (2 cores, idle)
+REFERENCE_NUMPY_S = 0.055  # python -c "import numpy" where the targets were set (2 cores, idle)
 BASELINE = 'python -c "import numpy"'
 
 
