@@ -75,7 +75,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from brian2 import NetworkOperation, ms
 from scipy.linalg import blas
 
 from circuits import schedule
@@ -84,6 +83,7 @@ from circuits.mechanism import (
     BuildContext,
     FlowBound,
     Mechanism,
+    MemoryPart,
     Piece,
     Population,
     StartState,
@@ -96,6 +96,7 @@ dinterneuron/dt = (lateral - interneuron) / tau_error : 1
 lateral : 1
 """
 COVARIANCE_ORDER = schedule.ERRORS + 1  # Sigma learns once the error units have moved
+WORKING_MATRICES = 6  # n x n matrices in use beside those kept: Sigma, Pi, F's Hessian, ...
 # the one-step polynomial P(Z) of each method on a linear system with held inputs:
 # x' = x + h P(hA) (A x + b); Brian2's heun and milstein are Euler without noise
 STEP_TERMS = {"euler": 1, "heun": 1, "milstein": 1, "rk2": 2, "rk4": 4}
@@ -246,6 +247,8 @@ class LearnedCovariance(Mechanism):
         return Piece(equations=INTERNEURON, replaces={"error": ERROR_FLOW})
 
     def build(self, settings: Settings, context: BuildContext) -> list:
+        from brian2 import NetworkOperation, ms
+
         circuits = context.state[self.name] = []
         objects = []
         for index, (level, group) in enumerate(zip(context.model.levels, context.errors,
@@ -319,6 +322,15 @@ class LearnedCovariance(Mechanism):
         """Sigma of each level it runs on, for ``[record] snapshots_every``."""
         return {f"levels/{level.name}/covariance": (level.size, level.size)
                 for level in model.levels if level.name in settings.levels}
+
+    def memory(self, settings: Settings, scenario) -> list[MemoryPart]:
+        """Per level, Sigma at every trial's end (kept, then stacked for the file: twice) and
+        the matrices in use (Sigma, its inverse Pi, F's Hessian and their temporaries)."""
+        copies = 2 * len(scenario.trials) + WORKING_MATRICES
+        return [MemoryPart(f"the learned covariance of level {level.name!r} ({level.size} x "
+                           f"{level.size}, kept at each of {len(scenario.trials)} trial ends)",
+                           copies * level.size**2 * 8, "model.covariance.levels")
+                for level in scenario.model.levels if level.name in settings.levels]
 
     def snapshot(self, settings: Settings, context: BuildContext) -> dict:
         return {f"levels/{circuit.name}/covariance": circuit.covariance

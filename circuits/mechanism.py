@@ -50,6 +50,8 @@ lists the module (a user's or a test's mechanism registers itself with
   else the mechanism keeps from one trial to the next (NumPy arrays outside Brian2, counts,
   lists), at a trial boundary, as plain data (arrays, numbers, lists, dicts), and ``resume``
   puts it back into a freshly built run.
+- ``memory``: the memory it holds beyond the family's populations (``MemoryPart``: a learned
+  matrix, what it keeps per trial), known before the run (``sim.memory`` sums the parts).
 
 Nothing here imports Brian2: the registry and the report side read these declarations.
 """
@@ -129,6 +131,19 @@ class FlowBound:
     method: str
     bound: str
     detail: str
+
+
+@dataclass(frozen=True)
+class MemoryPart:
+    """Memory a run will hold, estimated before it (``sim.memory``): ``what`` it is, in
+    words, its ``size`` in bytes, and the scenario ``key`` that shrinks it (for the message
+    that refuses a run too large; empty for what no key shrinks). A recorded stream's buffer
+    also says what each sample adds to the file (``sample_bytes``)."""
+
+    what: str
+    size: float
+    key: str
+    sample_bytes: int = 0
 
 
 @dataclass
@@ -251,6 +266,10 @@ class Mechanism:
     def snapshot_shapes(self, settings: Any, model: Any) -> dict[str, tuple[int, ...]]:
         """The shape of each learned array ``snapshot`` gives, known before the run."""
         return {}
+
+    def memory(self, settings: Any, scenario: Any) -> list[MemoryPart]:
+        """What it holds beyond the family's populations, estimated before the run."""
+        return []
 
     def snapshot(self, settings: Any, context: BuildContext) -> dict[str, Any]:
         """The learned parameter's values now, by path (a copy is made by the writer)."""

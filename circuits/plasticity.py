@@ -48,7 +48,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse
-from brian2 import NetworkOperation, ms
 from scipy.linalg import blas
 
 from circuits import schedule
@@ -138,6 +137,8 @@ class WeightPlasticity(Mechanism):
                      integrates={"w": SYNAPTIC_DECAY_FLOW.format(f=f)})
 
     def build(self, settings: WeightLearning, context: BuildContext) -> list:
+        from brian2 import NetworkOperation, ms
+
         coupling = context.coupling
         for synapses in coupling.synapses:
             synapses.tau_weights = settings.tau_ms * ms

@@ -40,8 +40,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from brian2 import NeuronGroup, linked_var, ms
-
 from circuits import schedule
 from circuits.claims import Claim, claims_on
 from circuits.mechanism import (
@@ -138,6 +136,8 @@ class InferredPrecision(Mechanism):
         """One population of precision units per chosen error population, integrating lambda
         after the beliefs moved (``schedule.PRECISION_UNITS``: a recorded sample shows lambda
         and Pi of the same time); the error units recompose Pi at the start of each step."""
+        from brian2 import NeuronGroup, linked_var, ms
+
         built = context.state[self.name] = Built([], [])
         top = len(context.model.levels) - 1
         for index, (errors, level) in enumerate(zip(context.errors, context.model.levels,

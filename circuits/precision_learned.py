@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from brian2 import ms
 
 from circuits.claims import Claim, claims_on
 from circuits.mechanism import BuildContext, FlowBound, Mechanism, Piece, Population, StartState
@@ -80,6 +79,8 @@ class LearnedPrecision(Mechanism):
                      integrates={configured: flow})
 
     def build(self, tau_ms: float, context: BuildContext) -> list:
+        from brian2 import ms
+
         for group in context.errors:
             group.tau_precision = tau_ms * ms
         return []

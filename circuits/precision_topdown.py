@@ -34,7 +34,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from brian2 import NetworkOperation
 
 from circuits import schedule
 from circuits.claims import Claim
@@ -108,6 +107,8 @@ class TopDownPrecision(Mechanism):
         return None
 
     def build(self, settings: Settings, context: BuildContext) -> list:
+        from brian2 import NetworkOperation
+
         names = [level.name for level in context.model.levels]
         errors = context.errors[names.index(settings.target)]
         beliefs = context.beliefs[names.index(settings.context) - 1]

@@ -25,7 +25,6 @@ population's method.
 from __future__ import annotations
 
 import numpy as np
-from brian2 import ms
 
 from circuits.claims import Claim
 from circuits.mechanism import (
@@ -67,6 +66,8 @@ class PriorLearning(Mechanism):
                      integrates={"prediction": FLOW})
 
     def build(self, tau_ms: float, context: BuildContext) -> list:
+        from brian2 import ms
+
         context.errors[-1].tau_prior = tau_ms * ms
         return []
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse
-from brian2 import NetworkOperation
 
 from circuits import schedule
 from circuits.claims import Claim, claims_on
@@ -70,6 +69,8 @@ class NonNegativeWeights(Mechanism):
                            "{ kind = \"uniform\", scale = ... })")
 
     def build(self, settings: bool, context: BuildContext) -> list:
+        from brian2 import NetworkOperation
+
         arrays = [link.gmap.weights.data if link.sparse else link.gmap.weights
                   for link in context.coupling.links]
 

@@ -49,15 +49,25 @@ def run(
     keeps what was simulated, marked ``interrupted``). ``debug`` keeps Brian2's log files
     (pcsim removes them otherwise: ``sim.brian_logging``). ``resume``: go on from the
     checkpoint of an interrupted run writing ``output`` (``[record] checkpoint_every``,
-    ``sim.checkpoint``).
+    ``sim.checkpoint``). The scenario, the output path, the step's stability and the run's
+    memory are checked before Brian2 is imported.
     """
-    from sim.engine import default_output, run_scenario, text_progress
+    import warnings
+
+    from sim.io.target import check_target, default_output
     from sim.scenario import load_scenario
+    from sim.stability import preflight
 
     loaded = load_scenario(scenario, overrides=overrides, seed=seed)
     target = Path(output) if output is not None else default_output(loaded)
+    check_target(target, overwrite)
+    for message in preflight(loaded):
+        warnings.warn(message, NumericalWarning, stacklevel=2)
+
+    from sim.engine import run_scenario, text_progress
+
     run_scenario(loaded, target, text_progress() if progress else None, overwrite=overwrite,
-                 keep_partial=keep_partial, debug=debug, resume=resume)
+                 keep_partial=keep_partial, checked=True, debug=debug, resume=resume)
     return load(target)
 
 

@@ -90,38 +90,51 @@ def own_warnings(args: argparse.Namespace) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    """Everything that can refuse the run (the scenario, ``--set``, the output paths, the
+    step's stability, the memory) is checked before the engine, and with it Brian2, is
+    imported: a refusal takes a fraction of a second."""
     import numpy as np
 
     from sim.checkpoint import check_start
-    from sim.engine import check_target, default_output, run_scenario, text_progress
-    from sim.io.reader import load
-    from sim.report.summary import summary_lines
+    from sim.io.target import check_target, default_output
+    from sim.memory import check_disk
     from sim.scenario import load_scenario
     from sim.stability import preflight
 
-    own_warnings(args)  # the imports above load Brian2
-    if args.output:
+    def check_targets(output: Path) -> None:
+        check_target(output, args.overwrite)
+        if not args.no_plot:
+            check_target(output.with_suffix(".png"), args.overwrite,
+                         "the figure beside the result",
+                         "pass --overwrite to replace it or --no-plot to skip the figure")
+
+    if args.output:  # checked first: it needs no scenario
         check_result_name(Path(args.output))
+        check_targets(Path(args.output))
     elif args.resume:
         raise ResultError("--resume: expected -o OUT.h5, the result the interrupted run was "
                           "writing (its checkpoint is OUT.h5.checkpoint)")
     # validation checks what it computes for finiteness: numpy's warnings would only repeat it
     with np.errstate(all="ignore"):
         scenario = load_scenario(args.scenario, overrides=parse_sets(args.set), seed=args.seed)
+        output = Path(args.output) if args.output else default_output(scenario)
+        if not args.output:
+            check_targets(output)
+        check_disk(scenario, output)  # cheap: before the stability analysis
         messages = preflight(scenario)
-    output = Path(args.output) if args.output else default_output(scenario)
     for message in messages:
         print(f"pcsim: warning: {message}", file=sys.stderr)
-    check_target(output, args.overwrite)
     check_start(scenario, output, args.resume, args.overwrite)  # its checkpoint (--resume)
-    if not args.no_plot:
-        check_target(output.with_suffix(".png"), args.overwrite, "the figure beside the result",
-                     "pass --overwrite to replace it or --no-plot to skip the figure")
     if args.check:
         print(f"pcsim: {scenario.path}: valid ({scenario.kind.name}, "
               f"{len(scenario.trials)} trial(s), {scenario.duration_ms:g} ms, "
               f"dt {scenario.dt_ms:g} ms)")
         return 0
+    from sim.engine import run_scenario, text_progress
+    from sim.io.reader import load
+    from sim.report.summary import summary_lines
+
+    own_warnings(args)  # the engine loads Brian2
     print(f"pcsim: running {scenario.name} ({scenario.path}), seed {scenario.seed}, "
           f"{scenario.duration_ms:g} ms in {len(scenario.trials)} trial(s)", file=sys.stderr)
     run_scenario(scenario, output, text_progress(), overwrite=args.overwrite,

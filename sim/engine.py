@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import gc
 import json
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 from brian2 import Network, prefs, seed
 
 from sim import brian_logging, checkpoint
-from sim.errors import DivergenceError, NumericalWarning, ResultError, RunInterrupted
+from sim.errors import DivergenceError, NumericalWarning, RunInterrupted
 from sim.guard import (
     RunGuard,
     RunStopped,
@@ -23,12 +22,12 @@ from sim.guard import (
     watched_variables,
 )
 from sim.io.finite import NonFiniteData
+from sim.io.target import check_target
 from sim.io.writer import ResultWriter, write_array
 from sim.scenario import Scenario
 from sim.stability import preflight
 from sim.trial_sequence import TrialRuns
 
-DEFAULT_OUTPUT_DIR = Path("outputs")
 brian_logging.settle()  # Brian2 made its log files on import: no stray files (docstring there)
 Progress = Callable[[float], None]
 
@@ -47,11 +46,6 @@ def configure_brian(target: str | None = None, float_type: str = "float64") -> N
     if float_type == "float32":  # Brian2's after-run check |v| > 1e50 overflows float32: harmless
         warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning,
                                 r"brian2\.groups\.group")
-
-
-def default_output(scenario: Scenario) -> Path:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    return DEFAULT_OUTPUT_DIR / f"{scenario.name}-seed{scenario.seed}-{stamp}.h5"
 
 
 class TextProgress:
@@ -107,16 +101,6 @@ def write_metadata(writer: ResultWriter, scenario: Scenario) -> None:
     write_array(group, "source", scenario.source_text, units="")
     write_array(group, "parameters", json.dumps(scenario.resolved()), units="",
                 format="JSON")
-
-
-def check_target(output: Path, overwrite: bool, role: str = "the result",
-                 remedy: str = "pass --overwrite (or overwrite=True) to replace it") -> None:
-    """Refuse to replace an existing file (unless ``overwrite``) or a folder; ``role`` says
-    what would be written there, ``remedy`` how to go on."""
-    if output.is_dir():
-        raise ResultError(f"{output}: is a folder; give a file name for {role}")
-    if output.exists() and not overwrite:
-        raise ResultError(f"{output}: already exists ({role}); {remedy}")
 
 
 def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = None,

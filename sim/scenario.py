@@ -70,11 +70,14 @@ class Numerics:
 
     ``stability``: an Euler step beyond the stability bound is refused (``refuse``) or only
     reported (``warn``). ``rate_limit``: a running state variable whose magnitude exceeds it
-    (or turns NaN/Inf) stops the run as diverged (``sim.guard``).
+    (or turns NaN/Inf) stops the run as diverged (``sim.guard``). ``memory_limit_mb``: a
+    run estimated to take more is refused before anything is built (``sim.memory``; None: a
+    fraction of the machine's memory).
     """
 
     stability: str = "refuse"
     rate_limit: float = RATE_LIMIT
+    memory_limit_mb: float | None = None
 
 
 @dataclass
@@ -131,7 +134,9 @@ class Scenario:
             "protocol": (self.protocol.describe() if self.protocol is not None else
                          {"shuffle": self.shuffle, "order": [t.index for t in self.trials]}),
             "numerics": {"stability": self.numerics.stability,
-                         "rate_limit": self.numerics.rate_limit},
+                         "rate_limit": self.numerics.rate_limit,
+                         **({"memory_limit_mb": self.numerics.memory_limit_mb}
+                            if self.numerics.memory_limit_mb is not None else {})},
             **({"readouts": {name: registry.readout(name).describe(settings)
                              for name, settings in self.readouts.items()}}
                if self.readouts else {}),
@@ -317,6 +322,7 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
         stability=numerics_fields.text("stability", default="refuse", choices=STABILITY_CHECKS),
         rate_limit=numerics_fields.number("rate_limit", default=RATE_LIMIT, positive=True,
                                           maximum=1e150),  # squared, it must stay finite
+        memory_limit_mb=numerics_fields.number("memory_limit_mb", default=None, positive=True),
     )
     numerics_fields.close()
     readouts = parse_readouts(top.sub("readouts", default={}), kind, model)

@@ -22,7 +22,7 @@ from brian2 import Clock, NetworkOperation, ms
 from circuits import schedule
 from circuits.mechanism import BuildContext, Piece, Population, Stream
 from circuits.precision import CONFIGURED, LOG_PRECISION
-from sim import learning, registry
+from sim import learning, memory, registry
 from sim.batch import Batch
 from sim.guard import Watched
 from sim.io.finite import NAN_MEANS
@@ -50,8 +50,12 @@ class Simulation:
         self.copies = self.batch.copies if self.batch else 1  # of every population
         self.mechanisms = [(registry.mechanism(name), settings)
                            for name, settings in scenario.model.mechanisms.items()]
+        off = memory.switched_off(scenario)  # a reference too large for the memory limit
+        if off:
+            writer.file.attrs["readouts_off"] = "\n".join(f"{name}: {why}"
+                                                           for name, why in off.items())
         self.readouts = [readout for readout in registry.readouts(scenario.kind.name)
-                         if readout.enabled(scenario)]
+                         if readout.enabled(scenario) and readout.name not in off]
         self.readout_state: dict[str, Any] = {}  # what a readout keeps during the run
         self.context: BuildContext | None = None
         self.trial_rows: list[dict] = []

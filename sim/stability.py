@@ -62,6 +62,7 @@ from dataclasses import dataclass
 
 from circuits.mechanism import FlowBound
 from sim.learning import check_snapshots
+from sim.memory import check_memory
 from sim.validation import Source
 
 WARN_MARGIN = 0.5
@@ -173,9 +174,13 @@ def analyse(scenario) -> Stability | None:
 def preflight(scenario) -> list[str]:
     """Refuse (ScenarioError on ``dt_ms``) an unstable step; return warnings for marginal ones.
 
+    First the sizes: snapshots past ``[record] snapshots_limit_mb`` and a run past
+    ``[numerics] memory_limit_mb`` are refused (``sim.memory``).
+
     A model family opts in with a ``stability(scenario) -> Stability`` function on its kind.
     """
     check_snapshots(scenario)  # the snapshots' size (sim.learning), before anything is written
+    check_memory(scenario)  # the run's memory (sim.memory), before anything is allocated
     found = analyse(scenario)
     if found is None:
         return []

@@ -7,10 +7,10 @@ and integrates the same update scheme in plain NumPy / scipy.sparse; both final 
 agree to ``TOLERANCE``, which proves that the two did the same work. ``sim.bench.measure``
 times them (interleaved repeats in one process, start-up and memory in fresh ones),
 ``sim.bench.report_commands`` times ``pcsim plot`` and ``pcsim show`` against the imports they
-need, ``sim.bench.sweep`` a sweep on 1 and 2 workers and on Dask, and ``sim.bench.output``
-prints the tables and writes the JSON records. BLAS runs on one
-thread for everything (``set_blas_threads``), so that other work on a small machine does not
-decide the result.
+need, ``sim.bench.refusals`` ``pcsim run``'s refusals against importing NumPy,
+``sim.bench.sweep`` a sweep on 1 and 2 workers and on Dask, and ``sim.bench.output`` prints
+the tables and writes the JSON records. BLAS runs on one thread for everything
+(``set_blas_threads``), so that other work on a small machine does not decide the result.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.bench import batched, measure, output, recorded, report_commands, sweep
+from sim.bench import batched, measure, output, recorded, refusals, report_commands, sweep
 from sim.bench.cases import REPORT_SCENARIO, cases, command_cases
 from sim.bench.records import Record
 
@@ -89,9 +89,14 @@ def main(args) -> int:
             result = report_commands.report_result(workdir / "report")
             commands = report_commands.measure_commands(commands, result, command_repeats)
             print("\n".join(output.command_lines(commands, REPORT_SCENARIO, command_repeats)))
+        refused = [case for case in refusals.refusal_cases()
+                   if chosen(f"refusal {case.name}")]
+        if refused:  # pcsim run's refusals (sim.bench.refusals)
+            refused = refusals.measure_refusals(refused, workdir / "refusals", command_repeats)
+            print("\n".join(refusals.refusal_lines(refused, command_repeats)))
     print(output.closing_line(time.perf_counter() - began))
     if json_path is not None:
-        output.write_json(json_path, [*records, *extras, *commands])
+        output.write_json(json_path, [*records, *extras, *commands, *refused])
         print(f"wrote {json_path}")
     wrong = [r for r in records if r.agrees is False]
     if wrong:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from circuits.mechanism import MemoryPart
+
 
 class Readout:
     """Base of every readout. ``family`` None: it applies to every model family.
@@ -54,6 +56,12 @@ class Readout:
         group, grouped, _ = column.partition("/")
         return self.nan_means.get(column) or (self.nan_means.get(f"{group}/") if grouped
                                               else None)
+
+    def memory(self, scenario: Any) -> list[MemoryPart]:
+        """The memory its reference takes (``circuits.mechanism.MemoryPart``), estimated
+        before the run; a readout whose parts would take the run past ``[numerics]
+        memory_limit_mb`` is turned off (``sim.memory``)."""
+        return []
 
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:
         """This trial's columns (numbers or arrays), read at the trial's end."""

@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from brian2 import NetworkOperation
 
 from circuits import schedule
 from sim.io.writer import write_array
@@ -150,6 +149,8 @@ class ERP(Readout):
         return out
 
     def objects(self, simulation: Any, settings: Settings) -> list:
+        from brian2 import NetworkOperation
+
         sampler = simulation.readout_state[self.name] = Sampler(simulation, settings)
         order = schedule.record_order(simulation.model.errors) + 1  # the recorder's state
         return [NetworkOperation(sampler.sample, when=schedule.SLOT, order=order,

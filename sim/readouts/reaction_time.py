@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from brian2 import NetworkOperation
 
 from circuits import schedule
 from sim.io.writer import write_array
@@ -83,6 +82,8 @@ class ReactionTime(Readout):
                 "onset_ms": settings.onset_ms, "target": settings.target}
 
     def objects(self, simulation: Any, settings: Settings) -> list:
+        from brian2 import NetworkOperation
+
         watch = simulation.readout_state[self.name] = Watch(simulation, settings)
         return [NetworkOperation(watch.check, when=schedule.SLOT, order=schedule.STIMULUS - 1,
                                  clock=simulation.clock, name="reaction_time")]

@@ -62,6 +62,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse
 
+from circuits.mechanism import MemoryPart
 from sim import registry
 from sim.families.hierarchical.free_energy import (
     energy,
@@ -72,7 +73,7 @@ from sim.families.hierarchical.free_energy import (
 from sim.families.hierarchical.model import HierarchicalModel
 from sim.readouts import Readout
 from sim.reference.gaussian import InformationPosterior, information_posterior
-from sim.reference.grid import grid_posterior
+from sim.reference.grid import MAX_FINE, grid_posterior
 from sim.reference.variational import (
     gaussian_free_energy,
     gaussian_kl,
@@ -85,6 +86,8 @@ MAX_GRID_UNITS = 2
 MAX_COVARIANCE_UNITS = 64
 STORED_POINTS = {1: 401, 2: 101}  # grid points per axis kept for plots
 PLOT_SDS = (5.0, 4.0)  # the stored grid spans the posterior's mean +- 5 sd and Q's mean +- 4 sd
+GRID_ARRAYS = 3  # (units x points) arrays alive at once in the grid's energy (measured ~2.9)
+DENSE_COPIES = 8  # N x N matrices: the Hessian, its inverse, the posterior's, Q's, temporaries
 FIRST_HALF_WIDTH = 6.0  # the grid's first half-width, in Q's (or the prior's) standard deviations
 
 
@@ -120,6 +123,23 @@ class ReferencePosterior(Readout):
         return (applies(scenario.model)
                 and not changed & {"weights", "precision", "prior", "posterior"}
                 and any(trial.settings.stimulus.is_constant for trial in scenario.trials))
+
+    def memory(self, scenario: Any) -> list[MemoryPart]:
+        """The grid (N <= 2: the energy of every unit of every level at every grid point at
+        once, ``GRID_ARRAYS`` arrays at the finest grid ``MAX_FINE``: an upper bound, a grid
+        that is not refined takes a quarter in 1-D) and the dense Hessians and covariances
+        over the N belief units."""
+        model: HierarchicalModel = scenario.model
+        count = model.n_beliefs
+        units = sum(level.size for level in model.levels)
+        parts = [MemoryPart(f"the reference posterior's {count} x {count} covariances",
+                            DENSE_COPIES * count**2 * 8, "model.levels")]
+        if count <= MAX_GRID_UNITS:
+            points = MAX_FINE[count] ** count
+            parts.append(MemoryPart(f"the reference posterior's grid ({points} points x "
+                                    f"{units} units)", GRID_ARRAYS * points * units * 8,
+                                    "model.levels"))
+        return parts
 
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:
         model: HierarchicalModel = simulation.model

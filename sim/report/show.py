@@ -48,6 +48,8 @@ def show_lines(result: Result, problems: list[str] | None = None) -> list[str]:
     ]
     if "failure" in attrs:
         lines.append(f"  {attrs.get('status')}: {attrs['failure']}")
+    for note in str(attrs.get("readouts_off", "")).splitlines():  # sim.memory
+        lines.append(f"  readout off: {note}")
     lines.append(f"  pcsim {attrs.get('pcsim_version')}, brian2 {attrs.get('brian2_version')}, "
                  f"numpy {attrs.get('numpy_version')}, written {attrs.get('created_utc')}")
     if not any(path.startswith("/trials/") for path in broken):

@@ -7,11 +7,16 @@ the step; ``KIND`` is what the engine sees. Scenario fields and HDF5 layout: doc
 
 from __future__ import annotations
 
-from sim.families.discrete.build import DiscreteSimulation
+from typing import TYPE_CHECKING
+
+from sim.families.discrete.memory import memory_parts
 from sim.families.discrete.parse import describe_model, parse_model, parse_trial
 from sim.families.discrete.stability import analyse_discrete
-from sim.io.writer import ResultWriter
-from sim.scenario import Scenario
+
+if TYPE_CHECKING:  # the build side imports Brian2: only when a run builds
+    from sim.families.discrete.build import DiscreteSimulation
+    from sim.io.writer import ResultWriter
+    from sim.scenario import Scenario
 
 
 class DiscreteKind:
@@ -21,9 +26,12 @@ class DiscreteKind:
     parse_model = staticmethod(parse_model)
     parse_trial = staticmethod(parse_trial)
     describe = staticmethod(describe_model)
+    memory = staticmethod(memory_parts)  # sim.memory
     stability = staticmethod(analyse_discrete)  # sim.stability.preflight
 
     def build(self, scenario: Scenario, writer: ResultWriter) -> DiscreteSimulation:
+        from sim.families.discrete.build import DiscreteSimulation
+
         return DiscreteSimulation(scenario, writer)
 
 

@@ -6,11 +6,16 @@ evaluates F, ``stability`` bounds the step; ``KIND`` is what the engine sees.
 
 from __future__ import annotations
 
-from sim.families.hierarchical.build import HierarchicalSimulation
+from typing import TYPE_CHECKING
+
+from sim.families.hierarchical.memory import memory_parts
 from sim.families.hierarchical.parse import describe_model, parse_model, parse_trial
 from sim.families.hierarchical.stability import analyse_hierarchical
-from sim.io.writer import ResultWriter
-from sim.scenario import Scenario
+
+if TYPE_CHECKING:  # the build side imports Brian2: only when a run builds
+    from sim.families.hierarchical.build import HierarchicalSimulation
+    from sim.io.writer import ResultWriter
+    from sim.scenario import Scenario
 
 
 class HierarchicalKind:
@@ -20,9 +25,12 @@ class HierarchicalKind:
     parse_model = staticmethod(parse_model)
     parse_trial = staticmethod(parse_trial)
     describe = staticmethod(describe_model)
+    memory = staticmethod(memory_parts)  # sim.memory
     stability = staticmethod(analyse_hierarchical)  # sim.stability.preflight
 
     def build(self, scenario: Scenario, writer: ResultWriter) -> HierarchicalSimulation:
+        from sim.families.hierarchical.build import HierarchicalSimulation
+
         return HierarchicalSimulation(scenario, writer)
 
 
