@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sim.bench import reference
-from sim.io.reader import read_matrix
+from sim.io.result_file import read_matrix
 
 DT_MS = 0.1
 TOLERANCE = 1e-9

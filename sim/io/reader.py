@@ -9,116 +9,31 @@ scenario) is read whole the first time it is asked for, then kept. The file stay
 ``Result.close()``, the end of ``with sim.load(path) as result:``, or the garbage collection of
 the ``Result``. A damaged file (a part missing or malformed, truncated, bytes changed) gives a
 ``ResultError`` of one line naming the file, at ``load`` or when a damaged value is read.
+Reading the HDF5 file itself (h5py's errors made that one line, datasets read and kept,
+attributes decoded) is ``sim.io.result_file``; here are the ``Result`` built on it and ``load``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 
 from sim.errors import MissingDatasetError, ResultError
-from sim.io.lazy import UNSUPPORTED_BY_H5PY, LazyArray
+from sim.io.lazy import LazyArray
+from sim.io.result_file import (
+    READ_ERRORS,
+    Datasets,
+    ResultFile,
+    check_utf8,
+    damaged,
+    dtype_kind,
+    read_attributes,
+)
 from sim.io.schema import SCHEMA_VERSION
 from sim.io.schema_check import Layout, check, expected_groups, expected_streams
-
-# what h5py (and HDF5 below it) raises for a damaged file: truncated, bytes changed, parts gone
-READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError,
-               AttributeError, OverflowError, SystemError)
-
-
-def damaged(path: Path, where: str, err: BaseException) -> ResultError:
-    """The one-line error of a file h5py could not read (``where``: what was being read)."""
-    text = " ".join(f"{type(err).__name__}: {err}".split())
-    return ResultError(f"{path}: damaged pcsim result ({where}{text[:300]})")
-
-
-def read_matrix(group: h5py.Group, name: str) -> Any:
-    """What ``write_matrix`` wrote: a NumPy array, or a scipy.sparse CSR matrix."""
-    node = group[name]
-    if isinstance(node, h5py.Dataset):
-        return node[()]
-    import scipy.sparse
-
-    return scipy.sparse.csr_matrix(
-        (node["data"][()], node["indices"][()], node["indptr"][()]),
-        shape=tuple(int(n) for n in node.attrs["shape"]))
-
-
-class _File:
-    """The open HDF5 file of a result, the dataset values read from it so far, and the time
-    series (``LazyArray``) handed out."""
-
-    def __init__(self, path: Path, handle: h5py.File, series: dict[str, dict[str, Any]]) -> None:
-        self.path = path
-        self.handle = handle
-        self.values: dict[str, Any] = {}
-        self.series = series  # HDF5 path -> shape, dtype, chunks, units of each time series
-
-    def dataset(self, name: str) -> h5py.Dataset:
-        if not self.handle:  # an h5py File is false once closed
-            raise ResultError(f"{self.path}: closed, /{name} was not read; read datasets before "
-                              "close() (or inside `with sim.load(...) as result:`; a time "
-                              "series with np.asarray or a slice), or load the file again")
-        return self.handle[name]
-
-    def read(self, name: str, selection: Any = ()) -> Any:
-        try:
-            return _decode(self.dataset(name)[selection])
-        except ResultError:
-            raise
-        except READ_ERRORS as err:
-            whole = isinstance(selection, tuple) and not selection
-            if isinstance(err, UNSUPPORTED_BY_H5PY) and not whole:
-                raise  # a selection h5py cannot do: a LazyArray reads it whole, NumPy indexes
-            raise damaged(self.path, f"/{name}: ", err) from err
-
-    def value(self, name: str) -> Any:
-        """A time series as a ``LazyArray``; any other dataset read whole and kept."""
-        if name not in self.values:
-            if name in self.series:
-                self.values[name] = LazyArray(name, read=lambda where: self.read(name, where),
-                                              **self.series[name])
-            else:
-                self.values[name] = self.read(name)
-        return self.values[name]
-
-
-class Datasets(Mapping[str, Any]):
-    """Datasets of a result by name (read-only): a time series as a ``LazyArray``, any other
-    dataset read on first access and kept.
-
-    ``keys()``, ``in``, ``len`` and iteration read no data; ``values()`` and ``items()`` read
-    every dataset they reach that is not a time series.
-    """
-
-    def __init__(self, file: _File, paths: dict[str, str]) -> None:
-        self._file = file
-        self._paths = paths  # name here -> HDF5 path
-
-    def __getitem__(self, name: str) -> Any:
-        if name not in self._paths:
-            raise MissingDatasetError(f"{self._file.path}: no dataset {name!r} here "
-                                      f"({len(self._paths)} datasets; pcsim show lists them)")
-        return self._file.value(self._paths[name])
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._paths
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._paths)
-
-    def __len__(self) -> int:
-        return len(self._paths)
-
-    def __repr__(self) -> str:
-        read = sum(path in self._file.values and path not in self._file.series
-                   for path in self._paths.values())
-        return f"<{len(self)} datasets of {self._file.path}, {read} read>"
 
 
 class Result:
@@ -133,7 +48,7 @@ class Result:
     Arrays read before closing stay usable; reading anything else then raises ``ResultError``.
     """
 
-    def __init__(self, path: Path, file: _File, attrs: dict[str, Any],
+    def __init__(self, path: Path, file: ResultFile, attrs: dict[str, Any],
                  dataset_attrs: dict[str, dict[str, Any]],
                  group_attrs: dict[str, dict[str, Any]],
                  shapes: dict[str, tuple[int, ...]], problems: list[str]) -> None:
@@ -299,14 +214,6 @@ class Result:
                                      if path.startswith(prefix)})
 
 
-def _decode(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.ndarray) and value.dtype.kind in "OS":
-        return np.array([_decode(v) for v in value.ravel()], dtype=object).reshape(value.shape)
-    return value
-
-
 def load(path: str | Path, allow_incomplete: bool = False, allow_damaged: bool = False) -> Result:
     """Open a pcsim result file (refuses other files, newer schemas, unfinished runs and
     damaged files).
@@ -345,39 +252,8 @@ def load(path: str | Path, allow_incomplete: bool = False, allow_damaged: bool =
     return result
 
 
-def _text(path: Path, text: str | bytes, what: str) -> None:
-    """Refuse text that is not UTF-8 (h5py keeps undecodable bytes as lone surrogates, which
-    no one can print, or as bytes): changed bytes in a name or a text attribute."""
-    try:
-        text.decode("utf-8") if isinstance(text, bytes) else text.encode("utf-8")
-    except UnicodeError:
-        raise ResultError(f"{path}: damaged pcsim result ({what} is not UTF-8 text)") from None
-
-
-def _attributes(path: Path, node: h5py.HLObject) -> dict[str, Any]:
-    """The attributes of ``node``, decoded; text that is not UTF-8 is refused (``_text``)."""
-    found = {}
-    for key, value in node.attrs.items():
-        where = f"attribute {key!r} of /{node.name.lstrip('/')}"
-        _text(path, key, where)
-        found[key] = _decode(value)
-        texts = found[key].ravel() if isinstance(found[key], np.ndarray) else [found[key]]
-        for text in texts:
-            if isinstance(text, str):
-                _text(path, text, where)
-    return found
-
-
-def dtype_kind(dtype: np.dtype) -> str:
-    """A dataset's kind of values for the schema: ``text``, ``integer``, ``float``, ``bool``
-    or ``other``."""
-    if h5py.check_string_dtype(dtype) is not None or dtype.kind in "SU":
-        return "text"
-    return {"i": "integer", "u": "integer", "f": "float", "b": "bool"}.get(dtype.kind, "other")
-
-
 def _open(path: Path, handle: h5py.File, allow_incomplete: bool) -> Result:
-    attrs = _attributes(path, handle)
+    attrs = read_attributes(path, handle)
     if "schema_version" not in attrs or "pcsim_version" not in attrs:
         raise ResultError(f"{path}: not a pcsim result file (no schema_version)")
     version = attrs["schema_version"]
@@ -402,18 +278,18 @@ def _open(path: Path, handle: h5py.File, allow_incomplete: bool) -> Result:
     kinds: dict[str, tuple[tuple[int, ...], str]] = {}
 
     def visit(name: str, node: Any) -> None:
-        _text(path, name, f"the name {name!r}")
+        check_utf8(path, name, f"the name {name!r}")
         if isinstance(node, h5py.Dataset):
             shapes[name] = node.shape
             kinds[name] = (node.shape, dtype_kind(node.dtype))
-            dataset_attrs[name] = _attributes(path, node)
+            dataset_attrs[name] = read_attributes(path, node)
             if node.maxshape and node.maxshape[0] is None:  # streamed: a time series
                 series[name] = {"shape": node.shape, "dtype": node.dtype, "chunks": node.chunks,
                                 "units": str(dataset_attrs[name].get("units", "1"))}
         else:
-            group_attrs[name] = _attributes(path, node)
+            group_attrs[name] = read_attributes(path, node)
 
     handle.visititems(visit)
     problems = check(Layout(attrs, kinds, group_attrs))
-    return Result(path, _File(path, handle, series), attrs, dataset_attrs, group_attrs, shapes,
-                  problems)
+    return Result(path, ResultFile(path, handle, series), attrs, dataset_attrs, group_attrs,
+                  shapes, problems)

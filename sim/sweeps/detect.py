@@ -18,7 +18,7 @@ def is_sweep_index(path: str | Path) -> bool:
     """Whether ``path`` is a sweep index (or a folder holding one): attributes only."""
     import h5py
 
-    from sim.io.reader import READ_ERRORS
+    from sim.io.result_file import READ_ERRORS
 
     path = index_path(path)
     if not path.is_file():

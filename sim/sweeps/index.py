@@ -32,7 +32,7 @@ import numpy as np
 from sim._version import __version__
 from sim.errors import ResultError
 from sim.io.partials import remove_stale_partials, temporary_name
-from sim.io.reader import READ_ERRORS
+from sim.io.result_file import READ_ERRORS
 from sim.sweeps.detect import FORMAT, INDEX_NAME, index_path
 
 INDEX_VERSION = 1
