@@ -44,25 +44,25 @@ def run(
 
     Without ``output`` the file goes to ``outputs/<name>-seed<seed>-<time>.h5``. An existing
     ``output`` is replaced only with ``overwrite``. Raises ``ScenarioError`` for a mistake in
-    the scenario (or a step beyond its stability bound), ``ResultError`` for the output path,
+    the scenario (or a step beyond its stability bound, a recording larger than the free disk
+    space, a run over the memory limit), ``ResultError`` for the output path or its checkpoint,
     ``DivergenceError`` if the run blows up, ``RunInterrupted`` on Ctrl-C (``keep_partial``
     keeps what was simulated, marked ``interrupted``). ``debug`` keeps Brian2's log files
     (pcsim removes them otherwise: ``sim.brian_logging``). ``resume``: go on from the
     checkpoint of an interrupted run writing ``output`` (``[record] checkpoint_every``,
-    ``sim.checkpoint``). The scenario, the output path, the step's stability and the run's
-    memory are checked before Brian2 is imported.
+    ``sim.checkpoint``). Everything that can refuse the run (the output path, the scenario,
+    the disk space, the step's stability, the memory, the checkpoint) is checked before Brian2
+    is imported, as ``pcsim run`` does (``sim.preflight``).
     """
     import warnings
 
-    from sim.io.target import check_target, default_output
-    from sim.scenario import load_scenario
-    from sim.stability import preflight
+    from sim.preflight import preflight_run
 
-    loaded = load_scenario(scenario, overrides=overrides, seed=seed)
-    target = Path(output) if output is not None else default_output(loaded)
-    check_target(target, overwrite)
-    for message in preflight(loaded):
-        warnings.warn(message, NumericalWarning, stacklevel=2)
+    def warn(message: str) -> None:  # at the caller's line: warn, preflight_run, run, decorator
+        warnings.warn(message, NumericalWarning, stacklevel=5)
+
+    loaded, target = preflight_run(scenario, output, overrides=overrides, seed=seed,
+                                   overwrite=overwrite, resume=resume, warn=warn)
 
     from sim.engine import run_scenario, text_progress
 

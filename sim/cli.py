@@ -90,41 +90,18 @@ def own_warnings(args: argparse.Namespace) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    """Everything that can refuse the run (the scenario, ``--set``, the output paths, the
-    step's stability, the memory) is checked before the engine, and with it Brian2, is
-    imported: a refusal takes a fraction of a second."""
-    import numpy as np
-
-    from sim.checkpoint import check_start
-    from sim.io.target import check_target, default_output
-    from sim.memory import check_disk
-    from sim.scenario import load_scenario
-    from sim.stability import preflight
-
-    def check_targets(output: Path) -> None:
-        check_target(output, args.overwrite)
-        if not args.no_plot:
-            check_target(output.with_suffix(".png"), args.overwrite,
-                         "the figure beside the result",
-                         "pass --overwrite to replace it or --no-plot to skip the figure")
+    """Everything that can refuse the run (the output paths, the scenario, ``--set``, the disk
+    space, the step's stability, the memory, the checkpoint) is checked before the engine, and
+    with it Brian2, is imported (``sim.preflight``, shared with ``sim.run``): a refusal takes a
+    fraction of a second."""
+    from sim.preflight import preflight_run
 
     if args.output:  # checked first: it needs no scenario
         check_result_name(Path(args.output))
-        check_targets(Path(args.output))
-    elif args.resume:
-        raise ResultError("--resume: expected -o OUT.h5, the result the interrupted run was "
-                          "writing (its checkpoint is OUT.h5.checkpoint)")
-    # validation checks what it computes for finiteness: numpy's warnings would only repeat it
-    with np.errstate(all="ignore"):
-        scenario = load_scenario(args.scenario, overrides=parse_sets(args.set), seed=args.seed)
-        output = Path(args.output) if args.output else default_output(scenario)
-        if not args.output:
-            check_targets(output)
-        check_disk(scenario, output)  # cheap: before the stability analysis
-        messages = preflight(scenario)
-    for message in messages:
-        print(f"pcsim: warning: {message}", file=sys.stderr)
-    check_start(scenario, output, args.resume, args.overwrite)  # its checkpoint (--resume)
+    scenario, output = preflight_run(
+        args.scenario, args.output, overrides=parse_sets(args.set), seed=args.seed,
+        overwrite=args.overwrite, resume=args.resume, figure=not args.no_plot,
+        warn=lambda message: print(f"pcsim: warning: {message}", file=sys.stderr))
     if args.check:
         print(f"pcsim: {scenario.path}: valid ({scenario.kind.name}, "
               f"{len(scenario.trials)} trial(s), {scenario.duration_ms:g} ms, "

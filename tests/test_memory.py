@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import pytest
 
+import sim
 from sim import memory
 from sim.scenario import load_scenario
 
@@ -43,20 +44,31 @@ def overrides(pairs: list[str]) -> dict:
     return parse_sets(pairs[1::2])
 
 
+def too_long_to_record() -> dict:
+    """Overrides: single_cause, 10^5 input units (stable, and within the memory limit) for
+    10^6 ms: 10^8 samples of 10^5 units x 3 streams x 8 bytes, 240 TB to record."""
+    return {"model.levels.0.size": 10**5, "model.levels.0.precision": 1e-5,
+            "protocol.trials.0.duration_ms": 1e6}
+
+
 # --- no Brian2 before the run ----------------------------------------------------------------
 
 def test_validating_every_bundled_scenario_leaves_brian2_unloaded(tmp_path):
     """Loading, the preflight (stability, snapshots, memory), ``pcsim run --check``, every
     refusal of ``pcsim run`` (missing file, bad --set, existing output, too much memory) and
-    ``sim.run``'s."""
+    ``sim.run``'s (too much memory, more than the free disk space, ``resume`` without an output:
+    the same checks as ``pcsim run``)."""
     existing = tmp_path / "there.h5"
     existing.write_bytes(b"")
     refusals = [["run", "no/such/scenario"],
                 ["run", SINGLE, "--set", "model.tau_belief_ms=-1"],
                 ["run", SINGLE, "-o", str(existing)],
                 ["run", SINGLE, "--set", "numerics.memory_limit_mb=1"]]
+    api_refusals = [({"numerics.memory_limit_mb": 1}, False),
+                    (too_long_to_record(), False),
+                    ({}, True)]  # resume=True needs the output's name
     probe = f"""
-import contextlib, io, sys
+import contextlib, io, json, sys
 from sim.cli import main
 from sim.scenario import bundled_scenarios, load_scenario
 from sim.stability import preflight
@@ -71,15 +83,26 @@ with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.St
     for argv in {refusals!r}:
         codes.append(main(argv))
 import sim
-try:  # the API refuses before Brian2 too
-    sim.run({SINGLE!r}, overrides={{"numerics.memory_limit_mb": 1}})
-except sim.ScenarioError:
-    pass
+refused = []
+for overrides, resume in {api_refusals!r}:  # the API refuses before Brian2 too
+    try:
+        sim.run({SINGLE!r}, {str(tmp_path / "api.h5")!r} if not resume else None,
+                overrides=overrides, resume=resume)
+    except (sim.ScenarioError, sim.ResultError) as err:
+        refused.append(str(err))
+print(json.dumps(refused))
 print(codes, "brian2" in sys.modules)
 """
-    codes, loaded = fresh_python(probe).rsplit(" ", 1)
+    refused, result = fresh_python(probe).strip().splitlines()[-2:]
+    codes, loaded = result.rsplit(" ", 1)
     assert loaded.strip() == "False"
     assert json.loads(codes) == [0] * (len(json.loads(codes)) - 4) + [2, 2, 2, 2]
+    memory_line, disk_line, resume_line = json.loads(refused)
+    assert "over the limit of 1 MB" in memory_line
+    assert "record.every_ms: the recording would write about" in disk_line
+    assert " TB, more than the" in disk_line  # 240 TB (too_long_to_record)
+    assert resume_line.startswith("--resume: expected -o OUT.h5")
+    assert not list(tmp_path.glob("api*"))
 
 
 # --- the limit -------------------------------------------------------------------------------
@@ -209,6 +232,9 @@ def test_a_recording_larger_than_the_free_disk_is_refused(tmp_path, monkeypatch,
     line = capsys.readouterr().err.strip()
     assert "\n" not in line and "record.every_ms" in line
     assert "0.096 MB" in line and "0.09 MB free" in line, line
+    with pytest.raises(sim.ScenarioError) as refused:  # sim.run: the same check, the same line
+        sim.run(SINGLE, tmp_path / "r.h5")
+    assert line.endswith(str(refused.value)), (line, str(refused.value))
     assert not list(tmp_path.iterdir())
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**6, 0, 100_000))
     assert main(["run", SINGLE, "--check", "-o", str(tmp_path / "r.h5")]) == 0
