@@ -202,7 +202,9 @@ def test_other_mechanisms_and_families_resume_bitwise(tmp_path, name, overrides,
     assert_same_bitwise(whole, output, [stop])
 
 
-def test_resume_twice_lists_both_places(tmp_path):
+def test_resume_twice_lists_both_places(tmp_path, capsys):
+    """Stopped twice, resumed twice: both places in ``resumed_at_trials``, which ``pcsim show``
+    reports and ``pcsim diff`` ignores (the two files are identical)."""
     overrides = {"protocol.conditions.0.count": 20, "record.checkpoint_every": 5}
     whole, output = tmp_path / "whole.h5", tmp_path / "stopped.h5"
     run_scenario(load_scenario("learning/prior", overrides=overrides), whole)
@@ -213,6 +215,14 @@ def test_resume_twice_lists_both_places(tmp_path):
                      StopAfter(13), resume=True)
     run_scenario(load_scenario("learning/prior", overrides=overrides), output, resume=True)
     assert_same_bitwise(whole, output, [7, 13])
+    capsys.readouterr()
+    assert main(["diff", str(whole), str(output)]) == 0
+    assert f"{whole} and {output}: identical" in capsys.readouterr().out
+    assert main(["show", str(output)]) == 0
+    resumed = [line for line in capsys.readouterr().out.splitlines() if "resumed" in line]
+    assert resumed == ["  resumed from a checkpoint with 7, then 13 trial(s) done"]
+    assert main(["show", str(whole)]) == 0
+    assert "resumed" not in capsys.readouterr().out
 
 
 def test_a_partial_file_kept_on_sigterm_ends_at_the_checkpoint(tmp_path):

@@ -20,8 +20,9 @@ from sim.io.lazy import LazyArray
 from sim.io.reader import Result
 
 # root attributes that say when and with what a file was written, not what was computed
+# (``resumed_at_trials``: a resumed run equals an uninterrupted one, sim.checkpoint)
 VOLATILE = {"created_utc", "pcsim_version", "brian2_version", "numpy_version", "h5py_version",
-            "python_version", "schema_version"}
+            "python_version", "schema_version", "resumed_at_trials"}
 # root attributes that repeat a parameter (seed, dt_ms, method, name, model.kind, the trials)
 DERIVED = {"seed", "scenario_name", "model_kind", "dt", "dt_units", "method", "duration"}
 PARAMETERS = "scenario/parameters"

@@ -50,6 +50,9 @@ def show_lines(result: Result, problems: list[str] | None = None) -> list[str]:
         lines.append(f"  {attrs.get('status')}: {attrs['failure']}")
     for note in str(attrs.get("readouts_off", "")).splitlines():  # sim.memory
         lines.append(f"  readout off: {note}")
+    if "resumed_at_trials" in attrs:  # sim.checkpoint
+        done = ", then ".join(str(n) for n in np.atleast_1d(attrs["resumed_at_trials"]))
+        lines.append(f"  resumed from a checkpoint with {done} trial(s) done")
     lines.append(f"  pcsim {attrs.get('pcsim_version')}, brian2 {attrs.get('brian2_version')}, "
                  f"numpy {attrs.get('numpy_version')}, written {attrs.get('created_utc')}")
     if not any(path.startswith("/trials/") for path in broken):
