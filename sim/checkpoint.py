@@ -12,6 +12,9 @@ beside its result ``OUT.h5``: ``OUT.h5.checkpoint``.
   covariance), what the readouts keep (``Readout.checkpoint``: ERP traces), the family's own
   (the lanes' overrides, the discrete family's evidence), the trial table's rows so far and
   the recorder's cadence.
+- **Which readouts are off** (``sim.memory.switched_off``: a reference too large for the
+  memory limit, by default a fraction of the machine's memory): the run resumed keeps the
+  readouts its start turned off, and no others, on a machine with more or less memory.
 - **The result so far**: a copy of every dataset of the partial result file (the samples, the
   snapshots, the scenario) under ``result/``.
 
@@ -60,7 +63,7 @@ import numpy as np
 from sim.errors import ResultError
 from sim.io.partials import temporary_name
 
-FORMAT = 1
+FORMAT = 2  # 2: ``readouts_off`` recorded
 SUFFIX = ".checkpoint"
 BRIAN_STATE = "pcsim_checkpoint"  # the name of the state given to ``Network.restore``
 COPY_ROWS = 1 << 16  # rows of a dataset copied back at once on resume
@@ -119,6 +122,7 @@ class Saved:
     done: int
     state: dict
     attrs: dict
+    readouts_off: dict[str, str]  # the readouts the run turned off (``sim.memory``), with why
 
 
 def check_start(scenario: Any, output: Path, resume: bool, overwrite: bool) -> None:
@@ -168,6 +172,7 @@ def read(scenario: Any, output: Path, state: bool = True) -> Saved:
             saved_print = json.loads(meta["fingerprint"])
             saved_versions = json.loads(meta["versions"])
             done = int(meta["done"])
+            readouts_off = json.loads(meta["readouts_off"])
             kept = _Unpickler(io.BytesIO(file["state"][()].tobytes())).load() if state else {}
             attrs = dict(file["result"].attrs)
     except (OSError, KeyError, ValueError, pickle.UnpicklingError, EOFError) as err:
@@ -183,7 +188,7 @@ def read(scenario: Any, output: Path, state: bool = True) -> Saved:
         if saved_versions.get(key) != value:
             raise ResultError(f"{path}: written with {key} {saved_versions.get(key)}, this is "
                               f"{value}; resume with the same installation")
-    return Saved(path, done, kept, attrs)
+    return Saved(path, done, kept, attrs, readouts_off)
 
 
 class Checkpoints:
@@ -256,6 +261,7 @@ class Checkpoints:
                 meta["written_utc"] = datetime.datetime.now(datetime.UTC).isoformat()
                 meta["fingerprint"] = json.dumps(fingerprint(self.scenario))
                 meta["versions"] = json.dumps(versions())
+                meta["readouts_off"] = json.dumps(self.simulation.readouts_off)
             _sync(temporary)
             os.replace(temporary, self.path)
             _sync(self.path.parent)

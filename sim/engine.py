@@ -149,7 +149,9 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
         writer = ResultWriter(output)
         try:
             write_metadata(writer, scenario)
-            simulation = scenario.kind.build(scenario, writer)
+            # a resumed run keeps the readouts its checkpoint had (sim.memory decides anew else)
+            simulation = scenario.kind.build(scenario, writer,
+                                             saved.readouts_off if saved is not None else None)
             guard.watched = [*watched_variables(simulation.objects, scenario.record.variables),
                              *simulation.watched()]
 

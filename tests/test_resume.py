@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import sim
+from sim import memory
 from sim.cli import main
 from sim.engine import run_scenario
 from sim.errors import RunInterrupted
@@ -258,3 +259,32 @@ def alive(pid: int) -> bool:
     except OSError:
         return True
     return True
+
+
+@pytest.mark.parametrize("small_at", ["resume", "start"])
+def test_a_resumed_run_keeps_the_readouts_its_checkpoint_had(tmp_path, monkeypatch, small_at):
+    """Whether a reference readout is turned off (``sim.memory``: half the machine's memory by
+    default) is decided when the run starts; resumed on a machine with less (or more) memory,
+    the run keeps that decision and ends with the uninterrupted run's file."""
+    overrides = {"record.checkpoint_every": 1}
+    whole, output = tmp_path / "whole.h5", tmp_path / "stopped.h5"
+    real = memory.physical_memory
+
+    def machine(is_small: bool) -> None:
+        monkeypatch.setattr(memory, "physical_memory",
+                            (lambda: 401_000_000) if is_small else real)
+
+    machine(small_at == "start")
+    run_scenario(load_scenario("perception/laplace_gap", overrides=overrides), whole)
+    with pytest.raises(RunInterrupted, match="after trial 2 of 6"):
+        run_scenario(load_scenario("perception/laplace_gap", overrides=overrides), output,
+                     StopAfter(2))
+    machine(small_at == "resume")
+    # this machine decides otherwise than the one the run started on
+    off_now = bool(memory.switched_off(load_scenario("perception/laplace_gap")))
+    assert off_now == (small_at == "resume")
+    sim.run("perception/laplace_gap", output, overrides=overrides, resume=True).close()
+    assert_same_bitwise(whole, output, [2])
+    with h5py.File(whole, "r") as file:  # the comparison covers a reference readout
+        assert ("readouts_off" in file.attrs) == (small_at == "start")
+        assert ("surprise" in file["trials"]) == (small_at == "resume")
