@@ -283,7 +283,7 @@ class Checkpoints:
         self.simulation.resume(state["simulation"])
         self.guard.step = state["step"]
         with h5py.File(saved.path, "r") as file:
-            copy_result(file["result"], self.writer.file)
+            copy_result(file["result"], self.writer)
         self.resumed = [*state["resumed"], saved.done]
         attrs = self.writer.file.attrs
         attrs["created_utc"] = saved.attrs.get("created_utc", attrs["created_utc"])
@@ -295,10 +295,15 @@ class Checkpoints:
         self.path.unlink(missing_ok=True)
 
 
-def copy_result(source: h5py.Group, target: h5py.File) -> None:
-    """The partial result's datasets into a run's new file: a growing dataset that the new
-    run made too (a stream) gets the rows written so far; one it has not made yet (a snapshot)
-    is copied whole; the others the new run wrote the same way already."""
+def copy_result(source: h5py.Group, writer: Any) -> None:
+    """The partial result's datasets into a run's new file (``writer``, a ``ResultWriter``):
+    a stream (which the new run made too, empty) gets the rows written so far, checked as the
+    recorded ones are (``StreamedDataset.append``: the commit does not read streams back); a
+    dataset the new run has not made yet (a snapshot) is copied whole (the commit reads it
+    back); the others the new run wrote the same way already."""
+    target = writer.file
+    streams = {streamed.dataset.name: streamed for streamed in writer.streams}
+
     def visit(name: str, node: Any) -> None:
         if not isinstance(node, h5py.Dataset):
             return
@@ -306,13 +311,11 @@ def copy_result(source: h5py.Group, target: h5py.File) -> None:
             parent, _, base = name.rpartition("/")
             source.file.copy(node, target.require_group(parent or "/"), name=base)
             return
-        dataset = target[name]
-        if dataset.maxshape[:1] != (None,) or dataset.shape[0]:
+        streamed = streams.get(target[name].name)
+        if streamed is None or streamed.dataset.shape[0]:
             return
-        rows = node.shape[0]
-        dataset.resize(rows, axis=0)
-        for start in range(0, rows, COPY_ROWS):
-            dataset[start:start + COPY_ROWS] = node[start:start + COPY_ROWS]
+        for start in range(0, node.shape[0], COPY_ROWS):
+            streamed.append(node[start:start + COPY_ROWS])
 
     source.visititems(visit)
 

@@ -21,10 +21,13 @@ import pytest
 
 import sim
 from sim import memory
+from sim.checkpoint import copy_result
 from sim.cli import main
 from sim.engine import run_scenario
 from sim.errors import RunInterrupted
+from sim.io.finite import NonFiniteData
 from sim.io.partials import HOST
+from sim.io.writer import ResultWriter
 from sim.scenario import load_scenario
 
 # bars: 300 trials of 5 ms, a checkpoint every 50, snapshots every 40; variance: 60 of 100 ms
@@ -288,3 +291,49 @@ def test_a_resumed_run_keeps_the_readouts_its_checkpoint_had(tmp_path, monkeypat
     with h5py.File(whole, "r") as file:  # the comparison covers a reference readout
         assert ("readouts_off" in file.attrs) == (small_at == "start")
         assert ("surprise" in file["trials"]) == (small_at == "resume")
+
+
+def recording(path: Path, values: list[float]) -> ResultWriter:
+    """A result being written, with one stream that has recorded ``values``."""
+    writer = ResultWriter(path)
+    now = {}
+    writer.stream("levels/x/belief", 2, lambda: now["x"])
+    for value in values:
+        now["x"] = [0.5, value]
+        writer.streams[0].sample()
+    return writer
+
+
+@pytest.mark.parametrize("bad_at", [3, 1500])  # in the first band of tiles written, the second
+def test_a_nan_recorded_before_the_checkpoint_stops_the_resumed_runs_commit(tmp_path, bad_at):
+    """The rows a resumed run copies back from its checkpoint are checked as the recorded ones
+    are (``sim.io.finite``): its commit refuses what the uninterrupted run's refuses."""
+    before, after = [1.0] * 2000, [2.0] * 500  # the samples before the checkpoint, after it
+    before[bad_at] = np.nan
+
+    whole = recording(tmp_path / "whole.h5", before + after)
+    with pytest.raises(NonFiniteData) as uninterrupted:
+        whole.commit()
+    whole.abort()
+
+    stopped = recording(tmp_path / "stopped.h5", before)
+    stopped.flush()  # as Checkpoints.write: the partial result copied under result/
+    with h5py.File(tmp_path / "stopped.h5.checkpoint", "w") as saved:
+        for name in stopped.file:
+            stopped.file.copy(stopped.file[name], saved.require_group("result"), name=name)
+    stopped.abort()
+
+    resumed = recording(tmp_path / "stopped.h5", [])  # built afresh: the stream, empty
+    with h5py.File(tmp_path / "stopped.h5.checkpoint", "r") as saved:
+        copy_result(saved["result"], resumed)  # as Checkpoints.resume
+    for value in after:
+        resumed.streams[0].read = lambda value=value: [0.5, value]
+        resumed.streams[0].sample()
+    resumed.flush()
+    assert resumed.file["levels/x/belief"].shape == (2500, 2)
+    with pytest.raises(NonFiniteData) as caught:
+        resumed.commit()
+    resumed.abort()
+    assert caught.value.found.path == uninterrupted.value.found.path == "/levels/x/belief"
+    assert caught.value.found.index == uninterrupted.value.found.index == (bad_at, 1)
+    assert not (tmp_path / "stopped.h5").exists()
