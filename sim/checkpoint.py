@@ -225,8 +225,7 @@ class Checkpoints:
 
             self.stopped_between = True
             raise RunStopped("interrupted", f"interrupted by {signal} after trial {done} of "
-                             f"{self.total}; checkpoint in {self.path} (continue with "
-                             "--resume)", float(self.steps[done]) * self.scenario.dt_ms)
+                             f"{self.total}", float(self.steps[done]) * self.scenario.dt_ms)
 
     # writing -------------------------------------------------------------------------------------
     def state(self, done: int) -> dict:

@@ -151,7 +151,8 @@ def test_variance_stopped_with_sigterm_resumes_to_the_uninterrupted_file(tmp_pat
     assert 15 <= done < 60 and not output.exists()
     lines = [line for line in stderr.splitlines() if line.startswith("pcsim: interrupted")]
     assert len(lines) == 1 and f"after trial {done} of 60" in lines[0]
-    assert str(checkpoint) in lines[0] and "--resume" in lines[0]
+    assert f"kept in the checkpoint {checkpoint} (no result at {output} yet)" in lines[0]
+    assert lines[0].endswith("continue with --resume") and "nothing written" not in lines[0]
 
     # refused, one line each, the checkpoint kept: another scenario, another seed, or a new
     # run over it
@@ -210,8 +211,15 @@ def test_resume_twice_lists_both_places(tmp_path):
     overrides = {"protocol.conditions.0.count": 20, "record.checkpoint_every": 5}
     whole, output = tmp_path / "whole.h5", tmp_path / "stopped.h5"
     run_scenario(load_scenario("learning/prior", overrides=overrides), whole)
-    with pytest.raises(RunInterrupted):
+    with pytest.raises(RunInterrupted) as stopped:
         run_scenario(load_scenario("learning/prior", overrides=overrides), output, StopAfter(7))
+    with h5py.File(whole, "r") as file:
+        t_ms = file["trials/t_stop"][6] * 1e3
+    # stopped at a checkpoint: what was kept, where, and how to go on
+    assert str(stopped.value) == (
+        f"interrupted by SIGTERM after trial 7 of 20 at t = {t_ms:g} ms; the trials done are "
+        f"kept in the checkpoint {checkpoint_of(output)} (no result at {output} yet): "
+        "continue with --resume")
     with pytest.raises(RunInterrupted):
         run_scenario(load_scenario("learning/prior", overrides=overrides), output,
                      StopAfter(13), resume=True)
@@ -225,11 +233,15 @@ def test_a_partial_file_kept_on_sigterm_ends_at_the_checkpoint(tmp_path):
     overrides = {"protocol.conditions.0.count": 20, "record.checkpoint_every": 5}
     whole, output = tmp_path / "whole.h5", tmp_path / "stopped.h5"
     run_scenario(load_scenario("learning/prior", overrides=overrides), whole)
-    with pytest.raises(RunInterrupted, match="after trial 7 of 20"):
+    with pytest.raises(RunInterrupted) as stopped:
         run_scenario(load_scenario("learning/prior", overrides=overrides), output,
                      StopAfter(7), keep_partial=True)
+    assert str(stopped.value).endswith(
+        f"ms; the trials done are kept in {output} (status interrupted) and in the checkpoint "
+        f"{checkpoint_of(output)}: continue with --resume --overwrite")
     with sim.load(whole) as complete, sim.load(output, allow_incomplete=True) as partial:
         assert partial.attrs["status"] == "interrupted"
+        assert partial.attrs["failure"] == "interrupted by SIGTERM after trial 7 of 20"
         assert list(partial["trials/index"]) == list(complete["trials/index"][:7])
         assert partial.attrs["stopped_at"] == complete["trials/t_stop"][6]
     run_scenario(load_scenario("learning/prior", overrides=overrides), output, resume=True,
