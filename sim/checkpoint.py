@@ -62,6 +62,7 @@ import numpy as np
 
 from sim.errors import ResultError
 from sim.io.partials import temporary_name
+from sim.parameters import differing_keys
 
 FORMAT = 2  # 2: ``readouts_off`` recorded
 SUFFIX = ".checkpoint"
@@ -82,25 +83,6 @@ def fingerprint(scenario: Any) -> dict:
     """What must be the same for a run to resume from a checkpoint: the scenario's text and
     every parameter after ``--set`` and ``--seed``."""
     return {"source": scenario.source_text, "parameters": scenario.resolved()}
-
-
-def first_difference(saved: Any, given: Any, path: str = "") -> str | None:
-    """The first dotted key where two JSON-like values differ (None: equal)."""
-    if isinstance(saved, dict) and isinstance(given, dict):
-        for key in [*saved, *(key for key in given if key not in saved)]:
-            if key not in saved or key not in given:
-                return f"{path}{key}"
-            found = first_difference(saved[key], given[key], f"{path}{key}.")
-            if found is not None:
-                return found
-        return None
-    if isinstance(saved, list) and isinstance(given, list) and len(saved) == len(given):
-        for index, (a, b) in enumerate(zip(saved, given, strict=True)):
-            found = first_difference(a, b, f"{path}{index}.")
-            if found is not None:
-                return found
-        return None
-    return None if saved == given else path.rstrip(".") or "(the whole)"
 
 
 class _Unpickler(pickle.Unpickler):
@@ -180,9 +162,9 @@ def read(scenario: Any, output: Path, state: bool = True) -> Saved:
             raise
         raise ResultError(f"{path}: not a readable checkpoint ({err}); start the run "
                           "again without --resume") from err
-    difference = first_difference(saved_print, json.loads(json.dumps(fingerprint(scenario))))
-    if difference is not None:
-        raise ResultError(f"{path}: the checkpoint is of another scenario ({difference} "
+    differences = differing_keys(saved_print, json.loads(json.dumps(fingerprint(scenario))))
+    if differences:
+        raise ResultError(f"{path}: the checkpoint is of another scenario ({differences[0][0]} "
                           "differs); resume with the same scenario, --set and --seed")
     for key, value in versions().items():
         if saved_versions.get(key) != value:

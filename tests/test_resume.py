@@ -163,6 +163,10 @@ def test_variance_stopped_with_sigterm_resumes_to_the_uninterrupted_file(tmp_pat
     assert main(command("learning/variance", VARIANCE, "-o", str(output), "--resume",
                         "--seed", "7")) == 2
     assert "(parameters.seed differs)" in one_error_line(capsys)
+    # a list of plain values is one parameter, named as --set and pcsim diff name it
+    reordered = {**VARIANCE, "record.variables": '["free_energy","belief","error","precision"]'}
+    assert main(command("learning/variance", reordered, "-o", str(output), "--resume")) == 2
+    assert "(parameters.record.variables differs)" in one_error_line(capsys)
     assert main(command("learning/variance", VARIANCE, "-o", str(output))) == 2
     assert "pass --resume to continue that run" in one_error_line(capsys)
     assert trials_done(checkpoint) == done and not output.exists()
