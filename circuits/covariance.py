@@ -329,7 +329,8 @@ class LearnedCovariance(Mechanism):
         copies = 2 * len(scenario.trials) + WORKING_MATRICES
         return [MemoryPart(f"the learned covariance of level {level.name!r} ({level.size} x "
                            f"{level.size}, kept at each of {len(scenario.trials)} trial ends)",
-                           copies * level.size**2 * 8, "model.covariance.levels")
+                           copies * level.size**2 * 8, "model.covariance.levels",
+                           checkpointed=(len(scenario.trials) + 1) * level.size**2 * 8)
                 for level in scenario.model.levels if level.name in settings.levels]
 
     def snapshot(self, settings: Settings, context: BuildContext) -> dict:

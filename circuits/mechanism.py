@@ -138,12 +138,15 @@ class MemoryPart:
     """Memory a run will hold, estimated before it (``sim.memory``): ``what`` it is, in
     words, its ``size`` in bytes, and the scenario ``key`` that shrinks it (for the message
     that refuses a run too large; empty for what no key shrinks). A recorded stream's buffer
-    also says what each sample adds to the file (``sample_bytes``)."""
+    also says what each sample adds to the file (``sample_bytes``); a part that is state the
+    run's checkpoints keep (``sim.checkpoint``), what a checkpoint holds of it
+    (``checkpointed``, bytes: its numbers once, where ``size`` counts every copy)."""
 
     what: str
     size: float
     key: str
     sample_bytes: int = 0
+    checkpointed: float = 0.0
 
 
 @dataclass

@@ -12,6 +12,9 @@ beside its result ``OUT.h5``: ``OUT.h5.checkpoint``.
   covariance), what the readouts keep (``Readout.checkpoint``: ERP traces), the family's own
   (the lanes' overrides, the discrete family's evidence), the trial table's rows so far and
   the recorder's cadence.
+- **Which readouts are off** (``sim.memory.switched_off``: a reference too large for the
+  memory limit, by default a fraction of the machine's memory): the run resumed keeps the
+  readouts its start turned off, and no others, on a machine with more or less memory.
 - **The result so far**: a copy of every dataset of the partial result file (the samples, the
   snapshots, the scenario) under ``result/``.
 
@@ -59,8 +62,9 @@ import numpy as np
 
 from sim.errors import ResultError
 from sim.io.partials import temporary_name
+from sim.parameters import differing_keys
 
-FORMAT = 1
+FORMAT = 2  # 2: ``readouts_off`` recorded
 SUFFIX = ".checkpoint"
 BRIAN_STATE = "pcsim_checkpoint"  # the name of the state given to ``Network.restore``
 COPY_ROWS = 1 << 16  # rows of a dataset copied back at once on resume
@@ -79,25 +83,6 @@ def fingerprint(scenario: Any) -> dict:
     """What must be the same for a run to resume from a checkpoint: the scenario's text and
     every parameter after ``--set`` and ``--seed``."""
     return {"source": scenario.source_text, "parameters": scenario.resolved()}
-
-
-def first_difference(saved: Any, given: Any, path: str = "") -> str | None:
-    """The first dotted key where two JSON-like values differ (None: equal)."""
-    if isinstance(saved, dict) and isinstance(given, dict):
-        for key in [*saved, *(key for key in given if key not in saved)]:
-            if key not in saved or key not in given:
-                return f"{path}{key}"
-            found = first_difference(saved[key], given[key], f"{path}{key}.")
-            if found is not None:
-                return found
-        return None
-    if isinstance(saved, list) and isinstance(given, list) and len(saved) == len(given):
-        for index, (a, b) in enumerate(zip(saved, given, strict=True)):
-            found = first_difference(a, b, f"{path}{index}.")
-            if found is not None:
-                return found
-        return None
-    return None if saved == given else path.rstrip(".") or "(the whole)"
 
 
 class _Unpickler(pickle.Unpickler):
@@ -119,6 +104,7 @@ class Saved:
     done: int
     state: dict
     attrs: dict
+    readouts_off: dict[str, str]  # the readouts the run turned off (``sim.memory``), with why
 
 
 def check_start(scenario: Any, output: Path, resume: bool, overwrite: bool) -> None:
@@ -168,6 +154,7 @@ def read(scenario: Any, output: Path, state: bool = True) -> Saved:
             saved_print = json.loads(meta["fingerprint"])
             saved_versions = json.loads(meta["versions"])
             done = int(meta["done"])
+            readouts_off = json.loads(meta["readouts_off"])
             kept = _Unpickler(io.BytesIO(file["state"][()].tobytes())).load() if state else {}
             attrs = dict(file["result"].attrs)
     except (OSError, KeyError, ValueError, pickle.UnpicklingError, EOFError) as err:
@@ -175,15 +162,15 @@ def read(scenario: Any, output: Path, state: bool = True) -> Saved:
             raise
         raise ResultError(f"{path}: not a readable checkpoint ({err}); start the run "
                           "again without --resume") from err
-    difference = first_difference(saved_print, json.loads(json.dumps(fingerprint(scenario))))
-    if difference is not None:
-        raise ResultError(f"{path}: the checkpoint is of another scenario ({difference} "
+    differences = differing_keys(saved_print, json.loads(json.dumps(fingerprint(scenario))))
+    if differences:
+        raise ResultError(f"{path}: the checkpoint is of another scenario ({differences[0][0]} "
                           "differs); resume with the same scenario, --set and --seed")
     for key, value in versions().items():
         if saved_versions.get(key) != value:
             raise ResultError(f"{path}: written with {key} {saved_versions.get(key)}, this is "
                               f"{value}; resume with the same installation")
-    return Saved(path, done, kept, attrs)
+    return Saved(path, done, kept, attrs, readouts_off)
 
 
 class Checkpoints:
@@ -220,8 +207,7 @@ class Checkpoints:
 
             self.stopped_between = True
             raise RunStopped("interrupted", f"interrupted by {signal} after trial {done} of "
-                             f"{self.total}; checkpoint in {self.path} (continue with "
-                             "--resume)", float(self.steps[done]) * self.scenario.dt_ms)
+                             f"{self.total}", float(self.steps[done]) * self.scenario.dt_ms)
 
     # writing -------------------------------------------------------------------------------------
     def state(self, done: int) -> dict:
@@ -256,6 +242,7 @@ class Checkpoints:
                 meta["written_utc"] = datetime.datetime.now(datetime.UTC).isoformat()
                 meta["fingerprint"] = json.dumps(fingerprint(self.scenario))
                 meta["versions"] = json.dumps(versions())
+                meta["readouts_off"] = json.dumps(self.simulation.readouts_off)
             _sync(temporary)
             os.replace(temporary, self.path)
             _sync(self.path.parent)
@@ -277,7 +264,7 @@ class Checkpoints:
         self.simulation.resume(state["simulation"])
         self.guard.step = state["step"]
         with h5py.File(saved.path, "r") as file:
-            copy_result(file["result"], self.writer.file)
+            copy_result(file["result"], self.writer)
         self.resumed = [*state["resumed"], saved.done]
         attrs = self.writer.file.attrs
         attrs["created_utc"] = saved.attrs.get("created_utc", attrs["created_utc"])
@@ -289,10 +276,15 @@ class Checkpoints:
         self.path.unlink(missing_ok=True)
 
 
-def copy_result(source: h5py.Group, target: h5py.File) -> None:
-    """The partial result's datasets into a run's new file: a growing dataset that the new
-    run made too (a stream) gets the rows written so far; one it has not made yet (a snapshot)
-    is copied whole; the others the new run wrote the same way already."""
+def copy_result(source: h5py.Group, writer: Any) -> None:
+    """The partial result's datasets into a run's new file (``writer``, a ``ResultWriter``):
+    a stream (which the new run made too, empty) gets the rows written so far, checked as the
+    recorded ones are (``StreamedDataset.append``: the commit does not read streams back); a
+    dataset the new run has not made yet (a snapshot) is copied whole (the commit reads it
+    back); the others the new run wrote the same way already."""
+    target = writer.file
+    streams = {streamed.dataset.name: streamed for streamed in writer.streams}
+
     def visit(name: str, node: Any) -> None:
         if not isinstance(node, h5py.Dataset):
             return
@@ -300,13 +292,11 @@ def copy_result(source: h5py.Group, target: h5py.File) -> None:
             parent, _, base = name.rpartition("/")
             source.file.copy(node, target.require_group(parent or "/"), name=base)
             return
-        dataset = target[name]
-        if dataset.maxshape[:1] != (None,) or dataset.shape[0]:
+        streamed = streams.get(target[name].name)
+        if streamed is None or streamed.dataset.shape[0]:
             return
-        rows = node.shape[0]
-        dataset.resize(rows, axis=0)
-        for start in range(0, rows, COPY_ROWS):
-            dataset[start:start + COPY_ROWS] = node[start:start + COPY_ROWS]
+        for start in range(0, node.shape[0], COPY_ROWS):
+            streamed.append(node[start:start + COPY_ROWS])
 
     source.visititems(visit)
 

@@ -140,6 +140,23 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
             brian_logging.clean_compiler_output()
 
 
+def interrupted_message(stop: RunStopped, output: Path,
+                        checkpoints: checkpoint.Checkpoints | None, kept: bool) -> str:
+    """The line an interrupted run ends with: where it stopped, what was kept (``kept``: the
+    partial file at ``output``, ``--keep-partial``), and how to go on. Stopped at a trial's end
+    by a run with checkpoints, the checkpoint just written holds every trial done."""
+    where = f"{stop.message} at t = {stop.t_ms:g} ms"
+    if checkpoints is not None and checkpoints.stopped_between:
+        if kept:
+            return (f"{where}; the trials done are kept in {output} (status interrupted) and "
+                    f"in the checkpoint {checkpoints.path}: continue with --resume --overwrite")
+        return (f"{where}; the trials done are kept in the checkpoint {checkpoints.path} (no "
+                f"result at {output} yet): continue with --resume")
+    if kept:
+        return f"{where}; kept what was simulated in {output} (status interrupted)"
+    return f"{where}; nothing written (--keep-partial keeps what was simulated)"
+
+
 def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite: bool,
          keep_partial: bool, guard: RunGuard, saved: checkpoint.Saved | None):
     simulation, runs, finished = None, None, False
@@ -149,7 +166,9 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
         writer = ResultWriter(output)
         try:
             write_metadata(writer, scenario)
-            simulation = scenario.kind.build(scenario, writer)
+            # a resumed run keeps the readouts its checkpoint had (sim.memory decides anew else)
+            simulation = scenario.kind.build(scenario, writer,
+                                             saved.readouts_off if saved is not None else None)
             guard.watched = [*watched_variables(simulation.objects, scenario.record.variables),
                              *simulation.watched()]
 
@@ -183,11 +202,11 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
                 checkpoints.remove()
         except RunStopped as stop:
             Network._globally_running = False  # the loop was left by an exception
+            between = checkpoints is not None and checkpoints.stopped_between
             if stop.reason == "interrupted" and not keep_partial:
                 writer.abort()
-                raise RunInterrupted(f"{stop.message} at t = {stop.t_ms:g} ms; nothing written "
-                                     "(--keep-partial keeps what was simulated)", None) from None
-            between = checkpoints is not None and checkpoints.stopped_between
+                raise RunInterrupted(interrupted_message(stop, output, checkpoints, False),
+                                     None) from None
             try:
                 if finished:  # every trial ran; the commit found what they computed wrong
                     stopped_at = stop.t_ms * 1e-3
@@ -205,8 +224,8 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
                 if checkpoints is not None:
                     checkpoints.remove()  # a resumed run would diverge again
                 raise DivergenceError(stop.message, output) from None
-            raise RunInterrupted(f"{stop.message} at t = {stop.t_ms:g} ms; kept what was "
-                                 f"simulated in {output} (status interrupted)", output) from None
+            raise RunInterrupted(interrupted_message(stop, output, checkpoints, True),
+                                 output) from None
         except BaseException:
             writer.abort()
             raise

@@ -10,7 +10,11 @@ lives:
 - each switched-on mechanism's (``Mechanism.memory``): a learned matrix, what it keeps per trial;
 - one snapshot of the learned parameters (``[record] snapshots_every``; the snapshots are
   written one at a time: their size in the file is ``sim.learning.check_snapshots``'s concern);
-- each readout's reference (``Readout.memory``): the reference posterior's grid and covariances.
+- each readout's reference (``Readout.memory``): the reference posterior's grid and covariances;
+- with checkpoints (``[record] checkpoint_every``, ``sim.checkpoint``), the run's state twice
+  while one is written: Brian2's copy (``Network._full_state``) and its pickle. The state is
+  what the model's parts say a checkpoint holds of them (``MemoryPart.checkpointed``, summed by
+  ``state_bytes``: ``STATE_NUMBERS`` a unit, each weight and trial table entry once).
 
 The limit is ``[numerics] memory_limit_mb``, by default ``DEFAULT_FRACTION`` of the machine's
 physical memory. A readout whose parts would take the run past it is turned off
@@ -20,7 +24,9 @@ key that shrinks it. The per-unit figures the families declare were measured (pe
 of 10^4 to 10^7 units, ``tests/test_memory.py`` checks the estimate against a run's peak).
 
 The recording buffers also say what a sample writes: ``check_disk`` refuses a recording larger
-than the free space where the result goes (``pcsim run``, once the output path is known).
+than the free space where the result goes (``pcsim run``, once the output path is known). With
+checkpoints the disk holds, while one is written, the result so far, the previous checkpoint and
+the new one, each checkpoint a copy of the result so far and the state (``written_bytes``).
 """
 
 from __future__ import annotations
@@ -42,6 +48,10 @@ NUMBER_BYTES = 8  # float64: parsed arrays, recorded samples and readouts are fl
 UNIT_NUMBERS = 14  # numbers a unit of a population costs, its recording apart (measured:
 # sim.families.hierarchical.memory)
 TRIAL_NUMBERS = 4  # numbers per unit and trial: the trial table's rows, kept to the run's end
+STATE_NUMBERS = 8  # numbers per unit in a checkpoint's state (measured: a pickle of 60 MB for
+# perception/single_cause with 10^6 input units, 8 MB of it their weights: 6.5 a unit)
+CHECKPOINT_STATES = 2  # copies of the state while a checkpoint is written: Brian2's, its pickle
+CHECKPOINT_FILES = 2  # checkpoints on the disk while one is written: the previous one, the new
 MB = 1e6
 
 
@@ -77,14 +87,30 @@ def recording_buffer(path: str, width: int | None) -> MemoryPart:
                       sample_bytes=(width or 1) * NUMBER_BYTES)
 
 
-def run_parts(scenario: Any) -> list[MemoryPart]:
-    """Every part but the readouts': the baseline, the family's, the mechanisms', a snapshot."""
-    parts = [MemoryPart("the interpreter with Brian2 and pcsim loaded", BASELINE_BYTES, "")]
+def model_parts(scenario: Any) -> list[MemoryPart]:
+    """The family's parts and the switched-on mechanisms'."""
     family = getattr(scenario.kind, "memory", None)
-    if family is not None:
-        parts.extend(family(scenario))
+    parts = list(family(scenario)) if family is not None else []
     for name, settings in getattr(scenario.model, "mechanisms", {}).items():
         parts.extend(registry.mechanism(name).memory(settings, scenario))
+    return parts
+
+
+def state_bytes(scenario: Any) -> float:
+    """The run's state, as a checkpoint keeps it (``sim.checkpoint``): what the model's parts
+    say it holds of them (``MemoryPart.checkpointed``)."""
+    return sum(part.checkpointed for part in model_parts(scenario))
+
+
+def run_parts(scenario: Any) -> list[MemoryPart]:
+    """Every part but the readouts': the baseline, the family's, the mechanisms', the
+    checkpoints' (``[record] checkpoint_every``), a snapshot."""
+    parts = [MemoryPart("the interpreter with Brian2 and pcsim loaded", BASELINE_BYTES, ""),
+             *model_parts(scenario)]
+    if scenario.record.checkpoint_every:
+        parts.append(MemoryPart("a checkpoint being written (the run's state, copied and "
+                                "pickled)", CHECKPOINT_STATES * state_bytes(scenario),
+                                "record.checkpoint_every"))
     if scenario.record.snapshots_every:
         parts.append(MemoryPart("one snapshot of the learned parameters",
                                 snapshot_bytes(learning.snapshot_shapes(scenario), 1),
@@ -162,9 +188,20 @@ def recorded_bytes(scenario: Any) -> float:
     return samples * sum(part.sample_bytes for part in run_parts(scenario))
 
 
+def written_bytes(scenario: Any) -> float:
+    """What the run holds on the disk at most: the recording (``recorded_bytes``); with
+    checkpoints, while one is written, also the previous one and the new one, each a copy of
+    the result so far (at most the recording) and of the state (``state_bytes``)."""
+    recorded = recorded_bytes(scenario)
+    if not scenario.record.checkpoint_every:
+        return recorded
+    return recorded + CHECKPOINT_FILES * (recorded + state_bytes(scenario))
+
+
 def check_disk(scenario: Any, output: Path) -> None:
     """Refuse (ScenarioError on ``record.every_ms``) a recording larger than the free space
-    where the result is written (checked on the nearest folder that exists)."""
+    where the result is written (checked on the nearest folder that exists), its checkpoints
+    included (``written_bytes``)."""
     folder = Path(output).absolute().parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -172,10 +209,13 @@ def check_disk(scenario: Any, output: Path) -> None:
         free = shutil.disk_usage(folder).free
     except OSError:
         return
-    size = recorded_bytes(scenario)
+    size = written_bytes(scenario)
     if size > free:
         source = Source(scenario.path, scenario.source_text, tuple(scenario.overrides))
+        checkpoints = (" with its checkpoints (two at a time while one is written, each a copy "
+                       "of the result so far)" if scenario.record.checkpoint_every else "")
+        fewer = ", or no checkpoints (checkpoint_every = 0)" if checkpoints else ""
         raise source.error("record.every_ms",
-                           f"the recording would write about {size_text(size)}, more than the "
-                           f"{size_text(free)} free in {folder}; record less often (a larger "
-                           "every_ms) or fewer [record] variables")
+                           f"the recording would write about {size_text(size)}{checkpoints}, "
+                           f"more than the {size_text(free)} free in {folder}; record less "
+                           f"often (a larger every_ms) or fewer [record] variables{fewer}")

@@ -51,7 +51,11 @@ class ModelKind(Protocol):
 
     def describe(self, model: Any) -> dict: ...
 
-    def build(self, scenario: Scenario, writer: Any) -> Any: ...
+    def build(self, scenario: Scenario, writer: Any,
+              readouts_off: dict[str, str] | None = None) -> Any:
+        """The run's network (a ``sim.simulation.Simulation``); ``readouts_off``: the readouts
+        turned off, when decided already (a resumed run's checkpoint), else None."""
+        ...
 
 
 @dataclass

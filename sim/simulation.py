@@ -37,7 +37,8 @@ TRIAL_UNITS = {"t_start": "s", "t_stop": "s"}
 class Simulation:
     """The shared part of one run: clock, recorder, mechanisms, per-trial rows (``trials/``)."""
 
-    def __init__(self, scenario: Scenario, writer: ResultWriter, record_order: int) -> None:
+    def __init__(self, scenario: Scenario, writer: ResultWriter, record_order: int,
+                 readouts_off: dict[str, str] | None = None) -> None:
         self.scenario, self.writer = scenario, writer
         self.clock = Clock(scenario.dt_ms * ms, name="pcsim_clock")
         self.record_operation = NetworkOperation(
@@ -50,7 +51,10 @@ class Simulation:
         self.copies = self.batch.copies if self.batch else 1  # of every population
         self.mechanisms = [(registry.mechanism(name), settings)
                            for name, settings in scenario.model.mechanisms.items()]
-        off = memory.switched_off(scenario)  # a reference too large for the memory limit
+        # the readouts whose reference is too large for the memory limit: decided here, or
+        # by the run a checkpoint was taken of (``readouts_off``: a resumed run keeps them off)
+        off = memory.switched_off(scenario) if readouts_off is None else readouts_off
+        self.readouts_off = dict(off)
         if off:
             writer.file.attrs["readouts_off"] = "\n".join(f"{name}: {why}"
                                                            for name, why in off.items())

@@ -238,6 +238,13 @@ def test_a_recording_larger_than_the_free_disk_is_refused(tmp_path, monkeypatch,
     assert not list(tmp_path.iterdir())
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**6, 0, 100_000))
     assert main(["run", SINGLE, "--check", "-o", str(tmp_path / "r.h5")]) == 0
+    # with checkpoints: the previous one and the new one too, each a copy of the result so far
+    # and of the state: 3 x 96 kB, and twice a state of a few hundred bytes
+    assert main(["run", SINGLE, "--set", "record.checkpoint_every=1", "-o",
+                 str(tmp_path / "r.h5")]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and "0.288 MB with its checkpoints" in line, line
+    assert "checkpoint_every = 0" in line
 
 
 # --- pcsim bench's refusal rows ----------------------------------------------------------------
@@ -262,3 +269,45 @@ def test_bench_times_every_refusal(tmp_path):
         assert row["target_met"] in (True, False)
     lines = refusals.refusal_lines(records, 1)
     assert [line.split()[0] for line in lines[3:7]] == ["missing", "not", "bad", "existing"]
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+def test_checkpoints_are_in_the_memory_and_disk_estimates(tmp_path):
+    """A run with ``[record] checkpoint_every`` holds its state twice while a checkpoint is
+    written (Brian2's copy and its pickle), and on the disk the previous checkpoint and the
+    new one beside the result: the estimates grow by the sizes a real checkpoint has (here
+    single_cause with 10^5 input units, two trials, stopped by SIGTERM after the first)."""
+    trial = '{name="t", duration_ms=0.1, stimulus={kind="constant", value=2.0, noise_std=0.1}}'
+    pairs = ["--set", "model.levels.0.size=100000", "--set", "model.levels.0.precision=1e-05",
+             "--set", f"protocol.trials=[{trial}, {trial}]"]
+    plain = load_scenario(SINGLE, overrides=overrides(pairs))
+    checkpointing = load_scenario(SINGLE, overrides=overrides(
+        [*pairs, "--set", "record.checkpoint_every=1"]))
+    output = tmp_path / "stopped.h5"
+    sizes = json.loads(fresh_python(
+        "import json, os, signal, h5py\n"
+        "from sim.engine import run_scenario\n"
+        "from sim.errors import RunInterrupted\n"
+        "from sim.scenario import load_scenario\n"
+        "class Stop:\n"
+        "    def __call__(self, fraction): pass\n"
+        "    def trial_done(self, done, total, energy): os.kill(os.getpid(), signal.SIGTERM)\n"
+        f"scenario = load_scenario({SINGLE!r}, overrides={checkpointing.overrides!r})\n"
+        "try:\n"
+        f"    run_scenario(scenario, {str(output)!r}, Stop())\n"
+        "except RunInterrupted:\n"
+        "    pass\n"
+        f"path = {str(output)!r} + '.checkpoint'\n"
+        "with h5py.File(path) as file:\n"
+        "    print(json.dumps([file['state'].size, os.path.getsize(path)]))\n"))
+    pickled, on_disk = sizes  # the state's pickle; the checkpoint file (the result so far too)
+
+    state = memory.state_bytes(checkpointing)
+    assert pickled <= state <= 3 * pickled, (state, pickled)
+    grown = memory.total(memory.estimate(checkpointing)) - memory.total(memory.estimate(plain))
+    assert grown == memory.CHECKPOINT_STATES * state >= 2 * pickled
+    assert memory.written_bytes(plain) == memory.recorded_bytes(plain)
+    # the previous checkpoint and the new one, each at most the result so far and the state
+    extra = memory.written_bytes(checkpointing) - memory.recorded_bytes(checkpointing)
+    assert extra >= 2 * on_disk

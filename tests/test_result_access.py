@@ -494,7 +494,7 @@ def test_diff_imports_neither_brian2_nor_pandas(hierarchy_runs):
 
 
 def test_flatten_names_keys_as_set_does():
-    from sim.report.diff import flatten
+    from sim.parameters import flatten
 
     table = {"seed": 1, "model": {"levels": [{"name": "a", "precision": [1.0, 2.0]}]},
              "trials": [{"duration_ms": 20.0}], "empty": {}}

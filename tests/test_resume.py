@@ -20,10 +20,14 @@ import numpy as np
 import pytest
 
 import sim
+from sim import memory
+from sim.checkpoint import copy_result
 from sim.cli import main
 from sim.engine import run_scenario
 from sim.errors import RunInterrupted
+from sim.io.finite import NonFiniteData
 from sim.io.partials import HOST
+from sim.io.writer import ResultWriter
 from sim.scenario import load_scenario
 
 # bars: 300 trials of 5 ms, a checkpoint every 50, snapshots every 40; variance: 60 of 100 ms
@@ -147,7 +151,8 @@ def test_variance_stopped_with_sigterm_resumes_to_the_uninterrupted_file(tmp_pat
     assert 15 <= done < 60 and not output.exists()
     lines = [line for line in stderr.splitlines() if line.startswith("pcsim: interrupted")]
     assert len(lines) == 1 and f"after trial {done} of 60" in lines[0]
-    assert str(checkpoint) in lines[0] and "--resume" in lines[0]
+    assert f"kept in the checkpoint {checkpoint} (no result at {output} yet)" in lines[0]
+    assert lines[0].endswith("continue with --resume") and "nothing written" not in lines[0]
 
     # refused, one line each, the checkpoint kept: another scenario, another seed, or a new
     # run over it
@@ -158,6 +163,10 @@ def test_variance_stopped_with_sigterm_resumes_to_the_uninterrupted_file(tmp_pat
     assert main(command("learning/variance", VARIANCE, "-o", str(output), "--resume",
                         "--seed", "7")) == 2
     assert "(parameters.seed differs)" in one_error_line(capsys)
+    # a list of plain values is one parameter, named as --set and pcsim diff name it
+    reordered = {**VARIANCE, "record.variables": '["free_energy","belief","error","precision"]'}
+    assert main(command("learning/variance", reordered, "-o", str(output), "--resume")) == 2
+    assert "(parameters.record.variables differs)" in one_error_line(capsys)
     assert main(command("learning/variance", VARIANCE, "-o", str(output))) == 2
     assert "pass --resume to continue that run" in one_error_line(capsys)
     assert trials_done(checkpoint) == done and not output.exists()
@@ -208,8 +217,15 @@ def test_resume_twice_lists_both_places(tmp_path, capsys):
     overrides = {"protocol.conditions.0.count": 20, "record.checkpoint_every": 5}
     whole, output = tmp_path / "whole.h5", tmp_path / "stopped.h5"
     run_scenario(load_scenario("learning/prior", overrides=overrides), whole)
-    with pytest.raises(RunInterrupted):
+    with pytest.raises(RunInterrupted) as stopped:
         run_scenario(load_scenario("learning/prior", overrides=overrides), output, StopAfter(7))
+    with h5py.File(whole, "r") as file:
+        t_ms = file["trials/t_stop"][6] * 1e3
+    # stopped at a checkpoint: what was kept, where, and how to go on
+    assert str(stopped.value) == (
+        f"interrupted by SIGTERM after trial 7 of 20 at t = {t_ms:g} ms; the trials done are "
+        f"kept in the checkpoint {checkpoint_of(output)} (no result at {output} yet): "
+        "continue with --resume")
     with pytest.raises(RunInterrupted):
         run_scenario(load_scenario("learning/prior", overrides=overrides), output,
                      StopAfter(13), resume=True)
@@ -231,11 +247,15 @@ def test_a_partial_file_kept_on_sigterm_ends_at_the_checkpoint(tmp_path):
     overrides = {"protocol.conditions.0.count": 20, "record.checkpoint_every": 5}
     whole, output = tmp_path / "whole.h5", tmp_path / "stopped.h5"
     run_scenario(load_scenario("learning/prior", overrides=overrides), whole)
-    with pytest.raises(RunInterrupted, match="after trial 7 of 20"):
+    with pytest.raises(RunInterrupted) as stopped:
         run_scenario(load_scenario("learning/prior", overrides=overrides), output,
                      StopAfter(7), keep_partial=True)
+    assert str(stopped.value).endswith(
+        f"ms; the trials done are kept in {output} (status interrupted) and in the checkpoint "
+        f"{checkpoint_of(output)}: continue with --resume --overwrite")
     with sim.load(whole) as complete, sim.load(output, allow_incomplete=True) as partial:
         assert partial.attrs["status"] == "interrupted"
+        assert partial.attrs["failure"] == "interrupted by SIGTERM after trial 7 of 20"
         assert list(partial["trials/index"]) == list(complete["trials/index"][:7])
         assert partial.attrs["stopped_at"] == complete["trials/t_stop"][6]
     run_scenario(load_scenario("learning/prior", overrides=overrides), output, resume=True,
@@ -268,3 +288,78 @@ def alive(pid: int) -> bool:
     except OSError:
         return True
     return True
+
+
+@pytest.mark.parametrize("small_at", ["resume", "start"])
+def test_a_resumed_run_keeps_the_readouts_its_checkpoint_had(tmp_path, monkeypatch, small_at):
+    """Whether a reference readout is turned off (``sim.memory``: half the machine's memory by
+    default) is decided when the run starts; resumed on a machine with less (or more) memory,
+    the run keeps that decision and ends with the uninterrupted run's file."""
+    overrides = {"record.checkpoint_every": 1}
+    whole, output = tmp_path / "whole.h5", tmp_path / "stopped.h5"
+    real = memory.physical_memory
+
+    def machine(is_small: bool) -> None:
+        monkeypatch.setattr(memory, "physical_memory",
+                            (lambda: 401_000_000) if is_small else real)
+
+    machine(small_at == "start")
+    run_scenario(load_scenario("perception/laplace_gap", overrides=overrides), whole)
+    with pytest.raises(RunInterrupted, match="after trial 2 of 6"):
+        run_scenario(load_scenario("perception/laplace_gap", overrides=overrides), output,
+                     StopAfter(2))
+    machine(small_at == "resume")
+    # this machine decides otherwise than the one the run started on
+    off_now = bool(memory.switched_off(load_scenario("perception/laplace_gap")))
+    assert off_now == (small_at == "resume")
+    sim.run("perception/laplace_gap", output, overrides=overrides, resume=True).close()
+    assert_same_bitwise(whole, output, [2])
+    with h5py.File(whole, "r") as file:  # the comparison covers a reference readout
+        assert ("readouts_off" in file.attrs) == (small_at == "start")
+        assert ("surprise" in file["trials"]) == (small_at == "resume")
+
+
+def recording(path: Path, values: list[float]) -> ResultWriter:
+    """A result being written, with one stream that has recorded ``values``."""
+    writer = ResultWriter(path)
+    now = {}
+    writer.stream("levels/x/belief", 2, lambda: now["x"])
+    for value in values:
+        now["x"] = [0.5, value]
+        writer.streams[0].sample()
+    return writer
+
+
+@pytest.mark.parametrize("bad_at", [3, 1500])  # in the first band of tiles written, the second
+def test_a_nan_recorded_before_the_checkpoint_stops_the_resumed_runs_commit(tmp_path, bad_at):
+    """The rows a resumed run copies back from its checkpoint are checked as the recorded ones
+    are (``sim.io.finite``): its commit refuses what the uninterrupted run's refuses."""
+    before, after = [1.0] * 2000, [2.0] * 500  # the samples before the checkpoint, after it
+    before[bad_at] = np.nan
+
+    whole = recording(tmp_path / "whole.h5", before + after)
+    with pytest.raises(NonFiniteData) as uninterrupted:
+        whole.commit()
+    whole.abort()
+
+    stopped = recording(tmp_path / "stopped.h5", before)
+    stopped.flush()  # as Checkpoints.write: the partial result copied under result/
+    with h5py.File(tmp_path / "stopped.h5.checkpoint", "w") as saved:
+        for name in stopped.file:
+            stopped.file.copy(stopped.file[name], saved.require_group("result"), name=name)
+    stopped.abort()
+
+    resumed = recording(tmp_path / "stopped.h5", [])  # built afresh: the stream, empty
+    with h5py.File(tmp_path / "stopped.h5.checkpoint", "r") as saved:
+        copy_result(saved["result"], resumed)  # as Checkpoints.resume
+    for value in after:
+        resumed.streams[0].read = lambda value=value: [0.5, value]
+        resumed.streams[0].sample()
+    resumed.flush()
+    assert resumed.file["levels/x/belief"].shape == (2500, 2)
+    with pytest.raises(NonFiniteData) as caught:
+        resumed.commit()
+    resumed.abort()
+    assert caught.value.found.path == uninterrupted.value.found.path == "/levels/x/belief"
+    assert caught.value.found.index == uninterrupted.value.found.index == (bad_at, 1)
+    assert not (tmp_path / "stopped.h5").exists()

@@ -7,7 +7,9 @@ term; docs/results.md lists them). Any other non-finite value is a number the ru
 compute, so a result holding one is not ``complete``: ``ResultWriter.commit`` raises
 ``NonFiniteData`` and the engine marks the file ``diverged`` (exit 3). Streams are checked
 band by band as they are written (``StreamedDataset.check``), never read back; every other
-dataset (tables, weights, snapshots) is read back at the commit, a band of rows at a time.
+dataset (tables, weights, snapshots) is read back at the commit, a band of rows at a time. A
+resumed run's streams check the rows copied back from its checkpoint the same way
+(``StreamedDataset.append``, ``sim.checkpoint.copy_result``).
 """
 
 from __future__ import annotations

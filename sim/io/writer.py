@@ -144,11 +144,17 @@ class StreamedDataset:
     def flush(self) -> None:
         if not self.filled:
             return
-        start = self.dataset.shape[0]
-        self.dataset.resize(start + self.filled, axis=0)
-        self.dataset[start:] = self.buffer[: self.filled]
-        self.check(self.buffer[: self.filled], start)
+        self.append(self.buffer[: self.filled])
         self.filled = 0
+
+    def append(self, rows: np.ndarray) -> None:
+        """Write ``rows`` after those in the file and check them (``check``): the buffer's,
+        and a resumed run's rows copied back from its checkpoint (``sim.checkpoint``), so
+        that its commit finds what the uninterrupted run's would."""
+        start = self.dataset.shape[0]
+        self.dataset.resize(start + len(rows), axis=0)
+        self.dataset[start:] = rows
+        self.check(rows, start)
 
     def check(self, values: np.ndarray, start: int) -> None:
         """Note the first value not allowed (``sim.io.finite``) of rows written at ``start``."""

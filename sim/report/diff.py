@@ -18,6 +18,7 @@ import numpy as np
 
 from sim.io.lazy import LazyArray
 from sim.io.reader import Result
+from sim.parameters import differing_keys
 
 # root attributes that say when and with what a file was written, not what was computed
 # (``resumed_at_trials``: a resumed run equals an uninterrupted one, sim.checkpoint)
@@ -46,28 +47,10 @@ class Difference:
                     or self.only_second)
 
 
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested tables and lists of tables as dotted keys (``trials.0.name``); a list of plain
-    values is one value."""
-    if isinstance(value, dict):
-        items: Iterator[tuple[str, Any]] = ((str(k), v) for k, v in value.items())
-    elif isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
-        items = ((str(i), v) for i, v in enumerate(value))
-    else:
-        return {prefix: value}
-    flat: dict[str, Any] = {}
-    for key, item in items:
-        flat.update(flatten(item, f"{prefix}.{key}" if prefix else key))
-    return flat
-
-
 def parameter_differences(first: Result, second: Result) -> list[tuple[str, Any, Any]]:
     """(key, value in first, value in second) of each parameter that differs; a key only one
-    result has shows ``None`` for the other."""
-    flat = [flatten(r.parameters) if PARAMETERS in r else {} for r in (first, second)]
-    keys = list(dict.fromkeys([*flat[0], *flat[1]]))
-    return [(key, flat[0].get(key), flat[1].get(key)) for key in keys
-            if key not in flat[0] or key not in flat[1] or flat[0][key] != flat[1][key]]
+    result has shows ``None`` for the other (``sim.parameters.differing_keys``)."""
+    return differing_keys(*(r.parameters if PARAMETERS in r else {} for r in (first, second)))
 
 
 def attribute_differences(first: Result, second: Result) -> list[tuple[str, Any, Any]]:

@@ -29,10 +29,11 @@ class DiscreteKind:
     memory = staticmethod(memory_parts)  # sim.memory
     stability = staticmethod(analyse_discrete)  # sim.stability.preflight
 
-    def build(self, scenario: Scenario, writer: ResultWriter) -> DiscreteSimulation:
+    def build(self, scenario: Scenario, writer: ResultWriter,
+              readouts_off: dict[str, str] | None = None) -> DiscreteSimulation:
         from sim.families.discrete.build import DiscreteSimulation
 
-        return DiscreteSimulation(scenario, writer)
+        return DiscreteSimulation(scenario, writer, readouts_off)
 
 
 KIND = DiscreteKind()

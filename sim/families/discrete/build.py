@@ -32,8 +32,9 @@ class Pending:
 class DiscreteSimulation(Simulation):
     """The Brian2 objects of one run, the observation schedule and the per-trial results."""
 
-    def __init__(self, scenario: Scenario, writer: ResultWriter) -> None:
-        super().__init__(scenario, writer, schedule.DISCRETE_RECORD)
+    def __init__(self, scenario: Scenario, writer: ResultWriter,
+                 readouts_off: dict[str, str] | None = None) -> None:
+        super().__init__(scenario, writer, schedule.DISCRETE_RECORD, readouts_off)
         model: DiscreteModel = scenario.model
         self.model = model
         self.state = (MeanField if model.mean_field else SingleCause)(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from circuits.mechanism import MemoryPart
-from sim.memory import NUMBER_BYTES, TRIAL_NUMBERS, UNIT_NUMBERS, recording_buffer
+from sim.memory import NUMBER_BYTES, STATE_NUMBERS, TRIAL_NUMBERS, UNIT_NUMBERS, recording_buffer
 
 LIKELIHOOD_COPIES = 28  # numbers an entry of A costs, its description in the file included
 
@@ -26,17 +26,19 @@ def memory_parts(scenario: Any) -> list[MemoryPart]:
     units = (sum(len(factor.causes) for factor in model.factors)
              + sum(len(modality.outcomes) for modality in model.modalities))
     parts = [MemoryPart(f"the {units} units", UNIT_NUMBERS * units * NUMBER_BYTES,
-                        "model.factors" if model.mean_field else "model.causes")]
+                        "model.factors" if model.mean_field else "model.causes",
+                        checkpointed=STATE_NUMBERS * units * NUMBER_BYTES)]
     for index, modality in enumerate(model.modalities):
         shape = " x ".join(map(str, modality.likelihood.shape))
         parts.append(MemoryPart(f"the likelihood of modality {modality.name!r} ({shape})",
                                 LIKELIHOOD_COPIES * modality.likelihood.size * NUMBER_BYTES,
-                                f"model.modalities[{index}].likelihood"))
+                                f"model.modalities[{index}].likelihood",
+                                checkpointed=modality.likelihood.size * NUMBER_BYTES))
     for factor in model.factors:
         where = f"factors/{factor.name}" if model.mean_field else "causes"
         parts.extend(recording_buffer(f"{where}/{name}", len(factor.causes))
                      for name in ("belief", "error") if name in recorded)
-    parts.append(MemoryPart(f"the trial table ({len(scenario.trials)} trials)",
-                            TRIAL_NUMBERS * len(scenario.trials) * units * NUMBER_BYTES,
-                            "protocol.trials"))
+    table = TRIAL_NUMBERS * len(scenario.trials) * units * NUMBER_BYTES
+    parts.append(MemoryPart(f"the trial table ({len(scenario.trials)} trials)", table,
+                            "protocol.trials", checkpointed=table))
     return parts

@@ -28,10 +28,11 @@ class HierarchicalKind:
     memory = staticmethod(memory_parts)  # sim.memory
     stability = staticmethod(analyse_hierarchical)  # sim.stability.preflight
 
-    def build(self, scenario: Scenario, writer: ResultWriter) -> HierarchicalSimulation:
+    def build(self, scenario: Scenario, writer: ResultWriter,
+              readouts_off: dict[str, str] | None = None) -> HierarchicalSimulation:
         from sim.families.hierarchical.build import HierarchicalSimulation
 
-        return HierarchicalSimulation(scenario, writer)
+        return HierarchicalSimulation(scenario, writer, readouts_off)
 
 
 KIND = HierarchicalKind()

@@ -70,8 +70,10 @@ class HierarchicalSimulation(Simulation):
     ``sim.batch``); ``lane`` is the copy the streams, F and the readouts see now.
     """
 
-    def __init__(self, scenario: Scenario, writer: ResultWriter) -> None:
-        super().__init__(scenario, writer, schedule.record_order(scenario.model.errors))
+    def __init__(self, scenario: Scenario, writer: ResultWriter,
+                 readouts_off: dict[str, str] | None = None) -> None:
+        super().__init__(scenario, writer, schedule.record_order(scenario.model.errors),
+                         readouts_off)
         model: HierarchicalModel = scenario.model
         self.model = model
         copies = self.copies

@@ -18,7 +18,7 @@ from typing import Any
 import scipy.sparse
 
 from circuits.mechanism import MemoryPart
-from sim.memory import NUMBER_BYTES, TRIAL_NUMBERS, UNIT_NUMBERS, recording_buffer
+from sim.memory import NUMBER_BYTES, STATE_NUMBERS, TRIAL_NUMBERS, UNIT_NUMBERS, recording_buffer
 
 WEIGHT_COPIES = 6  # copies of each weight matrix (measured)
 HESSIAN_COPIES = 3  # F's Hessian over the beliefs, its factor and a temporary
@@ -35,14 +35,16 @@ def memory_parts(scenario: Any) -> list[MemoryPart]:
         size_key = f"model.levels[{index}].size"
         parts.append(MemoryPart(f"the {level.size} units of level {level.name!r}"
                                 + (f" in {copies} copies" if copies > 1 else ""),
-                                UNIT_NUMBERS * level.size * copies * NUMBER_BYTES, size_key))
+                                UNIT_NUMBERS * level.size * copies * NUMBER_BYTES, size_key,
+                                checkpointed=STATE_NUMBERS * level.size * NUMBER_BYTES))
         if level.generative is not None:
             weights = level.generative.weights
             rows, columns = weights.shape
             # a sparse matrix: its values and column indices (CSR)
             entries = weights.nnz * 2 if scipy.sparse.issparse(weights) else rows * columns
             parts.append(MemoryPart(f"the weights of level {level.name!r} ({rows} x {columns})",
-                                    WEIGHT_COPIES * entries * NUMBER_BYTES, size_key))
+                                    WEIGHT_COPIES * entries * NUMBER_BYTES, size_key,
+                                    checkpointed=entries * NUMBER_BYTES))
         where = f"levels/{level.name}"
         streams = ([f"{where}/input"] if index == 0 else
                    [f"{where}/belief"] if "belief" in recorded else [])
@@ -54,7 +56,7 @@ def memory_parts(scenario: Any) -> list[MemoryPart]:
                             "belief units)", HESSIAN_COPIES * beliefs**2 * NUMBER_BYTES,
                             f"model.levels[{widest}].size"))
     units = sum(level.size for level in model.levels)
+    table = TRIAL_NUMBERS * len(scenario.trials) * units * NUMBER_BYTES
     parts.append(MemoryPart(f"the trial table ({len(scenario.trials)} trials of {units} units)",
-                            TRIAL_NUMBERS * len(scenario.trials) * units * NUMBER_BYTES,
-                            "protocol.trials"))
+                            table, "protocol.trials", checkpointed=table))
     return parts
