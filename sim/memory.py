@@ -168,11 +168,18 @@ def check_memory(scenario: Any) -> None:
     size, limit = total(parts), memory_limit(scenario)
     if size <= limit:
         return
-    biggest = max((part for part in parts if part.key), key=lambda part: part.size)
     source = Source(scenario.path, scenario.source_text, tuple(scenario.overrides))
     configured = scenario.numerics.memory_limit_mb is not None
     where = ("[numerics] memory_limit_mb" if configured else
              f"{100 * DEFAULT_FRACTION:g}% of this machine's memory; [numerics] memory_limit_mb")
+    fixed = total([part for part in parts if not part.key])
+    if fixed >= limit:  # no key of the scenario can help: the limit is below pcsim's own
+        raise source.error("numerics.memory_limit_mb",
+                           f"the run would take about {size_text(size)}, over the limit of "
+                           f"{size_text(limit)} ({where}); {size_text(fixed)} of it is "
+                           "pcsim itself (the interpreter with Brian2 loaded), whatever the "
+                           "model: expected a limit above that")
+    biggest = max((part for part in parts if part.key), key=lambda part: part.size)
     raise source.error(biggest.key,
                        f"the run would take about {size_text(size)}, over the limit of "
                        f"{size_text(limit)} ({where}); the biggest part is "

@@ -13,6 +13,7 @@ import pytest
 
 import sim
 from sim import memory
+from sim.errors import ScenarioError
 from sim.scenario import load_scenario
 
 SINGLE = "perception/single_cause"
@@ -128,6 +129,18 @@ def test_a_run_over_the_memory_limit_is_refused_in_one_line(tmp_path):
     assert f"over the limit of {estimate * 0.9:.3g} MB" in line and "memory_limit_mb" in line
     assert not list(tmp_path.iterdir())
     assert run(estimate * 1.1, "--check").returncode == 0
+
+
+def test_a_limit_below_pcsim_itself_names_the_limit_not_a_model_part():
+    """No key of the model can bring a run under a limit below the interpreter's own memory:
+    the refusal names the limit, not the largest of the model's (tiny) parts."""
+    limit_mb = memory.BASELINE_BYTES / 1e6 / 2
+    with pytest.raises(ScenarioError) as refused:
+        memory.check_memory(load_scenario(SINGLE, overrides={
+            "numerics.memory_limit_mb": limit_mb}))
+    message = str(refused.value)
+    assert "numerics.memory_limit_mb: the run would take" in message, message
+    assert "pcsim itself" in message and "shrink" not in message, message
 
 
 def test_the_default_limit_is_a_fraction_of_the_machines_memory():
