@@ -1,6 +1,7 @@
 """Where a step of ``attention/posner`` goes today: cProfile of ``sim.run`` in a warm process.
 
-Runs Posner once to warm Brian2's code cache, then once under cProfile, and prints the wall time
+Runs Posner once to warm Brian2's code cache, then timed (as is, and with F's Laplace term only at
+trial ends), then once under cProfile, and prints the wall times
 and, per step (180,000), the cumulative cost of each Python network operation, of Brian2's code
 objects, of Brian2's own loop around them and of the recorder's work at each 1 ms sample.
 
@@ -56,6 +57,10 @@ def main() -> None:
     start = time.perf_counter()
     sim.run("attention/posner", folder / "plain.h5")
     plain = time.perf_counter() - start
+    start = time.perf_counter()
+    sim.run("attention/posner", folder / "no-laplace.h5",
+            overrides={"record.laplace": "trial_end"})
+    no_laplace = time.perf_counter() - start
     profiler = cProfile.Profile()
     start = time.perf_counter()
     profiler.runcall(sim.run, "attention/posner", folder / "profiled.h5")
@@ -63,6 +68,8 @@ def main() -> None:
     stats = pstats.Stats(profiler)
     print(f"warm run: {plain:.2f} s ({1e6 * plain / STEPS:.1f} us a step); "
           f"under cProfile {profiled:.2f} s")
+    print(f"warm run with record.laplace = 'trial_end': {no_laplace:.2f} s: F's Laplace term at "
+          f"every sample costs {1e6 * (plain - no_laplace) / SAMPLES:.0f} us a sample unprofiled")
     print(f"{'piece':42s} {'calls':>9s} {'s (prof.)':>10s} {'us/step':>8s} {'share':>6s}")
     total = cumulative(stats, "brian2/core/network.py", "run")[1]
     for label, suffix, name in PIECES:
