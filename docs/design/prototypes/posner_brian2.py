@@ -142,7 +142,7 @@ def build(protocol: posner.Protocol, fused: bool = False) -> dict:
                            order=-1 if fused else 1, name="samples")
     ends = StateMonitor(group, ["mu_l", "mu_r", "mu_c", *(["rt"] if fused else [])], record=0,
                         dt=trial_ms * ms, when="start", order=-3, name="ends")
-    network = Network(group, samples, ends, *([crossings] if crossings else []))
+    network = Network(group, samples, ends, *([] if crossings is None else [crossings]))
     return {"network": network, "group": group, "samples": samples, "ends": ends,
             "crossings": crossings, "stimulus_l": stimulus_l, "stimulus_r": stimulus_r,
             "trial_prior": trial_prior}
