@@ -3,7 +3,8 @@
 Runs Posner once to warm Brian2's code cache, then timed (as is, and with F's Laplace term only at
 trial ends), then once under cProfile, and prints the wall times
 and, per step (180,000), the cumulative cost of each Python network operation, of Brian2's code
-objects, of Brian2's own loop around them and of the recorder's work at each 1 ms sample.
+objects, of Brian2's own loop around them and of the recorder's work at each 1 ms sample; then
+once more with Brian2's own per-object profile (``Network.run(profile=True)``).
 
     python docs/design/prototypes/profile_posner.py
 """
@@ -14,6 +15,8 @@ import pstats
 import tempfile
 import time
 from pathlib import Path
+
+import brian2
 
 import sim
 
@@ -51,6 +54,32 @@ def cumulative(stats: pstats.Stats, suffix: str, name: str) -> tuple[int, float]
     return calls, seconds
 
 
+def brian2_profile(folder: Path) -> None:
+    """Brian2's own per-object timing (``Network.run(profile=True)``, far lighter than cProfile):
+    each network operation's and each code object's total, per step."""
+    networks = []
+    original = brian2.Network.run
+
+    def run_profiled(self, *args, **kwargs):
+        networks.append(self)
+        return original(self, *args, **{**kwargs, "profile": True})
+
+    brian2.Network.run = run_profiled
+    try:
+        start = time.perf_counter()
+        sim.run("attention/posner", folder / "brian2-profiled.h5")
+        wall = time.perf_counter() - start
+    finally:
+        brian2.Network.run = original
+    info = sorted(networks[-1].profiling_info, key=lambda item: -float(item[1]))
+    total = sum(float(seconds) for _, seconds in info)
+    print(f"Brian2's profile (Network.run(profile=True)), wall {wall:.2f} s, "
+          f"objects together {total:.2f} s:")
+    print(f"{'object':40s} {'s':>7s} {'us/step':>8s}")
+    for name, seconds in info:
+        print(f"{name:40s} {float(seconds):7.2f} {1e6 * float(seconds) / STEPS:8.2f}")
+
+
 def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="posner-profile-"))
     sim.run("attention/posner", folder / "warm.h5")  # compile once
@@ -80,6 +109,7 @@ def main() -> None:
     print(f"per 1 ms sample: F with its Laplace term "
           f"{1e6 * cumulative(stats, 'hierarchical/build.py', 'before_sample')[1] / SAMPLES:.0f}"
           " us (profiled)")
+    brian2_profile(folder)
 
 
 if __name__ == "__main__":
