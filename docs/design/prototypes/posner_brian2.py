@@ -11,6 +11,7 @@ event checked every step at the start of the step is the reaction time (an ``Eve
     python docs/design/prototypes/posner_brian2.py            # both devices, all numbers
     python docs/design/prototypes/posner_brian2.py runtime [--fused]
     python docs/design/prototypes/posner_brian2.py standalone DIRECTORY [--run-args] [--fused]
+                                                   [--reuse]
 """
 from __future__ import annotations
 
@@ -221,9 +222,11 @@ def runtime(fused: bool = False) -> dict:
             "us_step": 1e6 * run_s / protocol.steps, "worst": worst}
 
 
-def standalone(directory: str, run_args: bool, fused: bool = False) -> dict:
+def standalone(directory: str, run_args: bool, fused: bool = False, reuse: bool = False) -> dict:
     """Build and run in ``directory`` (reused if it holds an earlier build); with ``run_args``
-    a second run with other per-trial values (priors, stimulus), compared with a NumPy loop."""
+    a second run with other per-trial values (priors, stimulus), compared with a NumPy loop.
+    ``reuse``: generate the sources but do not compile: run the program an earlier process built
+    in ``directory`` (pcsim would have to know that the model is the same)."""
     set_device("cpp_standalone", directory=directory, build_on_run=False)
     prefs.devices.cpp_standalone.extra_make_args_unix = ["-j2"]  # make -j alone: no limit
     result = posner.reference()
@@ -232,7 +235,7 @@ def standalone(directory: str, run_args: bool, fused: bool = False) -> dict:
     built = build(protocol, fused)
     built["network"].run(protocol.steps * posner.DT_MS * ms)
     generate_s = time.perf_counter() - start
-    device.build(directory=directory, compile=True, run=False, with_output=False)
+    device.build(directory=directory, compile=not reuse, run=False, with_output=False)
     build_s = time.perf_counter() - start
     compiled = compiled_since(directory, stamp)
     start = time.perf_counter()
@@ -241,7 +244,7 @@ def standalone(directory: str, run_args: bool, fused: bool = False) -> dict:
     timing = Path(directory, "results", "last_run_info.txt").read_text().split()
     inner_s = float(timing[0])
     code_objects = len(list(Path(directory, "code_objects").glob("*.cpp")))
-    label = "standalone fused" if fused else "standalone"
+    label = ("standalone fused" if fused else "standalone") + (", reused program" if reuse else "")
     print(f"{label}: build {build_s:.2f} s (network set up {generate_s:.2f} s; {code_objects} "
           f"code objects, {compiled} object files compiled); program "
           f"{run_s:.2f} s wall, of which the run {inner_s:.3f} s "
@@ -297,7 +300,7 @@ def main() -> None:
         return
     if len(sys.argv) > 2 and sys.argv[1] == "standalone":
         print(json.dumps(standalone(sys.argv[2], "--run-args" in sys.argv,
-                                    "--fused" in sys.argv)))
+                                    "--fused" in sys.argv, "--reuse" in sys.argv)))
         return
     posner.reference()  # made once, before the timed processes
     me = [sys.executable, __file__]
@@ -309,6 +312,8 @@ def main() -> None:
         subprocess.run([*me, "standalone", str(directory)], check=True)
         print("-- standalone, warm (a new process, the same directory), then run_args:")
         subprocess.run([*me, "standalone", str(directory), "--run-args"], check=True)
+        print("-- standalone, a new process running the program built before (no compile):")
+        subprocess.run([*me, "standalone", str(directory), "--reuse"], check=True)
         print("-- standalone fused, cold (a new directory):")
         subprocess.run([*me, "standalone", str(directory / "fused"), "--fused"], check=True)
     finally:
