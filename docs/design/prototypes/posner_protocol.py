@@ -68,7 +68,8 @@ class Protocol:
 
 
 def reference() -> sim.Result:
-    """pcsim's own run of attention/posner (made once, kept in the temporary folder)."""
+    """pcsim's own run of attention/posner (made once, kept in the temporary folder as
+    ``REFERENCE``: delete it to measure against another pcsim)."""
     if not REFERENCE.exists():
         sim.run("attention/posner", REFERENCE)
     return sim.load(REFERENCE)
