@@ -155,6 +155,35 @@ def _row_normalisers(precision: np.ndarray) -> np.ndarray:
     return found
 
 
+class _Recent:
+    """Values kept under keys (float arrays of one shape), most recent first: ``find`` compares
+    a key with every kept one in one NumPy comparison (what ``np.array_equal`` with each would
+    find, in the same order), where a loop of ``array_equal`` calls cost 16 x 2-3 us at every
+    Laplace term of a model whose precision changes at every sample (a miss each time)."""
+
+    def __init__(self) -> None:
+        self.shape: object = None  # the keys' shape (one shape a cache: a level's, or a tuple)
+        self.keys = np.empty((0, 0))  # one flattened key a row, most recent first
+        self.values: list = []
+
+    def find(self, shape: object, key: np.ndarray):
+        """The value kept under an equal key of this shape (the most recent), None if none."""
+        if shape != self.shape or not self.values:
+            return None
+        hits = (self.keys == key.reshape(-1)).all(axis=1)
+        return self.values[int(hits.argmax())] if hits.any() else None
+
+    def keep(self, shape: object, key: np.ndarray, value, size: int) -> None:
+        """Put ``value`` in front under a copy of ``key``, keeping at most ``size`` (a key of
+        another shape starts afresh: the shapes are the model's, fixed in a run)."""
+        row = np.array(key, dtype=float).reshape(1, -1)
+        if shape != self.shape:
+            self.shape, self.keys, self.values = shape, row, [value]
+            return
+        self.keys = np.concatenate((row, self.keys[:size - 1]))
+        self.values = [value, *self.values[:size - 1]]
+
+
 class GramCache:
     """W' Pi W per level, kept while W and Pi stay the same (compared on every use, a cost of
     n_{l-1} n_l against the product's n_{l-1} n_l^2): for g = W f(mu),
@@ -167,8 +196,8 @@ class GramCache:
 
     def __init__(self, size: int = 1) -> None:
         self.size = size  # W' Pi W kept per block for this many Pi (and as many ln|det H|)
-        self.entries: dict[int, tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]] = {}
-        self.log_dets: list[tuple[list[np.ndarray], float]] = []  # linear models
+        self.entries: dict[int, tuple[np.ndarray, _Recent]] = {}
+        self.log_dets = _Recent()  # linear models: ln|det H| by all the precisions
         self.workspaces: dict[int, np.ndarray] = {}
 
     def workspace(self, block: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -184,30 +213,31 @@ class GramCache:
     def gram(self, block: int, weights: np.ndarray, precision: np.ndarray) -> np.ndarray:
         kept = self.entries.get(block)
         if kept is None or not np.array_equal(kept[0], weights):
-            kept = self.entries[block] = (weights.copy(), [])
-            self.log_dets = []  # the Hessian changed with the weights
+            kept = self.entries[block] = (weights.copy(), _Recent())
+            self.log_dets = _Recent()  # the Hessian changed with the weights
         products = kept[1]
-        for known, product in products:
-            if np.array_equal(known, precision):
-                return product
-        product = weights.T @ weigh(precision, weights)
-        products.insert(0, (np.array(precision, copy=True), product))
-        del products[max(1, min(self.size, self.KEEP_BYTES // product.nbytes)):]
+        product = products.find(precision.shape, precision)
+        if product is None:
+            product = weights.T @ weigh(precision, weights)
+            products.keep(precision.shape, precision, product,
+                          max(1, min(self.size, self.KEEP_BYTES // product.nbytes)))
         return product
 
     def constant_log_det(self, precisions: Sequence[np.ndarray]) -> float | None:
         """For a linear model the whole Hessian is constant while W and Pi are: its ln|det|
         from a time with the same precisions, if the weights did not change since."""
-        for kept, value in self.log_dets:
-            if len(kept) == len(precisions) and all(
-                    np.array_equal(a, np.broadcast_to(b, a.shape))
-                    for a, b in zip(kept, precisions, strict=True)):
-                return value
-        return None
+        shape, key = _precisions_key(precisions)
+        return self.log_dets.find(shape, key)
 
     def keep_log_det(self, precisions: Sequence[np.ndarray], value: float) -> None:
-        self.log_dets.insert(0, ([np.array(p, dtype=float) for p in precisions], value))
-        del self.log_dets[self.size:]
+        shape, key = _precisions_key(precisions)
+        self.log_dets.keep(shape, key, value, self.size)
+
+
+def _precisions_key(precisions: Sequence[np.ndarray]) -> tuple[tuple, np.ndarray]:
+    """Every level's precisions as one flat key, and the levels' shapes."""
+    return (tuple(np.shape(p) for p in precisions),
+            np.concatenate([np.ravel(p) for p in precisions]))
 
 
 def hessian_blocks(
@@ -232,28 +262,32 @@ def hessian_blocks(
     for block, level in enumerate(model.belief_levels):
         index, mu, gmap = block + 1, beliefs[block], level.generative
         precision_below = precisions[index - 1]
-        if not is_matrix(precision_below):
+        if not is_matrix(precision_below) and np.shape(precision_below) != errors[index - 1].shape:
             precision_below = np.broadcast_to(precision_below, errors[index - 1].shape)
         cached = cache is not None and not sparse and (gmap.site == "before"
                                                        or gmap.nonlinearity.is_identity)
         # J and Pi J: for an upper block, or for J' Pi J when it is not cached
         jacobian = gmap.jacobian(mu) if block > 0 or not cached else None
         weighted_jacobian = None if jacobian is None else weigh(precision_below, jacobian)
+        identity = gmap.nonlinearity.is_identity
         if cached:  # into the cache's array for the block (see GramCache.workspace)
-            slope = gmap.nonlinearity.df(mu) * np.ones(len(mu))  # 1 for the identity
-            gram = cache.gram(block, gmap.weights, np.array(precision_below, dtype=float))
-            curvature_free = np.multiply(gram, slope[:, np.newaxis],
-                                         out=cache.workspace(block, gram.shape))
-            curvature_free *= slope[np.newaxis, :]
+            gram = cache.gram(block, gmap.weights, np.asarray(precision_below, dtype=float))
+            curvature_free = cache.workspace(block, gram.shape)
+            if identity:  # f' = 1: the scaling below would leave W' Pi W as it is
+                np.copyto(curvature_free, gram)
+            else:
+                slope = gmap.nonlinearity.df(mu) * np.ones(len(mu))
+                np.multiply(gram, slope[:, np.newaxis], out=curvature_free)
+                curvature_free *= slope[np.newaxis, :]
         else:
             curvature_free = jacobian.T @ weighted_jacobian
         prior = curvature.get(index) if curvature else None  # a mechanism's prior's d2/dmu2
-        own = precisions[index]
-        own = (np.asarray(own, dtype=float) if is_matrix(own)
-               else np.broadcast_to(own, mu.shape).astype(float))
+        own = _own_precision(precisions[index], mu.shape)
         if prior is not None:
             own = own + (np.diag(np.broadcast_to(prior, mu.shape)) if is_matrix(own) else prior)
-        epsilon_below = weigh(precision_below, errors[index - 1])
+        # Pi e from below, for the generative curvature (none for a linear g on a dense block)
+        epsilon_below = (None if identity and not sparse
+                         else weigh(precision_below, errors[index - 1]))
         if sparse:
             own = scipy.sparse.csr_matrix(own) if is_matrix(own) else scipy.sparse.diags(own)
             diagonal_blocks.append(own + curvature_free - gmap.curvature(mu, epsilon_below))
@@ -264,16 +298,28 @@ def hessian_blocks(
     return diagonal_blocks, upper_blocks, sparse
 
 
+def _own_precision(own, shape: tuple[int, ...]) -> np.ndarray:
+    """A level's own precision as a float array (a matrix, or one per unit): the array itself
+    where it is one already (it is only read), else a float copy of its units."""
+    if is_matrix(own):
+        return np.asarray(own, dtype=float)
+    if isinstance(own, np.ndarray) and own.shape == shape and own.dtype == np.float64:
+        return own
+    return np.broadcast_to(own, shape).astype(float)
+
+
 def _dense_block(curvature_free: np.ndarray, own: np.ndarray, gmap, mu: np.ndarray,
-                 epsilon_below: np.ndarray) -> np.ndarray:
+                 epsilon_below: np.ndarray | None) -> np.ndarray:
     """Own precision + J' Pi J - generative curvature, added into ``curvature_free`` (an array
     of this call's: fresh, or the cache's workspace): a diagonal term goes onto its diagonal,
-    not through an n x n temporary."""
+    not through an n x n temporary. ``epsilon_below`` None: g is linear (no curvature)."""
     on_diagonal = np.einsum("ii->i", curvature_free)  # a writeable view of the diagonal
     if is_matrix(own):
         curvature_free += own
     else:
         on_diagonal += own
+    if epsilon_below is None:
+        return curvature_free
     generative = gmap.curvature_diagonal(mu, epsilon_below)
     if generative is None:
         curvature_free -= gmap.curvature(mu, epsilon_below)
