@@ -77,7 +77,7 @@ def prediction_errors(
 
 def is_matrix(precision) -> bool:
     """A level's precision is a full matrix (n x n), not one per unit."""
-    return np.ndim(precision) == 2
+    return (precision.ndim if isinstance(precision, np.ndarray) else np.ndim(precision)) == 2
 
 
 def weigh(precision, values):
@@ -87,7 +87,8 @@ def weigh(precision, values):
         if scipy.sparse.issparse(values):  # a sparse J stays sparse: so does the Hessian
             return (scipy.sparse.csr_matrix(precision) @ values).tocsr()
         return precision @ values
-    precision = np.broadcast_to(precision, np.shape(values)[:1])
+    if np.shape(precision) != np.shape(values)[:1]:
+        precision = np.broadcast_to(precision, np.shape(values)[:1])
     return precision * values if np.ndim(values) == 1 else scale_rows(precision, values)
 
 
@@ -101,7 +102,7 @@ def energy(errors: Sequence[np.ndarray], precisions: Sequence[np.ndarray]) -> fl
         precision = np.asarray(precision)
         if precision.shape != error.shape:
             precision = np.broadcast_to(precision, error.shape)
-        total += 0.5 * float(np.sum(precision * error**2))
+        total += 0.5 * float((precision * error**2).sum())
         total += _normaliser(precision.dtype.str, precision.tobytes())
     return total
 
@@ -212,7 +213,7 @@ class GramCache:
 
     def gram(self, block: int, weights: np.ndarray, precision: np.ndarray) -> np.ndarray:
         kept = self.entries.get(block)
-        if kept is None or not np.array_equal(kept[0], weights):
+        if kept is None or kept[0].shape != weights.shape or not (kept[0] == weights).all():
             kept = self.entries[block] = (weights.copy(), _Recent())
             self.log_dets = _Recent()  # the Hessian changed with the weights
         products = kept[1]
@@ -223,21 +224,20 @@ class GramCache:
                           max(1, min(self.size, self.KEEP_BYTES // product.nbytes)))
         return product
 
-    def constant_log_det(self, precisions: Sequence[np.ndarray]) -> float | None:
+    def constant_log_det(self, key: tuple[tuple, np.ndarray]) -> float | None:
         """For a linear model the whole Hessian is constant while W and Pi are: its ln|det|
-        from a time with the same precisions, if the weights did not change since."""
-        shape, key = _precisions_key(precisions)
-        return self.log_dets.find(shape, key)
+        from a time with the same precisions (``key``: ``precisions_key``), if the weights did
+        not change since."""
+        return self.log_dets.find(*key)
 
-    def keep_log_det(self, precisions: Sequence[np.ndarray], value: float) -> None:
-        shape, key = _precisions_key(precisions)
-        self.log_dets.keep(shape, key, value, self.size)
+    def keep_log_det(self, key: tuple[tuple, np.ndarray], value: float) -> None:
+        self.log_dets.keep(*key, value, self.size)
 
 
-def _precisions_key(precisions: Sequence[np.ndarray]) -> tuple[tuple, np.ndarray]:
-    """Every level's precisions as one flat key, and the levels' shapes."""
-    return (tuple(np.shape(p) for p in precisions),
-            np.concatenate([np.ravel(p) for p in precisions]))
+def precisions_key(precisions: Sequence[np.ndarray]) -> tuple[tuple, np.ndarray]:
+    """Every level's precisions as one flat array, with the levels' shapes: what
+    ``GramCache.constant_log_det`` compares."""
+    return tuple(np.shape(p) for p in precisions), np.concatenate(precisions, axis=None)
 
 
 def hessian_blocks(
@@ -266,10 +266,16 @@ def hessian_blocks(
             precision_below = np.broadcast_to(precision_below, errors[index - 1].shape)
         cached = cache is not None and not sparse and (gmap.site == "before"
                                                        or gmap.nonlinearity.is_identity)
-        # J and Pi J: for an upper block, or for J' Pi J when it is not cached
-        jacobian = gmap.jacobian(mu) if block > 0 or not cached else None
-        weighted_jacobian = None if jacobian is None else weigh(precision_below, jacobian)
         identity = gmap.nonlinearity.is_identity
+        # J and Pi J: for an upper block, or for J' Pi J when it is not cached (a linear g's J
+        # is W: ``jacobian`` would multiply it by f' = 1)
+        if block == 0 and cached:
+            jacobian = None
+        elif identity and not sparse and gmap.weights.dtype == np.float64:
+            jacobian = gmap.weights
+        else:
+            jacobian = gmap.jacobian(mu)
+        weighted_jacobian = None if jacobian is None else weigh(precision_below, jacobian)
         if cached:  # into the cache's array for the block (see GramCache.workspace)
             gram = cache.gram(block, gmap.weights, np.asarray(precision_below, dtype=float))
             curvature_free = cache.workspace(block, gram.shape)
@@ -313,7 +319,8 @@ def _dense_block(curvature_free: np.ndarray, own: np.ndarray, gmap, mu: np.ndarr
     """Own precision + J' Pi J - generative curvature, added into ``curvature_free`` (an array
     of this call's: fresh, or the cache's workspace): a diagonal term goes onto its diagonal,
     not through an n x n temporary. ``epsilon_below`` None: g is linear (no curvature)."""
-    on_diagonal = np.einsum("ii->i", curvature_free)  # a writeable view of the diagonal
+    on_diagonal = (curvature_free.reshape(-1)[::len(curvature_free) + 1]  # a writeable view
+                   if curvature_free.flags.c_contiguous else np.einsum("ii->i", curvature_free))
     if is_matrix(own):
         curvature_free += own
     else:
@@ -379,11 +386,12 @@ def free_energy(
                                                            cache, curvature)
     linear = cache is not None and not sparse and not curvature and all(
         level.generative.nonlinearity.is_identity for level in model.belief_levels)
-    log_det = cache.constant_log_det(precisions) if linear else None
+    key = precisions_key(precisions) if linear else None
+    log_det = cache.constant_log_det(key) if linear else None
     if log_det is None and not sparse:
         log_det = block_log_abs_det(diagonal_blocks, upper_blocks, overwrite=True)
         if linear and log_det is not None:
-            cache.keep_log_det(precisions, log_det)
+            cache.keep_log_det(key, log_det)
     if log_det is None:
         log_det = log_abs_det(energy_hessian(model, beliefs, errors, precisions, curvature))
     entropy_side = 0.5 * log_det - 0.5 * model.n_beliefs * LN_2PI

@@ -32,7 +32,7 @@ def block_log_abs_det(diagonal_blocks: Sequence[np.ndarray],
     ``overwrite``: the complements may be formed in the diagonal blocks' own arrays (no n x n
     temporaries)."""
     sizes = [np.shape(block)[0] for block in diagonal_blocks]
-    largest = int(np.argmax(sizes))
+    largest = sizes.index(max(sizes))  # the first largest, as np.argmax (without its list copy)
     above = _eliminate(diagonal_blocks[:largest], upper_blocks[:largest], overwrite)
     below = _eliminate(diagonal_blocks[largest + 1:][::-1],  # the chain below, from its end
                        [upper.T for upper in upper_blocks[largest:][::-1]], overwrite)
