@@ -172,7 +172,8 @@ class _Recent:
         if shape != self.shape or not self.values:
             return None
         hits = (self.keys == key.reshape(-1)).all(axis=1)
-        return self.values[int(hits.argmax())] if hits.any() else None
+        first = int(hits.argmax())  # the first hit, or 0 if none
+        return self.values[first] if hits[first] else None
 
     def keep(self, shape: object, key: np.ndarray, value, size: int) -> None:
         """Put ``value`` in front under a copy of ``key``, keeping at most ``size`` (a key of
