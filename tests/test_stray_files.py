@@ -172,12 +172,18 @@ def test_a_live_process_folder_is_kept_and_a_reused_pid_is_not(temp):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
     live = make(os.getpid(), {"start_ticks": start_ticks(os.getpid())})
-    reused = make(os.getppid(), {"start_ticks": start_ticks(os.getppid()) + 1})
-    being_made = make(1, None)  # pid 1 exists: maybe its owner file is being written
-    dead_unowned = make(int(gone), None)
-    other_host = temp / f"pcsim-elsewhere-{gone}"
-    other_host.mkdir()
-    temp_folder.remove_stale(temp)
+    # a live process of its own (not pid 1: the test's parent may be pid 1 after a reparent)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        reused = make(other.pid, {"start_ticks": start_ticks(other.pid) + 1})
+        being_made = make(1, None)  # pid 1 exists: maybe its owner file is being written
+        dead_unowned = make(int(gone), None)
+        other_host = temp / f"pcsim-elsewhere-{gone}"
+        other_host.mkdir()
+        temp_folder.remove_stale(temp)
+    finally:
+        other.kill()
+        other.wait()
     assert live.exists() and being_made.exists() and other_host.exists()
     assert not reused.exists() and not dead_unowned.exists()
 
