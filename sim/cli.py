@@ -18,7 +18,6 @@ import sys
 import warnings
 from pathlib import Path
 
-from sim import temp_folder
 from sim.errors import DivergenceError, ResultError, RunInterrupted, ScenarioError
 
 USER_ERROR = 2
@@ -266,9 +265,20 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"pcsim: warning: {message}", file=sys.stderr)
 
 
-@temp_folder.inside()  # before Brian2 is imported: its temporary files go there, and go
+COMPILING = ("run", "sweep", "bench")  # the commands that may import Brian2 and compile
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command not in COMPILING:  # show, plot, diff, list: no temporary files to own
+        return _main(args)
+    from sim import temp_folder
+
+    with temp_folder.inside():  # before Brian2 is imported: its temporary files go there
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings():
             own_warnings(args)

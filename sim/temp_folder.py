@@ -15,7 +15,8 @@ that are gone (``remove_stale``: this host only; a pid now used by another proce
 gone; a folder without a readable owner is removed only if no process has its pid).
 
 - ``inside()``: for the duration of a call (also a decorator), then ``tempfile.tempdir`` and
-  ``TMPDIR`` are given back (the ``pcsim`` command's ``main``; ``sim.run``, ``sim.sweep``: a
+  ``TMPDIR`` are given back (``pcsim run``, ``sweep`` and ``bench``, ``sim.cli.COMPILING``;
+  ``sim.run``, ``sim.sweep``: a
   library user's own temporary files stay where they were); the folder is removed at once if
   nothing is left in it, else when the process exits.
 - ``enter()``: for the whole process, for good (a sweep's local worker, whose folder then lies
