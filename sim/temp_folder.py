@@ -16,9 +16,8 @@ gone; a folder without a readable owner is removed only if no process has its pi
 
 - ``inside()``: for the duration of a call (also a decorator), then ``tempfile.tempdir`` and
   ``TMPDIR`` are given back (``pcsim run``, ``sweep`` and ``bench``, ``sim.cli.COMPILING``;
-  ``sim.run``, ``sim.sweep``: a
-  library user's own temporary files stay where they were); the folder is removed at once if
-  nothing is left in it, else when the process exits.
+  ``sim.run``, ``sim.sweep``: a library user's own temporary files stay where they were); the
+  folder is removed at once if nothing is left in it, else when the process exits.
 - ``enter()``: for the whole process, for good (a sweep's local worker, whose folder then lies
   inside its sweep's).
 - ``outside()``: the caller's temp folder for a while, for files meant to outlive the process
