@@ -7,10 +7,10 @@ them and ``sim.open_sweep(folder)`` reads its index (``sim.sweeps``).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sim import temp_folder
 from sim._version import __version__
 from sim.errors import (
     DivergenceError,
@@ -28,7 +28,22 @@ __all__ = ["DivergenceError", "NumericalWarning", "Result", "ResultError", "RunI
            "ScenarioError", "__version__", "load", "open_sweep", "run", "sweep"]
 
 
-@temp_folder.inside()  # Brian2's and the compiler's temporary files: sim.temp_folder
+def _in_own_temp_folder(function):
+    """``function`` with Brian2's and the compiler's temporary files in this process's own
+    folder for the call (``sim.temp_folder``, imported at the first call: ``import sim`` stays
+    light for the report side)."""
+
+    @functools.wraps(function)
+    def in_own_folder(*args: Any, **kwargs: Any) -> Any:
+        from sim import temp_folder
+
+        with temp_folder.inside():
+            return function(*args, **kwargs)
+
+    return in_own_folder
+
+
+@_in_own_temp_folder
 def run(
     scenario: str | Path,
     output: str | Path | None = None,
@@ -71,7 +86,7 @@ def run(
     return load(target)
 
 
-@temp_folder.inside()
+@_in_own_temp_folder
 def sweep(
     scenario: str | Path,
     vary: dict[str, list[Any]] | None = None,
