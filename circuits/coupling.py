@@ -249,8 +249,9 @@ def _synaptic_coupling(
                               name=f"generative_{belief.name}", clock=clock,
                               order=schedule.DELIVER_TO_BELIEFS)  # its w update, if w learns
         matrix = scipy.sparse.coo_matrix(gmap.weights)
-        generative.connect(i=matrix.col, j=matrix.row)
-        generative.w = matrix.data
+        if matrix.nnz:  # none: the prediction is 0 (the summed variable of no synapse)
+            generative.connect(i=matrix.col, j=matrix.row)
+            generative.w = matrix.data
         generatives.append(generative)
         one_to_one = Synapses(
             belief, errors[index + 1],

@@ -212,6 +212,13 @@ class Mechanism:
     def build(self, settings: Any, context: BuildContext) -> list:
         return []
 
+    def compiled(self, settings: Any, context: Any) -> list | None:
+        """What ``build``'s objects do every step, as Brian2 objects without Python (for the
+        ``cpp_standalone`` device, ``sim.compiled``; ``context`` a ``CompiledContext``), or
+        None: no compiled form (a run on that device is refused). Asked only of a mechanism
+        whose ``build`` gave objects."""
+        return None
+
     def bounds(self, settings: Any, state: StartState) -> list[FlowBound]:
         return []
 

@@ -135,6 +135,33 @@ class TopDownPrecision(Mechanism):
                                  order=schedule.DELIVER_TO_BELIEFS, clock=context.clock,
                                  name="topdown_to_context")]
 
+    def compiled(self, settings: Settings, context) -> list:
+        """Both products as ``(summed)`` synapses over C's nonzero entries, in the slots of the
+        two operations (a summed variable lands just before its target group by default:
+        moved to them)."""
+        from brian2 import Synapses
+
+        names = [level.name for level in context.simulation.model.levels]
+        runtime = context.simulation.context
+        errors = context.clone(runtime.errors[names.index(settings.target)])
+        beliefs = context.clone(runtime.beliefs[names.index(settings.context) - 1])
+        target, source = np.nonzero(settings.mapping)
+        weights = settings.mapping[target, source]
+        predict = Synapses(beliefs, errors, "c : 1 (constant)\n"
+                           "log_precision_topdown_post = c * belief_pre : 1 (summed)",
+                           clock=context.clock, name="topdown_precision")
+        back = Synapses(errors, beliefs, "c : 1 (constant)\n"
+                        "attention_drive_post = 0.5 * c * (1.0 - precision_pre * "
+                        "(signal_pre - prediction_pre) * (signal_pre - prediction_pre))"
+                        " : 1 (summed)", clock=context.clock, name="topdown_to_context")
+        for synapses, pre, post, order in ((predict, source, target, schedule.PRECISION - 1),
+                                           (back, target, source, schedule.DELIVER_TO_BELIEFS)):
+            synapses.connect(i=pre, j=post)
+            synapses.c = weights
+            for updater in synapses.summed_updaters.values():
+                updater.order = order
+        return [predict, back]
+
     def watch(self, settings: Settings, context: BuildContext) -> list[tuple]:
         names = [level.name for level in context.model.levels]
         errors = context.errors[names.index(settings.target)]

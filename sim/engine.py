@@ -13,7 +13,7 @@ from pathlib import Path
 from brian2 import Network, prefs, seed
 
 from sim import brian_logging, checkpoint
-from sim.errors import DivergenceError, NumericalWarning, RunInterrupted
+from sim.errors import DivergenceError, NumericalWarning, RunInterrupted, ScenarioError
 from sim.guard import (
     RunGuard,
     RunStopped,
@@ -140,6 +140,18 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
             brian_logging.clean_compiler_output()
 
 
+def _choose_device(scenario: Scenario, resuming: bool) -> str:
+    if scenario.numerics.device == "runtime":
+        return "runtime"
+    from sim.compiled.context import NotCompiled
+    from sim.compiled.run import choose
+
+    try:
+        return choose(scenario, resuming)
+    except NotCompiled as err:
+        raise device_refused(scenario, str(err)) from None
+
+
 def interrupted_message(stop: RunStopped, output: Path,
                         checkpoints: checkpoint.Checkpoints | None, kept: bool) -> str:
     """The line an interrupted run ends with: where it stopped, what was kept (``kept``: the
@@ -157,9 +169,31 @@ def interrupted_message(stop: RunStopped, output: Path,
     return f"{where}; nothing written (--keep-partial keeps what was simulated)"
 
 
+def device_refused(scenario: Scenario, reason: str) -> ScenarioError:
+    """The one line for a run that ``[numerics] device = "standalone"`` cannot compile."""
+    return ScenarioError(f"{scenario.path}: numerics.device: \"standalone\" cannot run this "
+                         f"scenario: {reason}; expected device = \"runtime\" (or \"auto\")")
+
+
+def _run_compiled(simulation, scenario: Scenario, guard: RunGuard, runs: TrialRuns) -> bool:
+    """Run on the standalone device (``sim.compiled.run``); False where ``auto`` finds a
+    part without a compiled form (the runtime device runs it)."""
+    from sim.compiled.context import NotCompiled
+    from sim.compiled.run import run_compiled
+
+    try:
+        run_compiled(simulation, scenario, guard, runs)
+    except NotCompiled as err:
+        if scenario.numerics.device == "standalone":
+            raise device_refused(scenario, str(err)) from None
+        return False
+    return True
+
+
 def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite: bool,
          keep_partial: bool, guard: RunGuard, saved: checkpoint.Saved | None):
     simulation, runs, finished = None, None, False
+    compiled = _choose_device(scenario, saved is not None) == "standalone"
     checkpoints = (checkpoint.Checkpoints(scenario, output)
                    if scenario.record.checkpoint_every or saved else None)
     with interrupt_handlers(guard):
@@ -189,7 +223,8 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
             # code objects) that took ~0.3 s a trial: what exists now is frozen out of it
             gc.collect()
             gc.freeze()
-            runs.run(network, first)
+            if not (compiled and _run_compiled(simulation, scenario, guard, runs)):
+                runs.run(network, first)
             simulation.finish()
             finished = True
             try:

@@ -33,6 +33,7 @@ from sim.validation import Fields, Source, describe, read_toml
 METHODS = ("euler", "exponential_euler", "rk2", "rk4", "heun", "milstein")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")  # it becomes part of file names
 STABILITY_CHECKS = ("refuse", "warn")
+DEVICES = ("runtime", "standalone", "auto")  # [numerics] device (sim.compiled.run)
 RATE_LIMIT = 1e8
 FLOAT_TYPES = ("float64", "float32")
 LAPLACE_CHOICES = ("auto", "every", "trial_end")
@@ -76,12 +77,14 @@ class Numerics:
     reported (``warn``). ``rate_limit``: a running state variable whose magnitude exceeds it
     (or turns NaN/Inf) stops the run as diverged (``sim.guard``). ``memory_limit_mb``: a
     run estimated to take more is refused before anything is built (``sim.memory``; None: a
-    fraction of the machine's memory).
+    fraction of the machine's memory). ``device``: ``runtime``, ``standalone`` (the whole
+    protocol as one compiled program) or ``auto`` (standalone where it can), ``sim.compiled.run``.
     """
 
     stability: str = "refuse"
     rate_limit: float = RATE_LIMIT
     memory_limit_mb: float | None = None
+    device: str = "runtime"
 
 
 @dataclass
@@ -140,7 +143,9 @@ class Scenario:
             "numerics": {"stability": self.numerics.stability,
                          "rate_limit": self.numerics.rate_limit,
                          **({"memory_limit_mb": self.numerics.memory_limit_mb}
-                            if self.numerics.memory_limit_mb is not None else {})},
+                            if self.numerics.memory_limit_mb is not None else {}),
+                         **({"device": self.numerics.device}
+                            if self.numerics.device != "runtime" else {})},
             **({"readouts": {name: registry.readout(name).describe(settings)
                              for name, settings in self.readouts.items()}}
                if self.readouts else {}),
@@ -327,6 +332,7 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
         rate_limit=numerics_fields.number("rate_limit", default=RATE_LIMIT, positive=True,
                                           maximum=1e150),  # squared, it must stay finite
         memory_limit_mb=numerics_fields.number("memory_limit_mb", default=None, positive=True),
+        device=numerics_fields.text("device", default="runtime", choices=DEVICES),
     )
     numerics_fields.close()
     readouts = parse_readouts(top.sub("readouts", default={}), kind, model)

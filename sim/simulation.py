@@ -61,6 +61,9 @@ class Simulation:
         self.readouts = [readout for readout in registry.readouts(scenario.kind.name)
                          if readout.enabled(scenario) and readout.name not in off]
         self.readout_state: dict[str, Any] = {}  # what a readout keeps during the run
+        # the Brian2 objects each mechanism and readout steps with (``sim.compiled`` gives
+        # those that have any their compiled form)
+        self.stepping: dict[str, list] = {}
         self.context: BuildContext | None = None
         self.trial_rows: list[dict] = []
         self.t_start = 0.0
@@ -107,7 +110,9 @@ class Simulation:
         self.context = context
         objects = []
         for mechanism, settings in self.mechanisms:
-            objects += mechanism.build(settings, context)
+            built = mechanism.build(settings, context)
+            self.stepping[mechanism.name] = built
+            objects += built
         return objects
 
     def watched(self) -> list[Watched]:
@@ -141,6 +146,10 @@ class Simulation:
         if self.countdown:
             return
         self.countdown = self.scenario.record.every_steps
+        self.sample()
+
+    def sample(self) -> None:
+        """One recorded sample of the state now (a compiled run's replay calls it too)."""
         self.now = self.clock_time()
         self.before_sample()
         for streamed in self.writer.streams:
@@ -194,8 +203,10 @@ class Simulation:
 
     def readout_objects(self) -> list:
         """The Brian2 objects the switched-on readouts watch the run with."""
-        return [obj for readout in self.readouts
-                for obj in readout.objects(self, self.scenario.readouts.get(readout.name))]
+        for readout in self.readouts:
+            self.stepping[readout.name] = readout.objects(
+                self, self.scenario.readouts.get(readout.name))
+        return [obj for readout in self.readouts for obj in self.stepping[readout.name]]
 
     def mechanism_energy(self) -> float:
         """The mechanisms' own terms of the free energy now (nat)."""
@@ -247,6 +258,19 @@ class Simulation:
             for mechanism, settings in self.mechanisms:
                 values.update(mechanism.snapshot(settings, self.context))
             self.snapshots.add(position, values)
+
+    # the compiled device (``sim.compiled``) ---------------------------------------------------
+    def compiled_objects(self, context: Any) -> list:
+        """Every per-step piece of the run that is Python here, as Brian2 objects without
+        Python (``sim.compiled.context.NotCompiled`` if one has none)."""
+        from sim.compiled.context import NotCompiled
+
+        raise NotCompiled(f"the {self.scenario.kind.name} family has no compiled form yet")
+
+    def compiled_replaced(self) -> list:
+        """The runtime objects ``compiled_objects`` stands for (the recorder's work is the
+        compiled run's monitors and replay)."""
+        return [self.record_operation]
 
     # checkpoints (``sim.checkpoint``) --------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:

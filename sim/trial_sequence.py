@@ -55,26 +55,27 @@ class TrialRuns:
         holds the state at that trial's start, ``sim.checkpoint``)."""
         if self.serial:  # every trial in one run
             self.done_ms = sum(trial.duration_ms for trial in self.scenario.trials[:first])
-            self._start([first])
+            self.start_members([first])
             network.run(sum(self.steps[first:]) * self.scenario.dt_ms * ms, namespace={},
                         report=self._report(self.done_ms, 1),
                         report_period=REPORT_PERIOD_S * 1000 * ms)
-            self._end()
+            self.end_members()
             return
         for members in self.simulation.runs():  # one trial, or a batch of them
-            self._start(members)
+            self.start_members(members)
             network.run(self.scenario.trials[members[0]].duration_ms * ms, namespace={},
                         report=self._report(self.done_ms, len(members)),
                         report_period=REPORT_PERIOD_S * 1000 * ms)
-            self._end()
+            self.end_members()
 
     def _tick(self) -> None:
         if not self.remaining:  # this step is the next trial's first
-            self._end()
-            self._start([self.members[0] + 1])
+            self.end_members()
+            self.start_members([self.members[0] + 1])
         self.remaining -= 1
 
-    def _start(self, members: list[int]) -> None:
+    def start_members(self, members: list[int]) -> None:
+        """The trials at running positions ``members`` start (a compiled run's replay too)."""
         self.members = members
         trial = self.scenario.trials[members[0]]
         self.on_start(trial.name if len(members) == 1
@@ -82,7 +83,8 @@ class TrialRuns:
         self.simulation.start(members)
         self.remaining = self.steps[members[0]]
 
-    def _end(self) -> None:
+    def end_members(self) -> None:
+        """The trials running end: checked, their rows, progress, a checkpoint if due."""
         self.check_end()
         self.simulation.end(self.members)
         self.done_ms += sum(self.scenario.trials[p].duration_ms for p in self.members)

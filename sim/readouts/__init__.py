@@ -50,6 +50,17 @@ class Readout:
     def objects(self, simulation: Any, settings: Any) -> list:
         return []
 
+    def compiled(self, simulation: Any, settings: Any, context: Any) -> list | None:
+        """What ``objects`` watch every step, as Brian2 objects without Python (the
+        ``cpp_standalone`` device, ``sim.compiled``), or None: no compiled form. What they
+        record goes back into the readout before each trial's row (``replayed``)."""
+        return None
+
+    def replayed(self, simulation: Any, settings: Any, recorded: Any, position: int) -> None:
+        """A compiled run's replay is at the end of the trial at running ``position``: put
+        what the compiled form recorded for it (``recorded``: its monitors' owner) where
+        ``row`` reads it."""
+
     def nan_meaning(self, column: str, family: str) -> str | None:
         """What a NaN in ``column`` of a ``family`` model's table means (``nan_means``), or
         None: the column holds no NaN."""

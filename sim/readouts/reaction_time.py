@@ -88,6 +88,56 @@ class ReactionTime(Readout):
         return [NetworkOperation(watch.check, when=schedule.SLOT, order=schedule.STIMULUS - 1,
                                  clock=simulation.clock, name="reaction_time")]
 
+    def compiled(self, simulation: Any, settings: Settings, context: Any) -> list:
+        """The check in compiled code: a watcher unit per belief unit (the belief linked)
+        keeps the step of its first crossing after the onset and the belief then; the
+        answer, the first crossing's unit with the largest belief, is chosen after the run
+        (``replayed``) as the runtime's ``Watch.check`` chooses it at that step. Whether a step
+        is past the onset is decided ahead, with the runtime's arithmetic."""
+        from brian2 import NeuronGroup, TimedArray, linked_var
+
+        timeline = context.timeline
+        step = np.arange(timeline.total_steps)
+        trial_start = timeline.first_steps[timeline.trial_of_step()]
+        now_ms = 1e3 * (timeline.time(step) - timeline.time(trial_start))
+        ready = (~(now_ms < settings.onset_ms - 1e-9)).astype(float)
+        names = [level.name for level in simulation.model.belief_levels]
+        beliefs = context.clone(simulation.beliefs[names.index(settings.level)])
+        watcher = NeuronGroup(beliefs.N, "watched : 1 (linked)\ncrossed_step : 1\n"
+                              "crossed_value : 1", clock=context.clock,
+                              name="reaction_time_watch",
+                              namespace={**context.namespace, "threshold": settings.threshold,
+                                         "rt_ready": TimedArray(ready, dt=context.clock.dt,
+                                                               name="rt_ready")})
+        watcher.watched = linked_var(beliefs, "belief")
+        watcher.crossed_step = -1
+        crossing = "(rt_ready(t) * int(crossed_step < 0) * int(watched > threshold))"
+        watcher.run_regularly(
+            f"crossed_value = crossed_value * (1 - {crossing}) + watched * {crossing}\n"
+            f"crossed_step = crossed_step * (1 - {crossing}) + timestep(t, dt) * {crossing}",
+            when=schedule.SLOT, order=schedule.STIMULUS - 1, name="reaction_time_check")
+        watcher.run_regularly("crossed_step = crossed_step * (1 - pcsim_trial_start(t)) - "
+                              "pcsim_trial_start(t)", when="start", order=-200,
+                              name="reaction_time_reset")
+        context.readout_state[self.name] = watcher
+        return [watcher]
+
+    def replayed(self, simulation: Any, settings: Settings, recorded: Any,
+                 position: int) -> None:
+        """The trial's answer from its watcher's state at its end (``compiled``)."""
+        steps, values = recorded["crossed_step"], recorded["crossed_value"]
+        crossed = steps >= 0
+        watch: Watch = simulation.readout_state[self.name]
+        if not crossed.any():
+            watch.answer = None
+            return
+        first = steps[crossed].min()
+        unit = int(np.argmax(np.where(steps == first, values, -np.inf)))
+        timeline = simulation.compiled_timeline
+        start = timeline.first_steps[position]
+        now_ms = 1e3 * (timeline.time(int(first)) - timeline.time(int(start)))
+        watch.answer = (unit, now_ms - settings.onset_ms)
+
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:
         watch: Watch = simulation.readout_state[self.name]
         target = watch.settings.target

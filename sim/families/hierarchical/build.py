@@ -298,6 +298,16 @@ class HierarchicalSimulation(Simulation):
             lane.started, lane.prior_overridden = saved["started"], saved["prior_overridden"]
             lane.overridden = set(saved["overridden"])
 
+    # the compiled device (sim.compiled) -----------------------------------------------------
+    def compiled_objects(self, context: Any) -> list:
+        from sim.families.hierarchical.compiled import compiled_objects
+
+        return compiled_objects(self, context)
+
+    def compiled_replaced(self) -> list:
+        return [*self.coupling.objects, self.stimulus_operation, self.schedule_operation,
+                self.record_operation]
+
     # every step ----------------------------------------------------------------------------------
     def _change_precision(self) -> None:
         if self.scheduled:

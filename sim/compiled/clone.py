@@ -1,0 +1,53 @@
+"""A runtime network's populations, built again on the device in force (``cpp_standalone``).
+
+pcsim builds every run on Brian2's runtime device first (``scenario.kind.build``): that network
+holds the model's equations, once, as the circuits wrote them (``circuits.belief``,
+``circuits.error`` and the mechanisms' pieces). A compiled run does not write them again: each
+``NeuronGroup`` is cloned from its runtime twin (its user equations, integration method, name,
+slot and order, its ``run_regularly`` statements and every state value it holds now), so the
+compiled program integrates the same equations by construction. What the runtime network does in
+Python (``NetworkOperation``s) has no clone: the compiled build gives each its compiled form
+(``sim.compiled.program``) or refuses the run.
+"""
+
+from __future__ import annotations
+
+from brian2 import Clock, NeuronGroup
+from brian2.core.variables import ArrayVariable
+from brian2.groups.group import CodeRunner
+from brian2.groups.neurongroup import StateUpdater
+
+
+def owned_state(group: NeuronGroup) -> list[str]:
+    """The names of the state variables ``group`` owns and may change (not ``i``, ``N``, the
+    clock's ``t`` and ``dt``)."""
+    return [name for name, variable in group.variables.items()
+            if isinstance(variable, ArrayVariable) and variable.owner.name == group.name
+            and not variable.read_only and not name.startswith("_")]
+
+
+def per_unit_state(group: NeuronGroup) -> list[str]:
+    """``owned_state`` without the shared values (constants, switches that trial starts set,
+    ``sim.compiled.trial_starts``): what changes unit by unit while the network runs."""
+    return [name for name in owned_state(group) if not group.variables[name].scalar]
+
+
+def clone_group(group: NeuronGroup, clock: Clock) -> NeuronGroup:
+    """``group`` again, on the current device and ``clock``, with its state values."""
+    clone = NeuronGroup(group.N, group.user_equations, method=group.method_choice,
+                        name=group.name, clock=clock, order=group.order,
+                        namespace=dict(group.namespace) if group.namespace else None)
+    for contained in group.contained_objects:
+        if isinstance(contained, StateUpdater):
+            clone.state_updater.order = contained.order  # as the runtime group's
+            clone.state_updater.when = contained.when
+        elif isinstance(contained, CodeRunner) and contained.template == "stateupdate":
+            clone.run_regularly(contained.abstract_code, dt=contained.clock.dt,
+                                when=contained.when, order=contained.order,
+                                name=contained.name)
+        elif type(contained).__name__ not in ("Thresholder", "Resetter"):
+            raise ValueError(f"{group.name}: cannot clone {type(contained).__name__} "
+                             f"{contained.name}")
+    for name in owned_state(group):
+        clone.variables[name].set_value(group.variables[name].get_value().copy())
+    return clone

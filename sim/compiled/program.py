@@ -1,0 +1,112 @@
+"""A run on Brian2's ``cpp_standalone`` device: the whole protocol as one compiled program.
+
+pcsim builds the run on the runtime device as always (``scenario.kind.build``); that network is
+not run. Its populations are cloned onto the standalone device (``sim.compiled.clone``), every
+trial's start becomes tables played back at each trial's first step
+(``sim.compiled.trial_starts``), the family, its mechanisms and readouts give their per-step
+Python work in compiled form (``Simulation.compiled_objects``), and two kinds of monitors
+record the state: at every recorded sample (the recorder's slot and cadence) and at every
+trial boundary (Brian2's ``start`` slot, before the next trial's start). The program runs once;
+then ``sim.compiled.replay`` feeds the recorded state through pcsim's own Python recorder,
+F and readouts, trial by trial, so the result file is written by the same code as on the
+runtime device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from brian2 import Clock, Network, NeuronGroup, StateMonitor, ms
+
+from sim.compiled.clone import clone_group, per_unit_state
+from sim.compiled.context import CompiledContext, NotCompiled
+from sim.compiled.timeline import Timeline
+from sim.compiled.trial_starts import ORDER as START_ORDER
+from sim.compiled.trial_starts import StateDependentStart, probe
+
+BOUNDARY_ORDER = START_ORDER - 100  # the state a trial ends with, before the next one starts
+
+
+@dataclass
+class Recording:
+    """What the program recorded, by group name and variable: ``samples`` (S, N) at the
+    timeline's sample steps, ``boundaries`` (trials, N) at each trial's end; ``completed``,
+    the fraction of the run done, and ``stopped_by`` (None, ``interrupted`` or the guard's
+    check that fired)."""
+
+    samples: dict[str, dict[str, np.ndarray]]
+    boundaries: dict[str, dict[str, np.ndarray]]
+    finals: dict[str, dict[str, np.ndarray]]
+
+
+def runtime_groups(simulation: Any) -> list[NeuronGroup]:
+    return [obj for obj in simulation.objects if isinstance(obj, NeuronGroup)]
+
+
+def check_compilable(simulation: Any) -> None:
+    """Every object of the runtime network is a population or has a compiled form."""
+    known = {id(obj) for objects in simulation.stepping.values() for obj in objects}
+    known |= {id(obj) for obj in simulation.compiled_replaced()}
+    for obj in simulation.objects:
+        if not isinstance(obj, NeuronGroup) and id(obj) not in known:
+            raise NotCompiled(f"{type(obj).__name__} {obj.name!r} has no compiled form")
+
+
+def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
+    """The program's network on the current (standalone) device, its monitors, and the
+    cloned populations by name."""
+    check_compilable(simulation)
+    groups = runtime_groups(simulation)
+    try:
+        starts = probe(simulation, groups)
+    except StateDependentStart as err:
+        raise NotCompiled(str(err)) from None
+    clock = Clock(timeline.dt_s * 1e3 * ms, name="pcsim_clock")
+    clones = {group.name: clone_group(group, clock) for group in groups}
+    context = CompiledContext(simulation, clones, clock, timeline)
+    context.namespace = starts.namespace(timeline, clock.dt)
+    starts.add_to(clones, timeline, clock.dt)
+    objects = simulation.compiled_objects(context)
+    simulation.compiled_timeline = timeline
+    simulation.compiled_readouts = {name: group.name
+                                    for name, group in context.readout_state.items()}
+    monitored = {group.name: group
+                 for group in [*clones.values(), *context.readout_state.values()]}
+    order = simulation.record_operation.order
+    monitors = {
+        "samples": {name: StateMonitor(group, per_unit_state(group), record=True,
+                                       dt=timeline.every_steps * clock.dt, when="groups",
+                                       order=order, name=f"pcsim_samples_{name}")
+                    for name, group in monitored.items()},
+        "boundaries": {name: StateMonitor(group, per_unit_state(group), record=True,
+                                          dt=timeline.boundary_every * clock.dt, when="start",
+                                          order=BOUNDARY_ORDER, name=f"pcsim_ends_{name}")
+                       for name, group in monitored.items()},
+    }
+    network = Network(*clones.values(),
+                      *[obj for obj in objects if obj.name not in monitored],
+                      *[group for name, group in monitored.items() if name not in clones],
+                      *monitors["samples"].values(), *monitors["boundaries"].values())
+    return network, monitors, clones
+
+
+def read(monitors: dict, timeline: Timeline) -> Recording:
+    """The monitors' arrays by group and variable; each trial's end state from the boundary
+    monitor (the last trial's: the groups' final state)."""
+    samples = {name: {var: np.asarray(getattr(monitor, var)).T
+                      for var in monitor.record_variables}
+               for name, monitor in monitors["samples"].items()}
+    every = timeline.boundary_every
+    rows = [timeline.end_step(position) // every for position in range(timeline.trials)]
+    boundaries, finals = {}, {}
+    for name, monitor in monitors["boundaries"].items():
+        group = monitor.source
+        boundaries[name], finals[name] = {}, {}
+        for var in monitor.record_variables:
+            recorded = np.asarray(getattr(monitor, var)).T
+            final = finals[name][var] = np.array(group.variables[var].get_value())
+            boundaries[name][var] = np.array([recorded[row] if row < len(recorded) else final
+                                              for row in rows])
+    return Recording(samples, boundaries, finals)

@@ -1,0 +1,82 @@
+"""A compiled run's recorded state, fed through pcsim's Python trial by trial.
+
+For each trial in running order, as ``sim.trial_sequence`` does on the runtime device: the
+trial starts (``Simulation.start``: lanes, readouts, the trial's Python state); at each of its
+samples the runtime arrays are given the recorded state and the network time of that step, and
+the recorder takes the sample (``Simulation.sample``: F, the streams); at its end the arrays
+hold the trial's final state, the readouts' compiled forms hand over what they recorded
+(``Readout.replayed``), the guard checks the state (``check_end``) and the trial's row is
+written (``Simulation.end``). The result file is thus written by the runtime's own code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sim.compiled.program import Recording, runtime_groups
+from sim.compiled.timeline import Timeline
+
+
+class Replay:
+    def __init__(self, simulation: Any, timeline: Timeline, recording: Recording) -> None:
+        self.simulation, self.timeline, self.recording = simulation, timeline, recording
+        self.arrays = {name: {var: group.variables[var].get_value()
+                              for var in recording.samples[name]}
+                       for group in runtime_groups(simulation)
+                       for name in [group.name]}
+        clock = simulation.clock
+        self.timestep = clock.variables["timestep"].get_value()
+        self.t = clock.variables["t"].get_value()
+        self.sample_steps = timeline.sample_steps[:len(next(iter(
+            next(iter(recording.samples.values())).values())))]
+
+    def at_step(self, step: int) -> None:
+        """The runtime clock at ``step``, as Brian2's clock would hold it."""
+        self.timestep[0] = step
+        self.t[0] = self.timeline.time(step)
+
+    def restore(self, source: dict[str, dict[str, np.ndarray]], row: int) -> None:
+        for name, variables in self.arrays.items():
+            recorded = source[name]
+            for var, values in variables.items():
+                values[...] = recorded[var][row]
+
+    def final_state(self) -> None:
+        """The runtime arrays hold the state where the program stopped."""
+        for name, variables in self.arrays.items():
+            for var, values in variables.items():
+                values[...] = self.recording.finals[name][var]
+
+    def run(self, runs: Any, until: int | None = None) -> None:
+        """Every trial through ``runs`` (``sim.trial_sequence.TrialRuns``: its start, guard
+        check, row and progress), up to step ``until`` (a stopped run: the trial running
+        then is started and sampled, not ended)."""
+        simulation, timeline = self.simulation, self.timeline
+        until = timeline.total_steps if until is None else until
+        readouts = [(readout, simulation.scenario.readouts.get(readout.name))
+                    for readout in simulation.readouts if simulation.stepping.get(readout.name)]
+        sample = 0
+        for position in range(timeline.trials):
+            first, end = int(timeline.first_steps[position]), timeline.end_step(position)
+            if first >= until and position:
+                return
+            self.at_step(first)
+            runs.start_members([position])
+            while (sample < len(self.sample_steps) and self.sample_steps[sample] < end
+                   and self.sample_steps[sample] < until):
+                self.restore(self.recording.samples, sample)
+                self.at_step(int(self.sample_steps[sample]))
+                simulation.sample()
+                sample += 1
+            if end > until:
+                return
+            self.restore(self.recording.boundaries, position)
+            self.at_step(end)
+            for readout, settings in readouts:
+                state = self.recording.boundaries[simulation.compiled_readouts[readout.name]]
+                readout.replayed(simulation, settings,
+                                 {var: values[position] for var, values in state.items()},
+                                 position)
+            runs.end_members()

@@ -1,0 +1,105 @@
+"""``[numerics] device``: run a scenario as one compiled program, or say why not.
+
+``runtime`` (the default) runs on Brian2's runtime device as always. ``standalone`` builds
+the run as one ``cpp_standalone`` program (``sim.compiled.program``), runs it
+(``sim.compiled.device``: a build directory per model shape, kept, so a warm run compiles
+nothing) and replays what it recorded through pcsim's own recorder and readouts
+(``sim.compiled.replay``); what it cannot run is refused before anything runs, in one line.
+``auto`` is ``standalone`` where the scenario allows it and ``runtime`` elsewhere.
+
+The guard (``sim.guard``) becomes compiled checks, every step, of the same arrays against
+``[numerics] rate_limit`` (the runtime checks every few steps); the run then stops at the
+first step beyond it. Ctrl-C stops the program; the replay keeps what it recorded up to there.
+Checkpoints (``--resume``) and batched trials are the runtime device's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from brian2 import ms
+
+from sim.compiled.context import NotCompiled
+from sim.compiled.timeline import Timeline
+from sim.guard import RunStopped
+
+
+def shape_key(scenario: Any) -> str:
+    """The build directory's name: the scenario's name and what fixes its program's code
+    (sizes, dt, steps, trials, cadence, mechanisms, readouts). Values that differ within a
+    key only rewrite the sources they are in (``sim.compiled.device``)."""
+    model = scenario.model
+    shape = {"kind": scenario.kind.name, "dt": scenario.dt_ms,
+             "steps": [scenario.steps(trial.duration_ms) for trial in scenario.trials],
+             "every": scenario.record.every_steps, "record": list(scenario.record.variables),
+             "levels": [getattr(level, "size", None) for level in getattr(model, "levels", [])],
+             "mechanisms": sorted(getattr(model, "mechanisms", {})),
+             "readouts": sorted(scenario.readouts), "method": scenario.method}
+    digest = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode())
+    name = "".join(c if c.isalnum() else "-" for c in scenario.name)
+    return f"{name}-{digest.hexdigest()[:12]}"
+
+
+def refusal(scenario: Any, resuming: bool) -> str | None:
+    """Why this run cannot be compiled, known from the scenario alone (None: try)."""
+    if resuming or scenario.record.checkpoint_every:
+        return "checkpoints and --resume run on the runtime device"
+    if scenario.protocol is not None and scenario.protocol.batch > 1:
+        return "batched trials (protocol.batch > 1) run on the runtime device"
+    if scenario.kind.name != "hierarchical":
+        return f"the {scenario.kind.name} family has no compiled form yet"
+    return None
+
+
+def run_compiled(simulation: Any, scenario: Any, guard: Any, runs: Any) -> None:
+    """Build, run and replay ``simulation`` on the standalone device (``NotCompiled`` before
+    anything runs when some part has no compiled form); the guard's and Ctrl-C's stops
+    come out as ``RunStopped``, as on the runtime device."""
+    from sim.compiled import program as programs
+    from sim.compiled.device import standalone
+    from sim.compiled.replay import Replay
+
+    dt_s = float(simulation.clock.variables["dt"].get_value()[0])
+    timeline = Timeline.of(scenario, dt_s)
+    with standalone(shape_key(scenario)) as program:
+        network, monitors, clones = programs.build(simulation, timeline)
+        checks, limit = {}, scenario.numerics.rate_limit
+        for watched in guard.watched:
+            if watched.population in clones and f"{watched.population}_{watched.variable}" \
+                    not in checks:
+                name = f"{watched.population}_{watched.variable}"
+                program.stop_when(clones[watched.population],
+                                  f"not (abs({watched.variable}) <= {limit!r})", name)
+                checks[name] = watched
+        if guard.on_first_step is not None:
+            guard.on_first_step()
+        outcome = program.run(network, timeline.total_steps * dt_s * 1e3 * ms)
+        recording = programs.read(monitors, timeline)
+    stop_step = (None if outcome.stopped_by is None
+                 else min(timeline.total_steps, round(outcome.t_stop_s / dt_s)))
+    replay = Replay(simulation, timeline, recording)
+    replay.run(runs, until=stop_step)
+    if outcome.stopped_by is None:
+        return
+    replay.final_state()
+    t_ms = stop_step * scenario.dt_ms
+    if outcome.stopped_by == "interrupted":
+        raise RunStopped("interrupted", f"interrupted by {outcome.signal_name or 'SIGINT'}",
+                         t_ms)
+    guard._diverged(checks[outcome.stopped_by], t_ms)
+
+
+def choose(scenario: Any, resuming: bool) -> str:
+    """``runtime`` or ``standalone`` for this run; an explicit ``standalone`` that cannot be
+    is refused (``NotCompiled``)."""
+    device = scenario.numerics.device
+    if device == "runtime":
+        return "runtime"
+    reason = refusal(scenario, resuming)
+    if reason is None:
+        return "standalone"
+    if device == "standalone":
+        raise NotCompiled(reason)
+    return "runtime"

@@ -1,0 +1,82 @@
+"""The hierarchical network's per-step Python work, as compiled code (``sim.compiled``).
+
+On the runtime device three kinds of ``NetworkOperation`` run every step besides the recorder:
+the NumPy coupling (``circuits.coupling``), the stimulus (``inputs.Inputs``) and the
+mechanisms' and readouts' own. Here the coupling is the ``synapses`` build of
+``circuits.coupling`` (the same maps, as ``(summed)`` synapses between the cloned populations,
+in the same slots), the stimulus is the input the runtime would deliver at every step, computed
+ahead by the same ``Inputs`` and read from a ``TimedArray``, and each mechanism and readout
+gives its compiled form (``compiled``) or the run is refused with the reason.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from brian2 import TimedArray
+
+from circuits import schedule
+from circuits.coupling import _synaptic_coupling
+from sim.compiled.context import CompiledContext, NotCompiled
+
+INPUT = "pcsim_input"
+
+
+def compiled_objects(simulation, context: CompiledContext) -> list:
+    """Every per-step piece of ``simulation`` in compiled form (``NotCompiled`` if one has
+    none)."""
+    if simulation.batch is not None:
+        raise NotCompiled("batched trials (protocol.batch > 1) run on the runtime device")
+    if simulation.schedule_operation.active:
+        raise NotCompiled("precision schedules within a trial have no compiled form yet")
+    objects = coupling(simulation, context)
+    if simulation.stimulus_operation.active:
+        objects += stimulus(simulation, context)
+    for mechanism, settings in simulation.mechanisms:
+        if not simulation.stepping.get(mechanism.name):
+            continue  # its equation pieces are in the cloned populations already
+        built = mechanism.compiled(settings, context)
+        if built is None:
+            raise NotCompiled(f"the mechanism {mechanism.name!r} has no compiled form")
+        objects += built
+    for readout in simulation.readouts:
+        settings = simulation.scenario.readouts.get(readout.name)
+        if simulation.stepping.get(readout.name):  # it watches the run step by step
+            built = readout.compiled(simulation, settings, context)
+            if built is None:
+                raise NotCompiled(f"the readout {readout.name!r} has no compiled form")
+            objects += built
+    return objects
+
+
+def coupling(simulation, context: CompiledContext) -> list:
+    maps = [level.generative for level in simulation.model.belief_levels]
+    if any(gmap.site != "before" for gmap in maps):
+        raise NotCompiled("g = f(W mu) (nonlinearity after the weights) has no compiled "
+                          "coupling yet")
+    if simulation.changed_at_run_time("weights"):
+        raise NotCompiled("learned weights have no compiled form yet")
+    built = _synaptic_coupling(maps, [context.clone(group) for group in simulation.beliefs],
+                               [context.clone(group) for group in simulation.errors],
+                               context.clock, lambda population: ())
+    return built.objects
+
+
+def stimulus(simulation, context: CompiledContext) -> list:
+    """The input of every step, as the runtime's ``Inputs`` delivers it, in a TimedArray."""
+    timeline = context.timeline
+    sensory = simulation.lanes[0].sensory
+    table = np.empty((timeline.total_steps, len(sensory)))
+    kept = simulation.checkpoint()
+    try:
+        for position in range(timeline.trials):
+            simulation.start([position])
+            inputs = simulation.inputs
+            for step in range(timeline.first_steps[position], timeline.end_step(position)):
+                inputs.deliver()
+                table[step] = sensory
+    finally:
+        simulation.resume(kept)
+    group = context.clone(simulation.errors[0])
+    group.namespace[INPUT] = TimedArray(table, dt=context.clock.dt, name=INPUT)
+    return [group.run_regularly(f"signal = {INPUT}(t, i)", when=schedule.SLOT,
+                                order=schedule.STIMULUS, name=f"{group.name}_stimulus")]
