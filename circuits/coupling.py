@@ -259,6 +259,14 @@ def _synaptic_coupling(
             name=f"one_to_one_{belief.name}", clock=clock,
         )
         one_to_one.connect(j="i")
+        # Brian2 updates a summed variable just before its target group (order - 1): the
+        # error units' inputs are moved to DELIVER_TO_ERRORS, as the dense coupling delivers
+        # them, so that a recorder between (relaxing errors) sees this step's prediction
+        for synapses in (generative, one_to_one):
+            for name, updater in synapses.summed_updaters.items():
+                updater.order = (schedule.DELIVER_TO_ERRORS
+                                 if name in ("prediction_post", "signal_post")
+                                 else schedule.DELIVER_TO_BELIEFS)
         objects += [generative, one_to_one]
         weights.append(
             lambda syn=generative, gmap=gmap: _as_given(scipy.sparse.csr_matrix(

@@ -213,17 +213,17 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
             runs = TrialRuns(simulation, scenario, progress, on_start=started,
                              check_end=lambda: guard.trial_end(simulation.clock_time() * 1e3),
                              on_done=checkpoints.trial_ended if checkpoints else None)
-            network = Network(*simulation.objects, guard.operation(simulation.clock),
-                              *runs.objects)
-            first = 0
-            if checkpoints is not None:
-                checkpoints.attach(network, simulation, guard, writer)
-                first = checkpoints.resume(saved) if saved is not None else 0
             # Brian2 runs gc.collect() at every Network.run; over the heap a build leaves (sympy,
             # code objects) that took ~0.3 s a trial: what exists now is frozen out of it
             gc.collect()
             gc.freeze()
             if not (compiled and _run_compiled(simulation, scenario, guard, runs)):
+                network = Network(*simulation.objects, guard.operation(simulation.clock),
+                                  *runs.objects)
+                first = 0
+                if checkpoints is not None:  # (a compiled run has none: sim.compiled.run)
+                    checkpoints.attach(network, simulation, guard, writer)
+                    first = checkpoints.resume(saved) if saved is not None else 0
                 runs.run(network, first)
             simulation.finish()
             finished = True

@@ -103,6 +103,7 @@ def probe(simulation, groups: list[NeuronGroup]) -> TrialStarts:
     seen = []
     try:
         for sentinel in SENTINELS:
+            simulation.resume(kept_python)  # each pass from the run's first trial on
             found = {key: (np.zeros((trials, len(values))), np.zeros((trials, len(values))))
                      for key, values in arrays.items()}
             for position in range(trials):
