@@ -12,7 +12,7 @@ Python (``NetworkOperation``s) has no clone: the compiled build gives each its c
 
 from __future__ import annotations
 
-from brian2 import Clock, NeuronGroup
+from brian2 import Clock, NeuronGroup, linked_var
 from brian2.core.variables import ArrayVariable
 from brian2.groups.group import CodeRunner
 from brian2.groups.neurongroup import StateUpdater
@@ -51,3 +51,22 @@ def clone_group(group: NeuronGroup, clock: Clock) -> NeuronGroup:
     for name in owned_state(group):
         clone.variables[name].set_value(group.variables[name].get_value().copy())
     return clone
+
+
+def link(groups: list[NeuronGroup], clones: dict[str, NeuronGroup]) -> None:
+    """The runtime groups' linked variables (``(linked)`` in their equations), linked again
+    between the clones, to the same variable of the same source (one to one, or by the same
+    index array)."""
+    for group in groups:
+        for name in group.user_equations.names:
+            if "linked" not in group.user_equations[name].flags:
+                continue
+            source = group.variables[name]
+            index = group.variables.indices[name]
+            target = clones[source.owner.name]
+            if index == "_idx":
+                setattr(clones[group.name], name, linked_var(target, source.name))
+            else:
+                indices = group.variables[index].get_value().copy()
+                setattr(clones[group.name], name,
+                        linked_var(target, source.name, index=indices))

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from brian2 import Clock, Network, NeuronGroup, StateMonitor, ms
 
-from sim.compiled.clone import clone_group, per_unit_state
+from sim.compiled.clone import clone_group, link, per_unit_state
 from sim.compiled.context import CompiledContext, NotCompiled
 from sim.compiled.timeline import Timeline
 from sim.compiled.trial_starts import ORDER as START_ORDER
@@ -65,6 +65,7 @@ def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
         raise NotCompiled(str(err)) from None
     clock = Clock(timeline.dt_s * 1e3 * ms, name="pcsim_clock")
     clones = {group.name: clone_group(group, clock) for group in groups}
+    link(groups, clones)
     context = CompiledContext(simulation, clones, clock, timeline)
     context.namespace = starts.namespace(timeline, clock.dt)
     starts.add_to(clones, timeline, clock.dt)

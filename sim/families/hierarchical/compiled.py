@@ -12,7 +12,7 @@ gives its compiled form (``compiled``) or the run is refused with the reason.
 from __future__ import annotations
 
 import numpy as np
-from brian2 import TimedArray
+from brian2 import NeuronGroup, TimedArray
 
 from circuits import schedule
 from circuits.coupling import _synaptic_coupling
@@ -32,8 +32,8 @@ def compiled_objects(simulation, context: CompiledContext) -> list:
     if simulation.stimulus_operation.active:
         objects += stimulus(simulation, context)
     for mechanism, settings in simulation.mechanisms:
-        if not simulation.stepping.get(mechanism.name):
-            continue  # its equation pieces are in the cloned populations already
+        if all(isinstance(obj, NeuronGroup) for obj in simulation.stepping.get(mechanism.name, [])):
+            continue  # its equations are in the cloned populations (and its own, cloned)
         built = mechanism.compiled(settings, context)
         if built is None:
             raise NotCompiled(f"the mechanism {mechanism.name!r} has no compiled form")
