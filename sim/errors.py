@@ -10,6 +10,11 @@ class ScenarioError(ValueError):
     """A mistake in a scenario (or its overrides): the message says where and what was expected."""
 
 
+class DeviceUnsupportedError(ScenarioError):
+    """The scenario asks the compiled (``cpp_standalone``) device for something it cannot run,
+    such as a Python network operation (``sim.compiled.device``): the message names it."""
+
+
 class NumericalWarning(UserWarning):
     """The integration step is close to its stability bound (``sim.stability``)."""
 

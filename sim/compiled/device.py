@@ -1,0 +1,324 @@
+"""Building and running one Brian2 network on the ``cpp_standalone`` device from inside pcsim.
+
+    with standalone("posner-5units") as program:          # Brian2 now builds C++ code
+        group = NeuronGroup(..., name="beliefs")            # name every object: see below
+        monitor = StateMonitor(group, "mu", record=True, name="samples")
+        program.stop_when(group, "not (abs(mu) <= 1e6)", "rate_limit")
+        outcome = program.run(Network(group, monitor), duration)
+        mu = monitor.mu[:]                                  # read inside the block
+    # here Brian2 is back on the runtime device, with its preferences as they were
+
+- **A cache directory per model shape.** ``key`` names the shape; the program is built in
+  ``<cache root>/<key>`` (``$PCSIM_STANDALONE_CACHE``, else ``$XDG_CACHE_HOME/pcsim/standalone``
+  or ``~/.cache/pcsim/standalone``) and kept there, so a later build of the same network, in
+  this process or another, compiles nothing: Brian2 rewrites only the sources whose text
+  changed, and ``make`` recompiles only those. The generated sources name Brian2's objects, so
+  every object needs an explicit ``name`` (automatic names such as ``neurongroup_1`` depend on
+  which objects are alive). Values set from Python (initial values, ``TimedArray`` contents)
+  are either data files read when the program starts (arrays) or constants in ``main.cpp``
+  (scalars: changing one recompiles ``main.o`` only); sizes, dt and durations are in the code.
+- **Deterministic ``main.cpp``.** Brian2 initialises the clocks in the order of a Python set,
+  which changes between processes, so a warm build in a new process recompiled ``main.o``
+  (~1 s here). ``_sort_single_value_writes`` sorts those independent writes before the build.
+- **make is limited** to the cores this process may use (``-j<cores>``; Brian2's default is an
+  unlimited ``make -j``, which once spawned ~1,400 compilers), and there is no OpenMP (thread
+  synchronisation every step costs a small model 50x). Both preferences are restored on exit.
+- **Concurrency.** Build and program run hold an exclusive ``fcntl`` lock on the directory
+  (``pcsim.lock``): two processes with the same key take turns; each run writes its results to
+  its own ``results-<pid>-<n>`` directory, which the caller reads (the monitors) until the block
+  ends; then it is removed (and those of dead processes by the next build).
+- **How a run ended** (``Outcome``): ran to the end, ``"interrupted"`` (SIGINT or SIGTERM to
+  pcsim: ``sim.compiled.launch``), or stopped by a compiled check (``Program.stop_when``) at the
+  first step where it held. Brian2 skips network operations on this device without a word:
+  ``assert_no_network_operations`` refuses them.
+
+Measured (``tests/test_compiled_device.py``'s network: 3 neurons, an ODE, a ``run_regularly``
+and a ``StateMonitor``, 1,000 steps; 2 cores, gcc 12.2, Brian2 2.9.0, another test run on the
+other core): build cold (a new directory) MEASURED_COLD; warm in the same process
+MEASURED_WARM_SAME; warm in a new process MEASURED_WARM_NEW. The program's loop MEASURED_STEP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gc
+import itertools
+import os
+import re
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sim.compiled import launch as launching
+from sim.errors import DeviceUnsupportedError
+
+CACHE_ENVIRONMENT = "PCSIM_STANDALONE_CACHE"
+LOCK_FILE = "pcsim.lock"
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_RESULTS = re.compile(r"results-(\d+)-\d+")
+_NUMBERED = re.compile(r"_codeobject_\d+$")
+_runs = itertools.count()
+
+
+@dataclass
+class Outcome:
+    """How a program run ended. ``completed``: the fraction of the run done (Brian2's
+    ``last_run_info.txt``); ``stopped_by``: None (ran to the end), ``"interrupted"`` (a signal
+    to pcsim: ``signal_name`` says which) or the name of the ``stop_when`` check that fired;
+    ``t_stop_s``: the network time of the step where that check fired, else the time the run
+    reached; ``build_s``: Python's code generation and ``make``; ``run_s``: the program (wall,
+    with its start and the writing of results), ``loop_s`` its simulation loop (as the program
+    measured it: CPU time); ``compiled_files``: object files (re)compiled by this build."""
+
+    completed: float
+    stopped_by: str | None
+    t_stop_s: float
+    build_s: float
+    run_s: float
+    compiled_files: int
+    loop_s: float = 0.0
+    signal_name: str | None = None
+
+
+def default_cache_root() -> Path:
+    """``$PCSIM_STANDALONE_CACHE``, else ``$XDG_CACHE_HOME/pcsim/standalone`` (``~/.cache``)."""
+    if os.environ.get(CACHE_ENVIRONMENT):
+        return Path(os.environ[CACHE_ENVIRONMENT])
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "pcsim" / "standalone"
+
+
+def make_jobs() -> int:
+    """How many compilers ``make`` may run at once: the cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def assert_no_network_operations(network) -> None:
+    """Refuse a network with Python network operations: the standalone device would skip
+    them (no call, no warning), so the run would silently differ."""
+    from brian2 import NetworkOperation
+
+    found, pending = [], list(network.objects)
+    while pending:
+        obj = pending.pop()
+        if isinstance(obj, NetworkOperation):
+            found.append(obj.name)
+        pending.extend(getattr(obj, "contained_objects", []))
+    if found:
+        raise DeviceUnsupportedError(
+            f"the compiled (cpp_standalone) device cannot run Python network operations, and "
+            f"this network has {len(found)}: {', '.join(sorted(found))}; use the runtime device")
+
+
+class Program:
+    """One network's compiled program in ``directory``; made by ``standalone``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.results_dir: Path | None = None
+        self._checks: list[str] = []
+
+    def stop_when(self, group, condition: str, name: str, when: str = "start",
+                  order: int = 0) -> None:
+        """Stop the run at the end of the first step where ``condition`` (Brian2 code over
+        ``group``'s variables) holds for any neuron: a ``run_regularly`` every step (at
+        ``when``, ``order``) calls the compiled ``pcsim_stop``; ``run`` then reports ``name``.
+        For a limit write ``not (abs(v) <= limit)``: true for NaN too."""
+        if not name.isidentifier():
+            raise ValueError(f"a stop check's name must be an identifier, not {name!r}")
+        self._checks.append(name)
+        group.run_regularly(
+            f"pcsim_hit = {launching.STOP_FUNCTION}(int({condition}), "
+            f"{len(self._checks) - 1}, t)",
+            when=when, order=order, name=f"{group.name}_stop_{name}")
+
+    def run(self, network, duration, report_every_s: float | None = None,
+            progress: Callable[[float], None] | None = None,
+            namespace: dict | None = None) -> Outcome:
+        """Record ``network.run(duration)``, build the program (compiling what changed), run
+        it; the monitors can then be read until the ``standalone`` block ends. With
+        ``report_every_s`` (CPU seconds of the program; a value compiled into ``main.cpp``),
+        ``progress`` gets the completed fraction as the program reports it, 0 first and the
+        final fraction last. ``namespace``: Brian2's run namespace; by default an empty one,
+        as in pcsim's runs (groups carry their own): Brian2's implicit namespace, the caller's
+        locals, would keep the caller's objects alive (the frame's ``f_locals`` snapshot), and
+        with them their names, which a later block's objects then cannot have."""
+        from brian2 import device, second
+
+        if self.results_dir is not None:
+            raise RuntimeError("a standalone block runs one network once")
+        assert_no_network_operations(network)
+        start = time.perf_counter()
+        device.insert_code("after_network_run", launching.IGNORE_SIGINT_AFTER_RUN)
+        network.run(duration, report=launching.REPORT_CPP if report_every_s else None,
+                    report_period=(report_every_s or 10.0) * second,
+                    namespace={} if namespace is None else namespace)
+        _warn_numbered_names(device.code_objects)
+        _sort_single_value_writes(device.main_queue)
+        generate_s = time.perf_counter() - start
+        name = f"results-{os.getpid()}-{next(_runs)}"
+        self.results_dir = self.directory / name
+        with _locked(self.directory):
+            _remove_dead_results(self.directory)
+            before = _object_files(self.directory)
+            start = time.perf_counter()
+            device.build(directory=str(self.directory), results_directory=name, compile=True,
+                         run=False, with_output=False)
+            build_s = generate_s + time.perf_counter() - start
+            compiled = sum(1 for path, mtime in _object_files(self.directory).items()
+                           if before.get(path) != mtime)
+            self.results_dir.mkdir(exist_ok=True)
+            start = time.perf_counter()
+            launched = launching.launch(self.directory, self.results_dir, _environment(device),
+                                        progress)
+            run_s = time.perf_counter() - start
+        if launched.returncode != 0:
+            if launched.signal_name is not None:  # a signal before or while it started
+                raise KeyboardInterrupt
+            raise RuntimeError(f"the compiled program in {self.directory} failed (exit "
+                               f"{launched.returncode}):\n" + "\n".join(launched.output))
+        _adopt_results(device, self.directory, name)
+        loop_s, completed = (float(word) for word in
+                             (self.results_dir / "last_run_info.txt").read_text().split())
+        fired = launching.read_stopped_by(self.results_dir)
+        if fired is not None:
+            stopped_by, t_stop_s = self._checks[fired[0]], fired[1]
+        else:
+            stopped_by = None if launched.signal_name is None else "interrupted"
+            t_stop_s = min(float(obj.clock.variables["t"].get_value().item())
+                           for obj in network.objects)
+        return Outcome(completed, stopped_by, t_stop_s, build_s, run_s, compiled, loop_s,
+                       launched.signal_name)
+
+    def remove_results(self) -> None:
+        """Remove this run's results directory (the monitors cannot be read any more)."""
+        if self.results_dir is not None:
+            shutil.rmtree(self.results_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
+    """Switch Brian2 to ``cpp_standalone`` (``build_on_run=False``) for building one network
+    in ``<cache_root>/<key>``; on exit, normal or not, remove the run's results, switch back to
+    the device in use before (``device.reinit()``, ``reset_device()``) and restore the
+    preferences, so later runs in the process are unaffected."""
+    from brian2 import prefs, set_device
+    from brian2.core.functions import DEFAULT_FUNCTIONS
+    from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+    from brian2.devices.device import get_device, reset_device
+
+    if not _KEY.fullmatch(key):
+        raise ValueError(f"a standalone key names a directory: letters, digits, '.', '_', "
+                         f"'-', not {key!r}")
+    if isinstance(get_device(), CPPStandaloneDevice):
+        raise RuntimeError("standalone blocks do not nest")
+    directory = (cache_root or default_cache_root()) / key
+    directory.mkdir(parents=True, exist_ok=True)
+    gc.collect()  # earlier networks' objects hold their names until collected
+    settings = {"devices.cpp_standalone.extra_make_args_unix": [f"-j{make_jobs()}"],
+                "devices.cpp_standalone.openmp_threads": 0}
+    saved = {name: prefs[name] for name in settings}
+    set_device("cpp_standalone", directory=str(directory), build_on_run=False)
+    compiled_device = get_device()
+    program = Program(directory)
+    try:
+        for name, value in settings.items():
+            prefs[name] = value
+        DEFAULT_FUNCTIONS[launching.STOP_FUNCTION] = launching.stop_function()
+        yield program
+    finally:
+        program.remove_results()
+        DEFAULT_FUNCTIONS.pop(launching.STOP_FUNCTION, None)
+        compiled_device.reinit()
+        reset_device()
+        for name, value in saved.items():
+            prefs[name] = value
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` (blocking until other processes release it)."""
+    with open(directory / LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_dead_results(directory: Path) -> None:
+    """Remove the results directories of processes that no longer exist."""
+    for path in directory.glob("results-*"):
+        match = _RESULTS.fullmatch(path.name)
+        if match and not _alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _warn_numbered_names(code_objects: dict) -> None:
+    """Brian2 numbers a code object's name (``beliefs_codeobject_1``) when an object of an
+    earlier network with that name is still alive; the sources then differ from the cached
+    ones and everything recompiles."""
+    numbered = sorted(name for name in code_objects if _NUMBERED.search(name))
+    if numbered:
+        warnings.warn(f"objects of an earlier network are still alive, so Brian2 renamed "
+                      f"{', '.join(numbered)}: the cached program is recompiled (drop the "
+                      "references to earlier networks before a standalone block)", stacklevel=3)
+
+
+def _object_files(directory: Path) -> dict[Path, int]:
+    return {path: path.stat().st_mtime_ns for path in directory.rglob("*.o")}
+
+
+def _sort_single_value_writes(main_queue: list) -> None:
+    """Sort each run of consecutive single-value writes (``array[i] = value;`` in ``main.cpp``)
+    by array and index. Brian2 queues the clocks' ``t`` and ``timestep`` resets in the order of
+    a Python set, which differs between processes; the writes are independent constants, and
+    a stable sort keeps the order of writes to the same element."""
+    start = 0
+    while start < len(main_queue):
+        end = start
+        while end < len(main_queue) and main_queue[end][0] == "set_by_single_value":
+            end += 1
+        if end - start > 1:
+            main_queue[start:end] = sorted(main_queue[start:end], key=lambda item: item[1][:2])
+        start = end + 1
+
+
+def _environment(device) -> dict[str, str]:
+    """The program's environment, as ``device.run`` would set it."""
+    from brian2 import prefs
+
+    return {**os.environ, **prefs["devices.cpp_standalone.run_environment_variables"],
+            **device.run_environment_variables}
+
+
+def _adopt_results(device, directory: Path, results_directory: str) -> None:
+    """Let Brian2 read the monitors from ``results_directory`` as if ``device.run`` had run the
+    program: ``device.run`` with a no-op command does its bookkeeping (the results directory,
+    clock caches, ``has_been_run``, the check for NaN states) and runs nothing."""
+    from brian2 import prefs
+
+    command = prefs["devices.cpp_standalone.run_cmd_unix"]
+    prefs["devices.cpp_standalone.run_cmd_unix"] = "true"
+    try:
+        device.run(directory=str(directory), results_directory=results_directory,
+                   with_output=False)
+    finally:
+        prefs["devices.cpp_standalone.run_cmd_unix"] = command

@@ -1,0 +1,154 @@
+"""The compiled program as a child process: signals, progress, and the compiled stop check.
+
+pcsim starts the program itself (not through ``device.run``, which only waits for it) so that:
+
+- **Ctrl-C and SIGTERM stop it cleanly.** The program runs in its own process group, so a
+  terminal's Ctrl-C reaches pcsim only; pcsim forwards one SIGINT to the program, whose own
+  handler (Brian2's ``_int_handler`` in ``main.cpp``) sets ``Network::_globally_stopped``: the
+  step in progress finishes, the run ends, and the program writes its results (the monitors up
+  to there) and exits 0. A second signal kills the program and raises ``KeyboardInterrupt``.
+  A SIGINT before the program's network runs kills it (Brian2's handler re-raises it outside a
+  run); after its run it is ignored (``IGNORE_SIGINT_AFTER_RUN``) so the results are written
+  whole. The program dies with pcsim (``PR_SET_PDEATHSIG``, Linux).
+- **Progress is read as it comes.** ``REPORT_CPP`` is Brian2's ``report=`` function: the program
+  prints ``pcsim-progress <fraction>`` lines (at the start, every ``report_period`` of CPU time,
+  and at the end), read here line by line from its stdout.
+- **A compiled check can stop the run** (``stop_function``): a user function that sets the same
+  flag as Ctrl-C and writes which check fired, and when, to ``STOPPED_BY_FILE`` in the results
+  directory. This relies on Brian2's generated C++ (``Network::_globally_stopped``,
+  ``brian::results_dir``; Brian2 2.9), not on a documented API; ``tests/test_compiled_device.py``
+  pins it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+STOP_FUNCTION = "pcsim_stop"
+STOPPED_BY_FILE = "pcsim_stopped_by.txt"
+PROGRESS_PREFIX = "pcsim-progress "
+
+STOP_CPP = f"""
+double {STOP_FUNCTION}(const double hit, const double check, const double t)
+{{
+    if (hit != 0.0 && !Network::_globally_stopped)
+    {{
+        Network::_globally_stopped = true;
+        std::ofstream out(brian::results_dir + "{STOPPED_BY_FILE}");
+        out.precision(17);
+        out << (long)check << " " << t << std::endl;
+    }}
+    return hit;
+}}
+"""
+
+REPORT_CPP = (f'std::cout.precision(17); std::cout << "{PROGRESS_PREFIX}" << completed '
+              "<< std::endl;")
+
+IGNORE_SIGINT_AFTER_RUN = "std::signal(SIGINT, SIG_IGN);"
+
+_PR_SET_PDEATHSIG = 1
+
+
+def stop_function():
+    """The Brian2 function ``pcsim_stop(hit, check, t)``: C++ only (the standalone device);
+    when ``hit`` is non-zero and nothing stopped the run yet, it stops the run at the end of
+    this step and writes ``check`` (an index) and ``t`` to ``STOPPED_BY_FILE``."""
+    from brian2 import check_units, implementation, second
+
+    @implementation("cpp", STOP_CPP, headers=['"network.h"', '"objects.h"', "<fstream>"])
+    @check_units(hit=1, check=1, t=second, result=1)
+    def pcsim_stop(hit, check, t):
+        raise NotImplementedError("pcsim_stop exists only on the cpp_standalone device")
+
+    return pcsim_stop
+
+
+def read_stopped_by(results_dir: Path) -> tuple[int, float] | None:
+    """(the check's index, the network time in s of the step where it fired), or None."""
+    path = results_dir / STOPPED_BY_FILE
+    if not path.exists():
+        return None
+    index, t_s = path.read_text().split()
+    return int(index), float(t_s)
+
+
+@dataclass
+class Launched:
+    """How the program ended: ``signal_name`` is the signal pcsim forwarded to it (SIGINT or
+    SIGTERM received by pcsim), or None; ``output`` the last lines it printed (no progress)."""
+
+    returncode: int
+    signal_name: str | None
+    output: list[str]
+
+
+def launch(directory: Path, results_dir: Path, env: dict[str, str],
+           progress: Callable[[float], None] | None = None) -> Launched:
+    """Run ``directory``'s program ``./main``, writing its results to ``results_dir``, until it
+    ends; ``progress`` gets each completed fraction it reports."""
+    output: collections.deque[str] = collections.deque(maxlen=40)
+    process = subprocess.Popen(
+        ["./main", "--results_dir", os.path.join(str(results_dir), "")], cwd=directory,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        process_group=0, preexec_fn=_die_with_parent())
+    received: list[str] = []
+    try:
+        with _forwarding_signals(process, received):
+            assert process.stdout is not None
+            for line in process.stdout:
+                if line.startswith(PROGRESS_PREFIX):
+                    if progress is not None:
+                        progress(float(line[len(PROGRESS_PREFIX):]))
+                elif line.strip():
+                    output.append(line.rstrip())
+            returncode = process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return Launched(returncode, received[0] if received else None, list(output))
+
+
+@contextlib.contextmanager
+def _forwarding_signals(process: subprocess.Popen, received: list[str]) -> Iterator[None]:
+    """While the program runs, SIGINT and SIGTERM to pcsim stop it cleanly (one SIGINT
+    forwarded); a second signal kills it and raises ``KeyboardInterrupt``."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        if received:
+            process.kill()
+            raise KeyboardInterrupt
+        received.append(signal.Signals(signum).name)
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGINT)
+
+    previous = {signum: signal.signal(signum, handler)
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """What the child runs before ``exec`` to be killed if pcsim dies (Linux ``prctl``; None
+    where the C library has no ``prctl``). Looked up here, in the parent: the child only calls."""
+    try:
+        prctl = ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
