@@ -146,7 +146,10 @@ class Program:
         it; the monitors can then be read until the ``standalone`` block ends. With
         ``report_every_s`` (CPU seconds of the program; a value compiled into ``main.cpp``),
         ``progress`` gets the completed fraction as the program reports it, 0 first and the
-        final fraction last. ``namespace``: Brian2's run namespace (default: the caller's)."""
+        final fraction last. ``namespace``: Brian2's run namespace; by default an empty one,
+        as in pcsim's runs (groups carry their own): Brian2's implicit namespace, the caller's
+        locals, would keep the caller's objects alive (the frame's ``f_locals`` snapshot), and
+        with them their names, which a later block's objects then cannot have."""
         from brian2 import device, second
 
         if self.results_dir is not None:
@@ -155,8 +158,8 @@ class Program:
         start = time.perf_counter()
         device.insert_code("after_network_run", launching.IGNORE_SIGINT_AFTER_RUN)
         network.run(duration, report=launching.REPORT_CPP if report_every_s else None,
-                    report_period=(report_every_s or 10.0) * second, namespace=namespace,
-                    level=1)
+                    report_period=(report_every_s or 10.0) * second,
+                    namespace={} if namespace is None else namespace)
         _warn_numbered_names(device.code_objects)
         _sort_single_value_writes(device.main_queue)
         generate_s = time.perf_counter() - start

@@ -1,0 +1,296 @@
+"""The compiled (``cpp_standalone``) device machinery, ``sim.compiled.device``, on small
+hand-written Brian2 networks: results equal the runtime device's, Brian2 is back on the runtime
+device afterwards, a warm build compiles nothing (also in a new process), make runs with a job
+limit, two processes share a cache directory safely, compiled checks stop a diverging run at
+the right step (NaN too), Ctrl-C stops the program cleanly, progress is reported, and network
+operations are refused.
+
+The networks are built by the functions below, also run as child processes
+(``python tests/test_compiled_device.py MODE CACHE_ROOT ...``, printing JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from brian2 import (
+    Network,
+    NetworkOperation,
+    NeuronGroup,
+    StateMonitor,
+    TimedArray,
+    defaultclock,
+    ms,
+    prefs,
+)
+from brian2.devices.device import get_device, runtime_device
+
+from sim.compiled.device import Outcome, assert_no_network_operations, make_jobs, standalone
+from sim.errors import DeviceUnsupportedError
+
+DT_S = 1e-4
+ROOT = Path(__file__).resolve().parents[1]
+MAKE_PREF = "devices.cpp_standalone.extra_make_args_unix"
+
+
+@pytest.fixture(scope="session")
+def cache_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("standalone-cache")
+
+
+@pytest.fixture(scope="session")
+def ode_cold(cache_root) -> tuple[Outcome, np.ndarray, np.ndarray]:
+    """The ODE network's first (cold) build and run, 30 ms: the outcome, the recorded v, w and
+    slow (variable, neuron, sample), and the sample times."""
+    with standalone("ode", cache_root) as program:
+        network, monitor = ode_network()
+        outcome = program.run(network, 30 * ms)
+        recorded = np.stack([np.asarray(monitor.v), np.asarray(monitor.w),
+                             np.asarray(monitor.slow)])
+        times = np.asarray(monitor.t_)
+    return outcome, recorded, times
+
+
+def ode_network() -> tuple[Network, StateMonitor]:
+    """3 neurons, an ODE driven by a ``run_regularly``, four clocks; every object named (the
+    warm cache depends on it)."""
+    defaultclock.dt = DT_S * 1e3 * ms
+    group = NeuronGroup(3, "dv/dt = (-v + w) / tau : 1\nw : 1\nslow : 1\ntau : second "
+                        "(constant)", method="euler", namespace={"period": 7 * ms}, name="ode")
+    group.v = [1.0, 2.0, 3.0]
+    group.tau = [5, 10, 20] * ms
+    group.run_regularly("w = sin(2 * pi * t / period)", name="ode_drive")
+    group.run_regularly("slow = v", dt=0.5 * ms, when="start", name="ode_slow")
+    monitor = StateMonitor(group, ["v", "w", "slow"], record=True, name="ode_samples")
+    coarse = StateMonitor(group, "v", record=[0], dt=2 * ms, name="ode_coarse")
+    return Network(group, monitor, coarse, name="ode_network"), monitor
+
+
+def decay_network(scale: float, steps: int) -> tuple[Network, StateMonitor, np.ndarray]:
+    """dv/dt = -v / tau from v0 = scale * [1, 2, 3], recorded every 10 steps; and the same by
+    Euler in NumPy."""
+    defaultclock.dt = DT_S * 1e3 * ms
+    group = NeuronGroup(3, "dv/dt = -v / tau : 1\ntau : second (constant)", method="euler",
+                        name="decay")
+    v0, tau_s = scale * np.array([1.0, 2.0, 3.0]), np.array([0.05, 0.1, 0.2])
+    group.v, group.tau = v0, tau_s * 1e3 * ms
+    monitor = StateMonitor(group, "v", record=True, dt=10 * DT_S * 1e3 * ms, name="decay_samples")
+    expected = v0[:, None] * (1 - DT_S / tau_s[:, None]) ** np.arange(0, steps, 10)[None, :]
+    return Network(group, monitor, name="decay_network"), monitor, expected
+
+
+def child(mode: str, cache_root: Path, *args: str) -> None:
+    """A process of its own: ``warm`` builds the ODE network; ``concurrent SCALE GO`` waits for
+    the file GO, then runs the decay network; ``interrupt`` runs the decay network for long,
+    printing progress."""
+    if mode == "warm":
+        with standalone("ode", cache_root) as program:
+            network, _ = ode_network()
+            outcome = program.run(network, 30 * ms)
+        print(json.dumps(vars(outcome)))
+    elif mode == "concurrent":
+        steps = 200_000
+        with standalone("decay", cache_root) as program:
+            network, monitor, expected = decay_network(float(args[0]), steps)
+            print("ready", flush=True)
+            while not Path(args[1]).exists():
+                time.sleep(0.01)
+            outcome = program.run(network, steps * DT_S * 1e3 * ms)
+            error = float(np.max(np.abs(np.asarray(monitor.v) - expected)))
+            print(json.dumps({**vars(outcome), "error": error}), flush=True)
+    elif mode == "interrupt":
+        steps = 40_000_000  # ~10-20 s if not interrupted
+        with standalone("decay", cache_root) as program:
+            network, monitor, _ = decay_network(1.0, 10)
+            outcome = program.run(network, steps * DT_S * 1e3 * ms, report_every_s=0.05,
+                                  progress=lambda f: print(f"progress {f!r}", flush=True))
+            last_sample_s = float(np.asarray(monitor.t_)[-1])
+        print(json.dumps({**vars(outcome), "last_sample_s": last_sample_s}), flush=True)
+
+
+def run_child(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def last_json(output: str) -> dict:
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def runtime_reference(duration) -> np.ndarray:
+    """The ODE network on the runtime device (NumPy target: nothing to compile)."""
+    target = prefs["codegen.target"]
+    prefs["codegen.target"] = "numpy"
+    try:
+        network, monitor = ode_network()
+        network.run(duration)
+        return np.stack([np.asarray(monitor.v), np.asarray(monitor.w), np.asarray(monitor.slow)])
+    finally:
+        prefs["codegen.target"] = target
+
+
+def test_results_equal_the_runtime_device_and_runtime_runs_afterwards(ode_cold):
+    outcome, compiled, times = ode_cold
+    assert (outcome.completed, outcome.stopped_by) == (1.0, None)
+    assert outcome.t_stop_s == pytest.approx(0.03, abs=1e-12)
+    assert get_device() is runtime_device
+    reference = runtime_reference(30 * ms)  # a runtime network after the block
+    np.testing.assert_allclose(times, np.arange(300) * DT_S, rtol=0, atol=1e-12)
+    assert compiled.shape == reference.shape == (3, 3, 300)
+    np.testing.assert_allclose(compiled, reference, rtol=0, atol=1e-12)
+    assert np.max(np.abs(reference[0, :, -1] - reference[0, :, 0])) > 0.5  # it moved
+
+
+def test_make_has_a_job_limit_and_no_openmp(cache_root, ode_cold, tmp_path):
+    """make is called through a recording wrapper: its arguments hold -j<cores>, never a bare
+    -j; the makefile has no OpenMP; the preferences are back afterwards."""
+    record = tmp_path / "make-args.txt"
+    wrapper = tmp_path / "make"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {record}\nexec make "$@"\n')
+    wrapper.chmod(0o755)
+    saved = {name: prefs[name] for name in (MAKE_PREF, "devices.cpp_standalone.make_cmd_unix",
+                                            "devices.cpp_standalone.openmp_threads")}
+    prefs["devices.cpp_standalone.make_cmd_unix"] = str(wrapper)
+    prefs["devices.cpp_standalone.openmp_threads"] = 2  # the block must switch it off
+    try:
+        with standalone("ode", cache_root) as program:
+            network, _ = ode_network()
+            program.run(network, 30 * ms)
+            makefile = (program.directory / "makefile").read_text()
+        assert {name: prefs[name] for name in saved} == {  # as at the block's start
+            **saved, "devices.cpp_standalone.make_cmd_unix": str(wrapper),
+            "devices.cpp_standalone.openmp_threads": 2}
+    finally:
+        for name, value in saved.items():
+            prefs[name] = value
+    assert record.read_text().split() == [f"-j{len(os.sched_getaffinity(0))}"]
+    assert make_jobs() == len(os.sched_getaffinity(0))
+    assert "openmp" not in makefile.lower()
+
+
+def test_a_warm_build_compiles_nothing_in_this_process_or_a_new_one(cache_root, ode_cold):
+    cold = ode_cold[0]
+    with standalone("ode", cache_root) as program:
+        network, monitor = ode_network()
+        warm = program.run(network, 30 * ms)
+    del network, monitor  # alive, they would keep their names: everything would recompile
+    assert cold.compiled_files >= 5 and warm.compiled_files == 0
+    assert warm.build_s < cold.build_s / 2
+    # a new process: the clocks' initialisation in main.cpp must come out in the same order
+    process = run_child("warm", str(cache_root))
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0
+    assert last_json(output)["compiled_files"] == 0
+
+
+def test_two_processes_with_the_same_key_do_not_mix(cache_root, tmp_path):
+    """Different initial values (data files and constants of the same build directory), started
+    together: each gets its own exact result."""
+    go = tmp_path / "go"
+    processes = [run_child("concurrent", str(cache_root), str(scale), str(go))
+                 for scale in (1.0, 2.0)]
+    for process in processes:
+        assert process.stdout.readline().strip() == "ready"
+    go.touch()
+    outcomes = []
+    for process in processes:
+        output, _ = process.communicate(timeout=180)
+        assert process.returncode == 0
+        outcomes.append(last_json(output))
+    for outcome in outcomes:
+        assert outcome["completed"] == 1.0 and outcome["error"] < 1e-12
+    assert not list((cache_root / "decay").glob("results-*"))  # each removed its own
+
+
+@pytest.mark.parametrize("nan_at_step", [None, 50])
+def test_a_compiled_check_stops_at_the_first_bad_step(cache_root, nan_at_step):
+    """dv/dt = v / (10 ms) from v = 1 crosses 1e6 at the step an Euler loop finds; an input
+    that turns NaN stops the run at its step through the other check (NaN fails abs(x) <= L)."""
+    steps, limit = 10_000, 1e6
+    values = np.zeros(steps)
+    if nan_at_step is not None:
+        values[nan_at_step:] = np.nan
+    with standalone("diverge", cache_root) as program:
+        defaultclock.dt = DT_S * 1e3 * ms
+        drive = TimedArray(values, dt=DT_S * 1e3 * ms, name="diverge_input")
+        group = NeuronGroup(1, "dv/dt = v / (10 * ms) : 1\nx : 1", method="euler",
+                            namespace={"drive": drive}, name="diverge")
+        group.v = 1.0
+        group.run_regularly("x = drive(t)", when="start", order=-1, name="diverge_drive")
+        program.stop_when(group, f"not (abs(v) <= {limit})", "rate_limit")
+        program.stop_when(group, "not (abs(x) <= 1)", "input_check")
+        monitor = StateMonitor(group, "v", record=0, name="diverge_samples")
+        outcome = program.run(Network(group, monitor, name="diverge_network"),
+                              steps * DT_S * 1e3 * ms)
+        recorded_v, recorded_t = np.asarray(monitor.v)[0], np.asarray(monitor.t_)
+    v, crossing = 1.0, 0
+    while abs(v) <= limit:
+        v, crossing = v + DT_S / 0.01 * v, crossing + 1
+    assert crossing == 1389
+    fired, step = ("rate_limit", crossing) if nan_at_step is None else ("input_check",
+                                                                          nan_at_step)
+    assert outcome.stopped_by == fired
+    assert outcome.t_stop_s == pytest.approx(step * DT_S, abs=0.5 * DT_S)
+    assert outcome.completed == pytest.approx((step + 1) / steps, abs=1e-6)
+    assert recorded_t[-1] == pytest.approx(step * DT_S, abs=0.5 * DT_S)
+    assert abs(recorded_v[-2]) <= limit and (abs(recorded_v[-1]) > limit) == (fired ==
+                                                                              "rate_limit")
+
+
+def test_ctrl_c_stops_the_program_and_progress_is_reported(cache_root):
+    """SIGINT to the Python process (not its group) while the program runs: the program stops,
+    writes its monitors up to there, and the outcome says "interrupted"; before that, progress
+    lines arrived, rising from 0."""
+    process = run_child("interrupt", str(cache_root))
+    fractions = []
+    for line in process.stdout:
+        fractions.append(float(line.split()[1]))
+        if fractions[-1] > 0:
+            break
+    sent = time.perf_counter()
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    stopped_s = time.perf_counter() - sent
+    assert process.returncode == 0
+    lines = output.strip().splitlines()
+    fractions += [float(line.split()[1]) for line in lines[:-1]]
+    outcome = json.loads(lines[-1])
+    assert outcome["stopped_by"] == "interrupted" and outcome["signal_name"] == "SIGINT"
+    assert 0 < outcome["completed"] < 1 and stopped_s < 5
+    assert fractions[0] == 0.0 and fractions == sorted(fractions)
+    assert fractions[-1] == pytest.approx(outcome["completed"], abs=1e-6)
+    duration_s = 40_000_000 * DT_S
+    assert outcome["t_stop_s"] == pytest.approx(outcome["completed"] * duration_s, rel=1e-5)
+    assert outcome["t_stop_s"] - 10 * DT_S <= outcome["last_sample_s"] < outcome["t_stop_s"]
+
+
+def test_progress_reports_start_and_end(cache_root, ode_cold):
+    fractions = []
+    with standalone("ode", cache_root) as program:
+        network, _ = ode_network()
+        outcome = program.run(network, 30 * ms, report_every_s=0.5, progress=fractions.append)
+    assert outcome.completed == 1.0
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
+
+
+def test_network_operations_are_refused(cache_root):
+    with standalone("refused", cache_root) as program:
+        group = NeuronGroup(1, "v : 1", name="refused")
+        operation = NetworkOperation(lambda: None, name="python_readout")
+        with pytest.raises(DeviceUnsupportedError, match="python_readout"):
+            program.run(Network(group, operation, name="refused_network"), 1 * ms)
+    assert get_device() is runtime_device
+    with pytest.raises(DeviceUnsupportedError, match="1: python_readout"):
+        assert_no_network_operations(Network(operation))
+
+
+if __name__ == "__main__":
+    child(sys.argv[1], Path(sys.argv[2]), *sys.argv[3:])
