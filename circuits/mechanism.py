@@ -109,7 +109,10 @@ class Stream:
     ``read`` returns the current value (a number, or an array of ``width``); ``variable`` is
     the ``[record] variables`` name that switches it on (None: always recorded). ``rows``, for
     a batched run (``sim.batch``): the values of the given copies at once, one row each (None:
-    read copy by copy, ``read`` after the simulation's ``use_lane``).
+    read copy by copy, ``read`` after the simulation's ``use_lane``). ``state``: the
+    (population, variable) whose value ``read`` returns unchanged, so that a compiled run's
+    replay (``sim.compiled.replay``) writes its recorded samples at once; ``("", "t")`` is the
+    network time.
     """
 
     path: str
@@ -119,6 +122,7 @@ class Stream:
     variable: str | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
     rows: Callable[[np.ndarray], Any] | None = None
+    state: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -71,8 +71,10 @@ class Simulation:
         self.phased = learning.phased_parameters(self.learned, scenario.trials)
         self.snapshots = (SnapshotWriter(writer.file.require_group("snapshots"))
                           if scenario.record.snapshots_every else None)
+        self.recorded: list[tuple[Any, Stream]] = []  # (its dataset, the stream)
         self.record([Stream("time", None, lambda: self.now, units="s",
-                            rows=self.batch.sample_times if self.batch else None)])
+                            rows=self.batch.sample_times if self.batch else None,
+                            state=("", "t"))])
 
     # building ----------------------------------------------------------------------------------
     def pieces(self, population: Population) -> list[tuple[str, Piece]]:
@@ -131,8 +133,9 @@ class Simulation:
         cache = self.batch.chunk_cache if self.batch else 0
         for stream in streams:
             if stream.variable is None or stream.variable in chosen:
-                self.writer.stream(stream.path, stream.width, stream.read, units=stream.units,
-                                   chunk_cache=cache, rows=stream.rows, **stream.attrs)
+                self.recorded.append((self.writer.stream(
+                    stream.path, stream.width, stream.read, units=stream.units,
+                    chunk_cache=cache, rows=stream.rows, **stream.attrs), stream))
 
     def clock_time(self) -> float:
         """The network's time now, in seconds."""
@@ -154,6 +157,30 @@ class Simulation:
         self.before_sample()
         for streamed in self.writer.streams:
             streamed.sample()
+
+    def samples_at_once(self, recorded: dict[str, dict[str, np.ndarray]],
+                        times: np.ndarray) -> dict[str, np.ndarray] | None:
+        """A compiled run's samples of one trial at once, by stream path: ``recorded`` the
+        state of each sample (population -> variable -> (samples, units)), ``times`` their
+        network times (s). None where some stream needs the per-sample path (``sample``)."""
+        rows = {}
+        for _, stream in self.recorded:
+            if stream.state is None:
+                found = self.family_samples(stream, recorded)
+                if found is None:
+                    return None
+                rows[stream.path] = found
+            elif stream.state == ("", "t"):
+                rows[stream.path] = times
+            else:
+                population, variable = stream.state
+                rows[stream.path] = recorded[population][variable]
+        return rows
+
+    def family_samples(self, stream: Stream, recorded: dict) -> np.ndarray | None:
+        """A stream the family computes from the state (F), for all samples at once (None:
+        not this way)."""
+        return None
 
     def before_sample(self) -> None:
         """Work a family does once per recorded sample, before its streams read the state."""

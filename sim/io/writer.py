@@ -141,6 +141,18 @@ class StreamedDataset:
         if self.filled == len(self.buffer):
             self.flush()
 
+    def extend(self, rows: np.ndarray) -> None:
+        """``sample`` for many rows at once (a compiled run's replay): the same buffer, the
+        same chunks, the same values."""
+        done = 0
+        while done < len(rows):
+            count = min(len(rows) - done, len(self.buffer) - self.filled)
+            self.buffer[self.filled:self.filled + count] = rows[done:done + count]
+            self.filled += count
+            done += count
+            if self.filled == len(self.buffer):
+                self.flush()
+
     def flush(self) -> None:
         if not self.filled:
             return
