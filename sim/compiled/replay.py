@@ -43,6 +43,28 @@ class Replay:
             for var, values in variables.items():
                 values[...] = recorded[var][row]
 
+    def samples(self, first: int, last: int) -> None:
+        """Samples ``first`` to ``last`` (one trial's): at once where the streams allow
+        (``Simulation.samples_at_once``), else one by one through ``Simulation.sample``."""
+        if last <= first:
+            return
+        simulation = self.simulation
+        block = {name: {var: values[first:last] for var, values in variables.items()}
+                 for name, variables in self.recording.samples.items()}
+        times = self.timeline.time(self.sample_steps[first:last])
+        rows = simulation.samples_at_once(block, times)
+        if rows is None:
+            for sample in range(first, last):
+                self.restore(self.recording.samples, sample)
+                self.at_step(int(self.sample_steps[sample]))
+                simulation.sample()
+            return
+        for streamed, stream in simulation.recorded:
+            streamed.extend(rows[stream.path])
+        self.restore(self.recording.samples, last - 1)
+        self.at_step(int(self.sample_steps[last - 1]))
+        simulation.now = float(times[-1])
+
     def final_state(self) -> None:
         """The runtime arrays hold the state where the program stopped."""
         for name, variables in self.arrays.items():
@@ -64,12 +86,9 @@ class Replay:
                 return
             self.at_step(first)
             runs.start_members([position])
-            while (sample < len(self.sample_steps) and self.sample_steps[sample] < end
-                   and self.sample_steps[sample] < until):
-                self.restore(self.recording.samples, sample)
-                self.at_step(int(self.sample_steps[sample]))
-                simulation.sample()
-                sample += 1
+            last = int(np.searchsorted(self.sample_steps, min(end, until)))
+            self.samples(sample, last)
+            sample = last
             if end > until:
                 return
             self.restore(self.recording.boundaries, position)

@@ -15,7 +15,7 @@ from circuits import schedule
 from circuits.belief import belief_population
 from circuits.coupling import build_coupling
 from circuits.error import error_population
-from circuits.mechanism import BuildContext, Population, Stream, state_array
+from circuits.mechanism import BuildContext, Mechanism, Population, Stream, state_array
 from sim.families.hierarchical.free_energy import (
     FreeEnergy,
     GramCache,
@@ -132,6 +132,8 @@ class HierarchicalSimulation(Simulation):
         self.laplace_every = laplace_cadence(scenario.record.laplace, model,
                                              scenario.record.every_steps)
         self.samples = 0
+        self._block: dict | None = None  # the block of samples family_samples last computed
+        self._block_rows: dict[str, np.ndarray] = {}
         self._describe_levels()
         self.record([*self.streams(), *self.mechanism_streams()])
 
@@ -181,19 +183,21 @@ class HierarchicalSimulation(Simulation):
             where, errors = f"levels/{level.name}", self.errors[index]
             if index == 0:
                 found.append(Stream(f"{where}/input", level.size, lambda: self.lane.sensory,
-                                    rows=rows(errors, "signal")))
+                                    rows=rows(errors, "signal"), state=(errors.name, "signal")))
             else:
                 found.append(Stream(f"{where}/belief", level.size,
                                     lambda i=index - 1: self.lane.beliefs[i],
                                     variable="belief", rows=rows(self.beliefs[index - 1],
-                                                                 "belief")))
+                                                                 "belief"),
+                                    state=(self.beliefs[index - 1].name, "belief")))
             found.append(Stream(f"{where}/error", level.size,
                                 lambda i=index: self.lane.errors[i], variable="error",
-                                rows=rows(errors, "error")))
+                                rows=rows(errors, "error"), state=(errors.name, "error")))
             found.append(Stream(f"{where}/precision", level.size,
                                 lambda i=index: self.lane.precisions[i], variable="precision",
                                 attrs={"contributions": contributions},
-                                rows=rows(errors, "precision")))
+                                rows=rows(errors, "precision"),
+                                state=(errors.name, "precision")))
         skipped = ({} if self.laplace_every == 1 else  # sim.io.finite
                    {NAN_MEANS: "a sample where the Laplace term was not computed "
                                "(laplace_every)"})
@@ -249,6 +253,32 @@ class HierarchicalSimulation(Simulation):
                 self.lane.sampled_energy, self.lane.sampled_free_energy = found.energy, found.total
             else:
                 self.lane.sampled_energy, self.lane.sampled_free_energy = float(energy), math.nan
+
+    def family_samples(self, stream: Stream, recorded: dict) -> np.ndarray | None:
+        """F and its energy part for a compiled run's samples of one trial at once
+        (``free_energy_samples``), with the Laplace term at the samples the per-sample path
+        computes it; None where a mechanism adds to F or a level holds a precision matrix."""
+        if stream.path not in ("free_energy", "energy") or self.precision_matrices or any(
+                type(mechanism).energy is not Mechanism.energy
+                or type(mechanism).curvature is not Mechanism.curvature
+                for mechanism, _ in self.mechanisms):
+            return None
+        if self._block is not recorded:
+            from sim.families.hierarchical.free_energy_samples import sampled_free_energy
+
+            count = len(recorded[self.errors[0].name]["signal"])
+            index = self.samples + np.arange(count)
+            due = (index % self.laplace_every == 0) if self.laplace_every else False
+            self.samples += count
+            energy, total = sampled_free_energy(
+                self.model, recorded[self.errors[0].name]["signal"],
+                [recorded[group.name]["belief"] for group in self.beliefs],
+                [recorded[group.name]["precision"] for group in self.errors],
+                recorded[self.errors[-1].name]["prediction"], laplace=due)
+            self._block, self._block_rows = recorded, {"energy": energy, "free_energy": total}
+            if count:
+                self.lane.sampled_energy, self.lane.sampled_free_energy = energy[-1], total[-1]
+        return self._block_rows[stream.path]
 
     def precisions_in_force(self) -> list[np.ndarray]:
         """Pi_l of every level now: the error units' precisions, or the full matrix a

@@ -64,16 +64,13 @@ def coupling(simulation, context: CompiledContext) -> list:
 def stimulus(simulation, context: CompiledContext) -> list:
     """The input of every step, as the runtime's ``Inputs`` delivers it, in a TimedArray."""
     timeline = context.timeline
-    sensory = simulation.lanes[0].sensory
-    table = np.empty((timeline.total_steps, len(sensory)))
+    table = np.empty((timeline.total_steps, simulation.model.levels[0].size))
     kept = simulation.checkpoint()
     try:
         for position in range(timeline.trials):
             simulation.start([position])
-            inputs = simulation.inputs
-            for step in range(timeline.first_steps[position], timeline.end_step(position)):
-                inputs.deliver()
-                table[step] = sensory
+            simulation.inputs.ahead(table[timeline.first_steps[position]:
+                                          timeline.end_step(position)])
     finally:
         simulation.resume(kept)
     group = context.clone(simulation.errors[0])

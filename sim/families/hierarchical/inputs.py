@@ -92,6 +92,35 @@ class Inputs:
             self.rows[self.copies] = work
         self.step += 1
 
+    def ahead(self, out: np.ndarray) -> None:
+        """The next ``len(out)`` steps' input of a serial run's one lane into ``out`` (steps,
+        n), as ``deliver`` would write them step by step, in every bit (the same operations
+        on the same numbers, a stretch of steps at a time): a compiled run's stimulus
+        (``sim.families.hierarchical.compiled``)."""
+        if not self.lanes:  # held: the value ``start`` wrote
+            out[...] = self.rows[0]
+            return
+        if len(self.lanes) != 1 or not isinstance(self.copies, slice):
+            raise ValueError("Inputs.ahead: one lane of a serial run only")
+        filled = 0
+        while filled < len(out):
+            if self.step >= self.fractions_to:
+                self._fractions()
+            end = min(self.fractions_to, self.step + len(out) - filled)
+            if self.noisy is not None:
+                if self.step >= self.noise_to:
+                    self._draw_noise()
+                end = min(end, self.noise_to)
+            work = np.multiply(self.fractions[self.step - self.fractions_from:
+                                              end - self.fractions_from], self.delta)
+            work += self.base
+            if self.noisy is not None:
+                work += self.noise[:, self.step - self.noise_from:end - self.noise_from
+                                   ].transpose(1, 0, 2)
+            out[filled:filled + end - self.step] = work[:, 0]
+            filled += end - self.step
+            self.step = end
+
     def _fractions(self) -> None:
         """Every lane's fraction for the next steps, up to where a lane enters a segment."""
         if self.step == self.next_start:
