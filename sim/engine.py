@@ -13,7 +13,7 @@ from pathlib import Path
 from brian2 import Network, prefs, seed
 
 from sim import brian_logging, checkpoint
-from sim.errors import DivergenceError, NumericalWarning, RunInterrupted, ScenarioError
+from sim.errors import DivergenceError, NumericalWarning, RunInterrupted
 from sim.guard import (
     RunGuard,
     RunStopped,
@@ -141,15 +141,9 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
 
 
 def _choose_device(scenario: Scenario, resuming: bool) -> str:
-    if scenario.numerics.device == "runtime":
-        return "runtime"
-    from sim.compiled.context import NotCompiled
-    from sim.compiled.run import choose
+    from sim.compiled.choice import checked_device
 
-    try:
-        return choose(scenario, resuming)
-    except NotCompiled as err:
-        raise device_refused(scenario, str(err)) from None
+    return checked_device(scenario, resuming)
 
 
 def interrupted_message(stop: RunStopped, output: Path,
@@ -169,15 +163,10 @@ def interrupted_message(stop: RunStopped, output: Path,
     return f"{where}; nothing written (--keep-partial keeps what was simulated)"
 
 
-def device_refused(scenario: Scenario, reason: str) -> ScenarioError:
-    """The one line for a run that ``[numerics] device = "standalone"`` cannot compile."""
-    return ScenarioError(f"{scenario.path}: numerics.device: \"standalone\" cannot run this "
-                         f"scenario: {reason}; expected device = \"runtime\" (or \"auto\")")
-
-
 def _run_compiled(simulation, scenario: Scenario, guard: RunGuard, runs: TrialRuns) -> bool:
     """Run on the standalone device (``sim.compiled.run``); False where ``auto`` finds a
     part without a compiled form (the runtime device runs it)."""
+    from sim.compiled.choice import device_refused
     from sim.compiled.context import NotCompiled
     from sim.compiled.run import run_compiled
 

@@ -48,6 +48,7 @@ def preflight_run(scenario: str | Path, output: str | Path | None, *,
     import numpy as np
 
     from sim.checkpoint import check_start
+    from sim.compiled.choice import checked_device
     from sim.io.target import default_output
     from sim.memory import check_disk
     from sim.scenario import load_scenario
@@ -68,4 +69,6 @@ def preflight_run(scenario: str | Path, output: str | Path | None, *,
     for message in messages:
         warn(message)
     check_start(loaded, target, resume, overwrite)  # its checkpoint (resume)
+    checked_device(loaded, resume)  # [numerics] device: what it refuses whatever the model
     return loaded, target
+

@@ -21,7 +21,6 @@ from typing import Any
 
 from brian2 import ms
 
-from sim.compiled.context import NotCompiled
 from sim.compiled.timeline import Timeline
 from sim.guard import RunStopped
 
@@ -42,17 +41,6 @@ def shape_key(scenario: Any) -> str:
     return f"{name}-{digest.hexdigest()[:12]}"
 
 
-def refusal(scenario: Any, resuming: bool) -> str | None:
-    """Why this run cannot be compiled, known from the scenario alone (None: try)."""
-    if resuming or scenario.record.checkpoint_every:
-        return "checkpoints and --resume run on the runtime device"
-    if scenario.protocol is not None and scenario.protocol.batch > 1:
-        return "batched trials (protocol.batch > 1) run on the runtime device"
-    if scenario.kind.name != "hierarchical":
-        return f"the {scenario.kind.name} family has no compiled form yet"
-    return None
-
-
 def run_compiled(simulation: Any, scenario: Any, guard: Any, runs: Any) -> None:
     """Build, run and replay ``simulation`` on the standalone device (``NotCompiled`` before
     anything runs when some part has no compiled form); the guard's and Ctrl-C's stops
@@ -61,7 +49,7 @@ def run_compiled(simulation: Any, scenario: Any, guard: Any, runs: Any) -> None:
     from sim.compiled.device import standalone
     from sim.compiled.replay import Replay
 
-    _not_run(simulation.objects)
+    _not_run([*simulation.objects, *runs.objects])
     dt_s = float(simulation.clock.variables["dt"].get_value()[0])
     timeline = Timeline.of(scenario, dt_s)
     with standalone(shape_key(scenario)) as program:
@@ -98,17 +86,3 @@ def _not_run(objects: list) -> None:
     for obj in objects:
         for part in [obj, *getattr(obj, "contained_objects", [])]:
             part._network = "sim.compiled"
-
-
-def choose(scenario: Any, resuming: bool) -> str:
-    """``runtime`` or ``standalone`` for this run; an explicit ``standalone`` that cannot be
-    is refused (``NotCompiled``)."""
-    device = scenario.numerics.device
-    if device == "runtime":
-        return "runtime"
-    reason = refusal(scenario, resuming)
-    if reason is None:
-        return "standalone"
-    if device == "standalone":
-        raise NotCompiled(reason)
-    return "runtime"

@@ -1,0 +1,54 @@
+"""Which device runs a scenario (``[numerics] device``), decided from the scenario alone,
+before Brian2 is imported (``sim.preflight``): what the compiled device refuses whatever the
+model (checkpoints, batches, a family without a compiled form). What only the build finds
+(a mechanism without a compiled form) is refused when the program is built, before it runs
+(``sim.compiled.context.NotCompiled``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim.errors import ScenarioError
+
+
+class DeviceRefused(Exception):  # noqa: N818 - a refusal with its reason
+    """``device = "standalone"`` cannot run this scenario: the reason, one line."""
+
+
+def refusal(scenario: Any, resuming: bool) -> str | None:
+    """Why this run cannot be compiled, known from the scenario alone (None: try)."""
+    if resuming or scenario.record.checkpoint_every:
+        return "checkpoints and --resume run on the runtime device"
+    if scenario.protocol is not None and scenario.protocol.batch > 1:
+        return "batched trials (protocol.batch > 1) run on the runtime device"
+    if scenario.kind.name != "hierarchical":
+        return f"the {scenario.kind.name} family has no compiled form yet"
+    return None
+
+
+def choose(scenario: Any, resuming: bool) -> str:
+    """``runtime`` or ``standalone`` for this run; an explicit ``standalone`` that cannot be
+    is refused (``DeviceRefused``)."""
+    device = scenario.numerics.device
+    if device == "runtime":
+        return "runtime"
+    reason = refusal(scenario, resuming)
+    if reason is None:
+        return "standalone"
+    if device == "standalone":
+        raise DeviceRefused(reason)
+    return "runtime"
+
+
+def device_refused(scenario: Any, reason: str) -> ScenarioError:
+    """The one line for a run that ``[numerics] device = "standalone"`` cannot compile."""
+    return ScenarioError(f"{scenario.path}: numerics.device: \"standalone\" cannot run this "
+                         f"scenario: {reason}; expected device = \"runtime\" (or \"auto\")")
+
+
+def checked_device(scenario: Any, resuming: bool) -> str:
+    """``choose``, with a refusal as the user's one line (``ScenarioError``)."""
+    try:
+        return choose(scenario, resuming)
+    except DeviceRefused as err:
+        raise device_refused(scenario, str(err)) from None
