@@ -226,10 +226,11 @@ def test_beyond_the_stacked_size_it_takes_the_per_sample_path(monkeypatch):
         assert_close(found, expected)
 
 
-def test_a_singular_complement_takes_the_whole_hessian():
+def test_a_singular_complement_takes_the_whole_hessian(monkeypatch):
     """Two one-unit linear levels, W = 1, Pi = 1: the upper block's curvature -2 makes it
     exactly 0 (singular: block elimination cannot start there), while H = [[D, -1], [-1, 0]]
-    has ln|det H| = 0; ``free_energy`` falls back to the whole matrix, and so does this."""
+    has ln|det H| = 0; ``free_energy`` falls back to the whole matrix, and so does this, for
+    that sample alone."""
     identity = parse_nonlinearity("identity")
     model = HierarchicalModel([
         Level("input", 1, np.ones(1)),
@@ -240,7 +241,12 @@ def test_a_singular_complement_takes_the_whole_hessian():
     states = (rng.normal(size=(3, 1)), [rng.normal(size=(3, 1)), rng.normal(size=(3, 1))],
               [np.ones((3, 1))] * 3, np.zeros((3, 1)))
     curvature = {2: np.array([[0.0], [-2.0], [0.5]])}
+    one_sample = []
+    monkeypatch.setattr(free_energy_samples, "free_energy",
+                        lambda *args, **kwargs: one_sample.append(args[1]) or free_energy(
+                            *args, **kwargs))
     _, total = sampled_free_energy(model, *states, curvature=curvature)
+    np.testing.assert_array_equal(one_sample, [states[0][1]])
     expected = one_by_one(model, *states, curvature=curvature)
     assert_close(total, np.array([found.total for found in expected]))
     assert expected[1].laplace == pytest.approx(-np.log(2 * np.pi), abs=1e-15)

@@ -228,7 +228,7 @@ def _eliminate(diagonal_blocks: Sequence[np.ndarray], couplings: Sequence[np.nda
                ) -> tuple[np.ndarray | float, np.ndarray | None, np.ndarray | bool]:
     """``log_det._eliminate`` stacked: sum_b ln|det S_b| per sample, what the chain takes from
     the block after it (None for an empty chain), and where every complement was regular."""
-    total, incoming, regular = 0.0, None, True
+    total, incoming, regular = 0.0, None, np.True_
     for diagonal, coupling in zip(diagonal_blocks, couplings, strict=True):
         if incoming is not None:
             diagonal -= incoming
