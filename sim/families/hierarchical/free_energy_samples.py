@@ -1,11 +1,10 @@
 r"""F of many recorded samples at once: ``free_energy`` for a stack of S states in a few NumPy
 calls, for a run whose samples come back as arrays (a compiled run's monitors) rather than one
-Python call per sample.
+Python call per sample (``HierarchicalSimulation.before_sample``).
 
-The maths is ``free_energy``'s (its module docstring derives it), stacked over samples:
-every level's error e_l (S, n_l) from one matrix product per level, the energy
-sum_l 1/2 e_l' Pi_l e_l - 1/2 ln|Pi_l| + n_l/2 ln 2pi per row, and the energy's Hessian over
-all N beliefs (precisions held), an (S, N, N) stack, block tridiagonal:
+The maths is ``free_energy``'s (its module docstring derives it), stacked over samples: each
+level's error e_l (S, n_l), the energy sum_l 1/2 e_l' Pi_l e_l - 1/2 ln|Pi_l| + n_l/2 ln 2pi
+per row, and the blocks of the energy's Hessian over all N beliefs (precisions held),
 
 .. math::
 
@@ -13,35 +12,42 @@ all N beliefs (precisions held), an (S, N, N) stack, block tridiagonal:
              \partial^2 g_{l,i}/\partial\mu_l^2,\qquad
     H_{l-1,l} = -\Pi_{l-1} J_l
 
-(c_l the diagonal the mechanisms' energies add, ``curvature``), whose ln|det H| comes from one
-stacked ``np.linalg.slogdet`` (an LU per sample in LAPACK, no Python loop; H need not be
-positive definite, as for ``free_energy``, and a singular H gives -inf as its whole-matrix
-fallback does). For g = W f(mu) or a linear g, J' Pi J = diag(f') W' Pi W diag(f') with
-W' Pi W formed once per distinct row of precisions (``GramCache``'s idea: precisions change
-rarely within a run).
+as (S, n_l, n_l) and (S, n_{l-1}, n_l) stacks (c_l: the diagonal the mechanisms' energies
+add, ``curvature``), whose ln|det H| comes from ``log_det.block_log_abs_det``'s block
+elimination with every step one stacked LAPACK call (``slogdet``, ``solve``: an LU per sample
+inside LAPACK's loop, no Python loop). For g = W f(mu) or a linear g, J' Pi J =
+diag(f') W' Pi W diag(f') with W' Pi W formed once per run of equal precisions, as a run's
+``GramCache`` forms it.
 
-It agrees with ``free_energy`` called sample by sample to rounding (1e-12 absolute on the
-bundled scenarios, ``tests/test_free_energy_samples.py``), not bitwise: sums run in
-another order and the log-determinant comes from the whole H, not by block elimination
-(``log_det.block_log_abs_det``). Everything is computed in float64 (float32 inputs and
-weights widen exactly); ``free_energy`` given float32 weights (a float32 build narrows the
-model's own) rounds some products to float32 instead.
+Each operation is the one ``free_energy`` applies, with its ``GramCache``, to one sample (the
+same operands, dtypes and order; matrix-vector products as one ``gemv`` a sample, not one
+matrix-matrix product), so a sample's F is the per-sample function's to the bit on every case
+``tests/test_free_energy_samples.py`` checks (posner, a 3-belief-level tanh hierarchy before
+and after the weights, float32, a sparse prior; the runs' own recorded ``free_energy``), not
+merely within the 1e-12 a compiled device allows. Without a ``GramCache`` ``free_energy``
+forms J' Pi J in another order: 5e-12 apart at perception/hierarchy's 139th sample, where
+cond(H) ~ 6e5 (there a 1-ulp change of the input and beliefs moves F by up to 4e-12 too: a
+compiled run's F can differ by that much from the runtime's at such a sample, whatever
+computes it). float32 states stay float32 where ``free_energy`` keeps them so: pass the model
+whose weights the float32 build narrowed to match a float32 run's recording.
 
 A level's precision may be a stack of full matrices (S, n_l, n_l) (``circuits.covariance``):
 the same formulas with matrix products. The weights are the model's, the same for every
-sample (a run that learns them: call once per stretch of samples with the weights then, or
-per sample). Sparse weights are made dense for the Hessian: a model beyond
-``STACKED_BELIEFS`` beliefs (where sparse weights live) takes ``free_energy``'s Laplace term
-sample by sample, with a ``GramCache``.
+sample (a run that learns them: call once per stretch of samples with the weights then).
+Sparse weights, a model beyond ``STACKED_BELIEFS`` beliefs, and a sample whose block
+elimination meets a singular complement (``free_energy`` then takes the whole H) take
+``free_energy``'s Laplace term sample by sample.
 
-Measured on one core of this machine (OpenBLAS, float64), posner's 18,000 samples
-(N = 3, precisions changing every sample): the per-sample ``free_energy`` (with a
-``GramCache``, as a run computes it) 1.07 s (59 us a sample); this module 12 ms (0.7 us a
-sample, ~90x). perception/hierarchy's 64-16-4 (N = 20), 4,000 samples: per sample 0.27 s,
-stacked 17 ms. Per sample against the stacked LU of a 64-w-w/4 tanh hierarchy, 2,000 samples
-with one precision: N = 40: 77 vs 6 us; N = 80: 95 vs 24 us; N = 160: 154 vs 108 us;
-N = 320: 432 vs 670 us (there block elimination of the per-sample path wins: sum n_l^3
-against N^3). Hence ``STACKED_BELIEFS``.
+Measured on this shared 2-core machine (one OpenBLAS thread, float64, load 4-5 from other
+work; best of 3-5), posner's 18,000 samples (N = 3, precisions moving at every sample):
+``free_energy`` sample by sample as the run calls it 1.2-2.7 s (68-150 us a sample; without
+a ``GramCache`` 0.7-1.5 s), stacked 11-19 ms (0.6-1.1 us a sample): 100-140x;
+perception/hierarchy's 400 samples (N = 20): 74 against 2.8 ms. ``STACKED_BELIEFS``: per
+sample against stacked (us a sample, 1,000 random samples of tanh hierarchies with one
+precision): N = 20 (64-16-4) 64 vs 6; N = 80 (128-64-16) 100-200 vs 63-124;
+N = 120 (192-96-24) 307 vs 263; N = 160 (256-128-32) 224-499 vs 243-501; N = 320
+(512-256-64) 928-2392 vs 1213-3114. Beyond ~128 beliefs the LAPACK work dominates and
+stacks of large blocks leave the cache; smaller chunks (2 MiB) were slower still.
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ from circuits.generative import GenerativeMap, dense
 from sim.families.hierarchical.free_energy import LN_2PI, GramCache, _normaliser, free_energy
 from sim.families.hierarchical.model import HierarchicalModel
 
-STACKED_BELIEFS = 160  # up to this many beliefs the Hessians are stacked; beyond, per sample
+STACKED_BELIEFS = 128  # up to this many beliefs the Hessians are stacked; beyond, per sample
 CHUNK_BYTES = 1 << 24  # the largest stack of Hessians (or Jacobians) formed at once: 16 MiB
 KEPT_PRECISIONS = 16  # the per-sample path's GramCache size (a run's: build.GRAM_CACHE_SIZE)
 
@@ -75,9 +81,10 @@ def sampled_free_energy(
     total where not computed); curvature: per belief level an (S, n_l) diagonal the
     mechanisms add to the Hessian (``Simulation.mechanism_curvature`` gives it per sample);
     extra_energy: (S,) the mechanisms' own energy (``Simulation.mechanism_energy``), added to
-    both. Sample s equals ``free_energy(model, sensory[s], [b[s] for b in beliefs],
-    [p[s] for p in precisions], laplace=True, prior_mean=prior_mean[s], curvature=...)`` plus
-    ``extra_energy[s]``, to rounding."""
+    both. Sample s is ``free_energy(model, sensory[s], [b[s] for b in beliefs],
+    [p[s] for p in precisions], laplace=True, prior_mean=prior_mean[s], curvature=...,
+    cache=GramCache())`` plus ``extra_energy[s]``, by the same operations (module docstring);
+    without the cache, to rounding."""
     count = len(sensory)
     sizes = [level.size for level in model.levels]
     states = [_rows(np.asarray(sensory, dtype=float), count, sizes[0]),
@@ -221,7 +228,7 @@ def _eliminate(diagonal_blocks: Sequence[np.ndarray], couplings: Sequence[np.nda
                ) -> tuple[np.ndarray | float, np.ndarray | None, np.ndarray | bool]:
     """``log_det._eliminate`` stacked: sum_b ln|det S_b| per sample, what the chain takes from
     the block after it (None for an empty chain), and where every complement was regular."""
-    total, incoming, regular = 0.0, None, True
+    total, incoming, regular = 0.0, None, np.True_
     for diagonal, coupling in zip(diagonal_blocks, couplings, strict=True):
         if incoming is not None:
             diagonal -= incoming
