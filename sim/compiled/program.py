@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from brian2 import Clock, Network, NeuronGroup, StateMonitor, ms
+from brian2.core.base import BrianObject
 
 from sim.compiled.clone import clone_group, link, per_unit_state
 from sim.compiled.context import CompiledContext, NotCompiled
@@ -45,6 +46,15 @@ def runtime_groups(simulation: Any) -> list[NeuronGroup]:
     return [obj for obj in simulation.objects if isinstance(obj, NeuronGroup)]
 
 
+def not_run(objects: list) -> None:
+    """Objects built but never run (the runtime network a compiled run stands in for, or a
+    compiled build refused): Brian2 warns when deleting an object that no network ran
+    (``BrianObject.__del__`` checks ``_network is None``)."""
+    for obj in objects:
+        for part in [obj, *getattr(obj, "contained_objects", [])]:
+            part._network = "sim.compiled"
+
+
 def check_compilable(simulation: Any) -> None:
     """Every object of the runtime network is a population or has a compiled form."""
     known = {id(obj) for objects in simulation.stepping.values() for obj in objects}
@@ -69,7 +79,12 @@ def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
     context = CompiledContext(simulation, clones, clock, timeline)
     context.namespace = starts.namespace(timeline, clock.dt)
     starts.add_to(clones, timeline, clock.dt)
-    objects = simulation.compiled_objects(context)
+    try:
+        objects = simulation.compiled_objects(context)
+    except NotCompiled:  # what was built will never run: no warning from Brian2 for it
+        not_run([obj for ref in BrianObject.__instances__() if (obj := ref()) is not None
+                 and getattr(obj, "_network", "") is None])
+        raise
     simulation.compiled_timeline = timeline
     simulation.compiled_readouts = {name: group.name
                                     for name, group in context.readout_state.items()}

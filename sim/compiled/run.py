@@ -55,7 +55,7 @@ def run_compiled(simulation: Any, scenario: Any, guard: Any, runs: Any) -> None:
     from sim.compiled.device import standalone
     from sim.compiled.replay import Replay
 
-    _not_run([*simulation.objects, *runs.objects])
+    programs.not_run([*simulation.objects, *runs.objects])
     dt_s = float(simulation.clock.variables["dt"].get_value()[0])
     timeline = Timeline.of(scenario, dt_s)
     with catch_logs() as logs, standalone(shape_key(scenario)) as program:
@@ -88,11 +88,3 @@ def run_compiled(simulation: Any, scenario: Any, guard: Any, runs: Any) -> None:
                          t_ms)
     guard.last_good_ms = t_ms - scenario.dt_ms  # every step is checked
     guard._diverged(checks[outcome.stopped_by], t_ms)
-
-
-def _not_run(objects: list) -> None:
-    """The runtime objects stand for the program and are never run: Brian2 warns on deleting
-    an object no network ran (``BrianObject.__del__`` checks ``_network is None``)."""
-    for obj in objects:
-        for part in [obj, *getattr(obj, "contained_objects", [])]:
-            part._network = "sim.compiled"
