@@ -97,7 +97,7 @@ def child(mode: str, cache_root: Path, *args: str) -> None:
             outcome = program.run(network, 30 * ms)
         print(json.dumps(vars(outcome)))
     elif mode == "concurrent":
-        steps = 200_000
+        steps = 20_000
         with standalone("decay", cache_root) as program:
             network, monitor, expected = decay_network(float(args[0]), steps)
             print("ready", flush=True)
@@ -117,8 +117,20 @@ def child(mode: str, cache_root: Path, *args: str) -> None:
 
 
 def run_child(*args: str) -> subprocess.Popen:
+    """A child in a session of its own (a signal to its group reaches nothing else)."""
     return subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            start_new_session=True)
+
+
+def finish(process: subprocess.Popen, timeout_s: float) -> str:
+    """The child's remaining output once it ends (killed, with its group, after ``timeout_s``)."""
+    try:
+        return process.communicate(timeout=timeout_s)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
 
 
 def last_json(output: str) -> dict:
@@ -186,7 +198,7 @@ def test_a_warm_build_compiles_nothing_in_this_process_or_a_new_one(cache_root, 
     assert warm.build_s < cold.build_s / 2
     # a new process: the clocks' initialisation in main.cpp must come out in the same order
     process = run_child("warm", str(cache_root))
-    output, _ = process.communicate(timeout=120)
+    output = finish(process, 120)
     assert process.returncode == 0
     assert last_json(output)["compiled_files"] == 0
 
@@ -202,7 +214,7 @@ def test_two_processes_with_the_same_key_do_not_mix(cache_root, tmp_path):
     go.touch()
     outcomes = []
     for process in processes:
-        output, _ = process.communicate(timeout=180)
+        output = finish(process, 180)
         assert process.returncode == 0
         outcomes.append(last_json(output))
     for outcome in outcomes:
@@ -245,10 +257,14 @@ def test_a_compiled_check_stops_at_the_first_bad_step(cache_root, nan_at_step):
                                                                               "rate_limit")
 
 
-def test_ctrl_c_stops_the_program_and_progress_is_reported(cache_root):
-    """SIGINT to the Python process (not its group) while the program runs: the program stops,
-    writes its monitors up to there, and the outcome says "interrupted"; before that, progress
-    lines arrived, rising from 0."""
+@pytest.mark.parametrize(("signum", "to_group"), [(signal.SIGINT, False),
+                                                  (signal.SIGINT, True),
+                                                  (signal.SIGTERM, False)])
+def test_ctrl_c_stops_the_program_and_progress_is_reported(cache_root, signum, to_group):
+    """A signal to the Python process while the program runs (SIGINT or SIGTERM, or SIGINT to
+    its whole process group, as a terminal's Ctrl-C): the program stops, writes its monitors up
+    to there, and the outcome says "interrupted"; before that, progress lines arrived, rising
+    from 0."""
     process = run_child("interrupt", str(cache_root))
     fractions = []
     for line in process.stdout:
@@ -256,14 +272,17 @@ def test_ctrl_c_stops_the_program_and_progress_is_reported(cache_root):
         if fractions[-1] > 0:
             break
     sent = time.perf_counter()
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
+    if to_group:
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
+    output = finish(process, 60)
     stopped_s = time.perf_counter() - sent
     assert process.returncode == 0
     lines = output.strip().splitlines()
     fractions += [float(line.split()[1]) for line in lines[:-1]]
     outcome = json.loads(lines[-1])
-    assert outcome["stopped_by"] == "interrupted" and outcome["signal_name"] == "SIGINT"
+    assert outcome["stopped_by"] == "interrupted" and outcome["signal_name"] == signum.name
     assert 0 < outcome["completed"] < 1 and stopped_s < 5
     assert fractions[0] == 0.0 and fractions == sorted(fractions)
     assert fractions[-1] == pytest.approx(outcome["completed"], abs=1e-6)

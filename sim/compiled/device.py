@@ -44,6 +44,7 @@ import contextlib
 import fcntl
 import gc
 import itertools
+import math
 import os
 import re
 import shutil
@@ -67,12 +68,13 @@ _runs = itertools.count()
 @dataclass
 class Outcome:
     """How a program run ended. ``completed``: the fraction of the run done (Brian2's
-    ``last_run_info.txt``); ``stopped_by``: None (ran to the end), ``"interrupted"`` (a signal
-    to pcsim: ``signal_name`` says which) or the name of the ``stop_when`` check that fired;
-    ``t_stop_s``: the network time of the step where that check fired, else the time the run
-    reached; ``build_s``: Python's code generation and ``make``; ``run_s``: the program (wall,
-    with its start and the writing of results), ``loop_s`` its simulation loop (as the program
-    measured it: CPU time); ``compiled_files``: object files (re)compiled by this build."""
+    ``last_run_info.txt`` has it rounded); ``stopped_by``: None (ran to the end),
+    ``"interrupted"`` (a signal to pcsim: ``signal_name`` says which) or the name of the
+    ``stop_when`` check that fired; ``t_stop_s``: the network time of the step where that
+    check fired, else the time the run reached; ``build_s``: Python's code generation and
+    ``make``; ``run_s``: the program (wall, with its start and the writing of results),
+    ``loop_s`` its simulation loop (as the program measured it: CPU time); ``compiled_files``:
+    object files (re)compiled by this build."""
 
     completed: float
     stopped_by: str | None
@@ -143,23 +145,29 @@ class Program:
             progress: Callable[[float], None] | None = None,
             namespace: dict | None = None) -> Outcome:
         """Record ``network.run(duration)``, build the program (compiling what changed), run
-        it; the monitors can then be read until the ``standalone`` block ends. With
-        ``report_every_s`` (CPU seconds of the program; a value compiled into ``main.cpp``),
-        ``progress`` gets the completed fraction as the program reports it, 0 first and the
-        final fraction last. ``namespace``: Brian2's run namespace; by default an empty one,
-        as in pcsim's runs (groups carry their own): Brian2's implicit namespace, the caller's
-        locals, would keep the caller's objects alive (the frame's ``f_locals`` snapshot), and
-        with them their names, which a later block's objects then cannot have."""
-        from brian2 import device, second
+        it; the monitors can then be read until the ``standalone`` block ends. ``progress``
+        gets the completed fraction: 0 first, the final fraction last, and with
+        ``report_every_s`` (wall seconds; a constant of a compiled code object) a line from the
+        program at that interval in between (``launch.progress_group``).
+
+        ``namespace``: Brian2's run namespace; by default an empty one, as in pcsim's runs
+        (groups carry their own). Brian2's implicit namespace, the caller's locals, would keep
+        the caller's objects alive (the frame's ``f_locals`` snapshot), and with them their
+        names, which a later block's objects then could not have."""
+        from brian2 import device
 
         if self.results_dir is not None:
             raise RuntimeError("a standalone block runs one network once")
         assert_no_network_operations(network)
         start = time.perf_counter()
         device.insert_code("after_network_run", launching.IGNORE_SIGINT_AFTER_RUN)
-        network.run(duration, report=launching.REPORT_CPP if report_every_s else None,
-                    report_period=(report_every_s or 10.0) * second,
-                    namespace={} if namespace is None else namespace)
+        t_start_s, duration_s = float(network.t_), float(duration)
+        # always there (it costs nothing measurable): adding it changes objects.h, which
+        # every source includes, so switching it on or off would recompile everything
+        ticker = launching.progress_group(t_start_s, duration_s, report_every_s or math.inf)
+        network.add(ticker)
+        network.run(duration, namespace={} if namespace is None else namespace)
+        network.remove(ticker)
         _warn_numbered_names(device.code_objects)
         _sort_single_value_writes(device.main_queue)
         generate_s = time.perf_counter() - start
@@ -175,6 +183,8 @@ class Program:
             compiled = sum(1 for path, mtime in _object_files(self.directory).items()
                            if before.get(path) != mtime)
             self.results_dir.mkdir(exist_ok=True)
+            if progress is not None:
+                progress(0.0)
             start = time.perf_counter()
             launched = launching.launch(self.directory, self.results_dir, _environment(device),
                                         progress)
@@ -185,15 +195,20 @@ class Program:
             raise RuntimeError(f"the compiled program in {self.directory} failed (exit "
                                f"{launched.returncode}):\n" + "\n".join(launched.output))
         _adopt_results(device, self.directory, name)
-        loop_s, completed = (float(word) for word in
-                             (self.results_dir / "last_run_info.txt").read_text().split())
+        loop_s = float((self.results_dir / "last_run_info.txt").read_text().split()[0])
+        # the time the run reached, as Brian2's program sets it (the earliest clock); its
+        # completed fraction in last_run_info.txt is the same, rounded to 6 digits
+        reached_s = min(float(clock.variables["t"].get_value().item())
+                        for clock in {obj.clock for obj in network.sorted_objects})
+        completed = (reached_s - t_start_s) / duration_s if duration_s > 0 else 1.0
+        if progress is not None:
+            progress(completed)
         fired = launching.read_stopped_by(self.results_dir)
         if fired is not None:
             stopped_by, t_stop_s = self._checks[fired[0]], fired[1]
         else:
             stopped_by = None if launched.signal_name is None else "interrupted"
-            t_stop_s = min(float(obj.clock.variables["t"].get_value().item())
-                           for obj in network.objects)
+            t_stop_s = reached_s
         return Outcome(completed, stopped_by, t_stop_s, build_s, run_s, compiled, loop_s,
                        launched.signal_name)
 
@@ -315,10 +330,12 @@ def _adopt_results(device, directory: Path, results_directory: str) -> None:
     clock caches, ``has_been_run``, the check for NaN states) and runs nothing."""
     from brian2 import prefs
 
-    command = prefs["devices.cpp_standalone.run_cmd_unix"]
+    command, environment = prefs["devices.cpp_standalone.run_cmd_unix"], dict(os.environ)
     prefs["devices.cpp_standalone.run_cmd_unix"] = "true"
     try:
         device.run(directory=str(directory), results_directory=results_directory,
                    with_output=False)
     finally:
         prefs["devices.cpp_standalone.run_cmd_unix"] = command
+        os.environ.clear()  # device.run sets the program's variables (LD_BIND_NOW) in ours
+        os.environ.update(environment)
