@@ -47,16 +47,18 @@ def cache_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ode_cold(cache_root) -> tuple[Outcome, np.ndarray, np.ndarray]:
+def ode_cold(cache_root) -> tuple[Outcome, np.ndarray, np.ndarray, bool]:
     """The ODE network's first (cold) build and run, 30 ms: the outcome, the recorded v, w and
-    slow (variable, neuron, sample), and the sample times."""
+    slow (variable, neuron, sample), the sample times, and whether the environment variables
+    were the same after the block as before."""
+    environment = dict(os.environ)
     with standalone("ode", cache_root) as program:
         network, monitor = ode_network()
         outcome = program.run(network, 30 * ms)
         recorded = np.stack([np.asarray(monitor.v), np.asarray(monitor.w),
                              np.asarray(monitor.slow)])
         times = np.asarray(monitor.t_)
-    return outcome, recorded, times
+    return outcome, recorded, times, dict(os.environ) == environment
 
 
 def ode_network() -> tuple[Network, StateMonitor]:
@@ -150,8 +152,8 @@ def runtime_reference(duration) -> np.ndarray:
 
 
 def test_results_equal_the_runtime_device_and_runtime_runs_afterwards(ode_cold):
-    outcome, compiled, times = ode_cold
-    assert (outcome.completed, outcome.stopped_by) == (1.0, None)
+    outcome, compiled, times, same_environment = ode_cold
+    assert (outcome.completed, outcome.stopped_by) == (1.0, None) and same_environment
     assert outcome.t_stop_s == pytest.approx(0.03, abs=1e-12)
     assert get_device() is runtime_device
     reference = runtime_reference(30 * ms)  # a runtime network after the block
