@@ -61,7 +61,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.compiled import launch as launching
+from sim.compiled import launch
 from sim.errors import DeviceUnsupportedError
 
 CACHE_ENVIRONMENT = "PCSIM_STANDALONE_CACHE"
@@ -144,7 +144,7 @@ class Program:
             raise ValueError(f"a stop check's name must be an identifier, not {name!r}")
         self._checks.append(name)
         group.run_regularly(
-            f"pcsim_hit = {launching.STOP_FUNCTION}(int({condition}), "
+            f"pcsim_hit = {launch.STOP_FUNCTION}(int({condition}), "
             f"{len(self._checks) - 1}, t)",
             when=when, order=order, name=f"{group.name}_stop_{name}")
 
@@ -167,11 +167,11 @@ class Program:
             raise RuntimeError("a standalone block runs one network once")
         assert_no_network_operations(network)
         start = time.perf_counter()
-        device.insert_code("after_network_run", launching.IGNORE_SIGINT_AFTER_RUN)
+        device.insert_code("after_network_run", launch.IGNORE_SIGINT_AFTER_RUN)
         t_start_s, duration_s = float(network.t_), float(duration)
         # always there (it costs nothing measurable): adding it changes objects.h, which
         # every source includes, so switching it on or off would recompile everything
-        ticker = launching.progress_group(t_start_s, duration_s, report_every_s or math.inf)
+        ticker = launch.progress_group(t_start_s, duration_s, report_every_s or math.inf)
         network.add(ticker)
         network.run(duration, namespace={} if namespace is None else namespace)
         network.remove(ticker)
@@ -193,8 +193,8 @@ class Program:
             if progress is not None:
                 progress(0.0)
             start = time.perf_counter()
-            launched = launching.launch(self.directory, self.results_dir, _environment(device),
-                                        progress)
+            launched = launch.run_program(self.directory, self.results_dir,
+                                          _environment(device), progress)
             run_s = time.perf_counter() - start
         if launched.returncode != 0:
             if launched.signal_name is not None:  # a signal before or while it started
@@ -210,7 +210,7 @@ class Program:
         completed = (reached_s - t_start_s) / duration_s if duration_s > 0 else 1.0
         if progress is not None:
             progress(completed)
-        fired = launching.read_stopped_by(self.results_dir)
+        fired = launch.read_stopped_by(self.results_dir)
         if fired is not None:
             stopped_by, t_stop_s = self._checks[fired[0]], fired[1]
         else:
@@ -253,11 +253,11 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
     try:
         for name, value in settings.items():
             prefs[name] = value
-        DEFAULT_FUNCTIONS[launching.STOP_FUNCTION] = launching.stop_function()
+        DEFAULT_FUNCTIONS[launch.STOP_FUNCTION] = launch.stop_function()
         yield program
     finally:
         program.remove_results()
-        DEFAULT_FUNCTIONS.pop(launching.STOP_FUNCTION, None)
+        DEFAULT_FUNCTIONS.pop(launch.STOP_FUNCTION, None)
         compiled_device.reinit()
         reset_device()
         for name, value in saved.items():

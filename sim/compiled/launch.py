@@ -129,7 +129,7 @@ class Launched:
     output: list[str]
 
 
-def launch(directory: Path, results_dir: Path, env: dict[str, str],
+def run_program(directory: Path, results_dir: Path, env: dict[str, str],
            progress: Callable[[float], None] | None = None) -> Launched:
     """Run ``directory``'s program ``./main``, writing its results to ``results_dir``, until it
     ends; ``progress`` gets each completed fraction it reports."""
