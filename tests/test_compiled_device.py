@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -223,6 +224,29 @@ def test_two_processes_with_the_same_key_do_not_mix(cache_root, tmp_path):
     for outcome in outcomes:
         assert outcome["completed"] == 1.0 and outcome["error"] < 1e-12
     assert not list((cache_root / "decay").glob("results-*"))  # each removed its own
+
+
+def test_results_of_dead_processes_are_removed(cache_root, ode_cold):
+    """A process killed while its monitors were being read leaves its results directory; the
+    next build removes it, and not a living process's."""
+    dead = cache_root / "ode" / f"results-{_ended_pid()}-0"
+    alive = cache_root / "ode" / f"results-{os.getppid()}-0"
+    for folder in (dead, alive):
+        folder.mkdir()
+        (folder / "_dynamic_array_ode_samples_t").write_bytes(b"")
+    with standalone("ode", cache_root) as program:
+        network, monitor = ode_network()
+        program.run(network, 30 * ms)
+    del network, monitor
+    assert not dead.exists() and alive.exists()
+    shutil.rmtree(alive)
+
+
+def _ended_pid() -> int:
+    """The process id of a process that has ended."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
 
 
 @pytest.mark.parametrize("nan_at_step", [None, 50])
