@@ -12,7 +12,9 @@ The networks are built by the functions below, also run as child processes
 from __future__ import annotations
 
 import json
+import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,16 +49,18 @@ def cache_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ode_cold(cache_root) -> tuple[Outcome, np.ndarray, np.ndarray]:
+def ode_cold(cache_root) -> tuple[Outcome, np.ndarray, np.ndarray, bool]:
     """The ODE network's first (cold) build and run, 30 ms: the outcome, the recorded v, w and
-    slow (variable, neuron, sample), and the sample times."""
+    slow (variable, neuron, sample), the sample times, and whether the environment variables
+    were the same after the block as before."""
+    environment = dict(os.environ)
     with standalone("ode", cache_root) as program:
         network, monitor = ode_network()
         outcome = program.run(network, 30 * ms)
         recorded = np.stack([np.asarray(monitor.v), np.asarray(monitor.w),
                              np.asarray(monitor.slow)])
         times = np.asarray(monitor.t_)
-    return outcome, recorded, times
+    return outcome, recorded, times, dict(os.environ) == environment
 
 
 def ode_network() -> tuple[Network, StateMonitor]:
@@ -97,7 +101,7 @@ def child(mode: str, cache_root: Path, *args: str) -> None:
             outcome = program.run(network, 30 * ms)
         print(json.dumps(vars(outcome)))
     elif mode == "concurrent":
-        steps = 200_000
+        steps = 20_000
         with standalone("decay", cache_root) as program:
             network, monitor, expected = decay_network(float(args[0]), steps)
             print("ready", flush=True)
@@ -117,8 +121,20 @@ def child(mode: str, cache_root: Path, *args: str) -> None:
 
 
 def run_child(*args: str) -> subprocess.Popen:
+    """A child in a session of its own (a signal to its group reaches nothing else)."""
     return subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            start_new_session=True)
+
+
+def finish(process: subprocess.Popen, timeout_s: float) -> str:
+    """The child's remaining output once it ends (killed, with its group, after ``timeout_s``)."""
+    try:
+        return process.communicate(timeout=timeout_s)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
 
 
 def last_json(output: str) -> dict:
@@ -138,8 +154,8 @@ def runtime_reference(duration) -> np.ndarray:
 
 
 def test_results_equal_the_runtime_device_and_runtime_runs_afterwards(ode_cold):
-    outcome, compiled, times = ode_cold
-    assert (outcome.completed, outcome.stopped_by) == (1.0, None)
+    outcome, compiled, times, same_environment = ode_cold
+    assert (outcome.completed, outcome.stopped_by) == (1.0, None) and same_environment
     assert outcome.t_stop_s == pytest.approx(0.03, abs=1e-12)
     assert get_device() is runtime_device
     reference = runtime_reference(30 * ms)  # a runtime network after the block
@@ -186,7 +202,7 @@ def test_a_warm_build_compiles_nothing_in_this_process_or_a_new_one(cache_root, 
     assert warm.build_s < cold.build_s / 2
     # a new process: the clocks' initialisation in main.cpp must come out in the same order
     process = run_child("warm", str(cache_root))
-    output, _ = process.communicate(timeout=120)
+    output = finish(process, 120)
     assert process.returncode == 0
     assert last_json(output)["compiled_files"] == 0
 
@@ -202,12 +218,35 @@ def test_two_processes_with_the_same_key_do_not_mix(cache_root, tmp_path):
     go.touch()
     outcomes = []
     for process in processes:
-        output, _ = process.communicate(timeout=180)
+        output = finish(process, 180)
         assert process.returncode == 0
         outcomes.append(last_json(output))
     for outcome in outcomes:
         assert outcome["completed"] == 1.0 and outcome["error"] < 1e-12
     assert not list((cache_root / "decay").glob("results-*"))  # each removed its own
+
+
+def test_results_of_dead_processes_are_removed(cache_root, ode_cold):
+    """A process killed while its monitors were being read leaves its results directory; the
+    next build removes it, and not a living process's."""
+    dead = cache_root / "ode" / f"results-{_ended_pid()}-0"
+    alive = cache_root / "ode" / f"results-{os.getppid()}-0"
+    for folder in (dead, alive):
+        folder.mkdir()
+        (folder / "_dynamic_array_ode_samples_t").write_bytes(b"")
+    with standalone("ode", cache_root) as program:
+        network, monitor = ode_network()
+        program.run(network, 30 * ms)
+    del network, monitor
+    assert not dead.exists() and alive.exists()
+    shutil.rmtree(alive)
+
+
+def _ended_pid() -> int:
+    """The process id of a process that has ended."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
 
 
 @pytest.mark.parametrize("nan_at_step", [None, 50])
@@ -231,9 +270,7 @@ def test_a_compiled_check_stops_at_the_first_bad_step(cache_root, nan_at_step):
         outcome = program.run(Network(group, monitor, name="diverge_network"),
                               steps * DT_S * 1e3 * ms)
         recorded_v, recorded_t = np.asarray(monitor.v)[0], np.asarray(monitor.t_)
-    v, crossing = 1.0, 0
-    while abs(v) <= limit:
-        v, crossing = v + DT_S / 0.01 * v, crossing + 1
+    crossing = math.ceil(math.log(limit) / math.log1p(DT_S / 0.01))  # Euler: (1 + dt/tau)^n
     assert crossing == 1389
     fired, step = ("rate_limit", crossing) if nan_at_step is None else ("input_check",
                                                                           nan_at_step)
@@ -245,10 +282,14 @@ def test_a_compiled_check_stops_at_the_first_bad_step(cache_root, nan_at_step):
                                                                               "rate_limit")
 
 
-def test_ctrl_c_stops_the_program_and_progress_is_reported(cache_root):
-    """SIGINT to the Python process (not its group) while the program runs: the program stops,
-    writes its monitors up to there, and the outcome says "interrupted"; before that, progress
-    lines arrived, rising from 0."""
+@pytest.mark.parametrize(("signum", "to_group"), [(signal.SIGINT, False),
+                                                  (signal.SIGINT, True),
+                                                  (signal.SIGTERM, False)])
+def test_ctrl_c_stops_the_program_and_progress_is_reported(cache_root, signum, to_group):
+    """A signal to the Python process while the program runs (SIGINT or SIGTERM, or SIGINT to
+    its whole process group, as a terminal's Ctrl-C): the program stops, writes its monitors up
+    to there, and the outcome says "interrupted"; before that, progress lines arrived, rising
+    from 0."""
     process = run_child("interrupt", str(cache_root))
     fractions = []
     for line in process.stdout:
@@ -256,14 +297,17 @@ def test_ctrl_c_stops_the_program_and_progress_is_reported(cache_root):
         if fractions[-1] > 0:
             break
     sent = time.perf_counter()
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
+    if to_group:
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
+    output = finish(process, 60)
     stopped_s = time.perf_counter() - sent
     assert process.returncode == 0
     lines = output.strip().splitlines()
     fractions += [float(line.split()[1]) for line in lines[:-1]]
     outcome = json.loads(lines[-1])
-    assert outcome["stopped_by"] == "interrupted" and outcome["signal_name"] == "SIGINT"
+    assert outcome["stopped_by"] == "interrupted" and outcome["signal_name"] == signum.name
     assert 0 < outcome["completed"] < 1 and stopped_s < 5
     assert fractions[0] == 0.0 and fractions == sorted(fractions)
     assert fractions[-1] == pytest.approx(outcome["completed"], abs=1e-6)

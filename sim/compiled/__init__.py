@@ -10,7 +10,7 @@ from what any one model builds:
   and switches back afterwards; ``Program.run`` builds and runs the program, and says whether
   it ran to the end, was interrupted (Ctrl-C, SIGTERM) or stopped by a compiled check
   (``Program.stop_when``: divergence).
-- ``sim.compiled.launch``: starting the program as a child process, forwarding signals to it,
+- ``sim.compiled.launch``: running the program as a child process, forwarding signals to it,
   reading its progress lines, and the compiled stop check's C++ code.
 
 The report side never imports this package (it imports Brian2).

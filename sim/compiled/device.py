@@ -4,7 +4,7 @@
         group = NeuronGroup(..., name="beliefs")            # name every object: see below
         monitor = StateMonitor(group, "mu", record=True, name="samples")
         program.stop_when(group, "not (abs(mu) <= 1e6)", "rate_limit")
-        outcome = program.run(Network(group, monitor), duration)
+        outcome = program.run(Network(group, monitor, name="posner"), duration)
         mu = monitor.mu[:]                                  # read inside the block
     # here Brian2 is back on the runtime device, with its preferences as they were
 
@@ -14,12 +14,13 @@
   this process or another, compiles nothing: Brian2 rewrites only the sources whose text
   changed, and ``make`` recompiles only those. The generated sources name Brian2's objects, so
   every object needs an explicit ``name`` (automatic names such as ``neurongroup_1`` depend on
-  which objects are alive). Values set from Python (initial values, ``TimedArray`` contents)
-  are either data files read when the program starts (arrays) or constants in ``main.cpp``
-  (scalars: changing one recompiles ``main.o`` only); sizes, dt and durations are in the code.
+  which objects are alive: ``Program.run`` warns when Brian2 had to number one). Values set
+  from Python are data files read when the program starts (arrays: initial values,
+  ``TimedArray`` contents; changing them compiles nothing) or constants in ``main.cpp``
+  (scalars: ``main.o`` only); sizes, dt and durations are in the code.
 - **Deterministic ``main.cpp``.** Brian2 initialises the clocks in the order of a Python set,
-  which changes between processes, so a warm build in a new process recompiled ``main.o``
-  (~1 s here). ``_sort_single_value_writes`` sorts those independent writes before the build.
+  which changes between processes (and between builds in one), so a warm build recompiled
+  ``main.o`` (~1 s here). ``_sort_single_value_writes`` sorts these independent writes.
 - **make is limited** to the cores this process may use (``-j<cores>``; Brian2's default is an
   unlimited ``make -j``, which once spawned ~1,400 compilers), and there is no OpenMP (thread
   synchronisation every step costs a small model 50x). Both preferences are restored on exit.
@@ -32,10 +33,16 @@
   first step where it held. Brian2 skips network operations on this device without a word:
   ``assert_no_network_operations`` refuses them.
 
-Measured (``tests/test_compiled_device.py``'s network: 3 neurons, an ODE, a ``run_regularly``
-and a ``StateMonitor``, 1,000 steps; 2 cores, gcc 12.2, Brian2 2.9.0, another test run on the
-other core): build cold (a new directory) MEASURED_COLD; warm in the same process
-MEASURED_WARM_SAME; warm in a new process MEASURED_WARM_NEW. The program's loop MEASURED_STEP.
+Measured (``tests/test_compiled_device.py``'s ODE network: 3 neurons, 4 clocks, 5 code
+objects; 2 cores, gcc 12.2, Brian2 2.9.0, the machine loaded 2-3x by other test runs, so
+timings vary): ``Program.run`` of 300 steps, building 11 object files in a new directory:
+4-12 s (build); the same network again in the same process: 0.03-0.04 s, nothing compiled (the
+whole ``run`` call 0.07-0.08 s); in a new process: 0.45-0.55 s, nothing compiled (Python's
+first code generation; ``run`` 0.5-0.6 s). Without sorting ``main.cpp``'s clock writes, a warm
+build recompiled ``main.o`` (1 file, +0.7-1.7 s) in most processes, the same one included. A
+new duration recompiles ``main.o`` and the progress ticker (2 files, 1.2-2.7 s). The program:
+0.02-0.05 s of start and results for 300 steps; its loop 0.71-0.76 us a step over 1,000,000
+steps, with or without progress lines (Brian2's ``report=``: 2.9 us).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ import contextlib
 import fcntl
 import gc
 import itertools
+import math
 import os
 import re
 import shutil
@@ -53,7 +61,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.compiled import launch as launching
+from sim.compiled import launch
 from sim.errors import DeviceUnsupportedError
 
 CACHE_ENVIRONMENT = "PCSIM_STANDALONE_CACHE"
@@ -67,12 +75,13 @@ _runs = itertools.count()
 @dataclass
 class Outcome:
     """How a program run ended. ``completed``: the fraction of the run done (Brian2's
-    ``last_run_info.txt``); ``stopped_by``: None (ran to the end), ``"interrupted"`` (a signal
-    to pcsim: ``signal_name`` says which) or the name of the ``stop_when`` check that fired;
-    ``t_stop_s``: the network time of the step where that check fired, else the time the run
-    reached; ``build_s``: Python's code generation and ``make``; ``run_s``: the program (wall,
-    with its start and the writing of results), ``loop_s`` its simulation loop (as the program
-    measured it: CPU time); ``compiled_files``: object files (re)compiled by this build."""
+    ``last_run_info.txt`` has it rounded); ``stopped_by``: None (ran to the end),
+    ``"interrupted"`` (a signal to pcsim: ``signal_name`` says which) or the name of the
+    ``stop_when`` check that fired; ``t_stop_s``: the network time of the step where that
+    check fired, else the time the run reached; ``build_s``: Python's code generation and
+    ``make``; ``run_s``: the program (wall, with its start and the writing of results),
+    ``loop_s`` its simulation loop (as the program measured it: CPU time); ``compiled_files``:
+    object files (re)compiled by this build."""
 
     completed: float
     stopped_by: str | None
@@ -135,7 +144,7 @@ class Program:
             raise ValueError(f"a stop check's name must be an identifier, not {name!r}")
         self._checks.append(name)
         group.run_regularly(
-            f"pcsim_hit = {launching.STOP_FUNCTION}(int({condition}), "
+            f"pcsim_hit = {launch.STOP_FUNCTION}(int({condition}), "
             f"{len(self._checks) - 1}, t)",
             when=when, order=order, name=f"{group.name}_stop_{name}")
 
@@ -143,23 +152,29 @@ class Program:
             progress: Callable[[float], None] | None = None,
             namespace: dict | None = None) -> Outcome:
         """Record ``network.run(duration)``, build the program (compiling what changed), run
-        it; the monitors can then be read until the ``standalone`` block ends. With
-        ``report_every_s`` (CPU seconds of the program; a value compiled into ``main.cpp``),
-        ``progress`` gets the completed fraction as the program reports it, 0 first and the
-        final fraction last. ``namespace``: Brian2's run namespace; by default an empty one,
-        as in pcsim's runs (groups carry their own): Brian2's implicit namespace, the caller's
-        locals, would keep the caller's objects alive (the frame's ``f_locals`` snapshot), and
-        with them their names, which a later block's objects then cannot have."""
-        from brian2 import device, second
+        it; the monitors can then be read until the ``standalone`` block ends. ``progress``
+        gets the completed fraction: 0 first, the final fraction last, and with
+        ``report_every_s`` (wall seconds; a constant of a compiled code object) a line from the
+        program at that interval in between (``launch.progress_group``).
+
+        ``namespace``: Brian2's run namespace; by default an empty one, as in pcsim's runs
+        (groups carry their own). Brian2's implicit namespace, the caller's locals, would keep
+        the caller's objects alive (the frame's ``f_locals`` snapshot), and with them their
+        names, which a later block's objects then could not have."""
+        from brian2 import device
 
         if self.results_dir is not None:
             raise RuntimeError("a standalone block runs one network once")
         assert_no_network_operations(network)
         start = time.perf_counter()
-        device.insert_code("after_network_run", launching.IGNORE_SIGINT_AFTER_RUN)
-        network.run(duration, report=launching.REPORT_CPP if report_every_s else None,
-                    report_period=(report_every_s or 10.0) * second,
-                    namespace={} if namespace is None else namespace)
+        device.insert_code("after_network_run", launch.IGNORE_SIGINT_AFTER_RUN)
+        t_start_s, duration_s = float(network.t_), float(duration)
+        # always there (it costs nothing measurable): adding it changes objects.h, which
+        # every source includes, so switching it on or off would recompile everything
+        ticker = launch.progress_group(t_start_s, duration_s, report_every_s or math.inf)
+        network.add(ticker)
+        network.run(duration, namespace={} if namespace is None else namespace)
+        network.remove(ticker)
         _warn_numbered_names(device.code_objects)
         _sort_single_value_writes(device.main_queue)
         generate_s = time.perf_counter() - start
@@ -175,9 +190,11 @@ class Program:
             compiled = sum(1 for path, mtime in _object_files(self.directory).items()
                            if before.get(path) != mtime)
             self.results_dir.mkdir(exist_ok=True)
+            if progress is not None:
+                progress(0.0)
             start = time.perf_counter()
-            launched = launching.launch(self.directory, self.results_dir, _environment(device),
-                                        progress)
+            launched = launch.run_program(self.directory, self.results_dir,
+                                          _environment(device), progress)
             run_s = time.perf_counter() - start
         if launched.returncode != 0:
             if launched.signal_name is not None:  # a signal before or while it started
@@ -185,15 +202,20 @@ class Program:
             raise RuntimeError(f"the compiled program in {self.directory} failed (exit "
                                f"{launched.returncode}):\n" + "\n".join(launched.output))
         _adopt_results(device, self.directory, name)
-        loop_s, completed = (float(word) for word in
-                             (self.results_dir / "last_run_info.txt").read_text().split())
-        fired = launching.read_stopped_by(self.results_dir)
+        loop_s = float((self.results_dir / "last_run_info.txt").read_text().split()[0])
+        # the time the run reached, as Brian2's program sets it (the earliest clock); its
+        # completed fraction in last_run_info.txt is the same, rounded to 6 digits
+        reached_s = min(float(clock.variables["t"].get_value().item())
+                        for clock in {obj.clock for obj in network.sorted_objects})
+        completed = (reached_s - t_start_s) / duration_s if duration_s > 0 else 1.0
+        if progress is not None:
+            progress(completed)
+        fired = launch.read_stopped_by(self.results_dir)
         if fired is not None:
             stopped_by, t_stop_s = self._checks[fired[0]], fired[1]
         else:
             stopped_by = None if launched.signal_name is None else "interrupted"
-            t_stop_s = min(float(obj.clock.variables["t"].get_value().item())
-                           for obj in network.objects)
+            t_stop_s = reached_s
         return Outcome(completed, stopped_by, t_stop_s, build_s, run_s, compiled, loop_s,
                        launched.signal_name)
 
@@ -231,11 +253,11 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
     try:
         for name, value in settings.items():
             prefs[name] = value
-        DEFAULT_FUNCTIONS[launching.STOP_FUNCTION] = launching.stop_function()
+        DEFAULT_FUNCTIONS[launch.STOP_FUNCTION] = launch.stop_function()
         yield program
     finally:
         program.remove_results()
-        DEFAULT_FUNCTIONS.pop(launching.STOP_FUNCTION, None)
+        DEFAULT_FUNCTIONS.pop(launch.STOP_FUNCTION, None)
         compiled_device.reinit()
         reset_device()
         for name, value in saved.items():
@@ -316,9 +338,17 @@ def _adopt_results(device, directory: Path, results_directory: str) -> None:
     from brian2 import prefs
 
     command = prefs["devices.cpp_standalone.run_cmd_unix"]
+    # device.run sets the program's environment variables (LD_BIND_NOW) in this process's
+    saved = {name: os.environ.get(name) for name, value in _environment(device).items()
+             if os.environ.get(name) != value}
     prefs["devices.cpp_standalone.run_cmd_unix"] = "true"
     try:
         device.run(directory=str(directory), results_directory=results_directory,
                    with_output=False)
     finally:
         prefs["devices.cpp_standalone.run_cmd_unix"] = command
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
