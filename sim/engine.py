@@ -206,7 +206,11 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
             # code objects) that took ~0.3 s a trial: what exists now is frozen out of it
             gc.collect()
             gc.freeze()
-            if not (compiled and _run_compiled(simulation, scenario, guard, runs)):
+            if compiled:  # the device that ran, in the file (sim.compiled.run)
+                writer.file.attrs["device"] = "standalone"
+                compiled = _run_compiled(simulation, scenario, guard, runs)
+            if not compiled:
+                writer.file.attrs["device"] = "runtime"
                 network = Network(*simulation.objects, guard.operation(simulation.clock),
                                   *runs.objects)
                 first = 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,16 @@ METHODS = ("euler", "exponential_euler", "rk2", "rk4", "heun", "milstein")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")  # it becomes part of file names
 STABILITY_CHECKS = ("refuse", "warn")
 DEVICES = ("runtime", "standalone", "auto")  # [numerics] device (sim.compiled.run)
+DEVICE_ENVIRONMENT = "PCSIM_DEVICE"  # the device of scenarios that name none (default auto)
+
+
+def default_device() -> str:
+    """``[numerics] device`` where a scenario names none: ``$PCSIM_DEVICE``, else ``auto``."""
+    device = os.environ.get(DEVICE_ENVIRONMENT, "auto")
+    if device not in DEVICES:
+        raise ScenarioError(f"{DEVICE_ENVIRONMENT}={device!r}: expected one of "
+                            f"{', '.join(DEVICES)}")
+    return device
 RATE_LIMIT = 1e8
 FLOAT_TYPES = ("float64", "float32")
 LAPLACE_CHOICES = ("auto", "every", "trial_end")
@@ -78,13 +89,14 @@ class Numerics:
     (or turns NaN/Inf) stops the run as diverged (``sim.guard``). ``memory_limit_mb``: a
     run estimated to take more is refused before anything is built (``sim.memory``; None: a
     fraction of the machine's memory). ``device``: ``runtime``, ``standalone`` (the whole
-    protocol as one compiled program) or ``auto`` (standalone where it can), ``sim.compiled.run``.
+    protocol as one compiled program) or ``auto`` (standalone where it can; the default, or
+    ``$PCSIM_DEVICE``), ``sim.compiled.run``.
     """
 
     stability: str = "refuse"
     rate_limit: float = RATE_LIMIT
     memory_limit_mb: float | None = None
-    device: str = "runtime"
+    device: str = "auto"
 
 
 @dataclass
@@ -144,8 +156,9 @@ class Scenario:
                          "rate_limit": self.numerics.rate_limit,
                          **({"memory_limit_mb": self.numerics.memory_limit_mb}
                             if self.numerics.memory_limit_mb is not None else {}),
+                         # the device that ran is the file's ``device`` attribute
                          **({"device": self.numerics.device}
-                            if self.numerics.device != "runtime" else {})},
+                            if self.numerics.device == "standalone" else {})},
             **({"readouts": {name: registry.readout(name).describe(settings)
                              for name, settings in self.readouts.items()}}
                if self.readouts else {}),
@@ -332,7 +345,7 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
         rate_limit=numerics_fields.number("rate_limit", default=RATE_LIMIT, positive=True,
                                           maximum=1e150),  # squared, it must stay finite
         memory_limit_mb=numerics_fields.number("memory_limit_mb", default=None, positive=True),
-        device=numerics_fields.text("device", default="runtime", choices=DEVICES),
+        device=numerics_fields.text("device", default=default_device(), choices=DEVICES),
     )
     numerics_fields.close()
     readouts = parse_readouts(top.sub("readouts", default={}), kind, model)

@@ -16,6 +16,7 @@ arrays are the lasting version that survives another CPU or BLAS build.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -37,6 +38,7 @@ def bundled() -> list[str]:
 
 
 def dump(folder: Path) -> None:
+    os.environ.setdefault("PCSIM_DEVICE", "runtime")  # the reference; "standalone" to compare
     import sim
 
     folder.mkdir(parents=True, exist_ok=True)

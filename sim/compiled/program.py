@@ -104,7 +104,8 @@ def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
     network = Network(*clones.values(),
                       *[obj for obj in objects if obj.name not in monitored],
                       *[group for name, group in monitored.items() if name not in clones],
-                      *monitors["samples"].values(), *monitors["boundaries"].values())
+                      *monitors["samples"].values(), *monitors["boundaries"].values(),
+                      name="pcsim_network")
     return network, monitors, clones
 
 

@@ -26,6 +26,7 @@ from brian2.utils.logger import catch_logs
 
 from sim.compiled.timeline import Timeline
 from sim.guard import RunStopped
+from sim.trial_sequence import REPORT_PERIOD_S
 
 # Brian2's warnings a compiled run expects: per-trial tables are TimedArrays over the trial's
 # running position (dt 1 s, not the clock's); a diverged state is pcsim's to report (guard)
@@ -74,7 +75,10 @@ def run_compiled(simulation: Any, scenario: Any, guard: Any, runs: Any) -> None:
                 checks[name] = watched
         if guard.on_first_step is not None:
             guard.on_first_step()
-        outcome = program.run(network, timeline.total_steps * dt_s * 1e3 * ms)
+        # the same report period whether anyone listens or not: it is compiled in
+        outcome = program.run(network, timeline.total_steps * dt_s * 1e3 * ms,
+                              report_every_s=REPORT_PERIOD_S,
+                              progress=runs.progress or (lambda fraction: None))
         recording = programs.read(monitors, timeline)
     for _, name, message in logs:
         if not name.endswith(EXPECTED_LOGS):

@@ -1,0 +1,8 @@
+"""The suite runs on Brian2's runtime device unless a test names another: a scenario that
+names no ``[numerics] device`` takes ``$PCSIM_DEVICE`` (``auto`` for users, which compiles a
+C++ program per model shape). The compiled device has its own tests
+(``test_compiled_runs.py``, ``test_compiled_device.py``), each naming it."""
+
+import os
+
+os.environ.setdefault("PCSIM_DEVICE", "runtime")
