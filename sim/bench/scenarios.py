@@ -1,0 +1,135 @@
+"""The "bundled scenarios" row of ``pcsim bench``: every bundled scenario as users run it.
+
+Each scenario runs with its default recording through the public ``sim.run`` in a fresh
+process (``sim/bench/scenarios_child.py``): a first run (compiled code loaded from Brian2's
+cache, or compiled), then the best of ``REPEATS`` timed runs in that warm process. The code as
+it is ("now") and the code of an older revision ("before": ``BEFORE_ISSUE_23`` unless
+``--baseline REV``, checked out for the run by ``sim.bench.checkout``) are timed in the same
+bench run, scenario by scenario, one after the other, by the same child script, which each
+side runs by path from this checkout with its own checkout first on ``PYTHONPATH`` (the child
+reports which ``sim`` it imported, and a child that imported another is an error). The
+interpreter's start and the imports of ``sim`` and Brian2 are timed apart, in fresh processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sim.bench.checkout import BEFORE_ISSUE_23, revision_checkout
+from sim.bench.scenarios_record import (
+    ScenariosRecord,
+    ScenarioTimes,
+    Timing,
+    head_lines,
+    scenario_line,
+)
+from sim.errors import ScenarioError
+
+REPEATS = 3
+QUICK_REPEATS = 1
+# --quick: the short scenarios only (the full row takes minutes with the code before)
+QUICK_SCENARIOS = ("disorders/anxiety", "learning/weights", "perception/creak",
+                   "perception/hierarchy", "perception/single_cause")
+IMPORT_REPEATS = 3
+NO_BASELINE = "none"  # --baseline none: time the code as it is only
+CHILD = Path(__file__).with_name("scenarios_child.py")
+
+
+def scenario_names(chosen: list[str] | None = None, quick: bool = False) -> list[str]:
+    """The scenarios to time: ``chosen`` (``--scenario``, each a bundled name), or every bundled
+    one (``--quick``: those of ``QUICK_SCENARIOS``). Raises ``ScenarioError`` for a name that
+    is not bundled."""
+    from sim.scenario import bundled_scenarios
+
+    known = list(bundled_scenarios())
+    if chosen:
+        for name in chosen:
+            if name not in known:
+                raise ScenarioError(f"--scenario {name}: not a bundled scenario (pcsim list "
+                                    "shows them)")
+        return list(dict.fromkeys(chosen))
+    return [name for name in known if not quick or name in QUICK_SCENARIOS]
+
+
+def _environment(root: Path) -> dict[str, str]:
+    """This process's environment with ``root`` first on ``PYTHONPATH``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(root), *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
+    return env
+
+
+def import_times(root: Path, repeats: int = IMPORT_REPEATS) -> dict[str, float]:
+    """Fresh processes with ``root`` first on the path: the interpreter's start alone, then
+    ``import sim`` and ``import brian2`` on top of it (seconds, each the best of ``repeats``),
+    and the file of the ``sim`` imported."""
+    env = _environment(root)
+
+    def best(code: str) -> float:
+        seconds = []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True,
+                           capture_output=True)
+            seconds.append(time.perf_counter() - began)
+        return min(seconds)
+
+    start, with_sim, with_brian2 = best("pass"), best("import sim"), best("import sim, brian2")
+    imported = subprocess.run([sys.executable, "-c", "import sim; print(sim.__file__)"],
+                              env=env, cwd=root, check=True, capture_output=True, text=True)
+    return {"interpreter_s": start, "import_sim_s": with_sim - start,
+            "import_brian2_s": with_brian2 - with_sim, "repeats": repeats,
+            "sim_file": imported.stdout.strip()}
+
+
+def time_in_child(root: Path, name: str, workdir: Path, repeats: int) -> Timing:
+    """``name`` timed by the child script with the checkout at ``root`` imported."""
+    done = subprocess.run(
+        [sys.executable, str(CHILD), "--output-dir", str(workdir), "--repeats", str(repeats),
+         name], env=_environment(root), cwd=workdir, capture_output=True, text=True,
+        check=False)
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    imported = next((Path(line["sim_file"]) for line in lines if "sim_file" in line), None)
+    if imported is not None and not imported.is_relative_to(root.resolve()):
+        return Timing(error=f"the child imported {imported}, not the checkout at {root}")
+    timed = next((line for line in lines if line.get("scenario") == name), None)
+    if timed is None:
+        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        return Timing(error=f"the child failed: {last}")
+    if "error" in timed:
+        return Timing(error=timed["error"])
+    return Timing(timed["first_s"], timed["runs_s"], timed["steps"])
+
+
+def measure(workdir: Path, names: list[str], repeats: int, baseline: str = BEFORE_ISSUE_23,
+            echo: Callable[[str], None] | None = None) -> ScenariosRecord:
+    """Time ``names`` on this checkout and, unless ``baseline`` is ``none``, on ``baseline``'s
+    (``echo``: called with each line of the table as soon as it is known, the last lines
+    excepted: ``scenarios_record.tail_lines``)."""
+    import sim
+
+    now = Path(sim.__file__).resolve().parent.parent
+    workdir.mkdir(parents=True, exist_ok=True)
+    record = ScenariosRecord(repeats, baseline)
+    with revision_checkout(now, baseline, skip=baseline.lower() == NO_BASELINE) as checkout:
+        record.baseline_commit = checkout.commit if checkout.folder is not None else ""
+        record.baseline_note = checkout.note
+        sides = {"now": now, "before": checkout.folder}
+        sides = {side: root for side, root in sides.items() if root is not None}
+        for side, root in sides.items():
+            record.imports[side] = import_times(root, min(repeats, IMPORT_REPEATS))
+        for line in head_lines(record) if echo else ():
+            echo(line)
+        for name in names:
+            timings = {side: time_in_child(root, name, workdir, repeats)
+                       for side, root in sides.items()}
+            record.scenarios.append(ScenarioTimes(name, timings["now"], timings.get("before")))
+            if echo:
+                echo(scenario_line(record, record.scenarios[-1]))
+    return record
