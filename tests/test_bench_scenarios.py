@@ -12,6 +12,8 @@ import tomllib
 from pathlib import Path
 
 import sim
+from sim.bench.checkout import revision_checkout
+from sim.bench.scenarios_record import ScenariosRecord, tail_lines
 from sim.scenario import bundled_scenarios
 
 ROOT = Path(sim.__file__).resolve().parent.parent
@@ -73,6 +75,7 @@ def test_the_row_times_the_code_now_and_at_a_revision_in_its_own_checkout(tmp_pa
     assert row["imports"]["now"]["sim_file"] == str(ROOT / "sim" / "__init__.py")
     for seconds in row["imports"].values():
         assert min(seconds["interpreter_s"], seconds["import_brian2_s"]) > 0
+    assert len(row["load_averages"]) == 2
     if commit is None:  # no git checkout here: one line says so, and there is no "before"
         assert times["before"] is None and row["sum_ratio"] is None
         assert any(line.startswith("no comparison with the code before: ") for line in lines)
@@ -85,19 +88,21 @@ def test_the_row_times_the_code_now_and_at_a_revision_in_its_own_checkout(tmp_pa
     assert times["ratio"] == times["before"]["best_s"] / times["now"]["best_s"]
     assert row["sum_ratio"] == row["sum_before_s"] / row["sum_now_s"]
     assert f"{times['ratio']:.2f}" in line.split()
-    [total] = [line for line in lines if line.startswith("sum ")]
+    subset = f"sum of 1 / {len(bundled_scenarios())} "
+    [total] = [line for line in lines if line.startswith(subset)]
+    assert row["target_met"] is None  # the target is over every bundled scenario
     assert f"{row['sum_ratio']:.2f}" in total.split()
     listed = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True,
                             text=True, check=True).stdout
     assert str(before_file.parent.parent) not in listed
 
 
-def test_an_unknown_revision_is_one_line_and_the_row_goes_on(tmp_path):
-    lines, row = bench_row(tmp_path, "no-such-revision-23")
-    check_timing(row["scenarios"][0]["now"], row["repeats"])
-    assert row["scenarios"][0]["before"] is None and row["baseline_commit"] == ""
-    [note] = [line for line in lines if line.startswith("no comparison with the code before")]
-    assert "no-such-revision-23" in note
+def test_an_unknown_revision_gives_no_checkout_and_says_why():
+    with revision_checkout(ROOT, "no-such-revision-23") as checkout:
+        assert checkout.folder is None and checkout.commit == ""
+        assert "no-such-revision-23" in checkout.note or "not a git checkout" in checkout.note
+    record = ScenariosRecord(1, "no-such-revision-23", baseline_note=checkout.note)
+    assert tail_lines(record)[-1] == f"no comparison with the code before: {checkout.note}"
 
 
 def test_an_unknown_scenario_is_refused_before_anything_runs(tmp_path):

@@ -32,7 +32,7 @@ from sim.bench.scenarios_record import (
 from sim.errors import ScenarioError
 
 REPEATS = 3
-QUICK_REPEATS = 1
+QUICK_REPEATS = 2
 # --quick: the short scenarios only (the full row takes minutes with the code before)
 QUICK_SCENARIOS = ("disorders/anxiety", "learning/weights", "perception/creak",
                    "perception/hierarchy", "perception/single_cause")
@@ -116,7 +116,10 @@ def measure(workdir: Path, names: list[str], repeats: int, baseline: str = BEFOR
 
     now = Path(sim.__file__).resolve().parent.parent
     workdir.mkdir(parents=True, exist_ok=True)
-    record = ScenariosRecord(repeats, baseline)
+    from sim.scenario import bundled_scenarios
+
+    record = ScenariosRecord(repeats, baseline, load_averages=[os.getloadavg()[0]],
+                             bundled=len(bundled_scenarios()))
     with revision_checkout(now, baseline, skip=baseline.lower() == NO_BASELINE) as checkout:
         record.baseline_commit = checkout.commit if checkout.folder is not None else ""
         record.baseline_note = checkout.note
@@ -132,4 +135,5 @@ def measure(workdir: Path, names: list[str], repeats: int, baseline: str = BEFOR
             record.scenarios.append(ScenarioTimes(name, timings["now"], timings.get("before")))
             if echo:
                 echo(scenario_line(record, record.scenarios[-1]))
+    record.load_averages.append(os.getloadavg()[0])
     return record
