@@ -65,27 +65,36 @@ def _environment(root: Path) -> dict[str, str]:
     return env
 
 
-def import_times(root: Path, repeats: int = IMPORT_REPEATS) -> dict[str, float]:
+def import_times(root: Path, repeats: int = IMPORT_REPEATS) -> dict:
     """Fresh processes with ``root`` first on the path: the interpreter's start alone, then
     ``import sim`` and ``import brian2`` on top of it (seconds, each the best of ``repeats``),
-    and the file of the ``sim`` imported."""
+    and the file of the ``sim`` imported; ``{"error": ...}`` where an import fails."""
     env = _environment(root)
+
+    def python(code: str) -> str:
+        done = subprocess.run([sys.executable, "-c", code], env=env, cwd=root,
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError((done.stderr.strip().splitlines() or ["failed"])[-1])
+        return done.stdout.strip()
 
     def best(code: str) -> float:
         seconds = []
         for _ in range(repeats):
             began = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True,
-                           capture_output=True)
+            python(code)
             seconds.append(time.perf_counter() - began)
         return min(seconds)
 
-    start, with_sim, with_brian2 = best("pass"), best("import sim"), best("import sim, brian2")
-    imported = subprocess.run([sys.executable, "-c", "import sim; print(sim.__file__)"],
-                              env=env, cwd=root, check=True, capture_output=True, text=True)
+    try:
+        start, with_sim = best("pass"), best("import sim")
+        with_brian2 = best("import sim, brian2")
+        sim_file = python("import sim; print(sim.__file__)")
+    except RuntimeError as err:
+        return {"error": f"python -c 'import sim, brian2' with {root} first: {err}"}
     return {"interpreter_s": start, "import_sim_s": with_sim - start,
             "import_brian2_s": with_brian2 - with_sim, "repeats": repeats,
-            "sim_file": imported.stdout.strip()}
+            "sim_file": sim_file}
 
 
 def time_in_child(root: Path, name: str, workdir: Path, repeats: int) -> Timing:
@@ -113,11 +122,10 @@ def measure(workdir: Path, names: list[str], repeats: int, baseline: str = BEFOR
     (``echo``: called with each line of the table as soon as it is known, the last lines
     excepted: ``scenarios_record.tail_lines``)."""
     import sim
+    from sim.scenario import bundled_scenarios
 
     now = Path(sim.__file__).resolve().parent.parent
     workdir.mkdir(parents=True, exist_ok=True)
-    from sim.scenario import bundled_scenarios
-
     record = ScenariosRecord(repeats, baseline, load_averages=[os.getloadavg()[0]],
                              bundled=len(bundled_scenarios()))
     with revision_checkout(now, baseline, skip=baseline.lower() == NO_BASELINE) as checkout:

@@ -119,7 +119,10 @@ class ScenariosRecord:
 
 
 def _cell(value: float | None, digits: str) -> str:
-    return "-" if value is None else format(value, digits)
+    """``value`` formatted by ``digits`` (e.g. ``8.3f``), or a dash as wide."""
+    if value is not None:
+        return format(value, digits)
+    return "-".rjust(int(digits.split(".")[0].rstrip("df") or 0))
 
 
 def _flag(met: bool | None) -> str:
@@ -149,8 +152,9 @@ def head_lines(record: ScenariosRecord) -> list[str]:
     before = bool(record.baseline_commit)
     title = (f"bundled scenarios (sim.run with the default recording, warm process: the first "
              f"run, then the best of {record.repeats})"
-             + (f"; before = {record.baseline} ({record.baseline_commit[:12]})"
-                if before else ""))
+             + (f"; before = {record.baseline}" if before else "")
+             + (f" ({record.baseline_commit[:12]})"
+                if before and not record.baseline_commit.startswith(record.baseline) else ""))
     groups = (f"{'':38s} {'before':^28s}   {'now':^28s}" if before
               else f"{'':38s} {'now':^28s}")
     head = _side_head(record)
@@ -182,6 +186,9 @@ def tail_lines(record: ScenariosRecord) -> list[str]:
     else:
         lines = [f"{label:30s} {'':7s} {'':8s} {_cell(now_sum, '8.3f')}"]
     for name, seconds in record.imports.items():
+        if "error" in seconds:
+            lines.append(f"fresh process, {name}: {seconds['error']}")
+            continue
         lines.append(f"fresh process, {name}: interpreter start {seconds['interpreter_s']:.3f} "
                      f"s, import sim +{seconds['import_sim_s']:.3f} s, import brian2 "
                      f"+{seconds['import_brian2_s']:.3f} s (best of {seconds['repeats']:g}; "
