@@ -1,14 +1,15 @@
 """The "bundled scenarios" row of ``pcsim bench``: every bundled scenario as users run it.
 
-Each scenario runs with its default recording through the public ``sim.run`` in a fresh
-process (``sim/bench/scenarios_child.py``): a first run (compiled code loaded from Brian2's
-cache, or compiled), then the best of ``REPEATS`` timed runs in that warm process. The code as
-it is ("now") and the code of an older revision ("before": ``BEFORE_ISSUE_23`` unless
-``--baseline REV``, checked out for the run by ``sim.bench.checkout``) are timed in the same
-bench run, scenario by scenario, one after the other, by the same child script, which each
-side runs by path from this checkout with its own checkout first on ``PYTHONPATH`` (the child
-reports which ``sim`` it imported, and a child that imported another is an error). The
-interpreter's start and the imports of ``sim`` and Brian2 are timed apart, in fresh processes.
+Each scenario runs with its default recording through the public ``sim.run`` in a warm process
+(``sim/bench/scenarios_child.py``, one process for all the scenarios of a side): a first run
+(compiled code loaded from Brian2's cache, or compiled), then the best of ``REPEATS`` timed runs.
+The code as it is ("now") and the code of an older revision ("before": ``BEFORE_ISSUE_23``
+unless ``--baseline REV``, checked out for the bench by ``sim.bench.checkout``) are timed in the
+same bench run, each in its own process, their runs of a scenario in turns (now, before, now,
+...), so that other work on the machine slows both alike. Both processes run the same child
+script by path from this checkout, with their own checkout first on ``PYTHONPATH``; each
+reports which ``sim`` it imported, and one that imported another is an error. The interpreter's
+start and the imports of ``sim`` and Brian2 are timed apart, in fresh processes.
 """
 
 from __future__ import annotations
@@ -97,23 +98,72 @@ def import_times(root: Path, repeats: int = IMPORT_REPEATS) -> dict:
             "sim_file": sim_file}
 
 
-def time_in_child(root: Path, name: str, workdir: Path, repeats: int) -> Timing:
-    """``name`` timed by the child script with the checkout at ``root`` imported."""
-    done = subprocess.run(
-        [sys.executable, str(CHILD), "--output-dir", str(workdir), "--repeats", str(repeats),
-         name], env=_environment(root), cwd=workdir, capture_output=True, text=True,
-        check=False)
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    imported = next((Path(line["sim_file"]) for line in lines if "sim_file" in line), None)
-    if imported is not None and not imported.is_relative_to(root.resolve()):
-        return Timing(error=f"the child imported {imported}, not the checkout at {root}")
-    timed = next((line for line in lines if line.get("scenario") == name), None)
-    if timed is None:
-        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-        return Timing(error=f"the child failed: {last}")
-    if "error" in timed:
-        return Timing(error=timed["error"])
-    return Timing(timed["first_s"], timed["runs_s"], timed["steps"])
+class Child:
+    """A warm process (``scenarios_child.py``) that runs scenarios with the checkout at ``root``
+    imported, one ``run(name)`` at a time; a child that imported another ``sim`` is refused."""
+
+    def __init__(self, root: Path, workdir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log = workdir / "stderr.txt"  # a file, not a pipe: warnings cannot block the child
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(CHILD), str(workdir)], env=_environment(root), cwd=workdir,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
+        first = self._reply()
+        imported = Path(first.get("sim_file", ""))
+        self.error = first.get("error", "")
+        if not self.error and not imported.is_relative_to(root.resolve()):
+            self.error = f"the child imported {imported}, not the checkout at {root}"
+
+    def _reply(self) -> dict:
+        for line in self.process.stdout:  # anything else the run printed is passed over
+            if line.startswith("{"):
+                return json.loads(line)
+        self.process.wait()
+        lines = self.log.read_text(errors="replace").strip().splitlines()
+        return {"error": "the child failed: "
+                         + (lines[-1] if lines else f"exit status {self.process.returncode}")}
+
+    def run(self, name: str) -> dict:
+        """One ``sim.run`` of ``name``: ``seconds`` and ``steps``, or ``error``."""
+        if self.error:
+            return {"error": self.error}
+        self.process.stdin.write(name + "\n")
+        self.process.stdin.flush()
+        reply = self._reply()
+        if "sim_file" in reply or (reply.get("scenario", name) != name):
+            reply = {"error": f"the child answered {reply} to {name}"}
+        if reply.get("error", "").startswith("the child failed"):
+            self.error = reply["error"]
+        return reply
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process.stdout.close()
+
+
+def time_scenario(name: str, children: dict[str, Child], repeats: int) -> dict[str, Timing]:
+    """``name`` on every side: a first run each, then ``repeats`` runs, the sides in turns."""
+    timings = {}
+    for side, child in children.items():
+        reply = child.run(name)
+        timings[side] = Timing(reply.get("seconds"), steps=reply.get("steps"),
+                               error=reply.get("error", ""))
+    for _ in range(repeats):
+        for side, child in children.items():
+            if not timings[side].error:
+                reply = child.run(name)
+                if "error" in reply:
+                    timings[side].error = reply["error"]
+                else:
+                    timings[side].runs_s.append(reply["seconds"])
+    return timings
 
 
 def measure(workdir: Path, names: list[str], repeats: int, baseline: str = BEFORE_ISSUE_23,
@@ -137,11 +187,18 @@ def measure(workdir: Path, names: list[str], repeats: int, baseline: str = BEFOR
             record.imports[side] = import_times(root, min(repeats, IMPORT_REPEATS))
         for line in head_lines(record) if echo else ():
             echo(line)
-        for name in names:
-            timings = {side: time_in_child(root, name, workdir, repeats)
-                       for side, root in sides.items()}
-            record.scenarios.append(ScenarioTimes(name, timings["now"], timings.get("before")))
-            if echo:
-                echo(scenario_line(record, record.scenarios[-1]))
+        children: dict[str, Child] = {}
+        try:
+            for side, root in sides.items():
+                children[side] = Child(root, workdir / side)
+            for name in names:
+                timings = time_scenario(name, children, repeats)
+                record.scenarios.append(ScenarioTimes(name, timings["now"],
+                                                      timings.get("before")))
+                if echo:
+                    echo(scenario_line(record, record.scenarios[-1]))
+        finally:
+            for child in children.values():
+                child.close()
     record.load_averages.append(os.getloadavg()[0])
     return record
