@@ -257,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--only", action="append", metavar="NAME",
                        help="run only the cases whose name contains NAME (repeatable), "
                             "e.g. --only recorded")
+    bench.add_argument("--scenario", action="append", metavar="NAME",
+                       help="the 'bundled scenarios' row: time only this bundled scenario "
+                            "(repeatable; default: every one)")
+    bench.add_argument("--baseline", metavar="REV",
+                       help="the 'bundled scenarios' row: the git revision to compare with "
+                            "(default: 451b4f9, the engine before issue 23; 'none': no "
+                            "comparison)")
     bench.set_defaults(handler=command_bench)
     return parser
 

@@ -8,7 +8,8 @@ agree to ``TOLERANCE``, which proves that the two did the same work. ``sim.bench
 times them (interleaved repeats in one process, start-up and memory in fresh ones),
 ``sim.bench.report_commands`` times ``pcsim plot`` and ``pcsim show`` against the imports they
 need, ``sim.bench.refusals`` ``pcsim run``'s refusals against importing NumPy,
-``sim.bench.sweep`` a sweep on 1 and 2 workers and on Dask, and ``sim.bench.output`` prints
+``sim.bench.sweep`` a sweep on 1 and 2 workers and on Dask, ``sim.bench.scenarios`` every
+bundled scenario as users run it, now and before a given revision, and ``sim.bench.output`` prints
 the tables and writes the JSON records. BLAS runs on one thread for everything
 (``set_blas_threads``), so that other work on a small machine does not decide the result.
 """
@@ -22,20 +23,31 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.bench import batched, measure, output, recorded, refusals, report_commands, sweep
+from sim.bench import (
+    batched,
+    measure,
+    output,
+    recorded,
+    refusals,
+    report_commands,
+    scenarios,
+    sweep,
+)
 from sim.bench.cases import REPORT_SCENARIO, cases, command_cases
 from sim.bench.records import Record
+from sim.bench.scenarios_record import tail_lines
 
 
 def main(args) -> int:
     json_path = (output.check_json_target(args.json)
                  if getattr(args, "json", None) is not None else None)
+    quick = bool(getattr(args, "quick", False))
+    bundled = scenarios.scenario_names(getattr(args, "scenario", None), quick)  # checked first
 
     import brian2
 
     from sim.bench.blas import blas_cores, kernel_note, set_blas_threads
 
-    quick = bool(getattr(args, "quick", False))
     threads = int(getattr(args, "threads", None) or 1)
     repeats = measure.QUICK_REPEATS if quick else measure.REPEATS
     command_repeats = report_commands.QUICK_REPEATS if quick else report_commands.REPEATS
@@ -84,6 +96,14 @@ def main(args) -> int:
             sweeps = sweep.measure(workdir, quick)  # local workers and Dask (sim.bench.sweep)
             print("\n".join(sweeps.lines()), flush=True)
             extras.append(sweeps)
+        if chosen(scenarios.ScenariosRecord.name):  # now and before (sim.bench.scenarios)
+            timed = scenarios.measure(
+                workdir / "scenarios", bundled,
+                scenarios.QUICK_REPEATS if quick else scenarios.REPEATS,
+                getattr(args, "baseline", None) or scenarios.BEFORE_ISSUE_23,
+                echo=lambda line: print(line, flush=True))
+            print("\n".join(tail_lines(timed)), flush=True)
+            extras.append(timed)
         commands = [case for case in command_cases() if chosen(case.name)]
         if commands:
             result = report_commands.report_result(workdir / "report")
