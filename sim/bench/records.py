@@ -157,8 +157,19 @@ class SmallModelsRecord:
         checked = [m.agrees for m in self.models if m.agrees is not None]
         return None if not checked else all(checked)
 
+    @property
+    def max_abs_diff(self) -> float | None:
+        """The largest difference of final beliefs, over models and devices."""
+        found = [a["max_abs_diff"] for m in self.models for a in m.agreement.values()]
+        return max(found) if found else None
+
+    @property
+    def tolerance(self) -> float:
+        return TOLERANCE
+
     def row(self) -> dict:
         row = {key: value for key, value in self.__dict__.items() if key != "models"}
+        row["max_abs_diff"] = self.max_abs_diff
         row["models"] = [m.row() for m in self.models]
         row["within_tolerance"] = self.agrees
         return row

@@ -135,39 +135,43 @@ def d2f_of(kind: int, v: float) -> float:
     return 0.0
 
 
-def free_energy(s, e, pi, sizes, off, w, woff, kind, h) -> tuple[float, float]:
-    """(E, F) of the state ``s`` with raw errors ``e`` and precisions ``pi`` (module doc);
-    ``h`` is the (N, N) Hessian's scratch array."""
+def free_energy(s, e, pi, sizes, off, w, woff, kind, h, d, jt) -> tuple[float, float]:
+    """(E, F) of the state ``s`` with raw errors ``e`` and precisions ``pi`` (module doc).
+    Scratch: ``h`` the (N, N) Hessian, ``d`` (2, units) the beliefs' f' and f'', ``jt``
+    (units, largest level) the rows of J_l' (unit u of level l: J_l[:, u]), so that
+    J' Pi J is a sum over contiguous rows."""
     energy = 0.0
     for u in range(off[-1]):
         if pi[u] > 0.0:
             energy += 0.5 * (pi[u] * e[u] * e[u] - math.log(pi[u]) + LN_2PI)
+    for u in range(off[1], off[-1]):
+        d[0, u] = df_of(kind, s[u])
+        d[1, u] = d2f_of(kind, s[u])
     base = off[1]
     h[:, :] = 0.0
     for level in range(1, len(sizes)):
         n_below, n_here = sizes[level - 1], sizes[level]
-        below, here = off[level - 1], off[level]
-        for j in range(n_here):
-            u = here + j
-            back = 0.0  # (W_l' Pi_{l-1} e_{l-1})_j
-            for i in range(n_below):
-                back += w[woff[level] + i * n_here + j] * pi[below + i] * e[below + i]
-            h[u - base, u - base] += pi[u] - d2f_of(kind, s[u]) * back
-            dj = df_of(kind, s[u])
+        low, high = off[level - 1], off[level]  # the units of levels l - 1 and l
+        for i in range(n_below):  # row i of W_l: J_l' and -f'' W_l' Pi_{l-1} e_{l-1}
+            error = pi[low + i] * e[low + i]
+            row = woff[level] + i * n_here
+            for j in range(n_here):
+                jt[high + j, i] = w[row + j] * d[0, high + j]
+                h[high + j - base, high + j - base] -= d[1, high + j] * w[row + j] * error
+        for j in range(n_here):  # + J_l' Pi_{l-1} J_l + Pi_l
             for k in range(j, n_here):
-                dk = df_of(kind, s[here + k])
                 total = 0.0
                 for i in range(n_below):
-                    total += (w[woff[level] + i * n_here + j] * pi[below + i]
-                              * w[woff[level] + i * n_here + k])
-                h[u - base, here + k - base] += dj * total * dk
+                    total += jt[high + j, i] * pi[low + i] * jt[high + k, i]
+                h[high + j - base, high + k - base] += total
                 if k != j:
-                    h[here + k - base, u - base] += dj * total * dk
-            if level > 1:
+                    h[high + k - base, high + j - base] += total
+            h[high + j - base, high + j - base] += pi[high + j]
+            if level > 1:  # -Pi_{l-1} J_l beside the diagonal
                 for i in range(n_below):
-                    value = -pi[below + i] * w[woff[level] + i * n_here + j] * dj
-                    h[below + i - base, u - base] = value
-                    h[u - base, below + i - base] = value
+                    value = -pi[low + i] * jt[high + j, i]
+                    h[low + i - base, high + j - base] = value
+                    h[high + j - base, low + i - base] = value
     laplace = 0.5 * log_abs_det(h) - 0.5 * h.shape[0] * LN_2PI
     return energy, energy + laplace
 
@@ -183,7 +187,8 @@ def protocol_loop(sizes, off, w, woff, kind, relaxing, rate_error, rate_belief, 
     pi, configured = np.zeros(units), np.zeros(units)
     drive, flow = np.zeros(units), np.zeros(units)
     fs = np.zeros(units)  # f(mu)
-    h = np.zeros((units - off[1], units - off[1]))
+    h, d = np.zeros((units - off[1], units - off[1])), np.zeros((2, units))
+    jt = np.zeros((units, sizes.max()))
     n_input = sizes[0]
     step = 0  # in the protocol
     sample = 0
@@ -235,7 +240,7 @@ def protocol_loop(sizes, off, w, woff, kind, relaxing, rate_error, rate_belief, 
             recording = step % every == 0
             if recording and relaxing:
                 _sample(samples_out, free_out, sample, s, eps, pi, e, sizes, off, w, woff,
-                        kind, h)
+                        kind, h, d, jt)
             for u in range(units):
                 if relaxing:
                     eps[u] += rate_error * (pi[u] * e[u] - eps[u])
@@ -244,7 +249,7 @@ def protocol_loop(sizes, off, w, woff, kind, relaxing, rate_error, rate_belief, 
             if recording:
                 if not relaxing:
                     _sample(samples_out, free_out, sample, s, eps, pi, e, sizes, off, w, woff,
-                            kind, h)
+                            kind, h, d, jt)
                 sample += 1
             drive[:] = 0.0
             if target >= 0:
@@ -254,13 +259,15 @@ def protocol_loop(sizes, off, w, woff, kind, relaxing, rate_error, rate_belief, 
                         u = off[target] + i
                         total += mapping[i, c] * 0.5 * (1.0 - pi[u] * e[u] * e[u])
                     drive[off[context] + c] = total
+            flow[:] = 0.0  # W_l' eps_{l-1}, row by row of W_l
             for level in range(1, top + 1):
-                for j in range(sizes[level]):
-                    up = 0.0
-                    for i in range(sizes[level - 1]):
-                        up += w[woff[level] + i * sizes[level] + j] * eps[off[level - 1] + i]
-                    u = off[level] + j
-                    flow[u] = df_of(kind, s[u]) * up - eps[u] + drive[u]
+                for i in range(sizes[level - 1]):
+                    below = eps[off[level - 1] + i]
+                    row = woff[level] + i * sizes[level]
+                    for j in range(sizes[level]):
+                        flow[off[level] + j] += w[row + j] * below
+            for u in range(n_input, units):
+                flow[u] = df_of(kind, s[u]) * flow[u] - eps[u] + drive[u]
             for u in range(n_input, units):
                 s[u] += rate_belief * flow[u]
             step += 1
@@ -275,16 +282,16 @@ def protocol_loop(sizes, off, w, woff, kind, relaxing, rate_error, rate_belief, 
                     for j in range(sizes[level + 1]):
                         prediction += w[row + j] * fs[off[level + 1] + j]
                 e[off[level] + i] = s[off[level] + i] - prediction
-        final_free_out[trial] = free_energy(s, e, pi, sizes, off, w, woff, kind, h)[1]
+        final_free_out[trial] = free_energy(s, e, pi, sizes, off, w, woff, kind, h, d, jt)[1]
 
 
-def _sample(samples_out, free_out, sample, s, eps, pi, e, sizes, off, w, woff, kind, h):
+def _sample(samples_out, free_out, sample, s, eps, pi, e, sizes, off, w, woff, kind, h, d, jt):
     units = off[-1]
     for u in range(units):
         samples_out[sample, u] = s[u]
         samples_out[sample, units + u] = eps[u]
         samples_out[sample, 2 * units + u] = pi[u]
-    energy, total = free_energy(s, e, pi, sizes, off, w, woff, kind, h)
+    energy, total = free_energy(s, e, pi, sizes, off, w, woff, kind, h, d, jt)
     free_out[sample, 0] = energy
     free_out[sample, 1] = total
 
@@ -304,7 +311,7 @@ def compiled_loop() -> tuple[Loop, str] | tuple[None, str]:
                ("log_abs_det", "f_of", "df_of", "d2f_of")}
     energy = jit(_rebind(free_energy, helpers))
     sample = jit(_rebind(_sample, {"free_energy": energy}))
-    loop = jit(_rebind(protocol_loop, {**helpers, "_sample": sample}))
+    loop = jit(_rebind(protocol_loop, {**helpers, "free_energy": energy, "_sample": sample}))
     return loop, f"Numba {numba.__version__}"
 
 

@@ -22,9 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.bench import batched, measure, output, recorded, refusals, report_commands, sweep
+from sim.bench import (
+    batched,
+    measure,
+    output,
+    recorded,
+    refusals,
+    report_commands,
+    small_models,
+    sweep,
+)
 from sim.bench.cases import REPORT_SCENARIO, cases, command_cases
-from sim.bench.records import Record
+from sim.bench.records import Record, SmallModelsRecord
 
 
 def main(args) -> int:
@@ -80,6 +89,10 @@ def main(args) -> int:
             for batch_record in batched.measure(workdir, quick, repeats):
                 print("\n".join(batch_record.lines()), flush=True)
                 extras.append(batch_record)
+        if chosen("small models"):  # compiled loops of small models (sim.bench.small_models)
+            small = small_models.measure(workdir, quick)
+            print("\n".join(small.lines()), flush=True)
+            extras.append(small)
         if chosen("sweep"):
             sweeps = sweep.measure(workdir, quick)  # local workers and Dask (sim.bench.sweep)
             print("\n".join(sweeps.lines()), flush=True)
@@ -98,7 +111,8 @@ def main(args) -> int:
     if json_path is not None:
         output.write_json(json_path, [*records, *extras, *commands, *refused])
         print(f"wrote {json_path}")
-    wrong = [r for r in records if r.agrees is False]
+    wrong = [r for r in [*records, *extras]
+             if isinstance(r, Record | SmallModelsRecord) and r.agrees is False]
     if wrong:
         print("pcsim bench: pcsim and its reference differ by more than the tolerance in "
               + ", ".join(f"{r.name} (max|diff| {r.max_abs_diff:.1e} > {r.tolerance:g})"
