@@ -88,7 +88,7 @@ def cases(workdir: Path, short: bool = False) -> list[SmallCase]:
         for index in range(6):
             posner[f"protocol.conditions.{index}.count"] = 1
             posner[f"protocol.conditions.{index}.duration_ms"] = 120.0
-    table = hierarchy_table(4, 5.0) if short else hierarchy_table()
+    table = hierarchy_table(4, 2.0) if short else hierarchy_table()
     path = write_scenario(workdir / "small_hierarchy.toml", table)
     return [SmallCase(POSNER, "5 units, top-down precision, RT", POSNER, posner,
                       target_us_per_step=POSNER_US_PER_STEP),
