@@ -24,6 +24,7 @@ Without Numba the row says so and times pcsim alone.
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,6 +221,7 @@ def measure_case(case: SmallCase, workdir: Path, record: SmallModelsRecord,
     for device in record.devices:
         overrides = {**case.overrides, "numerics.device": device}
         output = workdir / f"small_{device}.h5"
+        gc.collect()  # no network of an earlier run alive: standalone would rename (rebuild)
         try:  # warm: Brian2's code cache, the standalone build directory
             sim.run(case.scenario, output=output, overwrite=True, overrides=overrides)
         except sim.ScenarioError as err:
@@ -228,6 +230,7 @@ def measure_case(case: SmallCase, workdir: Path, record: SmallModelsRecord,
         seconds = []
         for _ in range(record.pcsim_repeats):
             output.unlink()
+            gc.collect()
             began = time.perf_counter()
             sim.run(case.scenario, output=output, overwrite=True, overrides=overrides)
             seconds.append(time.perf_counter() - began)
