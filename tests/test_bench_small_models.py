@@ -95,3 +95,13 @@ def test_a_row_whose_reference_differs_says_so(short_cases):
     text = "\n".join(record.lines())
     assert "> 1e-09 MISSED" in text and "standalone refused: x.toml" in text
     assert np.isclose(model.ratio("runtime"), 2.0)
+
+
+def test_without_numba_the_row_says_so_in_one_line(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "numba", None)  # import numba fails
+    loop, why = small_reference.compiled_loop()
+    from sim.bench.records import SmallModelsRecord
+
+    assert loop is None and "Numba is not installed" in why and "\n" not in why
+    head = SmallModelsRecord(devices=["runtime"], reference=why).lines()[0]
+    assert head.endswith(f"no reference: {why}")

@@ -8,7 +8,8 @@ agree to ``TOLERANCE``, which proves that the two did the same work. ``sim.bench
 times them (interleaved repeats in one process, start-up and memory in fresh ones),
 ``sim.bench.report_commands`` times ``pcsim plot`` and ``pcsim show`` against the imports they
 need, ``sim.bench.refusals`` ``pcsim run``'s refusals against importing NumPy,
-``sim.bench.sweep`` a sweep on 1 and 2 workers and on Dask, and ``sim.bench.output`` prints
+``sim.bench.sweep`` a sweep on 1 and 2 workers and on Dask, ``sim.bench.small_models``
+small models on each device against one compiled loop, and ``sim.bench.output`` prints
 the tables and writes the JSON records. BLAS runs on one thread for everything
 (``set_blas_threads``), so that other work on a small machine does not decide the result.
 """
