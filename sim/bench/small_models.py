@@ -7,7 +7,8 @@ tanh before random weights, relaxing errors, the input's precision set top-down 
 level, the middle level's precision stepping at mid-trial, 8 shuffled trials of 100 ms from
 four input ramps, beliefs reset at each trial, the default recording: every variable at every
 step). Both record F with its Laplace term at every sample (``laplace = "auto"`` below 256
-beliefs) and at every trial's end.
+beliefs) and at every trial's end. ``--quick``: 12 of Posner's trials (2 a condition), 4 of
+the hierarchy's, pcsim once after the warm run.
 
 pcsim runs each scenario file through ``sim.run`` (file to closed result file) on each
 ``[numerics] device``, once to warm Brian2's cache and the standalone build directory, then
@@ -80,16 +81,17 @@ def hierarchy_table(trials: int = 8, trial_ms: float = 100.0) -> dict:
     return table
 
 
-def cases(workdir: Path, short: bool = False) -> list[SmallCase]:
-    """The row's two models; ``short``: a few trials of a few steps (the tests)."""
+def cases(workdir: Path, short: bool = False, quick: bool = False) -> list[SmallCase]:
+    """The row's two models; ``quick``: 2 trials of each of Posner's conditions (of 300 ms) and
+    4 of the hierarchy's; ``short``: a few trials of a few steps (the tests)."""
     from sim.scenario_writer import write_scenario
 
     posner: dict[str, Any] = {}
-    if short:  # one trial of each condition, 20 ms after the target's onset
-        for index in range(6):
-            posner[f"protocol.conditions.{index}.count"] = 1
+    for index in range(6) if short or quick else ():
+        posner[f"protocol.conditions.{index}.count"] = 1 if short else 2
+        if short:  # 20 ms after the target's onset
             posner[f"protocol.conditions.{index}.duration_ms"] = 120.0
-    table = hierarchy_table(4, 2.0) if short else hierarchy_table()
+    table = hierarchy_table(4, 2.0) if short else hierarchy_table(4 if quick else 8)
     path = write_scenario(workdir / "small_hierarchy.toml", table)
     return [SmallCase(POSNER, "5 units, top-down precision, RT", POSNER, posner,
                       target_us_per_step=POSNER_US_PER_STEP),
@@ -202,7 +204,7 @@ def measure(workdir: Path, quick: bool, small: list[SmallCase] | None = None,
         loop, record.reference = small_reference.compiled_loop()
     else:
         record.reference = "plain Python"
-    for case in small if small is not None else cases(workdir):
+    for case in small if small is not None else cases(workdir, quick=quick):
         record.models.append(measure_case(case, workdir, record, loop))
     return record
 
