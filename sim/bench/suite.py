@@ -9,7 +9,9 @@ times them (interleaved repeats in one process, start-up and memory in fresh one
 ``sim.bench.report_commands`` times ``pcsim plot`` and ``pcsim show`` against the imports they
 need, ``sim.bench.refusals`` ``pcsim run``'s refusals against importing NumPy,
 ``sim.bench.sweep`` a sweep on 1 and 2 workers and on Dask, ``sim.bench.scenarios`` every
-bundled scenario as users run it, now and before a given revision, and ``sim.bench.output`` prints
+bundled scenario as users run it, now and before a given revision,
+``sim.bench.small_models`` small models on each device against one compiled loop, and
+``sim.bench.output`` prints
 the tables and writes the JSON records. BLAS runs on one thread for everything
 (``set_blas_threads``), so that other work on a small machine does not decide the result.
 """
@@ -31,10 +33,11 @@ from sim.bench import (
     refusals,
     report_commands,
     scenarios,
+    small_models,
     sweep,
 )
 from sim.bench.cases import REPORT_SCENARIO, cases, command_cases
-from sim.bench.records import Record
+from sim.bench.records import Record, SmallModelsRecord
 from sim.bench.scenarios_record import tail_lines
 
 
@@ -92,6 +95,10 @@ def main(args) -> int:
             for batch_record in batched.measure(workdir, quick, repeats):
                 print("\n".join(batch_record.lines()), flush=True)
                 extras.append(batch_record)
+        if chosen("small models"):  # compiled loops of small models (sim.bench.small_models)
+            small = small_models.measure(workdir, quick)
+            print("\n".join(small.lines()), flush=True)
+            extras.append(small)
         if chosen("sweep"):
             sweeps = sweep.measure(workdir, quick)  # local workers and Dask (sim.bench.sweep)
             print("\n".join(sweeps.lines()), flush=True)
@@ -118,7 +125,8 @@ def main(args) -> int:
     if json_path is not None:
         output.write_json(json_path, [*records, *extras, *commands, *refused])
         print(f"wrote {json_path}")
-    wrong = [r for r in records if r.agrees is False]
+    wrong = [r for r in [*records, *extras]
+             if isinstance(r, Record | SmallModelsRecord) and r.agrees is False]
     if wrong:
         print("pcsim bench: pcsim and its reference differ by more than the tolerance in "
               + ", ".join(f"{r.name} (max|diff| {r.max_abs_diff:.1e} > {r.tolerance:g})"
