@@ -9,6 +9,12 @@ exactly, and the attributes alike. What the compiled device cannot run is refuse
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import h5py
 import numpy as np
 import pytest
@@ -128,3 +134,38 @@ def test_divergence_stops_the_compiled_program_and_is_recorded(tmp_path, capsys)
     assert list(result.trials["name"]) == ["calm"]
     assert 2e-3 <= result.attrs["stopped_at"] < 4e-3
     assert np.all(np.isfinite(result.datasets["levels/cause/belief"]))
+
+
+@pytest.mark.parametrize("cache", ["new", "warm"])
+def test_ctrl_c_stops_a_compiled_run_and_leaves_nothing(tmp_path, cache):
+    """SIGINT while the program is built (a new cache) or runs (the program is warm: built
+    by the first case): exit 130, nothing written, no stray file."""
+    scenario = {
+        "name": "long", "dt_ms": 0.1,
+        "model": {"errors": "relaxing", "tau_belief_ms": 5.0, "tau_error_ms": 1.0,
+                  "levels": [{"name": "x", "size": 1}, {"name": "v", "size": 1, "weights": 1.0}],
+                  "prior": {"mean": 0.0, "precision": 1.0}},
+        "protocol": {"trials": [{"name": "long", "duration_ms": 2e5,
+                                 "stimulus": {"kind": "constant", "value": 1.0,
+                                              "noise_std": 0.1}}]},
+        "record": {"every_ms": 1.0},
+        "numerics": {"device": "standalone"},
+    }
+    path = write_scenario(tmp_path / "long.toml", scenario)
+    output = tmp_path / "out" / "long.h5"
+    environment = dict(os.environ)
+    if cache == "new":
+        environment["PCSIM_STANDALONE_CACHE"] = str(tmp_path / "cache")
+    process = subprocess.Popen([sys.executable, "-m", "sim.cli", "run", str(path), "-o",
+                                str(output), "--no-plot"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=environment)
+    deadline = time.monotonic() + 120
+    while not list(output.parent.glob(".long.h5.*.partial")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in err, err
+    assert "nothing written" in err
+    assert not list(output.parent.iterdir())

@@ -23,7 +23,36 @@ def refusal(scenario: Any, resuming: bool) -> str | None:
         return "batched trials (protocol.batch > 1) run on the runtime device"
     if scenario.kind.name != "hierarchical":
         return f"the {scenario.kind.name} family has no compiled form yet"
+    if not compiler():
+        return "no C++ compiler found (g++, c++ or $CXX)"
+    megabytes = tables_mb(scenario)
+    if megabytes > TABLES_LIMIT_MB:
+        return (f"its input table and monitors would take ~{megabytes:.0f} MB (more than "
+                f"{TABLES_LIMIT_MB} MB)")
     return None
+
+
+TABLES_LIMIT_MB = 1024
+VARIABLES_PER_UNIT = 8  # per-unit state a population's monitors record, at most (sim.compiled)
+
+
+def tables_mb(scenario: Any) -> float:
+    """What a compiled run holds beside the runtime's: the input of every step, and every
+    population's per-unit state at every sample and trial end (``sim.compiled.program``)."""
+    steps = sum(scenario.steps(trial.duration_ms) for trial in scenario.trials)
+    sizes = [level.size for level in scenario.model.levels]
+    samples = steps // scenario.record.every_steps + 1 + len(scenario.trials)
+    units = 2 * sum(sizes)  # beliefs and errors
+    return 8 * (steps * sizes[0] + samples * units * VARIABLES_PER_UNIT) / 2**20
+
+
+def compiler() -> str | None:
+    """The C++ compiler Brian2's standalone build would use, if there is one."""
+    import os
+    import shutil
+
+    return next(filter(None, (shutil.which(name) for name in
+                              (os.environ.get("CXX", ""), "g++", "c++") if name)), None)
 
 
 def choose(scenario: Any, resuming: bool) -> str:

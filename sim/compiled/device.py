@@ -54,6 +54,7 @@ import itertools
 import math
 import os
 import re
+import shlex
 import shutil
 import time
 import warnings
@@ -161,7 +162,7 @@ class Program:
         (groups carry their own). Brian2's implicit namespace, the caller's locals, would keep
         the caller's objects alive (the frame's ``f_locals`` snapshot), and with them their
         names, which a later block's objects then could not have."""
-        from brian2 import device
+        from brian2 import device, prefs
 
         if self.results_dir is not None:
             raise RuntimeError("a standalone block runs one network once")
@@ -184,9 +185,24 @@ class Program:
             _remove_dead_results(self.directory)
             before = _object_files(self.directory)
             start = time.perf_counter()
-            device.build(directory=str(self.directory), results_directory=name, compile=True,
-                         run=False, with_output=False)
+            # Brian2 writes the sources and the makefile; make runs here (launch.run_make),
+            # where a signal stops it (under Brian2's os.system it was ignored)
+            make = prefs.devices.cpp_standalone.make_cmd_unix
+            prefs.devices.cpp_standalone.make_cmd_unix = "true"
+            try:
+                device.build(directory=str(self.directory), results_directory=name,
+                             compile=True, run=False, with_output=False)
+            finally:
+                prefs.devices.cpp_standalone.make_cmd_unix = make
+            made = launch.run_make(self.directory, [
+                *shlex.split(make), *prefs.devices.cpp_standalone.extra_make_args_unix])
             build_s = generate_s + time.perf_counter() - start
+            if made.signal_name is not None:
+                return Outcome(0.0, "interrupted", t_start_s, build_s, 0.0, 0,
+                               signal_name=made.signal_name)
+            if made.returncode != 0:
+                raise RuntimeError(f"compiling the program in {self.directory} failed (make "
+                                   f"exit {made.returncode}):\n" + "\n".join(made.output))
             compiled = sum(1 for path, mtime in _object_files(self.directory).items()
                            if before.get(path) != mtime)
             self.results_dir.mkdir(exist_ok=True)

@@ -156,21 +156,55 @@ def run_program(directory: Path, results_dir: Path, env: dict[str, str],
     return Launched(returncode, received[0] if received else None, list(output))
 
 
+def run_make(directory: Path, command: list[str]) -> Launched:
+    """Compile ``directory``'s program with ``command`` (make and its arguments: Brian2's
+    ``make_cmd_unix`` and ``extra_make_args_unix``; Brian2 runs it through ``os.system``,
+    which ignores SIGINT in pcsim until make ends: a Ctrl-C during a compile was lost). Here
+    make runs in its own process group; SIGINT or SIGTERM to pcsim stops it and its compilers
+    (``Launched.signal_name``); a second signal kills them and raises ``KeyboardInterrupt``."""
+    output: collections.deque[str] = collections.deque(maxlen=40)
+    process = subprocess.Popen(command, cwd=directory, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, process_group=0,
+                               preexec_fn=_die_with_parent())
+    received: list[str] = []
+    try:
+        with _forwarding_signals(process, received, group=True):
+            assert process.stdout is not None
+            for line in process.stdout:
+                if line.strip():
+                    output.append(line.rstrip())
+            returncode = process.wait()
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return Launched(returncode, received[0] if received else None, list(output))
+
+
 @contextlib.contextmanager
-def _forwarding_signals(process: subprocess.Popen, received: list[str]) -> Iterator[None]:
+def _forwarding_signals(process: subprocess.Popen, received: list[str],
+                        group: bool = False) -> Iterator[None]:
     """While the program runs, SIGINT and SIGTERM to pcsim stop it cleanly (one SIGINT
-    forwarded); a second signal kills it and raises ``KeyboardInterrupt``."""
+    forwarded: to its whole process group with ``group``, as make's compilers are); a second
+    signal kills it and raises ``KeyboardInterrupt``."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
+    def send(signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if group:
+                os.killpg(process.pid, signum)
+            else:
+                process.send_signal(signum)
+
     def handler(signum, frame) -> None:
         if received:
-            process.kill()
+            send(signal.SIGKILL)
             raise KeyboardInterrupt
         received.append(signal.Signals(signum).name)
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGINT)
+        send(signal.SIGINT)
 
     previous = {signum: signal.signal(signum, handler)
                 for signum in (signal.SIGINT, signal.SIGTERM)}

@@ -49,6 +49,14 @@ def shape_key(scenario: Any) -> str:
     return f"{name}-{digest.hexdigest()[:12]}"
 
 
+def stopped_while_built(guard: Any) -> None:
+    """A signal pcsim's handler took while the program was built (the program's own run
+    forwards signals to it, ``sim.compiled.launch``): the run stops before its first step."""
+    if guard.interrupted:
+        raise RunStopped("interrupted", f"interrupted by {guard.interrupted} while the "
+                                        "compiled program was built", 0.0)
+
+
 def run_compiled(simulation: Any, scenario: Any, guard: Any, runs: Any) -> None:
     """Build, run and replay ``simulation`` on the standalone device (``NotCompiled`` before
     anything runs when some part has no compiled form); the guard's and Ctrl-C's stops
@@ -75,10 +83,18 @@ def run_compiled(simulation: Any, scenario: Any, guard: Any, runs: Any) -> None:
                 checks[name] = watched
         if guard.on_first_step is not None:
             guard.on_first_step()
-        # the same report period whether anyone listens or not: it is compiled in
-        outcome = program.run(network, timeline.total_steps * dt_s * 1e3 * ms,
-                              report_every_s=REPORT_PERIOD_S,
-                              progress=runs.progress or (lambda fraction: None))
+        try:  # the same report period whether anyone listens or not: it is compiled in
+            outcome = program.run(network, timeline.total_steps * dt_s * 1e3 * ms,
+                                  report_every_s=REPORT_PERIOD_S,
+                                  progress=runs.progress or (lambda fraction: None))
+        except Exception:
+            stopped_while_built(guard)  # Ctrl-C killed the compiler: that is the reason
+            raise
+        if outcome.stopped_by is None:
+            stopped_while_built(guard)
+        elif outcome.stopped_by == "interrupted" and not outcome.run_s:  # stopped make
+            raise RunStopped("interrupted", f"interrupted by {outcome.signal_name} while the "
+                                            "compiled program was built", 0.0)
         recording = programs.read(monitors, timeline)
     for _, name, message in logs:
         if not name.endswith(EXPECTED_LOGS):
