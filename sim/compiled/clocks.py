@@ -25,8 +25,11 @@ RELATIVE_TEST = ("if(s==t || fabs(s-t) < 1e-4 * (minclock->dt[0] < clock->dt[0] 
 def same_ticks_as_runtime(device: Any) -> None:
     """Make ``device`` (a ``CPPStandaloneDevice``) write ``network.cpp`` with the runtime's
     test for simultaneous clocks (a ``RuntimeError`` if Brian2's template no longer has the
-    test this replaces)."""
+    test this replaces). Brian2 keeps one device for every standalone block of a process:
+    done once."""
     generate = device.generate_network_source
+    if getattr(generate, "same_ticks_as_runtime", False):
+        return
 
     def generate_network_source(writer: Any, compiler: Any) -> None:
         write = writer.write
@@ -45,4 +48,5 @@ def same_ticks_as_runtime(device: Any) -> None:
         finally:
             del writer.write
 
+    generate_network_source.same_ticks_as_runtime = True
     device.generate_network_source = generate_network_source
