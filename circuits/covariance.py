@@ -136,6 +136,8 @@ class Circuit:
     rate: float | None
     snapshots: list = field(default_factory=list)
     trials: int = 0
+    covariance: np.ndarray = field(init=False)
+    learning: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         n = len(self.error)
