@@ -49,11 +49,16 @@ above <d d'> (learning/variance, seed 5: mean Sigma over trials 500-1000 2.302, 
 per-trial loop on the same draws 2.256).
 
 The interneurons are a relaxing circuit: the scenario's errors must be ``relaxing``. Sigma
-and the product Sigma eps are NumPy (``lateral`` is delivered before the error units move,
-``circuits.schedule.DELIVER_TO_ERRORS``); the learning is a separate operation
-(``COVARIANCE_ORDER``, after the error units moved) that persists across trials and can be
-switched off for a trial with ``learning(settings, context, on=False)``, leaving Sigma
-bitwise unchanged.
+lives in a population of its own, ``covariance_<level>`` (n x n units, entry (i, j) at unit
+i n + j: ``covariance``), with the learning switch of the trial running (``learning``: 1, or 0
+in a phase that does not learn Sigma, ``learning(settings, context, on)``). On the runtime
+device two NumPy operations work on that population's arrays in place: the product Sigma eps
+(``lateral`` is delivered before the error units move, ``circuits.schedule.DELIVER_TO_ERRORS``)
+and the learning (``COVARIANCE_ORDER``, after the error units moved), which persists across
+trials and, switched off, leaves Sigma bitwise unchanged. On the compiled device
+(``sim.compiled``) the same two steps are compiled code (``circuits.covariance_compiled``) and
+Sigma's population is cloned, recorded and replayed like the family's own, so F, the streams,
+the trial rows and the outputs read the same arrays on both devices.
 
 Scenario: ``[model.covariance]`` with ``levels`` (names of levels below the top; required),
 ``tau_ms`` (tau_Sigma; absent: Sigma is held at its initial value) and ``initial`` (Sigma at
@@ -73,6 +78,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from scipy.linalg import blas
@@ -95,6 +101,10 @@ INTERNEURON = """
 dinterneuron/dt = (lateral - interneuron) / tau_error : 1
 lateral : 1
 """
+STATE = """
+covariance : 1  # Sigma, entry (i, j) at unit i n + j
+learning : 1  # 1 while the trial learns Sigma, 0 in a phase that does not
+"""
 COVARIANCE_ORDER = schedule.ERRORS + 1  # Sigma learns once the error units have moved
 WORKING_MATRICES = 6  # n x n matrices in use beside those kept: Sigma, Pi, F's Hessian, ...
 # the one-step polynomial P(Z) of each method on a linear system with held inputs:
@@ -113,16 +123,26 @@ class Settings:
 
 @dataclass
 class Circuit:
-    """One level's interneuron circuit: its Sigma, and the error group's arrays it reads."""
+    """One level's interneuron circuit: the population that holds its Sigma and learning
+    switch (``state``; ``covariance`` is its n x n view, ``learning`` its switch array), the
+    error group's arrays it reads, and Sigma's learning rate per step (None: held)."""
 
     index: int
     name: str
-    covariance: np.ndarray
+    state: Any
     error: np.ndarray
     interneuron: np.ndarray
     lateral: np.ndarray
+    rate: float | None
     snapshots: list = field(default_factory=list)
     trials: int = 0
+    covariance: np.ndarray = field(init=False)
+    learning: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.error)
+        self.covariance = self.state.variables["covariance"].get_value().reshape(n, n)
+        self.learning = self.state.variables["learning"].get_value()
 
     def deliver(self) -> None:
         np.dot(self.covariance, self.error, out=self.lateral)
@@ -247,43 +267,56 @@ class LearnedCovariance(Mechanism):
         return Piece(equations=INTERNEURON, replaces={"error": ERROR_FLOW})
 
     def build(self, settings: Settings, context: BuildContext) -> list:
-        from brian2 import NetworkOperation, ms
+        """Per level, Sigma's population (``STATE``) and the NumPy product Sigma eps; one
+        operation learning every level's Sigma (where ``tau_ms`` is set)."""
+        from brian2 import NetworkOperation, NeuronGroup, ms
 
+        rate = (None if settings.tau_ms is None
+                else float(context.clock.dt / (settings.tau_ms * ms)))
         circuits = context.state[self.name] = []
         objects = []
         for index, (level, group) in enumerate(zip(context.model.levels, context.errors,
                                                    strict=True)):
             if level.name not in settings.levels:
                 continue
-            state = {name: group.variables[name].get_value()
-                     for name in ("error", "interneuron", "lateral")}
-            covariance = np.array(settings.resolved["initial"][index],
-                                  dtype=state["error"].dtype)
-            circuit = Circuit(index, level.name, covariance, **state)
+            arrays = {name: group.variables[name].get_value()
+                      for name in ("error", "interneuron", "lateral")}
+            state = NeuronGroup(level.size**2, STATE, clock=context.clock,
+                                name=f"covariance_{level.name}")
+            state.variables["covariance"].set_value(
+                np.ravel(settings.resolved["initial"][index]))
+            state.variables["learning"].set_value(1.0)
+            circuit = Circuit(index, level.name, state, rate=rate, **arrays)
             circuits.append(circuit)
-            objects.append(NetworkOperation(circuit.deliver, when=schedule.SLOT,
-                                            order=schedule.DELIVER_TO_ERRORS,
-                                            clock=context.clock,
-                                            name=f"covariance_{level.name}_lateral"))
-        if settings.tau_ms is not None:
-            rate = float(context.clock.dt / (settings.tau_ms * ms))
-
+            objects += [state, NetworkOperation(circuit.deliver, when=schedule.SLOT,
+                                                order=schedule.DELIVER_TO_ERRORS,
+                                                clock=context.clock,
+                                                name=f"covariance_{level.name}_lateral")]
+        if rate is not None:
             def learn() -> None:
                 for circuit in circuits:
-                    circuit.learn(rate)
+                    if circuit.learning[0]:
+                        circuit.learn(rate)
 
-            switched = context.state[f"{self.name}_learning"] = schedule.Switched(learn)
-            objects.append(NetworkOperation(switched.run, when=schedule.SLOT,
-                                            order=COVARIANCE_ORDER, clock=context.clock,
-                                            name="covariance_learning"))
+            objects.append(NetworkOperation(learn, when=schedule.SLOT, order=COVARIANCE_ORDER,
+                                            clock=context.clock, name="covariance_learning"))
         return objects
+
+    def compiled(self, settings: Settings, context) -> list:
+        """The product Sigma eps and the learning as compiled code on the cloned populations
+        (``circuits.covariance_compiled``)."""
+        from circuits.covariance_compiled import compiled_circuit
+
+        return [obj for circuit in self.circuits(context.simulation.context)
+                for obj in compiled_circuit(circuit, context)]
 
     def learning(self, settings: Settings, context: BuildContext, on: bool) -> None:
         """Switch Sigma's learning on or off (from the next step on); off leaves every Sigma
-        bitwise unchanged. The hook for per-trial learning phases."""
-        switched = context.state.get(f"{self.name}_learning")
-        if switched is not None:
-            switched.on = on
+        bitwise unchanged. The hook for per-trial learning phases: it writes the switch into
+        Sigma's population, so that a compiled run plays it back at each trial's start
+        (``sim.compiled.trial_starts``)."""
+        for circuit in self.circuits(context):
+            circuit.learning[:] = 1.0 if on else 0.0
 
     def circuits(self, context: BuildContext) -> list[Circuit]:
         return context.state[self.name]
@@ -299,10 +332,10 @@ class LearnedCovariance(Mechanism):
                 circuit.interneuron[:] = 0.0
 
     def checkpoint(self, settings: Settings, context: BuildContext) -> dict:
-        """Each level's Sigma (NumPy, outside Brian2), the Sigmas kept at trials' ends and
-        the count of trials started."""
-        return {circuit.name: {"covariance": circuit.covariance,
-                               "snapshots": circuit.snapshots, "trials": circuit.trials}
+        """Each level's Sigma, the Sigmas kept at trials' ends and the count of trials
+        started, as copies (a compiled run's build checkpoints, starts trials and resumes)."""
+        return {circuit.name: {"covariance": circuit.covariance.copy(),
+                               "snapshots": list(circuit.snapshots), "trials": circuit.trials}
                 for circuit in self.circuits(context)}
 
     def resume(self, settings: Settings, context: BuildContext, kept: dict) -> None:

@@ -73,9 +73,42 @@ def test_posner_compiled_equals_runtime_inputs_and_reaction_times_to_the_bit(tmp
     assert np.isfinite(runtime["trials/reaction_time"]).sum() > 40
 
 
-@pytest.mark.parametrize("name", ["perception/hierarchy", "attention/unknown_noise"])
+@pytest.mark.parametrize("name", ["perception/hierarchy", "attention/unknown_noise",
+                                  "learning/variance"])
 def test_a_compiled_run_equals_the_runtime_run(tmp_path, name):
+    """learning/variance: Sigma learned over 1000 trials (100 s of network time; the trial
+    ends recorded past ~32 s need clocks that tick together, ``sim.compiled.clocks``)."""
     assert_equal_runs(*run_both(tmp_path, name))
+
+
+def learning_phases() -> dict:
+    """A 2 x 2 Sigma (``circuits.covariance``) learned for 3 trials, held for 3 (``learn =
+    false``), learned again for 3: the switch a trial's start writes, played back compiled."""
+    stimulus = {"kind": "constant", "value": [1.0, -1.0],
+                "trial_covariance": [[1.0, 0.5], [0.5, 1.0]]}
+    condition = {"name": "learn", "count": 3, "duration_ms": 50.0, "stimulus": stimulus}
+    return {
+        "name": "phases", "seed": 3, "dt_ms": 0.5, "method": "euler",
+        "model": {"tau_error_ms": 2.5, "tau_belief_ms": 1e15,
+                  "covariance": {"levels": ["input"], "initial": 1.0, "tau_ms": 500.0},
+                  "levels": [{"name": "input", "size": 2},
+                             {"name": "estimate", "size": 2, "weights": {"kind": "identity"}}],
+                  "prior": {"mean": [1.0, -1.0]}},
+        "protocol": {"reset": "beliefs", "shuffle": False, "conditions": [
+            condition, {**condition, "name": "test", "learn": False},
+            {**condition, "name": "again"}]},
+        "record": {"every_ms": 1.0},
+    }
+
+
+def test_a_learned_covariance_with_a_phase_off_compiled_equals_the_runtime_run(tmp_path):
+    runtime, compiled = run_both(tmp_path, str(write_scenario(tmp_path / "phases.toml",
+                                                              learning_phases())))
+    assert_equal_runs(runtime, compiled)
+    sigma = compiled["levels/input/covariance"]  # at each trial's end
+    assert sigma[2, 0, 1] != sigma[0, 0, 1]  # the off-diagonal entry learned
+    assert all(np.array_equal(held, sigma[2]) for held in sigma[3:6])  # not a bit in the phase
+    assert not np.array_equal(sigma[8], sigma[5])  # and learned again after it
 
 
 def test_what_has_no_compiled_form_is_refused_in_one_line(tmp_path, capsys):

@@ -252,6 +252,8 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
     from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
     from brian2.devices.device import get_device, reset_device
 
+    from sim.compiled.clocks import same_ticks_as_runtime
+
     if not _KEY.fullmatch(key):
         raise ValueError(f"a standalone key names a directory: letters, digits, '.', '_', "
                          f"'-', not {key!r}")
@@ -265,6 +267,7 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
     saved = {name: prefs[name] for name in settings}
     set_device("cpp_standalone", directory=str(directory), build_on_run=False)
     compiled_device = get_device()
+    same_ticks_as_runtime(compiled_device)  # the monitors' clocks (sim.compiled.clocks)
     program = Program(directory)
     try:
         for name, value in settings.items():
