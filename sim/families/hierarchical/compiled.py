@@ -12,11 +12,15 @@ gives its compiled form (``compiled``) or the run is refused with the reason.
 from __future__ import annotations
 
 import numpy as np
-from brian2 import NeuronGroup, TimedArray
+from brian2 import NeuronGroup, TimedArray, second
 
 from circuits import schedule
 from circuits.coupling import _synaptic_coupling
-from sim.compiled.context import CompiledContext, NotCompiled
+from sim import learning
+from sim.compiled.clone import owned_state
+from sim.compiled.context import CompiledContext, Kept, NotCompiled
+from sim.compiled.trial_starts import ORDER as START_ORDER
+from sim.compiled.trial_starts import TRIAL
 
 INPUT = "pcsim_input"
 
@@ -49,16 +53,76 @@ def compiled_objects(simulation, context: CompiledContext) -> list:
 
 
 def coupling(simulation, context: CompiledContext) -> list:
+    """The maps as ``(summed)`` synapses, with the mechanisms' pieces (a learned ``w``'s
+    flow). Learned weights (``learned_weights``) are kept for the replay and switched per
+    trial where phases need it (``phase_switches``)."""
     maps = [level.generative for level in simulation.model.belief_levels]
     if any(gmap.site != "before" for gmap in maps):
         raise NotCompiled("g = f(W mu) (nonlinearity after the weights) has no compiled "
                           "coupling yet")
-    if simulation.changed_at_run_time("weights"):
-        raise NotCompiled("learned weights have no compiled form yet")
-    built = _synaptic_coupling(maps, [context.clone(group) for group in simulation.beliefs],
-                               [context.clone(group) for group in simulation.errors],
-                               context.clock, lambda population: ())
-    return built.objects
+    runtime = simulation.coupling
+    learned = simulation.changed_at_run_time("weights")
+    built = context.coupling = _synaptic_coupling(
+        maps, [context.clone(group) for group in simulation.beliefs],
+        [context.clone(group) for group in simulation.errors], context.clock,
+        simulation.pieces, every_entry=learned and runtime.kind == "dense")
+    for compiled, twin in zip(built.synapses, runtime.synapses, strict=False):
+        for name in owned_state(twin):  # the runtime synapses coupling: w and its constants
+            compiled.variables[name].set_value(twin.variables[name].get_value().copy())
+    objects = list(built.objects)
+    for synapses in built.synapses:
+        objects += phase_switches(simulation, synapses, context)
+    if learned:
+        context.kept += learned_weights(runtime, built)
+    return objects
+
+
+def learned_weights(runtime, built) -> list[Kept]:
+    """Each level's compiled ``w``, recorded for the replay, which puts it where the runtime
+    coupling keeps its weights (``link.gmap.weights``, in place: F, the snapshots and the
+    final weights read them there; or the runtime synapses' ``w``), synapse k at its entry."""
+    kept = []
+    for index, synapses in enumerate(built.synapses):
+        if not runtime.links:
+            twin = runtime.synapses[index].variables["w"]
+            kept.append(Kept(synapses, ["w"], lambda values, twin=twin:
+                             twin.set_value(values["w"])))
+            continue
+        link = runtime.links[index]
+        rows = np.asarray(synapses.variables["j"].get_value())
+        columns = np.asarray(synapses.variables["i"].get_value())
+        weights = link.gmap.weights
+        if link.sparse:  # synapse k's place among the stored entries (CSR order)
+            places = weights.copy()
+            places.data = np.arange(weights.nnz, dtype=float)
+            target = weights.data
+            entries = np.asarray(places[rows, columns]).ravel().astype(np.int64)
+        else:
+            target = weights.reshape(-1)
+            entries = rows * weights.shape[1] + columns
+        kept.append(Kept(synapses, ["w"], lambda values, target=target, entries=entries:
+                         target.__setitem__(entries, values["w"])))
+    return kept
+
+
+def phase_switches(simulation, synapses, context: CompiledContext) -> list:
+    """The learning phases' switches the synapses hold (``learning_<parameter>``,
+    ``sim.learning``), set at every step's start from a table over the trials, to the value
+    the runtime's trial start sets (``Simulation.learns``)."""
+    objects = []
+    for parameter in simulation.phased:
+        name = learning.switch(parameter)
+        if name not in synapses.variables:
+            continue
+        table = f"pcsim_{synapses.name}_{name}"
+        synapses.namespace[table] = TimedArray(
+            [float(simulation.learns(trial, parameter)) for trial in simulation.scenario.trials],
+            dt=1 * second, name=table)
+        synapses.namespace[TRIAL] = context.namespace[TRIAL]
+        objects.append(synapses.run_regularly(f"{name} = {table}({TRIAL}(t) * second)",
+                                              when="start", order=START_ORDER,
+                                              name=f"{synapses.name}_{name}"))
+    return objects
 
 
 def stimulus(simulation, context: CompiledContext) -> list:
