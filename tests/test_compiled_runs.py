@@ -72,6 +72,32 @@ def test_a_compiled_run_equals_the_runtime_run(tmp_path, name):
     assert_equal_runs(*run_both(tmp_path, name))
 
 
+def test_learned_weights_compiled_equal_the_runtime_weights_frozen_in_the_test_phase(tmp_path):
+    """Weight learning with decay and a train/test phase (``learn = false``): every dataset,
+    F at each sample with the weights then in force and the snapshots included; the test
+    phase leaves the compiled weights bitwise where training left them."""
+    runtime, compiled = run_both(tmp_path, "learning/weights",
+                                 "--set", "protocol.conditions.0.count=30",
+                                 "--set", "protocol.conditions.1.count=10")
+    assert_equal_runs(runtime, compiled)
+    snapshots = compiled["snapshots/levels/causes/weights"]
+    assert snapshots.shape == (4, 8, 2)
+    assert np.array_equal(snapshots[2], compiled["levels/causes/weights_final"])  # after trial 29
+    assert np.max(np.abs(snapshots[0] - compiled["levels/causes/weights_initial"])) > 1e-3
+
+
+def test_non_negative_learned_weights_compiled_equal_the_runtime_weights(tmp_path):
+    """Bars: learning under the projection W >= 0 and a sparse prior (F per sample); the
+    projection holds some weights at exactly 0 in both runs."""
+    runtime, compiled = run_both(tmp_path, "learning/bars",
+                                 "--set", "protocol.conditions.0.count=60")
+    assert_equal_runs(runtime, compiled)
+    weights = compiled["levels/bars/weights_final"]
+    assert np.min(weights) == 0.0
+    assert np.array_equal(weights == 0.0, runtime["levels/bars/weights_final"] == 0.0)
+    assert 0 < np.count_nonzero(weights == 0.0) < weights.size
+
+
 def test_what_has_no_compiled_form_is_refused_in_one_line(tmp_path, capsys):
     output = tmp_path / "creak.h5"
     assert main(["run", "perception/creak", "-o", str(output), *STANDALONE]) == 2
