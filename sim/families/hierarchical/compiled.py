@@ -4,9 +4,11 @@ On the runtime device three kinds of ``NetworkOperation`` run every step besides
 the NumPy coupling (``circuits.coupling``), the stimulus (``inputs.Inputs``) and the
 mechanisms' and readouts' own. Here the coupling is the ``synapses`` build of
 ``circuits.coupling`` (the same maps, as ``(summed)`` synapses between the cloned populations,
-in the same slots), the stimulus is the input the runtime would deliver at every step, computed
-ahead by the same ``Inputs`` and read from a ``TimedArray``, and each mechanism and readout
-gives its compiled form (``compiled``) or the run is refused with the reason.
+in the same slots; learned weights are the synapses' flow on ``w``, recorded and put back
+where the runtime coupling keeps them for the replay), the stimulus is the input the runtime
+would deliver at every step, computed ahead by the same ``Inputs`` and read from a
+``TimedArray``, and each mechanism and readout gives its compiled form (``compiled``) or the
+run is refused with the reason.
 """
 
 from __future__ import annotations
@@ -89,8 +91,8 @@ def learned_weights(runtime, built) -> list[Kept]:
                              twin.set_value(values["w"])))
             continue
         link = runtime.links[index]
-        rows = np.asarray(synapses.variables["j"].get_value())
-        columns = np.asarray(synapses.variables["i"].get_value())
+        rows = synapses.variables["j"].get_value().astype(np.int64)
+        columns = synapses.variables["i"].get_value().astype(np.int64)
         weights = link.gmap.weights
         if link.sparse:  # synapse k's place among the stored entries (CSR order)
             places = weights.copy()
