@@ -16,11 +16,14 @@ class Kept:
     """State a compiled form holds outside the cloned populations that pcsim's Python reads
     (learned weights on synapses): ``variables`` of ``group`` (on the standalone device) are
     recorded with the populations' at every sample and trial boundary, and the replay hands
-    them to ``put`` (variable -> values) wherever it puts the populations' state back."""
+    them to ``put`` (variable -> values) wherever it puts the populations' state back.
+    ``watched``: the runtime guard's name for the array ``put`` fills
+    (``sim.guard.Watched.population``), whose check the program makes on ``group``."""
 
     group: Any
     variables: list[str]
     put: Callable[[dict[str, Any]], None]
+    watched: str | None = None
 
 
 class NotCompiled(Exception):  # noqa: N818 - a refusal with its reason, caught by the engine

@@ -67,7 +67,8 @@ def check_compilable(simulation: Any) -> None:
 
 def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
     """The program's network on the current (standalone) device, its monitors, and the
-    cloned populations by name."""
+    groups the guard can check, by the runtime guard's names (``sim.guard.Watched``): the
+    cloned populations and what compiled forms keep outside them (learned weights)."""
     check_compilable(simulation)
     groups = runtime_groups(simulation)
     try:
@@ -110,7 +111,8 @@ def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
                       *[obj for obj in objects if obj.name not in monitored],
                       *[group for name, group in monitored.items() if name not in clones],
                       *monitors["samples"].values(), *monitors["boundaries"].values())
-    return network, monitors, clones
+    checked = {**clones, **{kept.watched: kept.group for kept in context.kept if kept.watched}}
+    return network, monitors, checked
 
 
 def read(monitors: dict, timeline: Timeline) -> Recording:

@@ -75,36 +75,43 @@ def coupling(simulation, context: CompiledContext) -> list:
     for synapses in built.synapses:
         objects += phase_switches(simulation, synapses, context)
     if learned:
-        context.kept += learned_weights(runtime, built)
+        context.kept += learned_weights(simulation, built)
     return objects
 
 
-def learned_weights(runtime, built) -> list[Kept]:
+def learned_weights(simulation, built) -> list[Kept]:
     """Each level's compiled ``w``, recorded for the replay, which puts it where the runtime
     coupling keeps its weights (``link.gmap.weights``, in place: F, the snapshots and the
-    final weights read them there; or the runtime synapses' ``w``), synapse k at its entry."""
-    kept = []
+    final weights read them there; or the runtime synapses' ``w``), synapse k at its entry;
+    checked every step under the runtime guard's name for that array."""
+    runtime, kept = simulation.coupling, []
+    watched = simulation.watched()
     for index, synapses in enumerate(built.synapses):
-        if not runtime.links:
-            twin = runtime.synapses[index].variables["w"]
-            kept.append(Kept(synapses, ["w"], lambda values, twin=twin:
-                             twin.set_value(values["w"])))
-            continue
-        link = runtime.links[index]
-        rows = synapses.variables["j"].get_value().astype(np.int64)
-        columns = synapses.variables["i"].get_value().astype(np.int64)
-        weights = link.gmap.weights
-        if link.sparse:  # synapse k's place among the stored entries (CSR order)
+        if not runtime.links:  # the runtime synapses coupling: the same synapses, in order
+            target = runtime.synapses[index].variables["w"].get_value()
+            entries = slice(None)
+        elif runtime.links[index].sparse:  # synapse k's place among the stored entries (CSR)
+            weights = runtime.links[index].gmap.weights
             places = weights.copy()
             places.data = np.arange(weights.nnz, dtype=float)
             target = weights.data
-            entries = np.asarray(places[rows, columns]).ravel().astype(np.int64)
+            entries = np.asarray(places[synapse_entries(synapses)]).ravel().astype(np.int64)
         else:
+            weights = runtime.links[index].gmap.weights
             target = weights.reshape(-1)
+            rows, columns = synapse_entries(synapses)
             entries = rows * weights.shape[1] + columns
+        name = next((item.population for item in watched
+                     if item.variable == "w" and np.shares_memory(item.values, target)), None)
         kept.append(Kept(synapses, ["w"], lambda values, target=target, entries=entries:
-                         target.__setitem__(entries, values["w"])))
+                         target.__setitem__(entries, values["w"]), watched=name))
     return kept
+
+
+def synapse_entries(synapses) -> tuple[np.ndarray, np.ndarray]:
+    """The (row, column) of W each synapse stands for: its error unit and its belief unit."""
+    return (synapses.variables["j"].get_value().astype(np.int64),
+            synapses.variables["i"].get_value().astype(np.int64))
 
 
 def phase_switches(simulation, synapses, context: CompiledContext) -> list:
