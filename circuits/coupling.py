@@ -231,7 +231,10 @@ def _synaptic_coupling(
     errors: Sequence[NeuronGroup],
     clock: Clock,
     pieces: Callable[[Population], Sequence[tuple[str, Piece]]],
+    every_entry: bool = False,
 ) -> Coupling:
+    """``every_entry``: a synapse for every entry of dense weights, zeros too (the dense
+    coupling learns them all; by default an entry that is 0 has none)."""
     objects: list = []
     generatives = []
     weights = []
@@ -248,10 +251,15 @@ def _synaptic_coupling(
         generative = Synapses(belief, errors[index], model=model, method="euler",
                               name=f"generative_{belief.name}", clock=clock,
                               order=schedule.DELIVER_TO_BELIEFS)  # its w update, if w learns
-        matrix = scipy.sparse.coo_matrix(gmap.weights)
-        if matrix.nnz:  # none: the prediction is 0 (the summed variable of no synapse)
-            generative.connect(i=matrix.col, j=matrix.row)
-            generative.w = matrix.data
+        if every_entry and not scipy.sparse.issparse(gmap.weights):
+            rows, columns = (index.ravel() for index in np.indices(gmap.shape))
+            values = np.asarray(gmap.weights).ravel()
+        else:
+            matrix = scipy.sparse.coo_matrix(gmap.weights)
+            rows, columns, values = matrix.row, matrix.col, matrix.data
+        if len(values):  # none: the prediction is 0 (the summed variable of no synapse)
+            generative.connect(i=columns, j=rows)
+            generative.w = values
         generatives.append(generative)
         one_to_one = Synapses(
             belief, errors[index + 1],

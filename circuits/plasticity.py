@@ -13,7 +13,8 @@ a Hebbian product of presynaptic activity and postsynaptic (error) rate (Bogacz 
 ``GenerativeMap.weight_gradient_factors`` gives the two factors; with the NumPy couplings the
 update is applied once per step with rate dt / tau_W, in place, just before the errors are
 carried up (``circuits.schedule.PLASTICITY``); with the ``synapses`` coupling it is the
-synapses' own flow on ``w``. The weights persist across trials.
+synapses' own flow on ``w`` (on the compiled device too, ``compiled``, at the same slot). The
+weights persist across trials.
 
 **Weight decay** (optional): a Gaussian prior on every weight, W_ij ~ N(0, sigma_W^2), is
 one more term of F, 1/2 sum_ij W_ij^2 / sigma_W^2 (up to a constant), so the flow gains its
@@ -92,6 +93,16 @@ def hebbian_update(weights, post: np.ndarray, pre: np.ndarray, rate: float,
     ger(rate, pre, post, a=weights.T, overwrite_a=True)
 
 
+def constants(settings: WeightLearning, synapses: list) -> None:
+    """tau_W (and sigma_W^2) of the generative synapses' flow on ``w``."""
+    from brian2 import ms
+
+    for group in synapses:
+        group.tau_weights = settings.tau_ms * ms
+        if settings.prior_variance is not None:
+            group.weight_prior_variance = settings.prior_variance
+
+
 def sparse_rows(weights: scipy.sparse.csr_matrix) -> np.ndarray:
     """The row index of every stored entry of a CSR matrix."""
     return np.repeat(np.arange(weights.shape[0]), np.diff(weights.indptr))
@@ -140,10 +151,7 @@ class WeightPlasticity(Mechanism):
         from brian2 import NetworkOperation, ms
 
         coupling = context.coupling
-        for synapses in coupling.synapses:
-            synapses.tau_weights = settings.tau_ms * ms
-            if settings.prior_variance is not None:
-                synapses.weight_prior_variance = settings.prior_variance
+        constants(settings, coupling.synapses)
         if not coupling.links:
             return []
         rate = float(context.clock.dt / (settings.tau_ms * ms))
@@ -160,6 +168,15 @@ class WeightPlasticity(Mechanism):
         switched = context.state[self.name] = schedule.Switched(learn)
         return [NetworkOperation(switched.run, when=schedule.SLOT, order=schedule.PLASTICITY,
                                  clock=context.clock, name="plasticity")]
+
+    def compiled(self, settings: WeightLearning, context) -> list:
+        """The NumPy update as the compiled coupling's synapses' own flow on ``w`` (their
+        ``generative_synapses`` piece, switched by ``learning_weights`` in phases), moved to
+        the update's slot (``PLASTICITY``: after the errors, before they are carried up)."""
+        constants(settings, context.coupling.synapses)
+        for synapses in context.coupling.synapses:
+            synapses.state_updater.order = schedule.PLASTICITY
+        return []
 
     def learning(self, settings: WeightLearning, context: BuildContext, on: bool) -> None:
         """The NumPy update runs only in trials that learn the weights (the ``synapses``

@@ -19,9 +19,9 @@ it, the sparse prior alone does not (the causes and weights can trade signs).
 
 The projection runs once per step just after the weights learn
 (``circuits.schedule.WEIGHT_CONSTRAINT``), on the NumPy couplings (``dense`` or ``sparse``:
-there on the stored entries). The weights are not part of the beliefs, so F's Laplace term is
-unaffected; the projection never moves a weight farther from where it was, so it adds no step
-bound.
+there on the stored entries); on the compiled device, on the synapses that stand for them.
+The weights are not part of the beliefs, so F's Laplace term is unaffected; the projection
+never moves a weight farther from where it was, so it adds no step bound.
 
 Scenario field: ``[model.learning] nonnegative_weights = true`` (with ``tau_weights_ms``, and
 initial weights >= 0, e.g. ``weights = { kind = "uniform", scale = ... }``).
@@ -80,6 +80,13 @@ class NonNegativeWeights(Mechanism):
 
         return [NetworkOperation(project, when=schedule.SLOT, order=schedule.WEIGHT_CONSTRAINT,
                                  clock=context.clock, name="weight_constraint")]
+
+    def compiled(self, settings: bool, context) -> list:
+        """The projection on the compiled coupling's synapses' ``w``, at the same slot."""
+        return [synapses.run_regularly("w = clip(w, 0, inf)", when=schedule.SLOT,
+                                       order=schedule.WEIGHT_CONSTRAINT,
+                                       name=f"{synapses.name}_nonnegative")
+                for synapses in context.coupling.synapses]
 
 
 MECHANISM = NonNegativeWeights()

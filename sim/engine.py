@@ -131,6 +131,9 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
         print(f"pcsim: Brian2 logs to {path}", file=sys.stderr)
     if not debug:  # the compiler's output went to files: gone before the simulation proper
         guard.on_first_step = brian_logging.clean_compiler_output
+    gc.collect()  # an earlier run's garbage, not frozen with the rest: its Brian2 objects
+    # would keep their names alive, and a compiled build would number its own anew (and
+    # recompile them: sim.compiled)
     gc.freeze()  # Brian2 collects garbage at every Network.run (0.1-0.2 s a trial): the
     try:  # objects that exist now (pcsim's, Brian2's, the caller's) are left out of that
         return _run(scenario, output, progress, overwrite, keep_partial, guard, saved)

@@ -10,6 +10,7 @@ exactly, and the attributes alike. What the compiled device cannot run is refuse
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -109,6 +110,56 @@ def test_a_learned_covariance_with_a_phase_off_compiled_equals_the_runtime_run(t
     assert sigma[2, 0, 1] != sigma[0, 0, 1]  # the off-diagonal entry learned
     assert all(np.array_equal(held, sigma[2]) for held in sigma[3:6])  # not a bit in the phase
     assert not np.array_equal(sigma[8], sigma[5])  # and learned again after it
+
+
+def test_learned_weights_compiled_equal_the_runtime_weights_frozen_in_the_test_phase(tmp_path):
+    """Weight learning with decay and a train/test phase (``learn = false``): every dataset,
+    F at each sample with the weights then in force and the snapshots included; the test
+    phase leaves the compiled weights bitwise where training left them."""
+    runtime, compiled = run_both(tmp_path, "learning/weights",
+                                 "--set", "protocol.conditions.0.count=30",
+                                 "--set", "protocol.conditions.1.count=10")
+    assert_equal_runs(runtime, compiled)
+    snapshots = compiled["snapshots/levels/causes/weights"]
+    assert snapshots.shape == (4, 8, 2)
+    assert np.array_equal(snapshots[2], compiled["levels/causes/weights_final"])  # after trial 29
+    assert np.max(np.abs(snapshots[0] - compiled["levels/causes/weights_initial"])) > 1e-3
+
+
+def test_non_negative_learned_weights_compiled_equal_the_runtime_weights(tmp_path):
+    """Bars: learning under the projection W >= 0 and a sparse prior (F per sample); the
+    projection holds some weights at exactly 0 in both runs."""
+    runtime, compiled = run_both(tmp_path, "learning/bars",
+                                 "--set", "protocol.conditions.0.count=60")
+    assert_equal_runs(runtime, compiled)
+    weights = compiled["levels/bars/weights_final"]
+    assert np.min(weights) == 0.0
+    assert np.array_equal(weights == 0.0, runtime["levels/bars/weights_final"] == 0.0)
+    assert 0 < np.count_nonzero(weights == 0.0) < weights.size
+
+
+def test_learned_weights_beyond_the_rate_limit_stop_the_compiled_program(tmp_path, capsys):
+    """The guard's check of the learning weights (on the runtime device every
+    ``WEIGHT_CHECK_STEPS`` and at trial ends) is made on the compiled synapses' ``w``, under the
+    runtime's name for them, before any population goes beyond the limit."""
+    output = tmp_path / "weights.h5"
+    assert main(["run", "learning/weights", "-o", str(output), "--no-plot", *STANDALONE,
+                 "--set", "numerics.rate_limit=2", "--set", "model.tau_belief_ms=40",
+                 "--set", 'model.levels.1.weights={kind="random", scale=3}',
+                 "--set", "protocol.conditions.0.count=30",
+                 "--set", "protocol.conditions.1.count=10"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "WARNING" not in err
+    (line,) = [text for text in err.splitlines() if text.startswith("pcsim: error:")]
+    with h5py.File(output, "r") as file:  # (sim.load: a run stopped before its first
+        initial = file["levels/causes/weights_initial"][()]  # snapshot reads as damaged)
+        assert file.attrs["status"] == "diverged"
+    beyond = np.flatnonzero(np.abs(initial.reshape(-1)) > 2)  # W's entries, row by row
+    assert "diverged at t = 0 ms (trial 'train_0')" in line
+    unit, value = re.search(r"weights_causes\.w\[(\d+)\] = (\S+),", line).groups()
+    assert int(unit) == beyond[0] and f"({len(beyond)} unit(s))" in line
+    # the program stops at the end of the step that found it: one learning step later
+    assert abs(float(value) - initial.reshape(-1)[beyond[0]]) < 0.01
 
 
 def test_what_has_no_compiled_form_is_refused_in_one_line(tmp_path, capsys):

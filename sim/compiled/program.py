@@ -6,10 +6,11 @@ trial's start becomes tables played back at each trial's first step
 (``sim.compiled.trial_starts``), the family, its mechanisms and readouts give their per-step
 Python work in compiled form (``Simulation.compiled_objects``), and two kinds of monitors
 record the state: at every recorded sample (the recorder's slot and cadence) and at every
-trial boundary (Brian2's ``start`` slot, before the next trial's start). The program runs once;
-then ``sim.compiled.replay`` feeds the recorded state through pcsim's own Python recorder,
-F and readouts, trial by trial, so the result file is written by the same code as on the
-runtime device.
+trial boundary (Brian2's ``start`` slot, before the next trial's start), of the populations
+and of what compiled forms keep outside them (``CompiledContext.kept``: learned weights). The
+program runs once; then ``sim.compiled.replay`` feeds the recorded state through pcsim's own
+Python recorder, F and readouts, trial by trial, so the result file is written by the same
+code as on the runtime device.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def check_compilable(simulation: Any) -> None:
 
 def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
     """The program's network on the current (standalone) device, its monitors, and the
-    cloned populations by name."""
+    groups the guard can check, by the runtime guard's names (``sim.guard.Watched``): the
+    cloned populations and what compiled forms keep outside them (learned weights)."""
     check_compilable(simulation)
     groups = runtime_groups(simulation)
     try:
@@ -88,15 +90,19 @@ def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
     simulation.compiled_timeline = timeline
     simulation.compiled_readouts = {name: group.name
                                     for name, group in context.readout_state.items()}
+    simulation.compiled_kept = {kept.group.name: kept.put for kept in context.kept}
     monitored = {group.name: group
-                 for group in [*clones.values(), *context.readout_state.values()]}
+                 for group in [*clones.values(), *context.readout_state.values(),
+                               *[kept.group for kept in context.kept]]}
+    variables = {name: per_unit_state(group) for name, group in monitored.items()}
+    variables.update({kept.group.name: kept.variables for kept in context.kept})
     order = simulation.record_operation.order
     monitors = {
-        "samples": {name: StateMonitor(group, per_unit_state(group), record=True,
+        "samples": {name: StateMonitor(group, variables[name], record=True,
                                        dt=timeline.every_steps * clock.dt, when="groups",
                                        order=order, name=f"pcsim_samples_{name}")
                     for name, group in monitored.items()},
-        "boundaries": {name: StateMonitor(group, per_unit_state(group), record=True,
+        "boundaries": {name: StateMonitor(group, variables[name], record=True,
                                           dt=timeline.boundary_every * clock.dt, when="start",
                                           order=BOUNDARY_ORDER, name=f"pcsim_ends_{name}")
                        for name, group in monitored.items()},
@@ -106,7 +112,8 @@ def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
                       *[group for name, group in monitored.items() if name not in clones],
                       *monitors["samples"].values(), *monitors["boundaries"].values(),
                       name="pcsim_network")
-    return network, monitors, clones
+    checked = {**clones, **{kept.watched: kept.group for kept in context.kept if kept.watched}}
+    return network, monitors, checked
 
 
 def read(monitors: dict, timeline: Timeline) -> Recording:

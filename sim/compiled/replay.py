@@ -6,7 +6,10 @@ samples the runtime arrays are given the recorded state and the network time of 
 the recorder takes the sample (``Simulation.sample``: F, the streams); at its end the arrays
 hold the trial's final state, the readouts' compiled forms hand over what they recorded
 (``Readout.replayed``), the guard checks the state (``check_end``) and the trial's row is
-written (``Simulation.end``). The result file is thus written by the runtime's own code.
+written (``Simulation.end``). The result file is thus written by the runtime's own code. What
+compiled forms keep outside the populations (learned weights: ``CompiledContext.kept``) is put
+back where pcsim's Python reads it together with the populations' state, at every sample and
+trial end.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class Replay:
             recorded = source[name]
             for var, values in variables.items():
                 values[...] = recorded[var][row]
+        for name, put in self.simulation.compiled_kept.items():
+            put({var: values[row] for var, values in source[name].items()})
 
     def samples(self, first: int, last: int) -> None:
         """Samples ``first`` to ``last`` (one trial's): at once where the streams allow
@@ -70,6 +75,8 @@ class Replay:
         for name, variables in self.arrays.items():
             for var, values in variables.items():
                 values[...] = self.recording.finals[name][var]
+        for name, put in self.simulation.compiled_kept.items():
+            put(self.recording.finals[name])
 
     def run(self, runs: Any, until: int | None = None) -> None:
         """Every trial through ``runs`` (``sim.trial_sequence.TrialRuns``: its start, guard

@@ -72,13 +72,13 @@ def run_compiled(simulation: Any, scenario: Any, guard: Any, runs: Any) -> None:
     dt_s = float(simulation.clock.variables["dt"].get_value()[0])
     timeline = Timeline.of(scenario, dt_s)
     with catch_logs() as logs, standalone(shape_key(scenario)) as program:
-        network, monitors, clones = programs.build(simulation, timeline)
+        network, monitors, checked = programs.build(simulation, timeline)
         checks, limit = {}, scenario.numerics.rate_limit
         for watched in guard.watched:
-            if watched.population in clones and f"{watched.population}_{watched.variable}" \
+            if watched.population in checked and f"{watched.population}_{watched.variable}" \
                     not in checks:
                 name = f"{watched.population}_{watched.variable}"
-                program.stop_when(clones[watched.population],
+                program.stop_when(checked[watched.population],
                                   f"not (abs({watched.variable}) <= {limit!r})", name)
                 checks[name] = watched
         if guard.on_first_step is not None:

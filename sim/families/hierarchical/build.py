@@ -257,8 +257,10 @@ class HierarchicalSimulation(Simulation):
     def family_samples(self, stream: Stream, recorded: dict) -> np.ndarray | None:
         """F and its energy part for a compiled run's samples of one trial at once
         (``free_energy_samples``), with the Laplace term at the samples the per-sample path
-        computes it; None where a mechanism adds to F or a level holds a precision matrix."""
-        if stream.path not in ("free_energy", "energy") or self.precision_matrices or any(
+        computes it; None where a mechanism adds to F, a level holds a precision matrix or
+        the weights learn (each sample's F then with the weights the replay puts in force)."""
+        if stream.path not in ("free_energy", "energy") or self.precision_matrices or \
+                self.changed_at_run_time("weights") or any(
                 type(mechanism).energy is not Mechanism.energy
                 or type(mechanism).curvature is not Mechanism.curvature
                 for mechanism, _ in self.mechanisms):

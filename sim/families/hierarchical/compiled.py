@@ -4,19 +4,25 @@ On the runtime device three kinds of ``NetworkOperation`` run every step besides
 the NumPy coupling (``circuits.coupling``), the stimulus (``inputs.Inputs``) and the
 mechanisms' and readouts' own. Here the coupling is the ``synapses`` build of
 ``circuits.coupling`` (the same maps, as ``(summed)`` synapses between the cloned populations,
-in the same slots), the stimulus is the input the runtime would deliver at every step, computed
-ahead by the same ``Inputs`` and read from a ``TimedArray``, and each mechanism and readout
-gives its compiled form (``compiled``) or the run is refused with the reason.
+in the same slots; learned weights are the synapses' flow on ``w``, recorded and put back
+where the runtime coupling keeps them for the replay), the stimulus is the input the runtime
+would deliver at every step, computed ahead by the same ``Inputs`` and read from a
+``TimedArray``, and each mechanism and readout gives its compiled form (``compiled``) or the
+run is refused with the reason.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from brian2 import NeuronGroup, TimedArray
+from brian2 import NeuronGroup, TimedArray, second
 
 from circuits import schedule
 from circuits.coupling import _synaptic_coupling
-from sim.compiled.context import CompiledContext, NotCompiled
+from sim import learning
+from sim.compiled.clone import owned_state
+from sim.compiled.context import CompiledContext, Kept, NotCompiled
+from sim.compiled.trial_starts import ORDER as START_ORDER
+from sim.compiled.trial_starts import TRIAL
 
 INPUT = "pcsim_input"
 
@@ -49,16 +55,83 @@ def compiled_objects(simulation, context: CompiledContext) -> list:
 
 
 def coupling(simulation, context: CompiledContext) -> list:
+    """The maps as ``(summed)`` synapses, with the mechanisms' pieces (a learned ``w``'s
+    flow). Learned weights (``learned_weights``) are kept for the replay and switched per
+    trial where phases need it (``phase_switches``)."""
     maps = [level.generative for level in simulation.model.belief_levels]
     if any(gmap.site != "before" for gmap in maps):
         raise NotCompiled("g = f(W mu) (nonlinearity after the weights) has no compiled "
                           "coupling yet")
-    if simulation.changed_at_run_time("weights"):
-        raise NotCompiled("learned weights have no compiled form yet")
-    built = _synaptic_coupling(maps, [context.clone(group) for group in simulation.beliefs],
-                               [context.clone(group) for group in simulation.errors],
-                               context.clock, lambda population: ())
-    return built.objects
+    runtime = simulation.coupling
+    learned = simulation.changed_at_run_time("weights")
+    built = context.coupling = _synaptic_coupling(
+        maps, [context.clone(group) for group in simulation.beliefs],
+        [context.clone(group) for group in simulation.errors], context.clock,
+        simulation.pieces, every_entry=learned and runtime.kind == "dense")
+    for compiled, twin in zip(built.synapses, runtime.synapses, strict=False):
+        for name in owned_state(twin):  # the runtime synapses coupling: w and its constants
+            compiled.variables[name].set_value(twin.variables[name].get_value().copy())
+    objects = list(built.objects)
+    for synapses in built.synapses:
+        objects += phase_switches(simulation, synapses, context)
+    if learned:
+        context.kept += learned_weights(simulation, built)
+    return objects
+
+
+def learned_weights(simulation, built) -> list[Kept]:
+    """Each level's compiled ``w``, recorded for the replay, which puts it where the runtime
+    coupling keeps its weights (``link.gmap.weights``, in place: F, the snapshots and the
+    final weights read them there; or the runtime synapses' ``w``), synapse k at its entry;
+    checked every step under the runtime guard's name for that array."""
+    runtime, kept = simulation.coupling, []
+    watched = simulation.watched()
+    for index, synapses in enumerate(built.synapses):
+        if not runtime.links:  # the runtime synapses coupling: the same synapses, in order
+            target = runtime.synapses[index].variables["w"].get_value()
+            entries = slice(None)
+        elif runtime.links[index].sparse:  # synapse k's place among the stored entries (CSR)
+            weights = runtime.links[index].gmap.weights
+            places = weights.copy()
+            places.data = np.arange(weights.nnz, dtype=float)
+            target = weights.data
+            entries = np.asarray(places[synapse_entries(synapses)]).ravel().astype(np.int64)
+        else:
+            weights = runtime.links[index].gmap.weights
+            target = weights.reshape(-1)
+            rows, columns = synapse_entries(synapses)
+            entries = rows * weights.shape[1] + columns
+        name = next((item.population for item in watched
+                     if item.variable == "w" and np.shares_memory(item.values, target)), None)
+        kept.append(Kept(synapses, ["w"], lambda values, target=target, entries=entries:
+                         target.__setitem__(entries, values["w"]), watched=name))
+    return kept
+
+
+def synapse_entries(synapses) -> tuple[np.ndarray, np.ndarray]:
+    """The (row, column) of W each synapse stands for: its error unit and its belief unit."""
+    return (synapses.variables["j"].get_value().astype(np.int64),
+            synapses.variables["i"].get_value().astype(np.int64))
+
+
+def phase_switches(simulation, synapses, context: CompiledContext) -> list:
+    """The learning phases' switches the synapses hold (``learning_<parameter>``,
+    ``sim.learning``), set at every step's start from a table over the trials, to the value
+    the runtime's trial start sets (``Simulation.learns``)."""
+    objects = []
+    for parameter in simulation.phased:
+        name = learning.switch(parameter)
+        if name not in synapses.variables:
+            continue
+        table = f"pcsim_{synapses.name}_{name}"
+        synapses.namespace[table] = TimedArray(
+            [float(simulation.learns(trial, parameter)) for trial in simulation.scenario.trials],
+            dt=1 * second, name=table)
+        synapses.namespace[TRIAL] = context.namespace[TRIAL]
+        objects.append(synapses.run_regularly(f"{name} = {table}({TRIAL}(t) * second)",
+                                              when="start", order=START_ORDER,
+                                              name=f"{synapses.name}_{name}"))
+    return objects
 
 
 def stimulus(simulation, context: CompiledContext) -> list:
