@@ -79,6 +79,7 @@ def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
     context = CompiledContext(simulation, clones, clock, timeline)
     context.namespace = starts.namespace(timeline, clock.dt)
     starts.add_to(clones, timeline, clock.dt)
+    copiers = starts.copiers(clones, timeline, clock.dt)
     try:
         objects = simulation.compiled_objects(context)
     except NotCompiled:  # what was built will never run: no warning from Brian2 for it
@@ -95,13 +96,13 @@ def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
         "samples": {name: StateMonitor(group, per_unit_state(group), record=True,
                                        dt=timeline.every_steps * clock.dt, when="groups",
                                        order=order, name=f"pcsim_samples_{name}")
-                    for name, group in monitored.items()},
+                    for name, group in clones.items()},  # readouts' groups: at boundaries
         "boundaries": {name: StateMonitor(group, per_unit_state(group), record=True,
                                           dt=timeline.boundary_every * clock.dt, when="start",
                                           order=BOUNDARY_ORDER, name=f"pcsim_ends_{name}")
                        for name, group in monitored.items()},
     }
-    network = Network(*clones.values(),
+    network = Network(*clones.values(), *copiers,
                       *[obj for obj in objects if obj.name not in monitored],
                       *[group for name, group in monitored.items() if name not in clones],
                       *monitors["samples"].values(), *monitors["boundaries"].values())
