@@ -151,14 +151,21 @@ def test_oddball_erp_compiled_equals_runtime_and_is_the_recorded_errors_summed(t
     assert np.ptp(compiled["levels/pitch/prior_mean"]) > 0.1  # the prior learned
 
 
-def test_erp_samples_from_each_trials_start_on_the_compiled_device(tmp_path):
-    """Trials that do not last a multiple of the recording interval (7 steps): the ERP samples
-    from each trial's start, the recorder every 7th step of the run; a level of two units,
-    rectified, in a window."""
+def test_a_precision_schedule_and_erp_samples_from_each_trials_start_compile(tmp_path):
+    """cue_integration's last trial: sight's precision 4 for 100 ms, then 0.25 (its schedule),
+    in the compiled run's recorded precisions. With an ERP (a level of two units, rectified, in
+    a window) and trials that do not last a multiple of the recording interval (7 steps): the
+    ERP samples from each trial's start, the recorder every 7th step of the run. Every dataset
+    within 1e-12."""
     erp = ["--set", 'readouts.erp.field="rectified"', "--set", "readouts.erp.window_ms=[5, 150]",
            "--set", "record.every_ms=0.35"]
     runtime, compiled = run_both(tmp_path, "perception/cue_integration", *erp)
     assert_equal_runs(runtime, compiled)
+    within = compiled["time"] * 1e3 - 1200.0  # the last trial starts at 1200 ms
+    sight = compiled["levels/senses/precision"][within >= -1e-9, 0]
+    assert np.array_equal(sight, np.where(within[within >= -1e-9] < 100 - 1e-9, 4.0, 0.25))
+    assert np.array_equal(compiled["trials/final_precision/senses"][:, 0],
+                          [4.0, 2.0, 1.0, 0.5, 0.25, 0.125, 0.25])
     trace = compiled["erp/trials/senses"]
     counts = (~np.isnan(trace)).sum(axis=1)
     assert list(counts) == [math.ceil(4000 / 7)] * 6 + [math.ceil(6000 / 7)]
@@ -167,18 +174,6 @@ def test_erp_samples_from_each_trials_start_on_the_compiled_device(tmp_path):
     times = compiled["erp/time"] * 1e3
     inside = (times >= 5 - 1e-9) & (times <= 150 + 1e-9)
     assert np.array_equal(compiled["trials/erp_peak/senses"], np.nanmax(trace[:, inside], axis=1))
-
-
-def test_a_precision_schedule_within_a_trial_compiles(tmp_path):
-    """cue_integration's last trial: sight's precision 4 for 100 ms, then 0.25 (its
-    schedule), in the compiled run's recorded precisions, and every dataset within 1e-12."""
-    runtime, compiled = run_both(tmp_path, "perception/cue_integration")
-    assert_equal_runs(runtime, compiled)
-    within = compiled["time"] * 1e3 - 1200.0  # the last trial starts at 1200 ms
-    sight = compiled["levels/senses/precision"][within >= 0, 0]
-    assert np.array_equal(sight, np.where(within[within >= 0] < 100 - 1e-9, 4.0, 0.25))
-    assert np.array_equal(compiled["trials/final_precision/senses"][:, 0],
-                          [4.0, 2.0, 1.0, 0.5, 0.25, 0.125, 0.25])
 
 
 def learned_prior(weights: float) -> dict:
