@@ -9,6 +9,7 @@ exactly, and the attributes alike. What the compiled device cannot run is refuse
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
@@ -253,3 +254,89 @@ def test_ctrl_c_stops_a_compiled_run_and_leaves_nothing(tmp_path, cache):
     assert process.returncode == 130 and "Traceback" not in err, err
     assert "nothing written" in err
     assert not list(output.parent.iterdir())
+
+
+# --- the erp readout, precision schedules, learned priors (issue 23) ---------------------------
+
+@pytest.mark.parametrize("name", ["learning/oddball", "learning/oddball_roving"])
+def test_oddball_erp_compiled_equals_runtime_and_is_the_recorded_errors_summed(tmp_path, name):
+    """The ERP (watched every step, in compiled code, ``ERP.compiled``) and the learned prior
+    the beliefs reset to (a start that copies the state, ``sim.compiled.trial_starts``): every
+    dataset within 1e-12; the compiled ERP is each level's recorded errors summed (signed, or
+    rectified in the roving scenario), trial by trial (the trials last a multiple of the
+    recording interval: the ERP's samples are the recorder's)."""
+    runtime, compiled = run_both(tmp_path, name, "--set", "protocol.trials=12")
+    assert_equal_runs(runtime, compiled)
+    rectified = name.endswith("roving")
+    for level in ("tone", "pitch"):
+        errors = compiled[f"levels/{level}/error"]
+        summed = (np.abs(errors) if rectified else errors).sum(axis=1).reshape(12, -1)
+        assert np.allclose(compiled[f"erp/trials/{level}"], summed, rtol=0, atol=1e-12)
+    assert np.ptp(compiled["levels/pitch/prior_mean"]) > 0.1  # the prior learned
+
+
+def test_a_precision_schedule_and_erp_samples_from_each_trials_start_compile(tmp_path):
+    """cue_integration's last trial: sight's precision 4 for 100 ms, then 0.25 (its schedule),
+    in the compiled run's recorded precisions. With an ERP (a level of two units, rectified, in
+    a window) and trials that do not last a multiple of the recording interval (7 steps): the
+    ERP samples from each trial's start, the recorder every 7th step of the run. Every dataset
+    within 1e-12."""
+    erp = ["--set", 'readouts.erp.field="rectified"', "--set", "readouts.erp.window_ms=[5, 150]",
+           "--set", "record.every_ms=0.35"]
+    runtime, compiled = run_both(tmp_path, "perception/cue_integration", *erp)
+    assert_equal_runs(runtime, compiled)
+    within = compiled["time"] * 1e3 - 1200.0  # the last trial starts at 1200 ms
+    sight = compiled["levels/senses/precision"][within >= -1e-9, 0]
+    assert np.array_equal(sight, np.where(within[within >= -1e-9] < 100 - 1e-9, 4.0, 0.25))
+    assert np.array_equal(compiled["trials/final_precision/senses"][:, 0],
+                          [4.0, 2.0, 1.0, 0.5, 0.25, 0.125, 0.25])
+    trace = compiled["erp/trials/senses"]
+    counts = (~np.isnan(trace)).sum(axis=1)
+    assert list(counts) == [math.ceil(4000 / 7)] * 6 + [math.ceil(6000 / 7)]
+    first = np.abs(compiled["levels/senses/error"][:counts[0]]).sum(axis=1)  # trial 0: step 0
+    assert np.allclose(trace[0, :counts[0]], first, rtol=0, atol=1e-12)
+    times = compiled["erp/time"] * 1e3
+    inside = (times >= 5 - 1e-9) & (times <= 150 + 1e-9)
+    assert np.array_equal(compiled["trials/erp_peak/senses"], np.nanmax(trace[:, inside], axis=1))
+
+
+def learned_prior(weights: float) -> dict:
+    """Three levels whose beliefs reset each trial to the prediction of a learned prior:
+    with weights 1 every reset is a copy of the prior mean the last trial left."""
+    return {
+        "name": "learned_prior", "dt_ms": 0.5, "method": "euler",
+        "model": {"tau_belief_ms": 20.0, "tau_error_ms": 10.0, "errors": "relaxing",
+                  "learning": {"tau_prior_ms": 200.0},
+                  "levels": [{"name": "tone", "size": 1},
+                             {"name": "pitch", "size": 1, "weights": weights},
+                             {"name": "cause", "size": 1, "weights": weights}],
+                  "prior": {"mean": 0.0, "precision": 1.0}},
+        "protocol": {"reset": "beliefs", "trials": [
+            {"name": f"tone {k}", "duration_ms": 50.0,
+             "stimulus": {"kind": "constant", "value": 1.0 + k}} for k in range(4)]},
+        "record": {"every_ms": 1.0},
+    }
+
+
+def test_a_reset_to_a_learned_prior_is_copied_in_compiled_code(tmp_path):
+    path = write_scenario(tmp_path / "learned.toml", learned_prior(1.0))
+    runtime, compiled = run_both(tmp_path, str(path))
+    assert_equal_runs(runtime, compiled)
+    start = compiled["time"] * 1e3 % 50.0 == 0.0  # each trial's first sample
+    prior = compiled["levels/cause/prior_mean"][:, 0]
+    assert np.ptp(prior) > 0.1
+    assert np.all(prior[start][1:] > 0.01)  # learned from the tones by the later trials
+    for level in ("pitch", "cause"):  # each reset to the prior mean the last trial left
+        assert np.array_equal(compiled[f"levels/{level}/belief"][start, 0], prior[start])
+
+
+def test_a_start_that_computes_from_the_state_is_refused(tmp_path, capsys):
+    """With weights 2 the lower belief resets to 2 x the learned prior mean: not a copy."""
+    path = write_scenario(tmp_path / "learned.toml", learned_prior(2.0))
+    output = tmp_path / "learned.h5"
+    assert main(["run", str(path), "-o", str(output), *STANDALONE]) == 2
+    err = capsys.readouterr().err  # refused when the build probes the starts, after the banner
+    assert "Traceback" not in err
+    (line,) = [text for text in err.splitlines() if text.startswith("pcsim: error:")]
+    assert "from the state it finds" in line and "belief_pitch.belief" in line
+    assert not output.exists()

@@ -81,6 +81,7 @@ def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
     context = CompiledContext(simulation, clones, clock, timeline)
     context.namespace = starts.namespace(timeline, clock.dt)
     starts.add_to(clones, timeline, clock.dt)
+    copiers = starts.copiers(clones, timeline, clock.dt)
     try:
         objects = simulation.compiled_objects(context)
     except NotCompiled:  # what was built will never run: no warning from Brian2 for it
@@ -96,18 +97,20 @@ def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
                                *[kept.group for kept in context.kept]]}
     variables = {name: per_unit_state(group) for name, group in monitored.items()}
     variables.update({kept.group.name: kept.variables for kept in context.kept})
+    readouts = {group.name for group in context.readout_state.values()}
     order = simulation.record_operation.order
     monitors = {
         "samples": {name: StateMonitor(group, variables[name], record=True,
                                        dt=timeline.every_steps * clock.dt, when="groups",
                                        order=order, name=f"pcsim_samples_{name}")
-                    for name, group in monitored.items()},
+                    for name, group in monitored.items()
+                    if name not in readouts},  # readouts' groups: at boundaries only
         "boundaries": {name: StateMonitor(group, variables[name], record=True,
                                           dt=timeline.boundary_every * clock.dt, when="start",
                                           order=BOUNDARY_ORDER, name=f"pcsim_ends_{name}")
                        for name, group in monitored.items()},
     }
-    network = Network(*clones.values(),
+    network = Network(*clones.values(), *copiers,
                       *[obj for obj in objects if obj.name not in monitored],
                       *[group for name, group in monitored.items() if name not in clones],
                       *monitors["samples"].values(), *monitors["boundaries"].values(),

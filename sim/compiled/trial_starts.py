@@ -16,6 +16,13 @@ running position) and one blend at the start of every step, ``v = v (1 - f) + ne
 ``f`` 1 on the trial's first step where the trial writes that unit and 0 elsewhere: with
 f in {0, 1} and finite values both sides are exact (no rounding), so the state after the start
 is the runtime's bit for bit.
+
+A start may also copy a value of the state it finds into another variable (a reset to the
+prediction of a learned prior: the top belief takes the prior mean the last trial left). The
+second and third passes fill each unit with a sentinel of its own, so such a copy shows as the
+source unit's sentinel, in both; it is played back by a copier group (its target and source
+linked) at the start of the step, before the written values, ``target = target (1 - f) +
+source f``. Any other value that depends on the state is refused.
 """
 
 from __future__ import annotations
@@ -23,12 +30,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from brian2 import NeuronGroup, TimedArray, second
+from brian2 import NeuronGroup, TimedArray, linked_var, second
 
 from sim.compiled.clone import owned_state
 from sim.compiled.timeline import Timeline
 
-SENTINELS = (np.nan, -7.25e300)  # no start writes either (a start's own values are finite)
+# no start writes these (its own values are finite); the second and third are scaled per unit
+SENTINELS = (np.nan, -7.25e300, -3.5e299)
 ORDER = -200  # Brian2's ``start`` slot, where ``sim.trial_sequence`` starts a trial
 TRIAL = "pcsim_trial"  # the running position of the step's trial (a TimedArray over steps)
 STARTS = "pcsim_trial_start"  # 1 on a trial's first step
@@ -57,8 +65,26 @@ class Written:
 
 
 @dataclass
+class Copied:
+    """One variable some trial's start sets to another variable's value (the state it
+    finds): per trial, which units; ``index``: each unit's source unit."""
+
+    group: str
+    variable: str
+    source_group: str
+    source_variable: str
+    index: np.ndarray  # (N,) int
+    mask: np.ndarray  # (trials, N), 1.0 where copied
+
+    @property
+    def name(self) -> str:
+        return f"pcsim_copy_{self.group}_{self.variable}"
+
+
+@dataclass
 class TrialStarts:
     written: list[Written] = field(default_factory=list)
+    copied: list[Copied] = field(default_factory=list)
 
     def statements(self, group: str) -> str:
         """The blend of every variable of ``group`` that starts write, one line each."""
@@ -92,6 +118,26 @@ class TrialStarts:
                 clone.namespace.update(namespace)
         return objects
 
+    def copiers(self, clones: dict[str, NeuronGroup], timeline: Timeline, dt) -> list:
+        """A group per copied variable that copies the source into it, at the start of a
+        trial's first step where the trial copies that unit (before the written values)."""
+        namespace = self.namespace(timeline, dt)
+        groups = []
+        for item in self.copied:
+            flags = f"{item.name}_flags"
+            group = NeuronGroup(len(item.index), "into : 1 (linked)\nsource_value : 1 (linked)",
+                                clock=clones[item.group].clock, name=item.name,
+                                namespace={**namespace, flags: TimedArray(
+                                    item.mask, dt=1 * second, name=flags)})
+            group.into = linked_var(clones[item.group], item.variable)
+            group.source_value = linked_var(clones[item.source_group], item.source_variable,
+                                      index=item.index)
+            flag = f"({STARTS}(t) * {flags}({TRIAL}(t) * second, i))"
+            group.run_regularly(f"into = into * (1 - {flag}) + source_value * {flag}",
+                                when="start", order=ORDER - 1, name=f"{item.name}_start")
+            groups.append(group)
+        return groups
+
 
 def probe(simulation, groups: list[NeuronGroup]) -> TrialStarts:
     """Run every trial's start on ``groups``' runtime arrays, find what each writes."""
@@ -100,18 +146,25 @@ def probe(simulation, groups: list[NeuronGroup]) -> TrialStarts:
     kept_state = {key: values.copy() for key, values in arrays.items()}
     kept_python = simulation.checkpoint()
     trials = len(simulation.scenario.trials)
+    units = np.cumsum([0, *[len(values) for values in arrays.values()]])
+    backgrounds = [  # pass -> each array's sentinels: the second and third, one per unit
+        {key: np.full(len(values), sentinel) if np.isnan(sentinel) else
+         sentinel * (1 + np.arange(first, first + len(values)) * 2.0**-30)
+         for (key, values), first in zip(arrays.items(), units, strict=False)}
+        for sentinel in SENTINELS]
     seen = []
     try:
-        for sentinel in SENTINELS:
+        for background in backgrounds:
             simulation.resume(kept_python)  # each pass from the run's first trial on
             found = {key: (np.zeros((trials, len(values))), np.zeros((trials, len(values))))
                      for key, values in arrays.items()}
             for position in range(trials):
-                for values in arrays.values():
-                    values[...] = sentinel
+                for key, values in arrays.items():
+                    values[...] = background[key]
                 simulation.start([position])
                 for key, values in arrays.items():
-                    changed = ~np.isnan(values) if np.isnan(sentinel) else values != sentinel
+                    sentinel = background[key]
+                    changed = ~np.isnan(values) if np.isnan(sentinel).all() else values != sentinel
                     found[key][0][position][changed] = values[changed]
                     found[key][1][position][changed] = 1.0
             seen.append(found)
@@ -121,13 +174,48 @@ def probe(simulation, groups: list[NeuronGroup]) -> TrialStarts:
         simulation.resume(kept_python)
     starts = TrialStarts()
     for key in arrays:
-        (values, mask), (other_values, other_mask) = seen[0][key], seen[1][key]
-        if not mask.any() and not other_mask.any():
+        (values, mask), *others = (passed[key] for passed in seen)
+        if not mask.any() and not any(other_mask.any() for _, other_mask in others):
             continue
-        if not (np.array_equal(mask, other_mask) and np.array_equal(values, other_values)):
-            raise StateDependentStart(
-                f"a trial's start writes {key[0]}.{key[1]} from the state it finds")
         if np.dtype(arrays[key].dtype).kind != "f":
             raise StateDependentStart(f"a trial's start writes {key[0]}.{key[1]}, not a float")
-        starts.written.append(Written(key[0], key[1], values, mask))
+        copies = others[0][1] - mask  # written in the later passes only: copied sentinels
+        if (copies < 0).any() or not all(np.array_equal(mask + copies, other_mask)
+                   and np.array_equal(values[mask > 0], other_values[mask > 0])
+                   for other_values, other_mask in others):
+            raise StateDependentStart(
+                f"a trial's start writes {key[0]}.{key[1]} from the state it finds")
+        if mask.any():
+            starts.written.append(Written(key[0], key[1], values, mask))
+        if copies.any():
+            starts.copied.append(copied(key, copies, [other for other, _ in others],
+                                        backgrounds[1:]))
     return starts
+
+
+def copied(key: tuple[str, str], copies: np.ndarray, passes: list[np.ndarray],
+           backgrounds: list[dict]) -> Copied:
+    """Where ``key``'s copied units (``copies``: trials x N) come from: the one source unit
+    whose sentinel each holds in every pass (the same for every trial); else refused."""
+    sources: list[tuple[tuple[str, str], int]] = []
+    for unit in range(copies.shape[1]):
+        found = None
+        for trial in np.flatnonzero(copies[:, unit]):
+            here = [(source, int(np.flatnonzero(sentinels == passes[0][trial, unit])[0]))
+                    for source, sentinels in backgrounds[0].items()
+                    if (sentinels == passes[0][trial, unit]).any()]
+            if (len(here) != 1 or (found is not None and here[0] != found)
+                    or any(background[here[0][0]][here[0][1]] != values[trial, unit]
+                           for background, values in zip(backgrounds[1:], passes[1:],
+                                                         strict=True))):
+                raise StateDependentStart(
+                    f"a trial's start writes {key[0]}.{key[1]} from the state it finds")
+            found = here[0]
+        sources.append(found if found is not None else (None, 0))
+    named = {source for source, _ in sources if source is not None}
+    if len(named) != 1:
+        raise StateDependentStart(
+            f"a trial's start copies {key[0]}.{key[1]} from more than one variable")
+    (source_group, source_variable), = named
+    return Copied(key[0], key[1], source_group, source_variable,
+                  np.array([unit for _, unit in sources], dtype=np.int64), copies)

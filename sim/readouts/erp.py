@@ -156,6 +156,57 @@ class ERP(Readout):
         return [NetworkOperation(sampler.sample, when=schedule.SLOT, order=order,
                                  clock=simulation.clock, name="erp")]
 
+    def compiled(self, simulation: Any, settings: Settings, context: Any) -> list:
+        """The sampler in compiled code. Each level's summed error (``erp_total``: ``(summed)``
+        synapses from its error units, updated at the runtime sampler's slot) is copied, at
+        the k-th sample step of a trial (decided ahead, as ``Sampler.sample`` counts), into
+        unit k of the level's row of ``erp_trace``; at a trial's end that group holds the
+        trial's trace, which ``replayed`` hands to the sampler. The copy is a blend with a
+        flag in {0, 1}: exact."""
+        from brian2 import NeuronGroup, Synapses, TimedArray, linked_var
+
+        timeline = context.timeline
+        every = timeline.every_steps
+        trial_steps = np.diff([*timeline.first_steps, timeline.total_steps])
+        count = int(max(-(-trial_steps // every)))  # the longest trial's samples
+        since_start = (np.arange(timeline.total_steps)
+                       - timeline.first_steps[timeline.trial_of_step()])
+        sample = np.where(since_start % every == 0, since_start // every, -1).astype(float)
+        order = schedule.record_order(simulation.model.errors) + 1  # as ``objects``
+        levels = len(settings.levels)
+        totals = NeuronGroup(levels, "total : 1", clock=context.clock, name="erp_total")
+        names = [level.name for level in simulation.model.levels]
+        term = "abs(error_pre)" if settings.field == "rectified" else "error_pre"
+        objects: list = [totals]
+        for row, name in enumerate(settings.levels):
+            errors = context.clone(simulation.errors[names.index(name)])
+            summed = Synapses(errors, totals[row:row + 1], f"total_post = {term} : 1 (summed)",
+                              clock=context.clock, name=f"erp_sum_{row}")
+            summed.connect(True)  # every error unit of the level to its total
+            for updater in summed.summed_updaters.values():
+                updater.order = order
+            objects.append(summed)
+        trace = NeuronGroup(levels * count, "value : 1\nslot : 1 (constant)\n"
+                            "total : 1 (linked)", clock=context.clock, name="erp_trace",
+                            namespace={"erp_sample": TimedArray(sample, dt=context.clock.dt,
+                                                                name="erp_sample")})
+        trace.total = linked_var(totals, "total", index=np.repeat(np.arange(levels), count))
+        trace.slot = np.tile(np.arange(count, dtype=float), levels)
+        trace.run_regularly("value = value * (1 - int(erp_sample(t) == slot)) + "
+                            "total * int(erp_sample(t) == slot)", when=schedule.SLOT,
+                            order=order + 1, name="erp_trace_sample")
+        context.readout_state[self.name] = trace
+        return [*objects, trace]
+
+    def replayed(self, simulation: Any, settings: Settings, recorded: Any,
+                 position: int) -> None:
+        """The trial's samples from ``erp_trace`` at its end (``compiled``)."""
+        sampler: Sampler = simulation.readout_state[self.name]
+        timeline = simulation.compiled_timeline
+        steps = timeline.end_step(position) - int(timeline.first_steps[position])
+        values = recorded["value"].reshape(len(settings.levels), -1)
+        sampler.samples = values[:, :len(range(0, steps, sampler.every))].T.tolist()
+
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:
         sampler: Sampler = simulation.readout_state[self.name]
         settings: Settings = simulation.scenario.readouts[self.name]

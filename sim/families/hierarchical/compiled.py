@@ -18,6 +18,7 @@ from brian2 import NeuronGroup, TimedArray, second
 
 from circuits import schedule
 from circuits.coupling import _synaptic_coupling
+from circuits.precision import configured_variable
 from sim import learning
 from sim.compiled.clone import owned_state
 from sim.compiled.context import CompiledContext, Kept, NotCompiled
@@ -32,9 +33,9 @@ def compiled_objects(simulation, context: CompiledContext) -> list:
     none)."""
     if simulation.batch is not None:
         raise NotCompiled("batched trials (protocol.batch > 1) run on the runtime device")
-    if simulation.schedule_operation.active:
-        raise NotCompiled("precision schedules within a trial have no compiled form yet")
     objects = coupling(simulation, context)
+    if simulation.schedule_operation.active:
+        objects += precision_schedule(simulation, context)
     if simulation.stimulus_operation.active:
         objects += stimulus(simulation, context)
     for mechanism, settings in simulation.mechanisms:
@@ -150,3 +151,57 @@ def stimulus(simulation, context: CompiledContext) -> list:
     group.namespace[INPUT] = TimedArray(table, dt=context.clock.dt, name=INPUT)
     return [group.run_regularly(f"signal = {INPUT}(t, i)", when=schedule.SLOT,
                                 order=schedule.STIMULUS, name=f"{group.name}_stimulus")]
+
+
+def precision_schedule(simulation, context: CompiledContext) -> list:
+    """The configured precisions that schedules within trials put in force
+    (``Lane.change_precision``), found by running the runtime's own operation step by step
+    after each trial's start, on the runtime arrays filled with NaN before every step (what
+    the step writes shows), and played back at the operation's slot: on the step where the
+    runtime writes a unit, ``v = v (1 - f) + value f`` with f = 1 (exact), else f = 0."""
+    timeline = context.timeline
+    arrays = simulation.lane.configured
+    kept_values = [values.copy() for values in arrays]
+    kept = simulation.checkpoint()
+    writes: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    try:
+        for position in range(timeline.trials):
+            simulation.start([position])
+            step = int(timeline.first_steps[position])
+            while simulation.scheduled:  # changes left in this trial: one call a step
+                assert step < timeline.end_step(position), "a change after the trial's end"
+                for values in arrays:
+                    values[...] = np.nan
+                simulation._change_precision()
+                for index, values in enumerate(arrays):
+                    mask = ~np.isnan(values)
+                    if mask.any():
+                        writes.setdefault(index, []).append((step, values.copy(), mask))
+                step += 1
+    finally:
+        for values, saved in zip(arrays, kept_values, strict=True):
+            values[...] = saved
+        simulation.resume(kept)
+    objects = []
+    for index, written in writes.items():
+        group = context.clone(simulation.errors[index])
+        name, variable = group.name, configured_variable(group)
+        change = np.zeros(timeline.total_steps)  # the number of the step's change
+        flags = np.zeros(timeline.total_steps)  # 1.0 on a step with a change
+        for number, (step, _, _) in enumerate(written):
+            change[step], flags[step] = number, 1.0
+        values = np.array([np.where(mask, values, 0.0) for _, values, mask in written])
+        masks = np.array([mask.astype(float) for _, _, mask in written])
+        tables = {f"pcsim_schedule_{name}_{what}": (table, dt) for what, table, dt in (
+            ("change", change, context.clock.dt), ("flags", flags, context.clock.dt),
+            ("values", values, 1 * second), ("mask", masks, 1 * second))}
+        tables = {table: TimedArray(data, dt=dt, name=table)
+                  for table, (data, dt) in tables.items()}
+        group.namespace.update(tables)
+        at = f"pcsim_schedule_{name}_change(t) * second, i"
+        flag = (f"(pcsim_schedule_{name}_flags(t) * pcsim_schedule_{name}_mask({at}))")
+        objects.append(group.run_regularly(
+            f"{variable} = {variable} * (1 - {flag}) + "
+            f"pcsim_schedule_{name}_values({at}) * {flag}",
+            when=schedule.SLOT, order=schedule.STIMULUS, name=f"{name}_precision_schedule"))
+    return objects
