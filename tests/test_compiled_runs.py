@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 import pytest
 from cli_output import error_line
+from test_reliability import blinded
 
 import sim
 from sim.cli import main
@@ -186,27 +187,9 @@ def test_checkpoints_are_refused_on_the_standalone_device(tmp_path, capsys):
     assert not output.exists()
 
 
-def blinded() -> dict:
-    """g(v) = v^2 is stable where the run starts, not where a blinding input drives it
-    (``test_reliability``'s case)."""
-    return {
-        "name": "blinded", "dt_ms": 0.01,
-        "model": {"tau_belief_ms": 1.0, "tau_error_ms": 1.0,
-                  "levels": [{"name": "light", "size": 1},
-                             {"name": "cause", "size": 1, "weights": 1.0,
-                              "nonlinearity": "mu**2"}],
-                  "prior": {"mean": 3.0, "precision": 1.0}},
-        "protocol": {"trials": [
-            {"name": "calm", "duration_ms": 2.0, "stimulus": {"kind": "constant", "value": 2.0}},
-            {"name": "blinding", "duration_ms": 2.0,
-             "stimulus": {"kind": "constant", "value": 1e4}}]},
-        "record": {"every_ms": 0.1},
-        "numerics": {"device": "standalone"},
-    }
-
-
 def test_divergence_stops_the_compiled_program_and_is_recorded(tmp_path, capsys):
-    path = write_scenario(tmp_path / "blinded.toml", blinded())
+    path = write_scenario(tmp_path / "blinded.toml",  # test_reliability's divergence
+                          {**blinded(), "numerics": {"device": "standalone"}})
     output = tmp_path / "blinded.h5"
     assert main(["run", str(path), "-o", str(output), "--no-plot"]) == 3
     err = capsys.readouterr().err
