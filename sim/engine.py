@@ -131,12 +131,14 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
         print(f"pcsim: Brian2 logs to {path}", file=sys.stderr)
     if not debug:  # the compiler's output went to files: gone before the simulation proper
         guard.on_first_step = brian_logging.clean_compiler_output
-    gc.collect()  # an earlier run's garbage, not frozen with the rest: its Brian2 objects
-    # would keep their names alive, and a compiled build would number its own anew (and
-    # recompile them: sim.compiled)
+    compiled = _choose_device(scenario, saved is not None) == "standalone"
+    if compiled:  # an earlier run's garbage, else frozen with the rest: its Brian2 objects
+        gc.collect()  # would keep their names, and the compiled build would number its own
+        # anew and recompile them (sim.compiled; ~0.1 s, so not for the runtime device)
     gc.freeze()  # Brian2 collects garbage at every Network.run (0.1-0.2 s a trial): the
     try:  # objects that exist now (pcsim's, Brian2's, the caller's) are left out of that
-        return _run(scenario, output, progress, overwrite, keep_partial, guard, saved)
+        return _run(scenario, output, progress, overwrite, keep_partial, guard, saved,
+                    compiled)
     finally:
         gc.unfreeze()  # what _run set aside from garbage collection during the trials
         if not debug:
@@ -183,9 +185,9 @@ def _run_compiled(simulation, scenario: Scenario, guard: RunGuard, runs: TrialRu
 
 
 def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite: bool,
-         keep_partial: bool, guard: RunGuard, saved: checkpoint.Saved | None):
+         keep_partial: bool, guard: RunGuard, saved: checkpoint.Saved | None,
+         compiled: bool):
     simulation, runs, finished = None, None, False
-    compiled = _choose_device(scenario, saved is not None) == "standalone"
     checkpoints = (checkpoint.Checkpoints(scenario, output)
                    if scenario.record.checkpoint_every or saved else None)
     with interrupt_handlers(guard):

@@ -15,7 +15,6 @@ Checkpoints (``--resume``) and batched trials are the runtime device's.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import warnings
@@ -66,9 +65,6 @@ def run_compiled(simulation: Any, scenario: Any, guard: Any, runs: Any) -> None:
     from sim.compiled.replay import Replay
 
     programs.not_run([*simulation.objects, *runs.objects])
-    # earlier runs' Brian2 objects still waiting for the collector would make Brian2 number
-    # this program's code objects anew (``name*``), and its build recompile them
-    gc.collect()
     dt_s = float(simulation.clock.variables["dt"].get_value()[0])
     timeline = Timeline.of(scenario, dt_s)
     with catch_logs() as logs, standalone(shape_key(scenario)) as program:
