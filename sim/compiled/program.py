@@ -34,9 +34,8 @@ BOUNDARY_ORDER = START_ORDER - 100  # the state a trial ends with, before the ne
 @dataclass
 class Recording:
     """What the program recorded, by group name and variable: ``samples`` (S, N) at the
-    timeline's sample steps, ``boundaries`` (trials, N) at each trial's end; ``completed``,
-    the fraction of the run done, and ``stopped_by`` (None, ``interrupted`` or the guard's
-    check that fired)."""
+    timeline's sample steps (those the run reached), ``boundaries`` (trials, N) at each
+    trial's end, ``finals`` (N,) where the run stopped."""
 
     samples: dict[str, dict[str, np.ndarray]]
     boundaries: dict[str, dict[str, np.ndarray]]
@@ -79,9 +78,9 @@ def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
     clones = {group.name: clone_group(group, clock) for group in groups}
     link(groups, clones)
     context = CompiledContext(simulation, clones, clock, timeline)
-    context.namespace = starts.namespace(timeline, clock.dt)
-    starts.add_to(clones, timeline, clock.dt)
-    copiers = starts.copiers(clones, timeline, clock.dt)
+    context.namespace = starts.namespace(timeline, clock.dt)  # made once, read by all
+    starts.add_to(clones, context.namespace)
+    copiers = starts.copiers(clones, context.namespace)
     try:
         objects = simulation.compiled_objects(context)
     except NotCompiled:  # what was built will never run: no warning from Brian2 for it

@@ -25,10 +25,9 @@ from sim.compiled.timeline import Timeline
 class Replay:
     def __init__(self, simulation: Any, timeline: Timeline, recording: Recording) -> None:
         self.simulation, self.timeline, self.recording = simulation, timeline, recording
-        self.arrays = {name: {var: group.variables[var].get_value()
-                              for var in recording.samples[name]}
-                       for group in runtime_groups(simulation)
-                       for name in [group.name]}
+        self.arrays = {group.name: {var: group.variables[var].get_value()
+                                    for var in recording.samples[group.name]}
+                       for group in runtime_groups(simulation)}
         clock = simulation.clock
         self.timestep = clock.variables["timestep"].get_value()
         self.t = clock.variables["t"].get_value()

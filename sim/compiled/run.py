@@ -70,10 +70,9 @@ def run_compiled(simulation: Any, scenario: Any, guard: Any, runs: Any) -> None:
     with catch_logs() as logs, standalone(shape_key(scenario)) as program:
         network, monitors, checked = programs.build(simulation, timeline)
         checks, limit = {}, scenario.numerics.rate_limit
-        for watched in guard.watched:
-            if watched.population in checked and f"{watched.population}_{watched.variable}" \
-                    not in checks:
-                name = f"{watched.population}_{watched.variable}"
+        for watched in guard.watched:  # a variable may be watched twice (recorded, mechanism)
+            name = f"{watched.population}_{watched.variable}"
+            if watched.population in checked and name not in checks:
                 program.stop_when(checked[watched.population],
                                   f"not (abs({watched.variable}) <= {limit!r})", name)
                 checks[name] = watched

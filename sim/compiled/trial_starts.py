@@ -106,22 +106,18 @@ class TrialStarts:
             found[item.flags] = TimedArray(item.mask, dt=1 * second, name=item.flags)
         return found
 
-    def add_to(self, clones: dict[str, NeuronGroup], timeline: Timeline, dt) -> list:
-        """The playback on each cloned group that a start writes into."""
-        namespace = self.namespace(timeline, dt)
-        objects = []
+    def add_to(self, clones: dict[str, NeuronGroup], namespace: dict) -> None:
+        """The playback on each cloned group that a start writes into (a ``run_regularly``
+        of the group, reading the TimedArrays of ``namespace``, ``TrialStarts.namespace``)."""
         for name, clone in clones.items():
             code = self.statements(name)
             if code:
-                objects.append(clone.run_regularly(code, when="start", order=ORDER,
-                                                   name=f"{name}_trial_start"))
+                clone.run_regularly(code, when="start", order=ORDER, name=f"{name}_trial_start")
                 clone.namespace.update(namespace)
-        return objects
 
-    def copiers(self, clones: dict[str, NeuronGroup], timeline: Timeline, dt) -> list:
+    def copiers(self, clones: dict[str, NeuronGroup], namespace: dict) -> list:
         """A group per copied variable that copies the source into it, at the start of a
         trial's first step where the trial copies that unit (before the written values)."""
-        namespace = self.namespace(timeline, dt)
         groups = []
         for item in self.copied:
             flags = f"{item.name}_flags"
