@@ -163,13 +163,14 @@ class Simulation:
         """A compiled run's samples of one trial at once, by stream path: ``recorded`` the
         state of each sample (population -> variable -> (samples, units)), ``times`` their
         network times (s). None where some stream needs the per-sample path (``sample``)."""
+        computed = [stream.path for _, stream in self.recorded if stream.state is None]
+        found = self.family_samples(computed, recorded) if computed else {}
+        if found is None:
+            return None
         rows = {}
         for _, stream in self.recorded:
             if stream.state is None:
-                found = self.family_samples(stream, recorded)
-                if found is None:
-                    return None
-                rows[stream.path] = found
+                rows[stream.path] = found[stream.path]
             elif stream.state == ("", "t"):
                 rows[stream.path] = times
             else:
@@ -177,9 +178,10 @@ class Simulation:
                 rows[stream.path] = recorded[population][variable]
         return rows
 
-    def family_samples(self, stream: Stream, recorded: dict) -> np.ndarray | None:
-        """A stream the family computes from the state (F), for all samples at once (None:
-        not this way)."""
+    def family_samples(self, paths: list[str], recorded: dict) -> dict[str, np.ndarray] | None:
+        """The streams at ``paths``, which the family computes from the state (F), for all
+        samples of ``recorded`` at once, by path; None (and nothing done: the samples then
+        go one by one) where it cannot compute every one of them this way."""
         return None
 
     def before_sample(self) -> None:

@@ -132,8 +132,6 @@ class HierarchicalSimulation(Simulation):
         self.laplace_every = laplace_cadence(scenario.record.laplace, model,
                                              scenario.record.every_steps)
         self.samples = 0
-        self._block: dict | None = None  # the block of samples family_samples last computed
-        self._block_rows: dict[str, np.ndarray] = {}
         self._describe_levels()
         self.record([*self.streams(), *self.mechanism_streams()])
 
@@ -254,33 +252,32 @@ class HierarchicalSimulation(Simulation):
             else:
                 self.lane.sampled_energy, self.lane.sampled_free_energy = float(energy), math.nan
 
-    def family_samples(self, stream: Stream, recorded: dict) -> np.ndarray | None:
+    def family_samples(self, paths: list[str], recorded: dict) -> dict[str, np.ndarray] | None:
         """F and its energy part for a compiled run's samples of one trial at once
         (``free_energy_samples``), with the Laplace term at the samples the per-sample path
         computes it; None where a mechanism adds to F, a level holds a precision matrix or
-        the weights learn (each sample's F then with the weights the replay puts in force)."""
-        if stream.path not in ("free_energy", "energy") or self.precision_matrices or \
+        the weights learn (each sample's F then with the weights the replay puts in force),
+        or another stream is asked for."""
+        if not set(paths) <= {"free_energy", "energy"} or self.precision_matrices or \
                 self.changed_at_run_time("weights") or any(
                 type(mechanism).energy is not Mechanism.energy
                 or type(mechanism).curvature is not Mechanism.curvature
                 for mechanism, _ in self.mechanisms):
             return None
-        if self._block is not recorded:
-            from sim.families.hierarchical.free_energy_samples import sampled_free_energy
+        from sim.families.hierarchical.free_energy_samples import sampled_free_energy
 
-            count = len(recorded[self.errors[0].name]["signal"])
-            index = self.samples + np.arange(count)
-            due = (index % self.laplace_every == 0) if self.laplace_every else False
-            self.samples += count
-            energy, total = sampled_free_energy(
-                self.model, recorded[self.errors[0].name]["signal"],
-                [recorded[group.name]["belief"] for group in self.beliefs],
-                [recorded[group.name]["precision"] for group in self.errors],
-                recorded[self.errors[-1].name]["prediction"], laplace=due)
-            self._block, self._block_rows = recorded, {"energy": energy, "free_energy": total}
-            if count:
-                self.lane.sampled_energy, self.lane.sampled_free_energy = energy[-1], total[-1]
-        return self._block_rows[stream.path]
+        count = len(recorded[self.errors[0].name]["signal"])
+        index = self.samples + np.arange(count)
+        due = (index % self.laplace_every == 0) if self.laplace_every else False
+        self.samples += count  # the Laplace term's cadence, as before_sample counts it
+        energy, total = sampled_free_energy(
+            self.model, recorded[self.errors[0].name]["signal"],
+            [recorded[group.name]["belief"] for group in self.beliefs],
+            [recorded[group.name]["precision"] for group in self.errors],
+            recorded[self.errors[-1].name]["prediction"], laplace=due)
+        if count:
+            self.lane.sampled_energy, self.lane.sampled_free_energy = energy[-1], total[-1]
+        return {"energy": energy, "free_energy": total}
 
     def precisions_in_force(self) -> list[np.ndarray]:
         """Pi_l of every level now: the error units' precisions, or the full matrix a
