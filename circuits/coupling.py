@@ -271,10 +271,9 @@ def _synaptic_coupling(
         # error units' inputs are moved to DELIVER_TO_ERRORS, as the dense coupling delivers
         # them, so that a recorder between (relaxing errors) sees this step's prediction
         for synapses in (generative, one_to_one):
-            for name, updater in synapses.summed_updaters.items():
-                updater.order = (schedule.DELIVER_TO_ERRORS
-                                 if name in ("prediction_post", "signal_post")
-                                 else schedule.DELIVER_TO_BELIEFS)
+            schedule.summed_at(synapses, schedule.DELIVER_TO_BELIEFS)
+            schedule.summed_at(synapses, schedule.DELIVER_TO_ERRORS,
+                               ("prediction_post", "signal_post"))
         objects += [generative, one_to_one]
         weights.append(
             lambda syn=generative, gmap=gmap: _as_given(scipy.sparse.csr_matrix(

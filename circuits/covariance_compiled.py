@@ -69,6 +69,5 @@ def compiled_circuit(circuit: Circuit, context: Any) -> list:
     lateral = Synapses(terms, errors, "lateral_post = term_pre : 1 (summed)",
                        clock=context.clock, name=f"{name}_lateral")
     lateral.connect(i=units, j=rows)
-    for updater in lateral.summed_updaters.values():
-        updater.order = schedule.DELIVER_TO_ERRORS
+    schedule.summed_at(lateral, schedule.DELIVER_TO_ERRORS)
     return [terms, lateral]

@@ -158,8 +158,7 @@ class TopDownPrecision(Mechanism):
                                            (back, target, source, schedule.DELIVER_TO_BELIEFS)):
             synapses.connect(i=pre, j=post)
             synapses.c = weights
-            for updater in synapses.summed_updaters.values():
-                updater.order = order
+            schedule.summed_at(synapses, order)
         return [predict, back]
 
     def watch(self, settings: Settings, context: BuildContext) -> list[tuple]:

@@ -45,6 +45,15 @@ FACTOR_TURN = 40  # factor f of a mean-field belief works at these slots + f * F
 MEAN_FIELD_MESSAGE = POOL - 5  # a factor's message from the others, before its pool
 
 
+def summed_at(synapses, order: int, names: tuple[str, ...] | None = None) -> None:
+    """Every ``(summed)`` update of ``synapses`` (or those of the summed variables ``names``,
+    e.g. ``prediction_post``) at ``order`` of this slot: Brian2 places one just before its
+    target group (the target's order - 1), not where the work it stands for happens."""
+    for name, updater in synapses.summed_updaters.items():
+        if names is None or name in names:
+            updater.order = order
+
+
 def record_order(errors: str) -> int:
     return ERRORS + 5 if errors == "instantaneous" else ERRORS - 5
 

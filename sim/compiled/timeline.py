@@ -61,6 +61,12 @@ class Timeline:
         marks[self.first_steps[1:]] = 1
         return np.cumsum(marks)
 
+    def trial_first_step(self) -> np.ndarray:
+        """The first step of the trial each step belongs to (total_steps,): a step's time
+        within its trial is ``time(step) - time(trial_first_step)``, as the runtime's
+        ``clock_time() - t_start``."""
+        return self.first_steps[self.trial_of_step()]
+
     def starts(self) -> np.ndarray:
         """1.0 at each trial's first step, else 0.0 (total_steps,)."""
         flags = np.zeros(self.total_steps)

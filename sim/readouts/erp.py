@@ -169,8 +169,7 @@ class ERP(Readout):
         every = timeline.every_steps
         trial_steps = np.diff([*timeline.first_steps, timeline.total_steps])
         count = int(max(-(-trial_steps // every)))  # the longest trial's samples
-        since_start = (np.arange(timeline.total_steps)
-                       - timeline.first_steps[timeline.trial_of_step()])
+        since_start = np.arange(timeline.total_steps) - timeline.trial_first_step()
         sample = np.where(since_start % every == 0, since_start // every, -1).astype(float)
         order = schedule.record_order(simulation.model.errors) + 1  # as ``objects``
         levels = len(settings.levels)
@@ -183,8 +182,7 @@ class ERP(Readout):
             summed = Synapses(errors, totals[row:row + 1], f"total_post = {term} : 1 (summed)",
                               clock=context.clock, name=f"erp_sum_{row}")
             summed.connect(True)  # every error unit of the level to its total
-            for updater in summed.summed_updaters.values():
-                updater.order = order
+            schedule.summed_at(summed, order)
             objects.append(summed)
         trace = NeuronGroup(levels * count, "value : 1\nslot : 1 (constant)\n"
                             "total : 1 (linked)", clock=context.clock, name="erp_trace",

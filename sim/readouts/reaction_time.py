@@ -35,6 +35,20 @@ class Settings:
     target: str | int
 
 
+ONSET_SLACK_MS = 1e-9  # a step at the onset, up to rounding of the clock, counts
+
+
+def in_trial_ms(now_s: Any, start_s: Any) -> Any:
+    """The time since the trial's start (ms) from network times (s), as the check computes
+    it (numbers or arrays, the same arithmetic: a compiled run's readout equals the
+    runtime's bit for bit)."""
+    return 1e3 * (now_s - start_s)
+
+
+def before_onset(now_ms: Any, onset_ms: float) -> Any:
+    return now_ms < onset_ms - ONSET_SLACK_MS
+
+
 class Watch:
     """The run's crossing detector: which unit crossed first in this trial, and when."""
 
@@ -48,8 +62,8 @@ class Watch:
     def check(self) -> None:
         if self.answer is not None:
             return
-        now_ms = 1e3 * (self.simulation.clock_time() - self.simulation.t_start)
-        if now_ms < self.settings.onset_ms - 1e-9:
+        now_ms = in_trial_ms(self.simulation.clock_time(), self.simulation.t_start)
+        if before_onset(now_ms, self.settings.onset_ms):
             return
         above = self.belief > self.settings.threshold
         if above.any():
@@ -96,11 +110,12 @@ class ReactionTime(Readout):
         is past the onset is decided ahead, with the runtime's arithmetic."""
         from brian2 import NeuronGroup, TimedArray, linked_var
 
+        from sim.compiled.trial_starts import ORDER, STARTS
+
         timeline = context.timeline
-        step = np.arange(timeline.total_steps)
-        trial_start = timeline.first_steps[timeline.trial_of_step()]
-        now_ms = 1e3 * (timeline.time(step) - timeline.time(trial_start))
-        ready = (~(now_ms < settings.onset_ms - 1e-9)).astype(float)
+        now_ms = in_trial_ms(timeline.time(np.arange(timeline.total_steps)),
+                             timeline.time(timeline.trial_first_step()))
+        ready = (~before_onset(now_ms, settings.onset_ms)).astype(float)
         names = [level.name for level in simulation.model.belief_levels]
         beliefs = context.clone(simulation.beliefs[names.index(settings.level)])
         watcher = NeuronGroup(beliefs.N, "watched : 1 (linked)\ncrossed_step : 1\n"
@@ -116,9 +131,8 @@ class ReactionTime(Readout):
             f"crossed_value = crossed_value * (1 - {crossing}) + watched * {crossing}\n"
             f"crossed_step = crossed_step * (1 - {crossing}) + timestep(t, dt) * {crossing}",
             when=schedule.SLOT, order=schedule.STIMULUS - 1, name="reaction_time_check")
-        watcher.run_regularly("crossed_step = crossed_step * (1 - pcsim_trial_start(t)) - "
-                              "pcsim_trial_start(t)", when="start", order=-200,
-                              name="reaction_time_reset")
+        watcher.run_regularly(f"crossed_step = crossed_step * (1 - {STARTS}(t)) - {STARTS}(t)",
+                              when="start", order=ORDER, name="reaction_time_reset")
         context.readout_state[self.name] = watcher
         return [watcher]
 
@@ -135,7 +149,7 @@ class ReactionTime(Readout):
         unit = int(np.argmax(np.where(steps == first, values, -np.inf)))
         timeline = simulation.compiled_timeline
         start = timeline.first_steps[position]
-        now_ms = 1e3 * (timeline.time(int(first)) - timeline.time(int(start)))
+        now_ms = in_trial_ms(timeline.time(int(first)), timeline.time(int(start)))
         watch.answer = (unit, now_ms - settings.onset_ms)
 
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:
