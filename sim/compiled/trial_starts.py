@@ -42,6 +42,13 @@ TRIAL = "pcsim_trial"  # the running position of the step's trial (a TimedArray 
 STARTS = "pcsim_trial_start"  # 1 on a trial's first step
 
 
+def blend(target: str, value: str, flag: str) -> str:
+    """Brian2 code that sets ``target`` to ``value`` where ``flag`` is 1 and leaves it where
+    it is 0 (compiled code has no branch per unit): ``target * (1 - flag) + value * flag``,
+    exact both ways for a flag in {0, 1} and finite numbers (x * 1 + y * 0 = x, no rounding)."""
+    return f"{target} = {target} * (1 - {flag}) + {value} * {flag}"
+
+
 class StateDependentStart(ValueError):  # noqa: N818 - a refusal, turned into NotCompiled
     """A trial's start writes a value that depends on the state it finds."""
 
@@ -93,8 +100,7 @@ class TrialStarts:
             if item.group == group:
                 at = f"{TRIAL}(t) * second, i"
                 flag = f"({STARTS}(t) * {item.flags}({at}))"
-                lines.append(f"{item.variable} = {item.variable} * (1 - {flag}) + "
-                             f"{item.table}({at}) * {flag}")
+                lines.append(blend(item.variable, f"{item.table}({at})", flag))
         return "\n".join(lines)
 
     def namespace(self, timeline: Timeline, dt) -> dict:
@@ -129,7 +135,7 @@ class TrialStarts:
             group.source_value = linked_var(clones[item.source_group], item.source_variable,
                                       index=item.index)
             flag = f"({STARTS}(t) * {flags}({TRIAL}(t) * second, i))"
-            group.run_regularly(f"into = into * (1 - {flag}) + source_value * {flag}",
+            group.run_regularly(blend("into", "source_value", flag),
                                 when="start", order=ORDER - 1, name=f"{item.name}_start")
             groups.append(group)
         return groups

@@ -165,6 +165,8 @@ class ERP(Readout):
         flag in {0, 1}: exact."""
         from brian2 import NeuronGroup, Synapses, TimedArray, linked_var
 
+        from sim.compiled.trial_starts import blend
+
         timeline = context.timeline
         every = timeline.every_steps
         trial_steps = np.diff([*timeline.first_steps, timeline.total_steps])
@@ -190,9 +192,8 @@ class ERP(Readout):
                                                                 name="erp_sample")})
         trace.total = linked_var(totals, "total", index=np.repeat(np.arange(levels), count))
         trace.slot = np.tile(np.arange(count, dtype=float), levels)
-        trace.run_regularly("value = value * (1 - int(erp_sample(t) == slot)) + "
-                            "total * int(erp_sample(t) == slot)", when=schedule.SLOT,
-                            order=order + 1, name="erp_trace_sample")
+        trace.run_regularly(blend("value", "total", "int(erp_sample(t) == slot)"),
+                            when=schedule.SLOT, order=order + 1, name="erp_trace_sample")
         context.readout_state[self.name] = trace
         return [*objects, trace]
 

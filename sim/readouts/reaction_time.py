@@ -110,7 +110,7 @@ class ReactionTime(Readout):
         is past the onset is decided ahead, with the runtime's arithmetic."""
         from brian2 import NeuronGroup, TimedArray, linked_var
 
-        from sim.compiled.trial_starts import ORDER, STARTS
+        from sim.compiled.trial_starts import ORDER, STARTS, blend
 
         timeline = context.timeline
         now_ms = in_trial_ms(timeline.time(np.arange(timeline.total_steps)),
@@ -128,11 +128,11 @@ class ReactionTime(Readout):
         watcher.crossed_step = -1
         crossing = "(rt_ready(t) * int(crossed_step < 0) * int(watched > threshold))"
         watcher.run_regularly(
-            f"crossed_value = crossed_value * (1 - {crossing}) + watched * {crossing}\n"
-            f"crossed_step = crossed_step * (1 - {crossing}) + timestep(t, dt) * {crossing}",
+            f"{blend('crossed_value', 'watched', crossing)}\n"
+            f"{blend('crossed_step', 'timestep(t, dt)', crossing)}",
             when=schedule.SLOT, order=schedule.STIMULUS - 1, name="reaction_time_check")
-        watcher.run_regularly(f"crossed_step = crossed_step * (1 - {STARTS}(t)) - {STARTS}(t)",
-                              when="start", order=ORDER, name="reaction_time_reset")
+        watcher.run_regularly(blend("crossed_step", "-1", f"{STARTS}(t)"), when="start",
+                              order=ORDER, name="reaction_time_reset")
         context.readout_state[self.name] = watcher
         return [watcher]
 

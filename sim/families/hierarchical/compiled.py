@@ -23,7 +23,7 @@ from sim import learning
 from sim.compiled.clone import owned_state
 from sim.compiled.context import CompiledContext, Kept, NotCompiled
 from sim.compiled.trial_starts import ORDER as START_ORDER
-from sim.compiled.trial_starts import TRIAL
+from sim.compiled.trial_starts import TRIAL, blend
 
 INPUT = "pcsim_input"
 
@@ -201,7 +201,6 @@ def precision_schedule(simulation, context: CompiledContext) -> list:
         at = f"pcsim_schedule_{name}_change(t) * second, i"
         flag = (f"(pcsim_schedule_{name}_flags(t) * pcsim_schedule_{name}_mask({at}))")
         objects.append(group.run_regularly(
-            f"{variable} = {variable} * (1 - {flag}) + "
-            f"pcsim_schedule_{name}_values({at}) * {flag}",
+            blend(variable, f"pcsim_schedule_{name}_values({at})", flag),
             when=schedule.SLOT, order=schedule.STIMULUS, name=f"{name}_precision_schedule"))
     return objects
