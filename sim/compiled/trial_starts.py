@@ -6,10 +6,10 @@ beliefs, put the trial's prior and precisions in force, switch learning phases; 
 start their trial). The compiled program cannot call Python between steps, so before the build
 every trial's start is run once here, in running order, on the runtime network's arrays: each
 array is first filled with a sentinel, so whatever the start writes shows as a changed value.
-It is done twice with two sentinels: a value that depends on the state it overwrites (a learned
-prior carried over) comes out different and is refused, rather than played back wrong. The
-Python state the starts change (lanes, readouts) is put back afterwards with
-``Simulation.checkpoint`` / ``resume``, as between two trials of a resumed run.
+It is done with several sentinels: a value that depends on the state it overwrites comes out
+different between them and is refused, rather than played back wrong. The Python state the
+starts change (lanes, readouts) is put back afterwards with ``Simulation.checkpoint`` /
+``resume``, as between two trials of a resumed run (``starts_undone``).
 
 Played back, each written variable gets a per-trial table (``TimedArray`` indexed by the trial's
 running position) and one blend at the start of every step, ``v = v (1 - f) + new f`` with
@@ -27,6 +27,8 @@ source f``. Any other value that depends on the state is refused.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -141,12 +143,26 @@ class TrialStarts:
         return groups
 
 
+@contextmanager
+def starts_undone(simulation, arrays: Iterable[np.ndarray] = ()) -> Iterator[dict]:
+    """Run trial starts (``Simulation.start``) ahead of the compiled run, then put back what
+    they change: the Python state (``Simulation.checkpoint``, given to the block, and
+    ``resume``, as between two trials of a resumed run) and the values of ``arrays``."""
+    arrays = list(arrays)
+    saved = [values.copy() for values in arrays]
+    kept = simulation.checkpoint()
+    try:
+        yield kept
+    finally:
+        for values, before in zip(arrays, saved, strict=True):
+            values[...] = before
+        simulation.resume(kept)
+
+
 def probe(simulation, groups: list[NeuronGroup]) -> TrialStarts:
     """Run every trial's start on ``groups``' runtime arrays, find what each writes."""
     arrays = {(group.name, name): group.variables[name].get_value()
               for group in groups for name in owned_state(group)}
-    kept_state = {key: values.copy() for key, values in arrays.items()}
-    kept_python = simulation.checkpoint()
     trials = len(simulation.scenario.trials)
     units = np.cumsum([0, *[len(values) for values in arrays.values()]])
     backgrounds = [  # pass -> each array's sentinels: the second and third, one per unit
@@ -155,7 +171,7 @@ def probe(simulation, groups: list[NeuronGroup]) -> TrialStarts:
          for (key, values), first in zip(arrays.items(), units, strict=False)}
         for sentinel in SENTINELS]
     seen = []
-    try:
+    with starts_undone(simulation, arrays.values()) as kept_python:
         for background in backgrounds:
             simulation.resume(kept_python)  # each pass from the run's first trial on
             found = {key: (np.zeros((trials, len(values))), np.zeros((trials, len(values))))
@@ -170,10 +186,6 @@ def probe(simulation, groups: list[NeuronGroup]) -> TrialStarts:
                     found[key][0][position][changed] = values[changed]
                     found[key][1][position][changed] = 1.0
             seen.append(found)
-    finally:
-        for key, values in arrays.items():
-            values[...] = kept_state[key]
-        simulation.resume(kept_python)
     starts = TrialStarts()
     for key in arrays:
         (values, mask), *others = (passed[key] for passed in seen)

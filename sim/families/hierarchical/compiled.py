@@ -23,7 +23,7 @@ from sim import learning
 from sim.compiled.clone import owned_state
 from sim.compiled.context import CompiledContext, Kept, NotCompiled
 from sim.compiled.trial_starts import ORDER as START_ORDER
-from sim.compiled.trial_starts import TRIAL, blend
+from sim.compiled.trial_starts import TRIAL, blend, starts_undone
 
 INPUT = "pcsim_input"
 
@@ -139,14 +139,11 @@ def stimulus(simulation, context: CompiledContext) -> list:
     """The input of every step, as the runtime's ``Inputs`` delivers it, in a TimedArray."""
     timeline = context.timeline
     table = np.empty((timeline.total_steps, simulation.model.levels[0].size))
-    kept = simulation.checkpoint()
-    try:
+    with starts_undone(simulation):
         for position in range(timeline.trials):
             simulation.start([position])
             simulation.inputs.ahead(table[timeline.first_steps[position]:
                                           timeline.end_step(position)])
-    finally:
-        simulation.resume(kept)
     group = context.clone(simulation.errors[0])
     group.namespace[INPUT] = TimedArray(table, dt=context.clock.dt, name=INPUT)
     return [group.run_regularly(f"signal = {INPUT}(t, i)", when=schedule.SLOT,
@@ -161,10 +158,8 @@ def precision_schedule(simulation, context: CompiledContext) -> list:
     runtime writes a unit, ``v = v (1 - f) + value f`` with f = 1 (exact), else f = 0."""
     timeline = context.timeline
     arrays = simulation.lane.configured
-    kept_values = [values.copy() for values in arrays]
-    kept = simulation.checkpoint()
     writes: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
-    try:
+    with starts_undone(simulation, arrays):
         for position in range(timeline.trials):
             simulation.start([position])
             step = int(timeline.first_steps[position])
@@ -178,10 +173,6 @@ def precision_schedule(simulation, context: CompiledContext) -> list:
                     if mask.any():
                         writes.setdefault(index, []).append((step, values.copy(), mask))
                 step += 1
-    finally:
-        for values, saved in zip(arrays, kept_values, strict=True):
-            values[...] = saved
-        simulation.resume(kept)
     objects = []
     for index, written in writes.items():
         group = context.clone(simulation.errors[index])
