@@ -133,14 +133,33 @@ def run_program(directory: Path, results_dir: Path, env: dict[str, str],
            progress: Callable[[float], None] | None = None) -> Launched:
     """Run ``directory``'s program ``./main``, writing its results to ``results_dir``, until it
     ends; ``progress`` gets each completed fraction it reports."""
+    return _run_child(["./main", "--results_dir", os.path.join(str(results_dir), "")],
+                      directory, env, progress=progress)
+
+
+def run_make(directory: Path, command: list[str]) -> Launched:
+    """Compile ``directory``'s program with ``command`` (make and its arguments: Brian2's
+    ``make_cmd_unix`` and ``extra_make_args_unix``; Brian2 runs it through ``os.system``,
+    which ignores SIGINT in pcsim until make ends: a Ctrl-C during a compile was lost). Here
+    make runs in its own process group; SIGINT or SIGTERM to pcsim stops it and its compilers
+    (``Launched.signal_name``); a second signal kills them and raises ``KeyboardInterrupt``."""
+    return _run_child(command, directory, None, group=True)
+
+
+def _run_child(command: list[str], directory: Path, env: dict[str, str] | None,
+               group: bool = False, progress: Callable[[float], None] | None = None
+               ) -> Launched:
+    """``command`` in ``directory``, in a process group of its own (killed if pcsim dies),
+    with pcsim's signals forwarded (``group``: to the whole group, for make's compilers),
+    until it ends; its progress lines (``PROGRESS_PREFIX``) go to ``progress``, its last
+    other lines to ``Launched.output``."""
     output: collections.deque[str] = collections.deque(maxlen=40)
-    process = subprocess.Popen(
-        ["./main", "--results_dir", os.path.join(str(results_dir), "")], cwd=directory,
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        process_group=0, preexec_fn=_die_with_parent())
+    process = subprocess.Popen(command, cwd=directory, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, process_group=0,
+                               preexec_fn=_die_with_parent())
     received: list[str] = []
     try:
-        with _forwarding_signals(process, received):
+        with _forwarding_signals(process, received, group=group):
             assert process.stdout is not None
             for line in process.stdout:
                 if line.startswith(PROGRESS_PREFIX):
@@ -151,33 +170,11 @@ def run_program(directory: Path, results_dir: Path, env: dict[str, str],
             returncode = process.wait()
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait()
-    return Launched(returncode, received[0] if received else None, list(output))
-
-
-def run_make(directory: Path, command: list[str]) -> Launched:
-    """Compile ``directory``'s program with ``command`` (make and its arguments: Brian2's
-    ``make_cmd_unix`` and ``extra_make_args_unix``; Brian2 runs it through ``os.system``,
-    which ignores SIGINT in pcsim until make ends: a Ctrl-C during a compile was lost). Here
-    make runs in its own process group; SIGINT or SIGTERM to pcsim stops it and its compilers
-    (``Launched.signal_name``); a second signal kills them and raises ``KeyboardInterrupt``."""
-    output: collections.deque[str] = collections.deque(maxlen=40)
-    process = subprocess.Popen(command, cwd=directory, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, process_group=0,
-                               preexec_fn=_die_with_parent())
-    received: list[str] = []
-    try:
-        with _forwarding_signals(process, received, group=True):
-            assert process.stdout is not None
-            for line in process.stdout:
-                if line.strip():
-                    output.append(line.rstrip())
-            returncode = process.wait()
-    finally:
-        if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+                if group:
+                    os.killpg(process.pid, signal.SIGKILL)
+                else:
+                    process.kill()
             process.wait()
     return Launched(returncode, received[0] if received else None, list(output))
 
