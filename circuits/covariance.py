@@ -92,6 +92,7 @@ from circuits.mechanism import (
     MemoryPart,
     Piece,
     Population,
+    SampledTerms,
     StartState,
     unknown_name,
 )
@@ -372,6 +373,18 @@ class LearnedCovariance(Mechanism):
 
     def precision_matrices(self, settings: Settings, context: BuildContext) -> dict:
         return {circuit.index: circuit.precision for circuit in self.circuits(context)}
+
+    def sampled_terms(self, settings: Settings, context: BuildContext,
+                      recorded: dict) -> SampledTerms:
+        """The precision matrices at S recorded samples at once: ``Circuit.precision`` of
+        each recorded Sigma (one stacked inverse)."""
+        found = {}
+        for circuit in self.circuits(context):
+            n = len(circuit.error)
+            covariance = np.asarray(recorded[circuit.state.name]["covariance"], dtype=float)
+            inverse = np.linalg.inv(covariance.reshape(-1, n, n))
+            found[circuit.index] = (inverse + inverse.transpose(0, 2, 1)) / 2
+        return SampledTerms(precision_matrices=found)
 
     def initial_precision_matrices(self, settings: Settings) -> dict:
         return {index: np.linalg.inv(covariance)

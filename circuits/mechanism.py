@@ -27,7 +27,8 @@ lists the module (a user's or a test's mechanism registers itself with
   there (the stability preflight adds it to the belief flow's stiffness);
   ``precision_matrices``: the full precision matrices it puts in force on some levels (F and
   its Hessian then use them; ``initial_precision_matrices``: those at the start, for the
-  stability preflight); ``start_trial``: what it does when a trial starts (reset a fast
+  stability preflight); ``sampled_terms``: the same three for many recorded samples at
+  once (a compiled run's replay); ``start_trial``: what it does when a trial starts (reset a fast
   state);
 - ``changes`` may also name ``posterior``: its energy acts on the beliefs, so that the
   posterior is no longer the Gaussian model's (readouts with Gaussian references leave off);
@@ -123,6 +124,17 @@ class Stream:
     attrs: dict[str, Any] = field(default_factory=dict)
     rows: Callable[[np.ndarray], Any] | None = None
     state: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class SampledTerms:
+    """A mechanism's part of F over S recorded samples (``Mechanism.sampled_terms``):
+    ``energy`` (S,) or None for none; ``curvature`` by belief level an (S, n_l) diagonal;
+    ``precision_matrices`` by level index an (S, n_l, n_l) stack of the matrices in force."""
+
+    energy: Any = None
+    curvature: dict[int, Any] = field(default_factory=dict)
+    precision_matrices: dict[int, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -261,6 +273,20 @@ class Mechanism:
     def initial_precision_matrices(self, settings: Any) -> dict[int, Any]:
         """The same at the start of the run, for the stability preflight."""
         return {}
+
+    def sampled_terms(self, settings: Any, context: BuildContext,
+                      recorded: dict[str, dict[str, Any]]) -> SampledTerms | None:
+        """``energy``, ``curvature`` and ``precision_matrices`` for many recorded samples at
+        once (a compiled run's replay, ``sim.compiled.replay``): ``recorded`` is each
+        population's state at S samples (population name -> variable -> (S, units)). None:
+        it cannot (the replay then takes F sample by sample). The default: nothing, for a
+        mechanism that defines none of the three; None for one that defines any."""
+        base = Mechanism
+        kind = type(self)
+        if (kind.energy is base.energy and kind.curvature is base.curvature
+                and kind.precision_matrices is base.precision_matrices):
+            return SampledTerms()
+        return None
 
     def start_trial(self, settings: Any, context: BuildContext, reset: bool) -> None:
         """A trial starts; ``reset``: it resets the beliefs."""

@@ -40,6 +40,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from circuits import schedule
 from circuits.claims import Claim, claims_on
 from circuits.mechanism import (
@@ -48,6 +50,7 @@ from circuits.mechanism import (
     Mechanism,
     Piece,
     Population,
+    SampledTerms,
     StartState,
     Stream,
     unknown_name,
@@ -177,11 +180,23 @@ class InferredPrecision(Mechanism):
             total += 0.5 * len(deviation) * (math.log(2 * math.pi) - math.log(p))
         return total
 
+    def sampled_terms(self, settings: Settings, context: BuildContext,
+                      recorded: dict) -> SampledTerms:
+        """``energy`` at S recorded samples at once: the same sum over the log-precision
+        units, a row per sample."""
+        total = np.zeros(len(next(iter(next(iter(recorded.values())).values()))))
+        p = settings.prior_precision
+        for _, units in context.state[self.name].units:
+            deviation = recorded[units.name]["log_precision"] - settings.prior_mean
+            total += 0.5 * p * np.einsum("ij,ij->i", deviation, deviation)
+            total += 0.5 * deviation.shape[1] * (math.log(2 * math.pi) - math.log(p))
+        return SampledTerms(energy=total)
+
     def streams(self, settings: Settings, context: BuildContext) -> list[Stream]:
         return [Stream(f"levels/{name}/log_precision", len(values), lambda v=values: v,
-                       variable="log_precision")
-                for (name, _), values in zip(context.state[self.name].units,
-                                             self.log_precisions(context), strict=True)]
+                       variable="log_precision", state=(units.name, "log_precision"))
+                for (name, units), values in zip(context.state[self.name].units,
+                                                 self.log_precisions(context), strict=True)]
 
     def watch(self, settings: Settings, context: BuildContext) -> list[tuple]:
         return [(group.name, "precision", group.variables["precision"].get_value())

@@ -81,7 +81,7 @@ class PriorLearning(Mechanism):
         top = context.model.levels[-1]
         values = context.errors[-1].variables["prediction"].get_value()
         return [Stream(f"levels/{top.name}/prior_mean", top.size, lambda: values,
-                       variable="prior_mean")]
+                       variable="prior_mean", state=(context.errors[-1].name, "prediction"))]
 
     def watch(self, tau_ms: float, context: BuildContext) -> list[tuple]:
         return [(context.errors[-1].name, "prediction",

@@ -163,13 +163,13 @@ class Simulation:
         """A compiled run's samples of one trial at once, by stream path: ``recorded`` the
         state of each sample (population -> variable -> (samples, units)), ``times`` their
         network times (s). None where some stream needs the per-sample path (``sample``)."""
-        computed = [stream.path for _, stream in self.recorded if stream.state is None]
-        found = self.family_samples(computed, recorded) if computed else {}
+        found = self.family_samples(
+            [stream.path for _, stream in self.recorded if stream.state is None], recorded)
         if found is None:
             return None
         rows = {}
         for _, stream in self.recorded:
-            if stream.state is None:
+            if stream.path in found:
                 rows[stream.path] = found[stream.path]
             elif stream.state == ("", "t"):
                 rows[stream.path] = times
@@ -180,9 +180,15 @@ class Simulation:
 
     def family_samples(self, paths: list[str], recorded: dict) -> dict[str, np.ndarray] | None:
         """The streams at ``paths``, which the family computes from the state (F), for all
-        samples of ``recorded`` at once, by path; None (and nothing done: the samples then
-        go one by one) where it cannot compute every one of them this way."""
-        return None
+        samples of ``recorded`` at once, by path, and the rows of any stream whose recorded
+        state the family shows otherwise (``show_state``); None (and nothing done: the
+        samples then go one by one) where it cannot compute every one of them this way."""
+        return None if paths else {}
+
+    def show_state(self) -> None:
+        """What the family writes into the state arrays from its own state before the
+        streams read them (a compiled run's replay calls it after putting back a recorded
+        state)."""
 
     def before_sample(self) -> None:
         """Work a family does once per recorded sample, before its streams read the state."""

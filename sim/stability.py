@@ -59,6 +59,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from circuits.mechanism import FlowBound
 from sim.learning import check_snapshots
@@ -153,13 +154,24 @@ def flow_stability(flow: FlowBound, dt_ms: float, trial: str | None) -> Stabilit
     """
     if not flow.rate > 0:
         return None
-    def margin_at(step: float) -> float:
-        return relaxation_factor(flow.method, step * flow.rate / flow.tau_ms) / 2
-
     where = f" in trial {trial!r}" if trial else ""
-    return Stability(margin_at(dt_ms), flow.rate, largest_dt(margin_at, 1.0, flow.tau_ms),
-                     round_down(largest_dt(margin_at, WARN_MARGIN, flow.tau_ms)), trial,
-                     flow.bound, flow.detail + where)
+    dt_max, suggested = _flow_steps(flow.method, flow.rate, flow.tau_ms)
+    return Stability(_flow_margin(flow.method, flow.rate, flow.tau_ms, dt_ms), flow.rate,
+                     dt_max, suggested, trial, flow.bound, flow.detail + where)
+
+
+def _flow_margin(method: str, rate: float, tau_ms: float, step: float) -> float:
+    return relaxation_factor(method, step * rate / tau_ms) / 2
+
+
+@lru_cache(maxsize=1024)  # a many-trial scenario asks for the same flow in every trial
+def _flow_steps(method: str, rate: float, tau_ms: float) -> tuple[float, float]:
+    """A first-order flow's largest stable dt and the dt suggested for it (ms)."""
+    def margin_at(step: float) -> float:
+        return _flow_margin(method, rate, tau_ms, step)
+
+    return (largest_dt(margin_at, 1.0, tau_ms),
+            round_down(largest_dt(margin_at, WARN_MARGIN, tau_ms)))
 
 
 # --- before a run ------------------------------------------------------------------------------

@@ -23,3 +23,11 @@ def test_a_trial_end_monitor_sees_every_trial_end_in_a_100_s_run(tmp_path):
         counted = np.asarray(ends.count[0])
     assert outcome.stopped_by is None
     assert np.array_equal(counted, 200.0 * np.arange(1000))  # the steps before each tick
+    source = (tmp_path / "clocks" / "network.cpp").read_text()
+    start = source.index("while(clock")
+    loop = source[start:source.index("Network::_globally_running = false", start)]
+    # the CPU time is read where a report is due, not after every step (sim.compiled.clocks)
+    assert loop.count("std::clock()") == 1 and "if (report_func)" in loop
+    assert "elapsed_realtime = (double)(std::clock() - start)" in source.split(loop)[1]
+    # nothing on Brian2's default 0.1 ms clock: the loop steps at the network's 0.5 ms
+    assert "add(&defaultclock" not in (tmp_path / "clocks" / "main.cpp").read_text()

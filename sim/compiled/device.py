@@ -110,6 +110,12 @@ def make_jobs() -> int:
         return os.cpu_count() or 1
 
 
+def finest_clock(network):
+    """The clock with the smallest step among the network's objects (the run's clock)."""
+    clocks = [obj.clock for obj in network.sorted_objects if getattr(obj, "clock", None)]
+    return min(clocks, key=lambda clock: float(clock.dt_))
+
+
 def assert_no_network_operations(network) -> None:
     """Refuse a network with Python network operations: the standalone device would skip
     them (no call, no warning), so the run would silently differ."""
@@ -172,7 +178,8 @@ class Program:
         t_start_s, duration_s = float(network.t_), float(duration)
         # always there (it costs nothing measurable): adding it changes objects.h, which
         # every source includes, so switching it on or off would recompile everything
-        ticker = launch.progress_group(t_start_s, duration_s, report_every_s or math.inf)
+        ticker = launch.progress_group(t_start_s, duration_s, report_every_s or math.inf,
+                                       finest_clock(network))
         network.add(ticker)
         network.run(duration, namespace={} if namespace is None else namespace)
         network.remove(ticker)

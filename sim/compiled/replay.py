@@ -67,6 +67,7 @@ class Replay:
             streamed.extend(rows[stream.path])
         self.restore(self.recording.samples, last - 1)
         self.at_step(int(self.sample_steps[last - 1]))
+        simulation.show_state()  # the arrays as the last sample's streams read them
         simulation.now = float(times[-1])
 
     def final_state(self) -> None:

@@ -15,7 +15,7 @@ from circuits import schedule
 from circuits.belief import belief_population
 from circuits.coupling import build_coupling
 from circuits.error import error_population
-from circuits.mechanism import BuildContext, Mechanism, Population, Stream, state_array
+from circuits.mechanism import BuildContext, Population, Stream, state_array
 from sim.families.hierarchical.free_energy import (
     FreeEnergy,
     GramCache,
@@ -220,7 +220,7 @@ class HierarchicalSimulation(Simulation):
         """F for the recorder: the energy at every sample, the Laplace term every
         ``laplace_every``-th (NaN in ``free_energy`` between; 0: only at trial ends, in the
         trial table)."""
-        self._show_precision_matrices()
+        self.show_state()
         if "free_energy" not in self.scenario.record.variables:
             return
         due = self.laplace_every and self.samples % self.laplace_every == 0
@@ -255,29 +255,45 @@ class HierarchicalSimulation(Simulation):
     def family_samples(self, paths: list[str], recorded: dict) -> dict[str, np.ndarray] | None:
         """F and its energy part for a compiled run's samples of one trial at once
         (``free_energy_samples``), with the Laplace term at the samples the per-sample path
-        computes it; None where a mechanism adds to F, a level holds a precision matrix or
+        computes it and the mechanisms' parts of F at once (``Mechanism.sampled_terms``);
+        where a level carries a full precision matrix, also the diagonal its ``precision``
+        stream shows (``show_state``). None where a mechanism cannot give its part that way,
         the weights learn (each sample's F then with the weights the replay puts in force),
         or another stream is asked for."""
-        if not set(paths) <= {"free_energy", "energy"} or self.precision_matrices or \
-                self.changed_at_run_time("weights") or any(
-                type(mechanism).energy is not Mechanism.energy
-                or type(mechanism).curvature is not Mechanism.curvature
-                for mechanism, _ in self.mechanisms):
+        if not set(paths) <= {"free_energy", "energy"} or \
+                self.changed_at_run_time("weights"):
             return None
+        terms = [mechanism.sampled_terms(settings, self.context, recorded)
+                 for mechanism, settings in self.mechanisms]
+        if any(term is None for term in terms):
+            return None
+        matrices = {index: stack for term in terms
+                    for index, stack in term.precision_matrices.items()}
+        found = {f"levels/{self.model.levels[index].name}/precision":
+                 np.diagonal(stack, axis1=1, axis2=2) for index, stack in matrices.items()}
+        if not paths:
+            return found
         from sim.families.hierarchical.free_energy_samples import sampled_free_energy
 
         count = len(recorded[self.errors[0].name]["signal"])
         index = self.samples + np.arange(count)
         due = (index % self.laplace_every == 0) if self.laplace_every else False
         self.samples += count  # the Laplace term's cadence, as before_sample counts it
+        curvature: dict[int, np.ndarray] = {}
+        for term in terms:
+            for level, diagonal in term.curvature.items():
+                curvature[level] = curvature.get(level, 0.0) + np.asarray(diagonal, dtype=float)
+        energies = [term.energy for term in terms if term.energy is not None]
         energy, total = sampled_free_energy(
             self.model, recorded[self.errors[0].name]["signal"],
             [recorded[group.name]["belief"] for group in self.beliefs],
-            [recorded[group.name]["precision"] for group in self.errors],
-            recorded[self.errors[-1].name]["prediction"], laplace=due)
+            [matrices.get(level, recorded[group.name]["precision"])
+             for level, group in enumerate(self.errors)],
+            recorded[self.errors[-1].name]["prediction"], laplace=due, curvature=curvature,
+            extra_energy=sum(energies[1:], energies[0]) if energies else None)
         if count:
             self.lane.sampled_energy, self.lane.sampled_free_energy = energy[-1], total[-1]
-        return {"energy": energy, "free_energy": total}
+        return {**found, "energy": energy, "free_energy": total}
 
     def precisions_in_force(self) -> list[np.ndarray]:
         """Pi_l of every level now: the error units' precisions, or the full matrix a
@@ -285,7 +301,7 @@ class HierarchicalSimulation(Simulation):
         return [self.precision_matrices[index]() if index in self.precision_matrices
                 else precision for index, precision in enumerate(self.lane.precisions)]
 
-    def _show_precision_matrices(self) -> None:
+    def show_state(self) -> None:
         """Where a level carries a full precision matrix, its diagonal is what the level's
         ``precision`` (recorded, and in the trial table) shows."""
         for index, matrix in self.precision_matrices.items():
@@ -347,7 +363,7 @@ class HierarchicalSimulation(Simulation):
         self.start_lanes([trial])
 
     def end_trial(self, trial: Trial) -> None:
-        self._show_precision_matrices()
+        self.show_state()
         super().end_trial(trial)
 
     def start_lanes(self, trials: list[Trial]) -> None:
