@@ -111,11 +111,30 @@ def run_parts(scenario: Any) -> list[MemoryPart]:
         parts.append(MemoryPart("a checkpoint being written (the run's state, copied and "
                                 "pickled)", CHECKPOINT_STATES * state_bytes(scenario),
                                 "record.checkpoint_every"))
+    compiled = compiled_tables_bytes(scenario)
+    if compiled:
+        parts.append(MemoryPart("the compiled program's input table and recording of every "
+                                "state variable (held until it ends; device = \"runtime\" "
+                                "streams the recording)", compiled, "numerics.device"))
     if scenario.record.snapshots_every:
         parts.append(MemoryPart("one snapshot of the learned parameters",
                                 snapshot_bytes(learning.snapshot_shapes(scenario), 1),
                                 "record.snapshots_every"))
     return parts
+
+
+def compiled_tables_bytes(scenario: Any) -> float:
+    """What a run on the compiled device holds beside the runtime's (``sim.compiled``): 0 for
+    a run on the runtime device."""
+    from sim.compiled.choice import DeviceRefused, choose, tables_mb
+
+    if getattr(scenario, "numerics", None) is None or scenario.kind.name != "hierarchical":
+        return 0.0
+    try:
+        device = choose(scenario, resuming=False)
+    except DeviceRefused:  # refused in its own words before the run (sim.preflight)
+        return 0.0
+    return tables_mb(scenario) * 2**20 if device == "standalone" else 0.0
 
 
 def readout_parts(scenario: Any) -> dict[str, list[MemoryPart]]:

@@ -323,3 +323,32 @@ def test_a_start_that_computes_from_the_state_is_refused(tmp_path, capsys):
     (line,) = [text for text in err.splitlines() if text.startswith("pcsim: error:")]
     assert "from the state it finds" in line and "belief_pitch.belief" in line
     assert not output.exists()
+
+
+def test_auto_keeps_a_run_with_large_compiled_tables_on_the_streaming_runtime_device(tmp_path,
+                                                                                      capsys):
+    """A compiled program holds its input table and whole recording until it ends; the
+    runtime device streams the recording in memory that does not grow with the run. ``auto``
+    compiles only tables up to ``AUTO_TABLES_MB``; an explicit ``standalone`` counts them in
+    the memory preflight."""
+    from sim.compiled.choice import AUTO_TABLES_MB, choose, tables_mb
+    from sim.scenario import load_scenario
+
+    def loaded(**overrides: float):
+        return load_scenario("attention/posner",
+                             overrides={"numerics.device": "auto", **overrides})
+
+    posner = loaded()
+    assert tables_mb(posner) <= AUTO_TABLES_MB and choose(posner, False) == "standalone"
+    # 10x the trials' duration: 10x the table (posner's input at every step)
+    longer = loaded(**{f"protocol.conditions.{index}.count": 10 * count
+                       for index, count in enumerate([16, 16, 4, 4, 10, 10])})
+    assert tables_mb(longer) > AUTO_TABLES_MB and choose(longer, False) == "runtime"
+    output = tmp_path / "posner.h5"
+    limit = ["--set", "numerics.memory_limit_mb=205"]  # pcsim itself: 200 MB, posner's: ~1
+    assert main(["run", "attention/posner", "-o", str(output), "--check", *limit]) == 0
+    capsys.readouterr()
+    assert main(["run", "attention/posner", "-o", str(output), "--check", *limit,
+                 *STANDALONE]) == 2
+    line = error_line(capsys)
+    assert "compiled program" in line and "numerics.device" in line

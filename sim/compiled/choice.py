@@ -69,7 +69,8 @@ def choose(scenario: Any, resuming: bool) -> str:
         return "standalone"
     steps = sum(scenario.steps(trial.duration_ms) for trial in scenario.trials)
     return ("standalone" if reason is None and steps >= AUTO_MIN_STEPS
-            and not learns_weights(scenario) else "runtime")
+            and not learns_weights(scenario) and tables_mb(scenario) <= AUTO_TABLES_MB
+            else "runtime")
 
 
 def learns_weights(scenario: Any) -> bool:
@@ -90,6 +91,12 @@ def learns_weights(scenario: Any) -> bool:
 # 0.88 / 0.97, unknown_noise (20,000) 2.0 / 0.36, laplace_gap (24,000) 2.2 / 0.89,
 # learning/prior (50,000) 2.7 / 0.45, attention/posner (180,000) ~5 / ~0.7-1.5.
 AUTO_MIN_STEPS = 20_000
+# ``auto`` keeps a run whose compiled tables (``tables_mb``) would be larger on the runtime
+# device, which streams its recording to the file in memory that does not grow with the run:
+# a compiled program holds its whole recording until it ends (measured, 10^6 steps of a
+# 64-16-4 hierarchy recorded every 10th step: 281 MB peak compiled, 174 MB on the runtime
+# device; the bundled scenarios' tables are 0.1-12 MB)
+AUTO_TABLES_MB = 64
 
 
 def device_refused(scenario: Any, reason: str) -> ScenarioError:
