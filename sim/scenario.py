@@ -12,7 +12,6 @@ The full field reference is docs/scenarios.md. Each model family is a package in
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
 import os
 import re
 from dataclasses import dataclass, field
@@ -190,7 +189,13 @@ def describe_trials(trials: list[Trial]) -> list[dict]:
 # --- finding scenario files ---------------------------------------------------------------
 
 def bundled_dir() -> Path:
-    return Path(str(importlib.resources.files("scenarios")))
+    """The folder of the bundled scenarios: ``sim/scenarios`` in an installed pcsim (setup.py
+    installs the repository's top-level ``scenarios/`` folder there, not as a top-level package),
+    else that folder itself, beside ``sim/``, in a source checkout (an editable install, or
+    ``PYTHONPATH``)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "scenarios"
+    return installed if installed.is_dir() else package.parent / "scenarios"
 
 
 def bundled_scenarios() -> dict[str, Path]:
