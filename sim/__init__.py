@@ -96,6 +96,7 @@ def sweep(
     output: str | Path | None = None,
     progress: bool = False,
     client: Any = None,
+    overrides: dict[str, Any] | None = None,
 ) -> Sweep:
     """Run the grid of ``scenario`` (its ``[sweep]`` table, extended by ``vary``: dotted key ->
     values) times ``seeds`` (the scenario's seed + 0 .. seeds-1), and open its index.
@@ -106,10 +107,13 @@ def sweep(
     ``dask.distributed.Client`` given as ``client``). Raises ``ScenarioError`` for a bad key
     (before anything runs) and ``RunInterrupted`` on Ctrl-C; a point with a bad value is
     marked failed, with its error, in the index. Keys, seeds and files: ``sim.sweeps.grid``.
+    ``overrides`` (dotted key -> value, as ``pcsim sweep --set``) apply to every point's
+    scenario (``seed`` there: the first seed); a key both set and varied is a ``ScenarioError``.
     """
     from sim.sweeps.run import run_sweep
 
-    outcome = run_sweep(scenario, vary, seeds, jobs, scheduler, output, progress, client)
+    outcome = run_sweep(scenario, vary, seeds, jobs, scheduler, output, progress, client,
+                        overrides)
     return open_sweep(outcome.index)
 
 
