@@ -81,8 +81,13 @@ def run(
 
     from sim.engine import run_scenario, text_progress
 
-    run_scenario(loaded, target, text_progress() if progress else None, overwrite=overwrite,
-                 keep_partial=keep_partial, checked=True, debug=debug, resume=resume)
+    bar = text_progress() if progress else None
+    try:
+        run_scenario(loaded, target, bar, overwrite=overwrite, keep_partial=keep_partial,
+                     checked=True, debug=debug, resume=resume)
+    finally:
+        if bar is not None:
+            bar.close()
     return load(target)
 
 

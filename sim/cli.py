@@ -114,9 +114,10 @@ def command_run(args: argparse.Namespace) -> int:
     own_warnings(args)  # the engine loads Brian2
     print(f"pcsim: running {scenario.name} ({scenario.path}), seed {scenario.seed}, "
           f"{scenario.duration_ms:g} ms in {len(scenario.trials)} trial(s)", file=sys.stderr)
-    run_scenario(scenario, output, text_progress(), overwrite=args.overwrite,
-                 keep_partial=args.keep_partial, checked=True, debug=args.debug,
-                 resume=args.resume)
+    with text_progress() as progress:  # its line is left once, however the run ends
+        run_scenario(scenario, output, progress, overwrite=args.overwrite,
+                     keep_partial=args.keep_partial, checked=True, debug=args.debug,
+                     resume=args.resume)
     with load(output) as result:
         for line in summary_lines(result):
             print(line)
