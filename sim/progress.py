@@ -23,6 +23,13 @@ BAR_FORMAT = "{percentage:5.1f}% |{bar}| {desc}{elapsed} elapsed, {remaining} le
 REDRAW_S = 0.1  # the fastest the line is redrawn (a run of many short trials reports often)
 
 
+class Bar(tqdm):
+    """tqdm without its monitor thread (it only tunes redraws of loops that stall; the engine
+    calls the bar itself, and a run has no thread of tqdm's beside it)."""
+
+    monitor_interval = 0
+
+
 class TextProgress:
     """A one-line progress bar on a terminal (silent when not a terminal): the fraction done,
     the time spent and the time left, the trials done with the last trial's final F."""
@@ -31,9 +38,9 @@ class TextProgress:
         stream = stream or sys.stderr
         self.interactive = stream.isatty()
         self.fraction = 0.0
-        self.bar = tqdm(total=1.0, file=stream, disable=not self.interactive,
-                        bar_format=BAR_FORMAT, dynamic_ncols=True, smoothing=0,
-                        mininterval=REDRAW_S, leave=True)
+        self.bar = Bar(total=1.0, file=stream, disable=not self.interactive,
+                       bar_format=BAR_FORMAT, dynamic_ncols=True, smoothing=0,
+                       mininterval=REDRAW_S, leave=True)
         self.closed = False
 
     def __call__(self, fraction: float) -> None:
