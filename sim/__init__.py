@@ -81,8 +81,13 @@ def run(
 
     from sim.engine import run_scenario, text_progress
 
-    run_scenario(loaded, target, text_progress() if progress else None, overwrite=overwrite,
-                 keep_partial=keep_partial, checked=True, debug=debug, resume=resume)
+    bar = text_progress() if progress else None
+    try:
+        run_scenario(loaded, target, bar, overwrite=overwrite, keep_partial=keep_partial,
+                     checked=True, debug=debug, resume=resume)
+    finally:
+        if bar is not None:
+            bar.close()
     return load(target)
 
 
@@ -96,6 +101,7 @@ def sweep(
     output: str | Path | None = None,
     progress: bool = False,
     client: Any = None,
+    overrides: dict[str, Any] | None = None,
 ) -> Sweep:
     """Run the grid of ``scenario`` (its ``[sweep]`` table, extended by ``vary``: dotted key ->
     values) times ``seeds`` (the scenario's seed + 0 .. seeds-1), and open its index.
@@ -106,10 +112,13 @@ def sweep(
     ``dask.distributed.Client`` given as ``client``). Raises ``ScenarioError`` for a bad key
     (before anything runs) and ``RunInterrupted`` on Ctrl-C; a point with a bad value is
     marked failed, with its error, in the index. Keys, seeds and files: ``sim.sweeps.grid``.
+    ``overrides`` (dotted key -> value, as ``pcsim sweep --set``) apply to every point's
+    scenario (``seed`` there: the first seed); a key both set and varied is a ``ScenarioError``.
     """
     from sim.sweeps.run import run_sweep
 
-    outcome = run_sweep(scenario, vary, seeds, jobs, scheduler, output, progress, client)
+    outcome = run_sweep(scenario, vary, seeds, jobs, scheduler, output, progress, client,
+                        overrides)
     return open_sweep(outcome.index)
 
 

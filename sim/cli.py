@@ -1,4 +1,4 @@
-"""The ``pcsim`` command: run, sweep, list, show, plot, diff (and bench).
+"""The ``pcsim`` command: run, sweep, list, show, plot, diff, new (and bench).
 
 Exit codes: 0 done (``diff``: identical); 1 ``diff``: the results differ, ``sweep``: some
 points failed (the index says why); 2 a user mistake (scenario, overrides, output path, result
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import warnings
@@ -113,9 +114,10 @@ def command_run(args: argparse.Namespace) -> int:
     own_warnings(args)  # the engine loads Brian2
     print(f"pcsim: running {scenario.name} ({scenario.path}), seed {scenario.seed}, "
           f"{scenario.duration_ms:g} ms in {len(scenario.trials)} trial(s)", file=sys.stderr)
-    run_scenario(scenario, output, text_progress(), overwrite=args.overwrite,
-                 keep_partial=args.keep_partial, checked=True, debug=args.debug,
-                 resume=args.resume)
+    with text_progress() as progress:  # its line is left once, however the run ends
+        run_scenario(scenario, output, progress, overwrite=args.overwrite,
+                     keep_partial=args.keep_partial, checked=True, debug=args.debug,
+                     resume=args.resume)
     with load(output) as result:
         for line in summary_lines(result):
             print(line)
@@ -126,13 +128,20 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    from sim.scenario import bundled_scenarios
-    from sim.validation import read_toml
+    from sim.report.scenario_text import list_lines
 
-    for name, path in bundled_scenarios().items():
-        data, _ = read_toml(path)
-        first = str(data.get("description", "")).strip().splitlines()
-        print(f"{name:32s} {first[0] if first else ''}")
+    lines, shortened = list_lines(verbose=args.verbose)
+    print("\n".join(lines))
+    if shortened:
+        print("pcsim: first sentences shown; pcsim list -v: whole descriptions; pcsim show "
+              "NAME: one scenario's description and settings", file=sys.stderr)
+    return 0
+
+
+def command_new(args: argparse.Namespace) -> int:
+    from sim.scenario_copy import copy_bundled
+
+    print(f"wrote {copy_bundled(args.source, Path(args.file), overwrite=args.overwrite)}")
     return 0
 
 
@@ -144,9 +153,15 @@ def command_sweep(args: argparse.Namespace) -> int:
 
 def command_show(args: argparse.Namespace) -> int:
     from sim.io.reader import load
+    from sim.report.scenario_text import is_scenario_name
     from sim.report.show import damage, show_lines
     from sim.sweeps.detect import is_sweep_index
 
+    if is_scenario_name(args.file):
+        return show_scenario(args.file)
+    if not Path(args.file).exists():
+        raise ResultError(f"{args.file}: no such file, nor a bundled scenario of that name "
+                          "(pcsim list)")
     if is_sweep_index(args.file):
         from sim.sweeps.report import show_lines as sweep_lines
 
@@ -159,6 +174,18 @@ def command_show(args: argparse.Namespace) -> int:
     if problems:  # listed above; the exit code and one line say so too
         raise ResultError(f"{args.file}: damaged pcsim result: {len(problems)} part(s) "
                           "missing or malformed (listed above)")
+    return 0
+
+
+def show_scenario(name_or_path: str) -> int:
+    """``pcsim show NAME``: a bundled scenario's (or a scenario file's) whole description and
+    main settings (``sim.report.scenario_text``)."""
+    from sim.report.scenario_text import scenario_lines
+    from sim.scenario import bundled_scenarios, find_scenario, load_scenario
+
+    path = find_scenario(name_or_path)
+    bundled = next((name for name, p in bundled_scenarios().items() if p == path), None)
+    print("\n".join(scenario_lines(load_scenario(path), bundled)))
     return 0
 
 
@@ -199,7 +226,12 @@ def command_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pcsim", description=__doc__)
+    from sim._version import __version__
+
+    parser = argparse.ArgumentParser(prog="pcsim", description=plain_text(__doc__),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"pcsim {__version__}",
+                        help="print pcsim's version and exit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -225,24 +257,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sweep(commands, command_sweep)
 
-    commands.add_parser("list", help="list bundled scenarios").set_defaults(handler=command_list)
+    listing = commands.add_parser("list", help="list bundled scenarios, each with the first "
+                                  "sentence of its description")
+    listing.add_argument("-v", "--verbose", action="store_true",
+                         help="print each scenario's whole description")
+    listing.set_defaults(handler=command_list)
 
-    show = commands.add_parser("show", help="summarise a result file (or a sweep's index)")
-    show.add_argument("file")
+    show = commands.add_parser("show", help="summarise a result file (or a sweep's index), or "
+                                            "describe a bundled scenario")
+    show.add_argument("file", metavar="FILE|NAME",
+                      help="a result file (.h5), a sweep's folder or index, or a bundled "
+                           "scenario's name (its whole description and main settings)")
     show.set_defaults(handler=command_show)
 
     plot = commands.add_parser("plot", help="plot beliefs, errors and F of a result file (or "
                                             "a sweep's summary against its axes)")
-    plot.add_argument("file")
+    plot.add_argument("file", metavar="FILE", help="a result file (.h5), or a sweep's folder "
+                                                   "or index")
     plot.add_argument("-o", "--output",
                       help="image path, .png, .pdf, .svg, ... (default: a PNG beside the file)")
     plot.set_defaults(handler=command_plot)
 
     diff = commands.add_parser("diff", help="which parameters and datasets of two results "
                                "differ (exit 0 identical, 1 different)")
-    diff.add_argument("first", metavar="A.h5")
-    diff.add_argument("second", metavar="B.h5")
+    diff.add_argument("first", metavar="A.h5", help="the first result file")
+    diff.add_argument("second", metavar="B.h5", help="the second result file")
     diff.set_defaults(handler=command_diff)
+
+    new = commands.add_parser("new", help="write an editable copy of a bundled scenario")
+    new.add_argument("file", metavar="FILE.toml", help="the scenario file to write")
+    new.add_argument("--from", dest="source", required=True, metavar="NAME",
+                     help="the bundled scenario to copy (pcsim list shows their names)")
+    new.add_argument("--overwrite", action="store_true", help="replace an existing FILE.toml")
+    new.set_defaults(handler=command_new)
 
     bench = commands.add_parser("bench", help="measure speed against NumPy references")
     bench.add_argument("--quick", action="store_true", help="a subset that runs in ~2 minutes")
@@ -266,6 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "comparison)")
     bench.set_defaults(handler=command_bench)
     return parser
+
+
+def plain_text(text: str) -> str:
+    """A docstring as help text: reST's ``literal`` and :role:`target` marks taken away."""
+    return re.sub(r"``(.+?)``|:[a-z]+:`(.+?)`", lambda m: m.group(1) or m.group(2), text)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import json
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from sim.guard import (
 from sim.io.finite import NonFiniteData
 from sim.io.target import check_target
 from sim.io.writer import ResultWriter, write_array
+from sim.progress import TextProgress, text_progress  # noqa: F401 (the engine's progress bar)
 from sim.scenario import Scenario
 from sim.stability import preflight
 from sim.trial_sequence import TrialRuns
@@ -46,44 +46,6 @@ def configure_brian(target: str | None = None, float_type: str = "float64") -> N
     if float_type == "float32":  # Brian2's after-run check |v| > 1e50 overflows float32: harmless
         warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning,
                                 r"brian2\.groups\.group")
-
-
-class TextProgress:
-    """A one-line progress bar on a terminal (silent when not a terminal): the fraction done,
-    the trials done with the last trial's final F, the time spent and the time left."""
-
-    def __init__(self, stream=None, width: int = 30) -> None:
-        self.stream = stream or sys.stderr
-        self.width = width
-        self.started = time.perf_counter()
-        self.interactive = self.stream.isatty()
-        self.fraction = 0.0
-        self.trials = ""
-
-    def __call__(self, fraction: float) -> None:
-        self.fraction = fraction
-        if not self.interactive:
-            return
-        filled = int(self.width * fraction)
-        elapsed = time.perf_counter() - self.started
-        left = (f", {elapsed * (1 - fraction) / fraction:.1f} s left"
-                if 0 < fraction < 1 else "")
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] "
-                          f"{100 * fraction:5.1f}%{self.trials} {elapsed:6.1f} s{left}\033[K")
-        if fraction >= 1.0:
-            self.stream.write("\n")
-        self.stream.flush()
-
-    def trial_done(self, done: int, total: int, free_energy: float | None) -> None:
-        """A trial ended: ``done`` of ``total``, with its final F (nat) when the run has it."""
-        energy = "" if free_energy is None else f", F {free_energy:.4g} nat"
-        self.trials = f"  trial {done}/{total}{energy} "
-        self(self.fraction)
-
-
-def text_progress(stream=None, width: int = 30) -> Progress:
-    """A one-line progress bar on a terminal (``TextProgress``)."""
-    return TextProgress(stream, width)
 
 
 def write_metadata(writer: ResultWriter, scenario: Scenario) -> None:

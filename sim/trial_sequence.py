@@ -26,7 +26,7 @@ REPORT_PERIOD_S = 0.5  # Brian2 calls the progress report this often (wall time)
 class TrialRuns:
     """Runs ``simulation``'s trials; ``members``: the positions of the trials running now.
 
-    ``progress(fraction)`` (with ``trial_done`` when it has one, ``sim.engine.TextProgress``)
+    ``progress(fraction)`` (with ``trial_done`` when it has one, ``sim.progress.TextProgress``)
     hears how far the run is; ``on_start(name)`` the name of the trial (or batch) starting;
     ``check_end()`` that the trials running end, before their rows are read from the state
     (the guard's check, ``RunGuard.trial_end``); ``on_done(done)``, when given, that the

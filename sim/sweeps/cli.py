@@ -16,6 +16,10 @@ def add_parser(commands, handler) -> None:
     sweep.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
                        help="an axis: a dotted scenario key ('*' for every item of a list, "
                             "e.g. protocol.trials.*.stimulus.noise_std) and its TOML values")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a scenario field in every point, as pcsim run --set "
+                            "does ('*' for every item of a list), e.g. "
+                            "protocol.trials.*.duration_ms=50")
     sweep.add_argument("--seeds", type=int, metavar="N",
                        help="run each point with the scenario's seed + 0 .. N-1 (default: its "
                             "[sweep] seeds, or 1)")
@@ -30,11 +34,13 @@ def add_parser(commands, handler) -> None:
 
 
 def command_sweep(args: argparse.Namespace) -> int:
+    from sim.cli import parse_sets
     from sim.sweeps.grid import parse_vary
     from sim.sweeps.run import run_sweep
 
     outcome = run_sweep(args.scenario, parse_vary(args.vary), args.seeds, args.jobs,
-                        args.scheduler, args.output, progress=True)
+                        args.scheduler, args.output, progress=True,
+                        overrides=parse_sets(args.set))
     counts = outcome.counts()
     total = sum(counts.values())
     already = total - len(outcome.ran) - counts.get("running", 0) - counts.get("missing", 0)

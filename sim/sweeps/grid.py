@@ -2,15 +2,16 @@
 and the points they make.
 
 A KEY is a dotted path into the scenario table, as ``pcsim run --set`` takes it
-(``model.tau_belief_ms``, ``model.levels.0.precision``: list items by their index from 0);
-``*`` in place of an index stands for every item of that list
-(``protocol.trials.*.stimulus.noise_std`` sets it in every trial). Values are TOML
-(``5``, ``2.5``, ``[4.0, 1.0]``, ``"tanh"``; bare words are strings), separated by commas
-outside brackets and quotes. Seeds: ``seeds = N`` runs each point with the scenario's seed
-plus 0 .. N-1 (``N = 1``, the default: the scenario's own seed). A point is one combination of
-the axes' values and one seed; its name (``point-<hash>.h5``) comes from its values and the
-scenario without its ``[sweep]`` table, so a re-run, or a grid extended by more values, finds
-the points already done.
+(``model.tau_belief_ms``, ``model.levels.0.precision``: list items by their index from 0); ``*``
+in place of an index stands for every item of that list
+(``protocol.trials.*.stimulus.noise_std`` sets it in every trial). Values are TOML (``5``,
+``2.5``, ``[4.0, 1.0]``, ``"tanh"``; bare words are strings), separated by commas outside
+brackets and quotes. ``--set KEY=VALUE`` (the same keys) changes the scenario of every point;
+its keys are part of each point's overrides, hence of its name. Seeds: ``seeds = N`` runs each
+point with the scenario's seed plus 0 .. N-1 (``N = 1``, the default: the scenario's own seed).
+A point is one combination of the axes' values and one seed; its name (``point-<hash>.h5``)
+comes from its values and the scenario without its ``[sweep]`` table, so a re-run, or a grid
+extended by more values, finds the points already done.
 """
 
 from __future__ import annotations
@@ -54,16 +55,19 @@ class Grid:
     axes: dict[str, list[Any]]
     seeds: list[int]
     table: dict = field(repr=False, default_factory=dict)  # the raw scenario table
+    base: dict[str, Any] = field(default_factory=dict)  # ``--set``: every point's overrides
 
     @property
     def points(self) -> list[Point]:
         fingerprint = scenario_fingerprint(self.table)
+        table = with_base(self.table, self.base)  # what the axes' wildcards stand for
         out = []
         value_lists = [list(enumerate(values)) for values in self.axes.values()]
         for combination in itertools.product(*value_lists, self.seeds):
             *chosen, seed = combination
             values = tuple(value for _, value in chosen)
-            overrides = concrete_overrides(self.table, dict(zip(self.axes, values, strict=True)))
+            overrides = {**self.base,
+                         **concrete_overrides(table, dict(zip(self.axes, values, strict=True)))}
             seed = overrides.pop("seed", seed)  # seed varied as an axis
             identity = json.dumps({"scenario": fingerprint, "overrides": overrides,
                                    "seed": seed}, sort_keys=True, default=str)
@@ -210,9 +214,41 @@ def has_path(table: dict, key: str) -> bool:
     return True
 
 
-def check_key(path: Path, table: dict, key: str, value: Any) -> None:
+def with_base(table: dict, base: dict[str, Any]) -> dict:
+    """The scenario table with the ``--set`` overrides applied (``table`` itself when none)."""
+    from sim.scenario import apply_overrides
+
+    if not base:
+        return table
+    out = copy.deepcopy(table)
+    apply_overrides(out, base, "--set")
+    return out
+
+
+def check_base(path: Path, table: dict, base: dict[str, Any]) -> dict[str, Any]:
+    """``--set`` for a sweep: dotted keys (``*`` for every item of a list) and values that
+    apply to the scenario of every point, checked as ``pcsim run --set`` checks them (a
+    one-line ``ScenarioError``). Returns them with wildcards expanded."""
+    from sim.scenario import load_scenario
+
+    out: dict[str, Any] = {}
+    for key, value in base.items():
+        if key.split(".")[0] == "sweep":
+            raise ScenarioError(f"{path}: --set {key}: the [sweep] table is not a scenario "
+                                "field")
+        concrete = expand_key(table, key)
+        if not concrete:
+            raise ScenarioError(f"{path}: --set {key}: no such list in the scenario for '*'")
+        out.update(dict.fromkeys(concrete, value))
+    load_scenario(path, overrides=out)  # a bad key or value: one line, before anything runs
+    return out
+
+
+def check_key(path: Path, table: dict, key: str, value: Any,
+              base: dict[str, Any] | None = None) -> None:
     """A key names a field of the scenario: one the file sets, or one its parser takes (a field
-    left at its default). Raises a one-line ``ScenarioError`` otherwise."""
+    left at its default). Raises a one-line ``ScenarioError`` otherwise. ``table`` and ``base``:
+    the scenario table with the sweep's ``--set`` overrides applied, and those overrides."""
     from sim.scenario import apply_overrides, load_scenario
 
     if key.split(".")[0] == "sweep":
@@ -225,7 +261,7 @@ def check_key(path: Path, table: dict, key: str, value: Any) -> None:
             continue
         try:
             apply_overrides(copy.deepcopy(table), {one: value}, str(path))
-            load_scenario(path, overrides={one: value})
+            load_scenario(path, overrides={**(base or {}), one: value})
         except ScenarioError as err:
             message = str(err).replace("--set", "--vary")
             if "unknown field" in message or f"--vary {one}: " in message:
@@ -234,17 +270,27 @@ def check_key(path: Path, table: dict, key: str, value: Any) -> None:
 
 
 def make_grid(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
-              seeds: int | None = None) -> Grid:
+              seeds: int | None = None, base: dict[str, Any] | None = None) -> Grid:
     """The grid of a sweep: the scenario's ``[sweep]`` table, extended (and, key by key,
-    overridden) by ``vary``; ``seeds`` replaces ``sweep.seeds``. Raises ``ScenarioError`` for a
-    key that is not a field of the scenario (before anything runs)."""
+    overridden) by ``vary``; ``seeds`` replaces ``sweep.seeds``; ``base`` (``--set``) overrides
+    the scenario of every point (``seed`` there: the first seed). Raises ``ScenarioError`` for a
+    key that is not a field of the scenario, or one both set and varied (before anything
+    runs)."""
     from sim.scenario import find_scenario
     from sim.validation import read_toml
 
     path = find_scenario(scenario).resolve()
     table, _ = read_toml(path)
+    base = check_base(path, table, base or {})
     axes, file_seeds = sweep_table(table, str(path))
     axes.update(vary or {})
+    for key in axes:
+        both = sorted(set(expand_key(table, key)) & set(base))
+        if both:
+            raise ScenarioError(f"{path}: --set {both[0]}: also varied (--vary or [sweep] "
+                                f"{key}); give it one way")
+    first_seed = base.pop("seed", table.get("seed", 0))
+    effective = with_base(table, base)
     if seeds is not None:
         check_seeds(seeds, "--seeds")
     count = seeds if seeds is not None else file_seeds or 1
@@ -258,7 +304,7 @@ def make_grid(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
     for key, values in axes.items():
         if not values:
             raise ScenarioError(f"{path}: --vary {key}: no values")
-        check_key(path, table, key, values[0])
-    base = table.get("seed", 0)
-    base = base if isinstance(base, int) and not isinstance(base, bool) else 0
-    return Grid(path, axes, [base + k for k in range(count)], table)
+        check_key(path, effective, key, values[0], base)
+    if not isinstance(first_seed, int) or isinstance(first_seed, bool):
+        first_seed = 0
+    return Grid(path, axes, [first_seed + k for k in range(count)], table, base)

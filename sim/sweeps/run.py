@@ -120,7 +120,7 @@ def prepare_folder(grid: Grid, folder: Path) -> None:
 def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
               seeds: int | None = None, jobs: int | None = None, scheduler: str | None = None,
               output: str | Path | None = None, progress: bool = False,
-              client: Any = None) -> SweepRun:
+              client: Any = None, overrides: dict[str, Any] | None = None) -> SweepRun:
     """Run (or finish) a sweep; see ``sim.sweep`` for the arguments. Raises ``ScenarioError``
     before anything runs for a bad key, ``ResultError`` for a folder it cannot write,
     ``RunInterrupted`` after Ctrl-C or SIGTERM (the index is written first)."""
@@ -133,7 +133,7 @@ def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
 
         require_dask()
     since = time.time()  # a point that failed for another sweep after this is not tried again
-    grid = make_grid(scenario, vary, seeds)
+    grid = make_grid(scenario, vary, seeds, overrides)
     folder = Path(output) if output is not None else default_folder(grid)
     prepare_folder(grid, folder)
     points = grid.points
