@@ -67,18 +67,19 @@ def write_metadata(writer: ResultWriter, scenario: Scenario) -> None:
 
 def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = None,
                  overwrite: bool = False, keep_partial: bool = False, checked: bool = False,
-                 debug: bool = False, resume: bool = False):
+                 debug: bool = False, resume: bool = False) -> None:
     """Simulate every trial; the file appears at ``output`` only if the run completes.
 
     Before anything is written the step is checked against its stability bound
     (``sim.stability.preflight``: ScenarioError, or a ``NumericalWarning``). While running,
     ``sim.guard`` stops a diverging run (``DivergenceError``; the file is kept, marked
     ``diverged``) and turns Ctrl-C into ``RunInterrupted`` (the partial file is kept, marked
-    ``interrupted``, only with ``keep_partial``). Returns the model family's simulation object.
-    ``checked``: the caller already ran the preflight and reported it. ``debug``: Brian2 keeps
-    its log files (``sim.brian_logging``; their paths go to stderr). ``resume``: go on from
-    the checkpoint of an interrupted run writing ``output`` (``sim.checkpoint``; ResultError
-    when there is none or it does not fit).
+    ``interrupted``, only with ``keep_partial``). Returns nothing: what the run built is
+    garbage when it ends, and collected then. ``checked``: the caller already ran the
+    preflight and reported it. ``debug``: Brian2 keeps its log files (``sim.brian_logging``;
+    their paths go to stderr). ``resume``: go on from the checkpoint of an interrupted run
+    writing ``output`` (``sim.checkpoint``; ResultError when there is none or it does not
+    fit).
     """
     for message in [] if checked else preflight(scenario):
         warnings.warn(message, NumericalWarning, stacklevel=2)
@@ -94,17 +95,27 @@ def run_scenario(scenario: Scenario, output: Path, progress: Progress | None = N
     if not debug:  # the compiler's output went to files: gone before the simulation proper
         guard.on_first_step = brian_logging.clean_compiler_output
     compiled = _choose_device(scenario, saved is not None) == "standalone"
-    if compiled:  # an earlier run's garbage, else frozen with the rest: its Brian2 objects
-        gc.collect()  # would keep their names, and the compiled build would number its own
-        # anew and recompile them (sim.compiled; ~0.1 s, so not for the runtime device)
-    gc.freeze()  # Brian2 collects garbage at every Network.run (0.1-0.2 s a trial): the
-    try:  # objects that exist now (pcsim's, Brian2's, the caller's) are left out of that
-        return _run(scenario, output, progress, overwrite, keep_partial, guard, saved,
-                    compiled)
+    if compiled and earlier_code_objects():  # garbage of a run not collected (one that
+        gc.collect()  # raised, a caller's own network): alive, its code objects keep their
+        # names, and the compiled build would number its own anew and recompile them
+    gc.freeze()  # the heap as it is now (pcsim's, Brian2's, the caller's) is left out of
+    try:  # every collection during the run: Brian2 collects at every Network.run
+        _run(scenario, output, progress, overwrite, keep_partial, guard, saved, compiled)
     finally:
-        gc.unfreeze()  # what _run set aside from garbage collection during the trials
+        # the run's own garbage (its networks, code objects) while the rest is still frozen:
+        # ~1 ms, where a collection over the whole heap takes 0.1-0.3 s; a later compiled
+        # build then finds none of its code objects alive (``earlier_code_objects``)
+        gc.collect()
+        gc.unfreeze()
         if not debug:
             brian_logging.clean_compiler_output()
+
+
+def earlier_code_objects() -> bool:
+    """Whether Brian2 code objects of an earlier network are still alive (uncollected)."""
+    from brian2.codegen.codeobject import CodeObject
+
+    return any(reference() is not None for reference in list(CodeObject.__instances__()))
 
 
 def _choose_device(scenario: Scenario, resuming: bool) -> str:
@@ -148,7 +159,7 @@ def _run_compiled(simulation, scenario: Scenario, guard: RunGuard, runs: TrialRu
 
 def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite: bool,
          keep_partial: bool, guard: RunGuard, saved: checkpoint.Saved | None,
-         compiled: bool):
+         compiled: bool) -> None:
     simulation, runs, finished = None, None, False
     checkpoints = (checkpoint.Checkpoints(scenario, output)
                    if scenario.record.checkpoint_every or saved else None)
@@ -169,10 +180,6 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
             runs = TrialRuns(simulation, scenario, progress, on_start=started,
                              check_end=lambda: guard.trial_end(simulation.clock_time() * 1e3),
                              on_done=checkpoints.trial_ended if checkpoints else None)
-            # Brian2 runs gc.collect() at every Network.run; over the heap a build leaves (sympy,
-            # code objects) that took ~0.3 s a trial: what exists now is frozen out of it
-            gc.collect()
-            gc.freeze()
             if compiled:  # the device that ran, in the file (sim.compiled.run)
                 writer.file.attrs["device"] = "standalone"
                 compiled = _run_compiled(simulation, scenario, guard, runs)
@@ -224,8 +231,5 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
         except BaseException:
             writer.abort()
             raise
-        finally:
-            gc.unfreeze()
     if progress:
         progress(1.0)
-    return simulation

@@ -59,12 +59,21 @@ def run_pcsim(path: Path, output: Path, family) -> tuple[float, float, dict, str
     probe = Probe()
     started = time.perf_counter()
     scenario = load_scenario(path)
-    simulation = run_scenario(scenario, output, probe)
+    run_scenario(scenario, output, probe)
     with h5py.File(output, "r") as file:
         states = family(file, scenario)
     output.unlink()
-    coupling = getattr(getattr(simulation, "coupling", None), "kind", "")
-    return probe.first - started, probe.last - probe.first, states, coupling
+    return probe.first - started, probe.last - probe.first, states, coupling_of(scenario)
+
+
+def coupling_of(scenario) -> str:
+    """The coupling a hierarchical run builds (``auto`` resolved); "" for other families."""
+    from circuits.coupling import choose_coupling
+
+    if scenario.kind.name != "hierarchical":
+        return ""
+    return choose_coupling(scenario.model.coupling,
+                           [level.generative for level in scenario.model.belief_levels])
 
 
 def child(path: Path, output: Path, cache_dir: Path | None = None,
