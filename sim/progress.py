@@ -13,6 +13,7 @@ terminal (a pipe, a log file) nothing is written.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TextIO
 
@@ -21,6 +22,16 @@ from tqdm import tqdm
 # the trials (tqdm's ``desc``) before the times: on a narrow terminal tqdm cuts the line's end
 BAR_FORMAT = "{percentage:5.1f}% |{bar}| {desc}{elapsed} elapsed, {remaining} left"
 REDRAW_S = 0.1  # the fastest the line is redrawn (a run of many short trials reports often)
+UNKNOWN_SIZE = (80, 24)  # columns and lines where the terminal reports none (a pty nobody
+# sized, as under ``script`` or a test: tqdm took its 0 lines as no room and drew nothing)
+
+
+def terminal_columns(stream: TextIO) -> int:
+    """The terminal's width in columns; 0 where it reports none."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 class Bar(tqdm):
@@ -38,8 +49,11 @@ class TextProgress:
         stream = stream or sys.stderr
         self.interactive = stream.isatty()
         self.fraction = 0.0
+        sized = self.interactive and terminal_columns(stream) > 0
         self.bar = Bar(total=1.0, file=stream, disable=not self.interactive,
-                       bar_format=BAR_FORMAT, dynamic_ncols=True, smoothing=0,
+                       bar_format=BAR_FORMAT, dynamic_ncols=sized,
+                       ncols=None if sized else UNKNOWN_SIZE[0],
+                       nrows=None if sized else UNKNOWN_SIZE[1], smoothing=0,
                        mininterval=REDRAW_S, leave=True)
         self.closed = False
 
