@@ -118,7 +118,7 @@ def headline_rows(result: Result, spec: HeadlineSpec) -> list[Headline]:
     groups = _groups(result, spec, len(value))
     names = _element_names(result, spec.value)
     chosen = _chosen_units(spec, names, value)
-    numbers = (np.broadcast_to(np.asarray(spec.reference, dtype=float), (len(chosen),))
+    numbers = (np.broadcast_to(np.asarray(spec.reference, dtype=float), (len(chosen or [0]),))
                if spec.reference is not None and reference is None else None)
     reference_name = spec.reference_name or (
         spec.reference.rsplit("/", 1)[-1] if isinstance(spec.reference, str) else "stated")
@@ -202,6 +202,8 @@ def _chosen_units(spec: HeadlineSpec, names: list[str],
             raise IndexError(f"/{spec.value} has {width} element(s) per row, not {unit + 1}")
         else:
             picked.append((unit, _shown(names, unit)))
+    if not isinstance(spec.unit, list):  # one element: the headline's name says which
+        return [(picked[0][0], "")]
     return picked
 
 
