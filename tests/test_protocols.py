@@ -286,9 +286,11 @@ def test_long_protocols_are_summarised(tmp_path, capsys):
     output = tmp_path / "r.h5"
     assert main(["run", str(path), "-o", str(output), "--no-plot"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert len(printed) == 3 and printed[-1] == f"wrote {output}"
-    assert printed[0].startswith("  left (mean of 20 trials): F = ")
-    assert printed[1].startswith("  right (mean of 5 trials): F = ")
+    assert printed[0] == "headlines:" and printed[-1] == f"wrote {output}"
+    assert [line.split()[:4] for line in printed[2:-1]] == [  # F, then the top belief
+        ["F", "left", "(mean", "of"], ["F", "right", "(mean", "of"],
+        ["top", "belief", "left", "(mean"], ["top", "belief", "right", "(mean"]]
+    assert "left (mean of 20)" in printed[2] and "right (mean of 5)" in printed[3]
     assert main(["show", str(output)]) == 0
     shown = capsys.readouterr().out
     assert "  25 trials in 2 conditions: left 20, right 5\n" in shown
