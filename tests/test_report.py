@@ -129,9 +129,11 @@ def test_show_reads_no_recorded_array(big, reads, capsys):
     shown = capsys.readouterr().out
     assert "4000 samples to 399.9 ms" in shown
     assert "/levels/input/input                       (4000, 64)     1" in shown
-    # the scenario's parameters say what was recorded (pcsim show lists what is missing)
+    # the scenario's parameters say what was recorded (pcsim show lists what is missing);
+    # the headlines read trial columns (sim.report.headlines)
     assert set(reads) <= {"time", "trials/name", "trials/t_start", "trials/t_stop",
-                          "trials/final_free_energy", "scenario/parameters"}
+                          "trials/final_free_energy", "scenario/parameters",
+                          "trials/final_belief/objects"}
 
 
 def test_the_file_closes_with_the_block_or_close(big, tmp_path):
