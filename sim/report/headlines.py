@@ -81,7 +81,7 @@ def headline_lines(result: Result) -> list[str]:
     """The table ``pcsim run`` ends with and ``pcsim show`` prints (empty: no headline)."""
     try:
         rows = headlines(result)
-    except (KeyError, ValueError, IndexError, ResultError) as err:
+    except (KeyError, ValueError, IndexError, TypeError, ResultError) as err:
         return [f"  headlines: cannot be read from this file ({err})"]
     if not rows:
         return []
