@@ -231,7 +231,8 @@ def test_the_stored_bar_match_is_the_hungarian_correlation_of_the_learned_weight
 
 def test_a_python_user_gets_the_same_rows(outputs):
     with sim.load(outputs["attention/posner"][0]) as result:
-        rows = headlines(result)
+        rows = sim.headlines(result)
+        assert rows == headlines(result)
         stored = np.asarray(result["reaction_time/mean_ms"])
     assert [row.over for row in rows] == list(np.asarray(
         h5py.File(outputs["attention/posner"][0], "r")["reaction_time/condition"].asstr()[()]))
@@ -296,3 +297,37 @@ def test_a_declared_headline_of_a_users_scenario(tmp_path):
 def test_bad_declarations_are_one_line_errors(tmp_path, headline, field):
     line = refusal(tmp_path, tiny({"headline": [headline]}))
     assert f"report.headline[0].{field}" in line, line
+
+
+def test_a_dataset_the_file_lacks_is_one_line_in_the_tables_place(tmp_path):
+    report = {"headline": [{"value": "trials/no_such_column"}]}
+    ran = capture("run", str(write_scenario(tmp_path / "tiny.toml", tiny(report))), "-o",
+                  str(tmp_path / "tiny.h5"), "--no-plot")
+    assert ran.splitlines()[0] == ("  headlines: cannot be read from this file ('/trials/"
+                                   "no_such_column: not in the file (declared in "
+                                   "[[report.headline]])')")
+
+
+def test_per_condition_and_where_are_the_means_of_those_trials(tmp_path):
+    table = tiny({"headline": [
+        {"name": "belief", "value": "trials/final_belief/cause", "per": "condition"},
+        {"name": "F of the high ones", "value": "trials/final_free_energy",
+         "where": {"condition": "high"}, "per": "all"}]})
+    table["protocol"] = {"shuffle": True, "conditions": [
+        {"name": name, "count": count, "duration_ms": 3.0,
+         "stimulus": {"kind": "constant", "value": value}}
+        for name, count, value in (("low", 3, 1.0), ("high", 2, 2.0))]}
+    output = tmp_path / "tiny.h5"
+    ran = printed_table(capture("run", str(write_scenario(tmp_path / "tiny.toml", table)),
+                                "-o", str(output), "--no-plot"))
+    with h5py.File(output, "r") as f:
+        condition = np.array(_texts(f, "trials/condition"))
+        belief = f["trials/final_belief/cause"][:, 0]
+        free_energy = f["trials/final_free_energy"][()]
+    for name in ("low", "high"):
+        assert float(ran["belief", name][0]) == pytest.approx(belief[condition == name].mean(),
+                                                              rel=1e-5)
+    [(over, (value, _, _))] = [(over, row) for (quantity, over), row in ran.items()
+                               if quantity == "F of the high ones"]
+    assert over.startswith("mean of") and float(value) == pytest.approx(
+        free_energy[condition == "high"].mean(), rel=1e-5)

@@ -38,7 +38,7 @@ class Headline:
     over: str
     value: float | np.ndarray
     units: str
-    reference: float | None = None
+    reference: float | np.ndarray | None = None
     reference_name: str = ""
 
 
@@ -147,9 +147,13 @@ def headline_rows(result: Result, spec: HeadlineSpec) -> list[Headline]:
 
 
 def _reference(known: np.ndarray | None, element: int | None, numbers: np.ndarray | None,
-               place: int) -> tuple[float | None]:
+               place: int) -> tuple[float | np.ndarray | None]:
+    """The reference of one row's ``element`` (None: of the whole row): from the reference
+    dataset's row ``known``, else the scenario's ``numbers`` (one per element shown)."""
     if known is not None:
-        return (float(known[element if element is not None else 0]),)
+        if element is not None:
+            return (float(known[element]),)
+        return (known if known.size > 1 else float(known[0]),)
     if numbers is not None:
         return (float(numbers[place]),)
     return (None,)
