@@ -152,12 +152,13 @@ def printed_table(text: str) -> dict[tuple[str, str], tuple[str, str, str]]:
     """The headline table in ``text``: (quantity, over) -> (value, units, reference), the
     columns cut where the header's names start."""
     lines = text.splitlines()
-    start = lines.index("headlines:")
+    start = [line.strip() for line in lines].index("headlines:")
     header = lines[start + 1]
+    indent = len(header) - len(header.lstrip())
     over, units, reference = (header.index(n) for n in ("over", "units", "reference"))
     table = {}
     for line in lines[start + 2:]:
-        if not line.startswith("  ") or line.startswith("    ") or line.strip() == "datasets:":
+        if len(line) - len(line.lstrip()) != indent:  # the table ends
             break
         middle = line[over:units].rstrip()
         value = re.split(r"\s{2,}", middle.strip())[-1]
@@ -303,7 +304,7 @@ def test_a_dataset_the_file_lacks_is_one_line_in_the_tables_place(tmp_path):
     report = {"headline": [{"value": "trials/no_such_column"}]}
     ran = capture("run", str(write_scenario(tmp_path / "tiny.toml", tiny(report))), "-o",
                   str(tmp_path / "tiny.h5"), "--no-plot")
-    assert ran.splitlines()[0] == ("  headlines: cannot be read from this file ('/trials/"
+    assert ran.splitlines()[0] == ("headlines: cannot be read from this file ('/trials/"
                                    "no_such_column: not in the file (declared in "
                                    "[[report.headline]])')")
 

@@ -77,12 +77,13 @@ def headlines(result: Result) -> list[Headline]:
     return [row for spec in declared(result) for row in headline_rows(result, spec)]
 
 
-def headline_lines(result: Result) -> list[str]:
-    """The table ``pcsim run`` ends with and ``pcsim show`` prints (empty: no headline)."""
+def headline_lines(result: Result, indent: str = "") -> list[str]:
+    """The table ``pcsim run`` ends with and ``pcsim show`` prints (empty: no headline), each
+    line after ``indent``."""
     try:
         rows = headlines(result)
     except (KeyError, ValueError, IndexError, TypeError, ResultError) as err:
-        return [f"  headlines: cannot be read from this file ({err})"]
+        return [f"{indent}headlines: cannot be read from this file ({err})"]
     if not rows:
         return []
     table = [("quantity", "over", "value", "units", "reference"),
@@ -90,8 +91,9 @@ def headline_lines(result: Result) -> list[str]:
                 "" if row.reference is None else f"{_number(row.reference)} "
                                                  f"({row.reference_name})") for row in rows)]
     widths = [max(len(line[k]) for line in table) for k in range(4)]
-    return ["headlines:", *(f"  {q:<{widths[0]}}  {o:<{widths[1]}}  {v:>{widths[2]}}  "
-                            f"{u:<{widths[3]}}  {r}".rstrip() for q, o, v, u, r in table)]
+    return [f"{indent}headlines:", *(
+        f"{indent}  {q:<{widths[0]}}  {o:<{widths[1]}}  {v:>{widths[2]}}  {u:<{widths[3]}}  "
+        f"{r}".rstrip() for q, o, v, u, r in table)]
 
 
 def _number(value: float | np.ndarray) -> str:

@@ -60,7 +60,7 @@ def show_lines(result: Result, problems: list[str] | None = None) -> list[str]:
         from sim.report.headlines import headline_lines  # (it uses this module's rows)
 
         lines += trial_lines(result)
-        lines += headline_lines(result) if not problems else [
+        lines += headline_lines(result, indent="  ") if not problems else [
             "  headlines: not shown for a damaged file"]
     lines.append("  datasets:")
     for path in sorted(result.datasets):
