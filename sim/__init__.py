@@ -2,7 +2,8 @@
 
 ``sim.run(scenario, ...)`` runs a scenario file (a path or a bundled name) and returns the
 loaded ``Result``; ``sim.load(path)`` reads a result file; ``sim.sweep(...)`` runs a grid of
-them and ``sim.open_sweep(folder)`` reads its index (``sim.sweeps``).
+them and ``sim.open_sweep(folder)`` reads its index (``sim.sweeps``); ``sim.headlines(result)``
+gives a result's headline numbers.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from sim.sweeps.table import Sweep
 
 __all__ = ["DivergenceError", "NumericalWarning", "Result", "ResultError", "RunInterrupted",
-           "ScenarioError", "__version__", "load", "open_sweep", "run", "sweep"]
+           "ScenarioError", "__version__", "headlines", "load", "open_sweep", "run", "sweep"]
 
 
 def _in_own_temp_folder(function):
@@ -129,3 +130,12 @@ def open_sweep(folder_or_index: str | Path) -> Sweep:
     from sim.sweeps.table import open_sweep as open_index
 
     return open_index(folder_or_index)
+
+
+def headlines(result: Result) -> list:
+    """The headline numbers of a loaded result, as ``pcsim run`` and ``pcsim show`` print them:
+    rows with ``quantity``, ``over``, ``value``, ``units``, ``reference`` and
+    ``reference_name`` (``sim.report.headlines``; declared in the scenario's ``[report]``)."""
+    from sim.report.headlines import headlines as rows
+
+    return rows(result)

@@ -109,7 +109,7 @@ def command_run(args: argparse.Namespace) -> int:
         return 0
     from sim.engine import run_scenario, text_progress
     from sim.io.reader import load
-    from sim.report.summary import summary_lines
+    from sim.report.headlines import headline_lines
 
     own_warnings(args)  # the engine loads Brian2
     print(f"pcsim: running {scenario.name} ({scenario.path}), seed {scenario.seed}, "
@@ -119,7 +119,7 @@ def command_run(args: argparse.Namespace) -> int:
                      keep_partial=args.keep_partial, checked=True, debug=args.debug,
                      resume=args.resume)
     with load(output) as result:
-        for line in summary_lines(result):
+        for line in headline_lines(result):
             print(line)
         print(f"wrote {output}")
         if not args.no_plot:

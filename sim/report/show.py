@@ -35,7 +35,8 @@ def damage(result: Result) -> list[str]:
 
 
 def show_lines(result: Result, problems: list[str] | None = None) -> list[str]:
-    """What ``pcsim show`` prints: the run, its software, its trials and its datasets; then
+    """What ``pcsim show`` prints: the run, its software, its trials, its headline numbers
+    (``sim.report.headlines``) and its datasets; then
     ``problems`` (default: ``damage(result)``), the parts left out of the summary for them."""
     problems = damage(result) if problems is None else problems
     broken = {line.partition(":")[0] for line in problems}
@@ -56,7 +57,11 @@ def show_lines(result: Result, problems: list[str] | None = None) -> list[str]:
     lines.append(f"  pcsim {attrs.get('pcsim_version')}, brian2 {attrs.get('brian2_version')}, "
                  f"numpy {attrs.get('numpy_version')}, written {attrs.get('created_utc')}")
     if not any(path.startswith("/trials/") for path in broken):
+        from sim.report.headlines import headline_lines  # (it uses this module's rows)
+
         lines += trial_lines(result)
+        lines += headline_lines(result, indent="  ") if not problems else [
+            "  headlines: not shown for a damaged file"]
     lines.append("  datasets:")
     for path in sorted(result.datasets):
         if not path.startswith("scenario/"):
