@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a scenario and write an HDF5 result")
     run.add_argument("scenario", nargs="?", default="perception/hierarchy",
-                     help="a scenario file or bundled name (default: perception/hierarchy)")
+                     help="a scenario file or bundled name (default: perception/hierarchy), "
+                          "or a result file (.h5): its stored scenario, run again")
     run.add_argument("-o", "--output", help="result file (default: outputs/<name>-...h5)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a scenario field by dotted path, e.g. model.tau_belief_ms=5")

@@ -17,13 +17,15 @@ from typing import Any
 import numpy as np
 
 from sim.io.lazy import LazyArray
+from sim.io.provenance import PROVENANCE
 from sim.io.reader import Result
 from sim.parameters import differing_keys
 
-# root attributes that say when and with what a file was written, not what was computed
-# (``resumed_at_trials``: a resumed run equals an uninterrupted one, sim.checkpoint)
+# root attributes that say when, with what and where a file was written, not what was computed
+# (``resumed_at_trials``: a resumed run equals an uninterrupted one, sim.checkpoint; the BLAS,
+# CPU and commit: sim.io.provenance)
 VOLATILE = {"created_utc", "pcsim_version", "brian2_version", "numpy_version", "h5py_version",
-            "python_version", "schema_version", "resumed_at_trials"}
+            "python_version", "schema_version", "resumed_at_trials", *PROVENANCE}
 # root attributes that repeat a parameter (seed, dt_ms, method, name, model.kind, the trials)
 DERIVED = {"seed", "scenario_name", "model_kind", "dt", "dt_units", "method", "duration"}
 PARAMETERS = "scenario/parameters"
