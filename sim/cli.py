@@ -183,13 +183,36 @@ def command_plot(args: argparse.Namespace) -> int:
 
 def command_diff(args: argparse.Namespace) -> int:
     from sim.io.reader import load
-    from sim.report.diff import diff_lines
+    from sim.report.diff import Tolerance, diff_lines
+    from sim.sweeps.detect import is_sweep_index
 
-    with load(args.first, allow_incomplete=True) as first, \
-            load(args.second, allow_incomplete=True) as second:
-        lines, differ = diff_lines(first, second)
+    tolerance = Tolerance(args.rtol, args.atol)
+    sweeps = [is_sweep_index(path) for path in (args.first, args.second)]
+    if all(sweeps):
+        from sim.sweeps.diff import sweep_diff_lines
+
+        lines, differ = sweep_diff_lines(args.first, args.second, tolerance)
+    elif any(sweeps):
+        sweep, other = (args.first, args.second) if sweeps[0] else (args.second, args.first)
+        raise ResultError(f"{sweep}: is a sweep's index and {other} is not; diff compares two "
+                          "results or two sweeps")
+    else:
+        with load(args.first, allow_incomplete=True) as first, \
+                load(args.second, allow_incomplete=True) as second:
+            lines, differ = diff_lines(first, second, tolerance)
     print("\n".join(lines))
     return 1 if differ else 0
+
+
+def tolerance_value(text: str) -> float:
+    """A ``--rtol``/``--atol`` value: a number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
 
 
 def command_bench(args: argparse.Namespace) -> int:
@@ -240,9 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
     plot.set_defaults(handler=command_plot)
 
     diff = commands.add_parser("diff", help="which parameters and datasets of two results "
-                               "differ (exit 0 identical, 1 different)")
-    diff.add_argument("first", metavar="A.h5")
-    diff.add_argument("second", metavar="B.h5")
+                               "(or of each point of two sweeps) differ (exit 0 identical, "
+                               "1 different)")
+    diff.add_argument("first", metavar="A.h5", help="a result, or a sweep's index or folder")
+    diff.add_argument("second", metavar="B.h5", help="a result, or a sweep's index or folder")
+    diff.add_argument("--rtol", type=tolerance_value, default=0.0, metavar="R",
+                      help="floats A and B are equal where |A - B| <= max(atol, R max(|A|, "
+                           "|B|)) (default 0: exact)")
+    diff.add_argument("--atol", type=tolerance_value, default=0.0, metavar="A",
+                      help="... or |A - B| <= A (default 0: exact)")
     diff.set_defaults(handler=command_diff)
 
     bench = commands.add_parser("bench", help="measure speed against NumPy references")
