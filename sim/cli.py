@@ -268,10 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("first", metavar="A.h5", help="a result, or a sweep's index or folder")
     diff.add_argument("second", metavar="B.h5", help="a result, or a sweep's index or folder")
     diff.add_argument("--rtol", type=tolerance_value, default=0.0, metavar="R",
-                      help="floats A and B are equal where |A - B| <= max(atol, R max(|A|, "
-                           "|B|)) (default 0: exact)")
-    diff.add_argument("--atol", type=tolerance_value, default=0.0, metavar="A",
-                      help="... or |A - B| <= A (default 0: exact)")
+                      help="floats a and b count as equal where |a - b| <= max(T, R max(|a|, "
+                           "|b|)) (default 0: exact)")
+    diff.add_argument("--atol", type=tolerance_value, default=0.0, metavar="T",
+                      help="... or where |a - b| <= T (default 0: exact)")
     diff.set_defaults(handler=command_diff)
 
     bench = commands.add_parser("bench", help="measure speed against NumPy references")

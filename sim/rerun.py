@@ -125,7 +125,9 @@ def version_note(stored: StoredRun) -> str | None:
     """One line naming each software version that differs between the one that wrote the
     result and this one (a commit: when both ran from a git checkout); None when none does."""
     now = running_software()
-    changed = [(name, stored.software[key], now[key]) for key, name in SOFTWARE
+    changed = [(name, *(value[:12] if key == "git_commit" else value
+                        for value in (stored.software[key], now[key])))
+               for key, name in SOFTWARE
                if key in stored.software and key in now and stored.software[key] != now[key]]
     if not changed:
         return None

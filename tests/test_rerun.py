@@ -20,6 +20,7 @@ CHECKOUT = Path(sim.__file__).resolve().parents[1]
 # short runs: a noisy input with random weights (hierarchical), and the discrete family
 RUNS = {"hierarchy": ("perception/hierarchy", "protocol.trials.0.duration_ms=40", "11"),
         "creak": ("perception/creak", "record.every_ms=2.0", "3")}
+ONE_SETTING = "protocol.trials.0.duration_ms=2"
 
 
 def pcsim(*args: str, **environment: str) -> subprocess.CompletedProcess:
@@ -72,34 +73,43 @@ def test_rerun_gives_every_dataset_bitwise(stored, tmp_path):
     assert differing(stored, again) == ["@created_utc"]
 
 
-def test_rerun_keeps_the_device_that_ran(stored, tmp_path):
+@pytest.fixture(scope="module")
+def one(tmp_path_factory) -> Path:
+    """One short hierarchical result, with a --set (the tests below re-run it, or read it)."""
+    output = tmp_path_factory.mktemp("one") / "result.h5"
+    ran = pcsim("run", "perception/single_cause", "--set", ONE_SETTING, "-o", str(output),
+                "--no-plot", OPENBLAS_NUM_THREADS="1")
+    assert ran.returncode == 0, ran.stderr
+    return output
+
+
+def test_rerun_keeps_the_device_that_ran(one, tmp_path):
     """The result ran on the runtime device; $PCSIM_DEVICE now asks for the compiled one."""
     again = tmp_path / "again.h5"
-    ran = pcsim("run", str(stored), "-o", str(again), "--no-plot", OPENBLAS_NUM_THREADS="1",
+    ran = pcsim("run", str(one), "-o", str(again), "--no-plot", OPENBLAS_NUM_THREADS="1",
                 PCSIM_DEVICE="standalone")
     assert ran.returncode == 0, ran.stderr
-    assert differing(stored, again) == ["@created_utc"]
+    assert differing(one, again) == ["@created_utc"]
 
 
-def test_new_overrides_apply_on_top_from_python(stored, tmp_path):
+def test_new_overrides_apply_on_top_from_python(one, tmp_path):
     """``sim.run(RESULT.h5, seed=...)`` is the scenario run with the stored --set and the new
     seed: the file a direct run of the bundled scenario with both writes."""
-    with h5py.File(stored, "r") as handle:
-        name = handle.attrs["scenario_name"]
-    bundled, setting, _ = RUNS["hierarchy" if name == "hierarchy" else "creak"]
     direct = tmp_path / "direct.h5"
-    ran = pcsim("run", bundled, "--set", setting, "--seed", "5", "-o", str(direct), "--no-plot",
-                OPENBLAS_NUM_THREADS="1")
+    ran = pcsim("run", "perception/single_cause", "--set", ONE_SETTING, "--seed", "5", "-o",
+                str(direct), "--no-plot", OPENBLAS_NUM_THREADS="1")
     assert ran.returncode == 0, ran.stderr
     rerun = tmp_path / "rerun.h5"
-    sim.run(stored, output=rerun, seed=5).close()
+    sim.run(one, output=rerun, seed=5).close()
     assert "@created_utc" in differing(direct, rerun)
     assert set(differing(direct, rerun)) <= {"@created_utc", "@blas_threads"}
+    with h5py.File(rerun, "r") as handle:
+        assert handle.attrs["seed"] == 5
 
 
-def test_other_versions_give_one_warning_line(stored, tmp_path):
+def test_other_versions_give_one_warning_line(one, tmp_path):
     older = tmp_path / "older.h5"
-    shutil.copy(stored, older)
+    shutil.copy(one, older)
     with h5py.File(older, "a") as handle:
         handle.attrs["numpy_version"] = "1.0.0"
         handle.attrs["pcsim_version"] = "0.0.1"
@@ -111,17 +121,7 @@ def test_other_versions_give_one_warning_line(stored, tmp_path):
     assert "pcsim 0.0.1" in warnings[0] and "numpy 1.0.0" in warnings[0]
     assert f"pcsim {sim.__version__}" in warnings[0] and f"numpy {np.__version__}" in warnings[0]
     assert ran.stderr.index(warnings[0]) < ran.stderr.index("running")  # before running
-    assert differing(stored, again) == ["@created_utc"]
-
-
-@pytest.fixture(scope="module")
-def one(tmp_path_factory) -> Path:
-    """One hierarchical result of a short run (the runs below refuse, or only read it)."""
-    output = tmp_path_factory.mktemp("one") / "result.h5"
-    ran = pcsim("run", "perception/single_cause", "--set", "protocol.trials.0.duration_ms=2",
-                "-o", str(output), "--no-plot", OPENBLAS_NUM_THREADS="1")
-    assert ran.returncode == 0, ran.stderr
-    return output
+    assert differing(one, again) == ["@created_utc"]
 
 
 def test_what_cannot_be_rerun_is_one_line(one, tmp_path):
@@ -168,6 +168,13 @@ def test_result_records_blas_cpu_and_commit(one):
     assert f"CPU {attrs['cpu_model']}" in shown.stdout
     if "git_commit" in attrs:
         assert attrs["git_commit"] in shown.stdout
+
+
+def test_the_docs_name_each_attribute():
+    from sim.io.schema import PROVENANCE_ATTRIBUTES
+
+    docs = (CHECKOUT / "docs" / "results.md").read_text()
+    assert [a.name for a in PROVENANCE_ATTRIBUTES if f"`{a.name}`" not in docs] == []
 
 
 def test_no_git_outside_a_checkout(tmp_path, monkeypatch):
@@ -257,8 +264,8 @@ def test_bad_tolerance_is_a_user_mistake(one, bad):
 
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory) -> dict[str, Path]:
-    """Three sweeps of a 2 ms single_cause: ``a`` and ``same`` alike; ``other`` with another
-    prior mean in its scenario and a third value on its axis."""
+    """Three sweeps of a 2 ms single_cause: ``a`` and ``same`` alike but for the order of their
+    points; ``other`` with another prior mean in its scenario and a third value on its axis."""
     folder = tmp_path_factory.mktemp("sweeps")
     text = (CHECKOUT / "scenarios/perception/single_cause.toml").read_text()
     short = text.replace("duration_ms = 20.0", "duration_ms = 2.0")
@@ -266,7 +273,7 @@ def sweeps(tmp_path_factory) -> dict[str, Path]:
     (folder / "short.toml").write_text(short)
     (folder / "other.toml").write_text(short.replace("mean = 3.0 ", "mean = 3.5 "))
     out = {}
-    for name, scenario, values in (("a", "short", "1,2"), ("same", "short", "1,2"),
+    for name, scenario, values in (("a", "short", "1,2"), ("same", "short", "2,1"),
                                    ("other", "other", "1,2,3")):
         ran = pcsim("sweep", str(folder / f"{scenario}.toml"), "--vary",
                     f"model.tau_belief_ms={values}", "-o", str(folder / name), "-j", "1")

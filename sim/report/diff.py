@@ -6,9 +6,9 @@ Parameters are the resolved scenario (``/scenario/parameters``) flattened to dot
 (NaN equal to NaN), time series a block of samples at a time, so that two large results are
 compared in bounded memory; numbers report the largest absolute difference. Floats (in
 datasets and root attributes) are equal exactly by default, or within a ``Tolerance``
-(``pcsim diff --rtol R --atol A``): |A - B| <= max(atol, rtol max(|A|, |B|)), the symmetric
-rule of Python's ``math.isclose`` (so ``diff A B`` and ``diff B A`` agree); integers, text and
-where NaN and +-Inf stand stay exact.
+(``pcsim diff --rtol R --atol T``): floats a and b are equal where |a - b| <= max(T,
+R max(|a|, |b|)), the symmetric rule of Python's ``math.isclose`` (so ``diff A B`` and
+``diff B A`` agree); integers, text and where NaN and +-Inf stand stay exact.
 """
 
 from __future__ import annotations
