@@ -59,7 +59,7 @@ def read_stored_run(path: str | Path) -> StoredRun:
 
     if is_sweep_index(path):
         raise ResultError(f"{path}: is a sweep's index, not a result; re-run a point by its "
-                          "file (pcsim show lists them) or the sweep with pcsim sweep")
+                          "file (point-<key>.h5 beside the index) or the sweep with pcsim sweep")
     with load(path, allow_incomplete=True) as result:
         parameters = result.parameters
         overrides = parameters.get("overrides", {})

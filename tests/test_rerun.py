@@ -318,3 +318,15 @@ def test_a_sweep_and_a_result_is_one_line(sweeps, one):
     ran = pcsim("diff", str(sweeps["a"]), str(one))
     assert ran.returncode == 2 and ran.stderr.count("\n") == 1
     assert "diff compares two results or two sweeps" in ran.stderr
+
+
+def test_a_sweep_point_reruns_bitwise_and_the_index_is_refused(sweeps, tmp_path):
+    """A point's file stores the sweep's scenario and the point's values as its overrides."""
+    point = sorted(sweeps["other"].glob("point-*.h5"))[0]
+    again = tmp_path / "again.h5"
+    ran = pcsim("run", str(point), "-o", str(again), "--no-plot", OPENBLAS_NUM_THREADS="1")
+    assert ran.returncode == 0, ran.stderr
+    assert differing(point, again) == ["@created_utc"]  # the workers ran BLAS on 1 thread too
+    ran = pcsim("run", str(sweeps["a"] / "sweep.h5"), "-o", str(tmp_path / "index.h5"))
+    assert ran.returncode == 2 and ran.stderr.count("\n") == 1
+    assert "is a sweep's index, not a result" in ran.stderr
