@@ -67,7 +67,8 @@ def read_stored_run(path: str | Path) -> StoredRun:
             raise ResultError(f"{path}: damaged pcsim result: /scenario/parameters: overrides "
                               "is not a table")
         ran = result.attrs.get("device")
-        stored = parameters.get("numerics", {}).get("device")
+        numerics = parameters.get("numerics")
+        stored = numerics.get("device") if isinstance(numerics, dict) else None
         return StoredRun(
             result=Path(path), source=result.scenario_source,
             scenario_path=str(result.group_attrs["scenario"]["path"]), overrides=overrides,
