@@ -11,12 +11,12 @@ kernels per CPU, and its threads split sums):
   (``sim.bench.blas``), absent for another BLAS;
 - ``cpu_model``: the CPU's model name (``/proc/cpuinfo``, else ``platform``);
 - ``git_commit``, ``git_dirty`` (1: tracked files differ from that commit): only when pcsim
-  runs from a git checkout (``sim/`` beside a ``.git``), from one ``git status`` (~10 ms);
+  runs from a git checkout (``sim/`` beside a ``.git``), from one ``git status`` (4-6 ms);
   an installed pcsim, or a checkout where git is missing or refuses, records neither.
 
-The BLAS name and the CPU are read once per process; the threads and the commit at every run
-(a process may change them between runs). ``pcsim diff`` ignores them all (``PROVENANCE``), as
-it ignores the versions.
+The BLAS name, its kernels and the CPU are read once per process; the threads and the commit at
+every run (a process may change them between runs): 7-11 ms a run on 2 loaded cores. ``pcsim
+diff`` ignores them all (``PROVENANCE``), as it ignores the versions.
 """
 
 from __future__ import annotations
@@ -57,11 +57,19 @@ def blas_name() -> str:
 
 def openblas() -> dict[str, Any]:
     """``blas_core`` and ``blas_threads`` of the loaded OpenBLAS libraries (none: empty)."""
-    from sim.bench.blas import blas_cores, blas_threads
+    from sim.bench.blas import blas_threads
 
-    cores, threads = blas_cores(), blas_threads()
-    return {**({"blas_core": ", ".join(cores)} if cores else {}),
+    threads = blas_threads()
+    return {**({"blas_core": blas_core()} if blas_core() else {}),
             **({"blas_threads": max(threads)} if threads else {})}
+
+
+@functools.cache
+def blas_core() -> str:
+    """The kernel families of the loaded OpenBLAS libraries, chosen once as each loaded."""
+    from sim.bench.blas import blas_cores
+
+    return ", ".join(blas_cores())
 
 
 @functools.cache
