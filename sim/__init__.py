@@ -57,6 +57,9 @@ def run(
     resume: bool = False,
 ) -> Result:
     """Run a scenario (path or bundled name, with ``overrides`` as dotted keys) and load it.
+    A result file as ``scenario`` runs the scenario it stores again (``sim.rerun``: its text,
+    overrides and seed; ``overrides`` and ``seed`` then apply on top): with the same software
+    (a ``UserWarning`` names any version that differs) every dataset equals the stored run's.
 
     Without ``output`` the file goes to ``outputs/<name>-seed<seed>-<time>.h5``. An existing
     ``output`` is replaced only with ``overwrite``. Raises ``ScenarioError`` for a mistake in
@@ -77,8 +80,12 @@ def run(
     def warn(message: str) -> None:  # at the caller's line: warn, preflight_run, run, decorator
         warnings.warn(message, NumericalWarning, stacklevel=5)
 
+    def versions(message: str) -> None:  # a result re-run by other software (sim.rerun)
+        warnings.warn(message, UserWarning, stacklevel=5)
+
     loaded, target = preflight_run(scenario, output, overrides=overrides, seed=seed,
-                                   overwrite=overwrite, resume=resume, warn=warn)
+                                   overwrite=overwrite, resume=resume, warn=warn,
+                                   versions=versions)
 
     from sim.engine import run_scenario, text_progress
 

@@ -274,13 +274,19 @@ def load_scenario(
     name_or_path: str | Path, overrides: dict[str, Any] | None = None, seed: int | None = None
 ) -> Scenario:
     """Read, override and validate a scenario; raise ScenarioError on any mistake."""
-    path = find_scenario(name_or_path)
-    data, source = read_toml(path)
+    return override_and_parse(*read_toml(find_scenario(name_or_path)), overrides, seed)
+
+
+def override_and_parse(data: dict, source: Source, overrides: dict[str, Any] | None,
+                       seed: int | None) -> Scenario:
+    """A scenario's table (read from ``source``) with ``overrides`` and ``seed`` applied,
+    validated (``load_scenario``; ``sim.rerun``: the text a result stores)."""
+    path = source.path
     overrides = dict(overrides or {})
     if seed is not None:
         overrides["seed"] = seed
-    check_overrides(overrides, str(path))
-    apply_overrides(data, overrides, str(path))
+    check_overrides(overrides, path)
+    apply_overrides(data, overrides, path)
     source = dataclasses.replace(source, overrides=tuple(overrides))
     return parse_scenario(data, source, overrides)
 

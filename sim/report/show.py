@@ -56,6 +56,7 @@ def show_lines(result: Result, problems: list[str] | None = None) -> list[str]:
         lines.append(f"  resumed from a checkpoint with {done} trial(s) done")
     lines.append(f"  pcsim {attrs.get('pcsim_version')}, brian2 {attrs.get('brian2_version')}, "
                  f"numpy {attrs.get('numpy_version')}, written {attrs.get('created_utc')}")
+    lines += provenance_lines(attrs)
     if not any(path.startswith("/trials/") for path in broken):
         from sim.report.headlines import headline_lines  # (it uses this module's rows)
 
@@ -69,6 +70,23 @@ def show_lines(result: Result, problems: list[str] | None = None) -> list[str]:
     if problems:
         lines.append(f"  damaged: {len(problems)} part(s) missing or malformed:")
         lines += [f"    {line}" for line in problems]
+    return lines
+
+
+def provenance_lines(attrs: dict[str, Any]) -> list[str]:
+    """Where the run was computed (``sim.io.provenance``): the BLAS and the CPU, and the pcsim
+    commit when it ran from a git checkout; none for a file that predates them."""
+    lines = []
+    if "blas" in attrs or "cpu_model" in attrs:
+        threads = attrs.get("blas_threads")
+        kernels = ", ".join(part for part in (
+            attrs.get("blas_core") and f"{attrs['blas_core']} kernels",
+            threads is not None and f"{threads} thread{'' if threads == 1 else 's'}") if part)
+        lines.append(f"  BLAS {attrs.get('blas', 'unknown')}{f' ({kernels})' if kernels else ''}"
+                     f", CPU {attrs.get('cpu_model', 'unknown')}")
+    if "git_commit" in attrs:
+        dirty = " with uncommitted changes" if attrs.get("git_dirty") else ""
+        lines.append(f"  pcsim from git commit {attrs['git_commit']}{dirty}")
     return lines
 
 
