@@ -37,9 +37,8 @@ def mark_trials(axis: plt.Axes, result: Result) -> None:
         axis.axvline(start * 1e3, color="0.6", lw=0.8, ls="--")
 
 
-def plot(result: Result, output: Path) -> Path:
-    """Draw the figure of ``result``'s kind into ``output``, in the format its extension names
-    (``.png``, ``.svg``, ``.pdf``, ...: matplotlib's)."""
+def draw(result: Result) -> plt.Figure:
+    """The figure of ``result``'s kind (the caller closes it)."""
     if result.kind not in PLOTTERS:
         # each figure module registers its drawing function when imported
         import importlib
@@ -49,7 +48,13 @@ def plot(result: Result, output: Path) -> Path:
         except ModuleNotFoundError:
             raise ResultError(f"{result.path}: no figure for results of kind "
                               f"{result.kind!r}") from None
-    figure = PLOTTERS[result.kind](result)
+    return PLOTTERS[result.kind](result)
+
+
+def plot(result: Result, output: Path) -> Path:
+    """Draw the figure of ``result``'s kind into ``output``, in the format its extension names
+    (``.png``, ``.svg``, ``.pdf``, ...: matplotlib's)."""
+    figure = draw(result)
     output.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(output, dpi=110)
     plt.close(figure)
