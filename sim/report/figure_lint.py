@@ -7,7 +7,8 @@
   rotated rectangle, not the box around it);
 - **legend covers data**: a legend's box over a plotted point, a line's segment, a bar, an
   area's edge or an image, in any panel of the figure (artists with the gid ``DECORATION``,
-  such as trial boundaries and zero lines, are not data);
+  such as trial boundaries and zero lines, are not data; ``legend_covers`` is the test, which
+  ``sim.report.figures.settle_legends`` uses to place legends);
 - **axis without a label**: an axis that shows tick labels but has no label;
 - **empty panel / all zeros**: a visible panel with no data, or whose data are all zero
   (|v| <= ``ZERO``: a gap of 1e-30 is rounding, not a result);
@@ -32,7 +33,8 @@ from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
-DECORATION = "decoration"  # gid of an artist that is not data (trial marks, zero lines)
+from sim.report.figures import DECORATION  # the gid of what is not data
+
 ZERO = 1e-12  # |v| at most this: zero
 SLACK = 1.0  # pixels two boxes may share before they overlap
 
@@ -227,16 +229,25 @@ def _data(axis: Axes) -> list:
     return [a for a in artists if a.get_visible() and a.get_gid() != DECORATION]
 
 
+def legend_covers(legend: Legend, figure: Figure, renderer) -> list[Axes]:
+    """The panels of ``figure`` whose data ``legend`` covers."""
+    box = legend.get_window_extent(renderer)
+    found = []
+    for axis in figure.axes:
+        if not (axis.get_visible() and axis.axison):
+            continue
+        inside = _clip(box, axis.get_window_extent(renderer))
+        if inside is not None and any(_covers(a, inside, renderer) for a in _data(axis)):
+            found.append(axis)
+    return found
+
+
 def _covering_legends(figure: Figure, panels: list[Axes], renderer) -> list[str]:
     findings = []
     for legend in _legends(figure, panels):
-        box = legend.get_window_extent(renderer)
         owner = legend.axes if legend.axes is not None else None
-        for axis in panels:
-            inside = _clip(box, axis.get_window_extent(renderer))
-            if inside is None:
-                continue
-            if any(_covers(artist, inside, renderer) for artist in _data(axis)):
+        for axis in legend_covers(legend, figure, renderer):
+            if axis in panels:
                 entries = ", ".join(_short(t) for t in legend.get_texts()[:2])
                 place = f"in {name_of(owner)}" if owner is not None else "of the figure"
                 findings.append(f"legend covers data: the legend {place} ({entries}, ...) "
