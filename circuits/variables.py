@@ -27,7 +27,7 @@ ROLES = ("input", "state", "error", "precision", "parameter")
 PLOTS = ("lines", "log", "none")
 REFERENCES = ("", "noise_precision", "log_noise_precision")
 WHEN = ("always", "varying")
-RELATIVE = {"level": "{u}", "1/level": "1/{u}", "1/level^2": "1/({u})^2"}
+RELATIVE = {"level": "{u}", "1/level": "1/({u})", "1/level^2": "1/({u})^2"}
 # a level's units: letters, digits, ^ / * . ( ) - and spaces; deg/s, mV, Hz, m/s^2, 1/s
 LEVEL_UNITS = re.compile(r"^[A-Za-z°µ][A-Za-z0-9°µ^/*.() -]{0,31}$")
 
