@@ -303,6 +303,10 @@ def _posterior_1d(axis: plt.Axes, result: Result, index: int, grid: np.ndarray,
         laplace = np.exp(-0.5 * (grid - m) ** 2 / variance) / np.sqrt(2 * np.pi * variance)
         axis.plot(grid, laplace, color="tab:blue", lw=1.2, label="Laplace Q")
     axis.axvline(mean, color="black", ls=":", lw=1.0, label="exact mean")
+    if "reference_mode/" + result.level_names[-1] in result.trials:  # the claim: mu -> mode
+        mode = _stacked(result, "reference_mode", index)[0]
+        if abs(mode - mean) > 1e-3 * (grid[-1] - grid[0]):  # else the mean's line is it
+            axis.axvline(mode, color="tab:red", ls="--", lw=1.0, label="exact mode")
     top = result.level_names[-1]
     units = result.units(f"levels/{top}/belief") if f"levels/{top}/belief" in result else "1"
     axis.set_xlabel(with_units(top, units), fontsize=7)

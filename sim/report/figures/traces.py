@@ -42,11 +42,14 @@ def quantity(result: Result, path: str) -> str:
 
 
 def plain_log_ticks(axis: plt.Axes) -> None:
-    """A log y axis read as plain numbers at 1, 2, 5 times powers of ten (0.2, 0.5, 1, 2),
-    not as mantissas (4x10^0, 6x10^-1)."""
+    """A log y axis read as plain numbers (0.2, 0.5, 1, 2 over a few decades; 1e-08, 1 over
+    many), not as mantissas (4x10^0, 6x10^-1). Call it once the data are drawn."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    axis.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    low, high = axis.get_ylim()
+    few = low > 0 and high / low <= 1e3
+    axis.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if few else (1.0,),
+                                            numticks=8))
     axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.yaxis.set_minor_formatter(NullFormatter())
 
