@@ -5,6 +5,8 @@
 - **text overlaps text**: two visible text artists (titles, axis and tick labels, legend
   entries, annotations, the figure's title) whose drawn boxes intersect (a rotated text is its
   rotated rectangle, not the box around it);
+- **text over another panel**: a text over the plotting area of a panel it does not belong
+  to (the figure's title across the first panel's frame);
 - **legend covers data**: a legend's box over a plotted point, a line's segment, a bar, an
   area's edge or an image, in any panel of the figure (artists with the gid ``DECORATION``,
   such as trial boundaries and zero lines, are not data; ``legend_covers`` is the test, which
@@ -46,6 +48,7 @@ def lint(figure: Figure) -> list[str]:
     panels = [axis for axis in figure.axes if axis.get_visible() and axis.axison]
     findings = []
     findings += _overlapping_texts(figure, panels, renderer)
+    findings += _texts_in_other_panels(figure, panels, renderer)
     findings += _covering_legends(figure, panels, renderer)
     for axis in panels:
         findings += _unlabelled(axis, renderer)
@@ -94,6 +97,38 @@ def _texts(figure: Figure, panels: list[Axes]) -> list[tuple[str, Text]]:
             found.append(("legend title", legend.get_title()))
     return [(where, text) for where, text in found
             if text.get_visible() and text.get_text().strip()]
+
+
+def _owner(text: Text, panels: list[Axes]) -> Axes | None:
+    """The panel a text belongs to (its title, labels, ticks, legend), None: the figure's."""
+    for axis in panels:
+        if text in (axis.title, axis._left_title, axis._right_title, axis.xaxis.label,
+                    axis.yaxis.label) or text in axis.texts:
+            return axis
+        legend = axis.get_legend()
+        if legend is not None and (text in legend.get_texts() or text is legend.get_title()):
+            return axis
+    return text.axes
+
+
+def _texts_in_other_panels(figure: Figure, panels: list[Axes], renderer) -> list[str]:
+    """A text drawn over the plotting area of a panel it does not belong to (a figure title
+    across the first panel's frame, a y label reaching into its neighbour)."""
+    findings = []
+    areas = [(axis, axis.patch.get_window_extent(renderer)) for axis in panels]
+    for where, text in _texts(figure, panels):
+        quad = _corners(text, renderer)
+        owner = _owner(text, panels)
+        for axis, area in areas:
+            if axis is owner or axis in getattr(owner, "child_axes", ()) or \
+                    owner in getattr(axis, "child_axes", ()):
+                continue
+            box = np.array([[area.x0, area.y0], [area.x1, area.y0], [area.x1, area.y1],
+                            [area.x0, area.y1]])
+            if not _separated(quad, box):
+                findings.append(f"text over another panel: {where} {_short(text)} over "
+                                f"{name_of(axis)}")
+    return findings
 
 
 def _corners(text: Text, renderer) -> np.ndarray:

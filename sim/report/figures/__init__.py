@@ -51,8 +51,19 @@ def draw(result: Result) -> plt.Figure:
             raise ResultError(f"{result.path}: no figure for results of kind "
                               f"{result.kind!r}") from None
     figure = PLOTTERS[result.kind](result)
+    fit_title(figure)
     settle_legends(figure)
     return figure
+
+
+def fit_title(figure: plt.Figure) -> None:
+    """Lay the panels out below the figure's title (``tight_layout`` alone may draw the title
+    across the first panel's frame)."""
+    title = figure._suptitle
+    if title is None:
+        return
+    box = title.get_window_extent(figure.canvas.get_renderer())
+    figure.tight_layout(rect=(0.0, 0.0, 1.0, box.y0 / figure.bbox.height - 0.005))
 
 
 def plot(result: Result, output: Path) -> Path:

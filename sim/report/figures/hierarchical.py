@@ -276,7 +276,7 @@ def _posteriors(result: Result, figure: plt.Figure, cell) -> None:
              if np.all(np.isfinite(trials["reference_density"][i]))][:MAX_POSTERIORS]
     if not shown:
         return
-    panels = cell.subgridspec(1, len(shown), wspace=0.3)
+    panels = cell.subgridspec(1, len(shown), wspace=0.55)
     for column, index in enumerate(shown):
         axis = figure.add_subplot(panels[0, column])
         grid = trials["reference_grid"][index]

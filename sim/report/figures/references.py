@@ -127,6 +127,7 @@ def draw_cue_weights(result: Result, axis: plt.Axes, weights: tuple[np.ndarray, 
     axis.plot(x, measured, "o", color="tab:blue", ms=4, label="the network's percept")
     axis.set_xticks(x, names, fontsize=7)
     axis.set_xlabel("trial")
+    axis.margins(x=0.05)
     below = result.level_names[0]
     axis.set_ylabel(f"weight on {below}[0]", fontsize=8)
     axis.set_ylim(-0.05, 1.05)
@@ -150,4 +151,5 @@ def draw_final_beliefs(result: Result, axis: plt.Axes) -> None:
     axis.set_xlabel("trial")
     units = result.units(f"levels/{top}/belief") if f"levels/{top}/belief" in result else "1"
     axis.set_ylabel(with_units(f"{top} at trial end", units), fontsize=8)
+    axis.margins(x=0.05, y=0.15)  # no marker on the frame
     axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)

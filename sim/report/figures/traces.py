@@ -49,7 +49,7 @@ def plain_log_ticks(axis: plt.Axes) -> None:
     low, high = axis.get_ylim()
     few = low > 0 and high / low <= 1e3
     axis.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if few else (1.0,),
-                                            numticks=8))
+                                            numticks=8 if few else 5))
     axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.yaxis.set_minor_formatter(NullFormatter())
 
