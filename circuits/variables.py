@@ -86,3 +86,6 @@ BELIEF = Variable("belief", "mu", "belief", "state", panel="state")
 ERROR = Variable("error", "eps", "error", "error", units="1/level", panel="state", style="--")
 PRECISION = Variable("precision", "Pi", "precision", "precision", units="1/level^2",
                      plot="log", when="varying")
+# the discrete family's, per factor (circuits.discrete): Q over the causes and its errors
+POSTERIOR = Variable("belief", "Q", "belief", "state", units="1", panel="state")  # a probability
+LOG_ERROR = Variable("error", "eps", "error", "error", units="nat", plot="none")
