@@ -53,8 +53,10 @@ def draw_references(axis: plt.Axes, result: Result, level: str, paths: list[str]
                 axis.axhline(value, color=colours[unit % len(colours)], ls=":", lw=1.2,
                              label=("ln(1 / noise variance)" if log else "1 / noise variance")
                              if unit == 0 else None)
-    if axis.get_legend_handles_labels()[0] and axis.get_legend() is not None:
-        _add_references_to_legend(axis)
+    if axis.get_legend_handles_labels()[0]:
+        axis.margins(y=0.12)  # a reference on the frame would hide it
+        if axis.get_legend() is not None:
+            _add_references_to_legend(axis)
 
 
 def _add_references_to_legend(axis: plt.Axes) -> None:
