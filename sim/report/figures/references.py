@@ -31,10 +31,10 @@ REFERENCE = {"color": "black", "ls": ":", "lw": 1.2}
 
 def draw_references(axis: plt.Axes, result: Result, level: str, paths: list[str]) -> None:
     """The reference lines that belong on a panel of ``level`` drawing ``paths``."""
-    names = {path.rsplit("/", 1)[-1] for path in paths}
     trials = result.trials
     mode = f"reference_mode/{level}"
-    if "belief" in names and mode in trials and "t_start" in trials:
+    beliefs = any(declared(result, path, "role") == "state" for path in paths)
+    if beliefs and mode in trials and "t_start" in trials:
         values = np.asarray(trials[mode], dtype=float).reshape(len(trials["t_start"]), -1)
         start, stop = np.asarray(trials["t_start"]) * 1e3, np.asarray(trials["t_stop"]) * 1e3
         for unit in range(values.shape[1]):
