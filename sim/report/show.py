@@ -66,7 +66,11 @@ def show_lines(result: Result, problems: list[str] | None = None) -> list[str]:
     lines.append("  datasets:")
     for path in sorted(result.datasets):
         if not path.startswith("scenario/"):
-            lines.append(f"    /{path:40s} {result.shape(path)!s:14s} {result.units(path)}")
+            declared = result.dataset_attrs.get(path, {})  # circuits.variables, if declared
+            what = " ".join(str(declared.get(f"declared_{key}", "")) for key in ("label",
+                                                                                 "symbol"))
+            lines.append(f"    /{path:40s} {result.shape(path)!s:14s} {result.units(path)}"
+                         + (f"  ({what.strip()})" if what.strip() else ""))
     if problems:
         lines.append(f"  damaged: {len(problems)} part(s) missing or malformed:")
         lines += [f"    {line}" for line in problems]
