@@ -19,7 +19,8 @@ lists the module (a user's or a test's mechanism registers itself with
   ``precision``), which nothing before the run can predict: the runtime guard (``sim.guard``)
   watches every integrated variable of a population against ``[numerics] rate_limit``, and
   ``watch`` names the arrays outside the populations it changes (the NumPy weights);
-- ``streams``: what it records every sample (``Stream``); ``outputs``: the arrays it leaves
+- ``streams``: what it records every sample (``Stream``, each declaring its variable:
+  ``circuits.variables``); ``outputs``: the arrays it leaves
   in the result at the end of the run (by HDF5 path; a scipy.sparse matrix is stored as CSR);
 - ``energy``: its own terms of the free energy (a prior on a state it adds, or on the
   beliefs), added to the recorded F; ``curvature``: the diagonal its energy adds to the
@@ -67,6 +68,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from circuits.claims import Claim
+from circuits.variables import Variable, declaration_attrs
 
 
 @dataclass
@@ -113,7 +115,8 @@ class Stream:
     read copy by copy, ``read`` after the simulation's ``use_lane``). ``state``: the
     (population, variable) whose value ``read`` returns unchanged, so that a compiled run's
     replay (``sim.compiled.replay``) writes its recorded samples at once; ``("", "t")`` is the
-    network time.
+    network time. ``declares``: the state variable it records (``circuits.variables``),
+    whose declaration the recorder writes beside it (figures and ``pcsim show`` read it).
     """
 
     path: str
@@ -124,6 +127,11 @@ class Stream:
     attrs: dict[str, Any] = field(default_factory=dict)
     rows: Callable[[np.ndarray], Any] | None = None
     state: tuple[str, str] | None = None
+    declares: Variable | None = None
+
+    def dataset_attrs(self) -> dict[str, Any]:
+        """The attributes written on its dataset: its own, then its variable's declaration."""
+        return {**self.attrs, **(declaration_attrs(self.declares) if self.declares else {})}
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ from circuits.mechanism import (
     unknown_name,
 )
 from circuits.precision import LOG_PRECISION, LOG_PRECISION_CEILING
+from circuits.variables import Variable
 
 PRECISION_UNITS = """
 dlog_precision/dt = (0.5 * (1 - precision * (signal - prediction)**2) - prior_precision * (log_precision - prior_mean)) / tau_log_precision : 1
@@ -67,6 +68,9 @@ prior_precision : 1 (shared, constant)
 tau_log_precision : second (shared, constant)
 """  # noqa: E501
 ERROR_PIECE = "log_precision : 1 (linked)"
+# what it records: lambda = ln Pi per error unit (dimensionless whatever the level's units)
+INFERRED = Variable("log_precision", "lambda", "inferred log-precision", "precision",
+                    units="1", reference="log_noise_precision")
 
 
 @dataclass(frozen=True)
@@ -194,7 +198,8 @@ class InferredPrecision(Mechanism):
 
     def streams(self, settings: Settings, context: BuildContext) -> list[Stream]:
         return [Stream(f"levels/{name}/log_precision", len(values), lambda v=values: v,
-                       variable="log_precision", state=(units.name, "log_precision"))
+                       variable="log_precision", state=(units.name, "log_precision"),
+                       declares=INFERRED)
                 for (name, units), values in zip(context.state[self.name].units,
                                                  self.log_precisions(context), strict=True)]
 

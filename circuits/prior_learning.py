@@ -36,8 +36,10 @@ from circuits.mechanism import (
     StartState,
     Stream,
 )
+from circuits.variables import Variable
 
 FLOW = "dprediction/dt = error / tau_prior : 1"
+PRIOR_MEAN = Variable("prior_mean", "m", "learned prior mean", "parameter")  # recorded
 
 
 class PriorLearning(Mechanism):
@@ -81,7 +83,8 @@ class PriorLearning(Mechanism):
         top = context.model.levels[-1]
         values = context.errors[-1].variables["prediction"].get_value()
         return [Stream(f"levels/{top.name}/prior_mean", top.size, lambda: values,
-                       variable="prior_mean", state=(context.errors[-1].name, "prediction"))]
+                       variable="prior_mean", units=PRIOR_MEAN.units_for(top.units),
+                       declares=PRIOR_MEAN, state=(context.errors[-1].name, "prediction"))]
 
     def watch(self, tau_ms: float, context: BuildContext) -> list[tuple]:
         return [(context.errors[-1].name, "prediction",

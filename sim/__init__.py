@@ -2,7 +2,8 @@
 
 ``sim.run(scenario, ...)`` runs a scenario file (a path or a bundled name) and returns the
 loaded ``Result``; ``sim.load(path)`` reads a result file; ``sim.sweep(...)`` runs a grid of
-them and ``sim.open_sweep(folder)`` reads its index (``sim.sweeps``).
+them and ``sim.open_sweep(folder)`` reads its index (``sim.sweeps``); ``sim.headlines(result)``
+gives a result's headline numbers.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from sim.sweeps.table import Sweep
 
 __all__ = ["DivergenceError", "NumericalWarning", "Result", "ResultError", "RunInterrupted",
-           "ScenarioError", "__version__", "load", "open_sweep", "run", "sweep"]
+           "ScenarioError", "__version__", "headlines", "load", "open_sweep", "run", "sweep"]
 
 
 def _in_own_temp_folder(function):
@@ -56,6 +57,9 @@ def run(
     resume: bool = False,
 ) -> Result:
     """Run a scenario (path or bundled name, with ``overrides`` as dotted keys) and load it.
+    A result file as ``scenario`` runs the scenario it stores again (``sim.rerun``: its text,
+    overrides and seed; ``overrides`` and ``seed`` then apply on top): with the same software
+    (a ``UserWarning`` names any version that differs) every dataset equals the stored run's.
 
     Without ``output`` the file goes to ``outputs/<name>-seed<seed>-<time>.h5``. An existing
     ``output`` is replaced only with ``overwrite``. Raises ``ScenarioError`` for a mistake in
@@ -76,8 +80,12 @@ def run(
     def warn(message: str) -> None:  # at the caller's line: warn, preflight_run, run, decorator
         warnings.warn(message, NumericalWarning, stacklevel=5)
 
+    def versions(message: str) -> None:  # a result re-run by other software (sim.rerun)
+        warnings.warn(message, UserWarning, stacklevel=5)
+
     loaded, target = preflight_run(scenario, output, overrides=overrides, seed=seed,
-                                   overwrite=overwrite, resume=resume, warn=warn)
+                                   overwrite=overwrite, resume=resume, warn=warn,
+                                   versions=versions)
 
     from sim.engine import run_scenario, text_progress
 
@@ -129,3 +137,12 @@ def open_sweep(folder_or_index: str | Path) -> Sweep:
     from sim.sweeps.table import open_sweep as open_index
 
     return open_index(folder_or_index)
+
+
+def headlines(result: Result) -> list:
+    """The headline numbers of a loaded result, as ``pcsim run`` and ``pcsim show`` print them:
+    rows with ``quantity``, ``over``, ``value``, ``units``, ``reference`` and
+    ``reference_name`` (``sim.report.headlines``; declared in the scenario's ``[report]``)."""
+    from sim.report.headlines import headlines as rows
+
+    return rows(result)

@@ -109,7 +109,7 @@ def command_run(args: argparse.Namespace) -> int:
         return 0
     from sim.engine import run_scenario, text_progress
     from sim.io.reader import load
-    from sim.report.summary import summary_lines
+    from sim.report.headlines import headline_lines
 
     own_warnings(args)  # the engine loads Brian2
     print(f"pcsim: running {scenario.name} ({scenario.path}), seed {scenario.seed}, "
@@ -119,7 +119,7 @@ def command_run(args: argparse.Namespace) -> int:
                      keep_partial=args.keep_partial, checked=True, debug=args.debug,
                      resume=args.resume)
     with load(output) as result:
-        for line in summary_lines(result):
+        for line in headline_lines(result):
             print(line)
         print(f"wrote {output}")
         if not args.no_plot:
@@ -210,13 +210,36 @@ def command_plot(args: argparse.Namespace) -> int:
 
 def command_diff(args: argparse.Namespace) -> int:
     from sim.io.reader import load
-    from sim.report.diff import diff_lines
+    from sim.report.diff import Tolerance, diff_lines
+    from sim.sweeps.detect import is_sweep_index
 
-    with load(args.first, allow_incomplete=True) as first, \
-            load(args.second, allow_incomplete=True) as second:
-        lines, differ = diff_lines(first, second)
+    tolerance = Tolerance(args.rtol, args.atol)
+    sweeps = [is_sweep_index(path) for path in (args.first, args.second)]
+    if all(sweeps):
+        from sim.sweeps.diff import sweep_diff_lines
+
+        lines, differ = sweep_diff_lines(args.first, args.second, tolerance)
+    elif any(sweeps):
+        sweep, other = (args.first, args.second) if sweeps[0] else (args.second, args.first)
+        raise ResultError(f"{sweep}: is a sweep's index and {other} is not; diff compares two "
+                          "results or two sweeps")
+    else:
+        with load(args.first, allow_incomplete=True) as first, \
+                load(args.second, allow_incomplete=True) as second:
+            lines, differ = diff_lines(first, second, tolerance)
     print("\n".join(lines))
     return 1 if differ else 0
+
+
+def tolerance_value(text: str) -> float:
+    """A ``--rtol``/``--atol`` value: a number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
 
 
 def command_bench(args: argparse.Namespace) -> int:
@@ -237,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a scenario and write an HDF5 result")
     run.add_argument("scenario", nargs="?", default="perception/hierarchy",
-                     help="a scenario file or bundled name (default: perception/hierarchy)")
+                     help="a scenario file or bundled name (default: perception/hierarchy), "
+                          "or a result file (.h5): its stored scenario, run again")
     run.add_argument("-o", "--output", help="result file (default: outputs/<name>-...h5)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a scenario field by dotted path, e.g. model.tau_belief_ms=5")
@@ -279,9 +303,15 @@ def build_parser() -> argparse.ArgumentParser:
     plot.set_defaults(handler=command_plot)
 
     diff = commands.add_parser("diff", help="which parameters and datasets of two results "
-                               "differ (exit 0 identical, 1 different)")
-    diff.add_argument("first", metavar="A.h5", help="the first result file")
-    diff.add_argument("second", metavar="B.h5", help="the second result file")
+                               "(or of each point of two sweeps) differ (exit 0 identical, "
+                               "1 different)")
+    diff.add_argument("first", metavar="A.h5", help="a result, or a sweep's index or folder")
+    diff.add_argument("second", metavar="B.h5", help="a result, or a sweep's index or folder")
+    diff.add_argument("--rtol", type=tolerance_value, default=0.0, metavar="R",
+                      help="floats a and b count as equal where |a - b| <= max(T, R max(|a|, "
+                           "|b|)) (default 0: exact)")
+    diff.add_argument("--atol", type=tolerance_value, default=0.0, metavar="T",
+                      help="... or where |a - b| <= T (default 0: exact)")
     diff.set_defaults(handler=command_diff)
 
     new = commands.add_parser("new", help="write an editable copy of a bundled scenario")

@@ -35,10 +35,14 @@ def check_outputs(output: Path, overwrite: bool, figure: bool) -> None:
 def preflight_run(scenario: str | Path, output: str | Path | None, *,
                   overrides: dict[str, Any] | None = None, seed: int | None = None,
                   overwrite: bool = False, resume: bool = False, figure: bool = False,
-                  warn: Callable[[str], None]) -> tuple[Any, Path]:
+                  warn: Callable[[str], None],
+                  versions: Callable[[str], None] | None = None) -> tuple[Any, Path]:
     """Load ``scenario`` (path or bundled name, ``overrides``, ``seed``) and check the run that
     would write ``output`` (None: ``outputs/<name>-seed<seed>-<time>.h5``); the loaded
     scenario and the output path. ``warn`` gets each warning of the stability analysis.
+    A result file as ``scenario`` is the scenario it stores, run again (``sim.rerun``; its
+    overrides, then these); ``versions`` (default ``warn``) gets the line that says which
+    software versions differ from those that wrote it.
 
     Raises ``ResultError`` for the output (an existing file without ``overwrite``, a folder;
     ``resume`` without ``output``; a checkpoint that is missing or does not fit, or, without
@@ -51,6 +55,7 @@ def preflight_run(scenario: str | Path, output: str | Path | None, *,
     from sim.compiled.choice import checked_device
     from sim.io.target import default_output
     from sim.memory import check_disk
+    from sim.rerun import is_result_file, stored_scenario
     from sim.scenario import load_scenario
     from sim.stability import preflight
 
@@ -60,7 +65,12 @@ def preflight_run(scenario: str | Path, output: str | Path | None, *,
         raise ResultError(RESUME_NEEDS_OUTPUT)
     # validation checks what it computes for finiteness: numpy's warnings would only repeat it
     with np.errstate(all="ignore"):
-        loaded = load_scenario(scenario, overrides=overrides, seed=seed)
+        if is_result_file(scenario):  # a result: its scenario, run again (sim.rerun)
+            loaded, note = stored_scenario(scenario, overrides, seed)
+            if note:
+                (versions or warn)(note)
+        else:
+            loaded = load_scenario(scenario, overrides=overrides, seed=seed)
         target = Path(output) if output is not None else default_output(loaded)
         if output is None:
             check_outputs(target, overwrite, figure)

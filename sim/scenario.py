@@ -28,6 +28,7 @@ from sim.protocol import (
     learned_parameters,
     parse_protocol,
 )
+from sim.report.headline_spec import HeadlineSpec, parse_report
 from sim.validation import Fields, Source, describe, read_toml
 
 METHODS = ("euler", "exponential_euler", "rk2", "rk4", "heun", "milstein")
@@ -117,6 +118,7 @@ class Scenario:
     float_type: str = "float64"  # Brian2 state variables and coupling arrays
     protocol: TrialProtocol | None = None  # as read: conditions, the order's seed
     readouts: dict[str, Any] = field(default_factory=dict)  # ``[readouts.<name>]`` settings
+    headlines: tuple[HeadlineSpec, ...] = ()  # ``[[report.headline]]`` (sim.report.headlines)
 
     @property
     def has_conditions(self) -> bool:
@@ -161,6 +163,8 @@ class Scenario:
             **({"readouts": {name: registry.readout(name).describe(settings)
                              for name, settings in self.readouts.items()}}
                if self.readouts else {}),
+            **({"report": {"headline": [spec.describe() for spec in self.headlines]}}
+               if self.headlines else {}),
             "overrides": self.overrides,
         }
 
@@ -270,13 +274,19 @@ def load_scenario(
     name_or_path: str | Path, overrides: dict[str, Any] | None = None, seed: int | None = None
 ) -> Scenario:
     """Read, override and validate a scenario; raise ScenarioError on any mistake."""
-    path = find_scenario(name_or_path)
-    data, source = read_toml(path)
+    return override_and_parse(*read_toml(find_scenario(name_or_path)), overrides, seed)
+
+
+def override_and_parse(data: dict, source: Source, overrides: dict[str, Any] | None,
+                       seed: int | None) -> Scenario:
+    """A scenario's table (read from ``source``) with ``overrides`` and ``seed`` applied,
+    validated (``load_scenario``; ``sim.rerun``: the text a result stores)."""
+    path = source.path
     overrides = dict(overrides or {})
     if seed is not None:
         overrides["seed"] = seed
-    check_overrides(overrides, str(path))
-    apply_overrides(data, overrides, str(path))
+    check_overrides(overrides, path)
+    apply_overrides(data, overrides, path)
     source = dataclasses.replace(source, overrides=tuple(overrides))
     return parse_scenario(data, source, overrides)
 
@@ -354,6 +364,7 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
     )
     numerics_fields.close()
     readouts = parse_readouts(top.sub("readouts", default={}), kind, model)
+    headlines = parse_report(top.sub("report", default={}))
     top.raw("sweep", default={})  # the grid of ``pcsim sweep``, read by sim.sweep.grid
     top.close()
     scenario = Scenario(
@@ -375,6 +386,7 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
         shuffle=protocol.shuffle,
         protocol=protocol,
         readouts=readouts,
+        headlines=headlines,
     )
     batch.check(scenario, source)
     return scenario

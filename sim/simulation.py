@@ -135,7 +135,7 @@ class Simulation:
             if stream.variable is None or stream.variable in chosen:
                 self.recorded.append((self.writer.stream(
                     stream.path, stream.width, stream.read, units=stream.units,
-                    chunk_cache=cache, rows=stream.rows, **stream.attrs), stream))
+                    chunk_cache=cache, rows=stream.rows, **stream.dataset_attrs()), stream))
 
     def clock_time(self) -> float:
         """The network's time now, in seconds."""

@@ -311,9 +311,14 @@ def to_matrix(
 def read_toml(path: Path) -> tuple[dict, Source]:
     """A scenario file's table and its ``Source``, after the checks of ``sim.toml_input``
     (size, encoding, TOML, nesting, the text rule): each failure one line naming the file."""
-    text = toml_input.read_text(path)
-    data = toml_input.loads(text, str(path))
-    source = Source(str(path), text)
+    return toml_table(toml_input.read_text(path), str(path))
+
+
+def toml_table(text: str, path: str) -> tuple[dict, Source]:
+    """``read_toml`` of a scenario's text read already (a result's ``/scenario/source``), with
+    ``path`` naming where it came from in messages."""
+    data = toml_input.loads(text, path)
+    source = Source(path, text)
     toml_input.check_tree(data, (), lambda at, message: source.error(
         toml_input.field_path(at), message))
     return data, source

@@ -23,11 +23,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from sim.io.provenance import PROVENANCE
+
 HERE = Path(__file__).resolve().parent / "data"
 STORED = HERE / "golden"  # one <scenario, / as __>.npz each
 # attributes that say when and with what a file was written, not what was computed
+# (the BLAS, CPU and git commit: sim.io.provenance; a refactor's commit differs by design)
 VOLATILE_ATTRS = {"created_utc", "pcsim_version", "brian2_version", "numpy_version",
-                  "h5py_version", "python_version", "path", "schema_version"}
+                  "h5py_version", "python_version", "path", "schema_version", *PROVENANCE}
 MAX_ROWS = 64  # samples kept per stored trace: evenly spaced, always with the last one
 
 

@@ -286,9 +286,11 @@ def test_long_protocols_are_summarised(tmp_path, capsys):
     output = tmp_path / "r.h5"
     assert main(["run", str(path), "-o", str(output), "--no-plot"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert len(printed) == 3 and printed[-1] == f"wrote {output}"
-    assert printed[0].startswith("  left (mean of 20 trials): F = ")
-    assert printed[1].startswith("  right (mean of 5 trials): F = ")
+    assert printed[0] == "headlines:" and printed[-1] == f"wrote {output}"
+    assert [line.split()[:4] for line in printed[2:-1]] == [  # F, then the top belief
+        ["F", "left", "(mean", "of"], ["F", "right", "(mean", "of"],
+        ["top", "belief", "left", "(mean"], ["top", "belief", "right", "(mean"]]
+    assert "left (mean of 20)" in printed[2] and "right (mean of 5)" in printed[3]
     assert main(["show", str(output)]) == 0
     shown = capsys.readouterr().out
     assert "  25 trials in 2 conditions: left 20, right 5\n" in shown
@@ -300,9 +302,11 @@ def test_long_protocols_are_summarised(tmp_path, capsys):
     path = scenario_file(tmp_path, HIERARCHY + "[protocol]\n" + listed, "listed.toml")
     output = tmp_path / "listed.h5"
     assert main(["run", str(path), "-o", str(output), "--no-plot"]) == 0
-    printed = [line.split(":")[0] for line in capsys.readouterr().out.splitlines()]
-    assert printed[:-1] == ["  t0", "  t1", "  t2", "  ... 19 more trials", "  t22", "  t23",
-                            "  t24"]
+    printed = [line.split()[1:4] for line in capsys.readouterr().out.splitlines()
+               if line.startswith("  F ")]  # the headline F's rows: the first and last three
+    assert printed == [
+        ["trial", "0", "t0"], ["trial", "1", "t1"], ["trial", "2", "t2"],
+        ["trial", "22", "t22"], ["trial", "23", "t23"], ["trial", "24", "t24"]]
     assert main(["show", str(output)]) == 0
     shown = [line for line in capsys.readouterr().out.splitlines()
              if line.startswith(("  trial ", "  ..."))]

@@ -1,5 +1,5 @@
 """The report side: results read lazily, `pcsim show` and `plot` without Brian2, and the
-per-trial summaries `pcsim run` prints, made from the result file."""
+headline table `pcsim run` ends with, made from the result file."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 
 import sim
 from sim.cli import main
-from sim.report.summary import summary_lines
+from sim.report.headlines import headline_lines
 
 # The hierarchy records every step (4000 samples of 64 inputs): the large arrays a reader must
 # leave alone. Recording more often does not change the trial table.
@@ -26,36 +26,6 @@ RUNS = {
     "perception/cue_integration": [],
     "perception/creak": [],
     "perception/creak_half_asleep": [],
-}
-
-# What `pcsim run` printed per trial while the summaries came from the live simulation
-# (sim/families/*/__init__.py, `summary`), before they moved to sim/report/summary.py.
-PRINTED = {
-    "perception/hierarchy": [
-        "  object A, then object B: F = 40.2907 nat, top belief = "
-        "[0.0266, 0.0208, -0.9138, -0.0422]",
-    ],
-    # the fog sweep: "clear" and "fog 4" are the two trials the old scenario had ("fog" was
-    # precision 0.25), printed then exactly so; the other levels and the schedule are new
-    "perception/cue_integration": [
-        "  clear: F = 2.6305 nat, top belief = [1.4]",
-        "  fog 1: F = 2.4550 nat, top belief = [1.6667]",
-        "  fog 2: F = 2.2655 nat, top belief = [2.0]",
-        "  fog 3: F = 2.1349 nat, top belief = [2.3333]",
-        "  fog 4: F = 2.1237 nat, top belief = [2.6]",
-        "  fog 5: F = 2.2398 nat, top belief = [2.7778]",
-        "  fog rolls in: F = 2.1237 nat, top belief = [2.6]",
-    ],
-    "perception/creak": [
-        "  night: Q = cat 0.777 (exact 0.777), pipes 0.164 (exact 0.164), intruder 0.037 "
-        "(exact 0.037); F = 11.9622 nat, -ln p(o) = 11.9622 nat",
-    ],
-    "perception/creak_half_asleep": [
-        "  awake: Q = pipes 0.664 (exact 0.664), cat 0.189 (exact 0.189), intruder 0.131 "
-        "(exact 0.131); F = 7.0212 nat, -ln p(o) = 7.0212 nat",
-        "  half asleep: Q = house settling 0.254 (exact 0.254), wind 0.233 (exact 0.233), "
-        "pipes 0.215 (exact 0.215); F = 6.3542 nat, -ln p(o) = 6.3542 nat",
-    ],
 }
 
 LARGE = ("levels/input/input", "levels/input/error", "levels/input/precision")
@@ -159,9 +129,11 @@ def test_show_reads_no_recorded_array(big, reads, capsys):
     shown = capsys.readouterr().out
     assert "4000 samples to 399.9 ms" in shown
     assert "/levels/input/input                       (4000, 64)     1" in shown
-    # the scenario's parameters say what was recorded (pcsim show lists what is missing)
+    # the scenario's parameters say what was recorded (pcsim show lists what is missing);
+    # the headlines read trial columns (sim.report.headlines)
     assert set(reads) <= {"time", "trials/name", "trials/t_start", "trials/t_stop",
-                          "trials/final_free_energy", "scenario/parameters"}
+                          "trials/final_free_energy", "scenario/parameters",
+                          "trials/final_belief/objects"}
 
 
 def test_the_file_closes_with_the_block_or_close(big, tmp_path):
@@ -209,8 +181,11 @@ def test_the_file_closes_with_the_block_or_close(big, tmp_path):
 # --- run summaries from the file --------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(RUNS))
-def test_run_prints_the_trial_summaries_it_printed_before(runs, name):
+def test_run_ends_with_the_headlines_of_its_file(runs, name):
+    """What ``pcsim run`` prints is ``headline_lines`` of the file it wrote (the numbers against
+    the file's datasets: tests/test_headlines.py)."""
     output, stdout = runs[name]
-    assert stdout.splitlines() == [*PRINTED[name], f"wrote {output}"]
     with sim.load(output) as result:
-        assert summary_lines(result) == PRINTED[name]
+        table = headline_lines(result)
+    assert table[0] == "headlines:" and len(table) > 2
+    assert stdout.splitlines() == [*table, f"wrote {output}"]

@@ -325,8 +325,7 @@ def test_few_units_are_named_in_a_legend_many_get_a_colour_map(tmp_path):
     images = [axis for axis in figure.axes if axis.images]
     assert len(images) == 4  # input x, input error, features belief, features error
     bars = [child.get_ylabel() for axis in images for child in axis.child_axes]
-    assert bars == ["input x (dimensionless)", "error eps (dimensionless)",
-                    "belief mu (dimensionless)", "error eps (dimensionless)"]
+    assert bars == ["input x", "error eps", "belief mu", "error eps"]  # dimensionless
     assert "free energy F (nat)" in found["y"] and "time (ms)" in found["x"]
     assert all(label for axis, label in zip(figure.axes, found["y"], strict=True)
                if axis.lines or axis.images)

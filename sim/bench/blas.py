@@ -66,6 +66,15 @@ def blas_cores() -> list[str]:
     return sorted(cores)
 
 
+_THREAD_GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+                   "openblas_get_num_threads64_", "openblas_get_num_threads")
+
+
+def blas_threads() -> list[int]:
+    """The number of threads each loaded OpenBLAS runs (``set_blas_threads`` sets it)."""
+    return sorted({int(getter()) for _, getter in _functions(_THREAD_GETTERS)})
+
+
 def cpu_has_avx512() -> bool:
     try:
         return " avx512f " in f" {Path('/proc/cpuinfo').read_text().replace(chr(10), ' ')} "

@@ -97,6 +97,14 @@ ROOT_ATTRIBUTES = (
     Attribute("method", TEXT), Attribute("duration", NUMBER),
 )
 
+# root attributes that say where a result was computed (``sim.io.provenance``): each may be
+# absent (older files; a BLAS other than OpenBLAS; pcsim not run from a git checkout), and is of
+# its kind where present
+PROVENANCE_ATTRIBUTES = (
+    Attribute("blas", TEXT), Attribute("blas_core", TEXT), Attribute("blas_threads", INTEGER),
+    Attribute("cpu_model", TEXT), Attribute("git_commit", TEXT), Attribute("git_dirty", INTEGER),
+)
+
 # root attributes of one family's results only
 FAMILY_ATTRIBUTES = {
     "discrete": (Attribute("free_energy_rises", INTEGER),

@@ -25,6 +25,7 @@ from sim.io.schema import (
     GROUPS,
     LEVELS,
     NAMED_PARTS,
+    PROVENANCE_ATTRIBUTES,
     ROOT_ATTRIBUTES,
     Attribute,
     Dataset,
@@ -196,6 +197,8 @@ def check(layout: Layout) -> list[str]:
     problems = [problem for attribute in (*ROOT_ATTRIBUTES,
                                           *FAMILY_ATTRIBUTES.get(layout.family, ()))
                 if (problem := _attribute_problem("root", attribute, layout.attrs))]
+    problems += [problem for attribute in PROVENANCE_ATTRIBUTES if attribute.name in layout.attrs
+                 and (problem := _attribute_problem("root", attribute, layout.attrs))]
     for group in GROUPS:
         if _required(group, layout) and "<name>" not in group.path \
                 and group.path not in layout.groups:

@@ -23,6 +23,7 @@ from sim._version import __version__
 from sim.errors import ResultError
 from sim.io.finite import NonFinite, NonFiniteData, check_file, first_disallowed, nan_allowed
 from sim.io.partials import remove_stale_partials, temporary_name
+from sim.io.provenance import provenance
 from sim.io.schema import SCHEMA_VERSION
 
 CHUNK_SAMPLES = 1024  # samples per tile, at most
@@ -197,7 +198,7 @@ class ResultWriter:
         self.file.attrs["schema_version"] = SCHEMA_VERSION
         self.file.attrs["status"] = "running"
         self.file.attrs["created_utc"] = datetime.datetime.now(datetime.UTC).isoformat()
-        for key, value in versions().items():
+        for key, value in {**versions(), **provenance()}.items():
             self.file.attrs[key] = value
         self.streams: list[StreamedDataset] = []
 

@@ -35,7 +35,8 @@ def damage(result: Result) -> list[str]:
 
 
 def show_lines(result: Result, problems: list[str] | None = None) -> list[str]:
-    """What ``pcsim show`` prints: the run, its software, its trials and its datasets; then
+    """What ``pcsim show`` prints: the run, its software, its trials, its headline numbers
+    (``sim.report.headlines``) and its datasets; then
     ``problems`` (default: ``damage(result)``), the parts left out of the summary for them."""
     problems = damage(result) if problems is None else problems
     broken = {line.partition(":")[0] for line in problems}
@@ -55,15 +56,41 @@ def show_lines(result: Result, problems: list[str] | None = None) -> list[str]:
         lines.append(f"  resumed from a checkpoint with {done} trial(s) done")
     lines.append(f"  pcsim {attrs.get('pcsim_version')}, brian2 {attrs.get('brian2_version')}, "
                  f"numpy {attrs.get('numpy_version')}, written {attrs.get('created_utc')}")
+    lines += provenance_lines(attrs)
     if not any(path.startswith("/trials/") for path in broken):
+        from sim.report.headlines import headline_lines  # (it uses this module's rows)
+
         lines += trial_lines(result)
+        lines += headline_lines(result, indent="  ") if not problems else [
+            "  headlines: not shown for a damaged file"]
     lines.append("  datasets:")
     for path in sorted(result.datasets):
         if not path.startswith("scenario/"):
-            lines.append(f"    /{path:40s} {result.shape(path)!s:14s} {result.units(path)}")
+            declared = result.dataset_attrs.get(path, {})  # circuits.variables, if declared
+            what = " ".join(str(declared.get(f"declared_{key}", "")) for key in ("label",
+                                                                                 "symbol"))
+            lines.append(f"    /{path:40s} {result.shape(path)!s:14s} {result.units(path)}"
+                         + (f"  ({what.strip()})" if what.strip() else ""))
     if problems:
         lines.append(f"  damaged: {len(problems)} part(s) missing or malformed:")
         lines += [f"    {line}" for line in problems]
+    return lines
+
+
+def provenance_lines(attrs: dict[str, Any]) -> list[str]:
+    """Where the run was computed (``sim.io.provenance``): the BLAS and the CPU, and the pcsim
+    commit when it ran from a git checkout; none for a file that predates them."""
+    lines = []
+    if "blas" in attrs or "cpu_model" in attrs:
+        threads = attrs.get("blas_threads")
+        kernels = ", ".join(part for part in (
+            attrs.get("blas_core") and f"{attrs['blas_core']} kernels",
+            threads is not None and f"{threads} thread{'' if threads == 1 else 's'}") if part)
+        lines.append(f"  BLAS {attrs.get('blas', 'unknown')}{f' ({kernels})' if kernels else ''}"
+                     f", CPU {attrs.get('cpu_model', 'unknown')}")
+    if "git_commit" in attrs:
+        dirty = " with uncommitted changes" if attrs.get("git_dirty") else ""
+        lines.append(f"  pcsim from git commit {attrs['git_commit']}{dirty}")
     return lines
 
 

@@ -93,6 +93,27 @@ def positions(values: list[Any]) -> tuple[np.ndarray, list[str] | None]:
     return np.arange(len(values), dtype=float), [label(v) for v in values]
 
 
+def changing_conditions(source: str) -> set[str]:
+    """The trials and conditions of a scenario (its TOML ``source``) whose settings change
+    within the trial (a schedule: a ``times_ms`` anywhere in them): not a point of a
+    psychometric curve, whose points each hold one setting."""
+    import tomllib
+
+    try:
+        protocol = tomllib.loads(source).get("protocol", {})
+    except tomllib.TOMLDecodeError:
+        return set()
+
+    def scheduled(value: Any) -> bool:
+        if isinstance(value, dict):
+            return "times_ms" in value or any(scheduled(v) for v in value.values())
+        return isinstance(value, list) and any(scheduled(v) for v in value)
+
+    entries = protocol.get("trials", []) + protocol.get("conditions", [])
+    return {str(entry.get("name")) for entry in entries
+            if isinstance(entry, dict) and scheduled(entry)}
+
+
 def x_axis(index: SweepIndex) -> int:
     """The axis on x: the first with more than one value (else the first)."""
     return next((a for a, values in enumerate(index.axes.values()) if len(values) > 1), 0)
@@ -113,10 +134,20 @@ def others(index: SweepIndex, on_x: int) -> Iterator[tuple[str, np.ndarray]]:
 
 def plot_sweep(path: str | Path, output: Path) -> Path:
     """Draw the sweep's summary against its axes into ``output`` (any matplotlib format)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    figure = draw_sweep(path)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(output, dpi=110)
+    plt.close(figure)
+    return output
+
+
+def draw_sweep(path: str | Path) -> Any:
+    """The sweep's figure (a matplotlib Figure; the caller closes it)."""
+    import matplotlib.pyplot as plt
+
+    from sim.report.figures import fit_title, settle_legends
 
     index = read_index(path)
     finished = np.isin(np.array(index.status), ["done", "diverged"])
@@ -131,10 +162,9 @@ def plot_sweep(path: str | Path, output: Path) -> Path:
                     + ", ".join(f"{n} {s}" for s, n in index.counts().items())
                     + f"; error bars: 1 s.d. over {len(index.seeds)} seed(s)")
     figure.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=110)
-    plt.close(figure)
-    return output
+    fit_title(figure)
+    settle_legends(figure)
+    return figure
 
 
 def draw_panels(index: SweepIndex, finished: np.ndarray, axes) -> None:
@@ -162,13 +192,18 @@ def draw_panels(index: SweepIndex, finished: np.ndarray, axes) -> None:
                      if k != key and len(v) > 1)
     readout.set(xlabel=key, ylabel=f"mean {column}{unit}",
                 title=f"{column} per condition" + (f" ({held})" if held else ""))
-    group_x = np.arange(len(groups))
+    changing = changing_conditions(index.source)
+    levels = [g for g in groups if g not in changing]  # the curve's points
+    group_x = np.arange(len(levels))
     for i, value in enumerate(values[:MAX_LINES]):
         errorbars(curve, group_x, [statistics(index, f"mean[{g}]/{column}", by_value[i])
-                                   for g in groups], f"{key.split('.')[-1]}={label(value)}")
-    curve.set_xticks(group_x, groups, rotation=30, ha="right")
-    curve.set(xlabel="condition (scenario order)", ylabel=f"mean {column}{unit}",
-              title="psychometric curve" + (f" ({held})" if held else ""))
+                                   for g in levels], f"{key.split('.')[-1]}={label(value)}")
+    curve.set_xticks(group_x, levels, rotation=30, ha="right")
+    left_out = [g for g in groups if g in changing]
+    curve.set(xlabel="condition (scenario order)" + (
+        f"\nleft out, its settings change within the trial: {', '.join(left_out)}"
+        if left_out else ""), ylabel=f"mean {column}{unit}",
+        title="psychometric curve" + (f" ({held})" if held else ""))
     for text, mask in others(index, on_x):
         errorbars(energy, x, [statistics(index, "final_free_energy", finished & mask & rows)
                               for rows in at_x], text or None)

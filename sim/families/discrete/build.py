@@ -13,6 +13,7 @@ from brian2 import NetworkOperation
 from circuits import schedule
 from circuits.discrete import sensory_message
 from circuits.mechanism import BuildContext, Stream
+from circuits.variables import LOG_ERROR, POSTERIOR
 from sim.families.discrete.beliefs import MeanField, SingleCause
 from sim.families.discrete.model import DiscreteModel, DiscreteTrial, Observation
 from sim.guard import FreeEnergyMonitor
@@ -66,10 +67,11 @@ class DiscreteSimulation(Simulation):
             where = f"factors/{factor.name}" if self.model.mean_field else "causes"
             names = {"names": np.array(factor.causes, dtype=object)}
             found.append(Stream(f"{where}/belief", len(factor.causes),
-                                lambda f=f: state.beliefs[f], variable="belief", attrs=names))
+                                lambda f=f: state.beliefs[f], variable="belief", attrs=names,
+                                declares=POSTERIOR))
             found.append(Stream(f"{where}/error", len(factor.causes),
                                 lambda f=f: state.errors[f], units="nat", variable="error",
-                                attrs=names))
+                                attrs=names, declares=LOG_ERROR))
         approximation = "mean-field (exact F of Q)" if self.model.mean_field else \
             "exact (categorical)"
         found.append(Stream("free_energy", None, lambda: state.free_energy, units="nat",

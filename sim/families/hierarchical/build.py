@@ -16,6 +16,7 @@ from circuits.belief import belief_population
 from circuits.coupling import build_coupling
 from circuits.error import error_population
 from circuits.mechanism import BuildContext, Population, Stream, state_array
+from circuits.variables import BELIEF, ERROR, INPUT, PRECISION
 from sim.families.hierarchical.free_energy import (
     FreeEnergy,
     GramCache,
@@ -161,6 +162,8 @@ class HierarchicalSimulation(Simulation):
             group.attrs["size"] = level.size
             group.attrs["role"] = ("input" if index == 0 else
                                    "top" if index == len(model.levels) - 1 else "hidden")
+            if level.units != "1":  # the scenario's units for the level ([[model.levels]] units)
+                group.attrs["units"] = level.units
             if level.generative is not None:
                 write_matrix(group, "weights_initial", initial_weights[index])
 
@@ -181,21 +184,25 @@ class HierarchicalSimulation(Simulation):
             where, errors = f"levels/{level.name}", self.errors[index]
             if index == 0:
                 found.append(Stream(f"{where}/input", level.size, lambda: self.lane.sensory,
-                                    rows=rows(errors, "signal"), state=(errors.name, "signal")))
+                                    rows=rows(errors, "signal"), state=(errors.name, "signal"),
+                                    units=INPUT.units_for(level.units), declares=INPUT))
             else:
                 found.append(Stream(f"{where}/belief", level.size,
                                     lambda i=index - 1: self.lane.beliefs[i],
                                     variable="belief", rows=rows(self.beliefs[index - 1],
                                                                  "belief"),
-                                    state=(self.beliefs[index - 1].name, "belief")))
+                                    state=(self.beliefs[index - 1].name, "belief"),
+                                    units=BELIEF.units_for(level.units), declares=BELIEF))
             found.append(Stream(f"{where}/error", level.size,
                                 lambda i=index: self.lane.errors[i], variable="error",
-                                rows=rows(errors, "error"), state=(errors.name, "error")))
+                                rows=rows(errors, "error"), state=(errors.name, "error"),
+                                units=ERROR.units_for(level.units), declares=ERROR))
             found.append(Stream(f"{where}/precision", level.size,
                                 lambda i=index: self.lane.precisions[i], variable="precision",
                                 attrs={"contributions": contributions},
                                 rows=rows(errors, "precision"),
-                                state=(errors.name, "precision")))
+                                state=(errors.name, "precision"),
+                                units=PRECISION.units_for(level.units), declares=PRECISION))
         skipped = ({} if self.laplace_every == 1 else  # sim.io.finite
                    {NAN_MEANS: "a sample where the Laplace term was not computed "
                                "(laplace_every)"})

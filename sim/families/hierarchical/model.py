@@ -33,6 +33,8 @@ class Level:
     the prior precision). ``generative`` is g_l, how this level predicts the one below (None
     for level 0). ``initial_belief`` of None means "start at the top-down prediction".
     ``shape`` (rows, columns) lays the units out on a 2-D grid, row-major (local weights).
+    ``units``: what its values are measured in (deg/s; "1" dimensionless), for figures and
+    ``pcsim show`` (the dynamics are unit-free: errors are in 1/units, precisions 1/units^2).
     """
 
     name: str
@@ -41,6 +43,7 @@ class Level:
     generative: GenerativeMap | None = None
     initial_belief: np.ndarray | None = None
     shape: tuple[int, int] | None = None
+    units: str = "1"  # what the level's values are measured in ("1": dimensionless)
 
 
 @dataclass

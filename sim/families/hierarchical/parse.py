@@ -7,6 +7,7 @@ import numpy as np
 
 from circuits.generative import GenerativeMap, local_weights
 from circuits.nonlinearity import NAMED, NonlinearityError, parse_nonlinearity
+from circuits.variables import check_level_units
 from sim import registry
 from sim.families.hierarchical.model import HierarchicalModel, Level, TrialSettings
 from sim.families.hierarchical.stimulus import parse_stimulus
@@ -142,7 +143,11 @@ def parse_model(fields: Fields, seed: int) -> HierarchicalModel:
             raise level.error("initial_belief", "the input level has no beliefs")
         if top and level.has("precision"):
             raise level.error("precision", "the top level's precision is [model.prior] precision")
-        levels.append(Level(name, size, precision, generative, initial, shape))
+        units = level.text("units", default="1")
+        problem = None if units == "1" else check_level_units(units)
+        if problem:
+            raise level.error("units", problem)
+        levels.append(Level(name, size, precision, generative, initial, shape, units))
         level.close()
 
     prior = fields.sub("prior", default={})
@@ -220,6 +225,7 @@ def describe_model(model: HierarchicalModel) -> dict:
                 "name": level.name,
                 "size": level.size,
                 **({"shape": list(level.shape)} if level.shape else {}),
+                **({"units": level.units} if level.units != "1" else {}),
                 **({"precision": level.precision.tolist()} if i < len(model.levels) - 1 else {}),
                 **({"nonlinearity": level.generative.nonlinearity.name,
                     "apply": level.generative.site,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from sim.report.figures import mark_trials, register
-from sim.report.figures.traces import draw_image
+from sim.report.figures.traces import draw_image, plain_log_ticks
 
 MAX_SHOWN = 12
+MAX_BAR_TRIALS = 8  # trials whose final Q is drawn beside the exact posterior (the last ones)
 
 
 def observation_labels(result) -> dict[float, list[str]]:
@@ -58,7 +59,12 @@ def plot_discrete(result):
     panels = factor_panels(result)
     trials = result.trials
     rows = len(panels)
-    figure = plt.figure(figsize=(12, 5 + 3 * rows))
+    shown_trials = list(range(len(trials.get("name", []))))[-MAX_BAR_TRIALS:]
+    bars_for = [panel for panel in panels if panel["exact"] is not None
+                and panel["final"] is not None]
+    bar_rows = sum(min(len(panel["causes"]), MAX_SHOWN) * 0.22 + 0.75
+                   for panel in bars_for) * len(shown_trials)
+    figure = plt.figure(figsize=(12, max(5 + 3 * rows, bar_rows + 1.0)))
     grid = figure.add_gridspec(rows + 2, 2, width_ratios=[3, 1.2],
                                height_ratios=[1.5] * rows + [1, 0.6])
     time_ms = result.time * 1e3
@@ -93,6 +99,7 @@ def plot_discrete(result):
                 axis_q.text(t, 1.01, "\n".join(texts), rotation=60, fontsize=7, ha="left",
                             va="bottom", transform=axis_q.get_xaxis_transform())
         mark_trials(axis_q, result)
+        axis_q.tick_params(labelbottom=False)  # the time axis is labelled once, at the bottom
 
     axis_f = figure.add_subplot(grid[rows, 0], sharex=first)
     axis_gap = figure.add_subplot(grid[rows + 1, 0], sharex=first)
@@ -104,16 +111,15 @@ def plot_discrete(result):
         if "free_energy" in result:
             gap = result.free_energy - result["surprise"]
             axis_gap.semilogy(time_ms, np.maximum(gap, 1e-16), color="tab:purple", lw=1.0)
+            plain_log_ticks(axis_gap)
     axis_f.set_ylabel("free energy F,\nsurprise (nat)", fontsize=8)
-    axis_f.legend(fontsize=8, loc="upper left")
+    axis_f.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    axis_f.tick_params(labelbottom=False)
     axis_gap.set_ylabel("F - surprise\n= KL (nat)", fontsize=8)
     axis_gap.set_xlabel("time (ms)")
     for axis in (axis_f, axis_gap):
         mark_trials(axis, result)
 
-    shown_trials = list(range(len(trials.get("name", []))))[-4:]
-    bars_for = [panel for panel in panels if panel["exact"] is not None
-                and panel["final"] is not None]
     if shown_trials and bars_for:
         bars = grid[:, 1].subgridspec(len(shown_trials) * len(bars_for), 1, hspace=0.6)
         for row, (trial, panel) in enumerate(
@@ -127,14 +133,20 @@ def plot_discrete(result):
             axis.barh(y + 0.2, exact, height=0.4, color="0.6", label="exact posterior")
             axis.set_yticks(y, names, fontsize=7)
             axis.invert_yaxis()
-            axis.set_xlim(0, min(1.0, 1.15 * max(exact.max(), final.max())))
+            axis.set_xlim(0, 1.0)  # one probability scale for every trial, labelled once
             axis.locator_params(axis="x", nbins=4)
             axis.tick_params(axis="x", labelsize=7)
+            axis.set_ylabel("cause" if len(bars_for) == 1 else panel["name"], fontsize=7)
+            if row == len(shown_trials) * len(bars_for) - 1:
+                axis.set_xlabel("probability", fontsize=8)
+            else:
+                axis.tick_params(axis="x", labelbottom=False)
             title = str(trials["name"][trial])
             axis.set_title(title if len(bars_for) == 1 else f"{title}: {panel['name']}",
                            fontsize=8)
             if row == 0:
-                axis.legend(fontsize=7, loc="lower right")
+                axis.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.25),
+                            ncols=2, frameon=False)
     figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
     figure.tight_layout()
     return figure

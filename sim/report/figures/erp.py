@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from sim.io.reader import Result
+from sim.report.figures import DECORATION
 
 REPETITIONS = 5  # standards' repetitions drawn
 KIND_STYLE = {"standard": ("tab:blue", "o"), "deviant": ("tab:red", "s"),
@@ -34,13 +35,13 @@ def plot_erp(result: Result) -> plt.Figure:
         axes[row, 0].set_ylabel(f"ERP {level}\n({field} sum of errors)", fontsize=8)
         if f"erp/mismatch/{level}" in result:
             axes[row, 1].plot(time_ms, result[f"erp/mismatch/{level}"], color="k")
-            axes[row, 1].axhline(0.0, color="0.7", lw=0.8)
+            axes[row, 1].axhline(0.0, color="0.7", lw=0.8, gid=DECORATION)
             axes[row, 1].set_ylabel(f"mismatch wave {level}\n(deviant - standard)", fontsize=8)
         else:
             axes[row, 1].plot(time_ms, np.nanmean(traces, axis=0), color="k")
             axes[row, 1].set_ylabel(f"mean ERP {level}", fontsize=8)
-    for axis in axes[-2]:
-        axis.set_xlabel("time from the tone's onset (ms)")
+    for axis in axes[:-1].ravel():
+        axis.set_xlabel("time from the tone's onset (ms)", fontsize=8)
     _peaks(axes[-1, 0], trials, levels[0], kinds)
     _suppression(axes[-1, 1], trials, levels, kinds, repetition)
     figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
@@ -64,8 +65,8 @@ def _by_repetition(axis: plt.Axes, time_ms: np.ndarray, traces: np.ndarray,
     if deviant.any():
         axis.plot(time_ms, np.nanmean(traces[deviant], axis=0), color="tab:red", lw=1.8,
                   label=f"deviant ({deviant.sum()})")
-    axis.axhline(0.0, color="0.7", lw=0.8)
-    axis.legend(fontsize=6, loc="best")
+    axis.axhline(0.0, color="0.7", lw=0.8, gid=DECORATION)
+    axis.legend(fontsize=6, loc="upper right")  # moved off the data by settle_legends
 
 
 def _peaks(axis: plt.Axes, trials, level: str, kinds: np.ndarray | None) -> None:

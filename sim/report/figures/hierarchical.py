@@ -16,19 +16,37 @@ nor the model's code.
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 
+from circuits.variables import ROLES
 from sim.io.reader import Result
-from sim.report.figures import mark_trials, register
+from sim.report.figures import DECORATION, mark_trials, register
 from sim.report.figures.basis import learned_images, plot_basis
 from sim.report.figures.covariance import covariance_paths, draw_covariance
 from sim.report.figures.erp import plot_erp
 from sim.report.figures.learning import has_learning_curves, learning_curves
-from sim.report.figures.traces import MAX_LINES, MAX_POINTS, draw_series, sampled, with_units
+from sim.report.figures.references import (
+    cue_weights,
+    draw_cue_weights,
+    draw_final_beliefs,
+    draw_references,
+)
+from sim.report.figures.traces import (
+    MAX_LINES,
+    MAX_POINTS,
+    declared,
+    draw_series,
+    sampled,
+    with_units,
+)
 
-MAX_POSTERIORS = 6  # posterior panels shown (the first trials)
+MAX_POSTERIORS = 8  # posterior panels shown (the first trials)
 MIN_GAP_RANGE = 0.05  # nat: the gap panel's smallest half-range
+NO_GAP = 1e-9  # nat: a largest |KL| and |F_L - surprise| below this is rounding (linear models)
+TITLE_CHARACTERS = 24  # of a trial's name in a posterior panel's title
 
 
 @register("hierarchical")
@@ -63,7 +81,8 @@ def plot_hierarchical(result: Result) -> plt.Figure:
         return figure
 
     posteriors = "reference_density" in trials
-    extra = [2.6] * posteriors + [2.2]
+    weights = cue_weights(result)
+    extra = [2.6] * posteriors + [2.2] + [2.2] * (weights is not None)
     figure = plt.figure(figsize=(12, 2.2 * rows + sum(extra) + 0.4))
     grid = figure.add_gridspec(rows + len(extra), 1, height_ratios=[2.2] * rows + extra)
     axes = [figure.add_subplot(grid[0, 0])]
@@ -73,32 +92,63 @@ def plot_hierarchical(result: Result) -> plt.Figure:
         _surprise_under_f(result, axes[-1])
     if posteriors:
         _posteriors(result, figure, grid[rows, 0])
-    _gap(result, figure.add_subplot(grid[-1, 0]))
+    below = figure.add_subplot(grid[rows + posteriors, 0])
+    if _has_gap(result):
+        _gap(result, below)
+    else:  # a linear model: Q is the exact posterior; its mean is the claim
+        draw_final_beliefs(result, below)
+    if weights is not None:
+        draw_cue_weights(result, figure.add_subplot(grid[-1, 0]), weights)
     figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
     figure.tight_layout()
     return figure
 
 
 def _panels(result: Result) -> list[tuple[str, list[str], bool]]:
-    """(level, time series, log scale) per panel, top to bottom: per level its input or belief
-    with its error (one panel of lines for few units, an image each for many), the precisions
-    that change over the run, a learned prior mean; then F (level "")."""
-    panels: list[tuple[str, list[str], bool]] = []
+    """(level, time series, log scale) per panel, top to bottom, from the recorded variables'
+    declarations (``circuits.variables``, read from each dataset's ``declared_*``
+    attributes): per level the variables that share a ``panel`` (input or belief with its
+    error: one panel of lines for few units, an image each for many), then each other drawn
+    variable in a panel of its own (log scale where it is declared ``log``; one declared
+    ``varying`` only where it changes over the run); then F (level "")."""
+    first: list[tuple[str, list[str], bool]] = []
+    later: list[tuple[str, list[str], bool]] = []
     for name in result.level_names:
-        traces = result.level(name)
-        shown = [f"levels/{name}/{key}" for key in ("input", "belief", "error") if key in traces]
-        if not shown:
-            continue
-        if max(_width(result, path) for path in shown) <= MAX_LINES:
-            panels.append((name, shown, False))
-        else:
-            panels += [(name, [path], False) for path in shown]
-    panels += [(name, [f"levels/{name}/precision"], True) for name in _varying_precision(result)]
-    panels += [(path.split("/")[1], [path], False) for path in result.datasets
-               if path.endswith("/prior_mean")]
+        groups: dict[str, list[str]] = {}
+        for path in _drawn(result, name):
+            panel = declared(result, path, "panel") or path
+            groups.setdefault(panel, []).append(path)
+        for paths in groups.values():
+            log = any(declared(result, p, "plot") == "log" for p in paths)
+            shared = len(paths) > 1
+            into = first if shared or declared(result, paths[0], "role") in SHARED else later
+            if max(_width(result, path) for path in paths) <= MAX_LINES:
+                into.append((name, paths, log))
+            else:
+                into += [(name, [path], log) for path in paths]
+    panels = first + later
     if "free_energy" in result:
         panels.append(("", ["free_energy"], False))
     return panels
+
+
+SHARED = ("input", "state", "error")  # roles drawn at the top, per level
+
+
+def _drawn(result: Result, level: str) -> list[str]:
+    """The time series of ``level`` a figure draws, by declared role (input, state, error,
+    precision, parameter): those declared with a ``plot`` other than ``none`` (``varying``
+    ones where they change); in a file without declarations, every time series of the level."""
+    prefix = f"levels/{level}/"
+    samples = result.shape("time")[0] if "time" in result else -1
+    series = [path for path in result.datasets if path.startswith(prefix)
+              and path.count("/") == 2 and result.shape(path)[:1] == (samples,)]
+    if not any(declared(result, path, "plot") for path in result.datasets):
+        return series  # written before variables were declared
+    chosen = [path for path in series if declared(result, path, "plot") not in ("", "none")
+              and (declared(result, path, "when") != "varying" or _varies(result, path))]
+    return sorted(chosen, key=lambda p: ROLES.index(declared(result, p, "role"))
+                  if declared(result, p, "role") in ROLES else len(ROLES))
 
 
 def _width(result: Result, path: str) -> int:
@@ -114,6 +164,7 @@ def _time_series(result: Result, panels: list[tuple[str, list[str], bool]],
     for axis, (level, paths, log) in zip(axes, panels, strict=False):
         if level:
             draw_series(axis, result, level, paths, log=log)
+            draw_references(axis, result, level, paths)
         else:
             _free_energy(result, axis)
         mark_trials(axis, result)
@@ -139,34 +190,64 @@ def _free_energy(result: Result, axis: plt.Axes) -> None:
     axis.set_ylabel(with_units("free energy F", result.units("free_energy")), fontsize=8)
 
 
-def _varying_precision(result: Result) -> list[str]:
-    """The levels whose recorded precision changes over the run (scheduled, inferred,
-    learned), read a block of samples at a time."""
-    found = []
-    for name in result.level_names:
-        traces = result.level(name)
-        if "precision" in traces and len(traces["precision"]):
-            precision = traces["precision"]
-            first = precision[0]
-            if any(np.any(block != first) for _, block in precision.blocks()):
-                found.append(name)
-    return found
+def _varies(result: Result, path: str) -> bool:
+    """Whether a recorded series changes over the run, read a block of samples at a time."""
+    series = result[path]
+    if not len(series):
+        return False
+    first = series[0]
+    return any(np.any(block != first) for _, block in series.blocks())
 
 
 def _reaction_times(result: Result, axis: plt.Axes) -> None:
-    """Mean reaction time of correct trials per condition, misses noted on the bars."""
+    """Mean reaction time of correct trials per condition, with 1 s.d. over those trials;
+    conditions named ``<kind>_<rest>`` (``valid_left``) grouped by kind, the groups in order of
+    their mean (valid, neutral, invalid); misses noted on the bars."""
     conditions = [str(c) for c in result["reaction_time/condition"]]
-    means = result["reaction_time/mean_ms"]
+    means = np.asarray(result["reaction_time/mean_ms"], dtype=float)
     misses, counts = result["reaction_time/misses"], result["reaction_time/count"]
-    places = np.arange(len(conditions))
-    axis.bar(places, np.nan_to_num(means), color="tab:blue", alpha=0.8)
-    for place, mean, missed, count in zip(places, means, misses, counts, strict=True):
+    spreads = _spreads(result, conditions)
+    kinds = [c.split("_", 1)[0] for c in conditions]
+    groups = sorted(dict.fromkeys(kinds), key=lambda k: np.nanmean(
+        [m for m, kind in zip(means, kinds, strict=True) if kind == k] or [np.nan]))
+    order = sorted(range(len(conditions)), key=lambda i: (groups.index(kinds[i]),
+                                                          conditions[i]))
+    colours = plt.get_cmap("tab10").colors
+    places = np.array([i + 0.5 * groups.index(kinds[c]) for i, c in enumerate(order)])
+    for place, index in zip(places, order, strict=True):
+        mean, spread = means[index], spreads[index]
+        colour = colours[groups.index(kinds[index]) % len(colours)]
+        axis.bar(place, np.nan_to_num(mean), color=colour, alpha=0.85,
+                 label=kinds[index] if conditions[index] == min(
+                     c for c in conditions if c.split("_", 1)[0] == kinds[index]) else None)
+        if np.isfinite(spread):
+            axis.errorbar(place, mean, yerr=spread, color="black", capsize=3, lw=1)
         label = f"{mean:.1f}" if np.isfinite(mean) else "all missed"
-        if missed:
-            label += f"\n{missed}/{count} missed"
-        axis.text(place, np.nan_to_num(mean), label, ha="center", va="bottom", fontsize=7)
-    axis.set_xticks(places, conditions, fontsize=8, rotation=20)
+        if misses[index]:
+            label += f"\n{misses[index]}/{counts[index]} missed"
+        top = np.nan_to_num(mean) + (spread if np.isfinite(spread) else 0.0)
+        axis.text(place + 0.3, top, label, ha="left", va="bottom", fontsize=7)
+    axis.set_xticks(places, [conditions[i].replace("_", " ") for i in order], fontsize=8)
+    axis.set_xlabel("condition (error bars: 1 s.d. over its correct trials)", fontsize=8)
     axis.set_ylabel("mean reaction\ntime (ms)", fontsize=8)
+    axis.set_ylim(0, 1.25 * max(float(np.nanmax(means + np.nan_to_num(spreads))), 1e-9))
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+
+
+def _spreads(result: Result, conditions: list[str]) -> np.ndarray:
+    """1 s.d. of the reaction times of each condition's correct trials (NaN: unknown)."""
+    trials = result.trials
+    if not {"condition", "reaction_time"} <= set(trials):
+        return np.full(len(conditions), np.nan)
+    kinds = np.asarray(trials["condition"]).astype(str)
+    times = np.asarray(trials["reaction_time"], dtype=float)
+    correct = (np.asarray(trials["correct"], bool) if "correct" in trials
+               else np.ones(len(times), bool))
+    out = []
+    for condition in conditions:
+        chosen = times[(kinds == condition) & correct & np.isfinite(times)]
+        out.append(float(np.std(chosen)) if chosen.size > 1 else np.nan)
+    return np.array(out)
 
 
 def _surprise_under_f(result: Result, axis: plt.Axes) -> None:
@@ -179,7 +260,7 @@ def _surprise_under_f(result: Result, axis: plt.Axes) -> None:
     axis.hlines(trials["gaussian_free_energy"], stop - 0.2 * (stop - start), stop,
                 color="tab:purple", lw=2.0, label="F[Q] of the final Gaussian Q (exact)")
     axis.plot([], [], color="black", label="F (Laplace), descended")
-    axis.legend(fontsize=7, loc="upper right")
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 
 
 def _stacked(result: Result, prefix: str, index: int) -> np.ndarray:
@@ -195,7 +276,7 @@ def _posteriors(result: Result, figure: plt.Figure, cell) -> None:
              if np.all(np.isfinite(trials["reference_density"][i]))][:MAX_POSTERIORS]
     if not shown:
         return
-    panels = cell.subgridspec(1, len(shown), wspace=0.3)
+    panels = cell.subgridspec(1, len(shown), wspace=0.55)
     for column, index in enumerate(shown):
         axis = figure.add_subplot(panels[0, column])
         grid = trials["reference_grid"][index]
@@ -205,10 +286,12 @@ def _posteriors(result: Result, figure: plt.Figure, cell) -> None:
             _posterior_1d(axis, result, index, grid[0], density, m[0])
         else:
             _posterior_2d(axis, result, index, grid, density, m)
-        axis.set_title(f"{trials['name'][index]}: KL {trials['kl'][index]:.3g} nat", fontsize=8)
+        name = textwrap.shorten(str(trials["name"][index]), TITLE_CHARACTERS, placeholder="...")
+        axis.set_title(f"{name}\nKL {trials['kl'][index]:.3g} nat", fontsize=8)
         axis.tick_params(labelsize=7)
-        if column == 0:
-            axis.legend(fontsize=6, loc="upper left")
+        if column == len(shown) - 1:
+            axis.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                        frameon=False)
 
 
 def _posterior_1d(axis: plt.Axes, result: Result, index: int, grid: np.ndarray,
@@ -220,7 +303,14 @@ def _posterior_1d(axis: plt.Axes, result: Result, index: int, grid: np.ndarray,
         laplace = np.exp(-0.5 * (grid - m) ** 2 / variance) / np.sqrt(2 * np.pi * variance)
         axis.plot(grid, laplace, color="tab:blue", lw=1.2, label="Laplace Q")
     axis.axvline(mean, color="black", ls=":", lw=1.0, label="exact mean")
-    axis.set_xlabel(result.level_names[-1], fontsize=7)
+    if "reference_mode/" + result.level_names[-1] in result.trials:  # the claim: mu -> mode
+        mode = _stacked(result, "reference_mode", index)[0]
+        if abs(mode - mean) > 1e-3 * (grid[-1] - grid[0]):  # else the mean's line is it
+            axis.axvline(mode, color="tab:red", ls="--", lw=1.0, label="exact mode")
+    top = result.level_names[-1]
+    units = result.units(f"levels/{top}/belief") if f"levels/{top}/belief" in result else "1"
+    axis.set_xlabel(with_units(top, units), fontsize=7)
+    axis.set_ylabel("density", fontsize=7)
 
 
 def _posterior_2d(axis: plt.Axes, result: Result, index: int, grid: np.ndarray,
@@ -244,6 +334,14 @@ def _posterior_2d(axis: plt.Axes, result: Result, index: int, grid: np.ndarray,
     axis.set_ylabel(labels[1], fontsize=7)
 
 
+def _has_gap(result: Result) -> bool:
+    """Whether the variational gap is more than rounding in some trial."""
+    values = np.concatenate([np.ravel(result.trials["kl"]),
+                             np.ravel(result.trials["laplace_error"])])
+    values = values[np.isfinite(values)]
+    return bool(values.size) and float(np.max(np.abs(values))) > NO_GAP
+
+
 def _gap(result: Result, axis: plt.Axes) -> None:
     """Per trial: KL[Q || posterior] >= 0 and the Laplace error F_L - surprise (either sign)."""
     trials = result.trials
@@ -252,11 +350,12 @@ def _gap(result: Result, axis: plt.Axes) -> None:
              label="KL[Q || posterior] = F[Q] - surprise")
     axis.bar(x + 0.2, trials["laplace_error"], width=0.4, color="0.5",
              label="Laplace F - surprise")
-    axis.axhline(0.0, color="black", lw=0.8)
+    axis.axhline(0.0, color="black", lw=0.8, gid=DECORATION)
     values = np.concatenate([trials["kl"], trials["laplace_error"]])
     values = values[np.isfinite(values)]
     if values.size and np.max(np.abs(values)) < MIN_GAP_RANGE:  # rounding, not a gap
         axis.set_ylim(-MIN_GAP_RANGE, MIN_GAP_RANGE)
     axis.set_xticks(x, [str(name) for name in trials["name"]], fontsize=7)
+    axis.set_xlabel("trial")
     axis.set_ylabel("variational gap\n(nat)", fontsize=8)
-    axis.legend(fontsize=7, loc="upper right")
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)

@@ -18,14 +18,40 @@ from sim.io.reader import Result
 MAX_LINES = 8  # units drawn as lines named in a legend; more: an image with a colour map
 MAX_POINTS = 20_000  # samples drawn per line
 MAX_COLUMNS = 2_000  # samples drawn per image column
-STYLES = {"input": "-", "belief": "-", "error": "--", "prior_mean": "-"}
-SYMBOLS = {"input": "x", "belief": "mu", "error": "eps", "precision": "Pi",
-           "prior_mean": "m", "log_precision": "lambda"}
 
 
 def with_units(text: str, units: str) -> str:
-    """``text (units)``; dimensionless quantities say so."""
-    return f"{text} ({'dimensionless' if units in ('', '1') else units})"
+    """``text (units)``; a dimensionless quantity has no units to name."""
+    return text if units in ("", "1") else f"{text} ({units})"
+
+
+def declared(result: Result, path: str, key: str, default: str = "") -> str:
+    """A recorded variable's declaration (``circuits.variables``: ``label``, ``symbol``,
+    ``role``, ``plot``, ``panel``, ``style``, ``when``), from its dataset's attributes."""
+    value = result.dataset_attrs.get(path.strip("/"), {}).get(f"declared_{key}", default)
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def quantity(result: Result, path: str) -> str:
+    """``belief mu`` for ``levels/<name>/belief``: its declared label and symbol (else the
+    dataset's name)."""
+    key = path.rsplit("/", 1)[-1]
+    label = declared(result, path, "label", key)
+    symbol = declared(result, path, "symbol")
+    return f"{label} {symbol}" if symbol else label
+
+
+def plain_log_ticks(axis: plt.Axes) -> None:
+    """A log y axis read as plain numbers (0.2, 0.5, 1, 2 over a few decades; 1e-08, 1 over
+    many), not as mantissas (4x10^0, 6x10^-1). Call it once the data are drawn."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    low, high = axis.get_ylim()
+    few = low > 0 and high / low <= 1e3
+    axis.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if few else (1.0,),
+                                            numticks=8 if few else 5))
+    axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.yaxis.set_minor_formatter(NullFormatter())
 
 
 def stride(samples: int, most: int) -> int:
@@ -39,12 +65,6 @@ def sampled(result: Result, path: str, most: int) -> tuple[np.ndarray, np.ndarra
     return result.time[::step] * 1e3, np.asarray(result[path][::step])
 
 
-def quantity(path: str) -> str:
-    """``belief mu`` for ``levels/<name>/belief``."""
-    key = path.rsplit("/", 1)[-1]
-    return f"{key} {SYMBOLS[key]}" if key in SYMBOLS else key
-
-
 def draw_lines(axis: plt.Axes, result: Result, level: str, paths: list[str],
                log: bool = False) -> None:
     """One colour per unit, one line style per quantity (``paths`` of one level), a legend
@@ -55,7 +75,7 @@ def draw_lines(axis: plt.Axes, result: Result, level: str, paths: list[str],
         time_ms, values = sampled(result, path, MAX_POINTS)
         values = values.reshape(len(values), -1)
         width = max(width, values.shape[1])
-        style = STYLES.get(path.rsplit("/", 1)[-1], "-")
+        style = declared(result, path, "style", "-")
         for unit in range(values.shape[1]):
             (axis.semilogy if log else axis.plot)(
                 time_ms, values[:, unit], ls=style, lw=1.2 if style == "-" else 0.9,
@@ -63,12 +83,18 @@ def draw_lines(axis: plt.Axes, result: Result, level: str, paths: list[str],
     handles = [Line2D([], [], color=colours[unit % len(colours)], lw=2,
                       label=f"{level}[{unit}]") for unit in range(width)]
     if len(paths) > 1:
-        handles += [Line2D([], [], color="black", ls=STYLES.get(p.rsplit("/", 1)[-1], "-"),
-                           lw=1, label=quantity(p)) for p in paths]
+        handles += [Line2D([], [], color="black", ls=declared(result, p, "style", "-"),
+                           lw=1, label=quantity(result, p)) for p in paths]
     axis.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                 frameon=False)
-    names = ", ".join(quantity(p) for p in paths)
-    axis.set_ylabel(with_units(f"{level}\n{names}", result.units(paths[0])), fontsize=8)
+    if log:
+        plain_log_ticks(axis)
+    names = ", ".join(quantity(result, p) for p in paths)
+    units = {result.units(p) for p in paths}  # one quantity's units, or each its own
+    text = (with_units(f"{level}\n{names}", units.pop()) if len(units) == 1 else
+            f"{level}\n" + ", ".join(with_units(quantity(result, p), result.units(p))
+                                     for p in paths))
+    axis.set_ylabel(text, fontsize=8)
 
 
 def draw_image(axis: plt.Axes, result: Result, level: str, path: str, label: str | None = None,
@@ -78,7 +104,8 @@ def draw_image(axis: plt.Axes, result: Result, level: str, path: str, label: str
     time_ms, values = sampled(result, path, MAX_COLUMNS)
     values = values.reshape(len(values), -1)
     finite = values[np.isfinite(values)]
-    signed = path.endswith("/error") or (finite.size and finite.min() < 0 < finite.max())
+    signed = (declared(result, path, "role") == "error"
+              or (finite.size and finite.min() < 0 < finite.max()))
     if signed and "norm" not in options:
         reach = float(np.max(np.abs(finite))) if finite.size and np.any(finite) else 1.0
         options = {"cmap": "RdBu_r", "vmin": -reach, "vmax": reach, **options}
@@ -88,7 +115,7 @@ def draw_image(axis: plt.Axes, result: Result, level: str, path: str, label: str
                                 values.shape[1] - 0.5), **{"cmap": "viridis", **options})
     bar = axis.inset_axes((1.01, 0.0, 0.015, 1.0))
     colourbar = axis.figure.colorbar(image, cax=bar)
-    colourbar.set_label(label or with_units(quantity(path), result.units(path)), fontsize=7)
+    colourbar.set_label(label or with_units(quantity(result, path), result.units(path)), fontsize=7)
     colourbar.ax.tick_params(labelsize=7)
     axis.set_ylabel(f"{level}\nunit", fontsize=8)
 

@@ -1,0 +1,91 @@
+"""State variables, declared once: what a population or a mechanism records, in words.
+
+A ``Variable`` says what a recorded quantity is (its ``symbol`` and ``label``), its ``role``
+(``input``, ``state``, ``error``, ``precision``, ``parameter``), its units relative to the
+level it belongs to (``units``: ``level`` the level's own units, ``1/level``, ``1/level^2``,
+``1`` dimensionless, or any fixed unit such as ``nat``) and how a figure draws it (``plot``:
+``lines``, ``log`` or ``none``; ``panel``: variables of one level with the same panel name
+share a panel; ``style``: the line style; ``when``: ``always``, or ``varying``: only where
+it changes over the run; ``reference``: the number it is claimed to reach, by a name the
+report side computes from the result: ``noise_precision``, 1 / the variance of the input's
+noise, ``log_noise_precision`` its log). A ``circuits.mechanism.Stream`` carries the
+variable it records (``declares``); the recorder writes the declaration as the dataset's attributes
+(``declaration_attrs``), and the report side reads them back: figures, ``pcsim show`` and a
+later NWB export follow the declarations, not lists of dataset names. A mechanism defined
+anywhere (a test, a user's module) gets its panel by declaring its variable.
+
+Nothing here imports Brian2.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+ROLES = ("input", "state", "error", "precision", "parameter")
+PLOTS = ("lines", "log", "none")
+REFERENCES = ("", "noise_precision", "log_noise_precision")
+WHEN = ("always", "varying")
+RELATIVE = {"level": "{u}", "1/level": "1/({u})", "1/level^2": "1/({u})^2"}
+# a level's units: letters, digits, ^ / * . ( ) - and spaces; deg/s, mV, Hz, m/s^2, 1/s
+LEVEL_UNITS = re.compile(r"^[A-Za-z°µ][A-Za-z0-9°µ^/*.() -]{0,31}$")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One recorded state variable: see the module docstring."""
+
+    name: str
+    symbol: str
+    label: str
+    role: str
+    units: str = "level"
+    plot: str = "lines"
+    panel: str = ""
+    style: str = "-"
+    when: str = "always"
+    reference: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.role not in ROLES or self.plot not in PLOTS or self.when not in WHEN
+                or self.reference not in REFERENCES):
+            raise ValueError(f"variable {self.name!r}: role in {ROLES}, plot in {PLOTS}, "
+                             f"when in {WHEN}, reference in {REFERENCES}")
+
+    def units_for(self, level_units: str) -> str:
+        """Its units on a level measured in ``level_units`` ("1": dimensionless)."""
+        if self.units not in RELATIVE:
+            return self.units
+        if level_units in ("", "1"):
+            return "1"
+        simple = re.fullmatch(r"[A-Za-z°µ]+", level_units) is not None
+        return RELATIVE[self.units].format(u=level_units).replace(
+            f"({level_units})", level_units if simple else f"({level_units})")
+
+
+def declaration_attrs(variable: Variable) -> dict[str, Any]:
+    """The dataset attributes that record ``variable``'s declaration (``declared_*``)."""
+    return {"declared_symbol": variable.symbol, "declared_label": variable.label,
+            "declared_role": variable.role, "declared_plot": variable.plot,
+            "declared_panel": variable.panel, "declared_style": variable.style,
+            "declared_when": variable.when, "declared_reference": variable.reference}
+
+
+def check_level_units(text: str) -> str | None:
+    """What is wrong with a level's ``units`` (None: nothing)."""
+    if not LEVEL_UNITS.match(text):
+        return (f"expected a unit such as \"deg/s\" or \"mV\" (letters, digits, ^ / * . ( ) -; "
+                f"at most 32 characters), got {text!r}")
+    return None
+
+
+# the hierarchical family's variables, per level (circuits.belief, circuits.error)
+INPUT = Variable("input", "x", "input", "input", panel="state")
+BELIEF = Variable("belief", "mu", "belief", "state", panel="state")
+ERROR = Variable("error", "eps", "error", "error", units="1/level", panel="state", style="--")
+PRECISION = Variable("precision", "Pi", "precision", "precision", units="1/level^2",
+                     plot="log", when="varying")
+# the discrete family's, per factor (circuits.discrete): Q over the causes and its errors
+POSTERIOR = Variable("belief", "Q", "belief", "state", units="1", panel="state")  # a probability
+LOG_ERROR = Variable("error", "eps", "error", "error", units="nat", plot="none")

@@ -1,0 +1,152 @@
+"""What a scenario declares as its headline numbers: ``[[report.headline]]`` (docs/scenarios.md).
+
+Each entry names one dataset of the result file and how to read it: which element (``unit``),
+which trials and how they are grouped (``per``, ``where``, ``span``), and the reference stored
+beside it (a dataset, such as the exact posterior, or a number stated in the scenario). The
+numbers themselves are computed from a finished file by ``sim.report.headlines``, which
+``pcsim run`` and ``pcsim show`` both call. Nothing here reads a file or imports Brian2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from sim.validation import Fields, describe
+
+PER_CHOICES = ("trial", "condition", "all")  # or the name of a trial column (``repetition``)
+Unit = int | str
+
+
+@dataclass(frozen=True)
+class HeadlineSpec:
+    """One headline: the dataset ``value`` and how to read it.
+
+    ``unit``: one element along the dataset's last axes (an index, or a cause's name), or a
+    list of them (a row each); ``top``: per row, the ``top`` elements with the largest
+    reference (else value); ``per``: the dataset's first axis is the trials, shown one row
+    per ``trial``, per ``condition`` (their mean), one row for ``all`` of them (the mean), or
+    one per value of a trial column (``repetition``); ``where``: only the trials whose
+    columns hold these values (a value or a list of values each); ``span``: only trials
+    ``span[0]`` to ``span[1] - 1``; ``labels``: a dataset of names for the first axis of
+    ``value`` (one row each); ``at_peak_of``: the value at the index where that dataset is
+    largest (the time of a peak); ``count_at_least``: the number of elements at or above it;
+    ``reference``: a dataset read the same way, or a number (a list: one per unit);
+    ``units``: the units shown (``ms`` converts a dataset in ``s``).
+    """
+
+    value: str
+    name: str = ""
+    unit: Unit | list[Unit] | None = None
+    top: int | None = None
+    per: str | None = None
+    where: dict[str, Any] | None = None
+    span: list[int] | None = None
+    labels: str | None = None
+    at_peak_of: str | None = None
+    count_at_least: float | None = None
+    reference: str | float | list[float] | None = None
+    reference_name: str | None = None
+    units: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.value.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def trial_axis(self) -> bool:
+        """Whether the first axis of ``value`` is the trials (one row each, before grouping)."""
+        return (self.per is not None or self.where is not None or self.span is not None
+                or (self.value.startswith("trials/") and self.labels is None))
+
+    def describe(self) -> dict:
+        """The fields given, as plain data (``scenario/parameters``; ``from_described``)."""
+        return {key: value for key, value in asdict(self).items() if value is not None
+                and (key != "name" or value)}
+
+
+def from_described(table: dict) -> HeadlineSpec:
+    """A spec back from ``describe`` (a result's ``scenario/parameters``); ``ValueError`` if
+    the table is not one."""
+    known = {field.name for field in fields(HeadlineSpec)}
+    if not isinstance(table, dict) or "value" not in table or set(table) - known:
+        raise ValueError(f"not a headline declaration: {describe(table)}")
+    return HeadlineSpec(**table)
+
+
+def _unit(value: Any) -> bool:
+    return (isinstance(value, str) and bool(value)) or (
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+
+
+def _path(fields: Fields, key: str, required: bool = False) -> str | None:
+    """A dataset path (``trials/kl``, as ``pcsim show`` lists them), or None when absent."""
+    value = fields.raw(key) if required else fields.raw(key, None)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip("/"):
+        raise fields.error(key, f"expected a dataset path such as 'trials/kl' (as pcsim show "
+                                f"lists them), got {describe(value)}")
+    return value.strip("/")
+
+
+def parse_headline(fields: Fields) -> HeadlineSpec:
+    """One ``[[report.headline]]`` table, checked field by field (one-line errors)."""
+    value = _path(fields, "value", required=True)
+    unit = fields.raw("unit", None)
+    if unit is not None and not (_unit(unit) or (isinstance(unit, list) and unit
+                                                  and all(_unit(u) for u in unit))):
+        raise fields.error("unit", f"expected an element's index (>= 0) or name, or a list of "
+                                   f"them, got {describe(unit)}")
+    where = fields.raw("where", None)
+    if where is not None and not (isinstance(where, dict) and where and all(
+            isinstance(v, str | int | float | list) and not isinstance(v, bool)
+            for v in where.values())):
+        raise fields.error("where", f"expected a table of trial columns and the values kept, "
+                                    f"e.g. {{ kind = \"standard\" }}, got {describe(where)}")
+    span = fields.raw("span", None)
+    if span is not None and not (isinstance(span, list) and len(span) == 2 and all(
+            isinstance(n, int) and not isinstance(n, bool) for n in span)):
+        raise fields.error("span", f"expected [first, stop], two trial indices, got "
+                                   f"{describe(span)}")
+    reference = fields.raw("reference", None)
+    if isinstance(reference, str):
+        reference = _path(fields, "reference")
+    elif reference is not None and not (
+            (isinstance(reference, int | float) and not isinstance(reference, bool))
+            or (isinstance(reference, list) and reference and all(
+                isinstance(r, int | float) and not isinstance(r, bool) for r in reference))):
+        raise fields.error("reference", f"expected a dataset path, a number or a list of "
+                                        f"numbers, got {describe(reference)}")
+    per = fields.raw("per", None)
+    if per is not None and (not isinstance(per, str) or not per):
+        raise fields.error("per", f"expected one of {', '.join(PER_CHOICES)} or a trial column's "
+                                  f"name, got {describe(per)}")
+    spec = HeadlineSpec(
+        value=value,
+        name=fields.text("name", default=""),
+        unit=unit,
+        top=fields.number("top", default=None, minimum=1, integer=True),
+        per=per,
+        where=where,
+        span=span,
+        labels=_path(fields, "labels"),
+        at_peak_of=_path(fields, "at_peak_of"),
+        count_at_least=fields.number("count_at_least", default=None),
+        reference=reference,
+        reference_name=fields.raw("reference_name", None),
+        units=fields.raw("units", None),
+    )
+    for key in ("reference_name", "units"):
+        if getattr(spec, key) is not None and not isinstance(getattr(spec, key), str):
+            raise fields.error(key, f"expected a string, got {describe(getattr(spec, key))}")
+    fields.close()
+    return spec
+
+
+def parse_report(fields: Fields) -> tuple[HeadlineSpec, ...]:
+    """``[report]``: ``headline``, an array of tables (none: the family's default headlines)."""
+    specs = (tuple(parse_headline(item) for item in fields.subs("headline"))
+             if fields.has("headline") else ())
+    fields.close()
+    return specs

@@ -1,0 +1,192 @@
+"""Figures fit for a paper, and figures that follow declarations.
+
+- The figure lint (``sim.report.figure_lint``) finds nothing in any bundled scenario's figure
+  nor in a sweep's: no two texts overlap, no legend covers data, every axis is labelled, no
+  panel is empty or all zeros, no log axis reads "4x10^0". Each scenario runs once (a module
+  fixture), shortened where its figure still shows what it is about (``SHORT``).
+- The lint itself finds each defect in a figure made to have it (a lint that finds nothing
+  proves nothing).
+- A mechanism defined only here declares the variable it records; the figure draws its panel,
+  with the recorded values, and leaves out a variable declared ``plot = "none"``; no figure
+  code names it.
+- A level's ``units`` reach the datasets, the figure's labels and the scenario's parameters;
+  a malformed one is refused in one line.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+import sim
+from circuits.mechanism import Mechanism, Stream, state_array
+from circuits.variables import Variable
+from sim import registry
+from sim.errors import ScenarioError
+from sim.report.figure_lint import lint
+from sim.report.figures import draw
+from sim.scenario import bundled_scenarios
+from sim.scenario_writer import write_scenario
+from sim.sweeps.report import draw_sweep
+
+# overrides that shorten the two longest runs where the figure still shows its content (every
+# condition, with several trials for its error bar; Sigma learning towards the drawn value);
+# the others take under 2 s each (runtime device, 2 cores)
+SHORT: dict[str, dict] = {
+    "attention/posner": {f"protocol.conditions.{i}.count": 3 for i in range(6)},
+    "learning/variance": {"protocol.conditions.0.count": 150},
+}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Every bundled scenario, run once (shortened by ``SHORT``)."""
+    folder = tmp_path_factory.mktemp("figures")
+    return {name: sim.run(name, output=folder / (name.replace("/", "__") + ".h5"),
+                          overrides=SHORT.get(name))
+            for name in sorted(bundled_scenarios())}
+
+
+@pytest.mark.parametrize("name", sorted(bundled_scenarios()))
+def test_bundled_figure_passes_the_lint(results, name):
+    figure = draw(results[name])
+    try:
+        assert lint(figure) == []
+    finally:
+        plt.close(figure)
+
+
+def test_sweep_figure_passes_the_lint(tmp_path):
+    swept = sim.sweep("perception/cue_integration", seeds=2, jobs=1, output=tmp_path / "fog",
+                      vary={"protocol.trials.*.stimulus.noise_std": [0.0, 0.5]})
+    figure = draw_sweep(swept.path)
+    try:
+        assert lint(figure) == []
+        curve = figure.axes[1]
+        names = [label.get_text() for label in curve.get_xticklabels()]
+        assert names == ["clear", "fog 1", "fog 2", "fog 3", "fog 4", "fog 5"]  # not the
+        assert "fog rolls in" in curve.get_xlabel()  # schedule, which is named as left out
+    finally:
+        plt.close(figure)
+
+
+# the lint finds what it is for ------------------------------------------------------------------
+def test_the_lint_finds_each_defect():
+    figure, (crowded, empty, zeros, bare) = plt.subplots(4, 1, figsize=(5, 8))
+    x = np.linspace(0.0, 1.0, 50)
+    crowded.plot(x, x, label="a line under its legend")
+    crowded.legend(loc="center")  # over the line's middle
+    crowded.set(xlabel="x", ylabel="y", title="one title")
+    crowded.text(0.5, 1.02, "one title", transform=crowded.transAxes, ha="center")  # on it
+    empty.set(xlabel="x", ylabel="nothing drawn")
+    zeros.plot(x, np.full_like(x, 1e-30))
+    zeros.set(xlabel="x", ylabel="a gap of rounding")
+    bare.semilogy(x, 0.3 + 4 * x)
+    found = lint(figure)
+    plt.close(figure)
+    kinds = [line.split(":")[0] for line in found]
+    assert {"text overlaps text", "legend covers data", "empty panel", "all zeros",
+            "axis without a label", "mantissa ticks"} <= set(kinds), found
+
+
+def test_a_clean_figure_has_no_findings():
+    figure, axis = plt.subplots(figsize=(5, 3))
+    axis.plot([0, 1, 2], [1, 3, 2], label="data")
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axis.set(xlabel="time (ms)", ylabel="belief", title="a clean figure")
+    figure.tight_layout()
+    assert lint(figure) == []
+    plt.close(figure)
+
+
+# a mechanism defined here gets its panel ----------------------------------------------------
+SQUARED = Variable("belief_squared", "mu^2", "squared belief", "parameter", units="1")
+HIDDEN = Variable("belief_hidden", "h", "a hidden copy", "parameter", units="1", plot="none")
+
+
+class SquaredBelief(Mechanism):
+    """Records mu^2 of the top level (declared to be drawn) and mu (declared not to be)."""
+
+    name = "test_squared_belief"
+    family = "hierarchical"
+    section = "squared"
+
+    def parse(self, fields):
+        return fields.number("on", default=None)
+
+    def streams(self, settings, context):
+        top, name = context.beliefs[-1], context.model.levels[-1].name
+        values = state_array(top, "belief")
+        return [Stream(f"levels/{name}/belief_squared", len(values), lambda: values ** 2,
+                       declares=SQUARED),
+                Stream(f"levels/{name}/belief_hidden", len(values), lambda: values.copy(),
+                       declares=HIDDEN)]
+
+
+@pytest.fixture
+def squared_mechanism():
+    mechanism = registry.register_mechanism(SquaredBelief())
+    yield mechanism
+    registry.unregister_mechanism(mechanism.name)
+
+
+def two_levels(tmp_path, **level):
+    table = {"name": "squared", "dt_ms": 0.1,
+             "model": {"errors": "instantaneous", "tau_belief_ms": 2.0,
+                       "levels": [{"name": "x", "size": 1, "precision": 4.0, **level},
+                                  {"name": "v", "size": 1, "weights": 1.0, **level}],
+                       "prior": {"mean": 0.0, "precision": 1.0}},
+             "protocol": {"trials": [{"duration_ms": 20.0,
+                                      "stimulus": {"kind": "constant", "value": 2.0}}]}}
+    return table
+
+
+def test_a_mechanism_defined_in_a_test_gets_its_panel(tmp_path, squared_mechanism):
+    table = two_levels(tmp_path)
+    table["model"]["squared"] = {"on": 1.0}
+    result = sim.run(write_scenario(tmp_path / "squared.toml", table),
+                     output=tmp_path / "squared.h5")
+    recorded = np.asarray(result["levels/v/belief_squared"])[:, 0]
+    belief = np.asarray(result["levels/v/belief"])[:, 0]
+    np.testing.assert_allclose(recorded, belief ** 2, rtol=0, atol=1e-15)
+    figure = draw(result)
+    try:
+        labels = [axis.get_ylabel() for axis in figure.axes]
+        panel = next(axis for axis in figure.axes if "squared belief mu^2" in axis.get_ylabel())
+        drawn = max((line.get_ydata() for line in panel.lines), key=len)
+        np.testing.assert_array_equal(drawn, recorded[:len(drawn)])
+        assert not any("hidden" in label for label in labels), labels
+        assert lint(figure) == []
+    finally:
+        plt.close(figure)
+
+
+# a level's units --------------------------------------------------------------------------------
+def test_a_level_in_deg_per_s(tmp_path):
+    table = two_levels(tmp_path, units="deg/s")
+    result = sim.run(write_scenario(tmp_path / "speed.toml", table), output=tmp_path / "s.h5")
+    assert result.units("levels/v/belief") == "deg/s"
+    assert result.units("levels/x/input") == "deg/s"
+    assert result.units("levels/x/error") == "1/(deg/s)"
+    assert result.units("levels/x/precision") == "1/(deg/s)^2"
+    assert result.parameters["model"]["levels"][1]["units"] == "deg/s"
+    figure = draw(result)
+    try:
+        assert any("(deg/s)" in axis.get_ylabel() for axis in figure.axes)
+        assert not any("dimensionless" in axis.get_ylabel() for axis in figure.axes)
+    finally:
+        plt.close(figure)
+
+
+@pytest.mark.parametrize("units", ["", "deg/s\nmore", 3, "x" * 40])
+def test_a_malformed_unit_is_refused(tmp_path, units):
+    table = two_levels(tmp_path)
+    table["model"]["levels"][1]["units"] = units
+    path = write_scenario(tmp_path / "bad.toml", table)
+    with pytest.raises(ScenarioError, match=r"units"):
+        sim.run(path, output=tmp_path / "bad.h5")
+
