@@ -98,6 +98,8 @@ def parse_headline(fields: Fields) -> HeadlineSpec:
                                                   and all(_unit(u) for u in unit))):
         raise fields.error("unit", f"expected an element's index (>= 0) or name, or a list of "
                                    f"them, got {describe(unit)}")
+    if isinstance(unit, list) and len({str(u) for u in unit}) < len(unit):
+        raise fields.error("unit", f"expected each element once, got {describe(unit)}")
     where = fields.raw("where", None)
     if where is not None and not (isinstance(where, dict) and where and all(
             isinstance(v, str | int | float | list) and not isinstance(v, bool)
@@ -117,6 +119,12 @@ def parse_headline(fields: Fields) -> HeadlineSpec:
             or (isinstance(reference, list) and reference and all(
                 isinstance(r, int | float) and not isinstance(r, bool) for r in reference))):
         raise fields.error("reference", f"expected a dataset path, a number or a list of "
+                                        f"numbers, got {describe(reference)}")
+    if isinstance(reference, list) and not (isinstance(unit, list)
+                                            and len(reference) == len(unit)):
+        raise fields.error("reference", f"a list of references gives one per element of "
+                                        f"'unit' ({describe(unit)}): expected "
+                                        f"{len(unit) if isinstance(unit, list) else 'a list of'} "
                                         f"numbers, got {describe(reference)}")
     per = fields.raw("per", None)
     if per is not None and (not isinstance(per, str) or not per):
