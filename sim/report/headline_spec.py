@@ -106,6 +106,10 @@ def parse_headline(fields: Fields) -> HeadlineSpec:
             for v in where.values())):
         raise fields.error("where", f"expected a table of trial columns and the values kept, "
                                     f"e.g. {{ kind = \"standard\" }}, got {describe(where)}")
+    for column, kept in (where or {}).items():
+        if isinstance(kept, list) and (not kept or len({str(v) for v in kept}) < len(kept)):
+            raise fields.error(f"where.{column}", f"expected the values kept, each once, got "
+                                                  f"{describe(kept)}")
     span = fields.raw("span", None)
     if span is not None and not (isinstance(span, list) and len(span) == 2 and all(
             isinstance(n, int) and not isinstance(n, bool) for n in span)):
