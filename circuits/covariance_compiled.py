@@ -35,6 +35,7 @@ error_column : 1 (linked)
 interneuron_column : 1 (linked)
 diagonal : 1 (constant)
 term : 1
+rate : 1 (shared, constant)
 """
 LEARN = "covariance = covariance + interneuron_column * (learning * rate * error_row)"
 DECAY = "covariance = covariance - learning * rate * diagonal"
@@ -51,8 +52,9 @@ def compiled_circuit(circuit: Circuit, context: Any) -> list:
     units = np.arange(n * n)
     rows, columns = units // n, units % n
     name = circuit.state.name
-    terms = NeuronGroup(n * n, TERMS, clock=context.clock, name=f"{name}_terms",
-                        namespace={"rate": circuit.rate or 0.0})
+    terms = NeuronGroup(n * n, TERMS, clock=context.clock, name=f"{name}_terms")
+    terms.rate = circuit.rate or 0.0  # a value, not a constant of the code: a sweep over
+    # tau_ms runs one compiled program (sim.compiled)
     terms.covariance = linked_var(state, "covariance")
     terms.learning = linked_var(state, "learning")
     terms.error_row = linked_var(errors, "error", index=rows)

@@ -352,3 +352,38 @@ def test_auto_keeps_a_run_with_large_compiled_tables_on_the_streaming_runtime_de
                  *STANDALONE]) == 2
     line = error_line(capsys)
     assert "compiled program" in line and "numerics.device" in line
+
+
+def test_a_sweep_over_values_compiles_its_program_once(tmp_path, capsys, monkeypatch):
+    """Points of one program shape run one program: the values a sweep varies (a time
+    constant, a readout's threshold, the seed) are data the program reads when it starts
+    (``sim.compiled.values``, ``sim.compiled.shape``), so after the program's first build no
+    source is compiled again, and each point still equals its run on the runtime device. The
+    sweep says what it will compile before it starts."""
+    monkeypatch.setenv("PCSIM_STANDALONE_CACHE", str(tmp_path / "cache"))
+    posner = ["attention/posner", "--set", 'numerics.device="auto"',  # 36,000 steps
+              *(f"--set=protocol.conditions.{index}.count=2" for index in range(6))]
+    assert main(["sweep", *posner, "--vary", "readouts.reaction_time.threshold=0.15",
+                 "-j", "1", "-o", str(tmp_path / "first")]) == 0
+    assert "1 of 1 points run compiled ([numerics] device): 1 program shape, 1 to compile " \
+           "first" in capsys.readouterr().err
+    objects = {path: path.stat().st_mtime_ns for path in (tmp_path / "cache").rglob("*.o")}
+    assert len(objects) > 10
+    second = tmp_path / "second"
+    assert main(["sweep", *posner, "--vary", "readouts.reaction_time.threshold=0.12,0.2",
+                 "--vary", "model.tau_belief_ms=15,30", "--seeds", "2", "-j", "2",
+                 "-o", str(second)]) == 0
+    assert "8 of 8 points run compiled ([numerics] device): 1 program shape, compiled " \
+           "before" in capsys.readouterr().err
+    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "cache").rglob("*.o")} \
+        == objects
+    point = sim.open_sweep(second).table.query(
+        "`model.tau_belief_ms` == 30 and `readouts.reaction_time.threshold` == 0.2")
+    assert len(point) == 2
+    row = point.iloc[-1]
+    runtime = tmp_path / "runtime.h5"
+    assert main(["run", *posner, "-o", str(runtime), "--no-plot", "--seed", str(row["seed"]),
+                 "--set", "model.tau_belief_ms=30", "--set",
+                 "readouts.reaction_time.threshold=0.2", "--set",
+                 'numerics.device="runtime"']) == 0
+    assert_equal_runs(datasets(runtime), datasets(second / row["file"]))

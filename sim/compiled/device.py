@@ -15,9 +15,9 @@
   changed, and ``make`` recompiles only those. The generated sources name Brian2's objects, so
   every object needs an explicit ``name`` (automatic names such as ``neurongroup_1`` depend on
   which objects are alive: ``Program.run`` warns when Brian2 had to number one). Values set
-  from Python are data files read when the program starts (arrays: initial values,
-  ``TimedArray`` contents; changing them compiles nothing) or constants in ``main.cpp``
-  (scalars: ``main.o`` only); sizes, dt and durations are in the code.
+  from Python are data files read when the program starts (initial values, single ones too
+  (``sim.compiled.values``), and ``TimedArray`` contents: changing them compiles nothing);
+  sizes, dt and durations are in the code.
 - **Deterministic ``main.cpp``.** Brian2 initialises the clocks in the order of a Python set,
   which changes between processes (and between builds in one), so a warm build recompiled
   ``main.o`` (~1 s here). ``_sort_single_value_writes`` sorts these independent writes.
@@ -63,9 +63,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sim.compiled import launch
+from sim.compiled.shape import default_cache_root
 from sim.errors import DeviceUnsupportedError
 
-CACHE_ENVIRONMENT = "PCSIM_STANDALONE_CACHE"
 LOCK_FILE = "pcsim.lock"
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _RESULTS = re.compile(r"results-(\d+)-\d+")
@@ -92,14 +92,6 @@ class Outcome:
     compiled_files: int
     loop_s: float = 0.0
     signal_name: str | None = None
-
-
-def default_cache_root() -> Path:
-    """``$PCSIM_STANDALONE_CACHE``, else ``$XDG_CACHE_HOME/pcsim/standalone`` (``~/.cache``)."""
-    if os.environ.get(CACHE_ENVIRONMENT):
-        return Path(os.environ[CACHE_ENVIRONMENT])
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "pcsim" / "standalone"
 
 
 def make_jobs() -> int:
@@ -260,6 +252,7 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
     from brian2.devices.device import get_device, reset_device
 
     from sim.compiled.clocks import same_ticks_as_runtime
+    from sim.compiled.values import values_as_data
 
     if not _KEY.fullmatch(key):
         raise ValueError(f"a standalone key names a directory: letters, digits, '.', '_', "
@@ -275,6 +268,7 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
     set_device("cpp_standalone", directory=str(directory), build_on_run=False)
     compiled_device = get_device()
     same_ticks_as_runtime(compiled_device)  # the monitors' clocks (sim.compiled.clocks)
+    values_as_data(compiled_device)  # a new value compiles nothing (sim.compiled.values)
     program = Program(directory)
     try:
         for name, value in settings.items():

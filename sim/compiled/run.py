@@ -15,14 +15,13 @@ Checkpoints (``--resume``) and batched trials are the runtime device's.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import warnings
 from typing import Any
 
 from brian2 import ms
 from brian2.utils.logger import catch_logs
 
+from sim.compiled.shape import shape_key
 from sim.compiled.timeline import Timeline
 from sim.guard import RunStopped
 from sim.trial_sequence import REPORT_PERIOD_S
@@ -30,22 +29,6 @@ from sim.trial_sequence import REPORT_PERIOD_S
 # Brian2's warnings a compiled run expects: per-trial tables are TimedArrays over the trial's
 # running position (dt 1 s, not the clock's); a diverged state is pcsim's to report (guard)
 EXPECTED_LOGS = ("timedarray", "invalid_values")
-
-
-def shape_key(scenario: Any) -> str:
-    """The build directory's name: the scenario's name and what fixes its program's code
-    (sizes, dt, steps, trials, cadence, mechanisms, readouts). Values that differ within a
-    key only rewrite the sources they are in (``sim.compiled.device``)."""
-    model = scenario.model
-    shape = {"kind": scenario.kind.name, "dt": scenario.dt_ms,
-             "steps": [scenario.steps(trial.duration_ms) for trial in scenario.trials],
-             "every": scenario.record.every_steps, "record": list(scenario.record.variables),
-             "levels": [getattr(level, "size", None) for level in getattr(model, "levels", [])],
-             "mechanisms": sorted(getattr(model, "mechanisms", {})),
-             "readouts": sorted(scenario.readouts), "method": scenario.method}
-    digest = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode())
-    name = "".join(c if c.isalnum() else "-" for c in scenario.name)
-    return f"{name}-{digest.hexdigest()[:12]}"
 
 
 def stopped_while_built(guard: Any) -> None:

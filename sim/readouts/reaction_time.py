@@ -119,11 +119,13 @@ class ReactionTime(Readout):
         names = [level.name for level in simulation.model.belief_levels]
         beliefs = context.clone(simulation.beliefs[names.index(settings.level)])
         watcher = NeuronGroup(beliefs.N, "watched : 1 (linked)\ncrossed_step : 1\n"
-                              "crossed_value : 1", clock=context.clock,
-                              name="reaction_time_watch",
-                              namespace={**context.namespace, "threshold": settings.threshold,
+                              "crossed_value : 1\nthreshold : 1 (shared, constant)",
+                              clock=context.clock, name="reaction_time_watch",
+                              namespace={**context.namespace,
                                          "rt_ready": TimedArray(ready, dt=context.clock.dt,
                                                                name="rt_ready")})
+        watcher.threshold = settings.threshold  # a value, not a constant of the code: a
+        # sweep over the threshold runs one compiled program (sim.compiled)
         watcher.watched = linked_var(beliefs, "belief")
         watcher.crossed_step = -1
         crossing = "(rt_ready(t) * int(crossed_step < 0) * int(watched > threshold))"

@@ -40,7 +40,8 @@ def command_sweep(args: argparse.Namespace) -> int:
 
     outcome = run_sweep(args.scenario, parse_vary(args.vary), args.seeds, args.jobs,
                         args.scheduler, args.output, progress=True,
-                        overrides=parse_sets(args.set))
+                        overrides=parse_sets(args.set),
+                        announce=lambda line: print(line, file=sys.stderr, flush=True))
     counts = outcome.counts()
     total = sum(counts.values())
     already = total - len(outcome.ran) - counts.get("running", 0) - counts.get("missing", 0)

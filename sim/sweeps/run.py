@@ -23,7 +23,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from sim.sweeps.detect import INDEX_NAME
 from sim.sweeps.grid import Grid, make_grid
 from sim.sweeps.index import PointState, point_status, write_index
 from sim.sweeps.locks import SweepHeartbeat, clean_folder
+from sim.sweeps.programs import program_plan
 from sim.sweeps.progress import SweepProgress
 
 DEFAULT_FOLDER = Path("outputs")
@@ -120,8 +121,11 @@ def prepare_folder(grid: Grid, folder: Path) -> None:
 def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
               seeds: int | None = None, jobs: int | None = None, scheduler: str | None = None,
               output: str | Path | None = None, progress: bool = False,
-              client: Any = None, overrides: dict[str, Any] | None = None) -> SweepRun:
-    """Run (or finish) a sweep; see ``sim.sweep`` for the arguments. Raises ``ScenarioError``
+              client: Any = None, overrides: dict[str, Any] | None = None,
+              announce: Callable[[str], None] | None = None) -> SweepRun:
+    """Run (or finish) a sweep; see ``sim.sweep`` for the arguments; ``announce`` gets the
+    compiled programs the points to run need before any runs (``sim.sweeps.programs``).
+    Raises ``ScenarioError``
     before anything runs for a bad key, ``ResultError`` for a folder it cannot write,
     ``RunInterrupted`` after Ctrl-C or SIGTERM (the index is written first)."""
     from sim.errors import RunInterrupted, ScenarioError
@@ -145,6 +149,10 @@ def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
                      "since": since} for p in points}
     todo = [tasks[p.key] for p in points if states[p.key].status in ("missing", "failed")]
     elsewhere = [tasks[p.key] for p in points if states[p.key].status == "running"]
+    if announce is not None and todo:
+        line = program_plan(todo).line()
+        if line:
+            announce(line)
     bar = SweepProgress(len(points)) if progress else None
     cluster = scheduler is not None or client is not None
     heartbeat = SweepHeartbeat(folder) if cluster else contextlib.nullcontext()

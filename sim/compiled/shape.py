@@ -1,0 +1,47 @@
+"""A compiled program's shape: what fixes its code, and where its build is kept.
+
+Runs whose scenarios have the same shape (``shape_key``: sizes, dt, the steps of each trial,
+the recording's cadence and variables, mechanisms, readouts, the method) run the same program,
+built once in ``<cache>/<key>`` (``sim.compiled.device``) and kept there: every value that may
+differ within a shape (time constants, precisions, priors, stimuli, seeds, learning rates, a
+readout's threshold) is data the program reads when it starts, not a constant of its code,
+so a new value compiles nothing. Decided from the scenario alone, before Brian2 is imported
+(a sweep's plan, ``sim.sweeps.programs``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+CACHE_ENVIRONMENT = "PCSIM_STANDALONE_CACHE"
+
+
+def shape_key(scenario: Any) -> str:
+    """The build directory's name: the scenario's name and what fixes its program's code."""
+    model = scenario.model
+    shape = {"kind": scenario.kind.name, "dt": scenario.dt_ms,
+             "steps": [scenario.steps(trial.duration_ms) for trial in scenario.trials],
+             "every": scenario.record.every_steps, "record": list(scenario.record.variables),
+             "levels": [getattr(level, "size", None) for level in getattr(model, "levels", [])],
+             "mechanisms": sorted(getattr(model, "mechanisms", {})),
+             "readouts": sorted(scenario.readouts), "method": scenario.method}
+    digest = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode())
+    name = "".join(c if c.isalnum() else "-" for c in scenario.name)
+    return f"{name}-{digest.hexdigest()[:12]}"
+
+
+def default_cache_root() -> Path:
+    """``$PCSIM_STANDALONE_CACHE``, else ``$XDG_CACHE_HOME/pcsim/standalone`` (``~/.cache``)."""
+    if os.environ.get(CACHE_ENVIRONMENT):
+        return Path(os.environ[CACHE_ENVIRONMENT])
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "pcsim" / "standalone"
+
+
+def built(key: str, cache_root: Path | None = None) -> bool:
+    """Whether a program of this shape was built here before (its build is kept)."""
+    return ((cache_root or default_cache_root()) / key / "main").is_file()

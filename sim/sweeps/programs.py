@@ -1,0 +1,61 @@
+"""The compiled programs a sweep's points run, said before the sweep starts.
+
+A point runs on the compiled device when its scenario's ``[numerics] device`` chooses it
+(``sim.compiled.choice``); points of one program shape (``sim.compiled.shape``) run one
+program, compiled once and kept: the values a sweep varies within a shape are data the program
+reads when it starts, so a point compiles nothing. A shape not built yet is compiled by the
+first point that needs it, while the others of that shape wait for it (10-60 s on 2 cores).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ProgramPlan:
+    """Of ``points`` to run, ``compiled`` on the compiled device, in these program shapes
+    (key -> built before)."""
+
+    points: int
+    compiled: int = 0
+    shapes: dict[str, bool] = field(default_factory=dict)
+
+    def line(self) -> str | None:
+        """The announcement (None: no point runs compiled)."""
+        if not self.compiled:
+            return None
+        new = sum(1 for done in self.shapes.values() if not done)
+        count = len(self.shapes)
+        shapes = f"{count} program shape{'s' if count > 1 else ''}"
+        built = (f"{new} to compile first (10-60 s each on 2 cores), then kept" if new else
+                 "compiled before")
+        return (f"pcsim: {self.compiled} of {self.points} points run compiled "
+                f"([numerics] device): {shapes}, {built}; the values varied within a shape "
+                "compile nothing")
+
+
+def program_plan(tasks: list[dict[str, Any]]) -> ProgramPlan:
+    """The plan of the sweep points ``tasks`` (``sim.sweeps.run``: scenario, overrides, seed);
+    a point whose scenario does not load is left to report itself."""
+    from sim.compiled.choice import DeviceRefused, choose
+    from sim.compiled.shape import built, shape_key
+    from sim.errors import ScenarioError
+    from sim.scenario import load_scenario
+
+    plan = ProgramPlan(len(tasks))
+    for task in tasks:
+        try:
+            scenario = load_scenario(task["scenario"], overrides=task["overrides"],
+                                     seed=task["seed"])
+            if getattr(scenario, "numerics", None) is None or \
+                    choose(scenario, resuming=False) != "standalone":
+                continue
+        except (ScenarioError, DeviceRefused):
+            continue
+        key = shape_key(scenario)
+        plan.compiled += 1
+        if key not in plan.shapes:
+            plan.shapes[key] = built(key)
+    return plan
