@@ -9,12 +9,16 @@ numbers themselves are computed from a finished file by ``sim.report.headlines``
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from sim.validation import Fields, describe
 
 PER_CHOICES = ("trial", "condition", "all")  # or the name of a trial column (``repetition``)
+# what ``where`` selects trials by: the protocol's description of each trial (its columns in
+# ``trials/``: ``sim.readouts.condition``, the trial's name), known before the run
+WHERE_COLUMNS = ("name", "condition", "kind", "repetition")
 Unit = int | str
 
 
@@ -31,7 +35,8 @@ class HeadlineSpec:
     ``span[0]`` to ``span[1] - 1``; ``labels``: a dataset of names for the first axis of
     ``value`` (one row each); ``at_peak_of``: the value at the index where that dataset is
     largest (the time of a peak); ``count_at_least``: the number of elements at or above it;
-    ``reference``: a dataset read the same way, or a number (a list: one per unit);
+    ``reference``: a dataset read the same way; ``reference_value``: a number stated in the
+    scenario instead (a list: one per unit);
     ``units``: the units shown (``ms`` converts a dataset in ``s``).
     """
 
@@ -45,7 +50,8 @@ class HeadlineSpec:
     labels: str | None = None
     at_peak_of: str | None = None
     count_at_least: float | None = None
-    reference: str | float | list[float] | None = None
+    reference: str | None = None
+    reference_value: float | list[float] | None = None
     reference_name: str | None = None
     units: str | None = None
 
@@ -71,12 +77,24 @@ def from_described(table: dict) -> HeadlineSpec:
     known = {field.name for field in fields(HeadlineSpec)}
     if not isinstance(table, dict) or "value" not in table or set(table) - known:
         raise ValueError(f"not a headline declaration: {describe(table)}")
+    if not isinstance(table.get("reference"), str | None):  # a number, as first declared
+        table = {**table, "reference_value": table["reference"], "reference": None}
     return HeadlineSpec(**table)
 
 
 def _unit(value: Any) -> bool:
     return (isinstance(value, str) and bool(value)) or (
         isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+
+
+def _finite(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _kept(value: Any) -> bool:
+    """A value a trial column may hold: a name or a finite number."""
+    return isinstance(value, str) or _finite(value)
 
 
 def _path(fields: Fields, key: str, required: bool = False) -> str | None:
@@ -102,12 +120,16 @@ def parse_headline(fields: Fields) -> HeadlineSpec:
         raise fields.error("unit", f"expected each element once, got {describe(unit)}")
     where = fields.raw("where", None)
     if where is not None and not (isinstance(where, dict) and where and all(
-            isinstance(v, str | int | float | list) and not isinstance(v, bool)
+            _kept(v) or (isinstance(v, list) and v and all(_kept(k) for k in v))
             for v in where.values())):
-        raise fields.error("where", f"expected a table of trial columns and the values kept, "
-                                    f"e.g. {{ kind = \"standard\" }}, got {describe(where)}")
+        raise fields.error("where", f"expected a table of trial columns and the values kept "
+                                    f"(names or finite numbers), e.g. {{ kind = \"standard\" }}, "
+                                    f"got {describe(where)}")
     for column, kept in (where or {}).items():
-        if isinstance(kept, list) and (not kept or len({str(v) for v in kept}) < len(kept)):
+        if column not in WHERE_COLUMNS:
+            raise fields.error(f"where.{column}", f"expected one of the columns that describe "
+                                                  f"a trial: {', '.join(WHERE_COLUMNS)}")
+        if isinstance(kept, list) and len({str(v) for v in kept}) < len(kept):
             raise fields.error(f"where.{column}", f"expected the values kept, each once, got "
                                                   f"{describe(kept)}")
     span = fields.raw("span", None)
@@ -115,21 +137,22 @@ def parse_headline(fields: Fields) -> HeadlineSpec:
             isinstance(n, int) and not isinstance(n, bool) for n in span)):
         raise fields.error("span", f"expected [first, stop], two trial indices, got "
                                    f"{describe(span)}")
-    reference = fields.raw("reference", None)
-    if isinstance(reference, str):
-        reference = _path(fields, "reference")
-    elif reference is not None and not (
-            (isinstance(reference, int | float) and not isinstance(reference, bool))
-            or (isinstance(reference, list) and reference and all(
-                isinstance(r, int | float) and not isinstance(r, bool) for r in reference))):
-        raise fields.error("reference", f"expected a dataset path, a number or a list of "
-                                        f"numbers, got {describe(reference)}")
-    if isinstance(reference, list) and not (isinstance(unit, list)
-                                            and len(reference) == len(unit)):
-        raise fields.error("reference", f"a list of references gives one per element of "
-                                        f"'unit' ({describe(unit)}): expected "
-                                        f"{len(unit) if isinstance(unit, list) else 'a list of'} "
-                                        f"numbers, got {describe(reference)}")
+    reference = _path(fields, "reference")
+    reference_value = fields.raw("reference_value", None)
+    if reference_value is not None and not (
+            _finite(reference_value) or (isinstance(reference_value, list) and reference_value
+                                         and all(_finite(r) for r in reference_value))):
+        raise fields.error("reference_value", f"expected a finite number or a list of them, "
+                                              f"got {describe(reference_value)}")
+    if isinstance(reference_value, list) and not (isinstance(unit, list)
+                                                  and len(reference_value) == len(unit)):
+        raise fields.error("reference_value",
+                           f"a list gives one per element of 'unit' ({describe(unit)}): "
+                           f"expected {len(unit) if isinstance(unit, list) else 'a list of'} "
+                           f"numbers, got {describe(reference_value)}")
+    if reference is not None and reference_value is not None:
+        raise fields.error("reference_value", "a headline has one reference: a dataset "
+                                              "('reference') or a number ('reference_value')")
     per = fields.raw("per", None)
     if per is not None and (not isinstance(per, str) or not per):
         raise fields.error("per", f"expected one of {', '.join(PER_CHOICES)} or a trial column's "
@@ -146,6 +169,7 @@ def parse_headline(fields: Fields) -> HeadlineSpec:
         at_peak_of=_path(fields, "at_peak_of"),
         count_at_least=fields.number("count_at_least", default=None),
         reference=reference,
+        reference_value=reference_value,
         reference_name=fields.raw("reference_name", None),
         units=fields.raw("units", None),
     )

@@ -106,8 +106,7 @@ def _number(value: float | np.ndarray) -> str:
 
 def headline_rows(result: Result, spec: HeadlineSpec) -> list[Headline]:
     """The rows of one declaration."""
-    for path in (spec.value, spec.labels, spec.at_peak_of,
-                 spec.reference if isinstance(spec.reference, str) else None):
+    for path in (spec.value, spec.labels, spec.at_peak_of, spec.reference):
         if path is not None and path not in result:
             raise KeyError(f"/{path}: not in the file (declared in [[report.headline]])")
     units, scale = _units(result, spec)
@@ -116,14 +115,15 @@ def headline_rows(result: Result, spec: HeadlineSpec) -> list[Headline]:
         peak = int(np.nanargmax(np.asarray(result[spec.at_peak_of], dtype=float)))
         return [Headline(spec.label, f"peak of /{spec.at_peak_of}", float(value[peak]), units)]
     reference = (np.asarray(result[spec.reference], dtype=float)
-                 if isinstance(spec.reference, str) else None)
+                 if spec.reference is not None else None)
     groups = _groups(result, spec, len(value))
     names = _element_names(result, spec.value)
     chosen = _chosen_units(spec, names, value)
-    numbers = (np.broadcast_to(np.asarray(spec.reference, dtype=float), (len(chosen or [0]),))
-               if spec.reference is not None and reference is None else None)
+    numbers = (np.broadcast_to(np.asarray(spec.reference_value, dtype=float),
+                               (len(chosen or [0]),))
+               if spec.reference_value is not None else None)
     reference_name = spec.reference_name or (
-        spec.reference.rsplit("/", 1)[-1] if isinstance(spec.reference, str) else "stated")
+        spec.reference.rsplit("/", 1)[-1] if spec.reference is not None else "stated")
     rows = []
     for over, members in groups:
         row = _row_mean(value, members)

@@ -8,12 +8,11 @@ the covariance it was drawn with: the true value. Reads the result only.
 
 from __future__ import annotations
 
-import tomllib
-
 import matplotlib.pyplot as plt
 import numpy as np
 
 from sim.io.reader import Result
+from sim.report.figures.references import shared_stimulus
 
 
 def covariance_paths(result: Result) -> list[str]:
@@ -23,16 +22,10 @@ def covariance_paths(result: Result) -> list[str]:
 def drawn_covariance(result: Result) -> np.ndarray | None:
     """The ``trial_covariance`` every trial of the scenario draws its input with (None if the
     trials do not share one): read from the scenario's source stored in the result."""
-    try:
-        table = tomllib.loads(result.scenario_source)
-    except (KeyError, tomllib.TOMLDecodeError):
+    value = shared_stimulus(result, "trial_covariance")
+    if value is None:
         return None
-    protocol = table.get("protocol", {})
-    trials = protocol.get("trials", []) + protocol.get("conditions", [])
-    found = {repr(trial.get("stimulus", {}).get("trial_covariance")) for trial in trials}
-    if len(found) != 1 or trials[0].get("stimulus", {}).get("trial_covariance") is None:
-        return None
-    value = np.asarray(trials[0]["stimulus"]["trial_covariance"], dtype=float)
+    value = np.asarray(value, dtype=float)
     return np.diag(np.broadcast_to(value, (1,))) if value.ndim == 0 else (
         np.diag(value) if value.ndim == 1 else value)
 

@@ -72,19 +72,25 @@ def _add_references_to_legend(axis: plt.Axes) -> None:
                 frameon=False)
 
 
-def noise_precision(result: Result) -> np.ndarray | None:
-    """1 / noise_std^2 of the input, where every trial of the stored scenario draws it with
-    one ``noise_std`` (None otherwise, or where it is 0)."""
+def shared_stimulus(result: Result, key: str):
+    """The value of ``key`` that every trial's stimulus of the stored scenario gives, or None
+    (trials that differ, none giving it, a source that does not parse)."""
     try:
         table = tomllib.loads(result.scenario_source)
     except (KeyError, tomllib.TOMLDecodeError):
         return None
     protocol = table.get("protocol", {})
     trials = protocol.get("trials", []) + protocol.get("conditions", [])
-    found = {repr(trial.get("stimulus", {}).get("noise_std")) for trial in trials}
+    found = {repr(trial.get("stimulus", {}).get(key)) for trial in trials}
     if len(found) != 1 or not trials:
         return None
-    value = trials[0].get("stimulus", {}).get("noise_std")
+    return trials[0].get("stimulus", {}).get(key)
+
+
+def noise_precision(result: Result) -> np.ndarray | None:
+    """1 / noise_std^2 of the input, where every trial of the stored scenario draws it with
+    one ``noise_std`` (None otherwise, or where it is 0)."""
+    value = shared_stimulus(result, "noise_std")
     if value is None:
         return None
     std = np.atleast_1d(np.asarray(value, dtype=float))
