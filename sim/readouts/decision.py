@@ -18,8 +18,8 @@ rate at step n >= 1 is
 and the decision step is the first n >= 1 with t_n >= onset_ms such that r_m < tolerance for
 every m >= n up to the trial's last step: Q has stabilised from then on. The trial's decision
 time is t_n - onset_ms (ms); NaN when there is none (Q still moves by the tolerance at the
-trial's last step). The choice is read from Q at the decision step (at the trial's last step,
-where there is none):
+trial's last step). The choice is read from Q at the decision step (at the trial's end, as
+``final_belief``, where there is none):
 
 - discrete: the most probable cause (``decision``) and its probability (``decision_p``); the
   runner-up (the second most probable, ``runner_up``, ``runner_up_p``) is to be checked
@@ -39,6 +39,7 @@ is refused.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -100,9 +101,8 @@ class Watch:
 
     def outcome(self) -> tuple[float, np.ndarray]:
         """(decision time from the onset in ms, or NaN; Q the choice reads)."""
-        if self.decided is None:
-            last = self.previous if self.previous is not None else np.array(self.read())
-            return math.nan, np.array(last, dtype=float)
+        if self.decided is None:  # Q at the trial's end, as its final_belief
+            return math.nan, np.array(self.read(), dtype=float)
         now_ms, q = self.decided
         return now_ms - self.settings.onset_ms, q
 
@@ -114,7 +114,8 @@ class Decision(Readout):
     units: ClassVar[dict[str, str]] = {"decision_time": "ms"}
     nan_means: ClassVar[dict[str, str]] = {
         "decision_time": "Q never stabilised: its change per ms was still at or above "
-                         "tolerance_per_ms at the trial's last step (the choice is read there)"}
+                         "tolerance_per_ms at the trial's last step (the choice is read at "
+                         "its end)"}
 
     def parse(self, fields: Any, model: Any) -> Settings:
         tolerance = float(fields.number("tolerance_per_ms", positive=True))
@@ -133,8 +134,9 @@ class Decision(Readout):
         bounds = fields.raw("bounds", [0.0])
         if not (isinstance(bounds, list) and bounds and all(
                 isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
-                and all(a < b for a, b in zip(bounds, bounds[1:], strict=False))):
-            raise fields.error("bounds", f"expected an increasing list of numbers, got {bounds!r}")
+                and all(a < b for a, b in itertools.pairwise(bounds))):
+            raise fields.error("bounds", f"expected an increasing list of numbers, got "
+                                         f"{bounds!r}")
         labels = fields.raw("labels", ["negative", "positive"] if bounds == [0.0] else None)
         if not (isinstance(labels, list) and len(labels) == len(bounds) + 1
                 and all(isinstance(name, str) and name for name in labels)):

@@ -32,7 +32,8 @@ class Headline:
     """One row of the table: ``quantity`` (the name, and the element shown) ``over`` which
     trials (a trial's name, a condition, ``repetition 2``, ``trials 500-999``; "" for a
     dataset that is not per trial), its ``value`` (a number, or an array of the elements of
-    one row, or words as a dataset of words stores them), ``units``, and the ``reference`` with its name (None: none stored)."""
+    one row, or words as a dataset of words stores them), ``units``, and the ``reference``
+    with its name (None: none stored)."""
 
     quantity: str
     over: str
