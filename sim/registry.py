@@ -26,7 +26,8 @@ READOUT_MODULES = ("sim.readouts.condition", "sim.readouts.final_state",
                    "sim.readouts.precision_snapshot",
                    "sim.readouts.reference_posterior", "sim.readouts.ideal_observer",
                    "sim.readouts.reaction_time", "sim.readouts.erp",
-                   "sim.readouts.learning_curve", "sim.readouts.bars_match")
+                   "sim.readouts.learning_curve", "sim.readouts.bars_match",
+                   "sim.readouts.decision")
 
 _mechanisms: dict[str, Mechanism] = {}
 _readouts: dict[str, Any] = {}

@@ -32,11 +32,12 @@ class Headline:
     """One row of the table: ``quantity`` (the name, and the element shown) ``over`` which
     trials (a trial's name, a condition, ``repetition 2``, ``trials 500-999``; "" for a
     dataset that is not per trial), its ``value`` (a number, or an array of the elements of
-    one row), ``units``, and the ``reference`` with its name (None: none stored)."""
+    one row, or words as a dataset of words stores them), ``units``, and the ``reference``
+    with its name (None: none stored)."""
 
     quantity: str
     over: str
-    value: float | np.ndarray
+    value: float | np.ndarray | str
     units: str
     reference: float | np.ndarray | None = None
     reference_name: str = ""
@@ -96,7 +97,9 @@ def headline_lines(result: Result, indent: str = "") -> list[str]:
         f"{r}".rstrip() for q, o, v, u, r in table)]
 
 
-def _number(value: float | np.ndarray) -> str:
+def _number(value: float | np.ndarray | str) -> str:
+    if isinstance(value, str):
+        return value
     values = np.atleast_1d(np.asarray(value, dtype=float))
     text = ", ".join(f"{v:.6g}" for v in values[:SHOWN_ELEMENTS])
     return text + (", ..." if values.size > SHOWN_ELEMENTS else "")
@@ -109,8 +112,11 @@ def headline_rows(result: Result, spec: HeadlineSpec) -> list[Headline]:
     for path in (spec.value, spec.labels, spec.at_peak_of, spec.reference):
         if path is not None and path not in result:
             raise KeyError(f"/{path}: not in the file (declared in [[report.headline]])")
+    stored = np.asarray(result[spec.value])
+    if stored.dtype.kind in "OSU":  # words, such as a decision's sentence: shown as stored
+        return _text_rows(result, spec, stored)
     units, scale = _units(result, spec)
-    value = np.asarray(result[spec.value], dtype=float) * scale
+    value = np.asarray(stored, dtype=float) * scale
     if spec.at_peak_of is not None:  # the value where another dataset peaks
         peak = int(np.nanargmax(np.asarray(result[spec.at_peak_of], dtype=float)))
         return [Headline(spec.label, f"peak of /{spec.at_peak_of}", float(value[peak]), units)]
@@ -145,6 +151,18 @@ def headline_rows(result: Result, spec: HeadlineSpec) -> list[Headline]:
         for place, (k, shown) in enumerate(elements):
             rows.append(Headline(f"{spec.label}{shown}", over, float(row[k]), units,
                                  *_reference(known, k, numbers, place), reference_name))
+    return rows
+
+
+def _text_rows(result: Result, spec: HeadlineSpec, stored: np.ndarray) -> list[Headline]:
+    """The rows of a dataset of words (``decision_text``): one trial's each, as stored; a
+    group of several trials has no mean of words (``ValueError``)."""
+    rows = []
+    for over, members in _groups(result, spec, len(stored)):
+        if members is None or len(members) != 1:
+            raise ValueError(f"/{spec.value} holds words: shown one trial a row, not "
+                             f"{'all' if members is None else len(members)} together")
+        rows.append(Headline(spec.label, over, str(stored[members[0]]), ""))
     return rows
 
 

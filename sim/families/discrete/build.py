@@ -49,7 +49,7 @@ class DiscreteSimulation(Simulation):
             scenario, model, self.clock, [c.beliefs for c in circuits],
             [c.errors for c in circuits], None))
         self.objects = [*self.state.objects, *mechanism_objects, self.observe_operation,
-                        self.record_operation]
+                        self.record_operation, *self.readout_objects()]
         self.evidence: list[categorical.Observation] = []  # since the last reset, for Bayes
         self.surprise = 0.0
         self.prior_precision: float | None = None  # beta of the log_prior in the circuit

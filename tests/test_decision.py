@@ -1,0 +1,183 @@
+"""Act on Q (``[readouts.decision]``, sim/readouts/decision.py): the choice is the exact
+posterior's most probable cause (discrete) or the sign of the final belief (a linear
+hierarchical model), and the decision time equals a NumPy loop's stabilisation time on Q
+recorded every step, to within one step; perception/creak says it as its headline."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sim
+from sim.cli import main
+from sim.scenario_writer import write_scenario
+
+CREAK_DT_MS = 0.5
+CREAK_TOLERANCE = 1e-4  # scenarios/perception/creak.toml
+CHECK_ABOVE = 0.1
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def stabilised_ms(time_s: np.ndarray, q: np.ndarray, t_start_s: float, t_stop_s: float,
+                  dt_ms: float, tolerance: float, onset_ms: float = 0.0) -> float:
+    """The first in-trial time (ms, from the onset) from which max_k |dQ_k|/dt stays below
+    ``tolerance`` to the trial's end, from Q recorded every step; NaN if none."""
+    inside = np.flatnonzero((time_s >= t_start_s - 1e-12) & (time_s < t_stop_s - 1e-12))
+    times_ms = (time_s[inside] - t_start_s) * 1e3
+    decided = None
+    for n in range(1, len(inside)):
+        if times_ms[n] < onset_ms - 1e-9:
+            continue
+        rate = max(abs(q[inside[n], k] - q[inside[n - 1], k]) for k in range(q.shape[1])) / dt_ms
+        if rate >= tolerance:
+            decided = None
+        elif decided is None:
+            decided = times_ms[n]
+    return math.nan if decided is None else decided - onset_ms
+
+
+@pytest.fixture(scope="module")
+def creak(tmp_path_factory) -> tuple[sim.Result, str]:
+    """perception/creak, Q recorded every step; what ``pcsim run`` printed."""
+    output = tmp_path_factory.mktemp("creak") / "creak.h5"
+    code, out, _ = cli("run", "perception/creak", "-o", str(output), "--no-plot",
+                       "--set", f"record.every_ms={CREAK_DT_MS}")
+    assert code == 0
+    return sim.load(output), out
+
+
+def test_the_choice_is_the_exact_posteriors_most_probable_cause(creak):
+    result, _ = creak
+    trials, causes = result.trials, [str(c) for c in result.group_attrs["causes"]["names"]]
+    exact = np.asarray(trials["exact_posterior"])[0]
+    first, second = np.argsort(exact)[::-1][:2]
+    assert str(trials["decision"][0]) == causes[first]
+    assert str(trials["runner_up"][0]) == causes[second]
+    assert bool(trials["check_runner_up"][0]) == (trials["runner_up_p"][0] > CHECK_ABOVE)
+    # the probabilities are Q's at the decision time, as recorded then
+    time_ms = (np.asarray(result.time) - trials["t_start"][0]) * 1e3
+    at = int(np.argmin(np.abs(time_ms - trials["decision_time"][0])))
+    q = np.asarray(result["causes/belief"])[at]
+    assert trials["decision_p"][0] == pytest.approx(q[first], abs=1e-12)
+    assert trials["runner_up_p"][0] == pytest.approx(q[second], abs=1e-12)
+
+
+def test_the_decision_time_is_a_numpy_loops_stabilisation_time(creak):
+    result, _ = creak
+    trials = result.trials
+    expected = stabilised_ms(np.asarray(result.time), np.asarray(result["causes/belief"]),
+                             trials["t_start"][0], trials["t_stop"][0], CREAK_DT_MS,
+                             CREAK_TOLERANCE)
+    assert not math.isnan(expected) and expected > 700.0  # after the last observation
+    assert abs(trials["decision_time"][0] - expected) <= CREAK_DT_MS + 1e-9
+
+
+def test_creak_says_what_to_act_on_as_its_headline(creak):
+    result, printed = creak
+    trials = result.trials
+    sentence = (f"{trials['decision'][0]} ({trials['decision_p'][0]:.2f}); check the "
+                f"{trials['runner_up'][0]} ({trials['runner_up_p'][0]:.2f})")
+    assert bool(trials["check_runner_up"][0])
+    row = next(line for line in printed.splitlines() if line.strip().startswith("act on Q"))
+    assert row.rstrip().endswith(sentence)
+    code, shown, _ = cli("show", str(result.path))
+    assert code == 0 and sentence in shown
+
+
+def test_q_that_never_settles_has_no_decision_time_and_says_why(tmp_path):
+    """Ended 10 ms after the meow (tau 20 ms): Q still moves by far more than 1e-6 per ms."""
+    output = tmp_path / "short.h5"
+    code, _, _ = cli("run", "perception/creak", "-o", str(output), "--no-plot",
+                     "--set", "protocol.trials.0.duration_ms=710",
+                     "--set", "readouts.decision.tolerance_per_ms=1e-6")
+    assert code == 0
+    result = sim.load(output)
+    assert math.isnan(result.trials["decision_time"][0])
+    assert "never stabilised" in result.dataset_attrs["trials/decision_time"]["nan_means"]
+    final = np.asarray(result.trials["final_belief"])[0]  # the choice read at the end
+    assert result.trials["decision_p"][0] == pytest.approx(final.max(), abs=1e-12)
+
+
+LINEAR_DT_MS = 0.1
+LINEAR_TOLERANCE = 1e-3
+
+
+def linear(stimuli: list[float]) -> dict:
+    """One input, two linear causes (N(0, 1) prior), a trial per stimulus (beliefs reset)."""
+    return {
+        "name": "linear_decision", "seed": 0, "dt_ms": LINEAR_DT_MS, "method": "euler",
+        "model": {"tau_belief_ms": 1.0,
+                  "levels": [{"name": "input", "size": 1, "precision": 1.0},
+                             {"name": "cause", "size": 2, "weights": [[1.0, 0.5]]}],
+                  "prior": {"mean": 0.0, "precision": 1.0}},
+        "protocol": {"reset": "beliefs", "trials": [
+            {"name": f"x={x:g}", "duration_ms": 40.0,
+             "stimulus": {"kind": "constant", "value": x}} for x in stimuli]},
+        "record": {"every_ms": LINEAR_DT_MS},
+        "readouts": {"decision": {"tolerance_per_ms": LINEAR_TOLERANCE, "level": "cause"}},
+    }
+
+
+def test_the_hierarchical_choice_is_the_sign_of_the_final_belief(tmp_path):
+    path = write_scenario(tmp_path / "linear.toml", linear([-1.0, 2.0, -0.5]))
+    result = sim.run(path, output=tmp_path / "linear.h5")
+    trials = result.trials
+    final = np.asarray(trials["final_belief/cause"])[:, 0]
+    assert np.all(final != 0)
+    assert [str(c) for c in trials["decision"]] == ["positive" if v > 0 else "negative"
+                                                    for v in final]
+    belief = np.asarray(result["levels/cause/belief"])
+    for k in range(len(final)):
+        expected = stabilised_ms(np.asarray(result.time), belief, trials["t_start"][k],
+                                 trials["t_stop"][k], LINEAR_DT_MS, LINEAR_TOLERANCE)
+        assert not math.isnan(expected)
+        assert abs(trials["decision_time"][k] - expected) <= LINEAR_DT_MS + 1e-9
+
+
+def test_regions_of_a_belief_unit_are_the_scenarios(tmp_path):
+    data = linear([-1.0, 2.0])
+    data["readouts"]["decision"].update(unit=1, bounds=[-0.1, 0.1],
+                                        labels=["left", "centre", "right"])
+    result = sim.run(write_scenario(tmp_path / "regions.toml", data),
+                     output=tmp_path / "regions.h5")
+    trials = result.trials
+    value = np.asarray(trials["decision_value"])
+    assert [str(c) for c in trials["decision"]] == [
+        "left" if v < -0.1 else "right" if v >= 0.1 else "centre" for v in value]
+    time_ms, belief = np.asarray(result.time) * 1e3, np.asarray(result["levels/cause/belief"])
+    for k, v in enumerate(value):  # unit 1's belief as recorded at the decision time
+        at = int(np.argmin(np.abs(time_ms - (trials["t_start"][k] * 1e3
+                                             + trials["decision_time"][k]))))
+        assert v == pytest.approx(belief[at, 1], abs=1e-12)
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("tolerance_per_ms", 0, "readouts.decision.tolerance_per_ms"),
+    ("labels", ["a", "b", "c"], "readouts.decision.labels"),
+    ("bounds", [1.0, 0.0], "readouts.decision.bounds"),
+    ("level", "nowhere", "readouts.decision.level"),
+])
+def test_bad_settings_are_one_line_errors(tmp_path, field, value, expected):
+    data = linear([1.0])
+    data["readouts"]["decision"][field] = value
+    path = write_scenario(tmp_path / "bad.toml", data)
+    code, _, err = cli("run", str(path), "-o", str(tmp_path / "bad.h5"), "--no-plot")
+    assert code == 2 and expected in err and len(err.strip().splitlines()) == 1, err
+    assert not Path(tmp_path / "bad.h5").exists()
+
+
+def test_a_discrete_decision_needs_check_above(tmp_path):
+    code, _, err = cli("run", "perception/creak", "-o", str(tmp_path / "x.h5"), "--no-plot",
+                       "--set", "readouts.decision.check_above=1.5")
+    assert code == 2 and "readouts.decision.check_above" in err, err
