@@ -153,13 +153,16 @@ def command_sweep(args: argparse.Namespace) -> int:
 
 def command_show(args: argparse.Namespace) -> int:
     from sim.io.reader import load
-    from sim.report.scenario_text import is_scenario_name
     from sim.report.show import damage, show_lines
     from sim.sweeps.detect import is_sweep_index
 
-    if is_scenario_name(args.file):
-        return show_scenario(args.file)
-    if not Path(args.file).exists():
+    given = Path(args.file)
+    if given.suffix.lower() == ".toml" or not given.exists():  # a result needs no scenario
+        from sim.report.scenario_text import is_scenario_name  # parsing (~30 ms of imports)
+
+        if is_scenario_name(args.file):
+            return show_scenario(args.file)
+    if not given.exists():
         raise ResultError(f"{args.file}: no such file, nor a bundled scenario of that name "
                           "(pcsim list)")
     if is_sweep_index(args.file):
