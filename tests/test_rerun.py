@@ -16,7 +16,9 @@ import pytest
 
 import sim
 
-CHECKOUT = Path(sim.__file__).resolve().parents[1]
+CHECKOUT = Path(sim.__file__).resolve().parents[1]  # where sim is imported from (a checkout,
+# or site-packages in an installed pcsim, as in CI); the repository's files are beside this test
+REPOSITORY = Path(__file__).resolve().parents[1]
 # short runs: a noisy input with random weights (hierarchical), and the discrete family
 RUNS = {"hierarchy": ("perception/hierarchy", "protocol.trials.0.duration_ms=40", "11"),
         "creak": ("perception/creak", "record.every_ms=2.0", "3")}
@@ -25,7 +27,8 @@ ONE_SETTING = "protocol.trials.0.duration_ms=2"
 
 def pcsim(*args: str, **environment: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sim.cli", *args], capture_output=True,
-                          text=True, timeout=600, env={**os.environ, **environment})
+                          text=True, timeout=600, env={**os.environ, **environment},
+                          cwd=CHECKOUT)  # ``-m`` imports the sim this test imported
 
 
 def contents(path: Path) -> dict[str, object]:
@@ -173,7 +176,7 @@ def test_result_records_blas_cpu_and_commit(one):
 def test_the_docs_name_each_attribute():
     from sim.io.schema import PROVENANCE_ATTRIBUTES
 
-    docs = (CHECKOUT / "docs" / "results.md").read_text()
+    docs = (REPOSITORY / "docs" / "results.md").read_text()
     assert [a.name for a in PROVENANCE_ATTRIBUTES if f"`{a.name}`" not in docs] == []
 
 
@@ -197,7 +200,7 @@ def test_diff_and_golden_ignore_where_it_ran(one, tmp_path):
             handle.attrs[key] = value
     ran = pcsim("diff", str(one), str(moved))
     assert ran.returncode == 0 and "identical" in ran.stdout, ran.stdout
-    sys.path.insert(0, str(CHECKOUT / "tests"))
+    sys.path.insert(0, str(REPOSITORY / "tests"))
     from golden import compare
 
     (tmp_path / "a").mkdir()
@@ -267,7 +270,7 @@ def sweeps(tmp_path_factory) -> dict[str, Path]:
     """Three sweeps of a 2 ms single_cause: ``a`` and ``same`` alike but for the order of their
     points; ``other`` with another prior mean in its scenario and a third value on its axis."""
     folder = tmp_path_factory.mktemp("sweeps")
-    text = (CHECKOUT / "scenarios/perception/single_cause.toml").read_text()
+    text = (REPOSITORY / "scenarios/perception/single_cause.toml").read_text()
     short = text.replace("duration_ms = 20.0", "duration_ms = 2.0")
     assert short != text
     (folder / "short.toml").write_text(short)

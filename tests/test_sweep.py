@@ -129,7 +129,7 @@ stimulus = { kind = "constant", value = 2.0, noise_std = 0.3 }
 def test_summary_means_per_condition(tmp_path):
     """Trials generated from conditions: the index holds each condition's mean of each
     column, computed again here from the trial table's condition labels."""
-    source = (Path(sim.__file__).parent.parent / "scenarios/perception/single_cause.toml")
+    source = (Path(__file__).resolve().parents[1] / "scenarios/perception/single_cause.toml")
     head = source.read_text().split("[protocol]")[0]
     path = tmp_path / "conditions.toml"
     path.write_text(head + CONDITIONS)
@@ -254,7 +254,7 @@ def test_bad_key_stops_before_anything_runs(tmp_path):
 def test_sweep_table_in_the_scenario(tmp_path):
     """``[sweep]`` declares the grid; --vary overrides an axis and adds one; the file still
     runs on its own with ``pcsim run``."""
-    source = (Path(sim.__file__).parent.parent / "scenarios/perception/single_cause.toml")
+    source = (Path(__file__).resolve().parents[1] / "scenarios/perception/single_cause.toml")
     path = tmp_path / "swept.toml"
     path.write_text(source.read_text() + '\n[sweep]\nseeds = 2\n'
                     '[sweep.vary]\n"model.tau_belief_ms" = [1.0, 2.0]\n'
