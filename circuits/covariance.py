@@ -156,8 +156,13 @@ class Circuit:
 
     def precision(self) -> np.ndarray:
         """Pi = Sigma^{-1}, symmetrised (Sigma is symmetric on average only)."""
-        inverse = np.linalg.inv(np.asarray(self.covariance, dtype=float))
-        return (inverse + inverse.T) / 2
+        return symmetric_inverse(self.covariance)
+
+
+def symmetric_inverse(covariance: np.ndarray) -> np.ndarray:
+    """Sigma^{-1} symmetrised, (inv + inv') / 2: of one matrix, or of each of a stack."""
+    inverse = np.linalg.inv(np.asarray(covariance, dtype=float))
+    return (inverse + np.swapaxes(inverse, -1, -2)) / 2
 
 
 def initial_covariance(settings: Settings, level) -> np.ndarray:
@@ -376,14 +381,13 @@ class LearnedCovariance(Mechanism):
 
     def sampled_terms(self, settings: Settings, context: BuildContext,
                       recorded: dict) -> SampledTerms:
-        """The precision matrices at S recorded samples at once: ``Circuit.precision`` of
-        each recorded Sigma (one stacked inverse)."""
+        """The precision matrices at S recorded samples at once: ``symmetric_inverse`` of
+        each recorded Sigma (one stacked inverse), as ``Circuit.precision`` does of one."""
         found = {}
         for circuit in self.circuits(context):
             n = len(circuit.error)
-            covariance = np.asarray(recorded[circuit.state.name]["covariance"], dtype=float)
-            inverse = np.linalg.inv(covariance.reshape(-1, n, n))
-            found[circuit.index] = (inverse + inverse.transpose(0, 2, 1)) / 2
+            found[circuit.index] = symmetric_inverse(
+                np.reshape(recorded[circuit.state.name]["covariance"], (-1, n, n)))
         return SampledTerms(precision_matrices=found)
 
     def initial_precision_matrices(self, settings: Settings) -> dict:

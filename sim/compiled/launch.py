@@ -173,13 +173,18 @@ def _run_child(command: list[str], directory: Path, env: dict[str, str] | None,
             returncode = process.wait()
     finally:
         if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                if group:
-                    os.killpg(process.pid, signal.SIGKILL)
-                else:
-                    process.kill()
+            _signal(process, signal.SIGKILL, group)
             process.wait()
     return Launched(returncode, received[0] if received else None, list(output))
+
+
+def _signal(process: subprocess.Popen, signum: int, group: bool) -> None:
+    """``signum`` to the child (to its whole process group with ``group``), if it still runs."""
+    with contextlib.suppress(ProcessLookupError):
+        if group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
 
 
 @contextlib.contextmanager
@@ -192,19 +197,12 @@ def _forwarding_signals(process: subprocess.Popen, received: list[str],
         yield
         return
 
-    def send(signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            if group:
-                os.killpg(process.pid, signum)
-            else:
-                process.send_signal(signum)
-
     def handler(signum, frame) -> None:
         if received:
-            send(signal.SIGKILL)
+            _signal(process, signal.SIGKILL, group)
             raise KeyboardInterrupt
         received.append(signal.Signals(signum).name)
-        send(signal.SIGINT)
+        _signal(process, signal.SIGINT, group)
 
     previous = {signum: signal.signal(signum, handler)
                 for signum in (signal.SIGINT, signal.SIGTERM)}

@@ -31,12 +31,13 @@ from sim.trial_sequence import REPORT_PERIOD_S
 EXPECTED_LOGS = ("timedarray", "invalid_values")
 
 
-def stopped_while_built(guard: Any) -> None:
-    """A signal pcsim's handler took while the program was built (the program's own run
-    forwards signals to it, ``sim.compiled.launch``): the run stops before its first step."""
-    if guard.interrupted:
-        raise RunStopped("interrupted", f"interrupted by {guard.interrupted} while the "
-                                        "compiled program was built", 0.0)
+def stopped_while_built(signal_name: str | None) -> None:
+    """A signal that came while the program was built (pcsim's handler took it, or it stopped
+    make; the program's own run forwards signals to it, ``sim.compiled.launch``): the run
+    stops before its first step."""
+    if signal_name:
+        raise RunStopped("interrupted", f"interrupted by {signal_name} while the compiled "
+                                        "program was built", 0.0)
 
 
 def run_compiled(simulation: Any, scenario: Any, guard: Any, runs: Any) -> None:
@@ -66,13 +67,12 @@ def run_compiled(simulation: Any, scenario: Any, guard: Any, runs: Any) -> None:
                                   report_every_s=REPORT_PERIOD_S,
                                   progress=runs.progress or (lambda fraction: None))
         except Exception:
-            stopped_while_built(guard)  # Ctrl-C killed the compiler: that is the reason
+            stopped_while_built(guard.interrupted)  # Ctrl-C killed the compiler: the reason
             raise
         if outcome.stopped_by is None:
-            stopped_while_built(guard)
+            stopped_while_built(guard.interrupted)
         elif outcome.stopped_by == "interrupted" and not outcome.run_s:  # stopped make
-            raise RunStopped("interrupted", f"interrupted by {outcome.signal_name} while the "
-                                            "compiled program was built", 0.0)
+            stopped_while_built(outcome.signal_name or "SIGINT")
         recording = programs.read(monitors, timeline)
     for _, name, message in logs:
         if not name.endswith(EXPECTED_LOGS):

@@ -38,24 +38,46 @@ class ProgramPlan:
 
 def program_plan(tasks: list[dict[str, Any]]) -> ProgramPlan:
     """The plan of the sweep points ``tasks`` (``sim.sweeps.run``: scenario, overrides, seed);
-    a point whose scenario does not load is left to report itself."""
+    a point whose scenario does not load is left to report itself. Points that differ only in
+    their seed share a device and a shape: each scenario and overrides is loaded once."""
+    import json
+
+    plan = ProgramPlan(len(tasks))
+    found: dict[str, str | None] = {}
+    for task in tasks:
+        settings = json.dumps([task["scenario"], task["overrides"]], sort_keys=True,
+                              default=str)
+        if settings not in found:
+            found[settings] = _compiled_shape(task)
+        key = found[settings]
+        if key is not None:
+            plan.compiled += 1
+            plan.shapes.setdefault(key, None)
+    for key in plan.shapes:
+        plan.shapes[key] = _built(key)
+    return plan
+
+
+def _compiled_shape(task: dict[str, Any]) -> str | None:
+    """The program shape the point runs on the compiled device, or None (the runtime device,
+    or a scenario that does not load)."""
     from sim.compiled.choice import DeviceRefused, choose
-    from sim.compiled.shape import built, shape_key
+    from sim.compiled.shape import shape_key
     from sim.errors import ScenarioError
     from sim.scenario import load_scenario
 
-    plan = ProgramPlan(len(tasks))
-    for task in tasks:
-        try:
-            scenario = load_scenario(task["scenario"], overrides=task["overrides"],
-                                     seed=task["seed"])
-            if getattr(scenario, "numerics", None) is None or \
-                    choose(scenario, resuming=False) != "standalone":
-                continue
-        except (ScenarioError, DeviceRefused):
-            continue
-        key = shape_key(scenario)
-        plan.compiled += 1
-        if key not in plan.shapes:
-            plan.shapes[key] = built(key)
-    return plan
+    try:
+        scenario = load_scenario(task["scenario"], overrides=task["overrides"],
+                                 seed=task["seed"])
+        if getattr(scenario, "numerics", None) is None or \
+                choose(scenario, resuming=False) != "standalone":
+            return None
+    except (ScenarioError, DeviceRefused):
+        return None
+    return shape_key(scenario)
+
+
+def _built(key: str) -> bool:
+    from sim.compiled.shape import built
+
+    return built(key)
