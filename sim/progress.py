@@ -48,7 +48,6 @@ class TextProgress:
     def __init__(self, stream: TextIO | None = None) -> None:
         stream = stream or sys.stderr
         self.interactive = stream.isatty()
-        self.fraction = 0.0
         sized = self.interactive and terminal_columns(stream) > 0
         self.bar = Bar(total=1.0, file=stream, disable=not self.interactive,
                        bar_format=BAR_FORMAT, dynamic_ncols=sized,
@@ -59,7 +58,6 @@ class TextProgress:
 
     def __call__(self, fraction: float) -> None:
         """The run is ``fraction`` done (redrawn at most every ``REDRAW_S``)."""
-        self.fraction = fraction
         if not self.closed and fraction > self.bar.n:
             self.bar.update(min(fraction, 1.0) - self.bar.n)
 

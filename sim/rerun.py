@@ -106,8 +106,9 @@ def stored_scenario(path: str | Path, overrides: dict[str, Any] | None = None,
     return scenario, version_note(stored)
 
 
-def running_software() -> dict[str, str]:
-    """The SOFTWARE of this process, read without importing Brian2."""
+def running_software(commit: bool = True) -> dict[str, str]:
+    """The SOFTWARE of this process, read without importing Brian2 (``commit``: with the git
+    commit it runs from, one ``git`` call)."""
     from importlib.metadata import PackageNotFoundError, version
 
     import numpy as np
@@ -118,14 +119,14 @@ def running_software() -> dict[str, str]:
     found = {"pcsim_version": __version__, "numpy_version": np.__version__}
     with contextlib.suppress(PackageNotFoundError):
         found["brian2_version"] = version("brian2")
-    commit = git_state(CHECKOUT).get("git_commit")
+    commit = git_state(CHECKOUT).get("git_commit") if commit else None
     return {**found, **({"git_commit": commit} if commit else {})}
 
 
 def version_note(stored: StoredRun) -> str | None:
     """One line naming each software version that differs between the one that wrote the
     result and this one (a commit: when both ran from a git checkout); None when none does."""
-    now = running_software()
+    now = running_software(commit="git_commit" in stored.software)  # git only if it can differ
     changed = [(name, *(value[:12] if key == "git_commit" else value
                         for value in (stored.software[key], now[key])))
                for key, name in SOFTWARE

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import h5py
 import numpy as np
 import scipy.sparse
 
 from sim.families.hierarchical.stimulus import Bars
+from sim.io.result_file import read_matrix
 from sim.io.writer import write_array
 from sim.protocol import learned_parameters
 from sim.readouts import Readout
@@ -29,16 +29,6 @@ def bars_of(scenario: Any) -> Bars | None:
         if isinstance(getattr(stimulus, "generator", None), Bars):
             return stimulus.generator
     return None
-
-
-def written_weights(node: Any) -> np.ndarray:
-    """The learned W as the file holds it (``weights_final``, written before the readouts
-    finish): a dataset, or a group of CSR arrays (``sim.io.writer.write_matrix``)."""
-    if not isinstance(node, h5py.Group):
-        return np.asarray(node, dtype=float)
-    shape = tuple(int(n) for n in node.attrs["shape"])
-    return scipy.sparse.csr_matrix((node["data"][()], node["indices"][()], node["indptr"][()]),
-                                   shape=shape).toarray()
 
 
 class BarsMatch(Readout):
@@ -55,7 +45,9 @@ class BarsMatch(Readout):
     def finish(self, simulation: Any, settings: Any) -> None:
         bars = bars_of(simulation.scenario)
         name = simulation.model.belief_levels[0].name
-        weights = written_weights(simulation.writer.file[f"levels/{name}/weights_final"])
+        weights = read_matrix(simulation.writer.file[f"levels/{name}"], "weights_final")
+        weights = np.asarray(weights.toarray() if scipy.sparse.issparse(weights) else weights,
+                             dtype=float)
         write_array(simulation.writer.file.require_group(f"levels/{name}"), "bar_match",
                     matched_correlations(weights, true_bars(bars.size, bars.value)),
                     description="per true bar (rows, then columns), the Pearson correlation "

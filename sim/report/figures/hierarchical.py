@@ -334,12 +334,17 @@ def _posterior_2d(axis: plt.Axes, result: Result, index: int, grid: np.ndarray,
     axis.set_ylabel(labels[1], fontsize=7)
 
 
-def _has_gap(result: Result) -> bool:
-    """Whether the variational gap is more than rounding in some trial."""
+def _gap_sizes(result: Result) -> np.ndarray:
+    """|KL| and |Laplace error| of every trial where they are finite."""
     values = np.concatenate([np.ravel(result.trials["kl"]),
                              np.ravel(result.trials["laplace_error"])])
-    values = values[np.isfinite(values)]
-    return bool(values.size) and float(np.max(np.abs(values))) > NO_GAP
+    return np.abs(values[np.isfinite(values)])
+
+
+def _has_gap(result: Result) -> bool:
+    """Whether the variational gap is more than rounding in some trial."""
+    sizes = _gap_sizes(result)
+    return bool(sizes.size) and float(np.max(sizes)) > NO_GAP
 
 
 def _gap(result: Result, axis: plt.Axes) -> None:
@@ -351,9 +356,8 @@ def _gap(result: Result, axis: plt.Axes) -> None:
     axis.bar(x + 0.2, trials["laplace_error"], width=0.4, color="0.5",
              label="Laplace F - surprise")
     axis.axhline(0.0, color="black", lw=0.8, gid=DECORATION)
-    values = np.concatenate([trials["kl"], trials["laplace_error"]])
-    values = values[np.isfinite(values)]
-    if values.size and np.max(np.abs(values)) < MIN_GAP_RANGE:  # rounding, not a gap
+    sizes = _gap_sizes(result)
+    if sizes.size and np.max(sizes) < MIN_GAP_RANGE:  # rounding, not a gap
         axis.set_ylim(-MIN_GAP_RANGE, MIN_GAP_RANGE)
     axis.set_xticks(x, [str(name) for name in trials["name"]], fontsize=7)
     axis.set_xlabel("trial")
