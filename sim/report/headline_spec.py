@@ -126,6 +126,12 @@ def parse_headline(fields: Fields) -> HeadlineSpec:
                                     f"(names or finite numbers), e.g. {{ kind = \"standard\" }}, "
                                     f"got {describe(where)}")
     for column, kept in (where or {}).items():
+        wanted = int if column == "repetition" else str  # a trial's place, else names
+        if column in WHERE_COLUMNS and not all(
+                isinstance(v, wanted) and not isinstance(v, bool)
+                for v in (kept if isinstance(kept, list) else [kept])):
+            kind = "whole numbers" if wanted is int else "names"
+            raise fields.error(f"where.{column}", f"expected {kind}, got {describe(kept)}")
         if column not in WHERE_COLUMNS:
             raise fields.error(f"where.{column}", f"expected one of the columns that describe "
                                                   f"a trial: {', '.join(WHERE_COLUMNS)}")
