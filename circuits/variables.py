@@ -1,7 +1,8 @@
 """State variables, declared once: what a population or a mechanism records, in words.
 
 A ``Variable`` says what a recorded quantity is (its ``symbol`` and ``label``), its ``role``
-(``input``, ``state``, ``error``, ``precision``, ``parameter``), its units relative to the
+(``input``: what the network is given, ``state``, ``error``, ``precision``, ``parameter``,
+``energy``: F, a term of it, or the surprise it bounds), its units relative to the
 level it belongs to (``units``: ``level`` the level's own units, ``1/level``, ``1/level^2``,
 ``1`` dimensionless, or any fixed unit such as ``nat``) and how a figure draws it (``plot``:
 ``lines``, ``log`` or ``none``; ``panel``: variables of one level with the same panel name
@@ -9,10 +10,12 @@ share a panel; ``style``: the line style; ``when``: ``always``, or ``varying``: 
 it changes over the run; ``reference``: the number it is claimed to reach, by a name the
 report side computes from the result: ``noise_precision``, 1 / the variance of the input's
 noise, ``log_noise_precision`` its log). A ``circuits.mechanism.Stream`` carries the
-variable it records (``declares``); the recorder writes the declaration as the dataset's attributes
-(``declaration_attrs``), and the report side reads them back: figures, ``pcsim show`` and a
-later NWB export follow the declarations, not lists of dataset names. A mechanism defined
-anywhere (a test, a user's module) gets its panel by declaring its variable.
+variable it records (``declares``); the recorder writes the declaration as the dataset's
+attributes (``declaration_attrs``), and the report side reads them back: figures, ``pcsim
+show`` and the NWB export (``sim.export.nwb``: the role says where a series goes, label and
+symbol describe it) follow the declarations, not lists of dataset names. A mechanism defined
+anywhere (a test, a user's module) gets its panel, its line in ``show`` and its NWB time
+series by declaring its variable.
 
 Nothing here imports Brian2.
 """
@@ -23,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-ROLES = ("input", "state", "error", "precision", "parameter")
+ROLES = ("input", "state", "error", "precision", "parameter", "energy")
 PLOTS = ("lines", "log", "none")
 REFERENCES = ("", "noise_precision", "log_noise_precision")
 WHEN = ("always", "varying")
@@ -86,6 +89,13 @@ BELIEF = Variable("belief", "mu", "belief", "state", panel="state")
 ERROR = Variable("error", "eps", "error", "error", units="1/level", panel="state", style="--")
 PRECISION = Variable("precision", "Pi", "precision", "precision", units="1/level^2",
                      plot="log", when="varying")
-# the discrete family's, per factor (circuits.discrete): Q over the causes and its errors
+# what both families record once per run: F, and (hierarchical) its energy part, (discrete) the
+# surprise it bounds; the figures draw these in panels of their own (plot "none" here)
+FREE_ENERGY = Variable("free_energy", "F", "free energy", "energy", units="nat", plot="none")
+ENERGY = Variable("energy", "E", "energy part of F", "energy", units="nat", plot="none")
+SURPRISE = Variable("surprise", "-ln p(o)", "surprise", "energy", units="nat", plot="none")
+# the discrete family's, per factor (circuits.discrete): Q over the causes and its errors;
+# per modality the observations delivered (events at their own times: observations/<m>/time)
 POSTERIOR = Variable("belief", "Q", "belief", "state", units="1", panel="state")  # a probability
 LOG_ERROR = Variable("error", "eps", "error", "error", units="nat", plot="none")
+OBSERVATION = Variable("observation", "o", "observed outcome", "input", units="1", plot="none")

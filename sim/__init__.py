@@ -3,7 +3,7 @@
 ``sim.run(scenario, ...)`` runs a scenario file (a path or a bundled name) and returns the
 loaded ``Result``; ``sim.load(path)`` reads a result file; ``sim.sweep(...)`` runs a grid of
 them and ``sim.open_sweep(folder)`` reads its index (``sim.sweeps``); ``sim.headlines(result)``
-gives a result's headline numbers.
+gives a result's headline numbers; ``sim.export_nwb(result, path)`` writes it as NWB.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from sim.sweeps.table import Sweep
 
 __all__ = ["DivergenceError", "NumericalWarning", "Result", "ResultError", "RunInterrupted",
-           "ScenarioError", "__version__", "headlines", "load", "open_sweep", "run", "sweep"]
+           "ScenarioError", "__version__", "export_nwb", "headlines", "load", "open_sweep",
+           "run", "sweep"]
 
 
 def _in_own_temp_folder(function):
@@ -146,3 +147,15 @@ def headlines(result: Result) -> list:
     from sim.report.headlines import headlines as rows
 
     return rows(result)
+
+
+def export_nwb(result: Result | str | Path, path: str | Path, overwrite: bool = False) -> Path:
+    """Write a result (a loaded ``Result`` or a result file's path) as an NWB file at ``path``
+    (``.nwb``) and return it: time series from the result's declarations, the trial table as
+    NWB trials, spikes as the units table, the scenario and versions as metadata
+    (``sim.export.nwb``, docs/results.md). Needs pynwb (``pip install 'pcsim[nwb]'``);
+    ``ResultError`` for an existing ``path`` (unless ``overwrite``) or a file that is not a
+    complete result; nothing is left at ``path`` unless the export finished."""
+    from sim.export.nwb import export_nwb as export
+
+    return export(result, path, overwrite)

@@ -1,4 +1,4 @@
-"""The ``pcsim`` command: run, sweep, list, show, plot, diff, new (and bench).
+"""The ``pcsim`` command: run, sweep, list, show, plot, diff, new, export (and bench).
 
 Exit codes: 0 done (``diff``: identical); 1 ``diff``: the results differ, ``sweep``: some
 points failed (the index says why); 2 a user mistake (scenario, overrides, output path, result
@@ -234,6 +234,21 @@ def command_diff(args: argparse.Namespace) -> int:
     return 1 if differ else 0
 
 
+def command_export(args: argparse.Namespace) -> int:
+    """``pcsim export R.h5 --nwb R.nwb`` (``sim.export.nwb``; pynwb: the ``nwb`` extra)."""
+    from sim.export.nwb import export_nwb
+
+    try:
+        written = export_nwb(args.file, args.nwb, overwrite=args.overwrite)
+    except ModuleNotFoundError as err:
+        if err.name != "pynwb" or args.debug:
+            raise
+        print(f"pcsim: error: {err}", file=sys.stderr)
+        return USER_ERROR
+    print(f"wrote {written}")
+    return 0
+
+
 def tolerance_value(text: str) -> float:
     """A ``--rtol``/``--atol`` value: a number >= 0."""
     try:
@@ -323,6 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the bundled scenario to copy (pcsim list shows their names)")
     new.add_argument("--overwrite", action="store_true", help="replace an existing FILE.toml")
     new.set_defaults(handler=command_new)
+
+    export = commands.add_parser("export", help="write a result in another format: NWB "
+                                 "(needs pip install 'pcsim[nwb]')")
+    export.add_argument("file", metavar="RESULT.h5", help="a complete result file")
+    export.add_argument("--nwb", required=True, metavar="FILE.nwb",
+                        help="the NWB file to write (time series, trials, spikes, metadata)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing FILE.nwb")
+    export.set_defaults(handler=command_export)
 
     bench = commands.add_parser("bench", help="measure speed against NumPy references")
     bench.add_argument("--quick", action="store_true", help="a subset that runs in ~2 minutes")

@@ -13,7 +13,14 @@ from brian2 import NetworkOperation
 from circuits import schedule
 from circuits.discrete import sensory_message
 from circuits.mechanism import BuildContext, Stream
-from circuits.variables import LOG_ERROR, POSTERIOR
+from circuits.variables import (
+    FREE_ENERGY,
+    LOG_ERROR,
+    OBSERVATION,
+    POSTERIOR,
+    SURPRISE,
+    declaration_attrs,
+)
 from sim.families.discrete.beliefs import MeanField, SingleCause
 from sim.families.discrete.model import DiscreteModel, DiscreteTrial, Observation
 from sim.guard import FreeEnergyMonitor
@@ -75,9 +82,10 @@ class DiscreteSimulation(Simulation):
         approximation = "mean-field (exact F of Q)" if self.model.mean_field else \
             "exact (categorical)"
         found.append(Stream("free_energy", None, lambda: state.free_energy, units="nat",
-                            variable="free_energy", attrs={"approximation": approximation}))
+                            variable="free_energy", attrs={"approximation": approximation},
+                            declares=FREE_ENERGY))
         found.append(Stream("surprise", None, lambda: self.surprise, units="nat",
-                            variable="surprise"))
+                            variable="surprise", declares=SURPRISE))
         return found
 
     def _describe_model(self) -> None:
@@ -217,5 +225,5 @@ class DiscreteSimulation(Simulation):
             write_array(group, "time", np.array([t for t, _, _, _ in rows], dtype=float),
                         units="s")
             write_array(group, "trial", np.array([i for _, i, _, _ in rows], dtype=np.int64))
-            write_array(group, "outcome", outcomes)
+            write_array(group, "outcome", outcomes, **declaration_attrs(OBSERVATION))
             write_array(group, "precision", np.array([g for _, _, _, g in rows], dtype=float))

@@ -16,7 +16,7 @@ from circuits.belief import belief_population
 from circuits.coupling import build_coupling
 from circuits.error import error_population
 from circuits.mechanism import BuildContext, Population, Stream, state_array
-from circuits.variables import BELIEF, ERROR, INPUT, PRECISION
+from circuits.variables import BELIEF, ENERGY, ERROR, FREE_ENERGY, INPUT, PRECISION
 from sim.families.hierarchical.free_energy import (
     FreeEnergy,
     GramCache,
@@ -211,9 +211,10 @@ class HierarchicalSimulation(Simulation):
                             variable="free_energy",
                             attrs={"approximation": "Laplace", "laplace_every": self.laplace_every,
                                    "laplace": str(self.scenario.record.laplace), **skipped},
-                            rows=sampled("sampled_free_energy")))
+                            rows=sampled("sampled_free_energy"), declares=FREE_ENERGY))
         found.append(Stream("energy", None, lambda: self.lane.sampled_energy, units="nat",
-                            variable="free_energy", rows=sampled("sampled_energy")))
+                            variable="free_energy", rows=sampled("sampled_energy"),
+                            declares=ENERGY))
         return found
 
     def copy_rows(self, group: Any, name: str, copies: Any) -> np.ndarray:

@@ -1,0 +1,334 @@
+"""A result as an NWB file (Neurodata Without Borders 2): ``pcsim export R.h5 --nwb R.nwb``.
+
+What goes where (pynwb, the optional extra ``pcsim[nwb]``; imported only here, only when asked):
+
+- **time series**: every dataset the result declares (``circuits.variables``: the recorder
+  writes each declaration beside its dataset) becomes a ``TimeSeries`` with the dataset's
+  ``units`` and a description from its declaration (label, symbol, level or factor, column
+  names). Its declared ``role`` says where it goes: ``input`` (the sensory input, a discrete
+  model's observations) under ``/stimulus/presentation``, as NWB keeps what a subject was
+  given; ``energy`` (F, its energy part, the surprise) in the processing module ``misc``, being
+  computed from the network's state; every other role (beliefs, errors, precisions, learned
+  parameters, population rates, a mechanism's own variable) under ``/acquisition``, the
+  simulated network's recording. A series sampled at ``/time`` (regular: every ``[record]
+  every_ms``) is stored with a starting time and a rate; an event series with a ``time``
+  dataset beside it (observations) with those timestamps. A time series a file does not declare
+  (files written before declarations) goes to ``/acquisition`` with its path as description.
+  Values are copied in blocks (bounded memory), unchanged.
+- **trials**: ``/trials`` as NWB trials: ``t_start``/``t_stop`` as ``start_time``/``stop_time``,
+  ``index`` as the row id, ``name`` as ``trial_name`` (``name`` is taken in NWB tables), every
+  other column by its path with ``/`` as ``.`` (``final_belief.features``): one number per trial,
+  or a fixed-shape array per trial (a multidimensional column), with its units and ``nan_means``
+  in the column's description.
+- **spikes** (``/spikes/<level>/<population>``, spiking runs): the ``units`` table, one row per
+  neuron, with its spike times and the columns ``level``, ``population``, ``role``, ``sign``,
+  ``unit`` (the pcsim unit it belongs to: neuron // ``neurons_per_unit``), ``neuron`` (its index in
+  the population) and ``neuron_model``; ``resolution`` is the run's dt.
+- **metadata**: ``session_description`` (scenario, family, seed), ``experiment_description`` (the
+  scenario's description), ``session_start_time`` (when the run started), ``source_script`` (the
+  scenario file's text as run, ``source_script_file_name`` its name), ``was_generated_by``
+  (pcsim, Brian2, NumPy, h5py, Python and pynwb with their versions), ``notes`` (status, seed,
+  device, dt, method, git commit, BLAS, CPU, the result's path, then every resolved parameter as
+  JSON: ``/scenario/parameters``, the ``--set`` overrides among them), ``keywords``.
+
+Not exported: the model's fixed arrays (weights, priors, likelihoods), readouts kept beside the
+trial table (``/erp``, ``/reaction_time``), snapshots; the result file stays the full record.
+
+The NWB file is written to a temporary file beside the target and renamed when whole
+(``sim.io.partials``), so a failed or interrupted export leaves no file at the target.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sim.errors import ResultError
+from sim.export.nwb_units import add_units
+from sim.io.lazy import LazyArray
+from sim.io.partials import remove_stale_partials, temporary_name
+from sim.io.reader import Result, load
+from sim.io.target import check_target
+
+NWB_MISSING = ("pcsim export --nwb needs pynwb, which is not installed: "
+               "pip install 'pcsim[nwb]' (or pip install pynwb)")
+MODULE = "misc"  # the processing module of F and its parts (a standard NWB module name)
+BUFFER_GB = 0.0625  # what a time series' copy holds in memory at once
+SOFTWARE = (("pcsim", "pcsim_version"), ("brian2", "brian2_version"),
+            ("numpy", "numpy_version"), ("h5py", "h5py_version"),
+            ("python", "python_version"))
+NOTED = ("status", "failure", "seed", "device", "dt", "method", "duration", "git_commit",
+         "git_dirty", "blas", "blas_core", "blas_threads", "cpu_model", "batched",
+         "resumed_at_trials", "readouts_off")
+
+
+def import_pynwb() -> Any:
+    """pynwb, or a one-line ``ModuleNotFoundError`` saying what to install."""
+    try:
+        import pynwb
+    except ImportError:
+        raise ModuleNotFoundError(NWB_MISSING, name="pynwb") from None
+    return pynwb
+
+
+def export_nwb(result: Result | str | Path, path: str | Path, overwrite: bool = False) -> Path:
+    """Write ``result`` (a ``Result`` or a result file's path) as the NWB file ``path``;
+    return ``path``. Refuses (``ResultError``, one line) an existing ``path`` unless
+    ``overwrite``, the result file itself, a folder; a file that is not a complete pcsim result
+    as ``sim.load`` does. Needs pynwb (``ModuleNotFoundError`` naming it)."""
+    output = Path(path)
+    if output.suffix.lower() != ".nwb":
+        raise ResultError(f"{output}: expected a file name ending in .nwb for the NWB file")
+    if not isinstance(result, Result):
+        with load(result) as opened:
+            return export_nwb(opened, output, overwrite)
+    pynwb = import_pynwb()
+    if output.exists() and output.resolve() == result.path.resolve():
+        raise ResultError(f"{output}: is the result being exported; give another name for the "
+                          "NWB file")
+    check_target(output, overwrite, role="the NWB file")
+    if not output.parent.is_dir():
+        raise ResultError(f"{output}: no folder {output.parent} to write the NWB file in")
+    remove_stale_partials(output.parent)
+    temporary = temporary_name(output)
+    try:
+        with warnings.catch_warnings():  # the temporary name does not end in .nwb; the target does
+            warnings.filterwarnings("ignore", message=".*does not end in '.nwb'")
+            io = pynwb.NWBHDF5IO(str(temporary), "w")
+        with io:
+            io.write(nwb_file(result, pynwb))
+        os.replace(temporary, output)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return output
+
+
+def nwb_file(result: Result, pynwb: Any) -> Any:
+    """The ``pynwb.NWBFile`` of ``result``: metadata, time series, trials, spikes."""
+    attrs = result.attrs
+    scenario = result.group_attrs.get("scenario", {})
+    nwbfile = pynwb.NWBFile(
+        session_description=(f"pcsim simulation of scenario {attrs.get('scenario_name')} "
+                             f"({attrs.get('model_kind')} model), seed {attrs.get('seed')}"),
+        identifier=str(uuid.uuid4()),
+        session_start_time=datetime.datetime.fromisoformat(str(attrs["created_utc"])),
+        experiment_description=str(scenario.get("description", "")).strip() or None,
+        source_script=result.scenario_source,
+        source_script_file_name=Path(str(scenario.get("path", "scenario.toml"))).name,
+        was_generated_by=[[name, str(attrs[key])] for name, key in SOFTWARE if key in attrs]
+        + [["pynwb", pynwb.__version__]],
+        notes=notes(result),
+        keywords=["pcsim", "simulation", "predictive coding", "free energy",
+                  str(attrs.get("model_kind"))],
+        subject=subject(result, pynwb))
+    timing = sampling(result)
+    for series in recorded(result):
+        add_series(nwbfile, pynwb, result, series, timing)
+    add_trials(nwbfile, result)
+    add_units(nwbfile, result)
+    return nwbfile
+
+
+def subject(result: Result, pynwb: Any) -> Any:
+    """The simulated network as NWB's subject (NWB asks every file for one): no species, age
+    P0D (it is built when the run starts), sex O (other: not applicable)."""
+    name = str(result.attrs.get("scenario_name")).replace("/", "_")
+    return pynwb.file.Subject(
+        subject_id=f"pcsim-{name}-seed{result.seed}", age="P0D", sex="O",
+        description=f"not an animal: the predictive-coding network that pcsim simulated for "
+                    f"scenario {result.attrs.get('scenario_name')} (seed {result.seed}); age "
+                    "P0D: it is built when the run starts; sex O: not applicable")
+
+
+def notes(result: Result) -> str:
+    """How the run was made, one ``key: value`` a line, then its resolved parameters."""
+    attrs = result.attrs
+    lines = [f"pcsim result {result.path}"]
+    lines += [f"{key}: {_text(attrs[key])}" for key in NOTED if key in attrs]
+    parameters = json.dumps(result.parameters, sort_keys=True)
+    return "\n".join([*lines, "", "resolved parameters (/scenario/parameters):", parameters])
+
+
+# time series ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Recorded:
+    """One time series to export: its dataset, and the dataset of its own timestamps (events)
+    or "" (sampled at ``/time``)."""
+
+    path: str
+    times: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.path.replace("/", ".")
+
+
+def recorded(result: Result) -> list[Recorded]:
+    """The result's time series, from its declarations: each declared dataset, timed by a
+    ``time`` dataset in its group of the same length (events) or else by ``/time``; and the
+    undeclared time series sampled at ``/time`` of a file written before declarations."""
+    samples = result.shape("time")[:1]
+    found = []
+    for path in sorted(result.datasets):
+        if path == "time" or path.startswith(("trials/", "scenario/", "spikes/")):
+            continue
+        shape, group = result.shape(path), path.rpartition("/")[0]
+        beside = f"{group}/time"
+        if not shape:
+            continue
+        if "declared_role" in result.dataset_attrs[path]:
+            if group and beside in result and result.shape(beside)[:1] == shape[:1]:
+                found.append(Recorded(path, beside))
+            elif shape[:1] == samples:
+                found.append(Recorded(path))
+        elif shape[:1] == samples and isinstance(result[path], LazyArray):
+            found.append(Recorded(path))
+    return found
+
+
+def add_series(nwbfile: Any, pynwb: Any, result: Result, series: Recorded,
+               sampled: dict[str, Any]) -> None:
+    """``series`` as a ``TimeSeries`` where its declared role puts it; ``sampled``: how
+    ``/time`` goes (``sampling``; its timestamps, where it has them, become a link to the first
+    series that stores them)."""
+    attrs = result.dataset_attrs[series.path]
+    if series.times:
+        timing = {"timestamps": np.asarray(result[series.times], dtype=float),
+                  "continuity": "instantaneous"}
+        data: Any = np.asarray(result[series.path])
+    else:
+        timing = sampled
+        data = _blocks(result[series.path])
+    made = pynwb.TimeSeries(name=series.name, data=data, unit=str(attrs.get("units", "1")),
+                            description=describe(result, series.path),
+                            comments=comments(result, series.path), **timing)
+    if timing is sampled and isinstance(sampled.get("timestamps"), np.ndarray):
+        sampled["timestamps"] = made  # the next ones link to these
+    role = attrs.get("declared_role", "")
+    if role == "input":
+        nwbfile.add_stimulus(made)
+    elif role == "energy":
+        if MODULE not in nwbfile.processing:
+            nwbfile.create_processing_module(
+                MODULE, "pcsim: the free energy F, its parts and the surprise it bounds, "
+                        "computed from the simulated network's state at each sample")
+        nwbfile.processing[MODULE].add(made)
+    else:
+        nwbfile.add_acquisition(made)
+
+
+def sampling(result: Result) -> dict[str, Any]:
+    """How ``/time`` goes: ``starting_time`` and ``rate`` when its samples are evenly spaced
+    (within 1e-9 of a step: a run records every ``[record] every_ms``), else ``timestamps``."""
+    time = result.time
+    count = len(time)
+    timing: dict[str, Any] = {"timestamps": np.asarray(time, dtype=float),
+                              "continuity": "continuous"}
+    if count >= 2:
+        start, end = float(time[0]), float(time[count - 1])
+        every_ms = result.parameters["record"].get("every_ms")
+        step = every_ms * 1e-3 if isinstance(every_ms, int | float) else \
+            (end - start) / (count - 1)
+        even = step > 0 and all(
+            np.max(np.abs(block - (start + step * np.arange(where.start, where.stop))))
+            <= 1e-9 * step for where, block in time.blocks())
+        if even:
+            timing = {"starting_time": start, "rate": 1.0 / step, "continuity": "continuous"}
+    return timing
+
+
+def describe(result: Result, path: str) -> str:
+    """What a series is, in words, from its declaration: ``belief (mu) of level 'features';
+    columns: ...``."""
+    attrs = result.dataset_attrs[path]
+    parts = path.split("/")
+    where = {"levels": f" of level '{parts[1]}'", "factors": f" of factor '{parts[1]}'",
+             "causes": " over the causes",
+             "observations": f" of modality '{parts[1]}'"}.get(parts[0], "") \
+        if len(parts) > 1 else ""
+    if "declared_label" in attrs:
+        text = f"{attrs['declared_label']} ({attrs['declared_symbol']}){where}"
+    else:
+        text = f"pcsim's /{path}{where} (not declared in this file)"
+    names = column_names(result, path)
+    return text + (f"; columns: {', '.join(names)}" if names else "")
+
+
+def column_names(result: Result, path: str) -> list[str]:
+    """What a series' columns are, where the file names them (causes, outcomes)."""
+    attrs, group = result.dataset_attrs[path], path.rpartition("/")[0]
+    for source in (attrs, result.group_attrs.get(group, {})):
+        for key in ("names", "outcomes"):
+            if key in source:
+                return [str(name) for name in np.atleast_1d(source[key])]
+    return []
+
+
+def comments(result: Result, path: str) -> str:
+    """Where the series came from and its other attributes (``nan_means``, ...)."""
+    attrs = result.dataset_attrs[path]
+    kept = {key: value for key, value in attrs.items() if key != "units"
+            and not key.startswith("declared_") and key not in ("names", "outcomes")}
+    declared = attrs.get("declared_role")
+    return "; ".join([f"pcsim dataset /{path}" + (f", role {declared}" if declared else ""),
+                      *(f"{key}: {_text(value)}" for key, value in kept.items())])
+
+
+def _blocks(series: LazyArray) -> Any:
+    """A time series copied a block at a time (an empty one as it is)."""
+    if not series.size:
+        return np.asarray(series)
+    from hdmf.data_utils import GenericDataChunkIterator
+
+    class Blocks(GenericDataChunkIterator):
+        def _get_data(self, selection: tuple) -> np.ndarray:
+            return series[selection]
+
+        def _get_maxshape(self) -> tuple[int, ...]:
+            return series.shape
+
+        def _get_dtype(self) -> np.dtype:
+            return series.dtype
+
+    return Blocks(buffer_gb=BUFFER_GB)
+
+
+# trials --------------------------------------------------------------------------------------
+RENAMED = {"index": None, "t_start": None, "t_stop": None, "name": "trial_name"}
+
+
+def add_trials(nwbfile: Any, result: Result) -> None:
+    """The trial table as NWB trials (see the module docstring)."""
+    trials = result.trials
+    if "t_start" not in trials or not len(trials["t_start"]):
+        return
+    columns = {}
+    for column in sorted(trials):
+        if column in RENAMED and RENAMED[column] is None:
+            continue
+        name = RENAMED.get(column) or column.replace("/", ".")
+        attrs = result.dataset_attrs[f"trials/{column}"]
+        nan = f"; NaN: {attrs['nan_means']}" if "nan_means" in attrs else ""
+        nwbfile.add_trial_column(
+            name, f"pcsim /trials/{column} (units {attrs.get('units', '1')}){nan}")
+        values = trials[column]
+        columns[name] = [str(v) for v in values] if values.dtype == object else values
+    starts, stops = trials["t_start"], trials["t_stop"]
+    for row in range(len(starts)):
+        nwbfile.add_trial(start_time=float(starts[row]), stop_time=float(stops[row]),
+                          id=int(trials["index"][row]) if "index" in trials else row,
+                          **{name: values[row] for name, values in columns.items()})
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return ", ".join(str(v) for v in value.ravel())
+    return str(value)
