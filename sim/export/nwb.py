@@ -120,7 +120,8 @@ def nwb_file(result: Result, pynwb: Any) -> Any:
                              f"({attrs.get('model_kind')} model), seed {attrs.get('seed')}"),
         identifier=str(uuid.uuid4()),
         session_start_time=datetime.datetime.fromisoformat(str(attrs["created_utc"])),
-        experiment_description=str(scenario.get("description", "")).strip() or None,
+        experiment_description=str(scenario.get("description", "")).strip()
+        or f"pcsim scenario {attrs.get('scenario_name')} (its file gives no description)",
         source_script=result.scenario_source,
         source_script_file_name=Path(str(scenario.get("path", "scenario.toml"))).name,
         was_generated_by=[[name, str(attrs[key])] for name, key in SOFTWARE if key in attrs]

@@ -1,0 +1,324 @@
+"""``pcsim export RESULT.h5 --nwb FILE.nwb`` (``sim.export_nwb``): the NWB file read back with
+pynwb against the result's own datasets (read here with h5py, not through the exporter), and
+checked by the NWB inspector.
+
+Results: a two-level rate scenario written here (two trials, a mechanism defined only in this
+module that declares a variable of its own), a discrete one (``perception/creak_half_asleep``,
+cut short), and a spiking file made from the rate result with h5py per the spike layout of
+docs/results.md (the spiking realisation writes it; this test does not need it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from cli_output import error_line
+
+import sim
+from circuits.mechanism import Mechanism, Stream, state_array
+from circuits.variables import Variable
+from sim import registry
+from sim.cli import main
+from sim.scenario_writer import write_scenario
+
+pynwb = pytest.importorskip("pynwb", reason="pynwb is not installed (pip install 'pcsim[nwb]')")
+inspector = pytest.importorskip("nwbinspector",
+                                reason="nwbinspector is not installed (pip install 'pcsim[nwb]')")
+
+# what the inspector still says of a pcsim export, and why (docs/results.md, "NWB export")
+EXPECTED_FINDINGS = {
+    "check_subject_species_exists",  # a simulated network has no species
+    "check_experimenter_exists",  # nor an experimenter or institution pcsim could know
+    "check_institution",
+    "check_single_row",  # a scenario of one trial has a trial table of one row
+    "check_regular_timestamps",  # observations are events, even when evenly spaced
+}
+
+# a mechanism defined only here: its declared variable is exported with no edit to the exporter
+DOUBLED = Variable("belief_doubled", "2mu", "doubled belief", "parameter", units="level")
+
+
+class DoubledBelief(Mechanism):
+    """Records 2 mu of the top level."""
+
+    name = "test_nwb_doubled_belief"
+    family = "hierarchical"
+    section = "doubled"
+
+    def parse(self, fields):
+        return fields.number("on", default=None)
+
+    def streams(self, settings, context):
+        top, name = context.beliefs[-1], context.model.levels[-1].name
+        values = state_array(top, "belief")
+        return [Stream(f"levels/{name}/belief_doubled", len(values), lambda: 2 * values,
+                       units=DOUBLED.units_for(context.model.levels[-1].units),
+                       declares=DOUBLED)]
+
+
+def rate_scenario(folder: Path) -> Path:
+    """Two levels in mV, two constant-input trials of 30 ms (the exact reference is stored:
+    trial columns of one number, vectors and grids per trial)."""
+    table = {"name": "nwb_rate", "dt_ms": 0.1, "seed": 3,
+             "model": {"errors": "instantaneous", "tau_belief_ms": 2.0,
+                       "levels": [{"name": "x", "size": 2, "precision": 4.0, "units": "mV"},
+                                  {"name": "v", "size": 1, "weights": 1.0, "units": "mV"}],
+                       "prior": {"mean": 0.0, "precision": 1.0},
+                       "doubled": {"on": 1.0}},
+             "protocol": {"trials": [
+                 {"name": "low", "duration_ms": 30.0,
+                  "stimulus": {"kind": "constant", "value": 1.0}},
+                 {"name": "high", "duration_ms": 30.0,
+                  "stimulus": {"kind": "constant", "value": 2.0}}]}}
+    return write_scenario(folder / "nwb_rate.toml", table)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("nwb")
+
+
+@pytest.fixture(scope="module")
+def rate(folder):
+    """The rate result and its NWB export (through the CLI, as a user would)."""
+    mechanism = registry.register_mechanism(DoubledBelief())
+    try:
+        sim.run(rate_scenario(folder), output=folder / "rate.h5").close()
+    finally:
+        registry.unregister_mechanism(mechanism.name)
+    printed = StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["export", str(folder / "rate.h5"), "--nwb", str(folder / "rate.nwb")]) == 0
+    assert printed.getvalue() == f"wrote {folder / 'rate.nwb'}\n"
+    return folder / "rate.h5", folder / "rate.nwb"
+
+
+@pytest.fixture(scope="module")
+def discrete(folder):
+    sim.run("perception/creak_half_asleep", output=folder / "creak.h5").close()
+    return folder / "creak.h5", sim.export_nwb(folder / "creak.h5", folder / "creak.nwb")
+
+
+def declared(path: Path) -> dict[str, dict]:
+    """Every dataset of a result that declares its variable, with its attributes (h5py)."""
+    found = {}
+
+    def visit(name: str, node) -> None:
+        if isinstance(node, h5py.Dataset) and "declared_role" in node.attrs:
+            found[name] = dict(node.attrs)
+
+    with h5py.File(path, "r") as file:
+        file.visititems(visit)
+    return found
+
+
+def where(nwbfile, role: str) -> dict:
+    """The NWB container a declared role's series go to."""
+    if role == "input":
+        return nwbfile.stimulus
+    if role == "energy":
+        return nwbfile.processing["misc"].data_interfaces
+    return nwbfile.acquisition
+
+
+def series_times(series) -> np.ndarray:
+    if series.timestamps is not None:
+        return np.asarray(series.timestamps[:])
+    return series.starting_time + np.arange(series.data.shape[0]) / series.rate
+
+
+def check_series(result: Path, nwb: Path) -> list[str]:
+    """Every declared dataset is a TimeSeries where its role says, with equal values, units,
+    times and a description from its declaration; returns the paths checked."""
+    datasets = declared(result)
+    with h5py.File(result, "r") as file, pynwb.NWBHDF5IO(str(nwb), "r") as io:
+        nwbfile = io.read()
+        for path, attrs in datasets.items():
+            series = where(nwbfile, attrs["declared_role"])[path.replace("/", ".")]
+            np.testing.assert_array_equal(series.data[:], file[path][()])
+            assert series.unit == attrs["units"]
+            assert f"{attrs['declared_label']} ({attrs['declared_symbol']})" in \
+                series.description
+            group = path.rpartition("/")[0]
+            times = file[f"{group}/time"] if group and f"{group}/time" in file else file["time"]
+            np.testing.assert_allclose(series_times(series), times[()], rtol=0, atol=1e-12)
+    return sorted(datasets)
+
+
+def test_a_rate_result_keeps_every_declared_variable(rate):
+    result, nwb = rate
+    paths = check_series(result, nwb)
+    assert {"levels/x/input", "levels/x/error", "levels/v/belief", "levels/v/precision",
+            "free_energy", "energy", "levels/v/belief_doubled"} <= set(paths), paths
+    with pynwb.NWBHDF5IO(str(nwb), "r") as io:
+        nwbfile = io.read()
+        assert nwbfile.acquisition["levels.v.belief"].unit == "mV"
+        assert nwbfile.acquisition["levels.x.error"].unit == "1/mV"
+        doubled = nwbfile.acquisition["levels.v.belief_doubled"]  # declared only in this test
+        np.testing.assert_array_equal(doubled.data[:], 2 * nwbfile.acquisition[
+            "levels.v.belief"].data[:])
+        assert nwbfile.units is None  # a rate result has no spikes
+
+
+def test_the_trial_table_becomes_nwb_trials(rate):
+    result, nwb = rate
+    with h5py.File(result, "r") as file, pynwb.NWBHDF5IO(str(nwb), "r") as io:
+        trials = io.read().trials
+        columns = {}
+
+        def visit(name: str, node) -> None:
+            if isinstance(node, h5py.Dataset):
+                columns[name] = node[()]
+
+        file["trials"].visititems(visit)
+        np.testing.assert_array_equal(trials["start_time"][:], columns.pop("t_start"))
+        np.testing.assert_array_equal(trials["stop_time"][:], columns.pop("t_stop"))
+        np.testing.assert_array_equal(trials.id[:], columns.pop("index"))
+        assert list(trials["trial_name"][:]) == ["low", "high"]
+        assert [n.decode() for n in columns.pop("name")] == ["low", "high"]
+        assert {"kl", "final_belief/v", "reference_grid"} <= set(columns), sorted(columns)
+        for name, values in columns.items():
+            exported = np.asarray([np.asarray(row) for row in trials[name.replace("/", ".")][:]])
+            np.testing.assert_array_equal(exported, values, err_msg=name)
+
+
+def test_the_scenario_and_versions_are_in_the_metadata(rate):
+    result, nwb = rate
+    with h5py.File(result, "r") as file, pynwb.NWBHDF5IO(str(nwb), "r") as io:
+        nwbfile = io.read()
+        assert nwbfile.source_script == file["scenario/source"][()].decode()
+        assert nwbfile.source_script_file_name == "nwb_rate.toml"
+        software = {name: version for name, version in nwbfile.was_generated_by[:]}
+        for name in ("pcsim", "brian2", "numpy"):
+            assert software[name] == file.attrs[f"{name}_version"]
+        assert software["pynwb"] == pynwb.__version__
+        assert "seed 3" in nwbfile.session_description
+        assert "seed: 3" in nwbfile.notes.splitlines()
+        stored = json.loads(file["scenario/parameters"][()])
+        assert json.loads(nwbfile.notes.splitlines()[-1]) == stored
+        assert nwbfile.session_start_time.isoformat() == file.attrs["created_utc"]
+
+
+def test_a_discrete_result_keeps_beliefs_observations_and_f(discrete):
+    result, nwb = discrete
+    paths = check_series(result, nwb)
+    assert {"causes/belief", "causes/error", "free_energy", "surprise",
+            "observations/sound/outcome", "observations/meow/outcome"} <= set(paths), paths
+    with pynwb.NWBHDF5IO(str(nwb), "r") as io:
+        nwbfile = io.read()
+        belief = nwbfile.acquisition["causes.belief"]
+        assert "wind, house settling, cat, intruder, pipes, imagination" in belief.description
+        np.testing.assert_allclose(belief.data[:].sum(axis=1), 1.0, rtol=0, atol=1e-12)
+        assert list(nwbfile.trials["trial_name"][:]) == ["awake", "half asleep"]
+
+
+def test_the_inspector_finds_nothing_critical(rate, discrete, folder):
+    spiking = spiking_file(rate[0], folder)
+    findings = []
+    for nwb in (discrete[1], sim.export_nwb(spiking, folder / "spiking.nwb")):  # spiking:
+        # the rate result and its spikes
+        findings += list(inspector.inspect_nwbfile(nwbfile_path=str(nwb)))
+    important = [f for f in findings if f.importance in (inspector.Importance.CRITICAL,
+                                                         inspector.Importance.ERROR,
+                                                         inspector.Importance.PYNWB_VALIDATION)]
+    assert important == [], important
+    assert {finding.check_function_name for finding in findings} <= EXPECTED_FINDINGS, findings
+
+
+# spikes ----------------------------------------------------------------------------------------
+POPULATIONS = {  # name: (role, sign, units, neurons per unit)
+    "belief_positive": ("belief", "positive", 1, 3),
+    "error_negative": ("error", "negative", 3, 2),
+}
+
+
+def spiking_file(rate_result: Path, folder: Path) -> Path:
+    """The rate result with spikes added per the layout (docs/results.md, "Spikes"): random
+    spikes of each population's neurons, sorted by time, one neuron left silent."""
+    path = folder / "spiking.h5"
+    shutil.copy(rate_result, path)
+    rng = np.random.default_rng(5)
+    with h5py.File(path, "a") as file:
+        file.attrs["neurons"] = "spiking"
+        end = float(file["trials/t_stop"][-1])
+        for name, (role, sign, units, per_unit) in POPULATIONS.items():
+            group = file.create_group(f"spikes/v/{name}")
+            count = 40
+            neuron = rng.integers(1, units * per_unit, count).astype(np.uint32)  # 0 silent
+            time = np.sort(rng.uniform(0, end, count))
+            group.create_dataset("time", data=time, maxshape=(None,), chunks=True)
+            group["time"].attrs["units"] = "s"
+            group.create_dataset("neuron", data=neuron, maxshape=(None,), chunks=True)
+            group.attrs.update({"level": "v", "role": role, "sign": sign,
+                                "neurons_per_unit": per_unit, "unit_count": units,
+                                "neuron_model": "LIF"})
+    return path
+
+
+def test_spikes_become_the_units_table(rate, folder):
+    path = spiking_file(rate[0], folder)
+    nwb = sim.export_nwb(path, folder / "units.nwb")
+    with h5py.File(path, "r") as file, pynwb.NWBHDF5IO(str(nwb), "r") as io:
+        units = io.read().units.to_dataframe()
+        rows = 0
+        for name, (role, sign, count, per_unit) in POPULATIONS.items():
+            group = file[f"spikes/v/{name}"]
+            mine = units[units["population"] == name].sort_values("neuron")
+            assert list(mine["neuron"]) == list(range(count * per_unit))
+            assert list(mine["unit"]) == [n // per_unit for n in range(count * per_unit)]
+            assert set(mine["level"]) == {"v"} and set(mine["role"]) == {role}
+            assert set(mine["sign"]) == {sign} and set(mine["neuron_model"]) == {"LIF"}
+            for neuron, times in zip(mine["neuron"], mine["spike_times"], strict=True):
+                expected = [t for t, n in zip(group["time"], group["neuron"], strict=True)
+                            if n == neuron]
+                np.testing.assert_array_equal(times, expected)
+            assert len(mine.iloc[0]["spike_times"]) == 0  # neuron 0 never fired
+            rows += count * per_unit
+        assert len(units) == rows
+
+
+# refusals --------------------------------------------------------------------------------------
+def test_bad_input_is_one_line_and_leaves_no_file(rate, folder, capsys):
+    def refused(*args: str) -> str:  # exit 2, one line on stderr, no traceback
+        assert main(["export", *args]) == 2
+        return error_line(capsys)
+
+    result, nwb = rate
+    before = nwb.read_bytes()
+    assert "already exists" in refused(str(result), "--nwb", str(nwb))
+    assert nwb.read_bytes() == before
+    assert "ending in .nwb" in refused(str(result), "--nwb", str(folder / "out.h5"))
+    text = folder / "notes.txt"
+    text.write_text("not a result\n")
+    assert "cannot open as HDF5" in refused(str(text), "--nwb", str(folder / "text.nwb"))
+    plain = folder / "plain.h5"
+    with h5py.File(plain, "w") as file:
+        file["x"] = 1.0
+    assert "not a pcsim result" in refused(str(plain), "--nwb", str(folder / "plain.nwb"))
+    damaged = folder / "damaged.h5"
+    damaged.write_bytes(result.read_bytes()[: result.stat().st_size // 2])
+    assert str(damaged) in refused(str(damaged), "--nwb", str(folder / "damaged.nwb"))
+    assert not any((folder / name).exists() for name in ("out.h5", "text.nwb", "plain.nwb",
+                                                         "damaged.nwb"))
+    assert not list(folder.glob(".*partial")), list(folder.glob(".*"))
+
+
+def test_without_pynwb_the_command_says_what_to_install(rate, folder):
+    hide = ("import sys; sys.modules['pynwb'] = None; from sim.cli import main; "
+            f"sys.exit(main(['export', {str(rate[0])!r}, '--nwb', "
+            f"{str(folder / 'none.nwb')!r}]))")
+    done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 2, done
+    assert done.stderr.strip() == ("pcsim: error: pcsim export --nwb needs pynwb, which is not "
+                                   "installed: pip install 'pcsim[nwb]' (or pip install pynwb)")
+    assert not (folder / "none.nwb").exists()
