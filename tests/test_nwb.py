@@ -322,3 +322,25 @@ def test_without_pynwb_the_command_says_what_to_install(rate, folder):
     assert done.stderr.strip() == ("pcsim: error: pcsim export --nwb needs pynwb, which is not "
                                    "installed: pip install 'pcsim[nwb]' (or pip install pynwb)")
     assert not (folder / "none.nwb").exists()
+
+
+def test_a_damaged_series_of_a_compressed_result_is_one_line(rate, folder, capsys):
+    """A result compressed afterwards (docs/results.md: h5repack -f GZIP=4) whose belief chunk
+    has changed bytes: the read fails while pynwb writes, and that is one line, no file."""
+    path = folder / "repacked.h5"
+    shutil.copy(rate[0], path)
+    with h5py.File(path, "a") as file:
+        values, attrs = file["levels/v/belief"][()], dict(file["levels/v/belief"].attrs)
+        del file["levels/v/belief"]
+        made = file.create_dataset("levels/v/belief", data=values, maxshape=(None, 1),
+                                   chunks=(len(values), 1), compression="gzip")
+        made.attrs.update(attrs)
+        chunk = made.id.get_chunk_info(0)
+    data = bytearray(path.read_bytes())
+    data[chunk.byte_offset + chunk.size // 2:chunk.byte_offset + chunk.size // 2 + 8] = bytes(8)
+    path.write_bytes(bytes(data))
+    assert main(["export", str(path), "--nwb", str(folder / "repacked.nwb")]) == 2
+    line = error_line(capsys)
+    assert line.startswith(f"pcsim: error: {path}: ") and "/levels/v/belief" in line, line
+    assert not (folder / "repacked.nwb").exists()
+    assert not list(folder.glob(".repacked*"))

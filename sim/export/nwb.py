@@ -82,15 +82,16 @@ def import_pynwb() -> Any:
 def export_nwb(result: Result | str | Path, path: str | Path, overwrite: bool = False) -> Path:
     """Write ``result`` (a ``Result`` or a result file's path) as the NWB file ``path``;
     return ``path``. Refuses (``ResultError``, one line) an existing ``path`` unless
-    ``overwrite``, the result file itself, a folder; a file that is not a complete pcsim result
-    as ``sim.load`` does. Needs pynwb (``ModuleNotFoundError`` naming it)."""
+    ``overwrite``, the result file itself, a folder; a file that is not a pcsim result, or a
+    damaged one, as ``sim.load`` does (an interrupted or diverged run is exported, its status
+    in the metadata). Needs pynwb (``ModuleNotFoundError`` naming it)."""
     output = Path(path)
     if output.suffix.lower() != ".nwb":
         raise ResultError(f"{output}: expected a file name ending in .nwb for the NWB file")
-    if not isinstance(result, Result):
-        with load(result) as opened:
-            return export_nwb(opened, output, overwrite)
     pynwb = import_pynwb()
+    if not isinstance(result, Result):
+        with load(result, allow_incomplete=True) as opened:
+            return export_nwb(opened, output, overwrite)
     if output.exists() and output.resolve() == result.path.resolve():
         raise ResultError(f"{output}: is the result being exported; give another name for the "
                           "NWB file")
@@ -106,6 +107,11 @@ def export_nwb(result: Result | str | Path, path: str | Path, overwrite: bool = 
         with io:
             io.write(nwb_file(result, pynwb))
         os.replace(temporary, output)
+    except Exception as err:  # a damaged part read while writing: hdmf wraps the one line
+        cause = _cause(err)
+        if cause is err:
+            raise
+        raise cause from err
     finally:
         temporary.unlink(missing_ok=True)
     return output
@@ -117,7 +123,9 @@ def nwb_file(result: Result, pynwb: Any) -> Any:
     scenario = result.group_attrs.get("scenario", {})
     nwbfile = pynwb.NWBFile(
         session_description=(f"pcsim simulation of scenario {attrs.get('scenario_name')} "
-                             f"({attrs.get('model_kind')} model), seed {attrs.get('seed')}"),
+                             f"({attrs.get('model_kind')} model), seed {attrs.get('seed')}"
+                             + ("" if attrs.get("status") == "complete"
+                                else f", status {attrs.get('status')}")),
         identifier=str(uuid.uuid4()),
         session_start_time=datetime.datetime.fromisoformat(str(attrs["created_utc"])),
         experiment_description=str(scenario.get("description", "")).strip()
@@ -327,6 +335,16 @@ def add_trials(nwbfile: Any, result: Result) -> None:
         nwbfile.add_trial(start_time=float(starts[row]), stop_time=float(stops[row]),
                           id=int(trials["index"][row]) if "index" in trials else row,
                           **{name: values[row] for name, values in columns.items()})
+
+
+def _cause(err: Exception) -> Exception:
+    """The ``ResultError`` (one line: a damaged part of the result) behind ``err``, if any."""
+    seen: Exception | None = err
+    while seen is not None:
+        if isinstance(seen, ResultError):
+            return seen
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+    return err
 
 
 def _text(value: Any) -> str:
