@@ -326,7 +326,7 @@ def test_without_pynwb_the_command_says_what_to_install(rate, folder):
 
 def test_a_damaged_series_of_a_compressed_result_is_one_line(rate, folder, capsys):
     """A result compressed afterwards (docs/results.md: h5repack -f GZIP=4) whose belief chunk
-    has changed bytes: the read fails while pynwb writes, and that is one line, no file."""
+    has changed bytes: the read fails while pynwb writes; that is the reader's one line, no file."""
     path = folder / "repacked.h5"
     shutil.copy(rate[0], path)
     with h5py.File(path, "a") as file:

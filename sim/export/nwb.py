@@ -107,11 +107,6 @@ def export_nwb(result: Result | str | Path, path: str | Path, overwrite: bool = 
         with io:
             io.write(nwb_file(result, pynwb))
         os.replace(temporary, output)
-    except Exception as err:  # a damaged part read while writing: hdmf wraps the one line
-        cause = _cause(err)
-        if cause is err:
-            raise
-        raise cause from err
     finally:
         temporary.unlink(missing_ok=True)
     return output
@@ -335,16 +330,6 @@ def add_trials(nwbfile: Any, result: Result) -> None:
         nwbfile.add_trial(start_time=float(starts[row]), stop_time=float(stops[row]),
                           id=int(trials["index"][row]) if "index" in trials else row,
                           **{name: values[row] for name, values in columns.items()})
-
-
-def _cause(err: Exception) -> Exception:
-    """The ``ResultError`` (one line: a damaged part of the result) behind ``err``, if any."""
-    seen: Exception | None = err
-    while seen is not None:
-        if isinstance(seen, ResultError):
-            return seen
-        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
-    return err
 
 
 def _text(value: Any) -> str:
