@@ -40,7 +40,7 @@ EXPECTED_FINDINGS = {
     "check_experimenter_exists",  # nor an experimenter or institution pcsim could know
     "check_institution",
     "check_single_row",  # a scenario of one trial has a trial table of one row
-    "check_regular_timestamps",  # observations are events, even when evenly spaced
+    "check_column_binary_capability",  # a trial index or unit index of two trials or units
 }
 
 # a mechanism defined only here: its declared variable is exported with no edit to the exporter
@@ -122,7 +122,7 @@ def declared(path: Path) -> dict[str, dict]:
 
 
 def where(nwbfile, role: str) -> dict:
-    """The NWB container a declared role's series go to."""
+    """The NWB container a declared role's time series go to."""
     if role == "input":
         return nwbfile.stimulus
     if role == "energy":
@@ -137,20 +137,31 @@ def series_times(series) -> np.ndarray:
 
 
 def check_series(result: Path, nwb: Path) -> list[str]:
-    """Every declared dataset is a TimeSeries where its role says, with equal values, units,
-    times and a description from its declaration; returns the paths checked."""
+    """Every declared dataset sampled at /time is a TimeSeries where its role says, with equal
+    values, units, times and a description from its declaration; one with a time dataset of
+    its own (events) is a column of an /intervals table, each row at its time. Returns the
+    paths checked."""
     datasets = declared(result)
     with h5py.File(result, "r") as file, pynwb.NWBHDF5IO(str(nwb), "r") as io:
         nwbfile = io.read()
         for path, attrs in datasets.items():
+            described = f"{attrs['declared_label']} ({attrs['declared_symbol']})"
+            group, _, name = path.rpartition("/")
+            if group and f"{group}/time" in file:  # events
+                table = nwbfile.intervals[group.replace("/", ".")]
+                np.testing.assert_array_equal(np.stack(table[name][:]), file[path][()])
+                times = file[f"{group}/time"][()]
+                np.testing.assert_array_equal(table["start_time"][:], times)
+                np.testing.assert_array_equal(table["stop_time"][:], times + file.attrs["dt"])
+                assert described in table[name].description
+                assert f"({attrs['units']};" in table[name].description
+                continue
             series = where(nwbfile, attrs["declared_role"])[path.replace("/", ".")]
             np.testing.assert_array_equal(series.data[:], file[path][()])
             assert series.unit == attrs["units"]
-            assert f"{attrs['declared_label']} ({attrs['declared_symbol']})" in \
-                series.description
-            group = path.rpartition("/")[0]
-            times = file[f"{group}/time"] if group and f"{group}/time" in file else file["time"]
-            np.testing.assert_allclose(series_times(series), times[()], rtol=0, atol=1e-12)
+            assert described in series.description
+            np.testing.assert_allclose(series_times(series), file["time"][()], rtol=0,
+                                       atol=1e-12)
     return sorted(datasets)
 
 

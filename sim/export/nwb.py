@@ -3,18 +3,25 @@
 What goes where (pynwb, the optional extra ``pcsim[nwb]``; imported only here, only when asked):
 
 - **time series**: every dataset the result declares (``circuits.variables``: the recorder
-  writes each declaration beside its dataset) becomes a ``TimeSeries`` with the dataset's
-  ``units`` and a description from its declaration (label, symbol, level or factor, column
-  names). Its declared ``role`` says where it goes: ``input`` (the sensory input, a discrete
-  model's observations) under ``/stimulus/presentation``, as NWB keeps what a subject was
-  given; ``energy`` (F, its energy part, the surprise) in the processing module ``misc``, being
+  writes each declaration beside its dataset) that is sampled at ``/time`` becomes a
+  ``TimeSeries`` with the dataset's ``units`` and a description from its declaration (label,
+  symbol, level or factor, column names). Its declared ``role`` says where it goes: ``input``
+  (the sensory input) under ``/stimulus/presentation``, as NWB keeps what a subject was given;
+  ``energy`` (F, its energy part, the surprise) in the processing module ``misc``, being
   computed from the network's state; every other role (beliefs, errors, precisions, learned
   parameters, population rates, a mechanism's own variable) under ``/acquisition``, the
-  simulated network's recording. A series sampled at ``/time`` (regular: every ``[record]
-  every_ms``) is stored with a starting time and a rate; an event series with a ``time``
-  dataset beside it (observations) with those timestamps. A time series a file does not declare
-  (files written before declarations) goes to ``/acquisition`` with its path as description.
+  simulated network's recording. Stored with a starting time and a rate where ``/time`` is
+  regular (every ``[record] every_ms``), else with its timestamps. A time series a file does
+  not declare (written before declarations) goes to ``/acquisition``, its path as description.
   Values are copied in blocks (bounded memory), unchanged.
+- **events**: a declared dataset with a ``time`` dataset of its own beside it (a discrete
+  model's observations, ``observations/<modality>/outcome``) makes its group a table of
+  ``/intervals`` (``observations.sound``), one row per event: the step it is delivered in
+  (``start_time`` its time, ``stop_time`` one dt later), the group's datasets its columns
+  (``outcome``, ``trial``, ``precision``). A
+  table, not a ``TimeSeries``: events are few, often fewer than the outcomes each row holds,
+  and a few-row series reads as data laid out the wrong way round (the NWB inspector calls
+  that critical).
 - **trials**: ``/trials`` as NWB trials: ``t_start``/``t_stop`` as ``start_time``/``stop_time``,
   ``index`` as the row id, ``name`` as ``trial_name`` (``name`` is taken in NWB tables), every
   other column by its path with ``/`` as ``.`` (``final_belief.features``): one number per trial,
@@ -45,7 +52,6 @@ import json
 import os
 import uuid
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +140,11 @@ def nwb_file(result: Result, pynwb: Any) -> Any:
                   str(attrs.get("model_kind"))],
         subject=subject(result, pynwb))
     timing = sampling(result)
-    for series in recorded(result):
-        add_series(nwbfile, pynwb, result, series, timing)
+    sampled, events = recorded(result)
+    for path in sampled:
+        add_series(nwbfile, pynwb, result, path, timing)
+    for group in events:
+        add_events(nwbfile, pynwb, result, group)
     add_trials(nwbfile, result)
     add_units(nwbfile, result)
     return nwbfile
@@ -162,59 +171,40 @@ def notes(result: Result) -> str:
 
 
 # time series ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Recorded:
-    """One time series to export: its dataset, and the dataset of its own timestamps (events)
-    or "" (sampled at ``/time``)."""
-
-    path: str
-    times: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.path.replace("/", ".")
-
-
-def recorded(result: Result) -> list[Recorded]:
-    """The result's time series, from its declarations: each declared dataset, timed by a
-    ``time`` dataset in its group of the same length (events) or else by ``/time``; and the
-    undeclared time series sampled at ``/time`` of a file written before declarations."""
+def recorded(result: Result) -> tuple[list[str], list[str]]:
+    """What the result recorded, from its declarations: the time series sampled at ``/time``
+    (each declared dataset whose first axis is the samples', and the undeclared time series of
+    a file written before declarations), and the groups of events (a group whose declared
+    dataset has a ``time`` dataset of its own beside it: observations)."""
     samples = result.shape("time")[:1]
-    found = []
+    sampled, events = [], []
     for path in sorted(result.datasets):
         if path == "time" or path.startswith(("trials/", "scenario/", "spikes/")):
             continue
         shape, group = result.shape(path), path.rpartition("/")[0]
-        beside = f"{group}/time"
         if not shape:
             continue
         if "declared_role" in result.dataset_attrs[path]:
-            if group and beside in result and result.shape(beside)[:1] == shape[:1]:
-                found.append(Recorded(path, beside))
+            if group and f"{group}/time" in result and \
+                    result.shape(f"{group}/time")[:1] == shape[:1]:
+                events.append(group)
             elif shape[:1] == samples:
-                found.append(Recorded(path))
+                sampled.append(path)
         elif shape[:1] == samples and isinstance(result[path], LazyArray):
-            found.append(Recorded(path))
-    return found
+            sampled.append(path)
+    return sampled, list(dict.fromkeys(events))
 
 
-def add_series(nwbfile: Any, pynwb: Any, result: Result, series: Recorded,
+def add_series(nwbfile: Any, pynwb: Any, result: Result, path: str,
                sampled: dict[str, Any]) -> None:
-    """``series`` as a ``TimeSeries`` where its declared role puts it; ``sampled``: how
-    ``/time`` goes (``sampling``; its timestamps, where it has them, become a link to the first
-    series that stores them)."""
-    attrs = result.dataset_attrs[series.path]
-    if series.times:
-        timing = {"timestamps": np.asarray(result[series.times], dtype=float),
-                  "continuity": "instantaneous"}
-        data: Any = np.asarray(result[series.path])
-    else:
-        timing = sampled
-        data = _blocks(result[series.path])
-    made = pynwb.TimeSeries(name=series.name, data=data, unit=str(attrs.get("units", "1")),
-                            description=describe(result, series.path),
-                            comments=comments(result, series.path), **timing)
-    if timing is sampled and isinstance(sampled.get("timestamps"), np.ndarray):
+    """The time series ``path`` as a ``TimeSeries`` where its declared role puts it;
+    ``sampled``: how ``/time`` goes (``sampling``; its timestamps, where it has them, become a
+    link to the first series that stores them)."""
+    attrs = result.dataset_attrs[path]
+    made = pynwb.TimeSeries(name=path.replace("/", "."), data=_blocks(result[path]),
+                            unit=str(attrs.get("units", "1")), description=describe(result, path),
+                            comments=comments(result, path), **sampled)
+    if isinstance(sampled.get("timestamps"), np.ndarray):
         sampled["timestamps"] = made  # the next ones link to these
     role = attrs.get("declared_role", "")
     if role == "input":
@@ -227,6 +217,27 @@ def add_series(nwbfile: Any, pynwb: Any, result: Result, series: Recorded,
         nwbfile.processing[MODULE].add(made)
     else:
         nwbfile.add_acquisition(made)
+
+
+def add_events(nwbfile: Any, pynwb: Any, result: Result, group: str) -> None:
+    """A group of events (``observations/<modality>``: ``time`` and one row per event in each
+    other dataset) as a table of ``/intervals``, each event the step it is delivered in (from
+    its time to one dt later), the group's other datasets its columns."""
+    columns = [path for path in sorted(result.datasets)
+               if path.rpartition("/")[0] == group and path != f"{group}/time"]
+    declared = [path for path in columns if "declared_role" in result.dataset_attrs[path]]
+    table = pynwb.epoch.TimeIntervals(
+        name=group.replace("/", "."),
+        description="events, each in the step it is delivered in (start_time: its time): "
+                    + "; ".join(describe(result, path) for path in declared))
+    for path in columns:
+        table.add_column(path.rpartition("/")[2], describe(result, path)
+                         + f" ({result.units(path)}; {comments(result, path)})")
+    values = {path.rpartition("/")[2]: np.asarray(result[path]) for path in columns}
+    for row, time in enumerate(np.asarray(result[f"{group}/time"], dtype=float)):
+        table.add_row(start_time=time, stop_time=time + result.dt,
+                      **{name: column[row] for name, column in values.items()})
+    nwbfile.add_time_intervals(table)
 
 
 def sampling(result: Result) -> dict[str, Any]:
