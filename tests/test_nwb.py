@@ -232,6 +232,31 @@ def test_a_discrete_result_keeps_beliefs_observations_and_f(discrete):
         assert list(nwbfile.trials["trial_name"][:]) == ["awake", "half asleep"]
 
 
+@pytest.mark.parametrize("family", ["rate", "discrete"])
+def test_every_recorded_stream_is_declared_and_show_names_it(family, request, capsys):
+    """Both families declare each stream they record (the discrete family's Q, eps, F and
+    surprise, and its observations, as the hierarchical family's variables): the file carries
+    the declaration and ``pcsim show`` prints its label and symbol."""
+    result = request.getfixturevalue(family)[0]
+    streams = []
+
+    def visit(name: str, node) -> None:
+        if isinstance(node, h5py.Dataset) and name != "time" and (
+                (node.maxshape and node.maxshape[0] is None) or name.endswith("/outcome")):
+            streams.append((name, dict(node.attrs)))
+
+    with h5py.File(result, "r") as file:
+        file.visititems(visit)
+    assert len(streams) >= 4, streams
+    assert main(["show", str(result)]) == 0
+    printed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()
+               if line.strip().startswith("/")}
+    for name, attrs in streams:
+        assert "declared_role" in attrs, name
+        label = f"({attrs['declared_label']} {attrs['declared_symbol']})"
+        assert printed[f"/{name}"].endswith(label), printed[f"/{name}"]
+
+
 def test_the_inspector_finds_nothing_critical(rate, discrete, folder):
     spiking = spiking_file(rate[0], folder)
     findings = []
