@@ -380,3 +380,16 @@ def test_a_damaged_series_of_a_compressed_result_is_one_line(rate, folder, capsy
     assert line.startswith(f"pcsim: error: {path}: ") and "/levels/v/belief" in line, line
     assert not (folder / "repacked.nwb").exists()
     assert not list(folder.glob(".repacked*"))
+
+
+def test_an_interrupted_run_is_exported_with_its_status(rate, folder):
+    path = folder / "interrupted.h5"
+    shutil.copy(rate[0], path)
+    with h5py.File(path, "a") as file:
+        file.attrs["status"] = "interrupted"
+        file.attrs["failure"] = "interrupted by Ctrl-C"
+    with pynwb.NWBHDF5IO(str(sim.export_nwb(path, folder / "interrupted.nwb")), "r") as io:
+        nwbfile = io.read()
+        assert nwbfile.session_description.endswith(", status interrupted")
+        assert {"status: interrupted", "failure: interrupted by Ctrl-C"} <= set(
+            nwbfile.notes.splitlines())
