@@ -393,3 +393,13 @@ def test_an_interrupted_run_is_exported_with_its_status(rate, folder):
         assert nwbfile.session_description.endswith(", status interrupted")
         assert {"status: interrupted", "failure: interrupted by Ctrl-C"} <= set(
             nwbfile.notes.splitlines())
+
+
+def test_export_does_not_import_brian2(rate, folder):
+    code = ("import sys; from sim.cli import main; "
+            f"code = main(['export', {str(rate[0])!r}, '--nwb', {str(folder / 'light.nwb')!r}]); "
+            "assert 'brian2' not in sys.modules, 'brian2 imported'; sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert (folder / "light.nwb").exists()
