@@ -403,3 +403,15 @@ def test_export_does_not_import_brian2(rate, folder):
                           check=False)
     assert done.returncode == 0, done.stderr
     assert (folder / "light.nwb").exists()
+
+
+def test_uneven_sample_times_are_kept_as_timestamps(rate, folder):
+    path = folder / "uneven.h5"
+    shutil.copy(rate[0], path)
+    with h5py.File(path, "a") as file:
+        file["time"][3] += 2e-5  # not a step of [record] every_ms
+    nwb = sim.export_nwb(path, folder / "uneven.nwb")
+    check_series(path, nwb)  # every series' times equal /time
+    with pynwb.NWBHDF5IO(str(nwb), "r") as io:
+        belief = io.read().acquisition["levels.v.belief"]
+        assert belief.rate is None and belief.timestamps is not None

@@ -179,7 +179,7 @@ def recorded(result: Result) -> tuple[list[str], list[str]]:
     samples = result.shape("time")[:1]
     sampled, events = [], []
     for path in sorted(result.datasets):
-        if path == "time" or path.startswith(("trials/", "scenario/", "spikes/")):
+        if path == "time" or path.startswith(("trials/", "scenario/", "spikes/", "snapshots/")):
             continue
         shape, group = result.shape(path), path.rpartition("/")[0]
         if not shape:
@@ -245,19 +245,16 @@ def sampling(result: Result) -> dict[str, Any]:
     (within 1e-9 of a step: a run records every ``[record] every_ms``), else ``timestamps``."""
     time = result.time
     count = len(time)
-    timing: dict[str, Any] = {"timestamps": np.asarray(time, dtype=float),
-                              "continuity": "continuous"}
     if count >= 2:
         start, end = float(time[0]), float(time[count - 1])
         every_ms = result.parameters["record"].get("every_ms")
         step = every_ms * 1e-3 if isinstance(every_ms, int | float) else \
             (end - start) / (count - 1)
-        even = step > 0 and all(
-            np.max(np.abs(block - (start + step * np.arange(where.start, where.stop))))
-            <= 1e-9 * step for where, block in time.blocks())
-        if even:
-            timing = {"starting_time": start, "rate": 1.0 / step, "continuity": "continuous"}
-    return timing
+        if step > 0 and all(  # read a block at a time: /time of a long run is large
+                np.max(np.abs(block - (start + step * np.arange(where.start, where.stop))))
+                <= 1e-9 * step for where, block in time.blocks()):
+            return {"starting_time": start, "rate": 1.0 / step, "continuity": "continuous"}
+    return {"timestamps": np.asarray(time, dtype=float), "continuity": "continuous"}
 
 
 def describe(result: Result, path: str) -> str:
