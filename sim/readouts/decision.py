@@ -105,6 +105,11 @@ class Decision(Readout):
 
     def parse(self, fields: Any, model: Any) -> Settings:
         rule = fields.text("rule", default="stable", choices=RULES)
+        other = "threshold" if rule == "stable" else "tolerance_per_ms"
+        if fields.has(other):
+            raise fields.error(other, f"the {RULES[rule == 'stable']} rule's field; with rule "
+                                      f"= \"{rule}\" expected "
+                                      f"{'tolerance_per_ms' if rule == 'stable' else 'threshold'}")
         if rule == "stable":
             stop = {"tolerance_per_ms": float(fields.number("tolerance_per_ms",
                                                             positive=True))}
