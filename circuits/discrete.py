@@ -199,7 +199,8 @@ class CategoricalCircuit:
         """Q = e^{v - ln Z}, eps = ln D + s - ln Q and F = -sum_k Q_k eps_k of the current v,
         into ``belief``, ``error`` and ``free_energy`` (in NumPy, for recording)."""
         v, error = self.v, self.error
-        log_norm = self._softmax(self.belief)
+        top, total = self._softmax(self.belief)
+        log_norm = top + np.log(total)
         np.add(self.log_prior, self.sensory, out=error)
         error -= v
         error += log_norm
@@ -211,11 +212,12 @@ class CategoricalCircuit:
         self._softmax(self.q_now)
         return self.q_now
 
-    def _softmax(self, out: np.ndarray) -> float:
-        """Q = e^{v - ln Z} into ``out``; returns ln Z."""
+    def _softmax(self, out: np.ndarray) -> tuple[float, float]:
+        """Q = e^{v - ln Z} into ``out``; returns max v and Z e^{-max v} (ln Z is their log's
+        sum)."""
         top = self.v.max()
         np.subtract(self.v, top, out=out)
         np.exp(out, out=out)
         total = out.sum()
         out /= total
-        return top + np.log(total)
+        return top, total

@@ -54,7 +54,8 @@ class Watch:
         self.dt_ms = simulation.scenario.dt_ms
         self.read = q_reader(simulation, settings)
         self.trial_start: float | None = None
-        self.previous: np.ndarray | None = None
+        self.previous: np.ndarray | None = None  # Q at the step before (stable rule)
+        self.change: np.ndarray | None = None  # a buffer: Q_n - Q_{n-1}
         self.decided: tuple[float, np.ndarray] | None = None
 
     def check(self) -> None:
@@ -72,15 +73,20 @@ class Watch:
                 self.decided = (now_ms, np.array(q, dtype=float))
             return
         now_ms = in_trial_ms(simulation.clock_time(), simulation.t_start)
-        q = np.array(self.read(), dtype=float)
-        previous, self.previous = self.previous, q
-        if previous is None or before_onset(now_ms, settings.onset_ms):
+        q, previous, change = self.read(), self.previous, self.change
+        if previous is None:  # the trial's first step: no rate yet
+            self.previous = np.array(q, dtype=float)
+            self.change = np.empty_like(self.previous)
             return
-        rate = float(np.max(np.abs(q - previous))) / self.dt_ms
-        if rate >= settings.tolerance_per_ms:
+        np.subtract(q, previous, out=change)
+        previous[:] = q
+        if before_onset(now_ms, settings.onset_ms):
+            return
+        np.abs(change, out=change)
+        if change.max() / self.dt_ms >= settings.tolerance_per_ms:
             self.decided = None
         elif self.decided is None:
-            self.decided = (now_ms, q)
+            self.decided = (now_ms, previous.copy())
 
     def outcome(self) -> tuple[float, np.ndarray | None]:
         """(decision time from the onset in ms, or NaN; Q at the decision step, or None)."""
