@@ -174,6 +174,7 @@ class CategoricalCircuit:
         self.gap = np.empty_like(self.v)
         self.log_prior[:] = log_prior
         self.belief = np.empty(size)  # Q, eps and F of the last ``readout``
+        self.q_now = np.empty(size)  # Q of the last ``current_belief``
         self.error = np.empty(size)
         self.free_energy = 0.0
         self.objects = [self.beliefs, self.errors, self.pool, to_pool]
@@ -197,14 +198,26 @@ class CategoricalCircuit:
     def readout(self) -> None:
         """Q = e^{v - ln Z}, eps = ln D + s - ln Q and F = -sum_k Q_k eps_k of the current v,
         into ``belief``, ``error`` and ``free_energy`` (in NumPy, for recording)."""
-        v, belief, error = self.v, self.belief, self.error
-        top = v.max()
-        np.subtract(v, top, out=belief)
-        np.exp(belief, out=belief)
-        total = belief.sum()
-        belief /= total
+        v, error = self.v, self.error
+        top, total = self._softmax(self.belief)
         log_norm = top + np.log(total)
         np.add(self.log_prior, self.sensory, out=error)
         error -= v
         error += log_norm
-        self.free_energy = -float(belief @ error)
+        self.free_energy = -float(self.belief @ error)
+
+    def current_belief(self) -> np.ndarray:
+        """Q of the current v alone (as ``readout`` computes it, bit for bit), into a buffer
+        of its own: what a readout watching Q every step reads (``sim.readouts.decision``)."""
+        self._softmax(self.q_now)
+        return self.q_now
+
+    def _softmax(self, out: np.ndarray) -> tuple[float, float]:
+        """Q = e^{v - ln Z} into ``out``; returns max v and Z e^{-max v} (ln Z is their log's
+        sum)."""
+        top = self.v.max()
+        np.subtract(self.v, top, out=out)
+        np.exp(out, out=out)
+        total = out.sum()
+        out /= total
+        return top, total

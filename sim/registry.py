@@ -25,7 +25,7 @@ READOUT_MODULES = ("sim.readouts.condition", "sim.readouts.final_state",
                    "sim.readouts.exact_posterior", "sim.readouts.modality_precision",
                    "sim.readouts.precision_snapshot",
                    "sim.readouts.reference_posterior", "sim.readouts.ideal_observer",
-                   "sim.readouts.reaction_time", "sim.readouts.erp",
+                   "sim.readouts.erp",
                    "sim.readouts.learning_curve", "sim.readouts.bars_match",
                    "sim.readouts.decision")
 

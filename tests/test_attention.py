@@ -34,7 +34,7 @@ def mean_rt(result: sim.Result, kind: str) -> float:
     trials = result.trials
     chosen = [i for i, c in enumerate(trials["condition"]) if str(c).startswith(kind)]
     assert all(trials["correct"][chosen])
-    return float(np.mean(trials["reaction_time"][chosen]))
+    return float(np.mean(trials["decision_time"][chosen]))
 
 
 def test_posner_valid_neutral_invalid_and_a_growing_validity_effect(tmp_path):
@@ -44,12 +44,12 @@ def test_posner_valid_neutral_invalid_and_a_growing_validity_effect(tmp_path):
         valid, neutral, invalid = (mean_rt(result, k) for k in ("valid", "neutral", "invalid"))
         assert valid < neutral < invalid
         effects.append(invalid - valid)
-        stored = dict(zip(result["reaction_time/condition"], result["reaction_time/mean_ms"],
+        stored = dict(zip(result["decision/condition"], result["decision/mean_ms"],
                           strict=True))
         for condition in CONDITIONS:  # the per-condition means the result keeps
             rows = [i for i, c in enumerate(result.trials["condition"]) if c == condition]
             assert stored[condition] == pytest.approx(
-                np.mean(result.trials["reaction_time"][rows]))
+                np.mean(result.trials["decision_time"][rows]))
     assert effects[0] < effects[1] < effects[2]
 
 
@@ -59,9 +59,9 @@ def test_a_target_whose_belief_never_crosses_is_a_miss(tmp_path):
     result = posner(tmp_path, 0.95, "misses")
     trials = result.trials
     invalid = [i for i, c in enumerate(trials["condition"]) if str(c).startswith("invalid")]
-    assert np.all(np.isnan(trials["reaction_time"][invalid]))
+    assert np.all(np.isnan(trials["decision_time"][invalid]))
     assert not np.any(trials["correct"][invalid])
-    misses = dict(zip(result["reaction_time/condition"], result["reaction_time/misses"],
+    misses = dict(zip(result["decision/condition"], result["decision/misses"],
                       strict=True))
     assert misses["invalid_left"] == misses["invalid_right"] == 2
     assert misses["valid_left"] == misses["neutral_left"] == 0
@@ -101,10 +101,10 @@ def test_a_context_is_inferred_from_which_channel_is_reliable(tmp_path):
      r"attention\.context: no belief level 'where'"),
     (lambda t: t["model"]["attention"].update(target="context"),
      r"attention\.target: no level 'context' with error units below the top"),
-    (lambda t: t["readouts"]["reaction_time"].update(level="sight"),
-     r"readouts\.reaction_time\.level: .*expected one of"),
-    (lambda t: t["readouts"]["reaction_time"].update(threshold=float("nan")),
-     r"readouts\.reaction_time\.threshold"),
+    (lambda t: t["readouts"]["decision"].update(level="sight"),
+     r"readouts\.decision\.level: .*expected one of"),
+    (lambda t: t["readouts"]["decision"].update(threshold=float("nan")),
+     r"readouts\.decision\.threshold"),
     (lambda t: t["readouts"].update(latency={"level": "target"}), r"no readout 'latency'"),
 ])
 def test_bad_attention_settings_are_refused(tmp_path, change, expected):

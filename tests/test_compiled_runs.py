@@ -2,7 +2,7 @@
 
 Each compilable bundled scenario is run on both devices through the CLI; every dataset of the
 two files must agree to 1e-12 absolute (the issue's bound: Brian2 compiles with fast-math, so
-last bits differ), datasets that are not floats (trial names, reaction-time answers, counts)
+last bits differ), datasets that are not floats (trial names, decisions, counts)
 exactly, and the attributes alike. What the compiled device cannot run is refused in one line
 (``standalone``) or runs on the runtime device (``auto``).
 """
@@ -66,14 +66,16 @@ def assert_equal_runs(runtime: dict, compiled: dict) -> None:
 
 def test_posner_compiled_equals_runtime_inputs_and_reaction_times_to_the_bit(tmp_path):
     """Every dataset within 1e-12; the stimulus, computed ahead (``Inputs.ahead``), and the
-    reaction times, decided in compiled code at every step, exactly."""
+    reaction times (the decision readout's threshold rule), decided in compiled code at every
+    step, exactly, with the choice and whether it was correct."""
     runtime, compiled = run_both(tmp_path, "attention/posner")
     assert_equal_runs(runtime, compiled)
     assert np.array_equal(runtime["levels/locations/input"], compiled["levels/locations/input"])
-    for column in ("reaction_time", "correct", "target_unit"):
+    for column in ("decision_time", "decision", "decision_unit", "correct", "target_unit"):
         assert np.array_equal(runtime[f"trials/{column}"], compiled[f"trials/{column}"],
-                              equal_nan=column == "reaction_time")
-    assert np.isfinite(runtime["trials/reaction_time"]).sum() > 40
+                              equal_nan=column == "decision_time")
+    assert np.isfinite(runtime["trials/decision_time"]).sum() > 40
+    assert runtime["trials/correct"].sum() > 40
 
 
 @pytest.mark.parametrize("name", ["perception/hierarchy", "attention/unknown_noise",
@@ -363,14 +365,14 @@ def test_a_sweep_over_values_compiles_its_program_once(tmp_path, capsys, monkeyp
     monkeypatch.setenv("PCSIM_STANDALONE_CACHE", str(tmp_path / "cache"))
     posner = ["attention/posner", "--set", 'numerics.device="auto"',  # 36,000 steps
               *(f"--set=protocol.conditions.{index}.count=2" for index in range(6))]
-    assert main(["sweep", *posner, "--vary", "readouts.reaction_time.threshold=0.15",
+    assert main(["sweep", *posner, "--vary", "readouts.decision.threshold=0.15",
                  "-j", "1", "-o", str(tmp_path / "first")]) == 0
     assert "1 of 1 points run compiled ([numerics] device): 1 program shape, 1 to compile " \
            "first" in capsys.readouterr().err
     objects = {path: path.stat().st_mtime_ns for path in (tmp_path / "cache").rglob("*.o")}
     assert len(objects) > 10
     second = tmp_path / "second"
-    assert main(["sweep", *posner, "--vary", "readouts.reaction_time.threshold=0.12,0.2",
+    assert main(["sweep", *posner, "--vary", "readouts.decision.threshold=0.12,0.2",
                  "--vary", "model.tau_belief_ms=15,30", "--seeds", "2", "-j", "2",
                  "-o", str(second)]) == 0
     assert "8 of 8 points run compiled ([numerics] device): 1 program shape, compiled " \
@@ -378,12 +380,12 @@ def test_a_sweep_over_values_compiles_its_program_once(tmp_path, capsys, monkeyp
     assert {path: path.stat().st_mtime_ns for path in (tmp_path / "cache").rglob("*.o")} \
         == objects
     point = sim.open_sweep(second).table.query(
-        "`model.tau_belief_ms` == 30 and `readouts.reaction_time.threshold` == 0.2")
+        "`model.tau_belief_ms` == 30 and `readouts.decision.threshold` == 0.2")
     assert len(point) == 2
     row = point.iloc[-1]
     runtime = tmp_path / "runtime.h5"
     assert main(["run", *posner, "-o", str(runtime), "--no-plot", "--seed", str(row["seed"]),
                  "--set", "model.tau_belief_ms=30", "--set",
-                 "readouts.reaction_time.threshold=0.2", "--set",
+                 "readouts.decision.threshold=0.2", "--set",
                  'numerics.device="runtime"']) == 0
     assert_equal_runs(datasets(runtime), datasets(second / row["file"]))

@@ -1,13 +1,17 @@
 """Act on Q (``[readouts.decision]``, sim/readouts/decision.py): the choice is the exact
-posterior's most probable cause (discrete) or the sign of the final belief (a linear
-hierarchical model), and the decision time equals a NumPy loop's stabilisation time on Q
-recorded every step, to within one step; perception/creak says it as its headline."""
+posterior's most probable cause (discrete), a CAVI fixed point's per factor (mean-field), or
+the sign of the final belief (a linear hierarchical model), and the decision time equals a
+NumPy loop's stabilisation time on Q recorded every step, to within one step; under the
+threshold rule (Posner's reaction time) the first step a loop over the recorded Q finds above
+the threshold, and the largest unit then; perception/creak says it as its headline. Posner's
+compiled decision times equal the runtime's bit for bit (tests/test_compiled_runs.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import math
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +19,7 @@ import pytest
 
 import sim
 from sim.cli import main
+from sim.scenario import bundled_scenarios
 from sim.scenario_writer import write_scenario
 
 CREAK_DT_MS = 0.5
@@ -167,6 +172,10 @@ def test_regions_of_a_belief_unit_are_the_scenarios(tmp_path):
     ("labels", ["a", "b", "c"], "readouts.decision.labels"),
     ("bounds", [1.0, 0.0], "readouts.decision.bounds"),
     ("level", "nowhere", "readouts.decision.level"),
+    ("rule", "sometimes", "readouts.decision.rule"),
+    ("choose", "best", "readouts.decision.choose"),
+    ("target", 0, "readouts.decision.target"),  # only with choose = "largest"
+    ("threshold", 0.5, "readouts.decision.threshold: the threshold rule's field"),
 ])
 def test_bad_settings_are_one_line_errors(tmp_path, field, value, expected):
     data = linear([1.0])
@@ -181,3 +190,118 @@ def test_a_discrete_decision_needs_check_above(tmp_path):
     code, _, err = cli("run", "perception/creak", "-o", str(tmp_path / "x.h5"), "--no-plot",
                        "--set", "readouts.decision.check_above=1.5")
     assert code == 2 and "readouts.decision.check_above" in err, err
+
+
+# --- the threshold rule (Posner's reaction time), a mean-field Q ----------------------------
+
+def first_crossing(time_s: np.ndarray, q: np.ndarray, t_start_s: float, t_stop_s: float,
+                   threshold: float, onset_ms: float = 0.0) -> tuple[float, int | None]:
+    """The first in-trial time (ms, from the onset) at which some entry of Q, recorded every
+    step, exceeds ``threshold``, and the recorded row then (NaN, None: none does)."""
+    inside = np.flatnonzero((time_s >= t_start_s - 1e-12) & (time_s < t_stop_s - 1e-12))
+    for row in inside:
+        time_ms = (time_s[row] - t_start_s) * 1e3
+        if time_ms >= onset_ms - 1e-9 and any(value > threshold for value in q[row]):
+            return time_ms - onset_ms, int(row)
+    return math.nan, None
+
+
+def test_the_threshold_rule_decides_when_q_first_crosses(creak, tmp_path):
+    """Creak under the threshold rule (0.5): the first step at which a cause is more probable
+    than not, as a loop over Q recorded every step finds it; the choice is that cause, the
+    pipes, though the cat wins by the end."""
+    table = tomllib.loads(bundled_scenarios()["perception/creak"].read_text())
+    table["readouts"]["decision"] = {"rule": "threshold", "threshold": 0.5,
+                                     "check_above": CHECK_ABOVE}
+    table["record"]["every_ms"] = CREAK_DT_MS
+    result = sim.run(write_scenario(tmp_path / "threshold.toml", table),
+                     output=tmp_path / "threshold.h5")
+    trials, causes = result.trials, [str(c) for c in result.group_attrs["causes"]["names"]]
+    q = np.asarray(result["causes/belief"])
+    expected, row = first_crossing(np.asarray(result.time), q, trials["t_start"][0],
+                                   trials["t_stop"][0], 0.5)
+    assert row is not None
+    assert trials["decision_time"][0] == pytest.approx(expected, abs=1e-9)
+    assert str(trials["decision"][0]) == causes[int(np.argmax(q[row]))] == "pipes"
+    assert trials["decision_p"][0] == q[row].max()  # Q as recorded at that step, bitwise
+    assert str(creak[0].trials["decision"][0]) == "cat"  # the stable rule's choice
+
+
+def test_a_hierarchical_threshold_picks_the_largest_unit_and_scores_it(tmp_path):
+    """The linear model (two causes of one input, weights 1 and 0.5) under the threshold rule
+    with the largest unit chosen and unit 0 the target: the first unit to cross and its time
+    are a loop's over the beliefs recorded every step; a negative input is a miss (NaN, not
+    correct); ``/decision`` holds the means of the correct trials per trial name."""
+    data = linear([1.0, 2.0, -1.0])
+    data["readouts"]["decision"] = {"rule": "threshold", "threshold": 0.3, "onset_ms": 1.0,
+                                    "level": "cause", "choose": "largest",
+                                    "labels": ["strong", "weak"], "target": 0}
+    result = sim.run(write_scenario(tmp_path / "rt.toml", data), output=tmp_path / "rt.h5")
+    trials, belief = result.trials, np.asarray(result["levels/cause/belief"])
+    for k in range(3):
+        expected, row = first_crossing(np.asarray(result.time), belief, trials["t_start"][k],
+                                       trials["t_stop"][k], 0.3, onset_ms=1.0)
+        if row is None:
+            assert math.isnan(trials["decision_time"][k]) and not trials["correct"][k]
+            continue
+        assert abs(trials["decision_time"][k] - expected) <= LINEAR_DT_MS + 1e-9
+        unit = int(np.argmax(belief[row]))
+        assert (trials["decision_unit"][k], str(trials["decision"][k])) == (unit, "strong")
+        assert bool(trials["correct"][k]) == (unit == 0)
+    assert np.isnan(trials["decision_time"]).tolist() == [False, False, True]
+    assert [str(c) for c in result["decision/condition"]] == ["x=1", "x=2", "x=-1"]
+    np.testing.assert_array_equal(result["decision/mean_ms"][:2], trials["decision_time"][:2])
+    assert np.isnan(result["decision/mean_ms"][2])
+    assert result["decision/misses"].tolist() == [0, 0, 1]
+    assert result["decision/count"].tolist() == [1, 1, 1]
+
+
+def test_the_stable_rule_has_no_compiled_form_and_says_so(tmp_path):
+    path = write_scenario(tmp_path / "stable.toml", linear([1.0]))
+    code, _, err = cli("run", str(path), "-o", str(tmp_path / "stable.h5"), "--no-plot",
+                       "--set", 'numerics.device="standalone"')
+    assert code == 2 and "Traceback" not in err, err
+    assert "the readout 'decision' has no compiled form" in err.strip().splitlines()[-1]
+    assert not (tmp_path / "stable.h5").exists()
+
+
+def test_a_mean_field_q_chooses_per_factor_at_the_cavi_fixed_point(tmp_path):
+    """Two weakly coupled factors (one fixed point): each factor's choice is the most
+    probable cause of CAVI run to convergence (NumPy, sim.reference), its probability Q_f
+    as recorded at the decision time, and the decision time Q's as a whole, as a loop over
+    both factors' Q recorded every step finds it."""
+    from test_mean_field import exact_joint, random_model, scenario
+
+    from sim.reference import categorical
+
+    model = random_model(np.random.default_rng(11), (3, 3), modalities=1, concentration=20.0)
+    observations = [{"time_ms": 0.0, "m0": 1}, {"time_ms": 0.0, "m0": 2}]
+    path = scenario(tmp_path, "factors", model, observations, duration_ms=60.0,
+                    record={"every_ms": 0.1},
+                    readouts={"decision": {"tolerance_per_ms": 1e-4, "check_above": 0.3}})
+    result = sim.run(path, output=tmp_path / "factors.h5")
+    trials = result.trials
+    beliefs = [np.asarray(f["prior"]) for f in model["factors"]]
+    for _ in range(500):
+        beliefs = categorical.cavi_sweep(beliefs, exact_joint(model, observations))
+    q = np.concatenate([np.asarray(result[f"factors/{f['name']}/belief"])
+                        for f in model["factors"]], axis=1)
+    expected = stabilised_ms(np.asarray(result.time), q, trials["t_start"][0],
+                             trials["t_stop"][0], 0.1, 1e-4)
+    assert not math.isnan(expected)
+    assert abs(trials["decision_time"][0] - expected) <= 0.1 + 1e-9
+    at = int(np.argmin(np.abs(np.asarray(result.time) * 1e3 - trials["decision_time"][0])))
+    texts = []
+    for factor, cavi in zip(model["factors"], beliefs, strict=True):
+        name = factor["name"]
+        causes = [str(c) for c in result.group_attrs[f"factors/{name}"]["names"]]
+        first, second = np.argsort(cavi)[::-1][:2]
+        assert cavi[first] - cavi[second] > 0.01  # no near tie
+        assert str(trials[f"decision/{name}"][0]) == causes[first]
+        assert str(trials[f"runner_up/{name}"][0]) == causes[second]
+        recorded = np.asarray(result[f"factors/{name}/belief"])[at]
+        assert trials[f"decision_p/{name}"][0] == pytest.approx(recorded[first], abs=1e-12)
+        assert bool(trials[f"check_runner_up/{name}"][0]) == (recorded[second] > 0.3)
+        texts.append(f"{name}: {causes[first]} ({recorded[first]:.2f})")
+    for text in texts:
+        assert text in str(trials["decision_text"][0])

@@ -126,10 +126,10 @@ EXPECTED = {
     "learning/variance": lambda f: [
         ("Sigma", f"mean of trials 500-{len(f['trials/name']) - 1}",
          f["levels/input/covariance"][500:, 0, 0].mean(), 2.0)],
-    # mean RT valid < neutral < invalid (/reaction_time/mean_ms)
+    # mean RT valid < neutral < invalid (/decision/mean_ms)
     "attention/posner": lambda f: [
-        ("mean RT", condition, f["reaction_time/mean_ms"][k], None)
-        for k, condition in enumerate(_texts(f, "reaction_time/condition"))],
+        ("mean RT", condition, f["decision/mean_ms"][k], None)
+        for k, condition in enumerate(_texts(f, "decision/condition"))],
     # precision settles at 1 / noise variance (4 and 0.25)
     "attention/unknown_noise": lambda f: [
         (f"inferred precision[{k}]", "two channels of unknown noise",
@@ -234,9 +234,9 @@ def test_a_python_user_gets_the_same_rows(outputs):
     with sim.load(outputs["attention/posner"][0]) as result:
         rows = sim.headlines(result)
         assert rows == headlines(result)
-        stored = np.asarray(result["reaction_time/mean_ms"])
+        stored = np.asarray(result["decision/mean_ms"])
     assert [row.over for row in rows] == list(np.asarray(
-        h5py.File(outputs["attention/posner"][0], "r")["reaction_time/condition"].asstr()[()]))
+        h5py.File(outputs["attention/posner"][0], "r")["decision/condition"].asstr()[()]))
     assert [row.value for row in rows] == stored.tolist()
     assert {row.units for row in rows} == {"ms"}
 

@@ -39,8 +39,8 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 DOCUMENTED_NAN = {
     r"free_energy": "NaN at samples where its Laplace term was not computed",
     r"trials/precision_share/[^/]+": "the shares are NaN where the level's precisions are all 0",
-    r"trials/reaction_time": "RT in ms (NaN: a miss)",
-    r"reaction_time/mean_ms": "`mean_ms` (NaN: no trial of the condition answered correctly)",
+    r"trials/decision_time": "NaN: no decision",
+    r"decision/mean_ms": "`mean_ms` (NaN: no trial of the condition answered correctly)",
     r"trials/(surprise|gaussian_free_energy|kl|laplace_error|reference_covariance|"
     r"laplace_covariance|reference_grid|reference_density)":
         "Trials without a reference (a noisy or changing input, an improper posterior) hold "

@@ -472,9 +472,10 @@ def test_show_and_plot_an_index(serial, tmp_path):
     assert default.returncode == 0 and (serial / "sweep.png").stat().st_size > 10_000
 
 
-def test_plot_follows_reaction_time(tmp_path):
+def test_plot_follows_the_reaction_time(tmp_path):
     """attention/posner (one trial per condition): the sweep's figure follows the mean
-    reaction time per condition, and the index holds those means from the trial table."""
+    reaction time (the decision time) per condition, and the index holds those means from the
+    trial table."""
     from sim.sweeps.report import groups_and_column
 
     sweep = sim.sweep("attention/posner", vary={"protocol.conditions.*.count": [1],
@@ -482,17 +483,17 @@ def test_plot_follows_reaction_time(tmp_path):
                       jobs=2, output=tmp_path)
     assert sweep.counts == {"done": 2}
     groups, column = groups_and_column(sweep.index)
-    assert column == "reaction_time"
+    assert column == "decision_time"
     assert groups == ["valid_left", "valid_right", "invalid_left", "invalid_right",
                       "neutral_left", "neutral_right"]
     table = sweep.table
     with sweep.result(1) as result:
         condition = np.asarray(result.trials["condition"])
-        rt = np.asarray(result.trials["reaction_time"])
+        rt = np.asarray(result.trials["decision_time"])
     for group in groups:
         expected = rt[condition == group]
         assert len(expected) == 1
-        assert table[f"mean[{group}]/reaction_time"][1] == pytest.approx(expected[0])
+        assert table[f"mean[{group}]/decision_time"][1] == pytest.approx(expected[0])
     plotted = pcsim("plot", str(tmp_path), "-o", str(tmp_path / "rt.png"))
     assert plotted.returncode == 0 and (tmp_path / "rt.png").stat().st_size > 10_000
 

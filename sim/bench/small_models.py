@@ -148,8 +148,8 @@ def from_scenario(scenario: Any) -> SmallModel:
     if attention is not None:
         found.attention = (levels[attention.target], levels[attention.context])
         found.mapping = np.asarray(attention.mapping, dtype=float)
-    reaction = scenario.readouts.get("reaction_time")
-    if reaction is not None:
+    reaction = scenario.readouts.get("decision")  # the reference's is the threshold rule
+    if reaction is not None and reaction.rule == "threshold" and reaction.level is not None:
         found.reaction_level, found.threshold = levels[reaction.level], reaction.threshold
         found.onset_step, found.onset_ms = _step(reaction.onset_ms, dt), reaction.onset_ms
     return found
@@ -277,8 +277,8 @@ def read_result(path: Path, scenario: Any) -> dict[str, np.ndarray]:
              for level in scenario.model.belief_levels], axis=1),
             "free_energy": np.asarray(file["free_energy"], dtype=float),
             "final_free_energy": np.asarray(trials["final_free_energy"], dtype=float)}
-        if "reaction_time" in trials:
-            found["reaction_ms"] = np.asarray(trials["reaction_time"], dtype=float)
+        if "decision_time" in trials:
+            found["reaction_ms"] = np.asarray(trials["decision_time"], dtype=float)
     return found
 
 

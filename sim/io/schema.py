@@ -82,7 +82,7 @@ AXES = {
     "observations": "len(time) beside it",
     "snapshots": "len(/snapshots/trial)",
     "erp_samples": "len(/erp/time)",
-    "conditions": "len(/reaction_time/condition)",
+    "conditions": "len(/decision/condition)",
     "*": "any length",
 }
 
@@ -186,8 +186,8 @@ DATASETS = (
     Dataset("erp/time", NUMBER, ("erp_samples",), ALWAYS, each="erp"),
     Dataset("erp/trials/<name>", NUMBER, ("trials", "erp_samples")),
     Dataset("erp/<name>/<name>", NUMBER, ("erp_samples",)),
-    Dataset("reaction_time/condition", TEXT, ("conditions",), ALWAYS, each="reaction_time"),
-    *(Dataset(f"reaction_time/{name}", NUMBER, ("conditions",), ALWAYS, each="reaction_time")
+    Dataset("decision/condition", TEXT, ("conditions",), ALWAYS, each="decision"),
+    *(Dataset(f"decision/{name}", NUMBER, ("conditions",), ALWAYS, each="decision")
       for name in ("mean_ms", "count", "misses")),
     # hierarchical
     Dataset("energy", NUMBER, ("samples",), family="hierarchical", recorded="free_energy"),

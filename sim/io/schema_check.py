@@ -90,7 +90,7 @@ LENGTHS: dict[str, Callable[[Layout, str], int | None]] = {
     "observations": lambda layout, path: layout.length(f"{_parent(path)}/time"),
     "snapshots": lambda layout, path: layout.length("snapshots/trial"),
     "erp_samples": lambda layout, path: layout.length("erp/time"),
-    "conditions": lambda layout, path: layout.length("reaction_time/condition"),
+    "conditions": lambda layout, path: layout.length("decision/condition"),
     "*": lambda layout, path: None,
 }
 

@@ -4,9 +4,9 @@ The figure puts the first swept axis with several values on x (numbers on a nume
 anything else as categories) and draws means with error bars over the seeds (one standard
 deviation; none with one seed); the first two panels hold the other axes at their first value:
 
-- the primary readout per condition: the mean reaction time when the scenario has one (RT
-  against the swept value, one line per condition), else the top level's final belief (one
-  line per condition);
+- the primary readout per condition: the mean decision time (a reaction time) when the
+  scenario has one (RT against the swept value, one line per condition), else the top
+  level's final belief (one line per condition);
 - the psychometric curve: the same readout against the conditions in their scenario order
   (fog levels, cue types), one line per swept value;
 - the final free energy against the swept value, one line per combination of the other axes.
@@ -67,7 +67,7 @@ def groups_and_column(index: SweepIndex) -> tuple[list[str], str]:
     found = [(m["group"], m["column"]) for m in parsed if m]
     groups = list(dict.fromkeys(group for group, _ in found))
     columns = list(dict.fromkeys(column for _, column in found))
-    preferred = [c for c in columns if c == "reaction_time"]
+    preferred = [c for c in columns if c == "decision_time"]
     top = [c for c in index.summary_columns if c.startswith("final_belief")]
     beliefs = [c for c in columns if top and c == top[0]]
     chosen = (preferred or beliefs or [c for c in columns if c.startswith("final_belief")]
@@ -175,7 +175,7 @@ def draw_panels(index: SweepIndex, finished: np.ndarray, axes) -> None:
     values = index.axes[key]
     x, ticks = positions(values)
     groups, column = groups_and_column(index)
-    unit = " (ms)" if column == "reaction_time" else ""
+    unit = " (ms)" if column == "decision_time" else ""
     first = np.all(np.delete(index.axis_index, on_x, axis=1) == 0, axis=1)
     at_x = [index.axis_index[:, on_x] == i for i in range(len(values))]
     by_value = [finished & first & rows for rows in at_x]

@@ -130,7 +130,7 @@ def compare(label: str, traces: dict[str, np.ndarray], result: sim.Result,
         worst = max(worst, difference)
         print(f"  {label}: final_belief/{name:19s} max |diff| {difference:.2e}")
     if reaction_ms is not None:
-        theirs = result.trials["reaction_time"]
+        theirs = result.trials["decision_time"]
         same = np.array_equal(np.round(reaction_ms, 9), np.round(theirs, 9), equal_nan=True)
         print(f"  {label}: reaction times (every step) equal to pcsim's: {same}")
     print(f"  {label}: largest difference {worst:.2e}")

@@ -34,7 +34,7 @@ PIECES = [
     ("coupling_to_beliefs", "circuits/coupling.py", "deliver_to_beliefs"),
     ("topdown_precision", "circuits/precision_topdown.py", "predict_precision"),
     ("topdown_to_context", "circuits/precision_topdown.py", "carry_back"),
-    ("reaction_time check", "readouts/reaction_time.py", "check"),
+    ("reaction time check", "readouts/decision_watch.py", "check"),
     ("precision_schedule (idle)", "hierarchical/build.py", "_change_precision"),
     ("recorder (all, incl. F)", "sim/simulation.py", "_record"),
     ("F at each sample: before_sample", "hierarchical/build.py", "before_sample"),

@@ -82,6 +82,11 @@ class MeanField:
         """ln p(o, s) of the evidence so far, over the joint causes."""
         return self.joint_log_prior + self.evidence
 
+    def current_beliefs(self) -> list[np.ndarray]:
+        """Q_f of each factor now, as ``readout`` computes them (bit for bit), without the
+        errors and F: what a readout watching Q every step reads (``sim.readouts.decision``)."""
+        return [np.exp(log_softmax(circuit.v)) for circuit in self.circuits]
+
     def readout(self) -> None:
         """Q_f, eps_f = ln D_f + E_{Q_-f}[L] - ln Q_f, and
         F = sum_f Q_f . (ln Q_f - ln D_f) - E_Q[L], all from the log-beliefs now."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.transforms import offset_copy
 
 from sim.report.figures import mark_trials, register
 from sim.report.figures.traces import draw_image, plain_log_ticks
@@ -48,6 +49,22 @@ def shown_causes(panel: dict) -> np.ndarray:
     return np.arange(min(count, MAX_SHOWN))
 
 
+def decision_marks(axis, result) -> list:
+    """A dotted line at each trial's decision time (``[readouts.decision]``: from the trial's
+    start plus ``onset_ms``; none where there was no decision), and its legend entry."""
+    trials = result.trials
+    if "decision_time" not in trials:
+        return []
+    settings = result.parameters["readouts"]["decision"]
+    times = (np.asarray(trials["t_start"]) * 1e3 + settings["onset_ms"]
+             + np.asarray(trials["decision_time"], dtype=float))
+    what = "Q stable" if settings["rule"] == "stable" else "Q above threshold"
+    lines = [axis.axvline(t, color="black", ls=":", lw=1.6) for t in times[np.isfinite(times)]]
+    if lines:
+        lines[0].set_label(f"decision ({what})")
+    return lines[:1]
+
+
 @register("discrete")
 def plot_discrete(result):
     """Q over time as stacked areas named in a legend (one panel per factor; more than
@@ -89,7 +106,8 @@ def plot_discrete(result):
                 labels.append(f"{len(names) - len(keep)} others")
             stack = axis_q.stackplot(time_ms, layers, labels=labels, colors=colors, alpha=0.9)
             axis_q.set_ylim(0, 1)
-            axis_q.legend(stack[::-1], labels[::-1], loc="upper left",
+            handles = stack[::-1] + decision_marks(axis_q, result)
+            axis_q.legend(handles, [h.get_label() for h in handles], loc="upper left",
                           bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
             axis_q.set_ylabel("belief Q over causes\n(probability)" if rows == 1
                               else f"Q({panel['name']})\n(probability)")
@@ -144,9 +162,11 @@ def plot_discrete(result):
             title = str(trials["name"][trial])
             axis.set_title(title if len(bars_for) == 1 else f"{title}: {panel['name']}",
                            fontsize=8)
-            if row == 0:
-                axis.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.25),
-                            ncols=2, frameon=False)
+            if row == 0:  # just above the first trial's title, however tall its bars
+                axis.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0),
+                            bbox_transform=offset_copy(axis.transAxes, fig=figure, y=20,
+                                                       units="points"),
+                            ncols=2, frameon=False, borderaxespad=0.0)
     figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
     figure.tight_layout()
     return figure

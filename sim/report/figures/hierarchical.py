@@ -61,7 +61,7 @@ def plot_hierarchical(result: Result) -> plt.Figure:
     rows = max(1, len(panels))
     trials = result.trials
     if "surprise" not in trials:
-        times = "reaction_time/mean_ms" in result
+        times = "decision/mean_ms" in result
         curves = has_learning_curves(result)
         covariance = bool(covariance_paths(result))
         below = curves + covariance + times  # per-trial panels under the time series
@@ -203,9 +203,9 @@ def _reaction_times(result: Result, axis: plt.Axes) -> None:
     """Mean reaction time of correct trials per condition, with 1 s.d. over those trials;
     conditions named ``<kind>_<rest>`` (``valid_left``) grouped by kind, the groups in order of
     their mean (valid, neutral, invalid); misses noted on the bars."""
-    conditions = [str(c) for c in result["reaction_time/condition"]]
-    means = np.asarray(result["reaction_time/mean_ms"], dtype=float)
-    misses, counts = result["reaction_time/misses"], result["reaction_time/count"]
+    conditions = [str(c) for c in result["decision/condition"]]
+    means = np.asarray(result["decision/mean_ms"], dtype=float)
+    misses, counts = result["decision/misses"], result["decision/count"]
     spreads = _spreads(result, conditions)
     kinds = [c.split("_", 1)[0] for c in conditions]
     groups = sorted(dict.fromkeys(kinds), key=lambda k: np.nanmean(
@@ -237,10 +237,10 @@ def _reaction_times(result: Result, axis: plt.Axes) -> None:
 def _spreads(result: Result, conditions: list[str]) -> np.ndarray:
     """1 s.d. of the reaction times of each condition's correct trials (NaN: unknown)."""
     trials = result.trials
-    if not {"condition", "reaction_time"} <= set(trials):
+    if not {"condition", "decision_time"} <= set(trials):
         return np.full(len(conditions), np.nan)
     kinds = np.asarray(trials["condition"]).astype(str)
-    times = np.asarray(trials["reaction_time"], dtype=float)
+    times = np.asarray(trials["decision_time"], dtype=float)
     correct = (np.asarray(trials["correct"], bool) if "correct" in trials
                else np.ones(len(times), bool))
     out = []
