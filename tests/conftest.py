@@ -6,3 +6,13 @@ C++ program per model shape). The compiled device has its own tests
 import os
 
 os.environ.setdefault("PCSIM_DEVICE", "runtime")
+
+import pytest
+from bundled_runs import BundledRuns
+
+
+@pytest.fixture(scope="session")
+def bundled(tmp_path_factory) -> BundledRuns:
+    """Each bundled scenario run once by ``pcsim run`` for the whole session
+    (``tests/bundled_runs.py``)."""
+    return BundledRuns(tmp_path_factory.mktemp("bundled"))

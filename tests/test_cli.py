@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
 
@@ -11,12 +13,21 @@ import pytest
 from golden import stored_path, traces
 
 import sim
+from sim.cli import main
 from sim.scenario import bundled_scenarios
 
 
 def pcsim(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sim.cli", *args], capture_output=True,
                           text=True, cwd=cwd, timeout=600)
+
+
+def in_process(*argv: str) -> tuple[int, str]:
+    """``pcsim ARGV`` through ``sim.cli.main`` in this process: exit code and stdout."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(list(argv))
+    return code, out.getvalue()
 
 
 def test_list_names_every_bundled_scenario():
@@ -27,11 +38,14 @@ def test_list_names_every_bundled_scenario():
 
 
 @pytest.mark.parametrize("name", sorted(bundled_scenarios()))
-def test_run_show_plot_each_bundled_scenario(tmp_path, name):
-    output = tmp_path / "result.h5"
-    ran = pcsim("run", name, "-o", str(output))
+def test_run_show_plot_each_bundled_scenario(bundled, tmp_path, name):
+    """``pcsim run NAME`` as a user runs it (the session's run: ``tests/bundled_runs.py``);
+    ``show`` and ``plot`` of its file in this process (every figure is also drawn and linted
+    by ``test_figures.py``; the entry point's own process is tested once, below)."""
+    ran = bundled[name]
+    output = ran.output
     assert ran.returncode == 0, ran.stderr
-    assert output.exists() and output.with_suffix(".png").stat().st_size > 0
+    assert output.exists() and ran.figure.stat().st_size > 0
     assert f"wrote {output}" in ran.stdout
 
     # every number as before (tests/golden.py stored them): beliefs and errors to 1e-12
@@ -42,12 +56,12 @@ def test_run_show_plot_each_bundled_scenario(tmp_path, name):
         np.testing.assert_allclose(values, stored[key], rtol=0, atol=1e-12,
                                    err_msg=f"{name}: {key}")
 
-    shown = pcsim("show", str(output))
-    assert shown.returncode == 0 and "status complete" in shown.stdout
+    code, shown = in_process("show", str(output))
+    assert code == 0 and "status complete" in shown
 
     figure = tmp_path / "figure.png"
-    plotted = pcsim("plot", str(output), "-o", str(figure))
-    assert plotted.returncode == 0 and figure.stat().st_size > 0
+    code, _ = in_process("plot", str(output), "-o", str(figure))
+    assert code == 0 and figure.stat().st_size > 0
 
     with h5py.File(output) as handle:
         attrs = handle.attrs
@@ -62,6 +76,15 @@ def test_run_show_plot_each_bundled_scenario(tmp_path, name):
         assert handle["free_energy"].compression is None and handle["free_energy"].chunks
         for key in ("index", "name", "t_start", "t_stop"):
             assert len(handle[f"trials/{key}"]) >= 1
+
+
+def test_show_and_plot_in_their_own_process(bundled, tmp_path):
+    output = bundled["perception/single_cause"].output
+    shown = pcsim("show", str(output))
+    assert shown.returncode == 0 and "status complete" in shown.stdout
+    figure = tmp_path / "figure.png"
+    plotted = pcsim("plot", str(output), "-o", str(figure))
+    assert plotted.returncode == 0 and figure.stat().st_size > 0
 
 
 def test_default_run_writes_hierarchy_under_outputs(tmp_path):

@@ -2,8 +2,8 @@
 
 - The figure lint (``sim.report.figure_lint``) finds nothing in any bundled scenario's figure
   nor in a sweep's: no two texts overlap, no legend covers data, every axis is labelled, no
-  panel is empty or all zeros, no log axis reads "4x10^0". Each scenario runs once (a module
-  fixture), shortened where its figure still shows what it is about (``SHORT``).
+  panel is empty or all zeros, no log axis reads "4x10^0". Each scenario's figure is drawn from
+  the file of its run as a user runs it (``tests/bundled_runs.py``, shared with other modules).
 - The lint itself finds each defect in a figure made to have it (a lint that finds nothing
   proves nothing).
 - A mechanism defined only here declares the variable it records; the figure draws its panel,
@@ -33,22 +33,15 @@ from sim.scenario import bundled_scenarios
 from sim.scenario_writer import write_scenario
 from sim.sweeps.report import draw_sweep
 
-# overrides that shorten the two longest runs where the figure still shows its content (every
-# condition, with several trials for its error bar; Sigma learning towards the drawn value);
-# the others take under 2 s each (runtime device, 2 cores)
-SHORT: dict[str, dict] = {
-    "attention/posner": {f"protocol.conditions.{i}.count": 3 for i in range(6)},
-    "learning/variance": {"protocol.conditions.0.count": 150},
-}
-
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    """Every bundled scenario, run once (shortened by ``SHORT``)."""
-    folder = tmp_path_factory.mktemp("figures")
-    return {name: sim.run(name, output=folder / (name.replace("/", "__") + ".h5"),
-                          overrides=SHORT.get(name))
-            for name in sorted(bundled_scenarios())}
+def results(bundled):
+    """Every bundled scenario as ``pcsim run`` ran it (the session's runs:
+    ``tests/bundled_runs.py``), opened."""
+    opened = {name: sim.load(bundled[name].output) for name in sorted(bundled_scenarios())}
+    yield opened
+    for result in opened.values():
+        result.close()
 
 
 @pytest.mark.parametrize("name", sorted(bundled_scenarios()))

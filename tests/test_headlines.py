@@ -23,11 +23,6 @@ from sim.scenario import bundled_scenarios
 from sim.scenario_writer import write_scenario
 
 # shorter runs where the headline still means the same thing (fewer trials per condition)
-SHORTER = {
-    "attention/posner": [f"protocol.conditions.{k}.count=2" for k in range(6)],
-    "learning/variance": ["protocol.conditions.0.count=600"],  # Sigma over trials 500-599
-    "learning/bars": ["protocol.conditions.0.count=300"],
-}
 
 
 def _texts(f: h5py.File, path: str) -> list[str]:
@@ -175,16 +170,15 @@ def capture(*argv: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def outputs(tmp_path_factory) -> dict[str, tuple[Path, str, str]]:
-    """Each bundled scenario run once by ``pcsim run`` and shown by ``pcsim show`` (in this
-    process): name -> (file, what run printed, what show printed)."""
-    folder = tmp_path_factory.mktemp("headlines")
+def outputs(bundled) -> dict[str, tuple[Path, str, str]]:
+    """Each bundled scenario as ``pcsim run`` ran it (the session's runs:
+    ``tests/bundled_runs.py``) and as ``pcsim show`` prints its file (in this process):
+    name -> (file, what run printed, what show printed)."""
     done = {}
     for name in bundled_scenarios():
-        output = folder / (name.replace("/", "__") + ".h5")
-        sets = [arg for pair in SHORTER.get(name, []) for arg in ("--set", pair)]
-        ran = capture("run", name, "-o", str(output), "--no-plot", *sets)
-        done[name] = output, ran, capture("show", str(output))
+        ran = bundled[name]
+        assert ran.returncode == 0, ran.stderr
+        done[name] = ran.output, ran.stdout, capture("show", str(ran.output))
     return done
 
 
