@@ -17,6 +17,7 @@ extended by more values, finds the points already done.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import json
@@ -49,7 +50,8 @@ class Point:
 
 @dataclass
 class Grid:
-    """Axes (dotted key -> values, in order) and seeds; ``points`` is their product."""
+    """Axes (dotted key -> values, in order) and seeds; ``points`` is their product (made at
+    the first access, then kept: a grid is not changed once made)."""
 
     scenario: Path  # the scenario file (bundled names resolved)
     axes: dict[str, list[Any]]
@@ -57,7 +59,7 @@ class Grid:
     table: dict = field(repr=False, default_factory=dict)  # the raw scenario table
     base: dict[str, Any] = field(default_factory=dict)  # ``--set``: every point's overrides
 
-    @property
+    @functools.cached_property
     def points(self) -> list[Point]:
         fingerprint = scenario_fingerprint(self.table)
         table = with_base(self.table, self.base)  # what the axes' wildcards stand for
