@@ -161,8 +161,7 @@ def draw_sweep(path: str | Path) -> Any:
     figure.suptitle(f"sweep of {index.attrs.get('scenario_name')}: "
                     + ", ".join(f"{n} {s}" for s, n in index.counts().items())
                     + f"; error bars: 1 s.d. over {len(index.seeds)} seed(s)")
-    figure.tight_layout()
-    fit_title(figure)
+    fit_title(figure)  # lays it out
     settle_legends(figure)
     return figure
 

@@ -57,10 +57,12 @@ def draw(result: Result) -> plt.Figure:
 
 
 def fit_title(figure: plt.Figure) -> None:
-    """Lay the panels out below the figure's title (``tight_layout`` alone may draw the title
-    across the first panel's frame)."""
+    """Lay the figure out, once (its drawing functions leave that to ``draw``): the panels,
+    labels and legends included, below the figure's title (``tight_layout`` alone may draw
+    the title across the first panel's frame)."""
     title = figure._suptitle
     if title is None:
+        figure.tight_layout()
         return
     box = title.get_window_extent(figure.canvas.get_renderer())
     figure.tight_layout(rect=(0.0, 0.0, 1.0, box.y0 / figure.bbox.height - 0.005))

@@ -148,5 +148,4 @@ def plot_discrete(result):
                 axis.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.25),
                             ncols=2, frameon=False)
     figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
-    figure.tight_layout()
     return figure
