@@ -95,11 +95,12 @@ def settle_legends(figure: plt.Figure) -> None:
         if legend is None or (legend.get_bbox_to_anchor() is not axis.bbox and \
                 _outside(legend, axis, renderer)):
             continue
-        if not legend_covers(legend, figure, renderer):
+        shapes: dict = {}  # the data in pixels, read once for every place tried
+        if not legend_covers(legend, figure, renderer, shapes):
             continue
         for place in INSIDE:
             legend.set_loc(place)
-            if not legend_covers(legend, figure, renderer):
+            if not legend_covers(legend, figure, renderer, shapes):
                 break
         else:
             height = legend.get_window_extent(renderer).height / axis.bbox.height
