@@ -19,8 +19,6 @@ result, never recomputed with the model's code):
 
 from __future__ import annotations
 
-import tomllib
-
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -79,6 +77,8 @@ def shared_stimulus(result: Result, key: str):
     is the stored source with the stored overrides (``--set``, a sweep's point) applied, as
     the run applied them (``sim.toml_input.apply_overrides``): the resolved parameters keep a
     stimulus only as words."""
+    import tomllib
+
     from sim.errors import ResultError, ScenarioError
     from sim.toml_input import apply_overrides
 
