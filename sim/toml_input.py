@@ -1,5 +1,6 @@
-"""TOML from users, read defensively: the scenario file's bytes, ``--set``/``--vary`` values, and
-the one rule every key and string of a scenario obeys.
+"""TOML from users, read defensively: the scenario file's bytes, ``--set``/``--vary`` values (and
+their dotted keys set in the scenario's table: ``apply_overrides``), and the one rule every key
+and string of a scenario obeys.
 
 A scenario file is UTF-8 text of at most ``MAX_FILE_BYTES`` (refused by its size before it is
 read); a UTF-8 byte-order mark, which some editors write, is accepted and dropped; UTF-16 or
