@@ -51,12 +51,12 @@ def draw(result: Result) -> plt.Figure:
             raise ResultError(f"{result.path}: no figure for results of kind "
                               f"{result.kind!r}") from None
     figure = PLOTTERS[result.kind](result)
-    fit_title(figure)
+    lay_out(figure)
     settle_legends(figure)
     return figure
 
 
-def fit_title(figure: plt.Figure) -> None:
+def lay_out(figure: plt.Figure) -> None:
     """Lay the figure out, once (its drawing functions leave that to ``draw``): the panels,
     labels and legends included, below the figure's title (``tight_layout`` alone may draw
     the title across the first panel's frame)."""
