@@ -29,10 +29,9 @@ RESULT_SUFFIXES = (".h5", ".hdf5")
 
 
 def parse_sets(pairs: list[str]) -> dict:
-    """``--set KEY=VALUE`` options -> dotted key -> value (``sim.scenario.parse_value``); the
+    """``--set KEY=VALUE`` options -> dotted key -> value (``sim.toml_input.parse_value``); the
     text rule for keys and values is checked where the overrides meet the scenario."""
-    from sim.scenario import parse_value
-    from sim.toml_input import describe, show_key
+    from sim.toml_input import describe, parse_value, show_key
 
     overrides = {}
     for pair in pairs:
@@ -184,10 +183,10 @@ def show_scenario(name_or_path: str) -> int:
     """``pcsim show NAME``: a bundled scenario's (or a scenario file's) whole description and
     main settings (``sim.report.scenario_text``)."""
     from sim.report.scenario_text import scenario_lines
-    from sim.scenario import bundled_scenarios, find_scenario, load_scenario
+    from sim.scenario import bundled_match, find_scenario, load_scenario
 
-    path = find_scenario(name_or_path)
-    bundled = next((name for name, p in bundled_scenarios().items() if p == path), None)
+    path = find_scenario(name_or_path)  # a file here wins over a bundled name
+    bundled = None if Path(name_or_path).is_file() else bundled_match(name_or_path)
     print("\n".join(scenario_lines(load_scenario(path), bundled)))
     return 0
 

@@ -126,15 +126,14 @@ def run_parts(scenario: Any) -> list[MemoryPart]:
 def compiled_tables_bytes(scenario: Any) -> float:
     """What a run on the compiled device holds beside the runtime's (``sim.compiled``): 0 for
     a run on the runtime device."""
-    from sim.compiled.choice import DeviceRefused, choose, tables_mb
+    from sim.compiled.choice import DeviceRefused, device_choice
 
-    if getattr(scenario, "numerics", None) is None or scenario.kind.name != "hierarchical":
+    if getattr(scenario, "numerics", None) is None:
         return 0.0
     try:
-        device = choose(scenario, resuming=False)
+        return device_choice(scenario, resuming=False).tables_mb * 2**20
     except DeviceRefused:  # refused in its own words before the run (sim.preflight)
         return 0.0
-    return tables_mb(scenario) * 2**20 if device == "standalone" else 0.0
 
 
 def readout_parts(scenario: Any) -> dict[str, list[MemoryPart]]:

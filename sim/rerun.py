@@ -17,7 +17,6 @@ Where the stored software versions differ from the running ones, one line says w
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,18 +106,12 @@ def stored_scenario(path: str | Path, overrides: dict[str, Any] | None = None,
 
 
 def running_software(commit: bool = True) -> dict[str, str]:
-    """The SOFTWARE of this process, read without importing Brian2 (``commit``: with the git
-    commit it runs from, one ``git`` call)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import numpy as np
-
-    from sim._version import __version__
+    """The SOFTWARE of this process (``sim.io.writer.versions``, read without importing
+    Brian2; ``commit``: with the git commit it runs from, one ``git`` call)."""
     from sim.io.provenance import CHECKOUT, git_state
+    from sim.io.writer import versions
 
-    found = {"pcsim_version": __version__, "numpy_version": np.__version__}
-    with contextlib.suppress(PackageNotFoundError):
-        found["brian2_version"] = version("brian2")
+    found = {key: value for key, value in versions().items() if key in dict(SOFTWARE)}
     commit = git_state(CHECKOUT).get("git_commit") if commit else None
     return {**found, **({"git_commit": commit} if commit else {})}
 

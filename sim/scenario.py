@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sim import batch, registry
+from sim import batch, registry, toml_input
 from sim.errors import ScenarioError
 from sim.protocol import (
     MAX_STEPS,
@@ -211,61 +211,29 @@ def bundled_scenarios() -> dict[str, Path]:
     }
 
 
+def bundled_match(key: str | Path) -> str | None:
+    """The bundled scenario that ``key`` names, by its whole name (``perception/creak``) or
+    its last part (``creak``), with or without ``.toml``: its whole name, or None when none
+    has it. A key that several have is a one-line ``ScenarioError`` naming them."""
+    key = str(key).removesuffix(".toml")
+    matches = [name for name in bundled_scenarios() if key in (name, name.split("/")[-1])]
+    if len(matches) > 1:
+        raise ScenarioError(f"{key}: names {len(matches)} bundled scenarios "
+                            f"({', '.join(matches)}); give the whole name")
+    return matches[0] if matches else None
+
+
 def find_scenario(name_or_path: str | Path) -> Path:
+    """The scenario file ``name_or_path`` names: a file there, else a bundled scenario
+    (``bundled_match``)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    bundled = bundled_scenarios()
-    key = str(name_or_path).removesuffix(".toml")
-    matches = [p for name, p in bundled.items() if name == key or name.split("/")[-1] == key]
-    if len(matches) == 1:
-        return matches[0]
-    names = ", ".join(bundled)
+    name = bundled_match(name_or_path)
+    if name is not None:
+        return bundled_scenarios()[name]
+    names = ", ".join(bundled_scenarios())
     raise ScenarioError(f"{name_or_path}: no such scenario file or bundled scenario ({names})")
-
-
-# --- overrides (--set key=value) ----------------------------------------------------------
-
-def parse_value(text: str, where: str = "--set") -> Any:
-    """A TOML value (``3``, ``[1, 2]``, ``"tanh"``); bare words are taken as strings. A value
-    TOML cannot hold (nested thousands deep, a 5,000-digit integer, several lines of keys) is a
-    one-line ``ScenarioError`` naming ``where`` (``--set KEY``): ``sim.toml_input``."""
-    from sim import toml_input
-
-    return toml_input.parse_value(text, where)
-
-
-def check_overrides(overrides: dict[str, Any], path: str) -> None:
-    """Every override's key and value obey the text rule of ``sim.toml_input`` (no control
-    characters, bounded lengths and nesting), whether from ``--set`` or the Python API."""
-    from sim import toml_input
-
-    for key, value in overrides.items():
-        toml_input.check_value(key, value, origin=path)
-
-
-def apply_overrides(data: dict, overrides: dict[str, Any], path: str) -> None:
-    """Set dotted paths (``model.levels.1.size``) in the raw scenario table."""
-    for key, value in overrides.items():
-        parts = key.split(".")
-        node: Any = data
-        for depth, part in enumerate(parts):
-            last = depth == len(parts) - 1
-            where = ".".join(parts[: depth + 1])
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ScenarioError(
-                        f"{path}: --set {key}: {where}: expected an index below {len(node)}"
-                    )
-                part = int(part)
-            elif not isinstance(node, dict):
-                raise ScenarioError(f"{path}: --set {key}: {where}: is not a table")
-            if last:
-                node[part] = value
-            else:
-                if isinstance(node, dict) and part not in node:
-                    node[part] = {}
-                node = node[part]
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -285,8 +253,9 @@ def override_and_parse(data: dict, source: Source, overrides: dict[str, Any] | N
     overrides = dict(overrides or {})
     if seed is not None:
         overrides["seed"] = seed
-    check_overrides(overrides, path)
-    apply_overrides(data, overrides, path)
+    for key, value in overrides.items():  # the text rule, whether from --set or the API
+        toml_input.check_value(key, value, origin=path)
+    toml_input.apply_overrides(data, overrides, path)
     source = dataclasses.replace(source, overrides=tuple(overrides))
     return parse_scenario(data, source, overrides)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sim._version import __version__
 from sim.errors import ScenarioError
-from sim.scenario import NAME_PATTERN, bundled_scenarios
+from sim.scenario import NAME_PATTERN, bundled_match, bundled_scenarios
 
 TOP_NAME = re.compile(r'^name\s*=\s*"[^"\n]*"[ \t]*$', re.MULTILINE)  # a basic string on a line
 
@@ -24,13 +24,14 @@ TOP_NAME = re.compile(r'^name\s*=\s*"[^"\n]*"[ \t]*$', re.MULTILINE)  # a basic 
 def bundled_name(name: str) -> str:
     """The full name of a bundled scenario (``creak`` or ``perception/creak``), or a one-line
     ``ScenarioError`` listing the names."""
-    key = name.removesuffix(".toml")
-    matches = [full for full in bundled_scenarios() if key in (full, full.split("/")[-1])]
-    if len(matches) != 1:
-        problem = "no bundled scenario of that name" if not matches else "ambiguous name"
-        raise ScenarioError(f"--from {name}: {problem}; expected one of "
+    try:
+        full = bundled_match(name)
+    except ScenarioError as err:  # several have it
+        raise ScenarioError(f"--from {err}") from None
+    if full is None:
+        raise ScenarioError(f"--from {name}: no bundled scenario of that name; expected one of "
                             f"{', '.join(bundled_scenarios())} (pcsim list)")
-    return matches[0]
+    return full
 
 
 def copy_text(name: str, new_name: str | None) -> str:

@@ -1,5 +1,6 @@
-"""TOML from users, read defensively: the scenario file's bytes, ``--set``/``--vary`` values, and
-the one rule every key and string of a scenario obeys.
+"""TOML from users, read defensively: the scenario file's bytes, ``--set``/``--vary`` values (and
+their dotted keys set in the scenario's table: ``apply_overrides``), and the one rule every key
+and string of a scenario obeys.
 
 A scenario file is UTF-8 text of at most ``MAX_FILE_BYTES`` (refused by its size before it is
 read); a UTF-8 byte-order mark, which some editors write, is accepted and dropped; UTF-16 or
@@ -223,3 +224,29 @@ def check_value(key: Any, value: Any, option: str = "--set", origin: str = "") -
         return ScenarioError(f"{where}: {field_path(path)}: {message}")
 
     check_tree(value, tokens, fail)
+
+
+def apply_overrides(data: dict, overrides: dict[str, Any], path: str) -> None:
+    """Set dotted paths (``model.levels.1.size``: list items by their index) in the raw
+    scenario table ``data``; a path through something that is not a table, or past a list's
+    end, is a one-line ``ScenarioError`` naming ``path`` (the scenario's file)."""
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node: Any = data
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ScenarioError(
+                        f"{path}: --set {key}: {where}: expected an index below {len(node)}"
+                    )
+                part = int(part)
+            elif not isinstance(node, dict):
+                raise ScenarioError(f"{path}: --set {key}: {where}: is not a table")
+            if last:
+                node[part] = value
+            else:
+                if isinstance(node, dict) and part not in node:
+                    node[part] = {}
+                node = node[part]

@@ -67,6 +67,31 @@ def test_sweep_figure_passes_the_lint(tmp_path):
         plt.close(figure)
 
 
+def test_the_noise_reference_follows_an_override(tmp_path):
+    """The reference 1 / noise variance is drawn at the noise the run drew its input with: a
+    ``--set`` of ``noise_std`` (an override, stored with the result) moves it from the file's
+    4 and 0.25 to 1 / 1.0^2 and 1 / 0.25^2, on the precision's panel and, as ln, on the
+    log-precision's."""
+    noise = np.array([1.0, 0.25])
+    result = sim.run("attention/unknown_noise", output=tmp_path / "noise.h5",
+                     overrides={"protocol.trials.0.stimulus.noise_std": noise.tolist(),
+                                "protocol.trials.0.duration_ms": 50.0})
+    figure = draw(result)
+    try:
+        drawn = {axis.get_ylabel(): sorted(float(line.get_ydata()[0])
+                                           for line in axis.get_lines()
+                                           if line.get_linestyle() == ":")
+                 for axis in figure.axes}
+    finally:
+        plt.close(figure)
+    expected = np.sort(1.0 / noise ** 2)
+    panels = {label: values for label, values in drawn.items() if values}
+    assert len(panels) == 2, drawn
+    for label, values in panels.items():
+        want = np.log(expected) if "log-precision" in label else expected
+        np.testing.assert_allclose(values, want, rtol=1e-12)
+
+
 # the lint finds what it is for ------------------------------------------------------------------
 def test_the_lint_finds_each_defect():
     figure, (crowded, empty, zeros, bare) = plt.subplots(4, 1, figsize=(5, 8))

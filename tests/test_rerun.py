@@ -304,6 +304,19 @@ def test_sweeps_differ_point_by_point(sweeps):
     assert "model.tau_belief_ms=3, seed 0 (done)" in lines[-1]
 
 
+def test_a_sweep_in_a_folder_named_with_a_colon(sweeps, tmp_path):
+    """Each point's lines name what differs, whatever the sweeps' folders are called (the
+    point's first line was once cut out of ``pcsim diff``'s text at its first ": ")."""
+    copy = tmp_path / "other: copied"
+    shutil.copytree(sweeps["other"], copy)
+    ran = pcsim("diff", str(sweeps["a"]), str(copy))
+    assert ran.returncode == 1
+    lines = ran.stdout.splitlines()
+    for value in ("1", "2"):
+        start = f"  point model.tau_belief_ms={value}, seed 0: differ (1 parameter(s), "
+        assert any(line.startswith(start) for line in lines), ran.stdout
+
+
 def test_a_point_that_failed_in_one_sweep_differs(sweeps, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(sweeps["a"], copy)

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from brian2 import prefs
 
-    from sim.bench.blas import set_blas_threads
+    from sim.blas import set_blas_threads
     from sim.engine import run_scenario
     from sim.scenario import load_scenario
 

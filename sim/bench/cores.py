@@ -2,7 +2,7 @@
 process, and every thread started meanwhile, may run only there.
 
 Why: ``pcsim bench`` compares systems on the same resources. BLAS is set to one thread
-(``sim.bench.blas``), but JAX's XLA (jaxlib 0.4.38, its default CPU runtime) splits a dot
+(``sim.blas``), but JAX's XLA (jaxlib 0.4.38, its default CPU runtime) splits a dot
 over every core the process may use, whatever ``XLA_FLAGS`` say: with
 ``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`` a 16 x 500 by 500 x 1000
 float32 product still kept two threads ~0.9 busy each on this 2-core machine (48 us a product;

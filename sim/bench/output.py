@@ -10,18 +10,11 @@ from pathlib import Path
 
 from sim.bench.records import CommandRecord, Record
 from sim.errors import ResultError
+from sim.io.provenance import cpu_model
 
 
 def machine() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores{f' ({model})' if model else ''}, {platform.system()}"
+    return f"{os.cpu_count()} cores ({cpu_model()}), {platform.system()}"
 
 
 def _number(value: float | None, digits: str) -> str:

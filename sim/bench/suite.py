@@ -49,7 +49,8 @@ def main(args) -> int:
 
     import brian2
 
-    from sim.bench.blas import blas_cores, kernel_note, set_blas_threads
+    from sim.bench.blas import kernel_note
+    from sim.blas import blas_cores, set_blas_threads
 
     threads = int(getattr(args, "threads", None) or 1)
     repeats = measure.QUICK_REPEATS if quick else measure.REPEATS

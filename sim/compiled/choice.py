@@ -6,6 +6,7 @@ model (checkpoints, batches, a family without a compiled form). What only the bu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sim.errors import ScenarioError
@@ -15,8 +16,9 @@ class DeviceRefused(Exception):  # noqa: N818 - a refusal with its reason
     """``device = "standalone"`` cannot run this scenario: the reason, one line."""
 
 
-def refusal(scenario: Any, resuming: bool) -> str | None:
-    """Why this run cannot be compiled, known from the scenario alone (None: try)."""
+def refusal(scenario: Any, resuming: bool, megabytes: float) -> str | None:
+    """Why this run cannot be compiled, known from the scenario alone (None: try);
+    ``megabytes``: its ``tables_mb``."""
     if resuming or scenario.record.checkpoint_every:
         return "checkpoints and --resume run on the runtime device"
     if scenario.protocol is not None and scenario.protocol.batch > 1:
@@ -25,7 +27,6 @@ def refusal(scenario: Any, resuming: bool) -> str | None:
         return f"the {scenario.kind.name} family has no compiled form yet"
     if not compiler():
         return "no C++ compiler found (g++, c++ or $CXX)"
-    megabytes = tables_mb(scenario)
     if megabytes > TABLES_LIMIT_MB:
         return (f"its input table and monitors would take ~{megabytes:.0f} MB (more than "
                 f"{TABLES_LIMIT_MB} MB)")
@@ -36,10 +37,16 @@ TABLES_LIMIT_MB = 1024
 VARIABLES_PER_UNIT = 8  # per-unit state a population's monitors record, at most (sim.compiled)
 
 
-def tables_mb(scenario: Any) -> float:
+def total_steps(scenario: Any) -> int:
+    """The steps of the whole protocol."""
+    return sum(scenario.steps(trial.duration_ms) for trial in scenario.trials)
+
+
+def tables_mb(scenario: Any, steps: int | None = None) -> float:
     """What a compiled run holds beside the runtime's: the input of every step, and every
-    population's per-unit state at every sample and trial end (``sim.compiled.program``)."""
-    steps = sum(scenario.steps(trial.duration_ms) for trial in scenario.trials)
+    population's per-unit state at every sample and trial end (``sim.compiled.program``);
+    ``steps``: its ``total_steps`` when known."""
+    steps = total_steps(scenario) if steps is None else steps
     sizes = [level.size for level in scenario.model.levels]
     samples = steps // scenario.record.every_steps + 1 + len(scenario.trials)
     units = 2 * sum(sizes)  # beliefs and errors
@@ -55,22 +62,39 @@ def compiler() -> str | None:
                               (os.environ.get("CXX", ""), "g++", "c++") if name)), None)
 
 
+@dataclass(frozen=True)
+class DeviceChoice:
+    """The device that runs a scenario, and what its compiled tables take there (0 MB on the
+    runtime device)."""
+
+    device: str  # "runtime" or "standalone"
+    tables_mb: float = 0.0
+
+
+def device_choice(scenario: Any, resuming: bool) -> DeviceChoice:
+    """``choose``'s answer with the size of the compiled tables, each computed once."""
+    device = scenario.numerics.device
+    if device == "runtime":
+        return DeviceChoice("runtime")
+    steps = total_steps(scenario)
+    megabytes = (tables_mb(scenario, steps) if scenario.kind.name == "hierarchical"
+                 else 0.0)  # a family without a compiled form (refused) has no tables
+    reason = refusal(scenario, resuming, megabytes)
+    if device == "standalone":
+        if reason is not None:
+            raise DeviceRefused(reason)
+        return DeviceChoice("standalone", megabytes)
+    if (reason is None and steps >= AUTO_MIN_STEPS and not learns_weights(scenario)
+            and megabytes <= AUTO_TABLES_MB):
+        return DeviceChoice("standalone", megabytes)
+    return DeviceChoice("runtime")
+
+
 def choose(scenario: Any, resuming: bool) -> str:
     """``runtime`` or ``standalone`` for this run; an explicit ``standalone`` that cannot be
     is refused (``DeviceRefused``); ``auto`` compiles what it can of ``AUTO_MIN_STEPS`` steps
     or more."""
-    device = scenario.numerics.device
-    if device == "runtime":
-        return "runtime"
-    reason = refusal(scenario, resuming)
-    if device == "standalone":
-        if reason is not None:
-            raise DeviceRefused(reason)
-        return "standalone"
-    steps = sum(scenario.steps(trial.duration_ms) for trial in scenario.trials)
-    return ("standalone" if reason is None and steps >= AUTO_MIN_STEPS
-            and not learns_weights(scenario) and tables_mb(scenario) <= AUTO_TABLES_MB
-            else "runtime")
+    return device_choice(scenario, resuming).device
 
 
 def learns_weights(scenario: Any) -> bool:

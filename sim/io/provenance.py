@@ -8,7 +8,7 @@ kernels per CPU, and its threads split sums):
 - ``blas_core``: the kernel family the loaded OpenBLAS picked for this CPU (``Haswell``,
   ``SkylakeX``; ``OPENBLAS_CORETYPE`` overrides it), and ``blas_threads``: the threads it runs,
   the largest where NumPy's and SciPy's differ; both only for OpenBLAS
-  (``sim.bench.blas``), absent for another BLAS;
+  (``sim.blas``), absent for another BLAS;
 - ``cpu_model``: the CPU's model name (``/proc/cpuinfo``, else ``platform``);
 - ``git_commit``, ``git_dirty`` (1: tracked files differ from that commit): only when pcsim
   runs from a git checkout (``sim/`` beside a ``.git``), from one ``git status`` (4-6 ms);
@@ -57,7 +57,7 @@ def blas_name() -> str:
 
 def openblas() -> dict[str, Any]:
     """``blas_core`` and ``blas_threads`` of the loaded OpenBLAS libraries (none: empty)."""
-    from sim.bench.blas import blas_threads
+    from sim.blas import blas_threads
 
     threads = blas_threads()
     return {**({"blas_core": blas_core()} if blas_core() else {}),
@@ -67,7 +67,7 @@ def openblas() -> dict[str, Any]:
 @functools.cache
 def blas_core() -> str:
     """The kernel families of the loaded OpenBLAS libraries, chosen once as each loaded."""
-    from sim.bench.blas import blas_cores
+    from sim.blas import blas_cores
 
     return ", ".join(blas_cores())
 

@@ -38,11 +38,20 @@ LIBVER = ("v110", "latest")  # HDF5's file format from 1.10 (2018) on: read by H
 
 
 def versions() -> dict[str, str]:
-    import brian2
+    """The software a run is computed with (root attributes; ``sim.rerun`` compares them). Brian2's
+    version is read from its installed metadata, which imports nothing (a re-run's check comes
+    before Brian2 is loaded), else from the module."""
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        brian2_version = version("brian2")
+    except PackageNotFoundError:  # brian2 on the path, not installed
+        import brian2
+
+        brian2_version = brian2.__version__
     return {
         "pcsim_version": __version__,
-        "brian2_version": brian2.__version__,
+        "brian2_version": brian2_version,
         "numpy_version": np.__version__,
         "h5py_version": h5py.__version__,
         "python_version": platform.python_version(),

@@ -181,23 +181,27 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 4 * SHOWN else text[: 4 * SHOWN - 3] + "..."
 
 
-def diff_lines(first: Result, second: Result,
-               tolerance: Tolerance = EXACT) -> tuple[list[str], bool]:
-    """What ``pcsim diff`` prints, and whether the results differ (floats: beyond
-    ``tolerance``)."""
-    found = compare(first, second, tolerance)
-    names = f"{first.path} and {second.path}"
+def verdict(found: Difference, tolerance: Tolerance = EXACT) -> str:
+    """What the first line of ``pcsim diff`` says after the two names: identical, equal within
+    the tolerance (and which datasets only so), or how many parts differ."""
     if found.identical and tolerance.exact:
-        return [f"{names}: identical (same parameters; {found.compared} datasets equal)"], False
+        return f"identical (same parameters; {found.compared} datasets equal)"
     if found.identical:
-        return [f"{names}: equal within {tolerance.describe()} (same parameters; "
+        return (f"equal within {tolerance.describe()} (same parameters; "
                 f"{found.compared} datasets equal, {len(found.close)} of them not bitwise"
                 + (f": {', '.join('/' + p for p in found.close[:SHOWN // 3])}"
                    + (", ..." if len(found.close) > SHOWN // 3 else "") if found.close else "")
-                + ")"], False
-    lines = [f"{names}: differ ({len(found.parameters)} parameter(s), "
-             f"{len(found.datasets)} of {found.compared} dataset(s) in both, "
-             f"{len(found.only_first) + len(found.only_second)} in one only)"]
+                + ")")
+    return (f"differ ({len(found.parameters)} parameter(s), "
+            f"{len(found.datasets)} of {found.compared} dataset(s) in both, "
+            f"{len(found.only_first) + len(found.only_second)} in one only)")
+
+
+def detail_lines(found: Difference, first: str, second: str,
+                 tolerance: Tolerance = EXACT) -> list[str]:
+    """The lines under ``verdict``, indented: each parameter, attribute and dataset that
+    differs, and the datasets only the result named ``first`` or ``second`` has."""
+    lines = []
     if found.parameters:
         lines.append("  parameters (A -> B):")
         width = max(len(key) for key, _, _ in found.parameters)
@@ -211,7 +215,17 @@ def diff_lines(first: Result, second: Result,
                      f"  datasets (beyond {tolerance.describe()}):")
         width = max(len(path) for path, _ in found.datasets) + 1
         lines += [f"    {'/' + path:{width}s}  {how}" for path, how in found.datasets]
-    for label, paths in ((first.path, found.only_first), (second.path, found.only_second)):
+    for label, paths in ((first, found.only_first), (second, found.only_second)):
         if paths:
             lines.append(f"  only in {label}: " + ", ".join("/" + p for p in paths))
-    return lines, True
+    return lines
+
+
+def diff_lines(first: Result, second: Result,
+               tolerance: Tolerance = EXACT) -> tuple[list[str], bool]:
+    """What ``pcsim diff`` prints, and whether the results differ (floats: beyond
+    ``tolerance``)."""
+    found = compare(first, second, tolerance)
+    head = f"{first.path} and {second.path}: {verdict(found, tolerance)}"
+    return ([head, *detail_lines(found, str(first.path), str(second.path), tolerance)],
+            not found.identical)

@@ -23,6 +23,7 @@ bundled scenario's figure and the sweep figure.
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -228,34 +229,49 @@ def _segments_cross(starts: np.ndarray, ends: np.ndarray, box: Bbox) -> bool:
     return bool(np.any(crosses & (low < high)))
 
 
-def _covers(artist, box: Bbox, renderer) -> bool:
-    """``artist`` (data) is drawn inside ``box`` (display pixels)."""
+NO_LINE = ("None", "none", "", " ")
+
+
+def _shapes(artist, cache: dict | None) -> list[tuple[np.ndarray, bool, Any]]:
+    """What ``artist`` (data) draws, in display pixels: runs of points, whether lines join
+    them, and (an area) its path, to test whether it encloses a point. ``cache`` (artist ->
+    shapes) keeps them while nothing moves the data: a legend tried at several places."""
+    if cache is not None and artist in cache:
+        return cache[artist]
+    shapes: list[tuple[np.ndarray, bool, Any]] = []
     if isinstance(artist, Line2D):
         points = artist.get_transform().transform(np.asarray(artist.get_xydata(), float))
-        if len(points) == 0:
-            return False
-        if artist.get_linestyle() in ("None", "none", "", " ") or len(points) == 1:
-            return _points_in(points, box)
-        return _points_in(points, box) or _segments_cross(points[:-1], points[1:], box)
-    if isinstance(artist, LineCollection):
-        return any(_covers(Line2D(*np.asarray(s, float).T, transform=artist.get_transform()),
-                           box, renderer) for s in artist.get_segments() if len(s))
-    if isinstance(artist, PathCollection) and len(artist.get_offsets()):
-        points = artist.get_offset_transform().transform(np.asarray(artist.get_offsets()))
-        return _points_in(points, box)
-    if isinstance(artist, Collection) and not isinstance(artist, PathCollection):
+        shapes.append((points, artist.get_linestyle() not in NO_LINE and len(points) > 1, None))
+    elif isinstance(artist, LineCollection):
         transform = artist.get_transform()
-        centre = np.array([[(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2]])
-        for path in artist.get_paths():
-            vertices = transform.transform(path.vertices)
-            if len(vertices) and (_points_in(vertices, box) or _segments_cross(
-                    vertices[:-1], vertices[1:], box)):
-                return True
-            if path.transformed(transform).contains_points(centre)[0]:
-                return True
-        return False
+        shapes += [(points, len(points) > 1, None) for points in
+                   (transform.transform(np.asarray(s, float)) for s in artist.get_segments()
+                    if len(s))]
+    elif isinstance(artist, PathCollection):
+        if len(artist.get_offsets()):
+            shapes.append((artist.get_offset_transform().transform(
+                np.asarray(artist.get_offsets())), False, None))
+    elif isinstance(artist, Collection):
+        transform = artist.get_transform()
+        shapes += [(transform.transform(path.vertices), True, path.transformed(transform))
+                   for path in artist.get_paths()]
+    if cache is not None:
+        cache[artist] = shapes
+    return shapes
+
+
+def _covers(artist, box: Bbox, renderer, cache: dict | None = None) -> bool:
+    """``artist`` (data) is drawn inside ``box`` (display pixels)."""
     if isinstance(artist, Rectangle | AxesImage):
         return _clip(artist.get_window_extent(renderer), box) is not None
+    centre = np.array([[(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2]])
+    for points, joined, area in _shapes(artist, cache):
+        if len(points) and _points_in(points, box):
+            return True
+        if joined and _segments_cross(points[:-1], points[1:], box):
+            return True
+        if area is not None and area.contains_points(centre)[0]:
+            return True
     return False
 
 
@@ -264,15 +280,17 @@ def _data(axis: Axes) -> list:
     return [a for a in artists if a.get_visible() and a.get_gid() != DECORATION]
 
 
-def legend_covers(legend: Legend, figure: Figure, renderer) -> list[Axes]:
-    """The panels of ``figure`` whose data ``legend`` covers."""
+def legend_covers(legend: Legend, figure: Figure, renderer,
+                  cache: dict | None = None) -> list[Axes]:
+    """The panels of ``figure`` whose data ``legend`` covers (``cache``: see ``_shapes``)."""
     box = legend.get_window_extent(renderer)
     found = []
     for axis in figure.axes:
         if not (axis.get_visible() and axis.axison):
             continue
         inside = _clip(box, axis.get_window_extent(renderer))
-        if inside is not None and any(_covers(a, inside, renderer) for a in _data(axis)):
+        if inside is not None and any(_covers(a, inside, renderer, cache)
+                                      for a in _data(axis)):
             found.append(axis)
     return found
 

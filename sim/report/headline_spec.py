@@ -4,16 +4,19 @@ Each entry names one dataset of the result file and how to read it: which elemen
 which trials and how they are grouped (``per``, ``where``, ``span``), and the reference stored
 beside it (a dataset, such as the exact posterior, or a number stated in the scenario). The
 numbers themselves are computed from a finished file by ``sim.report.headlines``, which
-``pcsim run`` and ``pcsim show`` both call. Nothing here reads a file or imports Brian2.
+``pcsim run`` and ``pcsim show`` both call. Nothing here reads a file or imports Brian2, and
+the scenario parser (``sim.validation``) is imported only to read a declaration: ``pcsim show``
+leaves it out.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sim.validation import Fields, describe
+if TYPE_CHECKING:
+    from sim.validation import Fields
 
 PER_CHOICES = ("trial", "condition", "all")  # or the name of a trial column (``repetition``)
 # what ``where`` selects trials by: the protocol's description of each trial (its columns in
@@ -76,6 +79,8 @@ def from_described(table: dict) -> HeadlineSpec:
     the table is not one."""
     known = {field.name for field in fields(HeadlineSpec)}
     if not isinstance(table, dict) or "value" not in table or set(table) - known:
+        from sim.toml_input import describe
+
         raise ValueError(f"not a headline declaration: {describe(table)}")
     if not isinstance(table.get("reference"), str | None):  # a number, as first declared
         table = {**table, "reference_value": table["reference"], "reference": None}
@@ -99,6 +104,8 @@ def _kept(value: Any) -> bool:
 
 def _path(fields: Fields, key: str, required: bool = False) -> str | None:
     """A dataset path (``trials/kl``, as ``pcsim show`` lists them), or None when absent."""
+    from sim.toml_input import describe
+
     value = fields.raw(key) if required else fields.raw(key, None)
     if value is None:
         return None
@@ -110,6 +117,8 @@ def _path(fields: Fields, key: str, required: bool = False) -> str | None:
 
 def parse_headline(fields: Fields) -> HeadlineSpec:
     """One ``[[report.headline]]`` table, checked field by field (one-line errors)."""
+    from sim.toml_input import describe
+
     value = _path(fields, "value", required=True)
     unit = fields.raw("unit", None)
     if unit is not None and not (_unit(unit) or (isinstance(unit, list) and unit

@@ -21,8 +21,9 @@ import numpy as np
 from sim.errors import ResultError
 from sim.io.reader import Result
 from sim.report.headline_spec import HeadlineSpec, from_described
-from sim.report.show import ENDS, LISTED, condition_rows
 
+LISTED = 20  # more trials than this are summarised: per condition, or the first and last few
+ENDS = 3
 SHOWN_ELEMENTS = 8  # a value of more elements (no ``unit`` chosen) is shown up to this many
 CONVERSIONS = {("s", "ms"): 1e3}  # dataset units -> units asked for: factor
 
@@ -103,6 +104,17 @@ def _number(value: float | np.ndarray | str) -> str:
     values = np.atleast_1d(np.asarray(value, dtype=float))
     text = ", ".join(f"{v:.6g}" for v in values[:SHOWN_ELEMENTS])
     return text + (", ..." if values.size > SHOWN_ELEMENTS else "")
+
+
+def condition_rows(result: Result) -> dict[str, np.ndarray]:
+    """The rows of each condition, conditions in their scenario's order (that of the trials'
+    ``index``); empty when the trials were not generated from conditions."""
+    if "condition" not in result.trials:
+        return {}
+    conditions = result.trials["condition"]
+    first = np.argsort(result.trials["index"], kind="stable")
+    return {str(name): np.flatnonzero(conditions == name)
+            for name in dict.fromkeys(conditions[first])}
 
 
 # --- one declaration -> rows ------------------------------------------------------------------

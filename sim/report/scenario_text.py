@@ -18,7 +18,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sim.scenario import Scenario, bundled_scenarios
+from sim.errors import ScenarioError
+from sim.scenario import Scenario, bundled_match, bundled_scenarios
 
 NAME_WIDTH = 30  # the name column of ``pcsim list``
 INDENT = "    "
@@ -92,8 +93,10 @@ def is_scenario_name(argument: str) -> bool:
         return True
     if path.exists():
         return False
-    key = argument.removesuffix(".toml")
-    return any(name == key or name.split("/")[-1] == key for name in bundled_scenarios())
+    try:
+        return bundled_match(argument) is not None
+    except ScenarioError:  # a name several bundled scenarios have: show says so
+        return True
 
 
 def scenario_lines(scenario: Scenario, bundled_name: str | None = None,

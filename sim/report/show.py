@@ -15,9 +15,7 @@ import numpy as np
 
 from sim.errors import ResultError
 from sim.io.reader import Result
-
-LISTED = 20  # more trials than this are summarised: per condition, or the first and last few
-ENDS = 3
+from sim.report.headlines import ENDS, LISTED, condition_rows, headline_lines
 
 
 def damage(result: Result) -> list[str]:
@@ -58,8 +56,6 @@ def show_lines(result: Result, problems: list[str] | None = None) -> list[str]:
                  f"numpy {attrs.get('numpy_version')}, written {attrs.get('created_utc')}")
     lines += provenance_lines(attrs)
     if not any(path.startswith("/trials/") for path in broken):
-        from sim.report.headlines import headline_lines  # (it uses this module's rows)
-
         lines += trial_lines(result)
         lines += headline_lines(result, indent="  ") if not problems else [
             "  headlines: not shown for a damaged file"]
@@ -135,14 +131,3 @@ def trial_line(result: Result, index: int) -> str:
     if "final_free_energy" in result.trials:
         line += f", final F {result.read('trials/final_free_energy', index):.4f} nat"
     return line
-
-
-def condition_rows(result: Result) -> dict[str, np.ndarray]:
-    """The rows of each condition, conditions in their scenario's order (that of the trials'
-    ``index``); empty when the trials were not generated from conditions."""
-    if "condition" not in result.trials:
-        return {}
-    conditions = result.trials["condition"]
-    first = np.argsort(result.trials["index"], kind="stable")
-    return {str(name): np.flatnonzero(conditions == name)
-            for name in dict.fromkeys(conditions[first])}

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sim.report.diff import EXACT, Tolerance, diff_lines
+from sim.report.diff import EXACT, Tolerance, compare, detail_lines, verdict
 from sim.sweeps.index import SweepIndex, read_index
 from sim.sweeps.report import label
 
@@ -78,9 +78,11 @@ def compare_sweeps(first: SweepIndex, second: SweepIndex,
         found.compared += 1
         with load(first.folder / first.files[row], allow_incomplete=True) as a, \
                 load(second.folder / second.files[other], allow_incomplete=True) as b:
-            lines, differ = diff_lines(a, b, tolerance)
-        if differ:
-            found.differing.append((name, [lines[0].partition(": ")[2], *lines[1:]]))
+            difference = compare(a, b, tolerance)
+            if not difference.identical:
+                found.differing.append((name, [verdict(difference, tolerance),
+                                               *detail_lines(difference, str(a.path),
+                                                             str(b.path), tolerance)]))
     found.only_second = [f"{point_name(second, row)} ({second.status[row]})"
                          for row in range(len(second.files)) if row not in matched]
     return found

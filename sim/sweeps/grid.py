@@ -17,6 +17,7 @@ extended by more values, finds the points already done.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import json
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import ScenarioError
-from sim.toml_input import describe
+from sim.toml_input import apply_overrides, check_value, describe, parse_value, show_key
 
 WILDCARD = "*"
 MAX_POINTS = 1_000_000  # combinations times seeds: a bigger grid is refused before it is made
@@ -49,7 +50,8 @@ class Point:
 
 @dataclass
 class Grid:
-    """Axes (dotted key -> values, in order) and seeds; ``points`` is their product."""
+    """Axes (dotted key -> values, in order) and seeds; ``points`` is their product (made at
+    the first access, then kept: a grid is not changed once made)."""
 
     scenario: Path  # the scenario file (bundled names resolved)
     axes: dict[str, list[Any]]
@@ -57,7 +59,7 @@ class Grid:
     table: dict = field(repr=False, default_factory=dict)  # the raw scenario table
     base: dict[str, Any] = field(default_factory=dict)  # ``--set``: every point's overrides
 
-    @property
+    @functools.cached_property
     def points(self) -> list[Point]:
         fingerprint = scenario_fingerprint(self.table)
         table = with_base(self.table, self.base)  # what the axes' wildcards stand for
@@ -108,9 +110,6 @@ def split_values(text: str) -> list[str]:
 
 def parse_vary(items: list[str]) -> dict[str, list[Any]]:
     """``["model.tau_belief_ms=5,10"]`` -> ``{"model.tau_belief_ms": [5, 10]}``."""
-    from sim.scenario import parse_value
-    from sim.toml_input import check_value, show_key
-
     axes: dict[str, list[Any]] = {}
     for item in items:
         key, sep, text = item.partition("=")
@@ -216,8 +215,6 @@ def has_path(table: dict, key: str) -> bool:
 
 def with_base(table: dict, base: dict[str, Any]) -> dict:
     """The scenario table with the ``--set`` overrides applied (``table`` itself when none)."""
-    from sim.scenario import apply_overrides
-
     if not base:
         return table
     out = copy.deepcopy(table)
@@ -249,7 +246,7 @@ def check_key(path: Path, table: dict, key: str, value: Any,
     """A key names a field of the scenario: one the file sets, or one its parser takes (a field
     left at its default). Raises a one-line ``ScenarioError`` otherwise. ``table`` and ``base``:
     the scenario table with the sweep's ``--set`` overrides applied, and those overrides."""
-    from sim.scenario import apply_overrides, load_scenario
+    from sim.scenario import load_scenario
 
     if key.split(".")[0] == "sweep":
         raise ScenarioError(f"{path}: --vary {key}: the [sweep] table is not a scenario field")

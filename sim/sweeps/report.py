@@ -147,7 +147,7 @@ def draw_sweep(path: str | Path) -> Any:
     """The sweep's figure (a matplotlib Figure; the caller closes it)."""
     import matplotlib.pyplot as plt
 
-    from sim.report.figures import fit_title, settle_legends
+    from sim.report.figures import lay_out, settle_legends
 
     index = read_index(path)
     finished = np.isin(np.array(index.status), ["done", "diverged"])
@@ -161,8 +161,7 @@ def draw_sweep(path: str | Path) -> Any:
     figure.suptitle(f"sweep of {index.attrs.get('scenario_name')}: "
                     + ", ".join(f"{n} {s}" for s, n in index.counts().items())
                     + f"; error bars: 1 s.d. over {len(index.seeds)} seed(s)")
-    figure.tight_layout()
-    fit_title(figure)
+    lay_out(figure)
     settle_legends(figure)
     return figure
 

@@ -48,7 +48,7 @@ def prepare_process() -> None:
     global _prepared
     if _prepared:
         return
-    from sim.bench.blas import set_blas_threads
+    from sim.blas import set_blas_threads
 
     set_blas_threads(1)
     import sim.engine  # noqa: F401

@@ -51,16 +51,18 @@ def draw(result: Result) -> plt.Figure:
             raise ResultError(f"{result.path}: no figure for results of kind "
                               f"{result.kind!r}") from None
     figure = PLOTTERS[result.kind](result)
-    fit_title(figure)
+    lay_out(figure)
     settle_legends(figure)
     return figure
 
 
-def fit_title(figure: plt.Figure) -> None:
-    """Lay the panels out below the figure's title (``tight_layout`` alone may draw the title
-    across the first panel's frame)."""
+def lay_out(figure: plt.Figure) -> None:
+    """Lay the figure out, once (its drawing functions leave that to ``draw``): the panels,
+    labels and legends included, below the figure's title (``tight_layout`` alone may draw
+    the title across the first panel's frame)."""
     title = figure._suptitle
     if title is None:
+        figure.tight_layout()
         return
     box = title.get_window_extent(figure.canvas.get_renderer())
     figure.tight_layout(rect=(0.0, 0.0, 1.0, box.y0 / figure.bbox.height - 0.005))
@@ -93,11 +95,12 @@ def settle_legends(figure: plt.Figure) -> None:
         if legend is None or (legend.get_bbox_to_anchor() is not axis.bbox and \
                 _outside(legend, axis, renderer)):
             continue
-        if not legend_covers(legend, figure, renderer):
+        shapes: dict = {}  # the data in pixels, read once for every place tried
+        if not legend_covers(legend, figure, renderer, shapes):
             continue
         for place in INSIDE:
             legend.set_loc(place)
-            if not legend_covers(legend, figure, renderer):
+            if not legend_covers(legend, figure, renderer, shapes):
                 break
         else:
             height = legend.get_window_extent(renderer).height / axis.bbox.height

@@ -79,5 +79,4 @@ def plot_basis(result: Result, learned: list[tuple[str, tuple[int, int]]]) -> pl
         axis.set_ylabel("F at trial end (nat)", fontsize=8)
         axis.legend(fontsize=7, frameon=False)
     figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
-    figure.tight_layout()
     return figure

@@ -168,5 +168,4 @@ def plot_discrete(result):
                                                        units="points"),
                             ncols=2, frameon=False, borderaxespad=0.0)
     figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
-    figure.tight_layout()
     return figure

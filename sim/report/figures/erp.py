@@ -45,7 +45,6 @@ def plot_erp(result: Result) -> plt.Figure:
     _peaks(axes[-1, 0], trials, levels[0], kinds)
     _suppression(axes[-1, 1], trials, levels, kinds, repetition)
     figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
-    figure.tight_layout()
     return figure
 
 

@@ -77,7 +77,6 @@ def plot_hierarchical(result: Result) -> plt.Figure:
         if times:
             _reaction_times(result, figure.add_subplot(grid[-1, 0]))
         figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
-        figure.tight_layout()
         return figure
 
     posteriors = "reference_density" in trials
@@ -100,7 +99,6 @@ def plot_hierarchical(result: Result) -> plt.Figure:
     if weights is not None:
         draw_cue_weights(result, figure.add_subplot(grid[-1, 0]), weights)
     figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
-    figure.tight_layout()
     return figure
 
 

@@ -7,8 +7,9 @@ result, never recomputed with the model's code):
 - where a variable of the input level declares the reference ``noise_precision`` or
   ``log_noise_precision`` (``circuits.variables``; the inferred precision does), 1 / the
   noise variance the input is drawn with (every trial's ``stimulus.noise_std``, read from the
-  scenario source the result stores), on that variable's panel and the precision's (Pi):
-  the value inferred precisions settle near (``attention/unknown_noise``);
+  scenario source the result stores with the overrides it stores), on that variable's panel
+  and the precision's (Pi): the value inferred precisions settle near
+  (``attention/unknown_noise``);
 - ``draw_cue_weights``: per trial, the weight a one-unit belief puts on the first of two
   cues, ((mu - x_1) / (x_0 - x_1), the cues at the trial's end) against the Ernst-Banks
   weight Pi_0 / (Pi_0 + Pi_1) (``precision_share``), for a belief fed by two cues;
@@ -17,8 +18,6 @@ result, never recomputed with the model's code):
 """
 
 from __future__ import annotations
-
-import tomllib
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -73,11 +72,21 @@ def _add_references_to_legend(axis: plt.Axes) -> None:
 
 
 def shared_stimulus(result: Result, key: str):
-    """The value of ``key`` that every trial's stimulus of the stored scenario gives, or None
-    (trials that differ, none giving it, a source that does not parse)."""
+    """The value of ``key`` that every trial's stimulus of the scenario that ran gives, or None
+    (trials that differ, none giving it, a source that does not parse). The scenario that ran
+    is the stored source with the stored overrides (``--set``, a sweep's point) applied, as
+    the run applied them (``sim.toml_input.apply_overrides``): the resolved parameters keep a
+    stimulus only as words."""
+    import tomllib
+
+    from sim.errors import ResultError, ScenarioError
+    from sim.toml_input import apply_overrides
+
     try:
         table = tomllib.loads(result.scenario_source)
-    except (KeyError, tomllib.TOMLDecodeError):
+        overrides = result.parameters.get("overrides") or {}
+        apply_overrides(table, overrides, result.path)
+    except (KeyError, AttributeError, tomllib.TOMLDecodeError, ResultError, ScenarioError):
         return None
     protocol = table.get("protocol", {})
     trials = protocol.get("trials", []) + protocol.get("conditions", [])
