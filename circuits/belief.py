@@ -20,6 +20,12 @@ both delivered by ``circuits.coupling``: ``bottom_up`` from the error units belo
 generative weights (for g = W f(mu): f'(mu) * W' eps_{l-1}), ``own_error`` one-to-one from this
 level's error units. The fixed point is dF/dmu = 0, the posterior mode. Mechanisms may add
 terms to the ``drive`` (``circuits.equations``).
+
+Where g_l = W f(mu_l) with a nonlinear f, the level also holds f(mu_l) and f'(mu_l) unit by
+unit (``activation``, ``slope``: ``ACTIVATION_EQUATIONS``). Both deliveries read them, W f(mu)
+down and f'(mu) * W' eps up, so the coupling computes them once a step per unit, as it
+delivers to the errors (mu does not move until BELIEFS), instead of once per weight
+(``circuits.coupling``). They enter no equation here, and no stream records them.
 """
 
 from __future__ import annotations
@@ -40,16 +46,25 @@ own_error : 1
 tau_belief : second (shared, constant)
 """
 DRIVE = "bottom_up - own_error"
+ACTIVATION_EQUATIONS = """
+activation : 1
+slope : 1
+"""
+# computed from mu at every step before anything reads them: no state to record or put back
+# (``sim.compiled.clone.per_unit_state``)
+ACTIVATION_VARIABLES = ("activation", "slope")
 
 
 def belief_population(
     name: str, initial: np.ndarray, tau_belief_ms: float, clock: Clock, method: str = "euler",
-    pieces: Sequence[tuple[str, Piece]] = (),
+    pieces: Sequence[tuple[str, Piece]] = (), activation: bool = False,
 ) -> NeuronGroup:
-    """One level's belief units, started at ``initial``, with the mechanisms' ``pieces``."""
+    """One level's belief units, started at ``initial``, with the mechanisms' ``pieces``;
+    ``activation``: they hold f(mu) and f'(mu) for the coupling (module doc)."""
+    equations = BELIEF_EQUATIONS + (ACTIVATION_EQUATIONS if activation else "")
     group = NeuronGroup(
         len(initial),
-        gather(BELIEF_EQUATIONS, {"drive": DRIVE}, pieces),
+        gather(equations, {"drive": DRIVE}, pieces),
         method=method,
         name=f"belief_{name}",
         clock=clock,
