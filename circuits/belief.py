@@ -21,11 +21,11 @@ generative weights (for g = W f(mu): f'(mu) * W' eps_{l-1}), ``own_error`` one-t
 level's error units. The fixed point is dF/dmu = 0, the posterior mode. Mechanisms may add
 terms to the ``drive`` (``circuits.equations``).
 
-Where g_l = W f(mu_l) with a nonlinear f, the level also holds f(mu_l) and f'(mu_l) unit by
-unit (``activation``, ``slope``: ``ACTIVATION_EQUATIONS``). Both deliveries read them, W f(mu)
-down and f'(mu) * W' eps up, so the coupling computes them once a step per unit, as it
-delivers to the errors (mu does not move until BELIEFS), instead of once per weight
-(``circuits.coupling``). They enter no equation here, and no stream records them.
+Where g_l = W f(mu_l) with a nonlinear f, the level also holds f(mu_l) unit by unit
+(``activation``): the coupling computes it once a step, as it delivers to the errors, and
+reads it for W f(mu) (and for f' where f' is a function of f: tanh' = 1 - tanh^2) instead of
+evaluating f once per weight (``circuits.coupling``). It enters no equation here, and no
+stream records it.
 """
 
 from __future__ import annotations
@@ -48,11 +48,10 @@ tau_belief : second (shared, constant)
 DRIVE = "bottom_up - own_error"
 ACTIVATION_EQUATIONS = """
 activation : 1
-slope : 1
 """
-# computed from mu at every step before anything reads them: no state to record or put back
+# computed from mu at every step before anything reads it: no state to record or put back
 # (``sim.compiled.clone.per_unit_state``)
-ACTIVATION_VARIABLES = ("activation", "slope")
+ACTIVATION_VARIABLES = ("activation",)
 
 
 def belief_population(
@@ -60,7 +59,7 @@ def belief_population(
     pieces: Sequence[tuple[str, Piece]] = (), activation: bool = False,
 ) -> NeuronGroup:
     """One level's belief units, started at ``initial``, with the mechanisms' ``pieces``;
-    ``activation``: they hold f(mu) and f'(mu) for the coupling (module doc)."""
+    ``activation``: they hold f(mu) for the coupling (module doc)."""
     equations = BELIEF_EQUATIONS + (ACTIVATION_EQUATIONS if activation else "")
     group = NeuronGroup(
         len(initial),

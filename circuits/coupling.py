@@ -54,18 +54,19 @@ w : 1
 prediction_post = w * {f} : 1 (summed)
 bottom_up_pre = w * error_post * {df} : 1 (summed)
 """
-# f(mu) and f'(mu) of the belief units that hold them (``keeps_activation``), once a step:
-# the synapses read them (``activation_pre``, ``slope_pre``) instead of evaluating f and f'
-# once per synapse (1,088 tanh pairs a step at 64-16-4 where 20 do)
-ACTIVATION_UPDATE = """
-activation = {f}
-slope = {df}
-"""
-ACTIVATION_ORDER = schedule.DELIVER_TO_ERRORS - 1  # just before the first delivery reads them
+# g = W f(mu) with a nonlinear f (``keeps_activation``): the belief units compute f(mu) once a
+# step, just before the first delivery, and the synapses read it (``activation_pre``); the
+# pull-back sums W' eps over the synapses and the units scale it by f'(mu) once it is summed,
+# as ``GenerativeMap.pull_back`` does: f and f' once per unit, not once per synapse (a tanh
+# pair for each of 1,088 weights a step at 64-16-4, where 20 units need one)
+ACTIVATION_UPDATE = "activation = {f}"
+ACTIVATION_ORDER = schedule.DELIVER_TO_ERRORS - 1
+SLOPE_UPDATE = "bottom_up = bottom_up * ({df})"
+SLOPE_ORDER = schedule.DELIVER_TO_BELIEFS + 1  # after the summed W' eps, before BELIEFS
 
 
 def keeps_activation(gmap: GenerativeMap) -> bool:
-    """Whether the belief units of ``gmap``'s level hold f(mu) and f'(mu) for the coupling
+    """Whether the belief units of ``gmap``'s level hold f(mu) for the coupling
     (``circuits.belief``): g = W f(mu) with a nonlinear f."""
     return gmap.site == "before" and not gmap.nonlinearity.is_identity
 
@@ -105,8 +106,8 @@ class _Link:
     """Level l's beliefs, their generative map to level l-1, and the arrays both sides share.
 
     Every array is Brian2's own storage or a buffer allocated once; a step allocates only the
-    temporaries of f(mu) and f'(mu) (none for the identity), copied into the belief units'
-    ``activation`` and ``slope``. In a batched run (B copies of the
+    temporaries of f(mu) and f'(mu) (none for the identity); f(mu) is kept in the belief
+    units' ``activation``. In a batched run (B copies of the
     network, ``sim.batch``) every array is a (B, n) view, one copy per row, and each product
     is one matrix-matrix product for all copies (``GenerativeMap.predict``, ``pull_back``).
     """
@@ -121,8 +122,7 @@ class _Link:
     prediction_below: np.ndarray
     weights_change: bool = False
     sparse: bool = False
-    activation: np.ndarray | None = None  # the belief units' f(mu) and f'(mu), where they
-    slope: np.ndarray | None = None  # hold them (``keeps_activation``)
+    activation: np.ndarray | None = None  # the belief units' f(mu), where they hold it
     drive: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -150,18 +150,16 @@ class _Link:
 
     def deliver_to_errors(self) -> None:
         np.copyto(self.signal_here, self.belief)
-        if self.activation is not None:  # f(mu) and f'(mu), once a step for both deliveries
-            f = self.gmap.nonlinearity  # (mu does not move between them)
-            np.copyto(self.activation, f.f(self.belief))
-            np.copyto(self.slope, f.df(self.belief) if f.df_of_f is None
-                      else f.df_of_f(self.activation))
+        if self.activation is not None:  # f(mu), for both deliveries (mu does not move
+            np.copyto(self.activation, self.gmap.nonlinearity.f(self.belief))  # between them)
         self.gmap.predict(self.belief, out=self.prediction_below, drive=self.drive,
                           rows=self.rows, activation=self.activation)
 
     def deliver_to_beliefs(self) -> None:
         np.copyto(self.own_error, self.error_here)
         self.gmap.pull_back(self.belief, self.error_below, out=self.bottom_up, drive=self.drive,
-                            transposed=self.transposed, rows=self.rows, slope=self.slope)
+                            transposed=self.transposed, rows=self.rows,
+                            activation=self.activation)
 
 
 class Coupling:
@@ -220,8 +218,8 @@ def build_coupling(
             prediction_below=state_array(errors[index], "prediction", copies),
             weights_change=weights_change,
             sparse=kind == "sparse",
-            **({name: state_array(belief, name, copies) for name in ("activation", "slope")}
-               if keeps_activation(gmap) else {}),
+            activation=(state_array(belief, "activation", copies) if keeps_activation(gmap)
+                        else None),
         )
         for index, (gmap, belief) in enumerate(zip(maps, beliefs, strict=True))
     ]
@@ -266,12 +264,14 @@ def _synaptic_coupling(
                 "weights); use coupling = 'dense' for g = f(W mu)"
             )
         if keeps_activation(gmap):
-            f, df = "activation_pre", "slope_pre"
-            objects.append(CodeRunner(
-                belief, "stateupdate", code=ACTIVATION_UPDATE.format(
-                    f=gmap.nonlinearity.brian("belief"), df=gmap.nonlinearity.brian("belief", 1)),
-                clock=clock, when=schedule.SLOT, order=ACTIVATION_ORDER,
-                name=f"{belief.name}_activation"))
+            f, df = "activation_pre", "1"
+            objects += [CodeRunner(belief, "stateupdate", code=code, clock=clock,
+                                   when=schedule.SLOT, order=order, name=f"{belief.name}_{what}")
+                        for what, code, order in (
+                            ("activation", ACTIVATION_UPDATE.format(
+                                f=gmap.nonlinearity.brian("belief")), ACTIVATION_ORDER),
+                            ("slope", SLOPE_UPDATE.format(
+                                df=gmap.nonlinearity.brian("belief", 1)), SLOPE_ORDER))]
         else:
             f = f"({gmap.nonlinearity.brian('belief_pre')})"
             df = f"({gmap.nonlinearity.brian('belief_pre', 1)})"

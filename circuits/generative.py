@@ -132,14 +132,12 @@ class GenerativeMap:
 
     def pull_back(self, mu: np.ndarray, error_below: np.ndarray, out: np.ndarray | None = None,
                   drive: np.ndarray | None = None, transposed: Matrix | None = None,
-                  rows: bool = False, activation: np.ndarray | None = None,
-                  slope: np.ndarray | None = None) -> np.ndarray:
+                  rows: bool = False, activation: np.ndarray | None = None) -> np.ndarray:
         """J(mu)' eps_below: the error from below carried up through the Jacobian of g.
 
         Written into ``out`` if given. ``drive`` is W mu if already known (g = f(W mu)),
         ``transposed`` W' in a faster layout (a CSR copy of sparse weights), ``activation``
-        f(mu) if already known (from the method ``activation``: f' is then taken from it),
-        ``slope`` f'(mu) if already known (g = W f(mu)).
+        f(mu) if already known (f' is then taken from it where it can be, ``df_of_f``).
         """
         f = self.nonlinearity
         if self.site == "after" and not f.is_identity:
@@ -148,9 +146,8 @@ class GenerativeMap:
         out = _product(self.weights.T if transposed is None else transposed, error_below, out,
                        rows)
         if self.site == "before" and not f.is_identity:
-            if slope is None:
-                slope = f.df(mu) if activation is None else f.df_of_f(activation)
-            out *= slope
+            out *= (f.df(mu) if activation is None or f.df_of_f is None
+                    else f.df_of_f(activation))
         return out
 
     @property

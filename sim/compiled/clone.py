@@ -30,8 +30,8 @@ def owned_state(group: NeuronGroup) -> list[str]:
 
 def per_unit_state(group: NeuronGroup) -> list[str]:
     """``owned_state`` without the shared values (constants, switches that trial starts set,
-    ``sim.compiled.trial_starts``) and the belief units' f(mu) and f'(mu) (computed from mu
-    at every step, ``circuits.belief``): what changes unit by unit while the network runs."""
+    ``sim.compiled.trial_starts``) and the belief units' f(mu) (computed from mu at every
+    step, ``circuits.belief``): what changes unit by unit while the network runs."""
     return [name for name in owned_state(group) if not group.variables[name].scalar
             and not (name in ACTIVATION_VARIABLES and "belief" in group.variables)]
 
