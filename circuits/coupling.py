@@ -24,7 +24,8 @@ Builds:
 - ``sparse``: the same, with scipy.sparse CSR weights (local receptive fields); W' is kept as a
   CSR copy (a gather, faster than CSC's scatter) unless the weights learn.
 - ``synapses``: Brian2 ``Synapses`` with ``(summed)`` variables; slower on the CPU, but it is
-  plain Brian2, so it also runs on devices such as cpp_standalone or brian2cuda.
+  plain Brian2, so it also runs on devices such as cpp_standalone or brian2cuda. f(mu) and
+  f'(mu) are computed per belief unit, not per synapse (``ACTIVATION_UPDATE``).
 
 ``auto`` picks sparse below ``SPARSE_DENSITY`` nonzero weights, dense otherwise. All three
 produce the same trajectories (tested to 1e-9). Weight learning (``circuits.plasticity``) is a
@@ -57,8 +58,8 @@ bottom_up_pre = w * error_post * {df} : 1 (summed)
 # g = W f(mu) with a nonlinear f (``keeps_activation``): the belief units compute f(mu) once a
 # step, just before the first delivery, and the synapses read it (``activation_pre``); the
 # pull-back sums W' eps over the synapses and the units scale it by f'(mu) once it is summed,
-# as ``GenerativeMap.pull_back`` does: f and f' once per unit, not once per synapse (a tanh
-# pair for each of 1,088 weights a step at 64-16-4, where 20 units need one)
+# as ``GenerativeMap.pull_back`` does: f and f' once per unit, not once per synapse (tanh
+# twice for each of 1,088 weights a step at 64-16-4, where 20 units need it twice)
 ACTIVATION_UPDATE = "activation = {f}"
 ACTIVATION_ORDER = schedule.DELIVER_TO_ERRORS - 1
 SLOPE_UPDATE = "bottom_up = bottom_up * ({df})"
