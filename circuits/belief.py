@@ -20,6 +20,12 @@ both delivered by ``circuits.coupling``: ``bottom_up`` from the error units belo
 generative weights (for g = W f(mu): f'(mu) * W' eps_{l-1}), ``own_error`` one-to-one from this
 level's error units. The fixed point is dF/dmu = 0, the posterior mode. Mechanisms may add
 terms to the ``drive`` (``circuits.equations``).
+
+Where g_l = W f(mu_l) with a nonlinear f, the level also holds f(mu_l) unit by unit
+(``activation``): the coupling computes it once a step, as it delivers to the errors, and
+reads it for W f(mu) (and for f' where f' is a function of f: tanh' = 1 - tanh^2) instead of
+evaluating f once per weight (``circuits.coupling``). It enters no equation here, and no
+stream records it.
 """
 
 from __future__ import annotations
@@ -40,16 +46,24 @@ own_error : 1
 tau_belief : second (shared, constant)
 """
 DRIVE = "bottom_up - own_error"
+ACTIVATION_EQUATIONS = """
+activation : 1
+"""
+# computed from mu at every step before anything reads it: no state to record or put back
+# (``sim.compiled.clone.per_unit_state``)
+ACTIVATION_VARIABLES = ("activation",)
 
 
 def belief_population(
     name: str, initial: np.ndarray, tau_belief_ms: float, clock: Clock, method: str = "euler",
-    pieces: Sequence[tuple[str, Piece]] = (),
+    pieces: Sequence[tuple[str, Piece]] = (), activation: bool = False,
 ) -> NeuronGroup:
-    """One level's belief units, started at ``initial``, with the mechanisms' ``pieces``."""
+    """One level's belief units, started at ``initial``, with the mechanisms' ``pieces``;
+    ``activation``: they hold f(mu) for the coupling (module doc)."""
+    equations = BELIEF_EQUATIONS + (ACTIVATION_EQUATIONS if activation else "")
     group = NeuronGroup(
         len(initial),
-        gather(BELIEF_EQUATIONS, {"drive": DRIVE}, pieces),
+        gather(equations, {"drive": DRIVE}, pieces),
         method=method,
         name=f"belief_{name}",
         clock=clock,

@@ -24,7 +24,8 @@ Builds:
 - ``sparse``: the same, with scipy.sparse CSR weights (local receptive fields); W' is kept as a
   CSR copy (a gather, faster than CSC's scatter) unless the weights learn.
 - ``synapses``: Brian2 ``Synapses`` with ``(summed)`` variables; slower on the CPU, but it is
-  plain Brian2, so it also runs on devices such as cpp_standalone or brian2cuda.
+  plain Brian2, so it also runs on devices such as cpp_standalone or brian2cuda. f(mu) and
+  f'(mu) are computed per belief unit, not per synapse (``ACTIVATION_UPDATE``).
 
 ``auto`` picks sparse below ``SPARSE_DENSITY`` nonzero weights, dense otherwise. All three
 produce the same trajectories (tested to 1e-9). Weight learning (``circuits.plasticity``) is a
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse
 from brian2 import Clock, NetworkOperation, NeuronGroup, Synapses
+from brian2.groups.group import CodeRunner
 
 from circuits import schedule
 from circuits.equations import gather
@@ -53,6 +55,21 @@ w : 1
 prediction_post = w * {f} : 1 (summed)
 bottom_up_pre = w * error_post * {df} : 1 (summed)
 """
+# g = W f(mu) with a nonlinear f (``keeps_activation``): the belief units compute f(mu) once a
+# step, just before the first delivery, and the synapses read it (``activation_pre``); the
+# pull-back sums W' eps over the synapses and the units scale it by f'(mu) once it is summed,
+# as ``GenerativeMap.pull_back`` does: f and f' once per unit, not once per synapse (tanh
+# twice for each of 1,088 weights a step at 64-16-4, where 20 units need it twice)
+ACTIVATION_UPDATE = "activation = {f}"
+ACTIVATION_ORDER = schedule.DELIVER_TO_ERRORS - 1
+SLOPE_UPDATE = "bottom_up = bottom_up * ({df})"
+SLOPE_ORDER = schedule.DELIVER_TO_BELIEFS + 1  # after the summed W' eps, before BELIEFS
+
+
+def keeps_activation(gmap: GenerativeMap) -> bool:
+    """Whether the belief units of ``gmap``'s level hold f(mu) for the coupling
+    (``circuits.belief``): g = W f(mu) with a nonlinear f."""
+    return gmap.site == "before" and not gmap.nonlinearity.is_identity
 
 
 def choose_coupling(kind: str, maps: Sequence[GenerativeMap]) -> str:
@@ -90,7 +107,8 @@ class _Link:
     """Level l's beliefs, their generative map to level l-1, and the arrays both sides share.
 
     Every array is Brian2's own storage or a buffer allocated once; a step allocates only the
-    temporaries of f(mu) and f'(mu) (none for the identity). In a batched run (B copies of the
+    temporaries of f(mu) and f'(mu) (none for the identity); f(mu) is kept in the belief
+    units' ``activation``. In a batched run (B copies of the
     network, ``sim.batch``) every array is a (B, n) view, one copy per row, and each product
     is one matrix-matrix product for all copies (``GenerativeMap.predict``, ``pull_back``).
     """
@@ -105,8 +123,8 @@ class _Link:
     prediction_below: np.ndarray
     weights_change: bool = False
     sparse: bool = False
+    activation: np.ndarray | None = None  # the belief units' f(mu), where they hold it
     drive: np.ndarray = field(init=False)
-    activation: np.ndarray | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         dtype = self.belief.dtype
@@ -133,8 +151,8 @@ class _Link:
 
     def deliver_to_errors(self) -> None:
         np.copyto(self.signal_here, self.belief)
-        # f(mu), kept for the pull-back's f' (mu does not move between the two deliveries)
-        self.activation = self.gmap.activation(self.belief)
+        if self.activation is not None:  # f(mu), for both deliveries (mu does not move
+            np.copyto(self.activation, self.gmap.nonlinearity.f(self.belief))  # between them)
         self.gmap.predict(self.belief, out=self.prediction_below, drive=self.drive,
                           rows=self.rows, activation=self.activation)
 
@@ -201,6 +219,8 @@ def build_coupling(
             prediction_below=state_array(errors[index], "prediction", copies),
             weights_change=weights_change,
             sparse=kind == "sparse",
+            activation=(state_array(belief, "activation", copies) if keeps_activation(gmap)
+                        else None),
         )
         for index, (gmap, belief) in enumerate(zip(maps, beliefs, strict=True))
     ]
@@ -244,8 +264,18 @@ def _synaptic_coupling(
                 "the synapses coupling supports g = W f(mu) only (nonlinearity before the "
                 "weights); use coupling = 'dense' for g = f(W mu)"
             )
-        f = f"({gmap.nonlinearity.brian('belief_pre')})"
-        df = f"({gmap.nonlinearity.brian('belief_pre', 1)})"
+        if keeps_activation(gmap):
+            f, df = "activation_pre", "1"
+            objects += [CodeRunner(belief, "stateupdate", code=code, clock=clock,
+                                   when=schedule.SLOT, order=order, name=f"{belief.name}_{what}")
+                        for what, code, order in (
+                            ("activation", ACTIVATION_UPDATE.format(
+                                f=gmap.nonlinearity.brian("belief")), ACTIVATION_ORDER),
+                            ("slope", SLOPE_UPDATE.format(
+                                df=gmap.nonlinearity.brian("belief", 1)), SLOPE_ORDER))]
+        else:
+            f = f"({gmap.nonlinearity.brian('belief_pre')})"
+            df = f"({gmap.nonlinearity.brian('belief_pre', 1)})"
         population = Population("generative_synapses", index + 1, belief.name, gmap)
         model = gather(GENERATIVE_SYNAPSES, {"f": f, "df": df}, pieces(population))
         generative = Synapses(belief, errors[index], model=model, method="euler",
@@ -266,7 +296,8 @@ def _synaptic_coupling(
             model="signal_post = belief_pre : 1 (summed)\nown_error_pre = error_post : 1 (summed)",
             name=f"one_to_one_{belief.name}", clock=clock,
         )
-        one_to_one.connect(j="i")
+        units = np.arange(belief.N)  # arrays, not j = "i": a third of its code generation
+        one_to_one.connect(i=units, j=units)
         # Brian2 updates a summed variable just before its target group (order - 1): the
         # error units' inputs are moved to DELIVER_TO_ERRORS, as the dense coupling delivers
         # them, so that a recorder between (relaxing errors) sees this step's prediction

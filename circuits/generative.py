@@ -137,7 +137,7 @@ class GenerativeMap:
 
         Written into ``out`` if given. ``drive`` is W mu if already known (g = f(W mu)),
         ``transposed`` W' in a faster layout (a CSR copy of sparse weights), ``activation``
-        f(mu) if already known (from the method ``activation``: f' is then taken from it).
+        f(mu) if already known (f' is then taken from it where it can be, ``df_of_f``).
         """
         f = self.nonlinearity
         if self.site == "after" and not f.is_identity:
@@ -146,7 +146,8 @@ class GenerativeMap:
         out = _product(self.weights.T if transposed is None else transposed, error_below, out,
                        rows)
         if self.site == "before" and not f.is_identity:
-            out *= f.df(mu) if activation is None else f.df_of_f(activation)
+            out *= (f.df(mu) if activation is None or f.df_of_f is None
+                    else f.df_of_f(activation))
         return out
 
     @property

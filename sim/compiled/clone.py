@@ -17,6 +17,8 @@ from brian2.core.variables import ArrayVariable
 from brian2.groups.group import CodeRunner
 from brian2.groups.neurongroup import StateUpdater
 
+from circuits.belief import ACTIVATION_VARIABLES
+
 
 def owned_state(group: NeuronGroup) -> list[str]:
     """The names of the state variables ``group`` owns and may change (not ``i``, ``N``, the
@@ -28,8 +30,10 @@ def owned_state(group: NeuronGroup) -> list[str]:
 
 def per_unit_state(group: NeuronGroup) -> list[str]:
     """``owned_state`` without the shared values (constants, switches that trial starts set,
-    ``sim.compiled.trial_starts``): what changes unit by unit while the network runs."""
-    return [name for name in owned_state(group) if not group.variables[name].scalar]
+    ``sim.compiled.trial_starts``) and the belief units' f(mu) (computed from mu at every
+    step, ``circuits.belief``): what changes unit by unit while the network runs."""
+    return [name for name in owned_state(group) if not group.variables[name].scalar
+            and not (name in ACTIVATION_VARIABLES and "belief" in group.variables)]
 
 
 def clone_group(group: NeuronGroup, clock: Clock) -> NeuronGroup:

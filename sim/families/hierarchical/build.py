@@ -13,7 +13,7 @@ from brian2 import NetworkOperation
 
 from circuits import schedule
 from circuits.belief import belief_population
-from circuits.coupling import build_coupling
+from circuits.coupling import build_coupling, keeps_activation
 from circuits.error import error_population
 from circuits.mechanism import BuildContext, Population, Stream, state_array
 from circuits.variables import BELIEF, ENERGY, ERROR, FREE_ENERGY, INPUT, PRECISION
@@ -82,7 +82,8 @@ class HierarchicalSimulation(Simulation):
         self.beliefs = [
             belief_population(level.name, tiled(initial, level.size, copies),
                               model.tau_belief_ms, self.clock, scenario.method,
-                              self.pieces(Population("belief", index, level.name)))
+                              self.pieces(Population("belief", index, level.name)),
+                              keeps_activation(level.generative))
             for index, (level, initial) in enumerate(
                 zip(model.belief_levels, self.initial_beliefs, strict=True), start=1)
         ]

@@ -153,8 +153,9 @@ def stimulus(simulation, context: CompiledContext) -> list:
 def precision_schedule(simulation, context: CompiledContext) -> list:
     """The configured precisions that schedules within trials put in force
     (``Lane.change_precision``), found by running the runtime's own operation step by step
-    after each trial's start, on the runtime arrays filled with NaN before every step (what
-    the step writes shows), and played back at the operation's slot: on the step where the
+    after each trial's start, on the runtime arrays filled with NaN before each step that
+    ends a lane's countdown to its next change (what the step writes shows; the steps before
+    it only count down), and played back at the operation's slot: on the step where the
     runtime writes a unit, ``v = v (1 - f) + value f`` with f = 1 (exact), else f = 0."""
     timeline = context.timeline
     arrays = simulation.lane.configured
@@ -164,6 +165,10 @@ def precision_schedule(simulation, context: CompiledContext) -> list:
             simulation.start([position])
             step = int(timeline.first_steps[position])
             while simulation.scheduled:  # changes left in this trial: one call a step
+                quiet = min(lane.steps_to_change for lane in simulation.scheduled) - 1
+                for _ in range(quiet):  # steps that only count down: they write nothing
+                    simulation._change_precision()
+                step += quiet
                 assert step < timeline.end_step(position), "a change after the trial's end"
                 for values in arrays:
                     values[...] = np.nan
