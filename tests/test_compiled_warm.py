@@ -6,7 +6,10 @@
   ``write_static_arrays``; a file that holds the bytes already is not written again, one that
   differs (a new value, a damaged file) is;
 - make: a warm build of an unchanged program does not start make; a changed source, a changed
-  make command, or a damaged or missing record starts it; the program's results are the same.
+  make command, or a damaged or missing record starts it; the program's results are the same;
+- generated code reused in a process: a network built again generates nothing new; one whose
+  code differs (a constant of its equations, a TimedArray's length) gets its own code, and
+  its results equal the runtime device's.
 """
 
 from __future__ import annotations
@@ -28,11 +31,14 @@ from sim.compiled.device import standalone
 MAKE = "devices.cpp_standalone.make_cmd_unix"
 
 
-def small_network(scale: float = 1.0) -> tuple[Network, StateMonitor]:
-    """Two neurons driven by a TimedArray (a Function whose values are a data file)."""
-    drive = TimedArray(np.array([0.0, 1.0, -1.0, 2.0]) * scale, dt=1 * ms, name="warm_drive")
-    group = NeuronGroup(2, "dv/dt = (drive(t) - v) / tau : 1\ntau : second (constant)",
-                        method="euler", namespace={"drive": drive}, name="warm_group")
+def small_network(scale: float = 1.0, gain: float = 1.0,
+                  drive_values: tuple = (0.0, 1.0, -1.0, 2.0)) -> tuple[Network, StateMonitor]:
+    """Two neurons driven by a TimedArray (a Function whose values are a data file); ``gain``
+    is a constant of the generated code."""
+    drive = TimedArray(np.array(drive_values) * scale, dt=1 * ms, name="warm_drive")
+    group = NeuronGroup(2, "dv/dt = (gain * drive(t) - v) / tau : 1\ntau : second (constant)",
+                        method="euler", namespace={"drive": drive, "gain": gain},
+                        name="warm_group")
     group.v = [0.5 * scale, -0.5]
     group.tau = [5, 10] * ms
     monitor = StateMonitor(group, "v", record=True, name="warm_samples")
@@ -72,11 +78,12 @@ def cache_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("warm-cache")
 
 
-def run_small(cache_root: Path, scale: float = 1.0, inspect=None) -> tuple:
-    """Build and run the small network in ``cache_root/small``; the outcome and recorded v;
+def run_small(cache_root: Path, scale: float = 1.0, inspect=None, key: str = "small",
+              **code) -> tuple:
+    """Build and run the small network in ``cache_root/<key>``; the outcome and recorded v;
     ``inspect(device, program)`` is called after the build, while the device is current."""
-    with standalone("small", cache_root) as program:
-        network, monitor = small_network(scale)
+    with standalone(key, cache_root) as program:
+        network, monitor = small_network(scale, **code)
         outcome = program.run(network, 3 * ms)
         recorded = np.array(monitor.v)
         if inspect is not None:
@@ -149,3 +156,30 @@ def test_make_runs_only_where_a_file_it_reads_changed(cache_root, tmp_path):
         prefs[MAKE] = saved
     run_small(cache_root)  # back to make itself: a new command line, so make runs
     assert json.loads(record.read_text())["command"][0] == saved
+
+
+def runtime_small(**code) -> np.ndarray:
+    """The small network on the runtime device (NumPy target): v recorded."""
+    target = prefs["codegen.target"]
+    prefs["codegen.target"] = "numpy"
+    try:
+        network, monitor = small_network(**code)
+        network.run(3 * ms, namespace={})
+        return np.array(monitor.v)
+    finally:
+        prefs["codegen.target"] = target
+
+
+def test_generated_code_is_reused_only_for_the_same_inputs(cache_root):
+    run_small(cache_root, key="reuse")
+    kept = set(warm._generated)
+    _, again = run_small(cache_root, key="reuse")
+    assert kept and set(warm._generated) == kept  # every code object was found
+    made = json.loads((cache_root / "reuse" / warm.MADE_FILE).read_text())
+    assert not warm.make_needed(cache_root / "reuse", made["command"])  # sources as before
+    assert np.max(np.abs(again - runtime_small())) <= 1e-12
+    for code in ({"gain": 3.0}, {"drive_values": (0.5, -2.0, 1.0, 0.0, 4.0, 1.5)}):
+        before = set(warm._generated)
+        _, v = run_small(cache_root, key="reuse", **code)
+        assert set(warm._generated) - before  # new code generated for what changed
+        assert np.max(np.abs(v - runtime_small(**code))) <= 1e-12

@@ -276,6 +276,7 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
     values_as_data(compiled_device)  # a new value compiles nothing (sim.compiled.values)
     warm.keep_unchanged_data(compiled_device)  # what a warm build repeats (sim.compiled.warm)
     warm.faster_cache_keys()
+    warm.reuse_generated_code()
     program = Program(directory)
     try:
         for name, value in settings.items():

@@ -23,12 +23,29 @@ decide differently:
   ``_hashable`` is replaced by one that gives the same key for every argument (the same
   values, so the same hits and misses), with the common types (str, int, float, bool, None,
   tuple, list, dict) dispatched on their exact type first; half the time.
+- **Generated code reused within a process** (``reuse_generated_code``): a code object's C++
+  (Brian2's ``Device.code_object``: translating its abstract code, rendering its template) is a
+  function of what it is given; where all of that is as in an earlier generation of this
+  process (``generation_key``), the code generated then is taken, with the variables the
+  generation added (functions' dependencies), and Brian2's bookkeeping of the new code object
+  (``CPPStandaloneDevice.code_object``: registering it, marking what it writes) runs as
+  always. A run in a warm process (a bench repeat, a sweep worker's next point) generates
+  nothing a run of its shape generated before.
+
+What ``generation_key`` holds: the code object's name, owner's name and clock step, template
+and class, the abstract code, the indices, the template's keywords, every variable as Brian2's
+own caches identify it (``_state_tuple``: all its attributes but its owner) plus the names of
+its arrays on the device, a constant's value with its type, and for a function the C++ its
+implementation gives for this owner (a TimedArray's: its size and step are in it) with the
+names, types and shapes of the arrays it reads; and every Brian2 preference. Anything Brian2's
+keys cannot take (a type ``_hashable`` refuses) generates as before.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +169,103 @@ def faster_cache_keys() -> None:
     _hashable_fast.same_keys = True
     _hashable_fast.original = original
     caching._hashable = _hashable_fast
+
+
+GENERATED_KEPT = 4000  # code objects' generated code kept per process (~10-50 kB each)
+_generated: OrderedDict = OrderedDict()
+
+
+def reuse_generated_code() -> None:
+    """Make Brian2's ``Device.code_object`` take the code an earlier generation in this process
+    made from the same inputs (``generation_key``), on the ``cpp_standalone`` device only.
+    Done once per process."""
+    from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+    from brian2.devices.device import Device
+
+    generate = Device.code_object
+    if getattr(generate, "reuses", False):
+        return
+
+    def code_object(self, owner, name, abstract_code, variables, template_name,
+                    variable_indices, codeobj_class=None, template_kwds=None,
+                    override_conditional_write=None, compiler_kwds=None):
+        arguments = (owner, name, abstract_code, variables, template_name, variable_indices,
+                     codeobj_class, template_kwds, override_conditional_write, compiler_kwds)
+        if not isinstance(self, CPPStandaloneDevice):
+            return generate(self, *arguments)
+        kind = self.code_object_class(codeobj_class)
+        key = generation_key(self, kind, *arguments)
+        found = None if key is None else _generated.get(key)
+        if found is None:
+            before = set(variables)
+            made = generate(self, *arguments)
+            if key is not None and made.name == key[0]:
+                _generated[key] = (made.code, {name: variables[name]
+                                               for name in set(variables) - before})
+                while len(_generated) > GENERATED_KEPT:
+                    _generated.popitem(last=False)
+            return made
+        _generated.move_to_end(key)
+        code, added = found
+        variables.update(added)
+        made = kind(owner, code, variables, variable_indices, template_name=template_name,
+                    template_source=getattr(kind.templater, template_name).template_source,
+                    name=key[0], compiler_kwds=compiler_kwds or {})
+        made.compile()
+        return made
+
+    code_object.reuses = True
+    Device.code_object = code_object
+
+
+def generation_key(device: Any, kind: Any, owner: Any, name: str, abstract_code: Any,
+                   variables: dict, template_name: str, variable_indices: dict,
+                   codeobj_class: Any, template_kwds: Any, override_conditional_write: Any,
+                   compiler_kwds: Any) -> tuple | None:
+    """Everything ``Device.code_object`` generates the code from (module docstring), as a
+    hashable key whose first item is the code object's name; None where some part cannot be
+    keyed (then the code is generated as always)."""
+    from brian2 import prefs
+    from brian2.core.functions import Function
+    from brian2.core.names import find_name
+    from brian2.core.variables import ArrayVariable, Constant, DynamicArrayVariable
+    from brian2.input.timedarray import TimedArray
+    from brian2.utils import caching
+
+    key = caching._hashable
+
+    def function(value: Any) -> tuple:
+        implementation = value.implementations[kind]
+        namespace = implementation.get_namespace(owner) or {}
+        return (implementation.name, key(implementation.get_code(owner)),
+                tuple(sorted((name, str(getattr(item, "dtype", type(item).__name__)),
+                              getattr(item, "shape", None))
+                             for name, item in namespace.items())),
+                tuple((name, function(dependency)) for name, dependency
+                      in sorted((implementation.dependencies or {}).items())))
+
+    def variable(value: Any) -> tuple:
+        found: tuple = (type(value), key(value))
+        if isinstance(value, ArrayVariable):
+            found += (device.get_array_name(value),)
+            if isinstance(value, DynamicArrayVariable):
+                found += (device.get_array_name(value, access_data=False),)
+        elif isinstance(value, Constant):
+            found += (type(value.value).__name__, repr(value.value))
+        elif isinstance(value, Function):
+            found += (function(value),)
+            if isinstance(value, TimedArray):
+                found += (value.values.shape, str(value.values.dtype))
+        return found
+
+    try:
+        clock = getattr(owner, "clock", None)
+        return (find_name(name), getattr(owner, "name", None),
+                None if clock is None else float(clock.dt_), template_name, kind,
+                key(abstract_code),
+                tuple((name, variable(value)) for name, value in sorted(variables.items())),
+                key(variable_indices), key(template_kwds), key(override_conditional_write),
+                key(compiler_kwds), key(getattr(owner, "_registered_variables", None)),
+                tuple(sorted((name, repr(value)) for name, value in prefs.items())))
+    except Exception:  # whatever cannot be keyed is generated as always
+        return None
