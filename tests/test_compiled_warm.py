@@ -183,3 +183,13 @@ def test_generated_code_is_reused_only_for_the_same_inputs(cache_root):
         _, v = run_small(cache_root, key="reuse", **code)
         assert set(warm._generated) - before  # new code generated for what changed
         assert np.max(np.abs(v - runtime_small(**code))) <= 1e-12
+
+
+def test_a_clocks_text_is_brian2s():
+    from brian2 import Clock, second, usecond
+
+    warm.clock_text_once()
+    clock = Clock(dt=100 * usecond, name="text_clock")
+    for dt in (100 * usecond, 0.5 * ms, 1 * second, 100 * usecond, 0.25 * ms):
+        clock.dt = dt
+        assert repr(clock) == f"Clock(dt={clock.dt!r}, name='text_clock')"

@@ -277,6 +277,7 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
     warm.keep_unchanged_data(compiled_device)  # what a warm build repeats (sim.compiled.warm)
     warm.faster_cache_keys()
     warm.reuse_generated_code()
+    warm.clock_text_once()
     program = Program(directory)
     try:
         for name, value in settings.items():

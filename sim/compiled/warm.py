@@ -32,6 +32,11 @@ decide differently:
   always. A run in a warm process (a bench repeat, a sweep worker's next point) generates
   nothing a run of its shape generated before.
 
+- **A clock's text made once** (``clock_text_once``): every Brian2 object formats its clock for
+  a diagnostic log line when it is made (``Clock.__repr__``: its step in the best unit), ~0.5 ms
+  each, which pcsim's log level then drops; ~85 objects in attention/posner's program. The text
+  depends only on the step and the name, so it is kept by those.
+
 What ``generation_key`` holds: the code object's name, owner's name and clock step, template
 and class, the abstract code, the indices, the template's keywords, every variable as Brian2's
 own caches identify it (``_state_tuple``: all its attributes but its owner) plus the names of
@@ -269,3 +274,24 @@ def generation_key(device: Any, kind: Any, owner: Any, name: str, abstract_code:
                 tuple(sorted((name, repr(value)) for name, value in prefs.items())))
     except Exception:  # whatever cannot be keyed is generated as always
         return None
+
+
+def clock_text_once() -> None:
+    """Make ``Clock.__repr__`` keep its text by the clock's step and name (the same text).
+    Done once per process."""
+    from brian2.core.clocks import Clock
+
+    original = Clock.__repr__
+    if getattr(original, "kept", False):
+        return
+    texts: dict[tuple[float, str], str] = {}
+
+    def __repr__(self: Any) -> str:  # noqa: N807 - Brian2's method, replaced
+        key = (self.dt_, self.name)
+        text = texts.get(key)
+        if text is None:
+            text = texts[key] = original(self)
+        return text
+
+    __repr__.kept = True
+    Clock.__repr__ = __repr__
