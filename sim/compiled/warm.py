@@ -2,9 +2,9 @@
 
 A shape's sources are the same from run to run (every value is a data file,
 ``sim.compiled.values``), so a warm build's work is Brian2's code generation in Python, writing
-the data files, and make finding nothing to do. Three of these repeat work whose result is
-already on disk or in memory; each is cut here without deciding anything Brian2 or make would
-decide differently:
+the data files, and make finding nothing to do. Much of it repeats work whose result is already
+on disk or in memory; each such part is cut here without deciding anything Brian2 or make
+would decide differently:
 
 - **Data files written only where they changed** (``keep_unchanged_data``): Brian2 rewrites
   every file of ``static_arrays/`` at every build (2-7 MB for the bundled scenarios; 0.02-0.3 s
@@ -31,7 +31,6 @@ decide differently:
   (``CPPStandaloneDevice.code_object``: registering it, marking what it writes) runs as
   always. A run in a warm process (a bench repeat, a sweep worker's next point) generates
   nothing a run of its shape generated before.
-
 - **A clock's text made once** (``clock_text_once``): every Brian2 object formats its clock for
   a diagnostic log line when it is made (``Clock.__repr__``: its step in the best unit), ~0.5 ms
   each, which pcsim's log level then drops; ~85 objects in attention/posner's program. The text
