@@ -62,7 +62,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.compiled import launch
+from sim.compiled import launch, warm
 from sim.compiled.shape import default_cache_root
 from sim.errors import DeviceUnsupportedError
 
@@ -193,15 +193,20 @@ class Program:
                              compile=True, run=False, with_output=False)
             finally:
                 prefs.devices.cpp_standalone.make_cmd_unix = make
-            made = launch.run_make(self.directory, [
-                *shlex.split(make), *prefs.devices.cpp_standalone.extra_make_args_unix])
+            command = [*shlex.split(make), *prefs.devices.cpp_standalone.extra_make_args_unix]
+            if warm.make_needed(self.directory, command):  # else make would find nothing to do
+                warm.forget_made(self.directory)
+                made = launch.run_make(self.directory, command)
+                if made.signal_name is not None:
+                    return Outcome(0.0, "interrupted", t_start_s,
+                                   generate_s + time.perf_counter() - start, 0.0, 0,
+                                   signal_name=made.signal_name)
+                if made.returncode != 0:
+                    raise RuntimeError(f"compiling the program in {self.directory} failed "
+                                       f"(make exit {made.returncode}):\n"
+                                       + "\n".join(made.output))
+                warm.made(self.directory, command)
             build_s = generate_s + time.perf_counter() - start
-            if made.signal_name is not None:
-                return Outcome(0.0, "interrupted", t_start_s, build_s, 0.0, 0,
-                               signal_name=made.signal_name)
-            if made.returncode != 0:
-                raise RuntimeError(f"compiling the program in {self.directory} failed (make "
-                                   f"exit {made.returncode}):\n" + "\n".join(made.output))
             compiled = sum(1 for path, mtime in _object_files(self.directory).items()
                            if before.get(path) != mtime)
             self.results_dir.mkdir(exist_ok=True)
@@ -269,6 +274,10 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
     compiled_device = get_device()
     same_ticks_as_runtime(compiled_device)  # the monitors' clocks (sim.compiled.clocks)
     values_as_data(compiled_device)  # a new value compiles nothing (sim.compiled.values)
+    warm.keep_unchanged_data(compiled_device)  # what a warm build repeats (sim.compiled.warm)
+    warm.faster_cache_keys()
+    warm.reuse_generated_code()
+    warm.clock_text_once()
     program = Program(directory)
     try:
         for name, value in settings.items():

@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -76,10 +77,12 @@ IGNORE_SIGINT_AFTER_RUN = "std::signal(SIGINT, SIG_IGN);"
 _PR_SET_PDEATHSIG = 1
 
 
+@functools.cache
 def stop_function():
     """The Brian2 function ``pcsim_stop(hit, check, t)``: C++ only (the standalone device);
     when ``hit`` is non-zero and nothing stopped the run yet, it stops the run at the end of
-    this step and writes ``check`` (an index) and ``t`` to ``STOPPED_BY_FILE``."""
+    this step and writes ``check`` (an index) and ``t`` to ``STOPPED_BY_FILE``. One object per
+    process: the code generated with it can be reused (``sim.compiled.warm``)."""
     from brian2 import check_units, implementation, second
 
     @implementation("cpp", STOP_CPP, headers=['"network.h"', '"objects.h"', "<fstream>"])
@@ -96,21 +99,29 @@ def progress_group(t_start_s: float, duration_s: float, report_every_s: float, c
     ``clock`` (the run's: the group itself is on that clock, since the program's loop steps
     at the finest clock of any object; on Brian2's default 0.1 ms clock it made a 0.5 ms run
     loop five times a step)."""
-    from brian2 import NeuronGroup, check_units, implementation
-
-    @implementation("cpp", PROGRESS_CPP, headers=["<chrono>", "<iostream>"])
-    @check_units(fraction=1, period=1, result=1)
-    def pcsim_progress(fraction, period):
-        raise NotImplementedError("pcsim_progress exists only on the cpp_standalone device")
+    from brian2 import NeuronGroup
 
     group = NeuronGroup(1, "", name="pcsim_progress", clock=clock, namespace={
-        PROGRESS_FUNCTION: pcsim_progress, "pcsim_t_start": t_start_s,
+        PROGRESS_FUNCTION: progress_function(), "pcsim_t_start": t_start_s,
         "pcsim_duration": duration_s, "pcsim_period": report_every_s})
     group.run_regularly(
         f"pcsim_tick = {PROGRESS_FUNCTION}((t / second - pcsim_t_start) / pcsim_duration, "
         "pcsim_period)", dt=PROGRESS_EVERY_STEPS * clock.dt, when="end",
         name="pcsim_progress_tick")
     return group
+
+
+@functools.cache
+def progress_function():
+    """The Brian2 function ``pcsim_progress(fraction, period)`` (C++ only), one per process."""
+    from brian2 import check_units, implementation
+
+    @implementation("cpp", PROGRESS_CPP, headers=["<chrono>", "<iostream>"])
+    @check_units(fraction=1, period=1, result=1)
+    def pcsim_progress(fraction, period):
+        raise NotImplementedError("pcsim_progress exists only on the cpp_standalone device")
+
+    return pcsim_progress
 
 
 def read_stopped_by(results_dir: Path) -> tuple[int, float] | None:

@@ -10,6 +10,11 @@ written (``Simulation.end``). The result file is thus written by the runtime's o
 compiled forms keep outside the populations (learned weights: ``CompiledContext.kept``) is put
 back where pcsim's Python reads it together with the populations' state, at every sample and
 trial end.
+
+The streams' rows of all samples are taken at once where the family can
+(``Simulation.samples_at_once``: F and what the family computes from the recorded state alone),
+before the trials are replayed, in blocks of ``BLOCK_SAMPLES``; each trial then takes its
+slice (learning/variance: one call instead of 1000).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import numpy as np
 
 from sim.compiled.program import Recording, runtime_groups
 from sim.compiled.timeline import Timeline
+
+BLOCK_SAMPLES = 8192  # samples whose rows are computed at once (the arrays F needs per sample)
 
 
 class Replay:
@@ -33,6 +40,7 @@ class Replay:
         self.t = clock.variables["t"].get_value()
         self.sample_steps = timeline.sample_steps[:len(next(iter(
             next(iter(recording.samples.values())).values())))]
+        self.rows: dict[str, np.ndarray] | None = None  # every stream's rows (rows_ahead)
 
     def at_step(self, step: int) -> None:
         """The runtime clock at ``step``, as Brian2's clock would hold it."""
@@ -47,16 +55,38 @@ class Replay:
         for name, put in self.simulation.compiled_kept.items():
             put({var: values[row] for var, values in source[name].items()})
 
+    def block(self, first: int, last: int) -> dict[str, dict[str, np.ndarray]]:
+        return {name: {var: values[first:last] for var, values in variables.items()}
+                for name, variables in self.recording.samples.items()}
+
+    def rows_ahead(self, count: int) -> dict[str, np.ndarray] | None:
+        """Every stream's rows for samples 0 to ``count`` at once, in blocks
+        (``Simulation.samples_at_once``: what it computes depends on the recorded state
+        alone); None where some stream needs the samples one by one."""
+        parts = []
+        for first in range(0, count, BLOCK_SAMPLES):
+            last = min(count, first + BLOCK_SAMPLES)
+            rows = self.simulation.samples_at_once(
+                self.block(first, last), self.timeline.time(self.sample_steps[first:last]))
+            if rows is None:
+                return None
+            parts.append(rows)
+        if not parts:
+            return None
+        return {path: np.concatenate([np.asarray(rows[path]) for rows in parts])
+                for path in parts[0]}
+
     def samples(self, first: int, last: int) -> None:
-        """Samples ``first`` to ``last`` (one trial's): at once where the streams allow
-        (``Simulation.samples_at_once``), else one by one through ``Simulation.sample``."""
+        """Samples ``first`` to ``last`` (one trial's): their slice of the rows taken ahead
+        (``rows_ahead``), or at once where the streams allow (``Simulation.samples_at_once``),
+        else one by one through ``Simulation.sample``."""
         if last <= first:
             return
         simulation = self.simulation
-        block = {name: {var: values[first:last] for var, values in variables.items()}
-                 for name, variables in self.recording.samples.items()}
         times = self.timeline.time(self.sample_steps[first:last])
-        rows = simulation.samples_at_once(block, times)
+        rows = ({path: values[first:last] for path, values in self.rows.items()}
+                if self.rows is not None
+                else simulation.samples_at_once(self.block(first, last), times))
         if rows is None:
             for sample in range(first, last):
                 self.restore(self.recording.samples, sample)
@@ -86,6 +116,7 @@ class Replay:
         until = timeline.total_steps if until is None else until
         readouts = [(readout, simulation.scenario.readouts.get(readout.name))
                     for readout in simulation.readouts if simulation.stepping.get(readout.name)]
+        self.rows = self.rows_ahead(int(np.searchsorted(self.sample_steps, until)))
         sample = 0
         for position in range(timeline.trials):
             first, end = int(timeline.first_steps[position]), timeline.end_step(position)

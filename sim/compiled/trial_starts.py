@@ -174,18 +174,16 @@ def probe(simulation, groups: list[NeuronGroup]) -> TrialStarts:
     with starts_undone(simulation, arrays.values()) as kept_python:
         for background in backgrounds:
             simulation.resume(kept_python)  # each pass from the run's first trial on
-            found = {key: (np.zeros((trials, len(values))), np.zeros((trials, len(values))))
+            after = {key: np.empty((trials, len(values)))
                      for key, values in arrays.items()}
-            for position in range(trials):
+            for position in range(trials):  # the per-trial work: fill, start, copy out
                 for key, values in arrays.items():
                     values[...] = background[key]
                 simulation.start([position])
                 for key, values in arrays.items():
-                    sentinel = background[key]
-                    changed = ~np.isnan(values) if np.isnan(sentinel).all() else values != sentinel
-                    found[key][0][position][changed] = values[changed]
-                    found[key][1][position][changed] = 1.0
-            seen.append(found)
+                    after[key][position] = values
+            seen.append({key: written_by_starts(after[key], background[key])
+                         for key in arrays})
     starts = TrialStarts()
     for key in arrays:
         (values, mask), *others = (passed[key] for passed in seen)
@@ -205,6 +203,13 @@ def probe(simulation, groups: list[NeuronGroup]) -> TrialStarts:
             starts.copied.append(copied(key, copies, [other for other, _ in others],
                                         backgrounds[1:]))
     return starts
+
+
+def written_by_starts(after: np.ndarray, sentinels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the starts wrote into one array (``after``: trials x N, as each trial's start left
+    it over ``sentinels``): the values written (0 elsewhere), and 1.0 where written."""
+    changed = ~np.isnan(after) if np.isnan(sentinels).all() else after != sentinels
+    return np.where(changed, after, 0.0), changed.astype(float)
 
 
 def copied(key: tuple[str, str], copies: np.ndarray, passes: list[np.ndarray],

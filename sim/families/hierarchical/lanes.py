@@ -29,6 +29,24 @@ def tiled(values: Any, size: int, copies: int) -> Any:
     return values if copies == 1 else np.tile(np.broadcast_to(values, (size,)), copies)
 
 
+class LazyGenerator:
+    """``numpy.random.default_rng(seed)``, made when first drawn from: making one costs
+    30-80 us, and most trial starts draw nothing from their stimulus's stream, while those
+    that the compiled device runs ahead of the program (``sim.compiled.trial_starts``) draw
+    no noise either. Its draws are the generator's own."""
+
+    def __init__(self, seed: list[int]) -> None:
+        self.seed = seed
+        self.generator: np.random.Generator | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("seed", "generator"):  # copies, pickles
+            raise AttributeError(name)
+        if self.generator is None:
+            self.generator = np.random.default_rng(self.seed)
+        return getattr(self.generator, name)
+
+
 class Lane:
     """Copy ``copy``'s arrays (``sensory``, ``beliefs``, ``errors``, ``precisions``,
     ``configured``, ``prior_mean``: the one in force) and its trial's running state."""
@@ -90,8 +108,8 @@ class Lane:
         drawn from the stream ``[seed, 6, trial]`` (``Stimulus.for_trial``); its noise stream
         ``[seed, 2, trial]``."""
         self.stimulus = self.trial.settings.stimulus.for_trial(
-            np.random.default_rng([self.scenario.seed, DRAWN_STREAM, self.trial.index]))
-        self.noise = np.random.default_rng([self.scenario.seed, 2, self.trial.index])
+            LazyGenerator([self.scenario.seed, DRAWN_STREAM, self.trial.index]))
+        self.noise = LazyGenerator([self.scenario.seed, 2, self.trial.index])
 
     def change_precision(self) -> bool:
         """At a scheduled time the trial's configured precisions in force change, in place:
