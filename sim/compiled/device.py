@@ -274,10 +274,7 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
     compiled_device = get_device()
     same_ticks_as_runtime(compiled_device)  # the monitors' clocks (sim.compiled.clocks)
     values_as_data(compiled_device)  # a new value compiles nothing (sim.compiled.values)
-    warm.keep_unchanged_data(compiled_device)  # what a warm build repeats (sim.compiled.warm)
-    warm.faster_cache_keys()
-    warm.reuse_generated_code()
-    warm.clock_text_once()
+    warm.skip_repeated_work(compiled_device)  # what a warm build repeats (sim.compiled.warm)
     program = Program(directory)
     try:
         for name, value in settings.items():
