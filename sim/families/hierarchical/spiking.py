@@ -137,8 +137,8 @@ def memory_parts(scenario: Any) -> list[MemoryPart]:
     if model.spiking.record_spikes:
         spikes = spike_count(scenario)
         parts.append(MemoryPart(f"up to {spikes:.3g} recorded spikes (every neuron at "
-                                "max_rate_hz)", SPIKE_BYTES * spikes,
-                                "model.spiking.record_spikes"))
+                                "max_rate_hz; record_spikes = false records none)",
+                                SPIKE_BYTES * spikes, key))
     return parts
 
 
