@@ -41,6 +41,9 @@ def spiking_run(tmp_path_factory):
     ("perception/single_cause", ["model.spiking.neurons_per_unit=2000",
                                  "protocol.trials.0.duration_ms=200000"],
      "model.spiking.neurons_per_unit", "recorded spikes"),
+    ("perception/single_cause", ["record.checkpoint_every=1"], "record.checkpoint_every",
+     "cannot resume yet"),
+    ("perception/single_cause", ["protocol.batch=2"], "protocol.batch", "one copy"),
     ("learning/prior", [], "model.neurons", "do not support the mechanism 'prior_learning'"),
     ("perception/creak", [], "model.neurons", "the discrete family has no spiking form"),
 ])

@@ -74,8 +74,8 @@ def check_model(fields: Fields, model: Any) -> None:
 
 
 def check_scenario(scenario: Any, source: Any) -> None:
-    """What needs the whole scenario: the step against the neurons' highest rate, batched
-    trials, the compiled device."""
+    """What needs the whole scenario: the step against the neurons' highest rate,
+    checkpoints, the compiled device (batched trials: ``sim.batch``)."""
     model = scenario.model
     settings: SpikingSettings | None = getattr(model, "spiking", None)
     if settings is None:
@@ -86,6 +86,9 @@ def check_scenario(scenario: Any, source: Any) -> None:
                            f"{settings.max_rate_hz:g} Hz at dt_ms = {scenario.dt_ms:g} fires in "
                            f"more than {MAX_SPIKE_PROBABILITY:g} of the steps; expected at most "
                            f"{most:g} Hz (or a smaller dt_ms)")
+    if scenario.record.checkpoint_every:
+        raise source.error("record.checkpoint_every", "a spiking run keeps its spikes until it "
+                                                      "ends and cannot resume yet; expected 0")
     if scenario.numerics.device == "standalone":
         raise source.error("numerics.device", "spiking neurons have no compiled form yet; "
                                               "expected device = \"runtime\" (or \"auto\")")

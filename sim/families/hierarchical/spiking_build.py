@@ -11,8 +11,6 @@ trial's end.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from brian2 import SpikeMonitor, seed
 
@@ -72,9 +70,3 @@ class SpikingSimulation(HierarchicalSimulation):
             self.spike_writer.append([(monitor.i[:], monitor.t_[:]) for monitor in
                                       self.monitors])
         super().end_trial(trial)
-
-    def family_checkpoint(self) -> dict[str, Any]:
-        return {"samples": self.samples}
-
-    def family_resume(self, kept: dict[str, Any]) -> None:
-        self.samples = kept["samples"]
