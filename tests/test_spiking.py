@@ -119,3 +119,21 @@ def test_decoded_quantities_keep_the_rate_models_names(spiking_run):
     assert np.isfinite(spiking_run.trials["final_free_energy"]).all()
     assert spiking_run.parameters["model"]["neurons"] == "spiking"
     assert spiking_run.parameters["model"]["spiking"]["neurons_per_unit"] == N
+
+
+def test_pcsim_plot_draws_every_spike_of_the_shown_units(spiking_run, tmp_path):
+    """The figure's rasters hold one mark per spike of each population shown (single_cause has
+    one unit per level, all of whose neurons are shown), and ``pcsim plot`` writes it."""
+    import matplotlib.pyplot as plt
+
+    from sim.report.figures import draw
+
+    figure = draw(spiking_run)
+    marks = {collection.get_label(): len(collection.get_offsets())
+             for axis in figure.axes for collection in axis.collections}
+    plt.close(figure)
+    spikes = spiking_run.spikes()
+    for population in ("belief_positive", "belief_negative"):
+        assert marks[population] == spikes[f"food_size/{population}"].count()
+    assert main(["plot", str(spiking_run.path), "-o", str(tmp_path / "f.png")]) == 0
+    assert (tmp_path / "f.png").stat().st_size > 0

@@ -63,7 +63,8 @@ def _raster(axis: plt.Axes, level: str, populations: dict) -> None:
         per_unit = int(trains.attrs["neurons_per_unit"])
         units = min(RASTER_UNITS, int(trains.attrs["unit_count"]))
         shown = trains.neuron < units * per_unit
-        axis.scatter(trains.time[shown] * 1e3, row + trains.neuron[shown], s=0.5, marker="|",
+        axis.scatter(trains.time[shown] * 1e3, row + trains.neuron[shown], s=3, marker="|",
+                     linewidths=0.5,
                      color=COLOURS[population], label=population, rasterized=True)
         row += units * per_unit
     axis.set_ylabel(f"{level}\nneuron")
