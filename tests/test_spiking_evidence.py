@@ -5,10 +5,10 @@ posterior mode 1.5675.
 The scenario's own time constants (1 ms) are far below a synaptic filter, so both models run
 with tau_belief = 200 ms, tau_error = 5 ms (the fixed point, the posterior mode, does not
 depend on them) at dt = 0.25 ms, for 1.2 s, at N = 50, 200 and 800 neurons per unit and three
-seeds of the neurons' randomness (the stimulus has no noise): 9 runs, ~25-40 s on two loaded
-cores. Measured when written: means over seeds of the last 20% 1.559 (N = 200) and 1.574
-(N = 800) against the rate model's 1.5675; the fluctuation's std 0.33, 0.15, 0.076, slope of
-log std against log N -0.53 +- 0.02 (predicted -1/2, ``circuits.spiking``).
+seeds of the neurons' randomness (the stimulus has no noise): 9 runs, 84 s on two cores at a
+load of 9 (most of it waiting). Measured when written: the fluctuation's std 0.290, 0.143,
+0.080 at N = 50, 200, 800, slope of log std against log N -0.465 +- 0.028 (predicted -1/2,
+``circuits.spiking``; 2 s runs gave -0.53 +- 0.02); the tests print the means.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def test_decoded_belief_settles_on_the_rate_models(rate, beliefs, n):
     tolerance = max(0.05, 0.1 * abs(final - rate_belief[0]))
     traces = beliefs[n]
     tail = traces[:, int(0.8 * traces.shape[1]):].mean(axis=1)
+    print(f"N = {n}: last 20% {np.round(tail, 4)}, mean {tail.mean():.4f}; rate model "
+          f"{final:.4f}, tolerance {tolerance:.3f}")
     assert tail.mean() == pytest.approx(final, abs=tolerance), (tail, final, tolerance)
     mode = float(np.ravel(rate.trials["reference_mode/food_size"])[0])
     assert tail.mean() == pytest.approx(mode, abs=tolerance)
