@@ -137,3 +137,18 @@ def test_pcsim_plot_draws_every_spike_of_the_shown_units(spiking_run, tmp_path):
         assert marks[population] == spikes[f"food_size/{population}"].count()
     assert main(["plot", str(spiking_run.path), "-o", str(tmp_path / "f.png")]) == 0
     assert (tmp_path / "f.png").stat().st_size > 0
+
+
+def test_auto_runs_a_long_spiking_scenario_on_the_runtime_device():
+    """``auto`` compiles a rate model of 20,000 steps or more (posner, single_cause at 40,000
+    steps); the same scenario with spiking neurons stays on the runtime device."""
+    from sim.compiled.choice import choose
+    from sim.scenario import load_scenario
+
+    long = {"numerics.device": "auto", "dt_ms": 0.25, "record.every_ms": 1.0,
+            "protocol.trials.0.duration_ms": 10000.0}
+    if choose(load_scenario("perception/single_cause", overrides=long), False) != "standalone":
+        pytest.skip("no C++ compiler: auto compiles nothing here")
+    spiking = load_scenario("perception/single_cause",
+                            overrides={**long, "model.neurons": "spiking"})
+    assert choose(spiking, False) == "runtime"
