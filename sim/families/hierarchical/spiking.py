@@ -19,9 +19,13 @@ NEURONS = ("rate", "spiking")
 MAX_NEURONS_PER_UNIT = 100_000
 MAX_FAN_IN = 10_000
 MAX_SPIKE_PROBABILITY = 0.5  # a Poisson neuron fires at most once a step: rate * dt well below 1
-SPIKE_BYTES = 12  # a recorded spike: float64 time + uint32 neuron
-SYNAPSE_BYTES = 60  # Brian2's runtime storage per synapse (indices, weight, bookkeeping)
-NEURON_BYTES = 120  # per neuron: its state variables, rate and Brian2's spike arrays
+# bytes, for the memory preflight: a recorded spike is a float64 time and an int32 index in
+# Brian2's monitor, then the same in the file's datasets; a synapse's and a neuron's storage
+# in Brian2's runtime device are estimates (its index arrays, weight and bookkeeping; state
+# variables and spike arrays), not measured yet
+SPIKE_BYTES = 12
+SYNAPSE_BYTES = 60
+NEURON_BYTES = 120
 
 
 def parse_neurons(fields: Fields, model_name: str = "hierarchical") -> tuple[str, Any]:
