@@ -49,9 +49,11 @@ ERROR_RELAXING = "dx/dt = (precision * (signal - prediction) - x) / tau_error : 
                  "tau_error : second (shared, constant)\n"
 ERROR_INSTANTANEOUS = "x = precision * (signal - prediction) : 1\n"
 BELIEF = """
-x = s_self + tau_synapse / tau_belief * (fprime * s_up - s_own) : 1
+x = s_self + tau_recurrent / tau_belief * (fprime * s_up - s_own) : 1
 fprime = {fprime} : 1
 tau_belief : second (shared, constant)
+tau_recurrent : second (shared, constant)
+ds_self/dt = -s_self / tau_recurrent : 1
 """
 ACTIVATION = "x = {f} : 1\n"
 DECODER = """
@@ -120,9 +122,11 @@ class Builder:
         self.rng = np.random.default_rng([settings.seed, 25])
         self.scale = 1.0 / (settings.rate_per_unit_hz * settings.tau_synapse_ms * 1e-3)
 
-    def connect(self, source: Pool, target: Pool, variable: str, values: np.ndarray) -> None:
+    def connect(self, source: Pool, target: Pool, variable: str, values: np.ndarray,
+                tau_ms: float | None = None) -> None:
         """``values`` (target units x source units) from ``source`` into ``target``'s
-        synaptic variable ``variable`` (fixed fan-in, ``wiring.fan_in``)."""
+        synaptic variable ``variable`` (fixed fan-in, ``wiring.fan_in``), which decays with
+        ``tau_ms`` (default tau_s)."""
         n = self.settings.neurons_per_unit
         pre, post, carried = fan_in(values, n, pool_units(target.units, n),
                                     self.settings.fan_in, self.rng)
@@ -130,7 +134,8 @@ class Builder:
                             on_pre=f"{variable}_post += w", clock=self.clock,
                             name=f"{source.group.name}_to_{target.group.name}_{variable}")
         synapses.connect(i=pre, j=post)
-        synapses.w = carried * self.scale
+        synapses.w = carried * self.scale * self.settings.tau_synapse_ms / (
+            tau_ms or self.settings.tau_synapse_ms)
         self.net.objects.append(synapses)
         self.net.synapse_count += len(pre)
 
@@ -201,8 +206,9 @@ def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs:
         initial = initial_beliefs[index - 1]
         belief = build.pool("belief", level.name, level.size,
                             BELIEF.format(fprime=f.brian("s_self", 1) if not f.is_identity
-                                          else "1") + synaptic("s_self", "s_up", "s_own"))
+                                          else "1") + synaptic("s_up", "s_own"))
         belief.group.tau_belief = tau_belief_ms * ms
+        belief.group.tau_recurrent = settings.recurrent_ms() * ms
         belief.group.s_self = np.tile(np.repeat(initial, n), 2)
         belief_pools.append(belief)
         decoder = _decoder(settings, f"belief_{level.name}", "belief", level.size, "", clock,
@@ -221,7 +227,7 @@ def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs:
             continue
         weights = dense(level.generative.weights)
         belief, below = belief_pools[index], error_pools[index - 1]
-        build.connect(belief, belief, "s_self", identity[index])
+        build.connect(belief, belief, "s_self", identity[index], settings.recurrent_ms())
         build.connect(error_pools[index], belief, "s_own", identity[index])
         build.connect(below, belief, "s_up", weights.T)
         build.connect(belief, error_pools[index], "s_signal", identity[index])

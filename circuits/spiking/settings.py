@@ -15,7 +15,8 @@ class SpikingSettings:
     filter; ``baseline_rate_hz`` r_0, ``max_rate_hz`` r_max, ``rate_per_unit_hz`` g (the rate a
     represented value of 1 adds); ``fan_in`` K, synapses a neuron takes from each pool of each
     unit it listens to; ``seed`` the neurons' randomness (spikes and wiring), apart from the
-    stimulus's noise; ``record_spikes`` whether every spike is stored (``/spikes``)."""
+    stimulus's noise; ``record_spikes`` whether every spike is stored (``/spikes``);
+    ``tau_recurrent_ms`` the belief integrator's own recurrent filter (None: tau_s)."""
 
     neurons_per_unit: int = 50
     neuron_model: str = "poisson"
@@ -26,6 +27,11 @@ class SpikingSettings:
     fan_in: int = 20
     seed: int = 0
     record_spikes: bool = True
+    tau_recurrent_ms: float | None = None
+
+    def recurrent_ms(self) -> float:
+        """The belief integrator's recurrent filter (default tau_s)."""
+        return self.tau_recurrent_ms or self.tau_synapse_ms
 
     def describe(self) -> dict:
         return asdict(self)

@@ -26,7 +26,8 @@ def population_attrs(role: str, level: str, units: int, settings: Any) -> dict[s
     """What the writer needs to split and label one pool group (both signs)."""
     return {"role": role, "level": level, "unit_count": units,
             "neurons_per_unit": settings.neurons_per_unit, "neuron_model": settings.neuron_model,
-            **{f"spiking_{key}": value for key, value in settings.describe().items()}}
+            **{f"spiking_{key}": value for key, value in settings.describe().items()
+               if value is not None}}
 
 
 def _dataset(group: h5py.Group, name: str, dtype: Any) -> h5py.Dataset:

@@ -50,6 +50,8 @@ def parse_neurons(fields: Fields, model_name: str = "hierarchical") -> tuple[str
                             integer=True),
         seed=table.number("seed", default=defaults.seed, minimum=0, integer=True),
         record_spikes=table.flag("record_spikes", default=defaults.record_spikes),
+        tau_recurrent_ms=table.number("tau_recurrent_ms", default=None, positive=True,
+                                      maximum=1e5),
     )
     if settings.max_rate_hz <= settings.baseline_rate_hz:
         raise table.error("max_rate_hz", f"{settings.max_rate_hz:g} Hz is not above "
