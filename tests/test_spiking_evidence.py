@@ -1,14 +1,15 @@
 """Evidence that the spiking realisation computes what the rate model computes (issue 25,
-point 3), on perception/hierarchy (shrunk, last test: ~30 s) and perception/single_cause: u = 2 observed through g(v) = v^2, prior N(3, 1), exact
-posterior mode 1.5675.
+point 3): perception/single_cause (u = 2 observed through g(v) = v^2, prior N(3, 1), exact
+posterior mode 1.5675) and perception/hierarchy shrunk to 16-8-4 (the last test).
 
 The scenario's own time constants (1 ms) are far below a synaptic filter, so both models run
 with tau_belief = 200 ms, tau_error = 5 ms (the fixed point, the posterior mode, does not
 depend on them) at dt = 0.25 ms, for 1.2 s, at N = 50, 200 and 800 neurons per unit and three
-seeds of the neurons' randomness (the stimulus has no noise): 9 runs, 84 s on two cores at a
-load of 9 (most of it waiting). Measured when written: the fluctuation's std 0.290, 0.143,
-0.080 at N = 50, 200, 800, slope of log std against log N -0.465 +- 0.028 (predicted -1/2,
-``circuits.spiking``; 2 s runs gave -0.53 +- 0.02); the tests print the means.
+seeds of the neurons' randomness (the stimulus has no noise): 9 runs, 6 s on two idle cores
+(84 s at a load of 9). Measured when written: the fluctuation's std 0.290, 0.143, 0.080 at
+N = 50, 200, 800, slope of log std against log N -0.465 +- 0.028 (predicted -1/2,
+``circuits.spiking``; 2 s runs gave -0.53 +- 0.02); the tests print the means. The hierarchy
+test takes ~30 s (three runs of 12,000 steps, ~4 million synapses).
 """
 
 from __future__ import annotations
