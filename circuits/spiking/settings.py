@@ -4,6 +4,7 @@ values (no Brian2: the scenario side reads them)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 NEURON_MODELS = ("poisson",)
 
@@ -39,3 +40,13 @@ class SpikingSettings:
     def fan_in_used(self) -> int:
         """K as wired: at most N (a pool of N neurons has N to give)."""
         return min(self.fan_in, self.neurons_per_unit)
+
+
+def rate_variable(role: str, sign: str) -> Any:
+    """The declaration of a population's recorded rate (``circuits.variables``): Hz, drawn by
+    the spiking figure, not beside the level's beliefs."""
+    from circuits.variables import Variable
+
+    return Variable(f"rate_{role}_{sign}", f"r_{role[0]}{'+' if sign == 'positive' else '-'}",
+                    f"{role} neurons' rate ({sign})", "error" if role == "error" else "state",
+                    units="Hz", plot="none")

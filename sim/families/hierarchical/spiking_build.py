@@ -17,6 +17,7 @@ from brian2 import SpikeMonitor, seed
 from circuits.coupling import Coupling
 from circuits.mechanism import Stream
 from circuits.spiking.network import build_spiking, start_values
+from circuits.spiking.settings import rate_variable
 from sim.families.hierarchical.build import HierarchicalSimulation
 from sim.io.spikes import SpikeWriter, population_attrs
 from sim.scenario import Trial
@@ -54,7 +55,8 @@ class SpikingSimulation(HierarchicalSimulation):
                     values = decoder.variables[f"rate_{sign}"].get_value()
                     found.append(Stream(f"levels/{level}/rate_{role}_{sign}", len(values),
                                         lambda values=values: values, units="Hz",
-                                        variable=role, state=(decoder.name, f"rate_{sign}")))
+                                        variable=role, state=(decoder.name, f"rate_{sign}"),
+                                        declares=rate_variable(role, sign)))
         return found
 
     def start_lanes(self, trials: list[Trial]) -> None:
