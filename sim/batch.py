@@ -53,6 +53,8 @@ def refusal(scenario: Any) -> str | None:
             return (f"[model.{mechanism.section}] switches on {name}, which changes the "
                     "network while it runs, so trials are not independent; expected batch = 1, "
                     f"or {name} off")
+    if getattr(scenario.model, "neurons", "rate") == "spiking":
+        return "spiking neurons run one copy of the network; expected batch = 1"
     if scenario.model.coupling == "synapses":
         return ("model.coupling = 'synapses' runs one copy of the network; expected batch = 1, "
                 "or coupling 'dense', 'sparse' or 'auto'")

@@ -358,6 +358,8 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
         headlines=headlines,
     )
     batch.check(scenario, source)
+    if hasattr(kind, "check"):  # a family's checks of the whole scenario
+        kind.check(scenario, source)
     return scenario
 
 

@@ -25,6 +25,8 @@ def refusal(scenario: Any, resuming: bool, megabytes: float) -> str | None:
         return "batched trials (protocol.batch > 1) run on the runtime device"
     if scenario.kind.name != "hierarchical":
         return f"the {scenario.kind.name} family has no compiled form yet"
+    if getattr(scenario.model, "neurons", "rate") == "spiking":
+        return "spiking neurons have no compiled form yet"
     if not compiler():
         return "no C++ compiler found (g++, c++ or $CXX)"
     if megabytes > TABLES_LIMIT_MB:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from sim.errors import MissingDatasetError, ResultError
 from sim.io.lazy import LazyArray
@@ -197,6 +198,22 @@ class Result:
         row in ``trials``) and each parameter by path (``levels/<name>/weights``: snapshots x
         its shape), read when asked; empty when the run took none."""
         return self._under("snapshots/")
+    @property
+    def neurons(self) -> str:
+        """``rate`` or ``spiking`` (``[model] neurons``; files before it: ``rate``)."""
+        return str(self.attrs.get("neurons", "rate"))
+
+    def spikes(self) -> dict[str, Any]:
+        """Every spiking population's spikes by ``<level>/<population>`` (e.g.
+        ``features/error_positive``): ``SpikeTrains`` with ``time`` (s), ``neuron`` and
+        ``unit`` arrays and the group's attributes, read now; empty for a rate result."""
+        from sim.io.spikes import SpikeTrains, population_paths
+
+        return {path: SpikeTrains(np.asarray(self[f"spikes/{path}/time"][:]),
+                                  np.asarray(self[f"spikes/{path}/neuron"][:]),
+                                  self.group_attrs[f"spikes/{path}"])
+                for path in population_paths(self.group_attrs)}
+
     def trials_frame(self) -> Any:
         """The per-trial table as a pandas DataFrame, one row per trial (needs pandas).
 

@@ -176,6 +176,9 @@ def parse_factors(fields: Fields) -> tuple[list[Factor], int]:
 
 
 def parse_model(fields: Fields, seed: int) -> DiscreteModel:
+    if fields.text("neurons", default="rate") != "rate":  # issue 25: hierarchical only, so far
+        raise fields.error("neurons", "the discrete family has no spiking form yet; expected "
+                                      "neurons = \"rate\"")
     tau = fields.number("tau_belief_ms", default=10.0, positive=True)
     factors, limit = parse_factors(fields)
     modalities: list[Modality] = []

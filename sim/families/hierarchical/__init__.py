@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sim.families.hierarchical.memory import memory_parts
 from sim.families.hierarchical.parse import describe_model, parse_model, parse_trial
+from sim.families.hierarchical.spiking import check_scenario
 from sim.families.hierarchical.stability import analyse_hierarchical
 
 if TYPE_CHECKING:  # the build side imports Brian2: only when a run builds
@@ -27,9 +28,14 @@ class HierarchicalKind:
     describe = staticmethod(describe_model)
     memory = staticmethod(memory_parts)  # sim.memory
     stability = staticmethod(analyse_hierarchical)  # sim.stability.preflight
+    check = staticmethod(check_scenario)  # sim.scenario: what needs the whole scenario
 
     def build(self, scenario: Scenario, writer: ResultWriter,
               readouts_off: dict[str, str] | None = None) -> HierarchicalSimulation:
+        if scenario.model.neurons == "spiking":
+            from sim.families.hierarchical.spiking_build import SpikingSimulation
+
+            return SpikingSimulation(scenario, writer, readouts_off)
         from sim.families.hierarchical.build import HierarchicalSimulation
 
         return HierarchicalSimulation(scenario, writer, readouts_off)

@@ -79,25 +79,7 @@ class HierarchicalSimulation(Simulation):
         self.model = model
         copies = self.copies
         self.initial_beliefs = model.top_down_beliefs()
-        self.beliefs = [
-            belief_population(level.name, tiled(initial, level.size, copies),
-                              model.tau_belief_ms, self.clock, scenario.method,
-                              self.pieces(Population("belief", index, level.name)),
-                              keeps_activation(level.generative))
-            for index, (level, initial) in enumerate(
-                zip(model.belief_levels, self.initial_beliefs, strict=True), start=1)
-        ]
-        self.errors = [
-            error_population(level.name, tiled(level.precision, level.size, copies),
-                             model.errors, model.tau_error_ms, self.clock, scenario.method,
-                             self.pieces(Population("error", index, level.name,
-                                                    top=index == len(model.levels) - 1)))
-            for index, level in enumerate(model.levels)
-        ]
-        self.errors[-1].prediction = tiled(model.prior_mean, model.levels[-1].size, copies)
-        self.coupling = build_coupling(
-            model.coupling, [level.generative for level in model.belief_levels], self.beliefs,
-            self.errors, self.clock, self.changed_at_run_time("weights"), self.pieces, copies)
+        self.build_network()
         mechanism_objects = self.build_mechanisms(BuildContext(
             scenario, model, self.clock, self.beliefs, self.errors, self.coupling))
         self.inputs = Inputs(state_array(self.errors[0], "signal").reshape(copies, -1),
@@ -136,6 +118,30 @@ class HierarchicalSimulation(Simulation):
         self.samples = 0
         self._describe_levels()
         self.record([*self.streams(), *self.mechanism_streams()])
+
+    def build_network(self) -> None:
+        """The populations the lanes, F and the streams read (``beliefs``, ``errors``) and
+        their ``coupling``: the rate model's units here (``spiking_build`` replaces them)."""
+        scenario, model, copies = self.scenario, self.model, self.copies
+        self.beliefs = [
+            belief_population(level.name, tiled(initial, level.size, copies),
+                              model.tau_belief_ms, self.clock, scenario.method,
+                              self.pieces(Population("belief", index, level.name)),
+                              keeps_activation(level.generative))
+            for index, (level, initial) in enumerate(
+                zip(model.belief_levels, self.initial_beliefs, strict=True), start=1)
+        ]
+        self.errors = [
+            error_population(level.name, tiled(level.precision, level.size, copies),
+                             model.errors, model.tau_error_ms, self.clock, scenario.method,
+                             self.pieces(Population("error", index, level.name,
+                                                    top=index == len(model.levels) - 1)))
+            for index, level in enumerate(model.levels)
+        ]
+        self.errors[-1].prediction = tiled(model.prior_mean, model.levels[-1].size, copies)
+        self.coupling = build_coupling(
+            model.coupling, [level.generative for level in model.belief_levels], self.beliefs,
+            self.errors, self.clock, self.changed_at_run_time("weights"), self.pieces, copies)
 
     @property
     def sensory(self) -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import Any
 import scipy.sparse
 
 from circuits.mechanism import MemoryPart
+from sim.families.hierarchical import spiking
 from sim.memory import NUMBER_BYTES, STATE_NUMBERS, TRIAL_NUMBERS, UNIT_NUMBERS, recording_buffer
 
 WEIGHT_COPIES = 6  # copies of each weight matrix (measured)
@@ -59,4 +60,4 @@ def memory_parts(scenario: Any) -> list[MemoryPart]:
     table = TRIAL_NUMBERS * len(scenario.trials) * units * NUMBER_BYTES
     parts.append(MemoryPart(f"the trial table ({len(scenario.trials)} trials of {units} units)",
                             table, "protocol.trials", checkpointed=table))
-    return parts
+    return parts + spiking.memory_parts(scenario)

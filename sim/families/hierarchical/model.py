@@ -92,7 +92,8 @@ class InForce:
 @dataclass
 class HierarchicalModel:
     """``mechanisms``: the settings of the mechanisms the scenario switched on, by name
-    (``sim.registry``)."""
+    (``sim.registry``). ``neurons``: ``rate`` units, or ``spiking`` populations with the
+    ``spiking`` settings (``circuits.spiking``)."""
 
     levels: list[Level]
     prior_mean: np.ndarray
@@ -101,6 +102,8 @@ class HierarchicalModel:
     tau_error_ms: float = 2.0
     coupling: CouplingKind = "auto"
     mechanisms: dict[str, Any] = field(default_factory=dict)
+    neurons: Literal["rate", "spiking"] = "rate"
+    spiking: Any = None  # circuits.spiking.settings.SpikingSettings where neurons = "spiking"
 
     def in_force(self, settings: TrialSettings | None, t_ms: float = 0.0) -> InForce:
         """The one answer to "which configured values hold in this trial at ``t_ms`` from its

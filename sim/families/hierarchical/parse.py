@@ -10,6 +10,8 @@ from circuits.nonlinearity import NAMED, NonlinearityError, parse_nonlinearity
 from circuits.variables import check_level_units
 from sim import registry
 from sim.families.hierarchical.model import HierarchicalModel, Level, TrialSettings
+from sim.families.hierarchical.spiking import check_model, parse_neurons
+from sim.families.hierarchical.spiking import describe as describe_neurons
 from sim.families.hierarchical.stimulus import parse_stimulus
 from sim.timeline import parse_schedule
 from sim.validation import Fields, to_matrix
@@ -106,6 +108,7 @@ def parse_model(fields: Fields, seed: int) -> HierarchicalModel:
     coupling = fields.text("coupling", default="auto",
                            choices=("auto", "dense", "sparse", "synapses"))
     mechanisms = registry.read_mechanisms(fields, "hierarchical")
+    neurons, spiking = parse_neurons(fields)
 
     level_fields = fields.subs("levels")
     if len(level_fields) < 2:
@@ -156,8 +159,9 @@ def parse_model(fields: Fields, seed: int) -> HierarchicalModel:
     levels[-1].precision = prior.vector("precision", top_size, default=1.0, minimum=0.0)
     prior.close()
     model = HierarchicalModel(levels, prior_mean, errors, tau_belief, tau_error, coupling,
-                              mechanisms)
+                              mechanisms, neurons, spiking)
     registry.check_mechanisms(fields, model, "hierarchical")
+    check_model(fields, model)
     dense = not all(level.generative.is_sparse for level in model.belief_levels)
     if dense and model.n_beliefs > MAX_BELIEF_UNITS:
         raise fields.error("levels", f"{model.n_beliefs} belief units (levels 1..L) is over "
@@ -217,6 +221,7 @@ def describe_model(model: HierarchicalModel) -> dict:
         "tau_belief_ms": model.tau_belief_ms,
         "tau_error_ms": model.tau_error_ms,
         "coupling": model.coupling,
+        **describe_neurons(model),
         **registry.describe_mechanisms("hierarchical", model.mechanisms),
         "prior": {"mean": model.prior_mean.tolist(),
                   "precision": model.levels[-1].precision.tolist()},

@@ -40,17 +40,21 @@ def mark_trials(axis: plt.Axes, result: Result) -> None:
 
 
 def draw(result: Result) -> plt.Figure:
-    """The figure of ``result``'s kind (the caller closes it)."""
-    if result.kind not in PLOTTERS:
+    """The figure of ``result``'s kind (the caller closes it); a spiking result's is
+    ``<kind>_spiking`` (``sim.report.figures.spiking``)."""
+    kind = result.kind + ("_spiking" if result.neurons == "spiking" else "")
+    if kind not in PLOTTERS:
         # each figure module registers its drawing function when imported
         import importlib
 
         try:
             importlib.import_module(f"sim.report.figures.{result.kind}")
+            if result.neurons == "spiking":
+                importlib.import_module("sim.report.figures.spiking")
         except ModuleNotFoundError:
             raise ResultError(f"{result.path}: no figure for results of kind "
                               f"{result.kind!r}") from None
-    figure = PLOTTERS[result.kind](result)
+    figure = PLOTTERS[kind](result)
     lay_out(figure)
     settle_legends(figure)
     return figure

@@ -1,0 +1,97 @@
+"""Spikes in a result file: ``/spikes/<level>/<population>/`` (layout in docs/results.md).
+
+One group per spiking population (``belief_positive``, ``error_negative``, ...), with ``time``
+(float64 seconds, sorted) and ``neuron`` (uint32, the neuron's index within its population:
+neuron i belongs to unit i // neurons_per_unit), ragged, chunked and resizable, appended at each
+trial's end. The group's attributes say what it is (``level``, ``role``, ``sign``,
+``neurons_per_unit``, ``unit_count``, ``neuron_model``) and carry the ``[model.spiking]``
+settings. A spiking network's pool group holds both pools of a population, positive first
+(``circuits.spiking.wiring``): ``SpikeWriter`` splits it. No Brian2 here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import h5py
+import numpy as np
+
+SIGNS = ("positive", "negative")
+CHUNK = 65536  # spikes per chunk
+
+
+def population_attrs(role: str, level: str, units: int, settings: Any) -> dict[str, Any]:
+    """What the writer needs to split and label one pool group (both signs)."""
+    return {"role": role, "level": level, "unit_count": units,
+            "neurons_per_unit": settings.neurons_per_unit, "neuron_model": settings.neuron_model,
+            **{f"spiking_{key}": value for key, value in settings.describe().items()
+               if value is not None}}
+
+
+def _dataset(group: h5py.Group, name: str, dtype: Any) -> h5py.Dataset:
+    return group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(CHUNK,))
+
+
+class SpikeWriter:
+    """Appends each pool group's new spikes to its two populations' datasets."""
+
+    def __init__(self, file: h5py.File, pools: Sequence[dict[str, Any]]) -> None:
+        self.pools = list(pools)
+        self.written = [0] * len(self.pools)
+        self.datasets: list[list[tuple[h5py.Dataset, h5py.Dataset]]] = []
+        for pool in self.pools:
+            pair = []
+            for sign in SIGNS:
+                group = file.require_group(f"spikes/{pool['level']}/{pool['role']}_{sign}")
+                group.attrs.update({**pool, "sign": sign})
+                time = _dataset(group, "time", np.float64)
+                time.attrs["units"] = "s"
+                pair.append((time, _dataset(group, "neuron", np.uint32)))
+            self.datasets.append(pair)
+
+    def append(self, monitors: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+        """``monitors``: each pool group's (neuron indices, times in s) of every spike so far
+        (a monitor's whole record); what is new since the last call is written."""
+        for index, (neurons, times) in enumerate(monitors):
+            pool = self.pools[index]
+            new = slice(self.written[index], len(neurons))
+            self.written[index] = len(neurons)
+            neurons, times = np.asarray(neurons[new]), np.asarray(times[new])
+            size = pool["unit_count"] * pool["neurons_per_unit"]
+            for sign, (time_set, neuron_set) in enumerate(self.datasets[index]):
+                mine = (neurons // size) == sign
+                _extend(time_set, times[mine])
+                _extend(neuron_set, (neurons[mine] % size).astype(np.uint32))
+
+
+def _extend(dataset: h5py.Dataset, values: np.ndarray) -> None:
+    if not len(values):
+        return
+    start = dataset.shape[0]
+    dataset.resize((start + len(values),))
+    dataset[start:] = values
+
+
+@dataclass
+class SpikeTrains:
+    """One population's spikes: ``time`` (s) and ``neuron`` arrays and its attributes."""
+
+    time: np.ndarray
+    neuron: np.ndarray
+    attrs: dict[str, Any]
+
+    @property
+    def unit(self) -> np.ndarray:
+        """The unit of each spike's neuron."""
+        return self.neuron // int(self.attrs["neurons_per_unit"])
+
+    def count(self) -> int:
+        return len(self.time)
+
+
+def population_paths(group_attrs: dict[str, dict[str, Any]]) -> list[str]:
+    """``<level>/<population>`` of every spiking population in a file (from its groups)."""
+    return [path.removeprefix("spikes/") for path, attrs in group_attrs.items()
+            if path.startswith("spikes/") and "role" in attrs]
