@@ -49,8 +49,7 @@ def plot_spiking(result: Result) -> plt.Figure:
     for axis in axes:
         mark_trials(axis, result)
     figure.suptitle(f"{result.attrs['scenario_name']} as spiking neurons (seed {result.seed})")
-    figure.tight_layout()
-    return figure
+    return figure  # laid out by draw
 
 
 def _raster(axis: plt.Axes, level: str, populations: dict) -> None:
