@@ -322,6 +322,31 @@ def test_spikes_become_the_units_table(rate, folder):
         assert len(units) == rows
 
 
+def test_a_spiking_run_exports_every_spike(folder):
+    """A real spiking run (``[model] neurons = "spiking"``): each neuron's row of the units
+    table holds exactly the spikes the result stores for it, and the decoded belief is a
+    time series as in a rate result."""
+    path = sim.run("perception/single_cause", output=folder / "spiking.h5",
+                   overrides={"model.neurons": "spiking", "model.tau_belief_ms": 200.0,
+                              "protocol.trials.0.duration_ms": 100.0}).path
+    nwb = sim.export_nwb(path, folder / "spiking.nwb")
+    with h5py.File(path, "r") as file, pynwb.NWBHDF5IO(str(nwb), "r") as io:
+        nwbfile = io.read()
+        units = nwbfile.units.to_dataframe()
+        stored = 0
+        for level, populations in file["spikes"].items():
+            for name, group in populations.items():
+                mine = units[(units["level"] == level) & (units["population"] == name)]
+                assert len(mine) == group.attrs["neurons_per_unit"] * group.attrs["unit_count"]
+                neurons, times = group["neuron"][()], group["time"][()]
+                for neuron, trains in zip(mine["neuron"], mine["spike_times"], strict=True):
+                    np.testing.assert_array_equal(trains, times[neurons == neuron])
+                stored += len(times)
+        assert stored > 1000 and sum(len(train) for train in units["spike_times"]) == stored
+    checked = check_series(path, nwb)
+    assert "levels/food_size/belief" in checked and any("rate_error_positive" in p for p in checked)
+
+
 # refusals --------------------------------------------------------------------------------------
 def test_bad_input_is_one_line_and_leaves_no_file(rate, folder, capsys):
     def refused(*args: str) -> str:  # exit 2, one line on stderr, no traceback
