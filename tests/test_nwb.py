@@ -326,10 +326,10 @@ def test_a_spiking_run_exports_every_spike(folder):
     """A real spiking run (``[model] neurons = "spiking"``): each neuron's row of the units
     table holds exactly the spikes the result stores for it, and the decoded belief is a
     time series as in a rate result."""
-    path = sim.run("perception/single_cause", output=folder / "spiking.h5",
+    path = sim.run("perception/single_cause", output=folder / "spiking_run.h5",
                    overrides={"model.neurons": "spiking", "model.tau_belief_ms": 200.0,
                               "protocol.trials.0.duration_ms": 100.0}).path
-    nwb = sim.export_nwb(path, folder / "spiking.nwb")
+    nwb = sim.export_nwb(path, folder / "spiking_run.nwb")
     with h5py.File(path, "r") as file, pynwb.NWBHDF5IO(str(nwb), "r") as io:
         nwbfile = io.read()
         units = nwbfile.units.to_dataframe()
