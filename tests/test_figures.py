@@ -130,15 +130,19 @@ SQUARED = Variable("belief_squared", "mu^2", "squared belief", "parameter", unit
 HIDDEN = Variable("belief_hidden", "h", "a hidden copy", "parameter", units="1", plot="none")
 
 
-class SquaredBelief(Mechanism):
+class SwitchedOn(Mechanism):
+    """A mechanism of a test, switched on by ``on = 1.0`` in its section."""
+
+    def parse(self, fields):
+        return fields.number("on", default=None)
+
+
+class SquaredBelief(SwitchedOn):
     """Records mu^2 of the top level (declared to be drawn) and mu (declared not to be)."""
 
     name = "test_squared_belief"
     family = "hierarchical"
     section = "squared"
-
-    def parse(self, fields):
-        return fields.number("on", default=None)
 
     def streams(self, settings, context):
         top, name = context.beliefs[-1], context.model.levels[-1].name
@@ -191,16 +195,13 @@ def test_a_mechanism_defined_in_a_test_gets_its_panel(tmp_path, squared_mechanis
 LOG_BELIEF = Variable("log_belief", "ln Q", "log belief", "state", units="nat")
 
 
-class LogBelief(Mechanism):
+class LogBelief(SwitchedOn):
     """Records ln Q of the (one) factor, from its belief units' potential v: ln Q = v - ln
     sum_k e^{v_k} (declared to be drawn), and Q (declared not to be)."""
 
     name = "test_log_belief"
     family = "discrete"
     section = "log_belief"
-
-    def parse(self, fields):
-        return fields.number("on", default=None)
 
     def streams(self, settings, context):
         potential = state_array(context.beliefs[0], "v")
