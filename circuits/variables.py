@@ -5,7 +5,8 @@ A ``Variable`` says what a recorded quantity is (its ``symbol`` and ``label``), 
 ``energy``: F, a term of it, or the surprise it bounds), its units relative to the
 level it belongs to (``units``: ``level`` the level's own units, ``1/level``, ``1/level^2``,
 ``1`` dimensionless, or any fixed unit such as ``nat``) and how a figure draws it (``plot``:
-``lines``, ``log`` or ``none``; ``panel``: variables of one level with the same panel name
+``lines``, ``log``, ``stacked``: a distribution over the units, as areas stacked to 1 in a panel
+of its own, or ``none``; ``panel``: variables of one level with the same panel name
 share a panel; ``style``: the line style; ``when``: ``always``, or ``varying``: only where
 it changes over the run; ``reference``: the number it is claimed to reach, by a name the
 report side computes from the result: ``noise_precision``, 1 / the variance of the input's
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 ROLES = ("input", "state", "error", "precision", "parameter", "energy")
-PLOTS = ("lines", "log", "none")
+PLOTS = ("lines", "log", "stacked", "none")
 REFERENCES = ("", "noise_precision", "log_noise_precision")
 WHEN = ("always", "varying")
 RELATIVE = {"level": "{u}", "1/level": "1/({u})", "1/level^2": "1/({u})^2"}
@@ -96,6 +97,7 @@ ENERGY = Variable("energy", "E", "energy part of F", "energy", units="nat", plot
 SURPRISE = Variable("surprise", "-ln p(o)", "surprise", "energy", units="nat", plot="none")
 # the discrete family's, per factor (circuits.discrete): Q over the causes and its errors;
 # per modality the observations delivered (events at their own times: observations/<m>/time)
-POSTERIOR = Variable("belief", "Q", "belief", "state", units="1", panel="state")  # a probability
+POSTERIOR = Variable("belief", "Q", "belief", "state", units="1", panel="state",
+                     plot="stacked")  # a probability distribution over the causes
 LOG_ERROR = Variable("error", "eps", "error", "error", units="nat", plot="none")
 OBSERVATION = Variable("observation", "o", "observed outcome", "input", units="1", plot="none")

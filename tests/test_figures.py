@@ -9,8 +9,12 @@
 - A mechanism defined only here declares the variable it records; the figure draws its panel,
   with the recorded values, and leaves out a variable declared ``plot = "none"``; no figure
   code names it.
-- A level's ``units`` reach the datasets, the figure's labels and the scenario's parameters;
-  a malformed one is refused in one line.
+- The same for the discrete family: a mechanism defined only here records ln Q of a factor,
+  declared; the discrete figure draws its panel (the recorded values, a line per cause named
+  in the legend) beside Q's stacked areas, and leaves out the one declared ``plot = "none"``.
+- A level's ``units`` reach the datasets, the figure's labels and the scenario's parameters
+  (the ERP figure's too: an ERP sums the level's errors, in their units); a malformed one is
+  refused in one line.
 """
 
 from __future__ import annotations
@@ -126,15 +130,19 @@ SQUARED = Variable("belief_squared", "mu^2", "squared belief", "parameter", unit
 HIDDEN = Variable("belief_hidden", "h", "a hidden copy", "parameter", units="1", plot="none")
 
 
-class SquaredBelief(Mechanism):
+class SwitchedOn(Mechanism):
+    """A mechanism of a test, switched on by ``on = 1.0`` in its section."""
+
+    def parse(self, fields):
+        return fields.number("on", default=None)
+
+
+class SquaredBelief(SwitchedOn):
     """Records mu^2 of the top level (declared to be drawn) and mu (declared not to be)."""
 
     name = "test_squared_belief"
     family = "hierarchical"
     section = "squared"
-
-    def parse(self, fields):
-        return fields.number("on", default=None)
 
     def streams(self, settings, context):
         top, name = context.beliefs[-1], context.model.levels[-1].name
@@ -183,6 +191,69 @@ def test_a_mechanism_defined_in_a_test_gets_its_panel(tmp_path, squared_mechanis
         plt.close(figure)
 
 
+# a discrete mechanism defined here gets its panel -------------------------------------------
+LOG_BELIEF = Variable("log_belief", "ln Q", "log belief", "state", units="nat")
+
+
+class LogBelief(SwitchedOn):
+    """Records ln Q of the (one) factor, from its belief units' potential v: ln Q = v - ln
+    sum_k e^{v_k} (declared to be drawn), and Q (declared not to be)."""
+
+    name = "test_log_belief"
+    family = "discrete"
+    section = "log_belief"
+
+    def streams(self, settings, context):
+        potential = state_array(context.beliefs[0], "v")
+
+        def log_belief():
+            top = potential.max()
+            return potential - top - np.log(np.sum(np.exp(potential - top)))
+
+        return [Stream("causes/log_belief", len(potential), log_belief, units="nat",
+                       declares=LOG_BELIEF),
+                Stream("causes/belief_hidden", len(potential),
+                       lambda: np.exp(log_belief()), declares=HIDDEN)]
+
+
+@pytest.fixture
+def log_belief_mechanism():
+    mechanism = registry.register_mechanism(LogBelief())
+    yield mechanism
+    registry.unregister_mechanism(mechanism.name)
+
+
+def test_a_discrete_mechanism_defined_in_a_test_gets_its_panel(tmp_path, log_belief_mechanism):
+    causes = ["wind", "cat", "intruder"]
+    table = {"name": "log_belief", "dt_ms": 0.5,
+             "model": {"kind": "discrete", "tau_belief_ms": 5.0, "causes": causes,
+                       "prior": [0.5, 0.3, 0.2], "log_belief": {"on": 1.0},
+                       "modalities": [{"name": "sound", "outcomes": ["creak", "thump"],
+                                       "likelihood": [[0.8, 0.3, 0.4], [0.2, 0.7, 0.6]]}]},
+             "protocol": {"trials": [{"name": "night", "duration_ms": 40.0, "observations": [
+                 {"time_ms": 10.0, "sound": "thump"}]}]}}
+    result = sim.run(write_scenario(tmp_path / "log_belief.toml", table),
+                     output=tmp_path / "log_belief.h5")
+    recorded = np.asarray(result["causes/log_belief"])
+    np.testing.assert_allclose(np.exp(recorded), np.asarray(result["causes/belief"]),
+                               rtol=0, atol=1e-12)  # the family's own Q, recorded beside it
+    figure = draw(result)
+    try:
+        labels = [axis.get_ylabel() for axis in figure.axes]
+        panel = next(axis for axis in figure.axes if "log belief ln Q" in axis.get_ylabel())
+        assert "(nat)" in panel.get_ylabel()
+        drawn = [line.get_ydata() for line in panel.lines if len(line.get_ydata()) > 2]
+        assert len(drawn) == len(causes)  # the rest: the observation's and trials' marks
+        for cause, values in enumerate(drawn):
+            np.testing.assert_array_equal(values, recorded[:, cause])
+        assert [text.get_text() for text in panel.get_legend().get_texts()] == causes
+        assert any("belief Q over causes" in label for label in labels), labels
+        assert not any("hidden" in label for label in labels), labels
+        assert lint(figure) == []
+    finally:
+        plt.close(figure)
+
+
 # a level's units --------------------------------------------------------------------------------
 def test_a_level_in_deg_per_s(tmp_path):
     table = two_levels(tmp_path, units="deg/s")
@@ -196,6 +267,21 @@ def test_a_level_in_deg_per_s(tmp_path):
     try:
         assert any("(deg/s)" in axis.get_ylabel() for axis in figure.axes)
         assert not any("dimensionless" in axis.get_ylabel() for axis in figure.axes)
+    finally:
+        plt.close(figure)
+
+
+def test_an_erp_is_in_its_errors_units(tmp_path):
+    """The ERP of a level in mV sums its errors, in 1/mV: the ERP figure's labels say so."""
+    table = two_levels(tmp_path, units="mV")
+    table["readouts"] = {"erp": {}}
+    result = sim.run(write_scenario(tmp_path / "erp.toml", table), output=tmp_path / "erp.h5")
+    assert result.units("levels/x/error") == "1/mV"
+    figure = draw(result)
+    try:
+        labels = [axis.get_ylabel() for axis in figure.axes]
+        assert "ERP x\n(signed sum of error eps) (1/mV)" in labels, labels
+        assert "peak |ERP| x (1/mV)" in labels, labels
     finally:
         plt.close(figure)
 

@@ -3,7 +3,9 @@
 Per ERP level: the standards' mean ERP by repetition (the first five repetitions present) with
 the deviants' mean, and the mismatch wave (deviants minus standards); below, each trial's peak
 |ERP| over the sequence, marked by kind, and the standards' mean peak by repetition (repetition
-suppression) against the deviants' mean. Everything is read from the result.
+suppression) against the deviants' mean. Everything is read from the result. What an ERP sums
+and its units follow the declaration of the level's error (``circuits.variables.ERROR``, read
+from the recorded ``levels/<level>/error`` where there is one; ``summed``), not the figure.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from circuits.variables import ERROR
 from sim.io.reader import Result
 from sim.report.figures import DECORATION
+from sim.report.figures.traces import quantity, with_units
 
 REPETITIONS = 5  # standards' repetitions drawn
 KIND_STYLE = {"standard": ("tab:blue", "o"), "deviant": ("tab:red", "s"),
@@ -27,25 +31,44 @@ def plot_erp(result: Result) -> plt.Figure:
     repetition = np.asarray(trials["repetition"]) if "repetition" in trials else None
     time_ms = result["erp/time"] * 1e3
     field = attrs.get("field", "signed")
+    sums = {level: summed(result, level) for level in levels}
     figure, axes = plt.subplots(len(levels) + 1, 2, figsize=(11, 2.6 * (len(levels) + 1)),
                                 squeeze=False)
     for row, level in enumerate(levels):
         traces = result[f"erp/trials/{level}"]
+        what, units = sums[level]
         _by_repetition(axes[row, 0], time_ms, traces, kinds, repetition)
-        axes[row, 0].set_ylabel(f"ERP {level}\n({field} sum of errors)", fontsize=8)
+        axes[row, 0].set_ylabel(with_units(f"ERP {level}\n({field} sum of {what})", units),
+                                fontsize=8)
         if f"erp/mismatch/{level}" in result:
             axes[row, 1].plot(time_ms, result[f"erp/mismatch/{level}"], color="k")
             axes[row, 1].axhline(0.0, color="0.7", lw=0.8, gid=DECORATION)
-            axes[row, 1].set_ylabel(f"mismatch wave {level}\n(deviant - standard)", fontsize=8)
+            axes[row, 1].set_ylabel(with_units(f"mismatch wave {level}\n(deviant - standard)",
+                                               units), fontsize=8)
         else:
             axes[row, 1].plot(time_ms, np.nanmean(traces, axis=0), color="k")
-            axes[row, 1].set_ylabel(f"mean ERP {level}", fontsize=8)
+            axes[row, 1].set_ylabel(with_units(f"mean ERP {level}", units), fontsize=8)
     for axis in axes[:-1].ravel():
         axis.set_xlabel("time from the tone's onset (ms)", fontsize=8)
-    _peaks(axes[-1, 0], trials, levels[0], kinds)
-    _suppression(axes[-1, 1], trials, levels, kinds, repetition)
+    _peaks(axes[-1, 0], trials, levels[0], kinds, sums[levels[0]][1])
+    shared = {units for _, units in sums.values()}  # the levels' units, if one for all
+    _suppression(axes[-1, 1], trials, levels, kinds, repetition,
+                 shared.pop() if len(shared) == 1 else "")
     figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
     return figure
+
+
+def summed(result: Result, level: str) -> tuple[str, str]:
+    """What the ERP of ``level`` sums, in words, and its units: those of the level's error
+    units (``sim.readouts.erp``), by their declaration (label, symbol, units: read from the
+    recorded ``levels/<level>/error``; where it is not recorded, ``circuits.variables.ERROR``
+    on the level's units)."""
+    path = f"levels/{level}/error"
+    if path in result:
+        return quantity(result, path), result.units(path)
+    levels = result.parameters["model"]["levels"]
+    units = next((str(item.get("units", "1")) for item in levels if item["name"] == level), "1")
+    return f"{ERROR.label} {ERROR.symbol}", ERROR.units_for(units)
 
 
 def _by_repetition(axis: plt.Axes, time_ms: np.ndarray, traces: np.ndarray,
@@ -68,7 +91,7 @@ def _by_repetition(axis: plt.Axes, time_ms: np.ndarray, traces: np.ndarray,
     axis.legend(fontsize=6, loc="upper right")  # moved off the data by settle_legends
 
 
-def _peaks(axis: plt.Axes, trials, level: str, kinds: np.ndarray | None) -> None:
+def _peaks(axis: plt.Axes, trials, level: str, kinds: np.ndarray | None, units: str) -> None:
     peaks = np.asarray(trials[f"erp_peak/{level}"])
     number = np.arange(len(peaks))
     axis.plot(number, peaks, color="0.8", lw=0.8)
@@ -80,13 +103,13 @@ def _peaks(axis: plt.Axes, trials, level: str, kinds: np.ndarray | None) -> None
         if kinds is None:
             break
     axis.set_xlabel("trial")
-    axis.set_ylabel(f"peak |ERP| {level}", fontsize=8)
+    axis.set_ylabel(with_units(f"peak |ERP| {level}", units), fontsize=8)
     if kinds is not None:
         axis.legend(fontsize=6)
 
 
 def _suppression(axis: plt.Axes, trials, levels: list[str], kinds: np.ndarray | None,
-                 repetition: np.ndarray | None) -> None:
+                 repetition: np.ndarray | None, units: str) -> None:
     if kinds is None or repetition is None:
         axis.set_visible(False)
         return
@@ -100,5 +123,5 @@ def _suppression(axis: plt.Axes, trials, levels: list[str], kinds: np.ndarray | 
             axis.axhline(peaks[kinds == "deviant"].mean(), color=line.get_color(), ls="--",
                          lw=1, label=f"{level}: deviants")
     axis.set_xlabel("repetition of the standard (1: the first tone after a change)")
-    axis.set_ylabel("mean peak |ERP|", fontsize=8)
+    axis.set_ylabel(with_units("mean peak |ERP|", units), fontsize=8)
     axis.legend(fontsize=6)

@@ -21,7 +21,6 @@ import textwrap
 import matplotlib.pyplot as plt
 import numpy as np
 
-from circuits.variables import ROLES
 from sim.io.reader import Result
 from sim.report.figures import DECORATION, mark_trials, register
 from sim.report.figures.basis import learned_images, plot_basis
@@ -39,7 +38,9 @@ from sim.report.figures.traces import (
     MAX_POINTS,
     declared,
     draw_series,
+    drawn,
     sampled,
+    width,
     with_units,
 )
 
@@ -113,14 +114,14 @@ def _panels(result: Result) -> list[tuple[str, list[str], bool]]:
     later: list[tuple[str, list[str], bool]] = []
     for name in result.level_names:
         groups: dict[str, list[str]] = {}
-        for path in _drawn(result, name):
+        for path in drawn(result, f"levels/{name}/"):
             panel = declared(result, path, "panel") or path
             groups.setdefault(panel, []).append(path)
         for paths in groups.values():
             log = any(declared(result, p, "plot") == "log" for p in paths)
             shared = len(paths) > 1
             into = first if shared or declared(result, paths[0], "role") in SHARED else later
-            if max(_width(result, path) for path in paths) <= MAX_LINES:
+            if max(width(result, path) for path in paths) <= MAX_LINES:
                 into.append((name, paths, log))
             else:
                 into += [(name, [path], log) for path in paths]
@@ -131,27 +132,6 @@ def _panels(result: Result) -> list[tuple[str, list[str], bool]]:
 
 
 SHARED = ("input", "state", "error")  # roles drawn at the top, per level
-
-
-def _drawn(result: Result, level: str) -> list[str]:
-    """The time series of ``level`` a figure draws, by declared role (input, state, error,
-    precision, parameter): those declared with a ``plot`` other than ``none`` (``varying``
-    ones where they change); in a file without declarations, every time series of the level."""
-    prefix = f"levels/{level}/"
-    samples = result.shape("time")[0] if "time" in result else -1
-    series = [path for path in result.datasets if path.startswith(prefix)
-              and path.count("/") == 2 and result.shape(path)[:1] == (samples,)]
-    if not any(declared(result, path, "plot") for path in result.datasets):
-        return series  # written before variables were declared
-    chosen = [path for path in series if declared(result, path, "plot") not in ("", "none")
-              and (declared(result, path, "when") != "varying" or _varies(result, path))]
-    return sorted(chosen, key=lambda p: ROLES.index(declared(result, p, "role"))
-                  if declared(result, p, "role") in ROLES else len(ROLES))
-
-
-def _width(result: Result, path: str) -> int:
-    shape = result.shape(path)
-    return shape[1] if len(shape) > 1 else 1
 
 
 def _time_series(result: Result, panels: list[tuple[str, list[str], bool]],
@@ -186,15 +166,6 @@ def _free_energy(result: Result, axis: plt.Axes) -> None:
                   label="F (where its Laplace term was computed)")
         axis.legend(fontsize=7, loc="best")
     axis.set_ylabel(with_units("free energy F", result.units("free_energy")), fontsize=8)
-
-
-def _varies(result: Result, path: str) -> bool:
-    """Whether a recorded series changes over the run, read a block of samples at a time."""
-    series = result[path]
-    if not len(series):
-        return False
-    first = series[0]
-    return any(np.any(block != first) for _, block in series.blocks())
 
 
 def _reaction_times(result: Result, axis: plt.Axes) -> None:

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 
+from circuits.variables import ROLES
 from sim.io.reader import Result
 
 MAX_LINES = 8  # units drawn as lines named in a legend; more: an image with a colour map
@@ -41,6 +42,37 @@ def quantity(result: Result, path: str) -> str:
     return f"{label} {symbol}" if symbol else label
 
 
+def drawn(result: Result, prefix: str) -> list[str]:
+    """The time series directly under ``prefix`` (``levels/<name>/``, ``causes/``,
+    ``factors/<name>/``) a figure draws, by declared role (input, state, error, precision,
+    parameter): those declared with a ``plot`` other than ``none`` (``varying`` ones where they
+    change); in a file without declarations, every time series under ``prefix``."""
+    samples = result.shape("time")[0] if "time" in result else -1
+    series = [path for path in result.datasets if path.startswith(prefix)
+              and "/" not in path[len(prefix):] and result.shape(path)[:1] == (samples,)]
+    if not any(declared(result, path, "plot") for path in result.datasets):
+        return series  # written before variables were declared
+    chosen = [path for path in series if declared(result, path, "plot") not in ("", "none")
+              and (declared(result, path, "when") != "varying" or varies(result, path))]
+    return sorted(chosen, key=lambda p: ROLES.index(declared(result, p, "role"))
+                  if declared(result, p, "role") in ROLES else len(ROLES))
+
+
+def width(result: Result, path: str) -> int:
+    """Units of a recorded time series (1 for a scalar one)."""
+    shape = result.shape(path)
+    return shape[1] if len(shape) > 1 else 1
+
+
+def varies(result: Result, path: str) -> bool:
+    """Whether a recorded series changes over the run, read a block of samples at a time."""
+    series = result[path]
+    if not len(series):
+        return False
+    first = series[0]
+    return any(np.any(block != first) for _, block in series.blocks())
+
+
 def plain_log_ticks(axis: plt.Axes) -> None:
     """A log y axis read as plain numbers (0.2, 0.5, 1, 2 over a few decades; 1e-08, 1 over
     many), not as mantissas (4x10^0, 6x10^-1). Call it once the data are drawn."""
@@ -66,22 +98,23 @@ def sampled(result: Result, path: str, most: int) -> tuple[np.ndarray, np.ndarra
 
 
 def draw_lines(axis: plt.Axes, result: Result, level: str, paths: list[str],
-               log: bool = False) -> None:
+               log: bool = False, names: list[str] | None = None) -> None:
     """One colour per unit, one line style per quantity (``paths`` of one level), a legend
-    naming the units and the styles."""
+    naming the units (``level[i]``, or their ``names``) and the styles."""
     colours = plt.get_cmap("tab10").colors
-    width = 0
+    widest = 0
     for path in paths:
         time_ms, values = sampled(result, path, MAX_POINTS)
         values = values.reshape(len(values), -1)
-        width = max(width, values.shape[1])
+        widest = max(widest, values.shape[1])
         style = declared(result, path, "style", "-")
         for unit in range(values.shape[1]):
             (axis.semilogy if log else axis.plot)(
                 time_ms, values[:, unit], ls=style, lw=1.2 if style == "-" else 0.9,
                 color=colours[unit % len(colours)], alpha=0.85)
     handles = [Line2D([], [], color=colours[unit % len(colours)], lw=2,
-                      label=f"{level}[{unit}]") for unit in range(width)]
+                      label=names[unit] if names else f"{level}[{unit}]")
+               for unit in range(widest)]
     if len(paths) > 1:
         handles += [Line2D([], [], color="black", ls=declared(result, p, "style", "-"),
                            lw=1, label=quantity(result, p)) for p in paths]
@@ -121,11 +154,12 @@ def draw_image(axis: plt.Axes, result: Result, level: str, path: str, label: str
 
 
 def draw_series(axis: plt.Axes, result: Result, level: str, paths: list[str],
-                log: bool = False) -> None:
-    """Lines (at most ``MAX_LINES`` units) or an image (one path only) of a level's series."""
+                log: bool = False, names: list[str] | None = None) -> None:
+    """Lines (at most ``MAX_LINES`` units, named by ``names`` if given) or an image (one path
+    only) of a level's series."""
     if len(paths) == 1 and result.shape(paths[0])[1:] and result.shape(paths[0])[1] > MAX_LINES:
         from matplotlib.colors import LogNorm
 
         draw_image(axis, result, level, paths[0], **({"norm": LogNorm()} if log else {}))
     else:
-        draw_lines(axis, result, level, paths, log=log)
+        draw_lines(axis, result, level, paths, log=log, names=names)
