@@ -8,10 +8,18 @@
     python tests/golden.py store [NAME ...]   write tests/data/golden/<name>.npz: beliefs
                                                    and errors of each bundled scenario named
                                                    (all when none), which tests/test_cli.py
-                                                   checks to 1e-12
+                                                   checks to 1e-12 (spiking: below)
 
 ``dump`` + ``compare`` is the before/after check of a refactor on one machine; the stored
 arrays are the lasting version that survives another CPU or BLAS build.
+
+A spiking scenario (``neurons/mismatch``) stores other arrays: each population's spike count
+per trial (``spike_count/<level>/<population>``), each level's decoded belief averaged over
+the second half of every trial (``mean_belief/<level>``), and their spread over other seeds of
+the neurons (``spread/<key>``, ``spreads``). ``spiking_mismatches`` compares a run with them to
+a tolerance stated in that spread (``SPREAD_SDS``), not to 1e-12: one ulp on another CPU can
+move a spike (a Poisson neuron fires when a uniform draw falls below rate x dt), and from then
+on the run is another realisation of the same network. On the same machine they are equal.
 """
 
 from __future__ import annotations
@@ -51,10 +59,61 @@ def dump(folder: Path) -> None:
         print(f"wrote {target}")
 
 
-def traces(path: Path) -> dict[str, np.ndarray]:
-    """Beliefs and errors of a result, at most ``MAX_ROWS`` samples each (last one kept)."""
+# a spiking run on another CPU is another realisation of the same network: ``store`` runs the
+# scenario with SPREAD_SEEDS other seeds of the neurons' randomness and keeps each stored
+# number's standard deviation over them (``spread/<key>``); a run may differ from the stored
+# one by SPREAD_SDS x sqrt(2) x that spread (two realisations differ with sd sqrt(2) x spread)
+SPREAD_SEEDS, SPREAD_SDS = 8, 4.0
+
+
+def spiking(path: Path) -> bool:
+    with h5py.File(path, "r") as handle:
+        return handle.attrs.get("neurons") == "spiking"
+
+
+def spiking_traces(path: Path) -> dict[str, np.ndarray]:
+    """Spike counts per trial of each population, and each level's decoded belief averaged
+    over the second half of each trial."""
     import sim
 
+    result = sim.load(path)
+    starts, stops = np.asarray(result["trials/t_start"]), np.asarray(result["trials/t_stop"])
+    time = np.asarray(result["time"])
+    out = {}
+    for population, trains in result.spikes().items():
+        out[f"spike_count/{population}"] = np.array(
+            [np.count_nonzero((trains.time >= a) & (trains.time < b))
+             for a, b in zip(starts, stops, strict=True)])
+    for key in list(result.datasets):
+        if key.startswith("levels/") and key.endswith("/belief"):
+            values = np.asarray(result[key])
+            out[f"mean_belief/{key.split('/')[1]}"] = np.array(
+                [values[(time >= (a + b) / 2) & (time < b)].mean(axis=0)
+                 for a, b in zip(starts, stops, strict=True)])
+    return out
+
+
+def spiking_mismatches(found: dict[str, np.ndarray], stored) -> list[str]:
+    """What differs beyond the stated tolerance (``SPREAD_SDS``) between a spiking run's
+    ``spiking_traces`` and the stored ones (empty: none)."""
+    wrong = [f"{key}: not stored" for key in found if key not in stored.files]
+    wrong += [f"{key}: not found" for key in stored.files
+              if not key.startswith("spread/") and key not in found]
+    for key in set(found) & set(stored.files):
+        values, want = found[key], stored[key]
+        allowed = SPREAD_SDS * np.sqrt(2.0) * stored[f"spread/{key}"]
+        if values.shape != want.shape or np.any(np.abs(values - want) > allowed):
+            wrong.append(f"{key}: {values} against {want} (allowed +-{allowed})")
+    return wrong
+
+
+def traces(path: Path) -> dict[str, np.ndarray]:
+    """Beliefs and errors of a result, at most ``MAX_ROWS`` samples each (last one kept); a
+    spiking result's ``spiking_traces``."""
+    import sim
+
+    if spiking(path):
+        return spiking_traces(path)
     out = {}
     result = sim.load(path)
     for key in list(result.datasets):
@@ -64,6 +123,22 @@ def traces(path: Path) -> dict[str, np.ndarray]:
         rows = np.unique(np.linspace(0, len(values) - 1, MAX_ROWS).round().astype(int))
         out[key] = values[rows]
     return out
+
+
+def spreads(name: str, folder: Path) -> dict[str, np.ndarray]:
+    """A spiking scenario's stored numbers' standard deviation over ``SPREAD_SEEDS`` other
+    seeds of its neurons (``spread/<key>``)."""
+    import sim
+    from sim.scenario import load_scenario
+
+    runs = []
+    for offset in range(1, SPREAD_SEEDS + 1):
+        path = folder / "spread.h5"
+        seed = load_scenario(name).model.spiking.seed + offset
+        sim.run(name, output=path, overwrite=True, overrides={"model.spiking.seed": seed})
+        runs.append(spiking_traces(path))
+    return {f"spread/{key}": np.std([run[key] for run in runs], axis=0, ddof=1)
+            for key in runs[0]}
 
 
 def stored_path(name: str) -> Path:
@@ -83,6 +158,8 @@ def store(names: list[str] | None = None) -> None:
             path = Path(folder) / (name.replace("/", "__") + ".h5")
             sim.run(name, output=path, overwrite=True)
             arrays = traces(path)
+            if spiking(path):
+                arrays.update(spreads(name, Path(folder)))
             np.savez_compressed(stored_path(name), **arrays)
             print(f"wrote {stored_path(name)} ({len(arrays)} arrays)")
 

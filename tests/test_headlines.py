@@ -136,6 +136,10 @@ EXPECTED = {
         - f["trials/ideal_posterior"][:, cause(f, "intruder")]),
     "disorders/anxiety_continuous": lambda f: per_trial(
         f, "bias", f["trials/final_belief/threat"][:, 0] - f["trials/ideal_mean/threat"][:, 0]),
+    # spikes per neuron and second in 200-400 ms of each trial: 10 Hz + 200 Hz x [+-1.6 (u - 1)]+
+    "neurons/mismatch": lambda f: [
+        *per_trial(f, "negative error neurons", f["trials/rate_error_negative/visual_flow"][:, 0]),
+        *per_trial(f, "positive error neurons", f["trials/rate_error_positive/visual_flow"][:, 0])],
     # belief in the absent tone 0.25 (ideal) -> 0.50, 0.63, 0.71
     "disorders/psychosis": lambda f: per_trial(
         f, "belief in the tone", f["trials/final_belief"][:, cause(f, "tone")],

@@ -40,6 +40,8 @@ DOCUMENTED_NAN = {
     r"free_energy": "NaN at samples where its Laplace term was not computed",
     r"trials/precision_share/[^/]+": "the shares are NaN where the level's precisions are all 0",
     r"trials/decision_time": "NaN: no decision",
+    r"trials/rate_(error|belief|activation)_(positive|negative)/[^/]+":
+        "NaN: the trial ends before the window opens",
     r"decision/mean_ms": "`mean_ms` (NaN: no trial of the condition answered correctly)",
     r"trials/(surprise|gaussian_free_energy|kl|laplace_error|reference_covariance|"
     r"laplace_covariance|reference_grid|reference_density)":

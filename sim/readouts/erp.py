@@ -92,6 +92,21 @@ class Sampler:
         return trace
 
 
+def parse_window(fields: Any) -> tuple[float, float] | None:
+    """``window_ms = [start, stop]`` (ms from a trial's start, 0 <= start < stop), or None when
+    absent (the whole trial); a readout's setting, one line when wrong."""
+    window = fields.raw("window_ms", default=None)
+    if window is None:
+        return None
+    if (not isinstance(window, list) or len(window) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                       and math.isfinite(v) for v in window)
+            or not 0 <= window[0] < window[1]):
+        raise fields.error("window_ms", f"got {window!r}, expected [start, stop] in ms "
+                                        "from the trial's start, 0 <= start < stop")
+    return float(window[0]), float(window[1])
+
+
 def peak(trace: np.ndarray, times_ms: np.ndarray, window_ms: tuple[float, float] | None
          ) -> tuple[float, float]:
     """max |trace| over the samples within the window (inclusive), and its time (ms)."""
@@ -129,15 +144,7 @@ class ERP(Readout):
     def parse(self, fields: Any, model: Any) -> Settings:
         names = tuple(level.name for level in model.levels)
         levels = fields.names("levels", default=names, choices=names)
-        window = fields.raw("window_ms", default=None)
-        if window is not None:
-            if (not isinstance(window, list) or len(window) != 2
-                    or not all(isinstance(v, int | float) and not isinstance(v, bool)
-                               and math.isfinite(v) for v in window)
-                    or not 0 <= window[0] < window[1]):
-                raise fields.error("window_ms", f"got {window!r}, expected [start, stop] in ms "
-                                                "from the trial's start, 0 <= start < stop")
-            window = (float(window[0]), float(window[1]))
+        window = parse_window(fields)
         field = fields.text("field", default="signed", choices=FIELDS)
         fields.close()
         return Settings(levels, window, field)
