@@ -44,6 +44,9 @@ def spiking_run(tmp_path_factory):
     ("perception/single_cause", ["record.checkpoint_every=1"], "record.checkpoint_every",
      "cannot resume yet"),
     ("perception/single_cause", ["protocol.batch=2"], "protocol.batch", "one copy"),
+    ("perception/single_cause", ["method=rk2"], "method", 'expected method = "euler"'),
+    ("perception/single_cause", ["model.coupling=dense"], "model.coupling",
+     "connect through their own synapses"),
     ("learning/prior", [], "model.neurons", "do not support the mechanism 'prior_learning'"),
     ("perception/creak", [], "model.neurons", "the discrete family has no spiking form"),
 ])

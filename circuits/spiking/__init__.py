@@ -59,7 +59,9 @@ they grow as N (not N^2) for a fixed K.
   .. math::  \tau_\mu \frac{d\mu_l}{dt} = f'(\mu_l) \odot W_l^\top \varepsilon_{l-1}
              - \varepsilon_l = -\frac{\partial F}{\partial \mu_l},
 
-  the rate model's flow (``circuits.belief``). The state lives in the pool's filtered activity
+  the rate model's flow (``circuits.belief``). Here tau_s is the recurrent connection's own
+  filter, tau_rec (``tau_recurrent_ms``, tau_s unless set): the flow holds for any tau_rec,
+  a longer one averages more spikes. The state lives in the pool's filtered activity
   that all its neurons share, not in a per-neuron copy: had each neuron integrated its own copy
   of u from its own noisy inputs, nothing would pull a copy back to the others and they would
   diffuse apart without bound.

@@ -5,10 +5,11 @@ and activation pool groups), the fixed fan-in ``Synapses`` between them (``wirin
 *decoders*: one group per level and role, named as the rate model's populations
 (``belief_<level>``, ``error_<level>``), whose variables are the populations' filtered spikes
 read out as the rate model's quantities (``belief``, ``error``) and rates in Hz. A decoder is
-a probe: it listens to every neuron of its population through synapses and feeds nothing back.
-The error decoders also hold what reaches the network from outside (``signal``: the stimulus at
-the input level; ``precision``; ``prediction``: the prior mean at the top), which the error
-neurons read as linked variables, as the rate model's error units hold them as parameters.
+a probe: it listens to every neuron of its population through synapses, and no population
+reads its decoded values. The error decoders also hold what reaches the network from outside
+(``signal``: the stimulus at the input level; ``precision``; ``prediction``: the prior mean at
+the top), which the error neurons read as linked variables, as the rate model's error units
+hold them as parameters.
 """
 
 from __future__ import annotations
@@ -105,7 +106,9 @@ def _pool(settings: SpikingSettings, name: str, units: int, equations: str, cloc
 
 def _decoder(settings: SpikingSettings, name: str, value: str, units: int, extra: str,
              clock: Clock, initial: np.ndarray) -> NeuronGroup:
-    group = NeuronGroup(units, DECODER.format(value=value) + extra, method="exact", name=name,
+    # Euler decay, as the pools' (the only method a spiking scenario takes): its weights are
+    # sized for a = 1 - dt/tau_s; exact decay read every value high by dt / (2 tau_s)
+    group = NeuronGroup(units, DECODER.format(value=value) + extra, method="euler", name=name,
                         clock=clock)
     group.state_updater.when, group.state_updater.order = DECAY_SLOT, DECAY_ORDER
     group.tau_synapse = settings.tau_synapse_ms * ms

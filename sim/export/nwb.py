@@ -39,7 +39,7 @@ What goes where (pynwb, the optional extra ``pcsim[nwb]``; imported only here, o
   JSON: ``/scenario/parameters``, the ``--set`` overrides among them), ``keywords``.
 
 Not exported: the model's fixed arrays (weights, priors, likelihoods), readouts kept beside the
-trial table (``/erp``, ``/reaction_time``), snapshots; the result file stays the full record.
+trial table (``/erp``, ``/decision``), snapshots; the result file stays the full record.
 
 The NWB file is written to a temporary file beside the target and renamed when whole
 (``sim.io.partials``), so a failed or interrupted export leaves no file at the target.

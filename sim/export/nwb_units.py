@@ -22,9 +22,10 @@ from sim.io.reader import Result
 TEXT_COLUMNS = {"level": "the model level the population belongs to",
                 "population": "the population's name in the result (/spikes/<level>/"
                               "<population>)",
-                "role": "what the population carries: belief or error",
-                "sign": "the sign it carries: positive, negative, or none (one pool with a "
-                        "baseline)",
+                "role": "what the population carries: belief, error, or activation (f of the "
+                        "belief, where the level predicts through a nonlinearity)",
+                "sign": "the sign it carries: positive or negative (a pair of pools per "
+                        "unit)",
                 "neuron_model": "the neuron model of the population"}
 NUMBER_COLUMNS = {"unit": "the unit (belief or error unit of its level) the neuron belongs "
                           "to: neuron // neurons_per_unit",

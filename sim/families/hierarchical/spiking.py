@@ -71,6 +71,10 @@ def check_model(fields: Fields, model: Any) -> None:
     for name in model.mechanisms:
         raise fields.error("neurons", f"spiking neurons do not support the mechanism {name!r} "
                                       f"yet; expected neurons = \"rate\", or {name} off")
+    if model.coupling != "auto":  # the spiking network has its own: fixed fan-in synapses
+        raise fields.error("coupling", f"coupling = {model.coupling!r} is the rate model's; "
+                                       "spiking neurons connect through their own synapses "
+                                       "(docs/spiking.md); expected no coupling (\"auto\")")
     for level in model.belief_levels:
         gmap = level.generative
         if gmap.site == "after" and not gmap.nonlinearity.is_identity:
@@ -80,8 +84,8 @@ def check_model(fields: Fields, model: Any) -> None:
 
 
 def check_scenario(scenario: Any, source: Any) -> None:
-    """What needs the whole scenario: the step against the neurons' highest rate,
-    checkpoints, the compiled device (batched trials: ``sim.batch``)."""
+    """What needs the whole scenario: the step against the neurons' highest rate, the
+    state-update method, checkpoints, the compiled device (batched trials: ``sim.batch``)."""
     model = scenario.model
     settings: SpikingSettings | None = getattr(model, "spiking", None)
     if settings is None:
@@ -92,6 +96,12 @@ def check_scenario(scenario: Any, source: Any) -> None:
                            f"{settings.max_rate_hz:g} Hz at dt_ms = {scenario.dt_ms:g} fires in "
                            f"more than {MAX_SPIKE_PROBABILITY:g} of the steps; expected at most "
                            f"{most:g} Hz (or a smaller dt_ms)")
+    if scenario.method != "euler":
+        raise source.error("method", f"method = {scenario.method!r}: the spiking network's "
+                                     "filtered inputs decay by 1 - dt/tau_s a step, the decay "
+                                     "its weights and its integrators' loop gain of 1 are "
+                                     "sized for (circuits/spiking/network.py); expected "
+                                     "method = \"euler\"")
     if scenario.record.checkpoint_every:
         raise source.error("record.checkpoint_every", "a spiking run keeps its spikes until it "
                                                       "ends and cannot resume yet; expected 0")
