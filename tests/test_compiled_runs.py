@@ -304,9 +304,15 @@ def learned_prior(weights: float) -> dict:
 
 
 def test_a_reset_to_a_learned_prior_is_copied_in_compiled_code(tmp_path):
-    path = write_scenario(tmp_path / "learned.toml", learned_prior(1.0))
+    """Recording beliefs and the prior alone (no F, errors or precisions: the program records
+    at samples only what the replay reads, ``sim.compiled.reads``; the middle level's errors
+    not at all), every dataset within 1e-12 still."""
+    scenario = learned_prior(1.0)
+    scenario["record"]["variables"] = ["belief", "prior_mean"]
+    path = write_scenario(tmp_path / "learned.toml", scenario)
     runtime, compiled = run_both(tmp_path, str(path))
     assert_equal_runs(runtime, compiled)
+    assert "free_energy" not in compiled and "levels/pitch/error" not in compiled
     start = compiled["time"] * 1e3 % 50.0 == 0.0  # each trial's first sample
     prior = compiled["levels/cause/prior_mean"][:, 0]
     assert np.ptp(prior) > 0.1

@@ -46,9 +46,12 @@ def clone_group(group: NeuronGroup, clock: Clock) -> NeuronGroup:
             clone.state_updater.order = contained.order  # as the runtime group's
             clone.state_updater.when = contained.when
         elif isinstance(contained, CodeRunner) and contained.template == "stateupdate":
-            clone.run_regularly(contained.abstract_code, dt=contained.clock.dt,
-                                when=contained.when, order=contained.order,
-                                name=contained.name)
+            # on the group's clock where the runtime's is (each clock of its own costs the
+            # program's loop a look every step, ``sim.compiled.program``), else its own dt
+            on = ({"clock": clock} if contained.clock is group.clock
+                  else {"dt": contained.clock.dt})
+            clone.run_regularly(contained.abstract_code, when=contained.when,
+                                order=contained.order, name=contained.name, **on)
         elif type(contained).__name__ not in ("Thresholder", "Resetter"):
             raise ValueError(f"{group.name}: cannot clone {type(contained).__name__} "
                              f"{contained.name}")

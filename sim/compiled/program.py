@@ -5,9 +5,10 @@ not run. Its populations are cloned onto the standalone device (``sim.compiled.c
 trial's start becomes tables played back at each trial's first step
 (``sim.compiled.trial_starts``), the family, its mechanisms and readouts give their per-step
 Python work in compiled form (``Simulation.compiled_objects``), and two kinds of monitors
-record the state: at every recorded sample (the recorder's slot and cadence) and at every
-trial boundary (Brian2's ``start`` slot, before the next trial's start), of the populations
-and of what compiled forms keep outside them (``CompiledContext.kept``: learned weights). The
+record the state: at every recorded sample (the recorder's slot and cadence) what the replay
+reads there (``sim.compiled.reads``), and at every trial boundary (Brian2's ``start`` slot,
+before the next trial's start) every per-unit variable of the populations and what compiled
+forms keep outside them (``CompiledContext.kept``: learned weights). The
 program runs once; then ``sim.compiled.replay`` feeds the recorded state through pcsim's own
 Python recorder, F and readouts, trial by trial, so the result file is written by the same
 code as on the runtime device.
@@ -15,6 +16,8 @@ code as on the runtime device.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +27,7 @@ from brian2.core.base import BrianObject
 
 from sim.compiled.clone import clone_group, link, per_unit_state
 from sim.compiled.context import CompiledContext, NotCompiled
+from sim.compiled.reads import read_at_samples
 from sim.compiled.timeline import Timeline
 from sim.compiled.trial_starts import ORDER as START_ORDER
 from sim.compiled.trial_starts import StateDependentStart, probe
@@ -34,12 +38,14 @@ BOUNDARY_ORDER = START_ORDER - 100  # the state a trial ends with, before the ne
 @dataclass
 class Recording:
     """What the program recorded, by group name and variable: ``samples`` (S, N) at the
-    timeline's sample steps (those the run reached), ``boundaries`` (trials, N) at each
-    trial's end, ``finals`` (N,) where the run stopped."""
+    timeline's first S sample steps (``taken``: those the run reached; only what the replay
+    reads, ``sim.compiled.reads``), ``boundaries`` (trials, N) at each trial's end,
+    ``finals`` (N,) where the run stopped."""
 
     samples: dict[str, dict[str, np.ndarray]]
     boundaries: dict[str, dict[str, np.ndarray]]
     finals: dict[str, dict[str, np.ndarray]]
+    taken: int
 
 
 def runtime_groups(simulation: Any) -> list[NeuronGroup]:
@@ -62,6 +68,20 @@ def check_compilable(simulation: Any) -> None:
     for obj in simulation.objects:
         if not isinstance(obj, NeuronGroup) and id(obj) not in known:
             raise NotCompiled(f"{type(obj).__name__} {obj.name!r} has no compiled form")
+
+
+def every_steps(clock: Clock) -> Callable[[int], Clock]:
+    """One clock per period, in steps of ``clock`` (1: ``clock`` itself), shared by the
+    monitors that record at that period. Brian2's program loop looks at every clock of the
+    network at every step (``Network::next_clocks`` in ``network.cpp``: which clocks tick
+    now, a ``std::set`` built anew), and each object looks its clock up in that set: with a
+    clock per monitor (17 clocks in attention/posner's program, 4 now) that was about a
+    fifth of the program's time (perf)."""
+    @functools.cache
+    def at(steps: int) -> Clock:
+        return clock if steps == 1 else Clock(steps * clock.dt, name=f"pcsim_every_{steps}")
+
+    return at
 
 
 def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
@@ -97,15 +117,18 @@ def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
     variables = {name: per_unit_state(group) for name, group in monitored.items()}
     variables.update({kept.group.name: kept.variables for kept in context.kept})
     readouts = {group.name for group in context.readout_state.values()}
+    sampled = read_at_samples(simulation, groups)  # what the replay reads at samples
+    if sampled is None:  # one by one: every variable, and the kept state (readouts': at ends)
+        sampled = {name: variables[name] for name in monitored if name not in readouts}
     order = simulation.record_operation.order
+    every = every_steps(clock)
     monitors = {
-        "samples": {name: StateMonitor(group, variables[name], record=True,
-                                       dt=timeline.every_steps * clock.dt, when="groups",
+        "samples": {name: StateMonitor(monitored[name], recorded, record=True,
+                                       clock=every(timeline.every_steps), when="groups",
                                        order=order, name=f"pcsim_samples_{name}")
-                    for name, group in monitored.items()
-                    if name not in readouts},  # readouts' groups: at boundaries only
+                    for name, recorded in sampled.items()},
         "boundaries": {name: StateMonitor(group, variables[name], record=True,
-                                          dt=timeline.boundary_every * clock.dt, when="start",
+                                          clock=every(timeline.boundary_every), when="start",
                                           order=BOUNDARY_ORDER, name=f"pcsim_ends_{name}")
                        for name, group in monitored.items()},
     }
@@ -124,6 +147,8 @@ def read(monitors: dict, timeline: Timeline) -> Recording:
     samples = {name: {var: np.asarray(getattr(monitor, var)).T
                       for var in monitor.record_variables}
                for name, monitor in monitors["samples"].items()}
+    taken = min((len(monitor.t) for monitor in monitors["samples"].values()),
+                default=len(timeline.sample_steps))  # none read: the replay stops at its end
     every = timeline.boundary_every
     rows = [timeline.end_step(position) // every for position in range(timeline.trials)]
     boundaries, finals = {}, {}
@@ -135,4 +160,4 @@ def read(monitors: dict, timeline: Timeline) -> Recording:
             final = finals[name][var] = np.array(group.variables[var].get_value())
             boundaries[name][var] = np.array([recorded[row] if row < len(recorded) else final
                                               for row in rows])
-    return Recording(samples, boundaries, finals)
+    return Recording(samples, boundaries, finals, taken)

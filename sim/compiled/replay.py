@@ -14,7 +14,9 @@ trial end.
 The streams' rows of all samples are taken at once where the family can
 (``Simulation.samples_at_once``: F and what the family computes from the recorded state alone),
 before the trials are replayed, in blocks of ``BLOCK_SAMPLES``; each trial then takes its
-slice (learning/variance: one call instead of 1000).
+slice (learning/variance: one call instead of 1000). The runtime arrays are then given no
+sample's state, and the program recorded at samples only what that call reads
+(``sim.compiled.reads``).
 """
 
 from __future__ import annotations
@@ -33,13 +35,12 @@ class Replay:
     def __init__(self, simulation: Any, timeline: Timeline, recording: Recording) -> None:
         self.simulation, self.timeline, self.recording = simulation, timeline, recording
         self.arrays = {group.name: {var: group.variables[var].get_value()
-                                    for var in recording.samples[group.name]}
+                                    for var in recording.boundaries[group.name]}
                        for group in runtime_groups(simulation)}
         clock = simulation.clock
         self.timestep = clock.variables["timestep"].get_value()
         self.t = clock.variables["t"].get_value()
-        self.sample_steps = timeline.sample_steps[:len(next(iter(
-            next(iter(recording.samples.values())).values())))]
+        self.sample_steps = timeline.sample_steps[:recording.taken]
         self.rows: dict[str, np.ndarray] | None = None  # every stream's rows (rows_ahead)
 
     def at_step(self, step: int) -> None:
@@ -48,6 +49,8 @@ class Replay:
         self.t[0] = self.timeline.time(step)
 
     def restore(self, source: dict[str, dict[str, np.ndarray]], row: int) -> None:
+        """The runtime arrays (and the kept state) given what ``source`` recorded at
+        ``row``."""
         for name, variables in self.arrays.items():
             recorded = source[name]
             for var, values in variables.items():
@@ -95,9 +98,7 @@ class Replay:
             return
         for streamed, stream in simulation.recorded:
             streamed.extend(rows[stream.path])
-        self.restore(self.recording.samples, last - 1)
-        self.at_step(int(self.sample_steps[last - 1]))
-        simulation.show_state()  # the arrays as the last sample's streams read them
+        self.at_step(int(self.sample_steps[last - 1]))  # the arrays: the trial's end comes next
         simulation.now = float(times[-1])
 
     def final_state(self) -> None:
