@@ -16,6 +16,9 @@ import sim
 from sim.cli import main
 from sim.scenario import bundled_scenarios
 
+# one xdist worker runs every module that reads the session's bundled runs (tests/bundled_runs.py)
+pytestmark = pytest.mark.xdist_group("bundled")
+
 
 def pcsim(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sim.cli", *args], capture_output=True,

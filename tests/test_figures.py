@@ -37,6 +37,9 @@ from sim.scenario import bundled_scenarios
 from sim.scenario_writer import write_scenario
 from sim.sweeps.report import draw_sweep
 
+# one xdist worker runs every module that reads the session's bundled runs (tests/bundled_runs.py)
+pytestmark = pytest.mark.xdist_group("bundled")
+
 
 @pytest.fixture(scope="module")
 def results(bundled):

@@ -22,7 +22,8 @@ from sim.report.headlines import headlines
 from sim.scenario import bundled_scenarios
 from sim.scenario_writer import write_scenario
 
-# shorter runs where the headline still means the same thing (fewer trials per condition)
+# one xdist worker runs every module that reads the session's bundled runs (tests/bundled_runs.py)
+pytestmark = pytest.mark.xdist_group("bundled")
 
 
 def _texts(f: h5py.File, path: str) -> list[str]:

@@ -31,7 +31,8 @@ def test_every_block_is_run() -> None:
 def test_readme_commands_install_and_run_then_test() -> None:
     shell = [c.text for b in blocks() if b.language in SHELL for c in commands(b)]
     assert shell[0] == FRESH_VENV + "pip install . && pcsim run"
-    assert shell[1] == FRESH_VENV + 'pip install ".[test]" && ruff check . && pytest -q'
+    assert shell[1] == (FRESH_VENV + 'pip install ".[test]" && ruff check . && '
+                        "pytest -q -n auto --dist loadgroup")
     script = shell_script()
     assert all(command in script for command in shell)
 
