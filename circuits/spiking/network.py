@@ -88,7 +88,6 @@ class SpikingNetwork:
     errors: list[NeuronGroup] = field(default_factory=list)  # decoders, levels 0..L
     objects: list[Any] = field(default_factory=list)
     maps: list[GenerativeMap] = field(default_factory=list)  # g_1..g_L (level l predicts l-1)
-    synapse_count: int = 0
 
 
 def _pool(settings: SpikingSettings, name: str, units: int, equations: str, clock: Clock,
@@ -105,14 +104,14 @@ def _pool(settings: SpikingSettings, name: str, units: int, equations: str, cloc
 
 
 def _decoder(settings: SpikingSettings, name: str, value: str, units: int, extra: str,
-             clock: Clock, initial: np.ndarray) -> NeuronGroup:
+             clock: Clock) -> NeuronGroup:
+    """A level's decoder of ``value``; its start is set with the pools' (``start_values``)."""
     # Euler decay, as the pools' (the only method a spiking scenario takes): its weights are
     # sized for a = 1 - dt/tau_s; exact decay read every value high by dt / (2 tau_s)
     group = NeuronGroup(units, DECODER.format(value=value) + extra, method="euler", name=name,
                         clock=clock)
     group.state_updater.when, group.state_updater.order = DECAY_SLOT, DECAY_ORDER
     group.tau_synapse = settings.tau_synapse_ms * ms
-    group.variables[value].set_value(initial)
     return group
 
 
@@ -140,7 +139,6 @@ class Builder:
         synapses.w = carried * self.scale * self.settings.tau_synapse_ms / (
             tau_ms or self.settings.tau_synapse_ms)
         self.net.objects.append(synapses)
-        self.net.synapse_count += len(pre)
 
     def decode(self, source: Pool, decoder: NeuronGroup, value: str) -> None:
         """Every neuron of ``source`` into its unit's decoder: the value (mean of the pair's
@@ -179,8 +177,7 @@ def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs:
     error_pools, belief_pools, activation_pools = [], [None], [None]
     for index, level in enumerate(levels):
         inputs = ERROR_DECODER_INPUTS
-        decoder = _decoder(settings, f"error_{level.name}", "error", level.size, inputs, clock,
-                           np.zeros(level.size))
+        decoder = _decoder(settings, f"error_{level.name}", "error", level.size, inputs, clock)
         decoder.precision = precision[index]
         net.errors.append(decoder)
         signal = "signal : 1 (linked)\n" if index == 0 else "signal = s_signal : 1\n"
@@ -206,23 +203,19 @@ def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs:
             continue
         gmap: GenerativeMap = level.generative
         f = gmap.nonlinearity
-        initial = initial_beliefs[index - 1]
         belief = build.pool("belief", level.name, level.size,
                             BELIEF.format(fprime=f.brian("s_self", 1) if not f.is_identity
                                           else "1") + synaptic("s_up", "s_own"))
         belief.group.tau_belief = tau_belief_ms * ms
         belief.group.tau_recurrent = settings.recurrent_ms() * ms
-        belief.group.s_self = np.tile(np.repeat(initial, n), 2)
         belief_pools.append(belief)
-        decoder = _decoder(settings, f"belief_{level.name}", "belief", level.size, "", clock,
-                           initial)
+        decoder = _decoder(settings, f"belief_{level.name}", "belief", level.size, "", clock)
         net.beliefs.append(decoder)
         build.decode(belief, decoder, "belief")
         activation = None
         if not f.is_identity:
             activation = build.pool("activation", level.name, level.size,
                                     ACTIVATION.format(f=f.brian("s_mu")) + synaptic("s_mu"))
-            activation.group.s_mu = np.tile(np.repeat(initial, n), 2)
         activation_pools.append(activation)
     identity = [np.eye(level.size) for level in levels]
     for index, level in enumerate(levels):

@@ -81,25 +81,22 @@ class Replay:
 
     def samples(self, first: int, last: int) -> None:
         """Samples ``first`` to ``last`` (one trial's): their slice of the rows taken ahead
-        (``rows_ahead``), or at once where the streams allow (``Simulation.samples_at_once``),
-        else one by one through ``Simulation.sample``."""
+        (``rows_ahead``), else, where the streams refused to be taken at once, one by one
+        through ``Simulation.sample``."""
         if last <= first:
             return
         simulation = self.simulation
-        times = self.timeline.time(self.sample_steps[first:last])
-        rows = ({path: values[first:last] for path, values in self.rows.items()}
-                if self.rows is not None
-                else simulation.samples_at_once(self.block(first, last), times))
-        if rows is None:
+        if self.rows is None:  # asking again per trial would get the same refusal
             for sample in range(first, last):
                 self.restore(self.recording.samples, sample)
                 self.at_step(int(self.sample_steps[sample]))
                 simulation.sample()
             return
+        rows = {path: values[first:last] for path, values in self.rows.items()}
         for streamed, stream in simulation.recorded:
             streamed.extend(rows[stream.path])
         self.at_step(int(self.sample_steps[last - 1]))  # the arrays: the trial's end comes next
-        simulation.now = float(times[-1])
+        simulation.now = float(self.timeline.time(self.sample_steps[last - 1 : last])[0])
 
     def final_state(self) -> None:
         """The runtime arrays hold the state where the program stopped."""

@@ -114,7 +114,7 @@ def write_if_changed(path: Path, values: np.ndarray) -> bool:
             return False
     except FileNotFoundError:
         pass
-    values.tofile(path)
+    path.write_bytes(data)
     return True
 
 

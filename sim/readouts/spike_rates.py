@@ -44,7 +44,6 @@ class Counters:
     def __init__(self, simulation: Any, settings: Settings) -> None:
         from brian2 import NeuronGroup, Synapses, second
 
-        from circuits.spiking.wiring import pool_units
 
         self.second = second
         self.clock = simulation.clock
@@ -59,9 +58,8 @@ class Counters:
                                 name=f"spike_rates_{name}")
             feed = Synapses(pool.group, group, on_pre=COUNT, clock=self.clock,
                             name=f"spike_rates_feed_{name}")
-            negative = np.repeat([0, 1], pool.units * self.neurons)
-            feed.connect(i=np.arange(2 * pool.units * self.neurons),
-                         j=pool_units(pool.units, self.neurons) + pool.units * negative)
+            neurons = np.arange(2 * pool.units * self.neurons)
+            feed.connect(i=neurons, j=neurons // self.neurons)  # a counter per unit and sign
             self.groups.append(group)
             self.objects += [group, feed]
         self.open(float(self.clock.t_[:]))

@@ -42,6 +42,8 @@ def program_plan(tasks: list[dict[str, Any]]) -> ProgramPlan:
     their seed share a device and a shape: each scenario and overrides is loaded once."""
     import json
 
+    from sim.compiled.shape import built
+
     plan = ProgramPlan(len(tasks))
     found: dict[str, str | None] = {}
     for task in tasks:
@@ -52,9 +54,8 @@ def program_plan(tasks: list[dict[str, Any]]) -> ProgramPlan:
         key = found[settings]
         if key is not None:
             plan.compiled += 1
-            plan.shapes.setdefault(key, None)
-    for key in plan.shapes:
-        plan.shapes[key] = _built(key)
+            if key not in plan.shapes:
+                plan.shapes[key] = built(key)
     return plan
 
 
@@ -75,9 +76,3 @@ def _compiled_shape(task: dict[str, Any]) -> str | None:
     except (ScenarioError, DeviceRefused):
         return None
     return shape_key(scenario)
-
-
-def _built(key: str) -> bool:
-    from sim.compiled.shape import built
-
-    return built(key)
