@@ -346,27 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true", help="replace an existing FILE.nwb")
     export.set_defaults(handler=command_export)
 
-    bench = commands.add_parser("bench", help="measure speed against NumPy references")
-    bench.add_argument("--quick", action="store_true", help="a subset that runs in ~2 minutes")
-    bench.add_argument("--json", metavar="FILE", help="also write the table as JSON records")
-    bench.add_argument("--threads", type=int, default=1,
-                       help="BLAS threads for pcsim and the references (default 1)")
-    bench.add_argument("--peers", action="store_true",
-                       help="only the side-by-side table with the JAX predictive-coding "
-                            "libraries (PCX, ngc-learn) where installed")
-    bench.add_argument("--batch", type=int, default=1, metavar="B",
-                       help="with --peers: B copies at once (batched trials), trial-steps/s")
-    bench.add_argument("--only", action="append", metavar="NAME",
-                       help="run only the cases whose name contains NAME (repeatable), "
-                            "e.g. --only recorded")
-    bench.add_argument("--scenario", action="append", metavar="NAME",
-                       help="the 'bundled scenarios' row: time only this bundled scenario "
-                            "(repeatable; default: every one)")
-    bench.add_argument("--baseline", metavar="REV",
-                       help="the 'bundled scenarios' row: the git revision to compare with "
-                            "(default: 451b4f9, the engine before issue 23; 'none': no "
-                            "comparison)")
-    bench.set_defaults(handler=command_bench)
+    from sim.bench.cli import add_parser as add_bench
+
+    add_bench(commands, command_bench)
     return parser
 
 

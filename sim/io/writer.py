@@ -10,6 +10,7 @@ one unit's whole trace, or every unit in a time window, is read without the rest
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import platform
 from collections.abc import Callable
@@ -38,9 +39,17 @@ LIBVER = ("v110", "latest")  # HDF5's file format from 1.10 (2018) on: read by H
 
 
 def versions() -> dict[str, str]:
-    """The software a run is computed with (root attributes; ``sim.rerun`` compares them). Brian2's
-    version is read from its installed metadata, which imports nothing (a re-run's check comes
-    before Brian2 is loaded), else from the module."""
+    """The software a run is computed with (root attributes; ``sim.rerun`` compares them), a
+    copy of what ``installed_versions`` found once in this process."""
+    return dict(installed_versions())
+
+
+@functools.cache
+def installed_versions() -> dict[str, str]:
+    """``versions``, looked up once per process (a sweep's worker writes many files; the
+    installed metadata is read from disk). Brian2's version is read from its installed
+    metadata, which imports nothing (a re-run's check comes before Brian2 is loaded), else
+    from the module."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
