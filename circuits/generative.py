@@ -99,20 +99,12 @@ class GenerativeMap:
     def shape(self) -> tuple[int, int]:
         return self.weights.shape
 
-    def activation(self, mu: np.ndarray) -> np.ndarray | None:
-        """f(mu) where g = W f(mu) uses it and ``pull_back`` can take f' from it
-        (``Nonlinearity.df_of_f``); None otherwise."""
-        f = self.nonlinearity
-        if self.site != "before" or f.is_identity or f.df_of_f is None:
-            return None
-        return f.f(mu)
-
     def predict(self, mu: np.ndarray, out: np.ndarray | None = None,
                 drive: np.ndarray | None = None, rows: bool = False,
                 activation: np.ndarray | None = None) -> np.ndarray:
         """g(mu), written into ``out`` if given; for g = f(W mu), W mu goes into ``drive`` if
-        given (``pull_back`` reuses it); ``activation``: f(mu) if already known (from the
-        method ``activation``). f is skipped for the identity."""
+        given (``pull_back`` reuses it); ``activation``: f(mu) if already known (the belief
+        units' ``activation``, ``circuits.coupling``). f is skipped for the identity."""
         f = self.nonlinearity
         if self.site == "before" or f.is_identity:
             if activation is None:

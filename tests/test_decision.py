@@ -176,6 +176,8 @@ def test_regions_of_a_belief_unit_are_the_scenarios(tmp_path):
     ("choose", "best", "readouts.decision.choose"),
     ("target", 0, "readouts.decision.target"),  # only with choose = "largest"
     ("threshold", 0.5, "readouts.decision.threshold: the threshold rule's field"),
+    ("rule", "threshold", 'readouts.decision.tolerance_per_ms: the stable rule\'s field; with '
+                          'rule = "threshold" expected threshold'),
 ])
 def test_bad_settings_are_one_line_errors(tmp_path, field, value, expected):
     data = linear([1.0])

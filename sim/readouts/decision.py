@@ -71,7 +71,9 @@ from sim.io.writer import write_array
 from sim.readouts import Readout
 from sim.readouts import decision_watch as watching
 
-RULES = ("stable", "threshold")
+# each stopping rule and the one field that sets it (a number; the stable rule's > 0)
+RULE_FIELDS = {"stable": "tolerance_per_ms", "threshold": "threshold"}
+RULES = tuple(RULE_FIELDS)
 CHOICES = ("region", "largest")
 
 
@@ -105,16 +107,13 @@ class Decision(Readout):
 
     def parse(self, fields: Any, model: Any) -> Settings:
         rule = fields.text("rule", default="stable", choices=RULES)
-        other = "threshold" if rule == "stable" else "tolerance_per_ms"
-        if fields.has(other):
-            raise fields.error(other, f"the {RULES[rule == 'stable']} rule's field; with rule "
-                                      f"= \"{rule}\" expected "
-                                      f"{'tolerance_per_ms' if rule == 'stable' else 'threshold'}")
-        if rule == "stable":
-            stop = {"tolerance_per_ms": float(fields.number("tolerance_per_ms",
-                                                            positive=True))}
-        else:
-            stop = {"threshold": float(fields.number("threshold"))}
+        field = RULE_FIELDS[rule]
+        for other_rule, other in RULE_FIELDS.items():
+            if other_rule != rule and fields.has(other):
+                raise fields.error(other, f"the {other_rule} rule's field; with rule "
+                                          f"= \"{rule}\" expected {field}")
+        stop = {field: float(fields.number(field, **({"positive": True} if rule == "stable"
+                                                     else {})))}
         onset = float(fields.number("onset_ms", default=0.0, minimum=0.0))
         if hasattr(model, "factors"):  # discrete
             check = float(fields.number("check_above", minimum=0.0, maximum=1.0))
@@ -153,8 +152,8 @@ class Decision(Readout):
 
     def describe(self, settings: Settings) -> dict:
         out: dict[str, Any] = {"rule": settings.rule, "onset_ms": settings.onset_ms}
-        out.update({"tolerance_per_ms": settings.tolerance_per_ms} if settings.rule == "stable"
-                   else {"threshold": settings.threshold})
+        field = RULE_FIELDS[settings.rule]
+        out[field] = getattr(settings, field)
         if settings.level is None:
             return {**out, "check_above": settings.check_above}
         out.update(level=settings.level, choose=settings.choose,
