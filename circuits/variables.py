@@ -68,12 +68,14 @@ class Variable:
             f"({level_units})", level_units if simple else f"({level_units})")
 
 
+DECLARED = "declared_"  # a declaration's dataset attributes: declared_<field>
+DECLARED_FIELDS = ("symbol", "label", "role", "plot", "panel", "style", "when", "reference")
+
+
 def declaration_attrs(variable: Variable) -> dict[str, Any]:
-    """The dataset attributes that record ``variable``'s declaration (``declared_*``)."""
-    return {"declared_symbol": variable.symbol, "declared_label": variable.label,
-            "declared_role": variable.role, "declared_plot": variable.plot,
-            "declared_panel": variable.panel, "declared_style": variable.style,
-            "declared_when": variable.when, "declared_reference": variable.reference}
+    """The dataset attributes that record ``variable``'s declaration (``declared_*``; read
+    back by ``sim.io.reader.declared``)."""
+    return {DECLARED + field: getattr(variable, field) for field in DECLARED_FIELDS}
 
 
 def check_level_units(text: str) -> str | None:

@@ -57,11 +57,12 @@ from typing import Any
 
 import numpy as np
 
+from circuits.variables import DECLARED
 from sim.errors import ResultError
 from sim.export.nwb_units import add_units
 from sim.io.lazy import LazyArray
 from sim.io.partials import remove_stale_partials, temporary_name
-from sim.io.reader import Result, load
+from sim.io.reader import Result, declared, load
 from sim.io.target import check_target
 
 NWB_MISSING = ("pcsim export --nwb needs pynwb, which is not installed: "
@@ -184,7 +185,7 @@ def recorded(result: Result) -> tuple[list[str], list[str]]:
         shape, group = result.shape(path), path.rpartition("/")[0]
         if not shape:
             continue
-        if "declared_role" in result.dataset_attrs[path]:
+        if declared(result, path, "role"):
             if group and f"{group}/time" in result and \
                     result.shape(f"{group}/time")[:1] == shape[:1]:
                 events.append(group)
@@ -206,7 +207,7 @@ def add_series(nwbfile: Any, pynwb: Any, result: Result, path: str,
                             comments=comments(result, path), **sampled)
     if isinstance(sampled.get("timestamps"), np.ndarray):
         sampled["timestamps"] = made  # the next ones link to these
-    role = attrs.get("declared_role", "")
+    role = declared(result, path, "role")
     if role == "input":
         nwbfile.add_stimulus(made)
     elif role == "energy":
@@ -225,11 +226,11 @@ def add_events(nwbfile: Any, pynwb: Any, result: Result, group: str) -> None:
     its time to one dt later), the group's other datasets its columns."""
     columns = [path for path in sorted(result.datasets)
                if path.rpartition("/")[0] == group and path != f"{group}/time"]
-    declared = [path for path in columns if "declared_role" in result.dataset_attrs[path]]
     table = pynwb.epoch.TimeIntervals(
         name=group.replace("/", "."),
         description="events, each in the step it is delivered in (start_time: its time): "
-                    + "; ".join(describe(result, path) for path in declared))
+                    + "; ".join(describe(result, path) for path in columns
+                                if declared(result, path, "role")))
     for path in columns:
         table.add_column(path.rpartition("/")[2], describe(result, path)
                          + f" ({result.units(path)}; {comments(result, path)})")
@@ -260,14 +261,13 @@ def sampling(result: Result) -> dict[str, Any]:
 def describe(result: Result, path: str) -> str:
     """What a series is, in words, from its declaration: ``belief (mu) of level 'features';
     columns: ...``."""
-    attrs = result.dataset_attrs[path]
     parts = path.split("/")
     where = {"levels": f" of level '{parts[1]}'", "factors": f" of factor '{parts[1]}'",
              "causes": " over the causes",
              "observations": f" of modality '{parts[1]}'"}.get(parts[0], "") \
         if len(parts) > 1 else ""
-    if "declared_label" in attrs:
-        text = f"{attrs['declared_label']} ({attrs['declared_symbol']}){where}"
+    if declared(result, path, "label"):
+        text = f"{declared(result, path, 'label')} ({declared(result, path, 'symbol')}){where}"
     else:
         text = f"pcsim's /{path}{where} (not declared in this file)"
     names = column_names(result, path)
@@ -288,9 +288,9 @@ def comments(result: Result, path: str) -> str:
     """Where the series came from and its other attributes (``nan_means``, ...)."""
     attrs = result.dataset_attrs[path]
     kept = {key: value for key, value in attrs.items() if key != "units"
-            and not key.startswith("declared_") and key not in ("names", "outcomes")}
-    declared = attrs.get("declared_role")
-    return "; ".join([f"pcsim dataset /{path}" + (f", role {declared}" if declared else ""),
+            and not key.startswith(DECLARED) and key not in ("names", "outcomes")}
+    role = declared(result, path, "role")
+    return "; ".join([f"pcsim dataset /{path}" + (f", role {role}" if role else ""),
                       *(f"{key}: {_text(value)}" for key, value in kept.items())])
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from circuits.variables import DECLARED
 from sim.errors import MissingDatasetError, ResultError
 from sim.io.lazy import LazyArray
 from sim.io.result_file import (
@@ -229,6 +230,15 @@ class Result:
     def _under(self, prefix: str) -> Datasets:
         return Datasets(self._file, {path[len(prefix):]: path for path in self._shapes
                                      if path.startswith(prefix)})
+
+
+def declared(result: Result, path: str, key: str, default: str = "") -> str:
+    """A recorded variable's declaration (``circuits.variables``: ``label``, ``symbol``,
+    ``role``, ``plot``, ``panel``, ``style``, ``when``, ``reference``), from its dataset's
+    ``declared_<key>`` attribute; ``default`` where the dataset declares none (not a declared
+    variable, or a file written before declarations)."""
+    value = result.dataset_attrs.get(path.strip("/"), {}).get(DECLARED + key, default)
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def load(path: str | Path, allow_incomplete: bool = False, allow_damaged: bool = False) -> Result:

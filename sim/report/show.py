@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from sim.errors import ResultError
-from sim.io.reader import Result
+from sim.io.reader import Result, declared
 from sim.report.headlines import ENDS, LISTED, condition_rows, headline_lines
 
 
@@ -62,9 +62,7 @@ def show_lines(result: Result, problems: list[str] | None = None) -> list[str]:
     lines.append("  datasets:")
     for path in sorted(result.datasets):
         if not path.startswith("scenario/"):
-            declared = result.dataset_attrs.get(path, {})  # circuits.variables, if declared
-            what = " ".join(str(declared.get(f"declared_{key}", "")) for key in ("label",
-                                                                                 "symbol"))
+            what = " ".join(declared(result, path, key) for key in ("label", "symbol"))
             lines.append(f"    /{path:40s} {result.shape(path)!s:14s} {result.units(path)}"
                          + (f"  ({what.strip()})" if what.strip() else ""))
     if problems:

@@ -9,11 +9,11 @@ import numpy as np
 from matplotlib.transforms import offset_copy
 
 from circuits.variables import FREE_ENERGY, POSTERIOR, SURPRISE
+from sim.io.reader import declared
 from sim.report.figures import mark_trials, register
 from sim.report.figures.traces import (
-    MAX_LINES,
     MAX_POINTS,
-    declared,
+    declared_panels,
     draw_image,
     draw_series,
     drawn,
@@ -67,21 +67,8 @@ def series_panels(result, factors: list[dict]) -> list[tuple[dict, list[str], st
     ``MAX_LINES`` units); each other drawn variable in a panel of its own. A mechanism's
     variable recorded in a factor's group gets its panel so; F and the surprise are drawn below
     (``draw_energy``)."""
-    panels: list[tuple[dict, list[str], str]] = []
-    for factor in factors:
-        groups: dict[str, list[str]] = {}
-        for path in drawn(result, factor["prefix"]):
-            if declared(result, path, "plot") == "stacked":
-                panels.append((factor, [path], "stacked"))
-            else:
-                groups.setdefault(declared(result, path, "panel") or path, []).append(path)
-        for paths in groups.values():
-            plot = "log" if any(declared(result, p, "plot") == "log" for p in paths) else "lines"
-            if max(width(result, path) for path in paths) <= MAX_LINES:
-                panels.append((factor, paths, plot))
-            else:
-                panels += [(factor, [path], plot) for path in paths]
-    return panels
+    return [(factor, paths, plot) for factor in factors
+            for paths, plot, _ in declared_panels(result, drawn(result, factor["prefix"]))]
 
 
 def shown_causes(panel: dict) -> np.ndarray:

@@ -21,7 +21,7 @@ import textwrap
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sim.io.reader import Result
+from sim.io.reader import Result, declared
 from sim.report.figures import DECORATION, mark_trials, register
 from sim.report.figures.basis import learned_images, plot_basis
 from sim.report.figures.covariance import covariance_paths, draw_covariance
@@ -34,13 +34,11 @@ from sim.report.figures.references import (
     draw_references,
 )
 from sim.report.figures.traces import (
-    MAX_LINES,
     MAX_POINTS,
-    declared,
+    declared_panels,
     draw_series,
     drawn,
     sampled,
-    width,
     with_units,
 )
 
@@ -113,18 +111,9 @@ def _panels(result: Result) -> list[tuple[str, list[str], bool]]:
     first: list[tuple[str, list[str], bool]] = []
     later: list[tuple[str, list[str], bool]] = []
     for name in result.level_names:
-        groups: dict[str, list[str]] = {}
-        for path in drawn(result, f"levels/{name}/"):
-            panel = declared(result, path, "panel") or path
-            groups.setdefault(panel, []).append(path)
-        for paths in groups.values():
-            log = any(declared(result, p, "plot") == "log" for p in paths)
-            shared = len(paths) > 1
+        for paths, plot, shared in declared_panels(result, drawn(result, f"levels/{name}/")):
             into = first if shared or declared(result, paths[0], "role") in SHARED else later
-            if max(width(result, path) for path in paths) <= MAX_LINES:
-                into.append((name, paths, log))
-            else:
-                into += [(name, [path], log) for path in paths]
+            into.append((name, paths, plot == "log"))
     panels = first + later
     if "free_energy" in result:
         panels.append(("", ["free_energy"], False))

@@ -22,8 +22,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sim.io.reader import Result
-from sim.report.figures.traces import declared, with_units
+from sim.io.reader import Result, declared
+from sim.report.figures.traces import with_units
 
 REFERENCE = {"color": "black", "ls": ":", "lw": 1.2}
 

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 
 from circuits.variables import ROLES
-from sim.io.reader import Result
+from sim.io.reader import Result, declared
 
 MAX_LINES = 8  # units drawn as lines named in a legend; more: an image with a colour map
 MAX_POINTS = 20_000  # samples drawn per line
@@ -24,13 +24,6 @@ MAX_COLUMNS = 2_000  # samples drawn per image column
 def with_units(text: str, units: str) -> str:
     """``text (units)``; a dimensionless quantity has no units to name."""
     return text if units in ("", "1") else f"{text} ({units})"
-
-
-def declared(result: Result, path: str, key: str, default: str = "") -> str:
-    """A recorded variable's declaration (``circuits.variables``: ``label``, ``symbol``,
-    ``role``, ``plot``, ``panel``, ``style``, ``when``), from its dataset's attributes."""
-    value = result.dataset_attrs.get(path.strip("/"), {}).get(f"declared_{key}", default)
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def quantity(result: Result, path: str) -> str:
@@ -56,6 +49,31 @@ def drawn(result: Result, prefix: str) -> list[str]:
               and (declared(result, path, "when") != "varying" or varies(result, path))]
     return sorted(chosen, key=lambda p: ROLES.index(declared(result, p, "role"))
                   if declared(result, p, "role") in ROLES else len(ROLES))
+
+
+def declared_panels(result: Result, paths: list[str]) -> list[tuple[list[str], str, bool]]:
+    """The panels of the drawn variables ``paths`` (``drawn``: one level's or one factor's),
+    from their declarations (``circuits.variables``): each variable declared ``stacked`` (a
+    distribution over the units) in a panel of its own, first; then variables that share a
+    ``panel`` name in one panel of lines, each other variable in a panel of its own; where one
+    of a panel's variables has more than ``MAX_LINES`` units, one panel (an image) per variable.
+    Each panel: its paths, its plot (``stacked``; ``log`` where one of them is declared
+    ``log``; else ``lines``) and whether its declared panel holds more than one variable."""
+    panels: list[tuple[list[str], str, bool]] = []
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        if declared(result, path, "plot") == "stacked":
+            panels.append(([path], "stacked", False))
+        else:
+            groups.setdefault(declared(result, path, "panel") or path, []).append(path)
+    for members in groups.values():
+        plot = "log" if any(declared(result, p, "plot") == "log" for p in members) else "lines"
+        shared = len(members) > 1
+        if max(width(result, path) for path in members) <= MAX_LINES:
+            panels.append((members, plot, shared))
+        else:
+            panels += [([path], plot, shared) for path in members]
+    return panels
 
 
 def width(result: Result, path: str) -> int:
