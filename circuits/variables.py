@@ -16,7 +16,7 @@ attributes (``declaration_attrs``), and the report side reads them back: figures
 show`` and the NWB export (``sim.export.nwb``: the role says where a series goes, label and
 symbol describe it) follow the declarations, not lists of dataset names. A mechanism defined
 anywhere (a test, a user's module) gets its panel, its line in ``show`` and its NWB time
-series by declaring its variable.
+series by declaring its variable; a readout that writes traces declares them too (``ERP``).
 
 Nothing here imports Brian2.
 """
@@ -92,6 +92,10 @@ BELIEF = Variable("belief", "mu", "belief", "state", panel="state")
 ERROR = Variable("error", "eps", "error", "error", units="1/level", panel="state", style="--")
 PRECISION = Variable("precision", "Pi", "precision", "precision", units="1/level^2",
                      plot="log", when="varying")
+# the ERP readout's (sim.readouts.erp), per level: its error units summed, each trial's trace
+# (and their means by kind) sampled from the trial's start; in the errors' units
+ERP = {field: Variable("erp", symbol, f"{field} sum of {ERROR.label}", "error", units=ERROR.units)
+       for field, symbol in (("signed", ERROR.symbol), ("rectified", f"|{ERROR.symbol}|"))}
 # what both families record once per run: F, and (hierarchical) its energy part, (discrete) the
 # surprise it bounds; the figures draw these in panels of their own (plot "none" here)
 FREE_ENERGY = Variable("free_energy", "F", "free energy", "energy", units="nat", plot="none")

@@ -31,8 +31,10 @@ from circuits.mechanism import Mechanism, Stream, state_array
 from circuits.variables import Variable
 from sim import registry
 from sim.errors import ScenarioError
+from sim.io.reader import declared
 from sim.report.figure_lint import lint
 from sim.report.figures import draw
+from sim.report.show import show_lines
 from sim.scenario import bundled_scenarios
 from sim.scenario_writer import write_scenario
 from sim.sweeps.report import draw_sweep
@@ -274,19 +276,29 @@ def test_a_level_in_deg_per_s(tmp_path):
         plt.close(figure)
 
 
-def test_an_erp_is_in_its_errors_units(tmp_path):
-    """The ERP of a level in mV sums its errors, in 1/mV: the ERP figure's labels say so."""
+@pytest.mark.parametrize("field, what", [("signed", "signed sum of error eps"),
+                                         ("rectified", "rectified sum of error |eps|")])
+def test_an_erp_is_in_its_errors_units(tmp_path, field, what):
+    """The ERP of a level in mV sums its errors, in 1/mV. The readout declares its traces as
+    every recorded variable is declared (label, symbol, role, units), and the ERP figure and
+    ``pcsim show`` say what the file declares; the errors are not recorded, so nothing else
+    in the file could tell them."""
     table = two_levels(tmp_path, units="mV")
-    table["readouts"] = {"erp": {}}
+    table["readouts"] = {"erp": {"field": field}}
+    table["record"] = {"variables": ["belief"]}
     result = sim.run(write_scenario(tmp_path / "erp.toml", table), output=tmp_path / "erp.h5")
-    assert result.units("levels/x/error") == "1/mV"
+    assert "levels/x/error" not in result
+    assert result.units("erp/trials/x") == "1/mV" and result.units("erp/trials/v") == "1/mV"
+    assert declared(result, "erp/trials/x", "role") == "error"
     figure = draw(result)
     try:
         labels = [axis.get_ylabel() for axis in figure.axes]
-        assert "ERP x\n(signed sum of error eps) (1/mV)" in labels, labels
+        assert f"ERP x\n({what}) (1/mV)" in labels, labels
         assert "peak |ERP| x (1/mV)" in labels, labels
     finally:
         plt.close(figure)
+    shown = [line for line in show_lines(result) if line.strip().startswith("/erp/trials/x ")]
+    assert len(shown) == 1 and "1/mV" in shown[0] and shown[0].endswith(f"({what})"), shown
 
 
 @pytest.mark.parametrize("units", ["", "deg/s\nmore", 3, "x" * 40])

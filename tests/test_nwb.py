@@ -67,13 +67,14 @@ class DoubledBelief(Mechanism):
 
 def rate_scenario(folder: Path) -> Path:
     """Two levels in mV, two constant-input trials of 30 ms (the exact reference is stored:
-    trial columns of one number, vectors and grids per trial)."""
+    trial columns of one number, vectors and grids per trial; an ERP per level)."""
     table = {"name": "nwb_rate", "dt_ms": 0.1, "seed": 3,
              "model": {"errors": "instantaneous", "tau_belief_ms": 2.0,
                        "levels": [{"name": "x", "size": 2, "precision": 4.0, "units": "mV"},
                                   {"name": "v", "size": 1, "weights": 1.0, "units": "mV"}],
                        "prior": {"mean": 0.0, "precision": 1.0},
                        "doubled": {"on": 1.0}},
+             "readouts": {"erp": {}},  # per-trial traces, declared by the readout
              "protocol": {"trials": [
                  {"name": "low", "duration_ms": 30.0,
                   "stimulus": {"kind": "constant", "value": 1.0}},
@@ -139,8 +140,9 @@ def series_times(series) -> np.ndarray:
 def check_series(result: Path, nwb: Path) -> list[str]:
     """Every declared dataset sampled at /time is a TimeSeries where its role says, with equal
     values, units, times and a description from its declaration; one with a time dataset of
-    its own (events) is a column of an /intervals table, each row at its time. Returns the
-    paths checked."""
+    its own (events) is a column of an /intervals table, each row at its time; an ERP's
+    per-trial traces (trials x samples) are columns of the trial table. Returns the paths
+    checked."""
     datasets = declared(result)
     with h5py.File(result, "r") as file, pynwb.NWBHDF5IO(str(nwb), "r") as io:
         nwbfile = io.read()
@@ -156,6 +158,12 @@ def check_series(result: Path, nwb: Path) -> list[str]:
                 assert described in table[name].description
                 assert f"({attrs['units']};" in table[name].description
                 continue
+            if path.startswith("erp/trials/"):  # one row per trial
+                column = nwbfile.trials[path.replace("/", ".")]
+                np.testing.assert_array_equal(np.stack(column[:]), file[path][()])
+                assert described in column.description
+                assert f"({attrs['units']};" in column.description
+                continue
             series = where(nwbfile, attrs["declared_role"])[path.replace("/", ".")]
             np.testing.assert_array_equal(series.data[:], file[path][()])
             assert series.unit == attrs["units"]
@@ -169,7 +177,8 @@ def test_a_rate_result_keeps_every_declared_variable(rate):
     result, nwb = rate
     paths = check_series(result, nwb)
     assert {"levels/x/input", "levels/x/error", "levels/v/belief", "levels/v/precision",
-            "free_energy", "energy", "levels/v/belief_doubled"} <= set(paths), paths
+            "free_energy", "energy", "levels/v/belief_doubled", "erp/trials/x",
+            "erp/trials/v"} <= set(paths), paths
     with pynwb.NWBHDF5IO(str(nwb), "r") as io:
         nwbfile = io.read()
         assert nwbfile.acquisition["levels.v.belief"].unit == "mV"

@@ -26,7 +26,9 @@ What goes where (pynwb, the optional extra ``pcsim[nwb]``; imported only here, o
   ``index`` as the row id, ``name`` as ``trial_name`` (``name`` is taken in NWB tables), every
   other column by its path with ``/`` as ``.`` (``final_belief.features``): one number per trial,
   or a fixed-shape array per trial (a multidimensional column), with its units and ``nan_means``
-  in the column's description.
+  in the column's description. A declared dataset outside ``/trials`` whose first axis is the
+  trials' (``sim.io.schema``: the ERP's traces, ``erp/trials/<level>``, trials x samples from
+  each trial's start) is a column too, by its path, described from its declaration.
 - **spikes** (``/spikes/<level>/<population>``, spiking runs): the ``units`` table, one row per
   neuron, with its spike times and the columns ``level``, ``population``, ``role``, ``sign``,
   ``unit`` (the pcsim unit it belongs to: neuron // ``neurons_per_unit``), ``neuron`` (its index in
@@ -38,8 +40,9 @@ What goes where (pynwb, the optional extra ``pcsim[nwb]``; imported only here, o
   device, dt, method, git commit, BLAS, CPU, the result's path, then every resolved parameter as
   JSON: ``/scenario/parameters``, the ``--set`` overrides among them), ``keywords``.
 
-Not exported: the model's fixed arrays (weights, priors, likelihoods), readouts kept beside the
-trial table (``/erp``, ``/decision``), snapshots; the result file stays the full record.
+Not exported: the model's fixed arrays (weights, priors, likelihoods), what readouts compute
+from the trials beside the trial table (the ERP's means by kind and mismatch wave, ``/erp/time``:
+on an axis of their own, ``/decision``), snapshots; the result file stays the full record.
 
 The NWB file is written to a temporary file beside the target and renamed when whole
 (``sim.io.partials``), so a failed or interrupted export leaves no file at the target.
@@ -63,6 +66,8 @@ from sim.export.nwb_units import add_units
 from sim.io.lazy import LazyArray
 from sim.io.partials import remove_stale_partials, temporary_name
 from sim.io.reader import Result, declared, load
+from sim.io.schema import AXES
+from sim.io.schema_check import declaration
 from sim.io.target import check_target
 
 NWB_MISSING = ("pcsim export --nwb needs pynwb, which is not installed: "
@@ -141,12 +146,12 @@ def nwb_file(result: Result, pynwb: Any) -> Any:
                   str(attrs.get("model_kind"))],
         subject=subject(result, pynwb))
     timing = sampling(result)
-    sampled, events = recorded(result)
+    sampled, events, per_trial = recorded(result)
     for path in sampled:
         add_series(nwbfile, pynwb, result, path, timing)
     for group in events:
         add_events(nwbfile, pynwb, result, group)
-    add_trials(nwbfile, result)
+    add_trials(nwbfile, result, per_trial)
     add_units(nwbfile, result)
     return nwbfile
 
@@ -172,13 +177,15 @@ def notes(result: Result) -> str:
 
 
 # time series ---------------------------------------------------------------------------------
-def recorded(result: Result) -> tuple[list[str], list[str]]:
+def recorded(result: Result) -> tuple[list[str], list[str], list[str]]:
     """What the result recorded, from its declarations: the time series sampled at ``/time``
     (each declared dataset whose first axis is the samples', and the undeclared time series of
-    a file written before declarations), and the groups of events (a group whose declared
-    dataset has a ``time`` dataset of its own beside it: observations)."""
+    a file written before declarations), the groups of events (a group whose declared
+    dataset has a ``time`` dataset of its own beside it: observations), and the declared
+    datasets of one row per trial (their first axis the trials', by ``sim.io.schema``: ERP
+    traces). A declared dataset on another axis (an ERP's mean over trials) is none of them."""
     samples = result.shape("time")[:1]
-    sampled, events = [], []
+    sampled, events, per_trial = [], [], []
     for path in sorted(result.datasets):
         if path == "time" or path.startswith(("trials/", "scenario/", "spikes/", "snapshots/")):
             continue
@@ -189,11 +196,19 @@ def recorded(result: Result) -> tuple[list[str], list[str]]:
             if group and f"{group}/time" in result and \
                     result.shape(f"{group}/time")[:1] == shape[:1]:
                 events.append(group)
-            elif shape[:1] == samples:
+            elif axes(result, path)[:1] == ("trials",):
+                per_trial.append(path)
+            elif shape[:1] == samples and axes(result, path)[:1] in ((), ("samples",)):
                 sampled.append(path)
         elif shape[:1] == samples and isinstance(result[path], LazyArray):
             sampled.append(path)
-    return sampled, list(dict.fromkeys(events))
+    return sampled, list(dict.fromkeys(events)), per_trial
+
+
+def axes(result: Result, path: str) -> tuple[str, ...]:
+    """The axes ``sim.io.schema`` declares for ``path`` (none: a mechanism's own stream)."""
+    found = declaration(path, result.kind)
+    return found.axes if found is not None else ()
 
 
 def add_series(nwbfile: Any, pynwb: Any, result: Result, path: str,
@@ -264,7 +279,8 @@ def describe(result: Result, path: str) -> str:
     parts = path.split("/")
     where = {"levels": f" of level '{parts[1]}'", "factors": f" of factor '{parts[1]}'",
              "causes": " over the causes",
-             "observations": f" of modality '{parts[1]}'"}.get(parts[0], "") \
+             "observations": f" of modality '{parts[1]}'",
+             "erp": f" of level '{parts[-1]}'"}.get(parts[0], "") \
         if len(parts) > 1 else ""
     if declared(result, path, "label"):
         text = f"{declared(result, path, 'label')} ({declared(result, path, 'symbol')}){where}"
@@ -317,8 +333,9 @@ def _blocks(series: LazyArray) -> Any:
 RENAMED = {"index": None, "t_start": None, "t_stop": None, "name": "trial_name"}
 
 
-def add_trials(nwbfile: Any, result: Result) -> None:
-    """The trial table as NWB trials (see the module docstring)."""
+def add_trials(nwbfile: Any, result: Result, per_trial: list[str]) -> None:
+    """The trial table as NWB trials, with the declared datasets ``per_trial`` of one row per
+    trial as more columns (see the module docstring)."""
     trials = result.trials
     if "t_start" not in trials or not len(trials["t_start"]):
         return
@@ -333,6 +350,13 @@ def add_trials(nwbfile: Any, result: Result) -> None:
             name, f"pcsim /trials/{column} (units {attrs.get('units', '1')}){nan}")
         values = trials[column]
         columns[name] = [str(v) for v in values] if values.dtype == object else values
+    for path in per_trial:
+        name = path.replace("/", ".")
+        along = ", ".join(f"{axis} ({AXES[axis]})" for axis in axes(result, path)[1:])
+        nwbfile.add_trial_column(name, f"{describe(result, path)} ({result.units(path)}; "
+                                       f"{comments(result, path)}); a row per trial, along "
+                                       f"{along}")
+        columns[name] = np.asarray(result[path])
     starts, stops = trials["t_start"], trials["t_stop"]
     for row in range(len(starts)):
         nwbfile.add_trial(start_time=float(starts[row]), stop_time=float(stops[row]),

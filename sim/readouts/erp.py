@@ -32,7 +32,10 @@ and ``erp_latency/<level>`` (ms from the trial's start), when it was reached. Be
 shorter trial's end) and, where the trials form a sequence (``sim.sequence``: each has a kind),
 ``<kind>/<level>``, the mean over the trials of each kind present (``standard``, ``deviant``,
 ``first``; attribute ``count``), and ``mismatch/<level>`` = mean of the deviants - mean of the
-standards, the mismatch wave (when both kinds occur).
+standards, the mismatch wave (when both kinds occur). Each trace is declared as every recorded
+variable is (``circuits.variables.ERP``: its label, symbol, role ``error`` and plot, in the
+level's errors' units, ``units`` 1/level), so figures, ``pcsim show`` and the NWB export read
+what it is from the file.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from circuits import schedule
+from circuits.variables import ERP as DECLARED_ERP
+from circuits.variables import declaration_attrs
 from sim.io.writer import write_array
 from sim.readouts import Readout
 from sim.sequence import KINDS
@@ -239,6 +244,9 @@ class ERP(Readout):
         if not sampler.traces:
             return
         length = max(len(trace) for trace in sampler.traces)
+        declared = declaration_attrs(DECLARED_ERP[settings.field])  # what each trace is
+        units = {level.name: DECLARED_ERP[settings.field].units_for(level.units)
+                 for level in simulation.model.levels}
         group = simulation.writer.file.require_group("erp")
         every_s = sampler.every * simulation.scenario.dt_ms * 1e-3
         group.attrs["every"] = every_s
@@ -249,15 +257,17 @@ class ERP(Readout):
             traces = np.full((len(sampler.traces), length), np.nan)
             for row, trace in enumerate(sampler.traces):
                 traces[row, :len(trace)] = trace[:, column]
-            write_array(group.require_group("trials"), name, traces,
-                        nan_means="after the end of a trial shorter than the longest")
+            write_array(group.require_group("trials"), name, traces, units=units[name],
+                        nan_means="after the end of a trial shorter than the longest",
+                        **declared)
             means = kind_means(traces, sampler.kinds)
             for kind, (mean, count) in means.items():
-                write_array(group.require_group(kind), name, mean, count=count,
-                            nan_means=BEYOND_KIND)
+                write_array(group.require_group(kind), name, mean, units=units[name],
+                            count=count, nan_means=BEYOND_KIND, **declared)
             if "standard" in means and "deviant" in means:
                 write_array(group.require_group("mismatch"), name,
-                            means["deviant"][0] - means["standard"][0], nan_means=BEYOND_KIND)
+                            means["deviant"][0] - means["standard"][0], units=units[name],
+                            nan_means=BEYOND_KIND, **declared)
 
 
 READOUT = ERP()

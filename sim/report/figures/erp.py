@@ -4,8 +4,8 @@ Per ERP level: the standards' mean ERP by repetition (the first five repetitions
 the deviants' mean, and the mismatch wave (deviants minus standards); below, each trial's peak
 |ERP| over the sequence, marked by kind, and the standards' mean peak by repetition (repetition
 suppression) against the deviants' mean. Everything is read from the result. What an ERP sums
-and its units follow the declaration of the level's error (``circuits.variables.ERROR``, read
-from the recorded ``levels/<level>/error`` where there is one; ``summed``), not the figure.
+and its units follow the traces' own declaration (``circuits.variables.ERP``, written beside
+each ``erp/trials/<level>``; ``summed``), not the figure.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from circuits.variables import ERROR
-from sim.io.reader import Result
+from circuits.variables import ERP
+from sim.io.reader import Result, declared
 from sim.report.figures import DECORATION
 from sim.report.figures.traces import quantity, with_units
 
@@ -30,16 +30,15 @@ def plot_erp(result: Result) -> plt.Figure:
     kinds = np.asarray(trials["kind"]) if "kind" in trials else None
     repetition = np.asarray(trials["repetition"]) if "repetition" in trials else None
     time_ms = result["erp/time"] * 1e3
-    field = attrs.get("field", "signed")
-    sums = {level: summed(result, level) for level in levels}
+    field = str(attrs.get("field", "signed"))
+    sums = {level: summed(result, level, field) for level in levels}
     figure, axes = plt.subplots(len(levels) + 1, 2, figsize=(11, 2.6 * (len(levels) + 1)),
                                 squeeze=False)
     for row, level in enumerate(levels):
         traces = result[f"erp/trials/{level}"]
         what, units = sums[level]
         _by_repetition(axes[row, 0], time_ms, traces, kinds, repetition)
-        axes[row, 0].set_ylabel(with_units(f"ERP {level}\n({field} sum of {what})", units),
-                                fontsize=8)
+        axes[row, 0].set_ylabel(with_units(f"ERP {level}\n({what})", units), fontsize=8)
         if f"erp/mismatch/{level}" in result:
             axes[row, 1].plot(time_ms, result[f"erp/mismatch/{level}"], color="k")
             axes[row, 1].axhline(0.0, color="0.7", lw=0.8, gid=DECORATION)
@@ -58,17 +57,17 @@ def plot_erp(result: Result) -> plt.Figure:
     return figure
 
 
-def summed(result: Result, level: str) -> tuple[str, str]:
-    """What the ERP of ``level`` sums, in words, and its units: those of the level's error
-    units (``sim.readouts.erp``), by their declaration (label, symbol, units: read from the
-    recorded ``levels/<level>/error``; where it is not recorded, ``circuits.variables.ERROR``
-    on the level's units)."""
-    path = f"levels/{level}/error"
-    if path in result:
+def summed(result: Result, level: str, field: str) -> tuple[str, str]:
+    """What the ERP of ``level`` is, in words (its declared label and symbol: ``signed sum of
+    error eps``), and its units, as declared beside ``erp/trials/<level>``; a file written
+    before the ERP declared its traces: ``circuits.variables.ERP`` on the level's units."""
+    path = f"erp/trials/{level}"
+    if declared(result, path, "label"):
         return quantity(result, path), result.units(path)
+    variable = ERP.get(field, ERP["signed"])
     levels = result.parameters["model"]["levels"]
     units = next((str(item.get("units", "1")) for item in levels if item["name"] == level), "1")
-    return f"{ERROR.label} {ERROR.symbol}", ERROR.units_for(units)
+    return f"{variable.label} {variable.symbol}", variable.units_for(units)
 
 
 def _by_repetition(axis: plt.Axes, time_ms: np.ndarray, traces: np.ndarray,
