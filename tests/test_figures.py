@@ -62,6 +62,25 @@ def test_bundled_figure_passes_the_lint(results, name):
         plt.close(figure)
 
 
+@pytest.mark.parametrize("name", ["perception/creak", "perception/creak_where"])
+def test_the_bars_legend_sits_in_the_first_bars_panel(bundled, name):
+    """The legend of final Q against the exact posterior lies inside the first trial's bar
+    panel (it sat above the panel's title, apart from the bars), and covers no bar (the
+    lint: ``test_bundled_figure_passes_the_lint``)."""
+    with sim.load(bundled[name].output) as result:
+        figure = draw(result)
+    try:
+        renderer = figure.canvas.get_renderer()
+        axis = next(axis for axis in figure.axes if axis.get_legend() is not None and
+                    "exact posterior" in [t.get_text() for t in axis.get_legend().get_texts()])
+        box, panel = axis.get_legend().get_window_extent(renderer), axis.get_window_extent(
+            renderer)
+        assert (panel.x0 - 1 <= box.x0 and box.x1 <= panel.x1 + 1 and panel.y0 - 1 <= box.y0
+                and box.y1 <= panel.y1 + 1), (box, panel)
+    finally:
+        plt.close(figure)
+
+
 def test_sweep_figure_passes_the_lint(tmp_path):
     swept = sim.sweep("perception/cue_integration", seeds=2, jobs=1, output=tmp_path / "fog",
                       vary={"protocol.trials.*.stimulus.noise_std": [0.0, 0.5]})

@@ -6,7 +6,6 @@ final Q against Bayes."""
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.transforms import offset_copy
 
 from circuits.variables import FREE_ENERGY, POSTERIOR, SURPRISE
 from sim.io.reader import declared
@@ -220,10 +219,7 @@ def plot_discrete(result):
             title = str(trials["name"][trial])
             axis.set_title(title if len(bars_for) == 1 else f"{title}: {panel['name']}",
                            fontsize=8)
-            if row == 0:  # just above the first trial's title, however tall its bars
-                axis.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0),
-                            bbox_transform=offset_copy(axis.transAxes, fig=figure, y=20,
-                                                       units="points"),
-                            ncols=2, frameon=False, borderaxespad=0.0)
+            if row == 0:  # by the first trial's bars, where it covers none (settle_legends)
+                axis.legend(fontsize=7, loc="lower right", frameon=False)
     figure.suptitle(f"{result.attrs['scenario_name']} (seed {result.seed})")
     return figure
