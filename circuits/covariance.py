@@ -67,17 +67,14 @@ default: the level's configured 1 / precision on the diagonal). Recorded:
 ``levels/<name>/covariance`` (trials x n x n, Sigma at each trial's end), and the level's
 ``precision`` shows the diagonal of Sigma^{-1}.
 
-Step bounds (h = dt / tau_eps): for each eigenvalue sigma of Sigma the pair (eps, e) is a
-2 x 2 linear system with eigenvalues (-1 +- sqrt(1 - 4 sigma)) / 2 per tau_eps; with Euler it
-is stable iff h sigma < 1 (and h < 2); other methods from their one-step map
-(``loop_step_bound``). The learning flow relaxes at rate 1/sigma_min per tau_Sigma.
+Step bounds: the interneuron loop's largest step at each eigenvalue of Sigma, per integration
+method (``circuits.covariance_bound``); the learning flow relaxes at rate 1/sigma_min per
+tau_Sigma.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -85,6 +82,7 @@ from scipy.linalg import blas
 
 from circuits import schedule
 from circuits.claims import Claim, claims_on
+from circuits.covariance_bound import loop_step_bound
 from circuits.mechanism import (
     BuildContext,
     FlowBound,
@@ -108,9 +106,6 @@ learning : 1  # 1 while the trial learns Sigma, 0 in a phase that does not
 """
 COVARIANCE_ORDER = schedule.ERRORS + 1  # Sigma learns once the error units have moved
 WORKING_MATRICES = 6  # n x n matrices in use beside those kept: Sigma, Pi, F's Hessian, ...
-# the one-step polynomial P(Z) of each method on a linear system with held inputs:
-# x' = x + h P(hA) (A x + b); Brian2's heun and milstein are Euler without noise
-STEP_TERMS = {"euler": 1, "heun": 1, "milstein": 1, "rk2": 2, "rk4": 4}
 
 
 @dataclass(frozen=True)
@@ -171,37 +166,6 @@ def initial_covariance(settings: Settings, level) -> np.ndarray:
     if settings.initial.ndim == 0:
         return float(settings.initial) * np.eye(level.size)
     return np.array(settings.initial, dtype=float)
-
-
-@lru_cache(maxsize=256)  # the preflight asks for every trial
-def loop_step_bound(sigma: float, method: str) -> float:
-    """The largest h = dt / tau_eps for which the (eps, e) loop with Sigma's eigenvalue sigma
-    stays stable under ``method`` (spectral radius of its one-step map below 1)."""
-    terms = STEP_TERMS.get(method)
-    if terms is None:  # exponential_euler: e relaxes exactly, eps (no self-term) as Euler
-        def step(h: float) -> np.ndarray:
-            decay = math.exp(-h)
-            return np.array([[1.0, -h], [(1 - decay) * sigma, decay]])
-    else:
-        def step(h: float) -> np.ndarray:
-            z = h * np.array([[0.0, -1.0], [0.0, -1.0]])
-            poly, power = np.eye(2), np.eye(2)
-            for k in range(2, terms + 1):
-                power = power @ z / k
-                poly = poly + power
-            return np.eye(2) + h * poly @ np.array([[0.0, -1.0], [sigma, -1.0]])
-
-    def stable(h: float) -> bool:
-        return float(np.max(np.abs(np.linalg.eigvals(step(h))))) < 1.0
-
-    high = 1e-3
-    while stable(high) and high < 1e6:  # first instability on a geometric scan, then bisect
-        high *= 1.25
-    low = high / 1.25
-    for _ in range(60):
-        middle = (low + high) / 2
-        low, high = (middle, high) if stable(middle) else (low, middle)
-    return low
 
 
 class LearnedCovariance(Mechanism):

@@ -19,7 +19,7 @@ import scipy.linalg
 import scipy.sparse
 
 import sim
-from circuits import covariance as covariance_module
+from circuits.covariance_bound import loop_step_bound
 from circuits.generative import GenerativeMap
 from circuits.nonlinearity import parse_nonlinearity
 from sim.families.hierarchical.free_energy import free_energy
@@ -240,7 +240,7 @@ def test_the_loop_bound_is_the_closed_form_for_euler(sigma):
     """Euler on (eps, e): eigenvalues of [[1, -h], [h sigma, 1 - h]] inside the unit circle iff
     h sigma < 1 (complex pair, sigma > 1/4), else h < 4 / (1 + sqrt(1 - 4 sigma))."""
     closed = 1 / sigma if sigma > 0.25 else 4 / (1 + np.sqrt(1 - 4 * sigma))
-    assert covariance_module.loop_step_bound(sigma, "euler") == pytest.approx(closed, rel=1e-9)
+    assert loop_step_bound(sigma, "euler") == pytest.approx(closed, rel=1e-9)
 
 
 def test_the_network_bound_takes_the_full_matrix():
