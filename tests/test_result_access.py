@@ -501,3 +501,30 @@ def test_flatten_names_keys_as_set_does():
                               "model.levels.0.precision": [1.0, 2.0],
                               "trials.0.duration_ms": 20.0}
     assert json.loads(json.dumps(flatten(table)))  # plain values
+
+
+def test_the_software_versions_are_looked_up_once_per_process(tmp_path, monkeypatch):
+    """Every result records the versions it was computed with; a process that writes many
+    (a sweep's worker) reads the installed metadata once, and each file gets the same values
+    (a caller changing its copy changes no later file's)."""
+    import importlib.metadata
+
+    from sim.io import writer
+
+    asked = []
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: asked.append(name) or real(name))
+    writer.installed_versions.cache_clear()
+    try:
+        files = []
+        for name in ("a", "b"):
+            written = ResultWriter(tmp_path / f"{name}.h5")
+            writer.versions()["brian2_version"] = "changed by a caller"
+            written.commit("complete")
+            files.append(tmp_path / f"{name}.h5")
+    finally:
+        writer.installed_versions.cache_clear()
+    assert asked == ["brian2"], asked
+    with h5py.File(files[0], "r") as first, h5py.File(files[1], "r") as second:
+        assert first.attrs["brian2_version"] == second.attrs["brian2_version"] == real("brian2")
