@@ -13,9 +13,9 @@
 ``dump`` + ``compare`` is the before/after check of a refactor on one machine; the stored
 arrays are the lasting version that survives another CPU or BLAS build.
 
-A spiking scenario (``neurons/mismatch``) stores other arrays: each population's spike count
-per trial (``spike_count/<level>/<population>``), each level's decoded belief averaged over
-the second half of every trial (``mean_belief/<level>``), and their spread over other seeds of
+A spiking scenario (``neurons/mismatch``, ``neurons/hierarchy_spiking``) stores other arrays:
+each population's spike count per trial (``spike_count/<level>/<population>``), each level's
+decoded belief averaged over the second half of every trial (``mean_belief/<level>``), and their spread over other seeds of
 the neurons (``spread/<key>``, ``spreads``). ``spiking_mismatches`` compares a run with them to
 a tolerance stated in that spread (``SPREAD_SDS``), not to 1e-12: one ulp on another CPU can
 move a spike (a Poisson neuron fires when a uniform draw falls below rate x dt), and from then
