@@ -15,11 +15,12 @@ arrays are the lasting version that survives another CPU or BLAS build.
 
 A spiking scenario (``neurons/mismatch``, ``neurons/hierarchy_spiking``) stores other arrays:
 each population's spike count per trial (``spike_count/<level>/<population>``), each level's
-decoded belief averaged over the second half of every trial (``mean_belief/<level>``), and their spread over other seeds of
-the neurons (``spread/<key>``, ``spreads``). ``spiking_mismatches`` compares a run with them to
-a tolerance stated in that spread (``SPREAD_SDS``), not to 1e-12: one ulp on another CPU can
-move a spike (a Poisson neuron fires when a uniform draw falls below rate x dt), and from then
-on the run is another realisation of the same network. On the same machine they are equal.
+decoded belief averaged over the second half of every trial (``mean_belief/<level>``), and
+their spread over other seeds of the neurons (``spread/<key>``, ``spreads``).
+``spiking_mismatches`` compares a run with them to a tolerance stated in that spread
+(``SPREAD_SDS``), not to 1e-12: one ulp on another CPU can move a spike (a Poisson neuron fires
+when a uniform draw falls below rate x dt), and from then on the run is another realisation of
+the same network. On the same machine they are equal.
 """
 
 from __future__ import annotations

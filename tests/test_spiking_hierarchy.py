@@ -109,7 +109,8 @@ def test_free_energy_of_the_decoded_beliefs_falls_in_each_segment_and_jumps_at_t
 
 def test_the_figure_draws_the_decoded_beliefs_over_the_stored_rate_run(runs):
     """Each belief level's panel has, per unit shown, the decoded trace and the stored rate
-    run's (``rate_reference``), read from the file."""
+    run's (``rate_reference``), read from the file; the rates panel gives each level's
+    population a colour of its own; the trial is named above the first panel."""
     import matplotlib.pyplot as plt
 
     from sim.report.figures import draw
@@ -117,7 +118,13 @@ def test_the_figure_draws_the_decoded_beliefs_over_the_stored_rate_run(runs):
     result = runs[0]
     figure = draw(result)
     lines = [line.get_ydata() for axis in figure.axes for line in axis.get_lines()]
+    rates = next(axis for axis in figure.axes if axis.get_ylabel().startswith("rate (Hz)"))
+    colours = [tuple(line.get_color()) for line in rates.get_lines()]
+    named = [text.get_text() for text in figure.axes[0].texts]
     plt.close(figure)
+    # the input's 2 error pools, the features' and objects' 4 (belief, error; both signs)
+    assert len(colours) == 10 and len(set(colours)) == len(colours)
+    assert named == [str(np.ravel(result.trials["name"])[0])]
     for level in ("features", "objects"):
         for path in (f"levels/{level}/belief", f"rate_reference/levels/{level}/belief"):
             for unit in range(4):
