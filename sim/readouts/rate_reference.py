@@ -15,17 +15,20 @@ traces are sampled on the same times (the same ``dt_ms`` and ``[record]``) and w
 
 The spiking figure (``sim.report.figures.spiking``) draws the decoded beliefs over these. The
 rate run costs what a rate run of the scenario costs (a few seconds for the bundled
-``neurons/hierarchy_spiking``), after the spiking run.
+``neurons/hierarchy_spiking``), after the spiking run; its memory is counted with the run's
+(``memory``), and past the limit the readout is turned off, as every readout is.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from circuits.mechanism import MemoryPart
 from sim.readouts import Readout
 
 GROUP = "rate_reference"
@@ -60,6 +63,14 @@ class RateReference(Readout):
                                                    "expected model.neurons = \"spiking\" "
                                                    "(docs/spiking.md)")
         fields.close()
+
+    def memory(self, scenario: Any) -> list[MemoryPart]:
+        """The rate run's own model (populations, coupling, recording buffers), held with the
+        spiking network's: past the memory limit the readout is turned off (``sim.memory``)."""
+        from sim.memory import model_parts
+
+        return [dataclasses.replace(part, what=f"{part.what} (the rate reference)")
+                for part in model_parts(rate_twin(scenario))]
 
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:
         return {}
