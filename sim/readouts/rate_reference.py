@@ -76,15 +76,19 @@ class RateReference(Readout):
         return {}
 
     def finish(self, simulation: Any, settings: Any) -> None:
-        """Run the rate twin (``rate_twin``) and copy its traces into ``/rate_reference``."""
+        """Run the rate twin (``rate_twin``) and copy its traces into ``/rate_reference``; none
+        for a run that stopped early (interrupted or diverged)."""
         import sim
         from sim.engine import run_scenario
         from sim.io.writer import write_array
 
+        scenario = simulation.scenario
+        if simulation.clock_time() * 1e3 < scenario.duration_ms - scenario.dt_ms / 2:
+            return
         group = simulation.writer.file.require_group(GROUP)
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "rate.h5"
-            run_scenario(rate_twin(simulation.scenario), path, checked=True)
+            run_scenario(rate_twin(scenario), path, checked=True)
             with sim.load(path) as rate:
                 paths = [*COPIED, *(f"levels/{level}/belief" for level in rate.level_names
                                     if f"levels/{level}/belief" in rate),
