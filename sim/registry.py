@@ -27,7 +27,8 @@ READOUT_MODULES = ("sim.readouts.condition", "sim.readouts.final_state",
                    "sim.readouts.reference_posterior", "sim.readouts.ideal_observer",
                    "sim.readouts.erp",
                    "sim.readouts.learning_curve", "sim.readouts.bars_match",
-                   "sim.readouts.decision", "sim.readouts.spike_rates")
+                   "sim.readouts.decision", "sim.readouts.spike_rates",
+                   "sim.readouts.rate_reference")
 
 _mechanisms: dict[str, Mechanism] = {}
 _readouts: dict[str, Any] = {}

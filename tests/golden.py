@@ -13,13 +13,14 @@
 ``dump`` + ``compare`` is the before/after check of a refactor on one machine; the stored
 arrays are the lasting version that survives another CPU or BLAS build.
 
-A spiking scenario (``neurons/mismatch``) stores other arrays: each population's spike count
-per trial (``spike_count/<level>/<population>``), each level's decoded belief averaged over
-the second half of every trial (``mean_belief/<level>``), and their spread over other seeds of
-the neurons (``spread/<key>``, ``spreads``). ``spiking_mismatches`` compares a run with them to
-a tolerance stated in that spread (``SPREAD_SDS``), not to 1e-12: one ulp on another CPU can
-move a spike (a Poisson neuron fires when a uniform draw falls below rate x dt), and from then
-on the run is another realisation of the same network. On the same machine they are equal.
+A spiking scenario (``neurons/mismatch``, ``neurons/hierarchy_spiking``) stores other arrays:
+each population's spike count per trial (``spike_count/<level>/<population>``), each level's
+decoded belief averaged over the second half of every trial (``mean_belief/<level>``), and
+their spread over other seeds of the neurons (``spread/<key>``, ``spreads``).
+``spiking_mismatches`` compares a run with them to a tolerance stated in that spread
+(``SPREAD_SDS``), not to 1e-12: one ulp on another CPU can move a spike (a Poisson neuron fires
+when a uniform draw falls below rate x dt), and from then on the run is another realisation of
+the same network. On the same machine they are equal.
 """
 
 from __future__ import annotations
@@ -66,17 +67,14 @@ def dump(folder: Path) -> None:
 SPREAD_SEEDS, SPREAD_SDS = 8, 4.0
 
 
-def spiking(path: Path) -> bool:
-    with h5py.File(path, "r") as handle:
-        return handle.attrs.get("neurons") == "spiking"
+def spiking(found: dict[str, np.ndarray]) -> bool:
+    """Whether ``found`` (``traces``) are a spiking run's (``spiking_traces``)."""
+    return any(key.startswith("mean_belief/") for key in found)
 
 
-def spiking_traces(path: Path) -> dict[str, np.ndarray]:
+def spiking_traces(result) -> dict[str, np.ndarray]:
     """Spike counts per trial of each population, and each level's decoded belief averaged
-    over the second half of each trial."""
-    import sim
-
-    result = sim.load(path)
+    over the second half of each trial, of a spiking ``Result``."""
     starts, stops = np.asarray(result["trials/t_start"]), np.asarray(result["trials/t_stop"])
     time = np.asarray(result["time"])
     out = {}
@@ -109,13 +107,16 @@ def spiking_mismatches(found: dict[str, np.ndarray], stored) -> list[str]:
 
 def traces(path: Path) -> dict[str, np.ndarray]:
     """Beliefs and errors of a result, at most ``MAX_ROWS`` samples each (last one kept); a
-    spiking result's ``spiking_traces``."""
+    spiking result's ``spiking_traces``. The file is opened once."""
     import sim
 
-    if spiking(path):
-        return spiking_traces(path)
+    with sim.load(path) as result:
+        return spiking_traces(result) if result.neurons == "spiking" else rate_traces(result)
+
+
+def rate_traces(result) -> dict[str, np.ndarray]:
+    """A rate ``Result``'s beliefs and errors, at most ``MAX_ROWS`` samples each."""
     out = {}
-    result = sim.load(path)
     for key in list(result.datasets):
         if key.rsplit("/", 1)[-1] not in ("belief", "error"):
             continue
@@ -136,7 +137,7 @@ def spreads(name: str, folder: Path) -> dict[str, np.ndarray]:
         path = folder / "spread.h5"
         seed = load_scenario(name).model.spiking.seed + offset
         sim.run(name, output=path, overwrite=True, overrides={"model.spiking.seed": seed})
-        runs.append(spiking_traces(path))
+        runs.append(traces(path))
     return {f"spread/{key}": np.std([run[key] for run in runs], axis=0, ddof=1)
             for key in runs[0]}
 
@@ -158,7 +159,7 @@ def store(names: list[str] | None = None) -> None:
             path = Path(folder) / (name.replace("/", "__") + ".h5")
             sim.run(name, output=path, overwrite=True)
             arrays = traces(path)
-            if spiking(path):
+            if spiking(arrays):
                 arrays.update(spreads(name, Path(folder)))
             np.savez_compressed(stored_path(name), **arrays)
             print(f"wrote {stored_path(name)} ({len(arrays)} arrays)")

@@ -55,7 +55,7 @@ def test_run_show_plot_each_bundled_scenario(bundled, tmp_path, name):
     # spiking scenario's spike counts and mean beliefs to golden.py's stated tolerance
     stored = np.load(stored_path(name))
     found = traces(output)
-    if spiking(output):
+    if spiking(found):
         assert not spiking_mismatches(found, stored), spiking_mismatches(found, stored)
     else:
         assert sorted(found) == sorted(stored.files)

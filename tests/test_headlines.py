@@ -141,6 +141,13 @@ EXPECTED = {
     "neurons/mismatch": lambda f: [
         *per_trial(f, "negative error neurons", f["trials/rate_error_negative/visual_flow"][:, 0]),
         *per_trial(f, "positive error neurons", f["trials/rate_error_positive/visual_flow"][:, 0])],
+    # the top belief in object B (unit 2) and F at the trial's end, against the rate model of
+    # the same scenario that the file stores beside the spikes (rate_reference)
+    "neurons/hierarchy_spiking": lambda f: [
+        *per_trial(f, "top belief in object B", f["trials/final_belief/objects"][:, 2],
+                   f["rate_reference/trials/final_belief/objects"][:, 2]),
+        *per_trial(f, "F at the trial's end", f["trials/final_free_energy"][()],
+                   f["rate_reference/trials/final_free_energy"][()])],
     # belief in the absent tone 0.25 (ideal) -> 0.50, 0.63, 0.71
     "disorders/psychosis": lambda f: per_trial(
         f, "belief in the tone", f["trials/final_belief"][:, cause(f, "tone")],

@@ -18,6 +18,7 @@ import numpy as np
 
 from sim.errors import ResultError
 from sim.io.reader import Result
+from sim.io.spikes import population_paths
 
 TEXT_COLUMNS = {"level": "the model level the population belongs to",
                 "population": "the population's name in the result (/spikes/<level>/"
@@ -32,15 +33,9 @@ NUMBER_COLUMNS = {"unit": "the unit (belief or error unit of its level) the neur
                   "neuron": "the neuron's index within its population"}
 
 
-def spiking_populations(result: Result) -> list[str]:
-    """The groups ``spikes/<level>/<population>`` of ``result``, in file order."""
-    return sorted(path for path in result.group_attrs
-                  if path.startswith("spikes/") and path.count("/") == 2)
-
-
 def add_units(nwbfile: Any, result: Result) -> None:
     """Every spiking population's neurons as rows of ``nwbfile.units`` (none: no table)."""
-    populations = spiking_populations(result)
+    populations = _populations(result)
     if not populations:
         return
     from hdmf.common import VectorData, VectorIndex
@@ -48,15 +43,14 @@ def add_units(nwbfile: Any, result: Result) -> None:
 
     times, ends, rows = [], [], {name: [] for name in (*TEXT_COLUMNS, *NUMBER_COLUMNS)}
     total = 0
-    for group in populations:
-        spikes, neuron, attrs = _population(result, group)
+    for path, (spikes, neuron, attrs) in populations.items():
         per_unit, units = int(attrs["neurons_per_unit"]), int(attrs["unit_count"])
         count = per_unit * units
         order = np.argsort(neuron, kind="stable")  # by neuron, each neuron's times in order
         times.append(spikes[order])
         total += len(spikes)
         ends.append(total - len(spikes) + np.cumsum(np.bincount(neuron, minlength=count)))
-        _, level, population = group.split("/")
+        level, population = path.split("/")
         for key, value in (("level", attrs.get("level", level)), ("population", population),
                            ("role", attrs.get("role", "")), ("sign", attrs.get("sign", "")),
                            ("neuron_model", attrs.get("neuron_model", ""))):
@@ -79,22 +73,28 @@ def add_units(nwbfile: Any, result: Result) -> None:
                     "(pcsim /spikes)")
 
 
-def _population(result: Result, group: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """One population's spike times, neuron indices and attributes, checked."""
-    attrs = result.group_attrs[group]
-    for path in (f"{group}/time", f"{group}/neuron"):
-        if path not in result:
-            raise ResultError(f"{result.path}: damaged pcsim result: /{path}: missing")
-    for key in ("neurons_per_unit", "unit_count"):
-        if not isinstance(attrs.get(key), int | np.integer) or int(attrs[key]) < 1:
-            raise ResultError(f"{result.path}: damaged pcsim result: /{group}: attribute {key} "
-                              f"is {attrs.get(key)!r}, expected a whole number >= 1")
-    spikes = np.asarray(result[f"{group}/time"], dtype=float)
-    neuron = np.asarray(result[f"{group}/neuron"]).astype(np.int64)
-    count = int(attrs["neurons_per_unit"]) * int(attrs["unit_count"])
-    if spikes.shape != neuron.shape or (len(neuron) and (neuron.min() < 0
-                                                         or neuron.max() >= count)):
-        raise ResultError(f"{result.path}: damaged pcsim result: /{group}: time {spikes.shape} "
-                          f"and neuron {neuron.shape} differ, or a neuron index is outside "
-                          f"0..{count - 1}")
-    return spikes, neuron, attrs
+def _populations(result: Result) -> dict[str, tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
+    """Each population's spike times, neuron indices and attributes by ``<level>/
+    <population>`` (``Result.spikes``, read once), in file order, checked."""
+    paths = population_paths(result.group_attrs)
+    for group in (f"spikes/{path}" for path in paths):
+        attrs = result.group_attrs[group]
+        for path in (f"{group}/time", f"{group}/neuron"):
+            if path not in result:
+                raise ResultError(f"{result.path}: damaged pcsim result: /{path}: missing")
+        for key in ("neurons_per_unit", "unit_count"):
+            if not isinstance(attrs.get(key), int | np.integer) or int(attrs[key]) < 1:
+                raise ResultError(f"{result.path}: damaged pcsim result: /{group}: attribute "
+                                  f"{key} is {attrs.get(key)!r}, expected a whole number >= 1")
+    found = {}
+    for path, trains in sorted(result.spikes().items()):
+        spikes = np.asarray(trains.time, dtype=float)
+        neuron = np.asarray(trains.neuron).astype(np.int64)
+        count = int(trains.attrs["neurons_per_unit"]) * int(trains.attrs["unit_count"])
+        if spikes.shape != neuron.shape or (len(neuron) and (neuron.min() < 0
+                                                             or neuron.max() >= count)):
+            raise ResultError(f"{result.path}: damaged pcsim result: /spikes/{path}: time "
+                              f"{spikes.shape} and neuron {neuron.shape} differ, or a neuron "
+                              f"index is outside 0..{count - 1}")
+        found[path] = spikes, neuron, trains.attrs
+    return found

@@ -204,16 +204,18 @@ class Result:
         """``rate`` or ``spiking`` (``[model] neurons``; files before it: ``rate``)."""
         return str(self.attrs.get("neurons", "rate"))
 
-    def spikes(self) -> dict[str, Any]:
+    def spikes(self, populations: Any = None) -> dict[str, Any]:
         """Every spiking population's spikes by ``<level>/<population>`` (e.g.
         ``features/error_positive``): ``SpikeTrains`` with ``time`` (s), ``neuron`` and
-        ``unit`` arrays and the group's attributes, read now; empty for a rate result."""
+        ``unit`` arrays and the group's attributes, read now; empty for a rate result.
+        ``populations`` (names such as ``error_positive``): only those are read."""
         from sim.io.spikes import SpikeTrains, population_paths
 
         return {path: SpikeTrains(np.asarray(self[f"spikes/{path}/time"][:]),
                                   np.asarray(self[f"spikes/{path}/neuron"][:]),
                                   self.group_attrs[f"spikes/{path}"])
-                for path in population_paths(self.group_attrs)}
+                for path in population_paths(self.group_attrs)
+                if populations is None or path.split("/")[1] in populations}
 
     def trials_frame(self) -> Any:
         """The per-trial table as a pandas DataFrame, one row per trial (needs pandas).

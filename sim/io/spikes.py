@@ -19,15 +19,21 @@ import h5py
 import numpy as np
 
 SIGNS = ("positive", "negative")
-CHUNK = 65536  # spikes per chunk
+# spikes per chunk: 64 kB of times. An HDF5 chunk is allocated whole, so a population of a
+# few thousand spikes (a top level's) takes one chunk; 65536 took 0.5 MB each, 22 MB for
+# neurons/hierarchy_spiking's 6.5 MB of spikes
+CHUNK = 8192
 
 
 def population_attrs(role: str, level: str, units: int, settings: Any) -> dict[str, Any]:
-    """What the writer needs to split and label one pool group (both signs)."""
+    """What the writer needs to split and label one pool group (both signs): its role,
+    level and units, and the ``[model.spiking]`` settings, ``neurons_per_unit`` and
+    ``neuron_model`` under their own names, the others as ``spiking_<key>``."""
+    own = ("neurons_per_unit", "neuron_model")
     return {"role": role, "level": level, "unit_count": units,
-            "neurons_per_unit": settings.neurons_per_unit, "neuron_model": settings.neuron_model,
+            **{key: getattr(settings, key) for key in own},
             **{f"spiking_{key}": value for key, value in settings.describe().items()
-               if value is not None}}
+               if value is not None and key not in own}}
 
 
 def _dataset(group: h5py.Group, name: str, dtype: Any) -> h5py.Dataset:
@@ -52,13 +58,14 @@ class SpikeWriter:
             self.datasets.append(pair)
 
     def append(self, monitors: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
-        """``monitors``: each pool group's (neuron indices, times in s) of every spike so far
-        (a monitor's whole record); what is new since the last call is written."""
+        """``monitors``: each pool group's (neuron indices, times in s) of every spike so far,
+        as views of a monitor's whole record (not copies); only what is new since the last
+        call is read and written."""
         for index, (neurons, times) in enumerate(monitors):
             pool = self.pools[index]
             new = slice(self.written[index], len(neurons))
             self.written[index] = len(neurons)
-            neurons, times = np.asarray(neurons[new]), np.asarray(times[new])
+            neurons, times = np.array(neurons[new]), np.array(times[new])
             size = pool["unit_count"] * pool["neurons_per_unit"]
             for sign, (time_set, neuron_set) in enumerate(self.datasets[index]):
                 mine = (neurons // size) == sign

@@ -69,6 +69,7 @@ class SpikingSimulation(HierarchicalSimulation):
 
     def end_trial(self, trial: Trial) -> None:
         if self.spike_writer is not None:
-            self.spike_writer.append([(monitor.i[:], monitor.t_[:]) for monitor in
-                                      self.monitors])
+            self.spike_writer.append([(monitor.variables["i"].get_value(),  # views:
+                                       monitor.variables["t"].get_value())  # only the new
+                                      for monitor in self.monitors])  # spikes are copied
         super().end_trial(trial)

@@ -1,0 +1,102 @@
+"""The rate model's run of a spiking scenario, stored beside its spikes.
+
+A spiking run (``[model] neurons = "spiking"``, docs/spiking.md) realises the rate model of the
+same scenario; to lay the two side by side, ``[readouts.rate_reference]`` (an empty table)
+runs that rate model once the spiking run has ended: the same scenario text, overrides and
+seed (so the same stimulus, its noise included), with ``neurons = "rate"``, without
+``[model.spiking]`` and ``[readouts]``, on the runtime device, as the spiking run is. Its
+traces are sampled on the same times (the same ``dt_ms`` and ``[record]``) and written under
+``/rate_reference`` (docs/results.md):
+
+- ``rate_reference/levels/<level>/belief`` (samples x units) and ``rate_reference/
+  free_energy`` (samples);
+- ``rate_reference/trials/final_belief/<level>`` and ``rate_reference/trials/
+  final_free_energy`` (one row per trial): what a headline names as its ``reference``.
+
+The spiking figure (``sim.report.figures.spiking``) draws the decoded beliefs over these. The
+rate run costs what a rate run of the scenario costs (a few seconds for the bundled
+``neurons/hierarchy_spiking``), after the spiking run; its memory is counted with the run's
+(``memory``), and past the limit the readout is turned off, as every readout is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from circuits.mechanism import MemoryPart
+from sim.readouts import Readout
+
+GROUP = "rate_reference"
+COPIED = ("free_energy", "trials/final_free_energy")  # with every level's belief traces
+
+
+def rate_twin(scenario: Any) -> Any:
+    """``scenario`` (a spiking one) as the rate model: its text with its overrides and seed,
+    ``neurons = "rate"``, no ``[model.spiking]``, no ``[readouts]``, the runtime device."""
+    from sim import toml_input
+    from sim.scenario import parse_scenario
+    from sim.validation import toml_table
+
+    data, source = toml_table(scenario.source_text, scenario.path)
+    toml_input.apply_overrides(data, dict(scenario.overrides), scenario.path)
+    data["seed"] = scenario.seed
+    data["model"]["neurons"] = "rate"
+    data["model"].pop("spiking", None)
+    data.pop("readouts", None)
+    data.setdefault("numerics", {})["device"] = "runtime"
+    return parse_scenario(data, source, {})
+
+
+class RateReference(Readout):
+    name = "rate_reference"
+    family = "hierarchical"
+    takes_settings = True
+
+    def parse(self, fields: Any, model: Any) -> None:
+        if model.neurons != "spiking":
+            raise fields.source.error(fields.path, "runs the rate model beside a spiking one: "
+                                                   "expected model.neurons = \"spiking\" "
+                                                   "(docs/spiking.md)")
+        fields.close()
+
+    def memory(self, scenario: Any) -> list[MemoryPart]:
+        """The rate run's own model (populations, coupling, recording buffers), held with the
+        spiking network's: past the memory limit the readout is turned off (``sim.memory``)."""
+        from sim.memory import model_parts
+
+        return [dataclasses.replace(part, what=f"{part.what} (the rate reference)")
+                for part in model_parts(rate_twin(scenario))]
+
+    def row(self, simulation: Any, trial: Any) -> dict[str, Any]:
+        return {}
+
+    def finish(self, simulation: Any, settings: Any) -> None:
+        """Run the rate twin (``rate_twin``) and copy its traces into ``/rate_reference``; none
+        for a run that stopped early (interrupted or diverged)."""
+        import sim
+        from sim.engine import run_scenario
+        from sim.io.writer import write_array
+
+        scenario = simulation.scenario
+        if simulation.clock_time() * 1e3 < scenario.duration_ms - scenario.dt_ms / 2:
+            return
+        group = simulation.writer.file.require_group(GROUP)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "rate.h5"
+            run_scenario(rate_twin(scenario), path, checked=True)
+            with sim.load(path) as rate:
+                paths = [*COPIED, *(f"levels/{level}/belief" for level in rate.level_names
+                                    if f"levels/{level}/belief" in rate),
+                         *(f"trials/final_belief/{level}" for level in rate.level_names
+                           if f"trials/final_belief/{level}" in rate)]
+                for name in paths:
+                    write_array(group, name, np.asarray(rate[name]),
+                                units=str(rate.dataset_attrs[name].get("units", "1")))
+
+
+READOUT = RateReference()

@@ -1,0 +1,120 @@
+"""Evidence on the default hierarchy at its own size (issue 25, point 3): the bundled
+``neurons/hierarchy_spiking`` (perception/hierarchy's 64-16-4 tanh model, weights, precisions
+and noisy stimulus, switching from object A to object B at 600 ms; time constants slowed for
+spikes, docs/spiking.md) against the rate model of the same scenario, which the result stores.
+
+- The stored rate run (``[readouts.rate_reference]``) is perception/hierarchy run as rates
+  with the spiking scenario's step, time constants and length: equal to 1e-12.
+- Not asserted here: the decoded beliefs' agreement with the rate model's to the issue's
+  max(0.05, 10% of the change). At N = 20 one seed's mean over a segment's last 20% spreads
+  by up to ~0.19, so even nine seeds (of 1 s segments) resolve only +-0.04-0.19 (three
+  standard errors); docs/spiking.md gives the measured table (every unit within three standard
+  errors of the rate model's: no bias resolved). The 16-8-4 hierarchy at N = 100 is asserted
+  in test_spiking_evidence.py.
+- F computed from the decoded beliefs falls within each segment on average over the seeds
+  (its mean over the segment's first 10% above that over its last 20%, by more than three
+  standard errors over the seeds), and jumps at the switch.
+
+Three spiking runs without stored spikes (~6 s each on two idle cores) and one rate run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sim
+
+NAME = "neurons/hierarchy_spiking"
+SEEDS = (11, 12, 13)  # the neurons' randomness; the stimulus (its noise too) stays the scenario's
+SWITCH_S, END_S = 0.6, 1.2
+SEGMENTS = {"object A": (0.0, SWITCH_S), "object B": (SWITCH_S, END_S)}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> list:
+    folder = tmp_path_factory.mktemp("hierarchy_spiking")
+    found = [sim.run(NAME, output=folder / f"{seed}.h5",
+                     overrides={"model.spiking.seed": seed,
+                                "model.spiking.record_spikes": False})
+             for seed in SEEDS]
+    yield found
+    for result in found:
+        result.close()
+
+
+def window(result, start: float, stop: float) -> np.ndarray:
+    time = np.asarray(result["time"])
+    return (time >= start - 1e-9) & (time < stop - 1e-9)
+
+
+def test_the_stored_rate_run_is_the_default_hierarchy_as_rates(runs, tmp_path):
+    """perception/hierarchy as rates, with the spiking scenario's step, time constants and
+    length: every belief and F as the stored rate run."""
+    rate = sim.run("perception/hierarchy", output=tmp_path / "rate.h5", overrides={
+        "dt_ms": 0.5, "model.tau_belief_ms": 1000.0, "model.tau_error_ms": 2.5,
+        "protocol.trials.0.duration_ms": END_S * 1e3,
+        "protocol.trials.0.stimulus.times_ms": [0, SWITCH_S * 1e3]})
+    stored = runs[0]
+    for path in ("free_energy", "levels/features/belief", "levels/objects/belief"):
+        np.testing.assert_allclose(np.asarray(stored[f"rate_reference/{path}"]),
+                                   np.asarray(rate[path]), rtol=0, atol=1e-12, err_msg=path)
+
+
+def test_free_energy_of_the_decoded_beliefs_falls_in_each_segment_and_jumps_at_the_switch(runs):
+    f = np.array([np.asarray(result["free_energy"]) for result in runs])  # seeds x samples
+    reference = np.asarray(runs[0]["rate_reference/free_energy"])
+    for segment, (start, stop) in SEGMENTS.items():
+        early = f[:, window(runs[0], start, start + 0.1 * (stop - start))].mean(axis=1)
+        late = f[:, window(runs[0], start + 0.8 * (stop - start), stop)].mean(axis=1)
+        drop = early - late
+        error = drop.std(ddof=1) / np.sqrt(len(drop))
+        rate_drop = (reference[window(runs[0], start, start + 0.1 * (stop - start))].mean()
+                     - reference[window(runs[0], start + 0.8 * (stop - start), stop)].mean())
+        print(f"{segment}: F falls by {drop.mean():.2f} +- {error:.2f} (rate model "
+              f"{rate_drop:.2f})")
+        assert drop.mean() > 3 * error and drop.mean() > 0, (segment, drop)
+    before = f[:, window(runs[0], SWITCH_S - 0.05, SWITCH_S)].mean(axis=1)
+    after = f[:, window(runs[0], SWITCH_S, SWITCH_S + 0.02)].mean(axis=1)
+    print(f"F 50 ms before the switch {before.mean():.2f}, 20 ms after {after.mean():.2f}")
+    assert np.all(after > before), (before, after)
+
+
+def test_the_figure_draws_the_decoded_beliefs_over_the_stored_rate_run(runs):
+    """Each belief level's panel has, per unit shown, the decoded trace and the stored rate
+    run's (``rate_reference``), read from the file; the rates panel gives each level's
+    population a colour of its own; the trial is named above the first panel."""
+    import matplotlib.pyplot as plt
+
+    from sim.report.figures import draw
+
+    result = runs[0]
+    figure = draw(result)
+    lines = [line.get_ydata() for axis in figure.axes for line in axis.get_lines()]
+    rates = next(axis for axis in figure.axes if axis.get_ylabel().startswith("rate (Hz)"))
+    colours = [tuple(line.get_color()) for line in rates.get_lines()]
+    named = [text.get_text() for text in figure.axes[0].texts]
+    plt.close(figure)
+    # the input's 2 error pools, the features' and objects' 4 (belief, error; both signs)
+    assert len(colours) == 10 and len(set(colours)) == len(colours)
+    assert named == [str(np.ravel(result.trials["name"])[0])]
+    for level in ("features", "objects"):
+        for path in (f"levels/{level}/belief", f"rate_reference/levels/{level}/belief"):
+            for unit in range(4):
+                trace = np.asarray(result[path][:, unit])
+                assert any(len(line) == len(trace) and np.array_equal(line, trace)
+                           for line in lines), (path, unit)
+
+
+def test_a_rate_reference_needs_spiking_neurons(tmp_path, capsys):
+    """``[readouts.rate_reference]`` on a rate scenario: one line, exit 2, nothing written."""
+    from cli_output import error_line
+
+    from sim.cli import main
+
+    output = tmp_path / "r.h5"
+    assert main(["run", "perception/single_cause", "--set", "readouts.rate_reference={}",
+                 "-o", str(output), "--no-plot"]) == 2
+    line = error_line(capsys)
+    assert "readouts.rate_reference:" in line and 'model.neurons = "spiking"' in line, line
+    assert not output.exists()
