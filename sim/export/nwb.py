@@ -187,7 +187,8 @@ def recorded(result: Result) -> tuple[list[str], list[str], list[str]]:
     samples = result.shape("time")[:1]
     sampled, events, per_trial = [], [], []
     for path in sorted(result.datasets):
-        if path == "time" or path.startswith(("trials/", "scenario/", "spikes/", "snapshots/")):
+        if path == "time" or path.startswith(("trials/", "scenario/", "spikes/", "snapshots/",
+                                              "rate_reference/")):
             continue
         shape, group = result.shape(path), path.rpartition("/")[0]
         if not shape:

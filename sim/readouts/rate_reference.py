@@ -49,6 +49,8 @@ def rate_twin(scenario: Any) -> Any:
     data["model"].pop("spiking", None)
     data.pop("readouts", None)
     data.setdefault("numerics", {})["device"] = "runtime"
+    data.setdefault("record", {})["variables"] = [  # only what ``finish`` copies
+        name for name in ("belief", "free_energy") if name in scenario.record.variables]
     return parse_scenario(data, source, {})
 
 
@@ -90,13 +92,11 @@ class RateReference(Readout):
             path = Path(folder) / "rate.h5"
             run_scenario(rate_twin(scenario), path, checked=True)
             with sim.load(path) as rate:
-                paths = [*COPIED, *(f"levels/{level}/belief" for level in rate.level_names
-                                    if f"levels/{level}/belief" in rate),
-                         *(f"trials/final_belief/{level}" for level in rate.level_names
-                           if f"trials/final_belief/{level}" in rate)]
-                for name in paths:
-                    write_array(group, name, np.asarray(rate[name]),
-                                units=str(rate.dataset_attrs[name].get("units", "1")))
+                candidates = [*COPIED, *(f"levels/{level}/belief" for level in rate.level_names),
+                              *(f"trials/final_belief/{level}" for level in rate.level_names)]
+                for name in (name for name in candidates if name in rate):
+                    write_array(group, name, np.asarray(rate[name]),  # units, declared_*, nan_means
+                                **rate.dataset_attrs[name])
 
 
 READOUT = RateReference()
