@@ -118,3 +118,19 @@ def test_a_rate_reference_needs_spiking_neurons(tmp_path, capsys):
     line = error_line(capsys)
     assert "readouts.rate_reference:" in line and 'model.neurons = "spiking"' in line, line
     assert not output.exists()
+
+
+def test_the_rate_run_is_copied_whole_with_what_the_spiking_run_records(tmp_path):
+    """With only beliefs recorded the rate run copies its beliefs (no F trace, which it did not
+    record), each with every attribute of the rate run's own dataset (units and declarations),
+    and the spiking run's file is complete."""
+    result = sim.run(NAME, output=tmp_path / "short.h5", overrides={
+        "protocol.trials.0.duration_ms": 100.0,
+        "protocol.trials.0.stimulus.times_ms": [0, 50],
+        "record.variables": ["belief"], "model.spiking.record_spikes": False})
+    with result:
+        assert "rate_reference/free_energy" not in result
+        for level in ("features", "objects"):
+            copied = f"rate_reference/levels/{level}/belief"
+            assert result[copied].shape == result[f"levels/{level}/belief"].shape
+            assert result.dataset_attrs[copied] == result.dataset_attrs[f"levels/{level}/belief"]
