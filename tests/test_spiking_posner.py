@@ -19,8 +19,9 @@ run). The claims:
   shot noise of the neurons' s_lambda predicts a Jensen factor of 1.020, 1.003, 1.020,
   ``circuits.spiking.topdown``).
 
-Measured when written (2-core machine, another helper's runs beside it): ~40 s in all, ~10 s
-per spiking run, ~5 s for the rate run.
+Cost, measured when written (2-core machine at a load of ~6): 34 s of CPU, 80 s wall for the
+module (~12 s of CPU per spiking run, ~4 s for the rate run); the first run on a machine also
+generates the precision-error neurons' code.
 """
 
 from __future__ import annotations

@@ -178,14 +178,13 @@ def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs:
     build = Builder(settings, clock, method)
     net = build.net
     net.topdown = topdown
-    plain = TopDown(-1, -1, np.zeros((0, 0)))  # no level's gain or drive changes
+    shape = topdown or TopDown(-1, -1, np.zeros((0, 0)))  # none: no gain or drive changes
     top = len(levels) - 1
     n = settings.neurons_per_unit
     error_pools, belief_pools, activation_pools = [], [None], [None]
     for index, level in enumerate(levels):
-        topdown_here = topdown or plain
-        inputs = ERROR_DECODER_INPUTS + topdown_here.decoder_equations(index)
-        gain, configured, gain_inputs = topdown_here.gain(index)
+        inputs = ERROR_DECODER_INPUTS + shape.decoder_equations(index)
+        gain, configured, gain_inputs = shape.gain(index)
         decoder = _decoder(settings, f"error_{level.name}", "error", level.size, inputs, clock)
         decoder.precision = precision[index]
         if configured != "precision":
@@ -214,7 +213,7 @@ def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs:
             continue
         gmap: GenerativeMap = level.generative
         f = gmap.nonlinearity
-        drive, drive_inputs = (topdown or plain).drive(index)
+        drive, drive_inputs = shape.drive(index)
         belief = build.pool("belief", level.name, level.size,
                             BELIEF.format(fprime=f.brian("s_self", 1) if not f.is_identity
                                           else "1", drive=drive)
