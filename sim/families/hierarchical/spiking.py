@@ -145,7 +145,7 @@ def synapse_count(model: Any) -> int:
         nonzero = int((attention.mapping != 0).sum())
         target = next(level for level in model.levels if level.name == attention.target)
         count += 3 * nonzero * 2 * n * 2 * k + nonzero * 2 * n + (
-            target.size * 2 * n * 2 * k * 2 if target.generative is not None else 0)
+            target.size * 2 * n * 2 * k if target.generative is not None else 0)
         above = model.levels[model.levels.index(target) + 1]
         count += int((dense(above.generative.weights) != 0).sum()) * 2 * n * 2 * k
     return count + neuron_count(model)
