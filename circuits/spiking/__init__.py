@@ -9,6 +9,9 @@ carries; where a level predicts through a nonlinearity, g = W f(mu), its f(mu) i
 target neurons. What reaches a population from outside is what reaches the rate model's from
 outside: the stimulus (a current into the input level's error neurons), the configured
 precision (the error neurons' gain) and the prior mean (the top error neurons' prediction).
+Top-down precision (``[model.attention]``: a context belief setting the log-gain of a level's
+error neurons, and receiving dF/dlambda back) is built through spikes too, by
+``circuits.spiking.topdown``, which derives it.
 
 Method: rate-coded populations with a NEF-style integrator
 ==========================================================

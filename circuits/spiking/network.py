@@ -22,6 +22,7 @@ from brian2 import Clock, NeuronGroup, Synapses, linked_var, ms
 
 from circuits.generative import GenerativeMap, dense
 from circuits.spiking.settings import SpikingSettings
+from circuits.spiking.topdown import TopDown, build_topdown, start_topdown
 from circuits.spiking.wiring import fan_in, pool_signs, pool_units
 
 RATE = """
@@ -50,7 +51,7 @@ ERROR_RELAXING = "dx/dt = (precision * (signal - prediction) - x) / tau_error : 
                  "tau_error : second (shared, constant)\n"
 ERROR_INSTANTANEOUS = "x = precision * (signal - prediction) : 1\n"
 BELIEF = """
-x = s_self + tau_recurrent / tau_belief * (fprime * s_up - s_own) : 1
+x = s_self + tau_recurrent / tau_belief * (fprime * s_up - s_own{drive}) : 1
 fprime = {fprime} : 1
 tau_belief : second (shared, constant)
 tau_recurrent : second (shared, constant)
@@ -88,6 +89,7 @@ class SpikingNetwork:
     errors: list[NeuronGroup] = field(default_factory=list)  # decoders, levels 0..L
     objects: list[Any] = field(default_factory=list)
     maps: list[GenerativeMap] = field(default_factory=list)  # g_1..g_L (level l predicts l-1)
+    topdown: TopDown | None = None  # top-down precision (``circuits.spiking.topdown``)
 
 
 def _pool(settings: SpikingSettings, name: str, units: int, equations: str, clock: Clock,
@@ -132,6 +134,8 @@ class Builder:
         n = self.settings.neurons_per_unit
         pre, post, carried = fan_in(values, n, pool_units(target.units, n),
                                     self.settings.fan_in, self.rng)
+        if not len(pre):  # all of values zero (posner's context predicts no target)
+            return
         synapses = Synapses(source.group, target.group, "w : 1 (constant)",
                             on_pre=f"{variable}_post += w", clock=self.clock,
                             name=f"{source.group.name}_to_{target.group.name}_{variable}")
@@ -167,18 +171,24 @@ class Builder:
 def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs: list[np.ndarray],
                   precision: list[np.ndarray], prior_mean: np.ndarray, errors: str,
                   tau_belief_ms: float, tau_error_ms: float, clock: Clock,
-                  method: str) -> SpikingNetwork:
+                  method: str, topdown: TopDown | None = None) -> SpikingNetwork:
     """The spiking network of ``levels`` (the model's, input first; ``level.generative`` a
-    ``GenerativeMap`` above the input) started at ``initial_beliefs`` (levels 1..L)."""
+    ``GenerativeMap`` above the input) started at ``initial_beliefs`` (levels 1..L), with
+    ``topdown`` precision if given."""
     build = Builder(settings, clock, method)
     net = build.net
+    net.topdown = topdown
+    shape = topdown or TopDown(-1, -1, np.zeros((0, 0)))  # none: no gain or drive changes
     top = len(levels) - 1
     n = settings.neurons_per_unit
     error_pools, belief_pools, activation_pools = [], [None], [None]
     for index, level in enumerate(levels):
-        inputs = ERROR_DECODER_INPUTS
+        inputs = ERROR_DECODER_INPUTS + shape.decoder_equations(index)
+        gain, configured, gain_inputs = shape.gain(index)
         decoder = _decoder(settings, f"error_{level.name}", "error", level.size, inputs, clock)
         decoder.precision = precision[index]
+        if configured != "precision":
+            decoder.precision_configured = precision[index]
         net.errors.append(decoder)
         signal = "signal : 1 (linked)\n" if index == 0 else "signal = s_signal : 1\n"
         prediction = ("prediction : 1 (linked)\n" if index == top
@@ -187,9 +197,9 @@ def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs:
                if needed]
         dynamics = ERROR_RELAXING if errors == "relaxing" else ERROR_INSTANTANEOUS
         pool = build.pool("error", level.name, level.size, dynamics + signal + prediction
-                          + "precision : 1 (linked)\n" + synaptic(*own))
+                          + gain + synaptic(*own, *gain_inputs))
         units = pool_units(level.size, n)
-        pool.group.precision = linked_var(decoder, "precision", index=units)
+        setattr(pool.group, configured, linked_var(decoder, configured, index=units))
         if index == 0:
             pool.group.signal = linked_var(decoder, "signal", index=units)
         if index == top:
@@ -203,9 +213,11 @@ def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs:
             continue
         gmap: GenerativeMap = level.generative
         f = gmap.nonlinearity
+        drive, drive_inputs = shape.drive(index)
         belief = build.pool("belief", level.name, level.size,
                             BELIEF.format(fprime=f.brian("s_self", 1) if not f.is_identity
-                                          else "1") + synaptic("s_up", "s_own"))
+                                          else "1", drive=drive)
+                            + synaptic("s_up", "s_own", *drive_inputs))
         belief.group.tau_belief = tau_belief_ms * ms
         belief.group.tau_recurrent = settings.recurrent_ms() * ms
         belief_pools.append(belief)
@@ -231,6 +243,16 @@ def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs:
         build.connect(predicting, below, "s_pred", weights)
         if activation_pools[index] is not None:
             build.connect(belief, activation_pools[index], "s_mu", identity[index])
+    if topdown is not None:
+        target, above = topdown.target, topdown.target + 1
+        sources = {"s_pred": (activation_pools[above] or belief_pools[above],
+                              dense(levels[above].generative.weights))}
+        if target > 0:
+            sources["s_signal"] = (belief_pools[target], identity[target])
+        signal = ("signal : 1 (linked)\n" if target == 0 else "signal = s_signal : 1\n")
+        build_topdown(build, topdown, signal + "prediction = s_pred : 1\n", tuple(sources),
+                      sources, net.errors[target], belief_pools[topdown.context],
+                      error_pools[target], synaptic)
     net.objects += [*net.beliefs, *net.errors]
     net.maps = [level.generative for level in levels[1:]]
     start_values(net, initial_beliefs, settings)
@@ -249,6 +271,7 @@ def start_values(net: SpikingNetwork, beliefs: list[np.ndarray], settings: Spiki
         return np.tile(np.repeat(values, n), 2)
 
     pools = {(pool.role, pool.level): pool.group for pool in net.pools}
+    predictions = {}
     names = [decoder.name.removeprefix("error_") for decoder in net.errors]
     for index, name in enumerate(names):
         error = pools["error", name]
@@ -265,9 +288,12 @@ def start_values(net: SpikingNetwork, beliefs: list[np.ndarray], settings: Spiki
             decoder.belief = mu
             _rates_at(decoder, mu, settings)
         if index < len(names) - 1:
-            error.s_pred = per_neuron(net.maps[index].predict(beliefs[index]))
+            predictions[index] = net.maps[index].predict(beliefs[index])
+            error.s_pred = per_neuron(predictions[index])
         net.errors[index].error = 0.0
         _rates_at(net.errors[index], np.zeros(len(net.errors[index])), settings)
+    if net.topdown is not None:
+        start_topdown(net.topdown, pools, net.errors, beliefs, predictions, per_neuron)
 
 
 def _rates_at(decoder: NeuronGroup, values: np.ndarray, settings: SpikingSettings) -> None:

@@ -3,7 +3,8 @@ realisation of a hierarchical scenario (``circuits.spiking``; no Brian2 here).
 
 ``neurons = "rate"`` (the default) is the rate model; ``"spiking"`` runs the same scenario as
 spiking populations. What the spiking form does not support yet is refused with one line at the
-field that asks for it: mechanisms, ``apply = "after"`` with a nonlinearity, batched trials,
+field that asks for it: mechanisms other than top-down precision (``[model.attention]``,
+``circuits.spiking.topdown``), ``apply = "after"`` with a nonlinearity, batched trials,
 the compiled device.
 """
 
@@ -16,6 +17,7 @@ from circuits.spiking.settings import NEURON_MODELS, SpikingSettings
 from sim.validation import Fields
 
 NEURONS = ("rate", "spiking")
+SPIKING_MECHANISMS = ("topdown_precision",)  # built as spiking pools (circuits.spiking.topdown)
 MAX_NEURONS_PER_UNIT = 100_000
 MAX_FAN_IN = 10_000
 MAX_SPIKE_PROBABILITY = 0.5  # a Poisson neuron fires at most once a step: rate * dt well below 1
@@ -68,7 +70,7 @@ def check_model(fields: Fields, model: Any) -> None:
     """Refuse, at ``model.neurons``, what the spiking form cannot run yet."""
     if model.neurons != "spiking":
         return
-    for name in model.mechanisms:
+    for name in [name for name in model.mechanisms if name not in SPIKING_MECHANISMS]:
         raise fields.error("neurons", f"spiking neurons do not support the mechanism {name!r} "
                                       f"yet; expected neurons = \"rate\", or {name} off")
     if model.coupling != "auto":  # the spiking network has its own: fixed fan-in synapses
@@ -112,9 +114,13 @@ def check_scenario(scenario: Any, source: Any) -> None:
 
 def neuron_count(model: Any) -> int:
     """Neurons of the spiking network: error pools on every level, belief pools above the
-    input, activation pools where f is not the identity; each pool pair 2 N per unit."""
+    input, activation pools where f is not the identity, precision-error pools on a top-down
+    precision's target; each pool pair 2 N per unit."""
     n = model.spiking.neurons_per_unit
     units = sum(level.size for level in model.levels)
+    attention = model.mechanisms.get("topdown_precision")
+    if attention is not None:
+        units += next(level.size for level in model.levels if level.name == attention.target)
     units += sum(level.size * (1 if level.generative.nonlinearity.is_identity else 2)
                  for level in model.belief_levels)
     return 2 * n * units
@@ -133,6 +139,15 @@ def synapse_count(model: Any) -> int:
         nonlinear = not level.generative.nonlinearity.is_identity
         # self, own error, signal (+ activation's input): one-to-one; up and prediction: W
         count += (3 + nonlinear) * level.size * 2 * n * 2 * k + 2 * nonzero * 2 * n * 2 * k
+    attention = model.mechanisms.get("topdown_precision")
+    if attention is not None:  # C into the error and precision-error neurons, C' back, the
+        # precision-error neurons' signal and prediction (as the error neurons'), C's decoder
+        nonzero = int((attention.mapping != 0).sum())
+        target = next(level for level in model.levels if level.name == attention.target)
+        count += 3 * nonzero * 2 * n * 2 * k + nonzero * 2 * n + (
+            target.size * 2 * n * 2 * k if target.generative is not None else 0)
+        above = model.levels[model.levels.index(target) + 1]
+        count += int((dense(above.generative.weights) != 0).sum()) * 2 * n * 2 * k
     return count + neuron_count(model)
 
 

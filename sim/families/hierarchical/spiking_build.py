@@ -15,9 +15,10 @@ import numpy as np
 from brian2 import SpikeMonitor, seed
 
 from circuits.coupling import Coupling
-from circuits.mechanism import Stream
+from circuits.mechanism import BuildContext, Stream
 from circuits.spiking.network import build_spiking, start_values
 from circuits.spiking.settings import rate_variable
+from circuits.spiking.topdown import TopDown
 from sim.families.hierarchical.build import HierarchicalSimulation
 from sim.io.spikes import SpikeWriter, population_attrs
 from sim.scenario import Trial
@@ -33,7 +34,8 @@ class SpikingSimulation(HierarchicalSimulation):
         self.network = build_spiking(
             settings, model.levels, self.initial_beliefs,
             [level.precision for level in model.levels], model.prior_mean, model.errors,
-            model.tau_belief_ms, model.tau_error_ms, self.clock, scenario.method)
+            model.tau_belief_ms, model.tau_error_ms, self.clock, scenario.method,
+            self.topdown())
         self.beliefs, self.errors = self.network.beliefs, self.network.errors
         weights = [lambda gmap=gmap: gmap.weights for gmap in self.network.maps]
         self.monitors = ([SpikeMonitor(pool.group, name=f"spikes_{pool.group.name}")
@@ -43,6 +45,24 @@ class SpikingSimulation(HierarchicalSimulation):
         self.spike_writer = (SpikeWriter(self.writer.file, [
             population_attrs(pool.role, pool.level, pool.units, settings)
             for pool in self.network.pools]) if self.monitors else None)
+
+    def topdown(self) -> TopDown | None:
+        """``[model.attention]`` (the only mechanism a spiking scenario takes) as the
+        network's top-down precision (``circuits.spiking.topdown``)."""
+        attention = self.model.mechanisms.get("topdown_precision")
+        if attention is None:
+            return None
+        names = [level.name for level in self.model.levels]
+        return TopDown(names.index(attention.context), names.index(attention.target),
+                       np.asarray(attention.mapping, dtype=float))
+
+    def build_mechanisms(self, context: BuildContext) -> list:
+        """The network built its mechanisms' objects itself, as spiking populations and
+        synapses (already in ``coupling``): none of the rate model's are built."""
+        self.context = context
+        for mechanism, _ in self.mechanisms:
+            self.stepping[mechanism.name] = self.network.topdown.objects
+        return []
 
     def streams(self) -> list[Stream]:
         """The rate model's streams (read from the decoders), then each population's rate in
