@@ -23,8 +23,9 @@ from sim.io.spikes import population_paths
 TEXT_COLUMNS = {"level": "the model level the population belongs to",
                 "population": "the population's name in the result (/spikes/<level>/"
                               "<population>)",
-                "role": "what the population carries: belief, error, or activation (f of the "
-                        "belief, where the level predicts through a nonlinearity)",
+                "role": "what the population carries: belief, error, activation (f of the "
+                        "belief, where the level predicts through a nonlinearity), or "
+                        "precision_error (-dF/dlambda, top-down precision's feedback)",
                 "sign": "the sign it carries: positive or negative (a pair of pools per "
                         "unit)",
                 "neuron_model": "the neuron model of the population"}
