@@ -122,7 +122,8 @@ def neuron_count(model: Any) -> int:
 
 def synapse_count(model: Any) -> int:
     """Synapses, from the fan-in (``circuits.spiking.wiring``): 2 K per target neuron per
-    non-zero entry of each connection, plus the decoders' one per neuron."""
+    non-zero entry of each connection, plus the decoders' one per error and belief neuron
+    (the activation pools have no decoder)."""
     from circuits.generative import dense
 
     settings = model.spiking
@@ -133,7 +134,9 @@ def synapse_count(model: Any) -> int:
         nonlinear = not level.generative.nonlinearity.is_identity
         # self, own error, signal (+ activation's input): one-to-one; up and prediction: W
         count += (3 + nonlinear) * level.size * 2 * n * 2 * k + 2 * nonzero * 2 * n * 2 * k
-    return count + neuron_count(model)
+    decoded = sum(level.size for level in model.levels) + sum(
+        level.size for level in model.belief_levels)
+    return count + 2 * n * decoded
 
 
 def spike_count(scenario: Any) -> float:
