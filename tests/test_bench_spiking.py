@@ -68,7 +68,7 @@ def both(tmp_path_factory):
 
 def test_reference_has_pcsims_neurons_synapses_and_spikes(both):
     scenario, timer, reference = both
-    neurons, synapses, spikes = spiking.counts(timer.network.objects)
+    neurons, synapses, spikes = timer.counted
     assert (neurons, synapses) == spiking.counts(reference.objects)[:2]
     assert (neurons, synapses) == (neuron_count(scenario.model), synapse_count(scenario.model))
     assert neurons == 2 * 10 * (64 + 16 + 4 + 2 * (16 + 4))
@@ -95,7 +95,8 @@ def test_the_rows_verdicts_follow_its_targets():
             neurons=10, reference_neurons=10, synapses=synapses, reference_synapses=100,
             spikes=spikes, reference_spikes=1000, duration_ms=100.0, repeats=5,
             pcsim={"loop_cpu": ratio, "loop_wall": ratio, "before_wall": 0.1,
-                   "whole_wall": 2.0, "whole_cpu": 2.0, "network_wall": 1.5},
+                   "whole_wall": 2.0, "whole_cpu": 2.0, "network_wall": 1.5,
+                   "network_cpu": 1.5},
             reference={"loop_cpu": 1.0, "loop_wall": 1.0, "before_wall": 0.1})
         found.scaling = [spiking.Scaled(n, 10 * n, 100 * n, per_s)
                          for n, per_s in ((50, 1.0), (100, growth), (200, growth ** 2))]

@@ -64,12 +64,13 @@ class Timing:
 
 
 class NetworkTimer:
-    """Times every ``brian2.Network.run`` (and its ``before_run``) while ``watching``; keeps the
-    last network that ran."""
+    """Times every ``brian2.Network.run`` (and its ``before_run``) while ``watching``, and
+    counts what the last one ran (``counts``: neurons, synapses, spikes; the network itself is
+    not kept, so that it is freed with its run)."""
 
     def __init__(self) -> None:
         self.timings: list[Timing] = []
-        self.network: Any = None
+        self.counted: tuple[int, int, int] = (0, 0, 0)
 
     @contextmanager
     def watching(self):
@@ -88,13 +89,13 @@ class NetworkTimer:
 
         def timed_run(network, *args, **kwargs):
             timer.timings.append(Timing())
-            timer.network = network
             wall, cpu = time.perf_counter(), time.process_time()
             try:
                 return run(network, *args, **kwargs)
             finally:
                 timer.timings[-1].wall += time.perf_counter() - wall
                 timer.timings[-1].cpu += time.process_time() - cpu
+                timer.counted = counts(network.objects)
 
         Network.run, Network.before_run = timed_run, timed_before
         try:
@@ -209,9 +210,11 @@ class SpikingRecord:
                        f"{p['loop_wall'] / r['loop_wall']:.2f}), target <= {LOOP_RATIO:g}"
                        + flag[ratio <= LOOP_RATIO])
         out.append(f"whole sim.run: {p['whole_wall']:.2f} s wall, {p['whole_cpu']:.2f} s CPU: "
-                   f"{seconds / p['whole_wall']:.3f} simulated s per wall s (loop alone "
-                   f"{seconds / p['loop_wall']:.3f}); build and writing "
-                   f"{p['whole_wall'] - p['network_wall']:.2f} s")
+                   f"{seconds / p['whole_wall']:.3f} simulated s per wall s, "
+                   f"{seconds / p['whole_cpu']:.3f} per CPU s (loop alone "
+                   f"{seconds / p['loop_wall']:.3f} / {seconds / p['loop_cpu']:.3f}); outside "
+                   f"Network.run (build, writing) {p['whole_wall'] - p['network_wall']:.2f} s "
+                   f"wall, {p['whole_cpu'] - p['network_cpu']:.2f} s CPU")
         if self.agrees is not None:
             out.append(f"same work: neurons {self.neurons} / {self.reference_neurons}, "
                        f"synapses {self.synapses} / {self.reference_synapses}, spikes differ "
@@ -276,14 +279,12 @@ def measure(workdir: Path, quick: bool) -> SpikingRecord:
         whole = _run_pcsim(ours, output, overrides)
         if repeat:
             wholes.append(whole)
-        record.neurons, record.synapses, record.spikes = counts(ours.network.objects)
+        record.neurons, record.synapses, record.spikes = ours.counted
         gc.collect()
         with theirs.watching():
-            reference = spiking_reference.build(scenario)
-            spiking_reference.run(reference)
+            spiking_reference.run(spiking_reference.build(scenario))
         record.reference_neurons, record.reference_synapses, record.reference_spikes = \
-            counts(reference.objects)
-        del reference
+            theirs.counted
     record.pcsim = _median(ours.timings[1:], wholes)
     record.reference = _median(theirs.timings[1:])
     for factor in SCALING:
@@ -301,7 +302,7 @@ def scaled(workdir: Path, neurons_per_unit: int, quick: bool) -> Scaled:
     found = Scaled(neurons_per_unit)
     for _ in range(SCALING_REPEATS[quick] + 1):
         _run_pcsim(timer, workdir / "spiking_scaled.h5", overrides)
-        found.neurons, found.synapses, _ = counts(timer.network.objects)
+        found.neurons, found.synapses, _ = timer.counted
     timings = timer.timings[1:]
     found.loop_cpu_per_s = statistics.median(t.loop_cpu for t in timings) / (duration * 1e-3)
     found.loop_wall_per_s = statistics.median(t.loop_wall for t in timings) / (duration * 1e-3)

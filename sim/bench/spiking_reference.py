@@ -3,8 +3,9 @@ r"""The spiking hierarchy built by hand in Brian2: the yardstick of the "spiking
 
 Written from the equations of ``circuits/spiking/__init__.py``'s docstring and
 ``docs/spiking.md``, not from pcsim's builders (``circuits.spiking``): plain ``NeuronGroup``,
-``Synapses``, ``SpikeMonitor`` and ``StateMonitor`` with constants in the namespace, the input
-as a ``TimedArray``, no network operation, one ``Network.run``. The numbers (weights, the
+``Synapses``, ``SpikeMonitor`` and ``StateMonitor`` (the decoded values and rates, at the
+scenario's recording period) on one clock, constants in the namespace, the input as a
+``TimedArray``, no network operation, one ``Network.run``. The numbers (weights, the
 configured precisions, the prior mean, the start, the input with its noise at every step) come
 from the parsed scenario through the small-model reference's reading
 (``sim.bench.small_models.from_scenario``), so both sides run the same model.
@@ -94,6 +95,7 @@ def build(scenario: Any) -> Reference:
     """The network of a parsed spiking hierarchical scenario (one trial, its precisions
     constant): ValueError for what the hand-built network does not cover."""
     from brian2 import (
+        Clock,
         Hz,
         Network,
         NeuronGroup,
@@ -123,6 +125,7 @@ def build(scenario: Any) -> Reference:
     n, k = settings.neurons_per_unit, settings.fan_in
     tau_s, tau_rec = settings.tau_synapse_ms * ms, settings.recurrent_ms() * ms
     dt = scenario.dt_ms * ms
+    clock = Clock(dt, name="ref_clock")  # one clock for every group, as pcsim's
     space = {"r0": settings.baseline_rate_hz, "rmax": settings.max_rate_hz,
              "g": settings.rate_per_unit_hz, "tau_s": tau_s, "tau_rec": tau_rec,
              "tau_mu": model.tau_belief_ms * ms, "tau_eps": model.tau_error_ms * ms,
@@ -135,7 +138,7 @@ def build(scenario: Any) -> Reference:
 
     def pool(name: str, units: int, equations: str, method: str = "euler") -> Any:
         group = NeuronGroup(2 * units * n, RATE + equations, threshold="rand() < rate * dt",
-                            method=method, namespace=space, dt=dt, name=f"ref_{name}")
+                            method=method, namespace=space, clock=clock, name=f"ref_{name}")
         group.state_updater.when, group.state_updater.order = SLOT
         group.polarity = signs(units, n)
         pools[name] = group
@@ -182,7 +185,7 @@ def build(scenario: Any) -> Reference:
                 tau: Any = tau_s) -> None:
         pre, post, carried = wiring(values, n, k, rng)
         synapses = Synapses(pools[source], pools[target], "w : 1 (constant)",
-                            on_pre=f"{variable}_post += w", dt=dt,
+                            on_pre=f"{variable}_post += w", clock=clock,
                             name=f"ref_{source}_{target}_{variable}")
         synapses.connect(i=pre, j=post)
         synapses.w = carried / (settings.rate_per_unit_hz * float(tau))
@@ -207,7 +210,7 @@ def build(scenario: Any) -> Reference:
                  if role == "error" or at > 0]:
         role, level = name.split("_")
         units = sizes[int(level)]
-        decoder = NeuronGroup(units, decoding, method="euler", namespace=space, dt=dt,
+        decoder = NeuronGroup(units, decoding, method="euler", namespace=space, clock=clock,
                               name=f"ref_decode_{name}")
         decoder.state_updater.when, decoder.state_updater.order = SLOT
         value = mu[int(level)] if role == "belief" else np.zeros(units)
@@ -221,7 +224,7 @@ def build(scenario: Any) -> Reference:
             "rate_negative_post += int(polarity_pre < 0) * per_spike_hz"),
             namespace={"per_spike": 1.0 / (n * g * float(tau_s)),
                        "per_spike_hz": 1.0 / (n * float(tau_s))},
-            dt=dt, name=f"ref_decode_{name}_synapses")
+            clock=clock, name=f"ref_decode_{name}_synapses")
         decode.connect(i=np.arange(2 * units * n), j=units_of(units, n))
         objects.append(decode)
         decoders[name] = decoder
