@@ -28,6 +28,7 @@ from __future__ import annotations
 import gc
 import statistics
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ REPEATS = {False: 5, True: 3}  # full suite, --quick
 QUICK_MS = 100.0  # --quick: the trial's length
 SCALING = (1, 2, 4)  # x the default N
 SCALING_MS = {False: 100.0, True: 50.0}
-SCALING_REPEATS = {False: 3, True: 2}
+SCALING_REPEATS = {False: 3, True: 1}
 LOOP_RATIO = 1.2
 DOUBLING = 2.2
 SPIKE_TOLERANCE = 0.1  # |pcsim - reference| / reference, all spikes of the run
@@ -73,7 +74,7 @@ class NetworkTimer:
         self.counted: tuple[int, int, int] = (0, 0, 0)
 
     @contextmanager
-    def watching(self):
+    def watching(self) -> Iterator[NetworkTimer]:
         from brian2 import Network
 
         run, before = Network.run, Network.before_run
