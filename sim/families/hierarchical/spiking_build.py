@@ -68,7 +68,9 @@ class SpikingSimulation(HierarchicalSimulation):
                          self.model.spiking)
 
     def end_trial(self, trial: Trial) -> None:
-        if self.spike_writer is not None:
-            self.spike_writer.append([(monitor.i[:], monitor.t_[:]) for monitor in
-                                      self.monitors])
+        if self.spike_writer is not None:  # views of the monitors' records (``monitor.i[:]``
+            # copied each whole record at every trial's end: O(trials x spikes))
+            self.spike_writer.append([(monitor.variables["i"].get_value(),
+                                       monitor.variables["t"].get_value())
+                                      for monitor in self.monitors])
         super().end_trial(trial)
