@@ -10,7 +10,8 @@ times them (interleaved repeats in one process, start-up and memory in fresh one
 need, ``sim.bench.refusals`` ``pcsim run``'s refusals against importing NumPy,
 ``sim.bench.sweep`` a sweep on 1 and 2 workers and on Dask, ``sim.bench.scenarios`` every
 bundled scenario as users run it, now and before a given revision,
-``sim.bench.small_models`` small models on each device against one compiled loop, and
+``sim.bench.small_models`` small models on each device against one compiled loop,
+``sim.bench.spiking`` the spiking hierarchy against the same network built by hand, and
 ``sim.bench.output`` prints
 the tables and writes the JSON records. BLAS runs on one thread for everything
 (``set_blas_threads``), so that other work on a small machine does not decide the result.
@@ -34,6 +35,7 @@ from sim.bench import (
     report_commands,
     scenarios,
     small_models,
+    spiking,
     sweep,
 )
 from sim.bench.cases import REPORT_SCENARIO, cases, command_cases
@@ -100,6 +102,10 @@ def main(args) -> int:
             small = small_models.measure(workdir, quick)
             print("\n".join(small.lines()), flush=True)
             extras.append(small)
+        if chosen(spiking.SpikingRecord.name):  # the spiking hierarchy (sim.bench.spiking)
+            spiked = spiking.measure(workdir, quick)
+            print("\n".join(spiked.lines()), flush=True)
+            extras.append(spiked)
         if chosen("sweep"):
             sweeps = sweep.measure(workdir, quick)  # local workers and Dask (sim.bench.sweep)
             print("\n".join(sweeps.lines()), flush=True)
@@ -127,7 +133,8 @@ def main(args) -> int:
         output.write_json(json_path, [*records, *extras, *commands, *refused])
         print(f"wrote {json_path}")
     wrong = [r for r in [*records, *extras]
-             if isinstance(r, Record | SmallModelsRecord) and r.agrees is False]
+             if isinstance(r, Record | SmallModelsRecord | spiking.SpikingRecord)
+             and r.agrees is False]
     if wrong:
         print("pcsim bench: pcsim and its reference differ by more than the tolerance in "
               + ", ".join(f"{r.name} (max|diff| {r.max_abs_diff:.1e} > {r.tolerance:g})"

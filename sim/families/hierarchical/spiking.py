@@ -128,7 +128,8 @@ def neuron_count(model: Any) -> int:
 
 def synapse_count(model: Any) -> int:
     """Synapses, from the fan-in (``circuits.spiking.wiring``): 2 K per target neuron per
-    non-zero entry of each connection, plus the decoders' one per neuron."""
+    non-zero entry of each connection, plus the decoders' one per error and belief neuron
+    (the activation pools have no decoder)."""
     from circuits.generative import dense
 
     settings = model.spiking
@@ -148,7 +149,9 @@ def synapse_count(model: Any) -> int:
             target.size * 2 * n * 2 * k if target.generative is not None else 0)
         above = model.levels[model.levels.index(target) + 1]
         count += int((dense(above.generative.weights) != 0).sum()) * 2 * n * 2 * k
-    return count + neuron_count(model)
+    decoded = sum(level.size for level in model.levels) + sum(
+        level.size for level in model.belief_levels)
+    return count + 2 * n * decoded
 
 
 def spike_count(scenario: Any) -> float:

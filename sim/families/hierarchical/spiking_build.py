@@ -88,8 +88,9 @@ class SpikingSimulation(HierarchicalSimulation):
                          self.model.spiking)
 
     def end_trial(self, trial: Trial) -> None:
-        if self.spike_writer is not None:
-            self.spike_writer.append([(monitor.variables["i"].get_value(),  # views:
-                                       monitor.variables["t"].get_value())  # only the new
-                                      for monitor in self.monitors])  # spikes are copied
+        if self.spike_writer is not None:  # views of the monitors' records (``monitor.i[:]``
+            # copied each whole record at every trial's end: O(trials x spikes))
+            self.spike_writer.append([(monitor.variables["i"].get_value(),
+                                       monitor.variables["t"].get_value())
+                                      for monitor in self.monitors])
         super().end_trial(trial)
