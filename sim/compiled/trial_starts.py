@@ -16,8 +16,8 @@ resumed run (``starts_undone``).
 One run of each start cannot see every dependence on the state: a comparison, a clip or a
 product with 0 gives a plain value from a sentinel too. The replay runs each start again,
 as on the runtime device, on the state the program's start found (the previous trial's end,
-recorded); ``TrialStarts.confirm`` then checks that the start wrote exactly what the program
-played back, and the run is refused (nothing written) where it did not.
+recorded); ``StartsSeen`` then checks that every start wrote exactly what the program played
+back, and the run is refused (nothing written) where one did not.
 
 Played back, each written variable gets a per-trial table (``TimedArray`` indexed by the trial's
 running position) and one blend at the start of every step, ``v = v (1 - f) + new f`` with
@@ -130,31 +130,6 @@ class TrialStarts:
                 clone.run_regularly(code, when="start", order=ORDER, name=f"{name}_trial_start")
                 clone.namespace.update(namespace)
 
-    def sources(self, arrays: dict[str, dict[str, np.ndarray]]) -> list[np.ndarray | None]:
-        """The values each copy's source holds now, before a start (``confirm``); ``arrays``:
-        by group and variable, None where the variable is not among them."""
-        return [None if (held := arrays.get(item.source_group, {}).get(item.source_variable))
-                is None else held.copy() for item in self.copied]
-
-    def confirm(self, position: int, arrays: dict[str, dict[str, np.ndarray]],
-                sources: list[np.ndarray | None]) -> tuple[str, str] | None:
-        """What the start of trial ``position`` left in ``arrays`` (by group and variable;
-        started from the state the program's start found) where the program plays back
-        something else: (group, variable), None where it matches in every unit."""
-        for item in self.written:
-            values = arrays.get(item.group, {}).get(item.variable)
-            mask = item.mask[position] > 0
-            if values is not None and not np.array_equal(values[mask],
-                                                          item.values[position][mask]):
-                return item.group, item.variable
-        for item, source in zip(self.copied, sources, strict=True):
-            values = arrays.get(item.group, {}).get(item.variable)
-            mask = item.mask[position] > 0
-            if (values is not None and source is not None
-                    and not np.array_equal(values[mask], source[item.index][mask])):
-                return item.group, item.variable
-        return None
-
     def copiers(self, clones: dict[str, NeuronGroup], namespace: dict) -> list:
         """A group per copied variable that copies the source into it, at the start of a
         trial's first step where the trial copies that unit (before the written values)."""
@@ -173,6 +148,49 @@ class TrialStarts:
                                 when="start", order=ORDER - 1, name=f"{item.name}_start")
             groups.append(group)
         return groups
+
+
+class StartsSeen:
+    """What pcsim's own starts left in the replay's arrays (``arrays``: by group and variable)
+    trial by trial, for the variables the program plays back (``TrialStarts``): ``before``
+    and ``after`` each start, then ``differs`` compares all trials at once."""
+
+    def __init__(self, starts: TrialStarts, arrays: dict[str, dict[str, np.ndarray]]) -> None:
+        def held(group: str, variable: str) -> np.ndarray | None:
+            return arrays.get(group, {}).get(variable)
+
+        self.written = [(item, values, np.zeros_like(item.values)) for item in starts.written
+                        if (values := held(item.group, item.variable)) is not None]
+        self.copied = [(item, values, source, np.zeros_like(item.mask), np.zeros_like(item.mask))
+                       for item in starts.copied
+                       if (values := held(item.group, item.variable)) is not None
+                       and (source := held(item.source_group, item.source_variable)) is not None]
+
+    def before(self, position: int) -> None:
+        """Each copy's source before trial ``position``'s start."""
+        for item, _, source, found, _ in self.copied:
+            found[position] = source[item.index]
+
+    def after(self, position: int) -> None:
+        """What trial ``position``'s start left."""
+        for _, values, after in self.written:
+            after[position] = values
+        for _, values, _, _, after in self.copied:
+            after[position] = values
+
+    def differs(self, trials: int) -> tuple[int, str, str] | None:
+        """The first of the first ``trials`` trials whose start wrote other values than the
+        program played back, with the (group, variable); None where all match."""
+        found = []
+        for item, _, after in self.written:
+            mask = item.mask[:trials] > 0
+            wrong = (mask & (after[:trials] != item.values[:trials])).any(axis=1)
+            found += [(int(np.argmax(wrong)), item.group, item.variable)] if wrong.any() else []
+        for item, _, _, source, after in self.copied:
+            mask = item.mask[:trials] > 0
+            wrong = (mask & (after[:trials] != source[:trials])).any(axis=1)
+            found += [(int(np.argmax(wrong)), item.group, item.variable)] if wrong.any() else []
+        return min(found) if found else None
 
 
 @contextmanager
