@@ -426,8 +426,9 @@ def test_a_sweep_over_values_compiles_its_program_once(tmp_path, capsys, monkeyp
            "first" in capsys.readouterr().err
     objects = {path: path.stat().st_mtime_ns for path in (tmp_path / "cache").rglob("*.o")}
     assert len(objects) > 10
-    second = tmp_path / "second"
-    assert main(["sweep", *posner, "--vary", "readouts.decision.threshold=0.12,0.2",
+    second = tmp_path / "second"  # another rate_limit too: the stop checks read it as data
+    assert main(["sweep", *posner, "--set", "numerics.rate_limit=1e9",
+                 "--vary", "readouts.decision.threshold=0.12,0.2",
                  "--vary", "model.tau_belief_ms=15,30", "--seeds", "2", "-j", "2",
                  "-o", str(second)]) == 0
     assert "8 of 8 points run compiled ([numerics] device): 1 program shape, compiled " \
