@@ -277,15 +277,11 @@ class HierarchicalSimulation(Simulation):
         stream shows (``show_state``). None where a mechanism cannot give its part that way,
         the weights learn (each sample's F then with the weights the replay puts in force),
         or another stream is asked for."""
-        if not set(paths) <= {"free_energy", "energy"} or \
-                self.changed_at_run_time("weights"):
+        parts = (self._sampled_terms(recorded)
+                 if set(paths) <= {"free_energy", "energy"} else None)
+        if parts is None:
             return None
-        terms = [mechanism.sampled_terms(settings, self.context, recorded)
-                 for mechanism, settings in self.mechanisms]
-        if any(term is None for term in terms):
-            return None
-        matrices = {index: stack for term in terms
-                    for index, stack in term.precision_matrices.items()}
+        terms, matrices = parts
         found = {f"levels/{self.model.levels[index].name}/precision":
                  np.diagonal(stack, axis1=1, axis2=2) for index, stack in matrices.items()}
         if not paths:
@@ -302,13 +298,20 @@ class HierarchicalSimulation(Simulation):
     def free_energies(self, recorded: dict) -> np.ndarray | None:
         """F, Laplace term included, of each recorded state at once (``free_energy_now`` of
         each; a compiled run's trial ends); None where ``family_samples`` would refuse."""
+        parts = self._sampled_terms(recorded)
+        return None if parts is None else self._sampled_free_energy(recorded, *parts, True)[1]
+
+    def _sampled_terms(self, recorded: dict) -> tuple[list, dict] | None:
+        """The mechanisms' parts of F for recorded states at once and the full precision
+        matrices they put in force; None where one cannot, or the weights learn."""
+        if self.changed_at_run_time("weights"):
+            return None
         terms = [mechanism.sampled_terms(settings, self.context, recorded)
                  for mechanism, settings in self.mechanisms]
-        if self.changed_at_run_time("weights") or any(term is None for term in terms):
+        if any(term is None for term in terms):
             return None
-        matrices = {index: stack for term in terms
-                    for index, stack in term.precision_matrices.items()}
-        return self._sampled_free_energy(recorded, terms, matrices, True)[1]
+        return terms, {index: stack for term in terms
+                       for index, stack in term.precision_matrices.items()}
 
     def _sampled_free_energy(self, recorded: dict, terms: list, matrices: dict,
                              laplace: bool | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
