@@ -59,7 +59,8 @@ def belief_population(
     pieces: Sequence[tuple[str, Piece]] = (), activation: bool = False,
 ) -> NeuronGroup:
     """One level's belief units, started at ``initial``, with the mechanisms' ``pieces``;
-    ``activation``: they hold f(mu) for the coupling (module doc)."""
+    ``activation``: they hold f(mu) for the coupling (module doc). Brian2 names the group
+    ``belief_<name>``: the family passes the level's index (``circuits.naming``)."""
     equations = BELIEF_EQUATIONS + (ACTIVATION_EQUATIONS if activation else "")
     group = NeuronGroup(
         len(initial),

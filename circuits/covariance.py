@@ -94,6 +94,7 @@ from circuits.mechanism import (
     StartState,
     unknown_name,
 )
+from circuits.naming import level_key
 
 ERROR_FLOW = "derror/dt = (signal - prediction - interneuron) / tau_error : 1"
 INTERNEURON = """
@@ -252,7 +253,7 @@ class LearnedCovariance(Mechanism):
             arrays = {name: group.variables[name].get_value()
                       for name in ("error", "interneuron", "lateral")}
             state = NeuronGroup(level.size**2, STATE, clock=context.clock,
-                                name=f"covariance_{level.name}")
+                                name=f"covariance_{level_key(index)}")
             state.variables["covariance"].set_value(
                 np.ravel(settings.resolved["initial"][index]))
             state.variables["learning"].set_value(1.0)
@@ -261,7 +262,7 @@ class LearnedCovariance(Mechanism):
             objects += [state, NetworkOperation(circuit.deliver, when=schedule.SLOT,
                                                 order=schedule.DELIVER_TO_ERRORS,
                                                 clock=context.clock,
-                                                name=f"covariance_{level.name}_lateral")]
+                                                name=f"covariance_{level_key(index)}_lateral")]
         if rate is not None:
             def learn() -> None:
                 for circuit in circuits:

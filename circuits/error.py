@@ -63,7 +63,9 @@ def error_population(
     method: str = "euler",
     pieces: Sequence[tuple[str, Piece]] = (),
 ) -> NeuronGroup:
-    """One level's error units with per-unit precision (gain) and the mechanisms' ``pieces``."""
+    """One level's error units with per-unit precision (gain) and the mechanisms' ``pieces``;
+    Brian2 names the group ``error_<name>``: the family passes the level's index
+    (``circuits.naming``)."""
     dynamics = RELAXING_EQUATIONS if mode == "relaxing" else INSTANTANEOUS_EQUATIONS
     pieces, log_terms, _ = log_contributions(pieces)
     declaration, recompose = composition(log_terms) if log_terms else ("", "")

@@ -55,6 +55,7 @@ from circuits.mechanism import (
     Stream,
     unknown_name,
 )
+from circuits.naming import level_key
 from circuits.precision import LOG_PRECISION, LOG_PRECISION_CEILING
 from circuits.variables import Variable
 
@@ -153,7 +154,7 @@ class InferredPrecision(Mechanism):
                                                     top=index == top)):
                 continue
             units = NeuronGroup(len(errors), PRECISION_UNITS, method=context.scenario.method,
-                                clock=context.clock, name=f"precision_{level.name}",
+                                clock=context.clock, name=f"precision_{level_key(index)}",
                                 order=schedule.PRECISION_UNITS)
             for name in ("precision", "signal", "prediction"):
                 setattr(units, name, linked_var(errors, name))

@@ -172,6 +172,7 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
                                              saved.readouts_off if saved is not None else None)
             guard.watched = [*watched_variables(simulation.objects, scenario.record.variables),
                              *simulation.watched()]
+            guard.shown = simulation.shown_name
 
             def started(name: str) -> None:  # each copy's trial (a batch's spares: its first)
                 trials = [scenario.trials[position].name for position in runs.members]

@@ -91,6 +91,7 @@ class RunGuard:
         self.last_good_ms = 0.0
         self.trial_name = ""
         self.trials: list[str] = []  # the trial of each copy of the network (``start``)
+        self.shown: Callable[[str], str] = str  # a population's name as users see it
         self.on_first_step: Callable[[], None] | None = None
         # a run that checkpoints finishes its trial on a signal (``sim.checkpoint``)
         self.defer_interrupt = False
@@ -155,7 +156,7 @@ class RunGuard:
         else:
             when = f"at t = {t_ms:g} ms (trial {trial!r})" if trial else f"at t = {t_ms:g} ms"
         suggestion = self.dt_ms / 4
-        message = (f"diverged {when}: {watched.population}.{watched.variable}"
+        message = (f"diverged {when}: {self.shown(watched.population)}.{watched.variable}"
                    f"[{unit}] {what} ({int(bad.sum())} unit(s)); the last check that passed was "
                    f"at t = {self.last_good_ms:g} ms. The integration step dt_ms = "
                    f"{self.dt_ms:g} is likely too large for the state the run reached: try "

@@ -21,6 +21,7 @@ from brian2 import Clock, NetworkOperation, ms
 
 from circuits import schedule
 from circuits.mechanism import BuildContext, Piece, Population, Stream
+from circuits.naming import shown
 from circuits.precision import CONFIGURED, LOG_PRECISION
 from sim import learning, memory, registry
 from sim.batch import Batch
@@ -36,6 +37,11 @@ TRIAL_UNITS = {"t_start": "s", "t_stop": "s"}
 
 class Simulation:
     """The shared part of one run: clock, recorder, mechanisms, per-trial rows (``trials/``)."""
+
+    # the levels' names by index, where the family names Brian2 objects by a level's index
+    level_names: Sequence[str] = ()
+    # F of the trial end now, where a compiled run's replay computed every trial end's at once
+    free_energy_at_end: float | None = None
 
     def __init__(self, scenario: Scenario, writer: ResultWriter, record_order: int,
                  readouts_off: dict[str, str] | None = None) -> None:
@@ -116,6 +122,10 @@ class Simulation:
             self.stepping[mechanism.name] = built
             objects += built
         return objects
+
+    def shown_name(self, name: str) -> str:
+        """The name users see for the Brian2 object ``name`` (``circuits.naming.shown``)."""
+        return shown(name, self.level_names)
 
     def watched(self) -> list[Watched]:
         """What the mechanisms change outside the populations, for the runtime guard."""
@@ -345,6 +355,11 @@ class Simulation:
     def free_energy_now(self) -> float:
         """F of the current state (nat); a family provides it for the readouts."""
         raise NotImplementedError
+
+    def free_energies(self, recorded: dict[str, dict[str, np.ndarray]]) -> np.ndarray | None:
+        """``free_energy_now`` of each of several recorded states at once (population ->
+        variable -> (states, units)); None where the family cannot."""
+        return None
 
     def final_beliefs(self) -> dict[str, Any]:
         """The belief columns of the trial table, from the current state."""

@@ -24,6 +24,8 @@ from cli_output import error_line
 from test_reliability import blinded
 
 import sim
+from circuits.mechanism import Mechanism, Piece, Population
+from sim import registry
 from sim.cli import main
 from sim.scenario_writer import write_scenario
 
@@ -333,6 +335,53 @@ def test_a_start_that_computes_from_the_state_is_refused(tmp_path, capsys):
     assert not output.exists()
 
 
+class SignBias(Mechanism):
+    """A start that reads the state through a comparison: each trial's start pushes every
+    belief towards 0 by 0.5 (``sign_bias`` = -0.5 where mu > 0, else 0.5), a value that one
+    probe of the starts cannot tell from a state-independent write."""
+
+    name, family, section = "test_sign_bias", "hierarchical", "sign_bias"
+
+    def parse(self, fields):
+        return fields.number("on", default=None)
+
+    def pieces(self, on, population: Population):
+        if population.role == "belief":
+            return Piece(equations="sign_bias : 1", terms={"drive": "sign_bias"})
+        return None
+
+    def build(self, on, context):
+        return []
+
+    def start_trial(self, on, context, reset):
+        for group in context.beliefs:
+            beliefs = group.variables["belief"].get_value()
+            group.variables["sign_bias"].get_value()[:] = np.where(beliefs > 0, -0.5, 0.5)
+
+
+def test_a_start_that_compares_the_state_is_refused_when_replayed(tmp_path, capsys):
+    """The probe sees a plain value (0.5: its sentinels are negative); the replay's start on
+    the state the program's start found (mu = 1 > 0) writes -0.5: refused, nothing written."""
+    mechanism = registry.register_mechanism(SignBias())
+    try:
+        path = write_scenario(tmp_path / "sign.toml", {
+            "name": "sign", "dt_ms": 0.1, "model": {
+                "errors": "instantaneous", "tau_belief_ms": 1.0, "sign_bias": {"on": 1.0},
+                "levels": [{"name": "x", "size": 1}, {"name": "v", "size": 1, "weights": 0.5}],
+                "prior": {"mean": 1.0, "precision": 2.0}},
+            "protocol": {"trials": [{"duration_ms": 2.0, "stimulus": {
+                "kind": "constant", "value": 2.0}}] * 2}})
+        output = tmp_path / "sign.h5"
+        assert main(["run", str(path), "-o", str(output), "--no-plot", *STANDALONE]) == 2
+    finally:
+        registry.unregister_mechanism(mechanism.name)
+    err = capsys.readouterr().err  # refused in the replay, after the program ran
+    assert "Traceback" not in err
+    (line,) = [text for text in err.splitlines() if text.startswith("pcsim: error:")]
+    assert "played back another start of trial" in line and "belief_v.sign_bias" in line
+    assert not output.exists()
+
+
 def test_auto_keeps_a_run_with_large_compiled_tables_on_the_streaming_runtime_device(tmp_path,
                                                                                       capsys):
     """A compiled program holds its input table and whole recording until it ends; the
@@ -377,8 +426,9 @@ def test_a_sweep_over_values_compiles_its_program_once(tmp_path, capsys, monkeyp
            "first" in capsys.readouterr().err
     objects = {path: path.stat().st_mtime_ns for path in (tmp_path / "cache").rglob("*.o")}
     assert len(objects) > 10
-    second = tmp_path / "second"
-    assert main(["sweep", *posner, "--vary", "readouts.decision.threshold=0.12,0.2",
+    second = tmp_path / "second"  # another rate_limit too: the stop checks read it as data
+    assert main(["sweep", *posner, "--set", "numerics.rate_limit=1e9",
+                 "--vary", "readouts.decision.threshold=0.12,0.2",
                  "--vary", "model.tau_belief_ms=15,30", "--seeds", "2", "-j", "2",
                  "-o", str(second)]) == 0
     assert "8 of 8 points run compiled ([numerics] device): 1 program shape, compiled " \

@@ -108,6 +108,7 @@ def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
                  and getattr(obj, "_network", "") is None])
         raise
     simulation.compiled_timeline = timeline
+    simulation.compiled_starts = starts  # the replay confirms them (TrialStarts.confirm)
     simulation.compiled_readouts = {name: group.name
                                     for name, group in context.readout_state.items()}
     simulation.compiled_kept = {kept.group.name: kept.put for kept in context.kept}

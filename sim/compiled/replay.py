@@ -16,7 +16,13 @@ The streams' rows of all samples are taken at once where the family can
 before the trials are replayed, in blocks of ``BLOCK_SAMPLES``; each trial then takes its
 slice (learning/variance: one call instead of 1000). The runtime arrays are then given no
 sample's state, and the program recorded at samples only what that call reads
-(``sim.compiled.reads``).
+(``sim.compiled.reads``). F at every trial's end (``final_state``'s column) is computed at
+once the same way, from the state recorded at the trial boundaries
+(``Simulation.free_energies``).
+
+Each trial's start runs here as on the runtime device, on the state the program's start found;
+what it writes is checked against what the program played back
+(``sim.compiled.trial_starts``: ``StartsSeen``).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import numpy as np
 
 from sim.compiled.program import Recording, runtime_groups
 from sim.compiled.timeline import Timeline
+from sim.compiled.trial_starts import StartsSeen
+from sim.errors import ScenarioError
 
 BLOCK_SAMPLES = 8192  # samples whose rows are computed at once (the arrays F needs per sample)
 
@@ -109,24 +117,44 @@ class Replay:
     def run(self, runs: Any, until: int | None = None) -> None:
         """Every trial through ``runs`` (``sim.trial_sequence.TrialRuns``: its start, guard
         check, row and progress), up to step ``until`` (a stopped run: the trial running
-        then is started and sampled, not ended)."""
+        then is started and sampled, not ended); refused (``ScenarioError``, nothing
+        written) where a start wrote other values than the program played back
+        (``StartsSeen``)."""
+        seen = StartsSeen(self.simulation.compiled_starts, self.arrays)
+        started = self.trials(runs, seen, self.timeline.total_steps if until is None else until)
+        differs = seen.differs(started)
+        if differs is not None:
+            scenario, (position, group, variable) = self.simulation.scenario, differs
+            raise ScenarioError(
+                f"{scenario.path}: numerics.device: the compiled run played back another start "
+                f"of trial {scenario.trials[position].name!r} than pcsim's: it writes "
+                f"{self.simulation.shown_name(group)}.{variable} from the state it finds; "
+                "expected device = \"runtime\"")
+
+    def trials(self, runs: Any, seen: StartsSeen, until: int) -> int:
+        """``run``'s trials; the number started."""
         simulation, timeline = self.simulation, self.timeline
-        until = timeline.total_steps if until is None else until
         readouts = [(readout, simulation.scenario.readouts.get(readout.name))
                     for readout in simulation.readouts if simulation.stepping.get(readout.name)]
         self.rows = self.rows_ahead(int(np.searchsorted(self.sample_steps, until)))
+        ended = sum(timeline.end_step(position) <= until for position in range(timeline.trials))
+        ends = simulation.free_energies({  # F of every trial's end at once, for its row
+            name: {var: values[:ended] for var, values in variables.items()}
+            for name, variables in self.recording.boundaries.items()}) if ended else None
         sample = 0
         for position in range(timeline.trials):
             first, end = int(timeline.first_steps[position]), timeline.end_step(position)
             if first >= until and position:
-                return
+                return position
             self.at_step(first)
+            seen.before(position)
             runs.start_members([position])
+            seen.after(position)
             last = int(np.searchsorted(self.sample_steps, min(end, until)))
             self.samples(sample, last)
             sample = last
             if end > until:
-                return
+                return position + 1
             self.restore(self.recording.boundaries, position)
             self.at_step(end)
             for readout, settings in readouts:
@@ -134,4 +162,7 @@ class Replay:
                 readout.replayed(simulation, settings,
                                  {var: values[position] for var, values in state.items()},
                                  position)
+            simulation.free_energy_at_end = None if ends is None else float(ends[position])
             runs.end_members()
+            simulation.free_energy_at_end = None
+        return timeline.trials

@@ -9,8 +9,10 @@ nothing) and replays what it recorded through pcsim's own recorder and readouts
 
 The guard (``sim.guard``) becomes compiled checks, every step, of the same arrays against
 ``[numerics] rate_limit`` (the runtime checks every few steps); the run then stops at the
-first step beyond it. Ctrl-C stops the program; the replay keeps what it recorded up to there.
-Checkpoints (``--resume``) and batched trials are the runtime device's.
+first step beyond it. The limit is data the program reads (a one-value ``TimedArray``), not a
+constant of its code: runs that differ in it run one program. Ctrl-C stops the program; the
+replay keeps what it recorded up to there. Checkpoints (``--resume``) and batched trials are
+the runtime device's.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from brian2 import ms
+import numpy as np
+from brian2 import TimedArray, ms, second
 from brian2.utils.logger import catch_logs
 
 from sim.compiled.shape import shape_key
@@ -29,6 +32,7 @@ from sim.trial_sequence import REPORT_PERIOD_S
 # Brian2's warnings a compiled run expects: per-trial tables are TimedArrays over the trial's
 # running position (dt 1 s, not the clock's); a diverged state is pcsim's to report (guard)
 EXPECTED_LOGS = ("timedarray", "invalid_values")
+RATE_LIMIT = "pcsim_rate_limit"  # the guard's ceiling, read by the stop checks
 
 
 def stopped_while_built(signal_name: str | None) -> None:
@@ -53,12 +57,16 @@ def run_compiled(simulation: Any, scenario: Any, guard: Any, runs: Any) -> None:
     timeline = Timeline.of(scenario, dt_s)
     with catch_logs() as logs, standalone(shape_key(scenario)) as program:
         network, monitors, checked = programs.build(simulation, timeline)
-        checks, limit = {}, scenario.numerics.rate_limit
+        checks = {}
+        limit = TimedArray(np.array([scenario.numerics.rate_limit]), dt=1 * second,
+                           name=RATE_LIMIT)
         for watched in guard.watched:  # a variable may be watched twice (recorded, mechanism)
             name = f"{watched.population}_{watched.variable}"
             if watched.population in checked and name not in checks:
-                program.stop_when(checked[watched.population],
-                                  f"not (abs({watched.variable}) <= {limit!r})", name)
+                group = checked[watched.population]
+                group.namespace[RATE_LIMIT] = limit
+                program.stop_when(group, f"not (abs({watched.variable}) <= {RATE_LIMIT}(t))",
+                                  name)
                 checks[name] = watched
         if guard.on_first_step is not None:
             guard.on_first_step()

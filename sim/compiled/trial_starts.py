@@ -4,12 +4,20 @@ in compiled code.
 On the runtime device a trial starts in Python (``Simulation.start``: a family's lanes reset
 beliefs, put the trial's prior and precisions in force, switch learning phases; mechanisms
 start their trial). The compiled program cannot call Python between steps, so before the build
-every trial's start is run once here, in running order, on the runtime network's arrays: each
-array is first filled with a sentinel, so whatever the start writes shows as a changed value.
-It is done with several sentinels: a value that depends on the state it overwrites comes out
-different between them and is refused, rather than played back wrong. The Python state the
-starts change (lanes, readouts) is put back afterwards with ``Simulation.checkpoint`` /
-``resume``, as between two trials of a resumed run (``starts_undone``).
+every trial's start is run once here, in running order, on the runtime network's arrays, each
+unit first filled with a sentinel of its own (a huge negative number, different in every
+unit): a unit the start leaves alone keeps its sentinel, a value it writes shows as itself,
+and a value it copies from the state it finds shows as the source unit's sentinel. A value
+computed from the state (scaled, summed, overflowed: huge but no sentinel, NaN or Inf) is
+refused, rather than played back wrong. The Python state the starts change (lanes, readouts)
+is put back afterwards with ``Simulation.checkpoint`` / ``resume``, as between two trials of a
+resumed run (``starts_undone``).
+
+One run of each start cannot see every dependence on the state: a comparison, a clip or a
+product with 0 gives a plain value from a sentinel too. The replay runs each start again,
+as on the runtime device, on the state the program's start found (the previous trial's end,
+recorded); ``StartsSeen`` then checks that every start wrote exactly what the program played
+back, and the run is refused (nothing written) where one did not.
 
 Played back, each written variable gets a per-trial table (``TimedArray`` indexed by the trial's
 running position) and one blend at the start of every step, ``v = v (1 - f) + new f`` with
@@ -18,11 +26,9 @@ f in {0, 1} and finite values both sides are exact (no rounding), so the state a
 is the runtime's bit for bit.
 
 A start may also copy a value of the state it finds into another variable (a reset to the
-prediction of a learned prior: the top belief takes the prior mean the last trial left). The
-second and third passes fill each unit with a sentinel of its own, so such a copy shows as the
-source unit's sentinel, in both; it is played back by a copier group (its target and source
-linked) at the start of the step, before the written values, ``target = target (1 - f) +
-source f``. Any other value that depends on the state is refused.
+prediction of a learned prior: the top belief takes the prior mean the last trial left). It
+is played back by a copier group (its target and source linked) at the start of the step,
+before the written values, ``target = target (1 - f) + source f``.
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ from brian2 import NeuronGroup, TimedArray, linked_var, second
 from sim.compiled.clone import owned_state
 from sim.compiled.timeline import Timeline
 
-# no start writes these (its own values are finite); the second and third are scaled per unit
-SENTINELS = (np.nan, -7.25e300, -3.5e299)
+# no start writes it: unit k of all probed arrays gets SENTINEL (1 + k 2^-30), each its own
+SENTINEL = -7.25e300
+FROM_STATE = abs(SENTINEL) * 1e-10  # a written value this large was computed from a sentinel
 ORDER = -200  # Brian2's ``start`` slot, where ``sim.trial_sequence`` starts a trial
 TRIAL = "pcsim_trial"  # the running position of the step's trial (a TimedArray over steps)
 STARTS = "pcsim_trial_start"  # 1 on a trial's first step
@@ -143,6 +150,49 @@ class TrialStarts:
         return groups
 
 
+class StartsSeen:
+    """What pcsim's own starts left in the replay's arrays (``arrays``: by group and variable)
+    trial by trial, for the variables the program plays back (``TrialStarts``): ``before``
+    and ``after`` each start, then ``differs`` compares all trials at once."""
+
+    def __init__(self, starts: TrialStarts, arrays: dict[str, dict[str, np.ndarray]]) -> None:
+        def held(group: str, variable: str) -> np.ndarray | None:
+            return arrays.get(group, {}).get(variable)
+
+        self.written = [(item, values, np.zeros_like(item.values)) for item in starts.written
+                        if (values := held(item.group, item.variable)) is not None]
+        self.copied = [(item, values, source, np.zeros_like(item.mask), np.zeros_like(item.mask))
+                       for item in starts.copied
+                       if (values := held(item.group, item.variable)) is not None
+                       and (source := held(item.source_group, item.source_variable)) is not None]
+
+    def before(self, position: int) -> None:
+        """Each copy's source before trial ``position``'s start."""
+        for item, _, source, found, _ in self.copied:
+            found[position] = source[item.index]
+
+    def after(self, position: int) -> None:
+        """What trial ``position``'s start left."""
+        for _, values, after in self.written:
+            after[position] = values
+        for _, values, _, _, after in self.copied:
+            after[position] = values
+
+    def differs(self, trials: int) -> tuple[int, str, str] | None:
+        """The first of the first ``trials`` trials whose start wrote other values than the
+        program played back, with the (group, variable); None where all match."""
+        found = []
+        for item, _, after in self.written:
+            mask = item.mask[:trials] > 0
+            wrong = (mask & (after[:trials] != item.values[:trials])).any(axis=1)
+            found += [(int(np.argmax(wrong)), item.group, item.variable)] if wrong.any() else []
+        for item, _, _, source, after in self.copied:
+            mask = item.mask[:trials] > 0
+            wrong = (mask & (after[:trials] != source[:trials])).any(axis=1)
+            found += [(int(np.argmax(wrong)), item.group, item.variable)] if wrong.any() else []
+        return min(found) if found else None
+
+
 @contextmanager
 def starts_undone(simulation, arrays: Iterable[np.ndarray] = ()) -> Iterator[dict]:
     """Run trial starts (``Simulation.start``) ahead of the compiled run, then put back what
@@ -160,81 +210,61 @@ def starts_undone(simulation, arrays: Iterable[np.ndarray] = ()) -> Iterator[dic
 
 
 def probe(simulation, groups: list[NeuronGroup]) -> TrialStarts:
-    """Run every trial's start on ``groups``' runtime arrays, find what each writes."""
+    """Run every trial's start once on ``groups``' runtime arrays, each unit filled first with
+    its own sentinel, and find what each start writes (module doc)."""
     arrays = {(group.name, name): group.variables[name].get_value()
               for group in groups for name in owned_state(group)}
     trials = len(simulation.scenario.trials)
     units = np.cumsum([0, *[len(values) for values in arrays.values()]])
-    backgrounds = [  # pass -> each array's sentinels: the second and third, one per unit
-        {key: np.full(len(values), sentinel) if np.isnan(sentinel) else
-         sentinel * (1 + np.arange(first, first + len(values)) * 2.0**-30)
-         for (key, values), first in zip(arrays.items(), units, strict=False)}
-        for sentinel in SENTINELS]
-    seen = []
-    with starts_undone(simulation, arrays.values()) as kept_python:
-        for background in backgrounds:
-            simulation.resume(kept_python)  # each pass from the run's first trial on
-            after = {key: np.empty((trials, len(values)))
-                     for key, values in arrays.items()}
-            for position in range(trials):  # the per-trial work: fill, start, copy out
-                for key, values in arrays.items():
-                    values[...] = background[key]
-                simulation.start([position])
-                for key, values in arrays.items():
-                    after[key][position] = values
-            seen.append({key: written_by_starts(after[key], background[key])
-                         for key in arrays})
+    background = {key: SENTINEL * (1 + np.arange(first, first + len(values)) * 2.0**-30)
+                  for (key, values), first in zip(arrays.items(), units, strict=False)}
+    after = {key: np.empty((trials, len(values))) for key, values in arrays.items()}
+    with starts_undone(simulation, arrays.values()):
+        for position in range(trials):  # the per-trial work: fill, start, copy out
+            for key, values in arrays.items():
+                values[...] = background[key]
+            simulation.start([position])
+            for key, values in arrays.items():
+                after[key][position] = values
+    sentinels = {value: (key, unit) for key, values in background.items()
+                 for unit, value in enumerate(values.tolist())}
     starts = TrialStarts()
-    for key in arrays:
-        (values, mask), *others = (passed[key] for passed in seen)
-        if not mask.any() and not any(other_mask.any() for _, other_mask in others):
+    for key, found in after.items():
+        changed = found != background[key]
+        if not changed.any():
             continue
+        what = f"{simulation.shown_name(key[0])}.{key[1]}"
         if np.dtype(arrays[key].dtype).kind != "f":
-            raise StateDependentStart(f"a trial's start writes {key[0]}.{key[1]}, not a float")
-        copies = others[0][1] - mask  # written in the later passes only: copied sentinels
-        if (copies < 0).any() or not all(np.array_equal(mask + copies, other_mask)
-                   and np.array_equal(values[mask > 0], other_values[mask > 0])
-                   for other_values, other_mask in others):
-            raise StateDependentStart(
-                f"a trial's start writes {key[0]}.{key[1]} from the state it finds")
-        if mask.any():
-            starts.written.append(Written(key[0], key[1], values, mask))
-        if copies.any():
-            starts.copied.append(copied(key, copies, [other for other, _ in others],
-                                        backgrounds[1:]))
+            raise StateDependentStart(f"a trial's start writes {what}, not a float")
+        # a sentinel of another unit: copied; any other value this large, NaN or Inf: computed
+        # from a sentinel (scaled, added to, overflowed)
+        from_state = changed & ~(np.abs(found) < FROM_STATE)
+        sources = [sentinels.get(value) for value in found[from_state].tolist()]
+        if None in sources:
+            raise StateDependentStart(f"a trial's start writes {what} from the state it finds")
+        written = changed & ~from_state
+        if written.any():
+            starts.written.append(Written(key[0], key[1], np.where(written, found, 0.0),
+                                          written.astype(float)))
+        if sources:
+            starts.copied.append(copied(key, what, from_state, sources))
     return starts
 
 
-def written_by_starts(after: np.ndarray, sentinels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """What the starts wrote into one array (``after``: trials x N, as each trial's start left
-    it over ``sentinels``): the values written (0 elsewhere), and 1.0 where written."""
-    changed = ~np.isnan(after) if np.isnan(sentinels).all() else after != sentinels
-    return np.where(changed, after, 0.0), changed.astype(float)
-
-
-def copied(key: tuple[str, str], copies: np.ndarray, passes: list[np.ndarray],
-           backgrounds: list[dict]) -> Copied:
-    """Where ``key``'s copied units (``copies``: trials x N) come from: the one source unit
-    whose sentinel each holds in every pass (the same for every trial); else refused."""
-    sources: list[tuple[tuple[str, str], int]] = []
-    for unit in range(copies.shape[1]):
-        found = None
-        for trial in np.flatnonzero(copies[:, unit]):
-            here = [(source, int(np.flatnonzero(sentinels == passes[0][trial, unit])[0]))
-                    for source, sentinels in backgrounds[0].items()
-                    if (sentinels == passes[0][trial, unit]).any()]
-            if (len(here) != 1 or (found is not None and here[0] != found)
-                    or any(background[here[0][0]][here[0][1]] != values[trial, unit]
-                           for background, values in zip(backgrounds[1:], passes[1:],
-                                                         strict=True))):
-                raise StateDependentStart(
-                    f"a trial's start writes {key[0]}.{key[1]} from the state it finds")
-            found = here[0]
-        sources.append(found if found is not None else (None, 0))
-    named = {source for source, _ in sources if source is not None}
+def copied(key: tuple[str, str], what: str, copies: np.ndarray,
+           sources: list[tuple[tuple[str, str], int]]) -> Copied:
+    """``key``'s copies (``copies``: trials x N, True where a start copied into the unit;
+    ``sources``: the (variable, unit) each copied, in ``copies``' order): one source unit per
+    unit for every trial, all of one variable; else refused."""
+    _, unit = np.nonzero(copies)
+    index = np.zeros(copies.shape[1], dtype=np.int64)
+    found: dict[int, tuple[tuple[str, str], int]] = {}
+    for target, source in zip(unit.tolist(), sources, strict=True):
+        if found.setdefault(target, source) != source:
+            raise StateDependentStart(f"a trial's start writes {what} from the state it finds")
+        index[target] = source[1]
+    named = {source for source, _ in found.values()}
     if len(named) != 1:
-        raise StateDependentStart(
-            f"a trial's start copies {key[0]}.{key[1]} from more than one variable")
+        raise StateDependentStart(f"a trial's start copies {what} from more than one variable")
     (source_group, source_variable), = named
-    return Copied(key[0], key[1], source_group, source_variable,
-                  np.array([unit for _, unit in sources], dtype=np.int64), copies)
+    return Copied(key[0], key[1], source_group, source_variable, index, copies.astype(float))

@@ -10,6 +10,7 @@ from brian2 import Clock
 
 from circuits.discrete import CategoricalCircuit
 from circuits.mean_field import MeanFieldCoupling, expected_evidence, log_softmax, message
+from circuits.naming import level_key
 from sim.families.discrete.model import DiscreteModel
 from sim.reference.categorical import joint_log_prior
 
@@ -56,7 +57,7 @@ class MeanField:
     def __init__(self, model: DiscreteModel, clock: Clock, method: str) -> None:
         self.circuits = [
             CategoricalCircuit(np.log(factor.prior), model.tau_belief_ms, clock, method,
-                               turn=turn, suffix=f"_{factor.name}")
+                               turn=turn, suffix=f"_{level_key(turn)}")
             for turn, factor in enumerate(model.factors)]
         self.log_priors = [circuit.log_prior for circuit in self.circuits]
         self.joint_log_prior = joint_log_prior(factor.prior for factor in model.factors)

@@ -45,6 +45,7 @@ class DiscreteSimulation(Simulation):
         super().__init__(scenario, writer, schedule.DISCRETE_RECORD, readouts_off)
         model: DiscreteModel = scenario.model
         self.model = model
+        self.level_names = [factor.name for factor in model.factors]  # Brian2 names: by index
         self.state = (MeanField if model.mean_field else SingleCause)(
             model, self.clock, scenario.method)
         self.log_likelihoods = [np.log(m.likelihood) for m in model.modalities]

@@ -16,6 +16,7 @@ from circuits.belief import belief_population
 from circuits.coupling import build_coupling, keeps_activation
 from circuits.error import error_population
 from circuits.mechanism import BuildContext, Population, Stream, state_array
+from circuits.naming import level_key
 from circuits.variables import BELIEF, ENERGY, ERROR, FREE_ENERGY, INPUT, PRECISION
 from sim.families.hierarchical.free_energy import (
     FreeEnergy,
@@ -123,8 +124,9 @@ class HierarchicalSimulation(Simulation):
         """The populations the lanes, F and the streams read (``beliefs``, ``errors``) and
         their ``coupling``: the rate model's units here (``spiking_build`` replaces them)."""
         scenario, model, copies = self.scenario, self.model, self.copies
+        self.level_names = [level.name for level in model.levels]  # Brian2 names: level_key
         self.beliefs = [
-            belief_population(level.name, tiled(initial, level.size, copies),
+            belief_population(level_key(index), tiled(initial, level.size, copies),
                               model.tau_belief_ms, self.clock, scenario.method,
                               self.pieces(Population("belief", index, level.name)),
                               keeps_activation(level.generative))
@@ -132,7 +134,7 @@ class HierarchicalSimulation(Simulation):
                 zip(model.belief_levels, self.initial_beliefs, strict=True), start=1)
         ]
         self.errors = [
-            error_population(level.name, tiled(level.precision, level.size, copies),
+            error_population(level_key(index), tiled(level.precision, level.size, copies),
                              model.errors, model.tau_error_ms, self.clock, scenario.method,
                              self.pieces(Population("error", index, level.name,
                                                     top=index == len(model.levels) - 1)))
@@ -275,40 +277,58 @@ class HierarchicalSimulation(Simulation):
         stream shows (``show_state``). None where a mechanism cannot give its part that way,
         the weights learn (each sample's F then with the weights the replay puts in force),
         or another stream is asked for."""
-        if not set(paths) <= {"free_energy", "energy"} or \
-                self.changed_at_run_time("weights"):
+        parts = (self._sampled_terms(recorded)
+                 if set(paths) <= {"free_energy", "energy"} else None)
+        if parts is None:
+            return None
+        terms, matrices = parts
+        found = {f"levels/{self.model.levels[index].name}/precision":
+                 np.diagonal(stack, axis1=1, axis2=2) for index, stack in matrices.items()}
+        if not paths:
+            return found
+        count = len(recorded[self.errors[0].name]["signal"])
+        index = self.samples + np.arange(count)
+        due = (index % self.laplace_every == 0) if self.laplace_every else False
+        self.samples += count  # the Laplace term's cadence, as before_sample counts it
+        energy, total = self._sampled_free_energy(recorded, terms, matrices, due)
+        if count:
+            self.lane.sampled_energy, self.lane.sampled_free_energy = energy[-1], total[-1]
+        return {**found, "energy": energy, "free_energy": total}
+
+    def free_energies(self, recorded: dict) -> np.ndarray | None:
+        """F, Laplace term included, of each recorded state at once (``free_energy_now`` of
+        each; a compiled run's trial ends); None where ``family_samples`` would refuse."""
+        parts = self._sampled_terms(recorded)
+        return None if parts is None else self._sampled_free_energy(recorded, *parts, True)[1]
+
+    def _sampled_terms(self, recorded: dict) -> tuple[list, dict] | None:
+        """The mechanisms' parts of F for recorded states at once and the full precision
+        matrices they put in force; None where one cannot, or the weights learn."""
+        if self.changed_at_run_time("weights"):
             return None
         terms = [mechanism.sampled_terms(settings, self.context, recorded)
                  for mechanism, settings in self.mechanisms]
         if any(term is None for term in terms):
             return None
-        matrices = {index: stack for term in terms
-                    for index, stack in term.precision_matrices.items()}
-        found = {f"levels/{self.model.levels[index].name}/precision":
-                 np.diagonal(stack, axis1=1, axis2=2) for index, stack in matrices.items()}
-        if not paths:
-            return found
+        return terms, {index: stack for term in terms
+                       for index, stack in term.precision_matrices.items()}
+
+    def _sampled_free_energy(self, recorded: dict, terms: list, matrices: dict,
+                             laplace: bool | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from sim.families.hierarchical.free_energy_samples import sampled_free_energy
 
-        count = len(recorded[self.errors[0].name]["signal"])
-        index = self.samples + np.arange(count)
-        due = (index % self.laplace_every == 0) if self.laplace_every else False
-        self.samples += count  # the Laplace term's cadence, as before_sample counts it
         curvature: dict[int, np.ndarray] = {}
         for term in terms:
             for level, diagonal in term.curvature.items():
                 curvature[level] = curvature.get(level, 0.0) + np.asarray(diagonal, dtype=float)
         energies = [term.energy for term in terms if term.energy is not None]
-        energy, total = sampled_free_energy(
+        return sampled_free_energy(
             self.model, recorded[self.errors[0].name]["signal"],
             [recorded[group.name]["belief"] for group in self.beliefs],
             [matrices.get(level, recorded[group.name]["precision"])
              for level, group in enumerate(self.errors)],
-            recorded[self.errors[-1].name]["prediction"], laplace=due, curvature=curvature,
-            extra_energy=sum(energies[1:], energies[0]) if energies else None)
-        if count:
-            self.lane.sampled_energy, self.lane.sampled_free_energy = energy[-1], total[-1]
-        return {**found, "energy": energy, "free_energy": total}
+            recorded[self.errors[-1].name]["prediction"], laplace=laplace,
+            curvature=curvature, extra_energy=sum(energies[1:], energies[0]) if energies else None)
 
     def precisions_in_force(self) -> list[np.ndarray]:
         """Pi_l of every level now: the error units' precisions, or the full matrix a
@@ -335,6 +355,8 @@ class HierarchicalSimulation(Simulation):
 
     # for the readouts ---------------------------------------------------------------------------
     def free_energy_now(self) -> float:
+        if self.free_energy_at_end is not None:  # computed at once (a compiled run's replay)
+            return self.free_energy_at_end
         return self._free_energy().total
 
     def final_beliefs(self) -> dict[str, Any]:

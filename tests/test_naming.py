@@ -1,0 +1,38 @@
+"""Brian2 objects are named by a level's index, not its name (``circuits.naming``): scenarios
+whose levels are named differently run the same generated code, so a cold cache compiles it
+once; users still see the level names (the guard's messages: tests/test_no_silent_divergence.py
+and tests/test_compiled_runs.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+import sim
+
+SHORT = {"protocol.trials.0.duration_ms": 0.5}
+
+
+@pytest.fixture
+def generated(monkeypatch) -> list[str]:
+    """The code of every Cython extension Brian2 asks for while the test runs."""
+    from brian2.codegen.runtime.cython_rt.extension_manager import CythonExtensionManager
+
+    asked: list[str] = []
+    original = CythonExtensionManager.create_extension
+
+    def create_extension(self, code, *args, **kwargs):
+        asked.append(code)
+        return original(self, code, *args, **kwargs)
+
+    monkeypatch.setattr(CythonExtensionManager, "create_extension", create_extension)
+    return asked
+
+
+def test_levels_named_otherwise_run_the_same_compiled_code(tmp_path, generated):
+    first = sim.run("perception/single_cause", tmp_path / "first.h5", overrides=SHORT)
+    before = set(generated)
+    renamed = sim.run("perception/single_cause", tmp_path / "renamed.h5", overrides={
+        **SHORT, "model.levels.0.name": "brightness", "model.levels.1.name": "size"})
+    assert before  # the runtime device compiled the state updates (Cython)
+    assert set(generated) == before  # nothing new for the new names
+    assert "levels/size/belief" in renamed and "levels/food_size/belief" in first
