@@ -64,7 +64,7 @@ from sim.errors import ResultError
 from sim.io.partials import temporary_name
 from sim.parameters import differing_keys
 
-FORMAT = 2  # 2: ``readouts_off`` recorded
+FORMAT = 3  # 2: ``readouts_off`` recorded; 3: Brian2 groups named by level index (circuits.naming)
 SUFFIX = ".checkpoint"
 BRIAN_STATE = "pcsim_checkpoint"  # the name of the state given to ``Network.restore``
 COPY_ROWS = 1 << 16  # rows of a dataset copied back at once on resume

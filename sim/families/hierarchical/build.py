@@ -24,6 +24,7 @@ from sim.families.hierarchical.free_energy import (
     free_energy,
     row_energies,
 )
+from sim.families.hierarchical.free_energy_samples import mechanism_terms, recorded_free_energy
 from sim.families.hierarchical.inputs import Inputs
 from sim.families.hierarchical.lanes import Lane, tiled
 from sim.families.hierarchical.model import HierarchicalModel
@@ -277,7 +278,7 @@ class HierarchicalSimulation(Simulation):
         stream shows (``show_state``). None where a mechanism cannot give its part that way,
         the weights learn (each sample's F then with the weights the replay puts in force),
         or another stream is asked for."""
-        parts = (self._sampled_terms(recorded)
+        parts = (mechanism_terms(self, recorded)
                  if set(paths) <= {"free_energy", "energy"} else None)
         if parts is None:
             return None
@@ -290,7 +291,7 @@ class HierarchicalSimulation(Simulation):
         index = self.samples + np.arange(count)
         due = (index % self.laplace_every == 0) if self.laplace_every else False
         self.samples += count  # the Laplace term's cadence, as before_sample counts it
-        energy, total = self._sampled_free_energy(recorded, terms, matrices, due)
+        energy, total = recorded_free_energy(self, recorded, terms, matrices, due)
         if count:
             self.lane.sampled_energy, self.lane.sampled_free_energy = energy[-1], total[-1]
         return {**found, "energy": energy, "free_energy": total}
@@ -298,37 +299,8 @@ class HierarchicalSimulation(Simulation):
     def free_energies(self, recorded: dict) -> np.ndarray | None:
         """F, Laplace term included, of each recorded state at once (``free_energy_now`` of
         each; a compiled run's trial ends); None where ``family_samples`` would refuse."""
-        parts = self._sampled_terms(recorded)
-        return None if parts is None else self._sampled_free_energy(recorded, *parts, True)[1]
-
-    def _sampled_terms(self, recorded: dict) -> tuple[list, dict] | None:
-        """The mechanisms' parts of F for recorded states at once and the full precision
-        matrices they put in force; None where one cannot, or the weights learn."""
-        if self.changed_at_run_time("weights"):
-            return None
-        terms = [mechanism.sampled_terms(settings, self.context, recorded)
-                 for mechanism, settings in self.mechanisms]
-        if any(term is None for term in terms):
-            return None
-        return terms, {index: stack for term in terms
-                       for index, stack in term.precision_matrices.items()}
-
-    def _sampled_free_energy(self, recorded: dict, terms: list, matrices: dict,
-                             laplace: bool | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from sim.families.hierarchical.free_energy_samples import sampled_free_energy
-
-        curvature: dict[int, np.ndarray] = {}
-        for term in terms:
-            for level, diagonal in term.curvature.items():
-                curvature[level] = curvature.get(level, 0.0) + np.asarray(diagonal, dtype=float)
-        energies = [term.energy for term in terms if term.energy is not None]
-        return sampled_free_energy(
-            self.model, recorded[self.errors[0].name]["signal"],
-            [recorded[group.name]["belief"] for group in self.beliefs],
-            [matrices.get(level, recorded[group.name]["precision"])
-             for level, group in enumerate(self.errors)],
-            recorded[self.errors[-1].name]["prediction"], laplace=laplace,
-            curvature=curvature, extra_energy=sum(energies[1:], energies[0]) if energies else None)
+        parts = mechanism_terms(self, recorded)
+        return None if parts is None else recorded_free_energy(self, recorded, *parts, True)[1]
 
     def precisions_in_force(self) -> list[np.ndarray]:
         """Pi_l of every level now: the error units' precisions, or the full matrix a

@@ -53,6 +53,7 @@ stacks of large blocks leave the cache; smaller chunks (2 MiB) were slower still
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -322,3 +323,34 @@ def _runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     which = np.zeros(len(rows), dtype=np.intp)
     which[starts[1:]] = 1
     return rows[starts], np.cumsum(which)
+
+
+def mechanism_terms(simulation: Any, recorded: dict) -> tuple[list, dict] | None:
+    """The mechanisms' parts of F for ``simulation``'s recorded states at once and the full
+    precision matrices they put in force; None where one cannot, or the weights learn."""
+    if simulation.changed_at_run_time("weights"):
+        return None
+    terms = [mechanism.sampled_terms(settings, simulation.context, recorded)
+             for mechanism, settings in simulation.mechanisms]
+    if any(term is None for term in terms):
+        return None
+    return terms, {index: stack for term in terms
+                   for index, stack in term.precision_matrices.items()}
+
+
+def recorded_free_energy(simulation: Any, recorded: dict, terms: list, matrices: dict,
+                         laplace: bool | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Energy and F of ``simulation``'s recorded states (one trial's samples, or its trial
+    ends) with the mechanisms' ``terms`` and the precision ``matrices`` they put in force."""
+    curvature: dict[int, np.ndarray] = {}
+    for term in terms:
+        for level, diagonal in term.curvature.items():
+            curvature[level] = curvature.get(level, 0.0) + np.asarray(diagonal, dtype=float)
+    energies = [term.energy for term in terms if term.energy is not None]
+    return sampled_free_energy(
+        simulation.model, recorded[simulation.errors[0].name]["signal"],
+        [recorded[group.name]["belief"] for group in simulation.beliefs],
+        [matrices.get(level, recorded[group.name]["precision"])
+         for level, group in enumerate(simulation.errors)],
+        recorded[simulation.errors[-1].name]["prediction"], laplace=laplace,
+        curvature=curvature, extra_energy=sum(energies[1:], energies[0]) if energies else None)
