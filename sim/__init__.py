@@ -12,6 +12,7 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import sim.brian_cache  # noqa: F401  (Brian2's cache-size note: off before Brian2 is imported)
 from sim._version import __version__
 from sim.errors import (
     DivergenceError,
