@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import scipy.sparse
@@ -149,18 +150,24 @@ class _Link:
             self.transposed = (aligned(self.gmap.weights.T, dtype) if keep_copy
                                else self.gmap.weights.T)
 
-    def deliver_to_errors(self) -> None:
-        np.copyto(self.signal_here, self.belief)
+        self.to_errors = [partial(np.copyto, self.signal_here, self.belief)]
         if self.activation is not None:  # f(mu), for both deliveries (mu does not move
-            np.copyto(self.activation, self.gmap.nonlinearity.f(self.belief))  # between them)
-        self.gmap.predict(self.belief, out=self.prediction_below, drive=self.drive,
-                          rows=self.rows, activation=self.activation)
+            self.to_errors.append(  # between them)
+                self.gmap.nonlinearity.f_into(self.belief, self.activation))
+        self.to_errors.append(self.gmap.predict_call(
+            self.belief, self.prediction_below, self.drive, self.rows, self.activation))
+        self.to_beliefs = [partial(np.copyto, self.own_error, self.error_here),
+                           self.gmap.pull_back_call(self.belief, self.error_below, self.bottom_up,
+                                                    self.drive, self.transposed, self.rows,
+                                                    self.activation)]
+
+    def deliver_to_errors(self) -> None:
+        for call in self.to_errors:
+            call()
 
     def deliver_to_beliefs(self) -> None:
-        np.copyto(self.own_error, self.error_here)
-        self.gmap.pull_back(self.belief, self.error_below, out=self.bottom_up, drive=self.drive,
-                            transposed=self.transposed, rows=self.rows,
-                            activation=self.activation)
+        for call in self.to_beliefs:
+            call()
 
 
 class Coupling:
@@ -225,13 +232,18 @@ def build_coupling(
         for index, (gmap, belief) in enumerate(zip(maps, beliefs, strict=True))
     ]
 
+    # a step's calls, every link's in one list (``_Link.to_errors``, ``to_beliefs``): each
+    # operation is one loop over calls bound to the arrays at build
+    to_errors = [call for link in links for call in link.to_errors]
+    to_beliefs = [call for link in links for call in link.to_beliefs]
+
     def deliver_to_errors() -> None:
-        for link in links:
-            link.deliver_to_errors()
+        for call in to_errors:
+            call()
 
     def deliver_to_beliefs() -> None:
-        for link in links:
-            link.deliver_to_beliefs()
+        for call in to_beliefs:
+            call()
 
     objects = [
         NetworkOperation(deliver_to_errors, when=schedule.SLOT, order=schedule.DELIVER_TO_ERRORS,
