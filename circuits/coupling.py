@@ -15,7 +15,10 @@ Builds:
 
 - ``dense``: the products run in NumPy/BLAS, in place on Brian2's own state arrays, from two
   ``network_operation``s per step: g and J' eps are ``GenerativeMap.predict`` and ``pull_back``
-  (the functions F, the stability check and analysis use too), given ``out=`` buffers.
+  (the functions F, the stability check and analysis use too), given ``out=`` buffers, bound
+  to the arrays once at build (``predict_call``, ``pull_back_call``, ``Nonlinearity.f_into``:
+  each operation is one loop over calls with their branches already taken; that dispatch
+  was 2-7 us of a 1000-500-100 step, docs/performance.md).
   Brian2's ``(summed)`` synapses loop once per synapse per step and ran ~10x slower than this
   for dense weights. Products write straight into the target arrays (``np.dot(..., out=)``),
   f and f' are skipped for the identity, and the weights and buffers take the dtype of the
