@@ -111,10 +111,12 @@ class _Link:
     """Level l's beliefs, their generative map to level l-1, and the arrays both sides share.
 
     Every array is Brian2's own storage or a buffer allocated once; a step allocates only the
-    temporaries of f(mu) and f'(mu) (none for the identity); f(mu) is kept in the belief
-    units' ``activation``. In a batched run (B copies of the
-    network, ``sim.batch``) every array is a (B, n) view, one copy per row, and each product
-    is one matrix-matrix product for all copies (``GenerativeMap.predict``, ``pull_back``).
+    temporaries of f'(mu), and of f(mu) where f is not one NumPy function (none for the
+    identity); f(mu) is kept in the belief units' ``activation``. In a batched run (B copies
+    of the network, ``sim.batch``) every array is a (B, n) view, one copy per row, and each
+    product is one matrix-matrix product for all copies (``GenerativeMap.predict``,
+    ``pull_back``). ``to_errors`` and ``to_beliefs``: the level's calls of a step in each
+    delivery, bound to these arrays (the coupling's two operations run them).
     """
 
     gmap: GenerativeMap
@@ -163,14 +165,6 @@ class _Link:
                            self.gmap.pull_back_call(self.belief, self.error_below, self.bottom_up,
                                                     self.drive, self.transposed, self.rows,
                                                     self.activation)]
-
-    def deliver_to_errors(self) -> None:
-        for call in self.to_errors:
-            call()
-
-    def deliver_to_beliefs(self) -> None:
-        for call in self.to_beliefs:
-            call()
 
 
 class Coupling:
