@@ -15,7 +15,10 @@ Builds:
 
 - ``dense``: the products run in NumPy/BLAS, in place on Brian2's own state arrays, from two
   ``network_operation``s per step: g and J' eps are ``GenerativeMap.predict`` and ``pull_back``
-  (the functions F, the stability check and analysis use too), given ``out=`` buffers.
+  (the functions F, the stability check and analysis use too), given ``out=`` buffers, bound
+  to the arrays once at build (``predict_call``, ``pull_back_call``, ``Nonlinearity.f_into``:
+  each operation is one loop over calls with their branches already taken; that dispatch
+  was 2-7 us of a 1000-500-100 step, docs/performance.md).
   Brian2's ``(summed)`` synapses loop once per synapse per step and ran ~10x slower than this
   for dense weights. Products write straight into the target arrays (``np.dot(..., out=)``),
   f and f' are skipped for the identity, and the weights and buffers take the dtype of the
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import scipy.sparse
@@ -107,10 +111,12 @@ class _Link:
     """Level l's beliefs, their generative map to level l-1, and the arrays both sides share.
 
     Every array is Brian2's own storage or a buffer allocated once; a step allocates only the
-    temporaries of f(mu) and f'(mu) (none for the identity); f(mu) is kept in the belief
-    units' ``activation``. In a batched run (B copies of the
-    network, ``sim.batch``) every array is a (B, n) view, one copy per row, and each product
-    is one matrix-matrix product for all copies (``GenerativeMap.predict``, ``pull_back``).
+    temporaries of f'(mu), and of f(mu) where f is not one NumPy function (none for the
+    identity); f(mu) is kept in the belief units' ``activation``. In a batched run (B copies
+    of the network, ``sim.batch``) every array is a (B, n) view, one copy per row, and each
+    product is one matrix-matrix product for all copies (``GenerativeMap.predict``,
+    ``pull_back``). ``to_errors`` and ``to_beliefs``: the level's calls of a step in each
+    delivery, bound to these arrays (the coupling's two operations run them).
     """
 
     gmap: GenerativeMap
@@ -149,18 +155,16 @@ class _Link:
             self.transposed = (aligned(self.gmap.weights.T, dtype) if keep_copy
                                else self.gmap.weights.T)
 
-    def deliver_to_errors(self) -> None:
-        np.copyto(self.signal_here, self.belief)
+        self.to_errors = [partial(np.copyto, self.signal_here, self.belief)]
         if self.activation is not None:  # f(mu), for both deliveries (mu does not move
-            np.copyto(self.activation, self.gmap.nonlinearity.f(self.belief))  # between them)
-        self.gmap.predict(self.belief, out=self.prediction_below, drive=self.drive,
-                          rows=self.rows, activation=self.activation)
-
-    def deliver_to_beliefs(self) -> None:
-        np.copyto(self.own_error, self.error_here)
-        self.gmap.pull_back(self.belief, self.error_below, out=self.bottom_up, drive=self.drive,
-                            transposed=self.transposed, rows=self.rows,
-                            activation=self.activation)
+            self.to_errors.append(  # between them)
+                self.gmap.nonlinearity.f_into(self.belief, self.activation))
+        self.to_errors.append(self.gmap.predict_call(
+            self.belief, self.prediction_below, self.drive, self.rows, self.activation))
+        self.to_beliefs = [partial(np.copyto, self.own_error, self.error_here),
+                           self.gmap.pull_back_call(self.belief, self.error_below, self.bottom_up,
+                                                    self.drive, self.transposed, self.rows,
+                                                    self.activation)]
 
 
 class Coupling:
@@ -225,13 +229,18 @@ def build_coupling(
         for index, (gmap, belief) in enumerate(zip(maps, beliefs, strict=True))
     ]
 
+    # a step's calls, every link's in one list (``_Link.to_errors``, ``to_beliefs``): each
+    # operation is one loop over calls bound to the arrays at build
+    to_errors = [call for link in links for call in link.to_errors]
+    to_beliefs = [call for link in links for call in link.to_beliefs]
+
     def deliver_to_errors() -> None:
-        for link in links:
-            link.deliver_to_errors()
+        for call in to_errors:
+            call()
 
     def deliver_to_beliefs() -> None:
-        for link in links:
-            link.deliver_to_beliefs()
+        for call in to_beliefs:
+            call()
 
     objects = [
         NetworkOperation(deliver_to_errors, when=schedule.SLOT, order=schedule.DELIVER_TO_ERRORS,

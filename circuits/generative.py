@@ -13,7 +13,9 @@ functions shared by the dense coupling, the free-energy monitor and analysis cod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -141,6 +143,45 @@ class GenerativeMap:
             out *= (f.df(mu) if activation is None or f.df_of_f is None
                     else f.df_of_f(activation))
         return out
+
+    def predict_call(self, mu: np.ndarray, out: np.ndarray, drive: np.ndarray | None = None,
+                     rows: bool = False, activation: np.ndarray | None = None
+                     ) -> Callable[[], object]:
+        """``predict(mu, out, drive, rows, activation)`` as a call of no arguments on these
+        arrays, its branches taken now: the dense coupling's step, whose arrays stay (Brian2's
+        state; weights change only in place). The same numbers as ``predict``; for one copy of
+        dense weights with g = W f(mu) it is the one BLAS call (f(mu) in ``activation``, which
+        the caller fills), without ``predict``'s dispatch at every step."""
+        f = self.nonlinearity
+        if self.is_sparse or rows or self.site != "before" or (
+                activation is None and not f.is_identity):
+            return partial(self.predict, mu, out=out, drive=drive, rows=rows,
+                           activation=activation)
+        return partial(np.dot, self.weights, mu if activation is None else activation, out=out)
+
+    def pull_back_call(self, mu: np.ndarray, error_below: np.ndarray, out: np.ndarray,
+                       drive: np.ndarray | None, transposed: Matrix, rows: bool = False,
+                       activation: np.ndarray | None = None) -> Callable[[], object]:
+        """``pull_back(mu, error_below, out, drive, transposed, rows, activation)`` as a call
+        of no arguments, as ``predict_call``: for one copy of dense weights with g = W f(mu),
+        W' eps into ``out`` (one BLAS call), then scaled in place by f'(mu)."""
+        f = self.nonlinearity
+        if self.is_sparse or rows or self.site != "before":
+            return partial(self.pull_back, mu, error_below, out=out, drive=drive,
+                           transposed=transposed, rows=rows, activation=activation)
+        product = partial(np.dot, transposed, error_below, out=out)
+        if f.is_identity:
+            return product
+        if activation is None or f.df_of_f is None:
+            slope, at = f.df, mu
+        else:
+            slope, at = f.df_of_f, activation
+
+        def call() -> None:
+            product()
+            np.multiply(out, slope(at), out=out)
+
+        return call
 
     @property
     def is_sparse(self) -> bool:

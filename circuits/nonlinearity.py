@@ -15,7 +15,7 @@ import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 import sympy
@@ -58,6 +58,16 @@ class Nonlinearity:
     @cached_property  # read on every step by the coupling; a sympy comparison costs ~10 us
     def is_identity(self) -> bool:
         return self.expression == _MU
+
+    def f_into(self, mu: np.ndarray, out: np.ndarray) -> Callable[[], object]:
+        """A call of no arguments that writes f(mu) into ``out``: NumPy's own function with
+        ``out=`` where f is one of them applied to mu (tanh(mu): the function ``f`` calls, so
+        the same numbers, without a temporary and a copy), else ``f`` and a copy."""
+        function = self.expression.func
+        if (self.expression.args == (_MU,) and function in _ALLOWED_FUNCTIONS.values()
+                and isinstance(getattr(np, function.__name__, None), np.ufunc)):
+            return partial(getattr(np, function.__name__), mu, out=out)
+        return lambda: np.copyto(out, self.f(mu))
 
     def brian(self, variable: str, order: int = 0) -> str:
         """Brian2 code for the ``order``-th derivative of f evaluated at ``variable``."""

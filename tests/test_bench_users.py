@@ -92,19 +92,25 @@ def test_a_missing_peer_is_a_note_and_pcsim_agrees_with_the_numpy_loop(tmp_path)
 
 
 @pytest.mark.parametrize(("batch", "float64", "float32", "missed"), [
-    (1, 0.95, 0.79, ["float32"]), (1, 1.2, 0.8, []),  # batch 1: >= 0.95 and >= 0.8
-    (16, 1.01, 1.0, ["float32"]), (16, 0.99, 1.3, ["float64"]),  # batched: ahead, > 1
+    (1, 0.99, 0.95, ["PCX float64"]), (1, 1.0, 0.9, []),  # batch 1: >= 1.0 and >= 0.9 of PCX
+    (1, 1.2, 0.89, ["PCX float32"]),
+    # batched: ahead (> 1) of PCX and of ngc-learn, here at 1.25x PCX's rates
+    (16, 1.3, 1.26, []), (16, 1.01, 1.3, ["ngc-learn float64"]),
+    (16, 1.3, 0.99, ["PCX float32", "ngc-learn float32"]),
 ])
-def test_the_peers_targets_are_read_from_pcsim_over_pcx(batch, float64, float32, missed):
+def test_the_peers_targets_are_read_from_pcsim_over_the_peers(batch, float64, float32, missed):
     def row(system: str, float64: float, float32: float) -> peers.Row:
         return peers.Row(system, {"float64": 2000 * float64, "float32": 3000 * float32},
                          numpy_rates={"float64": 1000.0, "float32": 1000.0},
                          max_abs_diff={"float64": 0.0, "float32": 0.0})
 
-    rows = [row("pcsim", float64, float32), row("PCX 0.6.3", 1.0, 1.0)]
-    lines = peers.table_lines(rows, 30, batch)[-2:]
-    assert [line.split(" in ")[1].split(":")[0] for line in lines] == ["float64", "float32"]
-    assert [line.split(" in ")[1].split(":")[0] for line in lines
+    rows = [row("pcsim", float64, float32), row("PCX 0.6.3", 1.0, 1.0),
+            row("ngc-learn 3.2.1", 1.25, 1.25)]
+    lines = [line for line in peers.table_lines(rows, 30, batch) if line.startswith("pcsim / ")]
+    found = [line.split(" / ")[1].split(":")[0].replace(" in ", " ") for line in lines]
+    assert found == (["PCX float64", "PCX float32"] if batch == 1 else
+                     ["PCX float64", "PCX float32", "ngc-learn float64", "ngc-learn float32"])
+    assert [name for name, line in zip(found, lines, strict=True)
             if line.endswith("MISSED)")] == missed
 
 

@@ -3,9 +3,10 @@ r"""``pcsim bench --peers``: the same case in pcsim and in the JAX predictive-co
 The case (issue 11): 1000-500-100, g = W tanh(mu), instantaneous errors (the peers compute
 errors at their fixed point), a ramp input recomputed every step, 3000 steps, batch 1, in
 float64 and float32. Each system runs beside the plain NumPy loop (``sim.bench.reference``) in
-this process, interleaved, 3 times; the table shows the median steps/s of each and its ratio to
-the NumPy loop's median, and each system's final beliefs against the NumPy loop's (float64: the
-same work to ``TOLERANCE64``; float32: each in its own rounding, to ``TOLERANCE32``).
+this process, interleaved, ``REPEATS`` times; the table shows the best run's steps/s of each and
+its ratio to the NumPy loop's best, and each system's final beliefs against the NumPy loop's
+(float64: the same work to ``TOLERANCE64``; float32: each in its own rounding, to
+``TOLERANCE32``).
 
 Systems: pcsim (scenario file through the public engine, recording off, the time-step loop
 timed as in the other cases), PCX (``sim.bench.peers_pcx``), ngc-learn
@@ -24,7 +25,6 @@ for the first copy (pcsim: the last trial, the same trial).
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,11 +39,11 @@ from sim.scenario_writer import write_scenario
 
 SIZES = [1000, 500, 100]
 STEPS, QUICK_STEPS = 3000, 1000
-REPEATS = 3
+REPEATS = 5  # the best of them: other work on the machine only slows a run down
 PRECISIONS = ("float64", "float32")
 TOLERANCE64 = 1e-12
 TOLERANCE32 = 1e-5  # measured 2-3e-7 at 3000 steps
-TARGETS = {"float64": 0.95, "float32": 0.8}  # pcsim steps/s over PCX's, at batch 1
+TARGETS = {"float64": 1.0, "float32": 0.9}  # pcsim steps/s over PCX's, at batch 1 (issue 23)
 PEERS = (("PCX", "sim.bench.peers_pcx", "pcx"), ("ngc-learn", "sim.bench.peers_ngclearn",
                                                  "ngclearn"),
          ("jax.lax.scan", "sim.bench.reference_jax", "jax"))
@@ -51,7 +51,7 @@ PEERS = (("PCX", "sim.bench.peers_pcx", "pcx"), ("ngc-learn", "sim.bench.peers_n
 
 @dataclass
 class Row:
-    """One system: per precision the median steps/s, the NumPy loop's, the largest difference
+    """One system: per precision the best run's steps/s, the NumPy loop's, the largest difference
     of the final beliefs to the NumPy loop's."""
 
     system: str
@@ -126,7 +126,11 @@ def jax_runner(module, model, steps: int, dtype, batch: int = 1):
 
 def beside_numpy(row: Row, precision: str, run, model, steps: int, repeats: int,
                  batch: int = 1) -> None:
-    """``run`` and the NumPy loop in turns; medians and the final difference into ``row``."""
+    """``run`` and the NumPy loop in turns; the best runs and the final difference into
+    ``row``. The best, not the median: on a shared machine other work slowed single runs of
+    one system or another by 2x (PCX's float64 rate at batch 1 on 2026-12-07: 10,572 steps/s
+    as the best of 9, 4,854 as a median of 3 three minutes later), and a median of 3 carried
+    that into the ratio."""
     numpy_s, system_s, beliefs = [], [], None
     expected = None
     for repeat in range(repeats):
@@ -138,8 +142,8 @@ def beside_numpy(row: Row, precision: str, run, model, steps: int, repeats: int,
             else:
                 seconds, beliefs = run()
                 system_s.append(seconds)
-    row.rates[precision] = batch * steps / statistics.median(system_s)
-    row.numpy_rates[precision] = steps / statistics.median(numpy_s)
+    row.rates[precision] = batch * steps / min(system_s)
+    row.numpy_rates[precision] = steps / min(numpy_s)
     row.runs[precision] = [batch * steps / s for s in system_s]
     row.max_abs_diff[precision] = max(
         float(np.max(np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))))
@@ -234,7 +238,7 @@ def table_lines(rows: list[Row], steps: int, batch: int = 1, cores: int | None =
                          f"{row.max_abs_diff[p]:9.1e}")
         lines.append(f"{row.system:22s} " + " ".join(cells))
     lines.append(f"{'-'.join(map(str, SIZES))}, tanh, instantaneous errors, ramp input, {steps} "
-                 f"steps, batch {batch}{' (trial-steps/s)' if batch > 1 else ''}; median of "
+                 f"steps, batch {batch}{' (trial-steps/s)' if batch > 1 else ''}; best of "
                  f"{REPEATS} runs each, interleaved with the NumPy loop (one trial) in this "
                  f"process, {on_how_many(cores)}; max|diff| = final beliefs against the NumPy "
                  "loop's.")
@@ -249,20 +253,22 @@ def on_how_many(cores: int | None) -> str:
 
 
 def target_lines(rows: list[Row], batch: int = 1) -> list[str]:
-    """pcsim against PCX, when both ran: at batch 1 the targets ``TARGETS``; batched, ahead
-    of PCX (a ratio above 1) in both precisions."""
+    """pcsim against the peers that ran (issue 23): at batch 1 against PCX, ``TARGETS``;
+    batched, ahead of PCX and ngc-learn (a ratio above 1) in both precisions."""
     pcsim = next(row for row in rows if row.system == "pcsim")
-    pcx = next((row for row in rows if row.system.startswith("PCX") and not row.note), None)
-    if pcx is None:
-        return []
+    names = ("PCX",) if batch == 1 else ("PCX", "ngc-learn")
     out = []
-    for precision, target in TARGETS.items():
-        if precision in pcsim.rates and precision in pcx.rates:
-            ratio = pcsim.rates[precision] / pcx.rates[precision]
-            met, wanted = ((ratio >= target, f">= {target:g}") if batch == 1
-                           else (ratio > 1.0, "> 1"))
-            out.append(f"pcsim / PCX in {precision}: {ratio:.2f} (target {wanted}"
-                       f"{'' if met else ', MISSED'})")
+    for name in names:
+        peer = next((row for row in rows if row.system.startswith(name) and not row.note), None)
+        if peer is None:
+            continue
+        for precision, target in TARGETS.items():
+            if precision in pcsim.rates and precision in peer.rates:
+                ratio = pcsim.rates[precision] / peer.rates[precision]
+                met, wanted = ((ratio >= target, f">= {target:g}") if batch == 1
+                               else (ratio > 1.0, "> 1"))
+                out.append(f"pcsim / {name} in {precision}: {ratio:.2f} (target {wanted}"
+                           f"{'' if met else ', MISSED'})")
     return out
 
 
