@@ -59,13 +59,16 @@ belief, without the neurons' e^{v_K/2}.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from brian2 import NeuronGroup, linked_var
 
 from circuits.precision import CONFIGURED, LOG_PRECISION_CEILING, composition
 from circuits.spiking.wiring import per_neuron, pool_units, synaptic
+
+if TYPE_CHECKING:  # network imports this module
+    from circuits.spiking.network import Builder, ErrorInputs, Pool
 
 _, _GAIN_STATEMENT = composition(["s_lambda"])  # precision = Pi_configured exp(clip(s_lambda))
 _LINKED = f"{CONFIGURED} : 1 (linked)\n"
@@ -88,7 +91,7 @@ class TopDown:
     context: int
     target: int
     mapping: np.ndarray
-    pool: Any = None  # the precision-error pool (network.Pool)
+    pool: Pool | None = None  # the precision-error pool, once built
     objects: list[Any] = field(default_factory=list)
 
     def drive(self, index: int) -> tuple[str, tuple[str, ...]]:
@@ -106,10 +109,10 @@ class TopDown:
         return DECODER if index == self.target else ""
 
 
-def build_topdown(build: Any, topdown: TopDown, inputs: Any, decoder: NeuronGroup,
-                  context_pool: Any, target_pool: Any) -> None:
+def build_topdown(build: Builder, topdown: TopDown, inputs: ErrorInputs, decoder: NeuronGroup,
+                  context_pool: Pool, target_pool: Pool) -> None:
     """The precision-error pool of the target level, reading what its error neurons read
-    (``inputs``: ``network.ErrorInputs``), the connections through C and C', and the decoded
+    (``inputs``), the connections through C and C', and the decoded
     precision in force."""
     n = build.settings.neurons_per_unit
     units = target_pool.units
