@@ -6,6 +6,7 @@ here (its Cython code would be compiled anew in a cold CI; the bench runs both o
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import Counter
 
@@ -80,13 +81,53 @@ def test_reference_has_pcsims_neurons_synapses_and_spikes(both):
 
 
 def test_fan_in_keeps_the_synapses_proportional_to_n():
-    """Doubling N doubles the synapses (fixed K), in pcsim's count and the reference's."""
-    counts = []
+    """Doubling N doubles the synapses (fixed K), in pcsim's count and the reference's (built,
+    not run)."""
+    from brian2.utils.logger import catch_logs
+
+    ours, theirs = [], []
     for n in (10, 20):
         scenario = load_scenario(spiking.SCENARIO, {**SHORT,
                                                     "model.spiking.neurons_per_unit": n})
-        counts.append(synapse_count(scenario.model))
-    assert counts[1] == 2 * counts[0]
+        ours.append(synapse_count(scenario.model))
+        with catch_logs():  # Brian2 warns of a network deleted before it ran
+            reference = spiking_reference.build(scenario)
+            theirs.append(spiking.counts(reference.objects)[1])
+            del reference
+            gc.collect()
+    assert ours[1] == 2 * ours[0]
+    assert theirs[1] == 2 * theirs[0]
+
+
+POSNER_SHORT = {"model.neurons": "spiking", "model.spiking.neurons_per_unit": 10,
+                "model.spiking.fan_in": 4,
+                **{f"protocol.conditions.{at}.{key}": value for at in range(6)
+                   for key, value in (("count", 1), ("duration_ms", 5.0))}}
+
+
+def test_the_preflight_counts_posners_spiking_network(tmp_path):
+    """Top-down precision as spikes (precision-error pool, C, C' and C's decoder): the
+    preflight's neurons and synapses are those of the network pcsim builds and runs."""
+    import sim
+
+    timer = spiking.NetworkTimer()
+    with timer.watching():
+        sim.run("attention/posner", output=tmp_path / "posner.h5", overrides=POSNER_SHORT)
+    model = load_scenario("attention/posner", POSNER_SHORT).model
+    neurons, synapses, _ = timer.counted
+    assert (neurons, synapses) == (neuron_count(model), synapse_count(model))
+    assert neurons == 2 * 10 * (2 + 2 + 1 + 2 + 1 + 2)  # errors 2+2+1, beliefs 2+1, xi 2
+    # by hand: 2N x 2K = 160 per non-zero entry of a fan-in connection: target's self, own,
+    # signal, W' up, W down (10), context's self, own, signal (3; its W is 0), C into the
+    # errors and the precision errors, C' back (6), W into the precision errors (2); C's
+    # decoder 2 x 2N; the decoders of 5 error and 3 belief units, 2N each
+    assert synapses == 160 * (10 + 3 + 6 + 2) + 2 * 20 + 20 * (5 + 3)
+
+
+def test_the_reference_refuses_top_down_precision():
+    with pytest.raises(ValueError, match="attention"):
+        spiking_reference.build(load_scenario("attention/posner", POSNER_SHORT | {
+            f"protocol.conditions.{at}.count": 0 for at in range(1, 6)}))  # one trial
 
 
 def test_the_rows_verdicts_follow_its_targets():

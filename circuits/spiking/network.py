@@ -21,9 +21,10 @@ import numpy as np
 from brian2 import Clock, NeuronGroup, Synapses, linked_var, ms
 
 from circuits.generative import GenerativeMap, dense
+from circuits.precision import CONFIGURED
 from circuits.spiking.settings import SpikingSettings
 from circuits.spiking.topdown import TopDown, build_topdown, start_topdown
-from circuits.spiking.wiring import fan_in, pool_signs, pool_units
+from circuits.spiking.wiring import fan_in, per_neuron, pool_signs, pool_units, synaptic
 
 RATE = """
 rate = (baseline_rate + clip(polarity * rate_per_unit * x, 0, max_rate - baseline_rate)) * Hz : Hz
@@ -40,11 +41,6 @@ THRESHOLD = "rand() < rate * dt"  # a Poisson neuron of rate ``rate`` (neuron_mo
 # (Brian2's default ``groups`` slot) gives a(2 - a) = 1 - (dt/tau_s)^2 per step: a leak of
 # dt/tau_s per tau_s, which held single_cause's belief 0.06 below the mode at dt = 0.25 ms.
 DECAY_SLOT, DECAY_ORDER = "thresholds", 1
-
-
-def synaptic(*names: str) -> str:
-    """Filtered synaptic inputs: each decays with tau_s, and a spike adds its weight."""
-    return "".join(f"d{name}/dt = -{name} / tau_synapse : 1\n" for name in names)
 
 
 ERROR_RELAXING = "dx/dt = (precision * (signal - prediction) - x) / tau_error : 1\n" \
@@ -78,6 +74,18 @@ class Pool:
     level: str
     units: int
     group: NeuronGroup
+
+
+@dataclass
+class ErrorInputs:
+    """What a level's error neurons read (its precision-error neurons read the same): the
+    equations of ``signal`` and ``prediction``, the decoder variables linked into them (the
+    stimulus at the input level, the prior mean at the top), and the filtered inputs' sources
+    (name -> (pool, values)), recorded as the levels are connected."""
+
+    equations: str
+    linked: tuple[str, ...]
+    sources: dict[str, tuple[Pool, np.ndarray]] = field(default_factory=dict)
 
 
 @dataclass
@@ -126,19 +134,23 @@ class Builder:
         self.rng = np.random.default_rng([settings.seed, 25])
         self.scale = 1.0 / (settings.rate_per_unit_hz * settings.tau_synapse_ms * 1e-3)
 
-    def connect(self, source: Pool, target: Pool, variable: str, values: np.ndarray,
-                tau_ms: float | None = None) -> None:
+    def connect(self, source: Pool, target: Pool | NeuronGroup, variable: str,
+                values: np.ndarray, tau_ms: float | None = None, units: np.ndarray | None = None,
+                fan: int | None = None) -> None:
         """``values`` (target units x source units) from ``source`` into ``target``'s
-        synaptic variable ``variable`` (fixed fan-in, ``wiring.fan_in``), which decays with
-        ``tau_ms`` (default tau_s)."""
+        synaptic variable ``variable`` (fixed fan-in ``fan``, default K: ``wiring.fan_in``),
+        which decays with ``tau_ms`` (default tau_s). ``target`` a pool, or a group whose
+        neurons' units are ``units`` (a decoder)."""
         n = self.settings.neurons_per_unit
-        pre, post, carried = fan_in(values, n, pool_units(target.units, n),
-                                    self.settings.fan_in, self.rng)
+        group = target.group if isinstance(target, Pool) else target
+        if units is None:
+            units = pool_units(target.units, n)
+        pre, post, carried = fan_in(values, n, units, fan or self.settings.fan_in, self.rng)
         if not len(pre):  # all of values zero (posner's context predicts no target)
             return
-        synapses = Synapses(source.group, target.group, "w : 1 (constant)",
+        synapses = Synapses(source.group, group, "w : 1 (constant)",
                             on_pre=f"{variable}_post += w", clock=self.clock,
-                            name=f"{source.group.name}_to_{target.group.name}_{variable}")
+                            name=f"{source.group.name}_to_{group.name}_{variable}")
         synapses.connect(i=pre, j=post)
         synapses.w = carried * self.scale * self.settings.tau_synapse_ms / (
             tau_ms or self.settings.tau_synapse_ms)
@@ -182,29 +194,31 @@ def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs:
     top = len(levels) - 1
     n = settings.neurons_per_unit
     error_pools, belief_pools, activation_pools = [], [None], [None]
+    error_inputs: list[ErrorInputs] = []
     for index, level in enumerate(levels):
         inputs = ERROR_DECODER_INPUTS + shape.decoder_equations(index)
         gain, configured, gain_inputs = shape.gain(index)
         decoder = _decoder(settings, f"error_{level.name}", "error", level.size, inputs, clock)
         decoder.precision = precision[index]
-        if configured != "precision":
+        if configured == CONFIGURED:
             decoder.precision_configured = precision[index]
         net.errors.append(decoder)
         signal = "signal : 1 (linked)\n" if index == 0 else "signal = s_signal : 1\n"
         prediction = ("prediction : 1 (linked)\n" if index == top
                       else "prediction = s_pred : 1\n")
+        reads = ErrorInputs(signal + prediction, (("signal",) if index == 0 else ())
+                            + (("prediction",) if index == top else ()))
+        error_inputs.append(reads)
         own = [name for name, needed in (("s_signal", index > 0), ("s_pred", index < top))
                if needed]
         dynamics = ERROR_RELAXING if errors == "relaxing" else ERROR_INSTANTANEOUS
-        pool = build.pool("error", level.name, level.size, dynamics + signal + prediction
+        pool = build.pool("error", level.name, level.size, dynamics + reads.equations
                           + gain + synaptic(*own, *gain_inputs))
         units = pool_units(level.size, n)
-        setattr(pool.group, configured, linked_var(decoder, configured, index=units))
-        if index == 0:
-            pool.group.signal = linked_var(decoder, "signal", index=units)
         if index == top:
             decoder.prediction = prior_mean
-            pool.group.prediction = linked_var(decoder, "prediction", index=units)
+        for name in (configured, *reads.linked):
+            setattr(pool.group, name, linked_var(decoder, name, index=units))
         if errors == "relaxing":
             pool.group.tau_error = tau_error_ms * ms
         error_pools.append(pool)
@@ -238,21 +252,17 @@ def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs:
         build.connect(belief, belief, "s_self", identity[index], settings.recurrent_ms())
         build.connect(error_pools[index], belief, "s_own", identity[index])
         build.connect(below, belief, "s_up", weights.T)
-        build.connect(belief, error_pools[index], "s_signal", identity[index])
-        predicting = activation_pools[index] or belief
-        build.connect(predicting, below, "s_pred", weights)
+        for into, name, source, values in (
+                (index, "s_signal", belief, identity[index]),
+                (index - 1, "s_pred", activation_pools[index] or belief, weights)):
+            error_inputs[into].sources[name] = source, values
+            build.connect(source, error_pools[into], name, values)
         if activation_pools[index] is not None:
             build.connect(belief, activation_pools[index], "s_mu", identity[index])
-    if topdown is not None:
-        target, above = topdown.target, topdown.target + 1
-        sources = {"s_pred": (activation_pools[above] or belief_pools[above],
-                              dense(levels[above].generative.weights))}
-        if target > 0:
-            sources["s_signal"] = (belief_pools[target], identity[target])
-        signal = ("signal : 1 (linked)\n" if target == 0 else "signal = s_signal : 1\n")
-        build_topdown(build, topdown, signal + "prediction = s_pred : 1\n", tuple(sources),
-                      sources, net.errors[target], belief_pools[topdown.context],
-                      error_pools[target], synaptic)
+    if topdown is not None:  # last: the wiring drawn before it stays the same
+        target = topdown.target
+        build_topdown(build, topdown, error_inputs[target], net.errors[target],
+                      belief_pools[topdown.context], error_pools[target])
     net.objects += [*net.beliefs, *net.errors]
     net.maps = [level.generative for level in levels[1:]]
     start_values(net, initial_beliefs, settings)
@@ -263,15 +273,10 @@ def start_values(net: SpikingNetwork, beliefs: list[np.ndarray], settings: Spiki
                  ) -> None:
     """Put the network at ``beliefs`` (levels 1..L) with errors 0 (a trial's reset, and the
     start): every filtered synaptic input at its mean for that state (a belief pool's own
-    s_self at mu, an error pool's s_signal at mu and s_pred at g(mu above)), the decoders
-    showing it."""
+    s_self at mu, an error or precision-error pool's s_signal at mu and s_pred at g(mu above)),
+    the decoders showing it."""
     n = settings.neurons_per_unit
-
-    def per_neuron(values: np.ndarray) -> np.ndarray:
-        return np.tile(np.repeat(values, n), 2)
-
     pools = {(pool.role, pool.level): pool.group for pool in net.pools}
-    predictions = {}
     names = [decoder.name.removeprefix("error_") for decoder in net.errors]
     for index, name in enumerate(names):
         error = pools["error", name]
@@ -280,20 +285,26 @@ def start_values(net: SpikingNetwork, beliefs: list[np.ndarray], settings: Spiki
         if index > 0:
             mu = beliefs[index - 1]
             belief = pools["belief", name]
-            belief.s_self, belief.s_up, belief.s_own = per_neuron(mu), 0.0, 0.0
+            belief.s_self, belief.s_up, belief.s_own = per_neuron(mu, n), 0.0, 0.0
             if ("activation", name) in pools:
-                pools["activation", name].s_mu = per_neuron(mu)
-            error.s_signal = per_neuron(mu)
+                pools["activation", name].s_mu = per_neuron(mu, n)
             decoder = net.beliefs[index - 1]
             decoder.belief = mu
             _rates_at(decoder, mu, settings)
-        if index < len(names) - 1:
-            predictions[index] = net.maps[index].predict(beliefs[index])
-            error.s_pred = per_neuron(predictions[index])
+        below = index < len(names) - 1  # predicted from above
+        prediction = net.maps[index].predict(beliefs[index]) if below else None
+        for role in ("error", "precision_error"):  # the latter reads the same inputs
+            reading = pools.get((role, name))
+            if reading is None:
+                continue
+            if index > 0:
+                reading.s_signal = per_neuron(beliefs[index - 1], n)
+            if prediction is not None:
+                reading.s_pred = per_neuron(prediction, n)
         net.errors[index].error = 0.0
         _rates_at(net.errors[index], np.zeros(len(net.errors[index])), settings)
     if net.topdown is not None:
-        start_topdown(net.topdown, pools, net.errors, beliefs, predictions, per_neuron)
+        start_topdown(net.topdown, pools, net.errors, beliefs, n)
 
 
 def _rates_at(decoder: NeuronGroup, values: np.ndarray, settings: SpikingSettings) -> None:

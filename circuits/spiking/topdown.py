@@ -59,24 +59,26 @@ belief, without the neurons' e^{v_K/2}.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from brian2 import NeuronGroup, Synapses, linked_var
+from brian2 import NeuronGroup, linked_var
 
-from circuits.precision import LOG_PRECISION_CEILING
-from circuits.spiking.wiring import fan_in, pool_units
+from circuits.precision import CONFIGURED, LOG_PRECISION_CEILING, composition
+from circuits.spiking.wiring import per_neuron, pool_units, synaptic
 
-CLIPPED = f"clip(s_lambda, -{LOG_PRECISION_CEILING}, {LOG_PRECISION_CEILING})"
-GAIN = (f"precision = precision_configured * exp({CLIPPED}) : 1\n"
-        "precision_configured : 1 (linked)\n")
-PRECISION_ERROR = (f"x = 0.5 * (1 - precision_configured * exp({CLIPPED}) "
-                   "* (signal - prediction)**2) : 1\nprecision_configured : 1 (linked)\n")
+if TYPE_CHECKING:  # network imports this module
+    from circuits.spiking.network import Builder, ErrorInputs, Pool
+
+_, _GAIN_STATEMENT = composition(["s_lambda"])  # precision = Pi_configured exp(clip(s_lambda))
+_LINKED = f"{CONFIGURED} : 1 (linked)\n"
+GAIN = f"{_GAIN_STATEMENT} : 1\n{_LINKED}"
+PRECISION_ERROR = (f"x = 0.5 * (1 - {_GAIN_STATEMENT.removeprefix('precision = ')} "
+                   f"* (signal - prediction)**2) : 1\n{_LINKED}")
 DECODED_LAMBDA = "log_precision_topdown"
-DECODER = ("precision_configured : 1\n"
-           f"d{DECODED_LAMBDA}/dt = -{DECODED_LAMBDA} / tau_synapse : 1\n")
-DECODED_GAIN = (f"precision = precision_configured * exp(clip({DECODED_LAMBDA}, "
-                f"-{LOG_PRECISION_CEILING}, {LOG_PRECISION_CEILING}))")
+_DECLARED, DECODED_GAIN = composition([DECODED_LAMBDA])
+DECODER = f"{_DECLARED}\nd{DECODED_LAMBDA}/dt = -{DECODED_LAMBDA} / tau_synapse : 1\n"
+WIRED = ("s_pred", "s_signal")  # the precision-error pool's inputs in the order drawn
 DRIVE = " + s_attention"  # into the context's integrator (network.BELIEF's {drive})
 
 
@@ -89,7 +91,7 @@ class TopDown:
     context: int
     target: int
     mapping: np.ndarray
-    pool: Any = None  # the precision-error pool (network.Pool)
+    pool: Pool | None = None  # the precision-error pool, once built
     objects: list[Any] = field(default_factory=list)
 
     def drive(self, index: int) -> tuple[str, tuple[str, ...]]:
@@ -100,62 +102,51 @@ class TopDown:
         """Level ``index``'s error neurons' gain: its equations, the decoder variable the
         configured part is linked from, and the synaptic inputs it adds."""
         if index == self.target:
-            return GAIN, "precision_configured", ("s_lambda",)
+            return GAIN, CONFIGURED, ("s_lambda",)
         return "precision : 1 (linked)\n", "precision", ()
 
     def decoder_equations(self, index: int) -> str:
         return DECODER if index == self.target else ""
 
 
-def build_topdown(build: Any, topdown: TopDown, inputs: str, own: tuple[str, ...],
-                  sources: dict[str, Any], decoder: NeuronGroup, context_pool: Any,
-                  target_pool: Any, synaptic: Any) -> None:
-    """The precision-error pool of the target level (its signal and prediction lines
-    ``inputs``, filtered inputs ``own`` fed from ``sources``: name -> (pool, values)), the
-    connections through C and C', and the decoded precision in force."""
+def build_topdown(build: Builder, topdown: TopDown, inputs: ErrorInputs, decoder: NeuronGroup,
+                  context_pool: Pool, target_pool: Pool) -> None:
+    """The precision-error pool of the target level, reading what its error neurons read
+    (``inputs``), the connections through C and C', and the decoded
+    precision in force."""
     n = build.settings.neurons_per_unit
     units = target_pool.units
     first = len(build.net.objects)
+    own = tuple(name for name in WIRED if name in inputs.sources)
     pool = build.pool("precision_error", target_pool.level, units,
-                      PRECISION_ERROR + inputs + synaptic(*own, "s_lambda"))
+                      PRECISION_ERROR + inputs.equations + synaptic(*own, "s_lambda"))
     unit_of = pool_units(units, n)
-    pool.group.precision_configured = linked_var(decoder, "precision_configured", index=unit_of)
-    if "s_signal" not in own:  # the input level: the stimulus, as its error neurons read it
-        pool.group.signal = linked_var(decoder, "signal", index=unit_of)
-    for name, (source, values) in sources.items():
+    for name in (CONFIGURED, *inputs.linked):
+        setattr(pool.group, name, linked_var(decoder, name, index=unit_of))
+    for name in own:
+        source, values = inputs.sources[name]
         build.connect(source, pool, name, values)
     build.connect(context_pool, target_pool, "s_lambda", topdown.mapping)
     build.connect(context_pool, pool, "s_lambda", topdown.mapping)
     build.connect(pool, context_pool, "s_attention", topdown.mapping.T)
     # the decoded log-precision: every context neuron through C (no population reads it)
-    pre, post, carried = fan_in(topdown.mapping, n, np.arange(units), n, build.rng)
-    synapses = Synapses(context_pool.group, decoder, "w : 1 (constant)",
-                        on_pre=f"{DECODED_LAMBDA}_post += w", clock=build.clock,
-                        name=f"decode_{context_pool.group.name}_to_{decoder.name}")
-    synapses.connect(i=pre, j=post)
-    synapses.w = carried * build.scale
+    build.connect(context_pool, decoder, DECODED_LAMBDA, topdown.mapping,
+                  units=np.arange(units), fan=n)
     decoder.run_regularly(DECODED_GAIN, when="start", name=f"{decoder.name}_precision")
-    build.net.objects.append(synapses)
     topdown.pool = pool
     topdown.objects = build.net.objects[first:]
 
 
 def start_topdown(topdown: TopDown, pools: dict, decoders: list[NeuronGroup],
-                  beliefs: list[np.ndarray], predictions: dict[int, np.ndarray],
-                  per_neuron: Any) -> None:
+                  beliefs: list[np.ndarray], neurons: int) -> None:
     """At a trial's reset (errors 0): lambda = C mu_c in every filtered s_lambda and the
-    decoder, the precision-error pool's inputs at their means, and the context's s_attention
-    at C' xi with e = 0 (xi = 1/2)."""
+    decoder, and the context's s_attention at C' xi with e = 0 (xi = 1/2); the precision-error
+    pool's signal and prediction are set with the error pool's (``network.start_values``)."""
     lam = topdown.mapping @ beliefs[topdown.context - 1]
-    level = topdown.pool.level
-    pools["error", level].s_lambda = per_neuron(lam)
-    group = topdown.pool.group
-    group.s_lambda = per_neuron(lam)
-    if topdown.target > 0:
-        group.s_signal = per_neuron(beliefs[topdown.target - 1])
-    group.s_pred = per_neuron(predictions[topdown.target])
+    pools["error", topdown.pool.level].s_lambda = per_neuron(lam, neurons)
+    topdown.pool.group.s_lambda = per_neuron(lam, neurons)
     context = pools["belief", decoders[topdown.context].name.removeprefix("error_")]
-    context.s_attention = per_neuron(topdown.mapping.T @ np.full(len(lam), 0.5))
+    context.s_attention = per_neuron(topdown.mapping.T @ np.full(len(lam), 0.5), neurons)
     decoder = decoders[topdown.target]
     setattr(decoder, DECODED_LAMBDA, lam)
     decoder.precision = decoder.precision_configured[:] * np.exp(

@@ -20,6 +20,16 @@ def pool_units(units: int, neurons: int) -> np.ndarray:
     return np.tile(np.repeat(np.arange(units), neurons), 2)
 
 
+def per_neuron(values: np.ndarray, neurons: int) -> np.ndarray:
+    """Each unit's value given to every neuron of its two pools (a pool group's state)."""
+    return np.asarray(values)[pool_units(len(values), neurons)]
+
+
+def synaptic(*names: str) -> str:
+    """Filtered synaptic inputs: each decays with tau_s, and a spike adds its weight."""
+    return "".join(f"d{name}/dt = -{name} / tau_synapse : 1\n" for name in names)
+
+
 def pool_signs(units: int, neurons: int) -> np.ndarray:
     """+1 for each positive-pool neuron, -1 for each negative one."""
     return np.repeat([1.0, -1.0], units * neurons)

@@ -49,17 +49,11 @@ class Reference:
     pools: dict[str, Any]  # name -> NeuronGroup
     spikes: dict[str, Any]  # name -> SpikeMonitor
     decoders: dict[str, Any]  # name -> NeuronGroup
-    synapses: int = 0
-    neurons: int = 0
     duration_ms: float = 0.0
     objects: list[Any] = field(default_factory=list)
 
     def spike_counts(self) -> dict[str, int]:
         return {name: int(monitor.num_spikes) for name, monitor in self.spikes.items()}
-
-    def decoded(self) -> dict[str, np.ndarray]:
-        """Each decoder's value at the run's end (belief_<level>, error_<level>)."""
-        return {name: np.array(group.value[:]) for name, group in self.decoders.items()}
 
 
 def signs(units: int, n: int) -> np.ndarray:
@@ -112,6 +106,9 @@ def build(scenario: Any) -> Reference:
     model, settings = scenario.model, scenario.model.spiking
     if settings is None or len(scenario.trials) != 1:
         raise ValueError("the spiking reference runs one trial of a spiking scenario")
+    if model.mechanisms:  # [model.attention]: from_scenario reads it, this network has none
+        raise ValueError("the spiking reference has no top-down precision ([model.attention]) "
+                         "or other mechanism")
     numbers = from_scenario(scenario)
     if (numbers.segment_start[0] > 0).any() or numbers.nonlinearity not in ("identity", "tanh"):
         raise ValueError("the spiking reference needs constant precisions and f tanh or identity")
@@ -234,8 +231,6 @@ def build(scenario: Any) -> Reference:
               for name, group in pools.items()} if settings.record_spikes else {}
     objects += [*pools.values(), *decoders.values(), *monitors, *spikes.values()]
     return Reference(Network(*objects), pools, spikes, decoders,
-                     synapses=sum(len(o) for o in objects if isinstance(o, Synapses)),
-                     neurons=sum(len(group) for group in pools.values()),
                      duration_ms=scenario.trials[0].duration_ms, objects=objects)
 
 

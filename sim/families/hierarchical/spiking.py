@@ -112,15 +112,23 @@ def check_scenario(scenario: Any, source: Any) -> None:
                                               "expected device = \"runtime\" (or \"auto\")")
 
 
+def _attention_target(model: Any) -> Any:
+    """The level whose errors a top-down precision ([model.attention]) scales; None without."""
+    attention = model.mechanisms.get("topdown_precision")
+    if attention is None:
+        return None
+    return next(level for level in model.levels if level.name == attention.target)
+
+
 def neuron_count(model: Any) -> int:
     """Neurons of the spiking network: error pools on every level, belief pools above the
     input, activation pools where f is not the identity, precision-error pools on a top-down
     precision's target; each pool pair 2 N per unit."""
     n = model.spiking.neurons_per_unit
     units = sum(level.size for level in model.levels)
-    attention = model.mechanisms.get("topdown_precision")
-    if attention is not None:
-        units += next(level.size for level in model.levels if level.name == attention.target)
+    target = _attention_target(model)
+    if target is not None:
+        units += target.size
     units += sum(level.size * (1 if level.generative.nonlinearity.is_identity else 2)
                  for level in model.belief_levels)
     return 2 * n * units
@@ -140,11 +148,10 @@ def synapse_count(model: Any) -> int:
         nonlinear = not level.generative.nonlinearity.is_identity
         # self, own error, signal (+ activation's input): one-to-one; up and prediction: W
         count += (3 + nonlinear) * level.size * 2 * n * 2 * k + 2 * nonzero * 2 * n * 2 * k
-    attention = model.mechanisms.get("topdown_precision")
-    if attention is not None:  # C into the error and precision-error neurons, C' back, the
+    target = _attention_target(model)
+    if target is not None:  # C into the error and precision-error neurons, C' back, the
         # precision-error neurons' signal and prediction (as the error neurons'), C's decoder
-        nonzero = int((attention.mapping != 0).sum())
-        target = next(level for level in model.levels if level.name == attention.target)
+        nonzero = int((model.mechanisms["topdown_precision"].mapping != 0).sum())
         count += 3 * nonzero * 2 * n * 2 * k + nonzero * 2 * n + (
             target.size * 2 * n * 2 * k if target.generative is not None else 0)
         above = model.levels[model.levels.index(target) + 1]
