@@ -16,8 +16,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-# a name made from ``level_key``: a prefix ending in "_", the index, then nothing or "_..."
-_INDEXED = re.compile(r"([A-Za-z_]*_)(\d+)((?:_[A-Za-z_]*)?)")
+# a name made from ``level_key``: one of the prefixes that name a level's objects, the index,
+# then nothing or "_..." (not any name ending in digits: Brian2's ``networkoperation_3``)
+_INDEXED = re.compile(r"((?:generative_|one_to_one_)?(?:belief|error|precision|covariance)_"
+                      r"|discrete_(?:beliefs|errors|pool|to_pool|pool_update)_)"
+                      r"(\d+)((?:_[A-Za-z_]*)?)")
 
 
 def level_key(index: int) -> str:

@@ -11,7 +11,8 @@ but keeps them when the process is killed or when any uncaught exception reaches
 - deletes the redirected compiler output after every run (it is recreated when needed);
 - gives ``sys.excepthook`` back to Python's own if Brian2's is installed.
 
-Console logging and everything else are Brian2's. With ``pcsim --debug run`` or
+Console logging and everything else are Brian2's, but for its note on the size of its
+compiled-code cache (``sim.brian_cache``). With ``pcsim --debug run`` or
 ``sim.run(..., debug=True)`` Brian2's file logging is switched back on for the run, and the
 paths are printed. A user mixing pcsim with their own Brian2 code in one process gets these
 settings too; ``settle(debug=True)`` restores Brian2's, with its log in the caller's temp folder

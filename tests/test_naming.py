@@ -36,3 +36,16 @@ def test_levels_named_otherwise_run_the_same_compiled_code(tmp_path, generated):
     assert before  # the runtime device compiled the state updates (Cython)
     assert set(generated) == before  # nothing new for the new names
     assert "levels/size/belief" in renamed and "levels/food_size/belief" in first
+
+
+@pytest.mark.parametrize(("brian2_name", "shown_name"), [
+    ("belief_1", "belief_hidden"), ("error_0_precision", "error_input_precision"),
+    ("generative_belief_2", "generative_belief_top"), ("covariance_1_lateral",
+                                                      "covariance_hidden_lateral"),
+    ("discrete_pool_update_1", "discrete_pool_update_hidden"),
+    ("networkoperation_3", "networkoperation_3"),  # Brian2's own numbering: not a level
+    ("erp_sum_1", "erp_sum_1"), ("belief_7", "belief_7")])  # no level 7
+def test_only_names_made_from_a_level_index_show_the_level(brian2_name, shown_name):
+    from circuits.naming import shown
+
+    assert shown(brian2_name, ["input", "hidden", "top"]) == shown_name

@@ -67,7 +67,8 @@ def check_compilable(simulation: Any) -> None:
     known |= {id(obj) for obj in simulation.compiled_replaced()}
     for obj in simulation.objects:
         if not isinstance(obj, NeuronGroup) and id(obj) not in known:
-            raise NotCompiled(f"{type(obj).__name__} {obj.name!r} has no compiled form")
+            raise NotCompiled(f"{type(obj).__name__} {simulation.shown_name(obj.name)!r} has "
+                              "no compiled form")
 
 
 def every_steps(clock: Clock) -> Callable[[int], Clock]:

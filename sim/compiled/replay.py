@@ -131,16 +131,29 @@ class Replay:
                 f"{self.simulation.shown_name(group)}.{variable} from the state it finds; "
                 "expected device = \"runtime\"")
 
+    def free_energy_at_end(self, position: int) -> float | None:
+        """F at trial ``position``'s end, computed with the ``BLOCK_SAMPLES`` trials from its
+        block's first at once, from the states recorded at the trials' ends; None where the
+        family computes it only per state (``free_energies``)."""
+        block = position // BLOCK_SAMPLES
+        if self.ends[0] != block:
+            first = block * BLOCK_SAMPLES
+            last = min(first + BLOCK_SAMPLES, self.ended)
+            self.ends = (block, self.simulation.free_energies({
+                name: {var: values[first:last] for var, values in variables.items()}
+                for name, variables in self.recording.boundaries.items()}))
+        found = self.ends[1]
+        return None if found is None else float(found[position % BLOCK_SAMPLES])
+
     def trials(self, runs: Any, seen: StartsSeen, until: int) -> int:
         """``run``'s trials; the number started."""
         simulation, timeline = self.simulation, self.timeline
         readouts = [(readout, simulation.scenario.readouts.get(readout.name))
                     for readout in simulation.readouts if simulation.stepping.get(readout.name)]
         self.rows = self.rows_ahead(int(np.searchsorted(self.sample_steps, until)))
-        ended = sum(timeline.end_step(position) <= until for position in range(timeline.trials))
-        ends = simulation.free_energies({  # F of every trial's end at once, for its row
-            name: {var: values[:ended] for var, values in variables.items()}
-            for name, variables in self.recording.boundaries.items()}) if ended else None
+        self.ended = sum(timeline.end_step(position) <= until  # trials whose end is recorded
+                         for position in range(timeline.trials))
+        self.ends = (-1, None)  # F of trials' ends, a block at once (``free_energy_at_end``)
         sample = 0
         for position in range(timeline.trials):
             first, end = int(timeline.first_steps[position]), timeline.end_step(position)
@@ -162,7 +175,7 @@ class Replay:
                 readout.replayed(simulation, settings,
                                  {var: values[position] for var, values in state.items()},
                                  position)
-            simulation.free_energy_at_end = None if ends is None else float(ends[position])
+            simulation.free_energy_at_end = self.free_energy_at_end(position)
             runs.end_members()
             simulation.free_energy_at_end = None
         return timeline.trials
