@@ -217,10 +217,10 @@ def test_ctrl_c_stops_a_compiled_run_and_leaves_nothing(tmp_path, cache):
         "model": {"errors": "relaxing", "tau_belief_ms": 5.0, "tau_error_ms": 1.0,
                   "levels": [{"name": "x", "size": 1}, {"name": "v", "size": 1, "weights": 1.0}],
                   "prior": {"mean": 0.0, "precision": 1.0}},
-        "protocol": {"trials": [{"name": "long", "duration_ms": 2e5,
-                                 "stimulus": {"kind": "constant", "value": 1.0,
-                                              "noise_std": 0.1}}]},
-        "record": {"every_ms": 1.0},
+        "protocol": {"trials": [{"name": "long", "duration_ms": 2e6,  # ~10 s warm, or more:
+                                 "stimulus": {"kind": "constant", "value": 1.0,  # still
+                                              "noise_std": 0.1}}]},  # running at the signal
+        "record": {"every_ms": 10.0},
         "numerics": {"device": "standalone"},
     }
     path = write_scenario(tmp_path / "long.toml", scenario)
