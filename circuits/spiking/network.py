@@ -98,6 +98,7 @@ class SpikingNetwork:
     objects: list[Any] = field(default_factory=list)
     maps: list[GenerativeMap] = field(default_factory=list)  # g_1..g_L (level l predicts l-1)
     topdown: TopDown | None = None  # top-down precision (``circuits.spiking.topdown``)
+    level_names: list[str] = field(default_factory=list)  # the model's levels, input first
 
 
 def _pool(settings: SpikingSettings, name: str, units: int, equations: str, clock: Clock,
@@ -189,6 +190,7 @@ def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs:
     ``topdown`` precision if given."""
     build = Builder(settings, clock, method)
     net = build.net
+    net.level_names = [level.name for level in levels]
     net.topdown = topdown
     shape = topdown or TopDown(-1, -1, np.zeros((0, 0)))  # none: no gain or drive changes
     top = len(levels) - 1
@@ -277,7 +279,7 @@ def start_values(net: SpikingNetwork, beliefs: list[np.ndarray], settings: Spiki
     the decoders showing it."""
     n = settings.neurons_per_unit
     pools = {(pool.role, pool.level): pool.group for pool in net.pools}
-    names = [decoder.name.removeprefix("error_") for decoder in net.errors]
+    names = net.level_names
     for index, name in enumerate(names):
         error = pools["error", name]
         if "x" in error.variables and not error.variables["x"].read_only:
@@ -304,7 +306,7 @@ def start_values(net: SpikingNetwork, beliefs: list[np.ndarray], settings: Spiki
         net.errors[index].error = 0.0
         _rates_at(net.errors[index], np.zeros(len(net.errors[index])), settings)
     if net.topdown is not None:
-        start_topdown(net.topdown, pools, net.errors, beliefs, n)
+        start_topdown(net.topdown, pools, net.errors, names, beliefs, n)
 
 
 def _rates_at(decoder: NeuronGroup, values: np.ndarray, settings: SpikingSettings) -> None:

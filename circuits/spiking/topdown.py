@@ -138,14 +138,15 @@ def build_topdown(build: Builder, topdown: TopDown, inputs: ErrorInputs, decoder
 
 
 def start_topdown(topdown: TopDown, pools: dict, decoders: list[NeuronGroup],
-                  beliefs: list[np.ndarray], neurons: int) -> None:
+                  names: list[str], beliefs: list[np.ndarray], neurons: int) -> None:
     """At a trial's reset (errors 0): lambda = C mu_c in every filtered s_lambda and the
     decoder, and the context's s_attention at C' xi with e = 0 (xi = 1/2); the precision-error
-    pool's signal and prediction are set with the error pool's (``network.start_values``)."""
+    pool's signal and prediction are set with the error pool's (``network.start_values``).
+    ``names``: the model's level names, input first (``SpikingNetwork.level_names``)."""
     lam = topdown.mapping @ beliefs[topdown.context - 1]
     pools["error", topdown.pool.level].s_lambda = per_neuron(lam, neurons)
     topdown.pool.group.s_lambda = per_neuron(lam, neurons)
-    context = pools["belief", decoders[topdown.context].name.removeprefix("error_")]
+    context = pools["belief", names[topdown.context]]
     context.s_attention = per_neuron(topdown.mapping.T @ np.full(len(lam), 0.5), neurons)
     decoder = decoders[topdown.target]
     setattr(decoder, DECODED_LAMBDA, lam)
