@@ -68,9 +68,10 @@ class SpikingSimulation(HierarchicalSimulation):
         """The rate model's streams (read from the decoders), then each population's rate in
         Hz per unit, ``levels/<level>/rate_<role>_<sign>``."""
         found = super().streams()
-        for decoders, role in ((self.errors, "error"), (self.beliefs, "belief")):
-            for decoder in decoders:
-                level = decoder.name.removeprefix(f"{role}_")
+        names = self.network.level_names  # the errors' levels: all; the beliefs': 1..L
+        for decoders, role, levels in ((self.errors, "error", names),
+                                       (self.beliefs, "belief", names[1:])):
+            for decoder, level in zip(decoders, levels, strict=True):
                 for sign in ("positive", "negative"):
                     values = decoder.variables[f"rate_{sign}"].get_value()
                     found.append(Stream(f"levels/{level}/rate_{role}_{sign}", len(values),
