@@ -366,6 +366,93 @@ def test_bytes_changed_at_random(results, tmp_path, capsys, family):
     assert {0, 2} <= seen["load"] and 2 in seen["show"] and 0 in seen["plot"], seen
 
 
+# --- a spiking run's spikes and rate reference ------------------------------------------
+
+SPIKING = ["perception/single_cause", "--set", "model.neurons=spiking", "--set",
+           "model.spiking.neurons_per_unit=10", "--set", "dt_ms=0.25", "--set",
+           "protocol.trials.0.duration_ms=20", "--set", "record.every_ms=1", "--set",
+           "readouts.rate_reference={}"]
+POPULATION = "spikes/food_size/belief_positive"
+
+
+@pytest.fixture(scope="module")
+def spiking(tmp_path_factory) -> Path:
+    """20 ms of single_cause as spikes (10 neurons a unit), with its rate model beside it."""
+    path = tmp_path_factory.mktemp("spiking") / "spiking.h5"
+    assert main(["run", *SPIKING, "-o", str(path), "--no-plot"]) == 0
+    return path
+
+
+def spiking_damage() -> list[tuple[str, Damage, str]]:
+    """(case, damage, what the error names)."""
+    text = h5py.string_dtype()
+    return [
+        ("spike neurons one short", replacer(f"{POPULATION}/neuron", lambda a: a[:-1]),
+         f"/{POPULATION}/neuron: axis 0 (spikes)"),
+        ("spike times one short", replacer(f"{POPULATION}/time", lambda a: a[:-1]),
+         f"/{POPULATION}/neuron: axis 0 (spikes)"),
+        ("spike times 2-D", replacer(f"{POPULATION}/time", lambda a: a[:, None]),
+         f"/{POPULATION}/time: has 2 axes"),
+        ("spike neurons as numbers", replacer(f"{POPULATION}/neuron", lambda a: a + 0.5),
+         f"/{POPULATION}/neuron: holds float values, expected integer"),
+        ("spike times as text", replacer(f"{POPULATION}/time", lambda a: np.array(
+            [str(x) for x in a], dtype=text)), f"/{POPULATION}/time: holds text"),
+        ("a sign that is none", attribute_setter(POPULATION, "sign", "up"), "'sign'"),
+        ("neurons per unit as text", attribute_setter(POPULATION, "neurons_per_unit", "ten"),
+         "'neurons_per_unit'"),
+        ("a rate of 2 units", replacer("levels/food_size/rate_error_positive",
+                                       lambda a: np.hstack([a, a])),
+         "/levels/food_size/rate_error_positive: axis 1 (size)"),
+        ("reference beliefs of 2 units",
+         replacer("rate_reference/levels/food_size/belief", lambda a: np.hstack([a, a])),
+         "/rate_reference/levels/food_size/belief: axis 1 (size)"),
+        ("reference beliefs cut short",
+         replacer("rate_reference/levels/food_size/belief", lambda a: a[:-2]),
+         "/rate_reference/levels/food_size/belief: axis 0 (samples)"),
+        ("reference F a row too many",
+         replacer("rate_reference/trials/final_free_energy", lambda a: np.r_[a, a]),
+         "/rate_reference/trials/final_free_energy: axis 0 (trials)"),
+    ]
+
+
+@pytest.mark.parametrize("case, damage, named", spiking_damage(),
+                         ids=[case for case, _, _ in spiking_damage()])
+def test_damaged_spikes_and_rate_reference(spiking, tmp_path, capsys, case, damage, named):
+    """A spike dataset truncated, of the wrong rank or dtype, a population's attribute wrong, a
+    decoded rate or the rate reference of the wrong shape: load, show, plot and diff each
+    give one line naming the file (plot: naming the part), as for any other dataset."""
+    path = damaged_copy(spiking, tmp_path, case, damage)
+    assert outcomes(capsys, spiking, path, tmp_path) == {"show": 2, "plot": 2, "diff": 2,
+                                                         "load": 2}
+    _, _, err = run(capsys, "plot", str(path), "-o", str(tmp_path / "figure.png"))
+    assert named in err, err
+
+
+def test_spikes_and_rate_reference_deleted(spiking, tmp_path, capsys):
+    """Each spike dataset, each attribute of a population, and each dataset of the rate
+    reference deleted one at a time: the reader refuses the file and show lists the part."""
+    _, datasets, _ = layout_of(spiking)
+    parts = [p for p in declared_parts(spiking) if p.startswith(("spikes/", "rate_reference/"))
+             and p in datasets]
+    assert len([p for p in parts if p.startswith("spikes/")]) == 16  # 8 populations
+    assert len([p for p in parts if p.startswith("rate_reference/")]) == 4
+    damages = [(f"/{part}: missing", deleter(part)) for part in parts]
+    damages += [(f"/{POPULATION}: no attribute {a.name!r}", attribute_deleter(POPULATION,
+                                                                               a.name))
+                for group in schema.GROUPS if group.path == schema.SPIKES
+                for a in group.attributes]
+    for number, (named, damage) in enumerate(damages):
+        path = damaged_copy(spiking, tmp_path, f"spiking-{number}", damage)
+        assert read_everything(path) == 2, named
+        code, out, _ = run(capsys, "show", str(path))
+        assert code == 2 and named in out.split("  damaged:")[1], (named, out)
+
+
+def test_a_sound_spiking_result_is_not_damaged(spiking, capsys):
+    code, out, err = run(capsys, "show", str(spiking))
+    assert (code, err) == (0, "") and "damaged" not in out
+
+
 # --- a fresh process, as a user meets it ----------------------------------------------------
 
 @pytest.mark.parametrize("tool", ["show", "plot", "diff"])

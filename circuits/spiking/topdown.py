@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from brian2 import NeuronGroup, linked_var
 
-from circuits.precision import CONFIGURED, LOG_PRECISION_CEILING, composition
+from circuits.precision import CONFIGURED, composition
 from circuits.spiking.wiring import per_neuron, pool_units, synaptic
 
 if TYPE_CHECKING:  # network imports this module
@@ -142,13 +142,13 @@ def start_topdown(topdown: TopDown, pools: dict, decoders: list[NeuronGroup],
     """At a trial's reset (errors 0): lambda = C mu_c in every filtered s_lambda and the
     decoder, and the context's s_attention at C' xi with e = 0 (xi = 1/2); the precision-error
     pool's signal and prediction are set with the error pool's (``network.start_values``).
+    The decoded precision is not set here: the decoder recomposes it from lambda
+    (``DECODED_GAIN``) in every step's ``start`` slot, before the recorder samples the step
+    (``groups`` slot), as the rate model's error units recompose theirs.
     ``names``: the model's level names, input first (``SpikingNetwork.level_names``)."""
     lam = topdown.mapping @ beliefs[topdown.context - 1]
     pools["error", topdown.pool.level].s_lambda = per_neuron(lam, neurons)
     topdown.pool.group.s_lambda = per_neuron(lam, neurons)
     context = pools["belief", names[topdown.context]]
     context.s_attention = per_neuron(topdown.mapping.T @ np.full(len(lam), 0.5), neurons)
-    decoder = decoders[topdown.target]
-    setattr(decoder, DECODED_LAMBDA, lam)
-    decoder.precision = decoder.precision_configured[:] * np.exp(
-        np.clip(lam, -LOG_PRECISION_CEILING, LOG_PRECISION_CEILING))
+    setattr(decoders[topdown.target], DECODED_LAMBDA, lam)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sim.io.spikes import SIGNS
+
 SCHEMA_VERSION = 2  # 2: free_energy may hold NaN where the Laplace term was not computed
 
 FAMILIES = ("hierarchical", "discrete")
@@ -55,8 +57,8 @@ class Dataset:
     ``[record] variables`` entry that records it ("always": recorded whatever the entry), the
     group it belongs to (``each``: one per such group, and only where it is; default: its
     parent where the path holds ``<name>``), the level roles that have it (``role``
-    attribute of that group) and the datasets it is written with (``given``: required only
-    where one of them is present)."""
+    attribute of that group) and the datasets or groups it is written with (``given``:
+    required only where one of them is present)."""
 
     path: str
     kind: str
@@ -80,6 +82,7 @@ AXES = {
     "column_causes": "the number of /causes names (a trial column over the causes)",
     "outcomes": "the group's number of outcomes",
     "observations": "len(time) beside it",
+    "spikes": "len(time) beside it",
     "snapshots": "len(/snapshots/trial)",
     "erp_samples": "len(/erp/time)",
     "conditions": "len(/decision/condition)",
@@ -111,6 +114,13 @@ FAMILY_ATTRIBUTES = {
                  Attribute("free_energy_max_rise", NUMBER)),
 }
 
+# a spiking run's populations (``sim.io.spikes``): one group each, by level and population
+SPIKES = "spikes/<name>/<name>"
+SPIKING_ROLES = ("belief", "error", "activation", "precision_error")
+# a spiking run's rate model, run beside it (``sim.readouts.rate_reference``): its group is
+# there when the readout ran to the end, and then its trial columns are
+RATE_REFERENCE = "rate_reference"
+
 GROUPS = (
     Group("scenario", (Attribute("path", TEXT), Attribute("description", TEXT)), ALWAYS),
     Group("levels/<name>", (Attribute("index", INTEGER), Attribute("size", INTEGER),
@@ -121,6 +131,10 @@ GROUPS = (
     Group("modalities/<name>", (Attribute("outcomes", TEXTS), Attribute("precision", NUMBER)),
           family="discrete"),
     Group("observations/<name>", (Attribute("outcomes", TEXTS),), family="discrete"),
+    Group(SPIKES, (Attribute("level", TEXT), Attribute("role", TEXT, SPIKING_ROLES),
+                   Attribute("sign", TEXT, SIGNS), Attribute("neurons_per_unit", INTEGER),
+                   Attribute("unit_count", INTEGER), Attribute("neuron_model", TEXT)),
+          family="hierarchical"),
 )
 
 # per family, its model's parts: of each tuple of groups, at least one must be present
@@ -203,6 +217,23 @@ DATASETS = (
     Dataset("levels/<name>/weights_final", NUMBER, ("below", "size"), family="hierarchical"),
     Dataset("levels/<name>/weights_initial/<name>", NUMBER, ("*",), family="hierarchical"),
     Dataset("levels/<name>/weights_final/<name>", NUMBER, ("*",), family="hierarchical"),
+    # spiking (hierarchical): each decoded population's rate, its spikes, and the rate model
+    # run beside them
+    *(Dataset(f"levels/<name>/rate_{role}_{sign}", NUMBER, ("samples", "size"),
+              family="hierarchical") for role in ("belief", "error") for sign in SIGNS),
+    Dataset(f"{SPIKES}/time", NUMBER, ("spikes",), ALWAYS, family="hierarchical", each=SPIKES),
+    Dataset(f"{SPIKES}/neuron", INTEGER, ("spikes",), ALWAYS, family="hierarchical",
+            each=SPIKES),
+    Dataset(f"{RATE_REFERENCE}/free_energy", NUMBER, ("samples",), family="hierarchical",
+            recorded="free_energy", given=(RATE_REFERENCE,)),
+    Dataset(f"{RATE_REFERENCE}/levels/<name>/belief", NUMBER, ("samples", "size"),
+            family="hierarchical", recorded="belief", each=LEVELS, roles=BELIEF_LEVELS,
+            given=(RATE_REFERENCE,)),
+    Dataset(f"{RATE_REFERENCE}/trials/final_free_energy", NUMBER, ("trials",), ALWAYS,
+            family="hierarchical", given=(RATE_REFERENCE,)),
+    Dataset(f"{RATE_REFERENCE}/trials/final_belief/<name>", NUMBER, ("trials", "column_size"),
+            ALWAYS, family="hierarchical", each=LEVELS, roles=BELIEF_LEVELS,
+            given=(RATE_REFERENCE,)),
     # discrete
     Dataset("surprise", NUMBER, ("samples",), family="discrete", recorded="surprise"),
     Dataset("causes/prior", NUMBER, ("causes",), ALWAYS, family="discrete", each="causes"),

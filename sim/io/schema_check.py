@@ -53,13 +53,25 @@ class Layout:
         return shape[0] if shape else None
 
 
+def _level(path: str) -> str:
+    """The level a dataset belongs to: the segment after ``levels`` (``levels/<name>/...``,
+    ``rate_reference/levels/<name>/...``)."""
+    segments = path.split("/")
+    return segments[segments.index("levels") + 1] if "levels" in segments[:-1] else ""
+
+
+def _beside(layout: Layout, path: str) -> int | None:
+    """The length of the ``time`` dataset in the same group."""
+    return layout.length(f"{_parent(path)}/time")
+
+
 def _level_size(layout: Layout, level: str) -> int | None:
     size = layout.groups.get(f"levels/{level}", {}).get("size")
     return int(size) if value_kind(size) == "integer" else None
 
 
 def _below(layout: Layout, path: str) -> int | None:
-    index = layout.groups.get(f"levels/{path.split('/')[1]}", {}).get("index")
+    index = layout.groups.get(f"levels/{_level(path)}", {}).get("index")
     if value_kind(index) != "integer":
         return None
     for name, attrs in layout.groups.items():
@@ -81,13 +93,14 @@ def _parent(path: str) -> str:
 LENGTHS: dict[str, Callable[[Layout, str], int | None]] = {
     "samples": lambda layout, path: layout.length("time"),
     "trials": lambda layout, path: layout.length("trials/name"),
-    "size": lambda layout, path: _level_size(layout, path.split("/")[1]),
+    "size": lambda layout, path: _level_size(layout, _level(path)),
     "below": _below,
     "causes": lambda layout, path: _count(layout, _parent(path), "names"),
     "column_size": lambda layout, path: _level_size(layout, path.split("/")[-1]),
     "column_causes": lambda layout, path: _count(layout, "causes", "names"),
     "outcomes": lambda layout, path: _count(layout, _parent(path), "outcomes"),
-    "observations": lambda layout, path: layout.length(f"{_parent(path)}/time"),
+    "observations": _beside,
+    "spikes": _beside,
     "snapshots": lambda layout, path: layout.length("snapshots/trial"),
     "erp_samples": lambda layout, path: layout.length("erp/time"),
     "conditions": lambda layout, path: layout.length("decision/condition"),
@@ -168,13 +181,20 @@ def _dataset_problem(path: str, shape: tuple[int, ...], kind: str, declared: Dat
     return None
 
 
-def _required(declared: Dataset | Group, layout: Layout) -> bool:
-    """Whether ``declared`` must be in this file (for each of its groups, ``instances``)."""
+def _given(declared: Dataset | Group, layout: Layout) -> bool:
+    """Whether ``declared`` belongs in this file: of its family, and where it is written
+    with other parts (``given``), one of them is there."""
     return (declared.family in ("", layout.family)
             and (not getattr(declared, "given", ())
-                 or any(path in layout.datasets for path in declared.given))
-            and (declared.required == ALWAYS
-                 or (declared.required == COMPLETE and layout.attrs.get("status") == "complete")))
+                 or any(path in layout.datasets or path in layout.groups
+                        for path in declared.given)))
+
+
+def _required(declared: Dataset | Group, layout: Layout) -> bool:
+    """Whether ``declared`` must be in this file (for each of its groups, ``instances``)."""
+    return _given(declared, layout) and (
+        declared.required == ALWAYS
+        or (declared.required == COMPLETE and layout.attrs.get("status") == "complete"))
 
 
 def instances(declared: Dataset, layout: Layout) -> list[str]:
@@ -186,10 +206,18 @@ def instances(declared: Dataset, layout: Layout) -> list[str]:
     found = []
     for group, attrs in layout.groups.items():
         if matches(each, group) and (not declared.roles or attrs.get("role") in declared.roles):
-            name = group.split("/")[-1]
-            found.append(declared.path.replace("<name>", name) if "<name>" in each
-                         else declared.path)
+            found.append(_named(declared.path, each, group))
     return found
+
+
+def _named(path: str, each: str, group: str) -> str:
+    """``path`` with its ``<name>`` segments those of ``group`` (an instance of ``each``), in
+    order; where ``each`` names fewer, the last of them fills the rest."""
+    names = [have for want, have in zip(each.split("/"), group.split("/"), strict=True)
+             if want == "<name>"]
+    for name in names[:-1]:
+        path = path.replace("<name>", name, 1)
+    return path.replace("<name>", names[-1]) if names else path
 
 
 def check(layout: Layout) -> list[str]:
@@ -281,7 +309,7 @@ def recorded_by(layout: Layout, variable: str) -> list[str]:
     """The time series the ``[record] variables`` entry ``variable`` records ("always": those
     recorded whatever the entries), by path, for the levels, causes or factors the file has."""
     return [path for declared in DATASETS
-            if declared.family in ("", layout.family) and declared.recorded == variable
+            if declared.recorded == variable and _given(declared, layout)
             for path in instances(declared, layout)]
 
 

@@ -97,6 +97,27 @@ class SpikeTrains:
     def count(self) -> int:
         return len(self.time)
 
+    def rate(self, times: np.ndarray, dt: float) -> np.ndarray:
+        """The population's rate in Hz, mean over its units, at ``times`` (s, samples of a run
+        of steps of ``dt`` s), filtered as a decoder filters the spikes
+        (``circuits.spiking.network``: each step decays it by 1 - dt/tau_s, each spike adds
+        1 / (N tau_s)) and sampled as the recorder samples the decoders (before a step's
+        spikes: those of the steps before it). For a population with no decoder (activation,
+        precision-error neurons). It starts from 0 at the run's start, where a decoder starts,
+        and restarts at each trial's reset, at its rates' mean: within a few tau_s of those
+        the two differ."""
+        from scipy.signal import lfilter
+
+        tau = float(self.attrs["spiking_tau_synapse_ms"]) * 1e-3
+        neurons = int(self.attrs["neurons_per_unit"]) * int(self.attrs["unit_count"])
+        steps = np.rint(np.asarray(times) / dt).astype(np.int64)
+        if not len(steps):
+            return np.zeros(0)
+        counts = np.bincount(np.rint(self.time / dt).astype(np.int64),
+                             minlength=steps.max())[:max(steps.max(), 1)]
+        rate = lfilter([1.0 / (neurons * tau)], [1.0, -(1.0 - dt / tau)], counts)
+        return np.where(steps > 0, rate[np.maximum(steps - 1, 0)], 0.0)
+
 
 def population_paths(group_attrs: dict[str, dict[str, Any]]) -> list[str]:
     """``<level>/<population>`` of every spiking population in a file (from its groups)."""

@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from circuits.mechanism import MemoryPart
+from sim.io.schema import RATE_REFERENCE
 from sim.readouts import Readout
 
-GROUP = "rate_reference"
+GROUP = RATE_REFERENCE  # the schema's (sim.io.schema)
 COPIED = ("free_energy", "trials/final_free_energy")  # with every level's belief traces
 
 
