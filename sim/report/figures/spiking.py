@@ -1,7 +1,9 @@
 """The figure of a spiking result (``[model] neurons = "spiking"``): per level, a raster of its
-belief and positive/negative error neurons (the first ``RASTER_UNITS`` units), the
-populations' rates in Hz, and per belief level its decoded beliefs over time, over the rate
-model's where the file holds its run (``[readouts.rate_reference]``,
+belief and positive/negative error neurons, and of its precision-error neurons where a top-down
+precision has them (the first ``RASTER_UNITS`` units), the populations' rates in Hz (the
+precision-error neurons', which have no decoder, filtered from their spikes as a decoder
+filters them: ``SpikeTrains.rate``), and per belief level its decoded beliefs over time, over
+the rate model's where the file holds its run (``[readouts.rate_reference]``,
 ``sim.readouts.rate_reference``). Trials are named above the first panel. No Brian2."""
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from sim.report.figures import DECORATION, MAX_TRIAL_MARKS, mark_trials, registe
 RASTER_UNITS = 4  # units per level whose neurons the raster shows, and whose beliefs are drawn
 # each population's colour family; a level's shade within it (the top level darkest)
 COLOUR_MAPS = {"belief_positive": "Blues", "belief_negative": "Purples",
-               "error_positive": "Reds", "error_negative": "Greens"}
+               "error_positive": "Reds", "error_negative": "Greens",
+               "precision_error_positive": "Greys", "precision_error_negative": "YlOrBr"}
 RASTER_ORDER = tuple(COLOUR_MAPS)
 
 
@@ -40,15 +43,21 @@ def plot_spiking(result: Result) -> plt.Figure:
         _raster(axis, level, levels.index(level), len(levels),
                 {name.split("/")[1]: trains for name, trains in spikes.items()
                  if name.split("/")[0] == level})
-    time_ms = np.asarray(result.time[:]) * 1e3
+    time = np.asarray(result.time[:])
+    time_ms = time * 1e3
     rates = axes[len(levels)]
     for index, level in enumerate(levels):
         for population in RASTER_ORDER:
-            path = f"levels/{level}/rate_{population}"
+            path, trains = f"levels/{level}/rate_{population}", spikes.get(f"{level}/{population}")
             if path in result:
-                rates.plot(time_ms, np.asarray(result[path][:]).mean(axis=1), lw=0.8,
-                           color=colour(population, index, len(levels)),
-                           label=f"{level} {population}")
+                rate, label = np.asarray(result[path][:]).mean(axis=1), f"{level} {population}"
+            elif trains is not None:  # no decoder: filtered from its spikes
+                rate = trains.rate(time, result.dt)
+                label = f"{level} {population} (from spikes)"
+            else:
+                continue
+            rates.plot(time_ms, rate, lw=0.8, color=colour(population, index, len(levels)),
+                       label=label)
     rates.set_ylabel("rate (Hz)\nmean over units")
     rates.legend(fontsize=6, ncol=4, loc="upper right")
     for axis, level in zip(axes[len(levels) + 1:], believing, strict=True):
