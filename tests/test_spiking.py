@@ -229,6 +229,48 @@ def test_the_decoded_precision_is_the_contexts_from_each_trials_first_sample(spi
     assert abs(np.log(ending[0])) > 0.5  # the previous trial's was not kept at the reset
 
 
+def test_a_sweep_runs_the_rate_reference_once_per_rate_model(tmp_path):
+    """A sweep of single_cause as spikes with ``[readouts.rate_reference]`` over two spiking
+    seeds (which the rate model does not see) and two tau_belief (which it does): two rate
+    runs, not four (each rate run's ``created_utc`` on the points' ``/rate_reference``, and
+    the folder's kept runs), the points of one tau_belief storing the same numbers, equal to a
+    run of one of them outside a sweep (which runs its own), those of the other tau_belief
+    others."""
+    short = {**{key: value for key, value in SHORT.items() if key != "model.tau_belief_ms"},
+             "protocol.trials.0.duration_ms": 50.0, "readouts.rate_reference": {}}
+    vary = {"model.tau_belief_ms": [200.0, 100.0], "model.spiking.seed": [1, 2]}
+    sweep = sim.sweep("perception/single_cause", vary=vary, jobs=1, overrides=short,
+                      output=tmp_path / "sweep")
+    index = sweep.index
+    assert index.counts() == {"done": 4}
+    points = {tuple(index.values(row).values()): sweep.folder / name
+              for row, name in enumerate(index.files)}
+    assert sorted(points) == [(100.0, 1), (100.0, 2), (200.0, 1), (200.0, 2)]
+    assert len(list((tmp_path / "sweep").glob("rate-reference-*.h5"))) == 2
+
+    def reference(path) -> tuple[str, dict[str, np.ndarray]]:
+        with h5py.File(path) as file:
+            group = file["rate_reference"]
+            arrays: dict[str, np.ndarray] = {}
+            group.visititems(lambda name, node: arrays.update({name: node[()]})
+                             if isinstance(node, h5py.Dataset) else None)
+            return str(group.attrs["created_utc"]), arrays
+
+    made = {key: reference(path) for key, path in points.items()}
+    assert len({made[key][0] for key in points}) == 2  # rate runs
+    assert made[200.0, 1][0] == made[200.0, 2][0] != made[100.0, 1][0] == made[100.0, 2][0]
+    alone = sim.run("perception/single_cause", output=tmp_path / "alone.h5",
+                    overrides={**short, "model.tau_belief_ms": 200.0, "model.spiking.seed": 2})
+    _, own = reference(alone.path)
+    assert sorted(own) == sorted(made[200.0, 1][1]) == sorted(made[100.0, 1][1])
+    assert len(own) == 4  # F and the belief trace, the trial table's two columns
+    for name, values in own.items():
+        np.testing.assert_array_equal(made[200.0, 1][1][name], values)
+        np.testing.assert_array_equal(made[200.0, 2][1][name], values)
+    assert not np.array_equal(made[100.0, 1][1]["levels/food_size/belief"],
+                              own["levels/food_size/belief"])
+
+
 def test_auto_runs_a_long_spiking_scenario_on_the_runtime_device():
     """``auto`` compiles a rate model of 20,000 steps or more (posner, single_cause at 40,000
     steps); the same scenario with spiking neurons stays on the runtime device."""

@@ -17,12 +17,23 @@ The spiking figure (``sim.report.figures.spiking``) draws the decoded beliefs ov
 rate run costs what a rate run of the scenario costs (a few seconds for the bundled
 ``neurons/hierarchy_spiking``), after the spiking run; its memory is counted with the run's
 (``memory``), and past the limit the readout is turned off, as every readout is.
+
+In a sweep (``sim.sweeps.worker``), points whose rate twins are the same (they differ only in
+what the twin drops: ``[model.spiking]``, its seed included, ``[readouts]``, the device, the
+recorded variables beyond belief and F) share one rate run: the first keeps it in the sweep's
+folder as ``rate-reference-<key>.h5`` (``key``: a hash of the twin's table, its scenario's
+path and the pcsim version, ``twin_key``), and the others copy from it. The group's attribute
+``created_utc`` says when the rate run it holds was made: points that share a run share it.
+Points that run at the same moment in different workers may each make it (the same file, the
+last replacing the first).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +47,44 @@ GROUP = RATE_REFERENCE  # the schema's (sim.io.schema)
 COPIED = ("free_energy", "trials/final_free_energy")  # with every level's belief traces
 
 
+_KEPT: list[Path] = []  # the folder of the sweep whose point runs now (``kept_in``)
+
+
+@contextlib.contextmanager
+def kept_in(folder: Path) -> Iterator[None]:
+    """While a sweep's point runs: its rate reference is kept in, and read from, ``folder``
+    (the sweep's), by ``twin_key``."""
+    _KEPT.append(Path(folder))
+    try:
+        yield
+    finally:
+        _KEPT.pop()
+
+
 def rate_twin(scenario: Any) -> Any:
     """``scenario`` (a spiking one) as the rate model: its text with its overrides and seed,
     ``neurons = "rate"``, no ``[model.spiking]``, no ``[readouts]``, the runtime device."""
-    from sim import toml_input
     from sim.scenario import parse_scenario
+
+    return parse_scenario(*_twin_table(scenario), {})
+
+
+def twin_key(scenario: Any) -> str:
+    """What the rate twin's run depends on, hashed: its table (``rate_twin``), the path its
+    scenario was read from (files it names are found from there) and the pcsim version."""
+    import hashlib
+    import json
+
+    import sim
+
+    table, _ = _twin_table(scenario)
+    text = json.dumps([str(scenario.path), table, sim.__version__], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _twin_table(scenario: Any) -> tuple[dict[str, Any], Any]:
+    """The rate twin's TOML table and its source (``rate_twin``)."""
+    from sim import toml_input
     from sim.validation import toml_table
 
     data, source = toml_table(scenario.source_text, scenario.path)
@@ -52,7 +96,7 @@ def rate_twin(scenario: Any) -> Any:
     data.setdefault("numerics", {})["device"] = "runtime"
     data.setdefault("record", {})["variables"] = [  # only what ``finish`` copies
         name for name in ("belief", "free_energy") if name in scenario.record.variables]
-    return parse_scenario(data, source, {})
+    return data, source
 
 
 class RateReference(Readout):
@@ -79,25 +123,45 @@ class RateReference(Readout):
         return {}
 
     def finish(self, simulation: Any, settings: Any) -> None:
-        """Run the rate twin (``rate_twin``) and copy its traces into ``/rate_reference``; none
-        for a run that stopped early (interrupted or diverged)."""
+        """Run the rate twin (``rate_twin``), or in a sweep read the run a point with the same
+        twin kept (``kept_in``), and copy its traces into ``/rate_reference``; none for a run
+        that stopped early (interrupted or diverged)."""
         import sim
-        from sim.engine import run_scenario
         from sim.io.writer import write_array
 
         scenario = simulation.scenario
         if simulation.clock_time() * 1e3 < scenario.duration_ms - scenario.dt_ms / 2:
             return
         group = simulation.writer.file.require_group(GROUP)
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "rate.h5"
-            run_scenario(rate_twin(scenario), path, checked=True)
-            with sim.load(path) as rate:
-                candidates = [*COPIED, *(f"levels/{level}/belief" for level in rate.level_names),
-                              *(f"trials/final_belief/{level}" for level in rate.level_names)]
-                for name in (name for name in candidates if name in rate):
-                    write_array(group, name, np.asarray(rate[name]),  # units, declared_*, nan_means
-                                **rate.dataset_attrs[name])
+        with tempfile.TemporaryDirectory() as folder, \
+                sim.load(_rate_run(scenario, Path(folder))) as rate:
+            group.attrs["created_utc"] = rate.attrs["created_utc"]
+            candidates = [*COPIED, *(f"levels/{level}/belief" for level in rate.level_names),
+                          *(f"trials/final_belief/{level}" for level in rate.level_names)]
+            for name in (name for name in candidates if name in rate):
+                write_array(group, name, np.asarray(rate[name]),  # units, declared_*, nan_means
+                            **rate.dataset_attrs[name])
+
+
+def _rate_run(scenario: Any, folder: Path) -> Path:
+    """The result of the rate twin's run: made in ``folder``, or in a sweep the one kept in
+    its folder (made there first if none is, or if the kept one does not load)."""
+    import sim
+    from sim.engine import run_scenario
+
+    if not _KEPT:
+        run_scenario(rate_twin(scenario), folder / "rate.h5", checked=True)
+        return folder / "rate.h5"
+    kept = _KEPT[-1] / f"rate-reference-{twin_key(scenario)}.h5"
+    if kept.exists():
+        try:
+            sim.load(kept).close()
+            return kept
+        except sim.ResultError:  # damaged: made again
+            pass
+    # overwrite: a point of another worker may have made it meanwhile (the same file)
+    run_scenario(rate_twin(scenario), kept, checked=True, overwrite=True)
+    return kept
 
 
 READOUT = RateReference()

@@ -120,6 +120,7 @@ def _run_point(task: dict[str, Any]) -> dict[str, Any]:
     from sim.checkpoint import checkpoint_path
     from sim.engine import run_scenario
     from sim.errors import DivergenceError, ResultError, RunInterrupted, ScenarioError
+    from sim.readouts.rate_reference import kept_in
     from sim.scenario import load_scenario
 
     folder, key = Path(task["folder"]), task["key"]
@@ -134,7 +135,8 @@ def _run_point(task: dict[str, Any]) -> dict[str, Any]:
                                failure.stat().st_mtime >= task.get("since", float("inf"))):
             return {**out, **recorded(folder, key), "already": True}
         try:
-            with np.errstate(all="ignore"), _quiet_warnings():
+            # kept_in: points with the same rate twin share its run (sim.readouts.rate_reference)
+            with np.errstate(all="ignore"), _quiet_warnings(), kept_in(folder):
                 scenario = load_scenario(task["scenario"], overrides=task["overrides"],
                                          seed=task["seed"])
                 run_scenario(scenario, target, progress=watch_sweep(task.get("alive")),
