@@ -373,7 +373,7 @@ class Simulation:
         table = self.writer.file.require_group("trials")
         units = dict(TRIAL_UNITS)
         for readout in self.readouts:
-            units.update(readout.units)
+            units.update(readout.column_units(self))
         for key in self.trial_rows[0] if self.trial_rows else ():  # none: diverged at once
             column = np.array([row[key] for row in self.trial_rows])
             extra = dict(trial_attrs) if column.ndim == 2 else {}

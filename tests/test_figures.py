@@ -309,6 +309,8 @@ def test_an_erp_is_in_its_errors_units(tmp_path, field, what):
     assert "levels/x/error" not in result
     assert result.units("erp/trials/x") == "1/mV" and result.units("erp/trials/v") == "1/mV"
     assert declared(result, "erp/trials/x", "role") == "error"
+    assert result.units("trials/erp_peak/x") == "1/mV"  # the peaks too, their latencies in ms
+    assert result.units("trials/erp_latency/x") == "ms"
     figure = draw(result)
     try:
         labels = [axis.get_ylabel() for axis in figure.axes]

@@ -61,6 +61,11 @@ class Readout:
         what the compiled form recorded for it (``recorded``: its monitors' owner) where
         ``row`` reads it."""
 
+    def column_units(self, simulation: Any) -> dict[str, str]:
+        """Its columns' units (column, or group of columns -> units; else "1"): ``units``, or
+        where they depend on the model (a level's ``units``), those of this run."""
+        return self.units
+
     def nan_meaning(self, column: str, family: str) -> str | None:
         """What a NaN in ``column`` of a ``family`` model's table means (``nan_means``), or
         None: the column holds no NaN."""

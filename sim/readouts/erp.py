@@ -27,7 +27,8 @@ Neuron 100:424). With a signed code, a change up and a change down give fields o
 sign, which cancel in a mean over both (a roving oddball); rectified, both add.
 
 Columns: ``erp_peak/<level>``, max_k |ERP_l(t_k)| over the samples in the window (NaN if none),
-and ``erp_latency/<level>`` (ms from the trial's start), when it was reached. Beside the table,
+in the ERP's units, and ``erp_latency/<level>`` (ms from the trial's start), when it was
+reached. Beside the table,
 ``/erp``: ``time`` (s from a trial's start), ``trials/<level>`` (trials x samples, NaN after a
 shorter trial's end) and, where the trials form a sequence (``sim.sequence``: each has a kind),
 ``<kind>/<level>``, the mean over the trials of each kind present (``standard``, ``deviant``,
@@ -142,7 +143,7 @@ class ERP(Readout):
     name = "erp"
     family = "hierarchical"
     takes_settings = True
-    units: ClassVar[dict[str, str]] = {"erp_latency": "ms"}  # the peaks: rates, "1"
+    units: ClassVar[dict[str, str]] = {"erp_latency": "ms"}  # the peaks: ``column_units``
     nan_means: ClassVar[dict[str, str]] = dict.fromkeys(
         ("erp_peak/", "erp_latency/"), "the trial has no ERP sample within window_ms")
 
@@ -218,6 +219,12 @@ class ERP(Readout):
         values = recorded["value"].reshape(len(settings.levels), -1)
         sampler.samples = values[:, :len(range(0, steps, sampler.every))].T.tolist()
 
+    def column_units(self, simulation: Any) -> dict[str, str]:
+        """The latencies in ms, each level's peaks in its ERP's units (its errors')."""
+        units = trace_units(simulation)
+        settings: Settings = simulation.scenario.readouts[self.name]
+        return {**self.units, **{f"erp_peak/{name}": units[name] for name in settings.levels}}
+
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:
         sampler: Sampler = simulation.readout_state[self.name]
         settings: Settings = simulation.scenario.readouts[self.name]
@@ -245,8 +252,7 @@ class ERP(Readout):
             return
         length = max(len(trace) for trace in sampler.traces)
         declared = declaration_attrs(DECLARED_ERP[settings.field])  # what each trace is
-        units = {level.name: DECLARED_ERP[settings.field].units_for(level.units)
-                 for level in simulation.model.levels}
+        units = trace_units(simulation)
         group = simulation.writer.file.require_group("erp")
         every_s = sampler.every * simulation.scenario.dt_ms * 1e-3
         group.attrs["every"] = every_s
@@ -268,6 +274,13 @@ class ERP(Readout):
                 write_array(group.require_group("mismatch"), name,
                             means["deviant"][0] - means["standard"][0], units=units[name],
                             nan_means=BEYOND_KIND, **declared)
+
+
+def trace_units(simulation: Any) -> dict[str, str]:
+    """Each level's ERP units (its errors' units: ``circuits.variables.ERP``), by name."""
+    field = simulation.scenario.readouts[ERP.name].field
+    return {level.name: DECLARED_ERP[field].units_for(level.units)
+            for level in simulation.model.levels}
 
 
 READOUT = ERP()
