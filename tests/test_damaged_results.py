@@ -397,7 +397,8 @@ def spiking_damage() -> list[tuple[str, Damage, str]]:
          f"/{POPULATION}/neuron: holds float values, expected integer"),
         ("spike times as text", replacer(f"{POPULATION}/time", lambda a: np.array(
             [str(x) for x in a], dtype=text)), f"/{POPULATION}/time: holds text"),
-        ("a sign that is none", attribute_setter(POPULATION, "sign", "up"), "'sign'"),
+        ("a sign neither positive nor negative", attribute_setter(POPULATION, "sign", "up"),
+         "'sign'"),
         ("neurons per unit as text", attribute_setter(POPULATION, "neurons_per_unit", "ten"),
          "'neurons_per_unit'"),
         ("a rate of 2 units", replacer("levels/food_size/rate_error_positive",
