@@ -221,8 +221,8 @@ class ERP(Readout):
 
     def column_units(self, simulation: Any) -> dict[str, str]:
         """The latencies in ms, each level's peaks in its ERP's units (its errors')."""
-        units = trace_units(simulation)
         settings: Settings = simulation.scenario.readouts[self.name]
+        units = trace_units(simulation, settings.field)
         return {**self.units, **{f"erp_peak/{name}": units[name] for name in settings.levels}}
 
     def row(self, simulation: Any, trial: Any) -> dict[str, Any]:
@@ -252,7 +252,7 @@ class ERP(Readout):
             return
         length = max(len(trace) for trace in sampler.traces)
         declared = declaration_attrs(DECLARED_ERP[settings.field])  # what each trace is
-        units = trace_units(simulation)
+        units = trace_units(simulation, settings.field)
         group = simulation.writer.file.require_group("erp")
         every_s = sampler.every * simulation.scenario.dt_ms * 1e-3
         group.attrs["every"] = every_s
@@ -276,9 +276,9 @@ class ERP(Readout):
                             nan_means=BEYOND_KIND, **declared)
 
 
-def trace_units(simulation: Any) -> dict[str, str]:
-    """Each level's ERP units (its errors' units: ``circuits.variables.ERP``), by name."""
-    field = simulation.scenario.readouts[ERP.name].field
+def trace_units(simulation: Any, field: str) -> dict[str, str]:
+    """Each level's ERP units (its errors' units: ``circuits.variables.ERP``) for the ERP of
+    ``field``, by level name."""
     return {level.name: DECLARED_ERP[field].units_for(level.units)
             for level in simulation.model.levels}
 

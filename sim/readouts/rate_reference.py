@@ -126,15 +126,13 @@ class RateReference(Readout):
         """Run the rate twin (``rate_twin``), or in a sweep read the run a point with the same
         twin kept (``kept_in``), and copy its traces into ``/rate_reference``; none for a run
         that stopped early (interrupted or diverged)."""
-        import sim
         from sim.io.writer import write_array
 
         scenario = simulation.scenario
         if simulation.clock_time() * 1e3 < scenario.duration_ms - scenario.dt_ms / 2:
             return
         group = simulation.writer.file.require_group(GROUP)
-        with tempfile.TemporaryDirectory() as folder, \
-                sim.load(_rate_run(scenario, Path(folder))) as rate:
+        with tempfile.TemporaryDirectory() as folder, _rate_run(scenario, Path(folder)) as rate:
             group.attrs["created_utc"] = rate.attrs["created_utc"]
             candidates = [*COPIED, *(f"levels/{level}/belief" for level in rate.level_names),
                           *(f"trials/final_belief/{level}" for level in rate.level_names)]
@@ -143,25 +141,24 @@ class RateReference(Readout):
                             **rate.dataset_attrs[name])
 
 
-def _rate_run(scenario: Any, folder: Path) -> Path:
-    """The result of the rate twin's run: made in ``folder``, or in a sweep the one kept in
-    its folder (made there first if none is, or if the kept one does not load)."""
+def _rate_run(scenario: Any, folder: Path) -> Any:
+    """The rate twin's result, open: made in ``folder``, or in a sweep the one kept in its
+    folder (made there first if none is, or if the kept one does not load)."""
     import sim
     from sim.engine import run_scenario
 
     if not _KEPT:
         run_scenario(rate_twin(scenario), folder / "rate.h5", checked=True)
-        return folder / "rate.h5"
+        return sim.load(folder / "rate.h5")
     kept = _KEPT[-1] / f"rate-reference-{twin_key(scenario)}.h5"
     if kept.exists():
         try:
-            sim.load(kept).close()
-            return kept
+            return sim.load(kept)
         except sim.ResultError:  # damaged: made again
             pass
     # overwrite: a point of another worker may have made it meanwhile (the same file)
     run_scenario(rate_twin(scenario), kept, checked=True, overwrite=True)
-    return kept
+    return sim.load(kept)
 
 
 READOUT = RateReference()

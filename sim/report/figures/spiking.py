@@ -51,7 +51,8 @@ def plot_spiking(result: Result) -> plt.Figure:
             path, trains = f"levels/{level}/rate_{population}", spikes.get(f"{level}/{population}")
             if path in result:
                 rate, label = np.asarray(result[path][:]).mean(axis=1), f"{level} {population}"
-            elif trains is not None:  # no decoder: filtered from its spikes
+            elif trains is not None:  # no decoded rate stored (a precision-error pool has no
+                # decoder; other pools when [record] left them out): filtered from its spikes
                 rate = trains.rate(time, result.dt)
                 label = f"{level} {population} (from spikes)"
             else:
