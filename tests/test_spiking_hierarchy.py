@@ -1,21 +1,32 @@
-"""Evidence on the default hierarchy at its own size (issue 25, point 3): the bundled
+"""Evidence on the default hierarchy at its own size (issue 25, point 3):
 ``neurons/hierarchy_spiking`` (perception/hierarchy's 64-16-4 tanh model, weights, precisions
-and noisy stimulus, switching from object A to object B at 600 ms; time constants slowed for
-spikes, docs/spiking.md) against the rate model of the same scenario, which the result stores.
+and noisy stimulus; time constants slowed for spikes, docs/spiking.md) against the rate model
+of the same scenario, which the result stores. The test picks its own trial and integrator
+filter, as the issue lets it: object A for 0.6 s, then object B for 1.4 s, the belief pools'
+``tau_recurrent_ms`` 100 (bundled: 20), four seeds of the neurons.
 
+Why (measured; docs/spiking.md has the numbers): at the bundled settings one seed's mean
+over a 600 ms segment's last 20% spreads by up to ~0.3. That spread is the belief pools' own
+spike noise, integrated by F's slowest modes (tau_mu / H_min = 570 ms): it wanders with
+correlation times up to ~1 s, so a 120 ms window averages almost nothing, and a few seeds
+cannot resolve the issue's 0.05. A longer recurrent filter cuts the slow wander (its variance
+falls as tau_mu / (H tau_rec^2)) and moves the noise into a ~34 Hz ring of the fastest mode
+(loop gain H_max tau_rec / tau_mu = 4), which a window averages out. The long second
+segment lets the beliefs settle: the integrator approaches with tau_mu / H + tau_rec, a lag
+that shows as a bias while a belief still moves.
+
+- Every belief unit of both levels, over the trial's last 20% (400 ms) and averaged over the
+  seeds, lies within the issue's max(0.05, 10% of the rate belief's change over the trial)
+  of the rate model's final belief. The seeds' standard error (printed) is at most a third
+  of that bound, so the seeds resolve it. Four disjoint sets of four seeds (21-24, 31-34,
+  41-44, 51-54) all pass; docs/spiking.md gives their numbers.
 - The stored rate run (``[readouts.rate_reference]``) is perception/hierarchy run as rates
-  with the spiking scenario's step, time constants and length: equal to 1e-12.
-- Not asserted here: the decoded beliefs' agreement with the rate model's to the issue's
-  max(0.05, 10% of the change). At N = 20 one seed's mean over a segment's last 20% spreads
-  by up to ~0.19, so even nine seeds (of 1 s segments) resolve only +-0.04-0.19 (three
-  standard errors); docs/spiking.md gives the measured table (every unit within three standard
-  errors of the rate model's: no bias resolved). The 16-8-4 hierarchy at N = 100 is asserted
-  in test_spiking_evidence.py.
+  with the spiking scenario's step and time constants and the test's trial: equal to 1e-12.
 - F computed from the decoded beliefs falls within each segment on average over the seeds
   (its mean over the segment's first 10% above that over its last 20%, by more than three
   standard errors over the seeds), and jumps at the switch.
 
-Three spiking runs without stored spikes (~6 s each on two idle cores) and one rate run.
+Four spiking runs without stored spikes (~10 s of CPU each) and one rate run.
 """
 
 from __future__ import annotations
@@ -26,17 +37,25 @@ import pytest
 import sim
 
 NAME = "neurons/hierarchy_spiking"
-SEEDS = (11, 12, 13)  # the neurons' randomness; the stimulus (its noise too) stays the scenario's
-SWITCH_S, END_S = 0.6, 1.2
+# the neurons' randomness; the stimulus (its noise too) stays the scenario's
+SEEDS = (21, 22, 23, 24)
+SWITCH_S, END_S = 0.6, 2.0  # object A for 0.6 s, then object B for 1.4 s
 SEGMENTS = {"object A": (0.0, SWITCH_S), "object B": (SWITCH_S, END_S)}
+TAU_RECURRENT_MS = 100.0
+SETTINGS = {"protocol.trials.0.duration_ms": END_S * 1e3,
+            "protocol.trials.0.stimulus.times_ms": [0, SWITCH_S * 1e3],
+            "model.spiking.tau_recurrent_ms": TAU_RECURRENT_MS,
+            "model.spiking.record_spikes": False}
+LEVELS = ("features", "objects")
+TAIL = 0.2  # the issue's window: each trial's last 20%
+RESOLVED = 3.0  # the seeds' standard error must be at most the bound / RESOLVED
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> list:
     folder = tmp_path_factory.mktemp("hierarchy_spiking")
     found = [sim.run(NAME, output=folder / f"{seed}.h5",
-                     overrides={"model.spiking.seed": seed,
-                                "model.spiking.record_spikes": False})
+                     overrides={**SETTINGS, "model.spiking.seed": seed})
              for seed in SEEDS]
     yield found
     for result in found:
@@ -48,9 +67,29 @@ def window(result, start: float, stop: float) -> np.ndarray:
     return (time >= start - 1e-9) & (time < stop - 1e-9)
 
 
+def test_decoded_beliefs_over_the_last_fifth_settle_on_the_rate_models_final_beliefs(runs):
+    """Issue 25, point 3: every belief unit's decoded value over the trial's last 20%,
+    averaged over the seeds, within max(0.05, 10% of the rate belief's change over the trial)
+    of the rate model's final belief; the seeds' standard error at most a third of that bound,
+    so that the seeds resolve it (a draw of seeds cannot pass by luck)."""
+    tail = window(runs[0], (1 - TAIL) * END_S, END_S)
+    for level in LEVELS:
+        decoded = np.array([np.asarray(result[f"levels/{level}/belief"])[tail].mean(axis=0)
+                            for result in runs])  # seeds x units
+        mean = decoded.mean(axis=0)
+        error = decoded.std(axis=0, ddof=1) / np.sqrt(len(runs))
+        rate = np.asarray(runs[0][f"rate_reference/levels/{level}/belief"])
+        final = np.asarray(runs[0][f"rate_reference/trials/final_belief/{level}"])[0]
+        bound = np.maximum(0.05, 0.1 * np.abs(final - rate[0]))
+        print(f"{level}: decoded - rate {np.round(mean - final, 3)}, standard error "
+              f"{np.round(error, 3)}, bound {np.round(bound, 3)}")
+        assert np.all(error <= bound / RESOLVED), (level, error, bound)
+        assert np.all(np.abs(mean - final) <= bound), (level, mean - final, bound)
+
+
 def test_the_stored_rate_run_is_the_default_hierarchy_as_rates(runs, tmp_path):
-    """perception/hierarchy as rates, with the spiking scenario's step, time constants and
-    length: every belief and F as the stored rate run."""
+    """perception/hierarchy as rates, with the spiking scenario's step and time constants and
+    the test's trial: every belief and F as the stored rate run."""
     rate = sim.run("perception/hierarchy", output=tmp_path / "rate.h5", overrides={
         "dt_ms": 0.5, "model.tau_belief_ms": 1000.0, "model.tau_error_ms": 2.5,
         "protocol.trials.0.duration_ms": END_S * 1e3,
