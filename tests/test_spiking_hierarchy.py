@@ -3,7 +3,7 @@
 and noisy stimulus; time constants slowed for spikes, docs/spiking.md) against the rate model
 of the same scenario, which the result stores. The test picks its own trial and integrator
 filter, as the issue lets it: object A for 0.6 s, then object B for 1.4 s, the belief pools'
-``tau_recurrent_ms`` 100 (bundled: 20), four seeds of the neurons.
+``tau_recurrent_ms`` 100 (bundled: 20), five seeds of the neurons.
 
 Why (measured; docs/spiking.md has the numbers): at the bundled settings one seed's mean
 over a 600 ms segment's last 20% spreads by up to ~0.3. That spread is the belief pools' own
@@ -18,15 +18,16 @@ that shows as a bias while a belief still moves.
 - Every belief unit of both levels, over the trial's last 20% (400 ms) and averaged over the
   seeds, lies within the issue's max(0.05, 10% of the rate belief's change over the trial)
   of the rate model's final belief. The seeds' standard error (printed) is at most a third
-  of that bound, so the seeds resolve it. Four disjoint sets of four seeds (21-24, 31-34,
-  41-44, 51-54) all pass; docs/spiking.md gives their numbers.
+  of that bound, so the seeds resolve it. Four disjoint sets of five seeds (21-25, 31-35,
+  41-45, 51-55) all pass, the largest difference at 0.62 of its bound and the largest
+  standard error at 0.26 of its; docs/spiking.md gives the numbers.
 - The stored rate run (``[readouts.rate_reference]``) is perception/hierarchy run as rates
   with the spiking scenario's step and time constants and the test's trial: equal to 1e-12.
 - F computed from the decoded beliefs falls within each segment on average over the seeds
   (its mean over the segment's first 10% above that over its last 20%, by more than three
   standard errors over the seeds), and jumps at the switch.
 
-Four spiking runs without stored spikes (~10 s of CPU each) and one rate run.
+Five spiking runs without stored spikes (~6-7 s of CPU each) and one rate run: ~35 s.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import sim
 
 NAME = "neurons/hierarchy_spiking"
 # the neurons' randomness; the stimulus (its noise too) stays the scenario's
-SEEDS = (21, 22, 23, 24)
+SEEDS = (21, 22, 23, 24, 25)
 SWITCH_S, END_S = 0.6, 2.0  # object A for 0.6 s, then object B for 1.4 s
 SEGMENTS = {"object A": (0.0, SWITCH_S), "object B": (SWITCH_S, END_S)}
 TAU_RECURRENT_MS = 100.0
