@@ -21,6 +21,10 @@ that shows as a bias while a belief still moves.
   of that bound, so the seeds resolve it. Four disjoint sets of five seeds (21-25, 31-35,
   41-45, 51-55) all pass, the largest difference at 0.62 of its bound and the largest
   standard error at 0.26 of its; docs/spiking.md gives the numbers.
+- The same against the exact posterior's mode, which the file does not store for this model:
+  the test finds it from the stored weights and precisions, for object B's noise-free input
+  (the rate model's final beliefs are within 0.033 of it). The four sets reach 0.60-0.76 of
+  the bound.
 - The stored rate run (``[readouts.rate_reference]``) is perception/hierarchy run as rates
   with the spiking scenario's step and time constants and the test's trial: equal to 1e-12.
 - F computed from the decoded beliefs falls within each segment on average over the seeds
@@ -50,6 +54,8 @@ SETTINGS = {"protocol.trials.0.duration_ms": END_S * 1e3,
 LEVELS = ("features", "objects")
 TAIL = 0.2  # the issue's window: each trial's last 20%
 RESOLVED = 3.0  # the seeds' standard error must be at most the bound / RESOLVED
+OBJECT_B = (0.0, 0.0, -1.5, 0.0)  # the scenario's second cause, and its stimulus noise
+NOISE_STD = 0.3
 
 
 @pytest.fixture(scope="module")
@@ -68,24 +74,92 @@ def window(result, start: float, stop: float) -> np.ndarray:
     return (time >= start - 1e-9) & (time < stop - 1e-9)
 
 
+def decoded_tails(runs: list, level: str) -> np.ndarray:
+    """Each seed's decoded belief over the trial's last 20% (the issue's window): seeds x units."""
+    tail = window(runs[0], (1 - TAIL) * END_S, END_S)
+    return np.array([np.asarray(result[f"levels/{level}/belief"])[tail].mean(axis=0)
+                     for result in runs])
+
+
+def issue_bound(result, level: str) -> np.ndarray:
+    """max(0.05, 10% of the rate belief's change over the trial), per unit."""
+    rate = np.asarray(result[f"rate_reference/levels/{level}/belief"])
+    return np.maximum(0.05, 0.1 * np.abs(rate_final(result, level) - rate[0]))
+
+
+def rate_final(result, level: str) -> np.ndarray:
+    return np.asarray(result[f"rate_reference/trials/final_belief/{level}"])[0]
+
+
+def check_resolved_within(decoded: np.ndarray, reference: np.ndarray, bound: np.ndarray,
+                          what: str) -> None:
+    """The seeds' mean within ``bound`` of ``reference``, with a standard error at most
+    bound / RESOLVED (printed)."""
+    mean = decoded.mean(axis=0)
+    error = decoded.std(axis=0, ddof=1) / np.sqrt(len(decoded))
+    print(f"{what}: decoded - reference {np.round(mean - reference, 3)}, standard error "
+          f"{np.round(error, 3)}, bound {np.round(bound, 3)}")
+    assert np.all(error <= bound / RESOLVED), (what, error, bound)
+    assert np.all(np.abs(mean - reference) <= bound), (what, mean - reference, bound)
+
+
 def test_decoded_beliefs_over_the_last_fifth_settle_on_the_rate_models_final_beliefs(runs):
     """Issue 25, point 3: every belief unit's decoded value over the trial's last 20%,
     averaged over the seeds, within max(0.05, 10% of the rate belief's change over the trial)
     of the rate model's final belief; the seeds' standard error at most a third of that bound,
     so that the seeds resolve it (a draw of seeds cannot pass by luck)."""
-    tail = window(runs[0], (1 - TAIL) * END_S, END_S)
     for level in LEVELS:
-        decoded = np.array([np.asarray(result[f"levels/{level}/belief"])[tail].mean(axis=0)
-                            for result in runs])  # seeds x units
-        mean = decoded.mean(axis=0)
-        error = decoded.std(axis=0, ddof=1) / np.sqrt(len(runs))
-        rate = np.asarray(runs[0][f"rate_reference/levels/{level}/belief"])
-        final = np.asarray(runs[0][f"rate_reference/trials/final_belief/{level}"])[0]
-        bound = np.maximum(0.05, 0.1 * np.abs(final - rate[0]))
-        print(f"{level}: decoded - rate {np.round(mean - final, 3)}, standard error "
-              f"{np.round(error, 3)}, bound {np.round(bound, 3)}")
-        assert np.all(error <= bound / RESOLVED), (level, error, bound)
-        assert np.all(np.abs(mean - final) <= bound), (level, mean - final, bound)
+        check_resolved_within(decoded_tails(runs, level), rate_final(runs[0], level),
+                              issue_bound(runs[0], level), f"{level} against the rate model")
+
+
+def generated_input(result, cause: np.ndarray) -> np.ndarray:
+    """The noise-free input a top cause generates: x = W_1 tanh(W_2 tanh(cause))."""
+    weights = [np.asarray(result[f"levels/{level}/weights_initial"]) for level in LEVELS]
+    return weights[0] @ np.tanh(weights[1] @ np.tanh(cause))
+
+
+def posterior_mode(result, x: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """The mode of p(mu | x) in the 64-16-4 model, written here from the stored weights and
+    precisions (prior mean 0): it minimises F = 1/2 sum_l Pi_l |e_l|^2 with e_0 = x - W_1
+    tanh(mu_1), e_1 = mu_1 - W_2 tanh(mu_2), e_2 = mu_2; BFGS from ``start``."""
+    from scipy.optimize import minimize
+
+    w1, w2 = (np.asarray(result[f"levels/{level}/weights_initial"]) for level in LEVELS)
+    p0, p1, p2 = (np.asarray(result[f"levels/{level}/precision"])[-1]
+                  for level in ("input", *LEVELS))
+    split = w1.shape[1]
+
+    def energy_and_gradient(mu: np.ndarray) -> tuple[float, np.ndarray]:
+        mu1, mu2 = mu[:split], mu[split:]
+        e0, e1 = x - w1 @ np.tanh(mu1), mu1 - w2 @ np.tanh(mu2)
+        energy = 0.5 * (p0 @ e0**2 + p1 @ e1**2 + p2 @ mu2**2)
+        gradient = np.concatenate([p1 * e1 - (1 - np.tanh(mu1) ** 2) * (w1.T @ (p0 * e0)),
+                                   p2 * mu2 - (1 - np.tanh(mu2) ** 2) * (w2.T @ (p1 * e1))])
+        return energy, gradient
+
+    found = minimize(energy_and_gradient, start, jac=True, method="BFGS",
+                     options={"gtol": 1e-10})
+    assert np.linalg.norm(energy_and_gradient(found.x)[1]) < 1e-6, found.message
+    return found.x
+
+
+def test_decoded_beliefs_over_the_last_fifth_settle_on_the_posterior_mode(runs):
+    """The issue's check against the exact posterior's mode. The file stores none for this
+    model (the reference readout needs a linear model or at most two belief units, and a
+    noise-free input), so the test finds it: the mode for object B's noise-free input, from
+    the stored weights and precisions. That input is the trial's second half, up to its
+    noise (the recorded input's mean over it, within five standard errors of 0.3 / sqrt(n))."""
+    result = runs[0]
+    x = generated_input(result, np.array(OBJECT_B))
+    second = window(result, SWITCH_S, END_S)
+    recorded = np.asarray(result["levels/input/input"])[second]
+    assert np.all(np.abs(recorded.mean(axis=0) - x) < 5 * NOISE_STD / np.sqrt(len(recorded)))
+    start = [rate_final(result, level) for level in LEVELS]
+    mode = np.split(posterior_mode(result, x, np.concatenate(start)), [start[0].size])
+    for level, level_mode in zip(LEVELS, mode, strict=True):
+        check_resolved_within(decoded_tails(runs, level), level_mode, issue_bound(result, level),
+                              f"{level} against the posterior mode")
 
 
 def test_the_stored_rate_run_is_the_default_hierarchy_as_rates(runs, tmp_path):
