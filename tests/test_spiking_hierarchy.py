@@ -1,21 +1,37 @@
-"""Evidence on the default hierarchy at its own size (issue 25, point 3): the bundled
+"""Evidence on the default hierarchy at its own size (issue 25, point 3):
 ``neurons/hierarchy_spiking`` (perception/hierarchy's 64-16-4 tanh model, weights, precisions
-and noisy stimulus, switching from object A to object B at 600 ms; time constants slowed for
-spikes, docs/spiking.md) against the rate model of the same scenario, which the result stores.
+and noisy stimulus; time constants slowed for spikes, docs/spiking.md) against the rate model
+of the same scenario, which the result stores. The test picks its own trial and integrator
+filter, as the issue lets it: object A for 0.6 s, then object B for 1.4 s, the belief pools'
+``tau_recurrent_ms`` 100 (bundled: 20), five seeds of the neurons.
 
+Why (measured; docs/spiking.md has the numbers): at the bundled settings one seed's mean
+over a 600 ms segment's last 20% spreads by up to ~0.3. That spread is the belief pools' own
+spike noise, integrated by F's slowest modes (tau_mu / H_min = 570 ms): it wanders with
+correlation times up to ~1 s, so a 120 ms window averages almost nothing, and a few seeds
+cannot resolve the issue's 0.05. A longer recurrent filter cuts the slow wander (its variance
+falls as tau_mu / (H tau_rec^2)) and moves the noise into a ~34 Hz ring of the fastest mode
+(loop gain H_max tau_rec / tau_mu = 4), which a window averages out. The long second
+segment lets the beliefs settle: the integrator approaches with tau_mu / H + tau_rec, a lag
+that shows as a bias while a belief still moves.
+
+- Every belief unit of both levels, over the trial's last 20% (400 ms) and averaged over the
+  seeds, lies within the issue's max(0.05, 10% of the rate belief's change over the trial)
+  of the rate model's final belief. The seeds' standard error (printed) is at most a third
+  of that bound, so the seeds resolve it. Four disjoint sets of five seeds (21-25, 31-35,
+  41-45, 51-55) all pass, the largest difference at 0.62 of its bound and the largest
+  standard error at 0.26 of its; docs/spiking.md gives the numbers.
+- The same against the exact posterior's mode, which the file does not store for this model:
+  the test finds it from the stored weights and precisions, for object B's noise-free input
+  (the rate model's final beliefs are within 0.033 of it). The four sets reach 0.60-0.76 of
+  the bound.
 - The stored rate run (``[readouts.rate_reference]``) is perception/hierarchy run as rates
-  with the spiking scenario's step, time constants and length: equal to 1e-12.
-- Not asserted here: the decoded beliefs' agreement with the rate model's to the issue's
-  max(0.05, 10% of the change). At N = 20 one seed's mean over a segment's last 20% spreads
-  by up to ~0.19, so even nine seeds (of 1 s segments) resolve only +-0.04-0.19 (three
-  standard errors); docs/spiking.md gives the measured table (every unit within three standard
-  errors of the rate model's: no bias resolved). The 16-8-4 hierarchy at N = 100 is asserted
-  in test_spiking_evidence.py.
+  with the spiking scenario's step and time constants and the test's trial: equal to 1e-12.
 - F computed from the decoded beliefs falls within each segment on average over the seeds
   (its mean over the segment's first 10% above that over its last 20%, by more than three
   standard errors over the seeds), and jumps at the switch.
 
-Three spiking runs without stored spikes (~6 s each on two idle cores) and one rate run.
+Five spiking runs without stored spikes (~6-7 s of CPU each) and one rate run: ~35 s.
 """
 
 from __future__ import annotations
@@ -26,17 +42,27 @@ import pytest
 import sim
 
 NAME = "neurons/hierarchy_spiking"
-SEEDS = (11, 12, 13)  # the neurons' randomness; the stimulus (its noise too) stays the scenario's
-SWITCH_S, END_S = 0.6, 1.2
+# the neurons' randomness; the stimulus (its noise too) stays the scenario's
+SEEDS = (21, 22, 23, 24, 25)
+SWITCH_S, END_S = 0.6, 2.0  # object A for 0.6 s, then object B for 1.4 s
 SEGMENTS = {"object A": (0.0, SWITCH_S), "object B": (SWITCH_S, END_S)}
+TAU_RECURRENT_MS = 100.0
+SETTINGS = {"protocol.trials.0.duration_ms": END_S * 1e3,
+            "protocol.trials.0.stimulus.times_ms": [0, SWITCH_S * 1e3],
+            "model.spiking.tau_recurrent_ms": TAU_RECURRENT_MS,
+            "model.spiking.record_spikes": False}
+LEVELS = ("features", "objects")
+TAIL = 0.2  # the issue's window: each trial's last 20%
+RESOLVED = 3.0  # the seeds' standard error must be at most the bound / RESOLVED
+OBJECT_B = (0.0, 0.0, -1.5, 0.0)  # the scenario's second cause, and its stimulus noise
+NOISE_STD = 0.3
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> list:
     folder = tmp_path_factory.mktemp("hierarchy_spiking")
     found = [sim.run(NAME, output=folder / f"{seed}.h5",
-                     overrides={"model.spiking.seed": seed,
-                                "model.spiking.record_spikes": False})
+                     overrides={**SETTINGS, "model.spiking.seed": seed})
              for seed in SEEDS]
     yield found
     for result in found:
@@ -48,9 +74,97 @@ def window(result, start: float, stop: float) -> np.ndarray:
     return (time >= start - 1e-9) & (time < stop - 1e-9)
 
 
+def decoded_tails(runs: list, level: str) -> np.ndarray:
+    """Each seed's decoded belief over the trial's last 20% (the issue's window): seeds x units."""
+    tail = window(runs[0], (1 - TAIL) * END_S, END_S)
+    return np.array([np.asarray(result[f"levels/{level}/belief"])[tail].mean(axis=0)
+                     for result in runs])
+
+
+def issue_bound(result, level: str) -> np.ndarray:
+    """max(0.05, 10% of the rate belief's change over the trial), per unit."""
+    rate = np.asarray(result[f"rate_reference/levels/{level}/belief"])
+    return np.maximum(0.05, 0.1 * np.abs(rate_final(result, level) - rate[0]))
+
+
+def rate_final(result, level: str) -> np.ndarray:
+    return np.asarray(result[f"rate_reference/trials/final_belief/{level}"])[0]
+
+
+def check_resolved_within(decoded: np.ndarray, reference: np.ndarray, bound: np.ndarray,
+                          what: str) -> None:
+    """The seeds' mean within ``bound`` of ``reference``, with a standard error at most
+    bound / RESOLVED (printed)."""
+    mean = decoded.mean(axis=0)
+    error = decoded.std(axis=0, ddof=1) / np.sqrt(len(decoded))
+    print(f"{what}: decoded - reference {np.round(mean - reference, 3)}, standard error "
+          f"{np.round(error, 3)}, bound {np.round(bound, 3)}")
+    assert np.all(error <= bound / RESOLVED), (what, error, bound)
+    assert np.all(np.abs(mean - reference) <= bound), (what, mean - reference, bound)
+
+
+def test_decoded_beliefs_over_the_last_fifth_settle_on_the_rate_models_final_beliefs(runs):
+    """Issue 25, point 3: every belief unit's decoded value over the trial's last 20%,
+    averaged over the seeds, within max(0.05, 10% of the rate belief's change over the trial)
+    of the rate model's final belief; the seeds' standard error at most a third of that bound,
+    so that the seeds resolve it (a draw of seeds cannot pass by luck)."""
+    for level in LEVELS:
+        check_resolved_within(decoded_tails(runs, level), rate_final(runs[0], level),
+                              issue_bound(runs[0], level), f"{level} against the rate model")
+
+
+def generated_input(result, cause: np.ndarray) -> np.ndarray:
+    """The noise-free input a top cause generates: x = W_1 tanh(W_2 tanh(cause))."""
+    weights = [np.asarray(result[f"levels/{level}/weights_initial"]) for level in LEVELS]
+    return weights[0] @ np.tanh(weights[1] @ np.tanh(cause))
+
+
+def posterior_mode(result, x: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """The mode of p(mu | x) in the 64-16-4 model, written here from the stored weights and
+    precisions (prior mean 0): it minimises F = 1/2 sum_l Pi_l |e_l|^2 with e_0 = x - W_1
+    tanh(mu_1), e_1 = mu_1 - W_2 tanh(mu_2), e_2 = mu_2; BFGS from ``start``."""
+    from scipy.optimize import minimize
+
+    w1, w2 = (np.asarray(result[f"levels/{level}/weights_initial"]) for level in LEVELS)
+    p0, p1, p2 = (np.asarray(result[f"levels/{level}/precision"])[-1]
+                  for level in ("input", *LEVELS))
+    split = w1.shape[1]
+
+    def energy_and_gradient(mu: np.ndarray) -> tuple[float, np.ndarray]:
+        mu1, mu2 = mu[:split], mu[split:]
+        e0, e1 = x - w1 @ np.tanh(mu1), mu1 - w2 @ np.tanh(mu2)
+        energy = 0.5 * (p0 @ e0**2 + p1 @ e1**2 + p2 @ mu2**2)
+        gradient = np.concatenate([p1 * e1 - (1 - np.tanh(mu1) ** 2) * (w1.T @ (p0 * e0)),
+                                   p2 * mu2 - (1 - np.tanh(mu2) ** 2) * (w2.T @ (p1 * e1))])
+        return energy, gradient
+
+    found = minimize(energy_and_gradient, start, jac=True, method="BFGS",
+                     options={"gtol": 1e-10})
+    assert np.linalg.norm(energy_and_gradient(found.x)[1]) < 1e-6, found.message
+    return found.x
+
+
+def test_decoded_beliefs_over_the_last_fifth_settle_on_the_posterior_mode(runs):
+    """The issue's check against the exact posterior's mode. The file stores none for this
+    model (the reference readout needs a linear model or at most two belief units, and a
+    noise-free input), so the test finds it: the mode for object B's noise-free input, from
+    the stored weights and precisions. That input is the trial's second half, up to its
+    noise (the recorded input's mean over it, within five standard errors of 0.3 / sqrt(n))."""
+    result = runs[0]
+    x = generated_input(result, np.array(OBJECT_B))
+    second = window(result, SWITCH_S, END_S)
+    recorded = np.asarray(result["levels/input/input"])[second]
+    assert np.all(np.abs(recorded.mean(axis=0) - x) < 5 * NOISE_STD / np.sqrt(len(recorded)))
+    start = [rate_final(result, level) for level in LEVELS]
+    mode = np.split(posterior_mode(result, x, np.concatenate(start)), [start[0].size])
+    for level, level_mode in zip(LEVELS, mode, strict=True):
+        check_resolved_within(decoded_tails(runs, level), level_mode, issue_bound(result, level),
+                              f"{level} against the posterior mode")
+
+
 def test_the_stored_rate_run_is_the_default_hierarchy_as_rates(runs, tmp_path):
-    """perception/hierarchy as rates, with the spiking scenario's step, time constants and
-    length: every belief and F as the stored rate run."""
+    """perception/hierarchy as rates, with the spiking scenario's step and time constants and
+    the test's trial: every belief and F as the stored rate run."""
     rate = sim.run("perception/hierarchy", output=tmp_path / "rate.h5", overrides={
         "dt_ms": 0.5, "model.tau_belief_ms": 1000.0, "model.tau_error_ms": 2.5,
         "protocol.trials.0.duration_ms": END_S * 1e3,
