@@ -18,6 +18,7 @@ from brian2 import NeuronGroup, TimedArray, second
 
 from circuits import schedule
 from circuits.coupling import _synaptic_coupling
+from circuits.coupling_compiled import blas_coupling, unsupported
 from circuits.precision import configured_variable
 from sim import learning
 from sim.compiled.clone import owned_state
@@ -65,10 +66,14 @@ def coupling(simulation, context: CompiledContext) -> list:
                           "coupling yet")
     runtime = simulation.coupling
     learned = simulation.changed_at_run_time("weights")
+    beliefs = [context.clone(group) for group in simulation.beliefs]
+    errors = [context.clone(group) for group in simulation.errors]
+    if runtime.kind == "dense" and unsupported(maps, learned) is None:  # BLAS, as the runtime
+        context.coupling = blas_coupling(maps, beliefs, errors, context.clock)
+        return list(context.coupling.objects)
     built = context.coupling = _synaptic_coupling(
-        maps, [context.clone(group) for group in simulation.beliefs],
-        [context.clone(group) for group in simulation.errors], context.clock,
-        simulation.pieces, every_entry=learned and runtime.kind == "dense")
+        maps, beliefs, errors, context.clock, simulation.pieces,
+        every_entry=learned and runtime.kind == "dense")
     for compiled, twin in zip(built.synapses, runtime.synapses, strict=False):
         for name in owned_state(twin):  # the runtime synapses coupling: w and its constants
             compiled.variables[name].set_value(twin.variables[name].get_value().copy())
