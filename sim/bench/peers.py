@@ -9,12 +9,16 @@ its ratio to the NumPy loop's best, and each system's final beliefs against the 
 ``TOLERANCE32``).
 
 Systems: pcsim (scenario file through the public engine, recording off, the time-step loop
-timed as in the other cases), PCX (``sim.bench.peers_pcx``), ngc-learn
-(``sim.bench.peers_ngclearn``) and a plain ``jax.lax.scan`` (``sim.bench.reference_jax``),
-each module imported only when its library is installed (``pip install ".[peers]"``); a missing
-one prints a one-line note. The whole process runs on as many cores as BLAS has threads
-(``sim.bench.cores``: XLA's CPU runtime would otherwise split its products over every core,
-whatever ``XLA_FLAGS`` say), so every system has the same one core by default.
+timed as in the other cases), pcsim compiled (the same scenario with ``[numerics] device =
+"standalone"``, batch 1: dense coupling as BLAS calls from the compiled program,
+``circuits.coupling_compiled``; built once before it is timed, then timed as pcsim sees the
+program: its start, its tables loaded, the steps and its results written), PCX
+(``sim.bench.peers_pcx``), ngc-learn (``sim.bench.peers_ngclearn``) and a plain
+``jax.lax.scan`` (``sim.bench.reference_jax``), each module imported only when its library is
+installed (``pip install ".[peers]"``); a missing one prints a one-line note. The whole process
+runs on as many cores as BLAS has threads (``sim.bench.cores``: XLA's CPU runtime would
+otherwise split its products over every core, whatever ``XLA_FLAGS`` say), so every system has
+the same one core by default.
 
 Batched trials (``pcsim bench --peers --batch B``): the peers run B copies (their leading
 axis), pcsim the same scenario with B identical trials and ``[protocol] batch = B`` (a note
@@ -161,18 +165,20 @@ def beside_numpy(row: Row, precision: str, run, model, steps: int, repeats: int,
 
 def measure_peers(workdir: Path, steps: int = STEPS, repeats: int = REPEATS,
                   precisions=PRECISIONS, progress: Callable[[str], None] = print,
-                  peers=PEERS, sizes: list[int] = SIZES, batch: int = 1, cores: int = 1
-                  ) -> list[Row]:
+                  peers=PEERS, sizes: list[int] = SIZES, batch: int = 1, cores: int = 1,
+                  compiled: bool = False) -> list[Row]:
     """Every system in both precisions (``peers``: (name, module, package) of the peers;
-    ``batch``: copies run at once, module doc), the whole process on ``cores`` cores."""
+    ``batch``: copies run at once, module doc), the whole process on ``cores`` cores;
+    ``compiled``: also pcsim on the compiled device (``COMPILED``, batch 1 only: it builds a
+    program per precision, 10-60 s each)."""
     with on_cores(cores):
-        return _measure_peers(workdir, steps, repeats, precisions, progress, peers, sizes, batch)
+        return _measure_peers(workdir, steps, repeats, precisions, progress, peers, sizes, batch,
+                              compiled and batch == 1)
 
 
 def _measure_peers(workdir: Path, steps: int, repeats: int, precisions, progress, peers,
-                   sizes: list[int], batch: int) -> list[Row]:
-    rows = [Row("pcsim"), Row(COMPILED, note="" if batch == 1 else
-                              "batch 1 only (batched trials run on the runtime device)")]
+                   sizes: list[int], batch: int, compiled: bool) -> list[Row]:
+    rows = [Row("pcsim"), *([Row(COMPILED)] if compiled else [])]
     modules = {}
     for name, module, _ in peers:
         loaded = load_peer(module) if batch == 1 or name != "jax.lax.scan" else "batch 1 only"
@@ -259,8 +265,11 @@ def table_lines(rows: list[Row], steps: int, batch: int = 1, cores: int | None =
     lines.append(f"{'-'.join(map(str, SIZES))}, tanh, instantaneous errors, ramp input, {steps} "
                  f"steps, batch {batch}{' (trial-steps/s)' if batch > 1 else ''}; best of "
                  f"{REPEATS} runs each, interleaved with the NumPy loop (one trial) in this "
-                 f"process, {on_how_many(cores)}; max|diff| = final beliefs against the NumPy "
-                 "loop's.")
+                 f"process, {on_how_many(cores)}; every row's x NumPy and max|diff| are against "
+                 "the plain NumPy loop (sim.bench.reference) run beside it: its steps/s over "
+                 "that loop's, its final beliefs against that loop's. pcsim compiled: "
+                 "[numerics] device = \"standalone\", the program's whole run (start, tables "
+                 "loaded, steps, results written).")
     lines += target_lines(rows, batch)
     return lines
 
