@@ -18,16 +18,16 @@ from sim.bench import reference
 from sim.cli import main
 from sim.scenario_writer import write_scenario
 
-SIZES = [12, 8, 4]
+SIZES = [80, 60, 4]  # 4,800 weights in the first map: this build (MIN_WEIGHTS)
 STEPS = 400
 DT_MS = 0.1
 
 
 def hierarchy(errors: str) -> dict:
-    """A 12-8-4 hierarchy, g = W tanh(mu) with random dense weights, a ramp input."""
+    """An 80-60-4 hierarchy, g = W tanh(mu) with random dense weights, a ramp input."""
     rng = np.random.default_rng(4)
-    levels = [{"name": "input", "size": SIZES[0], "precision": rng.uniform(0.5, 2.0, 12)},
-              {"name": "middle", "size": SIZES[1], "precision": rng.uniform(0.5, 2.0, 8),
+    levels = [{"name": "input", "size": SIZES[0], "precision": rng.uniform(0.5, 2.0, SIZES[0])},
+              {"name": "middle", "size": SIZES[1], "precision": rng.uniform(0.5, 2.0, SIZES[1]),
                "weights": {"kind": "random", "scale": 1.0}, "nonlinearity": "tanh"},
               {"name": "top", "size": SIZES[2],
                "weights": {"kind": "random", "scale": 1.0}, "nonlinearity": "tanh"}]
@@ -37,8 +37,8 @@ def hierarchy(errors: str) -> dict:
                       "coupling": "dense", "levels": levels,
                       "prior": {"mean": rng.normal(0.0, 0.5, SIZES[2]).tolist()}},
             "protocol": {"trials": [{"duration_ms": duration, "stimulus": {
-                "kind": "ramp", "start": rng.normal(0.0, 1.0, 12).tolist(),
-                "stop": rng.normal(0.0, 1.0, 12).tolist()}}]},
+                "kind": "ramp", "start": rng.normal(0.0, 1.0, SIZES[0]).tolist(),
+                "stop": rng.normal(0.0, 1.0, SIZES[0]).tolist()}}]},
             "record": {"every_ms": 1.0}}
 
 
