@@ -2,13 +2,14 @@
 
 On the runtime device three kinds of ``NetworkOperation`` run every step besides the recorder:
 the NumPy coupling (``circuits.coupling``), the stimulus (``inputs.Inputs``) and the
-mechanisms' and readouts' own. Here the coupling is the ``synapses`` build of
-``circuits.coupling`` (the same maps, as ``(summed)`` synapses between the cloned populations,
-in the same slots; learned weights are the synapses' flow on ``w``, recorded and put back
-where the runtime coupling keeps them for the replay), the stimulus is the input the runtime
-would deliver at every step, computed ahead by the same ``Inputs`` and read from a
-``TimedArray``, and each mechanism and readout gives its compiled form (``compiled``) or the
-run is refused with the reason.
+mechanisms' and readouts' own. Here fixed dense maps of ``MIN_WEIGHTS`` weights or more are
+BLAS calls from the program (``circuits.coupling_compiled``); otherwise the coupling is the
+``synapses`` build of ``circuits.coupling`` (the same maps, as ``(summed)`` synapses between
+the cloned populations, in the same slots; learned weights are the synapses' flow on ``w``,
+recorded and put back where the runtime coupling keeps them for the replay), the stimulus is
+the input the runtime would deliver at every step, computed ahead by the same ``Inputs`` and
+read from a ``TimedArray``, and each mechanism and readout gives its compiled form
+(``compiled``) or the run is refused with the reason.
 """
 
 from __future__ import annotations
