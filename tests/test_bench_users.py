@@ -114,6 +114,24 @@ def test_the_peers_targets_are_read_from_pcsim_over_the_peers(batch, float64, fl
             if line.endswith("MISSED)")] == missed
 
 
+def test_the_compiled_row_is_checked_against_the_targets_on_its_own_lines():
+    """Each pcsim row that ran gets its own target lines (pcsim compiled: ``[numerics] device
+    = "standalone"``); a compiled row with a note (not run) gets none."""
+    def row(system: str, rate: float, note: str = "") -> peers.Row:
+        return peers.Row(system, {"float64": rate, "float32": rate},
+                         numpy_rates={"float64": 1.0, "float32": 1.0},
+                         max_abs_diff={"float64": 0.0, "float32": 0.0}, note=note)
+
+    rows = [row("pcsim", 800.0), row(peers.COMPILED, 950.0), row("PCX 0.6.3", 1000.0)]
+    lines = peers.target_lines(rows)
+    assert lines == ["pcsim / PCX in float64: 0.80 (target >= 1, MISSED)",
+                     "pcsim / PCX in float32: 0.80 (target >= 0.9, MISSED)",
+                     "pcsim compiled / PCX in float64: 0.95 (target >= 1, MISSED)",
+                     "pcsim compiled / PCX in float32: 0.95 (target >= 0.9)"]
+    rows[1].note = "not run"
+    assert all(line.startswith("pcsim / ") for line in peers.target_lines(rows))
+
+
 @pytest.mark.parametrize("name, module, package", peers.PEERS)
 def test_each_installed_peer_does_the_same_work(tmp_path, name, module, package):
     if importlib.util.find_spec(package) is None:

@@ -9,12 +9,16 @@ its ratio to the NumPy loop's best, and each system's final beliefs against the 
 ``TOLERANCE32``).
 
 Systems: pcsim (scenario file through the public engine, recording off, the time-step loop
-timed as in the other cases), PCX (``sim.bench.peers_pcx``), ngc-learn
-(``sim.bench.peers_ngclearn``) and a plain ``jax.lax.scan`` (``sim.bench.reference_jax``),
-each module imported only when its library is installed (``pip install ".[peers]"``); a missing
-one prints a one-line note. The whole process runs on as many cores as BLAS has threads
-(``sim.bench.cores``: XLA's CPU runtime would otherwise split its products over every core,
-whatever ``XLA_FLAGS`` say), so every system has the same one core by default.
+timed as in the other cases), pcsim compiled (the same scenario with ``[numerics] device =
+"standalone"``, batch 1: dense coupling as BLAS calls from the compiled program,
+``circuits.coupling_compiled``; built once before it is timed, then timed as pcsim sees the
+program: its start, its tables loaded, the steps and its results written), PCX
+(``sim.bench.peers_pcx``), ngc-learn (``sim.bench.peers_ngclearn``) and a plain
+``jax.lax.scan`` (``sim.bench.reference_jax``), each module imported only when its library is
+installed (``pip install ".[peers]"``); a missing one prints a one-line note. The whole process
+runs on as many cores as BLAS has threads (``sim.bench.cores``: XLA's CPU runtime would
+otherwise split its products over every core, whatever ``XLA_FLAGS`` say), so every system has
+the same one core by default.
 
 Batched trials (``pcsim bench --peers --batch B``): the peers run B copies (their leading
 axis), pcsim the same scenario with B identical trials and ``[protocol] batch = B`` (a note
@@ -44,6 +48,7 @@ PRECISIONS = ("float64", "float32")
 TOLERANCE64 = 1e-12
 TOLERANCE32 = 1e-5  # measured 2-3e-7 at 3000 steps
 TARGETS = {"float64": 1.0, "float32": 0.9}  # pcsim steps/s over PCX's, at batch 1 (issue 23)
+COMPILED = "pcsim compiled"  # the row of [numerics] device = "standalone" (batch 1)
 PEERS = (("PCX", "sim.bench.peers_pcx", "pcx"), ("ngc-learn", "sim.bench.peers_ngclearn",
                                                  "ngclearn"),
          ("jax.lax.scan", "sim.bench.reference_jax", "jax"))
@@ -62,9 +67,11 @@ class Row:
     note: str = ""
 
 
-def peer_table(steps: int, float_type: str, sizes: list[int] = SIZES, batch: int = 1) -> dict:
+def peer_table(steps: int, float_type: str, sizes: list[int] = SIZES, batch: int = 1,
+               device: str = "runtime") -> dict:
     table = hierarchy_table(f"peers {float_type}", sizes, steps, errors="instantaneous",
                             float_type=float_type)
+    table["numerics"] = {"device": device}
     if batch > 1:  # B identical trials, run as one batched network
         protocol = table["protocol"]
         protocol["trials"] = protocol["trials"] * batch
@@ -83,8 +90,12 @@ def load_peer(module: str):
         return f"not installed ({err.name or err}); pip install \".[peers]\""
 
 
-def pcsim_runner(path: Path, output: Path) -> Callable[[], tuple[float, list[np.ndarray]]]:
-    """(loop seconds, final beliefs) of a run through the public engine."""
+def pcsim_runner(path: Path, output: Path, warm: bool = False
+                 ) -> Callable[[], tuple[float, list[np.ndarray]]]:
+    """(loop seconds, final beliefs) of a run through the public engine; ``warm``: one run
+    first, untimed (a compiled program is built there). On the compiled device the loop's
+    seconds are the program's whole run as pcsim sees it (from its start to its last progress
+    line: loading its tables, the steps, writing its results), not its own loop's clock."""
     import h5py
 
     from sim.bench.measure import Probe
@@ -100,6 +111,8 @@ def pcsim_runner(path: Path, output: Path) -> Callable[[], tuple[float, list[np.
                        for level in scenario.model.belief_levels]
         return probe.last - probe.first, beliefs
 
+    if warm:
+        run()
     return run
 
 
@@ -152,17 +165,20 @@ def beside_numpy(row: Row, precision: str, run, model, steps: int, repeats: int,
 
 def measure_peers(workdir: Path, steps: int = STEPS, repeats: int = REPEATS,
                   precisions=PRECISIONS, progress: Callable[[str], None] = print,
-                  peers=PEERS, sizes: list[int] = SIZES, batch: int = 1, cores: int = 1
-                  ) -> list[Row]:
+                  peers=PEERS, sizes: list[int] = SIZES, batch: int = 1, cores: int = 1,
+                  compiled: bool = False) -> list[Row]:
     """Every system in both precisions (``peers``: (name, module, package) of the peers;
-    ``batch``: copies run at once, module doc), the whole process on ``cores`` cores."""
+    ``batch``: copies run at once, module doc), the whole process on ``cores`` cores;
+    ``compiled``: also pcsim on the compiled device (``COMPILED``, batch 1 only: it builds a
+    program per precision, 10-60 s each)."""
     with on_cores(cores):
-        return _measure_peers(workdir, steps, repeats, precisions, progress, peers, sizes, batch)
+        return _measure_peers(workdir, steps, repeats, precisions, progress, peers, sizes, batch,
+                              compiled and batch == 1)
 
 
 def _measure_peers(workdir: Path, steps: int, repeats: int, precisions, progress, peers,
-                   sizes: list[int], batch: int) -> list[Row]:
-    rows = [Row("pcsim")]
+                   sizes: list[int], batch: int, compiled: bool) -> list[Row]:
+    rows = [Row("pcsim"), *([Row(COMPILED)] if compiled else [])]
     modules = {}
     for name, module, _ in peers:
         loaded = load_peer(module) if batch == 1 or name != "jax.lax.scan" else "batch 1 only"
@@ -200,6 +216,8 @@ def measure_precision(rows: list[Row], modules: dict, precision: str, workdir: P
                             peer_table(steps, precision, sizes))
     path = write_scenario(workdir / f"peers_{precision}.toml",
                           peer_table(steps, precision, sizes, batch))
+    compiled = write_scenario(workdir / f"peers_{precision}_compiled.toml",
+                              peer_table(steps, precision, sizes, device="standalone"))
     model = hierarchy_reference(load_scenario(single))
     model.dtype = dtype
     try:
@@ -211,6 +229,13 @@ def measure_precision(rows: list[Row], modules: dict, precision: str, workdir: P
             continue
         if row.system == "pcsim":
             run = pcsim_runner(path, workdir / f"peers_{precision}.h5")
+        elif row.system == COMPILED:
+            try:
+                run = pcsim_runner(compiled, workdir / f"peers_{precision}_compiled.h5",
+                                   warm=True)
+            except ScenarioError as err:  # a refusal of the compiled device: said, not raised
+                progress(f"  {row.system} {precision}: not run: {err}")
+                continue
         else:
             run = jax_runner(modules[row.system], model, steps, dtype, batch)
         beside_numpy(row, precision, run, model, steps, repeats, batch)
@@ -240,8 +265,11 @@ def table_lines(rows: list[Row], steps: int, batch: int = 1, cores: int | None =
     lines.append(f"{'-'.join(map(str, SIZES))}, tanh, instantaneous errors, ramp input, {steps} "
                  f"steps, batch {batch}{' (trial-steps/s)' if batch > 1 else ''}; best of "
                  f"{REPEATS} runs each, interleaved with the NumPy loop (one trial) in this "
-                 f"process, {on_how_many(cores)}; max|diff| = final beliefs against the NumPy "
-                 "loop's.")
+                 f"process, {on_how_many(cores)}; every row's x NumPy and max|diff| are against "
+                 "the plain NumPy loop (sim.bench.reference) run beside it: its steps/s over "
+                 "that loop's, its final beliefs against that loop's. pcsim compiled: "
+                 "[numerics] device = \"standalone\", the program's whole run (start, tables "
+                 "loaded, steps, results written).")
     lines += target_lines(rows, batch)
     return lines
 
@@ -253,22 +281,23 @@ def on_how_many(cores: int | None) -> str:
 
 
 def target_lines(rows: list[Row], batch: int = 1) -> list[str]:
-    """pcsim against the peers that ran (issue 23): at batch 1 against PCX, ``TARGETS``;
-    batched, ahead of PCX and ngc-learn (a ratio above 1) in both precisions."""
-    pcsim = next(row for row in rows if row.system == "pcsim")
+    """Each pcsim row that ran against the peers that ran (issue 23): at batch 1 against PCX,
+    ``TARGETS``; batched, ahead of PCX and ngc-learn (a ratio above 1) in both precisions."""
     names = ("PCX",) if batch == 1 else ("PCX", "ngc-learn")
     out = []
-    for name in names:
-        peer = next((row for row in rows if row.system.startswith(name) and not row.note), None)
-        if peer is None:
-            continue
-        for precision, target in TARGETS.items():
-            if precision in pcsim.rates and precision in peer.rates:
-                ratio = pcsim.rates[precision] / peer.rates[precision]
-                met, wanted = ((ratio >= target, f">= {target:g}") if batch == 1
-                               else (ratio > 1.0, "> 1"))
-                out.append(f"pcsim / {name} in {precision}: {ratio:.2f} (target {wanted}"
-                           f"{'' if met else ', MISSED'})")
+    for pcsim in (row for row in rows if row.system in ("pcsim", COMPILED) and not row.note):
+        for name in names:
+            peer = next((row for row in rows if row.system.startswith(name) and not row.note),
+                        None)
+            if peer is None:
+                continue
+            for precision, target in TARGETS.items():
+                if precision in pcsim.rates and precision in peer.rates:
+                    ratio = pcsim.rates[precision] / peer.rates[precision]
+                    met, wanted = ((ratio >= target, f">= {target:g}") if batch == 1
+                                   else (ratio > 1.0, "> 1"))
+                    out.append(f"{pcsim.system} / {name} in {precision}: {ratio:.2f} (target "
+                               f"{wanted}{'' if met else ', MISSED'})")
     return out
 
 

@@ -56,6 +56,10 @@ def main(args) -> int:
 
     threads = int(getattr(args, "threads", None) or 1)
     repeats = measure.QUICK_REPEATS if quick else measure.REPEATS
+    if getattr(args, "peers", False):  # its own repeats, quick or not (sim.bench.peers)
+        from sim.bench import peers
+
+        repeats = peers.REPEATS
     command_repeats = report_commands.QUICK_REPEATS if quick else report_commands.REPEATS
     blas = set_blas_threads(threads)
     cores = "/".join(blas_cores())
@@ -151,7 +155,7 @@ def peers_main(quick: bool, batch: int = 1, threads: int = 1) -> int:
     began = time.perf_counter()
     steps = peers.QUICK_STEPS if quick else peers.STEPS
     with tempfile.TemporaryDirectory(prefix="pcsim-bench-") as tmp:
-        rows = peers.measure_peers(Path(tmp), steps, batch=batch, cores=threads)
+        rows = peers.measure_peers(Path(tmp), steps, batch=batch, cores=threads, compiled=True)
     pinned = threads if can_pin() else None
     print("\n".join(peers.table_lines(rows, steps, batch, pinned)))
     print(f"{time.perf_counter() - began:.0f} s in all.")

@@ -46,6 +46,9 @@ from sim.compiled.timeline import Timeline
 # no start writes it: unit k of all probed arrays gets SENTINEL (1 + k 2^-30), each its own
 SENTINEL = -7.25e300
 FROM_STATE = abs(SENTINEL) * 1e-10  # a written value this large was computed from a sentinel
+# float32 state (``float = "float32"``): -7.25e300 is -inf there, and 2^-30 below its resolution
+SENTINEL32, SPACING32 = -7.25e30, 2.0**-20
+FROM_STATE32 = abs(SENTINEL32) * 1e-10
 ORDER = -200  # Brian2's ``start`` slot, where ``sim.trial_sequence`` starts a trial
 TRIAL = "pcsim_trial"  # the running position of the step's trial (a TimedArray over steps)
 STARTS = "pcsim_trial_start"  # 1 on a trial's first step
@@ -216,7 +219,7 @@ def probe(simulation, groups: list[NeuronGroup]) -> TrialStarts:
               for group in groups for name in owned_state(group)}
     trials = len(simulation.scenario.trials)
     units = np.cumsum([0, *[len(values) for values in arrays.values()]])
-    background = {key: SENTINEL * (1 + np.arange(first, first + len(values)) * 2.0**-30)
+    background = {key: sentinels_of(values.dtype, first, len(values))
                   for (key, values), first in zip(arrays.items(), units, strict=False)}
     after = {key: np.empty((trials, len(values))) for key, values in arrays.items()}
     with starts_undone(simulation, arrays.values()):
@@ -238,7 +241,8 @@ def probe(simulation, groups: list[NeuronGroup]) -> TrialStarts:
             raise StateDependentStart(f"a trial's start writes {what}, not a float")
         # a sentinel of another unit: copied; any other value this large, NaN or Inf: computed
         # from a sentinel (scaled, added to, overflowed)
-        from_state = changed & ~(np.abs(found) < FROM_STATE)
+        limit = FROM_STATE32 if arrays[key].dtype == np.float32 else FROM_STATE
+        from_state = changed & ~(np.abs(found) < limit)
         sources = [sentinels.get(value) for value in found[from_state].tolist()]
         if None in sources:
             raise StateDependentStart(f"a trial's start writes {what} from the state it finds")
@@ -249,6 +253,14 @@ def probe(simulation, groups: list[NeuronGroup]) -> TrialStarts:
         if sources:
             starts.copied.append(copied(key, what, from_state, sources))
     return starts
+
+
+def sentinels_of(dtype: np.dtype, first: int, count: int) -> np.ndarray:
+    """Units first..first + count - 1's own sentinels, exact in ``dtype``."""
+    units = np.arange(first, first + count)
+    if np.dtype(dtype) == np.float32:
+        return (SENTINEL32 * (1 + units * SPACING32)).astype(np.float32)
+    return SENTINEL * (1 + units * 2.0**-30)
 
 
 def copied(key: tuple[str, str], what: str, copies: np.ndarray,

@@ -2,13 +2,14 @@
 
 On the runtime device three kinds of ``NetworkOperation`` run every step besides the recorder:
 the NumPy coupling (``circuits.coupling``), the stimulus (``inputs.Inputs``) and the
-mechanisms' and readouts' own. Here the coupling is the ``synapses`` build of
-``circuits.coupling`` (the same maps, as ``(summed)`` synapses between the cloned populations,
-in the same slots; learned weights are the synapses' flow on ``w``, recorded and put back
-where the runtime coupling keeps them for the replay), the stimulus is the input the runtime
-would deliver at every step, computed ahead by the same ``Inputs`` and read from a
-``TimedArray``, and each mechanism and readout gives its compiled form (``compiled``) or the
-run is refused with the reason.
+mechanisms' and readouts' own. Here fixed dense maps of ``MIN_WEIGHTS`` weights or more are
+BLAS calls from the program (``circuits.coupling_compiled``); otherwise the coupling is the
+``synapses`` build of ``circuits.coupling`` (the same maps, as ``(summed)`` synapses between
+the cloned populations, in the same slots; learned weights are the synapses' flow on ``w``,
+recorded and put back where the runtime coupling keeps them for the replay), the stimulus is
+the input the runtime would deliver at every step, computed ahead by the same ``Inputs`` and
+read from a ``TimedArray``, and each mechanism and readout gives its compiled form
+(``compiled``) or the run is refused with the reason.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from brian2 import NeuronGroup, TimedArray, second
 
 from circuits import schedule
 from circuits.coupling import _synaptic_coupling
+from circuits.coupling_compiled import blas_coupling, unsupported
 from circuits.precision import configured_variable
 from sim import learning
 from sim.compiled.clone import owned_state
@@ -65,10 +67,14 @@ def coupling(simulation, context: CompiledContext) -> list:
                           "coupling yet")
     runtime = simulation.coupling
     learned = simulation.changed_at_run_time("weights")
+    beliefs = [context.clone(group) for group in simulation.beliefs]
+    errors = [context.clone(group) for group in simulation.errors]
+    if runtime.kind == "dense" and unsupported(maps, learned) is None:  # BLAS, as the runtime
+        context.coupling = blas_coupling(maps, beliefs, errors, context.clock)
+        return list(context.coupling.objects)
     built = context.coupling = _synaptic_coupling(
-        maps, [context.clone(group) for group in simulation.beliefs],
-        [context.clone(group) for group in simulation.errors], context.clock,
-        simulation.pieces, every_entry=learned and runtime.kind == "dense")
+        maps, beliefs, errors, context.clock, simulation.pieces,
+        every_entry=learned and runtime.kind == "dense")
     for compiled, twin in zip(built.synapses, runtime.synapses, strict=False):
         for name in owned_state(twin):  # the runtime synapses coupling: w and its constants
             compiled.variables[name].set_value(twin.variables[name].get_value().copy())

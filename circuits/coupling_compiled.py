@@ -1,0 +1,213 @@
+r"""Dense coupling on the compiled device: each product of a step is one BLAS call from C++.
+
+On the runtime device the ``dense`` build of ``circuits.coupling`` runs g_l(mu_l) = W_l f(mu_l)
+and J_l' eps_{l-1} = f'(mu_l) * (W_l' eps_{l-1}) as NumPy products (``cblas_?gemv`` of the
+OpenBLAS NumPy links) on Brian2's state arrays. The compiled device has no Python during a
+run; there the ``synapses`` build loops over every weight twice a step, ~10x slower than BLAS
+for dense weights. This build keeps the products in BLAS:
+
+- ``coupling_weights_<l>``: a helper population of n_{l-1} x n_l units holding W_l row-major
+  (``weight``) and W_l' row-major (``weight_transposed``), written by Brian2 as data files
+  (new weights compile nothing; the sizes are in the code).
+- ``coupling_blas``: a one-unit population whose two code objects call one C++ function each,
+  at the runtime's slots (``circuits.schedule``): at ``DELIVER_TO_ERRORS``, for every level,
+  ``signal_l = mu_l`` and ``prediction_{l-1} = W_l a_l`` (one ``gemv``); at
+  ``DELIVER_TO_BELIEFS``, ``own_error_l = eps_l`` and ``bottom_up_l = W_l' eps_{l-1}`` (one
+  ``gemv`` on the transposed copy, the runtime's operand). The functions read the arrays by
+  the names Brian2's standalone device gives them (``device.get_array_name``), so no name is
+  guessed.
+- f and f' are Brian2 code on the belief units, as in the ``synapses`` build:
+  ``activation = f(mu)`` just before ``DELIVER_TO_ERRORS`` (a_l = f(mu_l); a_l = mu_l for the
+  identity) and ``bottom_up *= f'(mu)`` just after ``DELIVER_TO_BELIEFS``.
+
+The library is the OpenBLAS NumPy itself loaded (found in this process's memory map, its
+``cblas_?gemv`` symbol probed with ctypes: NumPy's wheels rename it ``scipy_cblas_dgemv64_``,
+64-bit integers), linked by file name with its directory as the program's run path, and held
+to one thread (the program calls ``openblas_set_num_threads(1)`` once). ``blas_library``
+returns None where no such library is found; the compiled device then keeps the ``synapses``
+build. Supported: g = W f(mu) (``site = "before"``) with fixed dense weights, one copy, a map of
+``MIN_WEIGHTS`` weights or more (``unsupported`` says why not).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from circuits import schedule
+from circuits.coupling import ACTIVATION_ORDER, SLOPE_ORDER, Coupling, aligned, keeps_activation
+from circuits.generative import GenerativeMap, dense
+
+ROW_MAJOR, NO_TRANSPOSE = 101, 111  # CBLAS's enum values
+# the largest map needs this many weights for this build; smaller models keep the synapses. A
+# synapse per weight costs a small map little, and the bundled scenarios (largest map 64 x 24)
+# keep the compiled numbers their tests pin: with this build perception/hierarchy's states
+# moved by the usual last bit and one sample of F by 2.8e-12, where its Laplace term is near
+# singular (the synapses' last bits happen to stay within the 1e-12 there)
+MIN_WEIGHTS = 4096
+STEP_GROUP = "coupling_blas"
+# (symbol prefix, symbol suffix, integer type): OpenBLAS as NumPy's and SciPy's wheels ship it
+# (ILP64 and LP64), then a plain CBLAS
+SYMBOLS = (("scipy_", "64_", "int64_t"), ("scipy_", "", "int"), ("", "64_", "int64_t"),
+           ("", "", "int"))
+
+
+@dataclass(frozen=True)
+class BlasLibrary:
+    """A shared BLAS library the compiled program links: its file, symbol names and integer
+    type (``int64_t`` for ILP64 builds)."""
+
+    path: Path
+    prefix: str
+    suffix: str
+    integer: str
+
+    def symbol(self, name: str) -> str:
+        return f"{self.prefix}{name}{self.suffix}"
+
+
+@cache
+def blas_library() -> BlasLibrary | None:
+    """The OpenBLAS library NumPy has loaded into this process, or None (not Linux, another
+    BLAS, or no CBLAS ``gemv`` found in it)."""
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        return None
+    loaded = sorted({line.split()[-1] for line in maps.read_text().splitlines()
+                     if re.search(r"openblas[^/]*\.so", line.split()[-1])})
+    for path in loaded:
+        try:
+            handle = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix, integer in SYMBOLS:
+            library = BlasLibrary(Path(path), prefix, suffix, integer)
+            names = [library.symbol(name) for name in ("cblas_dgemv", "cblas_sgemv")]
+            threads = library.symbol("openblas_set_num_threads")
+            if all(hasattr(handle, name) for name in [*names, threads]):
+                return library
+    return None
+
+
+def unsupported(maps: Sequence[GenerativeMap], weights_change: bool) -> str | None:
+    """Why these maps cannot use this build (then the ``synapses`` build runs), or None."""
+    if weights_change:
+        return "the weights learn"
+    if any(gmap.site != "before" or gmap.is_sparse for gmap in maps):
+        return "only dense g = W f(mu)"
+    if max((gmap.shape[0] * gmap.shape[1] for gmap in maps), default=0) < MIN_WEIGHTS:
+        return f"maps under {MIN_WEIGHTS} weights keep the synapses"
+    if blas_library() is None:
+        return "no OpenBLAS library loaded by NumPy"
+    return None
+
+
+def blas_coupling(maps: Sequence[GenerativeMap], beliefs: Sequence, errors: Sequence,
+                  clock) -> Coupling:
+    """Couple the compiled belief groups 1..L (``beliefs[l-1]``) with error groups 0..L by
+    BLAS calls (module doc). Built while Brian2's device is ``cpp_standalone``."""
+    from brian2 import NeuronGroup, device
+    from brian2.groups.group import CodeRunner
+
+    library = blas_library()
+    assert library is not None, "blas_coupling without a BLAS library (see unsupported)"
+    dtype = np.dtype(beliefs[0].variables["belief"].dtype)
+    kind, real = ("d", "double") if dtype == np.float64 else ("s", "float")
+    objects: list = []
+    to_errors, to_beliefs, holders = [], [], []
+
+    def array(group, variable: str) -> str:
+        return f"brian::{device.get_array_name(group.variables[variable])}"
+
+    for index, (gmap, belief) in enumerate(zip(maps, beliefs, strict=True)):
+        here, below = errors[index + 1], errors[index]
+        rows, columns = gmap.shape
+        weights = aligned(dense(gmap.weights), dtype)
+        holder = NeuronGroup(rows * columns, "weight : 1\nweight_transposed : 1",
+                             clock=clock, name=f"coupling_weights_{index + 1}")
+        holder.weight = weights.ravel()
+        holder.weight_transposed = np.ascontiguousarray(weights.T).ravel()
+        holders.append(holder)
+        if keeps_activation(gmap):
+            objects += [CodeRunner(belief, "stateupdate", code=code, clock=clock,
+                                   when=schedule.SLOT, order=order, name=f"{belief.name}_{what}")
+                        for what, code, order in (
+                            ("activation", f"activation = {gmap.nonlinearity.brian('belief')}",
+                             ACTIVATION_ORDER),
+                            ("slope", "bottom_up = bottom_up * "
+                             f"({gmap.nonlinearity.brian('belief', 1)})", SLOPE_ORDER))]
+            active = array(belief, "activation")
+        elif gmap.nonlinearity.is_identity:
+            active = array(belief, "belief")
+        else:  # unreachable: site "before" with a nonlinearity keeps its activation
+            raise ValueError("a nonlinear g = W f(mu) without the belief units' activation")
+        gemv = library.symbol(f"cblas_{kind}gemv")
+        to_errors += [
+            _copy(array(belief, "belief"), array(here, "signal"), columns),
+            f"{gemv}({ROW_MAJOR}, {NO_TRANSPOSE}, {rows}, {columns}, 1, "
+            f"{array(holder, 'weight')}, {columns}, {active}, 1, 0, "
+            f"{array(below, 'prediction')}, 1);"]
+        to_beliefs += [
+            _copy(array(here, "error"), array(belief, "own_error"), columns),
+            f"{gemv}({ROW_MAJOR}, {NO_TRANSPOSE}, {columns}, {rows}, 1, "
+            f"{array(holder, 'weight_transposed')}, {rows}, {array(below, 'error')}, 1, 0, "
+            f"{array(belief, 'bottom_up')}, 1);"]
+    step = NeuronGroup(1, "calls : 1", clock=clock, name=STEP_GROUP)
+    step.namespace.update(_functions(library, real, kind, to_errors, to_beliefs))
+    objects += [
+        step.run_regularly("calls = pcsim_blas_to_errors(t)", when=schedule.SLOT,
+                           order=schedule.DELIVER_TO_ERRORS, name=f"{STEP_GROUP}_to_errors"),
+        step.run_regularly("calls = pcsim_blas_to_beliefs(t)", when=schedule.SLOT,
+                           order=schedule.DELIVER_TO_BELIEFS, name=f"{STEP_GROUP}_to_beliefs")]
+    given = [gmap.weights for gmap in maps]
+    return Coupling("dense", [*holders, step, *objects],
+                    [lambda matrix=matrix: dense(matrix).copy() for matrix in given])
+
+
+def _copy(source: str, target: str, size: int) -> str:
+    return f"for (int k = 0; k < {size}; ++k) {target}[k] = {source}[k];"
+
+
+def _functions(library: BlasLibrary, real: str, kind: str, to_errors: list[str],
+               to_beliefs: list[str]) -> dict:
+    """The two C++ functions of a step (``pcsim_blas_to_errors``, ``_to_beliefs``)."""
+    from brian2 import Function, second
+
+    integer = library.integer
+    gemv = library.symbol(f"cblas_{kind}gemv")
+    threads = library.symbol("openblas_set_num_threads")
+    declarations = (
+        f'extern "C" void {gemv}(int, int, {integer}, {integer}, {real}, const {real}*, '
+        f"{integer}, const {real}*, {integer}, {real}, {real}*, {integer});\n"
+        f'extern "C" void {threads}(int);\n')
+    directory = str(library.path.parent)
+    link = {"libraries": [f":{library.path.name}"], "library_dirs": [directory],
+            "runtime_library_dirs": [directory], "headers": ["<cstdint>"]}
+    functions = {}
+    for name, lines, first in (("pcsim_blas_to_errors", to_errors, f"{threads}(1);"),
+                               ("pcsim_blas_to_beliefs", to_beliefs, "")):
+        body = "\n    ".join(lines)
+        once = (f"static bool pcsim_blas_ready = false;\n    if (!pcsim_blas_ready) {{ "
+                f"{first} pcsim_blas_ready = true; }}\n    " if first else "")
+        code = (f"{declarations}double {name}(double t)\n{{\n    {once}{body}\n"
+                "    return 0.0;\n}\n")
+        function = Function(_python_stub(name), arg_units=[second], return_unit=1,
+                            stateless=False)
+        function.implementations.add_implementation("cpp", code, name=name,
+                                                    compiler_kwds=link)
+        functions[name] = function
+    return functions
+
+
+def _python_stub(name: str):
+    def refuse(t):
+        raise RuntimeError(f"{name} runs only in a compiled program")
+
+    refuse.__name__ = name
+    return refuse
