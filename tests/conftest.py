@@ -9,6 +9,7 @@ os.environ.setdefault("PCSIM_DEVICE", "runtime")
 
 import pytest
 from bundled_runs import BundledRuns
+from xdist_groups import pytest_collection_modifyitems  # noqa: F401 - the groups hold again
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,9 @@ from sim.errors import DeviceUnsupportedError
 DT_S = 1e-4
 ROOT = Path(__file__).resolve().parents[1]
 MAKE_PREF = "devices.cpp_standalone.extra_make_args_unix"
+# one worker runs the module (pytest-xdist, --dist loadgroup): the session's cache_root is
+# a worker's own, so tests of one network on two workers built it twice (ode, diverge, decay)
+pytestmark = pytest.mark.xdist_group("compiled_device")
 
 
 @pytest.fixture(scope="session")

@@ -245,21 +245,46 @@ def test_ctrl_c_stops_a_compiled_run_and_leaves_nothing(tmp_path, cache):
 
 # --- the erp readout, precision schedules, learned priors (issue 23) ---------------------------
 
-@pytest.mark.parametrize("name", ["learning/oddball", "learning/oddball_roving"])
-def test_oddball_erp_compiled_equals_runtime_and_is_the_recorded_errors_summed(tmp_path, name):
+def test_the_oddball_erps_share_one_build_and_each_compiled_run_equals_the_runtime_run(tmp_path):
     """The ERP (watched every step, in compiled code, ``ERP.compiled``) and the learned prior
     the beliefs reset to (a start that copies the state, ``sim.compiled.trial_starts``): every
-    dataset within 1e-12; the compiled ERP is each level's recorded errors summed (signed, or
-    rectified in the roving scenario), trial by trial (the trials last a multiple of the
-    recording interval: the ERP's samples are the recorder's)."""
-    runtime, compiled = run_both(tmp_path, name, "--set", "protocol.trials=12")
-    assert_equal_runs(runtime, compiled)
-    rectified = name.endswith("roving")
-    for level in ("tone", "pitch"):
-        errors = compiled[f"levels/{level}/error"]
-        summed = (np.abs(errors) if rectified else errors).sum(axis=1).reshape(12, -1)
-        assert np.allclose(compiled[f"erp/trials/{level}"], summed, rtol=0, atol=1e-12)
-    assert np.ptp(compiled["levels/pitch/prior_mean"]) > 0.1  # the prior learned
+    dataset within 1e-12; the compiled ERP is each level's recorded errors summed (signed in
+    learning/oddball, rectified in the roving scenario), trial by trial (the trials last a
+    multiple of the recording interval: the ERP's samples are the recorder's).
+
+    The two scenarios have one program shape, so one build directory
+    (``sim.compiled.shape``): the second build compiles exactly the two sources whose text
+    differs (the rectified sums; ``sim.compiled.project``), no other, and still runs its own
+    program."""
+    from sim.compiled.shape import default_cache_root, shape_key
+    from sim.scenario import load_scenario
+
+    names, trials = ["learning/oddball", "learning/oddball_roving"], ["--set", "protocol.trials=12"]
+    keys = {shape_key(load_scenario(name, overrides={"protocol.trials": 12})) for name in names}
+    assert len(keys) == 1
+    build = default_cache_root() / keys.pop()
+
+    def object_times() -> dict[str, int]:
+        return {path.relative_to(build).as_posix(): path.stat().st_mtime_ns
+                for path in build.rglob("*.o")}
+
+    for name in names:
+        objects = object_times() if build.exists() else {}  # before this scenario's build
+        folder = tmp_path / name.split("/")[1]
+        folder.mkdir()
+        runtime, compiled = run_both(folder, name, *trials)
+        assert_equal_runs(runtime, compiled)
+        rectified = name.endswith("roving")
+        for level in ("tone", "pitch"):
+            errors = compiled[f"levels/{level}/error"]
+            summed = (np.abs(errors) if rectified else errors).sum(axis=1).reshape(12, -1)
+            assert np.allclose(compiled[f"erp/trials/{level}"], summed, rtol=0, atol=1e-12)
+        assert np.ptp(compiled["levels/pitch/prior_mean"]) > 0.1  # the prior learned
+    after = object_times()  # against the objects as the signed ERP's build left them
+    assert len(after) > 30 and set(after) == set(objects)
+    assert sorted(path for path in after if after[path] != objects[path]) == [
+        f"code_objects/erp_sum_{level}_summed_variable_total_post_codeobject.o"
+        for level in (0, 1)]
 
 
 def test_a_precision_schedule_and_erp_samples_from_each_trials_start_compile(tmp_path):

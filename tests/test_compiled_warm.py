@@ -29,6 +29,9 @@ from sim.compiled import warm
 from sim.compiled.device import standalone
 
 MAKE = "devices.cpp_standalone.make_cmd_unix"
+# one worker runs the module (pytest-xdist, --dist loadgroup): its cache_root is a worker's
+# own, so the two tests of the "small" network on two workers built it twice
+pytestmark = pytest.mark.xdist_group("compiled_warm")
 
 
 def small_network(scale: float = 1.0, gain: float = 1.0,

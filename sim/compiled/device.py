@@ -17,7 +17,10 @@
   which objects are alive: ``Program.run`` warns when Brian2 had to number one). Values set
   from Python are data files read when the program starts (initial values, single ones too
   (``sim.compiled.values``), and ``TimedArray`` contents: changing them compiles nothing);
-  sizes, dt and durations are in the code.
+  sizes, dt and durations are in the code. The key says where to build, never what runs:
+  before make, each object whose source's text is not the one it was compiled from is removed
+  (``sim.compiled.project``), so networks of different code may share a key (scenarios of
+  one shape do, ``sim.compiled.shape``) and each recompiles only what differs.
 - **Deterministic ``main.cpp``.** Brian2 initialises the clocks in the order of a Python set,
   which changes between processes (and between builds in one), so a warm build recompiled
   ``main.o`` (~1 s here). ``_sort_single_value_writes`` sorts these independent writes.
@@ -62,7 +65,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.compiled import launch, warm
+from sim.compiled import launch, project, warm
 from sim.compiled.shape import default_cache_root
 from sim.errors import DeviceUnsupportedError
 
@@ -194,6 +197,8 @@ class Program:
             finally:
                 prefs.devices.cpp_standalone.make_cmd_unix = make
             command = [*shlex.split(make), *prefs.devices.cpp_standalone.extra_make_args_unix]
+            written = project.digests(self.directory, device.writer)
+            project.drop_stale_objects(self.directory, written)
             if warm.make_needed(self.directory, command):  # else make would find nothing to do
                 warm.forget_made(self.directory)
                 made = launch.run_make(self.directory, command)
@@ -205,6 +210,7 @@ class Program:
                     raise RuntimeError(f"compiling the program in {self.directory} failed "
                                        f"(make exit {made.returncode}):\n"
                                        + "\n".join(made.output))
+                project.record(self.directory, written)
                 warm.made(self.directory, command)
             build_s = generate_s + time.perf_counter() - start
             compiled = sum(1 for path, mtime in _object_files(self.directory).items()

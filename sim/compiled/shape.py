@@ -7,6 +7,15 @@ differ within a shape (time constants, precisions, priors, stimuli, seeds, learn
 readout's threshold) is data the program reads when it starts, not a constant of its code,
 so a new value compiles nothing. Decided from the scenario alone, before Brian2 is imported
 (a sweep's plan, ``sim.sweeps.programs``).
+
+The key holds no name: Brian2 names a program's arrays after its groups, and groups are named
+by level index (``circuits.naming``), so two scenarios of one shape (``learning/oddball`` and
+``learning/oddball_roving``, say) share one build. The key decides only *where* a program is
+built, never *what* runs: every build writes the whole project again and compiles each source
+whose text is not the one its object was compiled from (``sim.compiled.device``'s project
+record). A key that misses something that fixes the code (the ERP's rectified sum differs from
+the signed one in 2 of oddball's 37 sources) costs a recompile of what differs, not a wrong
+program.
 """
 
 from __future__ import annotations
@@ -21,7 +30,8 @@ CACHE_ENVIRONMENT = "PCSIM_STANDALONE_CACHE"
 
 
 def shape_key(scenario: Any) -> str:
-    """The build directory's name: the scenario's name and what fixes its program's code."""
+    """The build directory's name: a digest of what fixes the program's code (not the
+    scenario's name: scenarios of one shape share a build)."""
     model = scenario.model
     shape = {"kind": scenario.kind.name, "dt": scenario.dt_ms,
              "steps": [scenario.steps(trial.duration_ms) for trial in scenario.trials],
@@ -30,8 +40,7 @@ def shape_key(scenario: Any) -> str:
              "mechanisms": sorted(getattr(model, "mechanisms", {})),
              "readouts": sorted(scenario.readouts), "method": scenario.method}
     digest = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode())
-    name = "".join(c if c.isalnum() else "-" for c in scenario.name)
-    return f"{name}-{digest.hexdigest()[:12]}"
+    return f"shape-{digest.hexdigest()[:16]}"
 
 
 def default_cache_root() -> Path:

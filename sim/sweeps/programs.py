@@ -5,6 +5,9 @@ A point runs on the compiled device when its scenario's ``[numerics] device`` ch
 program, compiled once and kept: the values a sweep varies within a shape are data the program
 reads when it starts, so a point compiles nothing. A shape not built yet is compiled by the
 first point that needs it, while the others of that shape wait for it (10-60 s on 2 cores).
+A shape is "compiled before" when any scenario of that shape built it (they share a build,
+``sim.compiled.shape``); where that scenario's code differs in what the shape does not hold
+(the ERP's signed or rectified sum), the first point recompiles those sources alone.
 """
 
 from __future__ import annotations
