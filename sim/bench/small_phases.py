@@ -1,14 +1,16 @@
 r"""Where a warm ``sim.run`` of the small-model row's hierarchy spends its time, phase by phase.
 
     python -m sim.bench.small_phases [--device standalone] [--repeats 5] [--trials 8]
+                                     [--trial-ms 100]
 
 Runs the "small models" row's 64-16-4 hierarchy (``sim.bench.small_models.hierarchy_table``)
 through ``sim.run`` once to warm the process (Brian2's caches, the standalone build), then
 ``--repeats`` times with timers around the functions each phase is made of (``PHASES``: the
 function's own time, without that of another phase called inside it: exclusive times, which add
 up to the run). Prints the median of each phase over the repeats and the whole run's median
-(the timers add ~1 us a call). A measuring tool, not part of a run: it wraps the functions for
-its own process only.
+(the timers add ~1 us a call). ``--trial-ms 2`` (a few steps a trial) gives a run's fixed
+cost: what a run of this shape costs whatever its length. A measuring tool, not part of a
+run: it wraps the functions for its own process only.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def timed_phases(timers: Timers) -> Iterator[None]:
             setattr(owner, name, original)
 
 
-def measure(device: str, repeats: int, trials: int
+def measure(device: str, repeats: int, trials: int, trial_ms: float = 100.0
             ) -> tuple[dict[str, list[np.ndarray]], list[np.ndarray]]:
     """Every phase's exclusive seconds (wall, CPU) per repeat, and the whole runs'."""
     import sim
@@ -111,7 +113,7 @@ def measure(device: str, repeats: int, trials: int
     from sim.scenario_writer import write_scenario
 
     work = Path(tempfile.mkdtemp(prefix="pcsim-phases-"))
-    scenario = write_scenario(work / "small_hierarchy.toml", hierarchy_table(trials))
+    scenario = write_scenario(work / "small_hierarchy.toml", hierarchy_table(trials, trial_ms))
     output, overrides = work / "result.h5", {"numerics.device": device}
     sim.run(scenario, output=output, overwrite=True, overrides=overrides)  # warm
     phases: dict[str, list[np.ndarray]] = defaultdict(list)
@@ -132,11 +134,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="standalone")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--trials", type=int, default=8, help="a multiple of 4")
+    parser.add_argument("--trial-ms", type=float, default=100.0)
     options = parser.parse_args(argv)
-    phases, whole = measure(options.device, options.repeats, options.trials)
+    phases, whole = measure(options.device, options.repeats, options.trials,
+                            options.trial_ms)
     total = np.median(whole, axis=0) * 1e3
-    print(f"sim.run of the 64-16-4 hierarchy on {options.device}, warm, median of "
+    print(f"sim.run of the 64-16-4 hierarchy ({options.trials} trials of {options.trial_ms:g} "
+          f"ms) on {options.device}, warm, median of "
           f"{options.repeats} (ms): wall {total[0]:.0f}, CPU {total[1]:.0f}; load "
           f"{os.getloadavg()[0]:.1f}")
     print(f"  {'wall':>7} {'CPU':>7}")
