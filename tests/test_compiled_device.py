@@ -35,6 +35,7 @@ from brian2 import (
 )
 from brian2.devices.device import get_device, runtime_device
 
+from sim.compiled import results
 from sim.compiled.device import Outcome, assert_no_network_operations, make_jobs, standalone
 from sim.errors import DeviceUnsupportedError
 
@@ -240,6 +241,36 @@ def test_results_of_dead_processes_are_removed(cache_root, ode_cold):
     del network, monitor
     assert not dead.exists() and alive.exists()
     shutil.rmtree(alive)
+
+
+def test_small_results_are_written_in_memory_and_equal_those_on_disk(cache_root, ode_cold,
+                                                                     monkeypatch):
+    """A run whose results are small writes them to a folder of its own in memory (tmpfs),
+    gone when its block ends; the next build removes such a folder of a dead process and keeps
+    a living one's; with the limit at 0 the same run writes to the build directory, and the
+    monitors read the same values from either."""
+    if not results.MEMORY.is_dir():
+        pytest.skip(f"no {results.MEMORY} here")
+    dead = results.MEMORY / f"{results.PREFIX}results-{_ended_pid()}-0"
+    alive = results.MEMORY / f"{results.PREFIX}results-{os.getppid()}-0"
+    for folder in (dead, alive):
+        folder.mkdir()
+    recorded, folders = [], []
+    for limit in (results.IN_MEMORY_LIMIT, 0):
+        monkeypatch.setattr(results, "IN_MEMORY_LIMIT", limit)
+        with standalone("ode", cache_root) as program:
+            network, monitor = ode_network()
+            assert program.run(network, 30 * ms).compiled_files == 0
+            assert (program.results_dir / "last_run_info.txt").is_file()
+            folders.append(program.results_dir)
+            recorded.append(np.stack([np.asarray(monitor.v), np.asarray(monitor.w)]))
+        del network, monitor
+    assert folders[0].parent == results.MEMORY and folders[1].parent == cache_root / "ode"
+    assert not folders[0].exists() and not folders[1].exists()
+    assert not dead.exists() and alive.exists()
+    shutil.rmtree(alive)
+    assert np.array_equal(recorded[0], recorded[1])
+    assert np.array_equal(recorded[0], ode_cold[1][:2])
 
 
 def _ended_pid() -> int:
