@@ -11,6 +11,7 @@ The networks are built by the functions below, also run as child processes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -35,6 +36,7 @@ from brian2 import (
 )
 from brian2.devices.device import get_device, runtime_device
 
+from sim.compiled import results
 from sim.compiled.device import Outcome, assert_no_network_operations, make_jobs, standalone
 from sim.errors import DeviceUnsupportedError
 
@@ -97,7 +99,7 @@ def decay_network(scale: float, steps: int) -> tuple[Network, StateMonitor, np.n
 def child(mode: str, cache_root: Path, *args: str) -> None:
     """A process of its own: ``warm`` builds the ODE network; ``concurrent SCALE GO`` waits for
     the file GO, then runs the decay network; ``interrupt`` runs the decay network for long,
-    printing progress."""
+    printing progress; ``quiet`` too, printing nothing."""
     if mode == "warm":
         with standalone("ode", cache_root) as program:
             network, _ = ode_network()
@@ -113,6 +115,10 @@ def child(mode: str, cache_root: Path, *args: str) -> None:
             outcome = program.run(network, steps * DT_S * 1e3 * ms)
             error = float(np.max(np.abs(np.asarray(monitor.v) - expected)))
             print(json.dumps({**vars(outcome), "error": error}), flush=True)
+    elif mode == "quiet":  # as interrupt, printing nothing
+        with standalone("decay", cache_root) as program:
+            network, _, _ = decay_network(1.0, 10)
+            program.run(network, 40_000_000 * DT_S * 1e3 * ms)
     elif mode == "interrupt":
         steps = 40_000_000  # ~10-20 s if not interrupted
         with standalone("decay", cache_root) as program:
@@ -245,6 +251,36 @@ def test_results_of_dead_processes_are_removed(cache_root, ode_cold):
     shutil.rmtree(alive)
 
 
+def test_small_results_are_written_in_memory_and_equal_those_on_disk(cache_root, ode_cold,
+                                                                     monkeypatch):
+    """A run whose results are small writes them to a folder of its own in memory (tmpfs),
+    gone when its block ends; the next build removes such a folder of a dead process and keeps
+    a living one's; with the limit at 0 the same run writes to the build directory, and the
+    monitors read the same values from either."""
+    if not results.MEMORY.is_dir():
+        pytest.skip(f"no {results.MEMORY} here")
+    dead = results.MEMORY / f"{results.PREFIX}results-{_ended_pid()}-0"
+    alive = results.MEMORY / f"{results.PREFIX}results-{os.getppid()}-0"
+    for folder in (dead, alive):
+        folder.mkdir()
+    recorded, folders = [], []
+    for limit in (results.IN_MEMORY_LIMIT, 0):
+        monkeypatch.setattr(results, "IN_MEMORY_LIMIT", limit)
+        with standalone("ode", cache_root) as program:
+            network, monitor = ode_network()
+            assert program.run(network, 30 * ms).compiled_files == 0
+            assert (program.results_dir / "last_run_info.txt").is_file()
+            folders.append(program.results_dir)
+            recorded.append(np.stack([np.asarray(monitor.v), np.asarray(monitor.w)]))
+        del network, monitor
+    assert folders[0].parent == results.MEMORY and folders[1].parent == cache_root / "ode"
+    assert not folders[0].exists() and not folders[1].exists()
+    assert not dead.exists() and alive.exists()
+    shutil.rmtree(alive)
+    assert np.array_equal(recorded[0], recorded[1])
+    assert np.array_equal(recorded[0], ode_cold[1][:2])
+
+
 def _ended_pid() -> int:
     """The process id of a process that has ended."""
     process = subprocess.Popen(["true"])
@@ -320,6 +356,44 @@ def test_ctrl_c_stops_the_program_and_progress_is_reported(cache_root, signum, t
     # (compared in steps: 10.05 s - 10 dt is 10.049000000000001 in floating point)
     stop_step, last_step = (round(outcome[key] / DT_S) for key in ("t_stop_s", "last_sample_s"))
     assert stop_step - 10 <= last_step < stop_step
+
+
+def test_the_program_dies_with_pcsim(cache_root):
+    """pcsim killed (SIGKILL: no handler runs) while its program runs, printing nothing (a
+    line to the dead pcsim's pipe would kill it anyway): the program, in a process group of
+    its own, is killed too (it set PR_SET_PDEATHSIG when it started)."""
+    process = run_child("quiet", str(cache_root))
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    program, deadline = None, time.perf_counter() + 120  # a cold build first
+    while program is None and time.perf_counter() < deadline and process.poll() is None:
+        if not children.exists():
+            process.kill()
+            pytest.skip("no /proc/<pid>/task/<pid>/children here")
+        for pid in children.read_text().split():
+            with contextlib.suppress(FileNotFoundError):
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"./main\0"):
+                    program = int(pid)
+        time.sleep(0.02)
+    assert program is not None
+    time.sleep(0.2)  # past its start
+    process.kill()
+    process.wait()
+    deadline = time.perf_counter() + 2  # the program alone would run for 10 s or more
+    while time.perf_counter() < deadline and _running(program):
+        time.sleep(0.02)
+    try:
+        assert not _running(program)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(program, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (Linux ``/proc``)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def test_progress_reports_start_and_end(cache_root, ode_cold):

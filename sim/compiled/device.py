@@ -29,8 +29,9 @@
   synchronisation every step costs a small model 50x). Both preferences are restored on exit.
 - **Concurrency.** Build and program run hold an exclusive ``fcntl`` lock on the directory
   (``pcsim.lock``): two processes with the same key take turns; each run writes its results to
-  its own ``results-<pid>-<n>`` directory, which the caller reads (the monitors) until the block
-  ends; then it is removed (and those of dead processes by the next build).
+  its own ``results-<pid>-<n>`` directory (in memory when they are small:
+  ``sim.compiled.results``), which the caller reads (the monitors) until the block ends; then
+  it is removed (and those of dead processes by the next build).
 - **How a run ended** (``Outcome``): ran to the end, ``"interrupted"`` (SIGINT or SIGTERM to
   pcsim: ``sim.compiled.launch``), or stopped by a compiled check (``Program.stop_when``) at the
   first step where it held. Brian2 skips network operations on this device without a word:
@@ -65,13 +66,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.compiled import launch, project, warm
+from sim.compiled import launch, project, results, warm
 from sim.compiled.shape import default_cache_root
 from sim.errors import DeviceUnsupportedError
 
 LOCK_FILE = "pcsim.lock"
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_RESULTS = re.compile(r"results-(\d+)-\d+")
 _NUMBERED = re.compile(r"_codeobject_\d+$")
 _runs = itertools.count()
 
@@ -184,7 +184,7 @@ class Program:
         name = f"results-{os.getpid()}-{next(_runs)}"
         self.results_dir = self.directory / name
         with _locked(self.directory):
-            _remove_dead_results(self.directory)
+            results.remove_dead(self.directory)
             before = _object_files(self.directory)
             start = time.perf_counter()
             # Brian2 writes the sources and the makefile; make runs here (launch.run_make),
@@ -215,6 +215,8 @@ class Program:
             build_s = generate_s + time.perf_counter() - start
             compiled = sum(1 for path, mtime in _object_files(self.directory).items()
                            if before.get(path) != mtime)
+            self.results_dir = results.results_folder(  # in memory when small
+                self.directory, name, results.expected_bytes(network, duration_s, device))
             self.results_dir.mkdir(exist_ok=True)
             if progress is not None:
                 progress(0.0)
@@ -227,7 +229,7 @@ class Program:
                 raise KeyboardInterrupt
             raise RuntimeError(f"the compiled program in {self.directory} failed (exit "
                                f"{launched.returncode}):\n" + "\n".join(launched.output))
-        _adopt_results(device, self.directory, name)
+        _adopt_results(device, self.directory, os.path.relpath(self.results_dir, self.directory))
         loop_s = float((self.results_dir / "last_run_info.txt").read_text().split()[0])
         # the time the run reached, as Brian2's program sets it (the earliest clock); its
         # completed fraction in last_run_info.txt is the same, rounded to 6 digits
@@ -305,24 +307,6 @@ def _locked(directory: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _remove_dead_results(directory: Path) -> None:
-    """Remove the results directories of processes that no longer exist."""
-    for path in directory.glob("results-*"):
-        match = _RESULTS.fullmatch(path.name)
-        if match and not _alive(int(match.group(1))):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def _warn_numbered_names(code_objects: dict) -> None:

@@ -84,6 +84,8 @@ class Replay:
             parts.append(rows)
         if not parts:
             return None
+        if len(parts) == 1:  # one block (up to BLOCK_SAMPLES samples): its rows, not a copy
+            return {path: np.asarray(rows) for path, rows in parts[0].items()}
         return {path: np.concatenate([np.asarray(rows[path]) for rows in parts])
                 for path in parts[0]}
 

@@ -45,10 +45,8 @@ from sim.compiled.timeline import Timeline
 
 # no start writes it: unit k of all probed arrays gets SENTINEL (1 + k 2^-30), each its own
 SENTINEL = -7.25e300
-FROM_STATE = abs(SENTINEL) * 1e-10  # a written value this large was computed from a sentinel
 # float32 state (``float = "float32"``): -7.25e300 is -inf there, and 2^-30 below its resolution
 SENTINEL32, SPACING32 = -7.25e30, 2.0**-20
-FROM_STATE32 = abs(SENTINEL32) * 1e-10
 ORDER = -200  # Brian2's ``start`` slot, where ``sim.trial_sequence`` starts a trial
 TRIAL = "pcsim_trial"  # the running position of the step's trial (a TimedArray over steps)
 STARTS = "pcsim_trial_start"  # 1 on a trial's first step
@@ -218,9 +216,9 @@ def probe(simulation, groups: list[NeuronGroup]) -> TrialStarts:
     arrays = {(group.name, name): group.variables[name].get_value()
               for group in groups for name in owned_state(group)}
     trials = len(simulation.scenario.trials)
-    units = np.cumsum([0, *[len(values) for values in arrays.values()]])
-    background = {key: sentinels_of(values.dtype, first, len(values))
-                  for (key, values), first in zip(arrays.items(), units, strict=False)}
+    sentinels = Sentinels([len(values) for values in arrays.values()],
+                          single=any(values.dtype == np.float32 for values in arrays.values()))
+    background = dict(zip(arrays, sentinels.of_arrays(), strict=True))
     after = {key: np.empty((trials, len(values))) for key, values in arrays.items()}
     with starts_undone(simulation, arrays.values()):
         for position in range(trials):  # the per-trial work: fill, start, copy out
@@ -229,8 +227,7 @@ def probe(simulation, groups: list[NeuronGroup]) -> TrialStarts:
             simulation.start([position])
             for key, values in arrays.items():
                 after[key][position] = values
-    sentinels = {value: (key, unit) for key, values in background.items()
-                 for unit, value in enumerate(values.tolist())}
+    keys = list(arrays)
     starts = TrialStarts()
     for key, found in after.items():
         changed = found != background[key]
@@ -241,42 +238,66 @@ def probe(simulation, groups: list[NeuronGroup]) -> TrialStarts:
             raise StateDependentStart(f"a trial's start writes {what}, not a float")
         # a sentinel of another unit: copied; any other value this large, NaN or Inf: computed
         # from a sentinel (scaled, added to, overflowed)
-        limit = FROM_STATE32 if arrays[key].dtype == np.float32 else FROM_STATE
-        from_state = changed & ~(np.abs(found) < limit)
-        sources = [sentinels.get(value) for value in found[from_state].tolist()]
-        if None in sources:
+        from_state = changed & ~(np.abs(found) < sentinels.limit)
+        sources = sentinels.decode(found[from_state])
+        if sources is None:
             raise StateDependentStart(f"a trial's start writes {what} from the state it finds")
         written = changed & ~from_state
         if written.any():
             starts.written.append(Written(key[0], key[1], np.where(written, found, 0.0),
                                           written.astype(float)))
-        if sources:
-            starts.copied.append(copied(key, what, from_state, sources))
+        if len(sources[0]):
+            starts.copied.append(copied(key, what, from_state, keys, *sources))
     return starts
 
 
-def sentinels_of(dtype: np.dtype, first: int, count: int) -> np.ndarray:
-    """Units first..first + count - 1's own sentinels, exact in ``dtype``."""
-    units = np.arange(first, first + count)
-    if np.dtype(dtype) == np.float32:
-        return (SENTINEL32 * (1 + units * SPACING32)).astype(np.float32)
-    return SENTINEL * (1 + units * 2.0**-30)
+class Sentinels:
+    """Every probed unit's sentinel, numbered across the arrays in order (unit u of the
+    array with ``sizes`` before it totalling U is number U + u): ``SENTINEL (1 + k 2^-30)``,
+    strictly decreasing in k, so a value is decoded back to its unit by a binary search of
+    one array of all sentinels (8 bytes a unit), not a lookup table of Python objects."""
+
+    def __init__(self, sizes: list[int], single: bool = False) -> None:
+        """``single``: some array is float32, and every sentinel is made exact in float32
+        (``SENTINEL32 (1 + k SPACING32)``; in a float64 array too)."""
+        self.firsts = np.cumsum([0, *sizes])
+        base, spacing = (SENTINEL32, SPACING32) if single else (SENTINEL, 2.0**-30)
+        values = base * (1 + np.arange(self.firsts[-1]) * spacing)
+        self.values = values.astype(np.float32).astype(float) if single else values
+        self.limit = abs(base) * 1e-10  # a written value this large was computed from a sentinel
+        self.ascending = self.values[::-1]
+
+    def of_arrays(self) -> list[np.ndarray]:
+        """Each array's sentinels, in the order of ``sizes``."""
+        return [self.values[first:last]
+                for first, last in zip(self.firsts[:-1], self.firsts[1:], strict=True)]
+
+    def decode(self, found: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each value's (array number, unit in that array), or None where some value is no
+        unit's sentinel (NaN and Inf included)."""
+        found = np.asarray(found, dtype=float)
+        position = np.searchsorted(self.ascending, found)
+        inside = position < len(self.ascending)
+        if not inside.all() or not (self.ascending[position] == found).all():
+            return None
+        number = len(self.ascending) - 1 - position
+        array = np.searchsorted(self.firsts, number, side="right") - 1
+        return array, number - self.firsts[array]
 
 
-def copied(key: tuple[str, str], what: str, copies: np.ndarray,
-           sources: list[tuple[tuple[str, str], int]]) -> Copied:
-    """``key``'s copies (``copies``: trials x N, True where a start copied into the unit;
-    ``sources``: the (variable, unit) each copied, in ``copies``' order): one source unit per
-    unit for every trial, all of one variable; else refused."""
+def copied(key: tuple[str, str], what: str, copies: np.ndarray, keys: list[tuple[str, str]],
+           source_array: np.ndarray, source_unit: np.ndarray) -> Copied:
+    """``key``'s copies (``copies``: trials x N, True where a start copied into the unit; the
+    source of each, in ``copies``' order: its array's number in ``keys`` and its unit): one
+    source unit per unit for every trial, all of one variable; else refused."""
     _, unit = np.nonzero(copies)
-    index = np.zeros(copies.shape[1], dtype=np.int64)
-    found: dict[int, tuple[tuple[str, str], int]] = {}
-    for target, source in zip(unit.tolist(), sources, strict=True):
-        if found.setdefault(target, source) != source:
-            raise StateDependentStart(f"a trial's start writes {what} from the state it finds")
-        index[target] = source[1]
-    named = {source for source, _ in found.values()}
+    source = np.zeros(copies.shape[1], dtype=np.int64)
+    array = np.full(copies.shape[1], -1, dtype=np.int64)
+    source[unit], array[unit] = source_unit, source_array  # any of each unit's copies
+    if (source[unit] != source_unit).any() or (array[unit] != source_array).any():
+        raise StateDependentStart(f"a trial's start writes {what} from the state it finds")
+    named = np.unique(array[unit])
     if len(named) != 1:
         raise StateDependentStart(f"a trial's start copies {what} from more than one variable")
-    (source_group, source_variable), = named
-    return Copied(key[0], key[1], source_group, source_variable, index, copies.astype(float))
+    source_group, source_variable = keys[int(named[0])]
+    return Copied(key[0], key[1], source_group, source_variable, source, copies.astype(float))

@@ -305,13 +305,22 @@ def _diagonal_matrices(rows: np.ndarray) -> np.ndarray:
     return found
 
 
+GRAM_ROWS = 256  # distinct precisions whose Pi W is formed at once (a block stays in cache)
+
+
 def _grams(weights: np.ndarray, precision: np.ndarray) -> np.ndarray:
     """W' Pi_s W for every sample s, (C, n, n), formed once per run of equal Pi_s (precisions
-    change rarely within a run) as ``GramCache.gram`` forms it: W' (Pi W)."""
+    change rarely within a run; a top-down one, every sample) as ``GramCache.gram`` forms it:
+    W' (Pi W), ``GRAM_ROWS`` distinct precisions at a time, bitwise the same: the whole
+    (C, m, n) stack of Pi W at once (65 MB for 8,000 samples of a 64 x 16 map) took 27 ms CPU
+    against 17 ms, and F of those samples 67 against 55 ms (medians, loaded machine)."""
     distinct, which = _runs(precision)
-    weighted = (distinct @ weights if precision.ndim == 3
-                else distinct[:, :, np.newaxis] * weights)
-    return (weights.T @ weighted)[which]
+    found = np.empty((len(distinct), weights.shape[1], weights.shape[1]))
+    for first in range(0, len(distinct), GRAM_ROWS):
+        part = distinct[first:first + GRAM_ROWS]
+        weighted = part @ weights if precision.ndim == 3 else part[:, :, np.newaxis] * weights
+        np.matmul(weights.T, weighted, out=found[first:first + GRAM_ROWS])
+    return found if len(distinct) == len(precision) else found[which]
 
 
 def _runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
