@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -210,8 +211,9 @@ def test_divergence_stops_the_compiled_program_and_is_recorded(tmp_path, capsys)
 
 @pytest.mark.parametrize("cache", ["new", "warm"])
 def test_ctrl_c_stops_a_compiled_run_and_leaves_nothing(tmp_path, cache):
-    """SIGINT while the program is built (a new cache) or runs (the program is warm: built
-    by the first case): exit 130, nothing written, no stray file."""
+    """SIGINT while the program is built (a new cache: pcsim stops before make, or stops
+    make) or while it runs (the signal waits for the program's process: a cold cache builds
+    it first): exit 130, nothing written, no stray file."""
     scenario = {
         "name": "long", "dt_ms": 0.1,
         "model": {"errors": "relaxing", "tau_belief_ms": 5.0, "tau_error_ms": 1.0,
@@ -231,8 +233,10 @@ def test_ctrl_c_stops_a_compiled_run_and_leaves_nothing(tmp_path, cache):
     process = subprocess.Popen([sys.executable, "-m", "sim.cli", "run", str(path), "-o",
                                 str(output), "--no-plot"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=environment)
-    deadline = time.monotonic() + 120
-    while not list(output.parent.glob(".long.h5.*.partial")):
+    deadline = time.monotonic() + 300  # a cold build under load
+    started = ((lambda: list(output.parent.glob(".long.h5.*.partial"))) if cache == "new"
+               else (lambda: _child_named(process.pid, "main")))  # the program itself runs
+    while not started():
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.1)
     time.sleep(1.0)
@@ -241,6 +245,19 @@ def test_ctrl_c_stops_a_compiled_run_and_leaves_nothing(tmp_path, cache):
     assert process.returncode == 130 and "Traceback" not in err, err
     assert "nothing written" in err
     assert not list(output.parent.iterdir())
+
+
+def _child_named(pid: int, name: str) -> bool:
+    """Whether process ``pid`` has a child process called ``name`` (Linux /proc)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        command, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:]
+        if command == name and int(rest.split()[1]) == pid:
+            return True
+    return False
 
 
 # --- the erp readout, precision schedules, learned priors (issue 23) ---------------------------

@@ -152,7 +152,8 @@ class Program:
 
     def run(self, network, duration, report_every_s: float | None = None,
             progress: Callable[[float], None] | None = None,
-            namespace: dict | None = None) -> Outcome:
+            namespace: dict | None = None,
+            interrupted: Callable[[], str | None] = lambda: None) -> Outcome:
         """Record ``network.run(duration)``, build the program (compiling what changed), run
         it; the monitors can then be read until the ``standalone`` block ends. ``progress``
         gets the completed fraction: 0 first, the final fraction last, and with
@@ -162,7 +163,11 @@ class Program:
         ``namespace``: Brian2's run namespace; by default an empty one, as in pcsim's runs
         (groups carry their own). Brian2's implicit namespace, the caller's locals, would keep
         the caller's objects alive (the frame's ``f_locals`` snapshot), and with them their
-        names, which a later block's objects then could not have."""
+        names, which a later block's objects then could not have.
+
+        ``interrupted``: the name of a signal pcsim took before make or the program started
+        (its handler only notes it), else None; asked before each, so a Ctrl-C while Brian2
+        generates the code stops the run there, not after a whole build and run."""
         from brian2 import device, prefs
 
         if self.results_dir is not None:
@@ -199,6 +204,10 @@ class Program:
             command = [*shlex.split(make), *prefs.devices.cpp_standalone.extra_make_args_unix]
             written = project.digests(self.directory, device.writer)
             project.drop_stale_objects(self.directory, written)
+            if interrupted():
+                return Outcome(0.0, "interrupted", t_start_s,
+                               generate_s + time.perf_counter() - start, 0.0, 0,
+                               signal_name=interrupted())
             if warm.make_needed(self.directory, command):  # else make would find nothing to do
                 warm.forget_made(self.directory)
                 made = launch.run_make(self.directory, command)
@@ -217,6 +226,9 @@ class Program:
                            if before.get(path) != mtime)
             self.results_dir = results.results_folder(  # in memory when small
                 self.directory, name, results.expected_bytes(network, duration_s, device))
+            if interrupted():
+                return Outcome(0.0, "interrupted", t_start_s, build_s, 0.0, compiled,
+                               signal_name=interrupted())
             self.results_dir.mkdir(exist_ok=True)
             if progress is not None:
                 progress(0.0)

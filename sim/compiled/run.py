@@ -73,7 +73,8 @@ def run_compiled(simulation: Any, scenario: Any, guard: Any, runs: Any) -> None:
         try:  # the same report period whether anyone listens or not: it is compiled in
             outcome = program.run(network, timeline.total_steps * dt_s * 1e3 * ms,
                                   report_every_s=REPORT_PERIOD_S,
-                                  progress=runs.progress or (lambda fraction: None))
+                                  progress=runs.progress or (lambda fraction: None),
+                                  interrupted=lambda: guard.interrupted)
         except Exception:
             stopped_while_built(guard.interrupted)  # Ctrl-C killed the compiler: the reason
             raise
