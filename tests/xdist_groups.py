@@ -19,8 +19,10 @@ import pytest
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not getattr(config.option, "loadgroup", False):  # set in xdist's workers
         return
-    from _pytest.nodeid import NodeId  # pytest >= 9.2, where the ids are structured
-
+    try:
+        from _pytest.nodeid import NodeId  # pytest >= 9.2, where the ids are structured
+    except ImportError:  # older pytest: xdist's own write of the suffix takes
+        return
     for item in items:
         groups = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
                          for mark in item.iter_markers("xdist_group")})

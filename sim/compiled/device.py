@@ -204,10 +204,10 @@ class Program:
             command = [*shlex.split(make), *prefs.devices.cpp_standalone.extra_make_args_unix]
             written = project.digests(self.directory, device.writer)
             project.drop_stale_objects(self.directory, written)
-            if interrupted():
+            if signal_name := interrupted():
                 return Outcome(0.0, "interrupted", t_start_s,
                                generate_s + time.perf_counter() - start, 0.0, 0,
-                               signal_name=interrupted())
+                               signal_name=signal_name)
             if warm.make_needed(self.directory, command):  # else make would find nothing to do
                 warm.forget_made(self.directory)
                 made = launch.run_make(self.directory, command)
@@ -226,9 +226,9 @@ class Program:
                            if before.get(path) != mtime)
             self.results_dir = results.results_folder(  # in memory when small
                 self.directory, name, results.expected_bytes(network, duration_s, device))
-            if interrupted():
+            if signal_name := interrupted():
                 return Outcome(0.0, "interrupted", t_start_s, build_s, 0.0, compiled,
-                               signal_name=interrupted())
+                               signal_name=signal_name)
             self.results_dir.mkdir(exist_ok=True)
             if progress is not None:
                 progress(0.0)
@@ -241,6 +241,7 @@ class Program:
                 raise KeyboardInterrupt
             raise RuntimeError(f"the compiled program in {self.directory} failed (exit "
                                f"{launched.returncode}):\n" + "\n".join(launched.output))
+        results.check_written(self.results_dir)
         _adopt_results(device, self.directory, os.path.relpath(self.results_dir, self.directory))
         loop_s = float((self.results_dir / "last_run_info.txt").read_text().split()[0])
         # the time the run reached, as Brian2's program sets it (the earliest clock); its

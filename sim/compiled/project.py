@@ -30,7 +30,8 @@ def digests(directory: Path, writer) -> dict[str, str]:
     makefile (it holds the compiler's flags)."""
     names = {*writer.source_files, *writer.header_files, "makefile",
              *(path.relative_to(directory).as_posix()
-               for path in (directory / "brianlib").rglob("*") if path.is_file())}
+               for path in (directory / "brianlib").rglob("*")
+               if path.suffix in (".h", ".hpp", ".c", ".cpp"))}
     return {name: hashlib.sha256((directory / name).read_bytes()).hexdigest()
             for name in sorted(names)}
 
@@ -63,6 +64,8 @@ def drop_stale_objects(directory: Path, project: dict[str, str]) -> list[str]:
         kept = {name: digest for name, digest in compiled.items() if name not in stale}
     for name in stale:
         (directory / name).with_suffix(".o").unlink(missing_ok=True)
+    if stale:  # relinked whatever the times say (an object remade in the second ``main`` was)
+        (directory / "main").unlink(missing_ok=True)
     if kept != compiled:
         record(directory, kept)
     return stale

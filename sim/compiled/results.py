@@ -57,8 +57,21 @@ def results_folder(directory: Path, name: str, expected: int | None) -> Path:
         except OSError:
             return directory / name
         if expected <= usage.f_bavail * usage.f_frsize // 4 and os.access(MEMORY, os.W_OK):
-            return MEMORY / f"{PREFIX}{name}"
+            folder = MEMORY / f"{PREFIX}{name}"
+            try:  # its own, new: never one left by an earlier process of this pid, or another
+                folder.mkdir(mode=0o700)  # user's (the program could not write there, and
+                return folder  # would exit 0 with the old files in place)
+            except OSError:
+                pass
     return directory / name
+
+
+def check_written(folder: Path) -> None:
+    """Refuse results written to a tmpfs that filled up (Brian2's program does not check its
+    writes and exits 0: a file could be cut short)."""
+    if folder.parent == MEMORY and os.statvfs(MEMORY).f_bavail == 0:
+        raise RuntimeError(f"{MEMORY} filled up while the compiled program wrote its results "
+                           f"to {folder}; free space there and run again")
 
 
 def remove_dead(directory: Path) -> None:

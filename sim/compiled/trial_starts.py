@@ -266,6 +266,9 @@ class Sentinels:
         self.values = values.astype(np.float32).astype(float) if single else values
         self.limit = abs(base) * 1e-10  # a written value this large was computed from a sentinel
         self.ascending = self.values[::-1]
+        if (np.diff(self.values) >= 0).any():  # each unit's own, or a copy reads as another's
+            raise RuntimeError(f"{self.firsts[-1]} probed units: more than the sentinels tell "
+                               "apart")
 
     def of_arrays(self) -> list[np.ndarray]:
         """Each array's sentinels, in the order of ``sizes``."""
