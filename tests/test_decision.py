@@ -359,10 +359,11 @@ def test_q_that_moves_once_at_a_blocks_edge_is_stable_from_the_step_after(tmp_pa
     decides at the step after the move, whether the move falls inside a block or on its edge
     (a watch that lost Q's last step between two blocks would decide at the trial's second
     step)."""
-    from sim.readouts.decision_watch import BLOCK_STEPS
+    from sim.readouts.decision_watch import block_steps
 
-    for cue_step in (BLOCK_STEPS - 1, BLOCK_STEPS // 2):
-        result = flip(tmp_path, f"edge{cue_step}", [(cue_step, "A")], BLOCK_STEPS + 40,
+    block = block_steps(2)  # Q over the two causes
+    for cue_step in (block - 1, block // 2):
+        result = flip(tmp_path, f"edge{cue_step}", [(cue_step, "A")], block + 40,
                       {"tolerance_per_ms": 1e-3})
         trials = result.trials
         assert trials["decision_time"][0] == pytest.approx((cue_step + 2) * FLIP_DT_MS,

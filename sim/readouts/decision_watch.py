@@ -3,7 +3,7 @@ runtime device to Q's steps kept in blocks (``Watch``), and the threshold rule i
 (``compiled``, ``replayed``) on the standalone device. The rules' definitions are
 ``sim.readouts.decision``'s docstring.
 
-On the runtime device Q of every step is kept, a block of up to ``BLOCK_STEPS`` steps at a time,
+On the runtime device Q of every step is kept, a block of up to ``block_steps`` steps at a time,
 and the rule is applied to a block at once (``Watch.advance``, NumPy over the block's rows,
 carrying Q's last step and the decision so far into the next block) when the block is full
 and at the trial's end, so no step goes unchecked. Where the steps come from:
@@ -24,7 +24,13 @@ import numpy as np
 from circuits import schedule
 
 ONSET_SLACK_MS = 1e-9  # a step at the onset, up to rounding of the clock, counts
-BLOCK_STEPS = 512  # steps of Q kept before the rule is applied to them (8 units: 32 kB)
+BLOCK_STEPS = 512  # steps of Q kept before the rule is applied to them, at most,
+BLOCK_NUMBERS = 1 << 16  # and fewer for a large Q: 512 kB a block
+
+
+def block_steps(units: int) -> int:
+    """The steps of a block of Q over ``units`` entries."""
+    return max(1, min(BLOCK_STEPS, BLOCK_NUMBERS // units))
 
 
 def in_trial_ms(now_s: Any, start_s: Any) -> Any:
@@ -38,11 +44,8 @@ def before_onset(now_ms: Any, onset_ms: float) -> Any:
     return now_ms < onset_ms - ONSET_SLACK_MS
 
 
-def check_order(settings: Any) -> int:
-    """Where in a step Q is read: discrete, after the recorder and before the belief units
-    move (Q(t) as recorded); hierarchical, before the step (mu(t), before the input)."""
-    return (schedule.DISCRETE_RECORD + 1 if settings.level is None
-            else schedule.STIMULUS - 1)
+# where in a step a hierarchical level's Q is read: before the step (mu(t), before the input)
+LEVEL_ORDER = schedule.STIMULUS - 1
 
 
 def q_reader(simulation: Any, settings: Any) -> Callable[[], np.ndarray]:
@@ -63,15 +66,17 @@ def _level_belief(simulation: Any, settings: Any) -> np.ndarray:
 
 class CircuitSteps:
     """Q of the discrete belief at the steps its circuits kept (``keep_steps``): v of each
-    factor at each step, as the pool's operation read it (Q(t) as the recorder samples it:
-    nothing moves v between the two), Q computed from those rows when taken."""
+    factor at each step, as its pool's operation read it, before any factor moves in that
+    step; Q(t) as the recorder samples it, nothing moves v between the two. Q is computed from
+    those rows when taken."""
 
     def __init__(self, simulation: Any, full: Callable[[], None]) -> None:
         self.state = simulation.state
         circuits = self.state.circuits
+        rows = block_steps(sum(len(circuit.v) for circuit in circuits))
         for circuit in circuits:  # the factors take turns within a step: the last one's
             # row completes the step
-            circuit.keep_steps(BLOCK_STEPS, full if circuit is circuits[-1] else None)
+            circuit.keep_steps(rows, full if circuit is circuits[-1] else None)
         self.objects: list = []
 
     def take(self) -> np.ndarray:
@@ -79,23 +84,22 @@ class CircuitSteps:
 
 
 class LevelSteps:
-    """The hierarchical level's beliefs at each step, copied by a network operation at the
-    check's slot (``check_order``)."""
+    """The hierarchical level's beliefs at each step, copied by a network operation at
+    ``LEVEL_ORDER``."""
 
     def __init__(self, simulation: Any, settings: Any, full: Callable[[], None]) -> None:
         from brian2 import NetworkOperation
 
         self.belief = _level_belief(simulation, settings)
-        self.rows = np.empty((BLOCK_STEPS, len(self.belief)))
+        self.rows = np.empty((block_steps(len(self.belief)), len(self.belief)))
         self.kept, self.full = 0, full
-        self.objects = [NetworkOperation(self.keep, when=schedule.SLOT,
-                                         order=check_order(settings), clock=simulation.clock,
-                                         name="decision")]
+        self.objects = [NetworkOperation(self.keep, when=schedule.SLOT, order=LEVEL_ORDER,
+                                         clock=simulation.clock, name="decision")]
 
     def keep(self) -> None:
         self.rows[self.kept] = self.belief
         self.kept += 1
-        if self.kept == BLOCK_STEPS:
+        if self.kept == len(self.rows):
             self.full()
 
     def take(self) -> np.ndarray:
@@ -202,7 +206,7 @@ def compiled(simulation: Any, settings: Any, context: Any) -> list | None:
     watcher.run_regularly(
         f"{blend('crossed_value', 'watched', crossing)}\n"
         f"{blend('crossed_step', 'timestep(t, dt)', crossing)}",
-        when=schedule.SLOT, order=check_order(settings), name="decision_check")
+        when=schedule.SLOT, order=LEVEL_ORDER, name="decision_check")
     watcher.run_regularly(blend("crossed_step", "-1", f"{STARTS}(t)"), when="start",
                           order=ORDER, name="decision_reset")
     context.readout_state["decision"] = watcher
