@@ -111,7 +111,10 @@ class GitStatus:
             self.process = subprocess.Popen(
                 ["git", "-C", str(root), "status", "--porcelain=v2", "--branch",
                  "--untracked-files=no"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL, text=True, env=environment)
+                stderr=subprocess.DEVNULL, text=True, env=environment,
+                process_group=0)  # a Ctrl-C of the run (its process group) is not git's:
+            # an interrupted run kept with --keep-partial still records the commit (and unlike
+            # a new session, a new group keeps the spawn cheap: vfork, 0.2 ms)
         except (OSError, subprocess.SubprocessError):
             self.process = None
 
