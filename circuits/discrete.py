@@ -71,10 +71,15 @@ and the mean error:
 own output). The error units read ln Z, the belief units the errors and the mean error, all
 through linked variables.
 Since ln Z stays near 0 (see above), e^{v_j} = Q_j Z never overflows. ``readout`` gives Q, eps
-and F of the current state in NumPy, for recording only.
+and F of the current state in NumPy, for recording only. A readout that watches Q at every step
+(``sim.readouts.decision``) has the pool's operation keep v of each step (``keep_steps``: a row
+copied where the sums read v anyway, no Python call of its own per step) and computes Q of
+those rows afterwards, a block of steps at once, with the same ``softmax``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 from brian2 import Clock, NetworkOperation, NeuronGroup, linked_var, ms
@@ -126,6 +131,18 @@ def sensory_message(log_A: np.ndarray, outcome: np.ndarray, gamma: float) -> np.
     return _log_sum(weighted + log_p) - _log_sum(weighted)
 
 
+def softmax(v: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Q = e^{v - ln Z} over the last axis of ``v`` (the log-beliefs now, or a row of them per
+    step: the same arithmetic, bit for bit, row by row) into ``out``; returns max v and
+    Z e^{-max v} of each row (ln Z is their log's sum), each with a last axis of one."""
+    top = v.max(axis=-1, keepdims=True)
+    np.subtract(v, top, out=out)
+    np.exp(out, out=out)
+    total = out.sum(axis=-1, keepdims=True)
+    out /= total
+    return top, total
+
+
 def _log_sum(values: np.ndarray) -> np.ndarray:
     """ln sum over axis 0 of exp(values), per column, stable."""
     top = np.max(values, axis=0)
@@ -174,8 +191,10 @@ class CategoricalCircuit:
         self.gap = np.empty_like(self.v)
         self.log_prior[:] = log_prior
         self.belief = np.empty(size)  # Q, eps and F of the last ``readout``
-        self.q_now = np.empty(size)  # Q of the last ``current_belief``
         self.error = np.empty(size)
+        self.v_steps: np.ndarray | None = None  # v of each step while a readout keeps them
+        self.steps_kept = 0  # rows of ``v_steps`` filled
+        self.steps_full: Callable[[], None] | None = None
         self.free_energy = 0.0
         self.objects = [self.beliefs, self.errors, self.pool, to_pool]
         self.reset()
@@ -187,6 +206,25 @@ class CategoricalCircuit:
         self.gap -= self.v
         self.drive[0] = self.exp_v.sum()
         self.weighted_drive[0] = self.exp_v @ self.gap
+        if self.v_steps is not None:  # v of this step, as it is until the beliefs move
+            self.v_steps[self.steps_kept] = self.v
+            self.steps_kept += 1
+            if self.steps_kept == len(self.v_steps) and self.steps_full is not None:
+                self.steps_full()
+
+    def keep_steps(self, rows: int, full: Callable[[], None] | None = None) -> None:
+        """From now on keep v of every step (as the step reads it, before the beliefs move),
+        up to ``rows`` steps; ``full()`` is called when as many are kept, and must take them
+        (``take_steps``) before the next step."""
+        self.v_steps = np.empty((rows, len(self.v)))
+        self.steps_kept, self.steps_full = 0, full
+
+    def take_steps(self) -> np.ndarray:
+        """v of the steps kept since the last take, a row each in order (a view, valid until
+        the next step), and the buffer emptied."""
+        kept = self.v_steps[:self.steps_kept]
+        self.steps_kept = 0
+        return kept
 
     def reset(self) -> None:
         """Beliefs back to the prior (v = ln D), evidence cleared."""
@@ -199,25 +237,9 @@ class CategoricalCircuit:
         """Q = e^{v - ln Z}, eps = ln D + s - ln Q and F = -sum_k Q_k eps_k of the current v,
         into ``belief``, ``error`` and ``free_energy`` (in NumPy, for recording)."""
         v, error = self.v, self.error
-        top, total = self._softmax(self.belief)
+        top, total = softmax(v, self.belief)
         log_norm = top + np.log(total)
         np.add(self.log_prior, self.sensory, out=error)
         error -= v
         error += log_norm
         self.free_energy = -float(self.belief @ error)
-
-    def current_belief(self) -> np.ndarray:
-        """Q of the current v alone (as ``readout`` computes it, bit for bit), into a buffer
-        of its own: what a readout watching Q every step reads (``sim.readouts.decision``)."""
-        self._softmax(self.q_now)
-        return self.q_now
-
-    def _softmax(self, out: np.ndarray) -> tuple[float, float]:
-        """Q = e^{v - ln Z} into ``out``; returns max v and Z e^{-max v} (ln Z is their log's
-        sum)."""
-        top = self.v.max()
-        np.subtract(self.v, top, out=out)
-        np.exp(out, out=out)
-        total = out.sum()
-        out /= total
-        return top, total

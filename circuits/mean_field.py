@@ -56,9 +56,10 @@ def softmax(v: np.ndarray) -> np.ndarray:
 
 
 def log_softmax(v: np.ndarray) -> np.ndarray:
-    """ln Q = v - ln sum exp(v), stable (no ln 0 for a cause that underflows)."""
-    shifted = v - v.max()
-    return shifted - np.log(np.exp(shifted).sum())
+    """ln Q = v - ln sum exp(v) over the last axis (a factor's log-beliefs, or a row of them
+    per step: the same arithmetic row by row), stable (no ln 0 for a cause that underflows)."""
+    shifted = v - v.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def message(evidence: np.ndarray, beliefs: Sequence[np.ndarray | None], factor: int,

@@ -11,6 +11,7 @@ the simulators, not the scheduler), and a sweep's workers run one thread each.
 from __future__ import annotations
 
 import ctypes
+import functools
 import re
 from pathlib import Path
 
@@ -26,16 +27,26 @@ def _loaded_openblas() -> list[str]:
     return sorted({match.group(0) for match in re.finditer(r"/\S*openblas\S*\.so\S*", maps)})
 
 
-def _functions(names: tuple[str, ...]):
-    """(library path, the first of ``names`` it exports) for every loaded OpenBLAS."""
+@functools.cache
+def _libraries() -> tuple[tuple[str, ctypes.CDLL], ...]:
+    """(path, library) of every loaded OpenBLAS, found once per process (reading the process's
+    memory map takes ~2 ms, and a result asks at every run): NumPy's and SciPy's, loaded
+    first here."""
     import numpy  # noqa: F401  (load NumPy's and SciPy's BLAS first)
     import scipy.linalg  # noqa: F401
 
+    found = []
     for path in _loaded_openblas():
         try:
-            library = ctypes.CDLL(path)
+            found.append((path, ctypes.CDLL(path)))
         except OSError:
             continue
+    return tuple(found)
+
+
+def _functions(names: tuple[str, ...]):
+    """(library path, the first of ``names`` it exports) for every loaded OpenBLAS."""
+    for path, library in _libraries():
         function = next((getattr(library, name) for name in names
                          if getattr(library, name, None) is not None), None)
         if function is not None:

@@ -307,3 +307,65 @@ def test_a_mean_field_q_chooses_per_factor_at_the_cavi_fixed_point(tmp_path):
         texts.append(f"{name}: {causes[first]} ({recorded[first]:.2f})")
     for text in texts:
         assert text in str(trials["decision_text"][0])
+
+
+# --- every step is checked: a one-step event between samples and across a block's edge -------
+
+FLIP_DT_MS = 0.5  # tau_belief = dt: one Euler step takes Q to the posterior (h = 1)
+CUE_RELIABILITY = 0.9  # p(cue A | cause a) = p(cue B | cause b)
+
+
+def flip(tmp_path, name: str, cues: list[tuple[int, str]], steps: int, decision: dict
+         ) -> sim.Result:
+    """Two equally likely causes; a reliable cue ("A" or "B") at each given step. With
+    tau_belief = dt, Q is the exact posterior from the step after a cue on, and does not move
+    otherwise. Recorded every 1 ms: every second step."""
+    table = {"name": name, "seed": 0, "dt_ms": FLIP_DT_MS, "method": "euler",
+             "model": {"kind": "discrete", "tau_belief_ms": FLIP_DT_MS, "causes": ["a", "b"],
+                       "prior": [0.5, 0.5],
+                       "modalities": [{"name": "cue", "outcomes": ["A", "B"], "likelihood": [
+                           [CUE_RELIABILITY, 1 - CUE_RELIABILITY],
+                           [1 - CUE_RELIABILITY, CUE_RELIABILITY]]}]},
+             "protocol": {"trials": [{"name": "flip", "duration_ms": steps * FLIP_DT_MS,
+                                      "observations": [{"time_ms": step * FLIP_DT_MS, "cue": cue}
+                                                       for step, cue in cues]}]},
+             "record": {"every_ms": 1.0},
+             "readouts": {"decision": {"check_above": 0.5, **decision}}}
+    return sim.run(write_scenario(tmp_path / f"{name}.toml", table),
+                   output=tmp_path / f"{name}.h5")
+
+
+# h = dt/tau_belief = 1 is half the Euler bound: the preflight warns, as it should
+@pytest.mark.filterwarnings("ignore::sim.errors.NumericalWarning")
+def test_a_crossing_that_lasts_one_unrecorded_step_is_decided_at_that_step(tmp_path):
+    """Cue A at step 300 and cue B at step 301: Q(a) is 0.9 (Bayes) at step 301 alone, a
+    step between two recorded samples, and 0.5 from step 302 on. The threshold rule (0.7)
+    decides at step 301 with Q then; a watch that skipped a step, or read the recording,
+    would find no crossing at all."""
+    result = flip(tmp_path, "one_step", [(300, "A"), (301, "B")], 400,
+                  {"rule": "threshold", "threshold": 0.7})
+    trials = result.trials
+    assert trials["decision_time"][0] == pytest.approx(301 * FLIP_DT_MS, abs=1e-9)
+    assert str(trials["decision"][0]) == "a"
+    assert trials["decision_p"][0] == pytest.approx(CUE_RELIABILITY, abs=1e-12)
+    recorded = np.asarray(result["causes/belief"])[:, 0]
+    assert recorded.max() < 0.7  # never seen by the 1 ms recording
+
+
+@pytest.mark.filterwarnings("ignore::sim.errors.NumericalWarning")
+def test_q_that_moves_once_at_a_blocks_edge_is_stable_from_the_step_after(tmp_path):
+    """Cue A at the last step of the watch's first block of steps: Q moves once, from 0.5 to
+    0.9, at the next block's first step, and is still before and after. The stable rule
+    decides at the step after the move, whether the move falls inside a block or on its edge
+    (a watch that lost Q's last step between two blocks would decide at the trial's second
+    step)."""
+    from sim.readouts.decision_watch import block_steps
+
+    block = block_steps(2)  # Q over the two causes
+    for cue_step in (block - 1, block // 2):
+        result = flip(tmp_path, f"edge{cue_step}", [(cue_step, "A")], block + 40,
+                      {"tolerance_per_ms": 1e-3})
+        trials = result.trials
+        assert trials["decision_time"][0] == pytest.approx((cue_step + 2) * FLIP_DT_MS,
+                                                           abs=1e-9)
+        assert trials["decision_p"][0] == pytest.approx(CUE_RELIABILITY, abs=1e-12)

@@ -15,8 +15,10 @@ kernels per CPU, and its threads split sums):
   an installed pcsim, or a checkout where git is missing or refuses, records neither.
 
 The BLAS name, its kernels and the CPU are read once per process; the threads and the commit at
-every run (a process may change them between runs): 7-11 ms a run on 2 loaded cores. ``pcsim
-diff`` ignores them all (``PROVENANCE``), as it ignores the versions.
+every run (a process may change them between runs). A run does not wait for git: the writer
+starts ``git status`` as it creates the file and reads its answer when it commits the file
+(``GitStatus``), so the run and git share the machine's cores. ``pcsim diff`` ignores them all
+(``PROVENANCE``), as it ignores the versions.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ CHECKOUT = Path(__file__).resolve().parents[2]  # the folder holding ``sim/``
 GIT_TIMEOUT_S = 10.0
 
 
-def provenance() -> dict[str, Any]:
-    """The attributes above that this process can tell (each absent when it cannot)."""
+def provenance(git: bool = True) -> dict[str, Any]:
+    """The attributes above that this process can tell (each absent when it cannot);
+    ``git``: with ``git_state`` (else the caller reads it, ``GitStatus``)."""
     facts: dict[str, Any] = {"blas": blas_name(), "cpu_model": cpu_model()}
     facts.update(openblas())
-    facts.update(git_state(CHECKOUT))
+    if git:
+        facts.update(git_state(CHECKOUT))
     return facts
 
 
@@ -89,21 +93,52 @@ def git_state(root: Path) -> dict[str, Any]:
     """``git_commit`` and ``git_dirty`` of the checkout at ``root`` (empty when ``root`` is not
     one, or git is missing or fails): one ``git status`` without untracked files, and without
     taking git's index lock (runs at once in one checkout must not block each other)."""
-    if not (root / ".git").exists():
-        return {}
-    environment = {key: value for key, value in os.environ.items()
-                   if key not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
-    environment["GIT_OPTIONAL_LOCKS"] = "0"
-    try:
-        status = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain=v2", "--branch",
-             "--untracked-files=no"], capture_output=True, text=True, env=environment,
-            timeout=GIT_TIMEOUT_S, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    lines = status.stdout.splitlines()
-    commit = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), "")
-    if status.returncode != 0 or len(commit) < 40:  # not a repository, or no commit yet
-        return {}
-    return {"git_commit": commit,
-            "git_dirty": int(any(not line.startswith("#") for line in lines))}
+    return GitStatus(root).state()
+
+
+class GitStatus:
+    """``git_state`` of ``root``, its ``git status`` started at once and read by ``state``
+    (the caller works meanwhile); ``close`` ends one whose answer is not wanted."""
+
+    def __init__(self, root: Path) -> None:
+        self.process: subprocess.Popen | None = None
+        if not (root / ".git").exists():
+            return
+        environment = {key: value for key, value in os.environ.items()
+                       if key not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
+        environment["GIT_OPTIONAL_LOCKS"] = "0"
+        try:
+            self.process = subprocess.Popen(
+                ["git", "-C", str(root), "status", "--porcelain=v2", "--branch",
+                 "--untracked-files=no"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL, text=True, env=environment,
+                process_group=0)  # a Ctrl-C of the run (its process group) is not git's:
+            # an interrupted run kept with --keep-partial still records the commit (and unlike
+            # a new session, a new group keeps the spawn cheap: vfork, 0.2 ms)
+        except (OSError, subprocess.SubprocessError):
+            self.process = None
+
+    def state(self) -> dict[str, Any]:
+        """The answer (the process ended); empty where git failed or took GIT_TIMEOUT_S."""
+        process, self.process = self.process, None
+        if process is None:
+            return {}
+        try:
+            output, _ = process.communicate(timeout=GIT_TIMEOUT_S)
+        except (OSError, subprocess.SubprocessError):
+            process.kill()
+            process.communicate()
+            return {}
+        lines = output.splitlines()
+        commit = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")),
+                      "")
+        if process.returncode != 0 or len(commit) < 40:  # not a repository, or no commit yet
+            return {}
+        return {"git_commit": commit,
+                "git_dirty": int(any(not line.startswith("#") for line in lines))}
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.communicate()
+            self.process = None

@@ -24,7 +24,7 @@ from sim._version import __version__
 from sim.errors import ResultError
 from sim.io.finite import NonFinite, NonFiniteData, check_file, first_disallowed, nan_allowed
 from sim.io.partials import remove_stale_partials, temporary_name
-from sim.io.provenance import provenance
+from sim.io.provenance import CHECKOUT, GitStatus, provenance
 from sim.io.schema import SCHEMA_VERSION
 
 CHUNK_SAMPLES = 1024  # samples per tile, at most
@@ -216,8 +216,9 @@ class ResultWriter:
         self.file.attrs["schema_version"] = SCHEMA_VERSION
         self.file.attrs["status"] = "running"
         self.file.attrs["created_utc"] = datetime.datetime.now(datetime.UTC).isoformat()
-        for key, value in {**versions(), **provenance()}.items():
+        for key, value in {**versions(), **provenance(git=False)}.items():
             self.file.attrs[key] = value
+        self.git = GitStatus(CHECKOUT)  # the commit: git runs beside the run, read at commit
         self.streams: list[StreamedDataset] = []
 
     def stream(self, path: str, width: int | None, read: Callable[[], Any], units: str = "1",
@@ -248,6 +249,7 @@ class ResultWriter:
                 self.file, {streamed.dataset.name for streamed in self.streams})
             if found:
                 raise NonFiniteData(found)
+        self.file.attrs.update(self.git.state())
         self.file.attrs["status"] = status
         self.file.close()
         if overwrite:
@@ -267,6 +269,7 @@ class ResultWriter:
         return self.target
 
     def abort(self) -> None:
+        self.git.close()
         try:
             self.file.close()
         finally:

@@ -52,9 +52,11 @@ name, without conditions) the mean decision time of the correct trials (``mean_m
 number of trials (``count``) and of trials without a decision (``misses``), with ``condition``
 naming each row: Posner's mean reaction times.
 
-The compiled device (``sim.compiled``) checks the threshold rule with the largest choice in
-compiled code, every step (``sim.readouts.decision_watch.compiled``); with the other rules and
-choices ``auto`` runs a hierarchical scenario on the runtime device.
+The runtime device keeps Q of every step and applies the rule to a block of steps at once
+(``sim.readouts.decision_watch``; a discrete run's circuits keep their steps without a Python
+call of the watch's own). The compiled device (``sim.compiled``) checks the threshold rule with
+the largest choice in compiled code, every step (``sim.readouts.decision_watch.compiled``); with
+the other rules and choices ``auto`` runs a hierarchical scenario on the runtime device.
 """
 
 from __future__ import annotations
@@ -66,7 +68,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from circuits import schedule
 from sim.io.writer import write_array
 from sim.readouts import Readout
 from sim.readouts import decision_watch as watching
@@ -163,12 +164,8 @@ class Decision(Readout):
         return {**out, "unit": settings.unit, "bounds": list(settings.bounds)}
 
     def objects(self, simulation: Any, settings: Settings) -> list:
-        from brian2 import NetworkOperation
-
         watch = simulation.readout_state[self.name] = watching.Watch(simulation, settings)
-        return [NetworkOperation(watch.check, when=schedule.SLOT,
-                                 order=watching.check_order(settings), clock=simulation.clock,
-                                 name="decision")]
+        return watch.objects
 
     def compiled(self, simulation: Any, settings: Settings, context: Any) -> list | None:
         return watching.compiled(simulation, settings, context)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from brian2 import Clock
 
-from circuits.discrete import CategoricalCircuit
+from circuits.discrete import CategoricalCircuit, softmax
 from circuits.mean_field import MeanFieldCoupling, expected_evidence, log_softmax, message
 from circuits.naming import level_key
 from sim.families.discrete.model import DiscreteModel
@@ -49,6 +49,14 @@ class SingleCause:
     def readout(self) -> None:
         self.circuit.readout()
 
+    def q_of(self, log_beliefs: list[np.ndarray]) -> np.ndarray:
+        """Q of the circuit's log-beliefs v (``[v]``: a vector, or a row per step), as
+        ``readout`` computes it (bit for bit): what a readout watching Q reads
+        (``sim.readouts.decision``)."""
+        q = np.empty_like(log_beliefs[0])
+        softmax(log_beliefs[0], q)
+        return q
+
 
 class MeanField:
     """Several factors: the evidence tensor L over the joint causes, and a circuit per factor
@@ -83,10 +91,11 @@ class MeanField:
         """ln p(o, s) of the evidence so far, over the joint causes."""
         return self.joint_log_prior + self.evidence
 
-    def current_beliefs(self) -> list[np.ndarray]:
-        """Q_f of each factor now, as ``readout`` computes them (bit for bit), without the
-        errors and F: what a readout watching Q every step reads (``sim.readouts.decision``)."""
-        return [np.exp(log_softmax(circuit.v)) for circuit in self.circuits]
+    def q_of(self, log_beliefs: list[np.ndarray]) -> np.ndarray:
+        """Q_f of each factor's log-beliefs v_f (each a vector, or a row per step), side by
+        side over the last axis, as ``readout`` computes them (bit for bit), without the
+        errors and F: what a readout watching Q reads (``sim.readouts.decision``)."""
+        return np.concatenate([np.exp(log_softmax(v)) for v in log_beliefs], axis=-1)
 
     def readout(self) -> None:
         """Q_f, eps_f = ln D_f + E_{Q_-f}[L] - ln Q_f, and
