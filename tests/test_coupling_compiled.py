@@ -15,7 +15,9 @@ from test_compiled_runs import STANDALONE, assert_equal_runs, datasets
 
 from circuits.coupling_compiled import blas_library
 from sim.bench import reference
+from sim.bench.cases import hierarchy_reference
 from sim.cli import main
+from sim.scenario import load_scenario
 from sim.scenario_writer import write_scenario
 
 SIZES = [80, 60, 4]  # 4,800 weights in the first map: this build (MIN_WEIGHTS)
@@ -58,21 +60,12 @@ def test_dense_coupling_compiled_as_blas_calls_equals_the_runtime_run(tmp_path, 
     assert "generative_belief" not in sources  # no synapse per weight
 
     with h5py.File(compiled, "r") as file:
+        assert file.attrs["compiled_coupling"] == "blas"
         weights = [np.asarray(file[f"levels/{name}/weights_initial"]) for name in ("middle", "top")]
         found = [np.asarray(file[f"trials/final_belief/{name}"][-1]) for name in ("middle", "top")]
-    expected = reference.run_hierarchy(reference_model(table, weights), STEPS)[0]
+    model = hierarchy_reference(load_scenario(path))
+    assert all(np.array_equal(given, stored) for given, stored in zip(model.weights, weights,
+                                                                      strict=True))
+    expected = reference.run_hierarchy(model, STEPS)[0]
     for got, wanted in zip(found, expected, strict=True):
         assert np.max(np.abs(got - wanted)) <= 1e-12
-
-
-def reference_model(table: dict, weights: list[np.ndarray]) -> reference.Hierarchy:
-    model, (trial,) = table["model"], table["protocol"]["trials"]
-    return reference.Hierarchy(
-        weights=weights, precisions=[np.asarray(level.get("precision", np.ones(level["size"])))
-                                     for level in model["levels"]],
-        prior_mean=np.asarray(model["prior"]["mean"]),
-        x=np.asarray(trial["stimulus"]["start"]), x_stop=np.asarray(trial["stimulus"]["stop"]),
-        duration_ms=trial["duration_ms"], nonlinearity="tanh", errors=model["errors"],
-        dt_ms=table["dt_ms"], tau_belief_ms=model["tau_belief_ms"],
-        tau_error_ms=model["tau_error_ms"])
-
