@@ -4,9 +4,15 @@ A tanh hierarchy with fixed dense weights, run through the CLI on both devices: 
 within 1e-12 (the compiled device's bound, ``test_compiled_runs``), the program's products
 made by ``cblas_?gemv`` (its generated code calls them; no generative synapses), and its final
 beliefs against the plain NumPy loop written from the equations (``sim.bench.reference``).
+The library scan (``circuits.blas``) reads paths with spaces.
 """
 
 from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -69,3 +75,22 @@ def test_dense_coupling_compiled_as_blas_calls_equals_the_runtime_run(tmp_path, 
     expected = reference.run_hierarchy(model, STEPS)[0]
     for got, wanted in zip(found, expected, strict=True):
         assert np.max(np.abs(got - wanted)) <= 1e-12
+
+
+def test_an_openblas_whose_path_has_spaces_is_found(tmp_path):
+    """``circuits.blas.loaded_openblas`` reads the whole path of a mapped library, spaces in
+    it too (a library of NumPy's wheel, copied under an OpenBLAS-like name and loaded in a
+    process of its own)."""
+    folder = tmp_path / "a folder with spaces"
+    folder.mkdir()
+    source = next(Path(np.__file__).parent.parent.joinpath("numpy.libs").glob("libquadmath*"),
+                  None)
+    if source is None:
+        pytest.skip("no numpy.libs here (NumPy not from a wheel)")
+    copy = folder / "libfake_openblas.so"
+    shutil.copy(source, copy)
+    found = subprocess.run(
+        [sys.executable, "-c", "import ctypes, sys\nfrom circuits.blas import loaded_openblas\n"
+         "ctypes.CDLL(sys.argv[1])\nprint('\\n'.join(loaded_openblas()))", str(copy)],
+        capture_output=True, text=True, check=True).stdout.splitlines()
+    assert str(copy) in found
