@@ -12,6 +12,7 @@ the simulators, not the scheduler), and a sweep's workers and a compiled program
 from __future__ import annotations
 
 import ctypes
+import functools
 from pathlib import Path
 
 from circuits.blas import opened_openblas, symbol_names
@@ -22,12 +23,20 @@ ONE_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
                                      "MKL_NUM_THREADS")}
 
 
-def _functions(names: tuple[str, ...]):
-    """(library path, the first of ``names`` it exports) for every loaded OpenBLAS."""
+@functools.cache
+def _libraries() -> tuple[tuple[str, ctypes.CDLL], ...]:
+    """(path, library) of every loaded OpenBLAS, found once per process (reading the process's
+    memory map takes ~2 ms, and a result asks at every run): NumPy's and SciPy's, loaded
+    first here."""
     import numpy  # noqa: F401  (load NumPy's and SciPy's BLAS first)
     import scipy.linalg  # noqa: F401
 
-    for path, library in opened_openblas():
+    return tuple(opened_openblas())
+
+
+def _functions(names: tuple[str, ...]):
+    """(library path, the first of ``names`` it exports) for every loaded OpenBLAS."""
+    for path, library in _libraries():
         function = next((getattr(library, name) for name in names
                          if getattr(library, name, None) is not None), None)
         if function is not None:
