@@ -254,6 +254,19 @@ def build_coupling(
                                     for link, matrix in zip(links, given, strict=True)], links)
 
 
+def activation_runners(gmap: GenerativeMap, belief: NeuronGroup, clock: Clock) -> list:
+    """The belief units' ``activation = f(mu)`` just before ``DELIVER_TO_ERRORS`` and
+    ``bottom_up *= f'(mu)`` just after ``DELIVER_TO_BELIEFS``, as Brian2 code (a map that
+    ``keeps_activation``): the products then sum W a and W' eps alone."""
+    return [CodeRunner(belief, "stateupdate", code=code, clock=clock, when=schedule.SLOT,
+                       order=order, name=f"{belief.name}_{what}")
+            for what, code, order in (
+                ("activation", ACTIVATION_UPDATE.format(f=gmap.nonlinearity.brian("belief")),
+                 ACTIVATION_ORDER),
+                ("slope", SLOPE_UPDATE.format(df=gmap.nonlinearity.brian("belief", 1)),
+                 SLOPE_ORDER))]
+
+
 def _synaptic_coupling(
     maps: Sequence[GenerativeMap],
     beliefs: Sequence[NeuronGroup],
@@ -275,13 +288,7 @@ def _synaptic_coupling(
             )
         if keeps_activation(gmap):
             f, df = "activation_pre", "1"
-            objects += [CodeRunner(belief, "stateupdate", code=code, clock=clock,
-                                   when=schedule.SLOT, order=order, name=f"{belief.name}_{what}")
-                        for what, code, order in (
-                            ("activation", ACTIVATION_UPDATE.format(
-                                f=gmap.nonlinearity.brian("belief")), ACTIVATION_ORDER),
-                            ("slope", SLOPE_UPDATE.format(
-                                df=gmap.nonlinearity.brian("belief", 1)), SLOPE_ORDER))]
+            objects += activation_runners(gmap, belief, clock)
         else:
             f = f"({gmap.nonlinearity.brian('belief_pre')})"
             df = f"({gmap.nonlinearity.brian('belief_pre', 1)})"

@@ -20,19 +20,19 @@ for dense weights. This build keeps the products in BLAS:
   ``activation = f(mu)`` just before ``DELIVER_TO_ERRORS`` (a_l = f(mu_l); a_l = mu_l for the
   identity) and ``bottom_up *= f'(mu)`` just after ``DELIVER_TO_BELIEFS``.
 
-The library is the OpenBLAS NumPy itself loaded (found in this process's memory map, its
-``cblas_?gemv`` symbol probed with ctypes: NumPy's wheels rename it ``scipy_cblas_dgemv64_``,
-64-bit integers), linked by file name with its directory as the program's run path, and held
-to one thread (the program calls ``openblas_set_num_threads(1)`` once). ``blas_library``
-returns None where no such library is found; the compiled device then keeps the ``synapses``
-build. Supported: g = W f(mu) (``site = "before"``) with fixed dense weights, one copy, a map of
-``MIN_WEIGHTS`` weights or more (``unsupported`` says why not).
+The library is the OpenBLAS NumPy itself loaded (found in this process's memory map,
+``circuits.blas``, its ``cblas_?gemv`` symbol probed with ctypes: NumPy's wheels rename it
+``scipy_cblas_dgemv64_``, 64-bit integers), linked by file name with its directory as the
+program's run path, and held to one thread by the program's environment
+(``OPENBLAS_NUM_THREADS``, ``sim.compiled.device``). ``blas_library`` returns None where no
+such library is found; the compiled device then keeps the ``synapses`` build (the result's
+``compiled_coupling`` attribute says why). Supported: g = W f(mu) (``site = "before"``) with
+fixed dense weights, one copy, a map of ``MIN_WEIGHTS`` weights or more (``unsupported`` says
+why not).
 """
 
 from __future__ import annotations
 
-import ctypes
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -41,21 +41,22 @@ from pathlib import Path
 import numpy as np
 
 from circuits import schedule
-from circuits.coupling import ACTIVATION_ORDER, SLOPE_ORDER, Coupling, aligned, keeps_activation
+from circuits.blas import VARIANTS, opened_openblas
+from circuits.coupling import Coupling, activation_runners, keeps_activation
 from circuits.generative import GenerativeMap, dense
 
 ROW_MAJOR, NO_TRANSPOSE = 101, 111  # CBLAS's enum values
-# the largest map needs this many weights for this build; smaller models keep the synapses. A
-# synapse per weight costs a small map little, and the bundled scenarios (largest map 64 x 24)
-# keep the compiled numbers their tests pin: with this build perception/hierarchy's states
-# moved by the usual last bit and one sample of F by 2.8e-12, where its Laplace term is near
-# singular (the synapses' last bits happen to stay within the 1e-12 there)
+# Why a threshold: with this build perception/hierarchy's free energy at sample 139 is 2.8e-12
+# from the runtime's, past issue 23's 1e-12 for every dataset, while its states agree to the
+# last bits. F there sums terms of a near-singular Laplace Hessian (cond(H) ~ 6e5,
+# sim/families/hierarchical/free_energy_samples.py), which magnify a last-bit difference of the
+# states to ~4e-12; the synapses build's last bits happen to keep it at 9.9e-13. So maps under
+# this many weights (all the bundled scenarios': largest 64 x 24) keep the synapses build,
+# whose results were checked (tests/test_compiled_runs.py); larger ones, which no bundled
+# scenario has, get BLAS. Not for speed: at 64 x 16 BLAS's loop is faster too
+# (docs/performance.md, "the compiled route").
 MIN_WEIGHTS = 4096
 STEP_GROUP = "coupling_blas"
-# (symbol prefix, symbol suffix, integer type): OpenBLAS as NumPy's and SciPy's wheels ship it
-# (ILP64 and LP64), then a plain CBLAS
-SYMBOLS = (("scipy_", "64_", "int64_t"), ("scipy_", "", "int"), ("", "64_", "int64_t"),
-           ("", "", "int"))
 
 
 @dataclass(frozen=True)
@@ -76,21 +77,11 @@ class BlasLibrary:
 def blas_library() -> BlasLibrary | None:
     """The OpenBLAS library NumPy has loaded into this process, or None (not Linux, another
     BLAS, or no CBLAS ``gemv`` found in it)."""
-    maps = Path("/proc/self/maps")
-    if not maps.exists():
-        return None
-    loaded = sorted({line.split()[-1] for line in maps.read_text().splitlines()
-                     if re.search(r"openblas[^/]*\.so", line.split()[-1])})
-    for path in loaded:
-        try:
-            handle = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix, suffix, integer in SYMBOLS:
+    for path, handle in opened_openblas():
+        for prefix, suffix, integer in VARIANTS:
             library = BlasLibrary(Path(path), prefix, suffix, integer)
-            names = [library.symbol(name) for name in ("cblas_dgemv", "cblas_sgemv")]
-            threads = library.symbol("openblas_set_num_threads")
-            if all(hasattr(handle, name) for name in [*names, threads]):
+            if all(hasattr(handle, library.symbol(name))
+                   for name in ("cblas_dgemv", "cblas_sgemv")):
                 return library
     return None
 
@@ -113,7 +104,6 @@ def blas_coupling(maps: Sequence[GenerativeMap], beliefs: Sequence, errors: Sequ
     """Couple the compiled belief groups 1..L (``beliefs[l-1]``) with error groups 0..L by
     BLAS calls (module doc). Built while Brian2's device is ``cpp_standalone``."""
     from brian2 import NeuronGroup, device
-    from brian2.groups.group import CodeRunner
 
     library = blas_library()
     assert library is not None, "blas_coupling without a BLAS library (see unsupported)"
@@ -128,20 +118,14 @@ def blas_coupling(maps: Sequence[GenerativeMap], beliefs: Sequence, errors: Sequ
     for index, (gmap, belief) in enumerate(zip(maps, beliefs, strict=True)):
         here, below = errors[index + 1], errors[index]
         rows, columns = gmap.shape
-        weights = aligned(dense(gmap.weights), dtype)
+        weights = dense(gmap.weights)  # Brian2 copies it into its own arrays (and dtype)
         holder = NeuronGroup(rows * columns, "weight : 1\nweight_transposed : 1",
                              clock=clock, name=f"coupling_weights_{index + 1}")
         holder.weight = weights.ravel()
         holder.weight_transposed = np.ascontiguousarray(weights.T).ravel()
         holders.append(holder)
         if keeps_activation(gmap):
-            objects += [CodeRunner(belief, "stateupdate", code=code, clock=clock,
-                                   when=schedule.SLOT, order=order, name=f"{belief.name}_{what}")
-                        for what, code, order in (
-                            ("activation", f"activation = {gmap.nonlinearity.brian('belief')}",
-                             ACTIVATION_ORDER),
-                            ("slope", "bottom_up = bottom_up * "
-                             f"({gmap.nonlinearity.brian('belief', 1)})", SLOPE_ORDER))]
+            objects += activation_runners(gmap, belief, clock)
             active = array(belief, "activation")
         elif gmap.nonlinearity.is_identity:
             active = array(belief, "belief")
@@ -167,7 +151,7 @@ def blas_coupling(maps: Sequence[GenerativeMap], beliefs: Sequence, errors: Sequ
                            order=schedule.DELIVER_TO_BELIEFS, name=f"{STEP_GROUP}_to_beliefs")]
     given = [gmap.weights for gmap in maps]
     return Coupling("dense", [*holders, step, *objects],
-                    [lambda matrix=matrix: dense(matrix).copy() for matrix in given])
+                    [lambda matrix=matrix: dense(matrix) for matrix in given])
 
 
 def _copy(source: str, target: str, size: int) -> str:
@@ -181,22 +165,17 @@ def _functions(library: BlasLibrary, real: str, kind: str, to_errors: list[str],
 
     integer = library.integer
     gemv = library.symbol(f"cblas_{kind}gemv")
-    threads = library.symbol("openblas_set_num_threads")
     declarations = (
         f'extern "C" void {gemv}(int, int, {integer}, {integer}, {real}, const {real}*, '
-        f"{integer}, const {real}*, {integer}, {real}, {real}*, {integer});\n"
-        f'extern "C" void {threads}(int);\n')
+        f"{integer}, const {real}*, {integer}, {real}, {real}*, {integer});\n")
     directory = str(library.path.parent)
     link = {"libraries": [f":{library.path.name}"], "library_dirs": [directory],
             "runtime_library_dirs": [directory], "headers": ["<cstdint>"]}
     functions = {}
-    for name, lines, first in (("pcsim_blas_to_errors", to_errors, f"{threads}(1);"),
-                               ("pcsim_blas_to_beliefs", to_beliefs, "")):
+    for name, lines in (("pcsim_blas_to_errors", to_errors),
+                        ("pcsim_blas_to_beliefs", to_beliefs)):
         body = "\n    ".join(lines)
-        once = (f"static bool pcsim_blas_ready = false;\n    if (!pcsim_blas_ready) {{ "
-                f"{first} pcsim_blas_ready = true; }}\n    " if first else "")
-        code = (f"{declarations}double {name}(double t)\n{{\n    {once}{body}\n"
-                "    return 0.0;\n}\n")
+        code = f"{declarations}double {name}(double t)\n{{\n    {body}\n    return 0.0;\n}}\n"
         function = Function(_python_stub(name), arg_units=[second], return_unit=1,
                             stateless=False)
         function.implementations.add_implementation("cpp", code, name=name,

@@ -5,26 +5,22 @@ without OpenBLAS each function answers with nothing.
 On a small machine shared with other work, a multithreaded BLAS that loses a core spins and runs
 a 1000 x 500 matrix-vector product ~10x slower than one thread does, so ``pcsim bench`` pins
 BLAS to one thread (``--threads``) for both pcsim and its references (the ratios then measure
-the simulators, not the scheduler), and a sweep's workers run one thread each.
+the simulators, not the scheduler), and a sweep's workers and a compiled program run one thread each
+(``ONE_THREAD``).
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import re
 from pathlib import Path
 
-_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-            "openblas_set_num_threads64_", "openblas_set_num_threads")
+from circuits.blas import opened_openblas, symbol_names
 
-
-def _loaded_openblas() -> list[str]:
-    try:
-        maps = Path("/proc/self/maps").read_text()
-    except OSError:
-        return []
-    return sorted({match.group(0) for match in re.finditer(r"/\S*openblas\S*\.so\S*", maps)})
+# a process's BLAS and OpenMP held to one thread from its start (its environment), not only once
+# loaded: a sweep's workers (sim.sweeps.pool) and a compiled program (sim.compiled.device)
+ONE_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                     "MKL_NUM_THREADS")}
 
 
 @functools.cache
@@ -35,13 +31,7 @@ def _libraries() -> tuple[tuple[str, ctypes.CDLL], ...]:
     import numpy  # noqa: F401  (load NumPy's and SciPy's BLAS first)
     import scipy.linalg  # noqa: F401
 
-    found = []
-    for path in _loaded_openblas():
-        try:
-            found.append((path, ctypes.CDLL(path)))
-        except OSError:
-            continue
-    return tuple(found)
+    return tuple(opened_openblas())
 
 
 def _functions(names: tuple[str, ...]):
@@ -56,30 +46,23 @@ def _functions(names: tuple[str, ...]):
 def set_blas_threads(count: int) -> list[str]:
     """Set every loaded OpenBLAS to ``count`` threads; returns the libraries it changed."""
     changed = []
-    for path, setter in _functions(_SETTERS):
+    for path, setter in _functions(symbol_names("openblas_set_num_threads")):
         setter(ctypes.c_int(count))
         changed.append(Path(path).name)
     return changed
-
-
-_CORE_NAMES = ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
-               "openblas_get_corename64_", "openblas_get_corename")
 
 
 def blas_cores() -> list[str]:
     """The kernel family each loaded OpenBLAS picked for this CPU (``Haswell``, ``SkylakeX``...;
     ``OPENBLAS_CORETYPE`` overrides the choice when set before NumPy is imported)."""
     cores = set()
-    for _, getter in _functions(_CORE_NAMES):
+    for _, getter in _functions(symbol_names("openblas_get_corename")):
         getter.restype = ctypes.c_char_p
         cores.add(getter().decode())
     return sorted(cores)
 
 
-_THREAD_GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
-                   "openblas_get_num_threads64_", "openblas_get_num_threads")
-
-
 def blas_threads() -> list[int]:
     """The number of threads each loaded OpenBLAS runs (``set_blas_threads`` sets it)."""
-    return sorted({int(getter()) for _, getter in _functions(_THREAD_GETTERS)})
+    getters = _functions(symbol_names("openblas_get_num_threads"))
+    return sorted({int(getter()) for _, getter in getters})

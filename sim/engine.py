@@ -186,6 +186,7 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
                 compiled = _run_compiled(simulation, scenario, guard, runs)
             if not compiled:
                 writer.file.attrs["device"] = "runtime"
+                writer.file.attrs.pop("compiled_coupling", None)  # a refused build's note
                 network = Network(*simulation.objects, guard.operation(simulation.clock),
                                   *runs.objects)
                 first = 0

@@ -25,6 +25,7 @@ from cli_output import error_line
 from test_reliability import blinded
 
 import sim
+from circuits.coupling_compiled import MIN_WEIGHTS
 from circuits.mechanism import Mechanism, Piece, Population
 from sim import registry
 from sim.cli import main
@@ -83,10 +84,23 @@ def test_posner_compiled_equals_runtime_inputs_and_reaction_times_to_the_bit(tmp
 
 @pytest.mark.parametrize("name", ["perception/hierarchy", "attention/unknown_noise",
                                   "learning/variance"])
-def test_a_compiled_run_equals_the_runtime_run(tmp_path, name):
+def test_a_compiled_run_equals_the_runtime_run(tmp_path, name, capsys):
     """learning/variance: Sigma learned over 1000 trials (100 s of network time; the trial
-    ends recorded past ~32 s need clocks that tick together, ``sim.compiled.clocks``)."""
+    ends recorded past ~32 s need clocks that tick together, ``sim.compiled.clocks``).
+    perception/hierarchy's dense maps (64 x 16, 16 x 4) are under ``MIN_WEIGHTS``: the result
+    and ``pcsim show`` say the synapses build ran, and why."""
     assert_equal_runs(*run_both(tmp_path, name))
+    if name == "perception/hierarchy":
+        with h5py.File(tmp_path / "standalone.h5", "r") as file:
+            assert file.attrs["device"] == "standalone"
+            levels = file["levels"].values()
+            assert max(level["weights_initial"].size for level in levels
+                       if "weights_initial" in level) < MIN_WEIGHTS
+            note = f"synapses: maps under {MIN_WEIGHTS} weights keep the synapses"
+            assert file.attrs["compiled_coupling"] == note
+        capsys.readouterr()
+        assert main(["show", str(tmp_path / "standalone.h5")]) == 0
+        assert f"compiled coupling: {note}" in capsys.readouterr().out
 
 
 def learning_phases() -> dict:

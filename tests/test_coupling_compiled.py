@@ -4,9 +4,15 @@ A tanh hierarchy with fixed dense weights, run through the CLI on both devices: 
 within 1e-12 (the compiled device's bound, ``test_compiled_runs``), the program's products
 made by ``cblas_?gemv`` (its generated code calls them; no generative synapses), and its final
 beliefs against the plain NumPy loop written from the equations (``sim.bench.reference``).
+The library scan (``circuits.blas``) reads paths with spaces.
 """
 
 from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -15,7 +21,9 @@ from test_compiled_runs import STANDALONE, assert_equal_runs, datasets
 
 from circuits.coupling_compiled import blas_library
 from sim.bench import reference
+from sim.bench.cases import hierarchy_reference
 from sim.cli import main
+from sim.scenario import load_scenario
 from sim.scenario_writer import write_scenario
 
 SIZES = [80, 60, 4]  # 4,800 weights in the first map: this build (MIN_WEIGHTS)
@@ -58,21 +66,31 @@ def test_dense_coupling_compiled_as_blas_calls_equals_the_runtime_run(tmp_path, 
     assert "generative_belief" not in sources  # no synapse per weight
 
     with h5py.File(compiled, "r") as file:
+        assert file.attrs["compiled_coupling"] == "blas"
         weights = [np.asarray(file[f"levels/{name}/weights_initial"]) for name in ("middle", "top")]
         found = [np.asarray(file[f"trials/final_belief/{name}"][-1]) for name in ("middle", "top")]
-    expected = reference.run_hierarchy(reference_model(table, weights), STEPS)[0]
+    model = hierarchy_reference(load_scenario(path))
+    assert all(np.array_equal(given, stored) for given, stored in zip(model.weights, weights,
+                                                                      strict=True))
+    expected = reference.run_hierarchy(model, STEPS)[0]
     for got, wanted in zip(found, expected, strict=True):
         assert np.max(np.abs(got - wanted)) <= 1e-12
 
 
-def reference_model(table: dict, weights: list[np.ndarray]) -> reference.Hierarchy:
-    model, (trial,) = table["model"], table["protocol"]["trials"]
-    return reference.Hierarchy(
-        weights=weights, precisions=[np.asarray(level.get("precision", np.ones(level["size"])))
-                                     for level in model["levels"]],
-        prior_mean=np.asarray(model["prior"]["mean"]),
-        x=np.asarray(trial["stimulus"]["start"]), x_stop=np.asarray(trial["stimulus"]["stop"]),
-        duration_ms=trial["duration_ms"], nonlinearity="tanh", errors=model["errors"],
-        dt_ms=table["dt_ms"], tau_belief_ms=model["tau_belief_ms"],
-        tau_error_ms=model["tau_error_ms"])
-
+def test_an_openblas_whose_path_has_spaces_is_found(tmp_path):
+    """``circuits.blas.loaded_openblas`` reads the whole path of a mapped library, spaces in
+    it too (a library of NumPy's wheel, copied under an OpenBLAS-like name and loaded in a
+    process of its own)."""
+    folder = tmp_path / "a folder with spaces"
+    folder.mkdir()
+    source = next(Path(np.__file__).parent.parent.joinpath("numpy.libs").glob("libquadmath*"),
+                  None)
+    if source is None:
+        pytest.skip("no numpy.libs here (NumPy not from a wheel)")
+    copy = folder / "libfake_openblas.so"
+    shutil.copy(source, copy)
+    found = subprocess.run(
+        [sys.executable, "-c", "import ctypes, sys\nfrom circuits.blas import loaded_openblas\n"
+         "ctypes.CDLL(sys.argv[1])\nprint('\\n'.join(loaded_openblas()))", str(copy)],
+        capture_output=True, text=True, check=True).stdout.splitlines()
+    assert str(copy) in found

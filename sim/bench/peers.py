@@ -216,8 +216,9 @@ def measure_precision(rows: list[Row], modules: dict, precision: str, workdir: P
                             peer_table(steps, precision, sizes))
     path = write_scenario(workdir / f"peers_{precision}.toml",
                           peer_table(steps, precision, sizes, batch))
-    compiled = write_scenario(workdir / f"peers_{precision}_compiled.toml",
-                              peer_table(steps, precision, sizes, device="standalone"))
+    compiled = (write_scenario(workdir / f"peers_{precision}_compiled.toml",
+                               peer_table(steps, precision, sizes, device="standalone"))
+                if any(row.system == COMPILED for row in rows) else None)  # only when asked
     model = hierarchy_reference(load_scenario(single))
     model.dtype = dtype
     try:

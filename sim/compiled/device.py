@@ -353,11 +353,15 @@ def _sort_single_value_writes(main_queue: list) -> None:
 
 
 def _environment(device) -> dict[str, str]:
-    """The program's environment, as ``device.run`` would set it."""
+    """The program's environment, as ``device.run`` would set it, its BLAS on one thread
+    (``circuits.coupling_compiled`` links OpenBLAS, which reads ``OPENBLAS_NUM_THREADS`` as
+    it loads; the program runs one step at a time)."""
     from brian2 import prefs
 
+    from sim.blas import ONE_THREAD
+
     return {**os.environ, **prefs["devices.cpp_standalone.run_environment_variables"],
-            **device.run_environment_variables}
+            **device.run_environment_variables, **ONE_THREAD}
 
 
 def _adopt_results(device, directory: Path, results_directory: str) -> None:

@@ -49,6 +49,8 @@ def show_lines(result: Result, problems: list[str] | None = None) -> list[str]:
         lines.append(f"  {attrs.get('status')}: {attrs['failure']}")
     for note in str(attrs.get("readouts_off", "")).splitlines():  # sim.memory
         lines.append(f"  readout off: {note}")
+    if "compiled_coupling" in attrs:  # sim.families.hierarchical.compiled
+        lines.append(f"  compiled coupling: {attrs['compiled_coupling']}")
     if "resumed_at_trials" in attrs:  # sim.checkpoint
         done = ", then ".join(str(n) for n in np.atleast_1d(attrs["resumed_at_trials"]))
         lines.append(f"  resumed from a checkpoint with {done} trial(s) done")

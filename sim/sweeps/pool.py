@@ -21,11 +21,10 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from sim.blas import ONE_THREAD
 from sim.errors import ScenarioError
 
 GRACE_S = 5.0
-ONE_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                                     "MKL_NUM_THREADS")}  # from the start, not only once loaded
 
 
 class _Worker:

@@ -28,6 +28,7 @@ from sim.compiled.trial_starts import ORDER as START_ORDER
 from sim.compiled.trial_starts import TRIAL, blend, starts_undone
 
 INPUT = "pcsim_input"
+COUPLING_ATTR = "compiled_coupling"  # the result's note of the compiled dense coupling's build
 
 
 def compiled_objects(simulation, context: CompiledContext) -> list:
@@ -58,8 +59,10 @@ def compiled_objects(simulation, context: CompiledContext) -> list:
 
 
 def coupling(simulation, context: CompiledContext) -> list:
-    """The maps as ``(summed)`` synapses, with the mechanisms' pieces (a learned ``w``'s
-    flow). Learned weights (``learned_weights``) are kept for the replay and switched per
+    """The maps as BLAS calls (``circuits.coupling_compiled``) where the runtime's coupling is
+    ``dense`` and they allow it, else as ``(summed)`` synapses with the mechanisms' pieces (a
+    learned ``w``'s flow); the result's ``compiled_coupling`` attribute says which, and why
+    not BLAS. Learned weights (``learned_weights``) are kept for the replay and switched per
     trial where phases need it (``phase_switches``)."""
     maps = [level.generative for level in simulation.model.belief_levels]
     if any(gmap.site != "before" for gmap in maps):
@@ -69,9 +72,13 @@ def coupling(simulation, context: CompiledContext) -> list:
     learned = simulation.changed_at_run_time("weights")
     beliefs = [context.clone(group) for group in simulation.beliefs]
     errors = [context.clone(group) for group in simulation.errors]
-    if runtime.kind == "dense" and unsupported(maps, learned) is None:  # BLAS, as the runtime
-        context.coupling = blas_coupling(maps, beliefs, errors, context.clock)
-        return list(context.coupling.objects)
+    if runtime.kind == "dense":  # BLAS, as the runtime, where this build allows it
+        why_not = unsupported(maps, learned)
+        simulation.writer.file.attrs[COUPLING_ATTR] = (
+            "blas" if why_not is None else f"synapses: {why_not}")
+        if why_not is None:
+            context.coupling = blas_coupling(maps, beliefs, errors, context.clock)
+            return list(context.coupling.objects)
     built = context.coupling = _synaptic_coupling(
         maps, beliefs, errors, context.clock, simulation.pieces,
         every_entry=learned and runtime.kind == "dense")
