@@ -20,21 +20,23 @@ in every run). The claims:
   shot noise of the neurons' s_lambda predicts a Jensen factor of 1.020, 1.003, 1.020,
   ``circuits.spiking.topdown``).
 
-What limits the agreement per trial (measured at N = 800): the target level's spike noise.
-One seed's window mean scatters by ~0.04 on an invalid trial's stimulated target unit (its
-precision 1/4 makes it a slow integrator, tau_belief / H = 40 ms, of its own pool's noise;
-single seeds ranged 0.13-0.27 around the rate model's 0.20), ~0.01-0.03 elsewhere, <= 0.03 on
-the context. Three seeds left standard errors of up to 0.6 of the bound and differences of up
-to 0.86 of it; six, 0.4 and 0.6; ten, 0.23 and 0.59. Neither the rate reference nor lag
+What limits the agreement per trial (measured at N = 800): the target level's spike noise. One
+seed's window mean scatters by ~0.03 (0.02-0.04 by seed set) on an invalid trial's stimulated
+target unit (its precision 1/4 makes it a slow integrator, tau_belief / H = 40 ms, of its own
+pool's noise; single seeds ranged 0.13-0.27 around the rate model's 0.20), ~0.01-0.03 elsewhere
+and on the context; the seeds' rms scatter over the target units is 0.031, 0.024, 0.014 at N =
+400, 800, 1600 (~N^-1/2; context 0.033, 0.022, 0.015), so more seeds and more neurons buy the
+same at equal CPU. Three seeds left standard errors of up to 0.6 of the bound and differences
+of up to 0.86 of it; six, 0.4 and 0.6; ten, 0.23 and 0.59. Neither the rate reference nor lag
 limits it: the rate model's final belief lies within 0.021 of its own last-20% mean (the
-stimulus noise, 0.1 per step through tau_belief = 50 ms, moves a single sample little; 0.002
-on the context), so the letter (final belief) and the window mean differ by under half the
-bound; and the decoded beliefs' mean over trials and seeds less the rate model's window mean
-is -0.002..+0.007 (the slowest, invalid, target is within 3% of its change by the window's
-start; the synaptic filter's ~10-20 ms delay then moves it by < 0.005). Four disjoint sets
-(1-10, 11-20, 21-30, 31-40) reach at most 0.59 of the bound on the target
-(0.19, 0.59, 0.39, 0.22) and 0.23 on the context, standard errors at most 0.23 of it; over
-all 40 seeds an invalid trial's stimulated unit averages 0.206 against the rate model's 0.197.
+stimulus noise, 0.1 per step through tau_belief = 50 ms, moves a single sample little; 0.002 on
+the context), so the letter (final belief) and the window mean differ by under half the bound;
+and the decoded beliefs' mean over trials and seeds less the rate model's window mean is
+-0.002..+0.007 (the slowest, invalid, target is within 3% of its change by the window's start;
+the synaptic filter's ~10-20 ms delay then moves it by < 0.005). Four disjoint sets (1-10,
+11-20, 21-30, 31-40) reach at most 0.59 of the bound on the target (0.19, 0.59, 0.39, 0.22) and
+0.23 on the context, standard errors at most 0.23 of it; over all 40 seeds an invalid trial's
+stimulated unit averages 0.206 against the rate model's 0.197.
 
 Cost, measured when written (2-core machine at a load of ~6): 40 s of CPU, 105 s wall for the
 module (~3.5 s of CPU per spiking run, ~4 s for the rate run); the first run on a machine also
