@@ -146,6 +146,7 @@ def _run_compiled(simulation, scenario: Scenario, guard: RunGuard, runs: TrialRu
     part without a compiled form (the runtime device runs it)."""
     from sim.compiled.choice import device_refused
     from sim.compiled.context import NotCompiled
+    from sim.compiled.program import not_run
     from sim.compiled.run import run_compiled
 
     try:
@@ -153,6 +154,7 @@ def _run_compiled(simulation, scenario: Scenario, guard: RunGuard, runs: TrialRu
     except NotCompiled as err:
         if scenario.numerics.device == "standalone":
             raise device_refused(scenario, str(err)) from None
+        not_run([*simulation.objects, *runs.objects], marked=False)  # the runtime runs them
         return False
     return True
 

@@ -391,6 +391,23 @@ def test_a_start_that_computes_from_the_state_is_refused(tmp_path, capsys):
     assert not output.exists()
 
 
+def test_auto_runs_a_start_the_build_refuses_on_the_runtime_device(tmp_path):
+    """``auto`` tries the program for a long run and the build refuses (the probe finds a
+    start computed from the state): the runtime device runs the same network after all, with
+    the same numbers as a runtime run (Brian2 refused to add objects the attempt had marked as
+    run elsewhere: a traceback, once)."""
+    scenario = learned_prior(2.0)
+    for trial in scenario["protocol"]["trials"]:
+        trial["duration_ms"] = 2500.0  # long enough that auto tries the compiled device
+    path = write_scenario(tmp_path / "learned.toml", scenario)
+    runtime, tried = tmp_path / "runtime.h5", tmp_path / "auto.h5"
+    assert main(["run", str(path), "-o", str(runtime), "--no-plot"]) == 0
+    assert main(["run", str(path), "-o", str(tried), "--no-plot",
+                 "--set", 'numerics.device="auto"']) == 0
+    assert sim.load(tried).attrs["device"] == "runtime"
+    assert_equal_runs(datasets(runtime), datasets(tried))
+
+
 class SignBias(Mechanism):
     """A start that reads the state through a comparison: each trial's start pushes every
     belief towards 0 by 0.5 (``sign_bias`` = -0.5 where mu > 0, else 0.5), a value that one

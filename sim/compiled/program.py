@@ -52,13 +52,15 @@ def runtime_groups(simulation: Any) -> list[NeuronGroup]:
     return [obj for obj in simulation.objects if isinstance(obj, NeuronGroup)]
 
 
-def not_run(objects: list) -> None:
+def not_run(objects: list, marked: bool = True) -> None:
     """Objects built but never run (the runtime network a compiled run stands in for, or a
     compiled build refused): Brian2 warns when deleting an object that no network ran
-    (``BrianObject.__del__`` checks ``_network is None``)."""
+    (``BrianObject.__del__`` checks ``_network is None``). ``marked=False`` takes the mark
+    back, where the runtime device runs them after all (``auto``, a build refused): Brian2
+    refuses to add an object marked as run by another network."""
     for obj in objects:
         for part in [obj, *getattr(obj, "contained_objects", [])]:
-            part._network = "sim.compiled"
+            part._network = "sim.compiled" if marked else None
 
 
 def check_compilable(simulation: Any) -> None:
