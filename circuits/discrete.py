@@ -72,20 +72,20 @@ own output). The error units read ln Z, the belief units the errors and the mean
 through linked variables.
 Since ln Z stays near 0 (see above), e^{v_j} = Q_j Z never overflows. ``readout`` gives Q, eps
 and F of the current state in NumPy, for recording only. A readout that watches Q at every step
-(``sim.readouts.decision``) has the pool's operation keep v of each step (``keep_steps``: a row
-copied where the sums read v anyway, no Python call of its own per step) and computes Q of
-those rows afterwards, a block of steps at once, with the same ``softmax``.
+(``sim.readouts.decision``) has the pool's operation keep v of each step (``v_steps``, a
+``circuits.step_rows.StepRows``: a row copied where the sums read v anyway, no Python call of
+its own per step) and computes Q of those rows afterwards, a block of steps at once, with the
+same ``softmax``.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 from brian2 import Clock, NetworkOperation, NeuronGroup, linked_var, ms
 
 from circuits import schedule
 from circuits.mechanism import state_array
+from circuits.step_rows import StepRows
 
 BELIEF_EQUATIONS = """
 dv/dt = (error - mean_error) / tau_belief : 1
@@ -192,9 +192,7 @@ class CategoricalCircuit:
         self.log_prior[:] = log_prior
         self.belief = np.empty(size)  # Q, eps and F of the last ``readout``
         self.error = np.empty(size)
-        self.v_steps: np.ndarray | None = None  # v of each step while a readout keeps them
-        self.steps_kept = 0  # rows of ``v_steps`` filled
-        self.steps_full: Callable[[], None] | None = None
+        self.v_steps: StepRows | None = None  # v of each step, while a readout keeps them
         self.free_energy = 0.0
         self.objects = [self.beliefs, self.errors, self.pool, to_pool]
         self.reset()
@@ -207,24 +205,7 @@ class CategoricalCircuit:
         self.drive[0] = self.exp_v.sum()
         self.weighted_drive[0] = self.exp_v @ self.gap
         if self.v_steps is not None:  # v of this step, as it is until the beliefs move
-            self.v_steps[self.steps_kept] = self.v
-            self.steps_kept += 1
-            if self.steps_kept == len(self.v_steps) and self.steps_full is not None:
-                self.steps_full()
-
-    def keep_steps(self, rows: int, full: Callable[[], None] | None = None) -> None:
-        """From now on keep v of every step (as the step reads it, before the beliefs move),
-        up to ``rows`` steps; ``full()`` is called when as many are kept, and must take them
-        (``take_steps``) before the next step."""
-        self.v_steps = np.empty((rows, len(self.v)))
-        self.steps_kept, self.steps_full = 0, full
-
-    def take_steps(self) -> np.ndarray:
-        """v of the steps kept since the last take, a row each in order (a view, valid until
-        the next step), and the buffer emptied."""
-        kept = self.v_steps[:self.steps_kept]
-        self.steps_kept = 0
-        return kept
+            self.v_steps.keep(self.v)
 
     def reset(self) -> None:
         """Beliefs back to the prior (v = ln D), evidence cleared."""

@@ -9,7 +9,7 @@ carrying Q's last step and the decision so far into the next block) when the blo
 and at the trial's end, so no step goes unchecked. Where the steps come from:
 
 - discrete: the categorical circuits keep their log-beliefs v of each step where their pool's
-  operation reads v anyway (``CategoricalCircuit.keep_steps``); the watch adds no Python call
+  operation reads v anyway (``CategoricalCircuit.v_steps``); the watch adds no Python call
   per step, and Q of the rows is computed after with the same arithmetic (``q_of``);
 - hierarchical: a network operation copies the level's beliefs each step (one row).
 """
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from circuits import schedule
+from circuits.step_rows import StepRows
 
 ONSET_SLACK_MS = 1e-9  # a step at the onset, up to rounding of the clock, counts
 BLOCK_STEPS = 512  # steps of Q kept before the rule is applied to them, at most,
@@ -65,7 +66,7 @@ def _level_belief(simulation: Any, settings: Any) -> np.ndarray:
 
 
 class CircuitSteps:
-    """Q of the discrete belief at the steps its circuits kept (``keep_steps``): v of each
+    """Q of the discrete belief at the steps its circuits kept (``v_steps``): v of each
     factor at each step, as its pool's operation read it, before any factor moves in that
     step; Q(t) as the recorder samples it, nothing moves v between the two. Q is computed from
     those rows when taken."""
@@ -76,11 +77,12 @@ class CircuitSteps:
         rows = block_steps(sum(len(circuit.v) for circuit in circuits))
         for circuit in circuits:  # the factors take turns within a step: the last one's
             # row completes the step
-            circuit.keep_steps(rows, full if circuit is circuits[-1] else None)
+            circuit.v_steps = StepRows(rows, len(circuit.v),
+                                       full if circuit is circuits[-1] else None)
         self.objects: list = []
 
     def take(self) -> np.ndarray:
-        return self.state.q_of([circuit.take_steps() for circuit in self.state.circuits])
+        return self.state.q_of([circuit.v_steps.take() for circuit in self.state.circuits])
 
 
 class LevelSteps:
@@ -90,22 +92,14 @@ class LevelSteps:
     def __init__(self, simulation: Any, settings: Any, full: Callable[[], None]) -> None:
         from brian2 import NetworkOperation
 
-        self.belief = _level_belief(simulation, settings)
-        self.rows = np.empty((block_steps(len(self.belief)), len(self.belief)))
-        self.kept, self.full = 0, full
-        self.objects = [NetworkOperation(self.keep, when=schedule.SLOT, order=LEVEL_ORDER,
-                                         clock=simulation.clock, name="decision")]
-
-    def keep(self) -> None:
-        self.rows[self.kept] = self.belief
-        self.kept += 1
-        if self.kept == len(self.rows):
-            self.full()
+        belief = _level_belief(simulation, settings)
+        self.rows = StepRows(block_steps(len(belief)), len(belief), full)
+        self.objects = [NetworkOperation(lambda: self.rows.keep(belief), when=schedule.SLOT,
+                                         order=LEVEL_ORDER, clock=simulation.clock,
+                                         name="decision")]
 
     def take(self) -> np.ndarray:
-        kept = self.rows[:self.kept]
-        self.kept = 0
-        return kept
+        return self.rows.take()
 
 
 class Watch:
@@ -177,7 +171,7 @@ def compiled(simulation: Any, settings: Any, context: Any) -> list | None:
     other rules and choices have none). A watcher unit per belief unit (the belief linked)
     keeps the step of its first crossing after the onset and its belief then; the decision,
     the first crossing's unit with the largest belief, is put together after the run
-    (``replayed``) as ``Watch.check`` finds it at that step: the units above the threshold
+    (``replayed``) as ``Watch.advance`` finds it at that step: the units above the threshold
     at the first step any is, the largest of them the largest of all. Whether a step is past
     the onset is decided ahead, with the runtime's arithmetic."""
     if settings.rule != "threshold" or settings.choose != "largest":
