@@ -19,7 +19,7 @@ from brian2 import NeuronGroup, TimedArray, second
 
 from circuits import schedule
 from circuits.coupling import _synaptic_coupling
-from circuits.coupling_compiled import blas_coupling, unsupported
+from circuits.coupling_compiled import blas_coupling, fuses, unsupported
 from circuits.precision import configured_variable
 from sim import learning
 from sim.compiled.clone import owned_state
@@ -73,9 +73,10 @@ def coupling(simulation, context: CompiledContext) -> list:
     beliefs = [context.clone(group) for group in simulation.beliefs]
     errors = [context.clone(group) for group in simulation.errors]
     if runtime.kind == "dense":  # BLAS, as the runtime, where this build allows it
-        why_not = unsupported(maps, learned)
+        fused = fuses(errors)  # instantaneous errors: one pass over W, no BLAS
+        why_not = unsupported(maps, learned, fused)
         simulation.writer.file.attrs[COUPLING_ATTR] = (
-            "blas" if why_not is None else f"synapses: {why_not}")
+            ("fused" if fused else "blas") if why_not is None else f"synapses: {why_not}")
         if why_not is None:
             context.coupling = blas_coupling(maps, beliefs, errors, context.clock)
             return list(context.coupling.objects)
