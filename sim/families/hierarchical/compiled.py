@@ -3,12 +3,15 @@
 On the runtime device three kinds of ``NetworkOperation`` run every step besides the recorder:
 the NumPy coupling (``circuits.coupling``), the stimulus (``inputs.Inputs``) and the
 mechanisms' and readouts' own. Here fixed dense maps of ``MIN_WEIGHTS`` weights or more are
-BLAS calls from the program (``circuits.coupling_compiled``); otherwise the coupling is the
+BLAS calls from the program, or one pass over W a step where the errors are instantaneous
+(``circuits.coupling_compiled``); otherwise the coupling is the
 ``synapses`` build of ``circuits.coupling`` (the same maps, as ``(summed)`` synapses between
 the cloned populations, in the same slots; learned weights are the synapses' flow on ``w``,
 recorded and put back where the runtime coupling keeps them for the replay), the stimulus is
-the input the runtime would deliver at every step, computed ahead by the same ``Inputs`` and
-read from a ``TimedArray``, and each mechanism and readout gives its compiled form
+the input the runtime would deliver at every step, computed ahead by the same ``Inputs``
+(noiseless: each step's fraction and its segment's two rows, multiplied out in the program;
+noisy: every step's value) and read from ``TimedArray``s, and each mechanism and readout
+gives its compiled form
 (``compiled``) or the run is refused with the reason.
 """
 
@@ -150,18 +153,55 @@ def phase_switches(simulation, synapses, context: CompiledContext) -> list:
 
 
 def stimulus(simulation, context: CompiledContext) -> list:
-    """The input of every step, as the runtime's ``Inputs`` delivers it, in a TimedArray."""
+    """The input of every step, as the runtime's ``Inputs`` delivers it: computed in the
+    program from each segment's base and delta and each step's fraction (``Inputs.
+    affine_ahead``) where the input is noiseless, else read from a table of every step's
+    value (a 3000-step run of 1000 inputs: 24 MB read at the program's start)."""
     timeline = context.timeline
-    table = np.empty((timeline.total_steps, simulation.model.levels[0].size))
+    group = context.clone(simulation.errors[0])
+    affine = affine_input(simulation, timeline)
+    if affine is None:
+        table = np.empty((timeline.total_steps, simulation.model.levels[0].size))
+        with starts_undone(simulation):
+            for position in range(timeline.trials):
+                simulation.start([position])
+                simulation.inputs.ahead(table[timeline.first_steps[position]:
+                                              timeline.end_step(position)])
+        group.namespace[INPUT] = TimedArray(table, dt=context.clock.dt, name=INPUT)
+        code = f"signal = {INPUT}(t, i)"
+    else:
+        fraction, which, base, delta = affine
+        names = {key: f"{INPUT}_{key}" for key in ("fraction", "segment", "base", "delta")}
+        group.namespace.update({
+            names["fraction"]: TimedArray(fraction, dt=context.clock.dt, name=names["fraction"]),
+            names["segment"]: TimedArray(which, dt=context.clock.dt, name=names["segment"]),
+            names["base"]: TimedArray(base, dt=1 * second, name=names["base"]),
+            names["delta"]: TimedArray(delta, dt=1 * second, name=names["delta"])})
+        segment = f"{names['segment']}(t) * second"
+        code = (f"signal = {names['fraction']}(t) * {names['delta']}({segment}, i) "
+                f"+ {names['base']}({segment}, i)")
+    return [group.run_regularly(code, when=schedule.SLOT, order=schedule.STIMULUS,
+                                name=f"{group.name}_stimulus")]
+
+
+def affine_input(simulation, timeline) -> tuple[np.ndarray, ...] | None:
+    """Every trial's noiseless input as (fraction of each step, its segment's row, the
+    segments' bases, their deltas) over the whole timeline (``Inputs.affine_ahead``); None
+    where a trial's input is noisy."""
+    fractions, which, bases, deltas = [], [], [], []
     with starts_undone(simulation):
         for position in range(timeline.trials):
             simulation.start([position])
-            simulation.inputs.ahead(table[timeline.first_steps[position]:
-                                          timeline.end_step(position)])
-    group = context.clone(simulation.errors[0])
-    group.namespace[INPUT] = TimedArray(table, dt=context.clock.dt, name=INPUT)
-    return [group.run_regularly(f"signal = {INPUT}(t, i)", when=schedule.SLOT,
-                                order=schedule.STIMULUS, name=f"{group.name}_stimulus")]
+            steps = timeline.end_step(position) - timeline.first_steps[position]
+            piece = simulation.inputs.affine_ahead(steps)
+            if piece is None:
+                return None
+            fractions.append(piece[0])
+            which.append(piece[1] + len(bases))
+            bases += piece[2]
+            deltas += piece[3]
+    return (np.concatenate(fractions), np.concatenate(which).astype(float),
+            np.array(bases), np.array(deltas))
 
 
 def precision_schedule(simulation, context: CompiledContext) -> list:
