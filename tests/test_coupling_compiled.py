@@ -4,8 +4,10 @@ A tanh hierarchy with fixed dense weights, run through the CLI on both devices: 
 within 1e-12 (the compiled device's bound, ``test_compiled_runs``), the program's products
 made by ``cblas_?gemv`` (relaxing errors: its generated code calls them; no generative
 synapses) or by one pass over W a step (instantaneous errors, the ``fused`` build: no BLAS call,
-no transposed copy), and its final beliefs against the plain NumPy loop written from the
-equations (``sim.bench.reference``).
+no transposed copy), and the fused run's final beliefs against the plain NumPy loop written
+from the equations (``sim.bench.reference``). The relaxing run's input is a schedule and steps
+over two trials, which the program computes from each segment's rows (no table of every step's
+input, ``sim.families.hierarchical.compiled.stimulus``).
 The library scan (``circuits.blas``) reads paths with spaces.
 """
 
@@ -53,6 +55,20 @@ def hierarchy(errors: str) -> dict:
             "record": {"every_ms": 1.0}}
 
 
+def segmented_trials() -> list[dict]:
+    """Two trials whose inputs have several segments: a schedule, then steps."""
+    rng = np.random.default_rng(7)
+    duration = STEPS * DT_MS / 2
+
+    def values(rows: int) -> list:
+        return rng.normal(0.0, 1.0, (rows, SIZES[0])).tolist()
+
+    return [{"duration_ms": duration, "stimulus": {
+                "kind": "schedule", "times_ms": [0.0, 4.0, 9.5, 15.0], "values": values(4)}},
+            {"duration_ms": duration, "stimulus": {
+                "kind": "steps", "times_ms": [0.0, 7.0], "values": values(2)}}]
+
+
 @pytest.mark.parametrize("errors, build", [("relaxing", "blas"), ("instantaneous", "fused")])
 def test_dense_coupling_compiled_equals_the_runtime_run(tmp_path, monkeypatch, errors, build):
     if build == "blas" and blas_library() is None:
@@ -60,6 +76,8 @@ def test_dense_coupling_compiled_equals_the_runtime_run(tmp_path, monkeypatch, e
     cache = tmp_path / "cache"
     monkeypatch.setenv("PCSIM_STANDALONE_CACHE", str(cache))
     table = hierarchy(errors)
+    if build == "blas":
+        table["protocol"]["trials"] = segmented_trials()
     path = write_scenario(tmp_path / "blas.toml", table)
     runtime, compiled = tmp_path / "runtime.h5", tmp_path / "compiled.h5"
     assert main(["run", str(path), "-o", str(runtime), "--no-plot"]) == 0
@@ -73,11 +91,15 @@ def test_dense_coupling_compiled_equals_the_runtime_run(tmp_path, monkeypatch, e
         assert "cblas_" not in sources and "weight_transposed" not in sources
         assert all(f"pcsim_fused_{level}()" in sources for level in (0, 1))
     assert "generative_belief" not in sources  # no synapse per weight
+    tables = {path.name for path in cache.glob("*/static_arrays/pcsim_input*")}
+    assert tables and "pcsim_input_values" not in tables  # no row a step: the segments' rows
 
     with h5py.File(compiled, "r") as file:
         assert file.attrs["compiled_coupling"] == build
         weights = [np.asarray(file[f"levels/{name}/weights_initial"]) for name in ("middle", "top")]
         found = [np.asarray(file[f"trials/final_belief/{name}"][-1]) for name in ("middle", "top")]
+    if build == "blas":  # two trials: the reference runs one ramp
+        return
     model = hierarchy_reference(load_scenario(path))
     assert all(np.array_equal(given, stored) for given, stored in zip(model.weights, weights,
                                                                       strict=True))
