@@ -1,4 +1,5 @@
-r"""Dense coupling on the compiled device: each product of a step is one BLAS call from C++.
+r"""Dense coupling on the compiled device: each product of a step one BLAS call from C++, or
+(instantaneous errors) both products one pass over W.
 
 On the runtime device the ``dense`` build of ``circuits.coupling`` runs g_l(mu_l) = W_l f(mu_l)
 and J_l' eps_{l-1} = f'(mu_l) * (W_l' eps_{l-1}) as NumPy products (``cblas_?gemv`` of the
