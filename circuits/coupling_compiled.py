@@ -42,7 +42,14 @@ step instead of W and its transposed copy (measured in the peers' case, one core
 (``circuits.error.INSTANTANEOUS_UPDATE``) rendered into C++ by Brian2's renderer, not a second
 spelling; the error units still run that update at ``ERRORS``, on the same numbers, so what
 they hold is theirs. Only the summation order of W' eps differs from the runtime's ``gemv``
-(last bits, within the compiled device's 1e-12).
+(last bits, within the compiled device's 1e-12). The same numbers only where nothing the
+update reads moves between ``DELIVER_TO_ERRORS`` and ``ERRORS``: a lower level's own
+differential equation on one of them (learned precision's dPi/dt, whose state updater runs at
+``ERRORS`` before the update) gives the runtime's eps Pi(t + dt), a pass over W Pi(t); such
+runs keep the ``gemv`` pair (``dense_build`` says why). Nothing else moves them there (the
+other work in the window: the recorder, the readouts and top-down precision's drive read
+them; plasticity and the weight constraint change W, refused by ``unsupported``; the
+covariance's interneurons need relaxing errors).
 """
 
 from __future__ import annotations
@@ -116,20 +123,32 @@ def unsupported(maps: Sequence[GenerativeMap], weights_change: bool,
     return None
 
 
-def fuses(errors: Sequence) -> bool:
-    """Whether the error units are instantaneous (``error`` a parameter set by
-    ``INSTANTANEOUS_UPDATE``, not a differential equation): then the ``fused`` build."""
-    return all("error" not in group.equations.diff_eq_names for group in errors)
+def dense_build(errors: Sequence) -> str:
+    """The build these error units allow, as the result's ``compiled_coupling`` notes it
+    (where ``unsupported`` says nothing against it): ``fused`` for instantaneous errors
+    (``error`` a parameter set by ``INSTANTANEOUS_UPDATE``, not a differential equation),
+    ``blas`` for relaxing ones, and ``blas: <why not fused>`` for instantaneous errors whose
+    update reads a variable that moves between the pass over W (``DELIVER_TO_ERRORS``) and the
+    runtime's errors (``ERRORS``): a lower level's own differential equation (learned
+    precision, ``circuits.precision_learned``: the state updater runs at ``ERRORS`` before
+    the update, so the runtime's eps uses Pi(t + dt), a pass over W Pi(t))."""
+    if any("error" in group.equations.diff_eq_names for group in errors):
+        return "blas"
+    for group in errors[:-1]:  # the top's errors are not computed in a pass over W
+        moved = sorted(set(below_variables(group)) & set(group.equations.diff_eq_names))
+        if moved:
+            return (f"blas: {group.name}'s {', '.join(moved)} move(s) at ERRORS, after a "
+                    "pass over W would read them")
+    return "fused"
 
 
 def blas_coupling(maps: Sequence[GenerativeMap], beliefs: Sequence, errors: Sequence,
-                  clock) -> Coupling:
+                  clock, fused: bool) -> Coupling:
     """Couple the compiled belief groups 1..L (``beliefs[l-1]``) with error groups 0..L by
-    BLAS calls, or by one pass over W where the errors are instantaneous (``fuses``; module
-    doc). Built while Brian2's device is ``cpp_standalone``."""
+    BLAS calls, or by one pass over W (``fused``: ``dense_build`` allows it; module doc).
+    Built while Brian2's device is ``cpp_standalone``."""
     from brian2 import NeuronGroup, device
 
-    fused = fuses(errors)
     library = None if fused else blas_library()
     assert fused or library is not None, "blas_coupling without a BLAS library (unsupported)"
     dtype = np.dtype(beliefs[0].variables["belief"].dtype)
@@ -197,12 +216,15 @@ def _copy(source: str, target: str, size: int) -> str:
     return f"for (int k = 0; k < {size}; ++k) {target}[k] = {source}[k];"
 
 
+# ``INSTANTANEOUS_UPDATE``'s two sides: the variable it writes and the expression
+UPDATE_TARGET, UPDATE_EXPRESSION = (part.strip() for part in INSTANTANEOUS_UPDATE.split("=", 1))
+
+
 def below_variables(below) -> list[str]:
     """The error units' variables that ``INSTANTANEOUS_UPDATE`` writes and reads."""
     from brian2.utils.stringtools import get_identifiers
 
-    target, expression = INSTANTANEOUS_UPDATE.split("=", 1)
-    names = sorted({target.strip(), *get_identifiers(expression)})
+    names = sorted({UPDATE_TARGET, *get_identifiers(UPDATE_EXPRESSION)})
     missing = [name for name in names if name not in below.variables]
     assert not missing, f"the error update reads {missing}, not variables of {below.name}"
     return names
@@ -214,13 +236,12 @@ def _fused_level(index: int, real: str, rows: int, columns: int, weight: str, ac
     the error units' arrays by variable name (``prediction``: the row's fresh product)."""
     from brian2.parsing.rendering import CPPNodeRenderer
 
-    target, expression = (part.strip() for part in INSTANTANEOUS_UPDATE.split("=", 1))
     bound = "".join(f"const {real} {name} = {array}[j]; " for name, array in below.items()
-                    if name not in ("prediction", target))
+                    if name not in ("prediction", UPDATE_TARGET))
     return _FUSED.format(
         index=index, real=real, rows=rows, columns=columns, weight=weight, active=active,
-        bottom_up=bottom_up, prediction=below["prediction"], target=below[target], bound=bound,
-        error=CPPNodeRenderer().render_expr(expression))
+        bottom_up=bottom_up, prediction=below["prediction"], target=below[UPDATE_TARGET],
+        bound=bound, error=CPPNodeRenderer().render_expr(UPDATE_EXPRESSION))
 
 
 # Four rows at a time: four dot products share each load of a, and bottom_up is loaded and

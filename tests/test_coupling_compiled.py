@@ -4,10 +4,12 @@ A tanh hierarchy with fixed dense weights, run through the CLI on both devices: 
 within 1e-12 (the compiled device's bound, ``test_compiled_runs``), the program's products
 made by ``cblas_?gemv`` (relaxing errors: its generated code calls them; no generative
 synapses) or by one pass over W a step (instantaneous errors, the ``fused`` build: no BLAS call,
-no transposed copy), and the fused run's final beliefs against the plain NumPy loop written
-from the equations (``sim.bench.reference``). The relaxing run's input is a schedule and steps
-over two trials, which the program computes from each segment's rows (no table of every step's
-input, ``sim.families.hierarchical.compiled.stimulus``).
+no transposed copy), and the first trial's final beliefs against the plain NumPy loop written
+from the equations (``sim.bench.reference``). After that ramp, a schedule and steps over two
+trials, which the program computes from each segment's rows (no table of every step's input,
+``sim.families.hierarchical.compiled.stimulus``), in both builds: the fused one runs where
+NumPy has no OpenBLAS too. Learned precision, which moves what the errors read after a pass
+over W would read it, keeps the ``gemv`` pair.
 The library scan (``circuits.blas``) reads paths with spaces.
 """
 
@@ -69,19 +71,28 @@ def segmented_trials() -> list[dict]:
                 "kind": "steps", "times_ms": [0.0, 7.0], "values": values(2)}}]
 
 
-@pytest.mark.parametrize("errors, build", [("relaxing", "blas"), ("instantaneous", "fused")])
-def test_dense_coupling_compiled_equals_the_runtime_run(tmp_path, monkeypatch, errors, build):
-    if build == "blas" and blas_library() is None:
-        pytest.skip("NumPy loaded no OpenBLAS here")
+def run_both(tmp_path, monkeypatch, table: dict) -> tuple[Path, Path, Path]:
+    """``table`` run on the runtime device and compiled, the compiled build in a cache of its
+    own: (runtime result, compiled result, the cache)."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("PCSIM_STANDALONE_CACHE", str(cache))
-    table = hierarchy(errors)
-    if build == "blas":
-        table["protocol"]["trials"] = segmented_trials()
     path = write_scenario(tmp_path / "blas.toml", table)
     runtime, compiled = tmp_path / "runtime.h5", tmp_path / "compiled.h5"
     assert main(["run", str(path), "-o", str(runtime), "--no-plot"]) == 0
     assert main(["run", str(path), "-o", str(compiled), "--no-plot", *STANDALONE]) == 0
+    return runtime, compiled, cache
+
+
+@pytest.mark.parametrize("errors, build", [("relaxing", "blas"), ("instantaneous", "fused")])
+def test_dense_coupling_compiled_equals_the_runtime_run(tmp_path, monkeypatch, errors, build):
+    """Three trials: the ramp, then ``segmented_trials``; the first trial's end against the
+    NumPy loop's run of the ramp alone."""
+    if build == "blas" and blas_library() is None:
+        pytest.skip("NumPy loaded no OpenBLAS here")
+    ramp = hierarchy(errors)
+    table = hierarchy(errors)
+    table["protocol"]["trials"] += segmented_trials()
+    runtime, compiled, cache = run_both(tmp_path, monkeypatch, table)
     assert_equal_runs(datasets(runtime), datasets(compiled))
 
     sources = "".join(source.read_text() for source in cache.glob("*/code_objects/*.cpp"))
@@ -97,15 +108,34 @@ def test_dense_coupling_compiled_equals_the_runtime_run(tmp_path, monkeypatch, e
     with h5py.File(compiled, "r") as file:
         assert file.attrs["compiled_coupling"] == build
         weights = [np.asarray(file[f"levels/{name}/weights_initial"]) for name in ("middle", "top")]
-        found = [np.asarray(file[f"trials/final_belief/{name}"][-1]) for name in ("middle", "top")]
-    if build == "blas":  # two trials: the reference runs one ramp
-        return
-    model = hierarchy_reference(load_scenario(path))
+        found = [np.asarray(file[f"trials/final_belief/{name}"][0]) for name in ("middle", "top")]
+    model = hierarchy_reference(load_scenario(write_scenario(tmp_path / "ramp.toml", ramp)))
     assert all(np.array_equal(given, stored) for given, stored in zip(model.weights, weights,
                                                                       strict=True))
     expected = reference.run_hierarchy(model, STEPS)[0]
     for got, wanted in zip(found, expected, strict=True):
         assert np.max(np.abs(got - wanted)) <= 1e-12
+
+
+def test_learned_precision_keeps_instantaneous_errors_out_of_the_pass_over_w(tmp_path,
+                                                                            monkeypatch):
+    """Learned precision moves Pi at ``ERRORS`` (the error units' state updater, before their
+    update): the runtime's eps = Pi(t + dt) (s - g), where a pass over W at
+    ``DELIVER_TO_ERRORS`` would read Pi(t) (1.7e-2 off in the beliefs). The run keeps the
+    ``gemv`` pair (the synapses without OpenBLAS), says why, and equals the runtime's."""
+    table = hierarchy("instantaneous")
+    table["model"]["learning"] = {"tau_precision_ms": 5.0}
+    runtime_path, compiled_path, _ = run_both(tmp_path, monkeypatch, table)
+    runtime = datasets(runtime_path)
+    assert_equal_runs(runtime, datasets(compiled_path))
+    learned = runtime["levels/input/precision"]
+    assert np.max(np.abs(learned[-1] - learned[0])) > 1e-2  # Pi moved within the run
+    with h5py.File(compiled_path, "r") as file:
+        note = file.attrs["compiled_coupling"]
+    if blas_library() is None:
+        assert note == "synapses: no OpenBLAS library loaded by NumPy"
+    else:
+        assert note.startswith("blas: error_0's precision ")
 
 
 def test_an_openblas_whose_path_has_spaces_is_found(tmp_path):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim.errors import ScenarioError
+from sim.families.hierarchical.stimulus import noisy_input
 
 
 class DeviceRefused(Exception):  # noqa: N818 - a refusal with its reason
@@ -54,7 +55,7 @@ def tables_mb(scenario: Any, steps: int | None = None) -> float:
     samples = steps // scenario.record.every_steps + 1 + len(scenario.trials)
     units = 2 * sum(sizes)  # beliefs and errors
     stimuli = [trial.settings.stimulus for trial in scenario.trials]
-    inputs = (steps * sizes[0] if any(stimulus.noise_std.any() for stimulus in stimuli)
+    inputs = (steps * sizes[0] if noisy_input(scenario.trials)
               else 2 * steps + 2 * sizes[0] * sum(len(stimulus.times_ms) for stimulus in stimuli))
     return 8 * (inputs + samples * units * VARIABLES_PER_UNIT) / 2**20
 

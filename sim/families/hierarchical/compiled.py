@@ -4,15 +4,14 @@ On the runtime device three kinds of ``NetworkOperation`` run every step besides
 the NumPy coupling (``circuits.coupling``), the stimulus (``inputs.Inputs``) and the
 mechanisms' and readouts' own. Here fixed dense maps of ``MIN_WEIGHTS`` weights or more are
 BLAS calls from the program, or one pass over W a step where the errors are instantaneous
-(``circuits.coupling_compiled``); otherwise the coupling is the
-``synapses`` build of ``circuits.coupling`` (the same maps, as ``(summed)`` synapses between
-the cloned populations, in the same slots; learned weights are the synapses' flow on ``w``,
-recorded and put back where the runtime coupling keeps them for the replay), the stimulus is
-the input the runtime would deliver at every step, computed ahead by the same ``Inputs``
-(noiseless: each step's fraction and its segment's two rows, multiplied out in the program;
-noisy: every step's value) and read from ``TimedArray``s, and each mechanism and readout
-gives its compiled form
-(``compiled``) or the run is refused with the reason.
+(``circuits.coupling_compiled``); otherwise the coupling is the ``synapses`` build of
+``circuits.coupling`` (the same maps, as ``(summed)`` synapses between the cloned populations,
+in the same slots; learned weights are the synapses' flow on ``w``, recorded and put back where
+the runtime coupling keeps them for the replay), the stimulus is the input the runtime would
+deliver at every step, computed ahead by the same ``Inputs`` (noiseless: each step's fraction
+and its segment's two rows, multiplied out in the program, within 1e-12 of the runtime's;
+noisy: every step's value) and read from ``TimedArray``s, and each mechanism and readout gives
+its compiled form (``compiled``) or the run is refused with the reason.
 """
 
 from __future__ import annotations
@@ -22,13 +21,14 @@ from brian2 import NeuronGroup, TimedArray, second
 
 from circuits import schedule
 from circuits.coupling import _synaptic_coupling
-from circuits.coupling_compiled import blas_coupling, fuses, unsupported
+from circuits.coupling_compiled import blas_coupling, dense_build, unsupported
 from circuits.precision import configured_variable
 from sim import learning
 from sim.compiled.clone import owned_state
 from sim.compiled.context import CompiledContext, Kept, NotCompiled
 from sim.compiled.trial_starts import ORDER as START_ORDER
 from sim.compiled.trial_starts import TRIAL, blend, starts_undone
+from sim.families.hierarchical.stimulus import noisy_input
 
 INPUT = "pcsim_input"
 COUPLING_ATTR = "compiled_coupling"  # the result's note of the compiled dense coupling's build
@@ -64,9 +64,10 @@ def compiled_objects(simulation, context: CompiledContext) -> list:
 def coupling(simulation, context: CompiledContext) -> list:
     """The maps as BLAS calls (``circuits.coupling_compiled``) where the runtime's coupling is
     ``dense`` and they allow it, else as ``(summed)`` synapses with the mechanisms' pieces (a
-    learned ``w``'s flow); the result's ``compiled_coupling`` attribute says which, and why
-    not BLAS. Learned weights (``learned_weights``) are kept for the replay and switched per
-    trial where phases need it (``phase_switches``)."""
+    learned ``w``'s flow); the result's ``compiled_coupling`` attribute says which, why not
+    BLAS, and why instantaneous errors are not fused (``dense_build``). Learned weights
+    (``learned_weights``) are kept for the replay and switched per trial where phases need it
+    (``phase_switches``)."""
     maps = [level.generative for level in simulation.model.belief_levels]
     if any(gmap.site != "before" for gmap in maps):
         raise NotCompiled("g = f(W mu) (nonlinearity after the weights) has no compiled "
@@ -76,12 +77,13 @@ def coupling(simulation, context: CompiledContext) -> list:
     beliefs = [context.clone(group) for group in simulation.beliefs]
     errors = [context.clone(group) for group in simulation.errors]
     if runtime.kind == "dense":  # BLAS, as the runtime, where this build allows it
-        fused = fuses(errors)  # instantaneous errors: one pass over W, no BLAS
+        build = dense_build(errors)  # "fused": one pass over W, no BLAS
+        fused = build == "fused"
         why_not = unsupported(maps, learned, fused)
         simulation.writer.file.attrs[COUPLING_ATTR] = (
-            ("fused" if fused else "blas") if why_not is None else f"synapses: {why_not}")
+            build if why_not is None else f"synapses: {why_not}")
         if why_not is None:
-            context.coupling = blas_coupling(maps, beliefs, errors, context.clock)
+            context.coupling = blas_coupling(maps, beliefs, errors, context.clock, fused)
             return list(context.coupling.objects)
     built = context.coupling = _synaptic_coupling(
         maps, beliefs, errors, context.clock, simulation.pieces,
@@ -153,14 +155,15 @@ def phase_switches(simulation, synapses, context: CompiledContext) -> list:
 
 
 def stimulus(simulation, context: CompiledContext) -> list:
-    """The input of every step, as the runtime's ``Inputs`` delivers it: computed in the
-    program from each segment's base and delta and each step's fraction (``Inputs.
-    affine_ahead``) where the input is noiseless, else read from a table of every step's
-    value (a 3000-step run of 1000 inputs: 24 MB read at the program's start)."""
+    """The input of every step, from the runtime's ``Inputs``: where every trial's input is
+    noiseless (``noisy_input``), computed in the program from each segment's base and delta
+    and each step's fraction (``Inputs.affine_ahead``; within 1e-12 of the runtime's, not
+    bitwise: a fused multiply-add may round once where NumPy rounds twice), else read from a
+    table of every step's value, as the runtime computes it (a 3000-step run of 1000 inputs:
+    24 MB read at the program's start)."""
     timeline = context.timeline
     group = context.clone(simulation.errors[0])
-    affine = affine_input(simulation, timeline)
-    if affine is None:
+    if noisy_input(simulation.scenario.trials):
         table = np.empty((timeline.total_steps, simulation.model.levels[0].size))
         with starts_undone(simulation):
             for position in range(timeline.trials):
@@ -170,7 +173,7 @@ def stimulus(simulation, context: CompiledContext) -> list:
         group.namespace[INPUT] = TimedArray(table, dt=context.clock.dt, name=INPUT)
         code = f"signal = {INPUT}(t, i)"
     else:
-        fraction, which, base, delta = affine
+        fraction, which, base, delta = affine_input(simulation, timeline)
         names = {key: f"{INPUT}_{key}" for key in ("fraction", "segment", "base", "delta")}
         group.namespace.update({
             names["fraction"]: TimedArray(fraction, dt=context.clock.dt, name=names["fraction"]),
@@ -184,18 +187,15 @@ def stimulus(simulation, context: CompiledContext) -> list:
                                 name=f"{group.name}_stimulus")]
 
 
-def affine_input(simulation, timeline) -> tuple[np.ndarray, ...] | None:
+def affine_input(simulation, timeline) -> tuple[np.ndarray, ...]:
     """Every trial's noiseless input as (fraction of each step, its segment's row, the
-    segments' bases, their deltas) over the whole timeline (``Inputs.affine_ahead``); None
-    where a trial's input is noisy."""
+    segments' bases, their deltas) over the whole timeline (``Inputs.affine_ahead``)."""
     fractions, which, bases, deltas = [], [], [], []
     with starts_undone(simulation):
         for position in range(timeline.trials):
             simulation.start([position])
             steps = timeline.end_step(position) - timeline.first_steps[position]
             piece = simulation.inputs.affine_ahead(steps)
-            if piece is None:
-                return None
             fractions.append(piece[0])
             which.append(piece[1] + len(bases))
             bases += piece[2]
