@@ -10,8 +10,9 @@ its ratio to the NumPy loop's best, and each system's final beliefs against the 
 
 Systems: pcsim (scenario file through the public engine, recording off, the time-step loop
 timed as in the other cases), pcsim compiled (the same scenario with ``[numerics] device =
-"standalone"``, batch 1: dense coupling as BLAS calls from the compiled program,
-``circuits.coupling_compiled``; built once before it is timed, then timed as pcsim sees the
+"standalone"``, batch 1: the case's instantaneous errors make the dense coupling one pass
+over W a step in the compiled program, ``circuits.coupling_compiled``, and its ramp input is
+computed there from two rows; built once before it is timed, then timed as pcsim sees the
 program: its start, its tables loaded, the steps and its results written), PCX
 (``sim.bench.peers_pcx``), ngc-learn (``sim.bench.peers_ngclearn``) and a plain
 ``jax.lax.scan`` (``sim.bench.reference_jax``), each module imported only when its library is
@@ -269,8 +270,8 @@ def table_lines(rows: list[Row], steps: int, batch: int = 1, cores: int | None =
                  f"process, {on_how_many(cores)}; every row's x NumPy and max|diff| are against "
                  "the plain NumPy loop (sim.bench.reference) run beside it: its steps/s over "
                  "that loop's, its final beliefs against that loop's. pcsim compiled: "
-                 "[numerics] device = \"standalone\", the program's whole run (start, tables "
-                 "loaded, steps, results written).")
+                 "[numerics] device = \"standalone\" (one pass over W a step), the program's "
+                 "whole run (start, tables loaded, steps, results written).")
     lines += target_lines(rows, batch)
     return lines
 

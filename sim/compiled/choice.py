@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim.errors import ScenarioError
+from sim.families.hierarchical.stimulus import noisy_input
 
 
 class DeviceRefused(Exception):  # noqa: N818 - a refusal with its reason
@@ -45,14 +46,18 @@ def total_steps(scenario: Any) -> int:
 
 
 def tables_mb(scenario: Any, steps: int | None = None) -> float:
-    """What a compiled run holds beside the runtime's: the input of every step, and every
-    population's per-unit state at every sample and trial end (``sim.compiled.program``);
-    ``steps``: its ``total_steps`` when known."""
+    """What a compiled run holds beside the runtime's: the input of every step where it is
+    noisy (noiseless input is each segment's two rows; ``sim.families.hierarchical.
+    compiled.stimulus``), and every population's per-unit state at every sample and trial end
+    (``sim.compiled.program``); ``steps``: its ``total_steps`` when known."""
     steps = total_steps(scenario) if steps is None else steps
     sizes = [level.size for level in scenario.model.levels]
     samples = steps // scenario.record.every_steps + 1 + len(scenario.trials)
     units = 2 * sum(sizes)  # beliefs and errors
-    return 8 * (steps * sizes[0] + samples * units * VARIABLES_PER_UNIT) / 2**20
+    stimuli = [trial.settings.stimulus for trial in scenario.trials]
+    inputs = (steps * sizes[0] if noisy_input(scenario.trials)
+              else 2 * steps + 2 * sizes[0] * sum(len(stimulus.times_ms) for stimulus in stimuli))
+    return 8 * (inputs + samples * units * VARIABLES_PER_UNIT) / 2**20
 
 
 def compiler() -> str | None:

@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -80,9 +81,14 @@ class Stimulus:
     trial_factor: np.ndarray | None = None  # (n, n), F F' = trial_covariance; None: no offset
 
     @property
+    def noisy(self) -> bool:
+        """Noise is drawn at every step (``noise_std``)."""
+        return bool(np.any(self.noise_std))
+
+    @property
     def varies(self) -> bool:
         """The input changes within a trial (breakpoints or noise; a drawn one is fixed)."""
-        return len(self.times_ms) > 1 or bool(np.any(self.noise_std))
+        return len(self.times_ms) > 1 or self.noisy
 
     @property
     def is_constant(self) -> bool:
@@ -131,9 +137,17 @@ class Stimulus:
             return self.generator.describe()
         kind = ("schedule" if self.interpolate else
                 "constant" if len(self.times_ms) == 1 else "steps")
-        noise = f", noise_std<= {self.noise_std.max():g}" if np.any(self.noise_std) else ""
+        noise = f", noise_std<= {self.noise_std.max():g}" if self.noisy else ""
         drawn = ", drawn per trial" if self.trial_factor is not None else ""
         return f"{kind} ({len(self.times_ms)} breakpoint(s){noise}{drawn})"
+
+
+def noisy_input(trials: Sequence[Any]) -> bool:
+    """Whether any of these trials draws input noise at every step: a compiled run then reads
+    every step's input from a table (``sim.families.hierarchical.compiled.stimulus``) and
+    ``sim.compiled.choice.tables_mb`` counts it; else the program computes the input from
+    each segment's rows."""
+    return any(trial.settings.stimulus.noisy for trial in trials)
 
 
 @dataclass(frozen=True)
