@@ -1,12 +1,12 @@
 """A compiled program's shape: what fixes its code, and where its build is kept.
 
 Runs whose scenarios have the same shape (``shape_key``: sizes, dt, the steps of each trial,
-the recording's cadence and variables, mechanisms, readouts, the method) run the same program,
-built once in ``<cache>/<key>`` (``sim.compiled.device``) and kept there: every value that may
-differ within a shape (time constants, precisions, priors, stimuli, seeds, learning rates, a
-readout's threshold) is data the program reads when it starts, not a constant of its code,
-so a new value compiles nothing. Decided from the scenario alone, before Brian2 is imported
-(a sweep's plan, ``sim.sweeps.programs``).
+the recording's cadence and variables, mechanisms, readouts, the method, the float type) run the
+same program, built once in ``<cache>/<key>`` (``sim.compiled.device``) and kept there: every
+value that may differ within a shape (time constants, precisions, priors, stimuli, seeds,
+learning rates, a readout's threshold) is data the program reads when it starts, not a constant
+of its code, so a new value compiles nothing. Decided from the scenario alone, before Brian2 is
+imported (a sweep's plan, ``sim.sweeps.programs``).
 
 The key holds no name: Brian2 names a program's arrays after its groups, and groups are named
 by level index (``circuits.naming``), so two scenarios of one shape (``learning/oddball`` and
@@ -38,7 +38,8 @@ def shape_key(scenario: Any) -> str:
              "every": scenario.record.every_steps, "record": list(scenario.record.variables),
              "levels": [getattr(level, "size", None) for level in getattr(model, "levels", [])],
              "mechanisms": sorted(getattr(model, "mechanisms", {})),
-             "readouts": sorted(scenario.readouts), "method": scenario.method}
+             "readouts": sorted(scenario.readouts), "method": scenario.method,
+             "float": scenario.float_type}
     digest = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode())
     return f"shape-{digest.hexdigest()[:16]}"
 
