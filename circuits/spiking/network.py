@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from brian2 import Clock, NeuronGroup, Synapses, linked_var, ms
+from brian2 import Clock, NeuronGroup, NumpyCodeObject, Synapses, linked_var, ms
 
 from circuits.generative import GenerativeMap, dense
 from circuits.naming import level_key
@@ -137,6 +137,18 @@ def _decoder(settings: SpikingSettings, name: str, value: str, units: int, extra
     return group
 
 
+def wire(synapses: Synapses, pre: np.ndarray, post: np.ndarray) -> None:
+    """``synapses.connect(i=pre, j=post)``, its code run by NumPy: that code only copies the
+    indices, once per network, and Brian2 names it after the synapses object, so compiled
+    (Cython) it is an extension of its own for every connection of every network, compiled to
+    run once. The synapses' other code (their spikes' effect, every step) stays compiled."""
+    synapses.codeobj_class = NumpyCodeObject
+    try:
+        synapses.connect(i=pre, j=post)
+    finally:
+        synapses.codeobj_class = None
+
+
 class Builder:
     """Builds a ``SpikingNetwork`` level by level (``build_spiking``)."""
 
@@ -163,7 +175,7 @@ class Builder:
         synapses = Synapses(source.group, group, "w : 1 (constant)",
                             on_pre=f"{variable}_post += w", clock=self.clock,
                             name=f"{source.group.name}_to_{group.name}_{variable}")
-        synapses.connect(i=pre, j=post)
+        wire(synapses, pre, post)
         synapses.w = carried * self.scale * self.settings.tau_synapse_ms / (
             tau_ms or self.settings.tau_synapse_ms)
         self.net.objects.append(synapses)
@@ -176,7 +188,7 @@ class Builder:
         synapses = Synapses(source.group, decoder, "w : 1 (constant)\npositive : 1 (constant)\n"
                             "negative : 1 (constant)", on_pre=DECODE.format(value=value),
                             clock=self.clock, name=f"decode_{source.group.name}")
-        synapses.connect(i=pre, j=pool_units(source.units, n))
+        wire(synapses, pre, pool_units(source.units, n))
         signs = pool_signs(source.units, n)
         synapses.w = signs * self.scale / n
         synapses.positive = (signs > 0) / (n * tau)
