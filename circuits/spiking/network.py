@@ -3,13 +3,21 @@
 ``SpikingNetwork`` builds, per level, the error pool group (and, above the input, the belief
 and activation pool groups), the fixed fan-in ``Synapses`` between them (``wiring``), and the
 *decoders*: one group per level and role, named as the rate model's populations
-(``belief_<level>``, ``error_<level>``), whose variables are the populations' filtered spikes
-read out as the rate model's quantities (``belief``, ``error``) and rates in Hz. A decoder is
-a probe: it listens to every neuron of its population through synapses, and no population
-reads its decoded values. The error decoders also hold what reaches the network from outside
-(``signal``: the stimulus at the input level; ``precision``; ``prediction``: the prior mean at
-the top), which the error neurons read as linked variables, as the rate model's error units
-hold them as parameters.
+(``belief_<index>``, ``error_<index>``: ``circuits.naming``), whose variables are the
+populations' filtered spikes read out as the rate model's quantities (``belief``, ``error``)
+and rates in Hz. A decoder is a probe: it listens to every neuron of its population through
+synapses, and no population reads its decoded values. The error decoders also hold what reaches
+the network from outside (``signal``: the stimulus at the input level; ``precision``;
+``prediction``: the prior mean at the top), which the error neurons read as linked variables,
+as the rate model's error units hold them as parameters.
+
+Brian2 objects are named by level index (``circuits.naming``): pool groups
+``<role>_neurons_<index>``, synapses ``<source>_to_<target>_<variable>``, decoders'
+``decode_<source>``, so scenarios whose levels are named otherwise compile the same code once.
+Brian2 runs the thresholders of one slot in the order of their names, and they draw their
+spikes' random numbers from one stream, in that order: the pools' thresholders are given the
+order of their names when pools were named by level (``draw_in_order``), so a seed fires the
+same spikes as before.
 """
 
 from __future__ import annotations
@@ -18,9 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from brian2 import Clock, NeuronGroup, Synapses, linked_var, ms
+from brian2 import Clock, NeuronGroup, NumpyCodeObject, Synapses, linked_var, ms
 
 from circuits.generative import GenerativeMap, dense
+from circuits.naming import level_key
 from circuits.precision import CONFIGURED
 from circuits.spiking.settings import SpikingSettings
 from circuits.spiking.topdown import TopDown, build_topdown, start_topdown
@@ -68,10 +77,12 @@ rate_negative_post += negative"""
 
 @dataclass
 class Pool:
-    """One population's pool group: ``role`` belief, error or activation, on ``level``."""
+    """One population's pool group: ``role`` belief, error or activation, on ``level`` (its
+    name; ``index`` in the model's levels, input 0)."""
 
     role: str
     level: str
+    index: int
     units: int
     group: NeuronGroup
 
@@ -126,6 +137,18 @@ def _decoder(settings: SpikingSettings, name: str, value: str, units: int, extra
     return group
 
 
+def wire(synapses: Synapses, pre: np.ndarray, post: np.ndarray) -> None:
+    """``synapses.connect(i=pre, j=post)``, its code run by NumPy: that code only copies the
+    indices, once per network, and Brian2 names it after the synapses object, so compiled
+    (Cython) it is an extension of its own for every connection of every network, compiled to
+    run once. The synapses' other code (their spikes' effect, every step) stays compiled."""
+    synapses.codeobj_class = NumpyCodeObject
+    try:
+        synapses.connect(i=pre, j=post)
+    finally:
+        synapses.codeobj_class = None
+
+
 class Builder:
     """Builds a ``SpikingNetwork`` level by level (``build_spiking``)."""
 
@@ -152,7 +175,7 @@ class Builder:
         synapses = Synapses(source.group, group, "w : 1 (constant)",
                             on_pre=f"{variable}_post += w", clock=self.clock,
                             name=f"{source.group.name}_to_{group.name}_{variable}")
-        synapses.connect(i=pre, j=post)
+        wire(synapses, pre, post)
         synapses.w = carried * self.scale * self.settings.tau_synapse_ms / (
             tau_ms or self.settings.tau_synapse_ms)
         self.net.objects.append(synapses)
@@ -165,17 +188,18 @@ class Builder:
         synapses = Synapses(source.group, decoder, "w : 1 (constant)\npositive : 1 (constant)\n"
                             "negative : 1 (constant)", on_pre=DECODE.format(value=value),
                             clock=self.clock, name=f"decode_{source.group.name}")
-        synapses.connect(i=pre, j=pool_units(source.units, n))
+        wire(synapses, pre, pool_units(source.units, n))
         signs = pool_signs(source.units, n)
         synapses.w = signs * self.scale / n
         synapses.positive = (signs > 0) / (n * tau)
         synapses.negative = (signs < 0) / (n * tau)
         self.net.objects.append(synapses)
 
-    def pool(self, role: str, level: str, units: int, equations: str) -> Pool:
-        group = _pool(self.settings, f"{role}_neurons_{level}", units, equations, self.clock,
-                      self.method)
-        found = Pool(role, level, units, group)
+    def pool(self, role: str, level: str, index: int, units: int, equations: str) -> Pool:
+        """Level ``index``'s (named ``level``) pool group of ``role``."""
+        group = _pool(self.settings, f"{role}_neurons_{level_key(index)}", units, equations,
+                      self.clock, self.method)
+        found = Pool(role, level, index, units, group)
         self.net.pools.append(found)
         self.net.objects.append(group)
         return found
@@ -200,7 +224,8 @@ def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs:
     for index, level in enumerate(levels):
         inputs = ERROR_DECODER_INPUTS + shape.decoder_equations(index)
         gain, configured, gain_inputs = shape.gain(index)
-        decoder = _decoder(settings, f"error_{level.name}", "error", level.size, inputs, clock)
+        decoder = _decoder(settings, f"error_{level_key(index)}", "error", level.size, inputs,
+                           clock)
         decoder.precision = precision[index]
         if configured == CONFIGURED:
             decoder.precision_configured = precision[index]
@@ -214,7 +239,7 @@ def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs:
         own = [name for name, needed in (("s_signal", index > 0), ("s_pred", index < top))
                if needed]
         dynamics = ERROR_RELAXING if errors == "relaxing" else ERROR_INSTANTANEOUS
-        pool = build.pool("error", level.name, level.size, dynamics + reads.equations
+        pool = build.pool("error", level.name, index, level.size, dynamics + reads.equations
                           + gain + synaptic(*own, *gain_inputs))
         units = pool_units(level.size, n)
         if index == top:
@@ -230,19 +255,20 @@ def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs:
         gmap: GenerativeMap = level.generative
         f = gmap.nonlinearity
         drive, drive_inputs = shape.drive(index)
-        belief = build.pool("belief", level.name, level.size,
+        belief = build.pool("belief", level.name, index, level.size,
                             BELIEF.format(fprime=f.brian("s_self", 1) if not f.is_identity
                                           else "1", drive=drive)
                             + synaptic("s_up", "s_own", *drive_inputs))
         belief.group.tau_belief = tau_belief_ms * ms
         belief.group.tau_recurrent = settings.recurrent_ms() * ms
         belief_pools.append(belief)
-        decoder = _decoder(settings, f"belief_{level.name}", "belief", level.size, "", clock)
+        decoder = _decoder(settings, f"belief_{level_key(index)}", "belief", level.size, "",
+                           clock)
         net.beliefs.append(decoder)
         build.decode(belief, decoder, "belief")
         activation = None
         if not f.is_identity:
-            activation = build.pool("activation", level.name, level.size,
+            activation = build.pool("activation", level.name, index, level.size,
                                     ACTIVATION.format(f=f.brian("s_mu")) + synaptic("s_mu"))
         activation_pools.append(activation)
     identity = [np.eye(level.size) for level in levels]
@@ -266,9 +292,22 @@ def build_spiking(settings: SpikingSettings, levels: list[Any], initial_beliefs:
         build_topdown(build, topdown, error_inputs[target], net.errors[target],
                       belief_pools[topdown.context], error_pools[target])
     net.objects += [*net.beliefs, *net.errors]
+    draw_in_order(net.pools)
     net.maps = [level.generative for level in levels[1:]]
     start_values(net, initial_beliefs, settings)
     return net
+
+
+def draw_in_order(pools: list[Pool]) -> None:
+    """Give the pools' thresholders (Brian2's ``thresholds`` slot, order 0: ordered by name)
+    the order of the names they had when pools were named by level, ``<role>_neurons_<level
+    name>_spike_thresholder``, before every other object of the slot (the state updaters,
+    ``DECAY_ORDER``; a spike monitor, made later, takes its thresholder's order + 1). The
+    thresholders draw from Brian2's one stream of random numbers in turn, so this keeps each
+    neuron's draws, and a seed's spikes, those of the level-named network."""
+    by_name = sorted(pools, key=lambda pool: f"{pool.role}_neurons_{pool.level}_spike_thresholder")
+    for rank, pool in enumerate(by_name):
+        pool.group.thresholder["spike"].order = rank - len(by_name)
 
 
 def start_values(net: SpikingNetwork, beliefs: list[np.ndarray], settings: SpikingSettings

@@ -118,7 +118,7 @@ def build_topdown(build: Builder, topdown: TopDown, inputs: ErrorInputs, decoder
     units = target_pool.units
     first = len(build.net.objects)
     own = tuple(name for name in WIRED if name in inputs.sources)
-    pool = build.pool("precision_error", target_pool.level, units,
+    pool = build.pool("precision_error", target_pool.level, target_pool.index, units,
                       PRECISION_ERROR + inputs.equations + synaptic(*own, "s_lambda"))
     unit_of = pool_units(units, n)
     for name in (CONFIGURED, *inputs.linked):
