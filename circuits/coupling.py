@@ -63,7 +63,9 @@ bottom_up_pre = w * error_post * {df} : 1 (summed)
 # step, just before the first delivery, and the synapses read it (``activation_pre``); the
 # pull-back sums W' eps over the synapses and the units scale it by f'(mu) once it is summed,
 # as ``GenerativeMap.pull_back`` does: f and f' once per unit, not once per synapse (tanh
-# twice for each of 1,088 weights a step at 64-16-4, where 20 units need it twice)
+# twice for each of 1,088 weights a step at 64-16-4, where 20 units need it twice), and f'
+# from the activation where it is a function of f's value (tanh: 1 - activation**2, no
+# second tanh; ``Nonlinearity.brian_slope``), as the pull-back's ``df_of_f``
 ACTIVATION_UPDATE = "activation = {f}"
 ACTIVATION_ORDER = schedule.DELIVER_TO_ERRORS - 1
 SLOPE_UPDATE = "bottom_up = bottom_up * ({df})"
@@ -263,7 +265,8 @@ def activation_runners(gmap: GenerativeMap, belief: NeuronGroup, clock: Clock) -
             for what, code, order in (
                 ("activation", ACTIVATION_UPDATE.format(f=gmap.nonlinearity.brian("belief")),
                  ACTIVATION_ORDER),
-                ("slope", SLOPE_UPDATE.format(df=gmap.nonlinearity.brian("belief", 1)),
+                ("slope", SLOPE_UPDATE.format(df=gmap.nonlinearity.brian_slope("belief",
+                                                                                "activation")),
                  SLOPE_ORDER))]
 
 

@@ -74,6 +74,15 @@ class Nonlinearity:
         expr = sympy.diff(self.expression, _MU, order) if order else self.expression
         return str(expr.subs(_MU, sympy.Symbol(variable, real=True)))
 
+    def brian_slope(self, mu: str, value: str) -> str:
+        """Brian2 code for f'(mu), written in f's value held in ``value`` where it can be
+        (``df_of_f``: tanh's 1 - value**2, no second tanh a unit), else in ``mu``."""
+        first = sympy.diff(self.expression, _MU)
+        in_value = _in_value(self.expression, first)
+        if in_value is None:
+            return self.brian(mu, 1)
+        return str(in_value.subs(_VALUE, sympy.Symbol(value, real=True)))
+
 
 def _vectorised(expr: sympy.Expr) -> Callable[[np.ndarray], np.ndarray]:
     compiled = sympy.lambdify(_MU, expr, modules="numpy")
@@ -83,17 +92,23 @@ def _vectorised(expr: sympy.Expr) -> Callable[[np.ndarray], np.ndarray]:
     return lambda mu: np.full(np.shape(mu), constant)
 
 
-def _derivative_of_value(expression: sympy.Expr, first: sympy.Expr
-                         ) -> Callable[[np.ndarray], np.ndarray] | None:
-    """f' written in f's value where sympy finds f in it and no mu is left (tanh: 1 - f**2),
-    as a NumPy callable of that value; None otherwise (mu**2, softplus) and for the identity."""
+_VALUE = sympy.Symbol("f", real=True)
+
+
+def _in_value(expression: sympy.Expr, first: sympy.Expr) -> sympy.Expr | None:
+    """f' written in f's value (the symbol ``_VALUE``) where sympy finds f in it and no mu is
+    left (tanh: 1 - f**2); None otherwise (mu**2, softplus) and for the identity."""
     if expression == _MU or not first.free_symbols:
         return None
-    value = sympy.Symbol("f", real=True)
-    in_value = first.subs(expression, value)
-    if _MU in in_value.free_symbols:
-        return None
-    return sympy.lambdify(value, in_value, modules="numpy")
+    in_value = first.subs(expression, _VALUE)
+    return None if _MU in in_value.free_symbols else in_value
+
+
+def _derivative_of_value(expression: sympy.Expr, first: sympy.Expr
+                         ) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``_in_value`` as a NumPy callable of f's value, or None."""
+    in_value = _in_value(expression, first)
+    return None if in_value is None else sympy.lambdify(_VALUE, in_value, modules="numpy")
 
 
 MAX_LENGTH = 200
