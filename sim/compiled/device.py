@@ -66,7 +66,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.compiled import launch, project, results, warm
+from sim.compiled import known, launch, project, results, warm
 from sim.compiled.shape import default_cache_root
 from sim.errors import DeviceUnsupportedError
 
@@ -85,7 +85,8 @@ class Outcome:
     check fired, else the time the run reached; ``build_s``: Python's code generation and
     ``make``; ``run_s``: the program (wall, with its start and the writing of results),
     ``loop_s`` its simulation loop (as the program measured it: CPU time); ``compiled_files``:
-    object files (re)compiled by this build."""
+    object files (re)compiled by this build; ``reused``: the program built before from the
+    same key ran with this run's data files, nothing generated (``sim.compiled.known``)."""
 
     completed: float
     stopped_by: str | None
@@ -95,6 +96,7 @@ class Outcome:
     compiled_files: int
     loop_s: float = 0.0
     signal_name: str | None = None
+    reused: bool = False
 
 
 def make_jobs() -> int:
@@ -181,54 +183,33 @@ class Program:
         ticker = launch.progress_group(t_start_s, duration_s, report_every_s or math.inf,
                                        finest_clock(network))
         network.add(ticker)
-        network.run(duration, namespace={} if namespace is None else namespace)
-        network.remove(ticker)
-        _warn_numbered_names(device.code_objects)
-        _sort_single_value_writes(device.main_queue)
-        generate_s = time.perf_counter() - start
+        key = known.program_key(network, t_start_s, duration_s)
         name = f"results-{os.getpid()}-{next(_runs)}"
         self.results_dir = self.directory / name
+        make = prefs.devices.cpp_standalone.make_cmd_unix
+        command = [*shlex.split(make), *prefs.devices.cpp_standalone.extra_make_args_unix]
         with _locked(self.directory):
             results.remove_dead(self.directory)
-            before = _object_files(self.directory)
-            start = time.perf_counter()
-            # Brian2 writes the sources and the makefile; make runs here (launch.run_make),
-            # where a signal stops it (under Brian2's os.system it was ignored)
-            make = prefs.devices.cpp_standalone.make_cmd_unix
-            prefs.devices.cpp_standalone.make_cmd_unix = "true"
-            try:
-                device.build(directory=str(self.directory), results_directory=name,
-                             compile=True, run=False, with_output=False)
-            finally:
-                prefs.devices.cpp_standalone.make_cmd_unix = make
-            command = [*shlex.split(make), *prefs.devices.cpp_standalone.extra_make_args_unix]
-            written = project.digests(self.directory, device.writer)
-            project.drop_stale_objects(self.directory, written)
-            if signal_name := interrupted():
-                return Outcome(0.0, "interrupted", t_start_s,
-                               generate_s + time.perf_counter() - start, 0.0, 0,
-                               signal_name=signal_name)
-            if warm.make_needed(self.directory, command):  # else make would find nothing to do
-                warm.forget_made(self.directory)
-                made = launch.run_make(self.directory, command)
-                if made.signal_name is not None:
-                    return Outcome(0.0, "interrupted", t_start_s,
-                                   generate_s + time.perf_counter() - start, 0.0, 0,
-                                   signal_name=made.signal_name)
-                if made.returncode != 0:
-                    raise RuntimeError(f"compiling the program in {self.directory} failed "
-                                       f"(make exit {made.returncode}):\n"
-                                       + "\n".join(made.output))
-                project.record(self.directory, written)
-                warm.made(self.directory, command)
-            build_s = generate_s + time.perf_counter() - start
-            compiled = sum(1 for path, mtime in _object_files(self.directory).items()
-                           if before.get(path) != mtime)
+            data = None if key is None else known.data_files(device, network)
+            reused = data is not None and known.known(self.directory, key, command, data)
+            if reused:  # the program built here from this key: its data files only
+                known.stand_in_for_run(device, network, duration_s)
+                network.remove(ticker)
+                device.project_dir = str(self.directory)
+                for data_name, values in data.items():
+                    warm.write_if_changed(self.directory / "static_arrays" / data_name, values)
+                build_s, compiled = time.perf_counter() - start, 0
+            else:
+                build_s, compiled, stopped = self._build(network, duration, namespace, ticker,
+                                                         key, command, start, interrupted)
+                if stopped is not None:
+                    return Outcome(0.0, "interrupted", t_start_s, build_s, 0.0, 0,
+                                   signal_name=stopped)
             self.results_dir = results.results_folder(  # in memory when small
                 self.directory, name, results.expected_bytes(network, duration_s, device))
             if signal_name := interrupted():
                 return Outcome(0.0, "interrupted", t_start_s, build_s, 0.0, compiled,
-                               signal_name=signal_name)
+                               signal_name=signal_name, reused=reused)
             self.results_dir.mkdir(exist_ok=True)
             if progress is not None:
                 progress(0.0)
@@ -258,7 +239,51 @@ class Program:
             stopped_by = None if launched.signal_name is None else "interrupted"
             t_stop_s = reached_s
         return Outcome(completed, stopped_by, t_stop_s, build_s, run_s, compiled, loop_s,
-                       launched.signal_name)
+                       launched.signal_name, reused)
+
+    def _build(self, network, duration, namespace: dict | None, ticker, key: str | None,
+               command: list[str], start: float, interrupted: Callable[[], str | None]
+               ) -> tuple[float, int, str | None]:
+        """Generate the program's code (``network.run``), write the project, compile what
+        changed; (build seconds, object files compiled, the signal that stopped it or
+        None). Under the directory's lock."""
+        from brian2 import device, prefs
+
+        network.run(duration, namespace={} if namespace is None else namespace)
+        network.remove(ticker)
+        _warn_numbered_names(device.code_objects)
+        _sort_single_value_writes(device.main_queue)
+        known.forget(self.directory)
+        name = os.path.relpath(self.results_dir, self.directory)
+        before = _object_files(self.directory)
+        # Brian2 writes the sources and the makefile; make runs here (launch.run_make),
+        # where a signal stops it (under Brian2's os.system it was ignored)
+        make = prefs.devices.cpp_standalone.make_cmd_unix
+        prefs.devices.cpp_standalone.make_cmd_unix = "true"
+        try:
+            device.build(directory=str(self.directory), results_directory=name,
+                         compile=True, run=False, with_output=False)
+        finally:
+            prefs.devices.cpp_standalone.make_cmd_unix = make
+        written = project.digests(self.directory, device.writer)
+        project.drop_stale_objects(self.directory, written)
+        if signal_name := interrupted():
+            return time.perf_counter() - start, 0, signal_name
+        if warm.make_needed(self.directory, command):  # else make would find nothing to do
+            warm.forget_made(self.directory)
+            made = launch.run_make(self.directory, command)
+            if made.signal_name is not None:
+                return time.perf_counter() - start, 0, made.signal_name
+            if made.returncode != 0:
+                raise RuntimeError(f"compiling the program in {self.directory} failed "
+                                   f"(make exit {made.returncode}):\n"
+                                   + "\n".join(made.output))
+            project.record(self.directory, written)
+            warm.made(self.directory, command)
+        known.remember(self.directory, key, device.static_arrays)
+        compiled = sum(1 for path, mtime in _object_files(self.directory).items()
+                       if before.get(path) != mtime)
+        return time.perf_counter() - start, compiled, None
 
     def remove_results(self) -> None:
         """Remove this run's results directory (the monitors cannot be read any more)."""
