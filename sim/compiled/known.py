@@ -335,12 +335,8 @@ def known(directory: Path, key: str | None, command: list[str],
 def remember(directory: Path, key: str | None, data: dict[str, np.ndarray]) -> None:
     """After a build that generated, wrote and compiled the program ``key`` names, with
     data files ``data`` (``device.static_arrays`` after the build)."""
-    if key is None:
-        return
-    path = directory / KNOWN_FILE
-    partial = path.with_name(f"{KNOWN_FILE}.{os.getpid()}")
-    partial.write_text(json.dumps({"key": key, "data": data_specs(data)}))
-    partial.replace(path)
+    if key is not None:
+        warm.write_record(directory / KNOWN_FILE, {"key": key, "data": data_specs(data)})
 
 
 def forget(directory: Path) -> None:

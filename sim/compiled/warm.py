@@ -146,9 +146,14 @@ def make_needed(directory: Path, command: list[str]) -> bool:
 
 def made(directory: Path, command: list[str]) -> None:
     """Record the files as a successful make of ``command`` left them (``make_needed``)."""
-    path = directory / MADE_FILE
-    partial = path.with_name(f"{MADE_FILE}.{os.getpid()}")
-    partial.write_text(json.dumps({"command": command, "files": _looked_at(directory)}))
+    write_record(directory / MADE_FILE, {"command": command, "files": _looked_at(directory)})
+
+
+def write_record(path: Path, record: Any) -> None:
+    """``record`` as JSON in ``path``, written whole, then renamed: a reader never sees half
+    a record."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps(record, sort_keys=True))
     partial.replace(path)
 
 
