@@ -9,7 +9,7 @@ generation and ``device.build``, and only where nothing its sources come from ch
   preference) is not reused: the program is generated (and what differs compiled), and the
   changed program is then reused in turn;
 - a source changed on disk since the last make, a key record that is damaged, or a value
-  the key does not know: the program is built as always.
+  the key does not know (a subgroup: its name is Brian2's): the program is built as always.
 """
 
 from __future__ import annotations
@@ -108,6 +108,8 @@ def test_a_value_the_key_does_not_know_gives_no_key():
         known.describe(object())
     with pytest.raises(known.UnkeyableError):
         known.describe({"nested": [{"deeper": object()}]})
+    with pytest.raises(known.UnkeyableError):  # a subgroup's made-up name (known.SUBGROUPS)
+        known.describe({"target": NeuronGroup(2, "v : 1", name="known_subgrouped")[0:1]})
     # text that holds every digit; an array by its bytes
     assert known.describe(0.1) != known.describe(float(np.nextafter(0.1, 1.0)))
     assert known.describe(np.zeros(3)) != known.describe(np.array([0.0, 0.0, 1e-300]))

@@ -137,6 +137,7 @@ class Program:
         self.directory = directory
         self.results_dir: Path | None = None
         self._checks: list[str] = []
+        self.reused = False
 
     def stop_when(self, group, condition: str, name: str, when: str = "start",
                   order: int = 0) -> None:
@@ -191,11 +192,11 @@ class Program:
         with _locked(self.directory):
             results.remove_dead(self.directory)
             data = None if key is None else known.data_files(device, network)
-            reused = data is not None and known.known(self.directory, key, command, data)
+            reused = self.reused = (data is not None
+                                    and known.known(self.directory, key, command, data))
             if reused:  # the program built here from this key: its data files only
-                known.stand_in_for_run(device, network, duration_s)
+                known.stand_in_for_run(network, duration_s, self.directory)
                 network.remove(ticker)
-                device.project_dir = str(self.directory)
                 for data_name, values in data.items():
                     warm.write_if_changed(self.directory / "static_arrays" / data_name, values)
                 build_s, compiled = time.perf_counter() - start, 0
@@ -334,6 +335,8 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
         reset_device()
         for name, value in saved.items():
             prefs[name] = value
+        if program.reused:  # its objects, in cycles, would keep their names (module doc)
+            gc.collect()
 
 
 @contextlib.contextmanager
