@@ -335,8 +335,6 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
         reset_device()
         for name, value in saved.items():
             prefs[name] = value
-        if program.reused:  # its objects, in cycles, would keep their names (module doc)
-            gc.collect()
 
 
 @contextlib.contextmanager
