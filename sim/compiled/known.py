@@ -29,7 +29,8 @@ inserted code, headers, compiler and linker arguments), but for the values of da
 default functions, every Brian2 preference, the run's start and duration; the versions of
 Brian2, NumPy, SymPy, Jinja2 and Python, the compiler (``$CXX``, ``$CC``); and the text of
 ``sim/compiled``'s modules, which change how Brian2 generates. A value of a type ``describe``
-does not know gives no key: that run builds as always. ``tests/test_compiled_known.py``
+does not know, or a subgroup (``SUBGROUPS``), gives no key: that run builds as always.
+``tests/test_compiled_known.py``
 changes each kind of ingredient (a constant compiled in, a size, a preference, a clock, a
 schedule) and sees a build, and sees a hit give the results of a build.
 
