@@ -7,7 +7,9 @@ generation and ``device.build``, and only where nothing its sources come from ch
 - each ingredient of the sources changed alone (a constant of the equations compiled in as a
   literal, a size, a clock's step, a schedule slot, the run's duration, a Brian2
   preference) is not reused: the program is generated (and what differs compiled), and the
-  changed program is then reused in turn;
+  changed program is then reused in turn; code made before the run (a connect's condition
+  or probability, a string setter) is in the key by its text, and other connections of the
+  same count (data files) give the results of a build;
 - a source changed on disk since the last make, a key record that is damaged, or a value
   the key does not know (a subgroup: its name is Brian2's): the program is built as always.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from brian2 import Network, NeuronGroup, StateMonitor, TimedArray, ms, prefs
+from brian2 import Network, NeuronGroup, StateMonitor, Synapses, TimedArray, ms, prefs
 
 from sim.compiled import known
 from sim.compiled.device import standalone
@@ -113,3 +115,50 @@ def test_a_value_the_key_does_not_know_gives_no_key():
     # text that holds every digit; an array by its bytes
     assert known.describe(0.1) != known.describe(float(np.nextafter(0.1, 1.0)))
     assert known.describe(np.zeros(3)) != known.describe(np.array([0.0, 0.0, 1e-300]))
+
+
+def synapses_key(cache_root: Path, condition: str = "i != j", p: float = 1.0,
+                 setter: str = "i * 0.5") -> str:
+    """The key of a network whose synapses' connect and a string setter made code objects
+    before the run (their text, not only their names, must be in the key)."""
+    with standalone("known-synapses-key", cache_root):
+        group = NeuronGroup(3, "v : 1", name="known_key_group")
+        synapses = Synapses(group, group, "w : 1", name="known_key_synapses")
+        synapses.connect(condition=condition, p=p)
+        group.v = setter
+        return known.program_key(Network(group, synapses, name="known_key_network"),
+                                 0.0, 0.003)
+
+
+@pytest.mark.parametrize("change", [{"condition": "i == j"}, {"p": 0.5},
+                                    {"setter": "i * 0.7"}],
+                         ids=["connect-condition", "connect-p", "string-setter"])
+def test_code_made_before_the_run_is_in_the_key_by_its_text(tmp_path, change):
+    assert synapses_key(tmp_path) == synapses_key(tmp_path)
+    assert synapses_key(tmp_path, **change) != synapses_key(tmp_path)
+
+
+def run_pairs(cache_root: Path, key: str, sources: list[int], targets: list[int]) -> tuple:
+    """The outcome and recorded v of two neurons each summing ``w * v`` of the neurons it is
+    connected from (``sources[k] -> targets[k]``: data files of a fixed count)."""
+    with standalone(key, cache_root) as program:
+        group = NeuronGroup(3, "dv/dt = (total - v) / (2 * ms) : 1\ntotal : 1",
+                            method="euler", name="pairs_group")
+        group.v = [1.0, -2.0, 3.0]
+        synapses = Synapses(group, group, "w : 1\ntotal_post = w * v_pre : 1 (summed)",
+                            name="pairs_synapses")
+        synapses.connect(i=np.array(sources), j=np.array(targets))
+        synapses.w = [0.5, 1.5]
+        monitor = StateMonitor(group, "v", record=True, name="pairs_samples")
+        outcome = program.run(Network(group, synapses, monitor, name="pairs_network"),
+                              2 * ms)
+        return outcome, np.array(monitor.v_)
+
+
+def test_other_connections_of_the_same_count_give_the_results_of_a_build(cache_root):
+    run_pairs(cache_root, "known-pairs", [0, 1], [1, 2])
+    outcome, recorded = run_pairs(cache_root, "known-pairs", [2, 0], [0, 0])
+    assert outcome.reused
+    built, expected = run_pairs(cache_root, "known-pairs-fresh", [2, 0], [0, 0])
+    assert not built.reused and np.array_equal(recorded, expected)
+    assert not np.array_equal(recorded, run_pairs(cache_root, "known-pairs", [0, 1], [1, 2])[1])

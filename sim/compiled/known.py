@@ -146,6 +146,7 @@ def _class_name(kind: type) -> str:
 
 @functools.cache
 def _brian2_kinds() -> types.SimpleNamespace:
+    from brian2.codegen.codeobject import CodeObject
     from brian2.core.base import BrianObject
     from brian2.core.clocks import Clock
     from brian2.core.functions import Function
@@ -157,8 +158,8 @@ def _brian2_kinds() -> types.SimpleNamespace:
 
     return types.SimpleNamespace(Subgroup=Subgroup,
         arrays=(Quantity, np.ndarray, np.generic), kinds=(Dimension, np.dtype, type),
-        named=(BrianObject, Nameable), Clock=Clock, Function=Function, Variable=Variable,
-        Variables=Variables, Device=Device)
+        named=(BrianObject, Nameable), CodeObject=CodeObject, Clock=Clock, Function=Function,
+        Variable=Variable, Variables=Variables, Device=Device)
 
 
 def describe(value: Any, top: Any = None, depth: int = 0) -> Any:
@@ -208,6 +209,9 @@ def describe(value: Any, top: Any = None, depth: int = 0) -> Any:
                 value.default_index]
     if isinstance(value, brian2.Subgroup):
         raise UnkeyableError("a subgroup")  # below (SUBGROUPS)
+    if isinstance(value, brian2.CodeObject):  # made before the run (a connect): its text
+        return ["code object", value.name, value.template_name,
+                _digest(deeper(dict(value.code))), deeper(value.compiler_kwds)]
     if isinstance(value, brian2.named) and value is not top:
         return ["name", value.name]
     if isinstance(value, brian2.Device):
