@@ -6,10 +6,11 @@ generation and ``device.build``, and only where nothing its sources come from ch
   directory of its own (every recorded value, to the bit);
 - each ingredient of the sources changed alone (a constant of the equations compiled in as a
   literal, a size, a clock's step, a schedule slot, the run's duration, a Brian2
-  preference) is not reused: the program is generated (and what differs compiled), and the
-  changed program is then reused in turn; code made before the run (a connect's condition
-  or probability, a string setter) is in the key by its text, and other connections of the
-  same count (data files) give the results of a build;
+  preference, the network's own schedule) is not reused: the program is generated (and
+  what differs compiled), and the changed program is then reused in turn; code made
+  before the run (a connect's condition or probability, a string setter) is in the key by
+  its text, and other connections of the same count (data files) give the results of a
+  build;
 - a source changed on disk since the last make, a key record that is damaged, or a value
   the key does not know (a subgroup: its name is Brian2's): the program is built as always.
 """
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.xdist_group("compiled_known")
 
 
 def network(scale: float = 1.0, gain: float = 1.0, size: int = 2, dt_ms: float = 0.1,
-            when: str = "start") -> tuple[Network, StateMonitor]:
+            when: str = "start", schedule: list[str] | None = None
+            ) -> tuple[Network, StateMonitor]:
     """Two neurons driven by a TimedArray (values: data); ``gain`` a literal of the code."""
     drive = TimedArray(np.array([0.0, 1.0, -1.0, 2.0]) * scale, dt=1 * ms, name="known_drive")
     group = NeuronGroup(size, "dv/dt = (gain * drive(t) - v) / tau : 1\ntau : second (constant)",
@@ -38,7 +40,10 @@ def network(scale: float = 1.0, gain: float = 1.0, size: int = 2, dt_ms: float =
     group.v = np.linspace(0.5, -0.5, size) * scale
     group.tau = np.linspace(5, 10, size) * ms
     monitor = StateMonitor(group, "v", record=True, when=when, name="known_samples")
-    return Network(group, monitor, name="known_network"), monitor
+    net = Network(group, monitor, name="known_network")
+    if schedule is not None:  # the network's own order of the slots
+        net.schedule = schedule
+    return net, monitor
 
 
 def run(cache_root: Path, key: str = "known", duration_ms: float = 3.0, **settings):
@@ -73,8 +78,9 @@ def test_the_same_network_reuses_its_program_with_the_results_of_a_build(cache_r
     {"dt_ms": 0.05},
     {"when": "end"},
     {"duration_ms": 4.0},
+    {"schedule": ["groups", "start", "thresholds", "synapses", "resets", "end"]},
     "preference",
-], ids=["literal", "size", "dt", "schedule", "duration", "preference"])
+], ids=["literal", "size", "dt", "schedule", "duration", "network-schedule", "preference"])
 def test_each_ingredient_of_the_sources_is_in_the_key(cache_root, change):
     assert run(cache_root)[0].reused  # the base program, recorded last
     if change == "preference":

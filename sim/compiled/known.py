@@ -26,7 +26,8 @@ and compiler arguments), but for those that name it, log it, or hold nothing yet
 arrays and their names, the code objects made so far (synapses' connect) with their text,
 inserted code, headers, compiler and linker arguments), but for the values of data files
 (only their names, types and sizes) and what a run sets (``DEVICE_IGNORED``); Brian2's
-default functions, every Brian2 preference, the run's start and duration; the versions of
+default functions, every Brian2 preference, the run's start and duration, the network's
+schedule (its own, else the preference's); the versions of
 Brian2, NumPy, SymPy, Jinja2 and Python, the compiler (``$CXX``, ``$CC``); and the text of
 ``sim/compiled``'s modules, which change how Brian2 generates. A value of a type ``describe``
 does not know, or a subgroup (``SUBGROUPS``), gives no key: that run builds as always.
@@ -104,7 +105,8 @@ def program_key(network: Any, t_start_s: float, duration_s: float) -> str | None
             "functions": [[name, describe(function)]
                           for name, function in sorted(DEFAULT_FUNCTIONS.items())],
             "prefs": sorted((name, repr(value)) for name, value in prefs.items()),
-            "run": [repr(float(t_start_s)), repr(float(duration_s)), network.name],
+            "run": [repr(float(t_start_s)), repr(float(duration_s)), network.name,
+                    describe(list(network.schedule))],  # main.cpp's order of the slots
             "software": _software(),
         }
     except UnkeyableError:
