@@ -10,7 +10,7 @@ generation and ``device.build``, and only where nothing its sources come from ch
   what differs compiled), and the changed program is then reused in turn; code made
   before the run (a connect's condition or probability, a string setter) is in the key by
   its text, and other connections of the same count (data files) give the results of a
-  build;
+  build; a run with a namespace of its own is not reused (the key does not hold it);
 - a source changed on disk since the last make, a key record that is damaged, or a value
   the key does not know (a subgroup: its name is Brian2's): the program is built as always.
 """
@@ -168,3 +168,22 @@ def test_other_connections_of_the_same_count_give_the_results_of_a_build(cache_r
     built, expected = run_pairs(cache_root, "known-pairs-fresh", [2, 0], [0, 0])
     assert not built.reused and np.array_equal(recorded, expected)
     assert not np.array_equal(recorded, run_pairs(cache_root, "known-pairs", [0, 1], [1, 2])[1])
+
+
+def run_with_namespace(cache_root: Path, gain: float) -> tuple:
+    """The outcome and recorded v of a group whose ``gain`` is found in the run's namespace
+    (a literal of its code)."""
+    with standalone("known-namespace", cache_root) as program:
+        group = NeuronGroup(2, "dv/dt = (gain - v) / (5 * ms) : 1", method="euler",
+                            name="namespace_group")
+        monitor = StateMonitor(group, "v", record=True, name="namespace_samples")
+        outcome = program.run(Network(group, monitor, name="namespace_network"), 1 * ms,
+                              namespace={"gain": gain, "ms": ms})
+        return outcome, np.array(monitor.v_)
+
+
+def test_a_run_namespace_is_never_reused(cache_root):
+    first = run_with_namespace(cache_root, 1.0)
+    outcome, recorded = run_with_namespace(cache_root, 2.0)
+    assert not outcome.reused and np.allclose(recorded, 2 * first[1])  # linear in gain
+    assert not run_with_namespace(cache_root, 2.0)[0].reused

@@ -184,7 +184,8 @@ class Program:
         ticker = launch.progress_group(t_start_s, duration_s, report_every_s or math.inf,
                                        finest_clock(network))
         network.add(ticker)
-        key = known.program_key(network, t_start_s, duration_s)
+        # a run namespace's values may be compiled in, and the key does not describe it
+        key = None if namespace else known.program_key(network, t_start_s, duration_s)
         name = f"results-{os.getpid()}-{next(_runs)}"
         self.results_dir = self.directory / name
         make = prefs.devices.cpp_standalone.make_cmd_unix

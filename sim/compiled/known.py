@@ -30,7 +30,8 @@ default functions, every Brian2 preference, the run's start and duration, the ne
 schedule (its own, else the preference's); the versions of
 Brian2, NumPy, SymPy, Jinja2 and Python, the compiler (``$CXX``, ``$CC``); and the text of
 ``sim/compiled``'s modules, which change how Brian2 generates. A value of a type ``describe``
-does not know, or a subgroup (``SUBGROUPS``), gives no key: that run builds as always.
+does not know, a subgroup (``SUBGROUPS``), or a run namespace of the caller's
+(``Program.run(namespace=...)``), gives no key: that run builds as always.
 ``tests/test_compiled_known.py``
 changes each kind of ingredient (a constant compiled in, a size, a preference, a clock, a
 schedule) and sees a build, and sees a hit give the results of a build.
