@@ -113,17 +113,14 @@ def finest_clock(network):
     return min(clocks, key=lambda clock: float(clock.dt_))
 
 
-def assert_no_network_operations(network) -> None:
+def assert_no_network_operations(network, objects: list | None = None) -> None:
     """Refuse a network with Python network operations: the standalone device would skip
-    them (no call, no warning), so the run would silently differ."""
+    them (no call, no warning), so the run would silently differ. ``objects``:
+    ``known.all_objects(network.objects)``, if known."""
     from brian2 import NetworkOperation
 
-    found, pending = [], list(network.objects)
-    while pending:
-        obj = pending.pop()
-        if isinstance(obj, NetworkOperation):
-            found.append(obj.name)
-        pending.extend(getattr(obj, "contained_objects", []))
+    found = [obj.name for obj in objects or known.all_objects(network.objects)
+             if isinstance(obj, NetworkOperation)]
     if found:
         raise DeviceUnsupportedError(
             f"the compiled (cpp_standalone) device cannot run Python network operations, and "
@@ -175,7 +172,8 @@ class Program:
 
         if self.results_dir is not None:
             raise RuntimeError("a standalone block runs one network once")
-        assert_no_network_operations(network)
+        objects = known.all_objects(network.objects)
+        assert_no_network_operations(network, objects)
         start = time.perf_counter()
         device.insert_code("after_network_run", launch.IGNORE_SIGINT_AFTER_RUN)
         t_start_s, duration_s = float(network.t_), float(duration)
@@ -184,22 +182,23 @@ class Program:
         ticker = launch.progress_group(t_start_s, duration_s, report_every_s or math.inf,
                                        finest_clock(network))
         network.add(ticker)
+        objects = sorted([*objects, *known.all_objects([ticker])], key=lambda obj: obj.name)
         # a run namespace's values may be compiled in, and the key does not describe it
-        key = None if namespace else known.program_key(network, t_start_s, duration_s)
+        key = None if namespace else known.program_key(network, t_start_s, duration_s,
+                                                       objects)
         name = f"results-{os.getpid()}-{next(_runs)}"
         self.results_dir = self.directory / name
         make = prefs.devices.cpp_standalone.make_cmd_unix
         command = [*shlex.split(make), *prefs.devices.cpp_standalone.extra_make_args_unix]
         with _locked(self.directory):
             results.remove_dead(self.directory)
-            data = None if key is None else known.data_files(device, network)
-            reused = self.reused = (data is not None
-                                    and known.known(self.directory, key, command, data))
+            data = known.known_data(self.directory, key, command,
+                                    lambda: known.data_files(device, objects))
+            reused = self.reused = data is not None
             if reused:  # the program built here from this key: its data files only
                 known.stand_in_for_run(network, duration_s, self.directory)
                 network.remove(ticker)
-                for data_name, values in data.items():
-                    warm.write_if_changed(self.directory / "static_arrays" / data_name, values)
+                warm.write_data(self.directory, data)
                 build_s, compiled = time.perf_counter() - start, 0
             else:
                 build_s, compiled, stopped = self._build(network, duration, namespace, ticker,

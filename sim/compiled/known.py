@@ -50,6 +50,7 @@ import sys
 import types
 import uuid
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +85,12 @@ class UnkeyableError(Exception):
     """A value ``describe`` does not know: the run builds as always."""
 
 
-def program_key(network: Any, t_start_s: float, duration_s: float) -> str | None:
+def program_key(network: Any, t_start_s: float, duration_s: float,
+                objects: list | None = None) -> str | None:
     """The key of the program ``network.run(duration)`` would generate on the current
     (standalone) device (module docstring), or None where some part cannot be keyed or
-    Brian2 is not the checked version."""
+    Brian2 is not the checked version. ``objects``: ``all_objects(network.objects)``, if
+    known."""
     import brian2
     from brian2 import prefs
     from brian2.core.functions import DEFAULT_FUNCTIONS
@@ -99,7 +102,8 @@ def program_key(network: Any, t_start_s: float, duration_s: float) -> str | None
     _memo.clear()
     try:
         described = {
-            "objects": [_describe_object(obj) for obj in _all_objects(network)],
+            "objects": [_describe_object(obj) for obj
+                        in objects or all_objects(network.objects)],
             "device": [[name, describe(value)] for name, value in sorted(vars(device).items())
                        if name not in DEVICE_IGNORED],
             "data": data_specs(device.static_arrays),
@@ -122,9 +126,10 @@ def program_key(network: Any, t_start_s: float, duration_s: float) -> str | None
 _memo: dict[tuple[int, int], tuple[Any, Any]] = {}
 
 
-def _all_objects(network: Any) -> list:
+def all_objects(objects: list) -> list:
+    """``objects`` (a network's) and those they contain, sorted by name."""
     found: dict[int, Any] = {}
-    pending = list(network.objects)
+    pending = list(objects)
     while pending:
         obj = pending.pop()
         if id(obj) not in found:
@@ -310,10 +315,10 @@ def data_specs(arrays: dict[str, np.ndarray]) -> list[list]:
             in sorted(arrays.items())]
 
 
-def data_files(device: Any, network: Any) -> dict[str, np.ndarray]:
+def data_files(device: Any, objects: list) -> dict[str, np.ndarray]:
     """The data files a build would write (``write_static_arrays``): the arrays set from
-    Python, and the data of each function the network's objects name (their namespaces)
-    and of Brian2's default functions, as each object sees them."""
+    Python, and the data of each function the network's ``objects`` (``all_objects``) name
+    (their namespaces) and of Brian2's default functions, as each object sees them."""
     from brian2.core.functions import DEFAULT_FUNCTIONS, Function
     from brian2.devices.cpp_standalone.codeobject import CPPStandaloneCodeObject
 
@@ -324,7 +329,7 @@ def data_files(device: Any, network: Any) -> dict[str, np.ndarray]:
 
     defaults = [function for function in DEFAULT_FUNCTIONS.values() if with_data(function)]
     found = dict(device.static_arrays)
-    for obj in _all_objects(network):
+    for obj in objects:
         for value in [*getattr(obj, "namespace", {}).values(), *defaults]:
             if isinstance(value, Function):
                 device._insert_func_namespace(value, types.SimpleNamespace(owner=obj), found)
@@ -339,15 +344,19 @@ def recorded(directory: Path) -> dict | None:
     return found if isinstance(found, dict) else None
 
 
-def known(directory: Path, key: str | None, command: list[str],
-          data: dict[str, np.ndarray]) -> bool:
-    """Whether the program in ``directory`` is the one ``key`` names, compiled, and untouched
-    since (module docstring), and reads data files of the names, types and sizes of
-    ``data``."""
-    record = recorded(directory)
-    return (key is not None and record is not None and record.get("key") == key
-            and record.get("data") == data_specs(data) and (directory / "main").is_file()
-            and not warm.make_needed(directory, command))
+def known_data(directory: Path, key: str | None, command: list[str],
+               data: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray] | None:
+    """The data files (``data()``, computed only where the recorded key is ``key``) if the
+    program in ``directory`` is the one ``key`` names, compiled, and untouched since (module
+    docstring), and reads data files of their names, types and sizes; else None."""
+    record = recorded(directory) if key is not None else None
+    if record is None or record.get("key") != key:
+        return None
+    files = data()
+    if (record.get("data") != data_specs(files) or not (directory / "main").is_file()
+            or warm.make_needed(directory, command)):
+        return None
+    return files
 
 
 def remember(directory: Path, key: str | None, data: dict[str, np.ndarray]) -> None:

@@ -20,6 +20,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from sim.compiled.warm import write_record
+
 PROJECT_FILE = "pcsim-project.json"
 
 
@@ -73,6 +75,4 @@ def drop_stale_objects(directory: Path, project: dict[str, str]) -> list[str]:
 def record(directory: Path, project: dict[str, str]) -> None:
     """Keep ``project`` (``digests``) as the text the objects in ``directory`` were compiled
     from (written whole, then renamed: a reader never sees half a record)."""
-    from sim.compiled.warm import write_record
-
     write_record(directory / PROJECT_FILE, project)

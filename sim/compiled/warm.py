@@ -96,14 +96,19 @@ def keep_unchanged_data(device: Any) -> None:
             for var in code_object.variables.values():
                 if isinstance(var, Function):
                     device._insert_func_namespace(var, code_object, device.static_arrays)
-        specs = []
-        for name, values in sorted(device.static_arrays.items()):
-            write_if_changed(Path(directory) / "static_arrays" / name, values)
-            specs.append((name, c_data_type(values.dtype), values.size, name))
-        device.static_array_specs = specs
+        write_data(Path(directory), device.static_arrays)
+        device.static_array_specs = [(name, c_data_type(values.dtype), values.size, name)
+                                     for name, values in sorted(device.static_arrays.items())]
 
     write_static_arrays.keeps_unchanged = True
     device.write_static_arrays = write_static_arrays
+
+
+def write_data(directory: Path, arrays: dict[str, np.ndarray]) -> None:
+    """The data files ``arrays`` (name -> values) in ``directory/static_arrays``, each written
+    only where its bytes differ from the file there (``write_if_changed``)."""
+    for name, values in arrays.items():
+        write_if_changed(directory / "static_arrays" / name, values)
 
 
 def write_if_changed(path: Path, values: np.ndarray) -> bool:
