@@ -38,7 +38,7 @@ PHASES = [
     ("sim.compiled.program", "build", "program's network (clones, compiled forms, monitors)"),
     ("sim.compiled.known", "program_key", "warm build: the program's key"),
     ("sim.compiled.known", "data_files", "warm build: the data files found"),
-    ("sim.compiled.known", "known", "warm build: the key and files checked"),
+    ("sim.compiled.known", "known_data", "warm build: the key and files checked"),
     ("sim.compiled.known", "stand_in_for_run", "warm build: Brian2's run bookkeeping"),
     ("sim.compiled.warm", "write_if_changed", "data files written where they changed"),
     ("brian2.core.network", "Network.run", "Brian2 code generation (Network.run)"),

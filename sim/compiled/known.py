@@ -123,7 +123,7 @@ def program_key(network: Any, t_start_s: float, duration_s: float,
 
 # descriptions of variables and functions met before in one key (the same objects: a group's
 # variables are also its synapses' and the device's arrays), by identity; cleared after it
-_memo: dict[tuple[int, int], tuple[Any, Any]] = {}
+_memo: dict[tuple[int, Any], tuple[Any, Any]] = {}
 
 
 def all_objects(objects: list) -> list:
@@ -205,7 +205,8 @@ def describe(value: Any, top: Any = None, depth: int = 0) -> Any:
     if isinstance(value, brian2.Clock):
         return ["clock", value.name, repr(float(value.dt_))]
     if isinstance(value, brian2.Function | brian2.Variable):
-        memo = (id(value), id(top) if isinstance(value, brian2.Function) else 0)
+        memo = (id(value), _owner_context(value, top) if isinstance(value, brian2.Function)
+                else None)
         found = _memo.get(memo)
         if found is None:
             found = _memo[memo] = (value, _describe_function(value, top, deeper)
@@ -264,6 +265,39 @@ _EXACT_TEXT = frozenset({str, int, bool, float, type(None)})  # repr gives every
 def _order(described: Any) -> str:
     """A described item's place in a sorted set or dictionary: its text."""
     return described if type(described) is str else repr(described)
+
+
+def _owner_context(function: Any, owner: Any) -> Any:
+    """What of ``owner`` a function's C++ (``_describe_function``) depends on, so that each
+    function is described once per key where its text is the same: nothing where neither
+    its implementation nor its dependencies are made for an owner (``dynamic``); a
+    TimedArray's is made from the owner's clock step alone (Brian2 2.9's ``cpp_impl``:
+    ``owner.clock.dt_``); any other's from the owner itself."""
+    found = _memo.get((id(function), "kind"))
+    if found is None:
+        found = _memo[(id(function), "kind")] = (function, _dynamic_kind(function))
+    kind = found[1]
+    if kind == "static":
+        return None
+    if kind == "clock" and owner is not None and getattr(owner, "clock", None) is not None:
+        return ("clock", float(owner.clock.dt_))
+    return ("owner", id(owner))
+
+
+def _dynamic_kind(function: Any) -> str:
+    """"static", "clock" (a TimedArray, none of its dependencies made for an owner) or
+    "owner" (``_owner_context``)."""
+    from brian2.devices.cpp_standalone.codeobject import CPPStandaloneCodeObject
+    from brian2.input.timedarray import TimedArray
+
+    implementation = function.implementations.get(CPPStandaloneCodeObject)
+    if implementation is None:
+        return "static"
+    kinds = {_dynamic_kind(dependency)
+             for dependency in (implementation.dependencies or {}).values()}
+    if implementation.dynamic:
+        kinds.add("clock" if type(function) is TimedArray else "owner")
+    return "owner" if "owner" in kinds else "clock" if "clock" in kinds else "static"
 
 
 def _describe_function(function: Any, owner: Any, deeper) -> list:
