@@ -46,7 +46,7 @@ PHASES = [
      "device.build: sources, data files"),
     ("sim.compiled.warm", "make_needed", "make check"),
     ("sim.compiled.launch", "run_program", "the program: start, loop, write results"),
-    ("sim.compiled.device", "_adopt_results", "results adopted (device.run bookkeeping)"),
+    ("sim.compiled.adopt", "adopt_results", "results adopted (device.run bookkeeping)"),
     ("sim.compiled.program", "read", "monitors read"),
     ("brian2.devices.cpp_standalone.device", "CPPStandaloneDevice.reinit",
      "device reset after the block"),

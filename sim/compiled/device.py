@@ -66,7 +66,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.compiled import known, launch, project, results, warm
+from sim.compiled import adopt, known, launch, project, results, warm
 from sim.compiled.shape import default_cache_root
 from sim.errors import DeviceUnsupportedError
 
@@ -216,7 +216,7 @@ class Program:
                 progress(0.0)
             start = time.perf_counter()
             launched = launch.run_program(self.directory, self.results_dir,
-                                          _environment(device), progress)
+                                          adopt.program_environment(device), progress)
             run_s = time.perf_counter() - start
         if launched.returncode != 0:
             if launched.signal_name is not None:  # a signal before or while it started
@@ -224,7 +224,8 @@ class Program:
             raise RuntimeError(f"the compiled program in {self.directory} failed (exit "
                                f"{launched.returncode}):\n" + "\n".join(launched.output))
         results.check_written(self.results_dir)
-        _adopt_results(device, self.directory, os.path.relpath(self.results_dir, self.directory))
+        adopt.adopt_results(device, self.directory,
+                            os.path.relpath(self.results_dir, self.directory))
         loop_s = float((self.results_dir / "last_run_info.txt").read_text().split()[0])
         # the time the run reached, as Brian2's program sets it (the earliest clock); its
         # completed fraction in last_run_info.txt is the same, rounded to 6 digits
@@ -376,38 +377,3 @@ def _sort_single_value_writes(main_queue: list) -> None:
         if end - start > 1:
             main_queue[start:end] = sorted(main_queue[start:end], key=lambda item: item[1][:2])
         start = end + 1
-
-
-def _environment(device) -> dict[str, str]:
-    """The program's environment, as ``device.run`` would set it, its BLAS on one thread
-    (``circuits.coupling_compiled`` links OpenBLAS, which reads ``OPENBLAS_NUM_THREADS`` as
-    it loads; the program runs one step at a time)."""
-    from brian2 import prefs
-
-    from sim.blas import ONE_THREAD
-
-    return {**os.environ, **prefs["devices.cpp_standalone.run_environment_variables"],
-            **device.run_environment_variables, **ONE_THREAD}
-
-
-def _adopt_results(device, directory: Path, results_directory: str) -> None:
-    """Let Brian2 read the monitors from ``results_directory`` as if ``device.run`` had run the
-    program: ``device.run`` with a no-op command does its bookkeeping (the results directory,
-    clock caches, ``has_been_run``, the check for NaN states) and runs nothing."""
-    from brian2 import prefs
-
-    command = prefs["devices.cpp_standalone.run_cmd_unix"]
-    # device.run sets the program's environment variables (LD_BIND_NOW) in this process's
-    saved = {name: os.environ.get(name) for name, value in _environment(device).items()
-             if os.environ.get(name) != value}
-    prefs["devices.cpp_standalone.run_cmd_unix"] = "true"
-    try:
-        device.run(directory=str(directory), results_directory=results_directory,
-                   with_output=False)
-    finally:
-        prefs["devices.cpp_standalone.run_cmd_unix"] = command
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
