@@ -50,7 +50,7 @@ import sys
 import types
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -219,8 +219,9 @@ def describe(value: Any, top: Any = None, depth: int = 0) -> Any:
     if isinstance(value, brian2.Subgroup):
         raise UnkeyableError("a subgroup")  # below (SUBGROUPS)
     if isinstance(value, brian2.CodeObject):  # made before the run (a connect): its text
-        return ["code object", value.name, value.template_name,
-                _digest(deeper(dict(value.code))), deeper(value.compiler_kwds)]
+        code = dict(value.code) if isinstance(value.code, Mapping) else value.code
+        return ["code object", value.name, value.template_name, _digest(deeper(code)),
+                deeper(value.compiler_kwds)]
     if isinstance(value, brian2.named) and value is not top:
         return ["name", value.name]
     if isinstance(value, brian2.Device):
