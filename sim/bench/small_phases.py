@@ -39,7 +39,7 @@ PHASES = [
     ("sim.compiled.known", "program_key", "warm build: the program's key"),
     ("sim.compiled.known", "data_files", "warm build: the data files found"),
     ("sim.compiled.known", "known_data", "warm build: the key and files checked"),
-    ("sim.compiled.known", "stand_in_for_run", "warm build: Brian2's run bookkeeping"),
+    ("sim.compiled.stand_in", "stand_in_for_run", "warm build: Brian2's run bookkeeping"),
     ("sim.compiled.warm", "write_if_changed", "data files written where they changed"),
     ("brian2.core.network", "Network.run", "Brian2 code generation (Network.run)"),
     ("brian2.devices.cpp_standalone.device", "CPPStandaloneDevice.build",

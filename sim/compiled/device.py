@@ -66,7 +66,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.compiled import adopt, known, launch, project, results, warm
+from sim.compiled import adopt, known, launch, project, results, stand_in, warm
 from sim.compiled.shape import default_cache_root
 from sim.errors import DeviceUnsupportedError
 
@@ -196,7 +196,7 @@ class Program:
                                     lambda: known.data_files(device, objects))
             reused = self.reused = data is not None
             if reused:  # the program built here from this key: its data files only
-                known.stand_in_for_run(network, duration_s, self.directory)
+                stand_in.stand_in_for_run(network, duration_s, self.directory)
                 network.remove(ticker)
                 warm.write_data(self.directory, data)
                 build_s, compiled = time.perf_counter() - start, 0

@@ -12,7 +12,7 @@ it (``warm.make_needed``). It then does only what the program reads or pcsim rea
 - the data files (``static_arrays/``: values set from Python, TimedArray tables), written
   where their bytes changed (``warm.write_if_changed``); their names, types and sizes, which
   the program's code holds, must be those recorded, else the run builds as always;
-- Brian2's bookkeeping of a run (``stand_in_for_run``: what 2.9's
+- Brian2's bookkeeping of a run (``sim.compiled.stand_in.stand_in_for_run``: what 2.9's
   ``CPPStandaloneDevice.network_run`` does besides generating code), so that the monitors,
   the clocks and the final state are read from the program's results as after a build.
 
@@ -404,43 +404,3 @@ def remember(directory: Path, key: str | None, data: dict[str, np.ndarray]) -> N
 def forget(directory: Path) -> None:
     """Before a build writes the project: a build stopped half-way leaves no key behind."""
     (directory / KNOWN_FILE).unlink(missing_ok=True)
-
-
-def stand_in_for_run(network: Any, duration_s: float, directory: Path) -> None:
-    """What Brian2 2.9's ``CPPStandaloneDevice.network_run`` does besides generating code and
-    queueing it for ``main.cpp`` (and ``device.build``: the project's ``directory``), on the
-    current device: the network and its clocks known to the device, the clocks'
-    interval and end, the network's time, the objects marked as run by it; and every cached
-    value but the clocks' steps dropped, so that each is read from the program's results (a
-    generated code object drops those it writes; the others' files hold what was set)."""
-    from brian2 import Network, second
-    from brian2.devices.device import get_device
-    from brian2.synapses.synapses import Synapses
-
-    device = get_device()  # itself: an attribute set on ``brian2.device``, its proxy, stays
-    device.project_dir = str(directory)  # there (it kept the synapses set below alive)
-    device.networks.add(network)
-    objects = network.sorted_objects
-    network._clocks = {obj.clock for obj in objects}
-    t_end = network.t + duration_s * second
-    for clock in network._clocks:
-        clock.set_interval(network.t, t_end)
-    network._stopped = False
-    Network._globally_stopped = False
-    for obj in objects:
-        if obj._network is None:
-            obj._network = network.id
-    device.synapses |= {obj for obj in network.objects if isinstance(obj, Synapses)}
-    device.clocks.update(network._clocks)
-    network.t_ = float(t_end)
-    for clock in device.clocks:
-        if clock.name == "clock":
-            clock._name = "_clock"
-    network.after_run()
-    steps = {id(clock.variables["dt"]) for clock in device.clocks}
-    for var in list(device.array_cache):
-        if id(var) not in steps:
-            device.array_cache[var] = None
-    for clock in network._clocks:
-        device.array_cache[clock.variables["timestep"]] = np.array([clock._i_end])
-        device.array_cache[clock.variables["t"]] = np.array([clock._i_end * clock.dt_])
