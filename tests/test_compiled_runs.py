@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -88,7 +89,8 @@ def test_a_compiled_run_equals_the_runtime_run(tmp_path, name, capsys):
     """learning/variance: Sigma learned over 1000 trials (100 s of network time; the trial
     ends recorded past ~32 s need clocks that tick together, ``sim.compiled.clocks``).
     perception/hierarchy's dense maps (64 x 16, 16 x 4) are under ``MIN_WEIGHTS``: the result
-    and ``pcsim show`` say the synapses build ran, and why."""
+    and ``pcsim show`` say the synapses build ran, and why; run again, the program is reused
+    (``pcsim show`` says so), with the same results (``pcsim diff``)."""
     assert_equal_runs(*run_both(tmp_path, name))
     if name == "perception/hierarchy":
         with h5py.File(tmp_path / "standalone.h5", "r") as file:
@@ -98,9 +100,18 @@ def test_a_compiled_run_equals_the_runtime_run(tmp_path, name, capsys):
                        if "weights_initial" in level) < MIN_WEIGHTS
             note = f"synapses: maps under {MIN_WEIGHTS} weights keep the synapses"
             assert file.attrs["compiled_coupling"] == note
+        again = tmp_path / "again.h5"  # the program just built (or before) is reused
+        assert main(["run", name, "-o", str(again), "--no-plot", *STANDALONE]) == 0
         capsys.readouterr()
         assert main(["show", str(tmp_path / "standalone.h5")]) == 0
         assert f"compiled coupling: {note}" in capsys.readouterr().out
+        assert main(["show", str(again)]) == 0
+        assert "compiled build: reused" in capsys.readouterr().out
+        built = tmp_path / "built.h5"  # the same results from a build: no difference
+        shutil.copyfile(again, built)
+        with h5py.File(built, "a") as file:
+            file.attrs["compiled_build"] = "built"
+        assert main(["diff", str(built), str(again)]) == 0
 
 
 def learning_phases() -> dict:

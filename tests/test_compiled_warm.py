@@ -23,6 +23,7 @@ import pytest
 from brian2 import Network, NeuronGroup, StateMonitor, TimedArray, ms, prefs
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import get_device
+from brian2.units.fundamentalunits import Dimension
 from brian2.utils import caching
 
 from sim.compiled import warm
@@ -71,7 +72,9 @@ def test_faster_cache_keys_are_brian2s_keys():
         prefs["codegen.target"] = target
     top = [obj for obj in seen if not isinstance(obj, (str, int, float, bool, type(None)))]
     assert len(top) > 100  # variables' dictionaries, tuples, equations, quantities
-    for obj in seen:
+    kinds = {type(obj) for obj in seen}  # the short cuts' kinds: a variable's dim and dtype
+    assert {Dimension, type} <= kinds and any(issubclass(kind, np.dtype) for kind in kinds)
+    for obj in [*seen, *seen]:  # twice: a class's key is then the one kept
         assert fast(obj) == original(obj)
         assert hash(fast(obj)) == hash(original(obj))
 

@@ -66,7 +66,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.compiled import launch, project, results, warm
+from sim.compiled import adopt, known, launch, project, results, stand_in, warm
 from sim.compiled.shape import default_cache_root
 from sim.errors import DeviceUnsupportedError
 
@@ -85,7 +85,8 @@ class Outcome:
     check fired, else the time the run reached; ``build_s``: Python's code generation and
     ``make``; ``run_s``: the program (wall, with its start and the writing of results),
     ``loop_s`` its simulation loop (as the program measured it: CPU time); ``compiled_files``:
-    object files (re)compiled by this build."""
+    object files (re)compiled by this build; ``reused``: the program built before from the
+    same key ran with this run's data files, nothing generated (``sim.compiled.known``)."""
 
     completed: float
     stopped_by: str | None
@@ -95,6 +96,7 @@ class Outcome:
     compiled_files: int
     loop_s: float = 0.0
     signal_name: str | None = None
+    reused: bool = False
 
 
 def make_jobs() -> int:
@@ -111,17 +113,14 @@ def finest_clock(network):
     return min(clocks, key=lambda clock: float(clock.dt_))
 
 
-def assert_no_network_operations(network) -> None:
+def assert_no_network_operations(network, objects: list | None = None) -> None:
     """Refuse a network with Python network operations: the standalone device would skip
-    them (no call, no warning), so the run would silently differ."""
+    them (no call, no warning), so the run would silently differ. ``objects``:
+    ``known.all_objects(network.objects)``, if known."""
     from brian2 import NetworkOperation
 
-    found, pending = [], list(network.objects)
-    while pending:
-        obj = pending.pop()
-        if isinstance(obj, NetworkOperation):
-            found.append(obj.name)
-        pending.extend(getattr(obj, "contained_objects", []))
+    found = [obj.name for obj in objects or known.all_objects(network.objects)
+             if isinstance(obj, NetworkOperation)]
     if found:
         raise DeviceUnsupportedError(
             f"the compiled (cpp_standalone) device cannot run Python network operations, and "
@@ -135,6 +134,7 @@ class Program:
         self.directory = directory
         self.results_dir: Path | None = None
         self._checks: list[str] = []
+        self.reused = False
 
     def stop_when(self, group, condition: str, name: str, when: str = "start",
                   order: int = 0) -> None:
@@ -172,7 +172,8 @@ class Program:
 
         if self.results_dir is not None:
             raise RuntimeError("a standalone block runs one network once")
-        assert_no_network_operations(network)
+        objects = known.all_objects(network.objects)
+        assert_no_network_operations(network, objects)
         start = time.perf_counter()
         device.insert_code("after_network_run", launch.IGNORE_SIGINT_AFTER_RUN)
         t_start_s, duration_s = float(network.t_), float(duration)
@@ -181,60 +182,41 @@ class Program:
         ticker = launch.progress_group(t_start_s, duration_s, report_every_s or math.inf,
                                        finest_clock(network))
         network.add(ticker)
-        network.run(duration, namespace={} if namespace is None else namespace)
-        network.remove(ticker)
-        _warn_numbered_names(device.code_objects)
-        _sort_single_value_writes(device.main_queue)
-        generate_s = time.perf_counter() - start
+        objects = sorted([*objects, *known.all_objects([ticker])], key=lambda obj: obj.name)
+        # a run namespace's values may be compiled in, and the key does not describe it
+        key = None if namespace else known.program_key(network, t_start_s, duration_s,
+                                                       objects)
         name = f"results-{os.getpid()}-{next(_runs)}"
         self.results_dir = self.directory / name
+        make = prefs.devices.cpp_standalone.make_cmd_unix
+        command = [*shlex.split(make), *prefs.devices.cpp_standalone.extra_make_args_unix]
         with _locked(self.directory):
             results.remove_dead(self.directory)
-            before = _object_files(self.directory)
-            start = time.perf_counter()
-            # Brian2 writes the sources and the makefile; make runs here (launch.run_make),
-            # where a signal stops it (under Brian2's os.system it was ignored)
-            make = prefs.devices.cpp_standalone.make_cmd_unix
-            prefs.devices.cpp_standalone.make_cmd_unix = "true"
-            try:
-                device.build(directory=str(self.directory), results_directory=name,
-                             compile=True, run=False, with_output=False)
-            finally:
-                prefs.devices.cpp_standalone.make_cmd_unix = make
-            command = [*shlex.split(make), *prefs.devices.cpp_standalone.extra_make_args_unix]
-            written = project.digests(self.directory, device.writer)
-            project.drop_stale_objects(self.directory, written)
-            if signal_name := interrupted():
-                return Outcome(0.0, "interrupted", t_start_s,
-                               generate_s + time.perf_counter() - start, 0.0, 0,
-                               signal_name=signal_name)
-            if warm.make_needed(self.directory, command):  # else make would find nothing to do
-                warm.forget_made(self.directory)
-                made = launch.run_make(self.directory, command)
-                if made.signal_name is not None:
-                    return Outcome(0.0, "interrupted", t_start_s,
-                                   generate_s + time.perf_counter() - start, 0.0, 0,
-                                   signal_name=made.signal_name)
-                if made.returncode != 0:
-                    raise RuntimeError(f"compiling the program in {self.directory} failed "
-                                       f"(make exit {made.returncode}):\n"
-                                       + "\n".join(made.output))
-                project.record(self.directory, written)
-                warm.made(self.directory, command)
-            build_s = generate_s + time.perf_counter() - start
-            compiled = sum(1 for path, mtime in _object_files(self.directory).items()
-                           if before.get(path) != mtime)
+            data = known.known_data(self.directory, key, command,
+                                    lambda: known.data_files(device, objects))
+            reused = self.reused = data is not None
+            if reused:  # the program built here from this key: its data files only
+                stand_in.stand_in_for_run(network, duration_s, self.directory)
+                network.remove(ticker)
+                warm.write_data(self.directory, data)
+                build_s, compiled = time.perf_counter() - start, 0
+            else:
+                build_s, compiled, stopped = self._build(network, duration, namespace, ticker,
+                                                         key, command, start, interrupted)
+                if stopped is not None:
+                    return Outcome(0.0, "interrupted", t_start_s, build_s, 0.0, 0,
+                                   signal_name=stopped)
             self.results_dir = results.results_folder(  # in memory when small
                 self.directory, name, results.expected_bytes(network, duration_s, device))
             if signal_name := interrupted():
                 return Outcome(0.0, "interrupted", t_start_s, build_s, 0.0, compiled,
-                               signal_name=signal_name)
+                               signal_name=signal_name, reused=reused)
             self.results_dir.mkdir(exist_ok=True)
             if progress is not None:
                 progress(0.0)
             start = time.perf_counter()
             launched = launch.run_program(self.directory, self.results_dir,
-                                          _environment(device), progress)
+                                          adopt.program_environment(device), progress)
             run_s = time.perf_counter() - start
         if launched.returncode != 0:
             if launched.signal_name is not None:  # a signal before or while it started
@@ -242,7 +224,8 @@ class Program:
             raise RuntimeError(f"the compiled program in {self.directory} failed (exit "
                                f"{launched.returncode}):\n" + "\n".join(launched.output))
         results.check_written(self.results_dir)
-        _adopt_results(device, self.directory, os.path.relpath(self.results_dir, self.directory))
+        adopt.adopt_results(device, self.directory,
+                            os.path.relpath(self.results_dir, self.directory))
         loop_s = float((self.results_dir / "last_run_info.txt").read_text().split()[0])
         # the time the run reached, as Brian2's program sets it (the earliest clock); its
         # completed fraction in last_run_info.txt is the same, rounded to 6 digits
@@ -258,7 +241,51 @@ class Program:
             stopped_by = None if launched.signal_name is None else "interrupted"
             t_stop_s = reached_s
         return Outcome(completed, stopped_by, t_stop_s, build_s, run_s, compiled, loop_s,
-                       launched.signal_name)
+                       launched.signal_name, reused)
+
+    def _build(self, network, duration, namespace: dict | None, ticker, key: str | None,
+               command: list[str], start: float, interrupted: Callable[[], str | None]
+               ) -> tuple[float, int, str | None]:
+        """Generate the program's code (``network.run``), write the project, compile what
+        changed; (build seconds, object files compiled, the signal that stopped it or
+        None). Under the directory's lock."""
+        from brian2 import device, prefs
+
+        network.run(duration, namespace={} if namespace is None else namespace)
+        network.remove(ticker)
+        _warn_numbered_names(device.code_objects)
+        _sort_single_value_writes(device.main_queue)
+        known.forget(self.directory)
+        name = os.path.relpath(self.results_dir, self.directory)
+        before = _object_files(self.directory)
+        # Brian2 writes the sources and the makefile; make runs here (launch.run_make),
+        # where a signal stops it (under Brian2's os.system it was ignored)
+        make = prefs.devices.cpp_standalone.make_cmd_unix
+        prefs.devices.cpp_standalone.make_cmd_unix = "true"
+        try:
+            device.build(directory=str(self.directory), results_directory=name,
+                         compile=True, run=False, with_output=False)
+        finally:
+            prefs.devices.cpp_standalone.make_cmd_unix = make
+        written = project.digests(self.directory, device.writer)
+        project.drop_stale_objects(self.directory, written)
+        if signal_name := interrupted():
+            return time.perf_counter() - start, 0, signal_name
+        if warm.make_needed(self.directory, command):  # else make would find nothing to do
+            warm.forget_made(self.directory)
+            made = launch.run_make(self.directory, command)
+            if made.signal_name is not None:
+                return time.perf_counter() - start, 0, made.signal_name
+            if made.returncode != 0:
+                raise RuntimeError(f"compiling the program in {self.directory} failed "
+                                   f"(make exit {made.returncode}):\n"
+                                   + "\n".join(made.output))
+            project.record(self.directory, written)
+            warm.made(self.directory, command)
+        known.remember(self.directory, key, device.static_arrays)
+        compiled = sum(1 for path, mtime in _object_files(self.directory).items()
+                       if before.get(path) != mtime)
+        return time.perf_counter() - start, compiled, None
 
     def remove_results(self) -> None:
         """Remove this run's results directory (the monitors cannot be read any more)."""
@@ -350,38 +377,3 @@ def _sort_single_value_writes(main_queue: list) -> None:
         if end - start > 1:
             main_queue[start:end] = sorted(main_queue[start:end], key=lambda item: item[1][:2])
         start = end + 1
-
-
-def _environment(device) -> dict[str, str]:
-    """The program's environment, as ``device.run`` would set it, its BLAS on one thread
-    (``circuits.coupling_compiled`` links OpenBLAS, which reads ``OPENBLAS_NUM_THREADS`` as
-    it loads; the program runs one step at a time)."""
-    from brian2 import prefs
-
-    from sim.blas import ONE_THREAD
-
-    return {**os.environ, **prefs["devices.cpp_standalone.run_environment_variables"],
-            **device.run_environment_variables, **ONE_THREAD}
-
-
-def _adopt_results(device, directory: Path, results_directory: str) -> None:
-    """Let Brian2 read the monitors from ``results_directory`` as if ``device.run`` had run the
-    program: ``device.run`` with a no-op command does its bookkeeping (the results directory,
-    clock caches, ``has_been_run``, the check for NaN states) and runs nothing."""
-    from brian2 import prefs
-
-    command = prefs["devices.cpp_standalone.run_cmd_unix"]
-    # device.run sets the program's environment variables (LD_BIND_NOW) in this process's
-    saved = {name: os.environ.get(name) for name, value in _environment(device).items()
-             if os.environ.get(name) != value}
-    prefs["devices.cpp_standalone.run_cmd_unix"] = "true"
-    try:
-        device.run(directory=str(directory), results_directory=results_directory,
-                   with_output=False)
-    finally:
-        prefs["devices.cpp_standalone.run_cmd_unix"] = command
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

@@ -123,15 +123,18 @@ def progress_group(t_start_s: float, duration_s: float, report_every_s: float, c
     ``clock`` (the run's: the group itself is on that clock, since the program's loop steps
     at the finest clock of any object; on Brian2's default 0.1 ms clock it made a 0.5 ms run
     loop five times a step)."""
-    from brian2 import NeuronGroup
+    from brian2 import Clock, NeuronGroup
 
     group = NeuronGroup(1, "", name="pcsim_progress", clock=clock, namespace={
         PROGRESS_FUNCTION: progress_function(), "pcsim_t_start": t_start_s,
         "pcsim_duration": duration_s, "pcsim_period": report_every_s})
+    # its clock named, as Brian2 names it in a new process: a name Brian2 makes up is
+    # numbered (``_clock_1``) while an earlier run's clock is alive, which changed the sources
     group.run_regularly(
         f"pcsim_tick = {PROGRESS_FUNCTION}((t / second - pcsim_t_start) / pcsim_duration, "
-        "pcsim_period)", dt=PROGRESS_EVERY_STEPS * clock.dt, when="end",
-        name="pcsim_progress_tick")
+        "pcsim_period)", clock=Clock(PROGRESS_EVERY_STEPS * clock.dt,
+                                     name="pcsim_progress_tick_clock"),
+        when="end", name="pcsim_progress_tick")
     return group
 
 

@@ -147,11 +147,12 @@ def build(simulation: Any, timeline: Timeline) -> tuple[Network, dict, dict]:
 
 def read(monitors: dict, timeline: Timeline) -> Recording:
     """The monitors' arrays by group and variable; each trial's end state from the boundary
-    monitor (the last trial's: the groups' final state)."""
-    samples = {name: {var: np.asarray(getattr(monitor, var)).T
-                      for var in monitor.record_variables}
+    monitor (the last trial's: the groups' final state). Read without units (``mu_``, not
+    ``mu``): the same array the program wrote, where Brian2's ``mu`` copies it into a
+    ``Quantity`` first (the same values, dtype and layout; ~7 ms of a warm 64-16-4 run)."""
+    samples = {name: {var: _recorded(monitor, var) for var in monitor.record_variables}
                for name, monitor in monitors["samples"].items()}
-    taken = min((len(monitor.t) for monitor in monitors["samples"].values()),
+    taken = min((len(monitor.t_) for monitor in monitors["samples"].values()),
                 default=len(timeline.sample_steps))  # none read: the replay stops at its end
     every = timeline.boundary_every
     rows = [timeline.end_step(position) // every for position in range(timeline.trials)]
@@ -160,8 +161,13 @@ def read(monitors: dict, timeline: Timeline) -> Recording:
         group = monitor.source
         boundaries[name], finals[name] = {}, {}
         for var in monitor.record_variables:
-            recorded = np.asarray(getattr(monitor, var)).T
+            recorded = _recorded(monitor, var)
             final = finals[name][var] = np.array(group.variables[var].get_value())
             boundaries[name][var] = np.array([recorded[row] if row < len(recorded) else final
                                               for row in rows])
     return Recording(samples, boundaries, finals, taken)
+
+
+def _recorded(monitor: StateMonitor, var: str) -> np.ndarray:
+    """(ticks, units) as the program wrote ``monitor``'s ``var``: the file's array itself."""
+    return np.asarray(getattr(monitor, f"{var}_")).T

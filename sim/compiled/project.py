@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
+
+from sim.compiled.warm import write_record
 
 PROJECT_FILE = "pcsim-project.json"
 
@@ -74,7 +75,4 @@ def drop_stale_objects(directory: Path, project: dict[str, str]) -> list[str]:
 def record(directory: Path, project: dict[str, str]) -> None:
     """Keep ``project`` (``digests``) as the text the objects in ``directory`` were compiled
     from (written whole, then renamed: a reader never sees half a record)."""
-    path = directory / PROJECT_FILE
-    partial = path.with_name(f"{PROJECT_FILE}.{os.getpid()}")
-    partial.write_text(json.dumps(project, sort_keys=True))
-    partial.replace(path)
+    write_record(directory / PROJECT_FILE, project)

@@ -33,6 +33,7 @@ from sim.trial_sequence import REPORT_PERIOD_S
 # running position (dt 1 s, not the clock's); a diverged state is pcsim's to report (guard)
 EXPECTED_LOGS = ("timedarray", "invalid_values")
 RATE_LIMIT = "pcsim_rate_limit"  # the guard's ceiling, read by the stop checks
+BUILD_ATTR = "compiled_build"  # the result's note: the program "built" or "reused"
 
 
 def stopped_while_built(signal_name: str | None) -> None:
@@ -83,6 +84,8 @@ def run_compiled(simulation: Any, scenario: Any, guard: Any, runs: Any) -> None:
         elif outcome.stopped_by == "interrupted" and not outcome.run_s:  # stopped make
             stopped_while_built(outcome.signal_name or "SIGINT")
         recording = programs.read(monitors, timeline)
+    # whether the program built before for this key ran (sim.compiled.known), as it did
+    simulation.writer.file.attrs[BUILD_ATTR] = "reused" if outcome.reused else "built"
     for _, name, message in logs:
         if not name.endswith(EXPECTED_LOGS):
             warnings.warn(f"Brian2: {message}", RuntimeWarning, stacklevel=2)

@@ -27,9 +27,11 @@ from sim.parameters import differing_keys
 
 # root attributes that say when, with what and where a file was written, not what was computed
 # (``resumed_at_trials``: a resumed run equals an uninterrupted one, sim.checkpoint; the BLAS,
-# CPU and commit: sim.io.provenance)
+# CPU and commit: sim.io.provenance; ``compiled_build``: a reused program computes what a
+# build's does, sim.compiled.known)
 VOLATILE = {"created_utc", "pcsim_version", "brian2_version", "numpy_version", "h5py_version",
-            "python_version", "schema_version", "resumed_at_trials", *PROVENANCE}
+            "python_version", "schema_version", "resumed_at_trials", "compiled_build",
+            *PROVENANCE}
 # root attributes that repeat a parameter (seed, dt_ms, method, name, model.kind, the trials)
 DERIVED = {"seed", "scenario_name", "model_kind", "dt", "dt_units", "method", "duration"}
 PARAMETERS = "scenario/parameters"

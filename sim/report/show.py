@@ -49,6 +49,8 @@ def show_lines(result: Result, problems: list[str] | None = None) -> list[str]:
         lines.append(f"  {attrs.get('status')}: {attrs['failure']}")
     for note in str(attrs.get("readouts_off", "")).splitlines():  # sim.memory
         lines.append(f"  readout off: {note}")
+    if "compiled_build" in attrs:  # sim.compiled.run
+        lines.append(f"  compiled build: {attrs['compiled_build']}")
     if "compiled_coupling" in attrs:  # sim.families.hierarchical.compiled
         lines.append(f"  compiled coupling: {attrs['compiled_coupling']}")
     if "resumed_at_trials" in attrs:  # sim.checkpoint
