@@ -28,7 +28,7 @@ from sim.protocol import (
     learned_parameters,
     parse_protocol,
 )
-from sim.report.headline_spec import HeadlineSpec, parse_report
+from sim.report.headline_spec import HeadlineSpec, element_names, parse_report
 from sim.validation import Fields, Source, describe, read_toml
 
 METHODS = ("euler", "exponential_euler", "rk2", "rk4", "heun", "milstein")
@@ -333,7 +333,7 @@ def parse_scenario(data: dict, source: Source, overrides: dict[str, Any]) -> Sce
     )
     numerics_fields.close()
     readouts = parse_readouts(top.sub("readouts", default={}), kind, model)
-    headlines = parse_report(top.sub("report", default={}))
+    headlines = parse_report(top.sub("report", default={}), element_names(model))
     top.raw("sweep", default={})  # the grid of ``pcsim sweep``, read by sim.sweep.grid
     top.close()
     scenario = Scenario(

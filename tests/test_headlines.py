@@ -295,6 +295,7 @@ def test_a_declared_headline_of_a_users_scenario(tmp_path):
     ({"name": "x"}, "value"),
     ({"value": 3}, "value"),
     ({"value": "trials/kl", "unit": -1}, "unit"),
+    ({"value": "trials/final_belief/cause", "unit": "cause"}, "unit"),  # no element has a name
     ({"value": "trials/kl", "span": [1]}, "span"),
     ({"value": "trials/kl", "where": "kind"}, "where"),
     ({"value": "trials/kl", "reference": True}, "reference"),
@@ -304,6 +305,18 @@ def test_a_declared_headline_of_a_users_scenario(tmp_path):
 def test_bad_declarations_are_one_line_errors(tmp_path, headline, field):
     line = refusal(tmp_path, tiny({"headline": [headline]}))
     assert f"report.headline[0].{field}" in line, line
+
+
+def test_a_unit_no_element_is_named_is_refused_before_the_run_with_the_names(tmp_path, capsys):
+    """The creak's causes are named: a name none has is refused before the run (exit 2, no
+    file), listing the names; one of them is accepted."""
+    output = tmp_path / "creak.h5"
+    argv = ["run", "perception/creak", "-o", str(output), "--check", "--set"]
+    assert main([*argv, 'report.headline.0.unit="wolf"']) == 2
+    line = capsys.readouterr().err.strip()
+    assert "report.headline[0].unit" in line and "cat, house settling" in line, line
+    assert "wolf" in line and not output.exists()
+    assert main([*argv, 'report.headline.0.unit="cat"']) == 0
 
 
 def test_a_dataset_the_file_lacks_is_one_line_in_the_tables_place(tmp_path):

@@ -115,8 +115,15 @@ def _path(fields: Fields, key: str, required: bool = False) -> str | None:
     return value.strip("/")
 
 
-def parse_headline(fields: Fields) -> HeadlineSpec:
-    """One ``[[report.headline]]`` table, checked field by field (one-line errors)."""
+def element_names(model: Any) -> frozenset[str]:
+    """The names a headline's ``unit`` may give: the causes of a discrete model's factors, the
+    only elements a result names (``/causes``, ``/factors/<name>``); none for other models."""
+    return frozenset(cause for factor in getattr(model, "factors", ()) for cause in factor.causes)
+
+
+def parse_headline(fields: Fields, names: frozenset[str] = frozenset()) -> HeadlineSpec:
+    """One ``[[report.headline]]`` table, checked field by field (one-line errors); ``names``:
+    the model's ``element_names``, so that a name no element has is refused before the run."""
     from sim.toml_input import describe
 
     value = _path(fields, "value", required=True)
@@ -125,6 +132,13 @@ def parse_headline(fields: Fields) -> HeadlineSpec:
                                                   and all(_unit(u) for u in unit))):
         raise fields.error("unit", f"expected an element's index (>= 0) or name, or a list of "
                                    f"them, got {describe(unit)}")
+    unknown = [u for u in (unit if isinstance(unit, list) else [unit])
+               if isinstance(u, str) and u not in names]
+    if unknown:
+        known = (f"or one of this model's names ({', '.join(sorted(names))})" if names
+                 else "(this model's elements have no names)")
+        raise fields.error("unit", f"expected an element's index (>= 0) {known}, got "
+                                   f"{describe(unknown[0])}")
     if isinstance(unit, list) and len({str(u) for u in unit}) < len(unit):
         raise fields.error("unit", f"expected each element once, got {describe(unit)}")
     where = fields.raw("where", None)
@@ -195,9 +209,11 @@ def parse_headline(fields: Fields) -> HeadlineSpec:
     return spec
 
 
-def parse_report(fields: Fields) -> tuple[HeadlineSpec, ...]:
-    """``[report]``: ``headline``, an array of tables (none: the family's default headlines)."""
-    specs = (tuple(parse_headline(item) for item in fields.subs("headline"))
+def parse_report(fields: Fields, names: frozenset[str] = frozenset()
+                 ) -> tuple[HeadlineSpec, ...]:
+    """``[report]``: ``headline``, an array of tables (none: the family's default headlines);
+    ``names`` as ``parse_headline``'s."""
+    specs = (tuple(parse_headline(item, names) for item in fields.subs("headline"))
              if fields.has("headline") else ())
     fields.close()
     return specs
