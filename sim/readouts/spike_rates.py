@@ -44,6 +44,7 @@ class Counters:
     def __init__(self, simulation: Any, settings: Settings) -> None:
         from brian2 import NeuronGroup, Synapses, second
 
+        from circuits.spiking.network import wire
 
         self.second = second
         self.clock = simulation.clock
@@ -59,7 +60,7 @@ class Counters:
             feed = Synapses(pool.group, group, on_pre=COUNT, clock=self.clock,
                             name=f"spike_rates_feed_{name}")
             neurons = np.arange(2 * pool.units * self.neurons)
-            feed.connect(i=neurons, j=neurons // self.neurons)  # a counter per unit and sign
+            wire(feed, neurons, neurons // self.neurons)  # a counter per unit and sign
             self.groups.append(group)
             self.objects += [group, feed]
         self.open(float(self.clock.t_[:]))
