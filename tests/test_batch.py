@@ -206,6 +206,34 @@ def test_many_copies_equal_serial(tmp_path):
         assert file.attrs["batched"] == 71 >= COLUMN_FORM_ROWS  # the trials of 12 ms
 
 
+@pytest.mark.parametrize("batch", [8, 16])
+def test_copies_as_lanes_equal_serial(tmp_path, monkeypatch, batch):
+    """16 copies of 12 ms trials (or two batches of 8): the dense products run in the compiled
+    lane loop (``circuits.lane_products``, float64 in groups of 8 copies), and equal the serial
+    run, which never calls it."""
+    import circuits.lane_products
+
+    module, seen = circuits.lane_products.kernel()[0], []
+    assert module is not None, circuits.lane_products.kernel()[1]
+
+    class Counted:  # the compiled module, its calls counted
+        @staticmethod
+        def products_float64(rows, matrix, out):
+            seen.append(len(rows))
+            module.products_float64(rows, matrix, out)
+
+    monkeypatch.setattr(circuits.lane_products, "kernel", lambda: (Counted, ""))
+    path = scenario_file(tmp_path, "tanh", "instantaneous")
+    count = {"protocol.conditions.3.count": 9}  # 4 + 3 + 9 trials of 12 ms
+    sim.run(path, tmp_path / "serial.h5", overrides=count)
+    assert not seen
+    sim.run(path, tmp_path / "batched.h5", overrides={**count, "protocol.batch": batch})
+    assert_same_run(tmp_path / "serial.h5", tmp_path / "batched.h5")
+    assert set(seen) == {batch}
+    with h5py.File(tmp_path / "batched.h5", "r") as file:
+        assert file.attrs["batched"] == batch
+
+
 @pytest.mark.parametrize("buffer_bytes", [1, 3000])
 def test_a_batch_that_writes_its_trials_in_parts_equals_serial(tmp_path, monkeypatch,
                                                                buffer_bytes):
