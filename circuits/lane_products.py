@@ -10,9 +10,9 @@ without its packing (M is read in place, row by row). Each sum runs over n in or
 copy per lane, so a copy's numbers do not depend on the others' (the last bits differ from
 OpenBLAS's, whose order differs). Measured on one core (AMD EPYC Zen 3, AVX2; OpenBLAS 0.3.30,
 Haswell kernels), the four products of the peers' 1000-500-100 step at B = 16, the NumPy path
-of ``circuits.generative._row_products`` against this (best of 250 interleaved rounds):
-float32 578 against 418 us (61 and 84 GFLOP/s), float64 1,391 against 867 us
-(docs/performance.md).
+of ``circuits.generative._row_products`` against this (best of 150 interleaved rounds):
+float32 571 against 397 us (62 and 89 GFLOP/s; the core's FMA peak 103), float64 1,359
+against 800 us (docs/performance.md).
 
 Compiled once per machine as a Cython extension by Brian2's extension manager (cached in its
 directory, as Brian2's own code objects, with Brian2's compiler flags, ``-march=native``
