@@ -158,7 +158,9 @@ class GenerativeMap:
         state; weights change only in place). The same numbers as ``predict``; for one copy of
         dense weights with g = W f(mu) it is the one BLAS call (f(mu) in ``activation``, which
         the caller fills), without ``predict``'s dispatch at every step; for B copies that
-        ``circuits.lane_products`` takes, its one call."""
+        ``circuits.lane_products`` takes, its one call. Both bind the weights array now, at
+        build: changes in place are followed, a replaced ``self.weights`` is not (nothing
+        replaces it after build; batched runs refuse learning)."""
         f = self.nonlinearity
         general = partial(self.predict, mu, out=out, drive=drive, rows=rows,
                           activation=activation)

@@ -14,10 +14,13 @@ of ``circuits.generative._row_products`` against this (best of 150 interleaved r
 float32 571 against 397 us (62 and 89 GFLOP/s; the core's FMA peak 103), float64 1,359
 against 800 us (docs/performance.md).
 
-Compiled once per machine as a Cython extension by Brian2's extension manager (cached in its
-directory, as Brian2's own code objects, with Brian2's compiler flags, ``-march=native``
-among them); where that fails (no compiler), ``kernel`` says why and the products stay NumPy's.
-It is used where it was measured (AVX2 with FMA, no AVX-512: ``kernel`` says so elsewhere).
+Compiled once per Brian2 extension cache as a Cython extension by Brian2's extension manager
+(cached in its directory, as Brian2's own code objects, with Brian2's compiler flags,
+``-march=native`` among them); where that fails (no compiler), ``kernel`` says why and the
+products stay NumPy's. It is used where it was measured (AVX2 with FMA, no AVX-512: ``kernel``
+says so elsewhere). That gate is decided when it is compiled (the compiler's macros for the
+CPU it compiles on), and the cache's key names no CPU: a cache shared between machines carries
+the first machine's build, and its decision, to the others.
 ``fits`` says which products it takes: dense, C-contiguous float32 or float64, B a multiple of
 L below ``circuits.generative.COLUMN_FORM_ROWS`` (larger batches run as row products in BLAS);
 ``bound`` is one of them as a call of no arguments, for the dense coupling's step.
@@ -124,13 +127,26 @@ cdef extern from *:
 def measured():
     return bool(lane_products_measured())
 
+cdef check(Py_ssize_t copies, Py_ssize_t lanes, Py_ssize_t n, Py_ssize_t m, Py_ssize_t n_m,
+           Py_ssize_t out_rows, Py_ssize_t out_columns):
+    if copies <= 0 or copies % lanes or n <= 0 or m <= 0 or n != n_m or (
+            out_rows, out_columns) != (copies, m):
+        raise ValueError(
+            f"lane products: rows ({{copies}}, {{n}}) must be a positive multiple of {{lanes}} "
+            f"copies of the matrix's ({{m}}, {{n_m}}) columns, out ({{out_rows}}, "
+            f"{{out_columns}}) their ({{copies}}, {{m}}) products")
+
 def products_float32(const float[:, ::1] rows, const float[:, ::1] matrix, float[:, ::1] out):
+    check(rows.shape[0], {LANES[np.dtype(np.float32)]}, rows.shape[1], matrix.shape[0],
+          matrix.shape[1], out.shape[0], out.shape[1])
     if lane_products_float(&rows[0, 0], &matrix[0, 0], &out[0, 0], rows.shape[0],
                            matrix.shape[0], matrix.shape[1]):
         raise MemoryError("lane products: no scratch buffer")
 
 def products_float64(const double[:, ::1] rows, const double[:, ::1] matrix,
                      double[:, ::1] out):
+    check(rows.shape[0], {LANES[np.dtype(np.float64)]}, rows.shape[1], matrix.shape[0],
+          matrix.shape[1], out.shape[0], out.shape[1])
     if lane_products_double(&rows[0, 0], &matrix[0, 0], &out[0, 0], rows.shape[0],
                             matrix.shape[0], matrix.shape[1]):
         raise MemoryError("lane products: no scratch buffer")
@@ -139,7 +155,8 @@ def products_float64(const double[:, ::1] rows, const double[:, ::1] matrix,
 
 @cache
 def kernel() -> tuple[object | None, str]:
-    """(the compiled module, "") or (None, why not): built on first use, once per machine."""
+    """(the compiled module, "") or (None, why not): built on first use, once per Brian2
+    extension cache (whose key names no CPU: the AVX2 gate is the compiling machine's)."""
     try:
         from brian2 import prefs
         from brian2.codegen.cpp_prefs import get_compiler_and_args
@@ -186,10 +203,13 @@ def bound(matrix: object, rows: np.ndarray, out: np.ndarray, most: int
 
 def products(matrix: np.ndarray, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """matrix @ row for every row of ``rows`` (B, n): (B, m), into ``out`` if given; only
-    where ``fits``."""
+    where ``fits`` (shapes it does not take are a ValueError, no compiled loop a
+    RuntimeError)."""
+    module, why = kernel()
+    if module is None:
+        raise RuntimeError(why)
     if out is None:
         out = np.empty((len(rows), len(matrix)), dtype=rows.dtype)
-    module = kernel()[0]
     (module.products_float32 if rows.dtype == np.float32 else module.products_float64)(
         rows, matrix, out)
     return out

@@ -9,6 +9,7 @@ os.environ.setdefault("PCSIM_DEVICE", "runtime")
 
 import pytest
 from bundled_runs import BundledRuns
+from lane_kernel import compiled_kernel, why_off
 from xdist_groups import pytest_collection_modifyitems  # noqa: F401 - the groups hold again
 
 
@@ -17,3 +18,14 @@ def bundled(tmp_path_factory) -> BundledRuns:
     """Each bundled scenario run once by ``pcsim run`` for the whole session
     (``tests/bundled_runs.py``)."""
     return BundledRuns(tmp_path_factory.mktemp("bundled"))
+
+
+@pytest.fixture
+def lane_kernel() -> object:
+    """``circuits.lane_products``' compiled module; the test skipped where it is rightly off
+    (``tests/lane_kernel.py``: AVX-512, other CPUs, no compiler), failed where this machine
+    should run it and does not."""
+    module = compiled_kernel()
+    if module is None:
+        pytest.skip(why_off())
+    return module

@@ -24,6 +24,7 @@ from sim.batch import plan
 from sim.cli import main
 
 TOLERANCE = 1e-10
+TOLERANCE32 = 1e-6
 
 MODEL = {
     "linear": """
@@ -136,16 +137,16 @@ def datasets(path: Path) -> dict[str, np.ndarray]:
     return found
 
 
-def assert_same_run(serial: Path, batched: Path) -> None:
-    """Every dataset of the batched file equals the serial one's (numbers to 1e-10, NaN where
-    it is NaN, text exactly); same root attributes but ``batched``."""
+def assert_same_run(serial: Path, batched: Path, tolerance: float = TOLERANCE) -> None:
+    """Every dataset of the batched file equals the serial one's (numbers to ``tolerance``, NaN
+    where it is NaN, text exactly); same root attributes but ``batched``."""
     expected, found = datasets(serial), datasets(batched)
     assert sorted(found) == sorted(expected)
     for name, value in expected.items():
         got = found[name]
         assert got.shape == value.shape, name
         if value.dtype.kind in "fc":
-            np.testing.assert_allclose(got, value, rtol=TOLERANCE, atol=TOLERANCE,
+            np.testing.assert_allclose(got, value, rtol=tolerance, atol=tolerance,
                                        err_msg=name)
         else:
             assert np.array_equal(got, value), name
@@ -206,30 +207,37 @@ def test_many_copies_equal_serial(tmp_path):
         assert file.attrs["batched"] == 71 >= COLUMN_FORM_ROWS  # the trials of 12 ms
 
 
-@pytest.mark.parametrize("batch", [8, 16])
-def test_copies_as_lanes_equal_serial(tmp_path, monkeypatch, batch):
+@pytest.mark.parametrize(("batch", "float_type"), [(8, "float64"), (16, "float64"),
+                                                   (16, "float32")])
+def test_copies_as_lanes_equal_serial(tmp_path, monkeypatch, lane_kernel, batch, float_type):
     """16 copies of 12 ms trials (or two batches of 8): the dense products run in the compiled
-    lane loop (``circuits.lane_products``, float64 in groups of 8 copies), and equal the serial
-    run, which never calls it."""
+    lane loop (``circuits.lane_products``, float64 in groups of 8 copies, float32 in one group
+    of 16), and equal the serial run, which never calls it (float32: each in its own rounding,
+    to ``TOLERANCE32``, the float32 batched runs' bound of tests/test_inputs.py)."""
     import circuits.lane_products
 
-    module, seen = circuits.lane_products.kernel()[0], []
-    assert module is not None, circuits.lane_products.kernel()[1]
+    seen = []
 
     class Counted:  # the compiled module, its calls counted
         @staticmethod
         def products_float64(rows, matrix, out):
-            seen.append(len(rows))
-            module.products_float64(rows, matrix, out)
+            seen.append((len(rows), rows.dtype))
+            lane_kernel.products_float64(rows, matrix, out)
+
+        @staticmethod
+        def products_float32(rows, matrix, out):
+            seen.append((len(rows), rows.dtype))
+            lane_kernel.products_float32(rows, matrix, out)
 
     monkeypatch.setattr(circuits.lane_products, "kernel", lambda: (Counted, ""))
     path = scenario_file(tmp_path, "tanh", "instantaneous")
-    count = {"protocol.conditions.3.count": 9}  # 4 + 3 + 9 trials of 12 ms
+    count = {"protocol.conditions.3.count": 9, "float": float_type}  # 4 + 3 + 9 trials of 12 ms
     sim.run(path, tmp_path / "serial.h5", overrides=count)
     assert not seen
     sim.run(path, tmp_path / "batched.h5", overrides={**count, "protocol.batch": batch})
-    assert_same_run(tmp_path / "serial.h5", tmp_path / "batched.h5")
-    assert set(seen) == {batch}
+    assert_same_run(tmp_path / "serial.h5", tmp_path / "batched.h5",
+                    TOLERANCE if float_type == "float64" else TOLERANCE32)
+    assert set(seen) == {(batch, np.dtype(float_type))}
     with h5py.File(tmp_path / "batched.h5", "r") as file:
         assert file.attrs["batched"] == batch
 

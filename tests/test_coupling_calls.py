@@ -5,7 +5,8 @@ The coupling binds these calls to Brian2's arrays once, at build, and runs them 
 (``circuits.coupling``); ``predict`` and ``pull_back`` are what F, the stability check and
 analysis call. Each case here writes both into their own arrays, from the same inputs, after
 the inputs have changed in place since the calls were bound (as Brian2's state does between
-steps), and asks for equality, not closeness.
+steps), and asks for equality, not closeness. Batched: 3 copies (NumPy's products) and 16
+(the compiled lane loop's, ``circuits.lane_products``, where this machine runs it).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse
+from lane_kernel import compiled_kernel
 
+from circuits import lane_products
 from circuits.generative import GenerativeMap
 from circuits.nonlinearity import parse_nonlinearity
 
@@ -27,11 +30,34 @@ def arrays(dtype, copies: int | None, rng):
             np.zeros(shape, dtype))
 
 
+def count_lane_calls(monkeypatch) -> list | None:
+    """The dtypes of the lane loop's calls from now on, where this machine runs it (None
+    where it is rightly off, ``tests/lane_kernel.py``)."""
+    module, seen = compiled_kernel(), []
+    if module is None:
+        return None
+
+    class Counted:
+        @staticmethod
+        def products_float32(rows, matrix, out):
+            seen.append(rows.dtype)
+            module.products_float32(rows, matrix, out)
+
+        @staticmethod
+        def products_float64(rows, matrix, out):
+            seen.append(rows.dtype)
+            module.products_float64(rows, matrix, out)
+
+    monkeypatch.setattr(lane_products, "kernel", lambda: (Counted, ""))
+    return seen
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", ["tanh", "identity", "mu**2", "exp(mu)"])
 @pytest.mark.parametrize("site", ["before", "after"])
-@pytest.mark.parametrize("form", ["dense", "sparse", "rows"])
-def test_bound_calls_equal_predict_and_pull_back(dtype, name, site, form):
+@pytest.mark.parametrize(("form", "copies"), [("dense", None), ("sparse", None), ("rows", 3),
+                                              ("rows", 16)])
+def test_bound_calls_equal_predict_and_pull_back(monkeypatch, dtype, name, site, form, copies):
     rng = np.random.default_rng(3)
     f = parse_nonlinearity(name)
     weights = rng.normal(0.0, 0.5, SHAPE).astype(dtype)
@@ -39,13 +65,13 @@ def test_bound_calls_equal_predict_and_pull_back(dtype, name, site, form):
         weights[rng.random(SHAPE) < 0.5] = 0.0
         weights = scipy.sparse.csr_matrix(weights)
     gmap = GenerativeMap(weights, f, site)
-    copies = 3 if form == "rows" else None
     mu, error_below, out, bottom_up = arrays(dtype, copies, rng)
     drive = np.zeros(out.shape, dtype)
     holds = site == "before" and not f.is_identity  # the belief units keep f(mu)
     activation = np.zeros(mu.shape, dtype) if holds else None
     transposed = weights.T.tocsr() if form == "sparse" else np.ascontiguousarray(weights.T)
     rows = form == "rows"
+    seen = count_lane_calls(monkeypatch) if copies == 16 and form == "rows" else None
     calls = [f.f_into(mu, activation)] if holds else []
     calls += [gmap.predict_call(mu, out, drive, rows, activation),
               gmap.pull_back_call(mu, error_below, bottom_up, drive, transposed, rows,
@@ -53,8 +79,12 @@ def test_bound_calls_equal_predict_and_pull_back(dtype, name, site, form):
     for _ in range(2):  # new values in the same arrays, as at every step
         mu[...] = rng.normal(0.0, 1.0, mu.shape)
         error_below[...] = rng.normal(0.0, 1.0, error_below.shape)
+        if seen is not None:
+            seen.clear()
         for call in calls:
             call()
+        if seen is not None:  # the product of each bound call ran in the lane loop
+            assert seen == [np.dtype(dtype)] * 2
         known = f.f(mu) if holds else None
         if holds:
             assert np.array_equal(activation, known)

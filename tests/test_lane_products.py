@@ -1,6 +1,9 @@
 """The compiled lane products (circuits/lane_products.py) against sums computed apart from them:
 long-double products of the same numbers within the rounding bound of an n-term sum, each
-copy's numbers independent of the others', and the shapes it refuses left to NumPy."""
+copy's numbers independent of the others', the shapes it refuses left to NumPy, and shapes
+handed to the compiled calls directly refused with a ValueError. Tests of the loop itself take
+the ``lane_kernel`` fixture (skipped where the loop is rightly off, ``tests/lane_kernel.py``);
+the refusals run everywhere."""
 
 from __future__ import annotations
 
@@ -10,12 +13,6 @@ import scipy.sparse
 
 from circuits import lane_products
 from circuits.generative import COLUMN_FORM_ROWS, _row_products
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compiled():
-    module, why = lane_products.kernel()
-    assert module is not None, why
 
 
 def within_rounding(got: np.ndarray, rows: np.ndarray, matrix: np.ndarray) -> None:
@@ -33,7 +30,7 @@ def within_rounding(got: np.ndarray, rows: np.ndarray, matrix: np.ndarray) -> No
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("m", "n"), [(1000, 500), (500, 100), (13, 1), (7, 3), (1, 1),
                                       (6, 501), (25, 17)])
-def test_products_are_the_sums_within_rounding(dtype, m, n):
+def test_products_are_the_sums_within_rounding(lane_kernel, dtype, m, n):
     rng = np.random.default_rng(m * 1000 + n)
     lanes = lane_products.LANES[np.dtype(dtype)]
     for copies in (lanes, 2 * lanes, 3 * lanes):
@@ -44,7 +41,7 @@ def test_products_are_the_sums_within_rounding(dtype, m, n):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_each_copy_alone(dtype):
+def test_each_copy_alone(lane_kernel, dtype):
     """A copy's products are the same bits wherever it sits among other copies, and a NaN in
     one copy stays in that copy."""
     rng = np.random.default_rng(3)
@@ -69,8 +66,8 @@ def test_written_in_place():
     within_rounding(out, rows, matrix)
 
 
-@pytest.mark.parametrize("case", ["copies", "too many", "view", "dtypes", "integers", "out",
-                                  "sparse"])
+@pytest.mark.parametrize("case", ["copies", "too many", "view", "rows view", "dtypes",
+                                  "integers", "out", "sparse"])
 def test_what_it_refuses_runs_in_numpy(case):
     """Shapes and layouts the loop does not take: ``fits`` says no, and ``_row_products``
     still gives the products (BLAS's, or scipy.sparse's)."""
@@ -82,6 +79,8 @@ def test_what_it_refuses_runs_in_numpy(case):
         rows = rng.normal(size=(COLUMN_FORM_ROWS, 7))
     elif case == "view":
         matrix = rng.normal(size=(7, 11)).T
+    elif case == "rows view":
+        rows = rng.normal(size=(7, 16)).T  # 16 float64 copies, in columns
     elif case == "dtypes":
         rows = rows.astype(np.float32)
     elif case == "integers":
@@ -97,3 +96,38 @@ def test_what_it_refuses_runs_in_numpy(case):
         np.testing.assert_array_equal(got, rows @ dense.T)
     else:
         within_rounding(got, rows, dense)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["copies", "none", "columns", "out rows", "out columns",
+                                  "no columns"])
+def test_the_compiled_calls_refuse_shapes_they_do_not_take(lane_kernel, dtype, case):
+    """``products`` and the compiled calls ``bound`` binds check their shapes (a caller that
+    skips ``fits``): B not a multiple of the lanes, n not the matrix's, an ``out`` of another
+    shape are one-line ValueErrors, and ``out`` is left as it was."""
+    rng = np.random.default_rng(6)
+    lanes = lane_products.LANES[np.dtype(dtype)]
+    copies, m, n = 2 * lanes, 9, 5
+    if case == "copies":
+        copies += lanes // 2
+    elif case == "none":
+        copies = 0
+    elif case == "no columns":
+        n = 0
+    rows = rng.normal(size=(copies, n)).astype(dtype)
+    matrix = rng.normal(size=(m, n + (case == "columns"))).astype(dtype)
+    out = np.full((copies + (case == "out rows"), m - (case == "out columns")), 7.0, dtype)
+    kept = out.copy()
+    with pytest.raises(ValueError, match=r"^lane products: rows \(.*\) products$"):
+        lane_products.products(matrix, rows, out)
+    function = (lane_kernel.products_float32 if dtype == np.float32
+                else lane_kernel.products_float64)
+    with pytest.raises(ValueError, match=r"^lane products: "):
+        function(rows, matrix, out)
+    assert np.array_equal(out, kept)
+
+
+def test_products_without_the_loop_say_why(monkeypatch):
+    monkeypatch.setattr(lane_products, "kernel", lambda: (None, "lane products not compiled"))
+    with pytest.raises(RuntimeError, match=r"^lane products not compiled$"):
+        lane_products.products(np.ones((3, 2)), np.ones((8, 2)))
