@@ -1,14 +1,17 @@
 """``pcsim bench``'s "spiking" row in a short form: the hand-built reference
 (``sim.bench.spiking_reference``) wires by the fixed fan-in rule, has the neurons and synapses of
 pcsim's network and of pcsim's own preflight count, and fires as many spikes; the row's
-verdicts follow its targets. No timing is asserted. The reference runs on Brian2's NumPy target
-here (its Cython code would be compiled anew in a cold CI; the bench runs both on Cython)."""
+verdicts follow its targets. No timing is asserted. The reference is built and run on Brian2's
+NumPy target here (``numpy_target``: its Cython code, each connection's index copy too, would be
+compiled anew in a cold CI; the bench runs both on Cython)."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 from collections import Counter
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -45,11 +48,22 @@ def test_reference_wiring_follows_the_fan_in_rule():
                         assert Counter(pre[pool]) == {first + i: 1 for i in range(n)}
 
 
+@contextlib.contextmanager
+def numpy_target() -> Iterator[None]:
+    """Brian2 generates NumPy code inside the block (the reference's), its own target after."""
+    from brian2 import prefs
+
+    target = prefs.codegen.target
+    prefs.codegen.target = "numpy"
+    try:
+        yield
+    finally:
+        prefs.codegen.target = target
+
+
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
     """pcsim's short run of the spiking hierarchy (its network, timed) and the reference's."""
-    from brian2 import prefs
-
     import sim
 
     timer = spiking.NetworkTimer()
@@ -57,13 +71,9 @@ def both(tmp_path_factory):
         sim.run(spiking.SCENARIO, output=tmp_path_factory.mktemp("spiking") / "run.h5",
                 overrides=SHORT)
     scenario = load_scenario(spiking.SCENARIO, SHORT)
-    target = prefs.codegen.target
-    prefs.codegen.target = "numpy"
-    try:
+    with numpy_target():
         reference = spiking_reference.build(scenario)
         spiking_reference.run(reference)
-    finally:
-        prefs.codegen.target = target
     return scenario, timer, reference
 
 
@@ -90,7 +100,7 @@ def test_fan_in_keeps_the_synapses_proportional_to_n():
         scenario = load_scenario(spiking.SCENARIO, {**SHORT,
                                                     "model.spiking.neurons_per_unit": n})
         ours.append(synapse_count(scenario.model))
-        with catch_logs():  # Brian2 warns of a network deleted before it ran
+        with catch_logs(), numpy_target():  # Brian2 warns of a network deleted before it ran
             reference = spiking_reference.build(scenario)
             theirs.append(spiking.counts(reference.objects)[1])
             del reference
