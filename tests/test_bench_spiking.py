@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from xdist_groups import BUNDLED, POSNER_SPIKING
 
 from sim.bench import spiking, spiking_reference
 from sim.families.hierarchical.spiking import neuron_count, synapse_count
@@ -77,6 +78,7 @@ def both(tmp_path_factory):
     return scenario, timer, reference
 
 
+@pytest.mark.xdist_group(BUNDLED)  # neurons/hierarchy_spiking's code (tests/xdist_groups.py)
 def test_reference_has_pcsims_neurons_synapses_and_spikes(both):
     scenario, timer, reference = both
     neurons, synapses, spikes = timer.counted
@@ -115,6 +117,7 @@ POSNER_SHORT = {"model.neurons": "spiking", "model.spiking.neurons_per_unit": 10
                    for key, value in (("count", 1), ("duration_ms", 5.0))}}
 
 
+@pytest.mark.xdist_group(POSNER_SPIKING)
 def test_the_preflight_counts_posners_spiking_network(tmp_path):
     """Top-down precision as spikes (precision-error pool, C, C' and C's decoder): the
     preflight's neurons and synapses are those of the network pcsim builds and runs."""

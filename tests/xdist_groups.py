@@ -8,6 +8,15 @@ over both workers and each worker made the fixture again (its runs twice, its co
 one worker while the other waited on Brian2's lock). Tests without such a fixture stay
 ungrouped: they fill the workers' ends. The scheduler gives out the largest groups first.
 
+Groups across modules, for tests that compile the same Brian2 code (cold, each Cython
+extension costs ~3 s of CPU; a second worker that needs one being compiled waits on Brian2's
+lock, and then finds it compiled: wall time lost). Named here, marked in the modules:
+
+- ``BUNDLED`` (test_cli, test_headlines, test_figures: the bundled runs) takes test_bench_spiking's
+  short spiking hierarchy: 64 of the 66 extensions of ``neurons/hierarchy_spiking``'s run;
+- ``POSNER_SPIKING``: attention/posner as spikes, in test_spiking_posner, test_spiking's
+  ``spiking_posner`` and test_bench_spiking's preflight count.
+
 The hook, on pytest >= 9.2: pytest-xdist (3.8) tells its scheduler a test's group by appending
 ``@<group>`` to the node id in each worker (``item._nodeid``). pytest 9.2 keeps node ids
 structured (``item._id``), so that write no longer changes the id and every grouped test is
@@ -21,6 +30,9 @@ without loadgroup). ``tests/test_xdist_groups.py`` runs a small suite on two wor
 from __future__ import annotations
 
 import pytest
+
+BUNDLED = "bundled"
+POSNER_SPIKING = "posner_spiking"
 
 
 def group_shared_fixtures(items: list[pytest.Item]) -> None:
