@@ -85,6 +85,7 @@ from brian2 import Clock, NetworkOperation, NeuronGroup, linked_var, ms
 
 from circuits import schedule
 from circuits.mechanism import state_array
+from circuits.naming import level_key
 from circuits.step_rows import StepRows
 
 BELIEF_EQUATIONS = """
@@ -154,12 +155,14 @@ class CategoricalCircuit:
 
     Several circuits (one per factor of a mean-field belief, ``circuits.mean_field``) take
     turns within a step: ``turn`` f shifts every in-step slot by ``schedule.FACTOR_TURN * f``
-    and ``suffix`` keeps the Brian2 names apart.
+    and its Brian2 names end in ``_<level_key(turn)>``: one factor's circuit is named as the first
+    of several, so both compile the same code (once, cached).
     """
 
     def __init__(self, log_prior: np.ndarray, tau_belief_ms: float, clock: Clock,
-                 method: str = "euler", turn: int = 0, suffix: str = "") -> None:
+                 method: str = "euler", turn: int = 0) -> None:
         size = len(log_prior)
+        suffix = f"_{level_key(turn)}"
         shift = schedule.FACTOR_TURN * turn
         self.beliefs = NeuronGroup(size, BELIEF_EQUATIONS, method=method, clock=clock,
                                    name=f"discrete_beliefs{suffix}",

@@ -1,17 +1,21 @@
 """``pcsim bench``'s "spiking" row in a short form: the hand-built reference
 (``sim.bench.spiking_reference``) wires by the fixed fan-in rule, has the neurons and synapses of
 pcsim's network and of pcsim's own preflight count, and fires as many spikes; the row's
-verdicts follow its targets. No timing is asserted. The reference runs on Brian2's NumPy target
-here (its Cython code would be compiled anew in a cold CI; the bench runs both on Cython)."""
+verdicts follow its targets. No timing is asserted. The reference is built and run on Brian2's
+NumPy target here (``numpy_target``: its Cython code, each connection's index copy too, would be
+compiled anew in a cold CI; the bench runs both on Cython)."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 from collections import Counter
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from xdist_groups import BUNDLED, POSNER_SPIKING
 
 from sim.bench import spiking, spiking_reference
 from sim.families.hierarchical.spiking import neuron_count, synapse_count
@@ -45,11 +49,22 @@ def test_reference_wiring_follows_the_fan_in_rule():
                         assert Counter(pre[pool]) == {first + i: 1 for i in range(n)}
 
 
+@contextlib.contextmanager
+def numpy_target() -> Iterator[None]:
+    """Brian2 generates NumPy code inside the block (the reference's), its own target after."""
+    from brian2 import prefs
+
+    target = prefs.codegen.target
+    prefs.codegen.target = "numpy"
+    try:
+        yield
+    finally:
+        prefs.codegen.target = target
+
+
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
     """pcsim's short run of the spiking hierarchy (its network, timed) and the reference's."""
-    from brian2 import prefs
-
     import sim
 
     timer = spiking.NetworkTimer()
@@ -57,16 +72,13 @@ def both(tmp_path_factory):
         sim.run(spiking.SCENARIO, output=tmp_path_factory.mktemp("spiking") / "run.h5",
                 overrides=SHORT)
     scenario = load_scenario(spiking.SCENARIO, SHORT)
-    target = prefs.codegen.target
-    prefs.codegen.target = "numpy"
-    try:
+    with numpy_target():
         reference = spiking_reference.build(scenario)
         spiking_reference.run(reference)
-    finally:
-        prefs.codegen.target = target
     return scenario, timer, reference
 
 
+@pytest.mark.xdist_group(BUNDLED)  # neurons/hierarchy_spiking's code (tests/xdist_groups.py)
 def test_reference_has_pcsims_neurons_synapses_and_spikes(both):
     scenario, timer, reference = both
     neurons, synapses, spikes = timer.counted
@@ -90,7 +102,7 @@ def test_fan_in_keeps_the_synapses_proportional_to_n():
         scenario = load_scenario(spiking.SCENARIO, {**SHORT,
                                                     "model.spiking.neurons_per_unit": n})
         ours.append(synapse_count(scenario.model))
-        with catch_logs():  # Brian2 warns of a network deleted before it ran
+        with catch_logs(), numpy_target():  # Brian2 warns of a network deleted before it ran
             reference = spiking_reference.build(scenario)
             theirs.append(spiking.counts(reference.objects)[1])
             del reference
@@ -105,6 +117,7 @@ POSNER_SHORT = {"model.neurons": "spiking", "model.spiking.neurons_per_unit": 10
                    for key, value in (("count", 1), ("duration_ms", 5.0))}}
 
 
+@pytest.mark.xdist_group(POSNER_SPIKING)
 def test_the_preflight_counts_posners_spiking_network(tmp_path):
     """Top-down precision as spikes (precision-error pool, C, C' and C's decoder): the
     preflight's neurons and synapses are those of the network pcsim builds and runs."""

@@ -11,13 +11,14 @@ import h5py
 import numpy as np
 import pytest
 from golden import spiking, spiking_mismatches, stored_path, traces
+from xdist_groups import BUNDLED
 
 import sim
 from sim.cli import main
 from sim.scenario import bundled_scenarios
 
 # one xdist worker runs every module that reads the session's bundled runs (tests/bundled_runs.py)
-pytestmark = pytest.mark.xdist_group("bundled")
+pytestmark = pytest.mark.xdist_group(BUNDLED)
 
 
 def pcsim(*args: str, cwd=None) -> subprocess.CompletedProcess:

@@ -25,6 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from xdist_groups import BUNDLED
 
 import sim
 from circuits.mechanism import Mechanism, Stream, state_array
@@ -40,7 +41,7 @@ from sim.scenario_writer import write_scenario
 from sim.sweeps.report import draw_sweep
 
 # one xdist worker runs every module that reads the session's bundled runs (tests/bundled_runs.py)
-pytestmark = pytest.mark.xdist_group("bundled")
+pytestmark = pytest.mark.xdist_group(BUNDLED)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from cli_output import refusal
 from test_bars import matched_bars
+from xdist_groups import BUNDLED
 
 import sim
 from sim.cli import main
@@ -23,7 +24,7 @@ from sim.scenario import bundled_scenarios
 from sim.scenario_writer import write_scenario
 
 # one xdist worker runs every module that reads the session's bundled runs (tests/bundled_runs.py)
-pytestmark = pytest.mark.xdist_group("bundled")
+pytestmark = pytest.mark.xdist_group(BUNDLED)
 
 
 def _texts(f: h5py.File, path: str) -> list[str]:

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 from cli_output import error_line
+from xdist_groups import POSNER_SPIKING
 
 import sim
 from circuits.spiking.settings import SpikingSettings
@@ -162,6 +163,7 @@ def late(result, after_s: float) -> np.ndarray:
     return time - starts[np.searchsorted(starts, time, side="right") - 1] >= after_s
 
 
+@pytest.mark.xdist_group(POSNER_SPIKING)
 def test_rates_filtered_from_spikes_are_the_decoders(spiking_posner):
     """``SpikeTrains.rate`` (how the figure draws a population without a decoder) filters the
     stored spikes as Brian2's decoders filter them: for every decoded population of posner its
@@ -186,6 +188,7 @@ def test_rates_filtered_from_spikes_are_the_decoders(spiking_posner):
     assert compared == 10  # errors of 3 levels, beliefs of 2, both signs
 
 
+@pytest.mark.xdist_group(POSNER_SPIKING)
 def test_the_figure_draws_the_precision_error_neurons(spiking_posner):
     """The precision-error pools (``precision_error``, on posner's locations) are drawn in the
     locations' raster, one mark per spike (2 units: all shown), and their rates, filtered from
@@ -215,6 +218,7 @@ def test_the_figure_draws_the_precision_error_neurons(spiking_posner):
         plt.close(figure)
 
 
+@pytest.mark.xdist_group(POSNER_SPIKING)
 def test_the_decoded_precision_is_the_contexts_from_each_trials_first_sample(spiking_posner):
     """The decoded precision at the locations is Pi_configured exp(C mu_context) (C = [[1],
     [-1]], Pi_configured = 1) at every sample, each trial's first included: the decoder

@@ -47,9 +47,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from xdist_groups import POSNER_SPIKING
 
 import sim
 from circuits.spiking.settings import SpikingSettings
+
+pytestmark = pytest.mark.xdist_group(POSNER_SPIKING)  # its code: tests/xdist_groups.py
 
 SEEDS = tuple(range(1, 11))
 COUNT = 1  # trials per condition

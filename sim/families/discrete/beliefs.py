@@ -10,7 +10,6 @@ from brian2 import Clock
 
 from circuits.discrete import CategoricalCircuit, softmax
 from circuits.mean_field import MeanFieldCoupling, expected_evidence, log_softmax, message
-from circuits.naming import level_key
 from sim.families.discrete.model import DiscreteModel
 from sim.reference.categorical import joint_log_prior
 
@@ -65,7 +64,7 @@ class MeanField:
     def __init__(self, model: DiscreteModel, clock: Clock, method: str) -> None:
         self.circuits = [
             CategoricalCircuit(np.log(factor.prior), model.tau_belief_ms, clock, method,
-                               turn=turn, suffix=f"_{level_key(turn)}")
+                               turn=turn)
             for turn, factor in enumerate(model.factors)]
         self.log_priors = [circuit.log_prior for circuit in self.circuits]
         self.joint_log_prior = joint_log_prior(factor.prior for factor in model.factors)
