@@ -32,16 +32,8 @@ brian_logging.settle()  # Brian2 made its log files on import: no stray files (d
 Progress = Callable[[float], None]
 
 
-# g++ without debug information: Python's CFLAGS ask for it (-g), nothing reads it, and it
-# costs a fifth of each extension's compile (1.75 -> 1.4 s); the machine code is the same.
-# It is in the keys of Brian2's Cython cache and of sim.compiled.known, so code compiled
-# without it is compiled again once.
-NO_DEBUG_INFO = "-g0"
-
-
 def configure_brian(target: str | None = None, float_type: str = "float64") -> None:
-    """Cython when a compiler is present (code is compiled once, cached), else NumPy; g++
-    without debug information (``NO_DEBUG_INFO``), for Cython and the compiled device alike.
+    """Cython when a compiler is present (code is compiled once, cached), else NumPy.
 
     ``float_type`` (the scenario's ``float``) sets the dtype of every Brian2 state variable;
     the coupling follows it (``circuits.coupling``).
@@ -50,9 +42,6 @@ def configure_brian(target: str | None = None, float_type: str = "float64") -> N
 
     prefs.codegen.target = target or "cython"
     prefs.codegen.runtime.cython.multiprocess_safe = True
-    flags = prefs.codegen.cpp.extra_compile_args_gcc
-    if NO_DEBUG_INFO not in flags:
-        prefs.codegen.cpp.extra_compile_args_gcc = [*flags, NO_DEBUG_INFO]
     prefs.core.default_float_dtype = np.dtype(float_type).type
     if float_type == "float32":  # Brian2's after-run check |v| > 1e50 overflows float32: harmless
         warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning,
