@@ -196,20 +196,23 @@ def bound(matrix: object, rows: np.ndarray, out: np.ndarray, most: int
     ``fits``."""
     if not fits(matrix, rows, out, most):
         return None
-    module = kernel()[0]
-    function = module.products_float32 if rows.dtype == np.float32 else module.products_float64
-    return partial(function, rows, matrix, out)
+    return partial(_compiled(rows.dtype), rows, matrix, out)
 
 
 def products(matrix: np.ndarray, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """matrix @ row for every row of ``rows`` (B, n): (B, m), into ``out`` if given; only
     where ``fits`` (shapes it does not take are a ValueError, no compiled loop a
     RuntimeError)."""
+    if out is None:
+        out = np.empty((len(rows), len(matrix)), dtype=rows.dtype)
+    _compiled(rows.dtype)(rows, matrix, out)
+    return out
+
+
+def _compiled(dtype: np.dtype) -> Callable[..., None]:
+    """The compiled module's products function for ``dtype`` (float32, else float64); a
+    RuntimeError where there is no compiled loop (``kernel`` says why)."""
     module, why = kernel()
     if module is None:
         raise RuntimeError(why)
-    if out is None:
-        out = np.empty((len(rows), len(matrix)), dtype=rows.dtype)
-    (module.products_float32 if rows.dtype == np.float32 else module.products_float64)(
-        rows, matrix, out)
-    return out
+    return module.products_float32 if dtype == np.float32 else module.products_float64
