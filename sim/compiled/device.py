@@ -62,11 +62,11 @@ import shlex
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.compiled import adopt, known, launch, project, results, stand_in, warm
+from sim.compiled import adopt, headers, known, launch, project, results, stand_in, warm
 from sim.compiled.shape import default_cache_root
 from sim.errors import DeviceUnsupportedError
 
@@ -130,8 +130,9 @@ def assert_no_network_operations(network, objects: list | None = None) -> None:
 class Program:
     """One network's compiled program in ``directory``; made by ``standalone``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, header: Sequence[str] = ()) -> None:
         self.directory = directory
+        self.header = list(header)  # the precompiled header's flags (sim.compiled.headers)
         self.results_dir: Path | None = None
         self._checks: list[str] = []
         self.reused = False
@@ -273,7 +274,14 @@ class Program:
             return time.perf_counter() - start, 0, signal_name
         if warm.make_needed(self.directory, command):  # else make would find nothing to do
             warm.forget_made(self.directory)
+            stopped = headers.precompile(self.directory, self.header, command,
+                                         launch.run_make)
+            if stopped is not None:
+                return time.perf_counter() - start, 0, stopped
             made = launch.run_make(self.directory, command)
+            if made.returncode != 0 and made.signal_name is None and headers.forget(
+                    self.header):  # once more, the standard headers read as text
+                made = launch.run_make(self.directory, command)
             if made.signal_name is not None:
                 return time.perf_counter() - start, 0, made.signal_name
             if made.returncode != 0:
@@ -306,6 +314,7 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
 
     from sim.compiled.clocks import same_ticks_as_runtime
     from sim.compiled.values import values_as_data
+    from sim.compiler_flags import gcc_arguments
 
     if not _KEY.fullmatch(key):
         raise ValueError(f"a standalone key names a directory: letters, digits, '.', '_', "
@@ -316,14 +325,21 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
     directory.mkdir(parents=True, exist_ok=True)
     gc.collect()  # earlier networks' objects hold their names until collected
     settings = {"devices.cpp_standalone.extra_make_args_unix": [f"-j{make_jobs()}"],
-                "devices.cpp_standalone.openmp_threads": 0}
+                "devices.cpp_standalone.openmp_threads": 0,
+                # the same flags in every process, configure_brian's or not (sim.compiler_flags)
+                "codegen.cpp.extra_compile_args_gcc": gcc_arguments(
+                    prefs["codegen.cpp.extra_compile_args_gcc"])}
+    # the standard headers precompiled, in a folder of the cache for these flags
+    header = headers.include_flags(directory.parent,
+                                   settings["codegen.cpp.extra_compile_args_gcc"])
+    settings["codegen.cpp.extra_compile_args_gcc"] += header
     saved = {name: prefs[name] for name in settings}
     set_device("cpp_standalone", directory=str(directory), build_on_run=False)
     compiled_device = get_device()
     same_ticks_as_runtime(compiled_device)  # the monitors' clocks (sim.compiled.clocks)
     values_as_data(compiled_device)  # a new value compiles nothing (sim.compiled.values)
     warm.skip_repeated_work(compiled_device)  # what a warm build repeats (sim.compiled.warm)
-    program = Program(directory)
+    program = Program(directory, header)
     try:
         for name, value in settings.items():
             prefs[name] = value
