@@ -18,5 +18,5 @@ NO_DEBUG_INFO = "-g0"
 
 def gcc_arguments(current: list[str]) -> list[str]:
     """``current`` (``prefs.codegen.cpp.extra_compile_args_gcc``) with ``NO_DEBUG_INFO`` last,
-    added once."""
-    return current if NO_DEBUG_INFO in current else [*current, NO_DEBUG_INFO]
+    added once; a new list."""
+    return [*current] if NO_DEBUG_INFO in current else [*current, NO_DEBUG_INFO]

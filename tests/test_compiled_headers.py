@@ -1,5 +1,6 @@
 """The precompiled standard headers of a compiled program (``sim.compiled.headers``): a build
-includes them and g++ uses the precompiled form; the object files hold the same machine code
+includes them and g++ uses the precompiled form, the preferences are as before the block and a
+second build compiles nothing; the object files hold the same machine code
 as without them; a precompiled header that crashes g++ is removed and the build made again;
 other flags get another folder; where the compiler is not GCC, or the cache path cannot be
 written unquoted into a makefile, a build gets no flag.
@@ -17,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from brian2 import Network, NeuronGroup, ms
+from brian2 import Network, NeuronGroup, ms, prefs
 
 from sim.compiled import headers
 from sim.compiled.device import standalone
+from sim.engine import configure_brian
 
 needs_objdump = pytest.mark.skipif(shutil.which("objdump") is None, reason="no objdump")
 
@@ -94,6 +96,19 @@ def _code(path: Path) -> list[str]:
     """The disassembly, without objdump's first lines (they name the file)."""
     return subprocess.run(["objdump", "-d", str(path)], capture_output=True, text=True,
                           check=True).stdout.splitlines()[3:]
+
+
+def test_the_flags_are_the_blocks_own_and_a_second_build_compiles_nothing(built):
+    """The standalone block adds the header's flag to a copy of Brian2's preferences: after
+    it they are as before, and the same network built again in this process compiles
+    nothing (a flag added twice would change the makefile and recompile it all)."""
+    program, _, v = built
+    configure_brian()  # as every run does: -g0 in Brian2's preferences already
+    before = list(prefs["codegen.cpp.extra_compile_args_gcc"])
+    again, compiled = build(program.parent)
+    assert compiled == 0 and np.array_equal(again, v)
+    assert prefs["codegen.cpp.extra_compile_args_gcc"] == before
+    assert not any(flag.startswith("-include") for flag in before)
 
 
 def test_a_precompiled_header_that_crashes_gcc_is_removed_and_the_build_made_again(built):

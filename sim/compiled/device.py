@@ -332,7 +332,8 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
     # the standard headers precompiled, in a folder of the cache for these flags
     header = headers.include_flags(directory.parent,
                                    settings["codegen.cpp.extra_compile_args_gcc"])
-    settings["codegen.cpp.extra_compile_args_gcc"] += header
+    settings["codegen.cpp.extra_compile_args_gcc"] = [
+        *settings["codegen.cpp.extra_compile_args_gcc"], *header]  # a new list: prefs' stays
     saved = {name: prefs[name] for name in settings}
     set_device("cpp_standalone", directory=str(directory), build_on_run=False)
     compiled_device = get_device()
