@@ -7,14 +7,13 @@ compiled anew in a cold CI; the bench runs both on Cython)."""
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 from collections import Counter
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from brian_target import numpy_target
 from xdist_groups import BUNDLED, POSNER_SPIKING
 
 from sim.bench import spiking, spiking_reference
@@ -47,19 +46,6 @@ def test_reference_wiring_follows_the_fan_in_rule():
                     assert np.isclose(carried[pool].sum(), (1 - 2 * sign) * expected)
                     if k >= n and expected:
                         assert Counter(pre[pool]) == {first + i: 1 for i in range(n)}
-
-
-@contextlib.contextmanager
-def numpy_target() -> Iterator[None]:
-    """Brian2 generates NumPy code inside the block (the reference's), its own target after."""
-    from brian2 import prefs
-
-    target = prefs.codegen.target
-    prefs.codegen.target = "numpy"
-    try:
-        yield
-    finally:
-        prefs.codegen.target = target
 
 
 @pytest.fixture(scope="module")
