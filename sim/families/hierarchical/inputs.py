@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from circuits import lane_elementwise
+
 FRACTION_BLOCK = 256  # steps whose fractions (time along the segments) are computed at once
 NOISE_BLOCK = 1024  # steps of a lane's noise drawn at once, at most
 NOISE_BLOCKS_BYTES = 4 << 20  # every noisy lane's block together, at most
@@ -57,6 +59,11 @@ class Inputs:
                        for lane in self.lanes]
         self.step = self.fractions_to = 0
         self.next_start = 0
+        # a batch's noiseless lanes, all varying: one compiled pass, NumPy's bits
+        # (``circuits.lane_elementwise.affine_call``); a serial run keeps NumPy's operations
+        self.affine = (lane_elementwise.affine_call(self.delta, self.base, self.rows)
+                       if len(lanes) > 1 and len(copies) == len(lanes)
+                       and not any(lane.stimulus.noisy for lane in self.lanes) else None)
         noisy = [index for index, lane in enumerate(self.lanes)
                  if lane.stimulus.noisy]
         self.noisy = (None if not noisy else slice(None) if len(noisy) == len(self.lanes)
@@ -76,6 +83,10 @@ class Inputs:
         step = self.step
         if step >= self.fractions_to:
             self._fractions()
+        if self.affine is not None:
+            self.affine(self.fractions[step - self.fractions_from])
+            self.step += 1
+            return
         work = np.multiply(self.fractions[step - self.fractions_from], self.delta, out=self.work)
         if self.noisy is None and isinstance(self.copies, slice):
             np.add(work, self.base, out=self.rows)
