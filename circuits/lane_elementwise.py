@@ -3,21 +3,22 @@ in float32, the pull-back's slope (1 - f^2) and the sensory input's ramp.
 
 At B = 16 copies of the peers' 1000-500-100 step (``sim.bench.peers``, float32) the four
 products run in ``circuits.lane_products`` (~400 us); of the rest NumPy took, measured on one
-core (AMD EPYC Zen 3, AVX2), ~26 us for tanh on 16 x 600 values (its own float32 tanh: table
-lookups through AVX2 gathers, ~2.7 ns a value), ~6 us for f' and its product (two temporaries)
+core (AMD EPYC Zen 3, AVX2), ~26 us for tanh on 16 x 600 values (its own float32 tanh,
+~2.7 ns a value), ~6 us for f' and its product (two temporaries)
 and ~30-45 us for the input (``sim.families.hierarchical.inputs``: fraction * delta + base in
 float64 over (16, 1000), cast into the float32 rows through NumPy's buffered casting).
 
 - ``tanh_call``: tanh(mu) for float32 rows, 8 values a vector (AVX2 with FMA): Eigen's
   ``generic_fast_tanh_float`` (the rational p(x) / q(x) of degrees 13 and 6 on x clamped to
-  +-7.99881172, x itself below |x| < 0.0004), the approximation XLA's CPU backend emits for
-  float32 tanh (the JAX peers' own). Not NumPy's numbers: within 5 ulp of the correctly rounded
-  tanh for every float32 (checked over every one in [0, 10]; odd, so below 0 too; clamped
-  beyond), where NumPy's own float32 tanh is within 1 (tests/test_lane_elementwise.py checks
-  the bound against libm's ``tanhf`` and NumPy's float64 tanh). Used on the batched path only
-  (``Nonlinearity.f_into(rows=True)``): a batched float32 run then differs from the serial run
-  by these ulps, within the float32 bound of tests/test_batch.py (1e-6); batch-1 runs keep
-  NumPy's tanh. Elsewhere (no AVX2 with FMA) ``tanh_call`` is None and NumPy's tanh stays.
+  +-7.99881172, x itself below |x| < 0.0004; the coefficients of XLA's ``EmitFastTanh``,
+  whose clamp differs between versions). Not NumPy's numbers: within 5 ulp of the correctly
+  rounded tanh (float64's, rounded) and of glibc's ``tanhf`` for every finite float32 (checked
+  in C over every one >= 0; it is odd), where NumPy's own float32 tanh is within 1 (on every
+  7th float32 in [0, 10]); tests/test_lane_elementwise.py checks the bound on a sample. Used
+  on the batched path only (``Nonlinearity.f_into(rows=True)``): a batched float32 run then
+  differs from the serial run by these ulps, within the float32 bound of tests/test_batch.py
+  (1e-6); batch-1 runs keep NumPy's tanh. Elsewhere (no AVX2 with FMA) ``tanh_call`` is None
+  and NumPy's tanh stays.
 - ``slope_call``: out *= 1 - a * a (tanh's f' from its value, ``Nonlinearity.df_of_f``), float32
   or float64, in one pass and the same three roundings as NumPy's ``out * (1 - a**2)``: the same
   bits.

@@ -7,7 +7,9 @@ of them is two operations, fraction * delta + base, written into the sensory uni
 once to the run's float, as a copy of the float64 value would be). A lane's rows change at the
 steps where it enters a new segment (``Stimulus.segment_starts``). Noise comes from each
 lane's stream ``[seed, 2, trial]`` in blocks, and is added after the base, so a lane's input
-is the number its trial gets when it runs alone, in every bit.
+is the number its trial gets when it runs alone, in every bit. A batch whose lanes all vary,
+none noisy, runs the two operations as one compiled pass with NumPy's roundings
+(``circuits.lane_elementwise.affine_call``: 19 -> 7 us a step at 16 lanes of 1000 inputs).
 
 This replaced blocks of whole input computed ahead (16 MB for all lanes, 131 steps a refill at
 16 lanes of 1000 inputs): measured on one core, float64, 1000-500-100, they pushed the weights
