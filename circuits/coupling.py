@@ -160,7 +160,7 @@ class _Link:
         self.to_errors = [partial(np.copyto, self.signal_here, self.belief)]
         if self.activation is not None:  # f(mu), for both deliveries (mu does not move
             self.to_errors.append(  # between them)
-                self.gmap.nonlinearity.f_into(self.belief, self.activation))
+                self.gmap.nonlinearity.f_into(self.belief, self.activation, self.rows))
         self.to_errors.append(self.gmap.predict_call(
             self.belief, self.prediction_below, self.drive, self.rows, self.activation))
         self.to_beliefs = [partial(np.copyto, self.own_error, self.error_here),

@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse
 
-from circuits import lane_products
+from circuits import lane_elementwise, lane_products
 from circuits.nonlinearity import Nonlinearity
 
 Site = Literal["before", "after"]
@@ -190,6 +190,14 @@ class GenerativeMap:
             return general
         if f.is_identity:
             return product
+        if rows and f.is_tanh and activation is not None and (
+                scale := lane_elementwise.slope_call(activation, out)) is not None:
+
+            def compiled() -> None:  # out *= 1 - activation**2, NumPy's bits in one pass
+                product()
+                scale()
+
+            return compiled
         if activation is None or f.df_of_f is None:
             slope, at = f.df, mu
         else:

@@ -33,6 +33,8 @@ from functools import cache, partial
 
 import numpy as np
 
+from circuits.extension import compile_extension
+
 ROWS = 6  # rows of M a block: 12 accumulators, 2 vectors of X', 1 broadcast (16 AVX2 registers)
 LANES = {np.dtype(np.float32): 16, np.dtype(np.float64): 8}  # copies a group: 2 vectors each
 
@@ -158,15 +160,7 @@ def kernel() -> tuple[object | None, str]:
     """(the compiled module, "") or (None, why not): built on first use, once per Brian2
     extension cache (whose key names no CPU: the AVX2 gate is the compiling machine's)."""
     try:
-        from brian2 import prefs
-        from brian2.codegen.cpp_prefs import get_compiler_and_args
-        from brian2.codegen.runtime.cython_rt.extension_manager import cython_extension_manager
-
-        compiler, arguments = get_compiler_and_args()
-        module = cython_extension_manager.create_extension(
-            _SOURCE, compiler=compiler, extra_compile_args=arguments,
-            extra_link_args=prefs["codegen.cpp.extra_link_args"],
-            owner_name="pcsim_lane_products")
+        module = compile_extension(_SOURCE, "pcsim_lane_products")
     except Exception as error:  # no compiler, no Cython: NumPy's products stay
         return None, f"lane products not compiled ({type(error).__name__}: {error})"
     if not module.measured():

@@ -7,7 +7,9 @@ of them is two operations, fraction * delta + base, written into the sensory uni
 once to the run's float, as a copy of the float64 value would be). A lane's rows change at the
 steps where it enters a new segment (``Stimulus.segment_starts``). Noise comes from each
 lane's stream ``[seed, 2, trial]`` in blocks, and is added after the base, so a lane's input
-is the number its trial gets when it runs alone, in every bit.
+is the number its trial gets when it runs alone, in every bit. A batch whose lanes all vary,
+none noisy, runs the two operations as one compiled pass with NumPy's roundings
+(``circuits.lane_elementwise.affine_call``: 19 -> 7 us a step at 16 lanes of 1000 inputs).
 
 This replaced blocks of whole input computed ahead (16 MB for all lanes, 131 steps a refill at
 16 lanes of 1000 inputs): measured on one core, float64, 1000-500-100, they pushed the weights
@@ -21,6 +23,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from circuits import lane_elementwise
 
 FRACTION_BLOCK = 256  # steps whose fractions (time along the segments) are computed at once
 NOISE_BLOCK = 1024  # steps of a lane's noise drawn at once, at most
@@ -57,6 +61,11 @@ class Inputs:
                        for lane in self.lanes]
         self.step = self.fractions_to = 0
         self.next_start = 0
+        # a batch's noiseless lanes, all varying: one compiled pass, NumPy's bits
+        # (``circuits.lane_elementwise.affine_call``); a serial run keeps NumPy's operations
+        self.affine = (lane_elementwise.affine_call(self.delta, self.base, self.rows)
+                       if len(lanes) > 1 and len(copies) == len(lanes)
+                       and not any(lane.stimulus.noisy for lane in self.lanes) else None)
         noisy = [index for index, lane in enumerate(self.lanes)
                  if lane.stimulus.noisy]
         self.noisy = (None if not noisy else slice(None) if len(noisy) == len(self.lanes)
@@ -76,6 +85,10 @@ class Inputs:
         step = self.step
         if step >= self.fractions_to:
             self._fractions()
+        if self.affine is not None:
+            self.affine(self.fractions[step - self.fractions_from])
+            self.step += 1
+            return
         work = np.multiply(self.fractions[step - self.fractions_from], self.delta, out=self.work)
         if self.noisy is None and isinstance(self.copies, slice):
             np.add(work, self.base, out=self.rows)
