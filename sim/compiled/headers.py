@@ -137,21 +137,29 @@ def _settings(compile_args: list[str]) -> str | None:
     import brian2
     from brian2 import prefs
 
-    try:
-        version = subprocess.run([*shlex.split(compiler()), "-dumpfullversion", "-dumpmachine"],
-                                 capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if version.returncode != 0:
+    version = _version(compiler())
+    if version is None:
         return None
     chosen = {name: repr(value) for name, value in prefs.items()
               if name.startswith("codegen.cpp.")}
     chosen["codegen.cpp.extra_compile_args_gcc"] = repr(compile_args)
-    return json.dumps({"compiler": compiler(), "version": version.stdout,
+    return json.dumps({"compiler": compiler(), "version": version,
                        "brian2": brian2.__version__, "prefs": chosen, "cpu": _cpu_flags()},
                       sort_keys=True, indent=1) + "\n"
 
 
+@functools.cache
+def _version(command: str) -> str | None:
+    """``command``'s version and target (once a process: a run asks at every build)."""
+    try:
+        answer = subprocess.run([*shlex.split(command), "-dumpfullversion", "-dumpmachine"],
+                                capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return answer.stdout if answer.returncode == 0 else None
+
+
+@functools.cache
 def _cpu_flags() -> str:
     try:
         with open("/proc/cpuinfo") as info:
