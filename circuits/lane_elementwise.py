@@ -166,19 +166,21 @@ def slope_float64(const double[:, ::1] a, double[:, ::1] out):
     same("slope", a.shape[0], a.shape[1], out.shape[0], out.shape[1])
     lane_slope_double(&a[0, 0], &out[0, 0], a.shape[0] * a.shape[1])
 
+cdef affine_shapes(const double[:, ::1] delta, const double[:, ::1] base,
+                   Py_ssize_t out_rows, Py_ssize_t out_columns, const double[:, ::1] fraction):
+    same("affine delta and base", delta.shape[0], delta.shape[1], base.shape[0], base.shape[1])
+    same("affine delta and out", delta.shape[0], delta.shape[1], out_rows, out_columns)
+    same("affine fraction", fraction.shape[0], fraction.shape[1], delta.shape[0], 1)
+
 def affine_float32(const double[:, ::1] delta, const double[:, ::1] base, float[:, ::1] out,
                    const double[:, ::1] fraction):
-    same("affine delta and base", delta.shape[0], delta.shape[1], base.shape[0], base.shape[1])
-    same("affine delta and out", delta.shape[0], delta.shape[1], out.shape[0], out.shape[1])
-    same("affine fraction", fraction.shape[0], fraction.shape[1], delta.shape[0], 1)
+    affine_shapes(delta, base, out.shape[0], out.shape[1], fraction)
     lane_affine_float(&fraction[0, 0], &delta[0, 0], &base[0, 0], &out[0, 0], out.shape[0],
                       out.shape[1])
 
 def affine_float64(const double[:, ::1] delta, const double[:, ::1] base, double[:, ::1] out,
                    const double[:, ::1] fraction):
-    same("affine delta and base", delta.shape[0], delta.shape[1], base.shape[0], base.shape[1])
-    same("affine delta and out", delta.shape[0], delta.shape[1], out.shape[0], out.shape[1])
-    same("affine fraction", fraction.shape[0], fraction.shape[1], delta.shape[0], 1)
+    affine_shapes(delta, base, out.shape[0], out.shape[1], fraction)
     lane_affine_double(&fraction[0, 0], &delta[0, 0], &base[0, 0], &out[0, 0], out.shape[0],
                        out.shape[1])
 '''

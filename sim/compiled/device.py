@@ -324,16 +324,13 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
     directory = (cache_root or default_cache_root()) / key
     directory.mkdir(parents=True, exist_ok=True)
     gc.collect()  # earlier networks' objects hold their names until collected
+    # the same flags in every process, configure_brian's or not (sim.compiler_flags), and the
+    # standard headers precompiled in a folder of the cache for them (sim.compiled.headers)
+    compile_args = gcc_arguments(prefs["codegen.cpp.extra_compile_args_gcc"])  # a new list
+    header = headers.include_flags(directory.parent, compile_args)
     settings = {"devices.cpp_standalone.extra_make_args_unix": [f"-j{make_jobs()}"],
                 "devices.cpp_standalone.openmp_threads": 0,
-                # the same flags in every process, configure_brian's or not (sim.compiler_flags)
-                "codegen.cpp.extra_compile_args_gcc": gcc_arguments(
-                    prefs["codegen.cpp.extra_compile_args_gcc"])}
-    # the standard headers precompiled, in a folder of the cache for these flags
-    header = headers.include_flags(directory.parent,
-                                   settings["codegen.cpp.extra_compile_args_gcc"])
-    settings["codegen.cpp.extra_compile_args_gcc"] = [
-        *settings["codegen.cpp.extra_compile_args_gcc"], *header]  # a new list: prefs' stays
+                "codegen.cpp.extra_compile_args_gcc": [*compile_args, *header]}
     saved = {name: prefs[name] for name in settings}
     set_device("cpp_standalone", directory=str(directory), build_on_run=False)
     compiled_device = get_device()

@@ -36,6 +36,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from sim.compiled.warm import write_whole
+
 HEADER = "pcsim_std.h"
 FOLDER = "headers"  # in the compiled-program cache, beside the programs' folders
 STANDARD = ("algorithm", "assert.h", "climits", "cmath", "ctime", "fstream", "iostream",
@@ -88,7 +90,7 @@ def include_flags(cache_root: Path, compile_args: list[str]) -> list[str]:
                        (folder / SETTINGS, settings)):
         if not path.is_file() or path.read_text() != text:
             folder.mkdir(parents=True, exist_ok=True)
-            _write(path, text)
+            write_whole(path, text)
     return [f"-include{header}"]
 
 
@@ -100,8 +102,7 @@ def precompile(directory: Path, flags: list[str], make: list[str], run_make) -> 
     left alone: g++ then reads the header as text."""
     if not flags:
         return None
-    header = Path(flags[0].removeprefix("-include"))
-    target = header.with_name(f"{HEADER}.gch")
+    header, target = _paths(flags)
     if target.is_file():
         return None
     # built beside it under another name (a half-written .gch would be read), then renamed
@@ -122,11 +123,17 @@ def forget(flags: list[str]) -> bool:
     (a build that failed with it is made again without: ``sim.compiled.device``)."""
     if not flags:
         return False
-    target = Path(flags[0].removeprefix("-include")).with_name(f"{HEADER}.gch")
+    target = _paths(flags)[1]
     if not target.is_file():
         return False
     target.unlink(missing_ok=True)
     return True
+
+
+def _paths(flags: list[str]) -> tuple[Path, Path]:
+    """(the header, its precompiled form) of ``include_flags``'s flags."""
+    header = Path(flags[0].removeprefix("-include"))
+    return header, header.with_name(f"{HEADER}.gch")
 
 
 def _settings(compile_args: list[str]) -> str | None:
@@ -166,10 +173,3 @@ def _cpu_flags() -> str:
             return next((line for line in info if line.startswith("flags")), "")
     except OSError:
         return ""
-
-
-def _write(path: Path, text: str) -> None:
-    """``text`` into ``path``, whole: written beside it, then renamed."""
-    partial = path.with_name(f"{path.name}.{os.getpid()}")
-    partial.write_text(text)
-    os.replace(partial, path)

@@ -155,10 +155,15 @@ def made(directory: Path, command: list[str]) -> None:
 
 
 def write_record(path: Path, record: Any) -> None:
-    """``record`` as JSON in ``path``, written whole, then renamed: a reader never sees half
-    a record."""
+    """``record`` as JSON in ``path``, written whole (``write_whole``)."""
+    write_whole(path, json.dumps(record, sort_keys=True))
+
+
+def write_whole(path: Path, text: str) -> None:
+    """``text`` into ``path``, written beside it, then renamed: a reader never sees half of
+    it."""
     partial = path.with_name(f"{path.name}.{os.getpid()}")
-    partial.write_text(json.dumps(record, sort_keys=True))
+    partial.write_text(text)
     partial.replace(path)
 
 
