@@ -20,8 +20,11 @@ def compile_extension(source: str, owner: str, extra: Sequence[str] = ()) -> obj
     from brian2.codegen.cpp_prefs import get_compiler_and_args
     from brian2.codegen.runtime.cython_rt.extension_manager import cython_extension_manager
 
+    from sim.cython_headers import without
+
     compiler, arguments = get_compiler_and_args()
-    if extra:
+    if extra:  # flags of its own: not the header precompiled for Brian2's (sim.cython_headers)
+        arguments = without(arguments)
         source = f"# compiled with Brian2's flags and then: {' '.join(extra)}\n{source}"
     return cython_extension_manager.create_extension(
         source, compiler=compiler, extra_compile_args=[*arguments, *extra],

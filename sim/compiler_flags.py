@@ -18,5 +18,9 @@ NO_DEBUG_INFO = "-g0"
 
 def gcc_arguments(current: list[str]) -> list[str]:
     """``current`` (``prefs.codegen.cpp.extra_compile_args_gcc``) with ``NO_DEBUG_INFO`` last,
-    added once; a new list."""
-    return [*current] if NO_DEBUG_INFO in current else [*current, NO_DEBUG_INFO]
+    added once, and without the Cython extensions' header (``sim.cython_headers``); a new
+    list."""
+    from sim.cython_headers import without
+
+    arguments = without(current)
+    return arguments if NO_DEBUG_INFO in arguments else [*arguments, NO_DEBUG_INFO]

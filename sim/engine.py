@@ -13,6 +13,7 @@ from brian2 import Network, prefs, seed
 
 from sim import brian_logging, checkpoint
 from sim.compiler_flags import gcc_arguments
+from sim.cython_headers import include_flags
 from sim.errors import DivergenceError, NumericalWarning, RunInterrupted
 from sim.guard import (
     RunGuard,
@@ -35,7 +36,8 @@ Progress = Callable[[float], None]
 
 def configure_brian(target: str | None = None, float_type: str = "float64") -> None:
     """Cython when a compiler is present (code is compiled once, cached), else NumPy; g++
-    without debug information (``sim.compiler_flags``).
+    without debug information (``sim.compiler_flags``), Python's and the standard headers
+    precompiled (``sim.cython_headers``).
 
     ``float_type`` (the scenario's ``float``) sets the dtype of every Brian2 state variable;
     the coupling follows it (``circuits.coupling``).
@@ -44,8 +46,9 @@ def configure_brian(target: str | None = None, float_type: str = "float64") -> N
 
     prefs.codegen.target = target or "cython"
     prefs.codegen.runtime.cython.multiprocess_safe = True
-    prefs.codegen.cpp.extra_compile_args_gcc = gcc_arguments(
-        prefs.codegen.cpp.extra_compile_args_gcc)
+    arguments = gcc_arguments(prefs.codegen.cpp.extra_compile_args_gcc)
+    header = include_flags(arguments) if prefs.codegen.target == "cython" else []
+    prefs.codegen.cpp.extra_compile_args_gcc = [*arguments, *header]
     prefs.core.default_float_dtype = np.dtype(float_type).type
     if float_type == "float32":  # Brian2's after-run check |v| > 1e50 overflows float32: harmless
         warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning,

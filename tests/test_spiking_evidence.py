@@ -1,7 +1,10 @@
 """Evidence that the spiking realisation computes what the rate model computes (issue 25,
 point 3): perception/single_cause (u = 2 observed through g(v) = v^2, prior N(3, 1), exact
-posterior mode 1.5675), perception/hierarchy shrunk to 16-8-4 (~30 s) and
-perception/cue_integration's fog levels against Ernst & Banks (~10 s).
+posterior mode 1.5675), and perception/cue_integration's fog levels against Ernst & Banks
+(~10 s). The hierarchy's evidence is ``tests/test_spiking_hierarchy.py``'s, at its own size
+(64-16-4: every belief unit of both levels, five seeds, against the rate model and the
+posterior's mode); a test of the top level of a 16-8-4 shrink (three seeds, ~110 s of CPU in
+the suite) said less than it and was retired (its numbers: docs/spiking.md).
 
 The scenario's own time constants (1 ms) are far below a synaptic filter, so both models run
 with tau_belief = 200 ms, tau_error = 5 ms (the fixed point, the posterior mode, does not
@@ -9,8 +12,7 @@ depend on them) at dt = 0.25 ms, for 1.2 s, at N = 50, 200 and 800 neurons per u
 seeds of the neurons' randomness (the stimulus has no noise): 9 runs, 6 s on two idle cores
 (84 s at a load of 9). Measured when written: the fluctuation's std 0.290, 0.143, 0.080 at
 N = 50, 200, 800, slope of log std against log N -0.465 +- 0.028 (predicted -1/2,
-``circuits.spiking``; 2 s runs gave -0.53 +- 0.02); the tests print the means. The hierarchy
-test takes ~30 s (three runs of 12,000 steps, ~4 million synapses).
+``circuits.spiking``; 2 s runs gave -0.53 +- 0.02); the tests print the means.
 """
 
 from __future__ import annotations
@@ -96,44 +98,6 @@ def test_fluctuation_shrinks_as_one_over_root_n(beliefs):
     print(stated)
     assert slope_error < 0.05, stated
     assert abs(slope + 0.5) < 0.15, stated
-
-
-# perception/hierarchy with its levels shrunk to 16-8-4 (same weights' law, tanh, Pi 4 and 2,
-# stimulus noise 0.3; ~10 s a run) holding object A for 3 s: slow beliefs (tau_belief 1 s),
-# a NEF-like recurrent filter of 100 ms for the integrators; K = 40 and g = 200 Hz per unit
-# against the tanh's bias (a noisy input's tanh is compressed: with g = 100 Hz the top beliefs
-# came out ~0.05 further from 0 than the rate model's, at the tolerance)
-HIERARCHY = {"dt_ms": 0.25, "model.tau_belief_ms": 1000.0, "model.tau_error_ms": 5.0,
-             "protocol.trials.0.duration_ms": 3000.0,
-             "protocol.trials.0.stimulus.times_ms": [0, 6000], "record.every_ms": 1.0,
-             "model.levels.0.size": 16, "model.levels.1.size": 8}
-HIERARCHY_SPIKING = {"model.neurons": "spiking", "model.spiking.neurons_per_unit": 100,
-                     "model.spiking.fan_in": 40, "model.spiking.tau_synapse_ms": 5.0,
-                     "model.spiking.rate_per_unit_hz": 200.0,
-                     "model.spiking.tau_recurrent_ms": 100.0,
-                     "model.spiking.record_spikes": False}
-TOP = "levels/objects/belief"
-
-
-def test_hierarchy_top_belief_settles_on_the_rate_models(tmp_path):
-    """The top level's decoded beliefs, last 20% averaged over three seeds, each within
-    max(0.05, 10% of the rate belief's change) of the rate model's final belief. Measured when
-    written: 0.709, -0.069, -0.094, 0.201 against 0.697, -0.061, -0.082, 0.176 (tolerance 0.070,
-    0.05, 0.05, 0.05); the features' 8 units within 0.029 of theirs."""
-    rate = np.asarray(sim.run("perception/hierarchy", output=tmp_path / "rate.h5",
-                              overrides=HIERARCHY)[TOP][:])
-    tails = []
-    for seed in SEEDS:
-        result = sim.run("perception/hierarchy", output=tmp_path / f"{seed}.h5",
-                         overrides={**HIERARCHY, **HIERARCHY_SPIKING,
-                                    "model.spiking.seed": seed})
-        trace = np.asarray(result[TOP][:])
-        tails.append(trace[int(0.8 * len(trace)):].mean(axis=0))
-    found = np.mean(tails, axis=0)
-    tolerance = np.maximum(0.05, 0.1 * np.abs(rate[-1] - rate[0]))
-    print(f"hierarchy top: spiking {np.round(found, 3)}, rate {np.round(rate[-1], 3)}, "
-          f"tolerance {np.round(tolerance, 3)}")
-    assert np.all(np.abs(found - rate[-1]) <= tolerance), (found, rate[-1], tolerance)
 
 
 # perception/cue_integration's six fixed fog levels, 1.5 s each (the seventh, whose fog rolls

@@ -144,19 +144,19 @@ def _settings(compile_args: list[str]) -> str | None:
     import brian2
     from brian2 import prefs
 
-    version = _version(compiler())
+    version = compiler_version(compiler())
     if version is None:
         return None
     chosen = {name: repr(value) for name, value in prefs.items()
               if name.startswith("codegen.cpp.")}
     chosen["codegen.cpp.extra_compile_args_gcc"] = repr(compile_args)
     return json.dumps({"compiler": compiler(), "version": version,
-                       "brian2": brian2.__version__, "prefs": chosen, "cpu": _cpu_flags()},
+                       "brian2": brian2.__version__, "prefs": chosen, "cpu": cpu_flags()},
                       sort_keys=True, indent=1) + "\n"
 
 
 @functools.cache
-def _version(command: str) -> str | None:
+def compiler_version(command: str) -> str | None:
     """``command``'s version and target (once a process: a run asks at every build)."""
     try:
         answer = subprocess.run([*shlex.split(command), "-dumpfullversion", "-dumpmachine"],
@@ -167,7 +167,7 @@ def _version(command: str) -> str | None:
 
 
 @functools.cache
-def _cpu_flags() -> str:
+def cpu_flags() -> str:
     try:
         with open("/proc/cpuinfo") as info:
             return next((line for line in info if line.startswith("flags")), "")
