@@ -80,7 +80,7 @@ def _include_flags(compile_args: tuple[str, ...], cache: Path) -> tuple[str, ...
     built = header.with_name(f"{HEADER}.gch")
     if not built.is_file():  # a warm process goes no further: no compiler runs
         compiler, macros = _extension_compiler()
-        if compiler is None or not uses_gcc(compiler.compiler_so_cxx[0]):
+        if compiler is None or not uses_gcc(cxx_command(compiler)[0]):
             return ()
         for path, text in ((header, TEXT), (folder / SETTINGS, settings)):
             folder.mkdir(parents=True, exist_ok=True)
@@ -118,6 +118,13 @@ def _extension_compiler():
     return compiler, list(prefs["codegen.cpp.define_macros"])
 
 
+def cxx_command(compiler) -> list[str]:
+    """The command ``compiler`` (distutils') compiles a C++ source with: its own for C++
+    where it has one (setuptools >= 72), else the one for every source (older ones, such as
+    the 65 a new virtualenv of Python 3.11 starts with)."""
+    return getattr(compiler, "compiler_so_cxx", None) or compiler.compiler_so
+
+
 COMPILER_VARIABLES = ("CC", "CXX", "CFLAGS", "CCSHARED", "CPPFLAGS", "CXXFLAGS")
 
 
@@ -125,26 +132,33 @@ def _settings(compile_args: tuple[str, ...]) -> str | None:
     """What the header's compile is made of, as text (its folder's name is this text's
     digest), read without building the compiler object (a warm run's cost): what distutils
     makes the command of (Python's configuration and the environment's variables), the
-    compiler's file (path, size and time: a new compiler is a new file, told without running
-    it), Python's include folders and version, Brian2's macros, ``compile_args``, the CPU's
-    flags (``-march=native``). None where there is no compiler."""
+    compilers' files (path, size and time: a new compiler is a new file, told without running
+    it), Python's include folders and version, setuptools' version (which command compiles
+    C++: ``cxx_command``), Brian2's macros, ``compile_args``, the CPU's flags
+    (``-march=native``). None where there is no compiler."""
     import sysconfig
 
+    import setuptools  # Brian2 imported it already
     from brian2 import prefs
 
     configured = {name: sysconfig.get_config_var(name) for name in COMPILER_VARIABLES}
     environment = {name: os.environ.get(name) for name in COMPILER_VARIABLES}
-    command = (environment["CXX"] or configured["CXX"] or "").split()
-    executable = shutil.which(command[0]) if command else None
-    if executable is None:
+    compilers = {}  # distutils compiles C++ with CXX's (setuptools >= 72) or CC's command
+    for name in ("CC", "CXX"):
+        command = (environment[name] or configured[name] or "").split()
+        executable = shutil.which(command[0]) if command else None
+        if executable is not None:
+            found = Path(executable).resolve()
+            stat = found.stat()
+            compilers[name] = [str(found), stat.st_size, stat.st_mtime_ns]
+    if not compilers:
         return None
-    found = Path(executable).resolve()
-    stat = found.stat()
     paths = sysconfig.get_paths()
     return json.dumps({"configured": configured, "environment": environment,
-                       "compiler": [str(found), stat.st_size, stat.st_mtime_ns],
+                       "compilers": compilers,
                        "include": [paths["include"], paths["platinclude"], sys.exec_prefix],
-                       "python": sys.version, "macros": repr(prefs["codegen.cpp.define_macros"]),
+                       "python": sys.version, "setuptools": setuptools.__version__,
+                       "macros": repr(prefs["codegen.cpp.define_macros"]),
                        "compile_args": list(compile_args), "cpu": cpu_flags()},
                       sort_keys=True, indent=1) + "\n"
 

@@ -42,7 +42,7 @@ def cache(tmp_path):
 
 def gcc_or_skip() -> None:
     compiler, _ = cython_headers._extension_compiler()
-    if compiler is None or not uses_gcc(compiler.compiler_so_cxx[0]):
+    if compiler is None or not uses_gcc(cython_headers.cxx_command(compiler)[0]):
         pytest.skip("the compiler is not GCC: no precompiled header")
 
 
@@ -58,7 +58,7 @@ def compile_command(source: Path, output: Path, arguments: list[str]) -> list[st
     compiler, _ = cython_headers._extension_compiler()
     synapses = Path(brian2.__file__).parent / "synapses"
     folders = [*compiler.include_dirs, np.get_include(), str(synapses)]
-    return [*compiler.compiler_so_cxx, *(f"-I{folder}" for folder in folders), "-c",
+    return [*cython_headers.cxx_command(compiler), *(f"-I{folder}" for folder in folders), "-c",
             str(source), "-o", str(output), *arguments]
 
 
