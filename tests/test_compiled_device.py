@@ -36,7 +36,7 @@ from brian2 import (
 )
 from brian2.devices.device import get_device, runtime_device
 
-from sim.compiled import headers, results
+from sim.compiled import bookkeeping, headers, results
 from sim.compiled.device import Outcome, assert_no_network_operations, make_jobs, standalone
 from sim.errors import DeviceUnsupportedError
 
@@ -200,7 +200,8 @@ def test_make_has_a_job_limit_and_no_openmp(cache_root, ode_cold, tmp_path):
     # runs one compiler
     builds = [line.split() for line in record.read_text().splitlines()
               if headers.MAKEFILE not in line]
-    assert builds == [[f"-j{len(os.sched_getaffinity(0))}"]]
+    assert builds == [[f"-j{len(os.sched_getaffinity(0))}", "-f", "makefile", "-f",
+                       bookkeeping.RULES_FILE]]  # objects.cpp's rule (sim.compiled.bookkeeping)
     assert make_jobs() == len(os.sched_getaffinity(0))
     assert "openmp" not in makefile.lower()
 

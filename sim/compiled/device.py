@@ -66,7 +66,17 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.compiled import adopt, headers, known, launch, project, results, stand_in, warm
+from sim.compiled import (
+    adopt,
+    bookkeeping,
+    headers,
+    known,
+    launch,
+    project,
+    results,
+    stand_in,
+    warm,
+)
 from sim.compiled.shape import default_cache_root
 from sim.errors import DeviceUnsupportedError
 
@@ -190,7 +200,9 @@ class Program:
         name = f"results-{os.getpid()}-{next(_runs)}"
         self.results_dir = self.directory / name
         make = prefs.devices.cpp_standalone.make_cmd_unix
-        command = [*shlex.split(make), *prefs.devices.cpp_standalone.extra_make_args_unix]
+        command = bookkeeping.make_command(  # objects.cpp at -O0 (sim.compiled.bookkeeping)
+            self.directory,
+            [*shlex.split(make), *prefs.devices.cpp_standalone.extra_make_args_unix])
         with _locked(self.directory):
             results.remove_dead(self.directory)
             data = known.known_data(self.directory, key, command,
