@@ -20,7 +20,10 @@ alone, once a process, on a file without Python's include path (``has_flag``), w
 flags, where g++ reads the text (measured: 0.7 s a process with the standard headers in it).
 
 Not for code compiled with flags of its own (``circuits.extension``: ``without``). GCC only;
-elsewhere, or where the header cannot be built, nothing changes: no flag.
+elsewhere, or where the header cannot be built, nothing changes: no flag (a header that did
+not build is not tried again for the same settings: ``FAILED``). The flag goes to distutils
+as an argument, never through a shell, so a cache path with a space or a quote takes it too
+(a compiled program's makefile cannot: ``sim.compiled.headers``).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ TEXT = ("// pcsim: Python's and the standard headers of Brian2's Cython extensio
         '#include "Python.h"\n#include <structmember.h>\n#include <pythread.h>\n'
         + "".join(f"#include <{name}>\n" for name in STANDARD) + "#endif\n")
 SETTINGS = "settings.json"
+FAILED = "failed"  # the header did not build for its folder's settings: no flag, no new try
 
 
 def is_flag(argument: str) -> bool:
@@ -75,10 +79,10 @@ def _include_flags(compile_args: tuple[str, ...], cache: Path) -> tuple[str, ...
         return ()
     folder = cache / hashlib.sha256(settings.encode()).hexdigest()[:16]
     header = folder / HEADER
-    if any(char in str(header) for char in " \t\n'\"\\$#"):
-        return ()
     built = header.with_name(f"{HEADER}.gch")
     if not built.is_file():  # a warm process goes no further: no compiler runs
+        if (folder / FAILED).is_file():  # tried once for these settings: not again
+            return ()
         compiler, macros = _extension_compiler()
         if compiler is None or not uses_gcc(cxx_command(compiler)[0]):
             return ()
@@ -86,6 +90,7 @@ def _include_flags(compile_args: tuple[str, ...], cache: Path) -> tuple[str, ...
             folder.mkdir(parents=True, exist_ok=True)
             write_whole(path, text)
         if not _precompile(compiler, macros, compile_args, header, built):
+            write_whole(folder / FAILED, "the header did not build with these settings\n")
             return ()
     return (f"{FLAG}{header}",)
 

@@ -140,14 +140,32 @@ def test_compiled_programs_and_extensions_with_flags_of_their_own_never_take_it(
 
 def test_other_flags_another_folder_and_no_flag_where_no_header(cache, monkeypatch):
     """Other compile arguments: another folder. An argument the compiler refuses: the header
-    does not build, no flag and nothing left half-made. A compiler that is not GCC: no flag."""
+    does not build, no flag and nothing left half-made, and a new process does not try again.
+    A compiler that is not GCC: no flag."""
     gcc_or_skip()
     plain = cython_headers.include_flags(["-O3"])
     assert plain == cython_headers.include_flags(["-O3"])
     other = cython_headers.include_flags(["-O2"])
     assert other and Path(other[0]).parent != Path(plain[0]).parent
-    assert cython_headers.include_flags(["-O3", "--no-such-flag-pcsim"]) == []
+    refused = ["-O3", "--no-such-flag-pcsim"]
+    assert cython_headers.include_flags(refused) == []
     for folder in cache.with_name(f"{cache.name}_pcsim_headers").iterdir():
         assert not [path for path in folder.iterdir() if path.name.startswith("pcsim_header_")]
+    cython_headers._include_flags.cache_clear()  # a new process does not try it again
+    monkeypatch.setattr(cython_headers, "_precompile", lambda *args: pytest.fail("tried"))
+    assert cython_headers.include_flags(refused) == []
     monkeypatch.setattr(cython_headers, "uses_gcc", lambda command: False)
     assert cython_headers.include_flags(["-O1"]) == []
+
+
+def test_a_cache_path_with_a_space_takes_the_flag_and_compiles(cache, tmp_path):
+    """The flag goes to g++ as one argument, without a shell: a Cython cache whose path has a
+    space (a home folder named so) takes it, and a network compiles and runs with it."""
+    gcc_or_skip()
+    prefs["codegen.runtime.cython.cache_dir"] = str(tmp_path / "with space" / "extensions")
+    configure_brian()
+    assert " " in header_flag()
+    group = NeuronGroup(2, "dv/dt = -v / (5 * ms) : 1", method="euler", name="header_space")
+    group.v = [1.0, 2.0]
+    Network(group).run(1 * ms)
+    np.testing.assert_allclose(group.v[:], np.array([1.0, 2.0]) * 0.98**10, rtol=1e-12)
