@@ -144,7 +144,7 @@ def _settings(compile_args: list[str]) -> str | None:
     import brian2
     from brian2 import prefs
 
-    version = compiler_version(compiler())
+    version = _compiler_version(compiler())
     if version is None:
         return None
     chosen = {name: repr(value) for name, value in prefs.items()
@@ -156,7 +156,7 @@ def _settings(compile_args: list[str]) -> str | None:
 
 
 @functools.cache
-def compiler_version(command: str) -> str | None:
+def _compiler_version(command: str) -> str | None:
     """``command``'s version and target (once a process: a run asks at every build)."""
     try:
         answer = subprocess.run([*shlex.split(command), "-dumpfullversion", "-dumpmachine"],
