@@ -375,7 +375,7 @@ def test_the_program_dies_with_pcsim(cache_root):
             process.kill()
             pytest.skip("no /proc/<pid>/task/<pid>/children here")
         for pid in children.read_text().split():
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # ended meanwhile
                 if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"./main\0"):
                     program = int(pid)
         time.sleep(0.02)
