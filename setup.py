@@ -17,5 +17,6 @@ setup(
     # every folder under sim/ and circuits/ is a package
     packages=[*find_namespace_packages(include=["sim*", "circuits*"]), *SCENARIOS],
     package_dir={"sim.scenarios": "scenarios"},
-    package_data={package: ["*.toml"] for package in SCENARIOS},
+    package_data={**{package: ["*.toml"] for package in SCENARIOS},
+                  "circuits.spiking": ["templates/*.pyx"]},  # circuits.spiking.spike_record
 )

@@ -12,12 +12,13 @@ trial's end.
 from __future__ import annotations
 
 import numpy as np
-from brian2 import SpikeMonitor, seed
+from brian2 import seed
 
 from circuits.coupling import Coupling
 from circuits.mechanism import BuildContext, Stream
 from circuits.spiking.network import build_spiking, start_values
 from circuits.spiking.settings import rate_variable
+from circuits.spiking.spike_record import spike_monitor
 from circuits.spiking.topdown import TopDown
 from sim.families.hierarchical.build import HierarchicalSimulation
 from sim.io.spikes import SpikeWriter, population_attrs
@@ -38,7 +39,7 @@ class SpikingSimulation(HierarchicalSimulation):
             self.topdown())
         self.beliefs, self.errors = self.network.beliefs, self.network.errors
         weights = [lambda gmap=gmap: gmap.weights for gmap in self.network.maps]
-        self.monitors = ([SpikeMonitor(pool.group, name=f"spikes_{pool.group.name}")
+        self.monitors = ([spike_monitor(pool.group, f"spikes_{pool.group.name}")
                           for pool in self.network.pools] if settings.record_spikes else [])
         self.coupling = Coupling("spiking", [*self.network.objects, *self.monitors], weights)
         self.writer.file.attrs["neurons"] = "spiking"
