@@ -67,3 +67,13 @@ def test_the_template_is_found_from_the_package():
     assert "PyArray_DATA" in templater.spikemonitor.template_source
     assert templater.stateupdate.template_source == \
         SpikeRecordCode.__mro__[1].templater.stateupdate.template_source
+
+
+def test_another_device_gets_brian2s_own_monitor(tmp_path):
+    """A standalone device would compile a code object class as given: there the monitor is
+    Brian2's own (built in pcsim's standalone block, not run)."""
+    from sim.compiled.device import standalone
+
+    with standalone("spike-record", cache_root=tmp_path):
+        group = NeuronGroup(3, "", threshold="i == 0", name="standalone_pool")
+        assert spike_monitor(group, "spikes_standalone").codeobj_class is None

@@ -13,16 +13,18 @@ of Brian2's (``Templater.derive``, Brian2's hook for derived targets): ``templat
 spikemonitor.pyx``, the same rule (the events of the monitored neurons, in order, appended to
 the monitor's arrays, each neuron's count raised) written through pointers to the arrays'
 data. The recorded ``i``, ``t`` and ``count`` are the same values, in the same order
-(``tests/test_spike_record.py`` compares them with Brian2's own monitor). Where Brian2 does
-not generate Cython (its NumPy target, no compiler), the monitor is Brian2's own.
+(``tests/test_spike_record.py`` checks them against spikes known in advance). Where Brian2 does
+not generate Cython for the runtime device (its NumPy target, no compiler, or another device:
+a standalone device would take the class as it is, not its own), the monitor is Brian2's own.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from brian2 import SpikeMonitor, prefs
+from brian2 import SpikeMonitor, get_device, prefs
 from brian2.codegen.runtime.cython_rt import CythonCodeObject
+from brian2.devices.device import RuntimeDevice
 
 
 class SpikeRecordCode(CythonCodeObject):
@@ -32,7 +34,8 @@ class SpikeRecordCode(CythonCodeObject):
 
 
 def spike_monitor(group: Any, name: str) -> SpikeMonitor:
-    """A ``SpikeMonitor`` of every neuron of ``group``: on Cython with pcsim's template
-    (module docstring), else Brian2's own."""
-    code = SpikeRecordCode if prefs.codegen.target == "cython" else None
+    """A ``SpikeMonitor`` of every neuron of ``group``: on the runtime device's Cython with
+    pcsim's template (module docstring), else Brian2's own."""
+    cython = prefs.codegen.target == "cython" and isinstance(get_device(), RuntimeDevice)
+    code = SpikeRecordCode if cython else None
     return SpikeMonitor(group, name=name, codeobj_class=code)
