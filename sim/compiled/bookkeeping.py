@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sim.compiled.warm import write_whole
+from sim.compiled.warm import write_text_if_changed
 
 RULES_FILE = "pcsim_bookkeeping.mk"
 RULES = ("# pcsim (sim.compiled.bookkeeping): the arrays' bookkeeping compiled without "
@@ -28,7 +28,5 @@ RULES = ("# pcsim (sim.compiled.bookkeeping): the arrays' bookkeeping compiled w
 def make_command(directory: Path, command: list[str]) -> list[str]:
     """``command`` (make and its arguments) reading ``directory``'s makefile and then
     ``RULES``, written there where they are not so."""
-    rules = directory / RULES_FILE
-    if not rules.is_file() or rules.read_text() != RULES:
-        write_whole(rules, RULES)
+    write_text_if_changed(directory / RULES_FILE, RULES)
     return [*command, "-f", "makefile", "-f", RULES_FILE]

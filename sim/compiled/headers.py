@@ -36,7 +36,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from sim.compiled.warm import write_whole
+from sim.compiled.warm import write_text_if_changed
 
 HEADER = "pcsim_std.h"
 FOLDER = "headers"  # in the compiled-program cache, beside the programs' folders
@@ -88,9 +88,7 @@ def include_flags(cache_root: Path, compile_args: list[str]) -> list[str]:
         return []
     for path, text in ((header, TEXT), (folder / MAKEFILE, MAKE_RULES),
                        (folder / SETTINGS, settings)):
-        if not path.is_file() or path.read_text() != text:
-            folder.mkdir(parents=True, exist_ok=True)
-            write_whole(path, text)
+        write_text_if_changed(path, text)
     return [f"-include{header}"]
 
 

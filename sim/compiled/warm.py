@@ -167,6 +167,14 @@ def write_whole(path: Path, text: str) -> None:
     partial.replace(path)
 
 
+def write_text_if_changed(path: Path, text: str) -> None:
+    """``write_whole`` (its folder made where missing) unless ``path`` holds ``text`` already:
+    a file make reads keeps its time."""
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_whole(path, text)
+
+
 def forget_made(directory: Path) -> None:
     """Before make runs: a make stopped half-way must not leave an old record behind."""
     (directory / MADE_FILE).unlink(missing_ok=True)
