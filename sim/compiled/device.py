@@ -66,17 +66,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.compiled import (
-    adopt,
-    bookkeeping,
-    headers,
-    known,
-    launch,
-    project,
-    results,
-    stand_in,
-    warm,
-)
+from sim.compiled import adopt, headers, known, launch, project, results, stand_in, warm
+from sim.compiled.bookkeeping import make_command
 from sim.compiled.shape import default_cache_root
 from sim.errors import DeviceUnsupportedError
 
@@ -200,7 +191,7 @@ class Program:
         name = f"results-{os.getpid()}-{next(_runs)}"
         self.results_dir = self.directory / name
         make = prefs.devices.cpp_standalone.make_cmd_unix
-        command = bookkeeping.make_command(  # objects.cpp at -O0 (sim.compiled.bookkeeping)
+        command = make_command(  # objects.cpp at -O0 (sim.compiled.bookkeeping)
             self.directory,
             [*shlex.split(make), *prefs.devices.cpp_standalone.extra_make_args_unix])
         with _locked(self.directory):
