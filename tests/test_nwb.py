@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -28,9 +29,14 @@ from circuits.mechanism import Mechanism, Stream, state_array
 from circuits.variables import Variable
 from sim import registry
 from sim.cli import main
+from sim.export.nwb import IMPORT_LOCK, import_pynwb
+from sim.file_lock import locked
 from sim.scenario_writer import write_scenario
 
-pynwb = pytest.importorskip("pynwb", reason="pynwb is not installed (pip install 'pcsim[nwb]')")
+try:
+    pynwb = import_pynwb()  # pcsim's import: the suite's workers import it at once
+except ModuleNotFoundError:
+    pytest.skip("pynwb is not installed (pip install 'pcsim[nwb]')", allow_module_level=True)
 inspector = pytest.importorskip("nwbinspector",
                                 reason="nwbinspector is not installed (pip install 'pcsim[nwb]')")
 
@@ -449,3 +455,27 @@ def test_uneven_sample_times_are_kept_as_timestamps(rate, folder):
     with pynwb.NWBHDF5IO(str(nwb), "r") as io:
         belief = io.read().acquisition["levels.v.belief"]
         assert belief.rate is None and belief.timestamps is not None
+
+
+def _first_import(tmp_path: Path) -> subprocess.Popen:
+    """A process importing pynwb through pcsim on a machine where no process has yet: its own
+    cache folder (platformdirs reads ``XDG_CACHE_HOME``) and temporary folder (the lock's)."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "TMPDIR": str(tmp_path)}
+    code = "from sim.export.nwb import import_pynwb; import_pynwb()"
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_a_first_import_of_pynwb_waits_for_the_lock(tmp_path):
+    """pynwb's first import on a machine writes its type map's cache in place, and a process
+    reading it meanwhile failed (``EOFError``: seen when the suite's two workers collected this
+    module at once). A first import waits while another process holds the lock, then writes the
+    cache, which later imports read."""
+    with locked(tmp_path / IMPORT_LOCK):
+        process = _first_import(tmp_path)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+        assert process.poll() is None  # still waiting
+        assert not list((tmp_path / "cache").rglob("*.pkl"))
+    assert process.wait(timeout=120) == 0, process.stderr.read()
+    assert list((tmp_path / "cache").rglob("*.pkl"))

@@ -52,7 +52,6 @@ steps, with or without progress lines (Brian2's ``report=``: 2.9 us).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gc
 import itertools
 import math
@@ -70,6 +69,7 @@ from sim.compiled import adopt, headers, known, launch, project, results, stand_
 from sim.compiled.bookkeeping import make_command
 from sim.compiled.shape import default_cache_root
 from sim.errors import DeviceUnsupportedError
+from sim.file_lock import locked
 
 LOCK_FILE = "pcsim.lock"
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -194,7 +194,7 @@ class Program:
         command = make_command(  # objects.cpp at -O0 (sim.compiled.bookkeeping)
             self.directory,
             [*shlex.split(make), *prefs.devices.cpp_standalone.extra_make_args_unix])
-        with _locked(self.directory):
+        with locked(self.directory / LOCK_FILE):
             results.remove_dead(self.directory)
             data = known.known_data(self.directory, key, command,
                                     lambda: known.data_files(device, objects))
@@ -353,17 +353,6 @@ def standalone(key: str, cache_root: Path | None = None) -> Iterator[Program]:
         reset_device()
         for name, value in saved.items():
             prefs[name] = value
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``directory`` (blocking until other processes release it)."""
-    with open(directory / LOCK_FILE, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _warn_numbered_names(code_objects: dict) -> None:

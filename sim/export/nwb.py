@@ -53,8 +53,11 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import sys
+import tempfile
 import uuid
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,7 @@ import numpy as np
 from circuits.variables import DECLARED
 from sim.errors import ResultError
 from sim.export.nwb_units import add_units
+from sim.file_lock import locked
 from sim.io.lazy import LazyArray
 from sim.io.partials import remove_stale_partials, temporary_name
 from sim.io.reader import Result, declared, load
@@ -72,6 +76,7 @@ from sim.io.target import check_target
 
 NWB_MISSING = ("pcsim export --nwb needs pynwb, which is not installed: "
                "pip install 'pcsim[nwb]' (or pip install pynwb)")
+IMPORT_LOCK = "pcsim-pynwb-import.lock"  # import_pynwb's lock, in the temporary folder
 MODULE = "misc"  # the processing module of F and its parts (a standard NWB module name)
 BUFFER_GB = 0.0625  # what a time series' copy holds in memory at once
 SOFTWARE = (("pcsim", "pcsim_version"), ("brian2", "brian2_version"),
@@ -83,9 +88,16 @@ NOTED = ("status", "failure", "seed", "device", "dt", "method", "duration", "git
 
 
 def import_pynwb() -> Any:
-    """pynwb, or a one-line ``ModuleNotFoundError`` saying what to install."""
+    """pynwb, or a one-line ``ModuleNotFoundError`` saying what to install.
+
+    pynwb's first import on a machine writes a cache of its type map in place (in the user's
+    cache folder), and an import of another process reading it meanwhile fails
+    (``EOFError``: two exports, or test workers, starting at once). The first import of each
+    process holds a lock of the machine's temporary folder while it runs."""
+    first = "pynwb" not in sys.modules
     try:
-        import pynwb
+        with locked(Path(tempfile.gettempdir()) / IMPORT_LOCK) if first else nullcontext():
+            import pynwb
     except ImportError:
         raise ModuleNotFoundError(NWB_MISSING, name="pynwb") from None
     return pynwb
