@@ -16,7 +16,7 @@ SIGINT and SIGTERM only raise a flag (``interrupt_handlers``); the guard turns i
 ``RunStopped`` at the next step boundary, where the network and the HDF5 file are consistent
 (a run that writes checkpoints finishes its trial first: ``defer_interrupt``, ``sim.checkpoint``).
 A second signal interrupts at once (``KeyboardInterrupt``), and the engine removes the
-temporary file.
+temporary file; not in a sweep's worker, whose sweep escalates itself (``sim.stop_signals``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from brian2.core.variables import Subexpression
 
 from sim.errors import NumericalWarning
 from sim.io.finite import NonFinite
+from sim.stop_signals import second_signal_stops_at_once
 
 CHECK_EVERY_STEPS = 50
 
@@ -188,8 +189,10 @@ def interrupt_handlers(guard: RunGuard) -> Iterator[None]:
     previous = {}
 
     def handler(signum, frame) -> None:
-        if guard.interrupted:  # a second signal: stop now
-            raise KeyboardInterrupt
+        if guard.interrupted:  # a second signal: stop now (sim.stop_signals)
+            if second_signal_stops_at_once():
+                raise KeyboardInterrupt
+            return
         guard.interrupted = signal.Signals(signum).name
 
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -6,7 +6,8 @@ pcsim starts the program itself (not through ``device.run``, which only waits fo
   terminal's Ctrl-C reaches pcsim only; pcsim forwards one SIGINT to the program, whose own
   handler (Brian2's ``_int_handler`` in ``main.cpp``) sets ``Network::_globally_stopped``: the
   step in progress finishes, the run ends, and the program writes its results (the monitors up
-  to there) and exits 0. A second signal kills the program and raises ``KeyboardInterrupt``.
+  to there) and exits 0. A second signal kills the program and raises ``KeyboardInterrupt``
+  (not in a sweep's worker, whose sweep escalates itself: ``sim.stop_signals``).
   A SIGINT before the program's network runs kills it (Brian2's handler re-raises it outside a
   run); after its run it is ignored (``IGNORE_SIGINT_AFTER_RUN``) so the results are written
   whole. The program dies with pcsim (``PR_SET_PDEATHSIG``, Linux): the program sets it
@@ -40,6 +41,8 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from sim.stop_signals import second_signal_stops_at_once
 
 STOP_FUNCTION = "pcsim_stop"
 STOPPED_BY_FILE = "pcsim_stopped_by.txt"
@@ -240,6 +243,8 @@ def _forwarding_signals(process: subprocess.Popen, received: list[str],
 
     def handler(signum, frame) -> None:
         if received:
+            if not second_signal_stops_at_once():  # a sweep's worker (sim.stop_signals)
+                return
             _signal(process, signal.SIGKILL, group)
             raise KeyboardInterrupt
         received.append(signal.Signals(signum).name)

@@ -14,6 +14,7 @@ import sys
 from multiprocessing.connection import Connection
 
 from sim import temp_folder
+from sim.stop_signals import repeated_signals_only_ask
 
 
 def main(argv: list[str]) -> int:
@@ -23,6 +24,7 @@ def main(argv: list[str]) -> int:
     die_with_parent(parent)
     temp_folder.enter()  # inside the sweep's own (its TMPDIR): removed with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    repeated_signals_only_ask()  # its sweep escalates with SIGKILL (sim.stop_signals)
     tasks = Connection(task_fd, writable=False)
     results = Connection(result_fd, readable=False)
     prepare_process()
