@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -80,24 +81,56 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM stopped the sweep (``terminate_as_interrupt``)."""
 
 
-@contextlib.contextmanager
-def terminate_as_interrupt():
-    """SIGTERM stops the sweep as Ctrl-C does (workers stopped, index written), raising
-    ``Terminated``, once: from then on, and once the block calls the ``stopping()`` it was
-    given (the sweep is writing its index), SIGTERM is ignored, so the index is written (a
-    scheduler that will not wait sends SIGKILL)."""
-    fired = []
+@dataclass
+class TermSignal:
+    """What ``terminate_as_interrupt`` knows of SIGTERM: whether it came (``fired``), and
+    whether its ``Terminated`` was lost in a callback (``lost``)."""
 
-    def handler(signum, frame):
-        if not fired:
-            fired.append(signum)
+    fired: bool = False
+    lost: bool = False
+
+    def stopping(self) -> None:
+        """The sweep is writing its index: SIGTERM is ignored from now on."""
+        self.fired = True
+
+    def raise_if_lost(self) -> None:
+        """Raise again a ``Terminated`` that a garbage collector's callback swallowed."""
+        if self.lost:
+            self.lost = False
             raise Terminated
 
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[TermSignal]:
+    """SIGTERM stops the sweep as Ctrl-C does (workers stopped, index written), raising
+    ``Terminated``, once: from then on, and once the block calls ``stopping()`` (the sweep is
+    writing its index), SIGTERM is ignored, so the index is written (a scheduler that will not
+    wait sends SIGKILL). Python does not raise an exception from inside a garbage collector's
+    callback (a weakref's, a ``__del__``: h5py's objects have them): it prints it ("Exception
+    ignored in", a traceback) and goes on. A ``Terminated`` lost there is kept quiet instead,
+    and ``raise_if_lost()`` (the sweep's loop calls it at every outcome and tick, at least
+    once a second) raises it again."""
+    term = TermSignal()
+
+    def handler(signum, frame):
+        if not term.fired:
+            term.fired = True
+            raise Terminated
+
+    def unraisable(found) -> None:
+        if isinstance(found.exc_value, Terminated):
+            term.lost = True
+        else:
+            hook(found)
+
+    hook = sys.unraisablehook
     previous = signal.signal(signal.SIGTERM, handler)
+    sys.unraisablehook = unraisable
     try:
-        yield lambda: fired.append(None)
+        yield term
     finally:
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = hook
 
 
 def prepare_folder(grid: Grid, folder: Path) -> None:
@@ -168,7 +201,7 @@ def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
             outcome.start_s = pool.start_s
         return pool
 
-    with terminate_as_interrupt() as stopping:
+    with terminate_as_interrupt() as term:
         try:
             with heartbeat:
                 if todo or elsewhere:
@@ -178,6 +211,7 @@ def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
                         bar.start(len(points) - len(todo) - len(elsewhere))
                     began = written = time.perf_counter()
                     for result in outcomes(folder, todo, elsewhere, started_pool):
+                        term.raise_if_lost()
                         if result:
                             if not result.get("already"):
                                 outcome.ran.append(result["key"])
@@ -196,7 +230,7 @@ def run_sweep(scenario: str | Path, vary: dict[str, list[Any]] | None = None,
             outcome.interrupted = True
             outcome.stopped_by = "SIGTERM" if isinstance(err, Terminated) else "SIGINT"
         finally:
-            stopping()
+            term.stopping()
             if pool is not None:
                 pool.close()
             if bar:
