@@ -14,10 +14,18 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
+def locked(path: Path, required: bool = True) -> Iterator[None]:
     """Hold an exclusive lock on the file ``path`` (made if missing), blocking until other
-    processes release it."""
-    with open(path, "a") as handle:
+    processes release it. Not ``required``: where the file cannot be opened (a shared
+    temporary folder's file of another user), the block runs without the lock."""
+    with contextlib.ExitStack() as stack:
+        try:
+            handle = stack.enter_context(open(path, "a"))
+        except OSError:
+            if required:
+                raise
+            yield
+            return
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

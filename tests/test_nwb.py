@@ -479,3 +479,11 @@ def test_a_first_import_of_pynwb_waits_for_the_lock(tmp_path):
         assert not list((tmp_path / "cache").rglob("*.pkl"))
     assert process.wait(timeout=120) == 0, process.stderr.read()
     assert list((tmp_path / "cache").rglob("*.pkl"))
+
+
+def test_a_lock_file_that_cannot_be_opened_does_not_stop_the_import(tmp_path):
+    """(Another user's file in a shared temporary folder; here a folder in its place.)"""
+    (tmp_path / IMPORT_LOCK).mkdir()
+    process = _first_import(tmp_path)
+    assert process.wait(timeout=120) == 0, process.stderr.read()
+    assert list((tmp_path / "cache").rglob("*.pkl"))

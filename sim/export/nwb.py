@@ -93,10 +93,12 @@ def import_pynwb() -> Any:
     pynwb's first import on a machine writes a cache of its type map in place (in the user's
     cache folder), and an import of another process reading it meanwhile fails
     (``EOFError``: two exports, or test workers, starting at once). The first import of each
-    process holds a lock of the machine's temporary folder while it runs."""
+    process holds a lock of the machine's temporary folder while it runs (where this user can
+    open its file; else it imports as before)."""
     first = "pynwb" not in sys.modules
     try:
-        with locked(Path(tempfile.gettempdir()) / IMPORT_LOCK) if first else nullcontext():
+        with (locked(Path(tempfile.gettempdir()) / IMPORT_LOCK, required=False) if first
+              else nullcontext()):
             import pynwb
     except ImportError:
         raise ModuleNotFoundError(NWB_MISSING, name="pynwb") from None
