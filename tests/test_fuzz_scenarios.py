@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim.cli import main
+from sim.errors import ScenarioError
 from sim.scenario import bundled_scenarios, load_scenario
 from sim.scenario_writer import dumps
 
@@ -67,14 +68,15 @@ INTEGER = {"size", "seed", "count", "trials", "max_joint_states"}  # only intege
 REQUIRED = {"model", "protocol", "trials", "levels", "size", "weights", "duration_ms",
             "stimulus", "modalities", "causes", "likelihood", "outcomes", "conditions",
             "count", "probability", "factors", "context", "mapping", "level", "threshold",
-            "onset_ms", "tau_ms"}  # and the top name
+            "tau_ms"}  # and the top name
 OPTIONAL = {"description", "seed", "dt_ms", "method", "float", "kind", "errors", "coupling",
             "learning", "tau_weights_ms", "tau_precision_ms", "tau_belief_ms", "tau_error_ms",
             "name", "shape", "precision", "nonlinearity", "apply", "initial_belief", "scale",
             "field", "random", "prior", "mean", "reset", "shuffle",
             "prior_precision", "prior_mean", "noise_std", "value", "values", "cause", "start",
             "stop", "times_ms", "record", "every_ms", "variables", "numerics", "stability",
-            "rate_limit", "concentration", "observations", "time_ms"}
+            "rate_limit", "concentration", "observations", "time_ms",
+            "onset_ms"}  # the decision readout's: from each trial's start by default
 # names that are required elsewhere but optional in these tables (a default applies: inferred
 # precision on every level, bars present with p = 1/8, Sigma held when it has no time constant)
 OPTIONAL_HERE = {("precision_inference", "levels"), ("stimulus", "probability"),
@@ -151,6 +153,12 @@ def set_node(data, path, value=None, delete=False):
         node[path[-1]] = value
 
 
+def required(path: tuple) -> bool:
+    """Whether the field at ``path`` is one a scenario must give (the fuzz deletes it)."""
+    return path == ("name",) or (isinstance(path[-1], str) and path[-1] in REQUIRED
+                                 and tuple(path[-2:]) not in OPTIONAL_HERE)
+
+
 @st.composite
 def broken(draw):
     """(scenario name, mutation kind, description, broken data or --set override)."""
@@ -166,9 +174,7 @@ def broken(draw):
         "not an integer": [(p, v) for p, v in every if isinstance(v, int)
                            and not isinstance(v, bool) and isinstance(p[-1], str)
                            and p[-1] in INTEGER],
-        "missing": [(p, v) for p, v in every if p == ("name",)
-                    or (isinstance(p[-1], str) and p[-1] in REQUIRED
-                        and tuple(p[-2:]) not in OPTIONAL_HERE)],
+        "missing": [(p, v) for p, v in every if required(p)],
         "too long": [(p, v) for p, v in every if numeric_array(v)],
         "control character": [(p, v) for p, v in every if isinstance(v, str)],
         "nested too deep": every,
@@ -223,6 +229,26 @@ def check_one_line_error(returncode: int, err: str, out_dir: Path, case) -> None
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pcsim: error: "), (case, err)
     assert not out_dir.exists() or not list(out_dir.iterdir()), case
+
+
+def test_every_field_the_fuzz_deletes_is_required(tmp_path):
+    """Each field ``REQUIRED`` names, deleted from each bundled scenario that has it, is
+    refused when the scenario loads: every one, where the fuzz below draws a few at random
+    (it drew the decision readout's ``onset_ms``, which has a default, in one CI of many)."""
+    loaded = []
+    for name, data in SCENARIOS.items():
+        for path, _ in paths(data):
+            if required(path):
+                mutated = copy.deepcopy(data)
+                set_node(mutated, path, delete=True)
+                file = tmp_path / "scenario.toml"
+                file.write_text(dumps(mutated) + "\n", encoding="utf-8")
+                try:
+                    load_scenario(file)
+                except ScenarioError:
+                    continue
+                loaded.append((name, ".".join(map(str, path))))
+    assert not loaded
 
 
 def test_every_broken_scenario_is_one_line_and_exit_code_2(capsys):
