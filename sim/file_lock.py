@@ -24,10 +24,8 @@ def locked(path: Path, required: bool = True) -> Iterator[None]:
         except OSError:
             if required:
                 raise
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle = None
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            stack.callback(fcntl.flock, handle, fcntl.LOCK_UN)  # before the file closes
+        yield
