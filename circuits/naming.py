@@ -4,7 +4,11 @@ Brian2 names each array after its group in the code it generates
 (``_array_<group>_<variable>``), and caches compiled code by its text. Groups named after a
 scenario's levels (``belief_cause``, ``belief_pitch``) therefore compiled the same equations
 once per level name, in every scenario and test. Named by index (``belief_1``: level 1's
-beliefs), equal equations give equal code and compile once.
+beliefs), equal equations give equal code and compile once. ``circuits.shared_code`` now names
+the arrays in pcsim's Cython code by their role in it, so the groups' names no longer reach
+that code at all (equal rules between different pools share it too); names by index still
+matter where the names do reach code: the compiled device's program, and a code object
+``circuits.shared_code`` leaves with Brian2's names.
 
 The spiking realisation (``circuits.spiking``) names its pool groups the same way
 (``belief_neurons_1``), and its synapses and monitors after the pools they join

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from brian2 import Network, prefs, seed
 
+from circuits.shared_code import SharedCythonCode, compiles_cython
 from sim import brian_logging, checkpoint
 from sim.compiler_flags import gcc_arguments
 from sim.cython_headers import include_flags
@@ -35,7 +36,8 @@ Progress = Callable[[float], None]
 
 
 def configure_brian(target: str | None = None, float_type: str = "float64") -> None:
-    """Cython when a compiler is present (code is compiled once, cached), else NumPy; g++
+    """Cython when a compiler is present (code is compiled once, cached; its arrays named by
+    role, so equal equations share their code: ``circuits.shared_code``), else NumPy; g++
     without debug information (``sim.compiler_flags``), Python's and the standard headers
     precompiled (``sim.cython_headers``).
 
@@ -44,10 +46,10 @@ def configure_brian(target: str | None = None, float_type: str = "float64") -> N
     """
     import numpy as np
 
-    prefs.codegen.target = target or "cython"
+    prefs.codegen.target = target or SharedCythonCode.class_name
     prefs.codegen.runtime.cython.multiprocess_safe = True
     arguments = gcc_arguments(prefs.codegen.cpp.extra_compile_args_gcc)
-    header = include_flags(arguments) if prefs.codegen.target == "cython" else []
+    header = include_flags(arguments) if compiles_cython() else []
     prefs.codegen.cpp.extra_compile_args_gcc = [*arguments, *header]
     prefs.core.default_float_dtype = np.dtype(float_type).type
     if float_type == "float32":  # Brian2's after-run check |v| > 1e50 overflows float32: harmless
