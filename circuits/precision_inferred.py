@@ -181,19 +181,21 @@ class InferredPrecision(Mechanism):
         p = settings.prior_precision
         for values in self.log_precisions(context):
             deviation = values - settings.prior_mean
-            total += float(0.5 * p * deviation @ deviation)
+            total += _quadratic(deviation, p)
             total += 0.5 * len(deviation) * (math.log(2 * math.pi) - math.log(p))
         return total
 
     def sampled_terms(self, settings: Settings, context: BuildContext,
                       recorded: dict) -> SampledTerms:
         """``energy`` at S recorded samples at once: the same sum over the log-precision
-        units, a row per sample."""
+        units, a row per sample, each row's quadratic form by ``energy``'s own operations
+        (a runtime run's F then equals sampling one by one to the bit:
+        ``sim.sample_stretch``; one stacked product differed in the last bit)."""
         total = np.zeros(len(next(iter(next(iter(recorded.values())).values()))))
         p = settings.prior_precision
         for _, units in context.state[self.name].units:
             deviation = recorded[units.name]["log_precision"] - settings.prior_mean
-            total += 0.5 * p * np.einsum("ij,ij->i", deviation, deviation)
+            total += np.array([_quadratic(row, p) for row in deviation])
             total += 0.5 * deviation.shape[1] * (math.log(2 * math.pi) - math.log(p))
         return SampledTerms(energy=total)
 
@@ -213,6 +215,11 @@ class InferredPrecision(Mechanism):
                           "dt/tau_lambda * (1/2 + p) < 2",
                           "the log-precision's rate near its fixed point, "
                           "tau d lambda/dt = (1 - Pi e^2)/2 - p (lambda - lambda_0)")]
+
+
+def _quadratic(deviation: np.ndarray, p: float) -> float:
+    """p/2 |lambda - lambda_0|^2 of one sample's log-precision units."""
+    return float(0.5 * p * deviation @ deviation)
 
 
 MECHANISM = InferredPrecision()

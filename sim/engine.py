@@ -27,6 +27,7 @@ from sim.io.finite import NonFiniteData
 from sim.io.target import check_target
 from sim.io.writer import ResultWriter, write_array
 from sim.progress import TextProgress, text_progress  # noqa: F401 (the engine's progress bar)
+from sim.sample_stretch import sample_in_stretches
 from sim.scenario import Scenario
 from sim.stability import preflight
 from sim.trial_sequence import TrialRuns
@@ -204,6 +205,7 @@ def _run(scenario: Scenario, output: Path, progress: Progress | None, overwrite:
                 if checkpoints is not None:  # (a compiled run has none: sim.compiled.run)
                     checkpoints.attach(network, simulation, guard, writer)
                     first = checkpoints.resume(saved) if saved is not None else 0
+                simulation.stretch = sample_in_stretches(simulation)
                 runs.run(network, first)
             simulation.finish()
             finished = True

@@ -30,6 +30,7 @@ from sim.io.finite import NAN_MEANS
 from sim.io.snapshots import SnapshotWriter, is_due
 from sim.io.writer import ResultWriter, write_array, write_matrix
 from sim.protocol import learned_parameters
+from sim.sample_stretch import SampleStretch
 from sim.scenario import Scenario, Trial
 
 TRIAL_UNITS = {"t_start": "s", "t_stop": "s"}
@@ -78,6 +79,8 @@ class Simulation:
         self.snapshots = (SnapshotWriter(writer.file.require_group("snapshots"))
                           if scenario.record.snapshots_every else None)
         self.recorded: list[tuple[Any, Stream]] = []  # (its dataset, the stream)
+        # F a stretch of samples at a time (set by the engine: ``sim.sample_stretch``)
+        self.stretch: SampleStretch | None = None
         self.record([Stream("time", None, lambda: self.now, units="s",
                             rows=self.batch.sample_times if self.batch else None,
                             state=("", "t"))])
@@ -164,8 +167,14 @@ class Simulation:
     def sample(self) -> None:
         """One recorded sample of the state now (a compiled run's replay calls it too)."""
         self.now = self.clock_time()
-        self.before_sample()
-        for streamed in self.writer.streams:
+        if self.stretch is None:
+            self.before_sample()
+            for streamed in self.writer.streams:
+                streamed.sample()
+            return
+        self.show_state()
+        self.stretch.take()
+        for streamed in self.stretch.in_place:
             streamed.sample()
 
     def samples_at_once(self, recorded: dict[str, dict[str, np.ndarray]],
@@ -223,6 +232,7 @@ class Simulation:
             self.start_trial(self.scenario.trials[members[0]])
 
     def end(self, members: list[int]) -> None:
+        self.end_stretch()
         if self.batch is not None:
             self.batch.end(self, members)
         else:
@@ -232,6 +242,7 @@ class Simulation:
         """The run stopped in ``members`` at network time ``t_s``: an interrupted serial trial
         gets its row. Returns where the file's samples end (s): ``t_s``, or for a batched run
         the start of the first trial not done (it keeps those before, ``Batch.finish``)."""
+        self.end_stretch()
         if self.batch is not None:
             return self.batch.stopped_at()
         if reason == "interrupted" and members:  # none: stopped between two trials
@@ -318,10 +329,16 @@ class Simulation:
         return [self.record_operation]
 
     # checkpoints (``sim.checkpoint``) --------------------------------------------------------
+    def end_stretch(self) -> None:
+        """The rows of the samples F's stretch holds, written (``sim.sample_stretch``)."""
+        if self.stretch is not None:
+            self.stretch.flush()
+
     def checkpoint(self) -> dict[str, Any]:
         """What the remaining trials depend on beyond Brian2's state, at a trial boundary, as
         plain data: the trial rows so far, the recorder's cadence, what the mechanisms and
         readouts keep (their ``checkpoint``) and the family's own (``family_checkpoint``)."""
+        self.end_stretch()
         return {"trial_rows": self.trial_rows, "countdown": self.countdown, "now": self.now,
                 "mechanisms": {mechanism.name: mechanism.checkpoint(settings, self.context)
                                for mechanism, settings in self.mechanisms},
@@ -368,6 +385,7 @@ class Simulation:
     def finish(self, **trial_attrs: Any) -> None:
         """Write the trial table (``trial_attrs`` go on its 2-D columns) and what the
         mechanisms leave at the end of the run."""
+        self.end_stretch()
         if self.batch is not None:
             self.batch.finish(self)
         table = self.writer.file.require_group("trials")

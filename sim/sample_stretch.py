@@ -1,0 +1,94 @@
+"""F at a runtime run's samples, a stretch of samples at a time (``SampleStretch``).
+
+A runtime run records a sample every ``record.every_steps`` steps (``Simulation.sample``). F
+and its energy part are computed from the state, and one sample's F is ~100-500 us of Python
+for a 2-5 unit model (a Hessian, its log-determinant, the mechanisms' parts): ~45% of
+``perception/single_cause``'s warm run, ~29% of Posner's. A compiled run's replay computes
+them for many samples at once (``Simulation.family_samples``: for the hierarchical family
+``free_energy_samples``, a few stacked NumPy calls, each sample's F the per-sample function's
+to the bit) from the state its monitors recorded.
+
+The runtime device does the same: at each sample the stretch copies the state that call reads
+(which variables of which populations: found once before the run by asking it,
+``sim.compiled.reads.read_at_samples``) into rows of its own arrays; the streams that show the
+state in place sample as before. When the stretch ends the rows of F (and of every stream the
+family computes from the state) are computed at once and appended to their datasets: at each
+trial's end (before its row, the guard's check and any checkpoint), when ``STRETCH_SAMPLES``
+samples are held, and when the run stops or finishes. Nothing reads those streams during a
+trial (a trial's row computes F at its end anew; a stream's values are checked for non-finite
+ones when their band is written, ``sim.io.finite``), so the file is the one sample-by-sample
+recording writes, to the bit (``tests/golden.py compare`` on every bundled scenario).
+
+Where the family cannot compute every such stream at once (a mechanism's part of F that is
+not a function of the recorded state, weights that learn at every step, a family without the
+method, a batched run), ``sample_in_stretches`` returns None and the samples go one by one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+STRETCH_SAMPLES = 4096  # samples held at most before their rows are computed
+
+
+class SampleStretch:
+    """The state F reads at each sample of a stretch, and the streams computed from it."""
+
+    def __init__(self, simulation: Any, reads: dict[str, list[str]],
+                 computed: list[tuple[Any, Any]]) -> None:
+        groups = {group.name: group for group in simulation.objects
+                  if getattr(group, "name", None) in reads}
+        self.simulation, self.computed = simulation, computed
+        mine = {id(streamed) for streamed, _ in computed}
+        # the streams that show the state in place: sampled at once, as before
+        self.in_place = [streamed for streamed in simulation.writer.streams
+                         if id(streamed) not in mine]
+        self.live = [(name, var, groups[name].variables[var].get_value())
+                     for name, variables in reads.items() for var in variables]
+        self.rows = {(name, var): np.empty((STRETCH_SAMPLES, *values.shape), dtype=values.dtype)
+                     for name, var, values in self.live}
+        self.taken = 0
+
+    def take(self) -> None:
+        """This sample's state, copied into the stretch's rows."""
+        for name, var, values in self.live:
+            self.rows[name, var][self.taken] = values
+        self.taken += 1
+        if self.taken == STRETCH_SAMPLES:
+            self.flush()
+
+    def flush(self) -> None:
+        """The computed streams' rows for the samples held, appended to their datasets."""
+        if not self.taken:
+            return
+        recorded: dict[str, dict[str, np.ndarray]] = {}
+        for (name, var), rows in self.rows.items():
+            recorded.setdefault(name, {})[var] = rows[:self.taken]
+        found = self.simulation.family_samples([stream.path for _, stream in self.computed],
+                                               recorded)
+        if found is None:  # it answered before the run; a refusal now is a bug here
+            raise RuntimeError("the family refused the samples it computed before the run")
+        for streamed, stream in self.computed:
+            streamed.extend(np.asarray(found[stream.path]))
+        self.taken = 0
+
+
+def sample_in_stretches(simulation: Any) -> SampleStretch | None:
+    """A ``SampleStretch`` for ``simulation``'s run on the runtime device, or None where its
+    samples go one by one (module docstring). Called before the network runs, at a trial
+    boundary: the question is asked on the state then and its effects put back."""
+    from brian2 import NeuronGroup
+
+    from sim.compiled.reads import read_at_samples
+
+    computed = [(streamed, stream) for streamed, stream in simulation.recorded
+                if stream.state is None]
+    if simulation.batch is not None or not computed:
+        return None
+    groups = [obj for obj in simulation.objects if isinstance(obj, NeuronGroup)]
+    reads = read_at_samples(simulation, groups)
+    if reads is None:
+        return None
+    return SampleStretch(simulation, reads, computed)
