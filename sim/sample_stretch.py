@@ -14,7 +14,8 @@ The runtime device does the same: at each sample the stretch copies the state th
 state in place sample as before. When the stretch ends the rows of F (and of every stream the
 family computes from the state) are computed at once and appended to their datasets: at each
 trial's end (before its row, the guard's check and any checkpoint), when ``STRETCH_SAMPLES``
-samples are held, and when the run stops or finishes. Nothing reads those streams during a
+samples or ``STRETCH_BYTES`` of their state are held (a model of 10^6 units: 2 samples), and
+when the run stops or finishes. Nothing reads those streams during a
 trial (a trial's row computes F at its end anew; a stream's values are checked for non-finite
 ones when their band is written, ``sim.io.finite``), so the file is the one sample-by-sample
 recording writes, to the bit (``tests/golden.py compare`` on every bundled scenario).
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 STRETCH_SAMPLES = 4096  # samples held at most before their rows are computed
+STRETCH_BYTES = 16 << 20  # and at most this much of their state (a sample at least)
 
 
 class SampleStretch:
@@ -47,7 +49,9 @@ class SampleStretch:
                          if id(streamed) not in mine]
         self.live = [(name, var, groups[name].variables[var].get_value())
                      for name, variables in reads.items() for var in variables]
-        self.rows = {(name, var): np.empty((STRETCH_SAMPLES, *values.shape), dtype=values.dtype)
+        sample_bytes = sum(values.nbytes for _, _, values in self.live)
+        self.capacity = max(1, min(STRETCH_SAMPLES, STRETCH_BYTES // max(1, sample_bytes)))
+        self.rows = {(name, var): np.empty((self.capacity, *values.shape), dtype=values.dtype)
                      for name, var, values in self.live}
         self.taken = 0
 
@@ -56,7 +60,7 @@ class SampleStretch:
         for name, var, values in self.live:
             self.rows[name, var][self.taken] = values
         self.taken += 1
-        if self.taken == STRETCH_SAMPLES:
+        if self.taken == self.capacity:
             self.flush()
 
     def flush(self) -> None:

@@ -74,8 +74,10 @@ def test_equal_synapses_between_other_pools_share_and_deliver_to_their_own_targe
     period = {"a": 4, "b": 7}
     sources, targets, links = {}, {}, {}
     for key in period:
-        sources[key] = NeuronGroup(2, "", threshold=f"timestep(t, dt) % {period[key]} == 0",
+        sources[key] = NeuronGroup(2, "period : integer (constant)",
+                                   threshold="timestep(t, dt) % period == 0",
                                    name=f"shared_source_{key}")
+        sources[key].period = period[key]
         targets[key] = NeuronGroup(2, "v : 1", name=f"shared_target_{key}")
         links[key] = Synapses(sources[key], targets[key], "w : 1", on_pre="v_post += w",
                               name=f"shared_link_{key}")

@@ -29,6 +29,7 @@ from sim.sweeps.index import read_index
 from sim.sweeps.locks import start_ticks
 
 SCENARIO = "perception/single_cause"
+SLOW_POINT_MS = 300  # a slow sweep's points (start_slow_sweep)
 GRID = ["--vary", "model.tau_belief_ms=1.0,2.0",
         "--vary", "protocol.trials.0.stimulus.noise_std=0.05,0.1", "--seeds", "2"]
 VARY = {"model.tau_belief_ms": [1.0, 2.0], "protocol.trials.0.stimulus.noise_std": [0.05, 0.1]}
@@ -318,11 +319,14 @@ def test_gone_writers_are_recognised(tmp_path):
 
 
 def start_slow_sweep(folder: Path) -> subprocess.Popen:
-    """8 points of about a second each (1000 ms simulated), two workers; in a process group of
-    its own (a batch scheduler signals a job's whole group)."""
+    """8 points of ~1 s each (``SLOW_POINT_MS`` simulated at dt = 0.01 ms: 30,000 steps),
+    two workers; in a process group of its own (a batch scheduler signals a job's whole
+    group). A point is long enough that the signal finds points still running (the test
+    waits for one done and two running; six more are left, ~3 s of the workers' time)."""
     return subprocess.Popen(
         [sys.executable, "-m", "sim.cli", "sweep", SCENARIO, "--vary",
-         "model.tau_belief_ms=1.0,2.0,3.0,4.0", "--vary", "protocol.trials.0.duration_ms=1000",
+         "model.tau_belief_ms=1.0,2.0,3.0,4.0",
+         "--vary", f"protocol.trials.0.duration_ms={SLOW_POINT_MS}",
          "--vary", "record.every_ms=1.0", "--seeds", "2", "-j", "2", "-o", str(folder)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
@@ -361,7 +365,7 @@ def finish_and_compare(folder: Path, done: set[str]) -> None:
     before = {name: (folder / name).stat() for name in done}
     assert 0 < len(done) < 8
     finished = pcsim("sweep", SCENARIO, "--vary", "model.tau_belief_ms=1.0,2.0,3.0,4.0",
-                     "--vary", "protocol.trials.0.duration_ms=1000", "--vary",
+                     "--vary", f"protocol.trials.0.duration_ms={SLOW_POINT_MS}", "--vary",
                      "record.every_ms=1.0", "--seeds", "2", "-j", "2", "-o", str(folder))
     assert finished.returncode == 0, finished.stderr
     assert f"({8 - len(done)} run now, {len(done)} already there)" in finished.stderr
@@ -526,3 +530,32 @@ def test_table_without_pandas(serial, monkeypatch):
     assert isinstance(table, np.ndarray) and table.dtype.names is not None
     assert len(table) == 8 and set(table["status"]) == {"done"}
     assert np.array_equal(np.unique(table["model.tau_belief_ms"]), [1.0, 2.0])
+
+
+def test_a_worker_whose_point_is_interrupted_exits_by_itself(tmp_path):
+    """SIGTERM to a busy local worker (its sweep stopping its workers, or a scheduler stopping
+    the job): the point ends interrupted and the worker exits on its own, with nothing more
+    sent to it. Before, it waited for another task until its sweep killed it ``GRACE_S``
+    later, so every interrupted sweep took that long to stop."""
+    from sim.scenario import bundled_scenarios
+    from sim.sweeps.pool import LocalPool
+
+    pool = LocalPool(1)
+    worker = pool.workers[0]
+    task = {"scenario": str(bundled_scenarios()[SCENARIO]), "folder": str(tmp_path),
+            "key": "long", "overrides": {"protocol.trials.0.duration_ms": 100000.0},
+            "seed": 0, "since": time.time()}
+    try:
+        signalled = False
+        for outcome in pool.run([task]):
+            if outcome:
+                break
+            if not signalled and list(tmp_path.glob("point-*.lock")):  # the point runs
+                time.sleep(0.5)
+                worker.process.send_signal(signal.SIGTERM)
+                signalled = True
+        assert signalled and outcome["status"] == "interrupted", outcome
+        assert worker.process.wait(timeout=60) == 0
+    finally:
+        pool.close()
+    assert not point_files(tmp_path) and not list(tmp_path.glob("*.lock"))

@@ -3,7 +3,8 @@
 It dies with its sweep (``sim.sweeps.worker.die_with_parent``), leaves Ctrl-C to the sweep
 (which stops it with SIGTERM), prepares itself (BLAS on one thread, Brian2 imported), says it
 is ready, warms up on the sweep's first point when asked (``warm_up``), then runs the points
-it is sent (``run_point``) until it is sent None.
+it is sent (``run_point``) until it is sent None, or until a point is interrupted (SIGTERM:
+the sweep stopping its workers, or a scheduler stopping the job), after which it exits.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ def main(argv: list[str]) -> int:
             warm_up(task["warm"])
             results.send(("warm", os.getpid()))
             continue
-        results.send(("result", run_point(task)))
+        outcome = run_point(task)
+        results.send(("result", outcome))
+        if outcome["status"] == "interrupted":  # SIGTERM: its sweep is stopping its workers
+            return 0  # (else it waited for a task until the sweep killed it, GRACE_S later)
 
 
 if __name__ == "__main__":
