@@ -11,6 +11,7 @@ from __future__ import annotations
 import h5py
 import pytest
 from golden import compare
+from test_no_silent_divergence import BLOW_UP, CALM, cubic
 
 import sim
 import sim.engine
@@ -68,18 +69,8 @@ def test_a_run_that_diverges_inside_a_stretch_writes_the_same_diverged_file(tmp_
     """Bogacz's single cause with g(v) = v^3: a calm trial, then an input that drives the
     belief past ``rate_limit`` within a few steps; both ways stop there, the samples held are
     written with the stop (``Simulation.stopped``), and the files are equal."""
-    scenario = write_scenario(tmp_path / "cubic.toml", {
-        "name": "cubic", "dt_ms": 0.01, "method": "euler",
-        "model": {"errors": "relaxing", "tau_belief_ms": 1.0, "tau_error_ms": 1.0,
-                  "levels": [{"name": "light", "size": 1, "precision": 1.0},
-                             {"name": "food_size", "size": 1, "weights": 1.0,
-                              "nonlinearity": "mu**3"}],
-                  "prior": {"mean": 3.0, "precision": 1.0}},
-        "protocol": {"reset": "beliefs", "trials": [
-            {"name": "calm", "duration_ms": 1.0, "stimulus": {"kind": "constant", "value": 27.0}},
-            {"name": "blows up", "duration_ms": 1.0,
-             "stimulus": {"kind": "constant", "value": 1e4}}]},
-        "record": {"every_ms": 0.01}})
+    scenario = write_scenario(tmp_path / "cubic.toml", cubic(
+        [("calm", CALM, 100), ("blows up", BLOW_UP, 100)], every_ms=0.01))
     monkeypatch.setattr(sim.sample_stretch, "STRETCH_SAMPLES", 30)
     for way in ("stretch", "one_by_one"):
         (tmp_path / way).mkdir()
