@@ -40,7 +40,6 @@ from circuits.mechanism import MemoryPart
 from sim import learning, registry
 from sim.io.snapshots import snapshot_bytes
 from sim.io.writer import tile_shape
-from sim.sample_stretch import STRETCH_BYTES, STRETCH_SAMPLES
 from sim.validation import Source
 
 DEFAULT_FRACTION = 0.5  # of the machine's physical memory, without [numerics] memory_limit_mb
@@ -112,11 +111,6 @@ def run_parts(scenario: Any) -> list[MemoryPart]:
         parts.append(MemoryPart("a checkpoint being written (the run's state, copied and "
                                 "pickled)", CHECKPOINT_STATES * state_bytes(scenario),
                                 "record.checkpoint_every"))
-    if "free_energy" in scenario.record.variables:
-        parts.append(MemoryPart("F's stretch of samples: the state F reads, copied at each "
-                                "sample until a trial ends (at most; sim.sample_stretch)",
-                                min(STRETCH_BYTES, STRETCH_SAMPLES * state_bytes(scenario)),
-                                "record.variables"))
     compiled = compiled_tables_bytes(scenario)
     if compiled:
         parts.append(MemoryPart("the compiled program's input table and recording of every "
