@@ -15,10 +15,10 @@ state in place sample as before. When the stretch ends the rows of F (and of eve
 family computes from the state) are computed at once and appended to their datasets: at each
 trial's end (before its row, the guard's check and any checkpoint), when ``STRETCH_SAMPLES``
 samples or ``STRETCH_BYTES`` of their state are held (a model of 10^6 units: one sample), and
-when the run stops or finishes. Nothing reads those streams during a
-trial (a trial's row computes F at its end anew; a stream's values are checked for non-finite
-ones when their band is written, ``sim.io.finite``), so the file is the one sample-by-sample
-recording writes, to the bit (``tests/golden.py compare`` on every bundled scenario).
+when the run stops or finishes. Nothing reads those streams during a trial (a trial's row
+computes F at its end anew; a stream's values are checked for non-finite ones when their band
+is written, ``sim.io.finite``), so the file is the one sample-by-sample recording writes, to
+the bit (``tests/golden.py compare`` on every bundled scenario).
 
 Where the family cannot compute every such stream at once (a mechanism's part of F that is
 not a function of the recorded state, weights that learn at every step, a family without the
@@ -41,27 +41,30 @@ STRETCH_BYTES = 4 << 20
 class SampleStretch:
     """The state F reads at each sample of a stretch, and the streams computed from it."""
 
-    def __init__(self, simulation: Any, reads: dict[str, list[str]],
+    def __init__(self, simulation: Any, groups: list, reads: dict[str, list[str]],
                  computed: list[tuple[Any, Any]]) -> None:
-        groups = {group.name: group for group in simulation.objects
-                  if getattr(group, "name", None) in reads}
         self.simulation, self.computed = simulation, computed
         mine = {id(streamed) for streamed, _ in computed}
         # the streams that show the state in place: sampled at once, as before
         self.in_place = [streamed for streamed in simulation.writer.streams
                          if id(streamed) not in mine]
-        self.live = [(name, var, groups[name].variables[var].get_value())
-                     for name, variables in reads.items() for var in variables]
-        sample_bytes = sum(values.nbytes for _, _, values in self.live)
+        state = {group.name: {var: group.variables[var].get_value() for var in reads[group.name]}
+                 for group in groups if group.name in reads}
+        sample_bytes = sum(values.nbytes for variables in state.values()
+                           for values in variables.values())
         self.capacity = max(1, min(STRETCH_SAMPLES, STRETCH_BYTES // max(1, sample_bytes)))
-        self.rows = {(name, var): np.empty((self.capacity, *values.shape), dtype=values.dtype)
-                     for name, var, values in self.live}
+        # population -> variable -> (capacity, units): the rows the family is handed
+        self.rows = {name: {var: np.empty((self.capacity, *values.shape), dtype=values.dtype)
+                            for var, values in variables.items()}
+                     for name, variables in state.items()}
+        self.live = [(values, self.rows[name][var]) for name, variables in state.items()
+                     for var, values in variables.items()]  # (the state array, its rows)
         self.taken = 0
 
     def take(self) -> None:
         """This sample's state, copied into the stretch's rows."""
-        for name, var, values in self.live:
-            self.rows[name, var][self.taken] = values
+        for values, rows in self.live:
+            rows[self.taken] = values
         self.taken += 1
         if self.taken == self.capacity:
             self.flush()
@@ -70,9 +73,8 @@ class SampleStretch:
         """The computed streams' rows for the samples held, appended to their datasets."""
         if not self.taken:
             return
-        recorded: dict[str, dict[str, np.ndarray]] = {}
-        for (name, var), rows in self.rows.items():
-            recorded.setdefault(name, {})[var] = rows[:self.taken]
+        recorded = {name: {var: rows[:self.taken] for var, rows in variables.items()}
+                    for name, variables in self.rows.items()}
         found = self.simulation.family_samples([stream.path for _, stream in self.computed],
                                                recorded)
         if found is None:  # it answered before the run; a refusal now is a bug here
@@ -86,16 +88,15 @@ def sample_in_stretches(simulation: Any) -> SampleStretch | None:
     """A ``SampleStretch`` for ``simulation``'s run on the runtime device, or None where its
     samples go one by one (module docstring). Called before the network runs, at a trial
     boundary: the question is asked on the state then and its effects put back."""
-    from brian2 import NeuronGroup
-
+    from sim.compiled.program import runtime_groups
     from sim.compiled.reads import read_at_samples
 
     computed = [(streamed, stream) for streamed, stream in simulation.recorded
                 if stream.state is None]
     if simulation.batch is not None or not computed:
         return None
-    groups = [obj for obj in simulation.objects if isinstance(obj, NeuronGroup)]
+    groups = runtime_groups(simulation)
     reads = read_at_samples(simulation, groups)
     if reads is None:
         return None
-    return SampleStretch(simulation, reads, computed)
+    return SampleStretch(simulation, groups, reads, computed)
